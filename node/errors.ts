@@ -1,0 +1,69 @@
+/**
+ * The node's error catalogue. Every error has a stable `code`; HTTP statuses are chosen from the code
+ * in exactly one place (node/http/error-handler.ts). Lower layers never import HTTP concepts.
+ * docs/errors.md documents every code (a unit test checks it).
+ */
+
+export interface AimirrorErrorOptions {
+  cause?: unknown
+  /** Extra machine-readable detail, safe to show to a client (never secrets). */
+  detail?: Record<string, unknown>
+}
+
+export class AimirrorError extends Error {
+  readonly code: string
+  readonly detail: Record<string, unknown> | undefined
+
+  constructor (code: string, message: string, options: AimirrorErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.detail = options.detail
+  }
+}
+
+function defineError (name: string, code: string, defaultMessage: string): new (message?: string, options?: AimirrorErrorOptions) => AimirrorError {
+  const Cls = class extends AimirrorError {
+    static readonly code = code
+    constructor (message: string = defaultMessage, options: AimirrorErrorOptions = {}) {
+      super(code, message, options)
+      this.name = name
+    }
+  }
+  Object.defineProperty(Cls, 'name', { value: name })
+  return Cls
+}
+
+/** The request itself is malformed (bad path, bad Range syntax, path escaping its prefix). */
+export const BadRequestError = defineError('BadRequestError', 'ERR_BAD_REQUEST', 'Malformed request')
+/** No rule matches the path. */
+export const NoRouteError = defineError('NoRouteError', 'ERR_NO_ROUTE', 'No rule matches this path')
+/** The upstream could not be reached (DNS, refused, reset before headers). */
+export const UpstreamUnreachableError = defineError('UpstreamUnreachableError', 'ERR_UPSTREAM_UNREACHABLE', 'Upstream is unreachable')
+/** The upstream did not answer in time. */
+export const UpstreamTimeoutError = defineError('UpstreamTimeoutError', 'ERR_UPSTREAM_TIMEOUT', 'Upstream timed out')
+/** The upstream answered with something unusable (bad length, broken Range support, reset mid-body). */
+export const UpstreamProtocolError = defineError('UpstreamProtocolError', 'ERR_UPSTREAM_PROTOCOL', 'Upstream sent an invalid response')
+/** Downloaded bytes do not match the digest published for them. Never served, never cached. */
+export const DigestMismatchError = defineError('DigestMismatchError', 'ERR_DIGEST_MISMATCH', 'Downloaded content does not match its digest')
+/** The requested byte range cannot be satisfied. */
+export const RangeNotSatisfiableError = defineError('RangeNotSatisfiableError', 'ERR_RANGE_NOT_SATISFIABLE', 'Requested range not satisfiable')
+/** Too much work queued; the client should retry later. */
+export const OverloadedError = defineError('OverloadedError', 'ERR_OVERLOADED', 'Node is overloaded')
+/** The disk is full or the cache budget cannot hold the file; the node passes it through instead. */
+export const DiskFullError = defineError('DiskFullError', 'ERR_DISK_FULL', 'No disk space for the cache')
+/** The operation was cancelled because nobody wants its result any more. */
+export const AbortedError = defineError('AbortedError', 'ERR_ABORTED', 'Operation aborted')
+/** The node is shutting down. */
+export const ShuttingDownError = defineError('ShuttingDownError', 'ERR_SHUTTING_DOWN', 'Node is shutting down')
+/** A cached blob is missing or corrupt on disk; it is dropped from the index. */
+export const CorruptBlobError = defineError('CorruptBlobError', 'ERR_CORRUPT_BLOB', 'Cached blob is missing or corrupt')
+
+export const ERROR_CODES: readonly string[] = [
+  'ERR_BAD_REQUEST', 'ERR_NO_ROUTE', 'ERR_UPSTREAM_UNREACHABLE', 'ERR_UPSTREAM_TIMEOUT', 'ERR_UPSTREAM_PROTOCOL',
+  'ERR_DIGEST_MISMATCH', 'ERR_RANGE_NOT_SATISFIABLE', 'ERR_OVERLOADED', 'ERR_DISK_FULL', 'ERR_ABORTED',
+  'ERR_SHUTTING_DOWN', 'ERR_CORRUPT_BLOB'
+]
+
+export function isAimirrorError (err: unknown): err is AimirrorError {
+  return err instanceof AimirrorError
+}

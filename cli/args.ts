@@ -1,0 +1,82 @@
+import { parseArgs } from 'node:util'
+
+export interface CliArgs {
+  command: 'start' | 'config-check' | 'config-print' | 'env' | 'help' | 'version'
+  config: string | undefined
+  flags: { port?: number; host?: string; cacheDir?: string; logLevel?: string }
+}
+
+/** A mistake on the command line: one clear line, no stack trace. */
+export class UsageError extends Error {
+  readonly code = 'ERR_USAGE'
+  constructor (message: string) {
+    super(message)
+    this.name = 'UsageError'
+  }
+}
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  port: { type: 'string', short: 'p' },
+  host: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' }
+} as const
+
+export function parseCliArgs (argv: readonly string[]): CliArgs {
+  let parsed
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0] ?? 'invalid arguments')
+  }
+  const { values, positionals } = parsed
+  const flags: CliArgs['flags'] = {}
+  if (values.port !== undefined) {
+    const port = Number(values.port)
+    if (!/^\d+$/.test(values.port) || port > 65535) throw new UsageError(`--port: expected an integer from 0 to 65535, got "${values.port}"`)
+    flags.port = port
+  }
+  if (values.host !== undefined) flags.host = values.host
+  if (values['cache-dir'] !== undefined) flags.cacheDir = values['cache-dir']
+  if (values['log-level'] !== undefined) flags.logLevel = values['log-level']
+
+  const base = { config: values.config, flags }
+  if (values.help === true) return { command: 'help', ...base }
+  if (values.version === true) return { command: 'version', ...base }
+
+  const [first, second, ...rest] = positionals
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`)
+  if (first === undefined || first === 'start') {
+    if (second !== undefined) throw new UsageError(`unexpected argument "${second}"`)
+    return { command: 'start', ...base }
+  }
+  if (first === 'env' && second === undefined) return { command: 'env', ...base }
+  if (first === 'help') return { command: 'help', ...base }
+  if (first === 'config') {
+    if (second === 'check') return { command: 'config-check', ...base }
+    if (second === 'print') return { command: 'config-print', ...base }
+    throw new UsageError(`config: expected "check" or "print", got ${second === undefined ? 'nothing' : `"${second}"`}`)
+  }
+  throw new UsageError(`unknown command "${first}" (try "aimirror --help")`)
+}
+
+export const HELP = `aimirror — download mirror and accelerator for PyPI, OCI registries, HuggingFace, CRAN, conda, npm
+and any HTTP download.
+
+Usage:
+  aimirror [start] [options]     run the node (default command)
+  aimirror config check          validate the configuration and exit
+  aimirror config print          print the effective configuration as YAML
+  aimirror env                   print the settings that point each client at this node
+  aimirror --help | --version
+
+Options:
+  -c, --config FILE     YAML config file (also AIMIRROR_CONFIG); without one, the embedded defaults
+  -p, --port N          listen port (AIMIRROR_PORT), default 8081
+      --host ADDR       listen address (AIMIRROR_HOST), default 127.0.0.1
+      --cache-dir DIR   cache directory (AIMIRROR_CACHE_DIR), default $XDG_CACHE_HOME/aimirror
+      --log-level L     trace|debug|info|warn|error (AIMIRROR_LOG_LEVEL)
+`

@@ -1,0 +1,70 @@
+import type { Config, HandlerName, Rule } from '../config/types.ts'
+
+/** Finds the rule that would serve a path (the node's router, injected to keep one matching logic). */
+export type RuleLookup = (pathname: string) => Rule | null
+
+/** The base URL clients should use: public_host when set, else the listen address (wildcards → loopback). */
+export function clientBaseUrl (config: Config, port: number): string {
+  const publicHost = config.server.public_host
+  if (publicHost !== null) return /^https?:\/\//.test(publicHost) ? publicHost.replace(/\/+$/, '') : `http://${publicHost}`
+  let host = config.server.host
+  if (host === '0.0.0.0' || host === '' ) host = '127.0.0.1'
+  if (host === '::') host = '[::1]'
+  else if (host.includes(':') && !host.startsWith('[')) host = `[${host}]`
+  return `http://${host}:${port}`
+}
+
+function prefixesFor (config: Config, handler: HandlerName): string[] {
+  return config.rules
+    .filter((rule) => rule.handler === handler && rule.path_prefix !== null)
+    .map((rule) => (rule.path_prefix ?? '').replace(/\/+$/, ''))
+}
+
+/**
+ * Human-readable settings for each client, derived from the rules actually configured:
+ * an ecosystem whose paths no rule serves is left out rather than advertised wrongly.
+ */
+export function clientSettings (config: Config, base: string, lookup: RuleLookup): string {
+  const host = new URL(base).host
+  const out: string[] = []
+  const serves = (path: string): boolean => lookup(path) !== null
+
+  if (serves('/simple/pip/')) {
+    out.push('pip / uv:',
+      `  pip config set global.index-url ${base}/simple/`,
+      `  export PIP_INDEX_URL=${base}/simple/  UV_DEFAULT_INDEX=${base}/simple/`)
+    if (!/^http:\/\/(localhost|127\.|\[::1\])/.test(base)) out.push(`  pip config set global.trusted-host ${host}`)
+    for (const prefix of prefixesFor(config, 'pypi')) {
+      if (prefix !== '/simple' && prefix !== '/packages' && prefix !== '/pypi') out.push(`  extra index: --extra-index-url ${base}${prefix}/...`)
+    }
+  }
+  if (serves('/v2/library/ubuntu/manifests/latest')) {
+    out.push('docker (/etc/docker/daemon.json, then restart dockerd):',
+      `  { "registry-mirrors": ["${base}"]${base.startsWith('http://') ? `, "insecure-registries": ["${host}"]` : ''} }`,
+      'containerd (/etc/containerd/certs.d/docker.io/hosts.toml; other registries: certs.d/_default/hosts.toml):',
+      '  server = "https://registry-1.docker.io"',
+      `  [host."${base}"]`,
+      '    capabilities = ["pull", "resolve"]',
+      'skopeo / podman (registries.conf):',
+      `  [[registry]] prefix = "docker.io" location = "docker.io"  [[registry.mirror]] location = "${host}" insecure = true`)
+  }
+  if (serves('/gpt2/resolve/main/config.json')) {
+    out.push('huggingface_hub / hf CLI:', `  export HF_ENDPOINT=${base}`,
+      '@huggingface/hub:', `  downloadFile({ ..., hubUrl: "${base}" })`)
+  }
+  if (serves('/src/contrib/PACKAGES')) {
+    out.push('R:', `  options(repos = c(CRAN = "${base}"))`)
+  }
+  const condaPrefixes = prefixesFor(config, 'conda')
+  if (condaPrefixes.length > 0) {
+    out.push('conda / mamba / pixi (~/.condarc):', '  channels:', ...condaPrefixes.map((p) => `    - ${base}${p}`))
+  }
+  const npmPrefixes = prefixesFor(config, 'npm')
+  if (npmPrefixes.length > 0) {
+    out.push('npm / yarn / pnpm:', `  npm config set registry ${base}${npmPrefixes[0] ?? ''}/`)
+  }
+  if (serves('/owner/repo/releases/download/v1/file.tar.gz')) {
+    out.push('GitHub releases:', `  ${base}/<owner>/<repo>/releases/download/<tag>/<file>`)
+  }
+  return out.join('\n')
+}

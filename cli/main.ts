@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { HELP, UsageError, parseCliArgs } from './args.ts'
+import type { CliArgs } from './args.ts'
+import { runStart } from './start.ts'
+import { printEnv } from './env.ts'
+import { configToYaml, loadConfig } from '../config/load.ts'
+import { ConfigError } from '../config/errors.ts'
+
+function version (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+async function run (args: CliArgs): Promise<number> {
+  switch (args.command) {
+    case 'help':
+      process.stdout.write(HELP)
+      return 0
+    case 'version':
+      process.stdout.write(`aimirror ${version()}\n`)
+      return 0
+    case 'config-check': {
+      const config = loadConfig({ file: args.config, flags: args.flags })
+      process.stdout.write(`config ok: ${config.rules.length} rules, listening on ${config.server.host}:${config.server.port}, cache in ${config.cache.dir}\n`)
+      return 0
+    }
+    case 'config-print':
+      process.stdout.write(configToYaml(loadConfig({ file: args.config, flags: args.flags })))
+      return 0
+    case 'env':
+      printEnv(loadConfig({ file: args.config, flags: args.flags }))
+      return 0
+    case 'start':
+      return await runStart(loadConfig({ file: args.config, flags: args.flags }))
+  }
+}
+
+async function main (): Promise<void> {
+  try {
+    process.exitCode = await run(parseCliArgs(process.argv.slice(2)))
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`aimirror: invalid configuration\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`)
+      process.exitCode = 2
+    } else if (err instanceof UsageError) {
+      process.stderr.write(`aimirror: ${err.message}\n`)
+      process.exitCode = 2
+    } else {
+      process.stderr.write(`aimirror: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+      process.exitCode = 1
+    }
+  }
+}
+
+await main()

@@ -1,0 +1,40 @@
+import type { Config } from '../config/types.ts'
+import { createNode } from '../node/index.ts'
+import { clientBaseUrl, clientSettings } from './client-settings.ts'
+import { createRouter } from '../node/router/router.ts'
+
+/** Runs the node until SIGINT/SIGTERM, then stops it gracefully within the configured deadline. */
+export async function runStart (config: Config): Promise<number> {
+  const node = createNode(config)
+  await node.start()
+  const { port } = node.address()
+  const base = clientBaseUrl(config, port)
+  const router = createRouter(config.rules)
+  process.stdout.write(
+    `aimirror listening on http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}` +
+    ` (cache ${config.cache.dir}, ${config.rules.length} rules)\n\n` +
+    `Point your clients at it:\n${clientSettings(config, base, (path) => router.match(path)?.rule ?? null)}\n\n`)
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        process.stderr.write(`aimirror: ${signal} again, exiting now\n`)
+        resolve(1)
+        process.exit(1)
+      }
+      stopping = true
+      process.stderr.write(`aimirror: ${signal}, stopping (up to ${config.server.shutdown_timeout_s}s)\n`)
+      node.stop({ deadlineMs: config.server.shutdown_timeout_s * 1000 }).then(() => {
+        process.off('SIGINT', onSignal)
+        process.off('SIGTERM', onSignal)
+        resolve(0)
+      }, (err: unknown) => {
+        process.stderr.write(`aimirror: stop failed: ${String(err)}\n`)
+        resolve(1)
+      })
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+}

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest'
+import { UsageError, parseCliArgs } from '../../../cli/args.ts'
+
+describe('parseCliArgs', () => {
+  it.each([
+    [[], 'start'],
+    [['start'], 'start'],
+    [['config', 'check'], 'config-check'],
+    [['config', 'print'], 'config-print'],
+    [['env'], 'env'],
+    [['--help'], 'help'],
+    [['help'], 'help'],
+    [['--version'], 'version'],
+    [['start', '--help'], 'help']
+  ])('%j → %s', (argv, command) => {
+    expect(parseCliArgs(argv).command).toBe(command)
+  })
+
+  it('reads flags', () => {
+    const args = parseCliArgs(['--config', 'c.yaml', '--port', '9000', '--host', '0.0.0.0', '--cache-dir', '/tmp/c', '--log-level', 'debug'])
+    expect(args.config).toBe('c.yaml')
+    expect(args.flags).toEqual({ port: 9000, host: '0.0.0.0', cacheDir: '/tmp/c', logLevel: 'debug' })
+  })
+
+  it.each([
+    [['--port', '80a']],
+    [['--port', '70000']],
+    [['--bogus']],
+    [['frobnicate']],
+    [['config']],
+    [['config', 'lint']],
+    [['start', 'extra']]
+  ])('rejects %j with a usage error', (argv) => {
+    let caught: unknown
+    try { parseCliArgs(argv) } catch (err) { caught = err }
+    expect(caught).toBeInstanceOf(UsageError)
+    expect((caught as UsageError).code).toBe('ERR_USAGE')
+  })
+})

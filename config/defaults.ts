@@ -1,0 +1,198 @@
+/**
+ * The embedded defaults, as the YAML a user would write (shown by `aimirror config print` and the README).
+ * A config file's sections merge over these field by field; a file's `rules` replace these rules entirely.
+ */
+import { isAbsolute, join } from 'node:path'
+import { parse } from 'yaml'
+
+export const DEFAULTS_YAML = `# aimirror embedded defaults
+server:
+  host: "127.0.0.1"            # localhost only; a LAN-facing listener is an explicit choice
+  port: 8081
+  upstream_proxy: null         # http(s)://[user:pass@]host:port of a forward proxy; null = direct
+  public_host: null            # host[:port] or base URL clients use; null = each request's Host
+  max_concurrent_downloads: 64 # global cap on upstream downloads; the rest queue
+  connect_timeout_s: 10
+  read_timeout_s: 30
+  shutdown_timeout_s: 10
+
+cache:
+  dir: null                    # null = $XDG_CACHE_HOME/aimirror, else ~/.cache/aimirror
+  max_size_gb: 100
+  lru_enabled: true
+  chunk_ttl_hours: 24          # partial downloads untouched this long are dropped
+  min_free_gb: 5
+  finish_abandoned: true       # a download nobody waits for still finishes into the cache
+
+# First match wins. Order matters where path shapes overlap:
+#  1. OCI (/v2/) and the HF API (/api/) own their roots outright.
+#  2. Shape-based rules come before the literal mounts, because HF and GitHub owners share names with the
+#     mounts (huggingface.co/nvidia/..., github.com/nvidia/...): HF needs .../resolve/<rev>/<file>, GitHub
+#     needs .../releases/download/..., npm root tarballs need /<name>/-/<file>.tgz. None of these shapes
+#     occurs under a mount, and an HF revision never starts with "-", so the npm package "resolve"
+#     (/npm/resolve/-/resolve-1.22.8.tgz) is not taken for an HF file.
+#  3. Literal mounts: PyPI, PyTorch, NVIDIA, conda channels, npm, CRAN.
+# There is no catch-all: an unmatched path gets the node's own 404.
+rules:
+  # --- Docker Hub / OCI registries ---
+  - name: oci-blobs
+    pattern: "^/v2/.+/blobs/sha256:[a-f0-9]{64}$"
+    upstream: "https://registry-1.docker.io"
+    handler: oci
+    strategy: parallel
+    chunk_size: 0              # size / concurrency: few pieces, so short-lived tokens do not expire mid-way
+    cache_key_source: original
+  - name: oci-registry
+    path_prefix: "/v2/"
+    upstream: "https://registry-1.docker.io"
+    handler: oci
+    strategy: proxy
+
+  # --- HuggingFace API (file listings, revisions, paths-info, non-LFS file redirects) ---
+  - name: hf-resolve-cache
+    path_prefix: "/api/resolve-cache/"
+    upstream: "https://huggingface.co"
+    handler: hf
+    strategy: parallel
+    cache_key_source: original
+    head_meta_headers: [x-repo-commit, x-linked-etag, x-linked-size, etag]
+  - name: hf-api
+    pattern: "^/api/(?:models|datasets|spaces)/"
+    upstream: "https://huggingface.co"
+    handler: hf
+    strategy: proxy
+
+  # --- shape-based rules ---
+  - name: github-releases
+    pattern: "^/[\\\\w.-]+/[\\\\w.-]+/releases/(?:download/.+|latest/download)/[^/]+$"
+    upstream: "https://github.com"
+    strategy: parallel
+    cache_key_source: original # assets redirect to short-lived signed URLs
+  - name: hf-files
+    pattern: "^/(?:datasets/|spaces/)?[\\\\w.-]+(?:/[\\\\w.-]+)?/resolve/[^/-][^/]*/.+$"
+    upstream: "https://huggingface.co"
+    handler: hf
+    strategy: parallel
+    cache_key_source: original # LFS files redirect to signed CDN URLs
+    head_meta_headers: [x-repo-commit, x-linked-etag, x-linked-size, etag]
+  - name: hf-blob-links      # web "blob" links pasted from the browser are served as downloads
+    pattern: "^/(?:datasets/|spaces/)?[\\\\w.-]+(?:/[\\\\w.-]+)?/blob/[^/-][^/]*/.+$"
+    upstream: "https://huggingface.co"
+    handler: hf
+    strategy: parallel
+    cache_key_source: original
+    path_rewrite:
+      - search: "/blob/"
+        replace: "/resolve/"
+    head_meta_headers: [x-repo-commit, x-linked-etag, x-linked-size, etag]
+  - name: npm-tarballs-root  # npm rehosts registry.npmjs.org tarball paths at the registry's root
+    pattern: "^/(?:@[\\\\w.-]+/)?[\\\\w.-]+/-/[^/]+\\\\.tgz$"
+    upstream: "https://registry.npmjs.org"
+    handler: npm
+    strategy: parallel
+
+  # --- PyPI and other Python indexes ---
+  - name: pypi-files
+    path_prefix: "/packages/"
+    upstream: "https://files.pythonhosted.org"
+    handler: pypi
+    strategy: parallel
+  - name: pypi-simple
+    path_prefix: "/simple/"
+    upstream: "https://pypi.org"
+    handler: pypi
+    strategy: proxy
+    metadata_ttl_s: 600
+    content_rewrite:
+      targets: ["https://files.pythonhosted.org"]
+  - name: pypi-json
+    path_prefix: "/pypi/"
+    upstream: "https://pypi.org"
+    handler: pypi
+    strategy: proxy
+    metadata_ttl_s: 600
+    content_rewrite:
+      targets: ["https://files.pythonhosted.org"]
+  - name: pytorch
+    path_prefix: "/pytorch/"
+    strip_prefix: true
+    upstream: "https://download.pytorch.org"
+    handler: pypi
+    strategy: parallel
+    metadata_ttl_s: 600
+  - name: nvidia
+    path_prefix: "/nvidia/"
+    strip_prefix: true
+    upstream: "https://pypi.nvidia.com"
+    handler: pypi
+    strategy: parallel
+    metadata_ttl_s: 600
+
+  # --- conda channels ---
+  - name: conda-forge
+    path_prefix: "/conda-forge/"
+    strip_prefix: true
+    upstream: "https://conda.anaconda.org/conda-forge"
+    handler: conda
+    strategy: parallel
+  - name: bioconda
+    path_prefix: "/bioconda/"
+    strip_prefix: true
+    upstream: "https://conda.anaconda.org/bioconda"
+    handler: conda
+    strategy: parallel
+
+  # --- npm ---
+  - name: npm
+    path_prefix: "/npm/"
+    strip_prefix: true
+    upstream: "https://registry.npmjs.org"
+    handler: npm
+    strategy: parallel
+    content_rewrite:
+      targets: ["https://registry.npmjs.org"]
+
+  # --- CRAN (repos = "http://host:port" or "http://host:port/cran") ---
+  - name: cran-src
+    path_prefix: "/src/contrib/"
+    upstream: "https://cloud.r-project.org"
+    handler: cran
+    strategy: parallel
+    metadata_ttl_s: 1800
+  - name: cran-bin
+    pattern: "^/bin/(?:windows|macosx)/"
+    upstream: "https://cloud.r-project.org"
+    handler: cran
+    strategy: parallel
+    metadata_ttl_s: 1800
+  - name: cran
+    path_prefix: "/cran/"
+    strip_prefix: true
+    upstream: "https://cloud.r-project.org"
+    handler: cran
+    strategy: parallel
+    metadata_ttl_s: 1800
+
+# Links in matching responses that point at these origins are rewritten to the mirror.
+content_rewrite:
+  content_types: ["text/html", "application/json", "application/vnd.pypi.simple"]
+  targets: ["https://files.pythonhosted.org"]
+
+logging:
+  level: info
+  file: null
+`
+
+/** The defaults as a plain object (a fresh copy on every call: callers may merge into it). */
+export function defaultsDocument (): Record<string, unknown> {
+  return parse(DEFAULTS_YAML) as Record<string, unknown>
+}
+
+/** Where the cache lives when nothing says otherwise (XDG base directory spec). */
+export function defaultCacheDir (env: Readonly<Record<string, string | undefined>>, homedir: string): string {
+  const xdg = env.XDG_CACHE_HOME
+  // The spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
+  if (xdg !== undefined && isAbsolute(xdg)) return join(xdg, 'aimirror')
+  const home = env.HOME !== undefined && env.HOME !== '' ? env.HOME : homedir
+  return join(home, '.cache', 'aimirror')
+}

@@ -48,7 +48,7 @@ function readYamlFile (file: string): RawDocument {
     const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory, expected a YAML file' : code === 'EACCES' ? 'permission denied' : `cannot read (${code ?? String(err)})`
     throw new ConfigError([`${file}: ${why}`], { source: file, cause: err })
   }
-  const doc = parseDocument(text, { version: YAML_VERSION, prettyErrors: false })
+  const doc = parseDocument(text, { version: YAML_VERSION })
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => {
       const pos = e.linePos?.[0]

@@ -193,7 +193,8 @@ export const ruleShape = {
   cache_key_source: z.enum(['original', 'final'], { error: 'expected "original" or "final"' }).default('final'),
   path_rewrite: z.preprocess((v) => v ?? [], list(mapping(pathRewriteShape, 'search and replace'), 'a list of {search, replace}')),
   head_meta_headers: z.preprocess((v) => v ?? [], list(headerName, 'a list of header names')),
-  handler: optionalText(handler).default(null),
+  /** Absent = inferred from the upstream host (seed files name a handler only where the Python tool needed one). */
+  handler: z.preprocess((v) => (v === '' ? null : v), handler.nullable()).optional(),
   content_rewrite: mapping(ruleContentRewriteShape, 'content_types and targets').nullable().default(null),
   header_rewrite: mapping(headerRewriteShape, 'realm and service').nullable().default(null),
   metadata_ttl_s: numberAtLeast(0).default(300)
@@ -204,6 +205,38 @@ function isRecord (value: unknown): value is Record<string, unknown> {
 }
 
 const whenObject = { when: (payload: { value: unknown }): boolean => isRecord(payload.value) }
+
+/** Well-known upstream hosts and the handler that speaks their protocol. */
+export const HANDLER_BY_HOST: Readonly<Record<string, HandlerName>> = {
+  'registry-1.docker.io': 'oci',
+  'ghcr.io': 'oci',
+  'quay.io': 'oci',
+  'nvcr.io': 'oci',
+  'gcr.io': 'oci',
+  'registry.k8s.io': 'oci',
+  'public.ecr.aws': 'oci',
+  'registry.ollama.ai': 'oci',
+  'huggingface.co': 'hf',
+  'hf-mirror.com': 'hf',
+  'pypi.org': 'pypi',
+  'files.pythonhosted.org': 'pypi',
+  'download.pytorch.org': 'pypi',
+  'pypi.nvidia.com': 'pypi',
+  'registry.npmjs.org': 'npm',
+  'registry.yarnpkg.com': 'npm',
+  'conda.anaconda.org': 'conda',
+  'cloud.r-project.org': 'cran',
+  'cran.r-project.org': 'cran'
+}
+
+/** The handler a rule without one gets: by upstream host, else none (plain HTTP). */
+export function inferHandler (upstream: string): HandlerName | null {
+  try {
+    return HANDLER_BY_HOST[new URL(upstream).hostname.toLowerCase()] ?? null
+  } catch {
+    return null
+  }
+}
 
 export const ruleSchema = mapping(ruleShape, 'a rule').superRefine((rule, ctx) => {
   // Runs even when some fields failed, so every problem is reported at once: read defensively.
@@ -218,7 +251,7 @@ export const ruleSchema = mapping(ruleShape, 'a rule').superRefine((rule, ctx) =
   if (typeof r.max_size === 'number' && typeof r.min_size === 'number' && r.max_size < r.min_size) {
     ctx.addIssue({ code: 'custom', path: ['max_size'], message: `expected a size >= min_size (${r.min_size})`, input: r.max_size })
   }
-}, whenObject)
+}, whenObject).transform((rule) => ({ ...rule, handler: rule.handler === undefined ? inferHandler(rule.upstream) : rule.handler }))
 
 const rules = list(ruleSchema, 'a list of rules').superRefine((items, ctx) => {
   const seen = new Map<string, number>()

@@ -58,10 +58,13 @@ export const ShuttingDownError = defineError('ShuttingDownError', 'ERR_SHUTTING_
 /** A cached blob is missing or corrupt on disk; it is dropped from the index. */
 export const CorruptBlobError = defineError('CorruptBlobError', 'ERR_CORRUPT_BLOB', 'Cached blob is missing or corrupt')
 
+/** The path exists but not for this HTTP method (the node's own endpoints: /health, /stats). */
+export const MethodNotAllowedError = defineError('MethodNotAllowedError', 'ERR_METHOD_NOT_ALLOWED', 'Method not allowed here')
+
 export const ERROR_CODES: readonly string[] = [
   'ERR_BAD_REQUEST', 'ERR_NO_ROUTE', 'ERR_UPSTREAM_UNREACHABLE', 'ERR_UPSTREAM_TIMEOUT', 'ERR_UPSTREAM_PROTOCOL',
   'ERR_DIGEST_MISMATCH', 'ERR_RANGE_NOT_SATISFIABLE', 'ERR_OVERLOADED', 'ERR_DISK_FULL', 'ERR_ABORTED',
-  'ERR_SHUTTING_DOWN', 'ERR_CORRUPT_BLOB'
+  'ERR_SHUTTING_DOWN', 'ERR_CORRUPT_BLOB', 'ERR_METHOD_NOT_ALLOWED'
 ]
 
 export function isAimirrorError (err: unknown): err is AimirrorError {

@@ -9,8 +9,10 @@ export interface RequestTarget {
 }
 
 // Never valid in a raw request path: controls (incl. NUL, CR, LF), space, backslash, fragment.
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const FORBIDDEN_RAW = /[\u0000-\u0020\u007f\\#]/
 // Never valid once decoded either (a percent-encoded space or backslash is fine, a NUL is not).
+// eslint-disable-next-line no-control-regex -- as above
 const FORBIDDEN_DECODED = /[\u0000-\u001f\u007f]/
 
 /**

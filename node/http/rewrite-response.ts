@@ -1,0 +1,121 @@
+import { createHash } from 'node:crypto'
+import { Readable } from 'node:stream'
+import type { Logger } from '../log.ts'
+import { acceptsGzip, canDecode, decodeBody, gzipBody, parseContentEncoding } from '../rewrite/codec.ts'
+import type { RuleRewriting } from '../rewrite/rules.ts'
+import { discardBody, headerValue } from '../upstream/request.ts'
+import type { RawHeaders, UpstreamResponse } from '../upstream/request.ts'
+import { endToEndHeaders, groupHeaders } from './headers.ts'
+import type { StrategyContext } from './strategy.ts'
+
+export interface RewriteOptions {
+  maxBytes: number
+  log: Logger
+}
+
+/** Headers that describe the upstream bytes, not the rewritten ones. */
+const REPRESENTATION: readonly string[] = ['content-length', 'content-encoding', 'etag', 'content-md5', 'digest', 'repr-digest',
+  'content-digest', 'accept-ranges', 'content-range']
+
+interface Prefix { chunks: Buffer[], size: number, ended: boolean }
+
+/** Reads `body` until it ends or holds more than `max` bytes; in the latter case the stream is left paused. */
+function readUpTo (body: Readable, max: number): Promise<Prefix> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const cleanup = (): void => {
+      body.off('data', onData); body.off('end', onEnd); body.off('error', onError)
+    }
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk)
+      size += chunk.length
+      if (size > max) { body.pause(); cleanup(); resolve({ chunks, size, ended: false }) }
+    }
+    const onEnd = (): void => { cleanup(); resolve({ chunks, size, ended: true }) }
+    const onError = (err: Error): void => { cleanup(); reject(err) }
+    body.on('data', onData).on('end', onEnd).on('error', onError)
+  })
+}
+
+/** The untouched upstream response: what was already read, then the rest of the stream. */
+function sendUntouched (ctx: StrategyContext, status: number, headers: RawHeaders, prefix: Buffer[], rest: Readable | null): void {
+  ctx.reply.code(status).headers(groupHeaders(headers))
+  if (ctx.request.method === 'HEAD') { if (rest !== null) discardBody(rest); void ctx.reply.send(); return }
+  if (rest === null) { void ctx.reply.send(Buffer.concat(prefix)); return }
+  void ctx.reply.send(Readable.from((async function * () {
+    yield * prefix
+    yield * rest
+  })(), { objectMode: false }))
+}
+
+function weakEtag (body: Buffer): string {
+  return `W/"rw-${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`
+}
+
+function etagMatches (ifNoneMatch: string | undefined, etag: string): boolean {
+  if (ifNoneMatch === undefined) return false
+  const strip = (t: string): string => t.trim().replace(/^W\//, '')
+  return ifNoneMatch.split(',').some((t) => t.trim() === '*' || strip(t) === strip(etag))
+}
+
+function mergeVary (headers: string[], name: string): void {
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    if ((headers[i] as string).toLowerCase() !== 'vary') continue
+    const value = headers[i + 1] as string
+    const has = value.split(',').some((v) => { const t = v.trim().toLowerCase(); return t === name.toLowerCase() || t === '*' })
+    if (!has) headers[i + 1] = `${value}, ${name}`
+    return
+  }
+  headers.push('vary', name)
+}
+
+/**
+ * Sends a link-bearing page with its links pointing at the mirror: buffered (the only place a body is
+ * held whole, capped), decoded from gzip/br/deflate/zstd, rewritten, re-gzipped only for clients that
+ * accept gzip, with a fresh Content-Length and a weak ETag for this variant (If-None-Match → 304).
+ * Pages over the cap, in an unknown coding or that fail to decode are passed through untouched.
+ */
+export async function sendRewritten (ctx: StrategyContext, page: UpstreamResponse, headers: RawHeaders,
+  rewriting: RuleRewriting, opts: RewriteOptions): Promise<void> {
+  const { request, reply } = ctx
+  const codings = parseContentEncoding(headerValue(page.rawHeaders, 'content-encoding'))
+  const declared = Number(headerValue(page.rawHeaders, 'content-length') ?? 0)
+  if (!canDecode(codings) || declared > opts.maxBytes) {
+    opts.log.warn({ url: request.url, codings, declared }, 'link-bearing page not rewritten (too large or unknown coding)')
+    sendUntouched(ctx, page.statusCode, headers, [], page.body)
+    return
+  }
+  const prefix = await readUpTo(page.body, opts.maxBytes)
+  if (!prefix.ended) {
+    opts.log.warn({ url: request.url, limit: opts.maxBytes }, 'link-bearing page over the rewrite limit, passed through')
+    sendUntouched(ctx, page.statusCode, headers, prefix.chunks, page.body)
+    return
+  }
+  const raw = Buffer.concat(prefix.chunks, prefix.size)
+  let decoded: Buffer
+  try {
+    decoded = await decodeBody(raw, codings, opts.maxBytes)
+  } catch (err) {
+    opts.log.warn({ url: request.url, err }, 'link-bearing page could not be decoded, passed through')
+    sendUntouched(ctx, page.statusCode, headers, [raw], null)
+    return
+  }
+  // latin1 maps bytes 1:1 to code units, so everything but the ASCII URLs stays byte-identical.
+  const body = Buffer.from(rewriting.links.rewriteText(decoded.toString('latin1'), ctx.mirrorBase), 'latin1')
+  const etag = weakEtag(body)
+  const gzip = acceptsGzip(request.headers['accept-encoding'])
+  const sendHeaders = endToEndHeaders(headers, REPRESENTATION)
+  mergeVary(sendHeaders, 'Accept-Encoding')
+  sendHeaders.push('etag', etag)
+  if (etagMatches(request.headers['if-none-match'], etag)) {
+    reply.code(304).headers(groupHeaders(sendHeaders))
+    void reply.send()
+    return
+  }
+  const payload = gzip ? await gzipBody(body) : body
+  if (gzip) sendHeaders.push('content-encoding', 'gzip')
+  sendHeaders.push('content-length', String(payload.length))
+  reply.code(page.statusCode).headers(groupHeaders(sendHeaders))
+  void reply.send(request.method === 'HEAD' ? undefined : payload)
+}

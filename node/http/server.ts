@@ -1,0 +1,96 @@
+import { fastify } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Config } from '../../config/types.ts'
+import { AbortedError, BadRequestError, NoRouteError, ShuttingDownError } from '../errors.ts'
+import type { HandlerRegistry } from '../handlers/registry.ts'
+import type { Logger } from '../log.ts'
+import type { Router } from '../router/router.ts'
+import { registerAdminRoutes } from './admin.ts'
+import { dirStats } from './dir-stats.ts'
+import { handleError } from './error-handler.ts'
+import { mirrorBaseFor, publicBase } from './mirror-base.ts'
+import type { CacheStatsProvider, DownloadsProvider } from './providers.ts'
+import type { Strategies, StrategyContext } from './strategy.ts'
+
+export interface HttpServerComponents {
+  config: Config
+  logger: Logger
+  router: Router
+  handlers: HandlerRegistry
+  strategies: Strategies
+  downloads?: DownloadsProvider
+  cacheStats?: CacheStatsProvider
+}
+
+export interface HttpServerInit {
+  /** Aborts every request's signal (the node is stopping hard). */
+  stopSignal?: AbortSignal
+}
+
+/** Aborted when the client leaves before its response finished, or when the node stops hard. */
+function requestSignal (reply: FastifyReply, stop: AbortSignal | undefined): AbortSignal {
+  const ac = new AbortController()
+  const onStop = (): void => { ac.abort(new ShuttingDownError()) }
+  reply.raw.once('close', () => {
+    stop?.removeEventListener('abort', onStop)
+    if (!reply.raw.writableFinished) ac.abort(new AbortedError('Client went away'))
+  })
+  if (stop?.aborted === true) onStop()
+  else stop?.addEventListener('abort', onStop, { once: true })
+  return ac.signal
+}
+
+/**
+ * The node's HTTP front: /health and /stats first, then one catch-all route for every method that
+ * matches a rule, asks the rule's handler, and hands the request to the rule's strategy. Request bodies
+ * are never parsed: they stay on `request.raw` and stream upstream. Errors get JSON answers from one
+ * error handler; nothing a client or an upstream does can crash the process.
+ */
+export function createHttpServer (components: HttpServerComponents, init: HttpServerInit = {}): FastifyInstance {
+  const { config, router, handlers, strategies } = components
+  const fixedBase = publicBase(config.server.public_host)
+  const fallbackHost = `${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${config.server.port}`
+
+  const app = fastify({
+    loggerInstance: components.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    exposeHeadRoutes: false,
+    requestTimeout: 0,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreDuplicateSlashes: false, ignoreTrailingSlash: false },
+    frameworkErrors: (err, request, reply) => {
+      handleError(Object.assign(new BadRequestError(err.message, { cause: err, detail: { reason: 'bad_url' } }), { statusCode: 400 }) as never, request, reply)
+    }
+  })
+
+  // Bodies are left unread on request.raw; the proxy streams them upstream with backpressure.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+  app.setErrorHandler(handleError)
+
+  const cacheStats = components.cacheStats ?? (async () => await dirStats(config.cache.dir))
+  registerAdminRoutes(app, { downloads: components.downloads, cacheStats })
+
+  async function serve (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const match = router.match(request.raw.url ?? '')
+    if (match === null) throw new NoRouteError(undefined, { detail: { path: request.raw.url?.split('?')[0] } })
+    const ctx: StrategyContext = {
+      rule: match.rule,
+      upstreamUrl: match.upstreamUrl,
+      request,
+      reply,
+      mirrorBase: mirrorBaseFor(request, fixedBase, fallbackHost),
+      signal: requestSignal(reply, init.stopSignal)
+    }
+    const handler = handlers.get(match.rule.handler)
+    if (handler.handle !== undefined && await handler.handle(ctx)) return reply
+    const strategy = match.rule.strategy === 'parallel' ? (strategies.parallel ?? strategies.proxy) : strategies.proxy
+    await strategy(ctx)
+    return reply
+  }
+
+  app.all('*', serve)
+  // Targets the router cannot take at all (absolute-form, `*`) land here and are refused by the router.
+  app.setNotFoundHandler(serve)
+  return app
+}

@@ -1,0 +1,137 @@
+import type { FastifyInstance } from 'fastify'
+import type { Dispatcher } from 'undici'
+import type { Config, HandlerName } from '../config/types.ts'
+import { createHandlerRegistry } from './handlers/registry.ts'
+import type { Handler, HandlerRegistry } from './handlers/registry.ts'
+import { createProxyStrategy } from './http/proxy.ts'
+import type { CacheStatsProvider, DownloadsProvider } from './http/providers.ts'
+import { createHttpServer } from './http/server.ts'
+import type { Strategy } from './http/strategy.ts'
+import { createLogger } from './log.ts'
+import type { Logger } from './log.ts'
+import { createRewritePlan } from './rewrite/rules.ts'
+import type { RewritePlan } from './rewrite/rules.ts'
+import { createRouter } from './router/router.ts'
+import type { Router } from './router/router.ts'
+import { createUpstreamDispatcher } from './upstream/dispatcher.ts'
+
+export type { Strategy, StrategyContext, Strategies } from './http/strategy.ts'
+export type { CacheStats, CacheStatsProvider, DownloadsProvider } from './http/providers.ts'
+
+/** The parts a node is made of; built once by createNode and handed to whoever needs them. */
+export interface NodeComponents {
+  readonly config: Config
+  readonly logger: Logger
+  /** The shared upstream pool (Agent, or ProxyAgent with server.upstream_proxy). */
+  readonly dispatcher: Dispatcher
+  readonly router: Router
+  readonly rewritePlan: RewritePlan
+  readonly handlers: HandlerRegistry
+  /** The `proxy` strategy, for strategies that fall back to plain proxying. */
+  readonly proxy: Strategy
+  readonly http: FastifyInstance
+}
+
+/** Collaborators tests or later layers supply instead of the defaults. */
+export interface NodeOverrides {
+  logger?: Logger
+  dispatcher?: Dispatcher
+  /** Builds the `parallel` strategy from the assembled components (fetch engine). */
+  parallel?: (components: Omit<NodeComponents, 'http'>) => Strategy
+  /** Replaces `proxy` (rarely useful outside tests). */
+  proxy?: Strategy
+  handlers?: Partial<Record<HandlerName, Handler>>
+  downloads?: DownloadsProvider
+  cacheStats?: CacheStatsProvider
+}
+
+export interface NodeAddress {
+  host: string
+  port: number
+  /** `http://host:port`, IPv6 in brackets. */
+  url: string
+}
+
+export interface AimirrorNode {
+  readonly components: NodeComponents
+  /** Listens on server.host:server.port (0 = any free port). Idempotent. */
+  start: () => Promise<void>
+  /**
+   * Stops accepting, lets in-flight requests finish for up to `deadlineMs` (default
+   * server.shutdown_timeout_s), then destroys what is left and closes the upstream pool. Idempotent.
+   */
+  stop: (options?: { deadlineMs?: number }) => Promise<void>
+  /** Where the node listens; throws when it is not listening. */
+  address: () => NodeAddress
+}
+
+/** The one place that wires a node: logger, upstream pool, router, rewriting, handlers, strategies, HTTP. */
+export function createNode (config: Config, overrides: NodeOverrides = {}): AimirrorNode {
+  const logger = overrides.logger ?? createLogger(config.logging)
+  const dispatcher = overrides.dispatcher ?? createUpstreamDispatcher(config.server)
+  const router = createRouter(config.rules)
+  const rewritePlan = createRewritePlan(config.content_rewrite, router.rules)
+  const handlers = createHandlerRegistry(overrides.handlers)
+  const proxy = overrides.proxy ?? createProxyStrategy({ dispatcher, rewritePlan, logger })
+  const base = { config, logger, dispatcher, router, rewritePlan, handlers, proxy }
+  const parallel = overrides.parallel?.(base)
+  const hardStop = new AbortController()
+  const http = createHttpServer({
+    config,
+    logger,
+    router,
+    handlers,
+    strategies: parallel === undefined ? { proxy } : { proxy, parallel },
+    downloads: overrides.downloads,
+    cacheStats: overrides.cacheStats
+  }, { stopSignal: hardStop.signal })
+  const components: NodeComponents = { ...base, http }
+
+  let starting: Promise<void> | null = null
+  let stopping: Promise<void> | null = null
+
+  async function stopOnce (deadlineMs: number): Promise<void> {
+    if (starting !== null) await starting.catch(() => {})
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<'deadline'>((resolve) => { timer = setTimeout(() => resolve('deadline'), deadlineMs) })
+    // fastify.close stops accepting, closes idle keep-alive sockets and waits for in-flight requests.
+    const closed = http.close().then(() => 'closed' as const)
+    const outcome = await Promise.race([closed, deadline])
+    clearTimeout(timer)
+    if (outcome === 'deadline') {
+      logger.warn({ deadlineMs }, 'stop deadline reached, destroying open connections')
+      hardStop.abort()
+      http.server.closeAllConnections()
+      await closed
+    }
+    if (overrides.dispatcher === undefined) {
+      // Requests still holding the pool (stalled upstreams) are cut after a short grace period.
+      let graceTimer: NodeJS.Timeout | undefined
+      const grace = new Promise<'grace'>((resolve) => { graceTimer = setTimeout(() => resolve('grace'), 1000) })
+      const poolClosed = dispatcher.close().then(() => 'closed' as const, () => 'grace' as const)
+      if (await Promise.race([poolClosed, grace]) === 'grace') await dispatcher.destroy().catch(() => {})
+      clearTimeout(graceTimer)
+    }
+  }
+
+  return {
+    components,
+    async start () {
+      if (stopping !== null) throw new Error('node was stopped')
+      starting ??= http.listen({ host: config.server.host, port: config.server.port }).then(() => {
+        logger.info({ address: http.server.address() }, 'aimirror node listening')
+      })
+      await starting
+    },
+    async stop (options = {}) {
+      stopping ??= stopOnce(options.deadlineMs ?? config.server.shutdown_timeout_s * 1000)
+      await stopping
+    },
+    address () {
+      const addr = http.server.address()
+      if (addr === null || typeof addr === 'string') throw new Error('node is not listening')
+      const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+      return { host: addr.address, port: addr.port, url: `http://${host}:${addr.port}` }
+    }
+  }
+}

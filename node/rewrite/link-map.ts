@@ -1,0 +1,104 @@
+import type { CompiledRule } from '../router/compile.ts'
+
+/** Upstream URLs starting with `from` are served by the mirror under `mirrorPath` (a path prefix, '' = root). */
+export interface LinkMapping {
+  readonly from: string
+  readonly mirrorPath: string
+}
+
+function normalise (target: string): string | null {
+  try {
+    const url = new URL(target)
+    return url.origin + url.pathname.replace(/\/+$/, '')
+  } catch {
+    return null
+  }
+}
+
+/** Where the mirror mounts rule `r`'s upstream base: its prefix when it strips it, else the root. */
+function mountPath (r: CompiledRule): string {
+  return r.prefix !== null && r.rule.strip_prefix ? r.prefix.replace(/\/+$/, '') : ''
+}
+
+/**
+ * The mappings used when rewriting responses served by `current`: every target (global and rule
+ * `content_rewrite.targets`, plus the rule's own upstream base and origin) goes to the mirror. Where a
+ * rule mounts a target (or a base URL below it) under a stripped path prefix, links keep that prefix, so
+ * `https://registry.npmjs.org/x` becomes `<mirror>/npm/x` when `/npm/` → registry.npmjs.org. The
+ * current rule wins when several rules mount the same upstream, then the first in order. Longest first.
+ */
+export function linkMappings (rules: readonly CompiledRule[], current: CompiledRule, globalTargets: readonly string[]): LinkMapping[] {
+  const targets = [...globalTargets, ...(current.rule.content_rewrite?.targets ?? []), current.upstreamBase, current.upstreamOrigin]
+  const ordered = [current, ...rules.filter((r) => r !== current)]
+  const byFrom = new Map<string, string>()
+  for (const raw of targets) {
+    const target = normalise(raw)
+    if (target === null) continue
+    for (const r of ordered) {
+      const under = r.upstreamBase === target || r.upstreamBase.startsWith(target + '/')
+      if (under && !byFrom.has(r.upstreamBase)) byFrom.set(r.upstreamBase, mountPath(r))
+    }
+    if (!byFrom.has(target)) byFrom.set(target, '')
+  }
+  return [...byFrom].map(([from, mirrorPath]) => ({ from, mirrorPath }))
+    .sort((a, b) => b.from.length - a.from.length)
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+
+/** Replaces mapped URL prefixes in text (HTML, JSON, also JSON with `\/`-escaped slashes) and single URLs. */
+export interface LinkRewriter {
+  readonly mappings: readonly LinkMapping[]
+  /** Rewrites every mapped absolute URL in `text` to `base` + mount path. Text is treated as bytes (latin1 is fine). */
+  rewriteText: (text: string, base: string) => string
+  /** Maps one URL (resolved against `relativeTo` when relative) to the mirror, or returns null if unmapped. */
+  rewriteUrl: (href: string, relativeTo: URL, base: string) => string | null
+  /** Rewrites each `<uri-reference>` of a `Link` header that maps to the mirror. */
+  rewriteLinkHeader: (value: string, relativeTo: URL, base: string) => string
+}
+
+export function createLinkRewriter (mappings: readonly LinkMapping[]): LinkRewriter {
+  const forms: Array<{ text: string, mirrorPath: string, escaped: boolean }> = []
+  for (const m of mappings) {
+    forms.push({ text: m.from, mirrorPath: m.mirrorPath, escaped: false })
+    forms.push({ text: m.from.replace(/\//g, '\\/'), mirrorPath: m.mirrorPath, escaped: true })
+  }
+  forms.sort((a, b) => b.text.length - a.text.length)
+  const lookup = new Map(forms.map((f) => [f.text, f]))
+  // A mapped prefix must end where the URL's authority or path segment ends: not `pypi.org.evil` or `/conda-forge2`.
+  const re = forms.length === 0
+    ? null
+    : new RegExp(`(?:${forms.map((f) => escapeRegExp(f.text)).join('|')})(?![\\w.~%:@-])`, 'g')
+
+  const rewriteUrl = (href: string, relativeTo: URL, base: string): string | null => {
+    let url: URL
+    try { url = new URL(href, relativeTo) } catch { return null }
+    const abs = url.href
+    for (const m of mappings) {
+      if (abs === m.from || abs.startsWith(m.from + '/') || abs.startsWith(m.from + '?')) {
+        return base + m.mirrorPath + abs.slice(m.from.length)
+      }
+    }
+    return null
+  }
+
+  return {
+    mappings,
+    rewriteText (text, base) {
+      if (re === null) return text
+      return text.replace(re, (match) => {
+        const form = lookup.get(match)
+        if (form === undefined) return match
+        const to = base + form.mirrorPath
+        return form.escaped ? to.replace(/\//g, '\\/') : to
+      })
+    },
+    rewriteUrl,
+    rewriteLinkHeader (value, relativeTo, base) {
+      return value.replace(/<([^>]*)>/g, (whole, ref: string) => {
+        const mapped = rewriteUrl(ref, relativeTo, base)
+        return mapped === null ? whole : `<${mapped}>`
+      })
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseConfig } from '../../config/load.ts'
+import type { Config } from '../../config/types.ts'
+import { createNode } from '../../node/index.ts'
+import type { AimirrorNode, NodeOverrides } from '../../node/index.ts'
+
+export interface TestNode {
+  readonly node: AimirrorNode
+  readonly config: Config
+  /** http://127.0.0.1:port of the running node. */
+  readonly url: string
+  readonly cacheDir: string
+  stop: () => Promise<void>
+}
+
+type Doc = Record<string, unknown> & { server?: Record<string, unknown>, rules: unknown[] }
+
+/**
+ * Starts a node on 127.0.0.1:0 from a config document (as a user would write it, validated by the real
+ * loader), with silent logs and a fresh temporary cache dir that stop() removes.
+ */
+export async function startTestNode (doc: Doc, overrides: NodeOverrides = {}): Promise<TestNode> {
+  const cacheDir = await mkdtemp(join(tmpdir(), 'aimirror-node-'))
+  const config = parseConfig({
+    ...doc,
+    server: { host: '127.0.0.1', port: 0, connect_timeout_s: 2, read_timeout_s: 5, shutdown_timeout_s: 2, ...doc.server },
+    cache: { dir: cacheDir, ...(doc.cache as Record<string, unknown> | undefined) },
+    logging: { level: 'silent' }
+  }, { env: {} })
+  const node = createNode(config, overrides)
+  await node.start()
+  return {
+    node,
+    config,
+    url: node.address().url,
+    cacheDir,
+    async stop () {
+      await node.stop({ deadlineMs: 2000 })
+      await rm(cacheDir, { recursive: true, force: true })
+    }
+  }
+}

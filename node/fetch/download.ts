@@ -1,0 +1,587 @@
+import { open } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { AbortedError, DigestMismatchError, isAimirrorError, UpstreamProtocolError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { BlobStore } from '../store/blob-store.ts'
+import type { KeyEntry, PartialEntry, Validator } from '../store/index-db.ts'
+import { PieceBitmap } from '../store/partial.ts'
+import { ByteRanges } from './byte-ranges.ts'
+import type { BlobIdentity } from './identity.ts'
+import type { Limiter } from './limiter.ts'
+import { OrderedHasher } from './ordered-hasher.ts'
+import { pieceRange, piecesCoveredIn, planPieces, Scheduler } from './pieces.ts'
+import type { Assignment, PiecePlan } from './pieces.ts'
+import { mapUpstreamError } from './upstream-source.ts'
+import type { Source, SourceResponse } from './upstream-source.ts'
+import { firstRange, metaFromResponse } from './response-meta.ts'
+import type { BlobMeta } from './response-meta.ts'
+
+export interface DownloadComponents {
+  store: BlobStore
+  limiter: Limiter
+  logger: Logger
+}
+
+export interface DownloadInit {
+  identity: BlobIdentity
+  source: Source
+  url: string
+  chunkSize: number
+  concurrency: number
+  /** Below this size one connection does it all. */
+  minSize: number
+  /** Above this size (or the cache budget) the file is passed through, not cached. */
+  maxSize: number | null
+  /** Upstream headers replayed to clients (lower-case names). */
+  replayHeaders: readonly string[]
+  /** Byte a client asked for first; the first request starts there. */
+  hint: number
+  maxRetries: number
+  retryBaseMs: number
+}
+
+export type ReadyResult =
+  | { kind: 'download', meta: BlobMeta }
+  | { kind: 'passthrough', meta: BlobMeta, first: SourceResponse }
+  | { kind: 'upstream-response', status: number, headers: Record<string, string>, body: Buffer }
+
+type State = 'starting' | 'running' | 'verified' | 'done' | 'failed'
+
+interface Waiter { offset: number, wake: () => void }
+
+const ERROR_BODY_LIMIT = 1 << 20
+/** A connection with no byte for this long gets its range duplicated onto a free connection. */
+const STALL_MS = 2_000
+
+/**
+ * One blob's download: the first response learns size/validator/Range support and delivers the
+ * first piece; then up to `concurrency` connections fill the temp file at piece offsets, the hash
+ * follows in byte order, and readers are woken as bytes land. Final bytes are released to readers
+ * only after the digest checks out.
+ */
+export class Download {
+  readonly key: string
+  readonly url: string
+  readonly ready: Promise<ReadyResult>
+  readonly written = new ByteRanges()
+  meta: BlobMeta | null = null
+  state: State = 'starting'
+  error: Error | null = null
+  digest: string | null = null
+  receivedBytes = 0
+  readonly startedAt = Date.now()
+
+  private readonly store: BlobStore
+  private readonly limiter: Limiter
+  private readonly log: Logger
+  private readonly init: DownloadInit
+  private readonly abort = new AbortController()
+  private readonly waiters = new Set<Waiter>()
+  private resolveReady!: (r: ReadyResult) => void
+  private rejectReady!: (err: unknown) => void
+  private fh: FileHandle | null = null
+  private fileRefs = 0
+  private tempPath = ''
+  private plan: PiecePlan | null = null
+  private bitmap: PieceBitmap | null = null
+  private scheduler: Scheduler | null = null
+  private hasher: OrderedHasher | null = null
+  private rangeSupported = true
+  private size: number | null = null
+  private reserved = 0
+  private workers = 0
+  private urgentWorkers = 0
+  private wants = 0
+  private persisting = false
+  private persistAgain = false
+  private partialStartedAt = Date.now()
+  private watchdog: NodeJS.Timeout | null = null
+  private readonly settledCallbacks: Array<() => void> = []
+  finishAbandoned = true
+
+  constructor (components: DownloadComponents, init: DownloadInit) {
+    this.store = components.store
+    this.limiter = components.limiter
+    this.log = components.logger
+    this.init = init
+    this.key = init.identity.key
+    this.url = init.url
+    this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject })
+    this.ready.catch(() => {})
+  }
+
+  get settled (): boolean {
+    return this.state === 'done' || this.state === 'failed'
+  }
+
+  get totalSize (): number | null {
+    return this.size
+  }
+
+  get verified (): boolean {
+    return this.state === 'verified' || this.state === 'done'
+  }
+
+  onSettled (cb: () => void): void {
+    if (this.settled) cb()
+    else this.settledCallbacks.push(cb)
+  }
+
+  /** Someone (a client, later a peer) wants this blob; the returned function says they no longer do. */
+  want (): () => void {
+    this.wants++
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      this.wants--
+      if (this.wants === 0 && !this.settled && !this.finishAbandoned) {
+        this.fail(new AbortedError('Download no longer wanted'), true)
+      }
+    }
+  }
+
+  start (): void {
+    this.run().catch((err: unknown) => this.fail(err, true))
+  }
+
+  /** Bytes from `pos` a reader may take now: on disk, and not the final byte before verification. */
+  readableEnd (pos: number, end: number): number {
+    let avail = Math.min(end, this.written.contiguousEnd(pos))
+    if (!this.verified) {
+      const cap = this.size === null ? avail - 1 : this.size - 1
+      avail = Math.min(avail, cap)
+    }
+    return avail
+  }
+
+  /** Resolves when more bytes at `offset` may be readable, or the download settled. */
+  waitFor (pos: number, signal?: AbortSignal): Promise<void> {
+    // Wait on the first byte not yet on disk (a held-back final byte waits for verification).
+    const offset = this.written.contiguousEnd(pos)
+    return new Promise(resolve => {
+      if (this.settled || signal?.aborted === true) { resolve(); return }
+      const w: Waiter = {
+        offset,
+        wake: () => {
+          this.waiters.delete(w)
+          signal?.removeEventListener('abort', w.wake)
+          resolve()
+        }
+      }
+      this.waiters.add(w)
+      signal?.addEventListener('abort', w.wake, { once: true })
+      this.maybeUrgent(offset)
+    })
+  }
+
+  retainFile (): FileHandle {
+    if (this.fh === null) throw new UpstreamProtocolError('Download has no file')
+    this.fileRefs++
+    return this.fh
+  }
+
+  releaseFile (): void {
+    this.fileRefs--
+    this.maybeCloseFile()
+  }
+
+  progress (): { size: number | null, received: number, written: number, connections: number } {
+    return { size: this.size, received: this.receivedBytes, written: this.written.total(), connections: this.workers }
+  }
+
+  private async run (): Promise<void> {
+    const release = await this.limiter.acquire({ signal: this.abort.signal, urgent: true })
+    let first: SourceResponse
+    try {
+      const partial = await this.store.getPartial(this.key)
+      const hint = partial !== undefined ? this.firstMissing(partial) : this.init.hint
+      const len = firstRange(this.init.chunkSize, partial?.pieceSize)
+      first = await this.init.source.fetch({ start: hint, end: hint + len - 1 }, { signal: this.abort.signal })
+      if (first.status === 416 && first.contentRange?.total !== 0 && hint > 0) {
+        await first.body.dump().catch(() => {})
+        first = await this.init.source.fetch({ start: 0, end: len - 1 }, { signal: this.abort.signal })
+      }
+      if (!(await this.begin(first, partial))) { release(); return }
+    } catch (err) {
+      release()
+      throw err
+    }
+    this.workers++
+    this.worker(release, first).catch(() => {})
+    this.spawnWorkers()
+  }
+
+  /** Learns the blob from the first response; false when the result needs no workers. */
+  private async begin (first: SourceResponse, partial: PartialEntry | undefined): Promise<boolean> {
+    if (first.status !== 200 && first.status !== 206 && !(first.status === 416 && first.contentRange?.total === 0)) {
+      const body = await readLimited(first.body, ERROR_BODY_LIMIT)
+      this.resolveReady({ kind: 'upstream-response', status: first.status, headers: first.headers, body })
+      this.settle('failed')
+      return false
+    }
+    const meta = metaFromResponse(first, this.init.identity, this.init.replayHeaders)
+    this.rangeSupported = first.status === 206 || first.status === 416
+    this.size = meta.size
+    this.meta = meta
+    const size = meta.size
+    const tooBig = size !== null && this.init.maxSize !== null && size > this.init.maxSize
+    if (tooBig || (size !== null && !(await this.store.reserve(size)))) {
+      this.resolveReady({ kind: 'passthrough', meta, first })
+      this.settle('failed')
+      return false
+    }
+    this.reserved = size ?? 0
+    this.tempPath = this.store.layout.tempPath(this.key)
+    const resumable = partial !== undefined && this.rangeSupported && partial.size === size &&
+      sameValidator(partial.validator, meta.validator)
+    if (partial !== undefined && !resumable) await this.store.discardPartial(this.key)
+    if (resumable) {
+      this.fh = await open(this.tempPath, 'r+')
+      this.partialStartedAt = partial.startedAt
+      this.plan = { size: partial.size, pieceSize: partial.pieceSize, count: Math.ceil(partial.size / partial.pieceSize) }
+      this.bitmap = PieceBitmap.fromBase64(this.plan.count, partial.bitmap)
+      for (let i = 0; i < this.plan.count; i++) {
+        if (this.bitmap.has(i)) this.written.add(...pieceRange(this.plan, i))
+      }
+      meta.etag = partial.etag
+      this.log.info({ key: this.key, pieces: this.bitmap.done, of: this.plan.count }, 'resuming download')
+    } else {
+      this.fh = await open(this.tempPath, 'w+')
+      if (size !== null) await this.fh.truncate(size)
+      if (size !== null) {
+        this.plan = planPieces(size, this.init.chunkSize, this.init.concurrency)
+        this.bitmap = new PieceBitmap(this.plan.count)
+      }
+    }
+    this.fileRefs = 1
+    if (this.plan !== null) this.scheduler = new Scheduler(this.plan, this.written)
+    const algorithms = ['sha256']
+    if (this.init.identity.expected !== null && this.init.identity.expected.algorithm !== 'sha256') algorithms.push(this.init.identity.expected.algorithm)
+    this.hasher = new OrderedHasher(this.fh, this.written, algorithms, {
+      onAdvance: () => this.onHashAdvance(),
+      onError: err => this.fail(err, false)
+    })
+    this.state = 'running'
+    if (this.rangeSupported) this.persistPartial()
+    this.resolveReady({ kind: 'download', meta })
+    this.hasher.pump()
+    if (size === 0) this.onHashAdvance()
+    return true
+  }
+
+  private firstMissing (partial: PartialEntry): number {
+    const count = Math.ceil(partial.size / partial.pieceSize)
+    const bm = PieceBitmap.fromBase64(count, partial.bitmap)
+    for (let i = 0; i < count; i++) if (!bm.has(i)) return i * partial.pieceSize
+    return 0
+  }
+
+  private spawnWorkers (): void {
+    if (this.scheduler === null || !this.rangeSupported) return
+    if (this.watchdog === null) {
+      // Stall watchdog (not a reader poll): duplicates a range whose connection went silent.
+      this.watchdog = setInterval(() => {
+        if (this.state === 'running' && this.scheduler?.hasStalled(Date.now(), STALL_MS) === true) this.extraWorker()
+      }, STALL_MS / 2)
+      this.watchdog.unref()
+    }
+    const size = this.size ?? 0
+    const target = size < this.init.minSize ? 1 : Math.max(1, Math.min(this.init.concurrency, this.plan?.count ?? 1))
+    while (this.workers < target) {
+      this.workers++
+      this.limiter.acquire({ signal: this.abort.signal }).then(release => this.worker(release), () => { this.workers-- })
+        .catch(() => {})
+    }
+  }
+
+  /** A reader waits for an offset no connection will reach soon: fetch it first. */
+  private maybeUrgent (offset: number): void {
+    if (this.state !== 'running' || this.scheduler === null) return
+    if (this.scheduler.urgentOffset([offset]) === null) return
+    this.extraWorker()
+  }
+
+  /** A short-lived connection beyond `concurrency` for one urgent or stalled range. */
+  private extraWorker (): void {
+    if (this.urgentWorkers >= 2) return
+    this.urgentWorkers++
+    this.workers++
+    this.limiter.acquire({ signal: this.abort.signal, urgent: true }).then(release => this.worker(release, undefined, true), () => {
+      this.urgentWorkers--
+      this.workers--
+    }).catch(() => {})
+  }
+
+  private async worker (release: () => void, first?: SourceResponse, urgent = false): Promise<void> {
+    try {
+      if (first?.status === 416) first.body.destroy()
+      else if (first !== undefined) {
+        const start = first.contentRange !== null && first.contentRange.start >= 0 ? first.contentRange.start : 0
+        const end = !this.rangeSupported ? (this.size ?? Number.POSITIVE_INFINITY) : Math.min(first.contentRange?.end ?? 0, (this.size ?? 1) - 1) + 1
+        const a = this.scheduler?.claim(start, end) ?? { id: 0, start, pos: start, end, duplicate: false, duplicated: false, lastProgress: 0 }
+        a.lastProgress = Date.now()
+        await this.runAssignment(a, first)
+        this.scheduler?.release(a)
+      }
+      while (!this.settled && this.scheduler !== null) {
+        const a = this.scheduler.next(this.wantedOffsets(), Date.now(), STALL_MS)
+        if (a === null) break
+        a.lastProgress = Date.now()
+        try {
+          await this.runAssignment(a)
+        } finally {
+          this.scheduler.release(a)
+        }
+        if (urgent) break
+      }
+    } catch (err) {
+      this.fail(err, true)
+    } finally {
+      release()
+      this.workers--
+      if (urgent) this.urgentWorkers--
+      if (!this.settled && this.workers === 0 && this.hasher !== null && this.size !== null && !this.written.covers(0, this.size)) {
+        this.fail(new UpstreamProtocolError('Download stalled with missing bytes'), true)
+      }
+    }
+  }
+
+  /** Fetches one assignment, resuming at its last byte with backoff when the connection breaks. */
+  private async runAssignment (a: Assignment, first?: SourceResponse): Promise<void> {
+    let res = first
+    let failures = 0
+    while (!this.settled && a.pos < a.end && !this.written.covers(a.pos, Math.min(a.end, this.size ?? a.end))) {
+      const before = a.pos
+      try {
+        if (res === undefined) {
+          const range = this.rangeSupported ? { start: a.pos, end: a.end - 1 } : null
+          res = await this.init.source.fetch(range, { signal: this.abort.signal })
+          this.checkResponse(res, a.pos)
+        }
+        const body = res
+        res = undefined
+        await this.consume(body, a)
+      } catch (err) {
+        res?.body.destroy()
+        res = undefined
+        const mapped = mapUpstreamError(err, this.abort.signal)
+        if (this.settled || (isAimirrorError(mapped) && mapped.code === 'ERR_ABORTED')) throw mapped
+        if (a.pos > before) failures = 0
+        failures++
+        if (failures > this.init.maxRetries) throw mapped
+        this.log.debug({ key: this.key, pos: a.pos, failures, err: mapped.message }, 'piece interrupted; resuming')
+        await sleep(this.init.retryBaseMs * 2 ** (failures - 1), undefined, { signal: this.abort.signal })
+      }
+    }
+  }
+
+  private checkResponse (res: SourceResponse, pos: number): void {
+    if (!this.rangeSupported) {
+      if (res.status === 200) return
+    } else if (res.status === 206 && res.contentRange !== null && res.contentRange.start === pos &&
+      (res.contentRange.total === null || res.contentRange.total === this.size)) {
+      const etag = res.headers.etag
+      if (etag === undefined || this.meta?.validator.etag == null || etag === this.meta.validator.etag) return
+      res.body.destroy()
+      throw new UpstreamProtocolError('Upstream content changed during download', { detail: { status: res.status } })
+    }
+    res.body.destroy()
+    throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
+  }
+
+  /** Streams a response body to its offsets in the temp file. Bytes before `a.pos` (a resumed 200) are skipped. */
+  private async consume (res: SourceResponse, a: Assignment): Promise<void> {
+    const fh = this.fh as FileHandle
+    let off = res.status === 206 && res.contentRange !== null ? res.contentRange.start : 0
+    for await (const raw of res.body as AsyncIterable<Buffer>) {
+      if (this.settled) break
+      this.receivedBytes += raw.length
+      this.store.addBytesFromUpstream(raw.length)
+      let chunk = raw
+      if (off < a.pos) {
+        const skip = Math.min(chunk.length, a.pos - off)
+        off += skip
+        chunk = chunk.subarray(skip)
+      }
+      if (a.pos + chunk.length > a.end) chunk = chunk.subarray(0, Math.max(0, a.end - a.pos))
+      if (chunk.length > 0) {
+        const at = a.pos
+        let done = 0
+        while (done < chunk.length) {
+          const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, at + done)
+          done += bytesWritten
+        }
+        off += chunk.length
+        a.pos += chunk.length
+        a.lastProgress = Date.now()
+        this.wrote(at, chunk)
+      }
+      if (a.pos >= a.end || (this.size !== null && this.written.covers(a.pos, Math.min(a.end, this.size)))) break
+    }
+    if (this.settled) return
+    if (this.size === null && !this.rangeSupported && a.pos === off) {
+      // Unknown length: the end of the body is the end of the file.
+      this.size = a.pos
+      if (this.meta !== null) this.meta.size = a.pos
+      this.onHashAdvance()
+      return
+    }
+    if (a.pos < a.end && !this.written.covers(a.pos, Math.min(a.end, this.size ?? a.end))) {
+      throw new UpstreamProtocolError('Upstream body ended early')
+    }
+  }
+
+  private wrote (at: number, chunk: Buffer): void {
+    const end = at + chunk.length
+    this.written.add(at, end)
+    this.hasher?.wrote(at, chunk)
+    if (this.plan !== null && this.bitmap !== null) {
+      let changed = false
+      for (const i of piecesCoveredIn(this.plan, this.written, at, end)) changed = this.bitmap.set(i) || changed
+      if (changed && this.rangeSupported) this.persistPartial()
+    }
+    this.wake(at, end)
+  }
+
+  private wake (start: number, end: number): void {
+    for (const w of this.waiters) {
+      if (w.offset >= start && w.offset < end) w.wake()
+    }
+  }
+
+  private wakeAll (): void {
+    for (const w of [...this.waiters]) w.wake()
+  }
+
+  private wantedOffsets (): number[] {
+    const out: number[] = []
+    for (const w of this.waiters) out.push(w.offset)
+    return out
+  }
+
+  private onHashAdvance (): void {
+    if (this.hasher === null || this.state !== 'running' || this.size === null) return
+    if (this.hasher.hashedTo < this.size) return
+    const digests = this.hasher.digests()
+    const sha256 = digests.sha256 as string
+    const expected = this.init.identity.expected
+    if (expected !== null && digests[expected.algorithm] !== expected.hex) {
+      this.fail(new DigestMismatchError(undefined, { detail: { expected: `${expected.algorithm}:${expected.hex}` } }), false)
+      return
+    }
+    this.digest = sha256
+    this.state = 'verified'
+    this.abort.abort()
+    this.wakeAll()
+    this.commit(sha256).catch((err: unknown) => {
+      this.log.error({ err, key: this.key }, 'commit failed; blob not cached')
+      this.store.discardPartial(this.key).catch(() => {})
+    }).finally(() => this.settle('done'))
+  }
+
+  private async commit (sha256: string): Promise<void> {
+    const meta = this.meta as BlobMeta
+    const entry: KeyEntry = {
+      digest: sha256,
+      size: this.size as number,
+      contentType: meta.contentType,
+      headers: meta.headers,
+      validator: meta.validator,
+      etag: meta.etag,
+      fetchedAt: Date.now()
+    }
+    await this.store.commit(this.key, { path: this.tempPath, fh: this.fh as FileHandle }, entry)
+    this.log.info({ key: this.key, size: this.size, digest: sha256, ms: Date.now() - this.startedAt }, 'download committed')
+  }
+
+  /** Fails the download; keepPartial leaves the temp file and bitmap for a later resume. */
+  fail (err: unknown, keepPartial: boolean): void {
+    if (this.settled || this.state === 'verified') return
+    const error = err instanceof Error ? err : new UpstreamProtocolError(String(err))
+    this.error = error
+    this.state = 'failed'
+    this.abort.abort(error)
+    this.rejectReady(error)
+    const resumable = keepPartial && this.rangeSupported && this.plan !== null && error.name !== 'DigestMismatchError'
+    if (!resumable && this.tempPath !== '') this.store.discardPartial(this.key).catch(() => {})
+    else if (resumable) this.persistPartial()
+    if (!isAimirrorError(error) || error.code !== 'ERR_ABORTED') this.log.warn({ key: this.key, err: error.message, code: (error as { code?: string }).code }, 'download failed')
+    this.settle('failed')
+  }
+
+  private settle (state: 'done' | 'failed'): void {
+    this.state = state
+    if (this.watchdog !== null) clearInterval(this.watchdog)
+    this.watchdog = null
+    this.store.unreserve(this.reserved)
+    this.reserved = 0
+    this.wakeAll()
+    if (this.fh !== null) {
+      this.fileRefs--
+      this.maybeCloseFile()
+    }
+    for (const cb of this.settledCallbacks.splice(0)) cb()
+  }
+
+  private maybeCloseFile (): void {
+    if (this.fileRefs > 0 || this.fh === null || this.persisting) return
+    const fh = this.fh
+    this.fh = null
+    fh.close().catch(() => {})
+  }
+
+  private persistPartial (): void {
+    if (this.persisting) { this.persistAgain = true; return }
+    if (this.plan === null || this.bitmap === null || this.meta === null) return
+    this.persisting = true
+    const meta = this.meta
+    const entry: PartialEntry = {
+      url: this.url,
+      size: this.plan.size,
+      pieceSize: this.plan.pieceSize,
+      bitmap: this.bitmap.toBase64(),
+      contentType: meta.contentType,
+      headers: meta.headers,
+      validator: meta.validator,
+      etag: meta.etag,
+      expectedDigest: this.init.identity.expected === null ? null : `${this.init.identity.expected.algorithm}:${this.init.identity.expected.hex}`,
+      startedAt: this.partialStartedAt,
+      updatedAt: Date.now()
+    }
+    const stillPartial = (): boolean => this.state === 'running' || (this.state === 'failed' && this.error?.name !== 'DigestMismatchError')
+    const write = stillPartial() ? this.store.putPartial(this.key, entry) : Promise.resolve()
+    write.catch((err: unknown) => this.log.warn({ err }, 'could not save download progress')).finally(() => {
+      this.persisting = false
+      if (this.persistAgain && stillPartial()) {
+        this.persistAgain = false
+        this.persistPartial()
+      } else {
+        this.maybeCloseFile()
+      }
+    })
+  }
+}
+
+function sameValidator (a: Validator, b: Validator): boolean {
+  if (a.etag !== null && b.etag !== null) return a.etag === b.etag
+  return a.lastModified === b.lastModified
+}
+
+async function readLimited (body: AsyncIterable<Buffer> & { destroy: () => void }, limit: number): Promise<Buffer> {
+  const parts: Buffer[] = []
+  let n = 0
+  try {
+    for await (const chunk of body) {
+      if (n + chunk.length > limit) break
+      parts.push(chunk)
+      n += chunk.length
+    }
+  } catch {
+    // A broken error body is still relayed with what arrived.
+  } finally {
+    body.destroy()
+  }
+  return Buffer.concat(parts)
+}

@@ -1,0 +1,264 @@
+import { createReadStream } from 'node:fs'
+import { Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import { AbortedError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { BlobStore } from '../store/blob-store.ts'
+import { Download } from './download.ts'
+import type { BlobIdentity } from './identity.ts'
+import { Limiter } from './limiter.ts'
+import { openPassthrough } from './passthrough.ts'
+import { ProgressiveReader } from './progressive-reader.ts'
+import type { BlobMeta } from './response-meta.ts'
+import { UpstreamSource } from './upstream-source.ts'
+
+export interface FetcherComponents {
+  store: BlobStore
+  /** Upstream connections go through this dispatcher (keep-alive pools, proxy, timeouts). */
+  dispatcher: Dispatcher
+  logger: Logger
+}
+
+export interface FetcherInit {
+  /** Global cap on upstream connections; excess waits. */
+  maxConcurrentDownloads?: number
+  /** A download nobody wants any more still finishes (the cache gains it). */
+  finishAbandoned?: boolean
+  maxRetries?: number
+  retryBaseMs?: number
+  headersTimeoutMs?: number
+  bodyTimeoutMs?: number
+}
+
+export interface UpstreamRequest {
+  url: URL
+  /** Headers for the upstream (e.g. authorization); never sent across origins on redirect. */
+  headers?: Record<string, string>
+}
+
+export interface AcquireOptions {
+  signal?: AbortSignal
+  /** First byte the client wants (a Range start); the download fetches it first. */
+  hint?: number
+  chunkSize?: number
+  concurrency?: number
+  minSize?: number
+  maxSize?: number | null
+  replayHeaders?: readonly string[]
+}
+
+export interface BlobHandle {
+  readonly kind: 'blob'
+  /** cache: committed blob; download: in flight (joined or started); passthrough: not cacheable. */
+  readonly from: 'cache' | 'download' | 'passthrough'
+  readonly meta: BlobMeta
+  /** Streams bytes [start, end). */
+  open: (start: number, end: number) => Readable
+  /** Must be called once the handle's streams are done. Idempotent. */
+  release: () => void
+}
+
+export interface UpstreamResponse {
+  readonly kind: 'upstream-response'
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly body: Buffer
+}
+
+export type Acquired = BlobHandle | UpstreamResponse
+
+export interface ActiveDownload {
+  key: string
+  url: string
+  size: number | null
+  received: number
+  written: number
+  connections: number
+  started_at: string
+  state: string
+}
+
+const HIT_READ_CHUNK = 4 << 20
+
+/**
+ * Fetch engine entry point: local hit → join an in-flight download → new download (the upstream is
+ * the only source for now; peer sources plug in through `Source`). One download per cache key per
+ * instance (single flight).
+ */
+export class Fetcher {
+  readonly limiter: Limiter
+  private readonly store: BlobStore
+  private readonly dispatcher: Dispatcher
+  private readonly log: Logger
+  private readonly init: Required<FetcherInit>
+  private readonly inflight = new Map<string, Download>()
+  private stopping = false
+
+  constructor (components: FetcherComponents, init: FetcherInit = {}) {
+    this.store = components.store
+    this.dispatcher = components.dispatcher
+    this.log = components.logger.child({ component: 'fetch' })
+    this.init = {
+      maxConcurrentDownloads: init.maxConcurrentDownloads ?? 100,
+      finishAbandoned: init.finishAbandoned ?? true,
+      maxRetries: init.maxRetries ?? 5,
+      retryBaseMs: init.retryBaseMs ?? 200,
+      headersTimeoutMs: init.headersTimeoutMs ?? 30_000,
+      bodyTimeoutMs: init.bodyTimeoutMs ?? 30_000
+    }
+    this.limiter = new Limiter(this.init.maxConcurrentDownloads)
+  }
+
+  async start (): Promise<void> {
+    this.stopping = false
+  }
+
+  /** Stops every download (their progress stays on disk for resume) and waits for them. */
+  async stop (): Promise<void> {
+    this.stopping = true
+    const all = [...this.inflight.values()]
+    await Promise.all(all.map(async d => {
+      const settled = new Promise<void>(resolve => d.onSettled(resolve))
+      d.fail(new AbortedError('Node is stopping'), true)
+      await settled
+    }))
+  }
+
+  activeDownloads (): ActiveDownload[] {
+    return [...this.inflight.values()].map(d => {
+      const p = d.progress()
+      return {
+        key: d.key, url: d.url, size: p.size, received: p.received, written: p.written,
+        connections: p.connections, started_at: new Date(d.startedAt).toISOString(), state: d.state
+      }
+    })
+  }
+
+  async acquire (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions = {}): Promise<Acquired> {
+    if (this.stopping) throw new AbortedError('Node is stopping')
+    const joined = this.inflight.get(identity.key)
+    if (joined !== undefined) return await this.join(joined, options)
+    const hit = await this.hit(identity)
+    if (hit !== null) return hit
+    const again = this.inflight.get(identity.key)
+    if (again !== undefined) return await this.join(again, options)
+    this.store.recordMiss()
+    const source = new UpstreamSource({ dispatcher: this.dispatcher }, {
+      url: upstream.url,
+      headers: upstream.headers,
+      headersTimeoutMs: this.init.headersTimeoutMs,
+      bodyTimeoutMs: this.init.bodyTimeoutMs
+    })
+    const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log }, {
+      identity,
+      source,
+      url: upstream.url.href,
+      chunkSize: options.chunkSize ?? 8 << 20,
+      concurrency: Math.max(1, options.concurrency ?? 8),
+      minSize: options.minSize ?? 0,
+      maxSize: options.maxSize ?? null,
+      replayHeaders: options.replayHeaders ?? [],
+      hint: Math.max(0, options.hint ?? 0),
+      maxRetries: this.init.maxRetries,
+      retryBaseMs: this.init.retryBaseMs
+    })
+    d.finishAbandoned = this.init.finishAbandoned
+    this.inflight.set(identity.key, d)
+    d.onSettled(() => { if (this.inflight.get(identity.key) === d) this.inflight.delete(identity.key) })
+    const unwant = d.want()
+    d.start()
+    return await this.attach(d, unwant, options.signal, source)
+  }
+
+  private async join (d: Download, options: AcquireOptions): Promise<Acquired> {
+    this.store.recordMiss()
+    return await this.attach(d, d.want(), options.signal)
+  }
+
+  private async attach (d: Download, unwant: () => void, signal: AbortSignal | undefined, source?: UpstreamSource): Promise<Acquired> {
+    let ready
+    try {
+      ready = await raceAbort(d.ready, signal)
+    } catch (err) {
+      unwant()
+      throw err
+    }
+    if (ready.kind === 'upstream-response') {
+      unwant()
+      return { kind: 'upstream-response', status: ready.status, headers: ready.headers, body: ready.body }
+    }
+    if (ready.kind === 'passthrough') {
+      unwant()
+      // Only the caller that started the download owns the first response; joiners open their own.
+      const first = source !== undefined ? ready.first : null
+      if (first === null) ready.first.body.destroy()
+      const src = source ?? new UpstreamSource({ dispatcher: this.dispatcher }, { url: new URL(d.url) })
+      let firstLeft = first
+      return {
+        kind: 'blob',
+        from: 'passthrough',
+        meta: ready.meta,
+        open: (start, end) => {
+          const f = firstLeft
+          firstLeft = null
+          return openPassthrough(src, f, start, end, n => this.store.addBytesFromUpstream(n))
+        },
+        release: () => { firstLeft?.body.destroy(); firstLeft = null }
+      }
+    }
+    return {
+      kind: 'blob',
+      from: 'download',
+      meta: ready.meta,
+      open: (start, end) => new ProgressiveReader(d, start, end),
+      release: unwant
+    }
+  }
+
+  private async hit (identity: BlobIdentity): Promise<BlobHandle | null> {
+    const stored = await this.store.lookup(identity.key)
+    let meta: BlobMeta
+    let digest: string
+    if (stored !== undefined) {
+      const e = stored.entry
+      digest = e.digest
+      meta = { size: e.size, etag: e.etag, lastModified: e.validator.lastModified, contentType: e.contentType, headers: e.headers, validator: e.validator }
+    } else if (identity.sha256 !== null && await this.store.hasDigest(identity.sha256)) {
+      digest = identity.sha256
+      const size = this.store.blobSize(digest) ?? 0
+      meta = { size, etag: `"${digest}"`, lastModified: null, contentType: null, headers: {}, validator: { etag: null, lastModified: null } }
+    } else {
+      return null
+    }
+    this.store.recordHit()
+    const path = this.store.layout.blobPath(digest)
+    const release = this.store.use(digest)
+    return {
+      kind: 'blob',
+      from: 'cache',
+      meta,
+      open: (start, end) => {
+        if (end <= start) return Readable.from([])
+        const unuse = this.store.use(digest)
+        const s = createReadStream(path, { start, end: end - 1, highWaterMark: HIT_READ_CHUNK })
+        s.once('close', () => {
+          this.store.addBytesFromCache(s.bytesRead)
+          unuse()
+        })
+        return s
+      },
+      release
+    }
+  }
+}
+
+async function raceAbort<T> (p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return await p
+  if (signal.aborted) throw new AbortedError(undefined, { cause: signal.reason })
+  return await new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new AbortedError(undefined, { cause: signal.reason }))
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(v => { signal.removeEventListener('abort', onAbort); resolve(v) },
+      (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) })
+  })
+}

@@ -1,0 +1,63 @@
+/**
+ * Cache identity of an artifact. Content identity (a digest published by the ecosystem before the
+ * download) wins: the same bytes from two URLs are stored once. Otherwise the key is the canonical
+ * upstream URL, with signature and expiry query parameters stripped so a signed URL maps to a stable key.
+ */
+
+export interface ExpectedDigest {
+  readonly algorithm: 'sha256' | 'sha512'
+  /** Lower-case hex. */
+  readonly hex: string
+}
+
+export interface BlobIdentity {
+  /** Cache key in the index. */
+  readonly key: string
+  /** sha256 hex of the content when known in advance (content-addressed hit without any key entry). */
+  readonly sha256: string | null
+  /** Digest the downloaded bytes must match; a mismatch discards the download. */
+  readonly expected: ExpectedDigest | null
+}
+
+/** Query parameters that sign or expire a URL rather than name a resource (lower-case). */
+const SIGNATURE_PARAMS = new Set([
+  'x-amz-algorithm', 'x-amz-credential', 'x-amz-date', 'x-amz-expires', 'x-amz-signedheaders',
+  'x-amz-signature', 'x-amz-security-token', 'x-amz-content-sha256', 'x-amz-user-agent',
+  'awsaccesskeyid', 'signature', 'expires', 'key-pair-id', 'policy',
+  'x-goog-algorithm', 'x-goog-credential', 'x-goog-date', 'x-goog-expires', 'x-goog-signedheaders', 'x-goog-signature',
+  'sv', 'ss', 'srt', 'sp', 'se', 'st', 'spr', 'sig', 'sr', 'skoid', 'sktid', 'skt', 'ske', 'sks', 'skv',
+  'token', 'jwt', 'expiry', 'exp'
+])
+
+export function isSignatureParam (name: string): boolean {
+  return SIGNATURE_PARAMS.has(name.toLowerCase())
+}
+
+/** Canonical form of a URL for keying: lower-case host, no default port, no fragment, signature params removed, params sorted. */
+export function canonicalUrl (input: URL | string): string {
+  const url = new URL(String(input))
+  url.hash = ''
+  const kept: Array<[string, string]> = []
+  for (const [k, v] of url.searchParams) if (!isSignatureParam(k)) kept.push([k, v])
+  kept.sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0) : a[0] < b[0] ? -1 : 1))
+  url.search = ''
+  for (const [k, v] of kept) url.searchParams.append(k, v)
+  return url.toString()
+}
+
+export function urlIdentity (url: URL | string): BlobIdentity {
+  return { key: 'url:' + canonicalUrl(url), sha256: null, expected: null }
+}
+
+const HEX = { sha256: /^[0-9a-f]{64}$/, sha512: /^[0-9a-f]{128}$/ }
+
+export function digestIdentity (expected: ExpectedDigest): BlobIdentity {
+  const hex = expected.hex.toLowerCase()
+  if (!HEX[expected.algorithm].test(hex)) throw new TypeError(`invalid ${expected.algorithm} digest`)
+  const normal = { algorithm: expected.algorithm, hex }
+  return {
+    key: `${expected.algorithm}:${hex}`,
+    sha256: expected.algorithm === 'sha256' ? hex : null,
+    expected: normal
+  }
+}

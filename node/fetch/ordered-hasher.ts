@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto'
+import type { Hash } from 'node:crypto'
+import type { FileHandle } from 'node:fs/promises'
+import type { ByteRanges } from './byte-ranges.ts'
+
+const READ_BACK = 1 << 20
+
+/**
+ * Hashes a file in byte order while its pieces arrive in any order. Bytes written exactly at the
+ * hashed frontier are hashed from memory; anything that arrived ahead of it is read back from the
+ * temp file (page cache) once the gap before it is filled. Never buffers more than 1 MiB.
+ */
+export class OrderedHasher {
+  hashedTo = 0
+  private readonly hashes: Hash[]
+  private readonly algorithms: string[]
+  private readonly fh: FileHandle
+  private readonly written: ByteRanges
+  private readonly onAdvance: () => void
+  private readonly onError: (err: unknown) => void
+  private pumping = false
+  private buf: Buffer | null = null
+
+  constructor (fh: FileHandle, written: ByteRanges, algorithms: string[], hooks: { onAdvance: () => void, onError: (err: unknown) => void }) {
+    this.fh = fh
+    this.written = written
+    this.algorithms = algorithms
+    this.hashes = algorithms.map(a => createHash(a))
+    this.onAdvance = hooks.onAdvance
+    this.onError = hooks.onError
+  }
+
+  /** Called after `chunk` was written at `start` (and added to `written`). */
+  wrote (start: number, chunk: Buffer): void {
+    const end = start + chunk.length
+    if (!this.pumping && start <= this.hashedTo && end > this.hashedTo) {
+      const part = start === this.hashedTo ? chunk : chunk.subarray(this.hashedTo - start)
+      for (const h of this.hashes) h.update(part)
+      this.hashedTo = end
+      if (this.written.contiguousEnd(end) > end) this.pump()
+      else this.onAdvance()
+      return
+    }
+    if (this.written.contiguousEnd(this.hashedTo) > this.hashedTo) this.pump()
+  }
+
+  /** Hashes whatever contiguous bytes are on disk past the frontier. */
+  pump (): void {
+    if (this.pumping) return
+    this.pumping = true
+    this.run().then(() => {
+      this.pumping = false
+      this.onAdvance()
+      // A write at the old frontier may have been deferred while the pump ran.
+      if (this.written.contiguousEnd(this.hashedTo) > this.hashedTo) this.pump()
+    }, (err: unknown) => {
+      this.pumping = false
+      this.onError(err)
+    })
+  }
+
+  digests (): Record<string, string> {
+    const out: Record<string, string> = {}
+    this.algorithms.forEach((a, i) => { out[a] = (this.hashes[i] as Hash).digest('hex') })
+    return out
+  }
+
+  private async run (): Promise<void> {
+    for (;;) {
+      const end = this.written.contiguousEnd(this.hashedTo)
+      if (end <= this.hashedTo) return
+      this.buf ??= Buffer.allocUnsafe(READ_BACK)
+      const len = Math.min(READ_BACK, end - this.hashedTo)
+      const { bytesRead } = await this.fh.read(this.buf, 0, len, this.hashedTo)
+      if (bytesRead <= 0) throw new Error('short read while hashing')
+      const view = this.buf.subarray(0, bytesRead)
+      for (const h of this.hashes) h.update(view)
+      this.hashedTo += bytesRead
+      this.onAdvance()
+    }
+  }
+}

@@ -1,0 +1,195 @@
+import type { ByteRanges } from './byte-ranges.ts'
+
+/**
+ * Piece plan and scheduler for one blob's download. Pure: no I/O, no timers. The download asks
+ * `next()` whenever a connection is free and reports progress by moving `Assignment.pos` and by
+ * adding written bytes to the shared ByteRanges.
+ */
+
+export const MIN_AUTO_PIECE = 1 << 20
+export const MAX_AUTO_PIECE = 64 << 20
+/** An assignment smaller than twice this is not split for work stealing. */
+export const MIN_STEAL = 256 << 10
+/** A reader is "being served" when a connection will reach its offset within this many bytes. */
+export const NEAR_BYTES = 1 << 20
+
+export interface PiecePlan {
+  readonly size: number
+  readonly pieceSize: number
+  readonly count: number
+}
+
+/** chunkSize <= 0 means size / concurrency, kept within [1 MiB, 64 MiB]. */
+export function planPieces (size: number, chunkSize: number, concurrency: number): PiecePlan {
+  let pieceSize = chunkSize > 0
+    ? chunkSize
+    : Math.min(MAX_AUTO_PIECE, Math.max(MIN_AUTO_PIECE, Math.ceil(size / Math.max(1, concurrency))))
+  pieceSize = Math.max(1, Math.floor(pieceSize))
+  return { size, pieceSize, count: size === 0 ? 0 : Math.ceil(size / pieceSize) }
+}
+
+export function pieceRange (plan: PiecePlan, i: number): [number, number] {
+  const start = i * plan.pieceSize
+  return [start, Math.min(plan.size, start + plan.pieceSize)]
+}
+
+/** Pieces overlapping [start, end) that `written` now fully covers. */
+export function piecesCoveredIn (plan: PiecePlan, written: ByteRanges, start: number, end: number): number[] {
+  const out: number[] = []
+  if (plan.count === 0 || end <= start) return out
+  const first = Math.floor(start / plan.pieceSize)
+  const last = Math.min(plan.count - 1, Math.floor((end - 1) / plan.pieceSize))
+  for (let i = first; i <= last; i++) {
+    const [s, e] = pieceRange(plan, i)
+    if (written.covers(s, e)) out.push(i)
+  }
+  return out
+}
+
+export interface Assignment {
+  readonly id: number
+  readonly start: number
+  /** Next byte this connection will write. */
+  pos: number
+  /** Exclusive end; may shrink when another connection steals the tail. */
+  end: number
+  readonly duplicate: boolean
+  duplicated: boolean
+  /** Time of the last byte written (ms); a duplicate is only worth it for a stalled connection. */
+  lastProgress: number
+}
+
+export class Scheduler {
+  readonly plan: PiecePlan
+  private readonly written: ByteRanges
+  private readonly active = new Set<Assignment>()
+  private nextId = 1
+
+  constructor (plan: PiecePlan, written: ByteRanges) {
+    this.plan = plan
+    this.written = written
+  }
+
+  get activeCount (): number {
+    return this.active.size
+  }
+
+  /** Registers a range that is already being fetched (the first response). */
+  claim (start: number, end: number): Assignment {
+    return this.add(start, end, false)
+  }
+
+  release (a: Assignment): void {
+    this.active.delete(a)
+  }
+
+  /** True when no byte is missing. */
+  get complete (): boolean {
+    return this.written.covers(0, this.plan.size)
+  }
+
+  /**
+   * Work for a free connection: a waiting reader's offset first, then the first free range in file
+   * order, then half of the largest active range (work stealing), then a duplicate of the slowest
+   * tail (endgame). Null when there is nothing useful left to do.
+   */
+  next (wanted: readonly number[] = [], now = 0, stallMs = Number.POSITIVE_INFINITY): Assignment | null {
+    const free = this.freeRanges()
+    const urgent = this.urgentOffset(wanted)
+    if (urgent !== null) {
+      const a = this.takeAt(urgent, free)
+      if (a !== null) return a
+    }
+    const first = free[0]
+    if (first !== undefined) return this.add(first[0], Math.min(first[1], this.pieceEnd(first[0])), false)
+    const stolen = this.steal()
+    if (stolen !== null) return stolen
+    return this.duplicateTail(now, stallMs)
+  }
+
+  /** True when some active range has made no progress for stallMs and could use a duplicate. */
+  hasStalled (now: number, stallMs: number): boolean {
+    for (const a of this.active) {
+      if (!a.duplicate && !a.duplicated && a.end > a.pos && now - a.lastProgress >= stallMs) return true
+    }
+    return false
+  }
+
+  /** The lowest offset a reader waits for that no connection will reach soon, if any. */
+  urgentOffset (wanted: readonly number[]): number | null {
+    let best: number | null = null
+    for (const w of wanted) {
+      if (w >= this.plan.size || this.written.covers(w, w + 1)) continue
+      let served = false
+      for (const a of this.active) {
+        if (a.pos <= w && w < a.end && w - a.pos < NEAR_BYTES) { served = true; break }
+      }
+      if (!served && (best === null || w < best)) best = w
+    }
+    return best
+  }
+
+  private takeAt (w: number, free: Array<[number, number]>): Assignment | null {
+    for (const [s, e] of free) {
+      if (s <= w && w < e) return this.add(w, Math.min(e, this.pieceEnd(w)), false)
+    }
+    for (const a of this.active) {
+      if (a.pos <= w && w < a.end) {
+        const end = a.end
+        a.end = w
+        return this.add(w, end, false)
+      }
+    }
+    return null
+  }
+
+  private steal (): Assignment | null {
+    let victim: Assignment | null = null
+    for (const a of this.active) {
+      if (a.duplicate || a.duplicated) continue
+      if (victim === null || a.end - a.pos > victim.end - victim.pos) victim = a
+    }
+    if (victim === null || victim.end - victim.pos < 2 * MIN_STEAL) return null
+    const mid = victim.pos + Math.floor((victim.end - victim.pos) / 2 / 65536) * 65536
+    const end = victim.end
+    victim.end = mid
+    return this.add(mid, end, false)
+  }
+
+  private duplicateTail (now: number, stallMs: number): Assignment | null {
+    let victim: Assignment | null = null
+    for (const a of this.active) {
+      if (a.duplicate || a.duplicated || a.end <= a.pos || now - a.lastProgress < stallMs) continue
+      if (victim === null || a.end - a.pos > victim.end - victim.pos) victim = a
+    }
+    if (victim === null) return null
+    victim.duplicated = true
+    return this.add(victim.pos, victim.end, true, now)
+  }
+
+  private add (start: number, end: number, duplicate: boolean, now = 0): Assignment {
+    const a: Assignment = { id: this.nextId++, start, pos: start, end, duplicate, duplicated: false, lastProgress: now }
+    this.active.add(a)
+    return a
+  }
+
+  private pieceEnd (offset: number): number {
+    return Math.min(this.plan.size, (Math.floor(offset / this.plan.pieceSize) + 1) * this.plan.pieceSize)
+  }
+
+  /** Missing bytes that no active connection is responsible for, in file order. */
+  private freeRanges (): Array<[number, number]> {
+    let free = this.written.gaps(0, this.plan.size)
+    for (const a of this.active) {
+      if (a.end <= a.pos) continue
+      const next: Array<[number, number]> = []
+      for (const [s, e] of free) {
+        if (e <= a.pos || s >= a.end) { next.push([s, e]); continue }
+        if (s < a.pos) next.push([s, a.pos])
+        if (e > a.end) next.push([a.end, e])
+      }
+      free = next
+    }
+    return free
+  }
+}

@@ -1,0 +1,74 @@
+import type { FileHandle } from 'node:fs/promises'
+import { Readable } from 'node:stream'
+import type { Download } from './download.ts'
+
+const READ_CHUNK = 1 << 20
+
+/**
+ * Streams [start, end) of a blob that is still downloading: bytes go out in order as soon as they
+ * are on disk, the reader sleeps on the download's wakeups (no polling), and the final byte of the
+ * file is released only after the download's digest has been verified.
+ */
+export class ProgressiveReader extends Readable {
+  private readonly download: Download
+  private readonly end: number
+  private pos: number
+  private readonly fh: FileHandle
+  private readonly ac = new AbortController()
+  private running = false
+
+  constructor (download: Download, start: number, end: number) {
+    super({ highWaterMark: READ_CHUNK })
+    this.download = download
+    this.pos = start
+    this.end = end
+    this.fh = download.retainFile()
+  }
+
+  get position (): number {
+    return this.pos
+  }
+
+  override _read (): void {
+    if (this.running) return
+    this.running = true
+    this.loop().then(() => { this.running = false }, (err: unknown) => {
+      this.running = false
+      this.destroy(err instanceof Error ? err : new Error(String(err)))
+    })
+  }
+
+  override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
+    this.ac.abort()
+    this.download.releaseFile()
+    cb(err)
+  }
+
+  private async loop (): Promise<void> {
+    const d = this.download
+    while (!this.destroyed) {
+      const size = d.totalSize
+      const end = size === null ? this.end : Math.min(this.end, size)
+      if (this.pos >= end && (d.verified || end < (size ?? Number.POSITIVE_INFINITY))) {
+        this.push(null)
+        return
+      }
+      if (d.state === 'failed') {
+        this.destroy(d.error ?? new Error('download failed'))
+        return
+      }
+      const limit = d.readableEnd(this.pos, end)
+      if (limit > this.pos) {
+        const len = Math.min(limit - this.pos, READ_CHUNK)
+        const buf = Buffer.allocUnsafe(len)
+        const { bytesRead } = await this.fh.read(buf, 0, len, this.pos)
+        if (bytesRead <= 0) throw new Error('short read from download file')
+        if (this.destroyed) return
+        this.pos += bytesRead
+        if (!this.push(bytesRead === len ? buf : buf.subarray(0, bytesRead))) return
+      } else {
+        await d.waitFor(this.pos, this.ac.signal)
+      }
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import type { Dispatcher } from 'undici'
+import { AbortedError, isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.ts'
+
+/**
+ * Where a download's bytes come from. Today the upstream is the only source; peers plug in later
+ * behind the same interface (a peer source would answer only ranges it has).
+ */
+export interface Source {
+  readonly name: string
+  /** GET [start, end] (inclusive); `null` asks for the whole file without Range. */
+  fetch: (range: { start: number, end: number } | null, options: { signal?: AbortSignal }) => Promise<SourceResponse>
+}
+
+export interface SourceResponse {
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly body: Dispatcher.ResponseData['body']
+  /** URL that answered, after redirects. */
+  readonly url: URL
+  /** Parsed Content-Range of a 206 (or `bytes *\/total` of a 416). */
+  readonly contentRange: { start: number, end: number, total: number | null } | null
+}
+
+export interface UpstreamSourceInit {
+  url: URL
+  /** Request headers sent to the original origin (authorization is dropped on cross-origin redirects). */
+  headers?: Record<string, string>
+  maxRedirects?: number
+  headersTimeoutMs?: number
+  bodyTimeoutMs?: number
+}
+
+const REDIRECT = new Set([301, 302, 303, 307, 308])
+/** Statuses by which an expired signed URL refuses service; the original URL is resolved again. */
+const EXPIRED = new Set([400, 401, 403, 410])
+
+export function parseContentRange (value: string | undefined): SourceResponse['contentRange'] {
+  if (value === undefined) return null
+  const m = /^bytes\s+(?:(\d+)-(\d+)|\*)\/(\d+|\*)$/i.exec(value.trim())
+  if (m === null) return null
+  const total = m[3] === '*' ? null : Number(m[3])
+  if (m[1] === undefined) return { start: -1, end: -1, total }
+  return { start: Number(m[1]), end: Number(m[2]), total }
+}
+
+function flatHeaders (raw: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === undefined) continue
+    out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v
+  }
+  return out
+}
+
+/** Range GETs against the upstream through the injected dispatcher, following redirects server-side. */
+export class UpstreamSource implements Source {
+  readonly name = 'upstream'
+  readonly original: URL
+  /** Last URL that served bytes (a CDN or signed URL); reused until it stops working. */
+  resolved: URL
+  private readonly dispatcher: Dispatcher
+  private readonly headers: Record<string, string>
+  private readonly maxRedirects: number
+  private readonly headersTimeout: number
+  private readonly bodyTimeout: number
+
+  constructor (components: { dispatcher: Dispatcher }, init: UpstreamSourceInit) {
+    this.dispatcher = components.dispatcher
+    this.original = init.url
+    this.resolved = init.url
+    this.headers = init.headers ?? {}
+    this.maxRedirects = init.maxRedirects ?? 10
+    this.headersTimeout = init.headersTimeoutMs ?? 30_000
+    this.bodyTimeout = init.bodyTimeoutMs ?? 30_000
+  }
+
+  async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
+    const first = await this.follow(this.resolved, range, options.signal)
+    if (!EXPIRED.has(first.status) || this.resolved.href === this.original.href) return first
+    // The signed URL expired: resolve the original URL again and carry on from the same range.
+    await first.body.dump().catch(() => {})
+    const again = await this.follow(this.original, range, options.signal)
+    return again
+  }
+
+  private async follow (start: URL, range: { start: number, end: number } | null, signal: AbortSignal | undefined): Promise<SourceResponse> {
+    let url = start
+    for (let hop = 0; ; hop++) {
+      const res = await this.request(url, range, signal)
+      const location = res.headers.location
+      if (!REDIRECT.has(res.statusCode) || location === undefined) {
+        const headers = flatHeaders(res.headers)
+        if (res.statusCode < 300) this.resolved = url
+        return { status: res.statusCode, headers, body: res.body, url, contentRange: parseContentRange(headers['content-range']) }
+      }
+      await res.body.dump().catch(() => {})
+      if (hop >= this.maxRedirects) throw new UpstreamProtocolError('Too many redirects', { detail: { url: this.original.origin } })
+      url = new URL(Array.isArray(location) ? String(location[0]) : location, url)
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UpstreamProtocolError('Redirect to an unsupported scheme')
+    }
+  }
+
+  private async request (url: URL, range: { start: number, end: number } | null, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = { ...this.headers, 'accept-encoding': 'identity' }
+    if (url.origin !== this.original.origin) {
+      delete headers.authorization
+      delete headers.cookie
+    }
+    if (range !== null) headers.range = `bytes=${range.start}-${range.end}`
+    try {
+      return await this.dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: 'GET',
+        headers,
+        signal,
+        headersTimeout: this.headersTimeout,
+        bodyTimeout: this.bodyTimeout
+      })
+    } catch (err) {
+      throw mapUpstreamError(err, signal)
+    }
+  }
+}
+
+export function mapUpstreamError (err: unknown, signal?: AbortSignal): Error {
+  if (isAimirrorError(err)) return err
+  if (signal?.aborted === true) return new AbortedError(undefined, { cause: err })
+  const code = (err as { code?: string } | null)?.code
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new UpstreamTimeoutError(undefined, { cause: err })
+  }
+  if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED' || code === 'ECONNRESET') {
+    return new UpstreamProtocolError('Upstream closed the connection', { cause: err })
+  }
+  return new UpstreamUnreachableError(undefined, { cause: err })
+}

@@ -1,0 +1,323 @@
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, open, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import type { Logger } from '../log.ts'
+import { planEviction } from './eviction.ts'
+import type { EvictionBudget } from './eviction.ts'
+import { IndexDb } from './index-db.ts'
+import type { BlobEntry, KeyEntry, PartialEntry } from './index-db.ts'
+import { createLayout } from './layout.ts'
+import type { StoreLayout } from './layout.ts'
+
+export interface BlobStoreComponents {
+  logger: Logger
+}
+
+export interface BlobStoreInit {
+  dir: string
+  maxBytes: number
+  minFreeBytes?: number
+  highWatermark?: number
+  lowWatermark?: number
+  lruEnabled?: boolean
+  /** Partial downloads untouched for longer are discarded at start. */
+  partialTtlMs?: number
+  /** Free-space probe; injectable so tests can simulate a full disk. */
+  freeBytes?: (dir: string) => Promise<number>
+}
+
+export interface StoredBlob {
+  readonly key: string
+  readonly entry: KeyEntry
+  readonly path: string
+}
+
+export interface StoreStats {
+  total_size_bytes: number
+  file_count: number
+  hits: number
+  misses: number
+  bytes_from_cache: number
+  bytes_from_upstream: number
+}
+
+async function defaultFreeBytes (dir: string): Promise<number> {
+  const s = await statfs(dir)
+  return s.bavail * s.bsize
+}
+
+/** SHA-256 of a file, streamed. */
+export async function hashFile (path: string, options: { signal?: AbortSignal } = {}): Promise<string> {
+  const h = createHash('sha256')
+  await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), async function (source: AsyncIterable<Buffer>) {
+    for await (const chunk of source) h.update(chunk)
+  }, { signal: options.signal })
+  return h.digest('hex')
+}
+
+/**
+ * Content-addressed blob files plus the LevelDB index. Writers hand it finished temp files
+ * (commit = fsync → rename → index batch); readers take a use count so eviction never removes a
+ * blob being read.
+ */
+export class BlobStore {
+  readonly layout: StoreLayout
+  readonly index: IndexDb
+  private readonly log: Logger
+  private readonly budget: EvictionBudget
+  private readonly lruEnabled: boolean
+  private readonly partialTtlMs: number
+  private readonly freeBytesOf: (dir: string) => Promise<number>
+  private readonly blobs = new Map<string, BlobEntry>()
+  private readonly inUse = new Map<string, number>()
+  private usedBytes = 0
+  private reservedBytes = 0
+  private started = false
+  private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0, bytes_from_upstream: 0 }
+
+  constructor (components: BlobStoreComponents, init: BlobStoreInit) {
+    this.log = components.logger.child({ component: 'store' })
+    this.layout = createLayout(init.dir)
+    this.index = new IndexDb(this.layout.indexDir)
+    this.budget = {
+      maxBytes: init.maxBytes,
+      minFreeBytes: init.minFreeBytes ?? 0,
+      highWatermark: init.highWatermark ?? 0.95,
+      lowWatermark: init.lowWatermark ?? 0.85
+    }
+    this.lruEnabled = init.lruEnabled ?? true
+    this.partialTtlMs = init.partialTtlMs ?? 24 * 3600_000
+    this.freeBytesOf = init.freeBytes ?? defaultFreeBytes
+  }
+
+  get maxBytes (): number {
+    return this.budget.maxBytes
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    await mkdir(this.layout.blobsDir, { recursive: true })
+    await mkdir(this.layout.tmpDir, { recursive: true })
+    await mkdir(this.layout.indexDir, { recursive: true })
+    const { reset } = await this.index.open()
+    if (reset) this.log.warn('cache index had another format version; it was reset')
+    for await (const [digest, entry] of this.index.blobs()) {
+      this.blobs.set(digest, entry)
+      this.usedBytes += entry.size
+    }
+    await this.sweepTemp()
+    this.started = true
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    await this.index.close()
+    this.blobs.clear()
+    this.usedBytes = 0
+  }
+
+  /** Resolves a cache key to a committed blob, checking that the file is still there and intact. */
+  async lookup (key: string): Promise<StoredBlob | undefined> {
+    const entry = await this.index.getKey(key)
+    if (entry === undefined) return undefined
+    if (!(await this.checkBlob(entry.digest))) {
+      await this.index.delKey(key)
+      return undefined
+    }
+    return { key, entry, path: this.layout.blobPath(entry.digest) }
+  }
+
+  /** A committed blob by digest (content identity), whatever key stored it. */
+  async hasDigest (digest: string): Promise<boolean> {
+    return this.blobs.has(digest) && await this.checkBlob(digest)
+  }
+
+  blobSize (digest: string): number | undefined {
+    return this.blobs.get(digest)?.size
+  }
+
+  /** Marks a blob in use; the returned function releases it. Touches its access time. */
+  use (digest: string): () => void {
+    this.inUse.set(digest, (this.inUse.get(digest) ?? 0) + 1)
+    const entry = this.blobs.get(digest)
+    if (entry !== undefined) entry.lastAccess = Date.now()
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const n = (this.inUse.get(digest) ?? 1) - 1
+      if (n <= 0) this.inUse.delete(digest)
+      else this.inUse.set(digest, n)
+      if (entry !== undefined && this.blobs.get(digest) === entry) {
+        this.index.putBlob(digest, entry).catch(() => {})
+      }
+    }
+  }
+
+  /**
+   * Reserves space for a download of `bytes`, evicting least recently used blobs when needed.
+   * False when the file cannot be cached (larger than the budget, or the disk is too full): the
+   * caller passes it through instead.
+   */
+  async reserve (bytes: number): Promise<boolean> {
+    if (bytes > this.budget.maxBytes) return false
+    const free = await this.freeBytes()
+    const plan = planEviction(this.evictionEntries(), this.budget, {
+      usedBytes: this.usedBytes + this.reservedBytes, freeBytes: free, incomingBytes: bytes
+    })
+    if (plan.evict.length > 0 && this.lruEnabled) {
+      for (const digest of plan.evict) await this.drop(digest, 'evicted')
+    }
+    const fits = plan.fits && (this.lruEnabled || plan.evict.length === 0)
+    if (!fits) {
+      this.log.warn({ bytes, free, used: this.usedBytes }, 'no room in the cache; passing the file through uncached')
+      return false
+    }
+    this.reservedBytes += bytes
+    return true
+  }
+
+  unreserve (bytes: number): void {
+    this.reservedBytes = Math.max(0, this.reservedBytes - bytes)
+  }
+
+  /** Makes a finished, verified temp file a blob. The handle stays open (readers may still use it). */
+  async commit (key: string, temp: { path: string, fh: FileHandle }, entry: KeyEntry): Promise<string> {
+    await temp.fh.sync()
+    const path = this.layout.blobPath(entry.digest)
+    await mkdir(dirname(path), { recursive: true })
+    const existing = this.blobs.get(entry.digest)
+    if (existing !== undefined && await this.checkBlob(entry.digest)) {
+      await unlink(temp.path).catch(() => {})
+    } else {
+      await rename(temp.path, path)
+      await syncDir(dirname(path))
+    }
+    const st = await stat(path)
+    const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino }
+    await this.index.commit(key, entry, blob)
+    if (!this.blobs.has(entry.digest)) this.usedBytes += entry.size
+    this.blobs.set(entry.digest, blob)
+    return path
+  }
+
+  getPartial (key: string): Promise<PartialEntry | undefined> {
+    return this.index.getPartial(key)
+  }
+
+  putPartial (key: string, entry: PartialEntry): Promise<void> {
+    return this.index.putPartial(key, entry)
+  }
+
+  async discardPartial (key: string): Promise<void> {
+    await this.index.delPartial(key)
+    await rm(this.layout.tempPath(key), { force: true })
+  }
+
+  /** Deletes a blob file and its index entry (key entries pointing at it are dropped lazily). */
+  async drop (digest: string, reason: string): Promise<void> {
+    const entry = this.blobs.get(digest)
+    if (entry !== undefined) {
+      this.blobs.delete(digest)
+      this.usedBytes -= entry.size
+    }
+    await this.index.delBlob(digest)
+    await rm(this.layout.blobPath(digest), { force: true })
+    this.log.info({ digest, reason }, 'blob dropped')
+  }
+
+  /** Periodic sweep to bring the cache back under its high watermark. */
+  async evict (): Promise<number> {
+    const free = await this.freeBytes()
+    const plan = planEviction(this.evictionEntries(), this.budget, { usedBytes: this.usedBytes + this.reservedBytes, freeBytes: free, incomingBytes: 0 })
+    for (const digest of plan.evict) await this.drop(digest, 'evicted')
+    return plan.evict.length
+  }
+
+  private async freeBytes (): Promise<number> {
+    try {
+      return await this.freeBytesOf(this.layout.dir)
+    } catch {
+      return Number.POSITIVE_INFINITY
+    }
+  }
+
+  recordHit (): void { this.counters.hits++ }
+  recordMiss (): void { this.counters.misses++ }
+  addBytesFromCache (n: number): void { this.counters.bytes_from_cache += n }
+  addBytesFromUpstream (n: number): void { this.counters.bytes_from_upstream += n }
+
+  stats (): StoreStats {
+    return { total_size_bytes: this.usedBytes, file_count: this.blobs.size, ...this.counters }
+  }
+
+  /**
+   * True when the blob file is present and unchanged since commit. A file whose size differs is
+   * dropped; one whose mtime/inode changed is re-hashed, and dropped unless it still matches.
+   */
+  private async checkBlob (digest: string): Promise<boolean> {
+    const entry = this.blobs.get(digest)
+    if (entry === undefined) return false
+    const path = this.layout.blobPath(digest)
+    let st
+    try { st = await stat(path) } catch {
+      await this.drop(digest, 'missing')
+      return false
+    }
+    if (st.size !== entry.size) {
+      await this.drop(digest, 'corrupt')
+      return false
+    }
+    if (st.mtimeMs === entry.mtimeMs && st.ino === entry.ino) return true
+    if (this.inUse.has(digest)) return true
+    if (await hashFile(path) !== digest) {
+      await this.drop(digest, 'corrupt')
+      return false
+    }
+    entry.mtimeMs = st.mtimeMs
+    entry.ino = st.ino
+    await this.index.putBlob(digest, entry)
+    return true
+  }
+
+  private evictionEntries (): Array<{ digest: string, size: number, lastAccess: number, inUse: boolean, pinned: boolean }> {
+    const out = []
+    for (const [digest, e] of this.blobs) {
+      out.push({ digest, size: e.size, lastAccess: e.lastAccess, inUse: this.inUse.has(digest), pinned: e.pins > 0 })
+    }
+    return out
+  }
+
+  /** Removes temp files without a partial entry and partial entries that are too old or lost their file. */
+  private async sweepTemp (): Promise<void> {
+    const keep = new Set<string>()
+    const now = Date.now()
+    for await (const [key, p] of this.index.partials()) {
+      const path = this.layout.tempPath(key)
+      const fresh = now - p.updatedAt < this.partialTtlMs
+      const present = await stat(path).then(s => s.size === p.size, () => false)
+      if (fresh && present) keep.add(path)
+      else await this.discardPartial(key)
+    }
+    for (const name of await readdir(this.layout.tmpDir)) {
+      const path = join(this.layout.tmpDir, name)
+      if (!keep.has(path)) await rm(path, { force: true })
+    }
+  }
+}
+
+async function syncDir (dir: string): Promise<void> {
+  let fh: FileHandle | undefined
+  try {
+    fh = await open(dir, 'r')
+    await fh.sync()
+  } catch {
+    // Some file systems refuse fsync on directories; the rename is still atomic.
+  } finally {
+    await fh?.close()
+  }
+}

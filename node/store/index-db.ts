@@ -1,0 +1,126 @@
+import { Level } from 'level'
+import { STORE_FORMAT_VERSION } from './layout.ts'
+
+/**
+ * The LevelDB index. Key layout (format version STORE_FORMAT_VERSION):
+ *   meta!version   -> number
+ *   key!<cache key> -> KeyEntry      what a cache key resolves to
+ *   blob!<sha256>   -> BlobEntry     per committed blob
+ *   part!<cache key> -> PartialEntry download in progress (piece bitmap, for resume)
+ */
+
+export interface Validator {
+  readonly etag: string | null
+  readonly lastModified: string | null
+}
+
+export interface KeyEntry {
+  readonly digest: string
+  readonly size: number
+  readonly contentType: string | null
+  /** Upstream headers replayed to clients (lower-case names). */
+  readonly headers: Record<string, string>
+  readonly validator: Validator
+  /** The ETag clients see; stable across cache and upstream. */
+  readonly etag: string
+  readonly fetchedAt: number
+}
+
+export interface BlobEntry {
+  readonly size: number
+  lastAccess: number
+  pins: number
+  /** File identity at commit time; a change means the file was touched and must be re-verified. */
+  mtimeMs: number
+  ino: number
+}
+
+export interface PartialEntry {
+  readonly url: string
+  readonly size: number
+  readonly pieceSize: number
+  readonly bitmap: string
+  readonly contentType: string | null
+  readonly headers: Record<string, string>
+  readonly validator: Validator
+  readonly etag: string
+  readonly expectedDigest: string | null
+  readonly startedAt: number
+  readonly updatedAt: number
+}
+
+const K = 'key!'
+const B = 'blob!'
+const P = 'part!'
+
+export class IndexDb {
+  private readonly db: Level<string, unknown>
+
+  constructor (path: string) {
+    this.db = new Level<string, unknown>(path, { valueEncoding: 'json' })
+  }
+
+  /** Opens the index; an index of another format version is cleared (blobs are re-fetched). */
+  async open (): Promise<{ reset: boolean }> {
+    await this.db.open()
+    const version = await this.db.get('meta!version')
+    if (version === STORE_FORMAT_VERSION) return { reset: false }
+    const reset = version !== undefined
+    if (reset) await this.db.clear()
+    await this.db.put('meta!version', STORE_FORMAT_VERSION)
+    return { reset }
+  }
+
+  async close (): Promise<void> {
+    await this.db.close()
+  }
+
+  async getKey (key: string): Promise<KeyEntry | undefined> {
+    return await this.db.get(K + key) as KeyEntry | undefined
+  }
+
+  async getBlob (digest: string): Promise<BlobEntry | undefined> {
+    return await this.db.get(B + digest) as BlobEntry | undefined
+  }
+
+  async getPartial (key: string): Promise<PartialEntry | undefined> {
+    return await this.db.get(P + key) as PartialEntry | undefined
+  }
+
+  async putPartial (key: string, entry: PartialEntry): Promise<void> {
+    await this.db.put(P + key, entry)
+  }
+
+  async delPartial (key: string): Promise<void> {
+    await this.db.del(P + key)
+  }
+
+  async putBlob (digest: string, entry: BlobEntry): Promise<void> {
+    await this.db.put(B + digest, entry)
+  }
+
+  async delKey (key: string): Promise<void> {
+    await this.db.del(K + key)
+  }
+
+  /** Commit: key and blob entries written and the partial entry removed in one batch. */
+  async commit (key: string, entry: KeyEntry, blob: BlobEntry): Promise<void> {
+    await this.db.batch([
+      { type: 'put', key: K + key, value: entry },
+      { type: 'put', key: B + entry.digest, value: blob },
+      { type: 'del', key: P + key }
+    ])
+  }
+
+  async delBlob (digest: string): Promise<void> {
+    await this.db.del(B + digest)
+  }
+
+  async * blobs (): AsyncGenerator<[string, BlobEntry]> {
+    for await (const [k, v] of this.db.iterator({ gte: B, lt: B + '\xff' })) yield [k.slice(B.length), v as BlobEntry]
+  }
+
+  async * partials (): AsyncGenerator<[string, PartialEntry]> {
+    for await (const [k, v] of this.db.iterator({ gte: P, lt: P + '\xff' })) yield [k.slice(P.length), v as PartialEntry]
+  }
+}

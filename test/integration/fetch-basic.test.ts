@@ -1,0 +1,47 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer } from '../fixtures/upstreams/file-server.ts'
+import { urlIdentity } from '../../node/fetch/identity.ts'
+import { makeRig, sha256Of } from './fetch-helpers.ts'
+import type { Rig } from './fetch-helpers.ts'
+
+const SIZE = 5 * 1024 * 1024 + 123
+let server: FileServer | undefined
+let rig: Rig | undefined
+
+afterEach(async () => {
+  await rig?.close()
+  await server?.close()
+  rig = undefined
+  server = undefined
+})
+
+describe('fetcher: cold and warm', () => {
+  it('downloads in parallel pieces, streams correct bytes, then serves from cache', async () => {
+    server = await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 1 } } })
+    rig = await makeRig()
+    const url = new URL(server.url + '/f.bin')
+    const opts = { chunkSize: 256 * 1024, concurrency: 4 }
+    const a = await rig.fetcher.acquire(urlIdentity(url), { url }, opts)
+    expect(a.kind).toBe('blob')
+    if (a.kind !== 'blob') return
+    expect(a.from).toBe('download')
+    expect(a.meta.size).toBe(SIZE)
+    const got = await sha256Of(a.open(0, SIZE))
+    a.release()
+    expect(got.bytes).toBe(SIZE)
+    expect(got.hex).toBe(generatedSha256(SIZE, 1))
+    expect(server.stats.rangeRequests).toBeGreaterThan(4)
+    expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.02)
+    // committed: a second acquire is a cache hit
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const b = await rig.fetcher.acquire(urlIdentity(url), { url }, opts)
+    if (b.kind !== 'blob') throw new Error('expected blob')
+    expect(b.from).toBe('cache')
+    expect(b.meta.etag).toBe(a.meta.etag)
+    const again = await sha256Of(b.open(1000, 2000))
+    b.release()
+    expect(again.bytes).toBe(1000)
+    expect(rig.store.stats()).toMatchObject({ hits: 1, misses: 1, file_count: 1, total_size_bytes: SIZE })
+  })
+})

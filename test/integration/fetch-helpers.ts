@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { pino } from 'pino'
+import { Agent } from 'undici'
+import { BlobStore } from '../../node/store/blob-store.ts'
+import type { BlobStoreInit } from '../../node/store/blob-store.ts'
+import { Fetcher } from '../../node/fetch/fetcher.ts'
+import type { FetcherInit } from '../../node/fetch/fetcher.ts'
+
+export const silent = pino({ level: 'silent' })
+
+export interface Rig {
+  dir: string
+  store: BlobStore
+  fetcher: Fetcher
+  agent: Agent
+  restart: (fetcherInit?: FetcherInit) => Promise<void>
+  close: () => Promise<void>
+}
+
+/** A store in a fresh temp dir plus a fetcher over a real undici Agent. */
+export async function makeRig (storeInit: Partial<BlobStoreInit> = {}, fetcherInit: FetcherInit = {}): Promise<Rig> {
+  const dir = await mkdtemp(join(tmpdir(), 'aimirror-fetch-'))
+  const agent = new Agent({ connections: 256, keepAliveTimeout: 5_000 })
+  const rig: Rig = {
+    dir,
+    agent,
+    store: new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30, ...storeInit }),
+    fetcher: null as unknown as Fetcher,
+    async restart (next: FetcherInit = fetcherInit) {
+      await rig.fetcher.stop()
+      await rig.store.stop()
+      rig.store = new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30, ...storeInit })
+      await rig.store.start()
+      rig.fetcher = new Fetcher({ store: rig.store, dispatcher: agent, logger: silent }, { retryBaseMs: 20, ...next })
+    },
+    async close () {
+      await rig.fetcher.stop()
+      await rig.store.stop()
+      await agent.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+  await rig.store.start()
+  rig.fetcher = new Fetcher({ store: rig.store, dispatcher: agent, logger: silent }, { retryBaseMs: 20, ...fetcherInit })
+  return rig
+}
+
+export async function sha256Of (stream: Readable): Promise<{ hex: string, bytes: number }> {
+  const h = createHash('sha256')
+  let bytes = 0
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    h.update(chunk)
+    bytes += chunk.length
+  }
+  return { hex: h.digest('hex'), bytes }
+}

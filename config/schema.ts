@@ -266,7 +266,8 @@ const rules = list(ruleSchema, 'a list of rules').superRefine((items, ctx) => {
 }, { when: (payload) => Array.isArray(payload.value) })
 
 export const serverShape = {
-  host: text('expected a listen address (e.g. "127.0.0.1", "0.0.0.0", "::")'),
+  host: text('expected a listen address (e.g. "127.0.0.1", "0.0.0.0", "::")')
+    .refine((v) => /^\S+$/.test(v), { error: 'expected a listen address (e.g. "127.0.0.1", "0.0.0.0", "::")' }),
   port: intIn(0, 65535),
   upstream_proxy: optionalText(baseUrl('expected an http(s) proxy URL like "http://proxy.example:3128"')),
   public_host: optionalText(publicHost),

@@ -113,26 +113,55 @@ rules:
     metadata_ttl_s: 600
     content_rewrite:
       targets: ["https://files.pythonhosted.org"]
+  # Index pages are mutable: proxied. Files are immutable: fetched in parallel and cached.
+  - name: pytorch-files
+    path_prefix: "/pytorch/"
+    pattern: '\\.(?:whl|tar\\.gz|zip)$'
+    strip_prefix: true
+    upstream: "https://download.pytorch.org"
+    handler: pypi
+    strategy: parallel
   - name: pytorch
     path_prefix: "/pytorch/"
     strip_prefix: true
     upstream: "https://download.pytorch.org"
     handler: pypi
-    strategy: parallel
+    strategy: proxy
     metadata_ttl_s: 600
+  - name: nvidia-files
+    path_prefix: "/nvidia/"
+    pattern: '\\.(?:whl|tar\\.gz|zip)$'
+    strip_prefix: true
+    upstream: "https://pypi.nvidia.com"
+    handler: pypi
+    strategy: parallel
   - name: nvidia
     path_prefix: "/nvidia/"
     strip_prefix: true
     upstream: "https://pypi.nvidia.com"
     handler: pypi
-    strategy: parallel
+    strategy: proxy
     metadata_ttl_s: 600
 
-  # --- conda channels ---
+  # --- conda channels: packages in parallel, repodata (and its probes) proxied with their real status ---
+  - name: conda-forge-packages
+    path_prefix: "/conda-forge/"
+    pattern: '\\.(?:conda|tar\\.bz2)$'
+    strip_prefix: true
+    upstream: "https://conda.anaconda.org/conda-forge"
+    handler: conda
+    strategy: parallel
   - name: conda-forge
     path_prefix: "/conda-forge/"
     strip_prefix: true
     upstream: "https://conda.anaconda.org/conda-forge"
+    handler: conda
+    strategy: proxy
+  - name: bioconda-packages
+    path_prefix: "/bioconda/"
+    pattern: '\\.(?:conda|tar\\.bz2)$'
+    strip_prefix: true
+    upstream: "https://conda.anaconda.org/bioconda"
     handler: conda
     strategy: parallel
   - name: bioconda
@@ -140,37 +169,52 @@ rules:
     strip_prefix: true
     upstream: "https://conda.anaconda.org/bioconda"
     handler: conda
-    strategy: parallel
+    strategy: proxy
 
-  # --- npm ---
+  # --- npm: tarballs in parallel, packuments proxied with tarball links rewritten ---
+  - name: npm-tarballs
+    path_prefix: "/npm/"
+    pattern: '/-/[^/]+\\.tgz$'
+    strip_prefix: true
+    upstream: "https://registry.npmjs.org"
+    handler: npm
+    strategy: parallel
   - name: npm
     path_prefix: "/npm/"
     strip_prefix: true
     upstream: "https://registry.npmjs.org"
     handler: npm
-    strategy: parallel
+    strategy: proxy
     content_rewrite:
       targets: ["https://registry.npmjs.org"]
 
-  # --- CRAN (repos = "http://host:port" or "http://host:port/cran") ---
+  # --- CRAN (repos = "http://host:port" or "http://host:port/cran"): tarballs in parallel, PACKAGES proxied ---
+  - name: cran-packages
+    pattern: '^/(?:cran/)?(?:src/contrib|bin/(?:windows|macosx))/.+\\.(?:tar\\.gz|tgz|zip)$'
+    upstream: "https://cloud.r-project.org"
+    handler: cran
+    strategy: parallel
+    path_rewrite:
+      - search: "/cran/"
+        replace: "/"
   - name: cran-src
     path_prefix: "/src/contrib/"
     upstream: "https://cloud.r-project.org"
     handler: cran
-    strategy: parallel
+    strategy: proxy
     metadata_ttl_s: 1800
   - name: cran-bin
-    pattern: "^/bin/(?:windows|macosx)/"
+    pattern: '^/bin/(?:windows|macosx)/'
     upstream: "https://cloud.r-project.org"
     handler: cran
-    strategy: parallel
+    strategy: proxy
     metadata_ttl_s: 1800
   - name: cran
     path_prefix: "/cran/"
     strip_prefix: true
     upstream: "https://cloud.r-project.org"
     handler: cran
-    strategy: parallel
+    strategy: proxy
     metadata_ttl_s: 1800
 
 # Links in matching responses that point at these origins are rewritten to the mirror.

@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer } from '../fixtures/upstreams/file-server.ts'
+import { json, send } from '../helpers/client.ts'
+import { startEngineNode } from './fetch-node.ts'
+import type { EngineNode } from './fetch-node.ts'
+
+const SIZE = 3 * 1024 * 1024 + 17
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+
+describe('parallel strategy over HTTP', () => {
+  let files: FileServer
+  let node: EngineNode
+  const slice = async (start: number, end: number, seed = 5): Promise<Buffer> => {
+    const parts: Buffer[] = []
+    for (const c of new GeneratedContent(SIZE, seed).chunks(start, end, 65536)) parts.push(Buffer.from(await c))
+    return Buffer.concat(parts)
+  }
+
+  beforeAll(async () => {
+    files = await startFileServer({
+      files: { '/f/a.bin': { size: SIZE, seed: 5 }, '/f/b.bin': { size: SIZE, seed: 6 }, '/f/c.bin': { size: 1000, seed: 7 } },
+      perConnectionBps: 8 * 1024 * 1024
+    })
+    node = await startEngineNode({
+      rules: [{ name: 'f', path_prefix: '/f/', upstream: files.url, strategy: 'parallel', min_size: 0, concurrency: 4, chunk_size: 262144 }]
+    })
+  })
+  afterAll(async () => {
+    await node.stop()
+    await files.close()
+  })
+
+  it('cold GET streams the whole file with real length, then HEAD and Range come from cache', async () => {
+    const cold = await send(node.url, { path: '/f/a.bin' })
+    expect(cold.status).toBe(200)
+    expect(cold.headers['content-length']).toBe(String(SIZE))
+    expect(cold.headers['accept-ranges']).toBe('bytes')
+    expect(sha(cold.body)).toBe(generatedSha256(SIZE, 5))
+    const etag = cold.headers.etag
+    expect(etag).toBeTruthy()
+
+    const head = await send(node.url, { path: '/f/a.bin', method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(head.headers['content-length']).toBe(String(SIZE))
+    expect(head.headers.etag).toBe(etag)
+    expect(head.body.length).toBe(0)
+
+    const r1 = await send(node.url, { path: '/f/a.bin', headers: { range: 'bytes=100-199' } })
+    expect(r1.status).toBe(206)
+    expect(r1.headers['content-range']).toBe(`bytes 100-199/${SIZE}`)
+    expect(r1.body.equals(await slice(100, 199))).toBe(true)
+
+    const r2 = await send(node.url, { path: '/f/a.bin', headers: { range: `bytes=${SIZE - 10}-` } })
+    expect(r2.status).toBe(206)
+    expect(r2.body.equals(await slice(SIZE - 10, SIZE - 1))).toBe(true)
+
+    const r3 = await send(node.url, { path: '/f/a.bin', headers: { range: 'bytes=-5' } })
+    expect(r3.status).toBe(206)
+    expect(r3.headers['content-range']).toBe(`bytes ${SIZE - 5}-${SIZE - 1}/${SIZE}`)
+
+    const r4 = await send(node.url, { path: '/f/a.bin', headers: { range: `bytes=${SIZE}-` } })
+    expect(r4.status).toBe(416)
+    expect(r4.headers['content-range']).toBe(`bytes */${SIZE}`)
+
+    const nm = await send(node.url, { path: '/f/a.bin', headers: { 'if-none-match': String(etag) } })
+    expect(nm.status).toBe(304)
+    expect(nm.body.length).toBe(0)
+
+    const ir = await send(node.url, { path: '/f/a.bin', headers: { range: 'bytes=0-9', 'if-range': '"other"' } })
+    expect(ir.status).toBe(200)
+    expect(ir.body.length).toBe(SIZE)
+    const ok = await send(node.url, { path: '/f/a.bin', headers: { range: 'bytes=0-9', 'if-range': String(etag) } })
+    expect(ok.status).toBe(206)
+
+    const stats = json(await send(node.url, { path: '/stats' })).cache as Record<string, number>
+    expect(stats.file_count).toBe(1)
+    expect(stats.hits).toBeGreaterThanOrEqual(7)
+    expect(stats.bytes_from_upstream).toBeGreaterThanOrEqual(SIZE)
+  })
+
+  it('a Range on a cold file is answered 206 from the part fetched first', async () => {
+    const start = SIZE - 300_000
+    const res = await send(node.url, { path: '/f/b.bin', headers: { range: `bytes=${start}-${start + 999}` } })
+    expect(res.status).toBe(206)
+    expect(res.body.equals(await slice(start, start + 999, 6))).toBe(true)
+    // the first upstream request starts at the client's offset
+    expect(files.stats.rangeHeaders.some(h => h.startsWith(`bytes=${start}-`))).toBe(true)
+  })
+
+  it('HEAD on a cold file gives the true length without a body', async () => {
+    const head = await send(node.url, { path: '/f/c.bin', method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(head.headers['content-length']).toBe('1000')
+    expect(head.body.length).toBe(0)
+  })
+
+  it('relays upstream 404 as 404', async () => {
+    const res = await send(node.url, { path: '/f/missing.bin' })
+    expect(res.status).toBe(404)
+  })
+})

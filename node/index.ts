@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Config, HandlerName } from '../config/types.ts'
+import { createFetchEngine } from './fetch/engine.ts'
 import { createHandlerRegistry } from './handlers/registry.ts'
 import type { Handler, HandlerRegistry } from './handlers/registry.ts'
 import { createProxyStrategy } from './http/proxy.ts'
+import type { ProxyInit } from './http/proxy.ts'
 import type { CacheStatsProvider, DownloadsProvider } from './http/providers.ts'
 import { createHttpServer } from './http/server.ts'
 import type { Strategy } from './http/strategy.ts'
@@ -40,6 +42,8 @@ export interface NodeOverrides {
   parallel?: (components: Omit<NodeComponents, 'http'>) => Strategy
   /** Replaces `proxy` (rarely useful outside tests). */
   proxy?: Strategy
+  /** Settings of the default `proxy` strategy (e.g. the rewrite size cap). */
+  proxyInit?: ProxyInit
   handlers?: Partial<Record<HandlerName, Handler>>
   downloads?: DownloadsProvider
   cacheStats?: CacheStatsProvider
@@ -72,9 +76,11 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   const router = createRouter(config.rules)
   const rewritePlan = createRewritePlan(config.content_rewrite, router.rules)
   const handlers = createHandlerRegistry(overrides.handlers)
-  const proxy = overrides.proxy ?? createProxyStrategy({ dispatcher, rewritePlan, logger })
+  const proxy = overrides.proxy ?? createProxyStrategy({ dispatcher, rewritePlan, logger }, overrides.proxyInit)
   const base = { config, logger, dispatcher, router, rewritePlan, handlers, proxy }
-  const parallel = overrides.parallel?.(base)
+  // The fetch engine (blob store + fetcher) backs `parallel` rules unless a test supplies its own.
+  const engine = overrides.parallel === undefined ? createFetchEngine(config, { dispatcher, logger }) : null
+  const parallel = overrides.parallel?.(base) ?? engine?.parallel(proxy)
   const hardStop = new AbortController()
   const http = createHttpServer({
     config,
@@ -82,8 +88,8 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     router,
     handlers,
     strategies: parallel === undefined ? { proxy } : { proxy, parallel },
-    downloads: overrides.downloads,
-    cacheStats: overrides.cacheStats
+    downloads: overrides.downloads ?? engine?.downloads,
+    cacheStats: overrides.cacheStats ?? engine?.cacheStats
   }, { stopSignal: hardStop.signal })
   const components: NodeComponents = { ...base, http }
 
@@ -104,6 +110,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
       http.server.closeAllConnections()
       await closed
     }
+    await engine?.stop()
     if (overrides.dispatcher === undefined) {
       // Requests still holding the pool (stalled upstreams) are cut after a short grace period.
       let graceTimer: NodeJS.Timeout | undefined
@@ -118,7 +125,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     components,
     async start () {
       if (stopping !== null) throw new Error('node was stopped')
-      starting ??= http.listen({ host: config.server.host, port: config.server.port }).then(() => {
+      starting ??= (engine?.start() ?? Promise.resolve()).then(async () => await http.listen({ host: config.server.host, port: config.server.port })).then(() => {
         logger.info({ address: http.server.address() }, 'aimirror node listening')
       })
       await starting

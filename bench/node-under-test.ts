@@ -1,0 +1,53 @@
+import { join } from 'node:path'
+import { mkdir, writeFile } from 'node:fs/promises'
+import type { ChildProcess } from 'node:child_process'
+import { stringify } from 'yaml'
+import { freePort, waitForHttp } from './procs.ts'
+import type { Children } from './procs.ts'
+
+export interface NodeUnderTest {
+  url: string
+  child: ChildProcess
+  pid: number
+  logFile: string
+}
+
+export interface NodeInit {
+  nodeBin: string
+  root: string
+  tmp: string
+  upstreamUrl: string
+  conns: number
+}
+
+/**
+ * Writes the bench config and starts `cli/main.ts start` as a child process. Port 0 would not be
+ * observable from outside, so a free port is picked here and passed in the config.
+ */
+export async function startNode (children: Children, init: NodeInit): Promise<NodeUnderTest> {
+  const port = await freePort()
+  const cacheDir = join(init.tmp, 'cache')
+  await mkdir(cacheDir, { recursive: true })
+  const config = {
+    server: { host: '127.0.0.1', port },
+    cache: { dir: cacheDir, max_size_gb: 1000, min_free_gb: 0 },
+    logging: { level: 'warn' },
+    rules: [{
+      name: 'bench',
+      path_prefix: '/files/',
+      upstream: init.upstreamUrl,
+      strategy: 'parallel',
+      min_size: 1,
+      concurrency: init.conns,
+      chunk_size: 0
+    }]
+  }
+  const configFile = join(init.tmp, 'aimirror.yaml')
+  await writeFile(configFile, stringify(config))
+  const logFile = join(init.tmp, 'node.log')
+  const child = children.spawn(init.nodeBin, [join(init.root, 'cli', 'main.ts'), 'start', '--config', configFile], { logFile, cwd: init.root })
+  const url = `http://127.0.0.1:${port}`
+  await waitForHttp(`${url}/health`, { timeoutMs: 30_000, child, logFile, what: 'aimirror node' })
+  if (child.pid === undefined) throw new Error('aimirror node has no pid')
+  return { url, child, pid: child.pid, logFile }
+}

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { download } from './client.ts'
+import type { Download } from './client.ts'
 import { MB, check, expectedSha, limitFor } from './context.ts'
 import type { BenchContext, Row } from './context.ts'
 import type { BenchOptions } from './args.ts'
@@ -65,30 +66,40 @@ export const cold: Scenario = async (ctx, row) => {
   row.notes = `limit = min(aggregate, ${opts.conns} × per-conn) = ${(limitFor(opts) / MB).toFixed(0)} MB/s`
 }
 
-/** The same file again, now cached, against nginx sending the same bytes from disk. */
+/**
+ * The same file again, now cached, against nginx sending the same bytes from disk. Both are read
+ * three times, interleaved, and the best of each counts: single reads of a warm file are short and noisy.
+ */
 export const warm: Scenario = async (ctx, row) => {
   const { opts, files: { big } } = ctx
-  let nginxMbps: number | null = null
-  if (ctx.nginx !== null) {
-    const n = await download(`${ctx.nginx.url}${big.path}`, { timeoutMs: opts.timeoutMs })
-    check('nginx', n, 200, big.size, n.sha256, ctx.sha(big))
-    nginxMbps = big.size / MB / (n.totalMs / 1000)
+  const rounds = 3
+  let best: Download | null = null
+  let nginxBest: Download | null = null
+  for (let i = 0; i < rounds; i++) {
+    if (ctx.nginx !== null) {
+      const n = await download(`${ctx.nginx.url}${big.path}`, { timeoutMs: opts.timeoutMs })
+      check('nginx', n, 200, big.size, n.sha256, ctx.sha(big))
+      if (nginxBest === null || n.totalMs < nginxBest.totalMs) nginxBest = n
+    }
+    const d = await download(`${ctx.node.url}${big.path}`, { timeoutMs: opts.timeoutMs })
+    check('warm', d, 200, big.size, d.sha256, ctx.sha(big))
+    if (best === null || d.totalMs < best.totalMs) best = d
   }
-  const d = await download(`${ctx.node.url}${big.path}`, { timeoutMs: opts.timeoutMs })
-  check('warm', d, 200, big.size, d.sha256, ctx.sha(big))
-  row.mbps = big.size / MB / (d.totalMs / 1000)
-  row.ttfbS = d.ttfbMs / 1000
-  row.timeS = d.totalMs / 1000
+  if (best === null) return
+  row.mbps = big.size / MB / (best.totalMs / 1000)
+  row.ttfbS = best.ttfbMs / 1000
+  row.timeS = best.totalMs / 1000
   row.upstreamRatio = ((await ctx.upstream.stats()).byPath[big.path]?.bytes ?? 0) / big.size
   row.goal = '≥ 0.7 × nginx'
-  if (nginxMbps === null) {
-    row.notes = 'n/a (nginx not installed)'
+  if (nginxBest === null) {
+    row.notes = `best of ${rounds}; n/a (nginx not installed)`
     return
   }
+  const nginxMbps = big.size / MB / (nginxBest.totalMs / 1000)
   row.ratio = row.mbps / nginxMbps
   row.ratioOf = '× nginx'
   row.pass = row.ratio >= 0.7
-  row.notes = `nginx sendfile: ${nginxMbps.toFixed(0)} MB/s`
+  row.notes = `best of ${rounds}; nginx sendfile: ${nginxMbps.toFixed(0)} MB/s`
 }
 
 /** `clients` clients on one cold file at once: one upstream download, everyone served early. */

@@ -31,9 +31,11 @@ export interface HttpServerInit {
 function requestSignal (reply: FastifyReply, stop: AbortSignal | undefined): AbortSignal {
   const ac = new AbortController()
   const onStop = (): void => { ac.abort(new ShuttingDownError()) }
+  let finished = false
+  reply.raw.once('finish', () => { finished = true })
   reply.raw.once('close', () => {
     stop?.removeEventListener('abort', onStop)
-    if (!reply.raw.writableFinished) ac.abort(new AbortedError('Client went away'))
+    if (!finished) ac.abort(new AbortedError('Client went away'))
   })
   if (stop?.aborted === true) onStop()
   else stop?.addEventListener('abort', onStop, { once: true })

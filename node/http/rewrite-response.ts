@@ -74,7 +74,8 @@ function mergeVary (headers: string[], name: string): void {
  * Sends a link-bearing page with its links pointing at the mirror: buffered (the only place a body is
  * held whole, capped), decoded from gzip/br/deflate/zstd, rewritten, re-gzipped only for clients that
  * accept gzip, with a fresh Content-Length and a weak ETag for this variant (If-None-Match → 304).
- * Pages over the cap, in an unknown coding or that fail to decode are passed through untouched.
+ * Pages without links to rewrite, over the cap, in an unknown coding or that fail to decode are passed
+ * through untouched (upstream bytes and validators).
  */
 export async function sendRewritten (ctx: StrategyContext, page: UpstreamResponse, headers: RawHeaders,
   rewriting: RuleRewriting, opts: RewriteOptions): Promise<void> {
@@ -102,7 +103,14 @@ export async function sendRewritten (ctx: StrategyContext, page: UpstreamRespons
     return
   }
   // latin1 maps bytes 1:1 to code units, so everything but the ASCII URLs stays byte-identical.
-  const body = Buffer.from(rewriting.links.rewriteText(decoded.toString('latin1'), ctx.mirrorBase), 'latin1')
+  const text = decoded.toString('latin1')
+  const rewritten = rewriting.links.rewriteText(text, ctx.mirrorBase)
+  if (rewritten === text) {
+    // Nothing to change: the upstream's bytes, length, coding and ETag stay exactly as they were.
+    sendUntouched(ctx, page.statusCode, headers, [raw], null)
+    return
+  }
+  const body = Buffer.from(rewritten, 'latin1')
   const etag = weakEtag(body)
   const gzip = acceptsGzip(request.headers['accept-encoding'])
   const sendHeaders = endToEndHeaders(headers, REPRESENTATION)

@@ -121,6 +121,13 @@ describe('proxy strategy', () => {
     expect(bad.headers['content-range']).toBe(`bytes */${SIZE}`)
   })
 
+  it('passes conditional requests through: 304 without a body', async () => {
+    const res = await send(node.url, { path: '/files/blob.bin', headers: { 'if-none-match': `"gen-3-${SIZE}"` } })
+    expect(res.status).toBe(304)
+    expect(res.headers.etag).toBe(`"gen-3-${SIZE}"`)
+    expect(res.body.length).toBe(0)
+  })
+
   it('passes upstream 404s through with their headers (never invents one)', async () => {
     const res = await send(node.url, { path: '/api/gone' })
     expect(res.status).toBe(404)

@@ -72,6 +72,12 @@ describe('link rewriting', () => {
       if (url === '/redirect/relative') { res.writeHead(301, { location: '/simple/rel/' }); res.end(); return }
       if (url === '/redirect/target') { res.writeHead(302, { location: `${FILES}/packages/t.whl` }); res.end(); return }
       if (url === '/redirect/offsite') { res.writeHead(302, { location: 'https://cdn.example/signed?sig=1' }); res.end(); return }
+      if (url === '/api/plain.json') {
+        const body = gzipSync('{"id":"gpt2","sha":"abc"}')
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': body.length, etag: '"blob-sha"' })
+        res.end(req.method === 'HEAD' ? undefined : body)
+        return
+      }
       if (url === '/big/page') {
         res.writeHead(200, { 'content-type': 'text/html' })
         res.end(`<a href="${FILES}/x">x</a>` + 'y'.repeat(5000))
@@ -179,6 +185,13 @@ describe('link rewriting', () => {
     const off = await send(node.url, { path: '/redirect/offsite' })
     expect(off.status).toBe(302)
     expect(off.headers.location).toBe('https://cdn.example/signed?sig=1')
+  })
+
+  it('leaves link-bearing types without links byte-exact, with the upstream ETag and coding', async () => {
+    const res = await send(node.url, { path: '/api/plain.json', headers: { 'accept-encoding': 'gzip' } })
+    expect(res.headers.etag).toBe('"blob-sha"')
+    expect(res.headers['content-encoding']).toBe('gzip')
+    expect(res.body.equals(gzipSync('{"id":"gpt2","sha":"abc"}'))).toBe(true)
   })
 
   it('passes pages over the size cap through untouched', async () => {

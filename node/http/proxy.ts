@@ -71,13 +71,15 @@ export function createProxyStrategy (components: ProxyComponents, init: ProxyIni
     const rewriting = rewritePlan.forRule(ctx.rule)
     const contentType = headerValue(res.rawHeaders, 'content-type')
 
-    if (rewritableStatus(res.statusCode) && rewriting.isLinkBearing(contentType)) {
+    const partialPage = res.statusCode === 206 && method === 'GET'
+    if ((rewritableStatus(res.statusCode) || partialPage) && rewriting.isLinkBearing(contentType)) {
       let page: UpstreamResponse = res
-      if (method === 'HEAD') {
-        // The rewritten length is only known from the body: fetch it, answer with headers only.
+      if (method === 'HEAD' || partialPage) {
+        // HEAD: the rewritten length is only known from the body, so fetch it and answer with headers only.
+        // 206: a slice of a page cannot be rewritten; the whole page is sent (a 200 to a Range is legal).
         discardBody(res.body)
-        page = await requestUpstream(dispatcher, { url: upstreamUrl, method: 'GET', headers, signal })
-        if (!rewritableStatus(page.statusCode)) discardBody(page.body)
+        const whole = endToEndHeaders(headers, ['range', 'if-range'])
+        page = await requestUpstream(dispatcher, { url: upstreamUrl, method: 'GET', headers: whole, signal })
       }
       if (rewritableStatus(page.statusCode)) {
         const sendHeaders = rewriteHeaderLinks(endToEndHeaders(page.rawHeaders), ctx, rewriting)

@@ -72,6 +72,20 @@ describe('link rewriting', () => {
       if (url === '/redirect/relative') { res.writeHead(301, { location: '/simple/rel/' }); res.end(); return }
       if (url === '/redirect/target') { res.writeHead(302, { location: `${FILES}/packages/t.whl` }); res.end(); return }
       if (url === '/redirect/offsite') { res.writeHead(302, { location: 'https://cdn.example/signed?sig=1' }); res.end(); return }
+      if (url === '/ranged/index.html') {
+        const page = Buffer.from(`<a href="${FILES}/packages/r.whl">r</a>`)
+        const m = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''))
+        if (m !== null) {
+          const start = Number(m[1])
+          const end = Math.min(Number(m[2]), page.length - 1)
+          res.writeHead(206, { 'content-type': 'text/html', 'content-range': `bytes ${start}-${end}/${page.length}` })
+          res.end(page.subarray(start, end + 1))
+          return
+        }
+        res.writeHead(200, { 'content-type': 'text/html', 'accept-ranges': 'bytes' })
+        res.end(page)
+        return
+      }
       if (url === '/api/plain.json') {
         const body = gzipSync('{"id":"gpt2","sha":"abc"}')
         res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': body.length, etag: '"blob-sha"' })
@@ -169,6 +183,15 @@ describe('link rewriting', () => {
     expect(head.body.length).toBe(0)
     expect(head.headers['content-length']).toBe(String(get.body.length))
     expect(head.headers.etag).toBe(get.headers.etag)
+  })
+
+  it('answers a Range request for a rewritable page with the whole rewritten page', async () => {
+    const full = await send(node.url, { path: '/ranged/index.html' })
+    expect(full.body.toString()).toBe(`<a href="${node.url}/packages/r.whl">r</a>`)
+    const ranged = await send(node.url, { path: '/ranged/index.html', headers: { range: 'bytes=0-9' } })
+    expect(ranged.status).toBe(200)
+    expect(ranged.headers['content-range']).toBeUndefined()
+    expect(ranged.body.equals(full.body)).toBe(true)
   })
 
   it('never touches byte-exact responses, but rewrites their Link header', async () => {

@@ -256,7 +256,7 @@ export class Download {
       }
     }
     this.fileRefs = 1
-    if (this.plan !== null) this.scheduler = new Scheduler(this.plan, this.written)
+    if (this.plan !== null) this.scheduler = new Scheduler(this.plan, this.written, this.targetWorkers())
     const algorithms = ['sha256']
     if (this.init.identity.expected !== null && this.init.identity.expected.algorithm !== 'sha256') algorithms.push(this.init.identity.expected.algorithm)
     this.hasher = new OrderedHasher(this.fh, this.written, algorithms, {
@@ -287,13 +287,17 @@ export class Download {
       }, STALL_MS / 2)
       this.watchdog.unref()
     }
-    const size = this.size ?? 0
-    const target = size < this.init.minSize ? 1 : Math.max(1, Math.min(this.init.concurrency, this.plan?.count ?? 1))
+    const target = this.targetWorkers()
     while (this.workers < target) {
       this.workers++
       this.limiter.acquire({ signal: this.abort.signal }).then(release => this.worker(release), () => { this.workers-- })
         .catch(() => {})
     }
+  }
+
+  private targetWorkers (): number {
+    if (!this.rangeSupported || (this.size ?? 0) < this.init.minSize) return 1
+    return Math.max(1, Math.min(this.init.concurrency, this.plan?.count ?? 1))
   }
 
   /** A reader waits for an offset no connection will reach soon: fetch it first. */

@@ -7,7 +7,11 @@ import type { ByteRanges } from './byte-ranges.ts'
  */
 
 export const MIN_AUTO_PIECE = 1 << 20
-export const MAX_AUTO_PIECE = 64 << 20
+/**
+ * Auto pieces stay small so pieces complete roughly in file order: readers stream at the aggregate
+ * rate instead of one connection's, the in-order hash keeps up, and a crash loses little.
+ */
+export const MAX_AUTO_PIECE = 4 << 20
 /** An assignment smaller than twice this is not split for work stealing. */
 export const MIN_STEAL = 256 << 10
 /** A reader is "being served" when a connection will reach its offset within this many bytes. */
@@ -65,9 +69,13 @@ export class Scheduler {
   private readonly active = new Set<Assignment>()
   private nextId = 1
 
-  constructor (plan: PiecePlan, written: ByteRanges) {
+  /** Connections expected to share the work; near the end assignments shrink so they finish together. */
+  private readonly connections: number
+
+  constructor (plan: PiecePlan, written: ByteRanges, connections = 1) {
     this.plan = plan
     this.written = written
+    this.connections = Math.max(1, connections)
   }
 
   get activeCount (): number {
@@ -101,7 +109,12 @@ export class Scheduler {
       if (a !== null) return a
     }
     const first = free[0]
-    if (first !== undefined) return this.add(first[0], Math.min(first[1], this.pieceEnd(first[0])), false)
+    if (first !== undefined) {
+      let total = 0
+      for (const [s, e] of free) total += e - s
+      const len = Math.max(MIN_STEAL, Math.ceil(total / this.connections))
+      return this.add(first[0], Math.min(first[1], this.pieceEnd(first[0]), first[0] + len), false)
+    }
     const stolen = this.steal()
     if (stolen !== null) return stolen
     return this.duplicateTail(now, stallMs)

@@ -76,7 +76,7 @@ describe('parallel strategy over HTTP', () => {
 
     const stats = json(await send(node.url, { path: '/stats' })).cache as Record<string, number>
     expect(stats.file_count).toBe(1)
-    expect(stats.hits + stats.misses).toBeGreaterThanOrEqual(9)
+    expect((stats.hits ?? 0) + (stats.misses ?? 0)).toBeGreaterThanOrEqual(9)
     expect(stats.bytes_from_upstream).toBeGreaterThanOrEqual(SIZE)
   })
 

@@ -54,6 +54,11 @@ export function planEviction (entries: readonly EvictionEntry[], budget: Evictio
   const candidates = entries
     .filter(e => !e.inUse && !e.pinned)
     .sort((a, b) => a.lastAccess - b.lastAccess || (a.digest < b.digest ? -1 : 1))
+  if (state.incomingBytes > 0) {
+    // Evicting cannot make room for this file: keep the cache as it is (the file is passed through).
+    const evictable = candidates.reduce((n, e) => n + e.size, 0)
+    if (state.incomingBytes > budget.maxBytes || !mustFit(evictable)) return { evict: [], freedBytes: 0, fits: false }
+  }
   const evict: string[] = []
   let freed = 0
   for (const e of candidates) {

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest'
+import { canonicalUrl, digestIdentity, urlIdentity } from '../../../node/fetch/identity.ts'
+
+describe('cache identity', () => {
+  const cases: Array<[string, string]> = [
+    ['https://CDN.example.com:443/a/b.bin?X-Amz-Signature=abc&X-Amz-Expires=300&v=2#frag', 'https://cdn.example.com/a/b.bin?v=2'],
+    ['https://h/x?b=2&a=1', 'https://h/x?a=1&b=2'],
+    ['https://h/x?Expires=1&Signature=s&Key-Pair-Id=k', 'https://h/x'],
+    ['https://h/x?sv=1&sig=2&se=3&keep=yes', 'https://h/x?keep=yes']
+  ]
+  for (const [input, out] of cases) {
+    it(`canonical ${input}`, () => { expect(canonicalUrl(input)).toBe(out) })
+  }
+  it('signed variants of one URL share a key', () => {
+    expect(urlIdentity('https://h/f?X-Amz-Signature=1').key).toBe(urlIdentity('https://h/f?X-Amz-Signature=2').key)
+  })
+  it('digest identity is keyed by the digest and validates it', () => {
+    const hex = 'AB'.repeat(32)
+    const id = digestIdentity({ algorithm: 'sha256', hex })
+    expect(id.key).toBe(`sha256:${hex.toLowerCase()}`)
+    expect(id.sha256).toBe(hex.toLowerCase())
+    expect(() => digestIdentity({ algorithm: 'sha256', hex: 'xyz' })).toThrow()
+    expect(digestIdentity({ algorithm: 'sha512', hex: 'a'.repeat(128) }).sha256).toBeNull()
+  })
+})

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest'
+import { ByteRanges } from '../../../node/fetch/byte-ranges.ts'
+import { MIN_STEAL, Scheduler, planPieces, piecesCoveredIn } from '../../../node/fetch/pieces.ts'
+
+const MiB = 1 << 20
+
+describe('ByteRanges', () => {
+  it('merges, covers and reports gaps', () => {
+    const r = new ByteRanges()
+    r.add(10, 20)
+    r.add(30, 40)
+    expect(r.covers(10, 20)).toBe(true)
+    expect(r.covers(15, 35)).toBe(false)
+    expect(r.contiguousEnd(12)).toBe(20)
+    expect(r.contiguousEnd(25)).toBe(25)
+    expect(r.gaps(0, 50)).toEqual([[0, 10], [20, 30], [40, 50]])
+    r.add(20, 30)
+    expect(r.intervals).toBe(1)
+    expect(r.covers(10, 40)).toBe(true)
+    r.add(0, 5)
+    r.add(5, 10)
+    expect(r.contiguousEnd(0)).toBe(40)
+    expect(r.total()).toBe(40)
+  })
+})
+
+describe('planPieces', () => {
+  it('uses chunk_size, or size/concurrency within bounds', () => {
+    expect(planPieces(100 * MiB, 10 * MiB, 4)).toMatchObject({ pieceSize: 10 * MiB, count: 10 })
+    expect(planPieces(1024 * MiB, 0, 64).pieceSize).toBe(4 * MiB)
+    expect(planPieces(8 * MiB, 0, 64).pieceSize).toBe(MiB)
+    expect(planPieces(0, 0, 4).count).toBe(0)
+  })
+  it('reports pieces completed by a write', () => {
+    const plan = planPieces(10, 4, 1)
+    const w = new ByteRanges()
+    w.add(0, 6)
+    expect(piecesCoveredIn(plan, w, 0, 6)).toEqual([0])
+    w.add(6, 10)
+    expect(piecesCoveredIn(plan, w, 6, 10)).toEqual([1, 2])
+  })
+})
+
+describe('Scheduler', () => {
+  it('hands out pieces in file order, skipping what is written', () => {
+    const w = new ByteRanges()
+    w.add(0, 4 * MiB)
+    const s = new Scheduler(planPieces(16 * MiB, 4 * MiB, 2), w, 1)
+    const a = s.next()
+    expect([a?.start, a?.end]).toEqual([4 * MiB, 8 * MiB])
+    const b = s.next()
+    expect(b?.start).toBe(8 * MiB)
+  })
+  it('serves a waiting reader first', () => {
+    const s = new Scheduler(planPieces(16 * MiB, 4 * MiB, 4), new ByteRanges(), 4)
+    const a = s.next([9 * MiB + 5])
+    expect([a?.start, a?.end]).toEqual([9 * MiB + 5, 12 * MiB])
+    const b = s.next()
+    expect(b?.start).toBe(0)
+  })
+  it('steals half of the largest active range when nothing is free', () => {
+    const s = new Scheduler(planPieces(8 * MiB, 8 * MiB, 1), new ByteRanges(), 1)
+    const a = s.next()
+    expect([a?.start, a?.end]).toEqual([0, 8 * MiB])
+    const b = s.next()
+    expect(b?.start).toBe(4 * MiB)
+    expect(a?.end).toBe(4 * MiB)
+  })
+  it('steals the tail under a reader waiting far ahead of a connection', () => {
+    const s = new Scheduler(planPieces(8 * MiB, 8 * MiB, 1), new ByteRanges(), 1)
+    const a = s.next()
+    const b = s.next([6 * MiB])
+    expect([b?.start, b?.end]).toEqual([6 * MiB, 8 * MiB])
+    expect(a?.end).toBe(6 * MiB)
+  })
+  it('duplicates only a stalled tail too small to split', () => {
+    const s = new Scheduler(planPieces(MIN_STEAL, MIN_STEAL, 1), new ByteRanges(), 1)
+    const a = s.next([], 0, 1000)
+    expect(a).not.toBeNull()
+    expect(s.next([], 500, 1000)).toBeNull()
+    const d = s.next([], 2000, 1000)
+    expect(d?.duplicate).toBe(true)
+    expect([d?.start, d?.end]).toEqual([a?.pos, a?.end])
+  })
+  it('shrinks assignments near the end so connections finish together', () => {
+    const s = new Scheduler(planPieces(64 * MiB, 4 * MiB, 16), new ByteRanges(), 16)
+    const a = s.next()
+    expect((a?.end ?? 0) - (a?.start ?? 0)).toBe(4 * MiB)
+    const w = new ByteRanges()
+    w.add(0, 62 * MiB)
+    const late = new Scheduler(planPieces(64 * MiB, 4 * MiB, 16), w, 16)
+    const b = late.next()
+    expect((b?.end ?? 0) - (b?.start ?? 0)).toBe(MIN_STEAL)
+  })
+})

@@ -50,7 +50,7 @@ export function describeError (error: unknown): { status: number, body: ErrorBod
  * (headers a strategy had already set are discarded, they described another body). After: the
  * response cannot change any more, so the connection is destroyed and the client sees a failed transfer.
  */
-export function handleError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+export function handleError (err: Error, request: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = describeError(err)
   const log = status >= 500 && status !== 502 && status !== 504 && status !== 503 ? 'error' : 'warn'
   request.log[log]({ err, code: body.error, url: request.url }, 'request failed')

@@ -51,7 +51,12 @@ function requestSignal (reply: FastifyReply, stop: AbortSignal | undefined): Abo
 export function createHttpServer (components: HttpServerComponents, init: HttpServerInit = {}): FastifyInstance {
   const { config, router, handlers, strategies } = components
   const fixedBase = publicBase(config.server.public_host)
-  const fallbackHost = `${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${config.server.port}`
+  // HTTP/1.0 clients may send no Host: use the address they actually connected to.
+  const localHost = (request: FastifyRequest): string => {
+    const address = request.socket?.localAddress ?? config.server.host
+    const port = request.socket?.localPort ?? config.server.port
+    return `${address.includes(':') ? `[${address}]` : address}:${port}`
+  }
 
   const app = fastify({
     loggerInstance: components.logger.child({ component: 'http' }) as FastifyBaseLogger,
@@ -61,7 +66,7 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
     forceCloseConnections: 'idle',
     routerOptions: { ignoreDuplicateSlashes: false, ignoreTrailingSlash: false },
     frameworkErrors: (err, request, reply) => {
-      handleError(Object.assign(new BadRequestError(err.message, { cause: err, detail: { reason: 'bad_url' } }), { statusCode: 400 }) as never, request, reply)
+      handleError(new BadRequestError(err.message, { cause: err, detail: { reason: 'bad_url' } }), request, reply)
     }
   })
 
@@ -81,7 +86,7 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
       upstreamUrl: match.upstreamUrl,
       request,
       reply,
-      mirrorBase: mirrorBaseFor(request, fixedBase, fallbackHost),
+      mirrorBase: mirrorBaseFor(request, fixedBase, localHost(request)),
       signal: requestSignal(reply, init.stopSignal)
     }
     const handler = handlers.get(match.rule.handler)

@@ -58,3 +58,12 @@ export async function sha256Of (stream: Readable): Promise<{ hex: string, bytes:
   }
   return { hex: h.digest('hex'), bytes }
 }
+
+/** Polls `cond` (tests only) until it holds or the deadline passes. */
+export async function until (cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time')
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}

@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto'
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer } from '../fixtures/upstreams/file-server.ts'
+import type { BlobHandle } from '../../node/fetch/fetcher.ts'
+import { urlIdentity } from '../../node/fetch/identity.ts'
+import { makeRig, sha256Of, until } from './fetch-helpers.ts'
+import type { Rig } from './fetch-helpers.ts'
+
+const MiB = 1 << 20
+const SIZE = 2 * MiB + 333
+const OPTS = { chunkSize: 256 * 1024, concurrency: 4 }
+let server: FileServer | undefined
+let rig: Rig | undefined
+
+afterEach(async () => {
+  await rig?.close()
+  await server?.close()
+  rig = undefined
+  server = undefined
+})
+
+async function blob (r: Rig, url: URL, opts = OPTS): Promise<BlobHandle> {
+  const a = await r.fetcher.acquire(urlIdentity(url), { url }, opts)
+  if (a.kind !== 'blob') throw new Error(`expected a blob, got ${a.kind}`)
+  return a
+}
+
+async function slice (seed: number, size: number, start: number, end: number): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for (const c of new GeneratedContent(size, seed).chunks(start, end - 1, 65536)) parts.push(Buffer.from(await c))
+  return Buffer.concat(parts)
+}
+
+describe('single flight and streaming', () => {
+  it('concurrent readers share one download', async () => {
+    server = await startFileServer({ files: { '/s.bin': { size: SIZE, seed: 2 } }, perConnectionBps: 2 * MiB })
+    rig = await makeRig()
+    const url = new URL(server.url + '/s.bin')
+    const handles = await Promise.all(Array.from({ length: 6 }, async () => await blob(rig as Rig, url)))
+    expect(handles.filter(h => h.from === 'download').length).toBe(6)
+    const results = await Promise.all(handles.map(async h => await sha256Of(h.open(0, SIZE))))
+    for (const h of handles) h.release()
+    for (const r of results) expect(r.hex).toBe(generatedSha256(SIZE, 2))
+    expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.02)
+  })
+
+  it('a Range far into a file being downloaded is fetched first and served from disk', async () => {
+    server = await startFileServer({ files: { '/r.bin': { size: 4 * MiB, seed: 3 } }, perConnectionBps: MiB })
+    rig = await makeRig()
+    const url = new URL(server.url + '/r.bin')
+    const whole = await blob(rig, url, { chunkSize: 512 * 1024, concurrency: 2 })
+    const start = 3 * MiB + 1000
+    const t0 = Date.now()
+    const part = await blob(rig, url, { chunkSize: 512 * 1024, concurrency: 2 })
+    const got = await sha256Of(part.open(start, start + 5000))
+    const elapsed = Date.now() - t0
+    part.release()
+    const want = await slice(3, 4 * MiB, start, start + 5000)
+    expect(got.bytes).toBe(5000)
+    expect(got.hex).toBe(createHash('sha256').update(want).digest('hex'))
+    // In file order this offset would take ~3 s at 1 MiB/s per connection over two connections.
+    expect(elapsed).toBeLessThan(1500)
+    expect(rig.fetcher.activeDownloads().length).toBe(1)
+    whole.release()
+  })
+
+  it('an abandoned download finishes in the background and is cached', async () => {
+    server = await startFileServer({ files: { '/a.bin': { size: SIZE, seed: 4 } }, perConnectionBps: 2 * MiB })
+    rig = await makeRig()
+    const url = new URL(server.url + '/a.bin')
+    const h = await blob(rig, url)
+    const s = h.open(0, SIZE)
+    await new Promise(resolve => s.once('data', resolve))
+    s.destroy()
+    h.release()
+    await until(() => rig?.store.stats().file_count === 1)
+    const again = await blob(rig, url)
+    expect(again.from).toBe('cache')
+    expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 4))
+    again.release()
+  })
+
+  it('without finish_abandoned the download stops and its progress is kept for later', async () => {
+    server = await startFileServer({ files: { '/b.bin': { size: SIZE, seed: 5 } }, perConnectionBps: MiB })
+    rig = await makeRig({}, { finishAbandoned: false })
+    const url = new URL(server.url + '/b.bin')
+    const h = await blob(rig, url)
+    const s = h.open(0, SIZE)
+    await new Promise(resolve => s.once('data', resolve))
+    s.destroy()
+    h.release()
+    await until(() => rig?.fetcher.activeDownloads().length === 0)
+    expect(rig.store.stats().file_count).toBe(0)
+    expect(await rig.store.getPartial(urlIdentity(url).key)).toBeDefined()
+    expect((await readdir(join(rig.dir, 'tmp'))).length).toBe(1)
+  })
+
+  it('the global connection cap queues work instead of refusing it', async () => {
+    server = await startFileServer({ files: { '/c1.bin': { size: SIZE, seed: 6 }, '/c2.bin': { size: SIZE, seed: 7 } }, perConnectionBps: 4 * MiB })
+    rig = await makeRig({}, { maxConcurrentDownloads: 2 })
+    const u1 = new URL(server.url + '/c1.bin')
+    const u2 = new URL(server.url + '/c2.bin')
+    const [h1, h2] = await Promise.all([blob(rig, u1), blob(rig, u2)])
+    const [r1, r2] = await Promise.all([sha256Of(h1.open(0, SIZE)), sha256Of(h2.open(0, SIZE))])
+    h1.release()
+    h2.release()
+    expect(r1.hex).toBe(generatedSha256(SIZE, 6))
+    expect(r2.hex).toBe(generatedSha256(SIZE, 7))
+    expect(server.stats.peakConnections).toBeLessThanOrEqual(2)
+  })
+})

@@ -1,0 +1,137 @@
+import { open, readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer } from '../fixtures/upstreams/file-server.ts'
+import type { BlobHandle } from '../../node/fetch/fetcher.ts'
+import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
+import type { BlobIdentity } from '../../node/fetch/identity.ts'
+import { makeRig, sha256Of, until } from './fetch-helpers.ts'
+import type { Rig } from './fetch-helpers.ts'
+
+const MiB = 1 << 20
+const SIZE = 2 * MiB + 77
+const OPTS = { chunkSize: 256 * 1024, concurrency: 4 }
+let server: FileServer | undefined
+let rig: Rig | undefined
+
+afterEach(async () => {
+  await rig?.close()
+  await server?.close()
+  rig = undefined
+  server = undefined
+})
+
+async function blob (r: Rig, url: URL, id: BlobIdentity = urlIdentity(url), opts: object = OPTS): Promise<BlobHandle> {
+  const a = await r.fetcher.acquire(id, { url }, opts)
+  if (a.kind !== 'blob') throw new Error(`expected a blob, got ${a.kind}`)
+  return a
+}
+
+async function files (dir: string): Promise<string[]> {
+  const out: string[] = []
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(join(e.parentPath, e.name))
+  return out
+}
+
+describe('verification and integrity', () => {
+  it('a digest mismatch aborts a streaming reader before the final byte and caches nothing', async () => {
+    server = await startFileServer({ files: { '/m.bin': { size: SIZE, seed: 1 } }, perConnectionBps: 4 * MiB })
+    rig = await makeRig()
+    const url = new URL(server.url + '/m.bin')
+    const h = await blob(rig, url, digestIdentity({ algorithm: 'sha256', hex: 'ab'.repeat(32) }))
+    let received = 0
+    const s = h.open(0, SIZE)
+    s.on('data', (c: Buffer) => { received += c.length })
+    const err = await new Promise<unknown>((resolve) => { s.once('error', resolve); s.once('end', () => resolve(null)) })
+    h.release()
+    expect((err as { code?: string } | null)?.code).toBe('ERR_DIGEST_MISMATCH')
+    expect(received).toBeLessThan(SIZE)
+    await until(() => rig?.fetcher.activeDownloads().length === 0)
+    expect(rig.store.stats().file_count).toBe(0)
+    expect(await rig.store.getPartial(`sha256:${'ab'.repeat(32)}`)).toBeUndefined()
+    await until(async () => (await files(join(rig?.dir ?? '', 'tmp'))).length === 0)
+  })
+
+  it('a matching digest is served and stored under its content address', async () => {
+    server = await startFileServer({ files: { '/ok.bin': { size: SIZE, seed: 2 } } })
+    rig = await makeRig()
+    const url = new URL(server.url + '/ok.bin')
+    const hex = generatedSha256(SIZE, 2)
+    const h = await blob(rig, url, digestIdentity({ algorithm: 'sha256', hex }))
+    expect((await sha256Of(h.open(0, SIZE))).hex).toBe(hex)
+    h.release()
+    await until(() => rig?.store.stats().file_count === 1)
+    expect((await stat(rig.store.layout.blobPath(hex))).size).toBe(SIZE)
+    // the same content asked for by digest from another URL is a hit
+    const other = new URL(server.url + '/elsewhere.bin')
+    const again = await blob(rig, other, digestIdentity({ algorithm: 'sha256', hex }))
+    expect(again.from).toBe('cache')
+    again.release()
+  })
+
+  it('a blob corrupted on disk is never served: it is dropped and fetched again', async () => {
+    server = await startFileServer({ files: { '/c.bin': { size: SIZE, seed: 3 } } })
+    rig = await makeRig()
+    const url = new URL(server.url + '/c.bin')
+    const h = await blob(rig, url)
+    await sha256Of(h.open(0, SIZE))
+    h.release()
+    await until(() => rig?.store.stats().file_count === 1)
+    const path = rig.store.layout.blobPath(generatedSha256(SIZE, 3))
+    const fh = await open(path, 'r+')
+    await fh.write(Buffer.from('garbage!'), 0, 8, 1000)
+    await fh.close()
+    const again = await blob(rig, url)
+    expect(again.from).toBe('download')
+    expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 3))
+    again.release()
+  })
+
+  it('a missing blob file is dropped from the index', async () => {
+    server = await startFileServer({ files: { '/d.bin': { size: SIZE, seed: 4 } } })
+    rig = await makeRig()
+    const url = new URL(server.url + '/d.bin')
+    const h = await blob(rig, url)
+    await sha256Of(h.open(0, SIZE))
+    h.release()
+    await until(() => rig?.store.stats().file_count === 1)
+    const { rm } = await import('node:fs/promises')
+    await rm(rig.store.layout.blobPath(generatedSha256(SIZE, 4)))
+    expect(await rig.store.lookup(urlIdentity(url).key)).toBeUndefined()
+    expect(rig.store.stats().file_count).toBe(0)
+  })
+
+  it('a file larger than the whole cache is passed through once and not cached', async () => {
+    server = await startFileServer({ files: { '/big.bin': { size: SIZE, seed: 5 } } })
+    rig = await makeRig({ maxBytes: MiB })
+    const url = new URL(server.url + '/big.bin')
+    const h = await blob(rig, url)
+    expect(h.from).toBe('passthrough')
+    expect(h.meta.size).toBe(SIZE)
+    expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 5))
+    h.release()
+    expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.02)
+    expect(rig.store.stats().file_count).toBe(0)
+    expect(await files(join(rig.dir, 'tmp'))).toEqual([])
+    expect(await files(join(rig.dir, 'blobs'))).toEqual([])
+  })
+
+  it('the cache stays within its budget: least recently used blobs are evicted', async () => {
+    const fs: Record<string, { size: number, seed: number }> = {}
+    for (let i = 0; i < 4; i++) fs[`/e${i}.bin`] = { size: MiB, seed: 10 + i }
+    server = await startFileServer({ files: fs })
+    rig = await makeRig({ maxBytes: 3 * MiB })
+    for (let i = 0; i < 4; i++) {
+      const url = new URL(`${server.url}/e${i}.bin`)
+      const h = await blob(rig, url)
+      await sha256Of(h.open(0, MiB))
+      h.release()
+      await until(() => rig?.fetcher.activeDownloads().length === 0)
+    }
+    const st = rig.store.stats()
+    expect(st.total_size_bytes).toBeLessThanOrEqual(3 * MiB)
+    expect(await rig.store.lookup(urlIdentity(new URL(`${server.url}/e0.bin`)).key)).toBeUndefined()
+    expect(await rig.store.lookup(urlIdentity(new URL(`${server.url}/e3.bin`)).key)).toBeDefined()
+  })
+})

@@ -1,0 +1,111 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer } from '../fixtures/upstreams/file-server.ts'
+import type { BlobHandle } from '../../node/fetch/fetcher.ts'
+import { urlIdentity } from '../../node/fetch/identity.ts'
+import { PieceBitmap } from '../../node/store/partial.ts'
+import { makeRig, sha256Of, until } from './fetch-helpers.ts'
+import type { Rig } from './fetch-helpers.ts'
+
+const MiB = 1 << 20
+let server: FileServer | undefined
+let rig: Rig | undefined
+
+afterEach(async () => {
+  await rig?.close()
+  await server?.close()
+  rig = undefined
+  server = undefined
+})
+
+async function blob (r: Rig, url: URL, opts: object): Promise<BlobHandle> {
+  const a = await r.fetcher.acquire(urlIdentity(url), { url }, opts)
+  if (a.kind !== 'blob') throw new Error(`expected a blob, got ${a.kind}`)
+  return a
+}
+
+describe('resume, redirects, odd upstreams', () => {
+  it('a download stopped midway resumes after a restart, refetching only unfinished pieces', async () => {
+    const SIZE = 4 * MiB
+    const PIECE = 256 * 1024
+    const opts = { chunkSize: PIECE, concurrency: 4 }
+    server = await startFileServer({ files: { '/r.bin': { size: SIZE, seed: 1 } }, perConnectionBps: 2 * MiB })
+    rig = await makeRig()
+    const url = new URL(server.url + '/r.bin')
+    const key = urlIdentity(url).key
+    const h = await blob(rig, url, opts)
+    await until(async () => {
+      const p = await rig?.store.getPartial(key)
+      return p !== undefined && PieceBitmap.fromBase64(SIZE / PIECE, p.bitmap).done >= 6
+    })
+    h.release()
+    await rig.restart()
+    const partial = await rig.store.getPartial(key)
+    expect(partial).toBeDefined()
+    const done = PieceBitmap.fromBase64(SIZE / PIECE, partial?.bitmap ?? '').done
+    expect(done).toBeGreaterThanOrEqual(6)
+    const before = server.stats.bytesSent
+    const again = await blob(rig, url, opts)
+    expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 1))
+    again.release()
+    const refetched = server.stats.bytesSent - before
+    // Only the pieces not marked done come again (plus a little in-flight slack).
+    expect(refetched).toBeLessThanOrEqual(SIZE - done * PIECE + 4 * PIECE)
+    await until(() => rig?.store.stats().file_count === 1)
+    expect(await rig.store.getPartial(key)).toBeUndefined()
+  })
+
+  it('follows redirects to signed URLs, re-resolves them when they expire, and keys by the original URL', async () => {
+    const SIZE = 3 * MiB
+    server = await startFileServer({ files: { '/s.bin': { size: SIZE, seed: 2 } }, perConnectionBps: 2 * MiB, redirect: { ttlMs: 400 } })
+    rig = await makeRig()
+    const url = new URL(server.url + '/s.bin')
+    const h = await blob(rig, url, { chunkSize: 256 * 1024, concurrency: 2 })
+    expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 2))
+    h.release()
+    expect(server.stats.expired).toBeGreaterThan(0)
+    expect(server.stats.redirects).toBeGreaterThan(1)
+    expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.05)
+    await until(() => rig?.store.stats().file_count === 1)
+    expect(await rig.store.lookup(urlIdentity(url).key)).toBeDefined()
+  })
+
+  it('an upstream without Range support is fetched with one streaming GET', async () => {
+    const SIZE = 1 * MiB + 5
+    server = await startFileServer({ files: { '/n.bin': { size: SIZE, seed: 3 } }, ranges: false })
+    rig = await makeRig()
+    const url = new URL(server.url + '/n.bin')
+    const h = await blob(rig, url, { chunkSize: 64 * 1024, concurrency: 8 })
+    expect(h.meta.size).toBe(SIZE)
+    expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 3))
+    h.release()
+    expect(server.stats.requests).toBe(1)
+    await until(() => rig?.store.stats().file_count === 1)
+  })
+
+  it('a connection cut mid-piece resumes at its last byte', async () => {
+    const SIZE = 2 * MiB
+    server = await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 4 } }, faults: { failAfterBytes: 100_000, failTimes: 3 } })
+    rig = await makeRig()
+    const url = new URL(server.url + '/f.bin')
+    const h = await blob(rig, url, { chunkSize: 512 * 1024, concurrency: 2 })
+    expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 4))
+    h.release()
+    expect(server.stats.failed).toBe(3)
+    expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.05)
+    // a resumed request starts where the cut one stopped, not at a piece boundary
+    const starts = server.stats.rangeHeaders.map(r => Number(/^bytes=(\d+)-/.exec(r)?.[1] ?? 0))
+    expect(starts.some(s => s % (512 * 1024) !== 0)).toBe(true)
+  })
+
+  it('an upstream 404 is handed back as such, nothing is cached', async () => {
+    server = await startFileServer({ files: {} })
+    rig = await makeRig()
+    const url = new URL(server.url + '/none.bin')
+    const a = await rig.fetcher.acquire(urlIdentity(url), { url }, {})
+    expect(a.kind).toBe('upstream-response')
+    if (a.kind === 'upstream-response') expect(a.status).toBe(404)
+    expect(rig.store.stats().file_count).toBe(0)
+    expect(rig.fetcher.activeDownloads()).toEqual([])
+  })
+})

@@ -61,10 +61,13 @@ export const CorruptBlobError = defineError('CorruptBlobError', 'ERR_CORRUPT_BLO
 /** The path exists but not for this HTTP method (the node's own endpoints: /health, /stats). */
 export const MethodNotAllowedError = defineError('MethodNotAllowedError', 'ERR_METHOD_NOT_ALLOWED', 'Method not allowed here')
 
+/** The upstream refused the credentials presented for a resource (or their absence): its token realm or the registry said 401/403. */
+export const UpstreamDeniedError = defineError('UpstreamDeniedError', 'ERR_UPSTREAM_DENIED', 'Upstream refused access')
+
 export const ERROR_CODES: readonly string[] = [
   'ERR_BAD_REQUEST', 'ERR_NO_ROUTE', 'ERR_UPSTREAM_UNREACHABLE', 'ERR_UPSTREAM_TIMEOUT', 'ERR_UPSTREAM_PROTOCOL',
   'ERR_DIGEST_MISMATCH', 'ERR_RANGE_NOT_SATISFIABLE', 'ERR_OVERLOADED', 'ERR_DISK_FULL', 'ERR_ABORTED',
-  'ERR_SHUTTING_DOWN', 'ERR_CORRUPT_BLOB', 'ERR_METHOD_NOT_ALLOWED'
+  'ERR_SHUTTING_DOWN', 'ERR_CORRUPT_BLOB', 'ERR_METHOD_NOT_ALLOWED', 'ERR_UPSTREAM_DENIED'
 ]
 
 export function isAimirrorError (err: unknown): err is AimirrorError {

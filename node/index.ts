@@ -10,6 +10,8 @@ import type { CacheStatsProvider, DownloadsProvider } from './http/providers.ts'
 import { createHttpServer } from './http/server.ts'
 import type { Strategy } from './http/strategy.ts'
 import { createLogger } from './log.ts'
+import { createMetadataCache } from './metadata/cache.ts'
+import type { MetadataCache } from './metadata/cache.ts'
 import type { Logger } from './log.ts'
 import { createRewritePlan } from './rewrite/rules.ts'
 import type { RewritePlan } from './rewrite/rules.ts'
@@ -31,6 +33,8 @@ export interface NodeComponents {
   readonly handlers: HandlerRegistry
   /** The `proxy` strategy, for strategies that fall back to plain proxying. */
   readonly proxy: Strategy
+  /** Shared cache of index pages, packuments, repodata, API JSON, manifests by tag (node/metadata). */
+  readonly metadata: MetadataCache
   readonly http: FastifyInstance
 }
 
@@ -75,9 +79,10 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   const dispatcher = overrides.dispatcher ?? createUpstreamDispatcher(config.server)
   const router = createRouter(config.rules)
   const rewritePlan = createRewritePlan(config.content_rewrite, router.rules)
+  const metadata = createMetadataCache({ dispatcher, logger }, { cacheDir: config.cache.dir })
   const handlers = createHandlerRegistry(overrides.handlers)
   const proxy = overrides.proxy ?? createProxyStrategy({ dispatcher, rewritePlan, logger }, overrides.proxyInit)
-  const base = { config, logger, dispatcher, router, rewritePlan, handlers, proxy }
+  const base = { config, logger, dispatcher, router, rewritePlan, handlers, proxy, metadata }
   // The fetch engine (blob store + fetcher) backs `parallel` rules unless a test supplies its own.
   const engine = overrides.parallel === undefined ? createFetchEngine(config, { dispatcher, logger }) : null
   const parallel = overrides.parallel?.(base) ?? engine?.parallel(proxy)
@@ -111,6 +116,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
       await closed
     }
     await engine?.stop()
+    await metadata.stop()
     if (overrides.dispatcher === undefined) {
       // Requests still holding the pool (stalled upstreams) are cut after a short grace period.
       let graceTimer: NodeJS.Timeout | undefined
@@ -125,7 +131,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     components,
     async start () {
       if (stopping !== null) throw new Error('node was stopped')
-      starting ??= (engine?.start() ?? Promise.resolve()).then(async () => await http.listen({ host: config.server.host, port: config.server.port })).then(() => {
+      starting ??= (engine?.start() ?? Promise.resolve()).then(async () => await metadata.start()).then(async () => await http.listen({ host: config.server.host, port: config.server.port })).then(() => {
         logger.info({ address: http.server.address() }, 'aimirror node listening')
       })
       await starting

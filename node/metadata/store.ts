@@ -1,0 +1,196 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Readable, Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { Level } from 'level'
+import type { Logger } from '../log.ts'
+
+/**
+ * Disk side of the metadata cache. Layout under `dir` (format FORMAT_VERSION):
+ *   index/                      LevelDB: `e!<cache key>` -> StoredEntry, `meta!version`
+ *   bodies/<gg>/<gen>/body      a body as stored (decoded), one directory per generation
+ *   bodies/<gg>/<gen>/v-<hash>  derived variants of that body (rewritten, gzip)
+ *   tmp/                        bodies being written (renamed into place once complete and fsync'd)
+ * A replaced generation is removed after a grace period, so readers that just looked it up can still
+ * open it; directories no entry references are swept at start.
+ */
+export const FORMAT_VERSION = 1
+
+export interface StoredEntry {
+  readonly url: string
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly validator: { etag: string | null, lastModified: string | null }
+  /** Body generation (directory name). */
+  readonly gen: string
+  readonly size: number
+  readonly sha256: string
+  readonly fetchedAt: number
+}
+
+export interface WrittenBody {
+  readonly gen: string
+  readonly size: number
+  readonly sha256: string
+}
+
+export interface MetadataStoreInit {
+  dir: string
+  /** How long a replaced body stays readable. Default 60 s. */
+  graceMs?: number
+}
+
+const E = 'e!'
+const GEN = /^[0-9a-f]{32}$/
+
+export class MetadataStore {
+  readonly dir: string
+  private readonly db: Level<string, unknown>
+  private readonly log: Logger
+  private readonly graceMs: number
+  private readonly pending = new Map<string, NodeJS.Timeout>()
+  private started = false
+
+  constructor (components: { logger: Logger }, init: MetadataStoreInit) {
+    this.dir = init.dir
+    this.log = components.logger
+    this.graceMs = init.graceMs ?? 60_000
+    this.db = new Level<string, unknown>(join(init.dir, 'index'), { valueEncoding: 'json' })
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    await mkdir(join(this.dir, 'bodies'), { recursive: true })
+    await rm(join(this.dir, 'tmp'), { recursive: true, force: true })
+    await mkdir(join(this.dir, 'tmp'), { recursive: true })
+    await this.db.open()
+    const version = await this.db.get('meta!version')
+    if (version !== FORMAT_VERSION) {
+      if (version !== undefined) this.log.warn({ version }, 'metadata cache had another format version; it was reset')
+      await this.db.clear()
+      await this.db.put('meta!version', FORMAT_VERSION)
+    }
+    await this.sweepOrphans()
+    this.started = true
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    const gens = [...this.pending.keys()]
+    for (const t of this.pending.values()) clearTimeout(t)
+    this.pending.clear()
+    await Promise.all(gens.map(async g => await this.removeGen(g)))
+    await this.db.close()
+  }
+
+  async get (key: string): Promise<StoredEntry | undefined> {
+    return await this.db.get(E + key) as StoredEntry | undefined
+  }
+
+  /** Stores `entry` under `key`; the generation it replaces is removed after the grace period. */
+  async put (key: string, entry: StoredEntry, previous: StoredEntry | undefined): Promise<void> {
+    await this.db.put(E + key, entry)
+    if (previous !== undefined && previous.gen !== entry.gen) this.retire(previous.gen)
+  }
+
+  async delete (key: string, previous: StoredEntry | undefined): Promise<void> {
+    await this.db.del(E + key)
+    if (previous !== undefined) this.retire(previous.gen)
+  }
+
+  bodyPath (gen: string): string {
+    return join(this.genDir(gen), 'body')
+  }
+
+  variantPath (gen: string, variantId: string): string {
+    return join(this.genDir(gen), 'v-' + createHash('sha256').update(variantId).digest('hex').slice(0, 32))
+  }
+
+  /** Writes a new body generation from `source` (hashed on the way), fsync'd and renamed into place. */
+  async writeBody (source: Readable, options: { signal?: AbortSignal } = {}): Promise<WrittenBody> {
+    const gen = randomBytes(16).toString('hex')
+    const hash = createHash('sha256')
+    let size = 0
+    const tap = new Transform({
+      transform (chunk: Buffer, _enc, cb) { hash.update(chunk); size += chunk.length; cb(null, chunk) }
+    })
+    const tmp = this.tempPath()
+    try {
+      await pipeline(source, tap, createWriteStream(tmp, { flush: true }), { signal: options.signal })
+      await mkdir(this.genDir(gen), { recursive: true })
+      await rename(tmp, this.bodyPath(gen))
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
+    return { gen, size, sha256: hash.digest('hex') }
+  }
+
+  /** Writes a variant atomically (concurrent writers of the same variant produce the same bytes). */
+  async writeVariant (gen: string, variantId: string, source: Readable | Buffer): Promise<string> {
+    const path = this.variantPath(gen, variantId)
+    const tmp = this.tempPath()
+    try {
+      const input = Buffer.isBuffer(source) ? [source] : source
+      await pipeline(input, createWriteStream(tmp, { flush: true }))
+      await rename(tmp, path)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
+    return path
+  }
+
+  async exists (path: string): Promise<boolean> {
+    return await stat(path).then(() => true, () => false)
+  }
+
+  openRange (path: string, start: number, end: number): Readable {
+    if (end <= start) return Readable.from([])
+    return createReadStream(path, { start, end: end - 1, highWaterMark: 256 * 1024 })
+  }
+
+  /** Removes a generation nobody references (a body written but never indexed). */
+  async discard (gen: string): Promise<void> {
+    await this.removeGen(gen)
+  }
+
+  private genDir (gen: string): string {
+    if (!GEN.test(gen)) throw new TypeError('invalid metadata body generation')
+    return join(this.dir, 'bodies', gen.slice(0, 2), gen)
+  }
+
+  private tempPath (): string {
+    return join(this.dir, 'tmp', randomBytes(12).toString('hex'))
+  }
+
+  private retire (gen: string): void {
+    if (this.pending.has(gen)) return
+    const t = setTimeout(() => {
+      this.pending.delete(gen)
+      void this.removeGen(gen)
+    }, this.graceMs)
+    t.unref()
+    this.pending.set(gen, t)
+  }
+
+  private async removeGen (gen: string): Promise<void> {
+    await rm(this.genDir(gen), { recursive: true, force: true }).catch((err: unknown) => {
+      this.log.warn({ err, gen }, 'could not remove an old metadata body')
+    })
+  }
+
+  private async sweepOrphans (): Promise<void> {
+    const live = new Set<string>()
+    for await (const [, v] of this.db.iterator({ gte: E, lt: E + '\xff' })) live.add((v as StoredEntry).gen)
+    const root = join(this.dir, 'bodies')
+    for (const shard of await readdir(root)) {
+      for (const gen of await readdir(join(root, shard)).catch(() => [] as string[])) {
+        if (!live.has(gen)) await rm(join(root, shard, gen), { recursive: true, force: true })
+      }
+    }
+  }
+}

@@ -1,7 +1,9 @@
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Config, HandlerName } from '../config/types.ts'
 import { createFetchEngine } from './fetch/engine.ts'
+import { createHfHandler } from './handlers/hf/handler.ts'
 import { createHandlerRegistry } from './handlers/registry.ts'
 import type { Handler, HandlerRegistry } from './handlers/registry.ts'
 import { createProxyStrategy } from './http/proxy.ts'
@@ -80,11 +82,14 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   const router = createRouter(config.rules)
   const rewritePlan = createRewritePlan(config.content_rewrite, router.rules)
   const metadata = createMetadataCache({ dispatcher, logger }, { cacheDir: config.cache.dir })
-  const handlers = createHandlerRegistry(overrides.handlers)
-  const proxy = overrides.proxy ?? createProxyStrategy({ dispatcher, rewritePlan, logger }, overrides.proxyInit)
-  const base = { config, logger, dispatcher, router, rewritePlan, handlers, proxy, metadata }
   // The fetch engine (blob store + fetcher) backs `parallel` rules unless a test supplies its own.
   const engine = overrides.parallel === undefined ? createFetchEngine(config, { dispatcher, logger }) : null
+  const handlers = createHandlerRegistry({
+    hf: engine === null ? undefined : createHfHandler({ fetcher: engine.fetcher, dispatcher, metadata, rewritePlan, logger }, { dir: join(config.cache.dir, 'hf') }),
+    ...overrides.handlers
+  })
+  const proxy = overrides.proxy ?? createProxyStrategy({ dispatcher, rewritePlan, logger }, overrides.proxyInit)
+  const base = { config, logger, dispatcher, router, rewritePlan, handlers, proxy, metadata }
   const parallel = overrides.parallel?.(base) ?? engine?.parallel(proxy)
   const hardStop = new AbortController()
   const http = createHttpServer({

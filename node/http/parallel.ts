@@ -1,8 +1,8 @@
 import type { Fetcher } from '../fetch/fetcher.ts'
 import { urlIdentity } from '../fetch/identity.ts'
 import type { Logger } from '../log.ts'
-import { answerBlobRequest, rangeStartHint } from './blob-response.ts'
-import type { BlobRequestHeaders } from './blob-response.ts'
+import { sendBlob, sendUpstreamAnswer } from './blob-reply.ts'
+import { rangeStartHint } from './blob-response.ts'
 import type { Strategy, StrategyContext } from './strategy.ts'
 
 export interface ParallelComponents {
@@ -14,8 +14,6 @@ export interface ParallelComponents {
 
 /** Client headers that go upstream with a blob fetch (credentials for gated content, identification). */
 const FORWARDED = ['authorization', 'user-agent', 'cookie']
-/** Upstream error headers never relayed as such (framing is ours). */
-const DROP_FROM_ERROR = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive'])
 
 function header (ctx: StrategyContext, name: string): string | undefined {
   const v = ctx.request.headers[name]
@@ -47,33 +45,7 @@ export function createParallelStrategy (components: ParallelComponents): Strateg
       maxSize: rule.max_size,
       replayHeaders: rule.head_meta_headers
     })
-    const reply = ctx.reply
-    if (acquired.kind === 'upstream-response') {
-      const headers: Record<string, string> = {}
-      for (const [k, v] of Object.entries(acquired.headers)) if (!DROP_FROM_ERROR.has(k)) headers[k] = v
-      headers['content-length'] = String(acquired.body.length)
-      reply.code(acquired.status).headers(headers)
-      await reply.send(method === 'HEAD' ? undefined : acquired.body)
-      return
-    }
-    const request: BlobRequestHeaders = {
-      range: header(ctx, 'range'),
-      'if-range': header(ctx, 'if-range'),
-      'if-none-match': header(ctx, 'if-none-match'),
-      'if-modified-since': header(ctx, 'if-modified-since')
-    }
-    const answer = answerBlobRequest(acquired.meta, request)
-    reply.code(answer.status).headers(answer.headers)
-    if (method === 'HEAD' || !('start' in answer) || answer.end === 0) {
-      acquired.release()
-      await reply.send()
-      return
-    }
-    const stream = acquired.open(answer.start, answer.end ?? Number.POSITIVE_INFINITY)
-    reply.raw.once('close', () => {
-      stream.destroy()
-      acquired.release()
-    })
-    await reply.send(stream)
+    if (acquired.kind === 'upstream-response') return await sendUpstreamAnswer(ctx, acquired)
+    await sendBlob(ctx, acquired)
   }
 }

@@ -1,0 +1,74 @@
+import type { Dispatcher } from 'undici'
+import type { Fetcher } from '../../fetch/fetcher.ts'
+import type { StrategyContext } from '../../http/strategy.ts'
+import type { Logger } from '../../log.ts'
+import type { MetadataCache } from '../../metadata/cache.ts'
+import type { RewritePlan } from '../../rewrite/rules.ts'
+import type { Handler } from '../types.ts'
+import { AccessMemory } from './access.ts'
+import { createApiServer } from './api.ts'
+import { parseApiPath, parseResolveCachePath, parseResolvePath } from './paths.ts'
+import { createPathsInfoServer } from './paths-info.ts'
+import { HfRecords } from './records.ts'
+import { createResolveServer } from './resolve.ts'
+
+export interface HfHandlerComponents {
+  fetcher: Fetcher
+  dispatcher: Dispatcher
+  metadata: MetadataCache
+  rewritePlan: RewritePlan
+  logger: Logger
+}
+
+export interface HfHandlerInit {
+  /** Directory of the handler's records (file metadata by commit, branch → commit), e.g. `<cache.dir>/hf`. */
+  dir: string
+  /** How long upstream's acceptance of a credential for a repository is trusted. Default 60 s. */
+  accessTtlMs?: number
+}
+
+/** The request path relative to the rule's upstream base (after `path_rewrite`, e.g. `/blob/` → `/resolve/`). */
+function upstreamRelativePath (ctx: StrategyContext): string {
+  const basePath = new URL(ctx.rule.upstream).pathname.replace(/\/+$/, '')
+  const p = ctx.upstreamUrl.pathname
+  return basePath !== '' && p.startsWith(basePath + '/') ? p.slice(basePath.length) : p
+}
+
+/**
+ * The HuggingFace handler: `/resolve/` and `/api/resolve-cache/` files served by the mirror with the
+ * hub's headers; repository API JSON cached and cleaned of Xet; `paths-info` POSTs kept for replay.
+ * Anything else (other API calls, other methods) goes to the rule's strategy.
+ */
+export function createHfHandler (components: HfHandlerComponents, init: HfHandlerInit): Handler {
+  const records = new HfRecords({ dir: init.dir })
+  const access = new AccessMemory({ ttlMs: init.accessTtlMs })
+  const serveResolve = createResolveServer({ ...components, records, access })
+  const serveApi = createApiServer(components)
+  const servePathsInfo = createPathsInfoServer({ ...components, records })
+
+  return {
+    name: 'hf',
+    async handle (ctx: StrategyContext): Promise<boolean> {
+      const method = ctx.request.method
+      const path = upstreamRelativePath(ctx)
+      const getOrHead = method === 'GET' || method === 'HEAD'
+      const file = path.startsWith('/api/') ? parseResolveCachePath(path) : parseResolvePath(path)
+      if (file !== null) {
+        if (!getOrHead) return false
+        await serveResolve(ctx, file)
+        return true
+      }
+      const api = parseApiPath(path)
+      if (api === null) return false
+      if (api.kind === 'paths-info' && method === 'POST') {
+        await servePathsInfo(ctx)
+        return true
+      }
+      if (getOrHead && (api.kind === 'info' || api.kind === 'revision' || api.kind === 'tree')) {
+        await serveApi(ctx, api)
+        return true
+      }
+      return false
+    }
+  }
+}

@@ -1,0 +1,182 @@
+import type { Dispatcher } from 'undici'
+import { isAimirrorError, UpstreamProtocolError } from '../../errors.ts'
+import type { Fetcher } from '../../fetch/fetcher.ts'
+import { digestIdentity, urlIdentity } from '../../fetch/identity.ts'
+import type { BlobMeta } from '../../fetch/response-meta.ts'
+import { blobRequestHeaders, sendBlob, sendUpstreamAnswer } from '../../http/blob-reply.ts'
+import { answerBlobRequest, rangeStartHint } from '../../http/blob-response.ts'
+import { endToEndHeaders, groupHeaders } from '../../http/headers.ts'
+import type { StrategyContext } from '../../http/strategy.ts'
+import type { Logger } from '../../log.ts'
+import type { AccessMemory } from './access.ts'
+import { credentialScope } from './access.ts'
+import { fileMetaFromHeaders, hubHeaders, mirrorEtag } from './file-meta.ts'
+import type { HfFileMeta } from './file-meta.ts'
+import { isCommit, resolvePath } from './paths.ts'
+import type { FileRef } from './paths.ts'
+import { probeResolve } from './probe.ts'
+import type { ProbeResult } from './probe.ts'
+import type { HfRecords } from './records.ts'
+import { isXetHeader, stripXetHeaders, stripXetLinks } from './xet.ts'
+
+export interface ResolveComponents {
+  fetcher: Fetcher
+  dispatcher: Dispatcher
+  records: HfRecords
+  access: AccessMemory
+  logger: Logger
+}
+
+/** Client headers that go upstream with the metadata probe and the download. */
+const FORWARDED = ['authorization', 'user-agent']
+const STALE = { warning: '110 - "Response is Stale"', 'x-aimirror-stale': '1' }
+
+function header (ctx: StrategyContext, name: string): string | undefined {
+  const v = ctx.request.headers[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+/** The upstream URL of a file at a revision (always under the rule's upstream). */
+export function upstreamFileUrl (upstream: string, file: FileRef, revision: string): URL {
+  return new URL(upstream.replace(/\/+$/, '') + resolvePath({ ...file, revision }))
+}
+
+function upstreamDown (err: unknown): boolean {
+  return isAimirrorError(err) && (err.code === 'ERR_UPSTREAM_UNREACHABLE' || err.code === 'ERR_UPSTREAM_TIMEOUT' || err.code === 'ERR_UPSTREAM_PROTOCOL')
+}
+
+/**
+ * `/resolve/` (and `/api/resolve-cache/`) for HEAD and GET, answered by the mirror itself with the
+ * hub's headers (`X-Repo-Commit`, `X-Linked-Etag`, `X-Linked-Size`, `ETag`, real length, Range), never
+ * with a redirect, never with Xet headers. The file's metadata comes from a HEAD upstream (cached: by
+ * commit forever, branch → commit for the rule's `metadata_ttl_s`); the bytes from the fetch engine,
+ * keyed by the LFS sha256 (verified) or, for files kept in git, by the commit-addressed URL.
+ */
+export function createResolveServer (components: ResolveComponents): (ctx: StrategyContext, file: FileRef) => Promise<void> {
+  const { fetcher, dispatcher, records, access } = components
+  const log = components.logger.child({ component: 'hf' })
+
+  async function serve (ctx: StrategyContext, file: FileRef, meta: HfFileMeta, forward: Record<string, string>, stale: boolean): Promise<void> {
+    const headers = hubHeaders(meta)
+    const blobMeta: BlobMeta = {
+      size: meta.size,
+      etag: mirrorEtag(meta),
+      lastModified: null,
+      contentType: meta.contentType,
+      headers: stale ? { ...headers, ...STALE } : headers,
+      validator: { etag: null, lastModified: null }
+    }
+    if (ctx.request.method === 'HEAD') {
+      const answer = answerBlobRequest(blobMeta, blobRequestHeaders(ctx))
+      ctx.reply.code(answer.status).headers(answer.headers)
+      await ctx.reply.send()
+      return
+    }
+    const rule = ctx.rule
+    const url = upstreamFileUrl(rule.upstream, file, meta.commit)
+    const identity = meta.sha256 !== null ? digestIdentity({ algorithm: 'sha256', hex: meta.sha256 }) : urlIdentity(url)
+    const acquired = await fetcher.acquire(identity, { url, headers: forward }, {
+      signal: ctx.signal,
+      hint: rangeStartHint(header(ctx, 'range')),
+      chunkSize: rule.chunk_size,
+      concurrency: rule.concurrency,
+      minSize: rule.min_size,
+      maxSize: rule.max_size
+    })
+    if (acquired.kind === 'upstream-response') {
+      await sendUpstreamAnswer(ctx, acquired, stripXetHeaders)
+      return
+    }
+    if (acquired.meta.size !== null && acquired.meta.size !== meta.size) {
+      acquired.release()
+      throw new UpstreamProtocolError('Upstream file size differs from its /resolve metadata', { detail: { expected: meta.size, got: acquired.meta.size } })
+    }
+    await sendBlob(ctx, acquired, blobMeta)
+  }
+
+  async function passRefusal (ctx: StrategyContext, refused: Extract<ProbeResult, { kind: 'refused' }>): Promise<void> {
+    const drop = ctx.request.method === 'HEAD' ? [] : ['content-length']
+    const raw = endToEndHeaders(refused.rawHeaders, drop)
+    const kept: string[] = []
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i] as string
+      let value: string | null = raw[i + 1] as string
+      if (isXetHeader(name)) continue
+      if (name.toLowerCase() === 'link') value = stripXetLinks(value)
+      if (value !== null) kept.push(name, value)
+    }
+    ctx.reply.code(refused.status).headers(groupHeaders(kept))
+    if (ctx.request.method === 'HEAD') {
+      await ctx.reply.send()
+      return
+    }
+    ctx.reply.header('content-length', String(refused.body.length))
+    await ctx.reply.send(refused.body)
+  }
+
+  /** Upstream is down: the file as last known (public content only; a branch as it last pointed). */
+  async function serveLastKnown (ctx: StrategyContext, file: FileRef, known: HfFileMeta | undefined, staleCommit: string | null, forward: Record<string, string>, why: string): Promise<boolean> {
+    const fallback = known ?? (staleCommit === null ? undefined : await records.getFile(file.repo, staleCommit, file.path))
+    // Content learned with credentials is not served without upstream's word on this client's.
+    if (fallback === undefined || fallback.scope !== 'public') return false
+    log.warn({ repo: file.repo.id, revision: file.revision, path: file.path, why }, 'upstream down; serving the last known file')
+    await serve(ctx, file, fallback, forward, known === undefined)
+    return true
+  }
+
+  return async function serveResolve (ctx: StrategyContext, file: FileRef): Promise<void> {
+    const authorization = header(ctx, 'authorization')
+    const scope = credentialScope(authorization)
+    const forward: Record<string, string> = {}
+    for (const name of FORWARDED) {
+      const v = header(ctx, name)
+      if (v !== undefined) forward[name] = v
+    }
+    const ttlMs = ctx.rule.metadata_ttl_s * 1000
+
+    // What is known already: the commit (given, or a fresh branch record) and the file at that commit.
+    let commit: string | null = isCommit(file.revision) ? file.revision : null
+    let staleCommit: string | null = null
+    if (commit === null) {
+      const rec = await records.getRevision(file.repo, file.revision)
+      if (rec !== undefined && Date.now() - rec.at < ttlMs) commit = rec.commit
+      else staleCommit = rec?.commit ?? null
+    }
+    const known = commit === null ? undefined : await records.getFile(file.repo, commit, file.path)
+    if (known !== undefined && (known.scope === 'public' || access.allowed(scope, file.repo))) {
+      await serve(ctx, file, known, forward, false)
+      return
+    }
+
+    // Ask upstream: at the commit when it is known (the answer cannot move), else at the revision.
+    let result: ProbeResult
+    try {
+      result = await probeResolve(dispatcher, upstreamFileUrl(ctx.rule.upstream, file, commit ?? file.revision), {
+        headers: forward,
+        withErrorBody: ctx.request.method === 'GET',
+        signal: ctx.signal
+      })
+    } catch (err) {
+      if (!upstreamDown(err)) throw err
+      if (await serveLastKnown(ctx, file, known, staleCommit, forward, (err as { code?: string }).code ?? 'unknown')) return
+      throw err
+    }
+    if (result.kind === 'refused') {
+      if (result.status >= 500 && await serveLastKnown(ctx, file, known, staleCommit, forward, `status ${result.status}`)) return
+      if (result.status === 401 || result.status === 403) access.revoke(scope, file.repo)
+      await passRefusal(ctx, result)
+      return
+    }
+    const learned = fileMetaFromHeaders(result.headers, result.redirect, scope === null ? 'public' : 'auth')
+    if (typeof learned === 'string') {
+      throw new UpstreamProtocolError('Upstream /resolve answer is not a Hub answer', { detail: { problem: learned } })
+    }
+    access.grant(scope, file.repo)
+    // Once seen without credentials a file stays public; with credentials it needs them.
+    const before = known ?? await records.getFile(file.repo, learned.commit, file.path)
+    const meta: HfFileMeta = before?.scope === 'public' ? { ...learned, scope: 'public' } : learned
+    if (!isCommit(file.revision)) await records.putRevision(file.repo, file.revision, meta.commit)
+    if (before === undefined || before.scope !== meta.scope) await records.putFile(file.repo, file.path, meta)
+    await serve(ctx, file, meta, forward, false)
+  }
+}

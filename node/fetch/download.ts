@@ -1,3 +1,4 @@
+import { write } from 'node:fs'
 import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -12,7 +13,7 @@ import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
 import { pieceRange, piecesCoveredIn, planPieces, Scheduler } from './pieces.ts'
 import type { Assignment, PiecePlan } from './pieces.ts'
-import { mapUpstreamError } from './upstream-source.ts'
+import { discardBody, mapUpstreamError } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { firstRange, metaFromResponse } from './response-meta.ts'
 import type { BlobMeta } from './response-meta.ts'
@@ -320,7 +321,7 @@ export class Download {
 
   private async worker (release: () => void, first?: SourceResponse, urgent = false): Promise<void> {
     try {
-      if (first?.status === 416) first.body.destroy()
+      if (first?.status === 416) discardBody(first.body)
       else if (first !== undefined) {
         const start = first.contentRange !== null && first.contentRange.start >= 0 ? first.contentRange.start : 0
         const end = !this.rangeSupported ? (this.size ?? Number.POSITIVE_INFINITY) : Math.min(first.contentRange?.end ?? 0, (this.size ?? 1) - 1) + 1
@@ -355,6 +356,17 @@ export class Download {
   /** Fetches one assignment, resuming at its last byte with backoff when the connection breaks. */
   private async runAssignment (a: Assignment, first?: SourceResponse): Promise<void> {
     let res = first
+    try {
+      await this.fetchAssignment(a, res)
+      res = undefined
+    } finally {
+      // A pre-opened response the loop never consumed (download settled first).
+      if (res !== undefined && !res.body.readableEnded) discardBody(res.body)
+    }
+  }
+
+  private async fetchAssignment (a: Assignment, first?: SourceResponse): Promise<void> {
+    let res = first
     let failures = 0
     while (!this.settled && a.pos < a.end && !this.written.covers(a.pos, Math.min(a.end, this.size ?? a.end))) {
       const before = a.pos
@@ -368,7 +380,7 @@ export class Download {
         res = undefined
         await this.consume(body, a)
       } catch (err) {
-        res?.body.destroy()
+        if (res !== undefined) discardBody(res.body)
         res = undefined
         const mapped = mapUpstreamError(err, this.abort.signal)
         if (this.settled || (isAimirrorError(mapped) && mapped.code === 'ERR_ABORTED')) throw mapped
@@ -388,42 +400,69 @@ export class Download {
       (res.contentRange.total === null || res.contentRange.total === this.size)) {
       const etag = res.headers.etag
       if (etag === undefined || this.meta?.validator.etag == null || etag === this.meta.validator.etag) return
-      res.body.destroy()
+      discardBody(res.body)
       throw new UpstreamProtocolError('Upstream content changed during download', { detail: { status: res.status } })
     }
-    res.body.destroy()
+    discardBody(res.body)
     throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
   }
 
-  /** Streams a response body to its offsets in the temp file. Bytes before `a.pos` (a resumed 200) are skipped. */
+  /**
+   * Streams a response body to its offsets in the temp file. Chunks are taken one by one from 'data'
+   * events (async iteration would concatenate buffered chunks into fresh allocations) and the body is
+   * paused while each is written. Bytes before `a.pos` (a resumed 200) are skipped.
+   */
   private async consume (res: SourceResponse, a: Assignment): Promise<void> {
-    const fh = this.fh as FileHandle
+    const fd = (this.fh as FileHandle).fd
+    const body = res.body
     let off = res.status === 206 && res.contentRange !== null ? res.contentRange.start : 0
-    for await (const raw of res.body as AsyncIterable<Buffer>) {
-      if (this.settled) break
-      this.receivedBytes += raw.length
-      this.store.addBytesFromUpstream(raw.length)
-      let chunk = raw
-      if (off < a.pos) {
-        const skip = Math.min(chunk.length, a.pos - off)
-        off += skip
-        chunk = chunk.subarray(skip)
+    await new Promise<void>((resolve, reject) => {
+      let finished = false
+      const finish = (err?: unknown): void => {
+        if (finished) return
+        finished = true
+        body.off('data', onData)
+        body.off('end', onEnd)
+        body.off('error', onError)
+        // Destroying an undici body early emits an abort error nobody needs.
+        body.on('error', () => {})
+        if (err === undefined) resolve()
+        else reject(err)
       }
-      if (a.pos + chunk.length > a.end) chunk = chunk.subarray(0, Math.max(0, a.end - a.pos))
-      if (chunk.length > 0) {
-        const at = a.pos
-        let done = 0
-        while (done < chunk.length) {
-          const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, at + done)
-          done += bytesWritten
+      const enough = (): boolean => this.settled || a.pos >= a.end ||
+        (this.size !== null && this.written.covers(a.pos, Math.min(a.end, this.size)))
+      const onData = (raw: Buffer): void => {
+        this.receivedBytes += raw.length
+        this.store.addBytesFromUpstream(raw.length)
+        let chunk = raw
+        if (off < a.pos) {
+          const skip = Math.min(chunk.length, a.pos - off)
+          off += skip
+          chunk = chunk.subarray(skip)
         }
-        off += chunk.length
-        a.pos += chunk.length
-        a.lastProgress = Date.now()
-        this.wrote(at, chunk)
+        if (a.pos + chunk.length > a.end) chunk = chunk.subarray(0, Math.max(0, a.end - a.pos))
+        if (chunk.length === 0 || this.settled) {
+          if (enough()) { finish(); discardBody(body) }
+          return
+        }
+        body.pause()
+        const at = a.pos
+        writeFully(fd, chunk, at, (err) => {
+          if (err !== null) { finish(err); discardBody(body); return }
+          off += chunk.length
+          a.pos += chunk.length
+          a.lastProgress = Date.now()
+          this.wrote(at, chunk)
+          if (enough()) { finish(); discardBody(body); return }
+          body.resume()
+        })
       }
-      if (a.pos >= a.end || (this.size !== null && this.written.covers(a.pos, Math.min(a.end, this.size)))) break
-    }
+      const onEnd = (): void => { finish() }
+      const onError = (err: unknown): void => { finish(err) }
+      body.on('data', onData)
+      body.once('end', onEnd)
+      body.once('error', onError)
+    })
     if (this.settled) return
     if (this.size === null && !this.rangeSupported && a.pos === off) {
       // Unknown length: the end of the body is the end of the file.
@@ -568,12 +607,26 @@ export class Download {
   }
 }
 
+/** Positional write of the whole buffer (callback API: no promise per chunk). */
+function writeFully (fd: number, buf: Buffer, position: number, cb: (err: Error | null) => void): void {
+  let done = 0
+  const step = (): void => {
+    write(fd, buf, done, buf.length - done, position + done, (err, n) => {
+      if (err !== null) { cb(err); return }
+      done += n
+      if (done < buf.length) step()
+      else cb(null)
+    })
+  }
+  step()
+}
+
 function sameValidator (a: Validator, b: Validator): boolean {
   if (a.etag !== null && b.etag !== null) return a.etag === b.etag
   return a.lastModified === b.lastModified
 }
 
-async function readLimited (body: AsyncIterable<Buffer> & { destroy: () => void }, limit: number): Promise<Buffer> {
+async function readLimited (body: SourceResponse['body'], limit: number): Promise<Buffer> {
   const parts: Buffer[] = []
   let n = 0
   try {
@@ -585,7 +638,7 @@ async function readLimited (body: AsyncIterable<Buffer> & { destroy: () => void 
   } catch {
     // A broken error body is still relayed with what arrived.
   } finally {
-    body.destroy()
+    discardBody(body)
   }
   return Buffer.concat(parts)
 }

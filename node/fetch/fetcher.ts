@@ -10,7 +10,7 @@ import { Limiter } from './limiter.ts'
 import { openPassthrough } from './passthrough.ts'
 import { ProgressiveReader } from './progressive-reader.ts'
 import type { BlobMeta } from './response-meta.ts'
-import { UpstreamSource } from './upstream-source.ts'
+import { discardBody, UpstreamSource } from './upstream-source.ts'
 
 export interface FetcherComponents {
   store: BlobStore
@@ -191,7 +191,7 @@ export class Fetcher {
       unwant()
       // Only the caller that started the download owns the first response; joiners open their own.
       const first = source !== undefined ? ready.first : null
-      if (first === null) ready.first.body.destroy()
+      if (first === null) discardBody(ready.first.body)
       const src = source ?? new UpstreamSource({ dispatcher: this.dispatcher }, { url: new URL(d.url) })
       let firstLeft = first
       return {
@@ -203,7 +203,7 @@ export class Fetcher {
           firstLeft = null
           return openPassthrough(src, f, start, end, n => this.store.addBytesFromUpstream(n))
         },
-        release: () => { firstLeft?.body.destroy(); firstLeft = null }
+        release: () => { if (firstLeft !== null) discardBody(firstLeft.body); firstLeft = null }
       }
     }
     return {

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import { UpstreamProtocolError } from '../errors.ts'
+import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 
 /**
@@ -12,14 +13,14 @@ export function openPassthrough (source: Source, first: SourceResponse | null, s
   async function * gen (): AsyncGenerator<Buffer> {
     let pos = start
     let res: SourceResponse | null = first !== null && (first.contentRange?.start ?? 0) === start ? first : null
-    if (res === null) first?.body.destroy()
+    if (res === null && first !== null) discardBody(first.body)
     let failures = 0
     try {
       while (pos < end) {
         if (res === null) {
           res = await source.fetch({ start: pos, end: end - 1 }, { signal: ac.signal })
           if (res.status !== 206 || res.contentRange?.start !== pos) {
-            res.body.destroy()
+            discardBody(res.body)
             throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
           }
         }
@@ -35,7 +36,7 @@ export function openPassthrough (source: Source, first: SourceResponse | null, s
         } catch (err) {
           if (pos === before && ++failures > 3) throw err
         } finally {
-          res.body.destroy()
+          discardBody(res.body)
           res = null
         }
         if (pos > before) failures = 0

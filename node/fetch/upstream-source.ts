@@ -34,6 +34,12 @@ const REDIRECT = new Set([301, 302, 303, 307, 308])
 /** Statuses by which an expired signed URL refuses service; the original URL is resolved again. */
 const EXPIRED = new Set([400, 401, 403, 410])
 
+/** Drops a response body; the abort error undici emits for it has nobody to tell. */
+export function discardBody (body: { on: (ev: 'error', fn: () => void) => unknown, destroy: () => unknown }): void {
+  body.on('error', () => {})
+  body.destroy()
+}
+
 export function parseContentRange (value: string | undefined): SourceResponse['contentRange'] {
   if (value === undefined) return null
   const m = /^bytes\s+(?:(\d+)-(\d+)|\*)\/(\d+|\*)$/i.exec(value.trim())

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import { urlIdentity } from '../../node/fetch/identity.ts'
-import { makeRig, sha256Of } from './fetch-helpers.ts'
+import { makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 
 const SIZE = 5 * 1024 * 1024 + 123
@@ -34,7 +34,7 @@ describe('fetcher: cold and warm', () => {
     expect(server.stats.rangeRequests).toBeGreaterThan(4)
     expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.02)
     // committed: a second acquire is a cache hit
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await until(() => rig?.store.stats().file_count === 1)
     const b = await rig.fetcher.acquire(urlIdentity(url), { url }, opts)
     if (b.kind !== 'blob') throw new Error('expected blob')
     expect(b.from).toBe('cache')

@@ -39,14 +39,14 @@ rules:
     pattern: "^/v2/.+/blobs/sha256:[a-f0-9]{64}$"
     upstream: "https://registry-1.docker.io"
     handler: oci
-    strategy: parallel
-    chunk_size: 0              # size / concurrency: few pieces, so short-lived tokens do not expire mid-way
+    strategy: parallel         # the mirror renews its registry tokens during long downloads
     cache_key_source: original
   - name: oci-registry
     path_prefix: "/v2/"
     upstream: "https://registry-1.docker.io"
     handler: oci
     strategy: proxy
+    metadata_ttl_s: 60         # tags are revalidated with HEAD (not counted as a Docker Hub pull)
 
   # --- HuggingFace API (file listings, revisions, paths-info, non-LFS file redirects) ---
   - name: hf-resolve-cache
@@ -225,6 +225,23 @@ content_rewrite:
 logging:
   level: info
   file: null
+
+# Registries reachable through /v2/: containerd's ?ns=<host>, path-prefixed names (/v2/ghcr.io/owner/img/...)
+# and token scopes name them by host. Requests with no registry hint (dockerd registry-mirrors) go to the
+# matched rule's upstream. A file's registries replace this list.
+oci:
+  registries:
+    docker.io: "https://registry-1.docker.io"
+    ghcr.io: "https://ghcr.io"
+    quay.io: "https://quay.io"
+    nvcr.io: "https://nvcr.io"
+    registry.k8s.io: "https://registry.k8s.io"
+    gcr.io: "https://gcr.io"
+    public.ecr.aws: "https://public.ecr.aws"
+    mcr.microsoft.com: "https://mcr.microsoft.com"
+    registry.ollama.ai: "https://registry.ollama.ai"
+  token_ttl_s: 3600            # lifetime of the tokens the mirror issues to clients (>= 60)
+  access_check_ttl_s: 60       # how long upstream's "yes" to a client credential for private content is remembered
 `
 
 /** The defaults as a plain object (a fresh copy on every call: callers may merge into it). */

@@ -28,7 +28,7 @@ export function isRecord (value: unknown): value is Record<string, unknown> {
 }
 
 /** Sections a file may give in part. */
-const SECTIONS = ['server', 'cache', 'content_rewrite', 'logging']
+const SECTIONS = ['server', 'cache', 'content_rewrite', 'logging', 'oci']
 
 /** `layer` over `base`: sections field by field, `rules` wholesale, anything else as given (to be rejected). */
 export function mergeDocument (base: RawDocument, layer: RawDocument): RawDocument {

@@ -291,15 +291,25 @@ export const loggingShape = {
   file: optionalText(text('expected a file path'))
 }
 
+const registryHost = z.string({ error: 'expected a registry host like "ghcr.io" or "registry.local:5000"' })
+  .refine((v) => HOST_PORT.test(v) && !/^\[/.test(v), { error: 'expected a registry host like "ghcr.io" or "registry.local:5000"' })
+
+export const ociShape = {
+  registries: z.record(registryHost, baseUrl(), { error: 'expected a mapping of registry host to upstream URL' }),
+  token_ttl_s: intAtLeast(60),
+  access_check_ttl_s: numberAtLeast(0)
+}
+
 export const configShape = {
   server: mapping(serverShape, 'server settings'),
   cache: mapping(cacheShape, 'cache settings'),
   rules,
   content_rewrite: mapping(contentRewriteShape, 'content_types and targets'),
-  logging: mapping(loggingShape, 'logging settings')
+  logging: mapping(loggingShape, 'logging settings'),
+  oci: mapping(ociShape, 'registries, token_ttl_s, access_check_ttl_s')
 }
 
-export const configSchema = mapping(configShape, 'the sections server, cache, rules, content_rewrite, logging')
+export const configSchema = mapping(configShape, 'the sections server, cache, rules, content_rewrite, logging, oci')
 
 export type ParsedConfig = z.output<typeof configSchema>
 
@@ -309,6 +319,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   server: Object.keys(serverShape),
   cache: Object.keys(cacheShape),
   logging: Object.keys(loggingShape),
+  oci: Object.keys(ociShape),
   content_rewrite: Object.keys(contentRewriteShape),
   'rules[]': Object.keys(ruleShape),
   'rules[].content_rewrite': Object.keys(ruleContentRewriteShape),

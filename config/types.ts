@@ -95,10 +95,25 @@ export interface LoggingConfig {
   readonly file: string | null
 }
 
+/** Registry mirroring (`/v2/`): which registries a client can reach through the mirror, and token lifetimes. */
+export interface OciConfig {
+  /**
+   * Registry host as clients name it (`docker.io`, `ghcr.io`) → upstream base URL. Used for containerd's
+   * `?ns=<host>`, path-prefixed names (`/v2/ghcr.io/owner/img/...`) and token scopes. Requests with no
+   * registry hint go to the matched rule's upstream.
+   */
+  readonly registries: Readonly<Record<string, string>>
+  /** Lifetime of the tokens the mirror's token endpoint issues to clients (at least 60). */
+  readonly token_ttl_s: number
+  /** How long an upstream-confirmed access of a client credential to private content is remembered. */
+  readonly access_check_ttl_s: number
+}
+
 export interface Config {
   readonly server: ServerConfig
   readonly cache: CacheConfig
   readonly rules: readonly Rule[]
   readonly content_rewrite: ContentRewrite
   readonly logging: LoggingConfig
+  readonly oci: OciConfig
 }

@@ -58,6 +58,7 @@ export function makeConfig (parts: ConfigParts): Config {
       targets: [],
       ...parts.content_rewrite
     },
-    logging: { level: 'silent', file: null }
+    logging: { level: 'silent', file: null },
+    oci: { registries: {}, token_ttl_s: 3600, access_check_ttl_s: 60 }
   }
 }

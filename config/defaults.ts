@@ -97,6 +97,7 @@ rules:
     upstream: "https://files.pythonhosted.org"
     handler: pypi
     strategy: parallel
+    min_size: 0                # the index publishes sizes: even a 1 MB wheel comes in parallel pieces
   - name: pypi-simple
     path_prefix: "/simple/"
     upstream: "https://pypi.org"

@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici'
 import type { Config, HandlerName } from '../config/types.ts'
 import { createFetchEngine } from './fetch/engine.ts'
 import { createHfHandler } from './handlers/hf/handler.ts'
+import { createPypiHandler } from './handlers/pypi/handler.ts'
 import { createHandlerRegistry } from './handlers/registry.ts'
 import type { Handler, HandlerRegistry } from './handlers/registry.ts'
 import { createProxyStrategy } from './http/proxy.ts'
@@ -86,6 +87,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   const engine = overrides.parallel === undefined ? createFetchEngine(config, { dispatcher, logger }) : null
   const handlers = createHandlerRegistry({
     hf: engine === null ? undefined : createHfHandler({ fetcher: engine.fetcher, dispatcher, metadata, rewritePlan, logger }, { dir: join(config.cache.dir, 'hf') }),
+    pypi: createPypiHandler({ metadata, fetcher: engine?.fetcher, rewritePlan, logger }),
     ...overrides.handlers
   })
   const proxy = overrides.proxy ?? createProxyStrategy({ dispatcher, rewritePlan, logger }, overrides.proxyInit)

@@ -114,13 +114,31 @@ export class MetadataCache {
   }
 
   /**
+   * Remembers facts learned from documents (e.g. a file's path -> the digest its index published), so
+   * they survive restarts. Names should carry an ecosystem prefix (`pypi:`, `npm:`).
+   */
+  async remember (pairs: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    await this.open()
+    await this.store.putHints(pairs)
+  }
+
+  async recall (name: string): Promise<string | undefined> {
+    await this.open()
+    return await this.store.getHint(name)
+  }
+
+  private async open (): Promise<void> {
+    if (!this.started) throw new ShuttingDownError('Metadata cache is not running')
+    this.opening ??= this.store.start().catch((err: unknown) => { this.opening = null; throw err })
+    await this.opening
+  }
+
+  /**
    * The document for `req.key`: fresh from the cache, revalidated, fetched, or stale. Throws catalogue
    * errors (ERR_UPSTREAM_UNREACHABLE / _TIMEOUT / _PROTOCOL) only when nothing is cached.
    */
   async fetch (req: MetadataRequest): Promise<MetadataResult> {
-    if (!this.started) throw new ShuttingDownError('Metadata cache is not running')
-    this.opening ??= this.store.start().catch((err: unknown) => { this.opening = null; throw err })
-    await this.opening
+    await this.open()
     const cached = await this.lookup(req.key)
     if (cached !== undefined && this.fresh(cached, req)) return this.fromEntry(cached, false, true)
     const flight = this.inflight.get(req.key) ?? this.startFlight(req, cached)

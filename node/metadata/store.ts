@@ -9,7 +9,7 @@ import type { Logger } from '../log.ts'
 
 /**
  * Disk side of the metadata cache. Layout under `dir` (format FORMAT_VERSION):
- *   index/                      LevelDB: `e!<cache key>` -> StoredEntry, `meta!version`
+ *   index/                      LevelDB: `e!<cache key>` -> StoredEntry, `h!<name>` -> hint, `meta!version`
  *   bodies/<gg>/<gen>/body      a body as stored (decoded), one directory per generation
  *   bodies/<gg>/<gen>/v-<hash>  derived variants of that body (rewritten, gzip)
  *   tmp/                        bodies being written (renamed into place once complete and fsync'd)
@@ -43,6 +43,7 @@ export interface MetadataStoreInit {
 }
 
 const E = 'e!'
+const H = 'h!'
 const GEN = /^[0-9a-f]{32}$/
 
 export class MetadataStore {
@@ -99,6 +100,17 @@ export class MetadataStore {
   async delete (key: string, previous: StoredEntry | undefined): Promise<void> {
     await this.db.del(E + key)
     if (previous !== undefined) this.retire(previous.gen)
+  }
+
+  /** Small facts learned from documents (e.g. file path -> published digest), kept across restarts. */
+  async putHints (pairs: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    if (pairs.length === 0) return
+    await this.db.batch(pairs.map(([k, v]) => ({ type: 'put' as const, key: H + k, value: v })))
+  }
+
+  async getHint (name: string): Promise<string | undefined> {
+    const v = await this.db.get(H + name)
+    return typeof v === 'string' ? v : undefined
   }
 
   bodyPath (gen: string): string {

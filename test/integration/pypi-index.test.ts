@@ -1,0 +1,150 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { json, send } from '../helpers/client.ts'
+import { startTestNode } from '../helpers/node.ts'
+import type { TestNode } from '../helpers/node.ts'
+import { startPypiIndex } from '../fixtures/upstreams/pypi-index.ts'
+import type { PypiIndex } from '../fixtures/upstreams/pypi-index.ts'
+
+const JSON_ACCEPT = 'application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01'
+
+let pypi: PypiIndex
+let node: TestNode
+
+async function startNode (): Promise<TestNode> {
+  return await startTestNode({
+    content_rewrite: { targets: [pypi.filesUrl] },
+    rules: [
+      { name: 'pypi-files', path_prefix: '/packages/', upstream: pypi.filesUrl, handler: 'pypi', strategy: 'parallel', min_size: 0, concurrency: 4 },
+      { name: 'pypi-simple', path_prefix: '/simple/', upstream: pypi.url, handler: 'pypi', strategy: 'proxy', metadata_ttl_s: 600 }
+    ]
+  })
+}
+
+beforeEach(async () => {
+  pypi = await startPypiIndex({
+    packages: [
+      { name: 'tinya', version: '1.0', requires: ['tinyb>=1.0'], requiresPython: '>=3.7' },
+      { name: 'tinyb', version: '1.0' },
+      { name: 'Tiny_B', version: '1.1', padBytes: 1 << 20 }
+    ]
+  })
+  node = await startNode()
+})
+afterEach(async () => {
+  await node.stop()
+  await pypi.close()
+})
+
+const indexRequests = (): number => pypi.seen.filter(s => s.listener === 'index').length
+
+describe('PyPI index pages', () => {
+  it('rewrites HTML file links to path-absolute mirror URLs, keeping fragments and data-* byte for byte', async () => {
+    const res = await send(node.url, { path: '/simple/tinya/', headers: { accept: 'text/html' } })
+    expect(res.status).toBe(200)
+    const html = res.body.toString()
+    const w = pypi.wheels.get('tinya-1.0-py3-none-any.whl')
+    expect(w).toBeDefined()
+    expect(html).toContain(`href="/packages/${w?.sha256.slice(0, 2)}/`)
+    expect(html).toContain(`tinya-1.0-py3-none-any.whl#sha256=${w?.sha256}"`)
+    expect(html).toContain('data-requires-python="&gt;=3.7"')
+    expect(html).toContain(`data-core-metadata="sha256=${w?.metadataSha256}"`)
+    expect(html).toContain('<meta name="pypi:repository-version" content="1.1">')
+    expect(html).not.toContain(pypi.filesUrl)
+    expect(res.headers['content-type']).toBe('text/html; charset=utf-8')
+    expect(res.headers.vary).toContain('Accept')
+  })
+
+  it('serves PEP 691 JSON by Accept, cached per representation, hashes untouched', async () => {
+    const j = await send(node.url, { path: '/simple/tinya/', headers: { accept: JSON_ACCEPT } })
+    expect(j.headers['content-type']).toBe('application/vnd.pypi.simple.v1+json')
+    const doc = json(j) as { files: Array<{ url: string, hashes: { sha256: string }, 'core-metadata': { sha256: string } }> }
+    const w = pypi.wheels.get('tinya-1.0-py3-none-any.whl')
+    expect(doc.files[0]?.url).toBe(`/packages/${w?.sha256.slice(0, 2)}/${w?.sha256.slice(2, 4)}/${w?.sha256.slice(4, 16)}/tinya-1.0-py3-none-any.whl`)
+    expect(doc.files[0]?.hashes.sha256).toBe(w?.sha256)
+    expect(doc.files[0]?.['core-metadata'].sha256).toBe(w?.metadataSha256)
+    await send(node.url, { path: '/simple/tinya/', headers: { accept: 'text/html' } })
+    await send(node.url, { path: '/simple/tinya/', headers: { accept: JSON_ACCEPT } })
+    await send(node.url, { path: '/simple/tinya/' })
+    expect(indexRequests()).toBe(2)
+  })
+
+  it('redirects names not in normal form, answers If-None-Match with 304', async () => {
+    const r = await send(node.url, { path: '/simple/Tiny_B' })
+    expect(r.status).toBe(301)
+    expect(r.headers.location).toBe('/simple/tiny-b/')
+    const first = await send(node.url, { path: '/simple/tiny-b/', headers: { accept: JSON_ACCEPT } })
+    expect(first.status).toBe(200)
+    const again = await send(node.url, { path: '/simple/tiny-b/', headers: { accept: JSON_ACCEPT, 'if-none-match': String(first.headers.etag) } })
+    expect(again.status).toBe(304)
+    const other = await send(node.url, { path: '/simple/tiny-b/', headers: { accept: 'text/html', 'if-none-match': String(first.headers.etag) } })
+    expect(other.status).toBe(200)
+  })
+
+  it('replays pages and real 404s stale while upstream fails, never invents a 404', async () => {
+    const fresh0 = await startTestNode({
+      content_rewrite: { targets: [pypi.filesUrl] },
+      rules: [{ name: 'pypi-simple', path_prefix: '/simple/', upstream: pypi.url, handler: 'pypi', strategy: 'proxy', metadata_ttl_s: 0 }]
+    })
+    try {
+      expect((await send(fresh0.url, { path: '/simple/nothere/' })).status).toBe(404)
+      const ok = await send(fresh0.url, { path: '/simple/tinya/' })
+      pypi.settings.status = 503
+      const stale = await send(fresh0.url, { path: '/simple/tinya/' })
+      expect(stale.status).toBe(200)
+      expect(stale.headers['x-aimirror-stale']).toBe('1')
+      expect(stale.headers.warning).toBe('110 - "Response is Stale"')
+      expect(stale.body.equals(ok.body)).toBe(true)
+      await pypi.close()
+      const gone = await send(fresh0.url, { path: '/simple/nothere/' })
+      expect(gone.status).toBe(404)
+      expect(gone.headers['x-aimirror-stale']).toBe('1')
+      const never = await send(fresh0.url, { path: '/simple/never-asked/' })
+      expect(never.status).toBe(502)
+      expect(json(never).error).toBe('ERR_UPSTREAM_UNREACHABLE')
+    } finally {
+      await fresh0.stop()
+    }
+  })
+})
+
+describe('PyPI files', () => {
+  it('serves wheels and .metadata keyed by the published sha256, in parallel pieces', async () => {
+    await send(node.url, { path: '/simple/tiny-b/', headers: { accept: JSON_ACCEPT } })
+    const w = pypi.wheels.get('Tiny_B-1.1-py3-none-any.whl')
+    expect(w).toBeDefined()
+    if (w === undefined) return
+    const path = `/packages/${w.sha256.slice(0, 2)}/${w.sha256.slice(2, 4)}/${w.sha256.slice(4, 16)}/${w.filename}`
+    const res = await send(node.url, { path })
+    expect(res.status).toBe(200)
+    expect(res.body.equals(w.data)).toBe(true)
+    const ranged = pypi.seen.filter(s => s.listener === 'files' && s.headers.range !== undefined)
+    expect(ranged.length).toBeGreaterThanOrEqual(4)
+    const meta = await send(node.url, { path: path + '.metadata' })
+    expect(meta.body.equals(w.metadata)).toBe(true)
+  })
+
+  it('never serves a wheel whose bytes do not match the index', async () => {
+    await send(node.url, { path: '/simple/tinya/', headers: { accept: 'text/html' } })
+    const w = pypi.wheels.get('tinya-1.0-py3-none-any.whl')
+    if (w === undefined) throw new Error('fixture')
+    pypi.corrupt(w.filename)
+    const path = `/packages/${w.sha256.slice(0, 2)}/${w.sha256.slice(2, 4)}/${w.sha256.slice(4, 16)}/${w.filename}`
+    const res = await send(node.url, { path }).catch((err: unknown) => err)
+    if (!(res instanceof Error)) {
+      expect(res.status).not.toBe(200)
+      expect(res.body.equals(w.data)).toBe(false)
+    }
+    const again = await send(node.url, { path }).catch((err: unknown) => err)
+    if (!(again instanceof Error)) expect(again.status).not.toBe(200)
+  })
+
+  it('a file asked for before its index falls back to URL identity', async () => {
+    const w = pypi.wheels.get('tinyb-1.0-py3-none-any.whl')
+    if (w === undefined) throw new Error('fixture')
+    const path = `/packages/${w.sha256.slice(0, 2)}/${w.sha256.slice(2, 4)}/${w.sha256.slice(4, 16)}/${w.filename}`
+    const res = await send(node.url, { path })
+    expect(res.status).toBe(200)
+    expect(res.body.equals(w.data)).toBe(true)
+    expect((await send(node.url, { path: '/packages/aa/bb/cc/missing-1.0-py3-none-any.whl' })).status).toBe(404)
+  })
+})

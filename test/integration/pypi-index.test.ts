@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { json, send } from '../helpers/client.ts'
 import { startTestNode } from '../helpers/node.ts'
+import { startUpstream } from '../helpers/upstream.ts'
 import type { TestNode } from '../helpers/node.ts'
 import { startPypiIndex } from '../fixtures/upstreams/pypi-index.ts'
 import type { PypiIndex } from '../fixtures/upstreams/pypi-index.ts'
@@ -146,5 +148,38 @@ describe('PyPI files', () => {
     expect(res.status).toBe(200)
     expect(res.body.equals(w.data)).toBe(true)
     expect((await send(node.url, { path: '/packages/aa/bb/cc/missing-1.0-py3-none-any.whl' })).status).toBe(404)
+  })
+})
+
+describe('extra indexes under a prefix', () => {
+  it('gives root-relative links the mount prefix and serves their files through it', async () => {
+    const wheel = Buffer.from('not really a zip, but bytes with a digest')
+    const sha = createHash('sha256').update(wheel).digest('hex')
+    const torch = await startUpstream((req, res) => {
+      if (req.url === '/whl/cu121/torch/') {
+        res.writeHead(200, { 'content-type': 'text/html' })
+        res.end(`<a href="/whl/cu121/torch-2.1.0%2Bcu121-cp311-none-any.whl#sha256=${sha}">torch</a>\n`)
+      } else if (req.url === '/whl/cu121/torch-2.1.0%2Bcu121-cp311-none-any.whl') {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(wheel.length) })
+        res.end(wheel)
+      } else { res.writeHead(404); res.end() }
+    })
+    const prefixed = await startTestNode({
+      rules: [
+        { name: 'pytorch-files', path_prefix: '/pytorch/', pattern: '\\.whl$', strip_prefix: true, upstream: torch.url, handler: 'pypi', strategy: 'parallel' },
+        { name: 'pytorch', path_prefix: '/pytorch/', strip_prefix: true, upstream: torch.url, handler: 'pypi', strategy: 'proxy' }
+      ]
+    })
+    try {
+      const page = await send(prefixed.url, { path: '/pytorch/whl/cu121/torch/' })
+      expect(page.body.toString()).toContain(`href="/pytorch/whl/cu121/torch-2.1.0%2Bcu121-cp311-none-any.whl#sha256=${sha}"`)
+      const file = await send(prefixed.url, { path: '/pytorch/whl/cu121/torch-2.1.0%2Bcu121-cp311-none-any.whl' })
+      expect(file.status).toBe(200)
+      expect(file.body.equals(wheel)).toBe(true)
+      expect(file.headers.etag).toBe(`"${sha}"`)
+    } finally {
+      await prefixed.stop()
+      await torch.close()
+    }
   })
 })

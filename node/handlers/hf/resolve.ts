@@ -1,7 +1,8 @@
 import type { Dispatcher } from 'undici'
 import { isAimirrorError, UpstreamProtocolError } from '../../errors.ts'
 import type { Fetcher } from '../../fetch/fetcher.ts'
-import { digestIdentity, urlIdentity } from '../../fetch/identity.ts'
+import { digestIdentity } from '../../fetch/identity.ts'
+import type { BlobIdentity } from '../../fetch/identity.ts'
 import type { BlobMeta } from '../../fetch/response-meta.ts'
 import { blobRequestHeaders, sendBlob, sendUpstreamAnswer } from '../../http/blob-reply.ts'
 import { answerBlobRequest, rangeStartHint } from '../../http/blob-response.ts'
@@ -12,7 +13,7 @@ import type { AccessMemory } from './access.ts'
 import { credentialScope } from './access.ts'
 import { fileMetaFromHeaders, hubHeaders, mirrorEtag } from './file-meta.ts'
 import type { HfFileMeta } from './file-meta.ts'
-import { isCommit, resolvePath } from './paths.ts'
+import { isCommit, repoKey, resolvePath } from './paths.ts'
 import type { FileRef } from './paths.ts'
 import { probeResolve } from './probe.ts'
 import type { ProbeResult } from './probe.ts'
@@ -39,6 +40,14 @@ function header (ctx: StrategyContext, name: string): string | undefined {
 /** The upstream URL of a file at a revision (always under the rule's upstream). */
 export function upstreamFileUrl (upstream: string, file: FileRef, revision: string): URL {
   return new URL(upstream.replace(/\/+$/, '') + resolvePath({ ...file, revision }))
+}
+
+/**
+ * Files kept in git have no published sha256: they are keyed by repository, commit and path (whichever
+ * hub served them), which never change what they name.
+ */
+export function gitFileIdentity (file: FileRef, commit: string): BlobIdentity {
+  return { key: `hf:${repoKey(file.repo)}@${commit}/${file.path}`, sha256: null, expected: null }
 }
 
 function upstreamDown (err: unknown): boolean {
@@ -74,7 +83,7 @@ export function createResolveServer (components: ResolveComponents): (ctx: Strat
     }
     const rule = ctx.rule
     const url = upstreamFileUrl(rule.upstream, file, meta.commit)
-    const identity = meta.sha256 !== null ? digestIdentity({ algorithm: 'sha256', hex: meta.sha256 }) : urlIdentity(url)
+    const identity = meta.sha256 !== null ? digestIdentity({ algorithm: 'sha256', hex: meta.sha256 }) : gitFileIdentity(file, meta.commit)
     const acquired = await fetcher.acquire(identity, { url, headers: forward }, {
       signal: ctx.signal,
       hint: rangeStartHint(header(ctx, 'range')),

@@ -4,6 +4,8 @@ import type { Dispatcher } from 'undici'
 import type { Config, HandlerName } from '../config/types.ts'
 import { createFetchEngine } from './fetch/engine.ts'
 import { createHfHandler } from './handlers/hf/handler.ts'
+import { createOciAuth } from './handlers/oci/auth.ts'
+import { createOciHandler } from './handlers/oci/handler.ts'
 import { createPypiHandler } from './handlers/pypi/handler.ts'
 import { createHandlerRegistry } from './handlers/registry.ts'
 import type { Handler, HandlerRegistry } from './handlers/registry.ts'
@@ -84,10 +86,13 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   const rewritePlan = createRewritePlan(config.content_rewrite, router.rules)
   const metadata = createMetadataCache({ dispatcher, logger }, { cacheDir: config.cache.dir })
   // The fetch engine (blob store + fetcher) backs `parallel` rules unless a test supplies its own.
-  const engine = overrides.parallel === undefined ? createFetchEngine(config, { dispatcher, logger }) : null
+  // Registry downloads renew their upstream tokens as they go: the engine's requests pass the OCI auth interceptor.
+  const ociAuth = createOciAuth({ dispatcher, logger })
+  const engine = overrides.parallel === undefined ? createFetchEngine(config, { dispatcher: dispatcher.compose(ociAuth.interceptor), logger }) : null
   const handlers = createHandlerRegistry({
     hf: engine === null ? undefined : createHfHandler({ fetcher: engine.fetcher, dispatcher, metadata, rewritePlan, logger }, { dir: join(config.cache.dir, 'hf') }),
     pypi: createPypiHandler({ metadata, fetcher: engine?.fetcher, rewritePlan, logger }),
+    oci: engine === null ? undefined : createOciHandler({ oci: config.oci, dispatcher, fetcher: engine.fetcher, store: engine.store, auth: ociAuth, logger }, { dir: join(config.cache.dir, 'oci') }),
     ...overrides.handlers
   })
   const proxy = overrides.proxy ?? createProxyStrategy({ dispatcher, rewritePlan, logger }, overrides.proxyInit)

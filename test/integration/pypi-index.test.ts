@@ -131,12 +131,12 @@ describe('PyPI files', () => {
     if (w === undefined) throw new Error('fixture')
     pypi.corrupt(w.filename)
     const path = `/packages/${w.sha256.slice(0, 2)}/${w.sha256.slice(2, 4)}/${w.sha256.slice(4, 16)}/${w.filename}`
-    const res = await send(node.url, { path }).catch((err: unknown) => err)
+    const res = await send(node.url, { path }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
     if (!(res instanceof Error)) {
       expect(res.status).not.toBe(200)
       expect(res.body.equals(w.data)).toBe(false)
     }
-    const again = await send(node.url, { path }).catch((err: unknown) => err)
+    const again = await send(node.url, { path }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
     if (!(again instanceof Error)) expect(again.status).not.toBe(200)
   })
 

@@ -1,12 +1,10 @@
 import { digestIdentity, urlIdentity } from '../../fetch/identity.ts'
-import { sendBlob, sendUpstreamAnswer } from '../../http/blob-reply.ts'
-import { rangeStartHint } from '../../http/blob-response.ts'
 import type { StrategyContext } from '../../http/strategy.ts'
+import { serveArtifact } from '../artifact.ts'
 import { parseHint } from './file-facts.ts'
-import { decodePath, firstHeader, requestPathname } from './request-path.ts'
+import { decodePath, requestPathname } from './request-path.ts'
 import type { PypiComponents } from './types.ts'
 
-const FORWARDED = ['authorization', 'user-agent', 'cookie']
 const MIN_PIECE = 64 * 1024
 const MAX_AUTO_PIECE = 4 << 20
 
@@ -32,21 +30,7 @@ export async function serveFile (ctx: StrategyContext, components: PypiComponent
   const hint = parseHint(await components.metadata.recall(`pypi:${decodePath(pathname)}`))
   const identity = hint === null ? urlIdentity(ctx.upstreamUrl) : digestIdentity({ algorithm: 'sha256', hex: hint.sha256 })
   const rule = ctx.rule
-  const forward: Record<string, string> = {}
-  for (const name of FORWARDED) {
-    const v = firstHeader(ctx, name)
-    if (v !== undefined) forward[name] = v
-  }
-  const acquired = await fetcher.acquire(identity, { url: ctx.upstreamUrl, headers: forward }, {
-    signal: ctx.signal,
-    hint: rangeStartHint(firstHeader(ctx, 'range')),
-    chunkSize: hint?.size == null ? rule.chunk_size : pieceSizeFor(hint.size, rule.concurrency, rule.chunk_size),
-    concurrency: rule.concurrency,
-    minSize: rule.min_size,
-    maxSize: rule.max_size,
-    replayHeaders: rule.head_meta_headers
-  })
-  if (acquired.kind === 'upstream-response') await sendUpstreamAnswer(ctx, acquired)
-  else await sendBlob(ctx, acquired)
+  const chunkSize = hint?.size == null ? rule.chunk_size : pieceSizeFor(hint.size, rule.concurrency, rule.chunk_size)
+  await serveArtifact(ctx, fetcher, identity, { chunkSize })
   return true
 }

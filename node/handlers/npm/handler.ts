@@ -1,0 +1,41 @@
+import { canonicalUrl, digestIdentity, urlIdentity } from '../../fetch/identity.ts'
+import { serveArtifact } from '../artifact.ts'
+import type { Handler } from '../types.ts'
+import { parseHint } from './integrity.ts'
+import { classifyNpmPath } from './paths.ts'
+import { servePackument } from './serve-packument.ts'
+import type { NpmComponents } from './types.ts'
+
+export type { NpmComponents } from './types.ts'
+
+/**
+ * npm registries (npm, pnpm, yarn): packuments through the metadata cache with tarball links rewritten
+ * to the mirror; tarballs through the fetch engine, keyed and verified by the packument's
+ * `dist.integrity` (sha512) once the packument was seen, else by URL. Search, audit, login and other
+ * methods are left to the rule's strategy (proxied).
+ */
+export function createNpmHandler (components: NpmComponents): Handler {
+  return {
+    name: 'npm',
+    async handle (ctx) {
+      const method = ctx.request.method
+      if (method !== 'GET' && method !== 'HEAD') return false
+      const path = classifyNpmPath(ctx.upstreamUrl.pathname.slice(upstreamBasePath(ctx.rule.upstream).length))
+      if (path === null) return false
+      if (path.kind === 'packument') {
+        await servePackument(ctx, components, path.name)
+        return true
+      }
+      const fetcher = components.fetcher
+      if (fetcher === undefined) return false
+      const hint = parseHint(await components.metadata.recall(`npm:${canonicalUrl(ctx.upstreamUrl)}`))
+      await serveArtifact(ctx, fetcher, hint === null ? urlIdentity(ctx.upstreamUrl) : digestIdentity(hint))
+      return true
+    }
+  }
+}
+
+/** The path of a registry's base URL (`https://host/registry` → `/registry`), without a trailing slash. */
+function upstreamBasePath (upstream: string): string {
+  return new URL(upstream).pathname.replace(/\/+$/, '')
+}

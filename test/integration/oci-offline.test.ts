@@ -1,0 +1,103 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { createNode } from '../../node/index.ts'
+import type { TestNode } from '../helpers/node.ts'
+import { RegistryContent } from '../fixtures/upstreams/oci-content.ts'
+import { buildImage, sha256 } from '../fixtures/upstreams/oci-image.ts'
+import type { BuiltImage } from '../fixtures/upstreams/oci-image.ts'
+import { startOciRegistry } from '../fixtures/upstreams/oci-registry.ts'
+import type { OciRegistry } from '../fixtures/upstreams/oci-registry.ts'
+import { bearerParams, fetchRaw, PullClient, startMirror } from './oci-helpers.ts'
+
+describe('registry mirror: tag freshness and upstream outages', () => {
+  let reg: OciRegistry | undefined
+  let node: TestNode | undefined
+  let pull: (c: PullClient) => Promise<void> = async () => {}
+  let img: BuiltImage | undefined
+
+  afterEach(async () => {
+    await node?.stop()
+    await reg?.close()
+    node = undefined
+    reg = undefined
+  })
+
+  it('answers a fresh tag without upstream, revalidates a stale one with HEAD, and follows a moved tag', async () => {
+    const content = new RegistryContent()
+    const v1 = buildImage({ seed: 'v1', layers: [1000] })
+    const v2 = buildImage({ seed: 'v2', layers: [1000] })
+    content.add('library/app', 'latest', v1)
+    content.add('library/app', 'v2', v2)
+    reg = await startOciRegistry({ content })
+    node = await startMirror(reg.url, { ttlS: 1 })
+    const c = new PullClient(node.url)
+    expect((await c.get('/v2/library/app/manifests/latest')).headers['docker-content-digest']).toBe(v1.top.digest)
+    reg.stats.reset()
+    expect((await c.get('/v2/library/app/manifests/latest')).body.equals(v1.top.bytes)).toBe(true)
+    expect(reg.stats.requests.filter(r => r.path.includes('/manifests/'))).toEqual([])
+    content.retag('library/app', 'latest', v2.top.digest)
+    await new Promise(resolve => setTimeout(resolve, 1100))
+    const moved = await c.get('/v2/library/app/manifests/latest')
+    expect(moved.headers['docker-content-digest']).toBe(v2.top.digest)
+    expect(moved.body.equals(v2.top.bytes)).toBe(true)
+    expect(reg.stats.count('HEAD', '/v2/library/app/manifests/latest')).toBe(1)
+    expect(reg.stats.count('GET', '/v2/library/app/manifests/latest')).toBe(0)
+  })
+
+  it('serves a second pull from the cache with the upstream stopped: tags stale with a warning, ping and tokens still answer', async () => {
+    const content = new RegistryContent()
+    const image = buildImage({ seed: 'offline', layers: [30_000, 1000], architectures: ['amd64', 'arm64'] })
+    img = image
+    content.add('library/tiny', '1.0', image)
+    reg = await startOciRegistry({ content })
+    node = await startMirror(reg.url, { ttlS: 0 })
+    pull = async (c: PullClient): Promise<void> => {
+      const index = await c.get('/v2/library/tiny/manifests/1.0')
+      expect(index.body.equals(image.top.bytes)).toBe(true)
+      const m = image.platforms.get('linux/amd64')
+      expect((await c.get(`/v2/library/tiny/manifests/${m?.digest ?? ''}`)).body.equals(m?.bytes ?? Buffer.alloc(0))).toBe(true)
+      for (const layer of image.amd64Layers) expect(sha256((await c.get(`/v2/library/tiny/blobs/${layer}`)).body)).toBe(layer)
+    }
+    await pull(new PullClient(node.url))
+    await reg.close()
+    reg = undefined
+    // A restarted node (same cache directory) knows what it had.
+    await node.node.stop()
+    const restarted = createNode(node.config)
+    await restarted.start()
+    const url = restarted.address().url
+    try {
+      await offlinePull(url)
+    } finally {
+      await restarted.stop()
+    }
+  })
+
+  async function offlinePull (url: string): Promise<void> {
+    const ping = await fetchRaw(`${url}/v2/`)
+    expect(ping.status).toBe(401)
+    const c = bearerParams(ping.headers['www-authenticate'])
+    expect((await fetchRaw(`${c.realm ?? ''}?service=${c.service ?? ''}&scope=repository:library/tiny:pull`)).status).toBe(200)
+
+    const client = new PullClient(url)
+    await pull(client)
+    const tag = await client.get('/v2/library/tiny/manifests/1.0', { method: 'HEAD' })
+    expect(tag.status).toBe(200)
+    expect(tag.headers.warning).toBe('110 - "Response is Stale"')
+    expect(tag.headers['x-aimirror-stale']).toBe('1')
+    expect(tag.headers['docker-content-digest']).toBe(img?.top.digest)
+    // Something never seen is an upstream failure, not a 404.
+    const unknown = await client.get('/v2/library/tiny/manifests/2.0')
+    expect(unknown.status).toBe(502)
+  }
+
+  it('relays an upstream 404 for a tag, and does not answer it stale', async () => {
+    const content = new RegistryContent()
+    content.add('library/app', '1.0', buildImage({ seed: 'x', layers: [100] }))
+    reg = await startOciRegistry({ content })
+    node = await startMirror(reg.url)
+    const res = await new PullClient(node.url).get('/v2/library/app/manifests/nope')
+    expect(res.status).toBe(404)
+    expect((JSON.parse(res.body.toString()) as { errors: Array<{ code: string }> }).errors[0]?.code).toBe('MANIFEST_UNKNOWN')
+    expect(res.headers['x-aimirror-stale']).toBeUndefined()
+  })
+})

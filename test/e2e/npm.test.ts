@@ -1,0 +1,88 @@
+/**
+ * npm (the machine's npm) installing packages with dependencies through the mirror mounted at /npm/:
+ * `npm install` (full packuments), `npm ci` from the lockfile (abbreviated packuments; tarball URLs
+ * rebuilt by npm at the registry root), and `npm ci` again with the registry stopped and a fresh npm
+ * cache, served from the mirror's cache.
+ */
+import { execFile } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { startTestNode } from '../helpers/node.ts'
+import type { TestNode } from '../helpers/node.ts'
+import { startNpmRegistry } from '../fixtures/upstreams/npm-registry.ts'
+import type { NpmRegistry } from '../fixtures/upstreams/npm-registry.ts'
+
+const run = promisify(execFile)
+
+let work: string
+let reg: NpmRegistry | null = null
+let node: TestNode | null = null
+
+beforeEach(async () => { work = await mkdtemp(join(tmpdir(), 'aimirror-npm-')) })
+afterEach(async () => {
+  await node?.stop()
+  await reg?.close()
+  node = null
+  reg = null
+  await rm(work, { recursive: true, force: true })
+})
+
+async function npm (cwd: string, registry: string, cache: string, ...args: string[]): Promise<string> {
+  const { stdout } = await run('npm', [...args, '--registry', registry, '--cache', cache, '--no-audit', '--no-fund',
+    '--update-notifier=false', '--fetch-retries=0', '--prefer-online'], {
+    cwd,
+    timeout: 40_000,
+    env: { ...process.env, npm_config_userconfig: join(work, 'npmrc'), npm_config_loglevel: 'warn' }
+  })
+  return stdout
+}
+
+const installed = async (dir: string, name: string): Promise<string> =>
+  await readFile(join(dir, 'node_modules', ...name.split('/'), 'index.js'), 'utf8')
+
+describe('npm through the mirror', () => {
+  it('npm install, npm ci, then npm ci with the registry stopped', async () => {
+    reg = await startNpmRegistry([
+      { name: 'tiny-a', version: '1.0.0', dependencies: { 'tiny-b': '^1.0.0', '@acme/tiny-c': '^2.0.0' } },
+      { name: 'tiny-b', version: '1.0.0' },
+      { name: 'tiny-b', version: '1.1.0' },
+      { name: '@acme/tiny-c', version: '2.0.0', padBytes: 50_000 }
+    ])
+    const upstream = reg.url
+    node = await startTestNode({
+      rules: [
+        { name: 'npm-tarballs-root', pattern: '^/(?:@[\\w.-]+/)?[\\w.-]+/-/[^/]+\\.tgz$', upstream, handler: 'npm', strategy: 'parallel' },
+        { name: 'npm-tarballs', path_prefix: '/npm/', pattern: '/-/[^/]+\\.tgz$', strip_prefix: true, upstream, handler: 'npm', strategy: 'parallel' },
+        { name: 'npm', path_prefix: '/npm/', strip_prefix: true, upstream, handler: 'npm', strategy: 'proxy', metadata_ttl_s: 0 }
+      ]
+    })
+    const registry = `${node.url}/npm/`
+    await writeFile(join(work, 'npmrc'), '')
+    const app = join(work, 'app')
+    await mkdir(app)
+    await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+    await npm(app, registry, join(work, 'cache1'), 'install', 'tiny-a')
+    expect(await installed(app, 'tiny-a')).toContain('tiny-a@1.0.0')
+    expect(await installed(app, 'tiny-b')).toContain('tiny-b@1.1.0')
+    expect(await installed(app, '@acme/tiny-c')).toContain('@acme/tiny-c@2.0.0')
+    const lock = await readFile(join(app, 'package-lock.json'), 'utf8')
+    expect(lock).not.toContain(reg.url)
+
+    await rm(join(app, 'node_modules'), { recursive: true })
+    await npm(app, registry, join(work, 'cache2'), 'ci')
+    expect(await installed(app, 'tiny-b')).toContain('tiny-b@1.1.0')
+    const accepts = reg.seen.filter(s => !s.url.includes('/-/')).map(s => String(s.headers.accept))
+    expect(accepts.some(a => a.includes('application/vnd.npm.install-v1+json'))).toBe(true)
+    expect(accepts.some(a => a === 'application/json')).toBe(true)
+
+    await reg.close()
+    reg = null
+    await rm(join(app, 'node_modules'), { recursive: true })
+    await npm(app, registry, join(work, 'cache3'), 'ci')
+    expect(await installed(app, 'tiny-a')).toContain('tiny-a@1.0.0')
+    expect(await installed(app, '@acme/tiny-c')).toContain('@acme/tiny-c@2.0.0')
+  })
+})

@@ -6,6 +6,7 @@ import { createFetchEngine } from './fetch/engine.ts'
 import { createHfHandler } from './handlers/hf/handler.ts'
 import { createOciAuth } from './handlers/oci/auth.ts'
 import { createOciHandler } from './handlers/oci/handler.ts'
+import { createCranHandler } from './handlers/cran/handler.ts'
 import { createNpmHandler } from './handlers/npm/handler.ts'
 import { createPypiHandler } from './handlers/pypi/handler.ts'
 import { createHandlerRegistry } from './handlers/registry.ts'
@@ -94,6 +95,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     hf: engine === null ? undefined : createHfHandler({ fetcher: engine.fetcher, dispatcher, metadata, rewritePlan, logger }, { dir: join(config.cache.dir, 'hf') }),
     pypi: createPypiHandler({ metadata, fetcher: engine?.fetcher, rewritePlan, logger }),
     npm: createNpmHandler({ metadata, fetcher: engine?.fetcher, rewritePlan, logger }),
+    cran: createCranHandler({ metadata, fetcher: engine?.fetcher, logger }),
     oci: engine === null ? undefined : createOciHandler({ oci: config.oci, dispatcher, fetcher: engine.fetcher, store: engine.store, auth: ociAuth, logger }, { dir: join(config.cache.dir, 'oci') }),
     ...overrides.handlers
   })

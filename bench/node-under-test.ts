@@ -18,6 +18,8 @@ export interface NodeInit {
   tmp: string
   upstreamUrl: string
   conns: number
+  /** Replaces the default single `parallel` rule. */
+  rules?: ReadonlyArray<Record<string, unknown>>
 }
 
 /**
@@ -32,7 +34,7 @@ export async function startNode (children: Children, init: NodeInit): Promise<No
     server: { host: '127.0.0.1', port },
     cache: { dir: cacheDir, max_size_gb: 1000, min_free_gb: 0 },
     logging: { level: 'warn' },
-    rules: [{
+    rules: init.rules ?? [{
       name: 'bench',
       path_prefix: '/files/',
       upstream: init.upstreamUrl,
@@ -45,7 +47,7 @@ export async function startNode (children: Children, init: NodeInit): Promise<No
   const configFile = join(init.tmp, 'aimirror.yaml')
   await writeFile(configFile, stringify(config))
   const logFile = join(init.tmp, 'node.log')
-  const child = children.spawn(init.nodeBin, [join(init.root, 'cli', 'main.ts'), 'start', '--config', configFile], { logFile, cwd: init.root })
+  const child = children.spawn(init.nodeBin, [join(init.root, ...(process.env.BENCH_NODE_ENTRY ?? 'cli/main.ts').split('/')), 'start', '--config', configFile], { logFile, cwd: init.root })
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/health`, { timeoutMs: 30_000, child, logFile, what: 'aimirror node' })
   if (child.pid === undefined) throw new Error('aimirror node has no pid')

@@ -195,6 +195,7 @@ describe('HF /resolve revisions, restarts and upstream outages', () => {
     try {
       expect((await get(first, '/acme/tiny/resolve/main/weights.bin')).status).toBe(200)
       expect((await get(first, '/acme/tiny/resolve/main/config.json')).status).toBe(200)
+      expect((await get(first, '/acme/tiny/resolve/main/nope.txt', { method: 'HEAD' })).status).toBe(404)
     } finally {
       await first.stop()
     }
@@ -211,7 +212,12 @@ describe('HF /resolve revisions, restarts and upstream outages', () => {
       expect(byBranch.body.toString()).toBe(CONFIG)
       expect(byBranch.headers.get('x-repo-commit')).toBe(C1)
       expect(byBranch.headers.get('x-aimirror-stale')).toBe('1')
-      // Never seen: an upstream failure, not an invented 404.
+      // The hub's own 404 for that commit is replayed; a file never asked about is an upstream failure.
+      const gone = await get(node, '/acme/tiny/resolve/main/nope.txt')
+      expect(gone.status).toBe(404)
+      expect(gone.headers.get('x-error-code')).toBe('EntryNotFound')
+      expect(gone.headers.get('x-repo-commit')).toBe(C1)
+      expect(gone.headers.get('x-aimirror-stale')).toBe('1')
       const unknown = await get(node, '/acme/tiny/resolve/main/other.txt', { method: 'HEAD' })
       expect(unknown.status).toBe(502)
     } finally {

@@ -15,7 +15,7 @@ import { fileMetaFromHeaders, hubHeaders, mirrorEtag } from './file-meta.ts'
 import type { HfFileMeta } from './file-meta.ts'
 import { isCommit, repoKey, resolvePath } from './paths.ts'
 import type { FileRef } from './paths.ts'
-import { probeResolve } from './probe.ts'
+import { lowerHeaders, probeResolve } from './probe.ts'
 import type { ProbeResult } from './probe.ts'
 import type { HfRecords } from './records.ts'
 import { isXetHeader, stripXetHeaders, stripXetLinks } from './xet.ts'
@@ -48,6 +48,10 @@ export function upstreamFileUrl (upstream: string, file: FileRef, revision: stri
  */
 export function gitFileIdentity (file: FileRef, commit: string): BlobIdentity {
   return { key: `hf:${repoKey(file.repo)}@${commit}/${file.path}`, sha256: null, expected: null }
+}
+
+function notFoundKey (file: FileRef, commit: string): string {
+  return `hf-not-found\n${repoKey(file.repo)}@${commit}/${file.path}`
 }
 
 function upstreamDown (err: unknown): boolean {
@@ -103,9 +107,8 @@ export function createResolveServer (components: ResolveComponents): (ctx: Strat
     await sendBlob(ctx, acquired, blobMeta)
   }
 
-  async function passRefusal (ctx: StrategyContext, refused: Extract<ProbeResult, { kind: 'refused' }>): Promise<void> {
-    const drop = ctx.request.method === 'HEAD' ? [] : ['content-length']
-    const raw = endToEndHeaders(refused.rawHeaders, drop)
+  function refusalHeaders (refused: Extract<ProbeResult, { kind: 'refused' }>): string[] {
+    const raw = endToEndHeaders(refused.rawHeaders, ['content-length'])
     const kept: string[] = []
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = raw[i] as string
@@ -114,18 +117,48 @@ export function createResolveServer (components: ResolveComponents): (ctx: Strat
       if (name.toLowerCase() === 'link') value = stripXetLinks(value)
       if (value !== null) kept.push(name, value)
     }
-    ctx.reply.code(refused.status).headers(groupHeaders(kept))
+    return kept
+  }
+
+  async function sendRefusal (ctx: StrategyContext, status: number, headers: Record<string, string | string[]>, body: Buffer, headLength: string | undefined): Promise<void> {
+    ctx.reply.code(status).headers(headers)
     if (ctx.request.method === 'HEAD') {
+      if (headLength !== undefined) ctx.reply.header('content-length', headLength)
       await ctx.reply.send()
       return
     }
-    ctx.reply.header('content-length', String(refused.body.length))
-    await ctx.reply.send(refused.body)
+    ctx.reply.header('content-length', String(body.length))
+    await ctx.reply.send(body)
   }
 
-  /** Upstream is down: the file as last known (public content only; a branch as it last pointed). */
-  async function serveLastKnown (ctx: StrategyContext, file: FileRef, known: HfFileMeta | undefined, staleCommit: string | null, forward: Record<string, string>, why: string): Promise<boolean> {
-    const fallback = known ?? (staleCommit === null ? undefined : await records.getFile(file.repo, staleCommit, file.path))
+  /**
+   * A hub refusal passed on as it came. A public "no such file at this commit" (404 with X-Repo-Commit)
+   * is also remembered: it cannot change, and is replayed while upstream is down.
+   */
+  async function passRefusal (ctx: StrategyContext, file: FileRef, scope: string | null, refused: Extract<ProbeResult, { kind: 'refused' }>): Promise<void> {
+    const kept = refusalHeaders(refused)
+    const lower = lowerHeaders(kept)
+    const commit = (lower['x-repo-commit'] ?? '').toLowerCase()
+    if (refused.status === 404 && scope === null && isCommit(commit)) {
+      await records.putAnswer(notFoundKey(file, commit), { status: 404, headers: lower, body: refused.body, at: Date.now() })
+      if (!isCommit(file.revision)) await records.putRevision(file.repo, file.revision, commit)
+    }
+    await sendRefusal(ctx, refused.status, groupHeaders(kept), refused.body, lowerHeaders(refused.rawHeaders)['content-length'])
+  }
+
+  /**
+   * Upstream is down: the file as last known (public content only; a branch as it last pointed), or the
+   * hub's remembered "not found" for it.
+   */
+  async function serveLastKnown (ctx: StrategyContext, file: FileRef, known: HfFileMeta | undefined, commit: string | null, forward: Record<string, string>, why: string): Promise<boolean> {
+    const fallback = known ?? (commit === null ? undefined : await records.getFile(file.repo, commit, file.path))
+    if (fallback === undefined && commit !== null) {
+      const gone = await records.getAnswer(notFoundKey(file, commit))
+      if (gone === undefined) return false
+      log.warn({ repo: file.repo.id, revision: file.revision, path: file.path, why }, 'upstream down; replaying the hub\'s remembered 404')
+      await sendRefusal(ctx, gone.status, { ...gone.headers, ...STALE }, gone.body, String(gone.body.length))
+      return true
+    }
     // Content learned with credentials is not served without upstream's word on this client's.
     if (fallback === undefined || fallback.scope !== 'public') return false
     log.warn({ repo: file.repo.id, revision: file.revision, path: file.path, why }, 'upstream down; serving the last known file')
@@ -167,13 +200,13 @@ export function createResolveServer (components: ResolveComponents): (ctx: Strat
       })
     } catch (err) {
       if (!upstreamDown(err)) throw err
-      if (await serveLastKnown(ctx, file, known, staleCommit, forward, (err as { code?: string }).code ?? 'unknown')) return
+      if (await serveLastKnown(ctx, file, known, commit ?? staleCommit, forward, (err as { code?: string }).code ?? 'unknown')) return
       throw err
     }
     if (result.kind === 'refused') {
-      if (result.status >= 500 && await serveLastKnown(ctx, file, known, staleCommit, forward, `status ${result.status}`)) return
+      if (result.status >= 500 && await serveLastKnown(ctx, file, known, commit ?? staleCommit, forward, `status ${result.status}`)) return
       if (result.status === 401 || result.status === 403) access.revoke(scope, file.repo)
-      await passRefusal(ctx, result)
+      await passRefusal(ctx, file, scope, result)
       return
     }
     const learned = fileMetaFromHeaders(result.headers, result.redirect, scope === null ? 'public' : 'auth')

@@ -6,6 +6,7 @@ import { createFetchEngine } from './fetch/engine.ts'
 import { createHfHandler } from './handlers/hf/handler.ts'
 import { createOciAuth } from './handlers/oci/auth.ts'
 import { createOciHandler } from './handlers/oci/handler.ts'
+import { createCondaHandler } from './handlers/conda/handler.ts'
 import { createCranHandler } from './handlers/cran/handler.ts'
 import { createNpmHandler } from './handlers/npm/handler.ts'
 import { createPypiHandler } from './handlers/pypi/handler.ts'
@@ -96,6 +97,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     pypi: createPypiHandler({ metadata, fetcher: engine?.fetcher, rewritePlan, logger }),
     npm: createNpmHandler({ metadata, fetcher: engine?.fetcher, rewritePlan, logger }),
     cran: createCranHandler({ metadata, fetcher: engine?.fetcher, logger }),
+    conda: createCondaHandler({ metadata, fetcher: engine?.fetcher, rewritePlan, logger }),
     oci: engine === null ? undefined : createOciHandler({ oci: config.oci, dispatcher, fetcher: engine.fetcher, store: engine.store, auth: ociAuth, logger }, { dir: join(config.cache.dir, 'oci') }),
     ...overrides.handlers
   })

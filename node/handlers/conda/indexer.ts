@@ -1,0 +1,73 @@
+import { canonicalUrl } from '../../fetch/identity.ts'
+import type { Logger } from '../../log.ts'
+import type { MetadataCache } from '../../metadata/cache.ts'
+import type { MetadataResult } from '../../metadata/types.ts'
+import type { RepodataCoding } from './paths.ts'
+import { decoderFor, scanRecords } from './repodata-index.ts'
+
+export interface RepodataIndexerComponents {
+  metadata: MetadataCache
+  logger: Logger
+}
+
+/** The directory a repodata document or package lives in (`.../linux-64/`), canonical. */
+export function subdirKey (url: URL): string {
+  return canonicalUrl(new URL('.', url))
+}
+
+/**
+ * Learns `package file → sha256` from the repodata a client was served, in the background (the response
+ * does not wait), and remembers it in the metadata cache's hints, once per repodata body. A package
+ * request for a subdir whose repodata is being read waits for that reading to finish.
+ */
+export class RepodataIndexer {
+  private readonly metadata: MetadataCache
+  private readonly log: Logger
+  private readonly jobs = new Map<string, Promise<void>>()
+
+  constructor (components: RepodataIndexerComponents) {
+    this.metadata = components.metadata
+    this.log = components.logger.child({ component: 'conda' })
+  }
+
+  /** Starts reading `result` (the repodata at `url`) unless that body was read already. */
+  ensure (url: URL, coding: RepodataCoding, result: MetadataResult): void {
+    const info = result.info
+    if (info === null || result.status !== 200) return
+    const dir = subdirKey(url)
+    if (this.jobs.has(dir)) return
+    if (decoderFor(coding) === undefined) {
+      this.log.debug({ url: url.href }, 'repodata in a coding that cannot be read here; its packages are keyed by URL')
+      return
+    }
+    const marker = `conda:indexed:${canonicalUrl(url)}`
+    const job = (async () => {
+      if (await this.metadata.recall(marker) === info.sha256) return
+      const decoder = decoderFor(coding)
+      const raw = result.body.open()
+      const text = decoder === null || decoder === undefined ? raw : raw.pipe(decoder)
+      if (decoder !== null && decoder !== undefined) raw.once('error', (err) => decoder.destroy(err))
+      const count = await scanRecords(text, async (batch) => {
+        await this.metadata.remember(batch.map(([file, sha]) => [`conda:${dir}|${file}`, sha] as const))
+      })
+      await this.metadata.remember([[marker, info.sha256]])
+      this.log.debug({ url: url.href, packages: count }, 'repodata read for package digests')
+    })().catch((err: unknown) => {
+      this.log.warn({ err, url: url.href }, 'could not read package digests from repodata')
+    }).finally(() => this.jobs.delete(dir))
+    this.jobs.set(dir, job)
+  }
+
+  /** The sha256 repodata published for `file` in the subdir of `url`, or null. */
+  async sha256For (url: URL, file: string): Promise<string | null> {
+    const dir = subdirKey(url)
+    await this.jobs.get(dir)
+    const v = await this.metadata.recall(`conda:${dir}|${file}`)
+    return v !== undefined && /^[0-9a-f]{64}$/.test(v) ? v : null
+  }
+
+  /** Waits for every reading in progress (used when stopping). */
+  async settle (): Promise<void> {
+    await Promise.allSettled([...this.jobs.values()])
+  }
+}

@@ -61,6 +61,7 @@ rules:
     upstream: "https://huggingface.co"
     handler: hf
     strategy: proxy
+    metadata_ttl_s: 60         # branch -> commit and API JSON are rechecked after a minute
 
   # --- shape-based rules ---
   - name: github-releases
@@ -75,6 +76,8 @@ rules:
     strategy: parallel
     cache_key_source: original # LFS files redirect to signed CDN URLs
     head_meta_headers: [x-repo-commit, x-linked-etag, x-linked-size, etag]
+    concurrency: 32            # the hub's CDN limits each connection, not the number of them
+    metadata_ttl_s: 60         # a branch resolves to its commit for a minute; files at a commit never change
   - name: hf-blob-links      # web "blob" links pasted from the browser are served as downloads
     pattern: "^/(?:datasets/|spaces/)?[\\\\w.-]+(?:/[\\\\w.-]+)?/blob/[^/-][^/]*/.+$"
     upstream: "https://huggingface.co"
@@ -85,6 +88,8 @@ rules:
       - search: "/blob/"
         replace: "/resolve/"
     head_meta_headers: [x-repo-commit, x-linked-etag, x-linked-size, etag]
+    concurrency: 32
+    metadata_ttl_s: 60
   - name: npm-tarballs-root  # npm rehosts registry.npmjs.org tarball paths at the registry's root
     pattern: "^/(?:@[\\\\w.-]+/)?[\\\\w.-]+/-/[^/]+\\\\.tgz$"
     upstream: "https://registry.npmjs.org"

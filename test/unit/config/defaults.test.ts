@@ -44,6 +44,8 @@ describe('embedded defaults', () => {
     expect(byName.get('npm')?.content_rewrite?.targets).toEqual(['https://registry.npmjs.org'])
     expect(byName.get('hf-files')?.head_meta_headers).toEqual(['x-repo-commit', 'x-linked-etag', 'x-linked-size', 'etag'])
     expect(byName.get('hf-blob-links')?.path_rewrite).toEqual([{ search: '/blob/', replace: '/resolve/' }])
+    for (const name of ['hf-files', 'hf-blob-links', 'hf-api']) expect(byName.get(name)?.metadata_ttl_s).toBe(60)
+    expect(byName.get('hf-files')?.concurrency).toBe(32)
   })
 
   it('have no catch-all rule', () => {

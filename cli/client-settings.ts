@@ -15,9 +15,10 @@ export function clientBaseUrl (config: Config, port: number): string {
 }
 
 function prefixesFor (config: Config, handler: HandlerName): string[] {
-  return config.rules
+  const prefixes = config.rules
     .filter((rule) => rule.handler === handler && rule.path_prefix !== null)
     .map((rule) => (rule.path_prefix ?? '').replace(/\/+$/, ''))
+  return [...new Set(prefixes)]
 }
 
 /**
@@ -27,18 +28,20 @@ function prefixesFor (config: Config, handler: HandlerName): string[] {
 export function clientSettings (config: Config, base: string, lookup: RuleLookup): string {
   const host = new URL(base).host
   const out: string[] = []
-  const serves = (path: string): boolean => lookup(path) !== null
+  // A catch-all rule (the seed's `default`) matches everything: only a rule of the right kind counts.
+  const serves = (path: string, handler: HandlerName): boolean => lookup(path)?.handler === handler
 
-  if (serves('/simple/pip/')) {
+  if (serves('/simple/pip/', 'pypi')) {
     out.push('pip / uv:',
       `  pip config set global.index-url ${base}/simple/`,
       `  export PIP_INDEX_URL=${base}/simple/  UV_DEFAULT_INDEX=${base}/simple/`)
     if (!/^http:\/\/(localhost|127\.|\[::1\])/.test(base)) out.push(`  pip config set global.trusted-host ${host}`)
     for (const prefix of prefixesFor(config, 'pypi')) {
-      if (prefix !== '/simple' && prefix !== '/packages' && prefix !== '/pypi') out.push(`  extra index: --extra-index-url ${base}${prefix}/...`)
+      if (prefix === '/simple' || prefix === '/packages' || prefix === '/pypi') continue
+      out.push(`  extra index: --extra-index-url ${base}${prefix}/${prefix === '/pytorch' ? 'whl/cu124  (any whl/<variant>)' : ''}`)
     }
   }
-  if (serves('/v2/library/ubuntu/manifests/latest')) {
+  if (serves('/v2/library/ubuntu/manifests/latest', 'oci')) {
     out.push('docker (/etc/docker/daemon.json, then restart dockerd):',
       `  { "registry-mirrors": ["${base}"]${base.startsWith('http://') ? `, "insecure-registries": ["${host}"]` : ''} }`,
       'containerd (/etc/containerd/certs.d/docker.io/hosts.toml; other registries: certs.d/_default/hosts.toml):',
@@ -48,11 +51,11 @@ export function clientSettings (config: Config, base: string, lookup: RuleLookup
       'skopeo / podman (registries.conf):',
       `  [[registry]] prefix = "docker.io" location = "docker.io"  [[registry.mirror]] location = "${host}" insecure = true`)
   }
-  if (serves('/gpt2/resolve/main/config.json')) {
+  if (serves('/gpt2/resolve/main/config.json', 'hf')) {
     out.push('huggingface_hub / hf CLI:', `  export HF_ENDPOINT=${base}`,
       '@huggingface/hub:', `  downloadFile({ ..., hubUrl: "${base}" })`)
   }
-  if (serves('/src/contrib/PACKAGES')) {
+  if (serves('/src/contrib/PACKAGES', 'cran')) {
     out.push('R:', `  options(repos = c(CRAN = "${base}"))`)
   }
   const condaPrefixes = prefixesFor(config, 'conda')
@@ -63,7 +66,8 @@ export function clientSettings (config: Config, base: string, lookup: RuleLookup
   if (npmPrefixes.length > 0) {
     out.push('npm / yarn / pnpm:', `  npm config set registry ${base}${npmPrefixes[0] ?? ''}/`)
   }
-  if (serves('/owner/repo/releases/download/v1/file.tar.gz')) {
+  const releases = lookup('/owner/repo/releases/download/v1/file.tar.gz')
+  if (releases !== null && new URL(releases.upstream).hostname === 'github.com') {
     out.push('GitHub releases:', `  ${base}/<owner>/<repo>/releases/download/<tag>/<file>`)
   }
   return out.join('\n')

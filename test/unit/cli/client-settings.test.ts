@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest'
+import { clientBaseUrl, clientSettings } from '../../../cli/client-settings.ts'
+import { parseConfig } from '../../../config/load.ts'
+import { createRouter } from '../../../node/router/router.ts'
+import type { Config } from '../../../config/types.ts'
+
+function settings (config: Config, base = 'http://127.0.0.1:8081'): string {
+  const router = createRouter(config.rules)
+  return clientSettings(config, base, (path) => router.match(path)?.rule ?? null)
+}
+
+describe('clientBaseUrl', () => {
+  const env = { HOME: '/home/u' }
+  it.each([
+    [{ server: { host: '127.0.0.1' } }, 8081, 'http://127.0.0.1:8081'],
+    [{ server: { host: '0.0.0.0' } }, 9000, 'http://127.0.0.1:9000'],
+    [{ server: { host: '::' } }, 8081, 'http://[::1]:8081'],
+    [{ server: { host: '::1' } }, 8081, 'http://[::1]:8081'],
+    [{ server: { public_host: 'mirror.lan:8081' } }, 1, 'http://mirror.lan:8081'],
+    [{ server: { public_host: 'https://mirror.example.com/' } }, 1, 'https://mirror.example.com']
+  ])('%j on port %i → %s', (input, port, expected) => {
+    expect(clientBaseUrl(parseConfig(input, { env }), port)).toBe(expected)
+  })
+})
+
+describe('clientSettings', () => {
+  it('covers every ecosystem of the embedded defaults, once each', () => {
+    const text = settings(parseConfig({}, { env: { HOME: '/h' } }))
+    for (const needle of [
+      'global.index-url http://127.0.0.1:8081/simple/', 'UV_DEFAULT_INDEX=', '/pytorch/whl/', '/nvidia/',
+      '"registry-mirrors": ["http://127.0.0.1:8081"]', '[host."http://127.0.0.1:8081"]', 'capabilities = ["pull", "resolve"]',
+      'HF_ENDPOINT=http://127.0.0.1:8081', 'hubUrl', 'options(repos = c(CRAN = "http://127.0.0.1:8081"))',
+      '- http://127.0.0.1:8081/conda-forge', '- http://127.0.0.1:8081/bioconda', 'npm config set registry http://127.0.0.1:8081/npm/',
+      '/releases/download/'
+    ]) expect(text).toContain(needle)
+    expect(text.match(/\/conda-forge$/gm)).toHaveLength(1)
+    expect(text).not.toContain('trusted-host') // localhost is a secure origin for pip
+  })
+
+  it('tells pip to trust a LAN address', () => {
+    const text = settings(parseConfig({}, { env: { HOME: '/h' } }), 'http://10.1.2.3:8081')
+    expect(text).toContain('global.trusted-host 10.1.2.3:8081')
+  })
+
+  it('advertises only what the rules serve: a catch-all does not count as every ecosystem', () => {
+    const config = parseConfig({
+      rules: [
+        { name: 'hf', pattern: '/.*/resolve/.+', upstream: 'https://huggingface.co', strategy: 'parallel' },
+        { name: 'default', pattern: '.*', upstream: 'https://pypi.org', strategy: 'proxy' }
+      ]
+    }, { env: { HOME: '/h' } })
+    const text = settings(config)
+    expect(text).toContain('HF_ENDPOINT')
+    expect(text).toContain('/simple/')
+    expect(text).not.toContain('registry-mirrors')
+    expect(text).not.toContain('CRAN')
+    expect(text).not.toContain('releases/download')
+  })
+})

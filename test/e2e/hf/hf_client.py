@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 
 import huggingface_hub as hub
 from huggingface_hub import hf_hub_download, snapshot_download
@@ -55,8 +56,10 @@ def suite(argv):
 
 def fetch(argv):
     repo, filename = argv[0], argv[1]
+    started = time.monotonic()
     path = hf_hub_download(repo, filename)
-    return {"version": hub.__version__, "sha256": sha256(path), "size": os.path.getsize(path)}
+    seconds = time.monotonic() - started
+    return {"version": hub.__version__, "sha256": sha256(path), "size": os.path.getsize(path), "seconds": seconds}
 
 
 if __name__ == "__main__":

@@ -65,6 +65,22 @@ async function raceAbort<T> (p: Promise<T>, signal: AbortSignal | undefined): Pr
 interface Origin { entry: StoredEntry, variant: string }
 
 /**
+ * Carried on results as a symbol-keyed property, so copies a caller makes with different headers
+ * (`{ ...result, headers }`) still know their body.
+ */
+const ORIGIN = Symbol('metadata body origin')
+type WithOrigin = MetadataResult & { [ORIGIN]?: Origin }
+
+function originOf (result: MetadataResult): Origin | undefined {
+  return (result as WithOrigin)[ORIGIN]
+}
+
+function withOrigin (result: MetadataResult, origin: Origin): MetadataResult {
+  Object.defineProperty(result, ORIGIN, { value: origin, enumerable: true })
+  return result
+}
+
+/**
  * The shared metadata cache: per-key freshness (caller's TTL), conditional revalidation upstream
  * (If-None-Match / If-Modified-Since, 304 refreshes), one upstream exchange per key at a time, stale
  * answers (with `Warning: 110` and `X-Aimirror-Stale: 1`) when upstream is unreachable, failing, slow or
@@ -81,7 +97,6 @@ export class MetadataCache {
   private readonly maxRewriteBytes: number
   private readonly inflight = new Map<string, Promise<UpstreamOutcome>>()
   private readonly deriving = new Map<string, Promise<string>>()
-  private readonly origins = new WeakMap<MetadataResult, Origin>()
   private stopper = new AbortController()
   private started = false
   private opening: Promise<void> | null = null
@@ -159,11 +174,13 @@ export class MetadataCache {
    * are returned unchanged (logged). Uncached (live) answers are rewritten in memory.
    */
   async rewrite (result: MetadataResult, rewrite: MetadataRewrite): Promise<MetadataResult> {
-    const origin = this.origins.get(result)
+    const origin = originOf(result)
     if (origin === undefined || result.info === null) {
       const body = await result.body.read()
       const info = { url: '', status: result.status, headers: result.headers, upstream: { etag: null, lastModified: null }, sha256: '', size: body.length, fetchedAt: Date.now() }
-      return { ...result, body: bufferBody(await rewrite.apply(body, info)) }
+      const out: WithOrigin = { ...result, body: bufferBody(await rewrite.apply(body, info)) }
+      delete out[ORIGIN]
+      return out
     }
     if (result.body.size > this.maxRewriteBytes) {
       this.log.warn({ url: origin.entry.url, size: result.body.size, limit: this.maxRewriteBytes }, 'metadata body over the rewrite limit, served unrewritten')
@@ -175,10 +192,10 @@ export class MetadataCache {
     return await this.variantResult(result, origin.entry, variant, path)
   }
 
-  /** `result` gzip-encoded (for clients that accept gzip), cached beside its body. */
-  async gzip (result: MetadataResult): Promise<MetadataResult> {
-    const origin = this.origins.get(result)
-    if (origin === undefined) return result
+  /** `result` gzip-encoded (for clients that accept gzip), cached beside its body; null for uncached answers. */
+  async gzip (result: MetadataResult): Promise<MetadataResult | null> {
+    const origin = originOf(result)
+    if (origin === undefined) return null
     const variant = `${origin.variant}\ngzip`
     const path = await this.derive(origin.entry, variant, async () => result.body.open().pipe(createGzip()))
     return await this.variantResult(result, origin.entry, variant, path)
@@ -186,9 +203,7 @@ export class MetadataCache {
 
   private async variantResult (result: MetadataResult, entry: StoredEntry, variant: string, path: string): Promise<MetadataResult> {
     const size = (await stat(path)).size
-    const out: MetadataResult = { ...result, etag: etagFor(entry.sha256, variant), body: this.fileBody(path, size) }
-    this.origins.set(out, { entry, variant })
-    return out
+    return withOrigin({ ...result, etag: etagFor(entry.sha256, variant), body: this.fileBody(path, size) }, { entry, variant })
   }
 
   private async derive (entry: StoredEntry, variant: string, produce: () => Promise<Buffer | Readable>): Promise<string> {
@@ -271,8 +286,7 @@ export class MetadataCache {
       fromCache,
       info
     }
-    this.origins.set(result, { entry, variant: '' })
-    return result
+    return withOrigin(result, { entry, variant: '' })
   }
 
   private fileBody (path: string, size: number): MetadataBody {

@@ -56,8 +56,11 @@ export async function sendMetadata (cache: MetadataCache, request: FastifyReques
 
   const wantsRange = request.headers.range !== undefined
   if (compressible && !wantsRange && result.body.size >= MIN_GZIP && acceptsGzip(one(request.headers['accept-encoding']))) {
-    answer = await cache.gzip(result)
-    headers['content-encoding'] = 'gzip'
+    const zipped = await cache.gzip(result)
+    if (zipped !== null) {
+      answer = zipped
+      headers['content-encoding'] = 'gzip'
+    }
   }
   const meta: BlobMeta = {
     size: answer.body.size,

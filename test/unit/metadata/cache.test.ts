@@ -152,6 +152,10 @@ describe('metadata cache', () => {
     expect(r.etag).toBeNull()
     expect(r.headers['www-authenticate']).toBe('Bearer realm="x"')
     expect(await text(r)).toBe('auth')
+    expect(await c.gzip(r)).toBeNull()
+    const rewritten = await c.rewrite(r, { id: 'x', apply: b => Buffer.concat([b, Buffer.from('!')]) })
+    expect(await text(rewritten)).toBe('auth!')
+    expect(await c.gzip(rewritten)).toBeNull()
     doc.status = 502
     const bad = await c.fetch(req(up.url + '/private'))
     expect(bad.status).toBe(502)
@@ -190,9 +194,9 @@ describe('metadata cache', () => {
     expect(one.etag).not.toBe(base.etag)
     expect(two.etag).toBe(one.etag)
     expect((await text(two)).startsWith('see /m/x')).toBe(true)
-    const gz = await c.gzip(two)
-    expect(gz.etag).not.toBe(two.etag)
-    expect(gz.body.size).toBeLessThan(two.body.size)
+    const gz = await c.gzip({ ...two, headers: { ...two.headers, location: '/moved' } })
+    expect(gz?.etag).not.toBe(two.etag)
+    expect(gz?.body.size).toBeLessThan(two.body.size)
   })
 
   it('keeps entries across a restart', async () => {

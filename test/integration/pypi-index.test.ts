@@ -183,3 +183,33 @@ describe('extra indexes under a prefix', () => {
     }
   })
 })
+
+describe('the legacy JSON API', () => {
+  it('rewrites file URLs to absolute mirror URLs and learns their digests', async () => {
+    const w = pypi.wheels.get('tinyb-1.0-py3-none-any.whl')
+    if (w === undefined) throw new Error('fixture')
+    const fileUrl = `${pypi.filesUrl}/packages/${w.sha256.slice(0, 2)}/${w.sha256.slice(2, 4)}/${w.sha256.slice(4, 16)}/${w.filename}`
+    const api = await startUpstream((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ info: { name: 'tinyb', version: '1.0' }, urls: [{ filename: w.filename, url: fileUrl, digests: { sha256: w.sha256 }, size: w.data.length }], releases: {} }))
+    })
+    const withApi = await startTestNode({
+      content_rewrite: { targets: [pypi.filesUrl] },
+      rules: [
+        { name: 'pypi-files', path_prefix: '/packages/', upstream: pypi.filesUrl, handler: 'pypi', strategy: 'parallel', min_size: 0 },
+        { name: 'pypi-json', path_prefix: '/pypi/', upstream: api.url, handler: 'pypi', strategy: 'proxy' }
+      ]
+    })
+    try {
+      const doc = json(await send(withApi.url, { path: '/pypi/tinyb/json' })) as { urls: Array<{ url: string }> }
+      const url = doc.urls[0]?.url ?? ''
+      expect(url).toBe(`${withApi.url}${new URL(fileUrl).pathname}`)
+      pypi.corrupt(w.filename)
+      const bad = await send(withApi.url, { path: new URL(url).pathname }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
+      if (!(bad instanceof Error)) expect(bad.status).not.toBe(200)
+    } finally {
+      await withApi.stop()
+      await api.close()
+    }
+  })
+})

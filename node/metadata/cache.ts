@@ -22,7 +22,7 @@ export interface MetadataCacheInit {
   dir: string
   /** With a cached copy at hand, wait this long for upstream before answering stale. Default 5 s. */
   staleGraceMs?: number
-  /** Upper bound of one upstream exchange (all bytes). Default 120 s. */
+  /** Upper bound of one upstream exchange (all bytes; stalls are cut sooner by the pool read timeout). Default 10 min. */
   requestTimeoutMs?: number
   /** Largest body rewritten (held in memory); bigger ones are served unrewritten. Default 64 MiB. */
   maxRewriteBytes?: number
@@ -106,7 +106,7 @@ export class MetadataCache {
     this.log = components.logger.child({ component: 'metadata' })
     this.store = new MetadataStore({ logger: this.log }, { dir: init.dir, graceMs: init.bodyGraceMs })
     this.staleGraceMs = init.staleGraceMs ?? 5000
-    this.requestTimeoutMs = init.requestTimeoutMs ?? 120_000
+    this.requestTimeoutMs = init.requestTimeoutMs ?? 600_000
     this.maxRewriteBytes = init.maxRewriteBytes ?? 64 << 20
   }
 

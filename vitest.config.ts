@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
-    pool: 'forks'
+    pool: 'forks',
+    // No test sends multicast: nodes started through the CLI or loadConfig get mDNS off.
+    env: { AIMIRROR_MDNS: '0' }
   }
 })

@@ -248,6 +248,21 @@ oci:
     registry.ollama.ai: "https://registry.ollama.ai"
   token_ttl_s: 3600            # lifetime of the tokens the mirror issues to clients (>= 60)
   access_check_ttl_s: 60       # how long upstream's "yes" to a client credential for private content is remembered
+
+# LAN peer cluster: nodes find each other (mDNS, static peers), ask peers before upstream and serve them
+# verified pieces. Off by default because it opens LAN-facing ports. AIMIRROR_CLUSTER=1|0 turns it on/off,
+# AIMIRROR_MDNS=0 turns multicast discovery off (use static peers then).
+cluster:
+  enabled: false
+  name: "default"              # nodes join only nodes of the same name
+  listen: ["/ip4/0.0.0.0/tcp/4001"]
+  announce: []                 # multiaddrs to announce instead of the listen addresses
+  peers: []                    # static peers: "10.0.0.5:4001" or "/ip4/10.0.0.5/tcp/4001[/p2p/<id>]"
+  mdns: true                   # multicast DNS discovery on the LAN
+  key_file: null               # cluster key from "aimirror keygen": only holders join; null = open cluster
+  data_host: "0.0.0.0"         # peer data port: pieces over HTTP Range, for ticket holders only
+  data_port: 4002
+  lookup_ms: 50                # a cold download waits at most this long for the cluster before going upstream
 `
 
 /** The defaults as a plain object (a fresh copy on every call: callers may merge into it). */

@@ -28,7 +28,7 @@ export function isRecord (value: unknown): value is Record<string, unknown> {
 }
 
 /** Sections a file may give in part. */
-const SECTIONS = ['server', 'cache', 'content_rewrite', 'logging', 'oci']
+const SECTIONS = ['server', 'cache', 'content_rewrite', 'logging', 'oci', 'cluster']
 
 /** `layer` over `base`: sections field by field, `rules` wholesale, anything else as given (to be rejected). */
 export function mergeDocument (base: RawDocument, layer: RawDocument): RawDocument {
@@ -49,7 +49,12 @@ const ENV_OVERRIDES: ReadonlyArray<{ name: string; path: readonly [string, strin
   { name: 'AIMIRROR_UPSTREAM_PROXY', path: ['server', 'upstream_proxy'], emptyIsNone: true },
   { name: 'AIMIRROR_CACHE_DIR', path: ['cache', 'dir'] },
   { name: 'AIMIRROR_MAX_SIZE_GB', path: ['cache', 'max_size_gb'] },
-  { name: 'AIMIRROR_LOG_LEVEL', path: ['logging', 'level'] }
+  { name: 'AIMIRROR_LOG_LEVEL', path: ['logging', 'level'] },
+  { name: 'AIMIRROR_CLUSTER', path: ['cluster', 'enabled'] },
+  { name: 'AIMIRROR_MDNS', path: ['cluster', 'mdns'] },
+  { name: 'AIMIRROR_CLUSTER_NAME', path: ['cluster', 'name'] },
+  { name: 'AIMIRROR_CLUSTER_KEY_FILE', path: ['cluster', 'key_file'], emptyIsNone: true },
+  { name: 'AIMIRROR_CLUSTER_PEERS', path: ['cluster', 'peers'] }
 ]
 
 /**

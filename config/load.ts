@@ -104,6 +104,7 @@ function normalise (parsed: ParsedConfig, env: Env, cwd: string): Config {
     ...parsed,
     cache: { ...parsed.cache, dir: absolute(parsed.cache.dir) },
     logging: { ...parsed.logging, file: parsed.logging.file === null ? null : absolute(parsed.logging.file) },
+    cluster: { ...parsed.cluster, key_file: parsed.cluster.key_file === null ? null : absolute(parsed.cluster.key_file) },
     rules
   }
 }

@@ -5,6 +5,7 @@
  * Seed files (the Python aimirror's config.yaml) validate unchanged: module-path handlers, upper-case log
  * levels, empty strings for "none" and Python regexes are accepted and normalised.
  */
+import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import type { Config, HandlerName, LogLevel } from './types.ts'
 import { compileRulePattern, translatePythonRegex } from './pattern.ts'
@@ -300,16 +301,57 @@ export const ociShape = {
   access_check_ttl_s: numberAtLeast(0)
 }
 
+const FLAG_WORDS: Readonly<Record<string, boolean>> = { true: true, false: false, 1: true, 0: false, yes: true, no: false, on: true, off: false }
+
+/** true/false; from the environment also 1/0, yes/no, on/off. */
+const flag = z.preprocess((v) => (typeof v === 'string' ? FLAG_WORDS[v.trim().toLowerCase()] ?? v : v), bool)
+
+const MULTIADDR_EXPECTED = 'expected a multiaddr like "/ip4/0.0.0.0/tcp/4001"'
+
+const multiaddrText = z.string({ error: MULTIADDR_EXPECTED }).trim().refine((v) => {
+  try { return v.startsWith('/') && multiaddr(v).getComponents().some((c) => c.name === 'tcp') } catch { return false }
+}, { error: MULTIADDR_EXPECTED })
+
+const PEER_EXPECTED = 'expected a peer as "host:port" or a multiaddr like "/ip4/10.0.0.5/tcp/4001"'
+
+/** A static peer: a TCP multiaddr (optionally with /p2p/<id>) or host:port. */
+const peerAddress = z.string({ error: PEER_EXPECTED }).trim().refine((v) => {
+  if (v.startsWith('/')) {
+    try { return multiaddr(v).getComponents().some((c) => c.name === 'tcp') } catch { return false }
+  }
+  const m = HOST_PORT.exec(v)
+  return m !== null && m[1] !== undefined && Number(m[1]) >= 1 && Number(m[1]) <= 65535
+}, { error: PEER_EXPECTED })
+
+/** A list, or (from the environment) one comma-separated string. */
+function listOrCsv<T> (item: z.ZodType<T, unknown>, what: string): z.ZodType<T[], unknown> {
+  return z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v ?? []), list(item, what))
+}
+
+export const clusterShape = {
+  enabled: flag,
+  name: text('expected a cluster name').refine((v) => /^[A-Za-z0-9._-]{1,64}$/.test(v), { error: 'expected a cluster name of letters, digits, ".", "_" or "-" (at most 64)' }),
+  listen: listOrCsv(multiaddrText, 'a list of multiaddrs'),
+  announce: listOrCsv(multiaddrText, 'a list of multiaddrs'),
+  peers: listOrCsv(peerAddress, 'a list of peers'),
+  mdns: flag,
+  key_file: optionalText(text('expected a file path')),
+  data_host: text('expected a listen address (e.g. "0.0.0.0")'),
+  data_port: intIn(0, 65535),
+  lookup_ms: intIn(0, 10_000)
+}
+
 export const configShape = {
   server: mapping(serverShape, 'server settings'),
   cache: mapping(cacheShape, 'cache settings'),
   rules,
   content_rewrite: mapping(contentRewriteShape, 'content_types and targets'),
   logging: mapping(loggingShape, 'logging settings'),
-  oci: mapping(ociShape, 'registries, token_ttl_s, access_check_ttl_s')
+  oci: mapping(ociShape, 'registries, token_ttl_s, access_check_ttl_s'),
+  cluster: mapping(clusterShape, 'cluster settings')
 }
 
-export const configSchema = mapping(configShape, 'the sections server, cache, rules, content_rewrite, logging, oci')
+export const configSchema = mapping(configShape, 'the sections server, cache, rules, content_rewrite, logging, oci, cluster')
 
 export type ParsedConfig = z.output<typeof configSchema>
 
@@ -320,6 +362,7 @@ export const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   cache: Object.keys(cacheShape),
   logging: Object.keys(loggingShape),
   oci: Object.keys(ociShape),
+  cluster: Object.keys(clusterShape),
   content_rewrite: Object.keys(contentRewriteShape),
   'rules[]': Object.keys(ruleShape),
   'rules[].content_rewrite': Object.keys(ruleContentRewriteShape),

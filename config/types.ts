@@ -109,6 +109,28 @@ export interface OciConfig {
   readonly access_check_ttl_s: number
 }
 
+/** The LAN peer cluster (node/cluster). Off unless configured: it opens LAN-facing ports. */
+export interface ClusterConfig {
+  readonly enabled: boolean
+  /** Nodes join only nodes of the same name. */
+  readonly name: string
+  /** libp2p listen multiaddrs (control protocol, DHT). */
+  readonly listen: readonly string[]
+  /** Multiaddrs announced to peers instead of the listen addresses; [] = the listen addresses. */
+  readonly announce: readonly string[]
+  /** Static peers (multiaddr, optionally with /p2p/<id>, or host:port), for LANs where multicast is blocked. */
+  readonly peers: readonly string[]
+  /** Find peers by multicast DNS. */
+  readonly mdns: boolean
+  /** Shared cluster key (`aimirror keygen`); only holders join. null = open cluster (digest-verified blobs only). */
+  readonly key_file: string | null
+  /** Address of the peer data port (blob pieces over HTTP Range, ticket-authorised). */
+  readonly data_host: string
+  readonly data_port: number
+  /** How long a cold download waits for the cluster's answer before going upstream, ms. */
+  readonly lookup_ms: number
+}
+
 export interface Config {
   readonly server: ServerConfig
   readonly cache: CacheConfig
@@ -116,4 +138,5 @@ export interface Config {
   readonly content_rewrite: ContentRewrite
   readonly logging: LoggingConfig
   readonly oci: OciConfig
+  readonly cluster: ClusterConfig
 }

@@ -115,7 +115,8 @@ describe('field problems name the path, what was expected and what was found', (
 
 describe('unknown keys', () => {
   it.each([
-    [{ cluster: { enabled: true } }, 'cluster', undefined],
+    [{ swarm: { enabled: true } }, 'swarm', undefined],
+    [{ cluster: { mdsn: false } }, 'cluster.mdsn', 'mdns'],
     [{ sever: { port: 1 } }, 'sever', 'server'],
     [{ server: { prot: 1 } }, 'server.prot', 'port'],
     [{ cache: { max_size_gbb: 1 } }, 'cache.max_size_gbb', 'max_size_gb'],
@@ -152,7 +153,7 @@ describe('every problem is reported, not just the first', () => {
     const problems = problemsOf(() => loadConfig({ file: fixture('bad-unknown-key.yaml'), env }))
     expect(problemAt(problems, 'cache.max_size_gbb')).toContain('"max_size_gb"')
     expect(problemAt(problems, 'rules[0].concurrrency')).toContain('"concurrency"')
-    problemAt(problems, 'cluster')
+    problemAt(problems, 'swarm')
     expect(problems).toHaveLength(3)
   })
 })

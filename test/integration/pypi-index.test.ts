@@ -4,6 +4,7 @@ import { json, send } from '../helpers/client.ts'
 import { startTestNode } from '../helpers/node.ts'
 import { startUpstream } from '../helpers/upstream.ts'
 import type { TestNode } from '../helpers/node.ts'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import { startPypiIndex } from '../fixtures/upstreams/pypi-index.ts'
 import type { PypiIndex } from '../fixtures/upstreams/pypi-index.ts'
 
@@ -210,6 +211,36 @@ describe('the legacy JSON API', () => {
     } finally {
       await withApi.stop()
       await api.close()
+    }
+  })
+})
+
+describe('small wheels from a throttled file host', () => {
+  it('come down over several connections at once', async () => {
+    const size = 1_000_000
+    const sha = generatedSha256(size)
+    const files = await startFileServer({ files: { '/packages/ab/big-1.0-py3-none-any.whl': { size } }, perConnectionBps: 1_000_000 })
+    const index = await startUpstream((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/vnd.pypi.simple.v1+json' })
+      res.end(JSON.stringify({ meta: { 'api-version': '1.1' }, name: 'big', files: [{ filename: 'big-1.0-py3-none-any.whl', url: `${files.url}/packages/ab/big-1.0-py3-none-any.whl`, hashes: { sha256: sha }, size }] }))
+    })
+    const mirror = await startTestNode({
+      content_rewrite: { targets: [files.url] },
+      rules: [
+        { name: 'pypi-files', path_prefix: '/packages/', upstream: files.url, handler: 'pypi', strategy: 'parallel', min_size: 0 },
+        { name: 'pypi-simple', path_prefix: '/simple/', upstream: index.url, handler: 'pypi', strategy: 'proxy' }
+      ]
+    })
+    try {
+      await send(mirror.url, { path: '/simple/big/', headers: { accept: JSON_ACCEPT } })
+      const wheel = await send(mirror.url, { path: '/packages/ab/big-1.0-py3-none-any.whl' })
+      expect(wheel.status).toBe(200)
+      expect(createHash('sha256').update(wheel.body).digest('hex')).toBe(sha)
+      expect(files.stats.peakConnections).toBeGreaterThanOrEqual(4)
+    } finally {
+      await mirror.stop()
+      await index.close()
+      await files.close()
     }
   })
 })

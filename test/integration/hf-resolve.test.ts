@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { lfsBytes, lfsSha256, startFakeHub } from '../fixtures/upstreams/hf-hub.ts'
 import type { FakeHub, HubRepoSpec } from '../fixtures/upstreams/hf-hub.ts'
@@ -152,6 +153,31 @@ describe('HF /resolve through the mirror', () => {
     const again = await get(node, path, { headers: { authorization: 'Bearer hf_good' } })
     expect(again.status).toBe(200)
     expect(hub.requests.length).toBe(before)
+  })
+})
+
+describe('HF credentials and logs', () => {
+  it('never writes a client token to the log, whatever happens to the request', async () => {
+    const lines: string[] = []
+    const sink = new Writable({ write (chunk: Buffer, _enc, done) { lines.push(chunk.toString()); done() } })
+    const hub = await startFakeHub({ repos: repos(), tokens: ['hf_good'] })
+    const node = await startHfNode(hub.url, { logLevel: 'trace', logDestination: sink, rule: { metadata_ttl_s: 0 } })
+    try {
+      const auth = (t: string): RequestInit => ({ headers: { authorization: `Bearer ${t}` } })
+      expect((await get(node, '/acme/gated/resolve/main/weights.bin', auth('hf_good'))).status).toBe(200)
+      expect((await get(node, '/acme/gated/resolve/main/weights.bin', auth('hf_secret_wrong'))).status).toBe(403)
+      expect((await get(node, `/api/models/acme/gated/tree/${C1}`, auth('hf_good'))).status).toBe(200)
+      await hub.close()
+      expect((await get(node, '/acme/gated/resolve/main/weights.bin', auth('hf_secret_wrong'))).status).toBe(502)
+    } finally {
+      await node.stop()
+      await hub.close()
+    }
+    expect(lines.length).toBeGreaterThan(0)
+    for (const line of lines) {
+      expect(line).not.toContain('hf_good')
+      expect(line).not.toContain('hf_secret_wrong')
+    }
   })
 })
 

@@ -1,0 +1,115 @@
+import { z } from 'zod'
+import { WireError, WIRE_ERROR_CODES } from './errors.ts'
+import { LIMITS } from './ids.ts'
+
+/**
+ * Control and membership messages: JSON bodies inside length-prefixed frames (the framing is the
+ * stream layer's; the size limit is LIMITS.maxMessageBytes). decode() validates strictly and throws
+ * WireError('BAD_MESSAGE') on anything else, so a handler never sees a malformed message.
+ */
+
+const b64 = z.string().regex(/^[A-Za-z0-9+/_-]*={0,2}$/).max(LIMITS.maxMessageBytes)
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+const shortText = z.string().max(1024)
+
+/** Content key a peer is asked about: blobs are shared by content digest only. */
+export const blobKey = z.string().regex(/^sha256:[0-9a-f]{64}$/)
+
+const errorMessage = z.strictObject({ t: z.literal('error'), code: z.enum(WIRE_ERROR_CODES), message: shortText })
+
+export const memberMessage = z.discriminatedUnion('t', [
+  z.strictObject({ t: z.literal('hello'), cluster: shortText, mode: z.enum(['open', 'keyed']), nonce: b64 }),
+  z.strictObject({ t: z.literal('challenge'), nonce: b64, proof: b64 }),
+  z.strictObject({ t: z.literal('proof'), proof: b64 }),
+  z.strictObject({ t: z.literal('welcome') }),
+  errorMessage
+])
+export type MemberMessage = z.infer<typeof memberMessage>
+
+export const controlRequest = z.discriminatedUnion('t', [
+  z.strictObject({ t: z.literal('have'), key: blobKey }),
+  z.strictObject({ t: z.literal('ticket'), key: blobKey }),
+  z.strictObject({ t: z.literal('stats') })
+])
+export type ControlRequest = z.infer<typeof controlRequest>
+
+/** What clients of the blob are told (replayed like a local cache hit's). */
+export const blobMetaWire = z.strictObject({
+  contentType: shortText.nullable(),
+  etag: shortText.nullable(),
+  lastModified: shortText.nullable(),
+  headers: z.record(z.string().max(128), shortText).refine((h) => Object.keys(h).length <= 32)
+})
+export type BlobMetaWire = z.infer<typeof blobMetaWire>
+
+export const haveAnswer = z.strictObject({
+  t: z.literal('have'),
+  /** complete: a verified blob; partial: a download in flight with `bitmap` of finished pieces. */
+  state: z.enum(['complete', 'partial', 'none']),
+  size: count.optional(),
+  pieceSize: count.optional(),
+  bitmap: b64.optional()
+})
+export type HaveAnswer = z.infer<typeof haveAnswer>
+
+export const ticketAnswer = z.strictObject({
+  t: z.literal('ticket'),
+  ticket: z.string().max(2048),
+  /** Data-plane port; the host is the address the control connection reached. */
+  port: z.number().int().min(1).max(65535),
+  expiresAt: count,
+  size: count,
+  complete: z.boolean(),
+  meta: blobMetaWire
+})
+export type TicketAnswer = z.infer<typeof ticketAnswer>
+
+export const nodeStats = z.strictObject({
+  peer_id: shortText,
+  cluster: shortText,
+  uptime_s: count,
+  cache: z.strictObject({ size_bytes: count, blobs: count, max_bytes: count }),
+  hits: count,
+  misses: count,
+  bytes_from_cache: count,
+  bytes_from_peers: count,
+  bytes_from_upstream: count,
+  bytes_to_peers: count,
+  active_downloads: count,
+  peers: count
+})
+export type NodeStats = z.infer<typeof nodeStats>
+
+export const statsAnswer = z.strictObject({ t: z.literal('stats'), stats: nodeStats })
+export type StatsAnswer = z.infer<typeof statsAnswer>
+
+export const controlAnswer = z.discriminatedUnion('t', [haveAnswer, ticketAnswer, statsAnswer, errorMessage])
+export type ControlAnswer = z.infer<typeof controlAnswer>
+export type ErrorMessage = z.infer<typeof errorMessage>
+
+export function encodeMessage (message: unknown): Uint8Array {
+  const bytes = Buffer.from(JSON.stringify(message), 'utf8')
+  if (bytes.length > LIMITS.maxMessageBytes) throw new WireError('BAD_MESSAGE', 'message too large')
+  return bytes
+}
+
+/** Parses and validates one message body; WireError('BAD_MESSAGE') for anything malformed. */
+export function decodeMessage<T> (schema: z.ZodType<T>, bytes: Uint8Array): T {
+  if (bytes.length > LIMITS.maxMessageBytes) throw new WireError('BAD_MESSAGE', 'message too large')
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+  } catch {
+    throw new WireError('BAD_MESSAGE', 'not JSON')
+  }
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw new WireError('BAD_MESSAGE', `invalid message: ${parsed.error.issues[0]?.message ?? 'unknown'}`)
+  return parsed.data
+}
+
+/** A control answer that is an error becomes a thrown WireError with the peer's code. */
+export function expectAnswer<T extends ControlAnswer['t']> (answer: ControlAnswer, t: T): Extract<ControlAnswer, { t: T }> {
+  if (answer.t === 'error') throw new WireError(answer.code, answer.message)
+  if (answer.t !== t) throw new WireError('BAD_MESSAGE', `expected a ${t} answer`)
+  return answer as Extract<ControlAnswer, { t: T }>
+}

@@ -1,0 +1,109 @@
+import { createHash } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import { cidFromSha256, sha256FromCid } from '../../../protocol/cid.ts'
+import { WireError } from '../../../protocol/errors.ts'
+import { LIMITS } from '../../../protocol/ids.ts'
+import { controlAnswer, controlRequest, decodeMessage, encodeMessage, expectAnswer } from '../../../protocol/messages.ts'
+import { checkProof, formatClusterKey, membershipSecret, newNonce, parseClusterKey, proofFor } from '../../../protocol/membership.ts'
+import { alignedSpan, PIECE_HASH_UNIT, PieceHasher, pieceHashCount } from '../../../protocol/pieces.ts'
+import { issueTicket, normaliseIp, readTicket } from '../../../protocol/ticket.ts'
+
+const HEX = createHash('sha256').update('x').digest('hex')
+
+function wireCode (fn: () => unknown): string {
+  try { fn() } catch (err) { if (err instanceof WireError) return err.code; throw err }
+  throw new Error('expected a WireError')
+}
+
+describe('cid', () => {
+  it('round-trips a sha256 digest as CID v1 raw', () => {
+    const cid = cidFromSha256(HEX)
+    expect(cid.version).toBe(1)
+    expect(cid.code).toBe(0x55)
+    expect(cid.multihash.code).toBe(0x12)
+    expect(sha256FromCid(cid)).toBe(HEX)
+  })
+  it('refuses what is not a sha256 hex digest', () => {
+    expect(() => cidFromSha256('ABC')).toThrow(TypeError)
+  })
+})
+
+describe('messages', () => {
+  it('decodes valid requests and answers', () => {
+    expect(decodeMessage(controlRequest, encodeMessage({ t: 'have', key: `sha256:${HEX}` }))).toEqual({ t: 'have', key: `sha256:${HEX}` })
+    const err = decodeMessage(controlAnswer, encodeMessage({ t: 'error', code: 'NOT_MEMBER', message: 'no' }))
+    expect(wireCode(() => expectAnswer(err, 'have'))).toBe('NOT_MEMBER')
+  })
+  it.each([
+    ['not json', Buffer.from('{nope')],
+    ['unknown type', encodeMessage({ t: 'delete', key: `sha256:${HEX}` })],
+    ['extra field', encodeMessage({ t: 'stats', also: 1 })],
+    ['bad key', encodeMessage({ t: 'have', key: 'url:http://x/' })],
+    ['too large', Buffer.alloc(LIMITS.maxMessageBytes + 1, 0x20)]
+  ])('%s is BAD_MESSAGE', (_name, bytes) => {
+    expect(wireCode(() => decodeMessage(controlRequest, bytes))).toBe('BAD_MESSAGE')
+  })
+})
+
+describe('membership proofs', () => {
+  const t = { cluster: 'c', initiatorNonce: newNonce(), responderNonce: newNonce(), initiator: 'A', responder: 'B' }
+  const key = parseClusterKey(formatClusterKey())
+  it('a proof checks with the same key, role and transcript only', () => {
+    const secret = membershipSecret('c', key)
+    const proof = proofFor(secret, 'initiator', t)
+    expect(checkProof(secret, 'initiator', t, proof)).toBe(true)
+    expect(checkProof(secret, 'responder', t, proof)).toBe(false)
+    expect(checkProof(secret, 'initiator', { ...t, responder: 'C' }, proof)).toBe(false)
+    expect(checkProof(membershipSecret('c', parseClusterKey(formatClusterKey())), 'initiator', t, proof)).toBe(false)
+    expect(checkProof(membershipSecret('c', null), 'initiator', t, proof)).toBe(false)
+  })
+  it('open clusters of different names do not accept each other', () => {
+    const proof = proofFor(membershipSecret('a', null), 'responder', t)
+    expect(checkProof(membershipSecret('b', null), 'responder', t, proof)).toBe(false)
+  })
+  it('key files are checked', () => {
+    expect(() => parseClusterKey('hello')).toThrow(TypeError)
+    expect(() => parseClusterKey('aimirror-cluster-key v1\nAAAA\n')).toThrow(TypeError)
+  })
+})
+
+describe('tickets', () => {
+  const secret = Buffer.alloc(32, 7)
+  const claims = { digest: HEX, peer: 'P', ip: '10.0.0.2', exp: 2000 }
+  it('a genuine unexpired ticket reads back', () => {
+    expect(readTicket(secret, issueTicket(secret, claims), 1000)).toEqual(claims)
+  })
+  it('expired, forged or altered tickets are refused', () => {
+    const t = issueTicket(secret, claims)
+    expect(readTicket(secret, t, 2000)).toBe(null)
+    expect(readTicket(Buffer.alloc(32, 8), t, 1000)).toBe(null)
+    const [v, , mac] = t.split('.')
+    const other = Buffer.from(JSON.stringify({ d: HEX, p: 'P', i: '10.0.0.3', e: 2000 })).toString('base64url')
+    expect(readTicket(secret, `${v}.${other}.${mac}`, 1000)).toBe(null)
+  })
+  it('mapped IPv4 addresses are the same address', () => {
+    expect(normaliseIp('::FFFF:10.0.0.1')).toBe('10.0.0.1')
+  })
+})
+
+describe('piece hashes', () => {
+  it('one entry per MiB, whatever the chunking', () => {
+    const data = Buffer.alloc(PIECE_HASH_UNIT * 2 + 5, 1)
+    const a = new PieceHasher()
+    a.update(data)
+    const b = new PieceHasher()
+    for (let i = 0; i < data.length; i += 777) b.update(data.subarray(i, i + 777))
+    expect(a.digest().equals(b.digest())).toBe(true)
+    expect(a.digest().length).toBe(3 * 32)
+    expect(pieceHashCount(data.length)).toBe(3)
+  })
+  it('a blob of one slice lists its own digest', () => {
+    const h = new PieceHasher()
+    h.update(Buffer.from('x'))
+    expect(h.digest().toString('hex')).toBe(HEX)
+  })
+  it('aligned spans cover the asked bytes', () => {
+    expect(alignedSpan(10, PIECE_HASH_UNIT + 1, PIECE_HASH_UNIT * 3)).toEqual({ start: 0, end: PIECE_HASH_UNIT * 2 })
+    expect(alignedSpan(PIECE_HASH_UNIT, PIECE_HASH_UNIT * 3, PIECE_HASH_UNIT * 2 + 3)).toEqual({ start: PIECE_HASH_UNIT, end: PIECE_HASH_UNIT * 2 + 3 })
+  })
+})

@@ -253,6 +253,20 @@ describe('HF /resolve revisions, restarts and upstream outages', () => {
     }
   })
 
+  it('does not keep a client waiting on a slow hub when it knows the answer: the last one, marked stale', async () => {
+    hub = await startFakeHub({ repos: repos() })
+    node = await startHfNode(hub.url, { rule: { metadata_ttl_s: 0 } })
+    expect((await get(node, '/acme/tiny/resolve/main/config.json')).status).toBe(200)
+    hub.setLatency(15_000)
+    const t0 = Date.now()
+    const r = await get(node, '/acme/tiny/resolve/main/config.json', { method: 'HEAD' })
+    expect(Date.now() - t0).toBeLessThan(8000)
+    expect(r.status).toBe(200)
+    expect(r.headers.get('x-repo-commit')).toBe(C1)
+    expect(r.headers.get('x-aimirror-stale')).toBe('1')
+    hub.setLatency(0)
+  }, 20_000)
+
   it('re-resolves an expired signed CDN URL in the middle of a download and finishes it', async () => {
     const big = { size: 3 << 20, seed: 5 }
     hub = await startFakeHub({

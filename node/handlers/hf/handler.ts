@@ -25,6 +25,8 @@ export interface HfHandlerInit {
   dir: string
   /** How long upstream's acceptance of a credential for a repository is trusted. Default 60 s. */
   accessTtlMs?: number
+  /** With a last known answer at hand, how long a `/resolve` HEAD upstream may take before it is served. Default 5 s. */
+  staleGraceMs?: number
 }
 
 /** The request path relative to the rule's upstream base (after `path_rewrite`, e.g. `/blob/` → `/resolve/`). */
@@ -42,7 +44,7 @@ function upstreamRelativePath (ctx: StrategyContext): string {
 export function createHfHandler (components: HfHandlerComponents, init: HfHandlerInit): Handler {
   const records = new HfRecords({ dir: init.dir })
   const access = new AccessMemory({ ttlMs: init.accessTtlMs })
-  const serveResolve = createResolveServer({ ...components, records, access })
+  const serveResolve = createResolveServer({ ...components, records, access }, { staleGraceMs: init.staleGraceMs })
   const serveApi = createApiServer(components)
   const servePathsInfo = createPathsInfoServer({ ...components, records })
 

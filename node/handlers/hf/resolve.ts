@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { isAimirrorError, UpstreamProtocolError } from '../../errors.ts'
+import { isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError } from '../../errors.ts'
 import type { Fetcher } from '../../fetch/fetcher.ts'
 import { digestIdentity } from '../../fetch/identity.ts'
 import type { BlobIdentity } from '../../fetch/identity.ts'
@@ -26,6 +26,11 @@ export interface ResolveComponents {
   records: HfRecords
   access: AccessMemory
   logger: Logger
+}
+
+export interface ResolveInit {
+  /** With a last known answer at hand, how long upstream may take before that answer is served. Default 5 s. */
+  staleGraceMs?: number
 }
 
 /** Client headers that go upstream with the metadata probe and the download. */
@@ -65,8 +70,9 @@ function upstreamDown (err: unknown): boolean {
  * commit forever, branch → commit for the rule's `metadata_ttl_s`); the bytes from the fetch engine,
  * keyed by the LFS sha256 (verified) or, for files kept in git, by the commit-addressed URL.
  */
-export function createResolveServer (components: ResolveComponents): (ctx: StrategyContext, file: FileRef) => Promise<void> {
+export function createResolveServer (components: ResolveComponents, init: ResolveInit = {}): (ctx: StrategyContext, file: FileRef) => Promise<void> {
   const { fetcher, dispatcher, records, access } = components
+  const staleGraceMs = init.staleGraceMs ?? 5000
   const log = components.logger.child({ component: 'hf' })
 
   async function serve (ctx: StrategyContext, file: FileRef, meta: HfFileMeta, forward: Record<string, string>, stale: boolean): Promise<void> {
@@ -192,16 +198,21 @@ export function createResolveServer (components: ResolveComponents): (ctx: Strat
 
     // Ask upstream: at the commit when it is known (the answer cannot move), else at the revision.
     let result: ProbeResult
+    // With something to fall back on, a slow upstream is not waited for longer than clients wait (10 s).
+    const fallback = known ?? (staleCommit === null ? undefined : await records.getFile(file.repo, staleCommit, file.path))
+    const slow = fallback?.scope === 'public' ? AbortSignal.timeout(staleGraceMs) : null
     try {
       result = await probeResolve(dispatcher, upstreamFileUrl(ctx.rule.upstream, file, commit ?? file.revision), {
         headers: forward,
         withErrorBody: ctx.request.method === 'GET',
-        signal: ctx.signal
+        signal: slow === null ? ctx.signal : AbortSignal.any([ctx.signal, slow])
       })
     } catch (err) {
-      if (!upstreamDown(err)) throw err
-      if (await serveLastKnown(ctx, file, known, commit ?? staleCommit, forward, (err as { code?: string }).code ?? 'unknown')) return
-      throw err
+      const timedOut = slow?.aborted === true && !ctx.signal.aborted
+      if (!timedOut && !upstreamDown(err)) throw err
+      const why = timedOut ? 'upstream slow' : (err as { code?: string }).code ?? 'unknown'
+      if (await serveLastKnown(ctx, file, known, commit ?? staleCommit, forward, why)) return
+      throw timedOut ? new UpstreamTimeoutError(undefined, { cause: err }) : err
     }
     if (result.kind === 'refused') {
       if (result.status >= 500 && await serveLastKnown(ctx, file, known, commit ?? staleCommit, forward, `status ${result.status}`)) return

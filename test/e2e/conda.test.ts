@@ -66,5 +66,5 @@ describe('rattler through the mirror', () => {
     chan = null
     const second = await solveAndDownload(channel)
     expect(Object.fromEntries(second)).toEqual({ tinyc: '1.0', tinyd: '1.1' })
-  })
+  }, 60_000)
 })

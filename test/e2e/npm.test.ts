@@ -84,5 +84,5 @@ describe('npm through the mirror', () => {
     await npm(app, registry, join(work, 'cache3'), 'ci')
     expect(await installed(app, 'tiny-a')).toContain('tiny-a@1.0.0')
     expect(await installed(app, '@acme/tiny-c')).toContain('@acme/tiny-c@2.0.0')
-  })
+  }, 90_000)
 })

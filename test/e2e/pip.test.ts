@@ -32,7 +32,7 @@ afterEach(async () => {
 async function pipInstall (mirror: string, target: string, ...specs: string[]): Promise<string> {
   const { stdout } = await run('python3', ['-m', 'pip', '--isolated', '--disable-pip-version-check', '--no-cache-dir', 'install',
     '--no-input', '--timeout', '15', '--retries', '0', '--target', target, '--index-url', `${mirror}/simple`, ...specs],
-  { timeout: 50_000, env: { ...process.env, PIP_CONFIG_FILE: '/dev/null', PIP_NO_PYTHON_VERSION_WARNING: '1' } })
+  { timeout: 60_000, env: { ...process.env, PIP_CONFIG_FILE: '/dev/null', PIP_NO_PYTHON_VERSION_WARNING: '1' } })
   return stdout
 }
 
@@ -68,7 +68,7 @@ describe('pip through the mirror', () => {
     pypi = null
     await pipInstall(node.url, join(work, 't2'), 'tinya')
     expect(await readFile(join(work, 't2', 'tiny_b', '__init__.py'), 'utf8')).toContain('1.1')
-  })
+  }, 90_000)
 
   it('installs from HTML pages without PEP 658 metadata, revalidating pages with ETags', async () => {
     pypi = await startPypiIndex({ packages: PACKAGES, pep658: false, json: false })
@@ -80,5 +80,5 @@ describe('pip through the mirror', () => {
     const revalidated = pypi.seen.filter(s => s.listener === 'index' && s.headers['if-none-match'] !== undefined)
     expect(revalidated.length).toBeGreaterThan(0)
     expect(await readFile(join(work, 't2', 'tiny_b', '__init__.py'), 'utf8')).toContain('1.1')
-  })
+  }, 90_000)
 })

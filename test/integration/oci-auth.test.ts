@@ -83,6 +83,12 @@ describe('registry mirror: credentials, private content, token renewal', () => {
       headers: ['authorization', 'Basic ' + Buffer.from('alice:wrong').toString('base64')]
     })
     expect(bad.status).toBe(401)
+    // `docker login`: credentials and no scope, checked against the upstream realm.
+    const login = async (password: string): Promise<number> => (await fetchRaw(`${c.realm ?? ''}?service=${c.service ?? ''}&account=alice`, {
+      headers: ['authorization', 'Basic ' + Buffer.from(`alice:${password}`).toString('base64')]
+    })).status
+    expect(await login('wrong')).toBe(401)
+    expect(await login(USERS.alice)).toBe(200)
     const form = new URLSearchParams({ grant_type: 'password', username: 'alice', password: USERS.alice, service: c.service ?? '', scope: 'repository:alice/secret:pull', client_id: 'ctr' })
     const posted = await fetchRaw(c.realm ?? '', { method: 'POST', headers: ['content-type', 'application/x-www-form-urlencoded'], body: form.toString() })
     expect(posted.status).toBe(200)

@@ -57,6 +57,11 @@ export class RegistryMap {
     return HUB_UPSTREAM_HOSTS.has(host) ? HUB : host
   }
 
+  /** The upstream a token `service` names (a registry in the map), else the fallback. */
+  serviceUpstream (service: string | null, fallbackUpstream: string): string {
+    return (service === null ? undefined : this.upstreamOf(service)) ?? trimBase(fallbackUpstream)
+  }
+
   /**
    * Resolves a client's name. `hint` is an `ns` value or a token `service`; `strictHint` makes an
    * unknown hint fail (an explicit `ns` for a registry that is not configured) instead of being ignored.

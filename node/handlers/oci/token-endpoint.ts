@@ -84,10 +84,7 @@ export function createTokenEndpoint (components: TokenEndpointComponents): (ctx:
     const cred: Credential | null = authorization === null ? null : vault.remember(authorization)
     if (cred !== null) {
       try {
-        if (targets.length === 0) {
-          const login = registries.resolve('x/x', service, ctx.rule.upstream)
-          if (login !== null) await tokens.checkLogin(login.upstream, cred, { signal: ctx.signal })
-        }
+        if (targets.length === 0) await tokens.checkLogin(registries.serviceUpstream(service, ctx.rule.upstream), cred, { signal: ctx.signal })
         for (const t of targets) await tokens.authorization({ upstream: t.upstream, repo: t.repo }, cred, { signal: ctx.signal })
       } catch (err) {
         if (isAimirrorError(err) && err.code === 'ERR_UPSTREAM_DENIED') {

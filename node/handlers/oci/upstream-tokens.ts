@@ -93,10 +93,12 @@ export class UpstreamTokens {
         url, method: 'GET', headers: ['accept', 'application/json'], signal: deadline(this.timeoutMs)
       })
       discardBody(res.body)
-      const scheme = res.statusCode === 401 ? (schemeFrom(headerValues(res.rawHeaders, 'www-authenticate')) ?? { kind: 'none' as const }) : { kind: 'none' as const }
-      if (res.statusCode !== 401 && (res.statusCode < 200 || res.statusCode >= 300)) {
+      // A registry in trouble tells nothing; one without a plain /v2/ (404) is asked without auth, and
+      // a 401 on a real request teaches the scheme then.
+      if (res.statusCode >= 500 || res.statusCode === 429) {
         throw new UpstreamProtocolError('Registry ping failed', { detail: { upstream: url.origin, status: res.statusCode } })
       }
+      const scheme = res.statusCode === 401 ? (schemeFrom(headerValues(res.rawHeaders, 'www-authenticate')) ?? { kind: 'none' as const }) : { kind: 'none' as const }
       this.schemes.set(upstream, { scheme, at: this.now() })
       return scheme
     }, options.signal)

@@ -62,6 +62,9 @@ describe('registry routing', () => {
   it('refuses an explicit ns it does not know, ignores an unknown token service', () => {
     expect(map.resolve('x/y', 'quay.io', HUB, true)).toBeNull()
     expect(map.resolve('x/y', 'quay.io', HUB, false)?.upstream).toBe(HUB)
+    expect(map.serviceUpstream('ghcr.io', HUB)).toBe('https://ghcr.io')
+    expect(map.serviceUpstream('quay.io', HUB)).toBe(HUB)
+    expect(map.serviceUpstream(null, HUB + '/')).toBe(HUB)
   })
 })
 

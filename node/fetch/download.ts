@@ -1,4 +1,3 @@
-import { write } from 'node:fs'
 import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -8,6 +7,7 @@ import type { BlobStore } from '../store/blob-store.ts'
 import type { KeyEntry, PartialEntry, Validator } from '../store/index-db.ts'
 import { PieceBitmap } from '../store/partial.ts'
 import { ByteRanges } from './byte-ranges.ts'
+import { FileWriter } from './file-writer.ts'
 import type { BlobIdentity } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
@@ -82,6 +82,7 @@ export class Download {
   private resolveReady!: (r: ReadyResult) => void
   private rejectReady!: (err: unknown) => void
   private fh: FileHandle | null = null
+  private writer: FileWriter | null = null
   private fileRefs = 0
   private tempPath = ''
   private plan: PiecePlan | null = null
@@ -257,6 +258,7 @@ export class Download {
       }
     }
     this.fileRefs = 1
+    this.writer = new FileWriter(this.fh.fd)
     if (this.plan !== null) this.scheduler = new Scheduler(this.plan, this.written, this.targetWorkers())
     const algorithms = ['sha256']
     if (this.init.identity.expected !== null && this.init.identity.expected.algorithm !== 'sha256') algorithms.push(this.init.identity.expected.algorithm)
@@ -373,6 +375,9 @@ export class Download {
       try {
         if (res === undefined) {
           const range = this.rangeSupported ? { start: a.pos, end: a.end - 1 } : null
+          // undici frees the previous response's connection a moment after its body ended; asking
+          // in the same turn would open another connection.
+          await new Promise(resolve => setImmediate(resolve))
           res = await this.init.source.fetch(range, { signal: this.abort.signal })
           this.checkResponse(res, a.pos)
         }
@@ -409,13 +414,16 @@ export class Download {
 
   /**
    * Streams a response body to its offsets in the temp file. Chunks are taken one by one from 'data'
-   * events (async iteration would concatenate buffered chunks into fresh allocations) and the body is
-   * paused while each is written. Bytes before `a.pos` (a resumed 200) are skipped.
+   * events (async iteration would concatenate buffered chunks into fresh allocations) and written at
+   * their offset as they come; only a write that goes to the thread pool pauses the body meanwhile.
+   * Bytes before `a.pos` (a resumed 200) are skipped.
    */
   private async consume (res: SourceResponse, a: Assignment): Promise<void> {
-    const fd = (this.fh as FileHandle).fd
+    const writer = this.writer as FileWriter
     const body = res.body
     let off = res.status === 206 && res.contentRange !== null ? res.contentRange.start : 0
+    const bodyEnd = res.status === 206 && res.contentRange !== null ? res.contentRange.end + 1 : Number.POSITIVE_INFINITY
+    if (body.destroyed) throw body.errored ?? new UpstreamProtocolError('Upstream body ended early')
     await new Promise<void>((resolve, reject) => {
       let finished = false
       const finish = (err?: unknown): void => {
@@ -431,6 +439,22 @@ export class Download {
       }
       const enough = (): boolean => this.settled || a.pos >= a.end ||
         (this.size !== null && this.written.covers(a.pos, Math.min(a.end, this.size)))
+      // A body that delivered all it announced finishes on its 'end' event: undici frees the
+      // connection just before it, while finishing sooner would make the next request open another.
+      const done = (): void => {
+        if (off >= bodyEnd && !this.settled) return
+        finish()
+        discardBody(body)
+      }
+      const landed = (chunk: Buffer, at: number): boolean => {
+        off += chunk.length
+        a.pos += chunk.length
+        a.lastProgress = Date.now()
+        this.wrote(at, chunk)
+        if (!enough()) return false
+        done()
+        return true
+      }
       const onData = (raw: Buffer): void => {
         this.receivedBytes += raw.length
         this.store.addBytesFromUpstream(raw.length)
@@ -442,20 +466,23 @@ export class Download {
         }
         if (a.pos + chunk.length > a.end) chunk = chunk.subarray(0, Math.max(0, a.end - a.pos))
         if (chunk.length === 0 || this.settled) {
-          if (enough()) { finish(); discardBody(body) }
+          if (enough()) done()
           return
         }
-        body.pause()
         const at = a.pos
-        writeFully(fd, chunk, at, (err) => {
-          if (err !== null) { finish(err); discardBody(body); return }
-          off += chunk.length
-          a.pos += chunk.length
-          a.lastProgress = Date.now()
-          this.wrote(at, chunk)
-          if (enough()) { finish(); discardBody(body); return }
-          body.resume()
-        })
+        let now: boolean
+        try {
+          now = writer.write(chunk, at, (err) => {
+            if (err !== null) { finish(err); discardBody(body); return }
+            if (!landed(chunk, at)) body.resume()
+          })
+        } catch (err) {
+          finish(err)
+          discardBody(body)
+          return
+        }
+        if (now) landed(chunk, at)
+        else body.pause()
       }
       const onEnd = (): void => { finish() }
       const onError = (err: unknown): void => { finish(err) }
@@ -516,7 +543,9 @@ export class Download {
     }
     this.digest = sha256
     this.state = 'verified'
-    this.abort.abort()
+    // Stops stragglers (endgame duplicates), but only after the current event: the body that brought
+    // the last byte is ending too, and aborting it now would close a reusable connection.
+    setImmediate(() => { this.abort.abort() })
     this.wakeAll()
     this.commit(sha256).catch((err: unknown) => {
       this.log.error({ err, key: this.key }, 'commit failed; blob not cached')
@@ -605,20 +634,6 @@ export class Download {
       }
     })
   }
-}
-
-/** Positional write of the whole buffer (callback API: no promise per chunk). */
-function writeFully (fd: number, buf: Buffer, position: number, cb: (err: Error | null) => void): void {
-  let done = 0
-  const step = (): void => {
-    write(fd, buf, done, buf.length - done, position + done, (err, n) => {
-      if (err !== null) { cb(err); return }
-      done += n
-      if (done < buf.length) step()
-      else cb(null)
-    })
-  }
-  step()
 }
 
 function sameValidator (a: Validator, b: Validator): boolean {

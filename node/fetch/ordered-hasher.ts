@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto'
 import type { Hash } from 'node:crypto'
+import { readSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import type { ByteRanges } from './byte-ranges.ts'
 
 const READ_BACK = 1 << 20
+/** Bytes hashed from disk before yielding to the event loop. */
+const SLICE = 8 << 20
 
 /**
  * Hashes a file in byte order while its pieces arrive in any order. Bytes written exactly at the
@@ -65,17 +68,29 @@ export class OrderedHasher {
     return out
   }
 
+  /**
+   * Reads back with synchronous preads: the bytes were just written and sit in the page cache, where
+   * a thread-pool read would cost more in handoffs than the copy itself. Yields to the event loop
+   * every few MiB so a long run (a gap that just filled) does not hold up the connections.
+   */
   private async run (): Promise<void> {
+    let slice = 0
     for (;;) {
       const end = this.written.contiguousEnd(this.hashedTo)
       if (end <= this.hashedTo) return
+      if (slice >= SLICE) {
+        slice = 0
+        await new Promise(resolve => setImmediate(resolve))
+        continue
+      }
       this.buf ??= Buffer.allocUnsafe(READ_BACK)
       const len = Math.min(READ_BACK, end - this.hashedTo)
-      const { bytesRead } = await this.fh.read(this.buf, 0, len, this.hashedTo)
+      const bytesRead = readSync(this.fh.fd, this.buf, 0, len, this.hashedTo)
       if (bytesRead <= 0) throw new Error('short read while hashing')
       const view = this.buf.subarray(0, bytesRead)
       for (const h of this.hashes) h.update(view)
       this.hashedTo += bytesRead
+      slice += bytesRead
       this.onAdvance()
     }
   }

@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises'
+import { readSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import type { Download } from './download.ts'
 
@@ -32,8 +33,7 @@ export class ProgressiveReader extends Readable {
   override _read (): void {
     if (this.running) return
     this.running = true
-    this.loop().then(() => { this.running = false }, (err: unknown) => {
-      this.running = false
+    this.loop().catch((err: unknown) => {
       this.destroy(err instanceof Error ? err : new Error(String(err)))
     })
   }
@@ -44,31 +44,39 @@ export class ProgressiveReader extends Readable {
     cb(err)
   }
 
+  /**
+   * Pushes until the stream is full or bytes must be waited for. `running` is cleared synchronously
+   * on the way out (finally): the next `_read` may come from a tick queued before this promise settles.
+   */
   private async loop (): Promise<void> {
     const d = this.download
-    while (!this.destroyed) {
-      const size = d.totalSize
-      const end = size === null ? this.end : Math.min(this.end, size)
-      if (this.pos >= end && (d.verified || end < (size ?? Number.POSITIVE_INFINITY))) {
-        this.push(null)
-        return
+    try {
+      while (!this.destroyed) {
+        const size = d.totalSize
+        const end = size === null ? this.end : Math.min(this.end, size)
+        if (this.pos >= end && (d.verified || end < (size ?? Number.POSITIVE_INFINITY))) {
+          this.push(null)
+          return
+        }
+        if (d.state === 'failed') {
+          this.destroy(d.error ?? new Error('download failed'))
+          return
+        }
+        const limit = d.readableEnd(this.pos, end)
+        if (limit > this.pos) {
+          const len = Math.min(limit - this.pos, READ_CHUNK)
+          const buf = Buffer.allocUnsafe(len)
+          // Synchronous: these bytes were just written and sit in the page cache.
+          const bytesRead = readSync(this.fh.fd, buf, 0, len, this.pos)
+          if (bytesRead <= 0) throw new Error('short read from download file')
+          this.pos += bytesRead
+          if (!this.push(bytesRead === len ? buf : buf.subarray(0, bytesRead))) return
+        } else {
+          await d.waitFor(this.pos, this.ac.signal)
+        }
       }
-      if (d.state === 'failed') {
-        this.destroy(d.error ?? new Error('download failed'))
-        return
-      }
-      const limit = d.readableEnd(this.pos, end)
-      if (limit > this.pos) {
-        const len = Math.min(limit - this.pos, READ_CHUNK)
-        const buf = Buffer.allocUnsafe(len)
-        const { bytesRead } = await this.fh.read(buf, 0, len, this.pos)
-        if (bytesRead <= 0) throw new Error('short read from download file')
-        if (this.destroyed) return
-        this.pos += bytesRead
-        if (!this.push(bytesRead === len ? buf : buf.subarray(0, bytesRead))) return
-      } else {
-        await d.waitFor(this.pos, this.ac.signal)
-      }
+    } finally {
+      this.running = false
     }
   }
 }

@@ -94,7 +94,7 @@ async function main (): Promise<number> {
     if (probe.sha256 !== sha.probe || probe.status !== 200) throw new Error(`probe download failed: ${probe.status} ${probe.error ?? ''}`)
     rows.push({ what: 'cold first byte (raw GET)', mbps: files.probe.size / MB / (probe.totalMs / 1000), ratio: `${(probe.ttfbMs / 1000).toFixed(3)} s`, goal: '≤ 0.5 s', ok: probe.ttfbMs <= 500 ? 'yes' : 'no', notes: `${files.probe.size >> 20} MiB` })
 
-    log(`cold: hf_hub_download of ${size >> 20} MiB through the mirror`)
+    log(`cold: hf_hub_download of ${Math.round(size / 2 ** 20)} MiB through the mirror`)
     const cold = await fetchPy(node.url, 'model.safetensors')
     if (cold.sha256 !== sha.big) throw new Error('cold download has the wrong bytes')
     const coldMbps = size / MB / cold.seconds
@@ -131,7 +131,7 @@ async function main (): Promise<number> {
     await rm(tmp, { recursive: true, force: true })
   }
   const lines = [
-    `hf_hub_download ${version}, ${size >> 20} MiB, CDN ${(perConn / MB).toFixed(1)} MB/s per connection, ${conns} connections`,
+    `hf_hub_download ${version}, ${Math.round(size / 2 ** 20)} MiB, CDN ${(perConn / MB).toFixed(1)} MB/s per connection, ${conns} connections`,
     '',
     '| what | MB/s | ratio | goal | ok | notes |',
     '|---|---|---|---|---|---|',

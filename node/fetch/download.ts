@@ -8,6 +8,7 @@ import type { KeyEntry, PartialEntry, Validator } from '../store/index-db.ts'
 import { PieceBitmap } from '../store/partial.ts'
 import { ByteRanges } from './byte-ranges.ts'
 import { FileWriter } from './file-writer.ts'
+import { GcPacer } from './gc-pacer.ts'
 import type { BlobIdentity } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
@@ -22,6 +23,7 @@ export interface DownloadComponents {
   store: BlobStore
   limiter: Limiter
   logger: Logger
+  pacer?: GcPacer
 }
 
 export interface DownloadInit {
@@ -73,6 +75,8 @@ export class Download {
   receivedBytes = 0
   readonly startedAt = Date.now()
 
+  /** Counts bytes moved through fresh buffers (socket reads here, file reads in readers). */
+  readonly pacer: GcPacer
   private readonly store: BlobStore
   private readonly limiter: Limiter
   private readonly log: Logger
@@ -104,6 +108,7 @@ export class Download {
 
   constructor (components: DownloadComponents, init: DownloadInit) {
     this.store = components.store
+    this.pacer = components.pacer ?? new GcPacer()
     this.limiter = components.limiter
     this.log = components.logger
     this.init = init
@@ -458,6 +463,7 @@ export class Download {
       const onData = (raw: Buffer): void => {
         this.receivedBytes += raw.length
         this.store.addBytesFromUpstream(raw.length)
+        this.pacer.moved(raw.length)
         let chunk = raw
         if (off < a.pos) {
           const skip = Math.min(chunk.length, a.pos - off)

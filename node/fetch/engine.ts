@@ -6,6 +6,7 @@ import type { Strategy } from '../http/strategy.ts'
 import type { Logger } from '../log.ts'
 import { BlobStore } from '../store/blob-store.ts'
 import { Fetcher } from './fetcher.ts'
+import { exposedGc } from './gc-pacer.ts'
 import type { ActiveDownload } from './fetcher.ts'
 
 export interface FetchEngine {
@@ -36,7 +37,8 @@ export function createFetchEngine (config: Config, components: { dispatcher: Dis
     maxConcurrentDownloads: config.server.max_concurrent_downloads,
     finishAbandoned: config.cache.finish_abandoned,
     headersTimeoutMs: config.server.read_timeout_s * 1000,
-    bodyTimeoutMs: config.server.read_timeout_s * 1000
+    bodyTimeoutMs: config.server.read_timeout_s * 1000,
+    gc: exposedGc()
   })
   let started = false
   return {

@@ -1,9 +1,9 @@
-import { createReadStream } from 'node:fs'
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { AbortedError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
+import { BlobFileReader } from './blob-file-reader.ts'
 import { Download } from './download.ts'
 import type { BlobIdentity } from './identity.ts'
 import { Limiter } from './limiter.ts'
@@ -11,6 +11,8 @@ import { openPassthrough } from './passthrough.ts'
 import { ProgressiveReader } from './progressive-reader.ts'
 import type { BlobMeta } from './response-meta.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
+import { GcPacer } from './gc-pacer.ts'
+import type { GcFunction } from './gc-pacer.ts'
 
 export interface FetcherComponents {
   store: BlobStore
@@ -28,6 +30,8 @@ export interface FetcherInit {
   retryBaseMs?: number
   headersTimeoutMs?: number
   bodyTimeoutMs?: number
+  /** `globalThis.gc` (Node started with --expose-gc): frees dead I/O buffers between full collections. */
+  gc?: GcFunction | null
 }
 
 export interface UpstreamRequest {
@@ -78,8 +82,6 @@ export interface ActiveDownload {
   state: string
 }
 
-const HIT_READ_CHUNK = 4 << 20
-
 /**
  * Fetch engine entry point: local hit → join an in-flight download → new download (the upstream is
  * the only source for now; peer sources plug in through `Source`). One download per cache key per
@@ -90,7 +92,8 @@ export class Fetcher {
   private readonly store: BlobStore
   private readonly dispatcher: Dispatcher
   private readonly log: Logger
-  private readonly init: Required<FetcherInit>
+  private readonly init: Required<Omit<FetcherInit, 'gc'>>
+  private readonly pacer: GcPacer
   private readonly inflight = new Map<string, Download>()
   private stopping = false
 
@@ -107,6 +110,7 @@ export class Fetcher {
       bodyTimeoutMs: init.bodyTimeoutMs ?? 30_000
     }
     this.limiter = new Limiter(this.init.maxConcurrentDownloads)
+    this.pacer = new GcPacer({ gc: init.gc })
   }
 
   async start (): Promise<void> {
@@ -149,7 +153,7 @@ export class Fetcher {
       headersTimeoutMs: this.init.headersTimeoutMs,
       bodyTimeoutMs: this.init.bodyTimeoutMs
     })
-    const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log }, {
+    const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log, pacer: this.pacer }, {
       identity,
       source,
       url: upstream.url.href,
@@ -240,7 +244,7 @@ export class Fetcher {
       open: (start, end) => {
         if (end <= start) return Readable.from([])
         const unuse = this.store.use(digest)
-        const s = createReadStream(path, { start, end: end - 1, highWaterMark: HIT_READ_CHUNK })
+        const s = new BlobFileReader(path, start, end, this.pacer)
         s.once('close', () => {
           this.store.addBytesFromCache(s.bytesRead)
           unuse()

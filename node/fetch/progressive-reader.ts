@@ -70,6 +70,7 @@ export class ProgressiveReader extends Readable {
           const bytesRead = readSync(this.fh.fd, buf, 0, len, this.pos)
           if (bytesRead <= 0) throw new Error('short read from download file')
           this.pos += bytesRead
+          d.pacer.moved(bytesRead)
           if (!this.push(bytesRead === len ? buf : buf.subarray(0, bytesRead))) return
         } else {
           await d.waitFor(this.pos, this.ac.signal)

@@ -1,0 +1,17 @@
+import { describe, expect, it } from 'vitest'
+import { GcPacer } from '../../../node/fetch/gc-pacer.ts'
+
+describe('GcPacer', () => {
+  it('asks for a young-generation collection once per budget of moved bytes', () => {
+    const calls: unknown[] = []
+    const pacer = new GcPacer({ gc: (o) => { calls.push(o) }, everyBytes: 1000 })
+    for (let i = 0; i < 35; i++) pacer.moved(100)
+    expect(calls).toEqual([{ type: 'minor' }, { type: 'minor' }, { type: 'minor' }])
+  })
+
+  it('does nothing without an exposed gc', () => {
+    const pacer = new GcPacer({ everyBytes: 1 })
+    expect(pacer.enabled).toBe(false)
+    expect(() => { pacer.moved(10) }).not.toThrow()
+  })
+})

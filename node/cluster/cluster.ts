@@ -1,0 +1,220 @@
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import type { ConnectionGater } from '@libp2p/interface'
+import { Agent } from 'undici'
+import type { ClusterConfig } from '../../config/types.ts'
+import { WireError } from '../../protocol/errors.ts'
+import { kadProtocol, LIMITS } from '../../protocol/ids.ts'
+import type { HaveAnswer, NodeStats, TicketAnswer } from '../../protocol/messages.ts'
+import { issueTicket } from '../../protocol/ticket.ts'
+import type { Fetcher } from '../fetch/fetcher.ts'
+import type { BlobIdentity } from '../fetch/identity.ts'
+import type { Source } from '../fetch/upstream-source.ts'
+import type { Logger } from '../log.ts'
+import type { BlobStore } from '../store/blob-store.ts'
+import { Bans } from './bans.ts'
+import { ControlService } from './control.ts'
+import { DataServer } from './data-server.ts'
+import { loadClusterKey, loadPeerKey } from './identity.ts'
+import { createLibp2pNode } from './libp2p-node.ts'
+import type { ClusterLibp2p } from './libp2p-node.ts'
+import { Membership } from './membership.ts'
+import { PeerClient } from './peer-client.ts'
+import { PieceLists } from './piece-lists.ts'
+import { ContentRouter } from './routing.ts'
+import { StaticPeers } from './static-peers.ts'
+import { SwarmSource } from './swarm-source.ts'
+
+export interface ClusterComponents {
+  store: BlobStore
+  fetcher: Fetcher
+  logger: Logger
+}
+
+export interface ClusterInit {
+  config: ClusterConfig
+  /** Where the peer identity and piece lists live (the cache dir). */
+  dataDir: string
+  version?: string
+}
+
+/** Lets a download take its bytes from peers as well as from the upstream (the fetch engine's hook). */
+export interface SourceProvider {
+  sourceFor: (identity: BlobIdentity, upstream: Source) => Source
+}
+
+/** Everything the cluster is made of, once started. */
+interface Parts {
+  libp2p: ClusterLibp2p
+  membership: Membership
+  control: ControlService
+  routing: ContentRouter
+  staticPeers: StaticPeers
+  data: DataServer
+  peers: PeerClient
+  peerPool: Agent
+}
+
+/**
+ * The node's LAN cluster: libp2p host, membership, control protocol, content routing, the data port
+ * and the swarm sources downloads use. Startable: start() and stop() are idempotent, and stop()
+ * leaves no listener, timer or socket behind.
+ */
+export class Cluster implements SourceProvider {
+  readonly bans = new Bans()
+  readonly counters = { bytes_from_peers: 0, bytes_to_peers: 0, peer_bans: 0 }
+  private readonly c: ClusterComponents
+  private readonly init: ClusterInit
+  private readonly log: Logger
+  private readonly pieceLists: PieceLists
+  private readonly ticketSecret = randomBytes(32)
+  private readonly startedAt = Date.now()
+  private parts: Parts | null = null
+  private starting: Promise<void> | null = null
+
+  constructor (components: ClusterComponents, init: ClusterInit) {
+    this.c = components
+    this.init = init
+    this.log = components.logger.child({ component: 'cluster' })
+    this.pieceLists = new PieceLists({ store: components.store, logger: this.log }, { dir: join(init.dataDir, 'cluster', 'pieces') })
+  }
+
+  get config (): ClusterConfig {
+    return this.init.config
+  }
+
+  get running (): Parts | null {
+    return this.parts
+  }
+
+  async start (): Promise<void> {
+    this.starting ??= this.startOnce()
+    await this.starting
+  }
+
+  private async startOnce (): Promise<void> {
+    const cfg = this.init.config
+    const key = await loadClusterKey(cfg.key_file)
+    const privateKey = await loadPeerKey(join(this.init.dataDir, 'cluster', 'peer.key'))
+    let membership: Membership | null = null
+    const refused = (peer: { toString: () => string }): boolean => membership?.isRefused(peer.toString()) ?? false
+    const gater: ConnectionGater = { denyDialPeer: refused, denyInboundEncryptedConnection: refused }
+    const libp2p = await createLibp2pNode({ privateKey, cluster: cfg, connectionGater: gater, version: this.init.version ?? '0' })
+    membership = new Membership({ libp2p, logger: this.log }, { cluster: cfg.name, key })
+    const control = new ControlService({ libp2p, membership, logger: this.log }, { cluster: cfg.name })
+    const routing = new ContentRouter({
+      libp2p, membership, control, store: this.c.store, downloads: () => this.c.fetcher.activeDownloads(), bans: this.bans, logger: this.log
+    })
+    const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, logger: this.log }, {
+      host: cfg.data_host, port: cfg.data_port, ticketSecret: this.ticketSecret, onBytesServed: n => { this.counters.bytes_to_peers += n }
+    })
+    const peerPool = new Agent({ connections: 32, keepAliveTimeout: 30_000 })
+    const peers = new PeerClient({ libp2p, control, dispatcher: peerPool }, { onBytes: (_peer, n) => { this.counters.bytes_from_peers += n } })
+    const staticPeers = new StaticPeers({ libp2p, logger: this.log }, { peers: cfg.peers })
+    const m = membership
+    // The DHT answers and asks members only: a node without the cluster key cannot read or write records.
+    libp2p.use(kadProtocol(cfg.name), (stream, connection, next) => {
+      m.ensure(connection.remotePeer).then(ok => {
+        if (ok) next(stream, connection)
+        else stream.abort(new WireError('NOT_MEMBER', 'not a member of this cluster'))
+      }, (err: unknown) => stream.abort(err instanceof Error ? err : new Error(String(err))))
+    })
+    await data.start()
+    await membership.start()
+    await control.start({
+      have: async (k) => await this.have(k),
+      ticket: async (k, peer, ip) => await this.ticket(k, peer, ip, data.port),
+      stats: async () => this.localStats()
+    })
+    await libp2p.start()
+    staticPeers.start()
+    routing.start()
+    membership.onChange((peer, joined) => { if (!joined) peers.forget(peer) })
+    this.parts = { libp2p, membership, control, routing, staticPeers, data, peers, peerPool }
+    this.log.info({ peerId: libp2p.peerId.toString(), addresses: libp2p.getMultiaddrs().map(String), dataPort: data.port, cluster: cfg.name, mode: key === null ? 'open' : 'keyed', mdns: cfg.mdns }, 'cluster started')
+  }
+
+  async stop (): Promise<void> {
+    if (this.starting !== null) await this.starting.catch(() => {})
+    const p = this.parts
+    this.parts = null
+    this.starting = null
+    if (p === null) return
+    p.staticPeers.stop()
+    p.routing.stop()
+    this.pieceLists.stop()
+    await p.control.stop()
+    await p.membership.stop()
+    p.libp2p.unuse(kadProtocol(this.init.config.name))
+    await p.libp2p.stop()
+    await p.data.stop()
+    await p.peerPool.close()
+  }
+
+  /** The fetch engine's hook: digest-identified downloads take peers as sources beside the upstream. */
+  sourceFor (identity: BlobIdentity, upstream: Source): Source {
+    const p = this.parts
+    if (p === null || identity.sha256 === null) return upstream
+    p.routing.provide(identity.sha256)
+    return new SwarmSource({
+      peers: p.peers,
+      bans: this.bans,
+      lookup: async (digest, options) => await p.routing.lookup(digest, options),
+      logger: this.log,
+      onBan: () => { this.counters.peer_bans++ }
+    }, { digest: identity.sha256, upstream, lookupMs: this.init.config.lookup_ms })
+  }
+
+  private async have (key: string): Promise<HaveAnswer> {
+    const digest = key.slice('sha256:'.length)
+    if (await this.c.store.hasDigest(digest)) return { t: 'have', state: 'complete', size: this.c.store.blobSize(digest) }
+    if (this.c.fetcher.activeDownloads().some(d => d.key === key)) {
+      const partial = await this.c.store.getPartial(key)
+      if (partial !== undefined && partial.bitmap.length <= LIMITS.maxMessageBytes / 2) {
+        return { t: 'have', state: 'partial', size: partial.size, pieceSize: partial.pieceSize, bitmap: partial.bitmap }
+      }
+    }
+    return { t: 'have', state: 'none' }
+  }
+
+  private async ticket (key: string, peer: string, ip: string, port: number): Promise<TicketAnswer> {
+    const digest = key.slice('sha256:'.length)
+    if (!(await this.c.store.hasDigest(digest))) throw new WireError('NOT_FOUND', 'blob not held')
+    const entry = await this.c.store.index.getKey(key)
+    const expiresAt = Date.now() + LIMITS.ticketTtlMs
+    return {
+      t: 'ticket',
+      ticket: issueTicket(this.ticketSecret, { digest, peer, ip, exp: expiresAt }),
+      port,
+      expiresAt,
+      size: this.c.store.blobSize(digest) ?? 0,
+      complete: true,
+      meta: {
+        contentType: entry?.contentType ?? null,
+        etag: entry?.etag ?? null,
+        lastModified: entry?.validator.lastModified ?? null,
+        headers: entry?.headers ?? {}
+      }
+    }
+  }
+
+  /** This node's numbers, as every node answers a stats request. */
+  localStats (): NodeStats {
+    const s = this.c.store.stats()
+    return {
+      peer_id: this.parts?.libp2p.peerId.toString() ?? '',
+      cluster: this.init.config.name,
+      uptime_s: Math.floor((Date.now() - this.startedAt) / 1000),
+      cache: { size_bytes: s.total_size_bytes, blobs: s.file_count, max_bytes: this.c.store.maxBytes },
+      hits: s.hits,
+      misses: s.misses,
+      bytes_from_cache: s.bytes_from_cache,
+      // The engine counts every byte a download received as upstream; peers' share is ours to know.
+      bytes_from_peers: this.counters.bytes_from_peers,
+      bytes_from_upstream: Math.max(0, s.bytes_from_upstream - this.counters.bytes_from_peers),
+      bytes_to_peers: this.counters.bytes_to_peers,
+      active_downloads: this.c.fetcher.activeDownloads().length,
+      peers: this.parts?.membership.memberIds().length ?? 0
+    }
+  }
+}

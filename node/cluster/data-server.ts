@@ -1,0 +1,146 @@
+import { createReadStream } from 'node:fs'
+import { createServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { pipeline } from 'node:stream/promises'
+import type { WireErrorCode } from '../../protocol/errors.ts'
+import { normaliseIp, readTicket } from '../../protocol/ticket.ts'
+import type { Logger } from '../log.ts'
+import type { BlobStore } from '../store/blob-store.ts'
+import type { PieceLists } from './piece-lists.ts'
+
+export interface DataServerComponents {
+  store: BlobStore
+  pieceLists: PieceLists
+  logger: Logger
+}
+
+export interface DataServerInit {
+  host: string
+  port: number
+  /** Verifies tickets this node issued. */
+  ticketSecret: Uint8Array
+  onBytesServed?: (n: number) => void
+}
+
+const BLOB = /^\/v1\/blobs\/([0-9a-f]{64})(\/pieces)?$/
+const STATUS: Record<WireErrorCode, number> = {
+  BAD_MESSAGE: 400, BAD_TICKET: 401, NOT_MEMBER: 403, WRONG_CLUSTER: 403, NOT_FOUND: 404, BUSY: 503, INTERNAL: 500
+}
+
+/**
+ * The peer data port: blob bytes over HTTP Range, for holders of a ticket this node issued to a
+ * member over the authenticated control stream (bound to the blob, the member's address and a short
+ * lifetime). Anyone else gets 401 and no byte. Files stream from disk with backpressure.
+ */
+export class DataServer {
+  private readonly store: BlobStore
+  private readonly pieceLists: PieceLists
+  private readonly log: Logger
+  private readonly init: DataServerInit
+  private server: Server | null = null
+
+  constructor (components: DataServerComponents, init: DataServerInit) {
+    this.store = components.store
+    this.pieceLists = components.pieceLists
+    this.log = components.logger
+    this.init = init
+  }
+
+  get port (): number {
+    const a = this.server?.address()
+    return a !== null && typeof a === 'object' ? (a as AddressInfo).port : 0
+  }
+
+  async start (): Promise<void> {
+    if (this.server !== null) return
+    const server = createServer({ requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 30_000 }, (req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        this.log.debug({ err }, 'data port: request failed')
+        if (!res.headersSent) this.fail(res, 'INTERNAL')
+        else res.destroy()
+      })
+    })
+    server.maxConnections = 512
+    this.server = server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.init.port, this.init.host, () => { server.off('error', reject); resolve() })
+    })
+  }
+
+  async stop (): Promise<void> {
+    const server = this.server
+    if (server === null) return
+    this.server = null
+    const closed = new Promise<void>(resolve => server.close(() => resolve()))
+    server.closeAllConnections()
+    await closed
+  }
+
+  private fail (res: ServerResponse, code: WireErrorCode, headers: Record<string, string> = {}): void {
+    const body = JSON.stringify({ error: code })
+    res.writeHead(STATUS[code], { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers })
+    res.end(body)
+  }
+
+  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const m = BLOB.exec(new URL(req.url ?? '/', 'http://peer').pathname)
+    if (m === null || (req.method !== 'GET' && req.method !== 'HEAD')) { this.fail(res, 'BAD_MESSAGE'); return }
+    const digest = m[1] as string
+    const auth = req.headers.authorization
+    const claims = auth?.startsWith('Bearer ') === true ? readTicket(this.init.ticketSecret, auth.slice(7).trim(), Date.now()) : null
+    const ip = normaliseIp(req.socket.remoteAddress ?? '')
+    if (claims === null || claims.digest !== digest || normaliseIp(claims.ip) !== ip) {
+      this.fail(res, 'BAD_TICKET', { 'www-authenticate': 'Bearer' })
+      return
+    }
+    if (m[2] !== undefined) { await this.servePieces(digest, req, res); return }
+    if (!(await this.store.hasDigest(digest))) { this.fail(res, 'NOT_FOUND'); return }
+    const size = this.store.blobSize(digest) as number
+    const range = parseRange(req.headers.range, size)
+    if (range === 'bad') {
+      res.writeHead(416, { 'content-range': `bytes */${size}` })
+      res.end()
+      return
+    }
+    const [start, end] = range ?? [0, size]
+    const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': end - start, 'accept-ranges': 'bytes' }
+    if (range !== null) headers['content-range'] = `bytes ${start}-${end - 1}/${size}`
+    res.writeHead(range === null ? 200 : 206, headers)
+    if (req.method === 'HEAD' || end === start) { res.end(); return }
+    const release = this.store.use(digest)
+    const file = createReadStream(this.store.layout.blobPath(digest), { start, end: end - 1, highWaterMark: 1 << 20 })
+    try {
+      await pipeline(file, res)
+    } catch {
+      // The member went away or the file vanished: nothing to tell anyone.
+    } finally {
+      release()
+      this.init.onBytesServed?.(file.bytesRead)
+    }
+  }
+
+  private async servePieces (digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const list = await this.pieceLists.get(digest)
+    if (list === null) { this.fail(res, 'NOT_FOUND'); return }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': list.length })
+    res.end(req.method === 'HEAD' ? undefined : list)
+  }
+}
+
+/** One `bytes=a-b` / `bytes=a-` / `bytes=-n` range as [start, end); null for none; 'bad' if unsatisfiable. */
+export function parseRange (header: string | undefined, size: number): [number, number] | null | 'bad' {
+  if (header === undefined) return null
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  if (m === null || (m[1] === '' && m[2] === '')) return 'bad'
+  if (m[1] === '') {
+    const n = Number(m[2])
+    if (n === 0) return 'bad'
+    return [Math.max(0, size - n), size]
+  }
+  const start = Number(m[1])
+  const end = m[2] === '' ? size : Math.min(size, Number(m[2]) + 1)
+  if (start >= size || end <= start) return 'bad'
+  return [start, end]
+}

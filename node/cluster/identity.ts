@@ -1,0 +1,50 @@
+import { randomBytes } from 'node:crypto'
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { parseClusterKey } from '../../protocol/membership.ts'
+import { ClusterSetupError } from '../errors.ts'
+
+/**
+ * The node's libp2p identity, kept in the data dir so its peer id survives restarts (peers and the DHT
+ * know it by that id). Created on first start, readable by the owner only.
+ */
+export async function loadPeerKey (path: string): Promise<PrivateKey> {
+  let bytes: Buffer | null = null
+  try {
+    bytes = await readFile(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ClusterSetupError(`cannot read the peer identity ${path}`, { cause: err })
+  }
+  if (bytes !== null) {
+    try {
+      return privateKeyFromProtobuf(bytes)
+    } catch (err) {
+      throw new ClusterSetupError(`the peer identity ${path} is not a libp2p private key; remove it to make a new one`, { cause: err })
+    }
+  }
+  const key = await generateKeyPair('Ed25519')
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+  const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`
+  await writeFile(temp, privateKeyToProtobuf(key), { mode: 0o600 })
+  await chmod(temp, 0o600)
+  await rename(temp, path)
+  return key
+}
+
+/** The cluster key from its file; null when the cluster is open (no file configured). */
+export async function loadClusterKey (path: string | null): Promise<Uint8Array | null> {
+  if (path === null) return null
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw new ClusterSetupError(`cannot read the cluster key file ${path} (create one with "aimirror keygen")`, { cause: err })
+  }
+  try {
+    return parseClusterKey(text)
+  } catch (err) {
+    throw new ClusterSetupError(`${path} is not a cluster key: ${(err as Error).message}`, { cause: err })
+  }
+}

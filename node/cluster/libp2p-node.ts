@@ -1,0 +1,79 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import type { Identify } from '@libp2p/identify'
+import type { ConnectionGater, Libp2p, PeerInfo, PrivateKey } from '@libp2p/interface'
+import { kadDHT } from '@libp2p/kad-dht'
+import type { KadDHT } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import { ping } from '@libp2p/ping'
+import type { Ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { isPrivate } from '@libp2p/utils'
+import { createLibp2p } from 'libp2p'
+import type { ClusterConfig } from '../../config/types.ts'
+import { kadProtocol, MDNS_SERVICE_TAG } from '../../protocol/ids.ts'
+
+export interface ClusterServices {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  [key: string]: unknown
+}
+
+export type ClusterLibp2p = Libp2p<ClusterServices>
+
+/**
+ * Keeps the addresses a LAN peer can be reached on: private, loopback and link-local IPs and DNS names
+ * (compose service names). Public IPs are dropped: the cluster is a LAN thing.
+ */
+export function lanAddressMapper (peer: PeerInfo): PeerInfo {
+  return {
+    ...peer,
+    multiaddrs: peer.multiaddrs.filter(ma => {
+      const ip = ma.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')
+      return ip === undefined || isPrivate(ma) === true
+    })
+  }
+}
+
+export interface Libp2pNodeInit {
+  privateKey: PrivateKey
+  cluster: ClusterConfig
+  connectionGater: ConnectionGater
+  version: string
+}
+
+/**
+ * The node's libp2p host: TCP, Noise, Yamux, identify, ping, the cluster's own kad-dht (private protocol
+ * prefix, server mode, LAN addresses) and, unless turned off, mDNS with aimirror's service tag.
+ * Not started; the cluster starts it after registering its protocols.
+ */
+export async function createLibp2pNode (init: Libp2pNodeInit): Promise<ClusterLibp2p> {
+  const c = init.cluster
+  return await createLibp2p<ClusterServices>({
+    start: false,
+    privateKey: init.privateKey,
+    nodeInfo: { name: 'aimirror', version: init.version },
+    addresses: { listen: [...c.listen], announce: [...c.announce] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: init.connectionGater,
+    connectionManager: { maxConnections: 200 },
+    peerDiscovery: c.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 10_000 })] : [],
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: kadProtocol(c.name),
+        clientMode: false,
+        peerInfoMapper: lanAddressMapper,
+        logPrefix: 'libp2p:aimirror-dht',
+        datastorePrefix: '/aimirror-dht',
+        metricsPrefix: 'aimirror_dht',
+        allowQueryWithZeroPeers: true
+      })
+    }
+  })
+}

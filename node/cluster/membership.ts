@@ -1,0 +1,219 @@
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { WireError } from '../../protocol/errors.ts'
+import { membershipProtocol } from '../../protocol/ids.ts'
+import { checkProof, membershipSecret, newNonce, proofFor } from '../../protocol/membership.ts'
+import type { Transcript } from '../../protocol/membership.ts'
+import { memberMessage } from '../../protocol/messages.ts'
+import type { MemberMessage } from '../../protocol/messages.ts'
+import type { Logger } from '../log.ts'
+import type { ClusterLibp2p } from './libp2p-node.ts'
+import { MessageStream, streamDeadline } from './streams.ts'
+
+export interface MembershipComponents {
+  libp2p: ClusterLibp2p
+  logger: Logger
+}
+
+export interface MembershipInit {
+  cluster: string
+  /** Cluster key; null = open cluster. */
+  key: Uint8Array | null
+  /** How long a peer that failed the challenge is refused. */
+  rejectMs?: number
+}
+
+/**
+ * Who is in the cluster. Membership is proven once per connection by a mutual HMAC challenge over the
+ * cluster key (protocol/membership.ts) on the member protocol, and forgotten when the peer disconnects.
+ * Every other aimirror protocol (control, DHT) serves members only. A peer that fails is hung up on and
+ * refused for a while (the connection gater asks `isRefused`).
+ */
+export class Membership {
+  private readonly libp2p: ClusterLibp2p
+  private readonly log: Logger
+  private readonly cluster: string
+  private readonly mode: 'open' | 'keyed'
+  private readonly secret: Uint8Array
+  private readonly rejectMs: number
+  private readonly protocol: string
+  private readonly members = new Map<string, { since: number }>()
+  private readonly refused = new Map<string, number>()
+  private readonly pending = new Map<string, Promise<boolean>>()
+  private readonly listeners = new Set<(peer: string, joined: boolean) => void>()
+  private started = false
+
+  constructor (components: MembershipComponents, init: MembershipInit) {
+    this.libp2p = components.libp2p
+    this.log = components.logger
+    this.cluster = init.cluster
+    this.mode = init.key === null ? 'open' : 'keyed'
+    this.secret = membershipSecret(init.cluster, init.key)
+    this.rejectMs = init.rejectMs ?? 60_000
+    this.protocol = membershipProtocol(init.cluster)
+    this.onIdentify = this.onIdentify.bind(this)
+    this.onDisconnect = this.onDisconnect.bind(this)
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    await this.libp2p.handle(this.protocol, (stream, connection) => this.respond(stream, connection), {
+      maxInboundStreams: 4, maxOutboundStreams: 4
+    })
+    this.libp2p.addEventListener('peer:identify', this.onIdentify)
+    this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.libp2p.removeEventListener('peer:identify', this.onIdentify)
+    this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
+    await this.libp2p.unhandle(this.protocol)
+    this.members.clear()
+    this.listeners.clear()
+  }
+
+  isMember (peer: PeerId | string): boolean {
+    return this.members.has(peer.toString())
+  }
+
+  /** For the connection gater: a peer that failed the challenge recently. */
+  isRefused (peer: PeerId | string): boolean {
+    const until = this.refused.get(peer.toString())
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.refused.delete(peer.toString())
+    return false
+  }
+
+  memberIds (): string[] {
+    return [...this.members.keys()]
+  }
+
+  onChange (listener: (peer: string, joined: boolean) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** True once `peer` has proven membership (running the challenge if needed). */
+  async ensure (peer: PeerId, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    const id = peer.toString()
+    if (this.members.has(id)) return true
+    if (!this.started || this.isRefused(id)) return false
+    let p = this.pending.get(id)
+    if (p === undefined) {
+      p = this.challenge(peer, options.signal).finally(() => this.pending.delete(id))
+      this.pending.set(id, p)
+    }
+    return await p
+  }
+
+  private onIdentify (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void {
+    if (!evt.detail.protocols.includes(this.protocol)) return
+    this.ensure(evt.detail.peerId).catch(() => {})
+  }
+
+  private onDisconnect (evt: CustomEvent<PeerId>): void {
+    const id = evt.detail.toString()
+    if (this.members.delete(id)) this.emit(id, false)
+  }
+
+  private admit (id: string): void {
+    if (this.members.has(id)) return
+    this.members.set(id, { since: Date.now() })
+    this.log.info({ peer: id }, 'cluster peer joined')
+    this.emit(id, true)
+  }
+
+  private refuse (peer: PeerId, why: string): void {
+    this.refused.set(peer.toString(), Date.now() + this.rejectMs)
+    this.log.warn({ peer: peer.toString(), why }, 'peer refused: not a member of this cluster')
+    this.libp2p.hangUp(peer).catch(() => {})
+  }
+
+  private emit (id: string, joined: boolean): void {
+    for (const l of this.listeners) l(id, joined)
+  }
+
+  /** Initiator side: hello → challenge (check the responder's proof) → our proof → welcome. */
+  private async challenge (peer: PeerId, parent?: AbortSignal): Promise<boolean> {
+    const signal = streamDeadline(parent)
+    let stream: Stream
+    try {
+      stream = await this.libp2p.dialProtocol(peer, this.protocol, { signal })
+    } catch (err) {
+      this.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'membership: cannot open a stream')
+      return false
+    }
+    const ms = new MessageStream(stream)
+    const me = this.libp2p.peerId.toString()
+    try {
+      const initiatorNonce = newNonce()
+      await ms.write({ t: 'hello', cluster: this.cluster, mode: this.mode, nonce: Buffer.from(initiatorNonce).toString('base64') }, { signal })
+      const challenge = await ms.read(memberMessage, { signal })
+      if (challenge.t === 'error') throw new WireError(challenge.code, challenge.message)
+      if (challenge.t !== 'challenge') throw new WireError('BAD_MESSAGE', 'expected a challenge')
+      const t: Transcript = { cluster: this.cluster, initiatorNonce, responderNonce: Buffer.from(challenge.nonce, 'base64'), initiator: me, responder: peer.toString() }
+      if (t.responderNonce.length !== 32 || !checkProof(this.secret, 'responder', t, Buffer.from(challenge.proof, 'base64'))) {
+        await ms.write({ t: 'error', code: 'NOT_MEMBER', message: 'wrong proof' }, { signal }).catch(() => {})
+        await ms.close({ signal })
+        this.refuse(peer, 'its proof does not match our cluster key')
+        return false
+      }
+      await ms.write({ t: 'proof', proof: Buffer.from(proofFor(this.secret, 'initiator', t)).toString('base64') }, { signal })
+      const welcome = await ms.read(memberMessage, { signal })
+      if (welcome.t === 'error') throw new WireError(welcome.code, welcome.message)
+      if (welcome.t !== 'welcome') throw new WireError('BAD_MESSAGE', 'expected welcome')
+      await ms.close({ signal })
+      this.admit(peer.toString())
+      return true
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+      if (err instanceof WireError && (err.code === 'NOT_MEMBER' || err.code === 'WRONG_CLUSTER')) this.refuse(peer, err.code)
+      else this.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'membership challenge failed')
+      return false
+    }
+  }
+
+  /** Responder side. */
+  private async respond (stream: Stream, connection: Connection): Promise<void> {
+    const signal = streamDeadline()
+    const ms = new MessageStream(stream)
+    const peer = connection.remotePeer
+    try {
+      const hello: MemberMessage = await ms.read(memberMessage, { signal })
+      if (hello.t !== 'hello') throw new WireError('BAD_MESSAGE', 'expected hello')
+      if (hello.cluster !== this.cluster || hello.mode !== this.mode) {
+        await ms.write({ t: 'error', code: 'WRONG_CLUSTER', message: `this node is in the ${this.mode} cluster "${this.cluster}"` }, { signal })
+        await ms.close({ signal })
+        this.refuse(peer, `it is in the ${hello.mode} cluster "${hello.cluster.slice(0, 64)}"`)
+        return
+      }
+      const t: Transcript = {
+        cluster: this.cluster,
+        initiatorNonce: Buffer.from(hello.nonce, 'base64'),
+        responderNonce: newNonce(),
+        initiator: peer.toString(),
+        responder: this.libp2p.peerId.toString()
+      }
+      if (t.initiatorNonce.length !== 32) throw new WireError('BAD_MESSAGE', 'bad nonce')
+      await ms.write({ t: 'challenge', nonce: Buffer.from(t.responderNonce).toString('base64'), proof: Buffer.from(proofFor(this.secret, 'responder', t)).toString('base64') }, { signal })
+      const proof = await ms.read(memberMessage, { signal })
+      if (proof.t === 'error') { await ms.close({ signal }); return }
+      if (proof.t !== 'proof') throw new WireError('BAD_MESSAGE', 'expected a proof')
+      if (!checkProof(this.secret, 'initiator', t, Buffer.from(proof.proof, 'base64'))) {
+        await ms.write({ t: 'error', code: 'NOT_MEMBER', message: 'wrong proof' }, { signal })
+        await ms.close({ signal })
+        this.refuse(peer, 'its proof does not match our cluster key')
+        return
+      }
+      this.admit(peer.toString())
+      await ms.write({ t: 'welcome' }, { signal })
+      await ms.close({ signal })
+    } catch (err) {
+      // Malformed, too large or too slow: reset the stream, never more.
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
+}

@@ -1,0 +1,144 @@
+import { pipeline } from 'node:stream'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Dispatcher } from 'undici'
+import { WireError } from '../../protocol/errors.ts'
+import { LIMITS } from '../../protocol/ids.ts'
+import type { TicketAnswer } from '../../protocol/messages.ts'
+import { alignedSpan, PIECE_HASH_UNIT, pieceListBytes } from '../../protocol/pieces.ts'
+import type { SourceResponse } from '../fetch/upstream-source.ts'
+import type { ControlService } from './control.ts'
+import type { ClusterLibp2p } from './libp2p-node.ts'
+import { VerifyingBody } from './verifying-body.ts'
+
+/** A ticket for one blob on one peer, and where to use it. */
+export interface PeerTicket extends TicketAnswer {
+  readonly peer: string
+  readonly digest: string
+  /** http://<ip>:<port> of the peer's data port. */
+  readonly base: string
+}
+
+export interface PeerClientComponents {
+  libp2p: ClusterLibp2p
+  control: ControlService
+  /** Connection pool for the peers' data ports. */
+  dispatcher: Dispatcher
+}
+
+export interface PeerClientInit {
+  onBytes?: (peer: string, n: number) => void
+}
+
+/**
+ * The receiving side of the data plane: tickets over the control protocol (cached until shortly
+ * before they expire), piece-hash lists, and verified ranges over HTTP from the address the libp2p
+ * connection to the peer uses.
+ */
+export class PeerClient {
+  private readonly c: PeerClientComponents
+  private readonly init: PeerClientInit
+  private readonly tickets = new Map<string, Promise<PeerTicket>>()
+  private readonly lists = new Map<string, Promise<Buffer>>()
+
+  constructor (components: PeerClientComponents, init: PeerClientInit = {}) {
+    this.c = components
+    this.init = init
+  }
+
+  async ticket (peer: string, digest: string, options: { signal?: AbortSignal } = {}): Promise<PeerTicket> {
+    const k = `${peer}/${digest}`
+    const cached = this.tickets.get(k)
+    if (cached !== undefined) {
+      const t = await cached.catch(() => null)
+      if (t !== null && t.expiresAt - 30_000 > Date.now()) return t
+      if (this.tickets.get(k) === cached) this.tickets.delete(k)
+    }
+    const p = this.requestTicket(peer, digest, options.signal)
+    this.tickets.set(k, p)
+    p.catch(() => { if (this.tickets.get(k) === p) this.tickets.delete(k) })
+    return await p
+  }
+
+  /** The piece-hash list of a blob as a complete holder serves it (length-checked). */
+  async pieceList (t: PeerTicket, options: { signal?: AbortSignal } = {}): Promise<Buffer> {
+    // One unit: its hash is the digest we asked for, no need to trust anyone's list.
+    if (t.size <= PIECE_HASH_UNIT) return Buffer.from(t.digest, 'hex')
+    const k = `${t.peer}/${t.digest}`
+    let p = this.lists.get(k)
+    if (p === undefined) {
+      p = this.fetchList(t, options.signal)
+      this.lists.set(k, p)
+      p.catch(() => { if (this.lists.get(k) === p) this.lists.delete(k) })
+    }
+    return await p
+  }
+
+  forget (peer: string): void {
+    for (const k of [...this.tickets.keys()]) if (k.startsWith(`${peer}/`)) this.tickets.delete(k)
+    for (const k of [...this.lists.keys()]) if (k.startsWith(`${peer}/`)) this.lists.delete(k)
+  }
+
+  /**
+   * Bytes [start, end] (inclusive) of a blob from a peer, as a 206 the download can consume: the
+   * unit-aligned span around them is fetched and every unit verified before any of its bytes pass.
+   */
+  async fetchRange (t: PeerTicket, list: Buffer, start: number, end: number, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
+    const last = Math.min(end, t.size - 1)
+    const span = alignedSpan(start, last + 1, t.size)
+    const url = new URL(`${t.base}/v1/blobs/${t.digest}`)
+    const res = await this.c.dispatcher.request({
+      origin: url.origin,
+      path: url.pathname,
+      method: 'GET',
+      headers: { authorization: `Bearer ${t.ticket}`, range: `bytes=${span.start}-${span.end - 1}` },
+      signal: options.signal,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000
+    })
+    if (res.statusCode !== 206 || res.headers['content-range'] !== `bytes ${span.start}-${span.end - 1}/${t.size}`) {
+      await res.body.dump().catch(() => {})
+      if (res.statusCode === 401) this.tickets.delete(`${t.peer}/${t.digest}`)
+      throw new WireError(res.statusCode === 404 ? 'NOT_FOUND' : res.statusCode === 401 ? 'BAD_TICKET' : 'INTERNAL', `peer answered ${res.statusCode}`)
+    }
+    const body = new VerifyingBody({ list, size: t.size, spanStart: span.start, from: start, to: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n) })
+    pipeline(res.body, body, () => {})
+    return {
+      status: 206,
+      headers: { 'content-range': `bytes ${start}-${last}/${t.size}`, 'content-length': String(last + 1 - start) },
+      body: body as unknown as SourceResponse['body'],
+      url,
+      contentRange: { start, end: last, total: t.size }
+    }
+  }
+
+  private async requestTicket (peer: string, digest: string, signal?: AbortSignal): Promise<PeerTicket> {
+    const answer = await this.c.control.ticket(peer, `sha256:${digest}`, { signal })
+    const conn = this.c.libp2p.getConnections(peerIdFromString(peer)).find(c => c.status === 'open')
+    const ip = conn?.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')
+    if (ip?.value === undefined) throw new WireError('INTERNAL', 'no address for the peer')
+    const host = ip.name === 'ip6' ? `[${ip.value}]` : ip.value
+    return { ...answer, peer, digest, base: `http://${host}:${answer.port}` }
+  }
+
+  private async fetchList (t: PeerTicket, signal?: AbortSignal): Promise<Buffer> {
+    const want = pieceListBytes(t.size)
+    if (want > LIMITS.maxPieceListBytes) throw new WireError('BAD_MESSAGE', 'piece list too large')
+    const url = new URL(`${t.base}/v1/blobs/${t.digest}/pieces`)
+    const res = await this.c.dispatcher.request({
+      origin: url.origin, path: url.pathname, method: 'GET', headers: { authorization: `Bearer ${t.ticket}` }, signal, headersTimeout: 60_000, bodyTimeout: 10_000
+    })
+    if (res.statusCode !== 200) {
+      await res.body.dump().catch(() => {})
+      throw new WireError(res.statusCode === 404 ? 'NOT_FOUND' : 'INTERNAL', `peer answered ${res.statusCode}`)
+    }
+    const parts: Buffer[] = []
+    let n = 0
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      n += chunk.length
+      if (n > want) { res.body.destroy(); throw new WireError('BAD_MESSAGE', 'piece list too long') }
+      parts.push(chunk)
+    }
+    if (n !== want) throw new WireError('BAD_MESSAGE', 'piece list of the wrong length')
+    return Buffer.concat(parts)
+  }
+}

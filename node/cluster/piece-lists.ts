@@ -1,0 +1,80 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { isSha256Hex } from '../../protocol/cid.ts'
+import { PIECE_HASH_UNIT, PieceHasher, pieceListBytes } from '../../protocol/pieces.ts'
+import type { Logger } from '../log.ts'
+import type { BlobStore } from '../store/blob-store.ts'
+
+/**
+ * Piece-hash lists of committed blobs, made by reading the blob once (which also re-checks its whole
+ * digest: a blob that no longer matches is dropped, never offered to peers) and kept beside the cache
+ * (`<dir>/<hex>`). One computation per blob at a time.
+ */
+export class PieceLists {
+  private readonly store: BlobStore
+  private readonly log: Logger
+  private readonly dir: string
+  private readonly pending = new Map<string, Promise<Buffer | null>>()
+  private readonly abort = new AbortController()
+
+  constructor (components: { store: BlobStore, logger: Logger }, init: { dir: string }) {
+    this.store = components.store
+    this.log = components.logger
+    this.dir = init.dir
+  }
+
+  stop (): void {
+    this.abort.abort()
+  }
+
+  /** The list of a committed blob; null when the blob is not held (or turned out corrupt). */
+  async get (digest: string): Promise<Buffer | null> {
+    if (!isSha256Hex(digest)) return null
+    const size = this.store.blobSize(digest)
+    if (size === undefined) return null
+    if (size <= PIECE_HASH_UNIT) return Buffer.from(digest, 'hex')
+    let p = this.pending.get(digest)
+    if (p === undefined) {
+      p = this.load(digest, size).finally(() => this.pending.delete(digest))
+      this.pending.set(digest, p)
+    }
+    return await p
+  }
+
+  /** Forgets a blob's list (it was dropped). */
+  async forget (digest: string): Promise<void> {
+    if (isSha256Hex(digest)) await rm(join(this.dir, digest), { force: true })
+  }
+
+  private async load (digest: string, size: number): Promise<Buffer | null> {
+    const path = join(this.dir, digest)
+    const saved = await readFile(path).catch(() => null)
+    if (saved !== null && saved.length === pieceListBytes(size)) return saved
+    if (!(await this.store.hasDigest(digest))) return null
+    const release = this.store.use(digest)
+    const pieces = new PieceHasher()
+    const whole = createHash('sha256')
+    try {
+      const stream = createReadStream(this.store.layout.blobPath(digest), { highWaterMark: PIECE_HASH_UNIT, signal: this.abort.signal })
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        pieces.update(chunk)
+        whole.update(chunk)
+      }
+    } finally {
+      release()
+    }
+    if (whole.digest('hex') !== digest) {
+      this.log.warn({ digest }, 'blob does not match its digest; dropped')
+      await this.store.drop(digest, 'corrupt')
+      return null
+    }
+    const list = pieces.digest()
+    await mkdir(this.dir, { recursive: true })
+    const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`
+    await writeFile(temp, list)
+    await rename(temp, path)
+    return list
+  }
+}

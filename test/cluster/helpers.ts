@@ -1,0 +1,140 @@
+import { createHash } from 'node:crypto'
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { Agent } from 'undici'
+import type { ClusterConfig } from '../../config/types.ts'
+import { Cluster } from '../../node/cluster/cluster.ts'
+import { Fetcher } from '../../node/fetch/fetcher.ts'
+import { BlobStore } from '../../node/store/blob-store.ts'
+import { formatClusterKey } from '../../protocol/membership.ts'
+
+export const silent = pino({ level: 'silent' })
+
+export interface ClusterTestNode {
+  readonly cluster: Cluster
+  readonly store: BlobStore
+  readonly fetcher: Fetcher
+  readonly dir: string
+  /** /ip4/127.0.0.1/tcp/<port>/p2p/<id> */
+  readonly addr: string
+  readonly peerId: string
+  stop: () => Promise<void>
+}
+
+/** A key file in `dir` (as `aimirror keygen` writes one). */
+export async function writeKeyFile (dir: string, key?: Uint8Array): Promise<string> {
+  const path = join(dir, `cluster-${Math.random().toString(36).slice(2)}.key`)
+  await writeFile(path, formatClusterKey(key), { mode: 0o600 })
+  return path
+}
+
+/**
+ * A blob store, a fetcher and a cluster on 127.0.0.1 (libp2p and data port on port 0), mDNS off, static
+ * peers only: several of these in one process make a cluster without multicast.
+ */
+export async function startClusterNode (cluster: Partial<ClusterConfig> = {}): Promise<ClusterTestNode> {
+  const dir = await mkdtemp(join(tmpdir(), 'aimirror-cluster-'))
+  const store = new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30 })
+  const agent = new Agent({ connections: 32 })
+  const fetcher = new Fetcher({ store, dispatcher: agent, logger: silent }, { retryBaseMs: 20 })
+  await store.start()
+  await fetcher.start()
+  const config: ClusterConfig = {
+    enabled: true, name: 'test', listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], peers: [], key_file: null,
+    data_host: '127.0.0.1', data_port: 0, lookup_ms: 500, ...cluster, mdns: false
+  }
+  const c = new Cluster({ store, fetcher, logger: silent }, { config, dataDir: dir })
+  await c.start()
+  const libp2p = c.running?.libp2p
+  if (libp2p === undefined) throw new Error('cluster did not start')
+  const addr = libp2p.getMultiaddrs().map(String).find(a => a.startsWith('/ip4/127.0.0.1/tcp/')) as string
+  return {
+    cluster: c,
+    store,
+    fetcher,
+    dir,
+    addr,
+    peerId: libp2p.peerId.toString(),
+    async stop () {
+      await c.stop()
+      await fetcher.stop()
+      await store.stop()
+      await agent.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** Puts `data` into a node's store as a committed blob keyed by its sha256; returns the hex digest. */
+export async function putBlob (node: ClusterTestNode, data: Buffer, contentType = 'application/octet-stream'): Promise<string> {
+  const hex = createHash('sha256').update(data).digest('hex')
+  const path = join(node.dir, `put-${hex.slice(0, 8)}.tmp`)
+  await writeFile(path, data)
+  const fh = await open(path, 'r+')
+  try {
+    await node.store.commit(`sha256:${hex}`, { path, fh }, {
+      digest: hex, size: data.length, contentType, headers: { 'content-type': contentType }, validator: { etag: `"${hex}"`, lastModified: null }, etag: `"${hex}"`, fetchedAt: Date.now()
+    })
+  } finally {
+    await fh.close()
+  }
+  return hex
+}
+
+export async function until (cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+}
+
+export interface CountingUpstream {
+  readonly url: string
+  /** Body bytes sent so far. */
+  bytes: number
+  requests: number
+  close: () => Promise<void>
+}
+
+/** An upstream serving one file at /file with Range support, counting what it sends. */
+export async function startFileUpstream (data: Buffer): Promise<CountingUpstream> {
+  const sockets = new Set<Socket>()
+  const state = { bytes: 0, requests: 0 }
+  const server = createServer((req, res) => {
+    state.requests++
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
+    let start = 0
+    let end = data.length
+    if (m !== null) {
+      start = Number(m[1])
+      end = m[2] === '' ? data.length : Math.min(data.length, Number(m[2]) + 1)
+      if (start >= data.length) { res.writeHead(416, { 'content-range': `bytes */${data.length}` }); res.end(); return }
+      res.writeHead(206, { 'content-range': `bytes ${start}-${end - 1}/${data.length}`, 'content-length': end - start, etag: '"up"', 'content-type': 'application/octet-stream' })
+    } else {
+      res.writeHead(200, { 'content-length': data.length, etag: '"up"', 'accept-ranges': 'bytes' })
+    }
+    const body = data.subarray(start, end)
+    state.bytes += body.length
+    res.end(body)
+  })
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)) })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  const out = {
+    url: `http://127.0.0.1:${port}/file`,
+    get bytes () { return state.bytes },
+    set bytes (v: number) { state.bytes = v },
+    get requests () { return state.requests },
+    set requests (v: number) { state.requests = v },
+    async close () {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+    }
+  }
+  return out
+}

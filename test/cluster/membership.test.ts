@@ -1,0 +1,59 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WireError } from '../../protocol/errors.ts'
+import { startClusterNode, until, writeKeyFile } from './helpers.ts'
+import type { ClusterTestNode } from './helpers.ts'
+
+describe('cluster membership (static peers on 127.0.0.1)', () => {
+  let keys: string
+  let keyFile: string
+  const nodes: ClusterTestNode[] = []
+
+  beforeAll(async () => {
+    keys = await mkdtemp(join(tmpdir(), 'aimirror-keys-'))
+    keyFile = await writeKeyFile(keys)
+  })
+
+  afterAll(async () => {
+    await Promise.all(nodes.map(async n => await n.stop()))
+    await rm(keys, { recursive: true, force: true })
+  })
+
+  async function node (extra: Parameters<typeof startClusterNode>[0]): Promise<ClusterTestNode> {
+    const n = await startClusterNode(extra)
+    nodes.push(n)
+    return n
+  }
+
+  it('nodes holding the key join; others are refused and get nothing', async () => {
+    const a = await node({ key_file: keyFile })
+    const b = await node({ key_file: keyFile, peers: [a.addr] })
+    const c = await node({ key_file: keyFile, peers: [a.addr.replace(/\/p2p\/.*$/, '')] })
+    const members = (n: ClusterTestNode): string[] => n.cluster.running?.membership.memberIds() ?? []
+    await until(() => members(a).length === 2 && members(b).includes(a.peerId) && members(c).includes(a.peerId), 10_000, 'members')
+    expect(members(a).sort()).toEqual([b.peerId, c.peerId].sort())
+
+    const stats = await b.cluster.running?.control.stats(a.peerId)
+    expect(stats?.peer_id).toBe(a.peerId)
+
+    const stranger = await node({ key_file: await writeKeyFile(keys), peers: [a.addr] })
+    const open = await node({ peers: [a.addr] })
+    await until(() => a.cluster.running?.membership.isRefused(stranger.peerId) === true && a.cluster.running?.membership.isRefused(open.peerId) === true, 10_000, 'refusals')
+    expect(members(a)).not.toContain(stranger.peerId)
+    expect(members(stranger)).toEqual([])
+    const refused = await stranger.cluster.running?.control.stats(a.peerId).then(() => null, (err: unknown) => err)
+    expect(refused).toBeInstanceOf(Error)
+    if (refused instanceof WireError) expect(refused.code).toBe('NOT_MEMBER')
+  })
+
+  it('the peer identity survives a restart', async () => {
+    const a = await startClusterNode({})
+    const first = a.peerId
+    await a.cluster.stop()
+    await a.cluster.start()
+    expect(a.cluster.running?.libp2p.peerId.toString()).toBe(first)
+    await a.stop()
+  })
+})

@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto'
+import { open } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { Agent, request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SwarmSource } from '../../node/cluster/swarm-source.ts'
+import { PeerCorruptError } from '../../node/cluster/verifying-body.ts'
+import { UpstreamSource } from '../../node/fetch/upstream-source.ts'
+import type { Source } from '../../node/fetch/upstream-source.ts'
+import { putBlob, startClusterNode, startFileUpstream, until } from './helpers.ts'
+import type { ClusterTestNode, CountingUpstream } from './helpers.ts'
+
+async function readAll (body: Readable): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const chunk of body) parts.push(chunk as Buffer)
+  return Buffer.concat(parts)
+}
+
+describe('swarm source: ranges from a peer, verified, upstream as fallback', () => {
+  const MiB = 1 << 20
+  const data = randomBytes(3 * MiB + 12345)
+  let a: ClusterTestNode
+  let b: ClusterTestNode
+  let upstream: CountingUpstream
+  let digest: string
+  const agent = new Agent()
+
+  beforeAll(async () => {
+    a = await startClusterNode()
+    b = await startClusterNode({ peers: [a.addr] })
+    digest = await putBlob(a, data, 'application/x-test')
+    upstream = await startFileUpstream(data)
+    await until(() => b.cluster.running?.membership.isMember(a.peerId) === true, 10_000, 'membership')
+  })
+
+  afterAll(async () => {
+    await b.stop()
+    await a.stop()
+    await upstream.close()
+    await agent.close()
+  })
+
+  function swarm (node: ClusterTestNode, hex: string): Source {
+    const up = new UpstreamSource({ dispatcher: agent }, { url: new URL(upstream.url) })
+    return node.cluster.sourceFor({ key: `sha256:${hex}`, sha256: hex, expected: { algorithm: 'sha256', hex } }, up)
+  }
+
+  it('takes every range from the peer holding the blob, none from upstream', async () => {
+    const src = swarm(b, digest)
+    expect(src).toBeInstanceOf(SwarmSource)
+    const first = await src.fetch({ start: 0, end: 4 * MiB - 1 }, {})
+    expect(first.status).toBe(206)
+    expect(first.contentRange).toEqual({ start: 0, end: data.length - 1, total: data.length })
+    expect(first.headers['content-type']).toBe('application/x-test')
+    expect(first.headers.etag).toBe(`"${digest}"`)
+    expect((await readAll(first.body)).equals(data)).toBe(true)
+
+    const mid = await src.fetch({ start: MiB + 5, end: 2 * MiB + 100 }, {})
+    expect(mid.headers.etag).toBeUndefined()
+    expect((await readAll(mid.body)).equals(data.subarray(MiB + 5, 2 * MiB + 101))).toBe(true)
+    expect(upstream.bytes).toBe(0)
+    expect(b.cluster.localStats().bytes_from_peers).toBe(data.length + MiB + 96)
+    expect(a.cluster.localStats().bytes_to_peers).toBeGreaterThanOrEqual(data.length)
+  })
+
+  it('goes upstream at once when no member has the blob', async () => {
+    const other = randomBytes(1000)
+    const hex = (await import('node:crypto')).createHash('sha256').update(other).digest('hex')
+    const before = upstream.requests
+    const started = Date.now()
+    const res = await swarm(b, hex).fetch({ start: 0, end: 999 }, {})
+    await readAll(res.body)
+    expect(upstream.requests).toBe(before + 1)
+    // All members said no: no waiting for the lookup budget (500 ms in these tests).
+    expect(Date.now() - started).toBeLessThan(400)
+  })
+
+  it('the data port gives nothing without a ticket for that blob and address', async () => {
+    const port = a.cluster.running?.data.port as number
+    const none = await request(`http://127.0.0.1:${port}/v1/blobs/${digest}`)
+    await none.body.dump()
+    expect(none.statusCode).toBe(401)
+    const forged = await request(`http://127.0.0.1:${port}/v1/blobs/${digest}`, { headers: { authorization: 'Bearer v1.e30.AAAA' } })
+    expect(forged.statusCode).toBe(401)
+    expect(await forged.body.json()).toEqual({ error: 'BAD_TICKET' })
+    const ticket = await b.cluster.running?.peers.ticket(a.peerId, digest)
+    const wrongBlob = await request(`http://127.0.0.1:${port}/v1/blobs/${'0'.repeat(64)}`, { headers: { authorization: `Bearer ${ticket?.ticket ?? ''}` } })
+    await wrongBlob.body.dump()
+    expect(wrongBlob.statusCode).toBe(401)
+  })
+
+  it('a peer serving corrupt bytes is caught within a piece, banned, and upstream takes over', async () => {
+    const c = await startClusterNode({ peers: [a.addr] })
+    try {
+      await until(() => c.cluster.running?.membership.isMember(a.peerId) === true, 10_000, 'membership')
+      // A faulty holder: its piece list (made by B's request) rots on disk, so what it serves no longer
+      // matches what it claims; C must catch it at piece 2 without passing a bad byte on.
+      const ticket = await b.cluster.running?.peers.ticket(a.peerId, digest)
+      if (ticket === undefined) throw new Error('no cluster')
+      expect((await b.cluster.running?.peers.pieceList(ticket))?.length).toBe(4 * 32)
+      const path = join(a.dir, 'cluster', 'pieces', digest)
+      const fh = await open(path, 'r+')
+      await fh.write(Buffer.alloc(32, 0), 0, 32, 2 * 32)
+      await fh.close()
+
+      const src = swarm(c, digest)
+      const res = await src.fetch({ start: 0, end: data.length - 1 }, {})
+      const err = await readAll(res.body).then(() => null, (e: unknown) => e)
+      expect(err).toBeInstanceOf(PeerCorruptError)
+      expect((err as PeerCorruptError).piece).toBe(2)
+      expect(c.cluster.bans.isBanned(a.peerId)).toBe(true)
+      const before = upstream.bytes
+      const again = await src.fetch({ start: 2 * MiB, end: data.length - 1 }, {})
+      expect((await readAll(again.body)).equals(data.subarray(2 * MiB))).toBe(true)
+      expect(upstream.bytes - before).toBe(data.length - 2 * MiB)
+    } finally {
+      await c.stop()
+    }
+  })
+})

@@ -2,6 +2,8 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Config, HandlerName } from '../config/types.ts'
+import { Cluster } from './cluster/cluster.ts'
+import { registerClusterRoutes } from './cluster/routes.ts'
 import { createFetchEngine } from './fetch/engine.ts'
 import { createHfHandler } from './handlers/hf/handler.ts'
 import { createOciAuth } from './handlers/oci/auth.ts'
@@ -44,6 +46,8 @@ export interface NodeComponents {
   /** Shared cache of index pages, packuments, repodata, API JSON, manifests by tag (node/metadata). */
   readonly metadata: MetadataCache
   readonly http: FastifyInstance
+  /** The LAN cluster; null when `cluster.enabled` is off (or a test replaced the fetch engine). */
+  readonly cluster: Cluster | null
 }
 
 /** Collaborators tests or later layers supply instead of the defaults. */
@@ -51,7 +55,7 @@ export interface NodeOverrides {
   logger?: Logger
   dispatcher?: Dispatcher
   /** Builds the `parallel` strategy from the assembled components (fetch engine). */
-  parallel?: (components: Omit<NodeComponents, 'http'>) => Strategy
+  parallel?: (components: Omit<NodeComponents, 'http' | 'cluster'>) => Strategy
   /** Replaces `proxy` (rarely useful outside tests). */
   proxy?: Strategy
   /** Settings of the default `proxy` strategy (e.g. the rewrite size cap). */
@@ -114,7 +118,11 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     downloads: overrides.downloads ?? engine?.downloads,
     cacheStats: overrides.cacheStats ?? engine?.cacheStats
   }, { stopSignal: hardStop.signal })
-  const components: NodeComponents = { ...base, http }
+  const cluster = config.cluster.enabled && engine !== null
+    ? new Cluster({ store: engine.store, fetcher: engine.fetcher, logger }, { config: config.cluster, dataDir: config.cache.dir })
+    : null
+  registerClusterRoutes(http, { cluster, cacheStats: overrides.cacheStats ?? engine?.cacheStats })
+  const components: NodeComponents = { ...base, http, cluster }
 
   let starting: Promise<void> | null = null
   let stopping: Promise<void> | null = null
@@ -133,6 +141,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
       http.server.closeAllConnections()
       await closed
     }
+    await cluster?.stop()
     await engine?.stop()
     await metadata.stop()
     if (overrides.dispatcher === undefined) {
@@ -149,7 +158,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     components,
     async start () {
       if (stopping !== null) throw new Error('node was stopped')
-      starting ??= (engine?.start() ?? Promise.resolve()).then(async () => await metadata.start()).then(async () => await http.listen({ host: config.server.host, port: config.server.port })).then(() => {
+      starting ??= (engine?.start() ?? Promise.resolve()).then(async () => await cluster?.start()).then(async () => await metadata.start()).then(async () => await http.listen({ host: config.server.host, port: config.server.port })).then(() => {
         logger.info({ address: http.server.address() }, 'aimirror node listening')
       })
       await starting

@@ -120,13 +120,23 @@ export class Cluster implements SourceProvider {
       }, (err: unknown) => stream.abort(err instanceof Error ? err : new Error(String(err))))
     })
     await data.start()
-    await membership.start()
-    await control.start({
-      have: async (k) => await this.have(k),
-      ticket: async (k, peer, ip) => await this.ticket(k, peer, ip, data.port),
-      stats: async () => this.localStats()
-    })
-    await libp2p.start()
+    try {
+      await membership.start()
+      await control.start({
+        have: async (k) => await this.have(k),
+        ticket: async (k, peer, ip) => await this.ticket(k, peer, ip, data.port),
+        stats: async () => this.localStats()
+      })
+      await libp2p.start()
+    } catch (err) {
+      // A half-started cluster leaves nothing listening.
+      await control.stop().catch(() => {})
+      await membership.stop().catch(() => {})
+      await Promise.resolve(libp2p.stop()).catch(() => {})
+      await data.stop()
+      await peerPool.close()
+      throw err
+    }
     staticPeers.start()
     routing.start()
     membership.onChange((peer, joined) => { if (!joined) peers.forget(peer) })

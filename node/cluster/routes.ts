@@ -1,0 +1,36 @@
+import type { FastifyInstance } from 'fastify'
+import type { CacheStatsProvider } from '../http/providers.ts'
+import type { Cluster } from './cluster.ts'
+import { clusterStats, clusterTotals, peersView } from './view.ts'
+import type { ClusterStatsView, NodeView, PeersView } from './view.ts'
+
+export interface ClusterRoutesComponents {
+  /** null when the cluster is off: the views then show this node alone. */
+  cluster: Cluster | null
+  cacheStats?: CacheStatsProvider
+}
+
+/**
+ * `GET /cluster/stats` (every reachable node's cache size, blobs, hits, bytes from cache / peers /
+ * upstream, active downloads, and totals) and `GET /peers` (connected peers). Exact routes, so they
+ * win over rules.
+ */
+export function registerClusterRoutes (app: FastifyInstance, components: ClusterRoutesComponents): void {
+  app.get('/cluster/stats', async (_request, reply): Promise<ClusterStatsView> => {
+    reply.header('cache-control', 'no-store')
+    if (components.cluster !== null) return await clusterStats(components.cluster)
+    const s = await components.cacheStats?.()
+    const self: NodeView = {
+      peer_id: '', self: true, reachable: true,
+      cache: { size_bytes: Number(s?.total_size_bytes ?? 0), blobs: Number(s?.file_count ?? 0), max_bytes: 0 },
+      hits: Number(s?.hits ?? 0), misses: Number(s?.misses ?? 0), bytes_from_cache: Number(s?.bytes_from_cache ?? 0),
+      bytes_from_peers: 0, bytes_from_upstream: Number(s?.bytes_from_upstream ?? 0), bytes_to_peers: 0, peers: 0
+    }
+    return { enabled: false, cluster: '', mode: 'open', nodes: [self], totals: clusterTotals([self]) }
+  })
+  app.get('/peers', async (_request, reply): Promise<PeersView> => {
+    reply.header('cache-control', 'no-store')
+    if (components.cluster === null) return { enabled: false, self: null, peers: [] }
+    return peersView(components.cluster)
+  })
+}

@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterStatsView, PeersView } from '../../node/cluster/view.ts'
+import { startTestNode } from '../helpers/node.ts'
+import type { TestNode } from '../helpers/node.ts'
+import { until } from './helpers.ts'
+
+function p2pAddr (n: TestNode): string {
+  const libp2p = n.node.components.cluster?.running?.libp2p
+  if (libp2p === undefined) throw new Error('cluster not running')
+  return libp2p.getMultiaddrs().map(String).find(a => a.startsWith('/ip4/127.0.0.1/')) as string
+}
+
+describe('cluster inside the node: /cluster/stats and /peers', () => {
+  let a: TestNode
+  let b: TestNode
+  let plain: TestNode
+
+  beforeAll(async () => {
+    a = await startTestNode({ rules: [], cluster: { enabled: true } })
+    b = await startTestNode({ rules: [], cluster: { enabled: true, peers: [p2pAddr(a)] } })
+    plain = await startTestNode({ rules: [] })
+  })
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop(), plain?.stop()])
+  })
+
+  it('mDNS is off for test nodes even when the cluster is on', () => {
+    expect(a.config.cluster.mdns).toBe(false)
+    expect(a.config.cluster.listen).toEqual(['/ip4/127.0.0.1/tcp/0'])
+  })
+
+  it('every reachable node reports its numbers, with totals', async () => {
+    await until(async () => {
+      const res = await fetch(`${a.url}/cluster/stats`)
+      const body = await res.json() as ClusterStatsView
+      return body.totals.reachable === 2
+    }, 10_000, 'two reachable nodes')
+    const view = await (await fetch(`${b.url}/cluster/stats`)).json() as ClusterStatsView
+    expect(view.enabled).toBe(true)
+    expect(view.mode).toBe('open')
+    expect(view.nodes[0]?.self).toBe(true)
+    expect(view.nodes.map(n => n.peer_id).sort()).toEqual([a, b].map(n => n.node.components.cluster?.running?.libp2p.peerId.toString()).sort())
+    expect(view.totals).toMatchObject({ nodes: 2, reachable: 2, bytes_saved_upstream: 0 })
+  })
+
+  it('/peers lists the connected member', async () => {
+    const view = await (await fetch(`${a.url}/peers`)).json() as PeersView
+    const bId = b.node.components.cluster?.running?.libp2p.peerId.toString()
+    expect(view.self?.peer_id).toBe(a.node.components.cluster?.running?.libp2p.peerId.toString())
+    expect(view.peers.find(p => p.peer_id === bId)).toMatchObject({ member: true, banned: false })
+  })
+
+  it('with the cluster off, the views show this node alone', async () => {
+    expect(plain.node.components.cluster).toBe(null)
+    const view = await (await fetch(`${plain.url}/cluster/stats`)).json() as ClusterStatsView
+    expect(view).toMatchObject({ enabled: false, totals: { nodes: 1 } })
+    expect(await (await fetch(`${plain.url}/peers`)).json()).toEqual({ enabled: false, self: null, peers: [] })
+  })
+})

@@ -1,9 +1,14 @@
 import { parseArgs } from 'node:util'
 
 export interface CliArgs {
-  command: 'start' | 'config-check' | 'config-print' | 'env' | 'help' | 'version'
+  command: 'start' | 'config-check' | 'config-print' | 'env' | 'help' | 'version' | 'stats' | 'peers' | 'keygen'
   config: string | undefined
   flags: { port?: number; host?: string; cacheDir?: string; logLevel?: string }
+  /** stats/peers: ask the whole cluster, print JSON, the node's URL; keygen: the file to write. */
+  cluster?: boolean
+  json?: boolean
+  url?: string
+  file?: string
 }
 
 /** A mistake on the command line: one clear line, no stack trace. */
@@ -21,6 +26,9 @@ const OPTIONS = {
   host: { type: 'string' },
   'cache-dir': { type: 'string' },
   'log-level': { type: 'string' },
+  cluster: { type: 'boolean' },
+  json: { type: 'boolean' },
+  url: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' }
 } as const
@@ -55,6 +63,10 @@ export function parseCliArgs (argv: readonly string[]): CliArgs {
   }
   if (first === 'env' && second === undefined) return { command: 'env', ...base }
   if (first === 'help') return { command: 'help', ...base }
+  if ((first === 'stats' || first === 'peers') && second === undefined) {
+    return { command: first, ...base, cluster: values.cluster === true, json: values.json === true, url: values.url }
+  }
+  if (first === 'keygen') return { command: 'keygen', ...base, file: second }
   if (first === 'config') {
     if (second === 'check') return { command: 'config-check', ...base }
     if (second === 'print') return { command: 'config-print', ...base }
@@ -71,6 +83,9 @@ Usage:
   aimirror config check          validate the configuration and exit
   aimirror config print          print the effective configuration as YAML
   aimirror env                   print the settings that point each client at this node
+  aimirror stats [--cluster] [--json]   this node's cache numbers, or every cluster node's and totals
+  aimirror peers [--json]        the cluster peers this node is connected to
+  aimirror keygen [FILE]         write a new cluster key (to FILE, never overwriting, or to stdout)
   aimirror --help | --version
 
 Options:
@@ -79,4 +94,7 @@ Options:
       --host ADDR       listen address (AIMIRROR_HOST), default 127.0.0.1
       --cache-dir DIR   cache directory (AIMIRROR_CACHE_DIR), default $XDG_CACHE_HOME/aimirror
       --log-level L     trace|debug|info|warn|error (AIMIRROR_LOG_LEVEL)
+      --url URL         stats/peers: the node to ask (default: the configured listen address)
+
+Cluster: AIMIRROR_CLUSTER=1 joins the LAN cluster, AIMIRROR_MDNS=0 turns multicast discovery off.
 `

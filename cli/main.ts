@@ -4,6 +4,7 @@ import { HELP, UsageError, parseCliArgs } from './args.ts'
 import type { CliArgs } from './args.ts'
 import { runStart } from './start.ts'
 import { printEnv } from './env.ts'
+import { runKeygen, runPeers, runStats } from './cluster-commands.ts'
 import { configToYaml, loadConfig } from '../config/load.ts'
 import { ConfigError } from '../config/errors.ts'
 
@@ -33,6 +34,12 @@ async function run (args: CliArgs): Promise<number> {
       return 0
     case 'start':
       return await runStart(loadConfig({ file: args.config, flags: args.flags }))
+    case 'stats':
+      return await runStats(loadConfig({ file: args.config, flags: args.flags }), args)
+    case 'peers':
+      return await runPeers(loadConfig({ file: args.config, flags: args.flags }), args)
+    case 'keygen':
+      return await runKeygen(args.file)
   }
 }
 

@@ -1,0 +1,58 @@
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { parseCliArgs, UsageError } from '../../../cli/args.ts'
+import { formatBytes, nodeUrl, renderClusterStats, renderPeers, runKeygen } from '../../../cli/cluster-commands.ts'
+import { parseConfig } from '../../../config/load.ts'
+import { clusterTotals } from '../../../node/cluster/view.ts'
+import type { NodeView } from '../../../node/cluster/view.ts'
+import { parseClusterKey } from '../../../protocol/membership.ts'
+
+describe('cluster commands', () => {
+  it('parses stats, peers and keygen', () => {
+    expect(parseCliArgs(['stats', '--cluster', '--json'])).toMatchObject({ command: 'stats', cluster: true, json: true })
+    expect(parseCliArgs(['peers', '--url', 'http://10.0.0.2:8081'])).toMatchObject({ command: 'peers', url: 'http://10.0.0.2:8081', json: false })
+    expect(parseCliArgs(['keygen', 'k.key'])).toMatchObject({ command: 'keygen', file: 'k.key' })
+    expect(() => parseCliArgs(['peers', 'extra'])).toThrow(UsageError)
+  })
+
+  it('asks the configured listen address, a wildcard meaning this machine', () => {
+    expect(nodeUrl(parseConfig({ server: { host: '0.0.0.0', port: 8082 } }, { env: {} }))).toBe('http://127.0.0.1:8082')
+    expect(nodeUrl(parseConfig({}, { env: {} }), 'http://h:1/')).toBe('http://h:1')
+  })
+
+  it('renders a readable table with totals', () => {
+    const nodes: NodeView[] = [
+      { peer_id: '12D3KooWAAAAAAAAAAAAAAAAAAAA', self: true, reachable: true, cache: { size_bytes: 3 << 20, blobs: 2, max_bytes: 0 }, hits: 3, misses: 1, bytes_from_cache: 1 << 20, bytes_from_peers: 2 << 20, bytes_from_upstream: 5, bytes_to_peers: 0, active_downloads: 0 },
+      { peer_id: '12D3KooWBBBBBBBBBBBBBBBBBBBB', self: false, reachable: false, error: 'NOT_MEMBER' }
+    ]
+    const out = renderClusterStats({ enabled: true, cluster: 'office', mode: 'keyed', nodes, totals: clusterTotals(nodes) })
+    expect(out).toContain('cluster "office" (keyed), 1 of 2 nodes reachable')
+    expect(out).toMatch(/total\s+3\.0 MiB\s+2\s+3\s+1/)
+    expect(out).toContain('unreachable (NOT_MEMBER)')
+    expect(out).toContain('hit rate 75.0%, upstream spared 3.0 MiB')
+    expect(renderPeers({ enabled: false, self: null, peers: [] })).toContain('cluster off')
+    expect(formatBytes(1536)).toBe('1.5 KiB')
+  })
+
+  it('keygen writes a 0600 key file and never overwrites one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'aimirror-keygen-'))
+    try {
+      const file = join(dir, 'cluster.key')
+      const write = process.stderr.write
+      process.stderr.write = () => true
+      try {
+        expect(await runKeygen(file)).toBe(0)
+      } finally {
+        process.stderr.write = write
+      }
+      expect(parseClusterKey(await readFile(file, 'utf8'))).toHaveLength(32)
+      expect((await stat(file)).mode & 0o777).toBe(0o600)
+      const again = await runKeygen(file).then(() => null, (err: unknown) => err)
+      expect(again).toBeInstanceOf(UsageError)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

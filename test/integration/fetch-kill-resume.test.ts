@@ -1,0 +1,126 @@
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { request } from 'node:http'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterEach, describe, expect, it } from 'vitest'
+import { stringify } from 'yaml'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer } from '../fixtures/upstreams/file-server.ts'
+import { until } from './fetch-helpers.ts'
+
+const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url))
+const MiB = 1 << 20
+const SIZE = 12 * MiB
+const PIECE = 256 * 1024
+const CONNS = 4
+
+let server: FileServer | undefined
+let child: ChildProcess | undefined
+let dir = ''
+
+afterEach(async () => {
+  if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL')
+    await once(child, 'exit')
+  }
+  child = undefined
+  await server?.close()
+  server = undefined
+  if (dir !== '') await rm(dir, { recursive: true, force: true })
+})
+
+async function freePort (): Promise<number> {
+  const srv = createServer()
+  srv.listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const { port } = srv.address() as AddressInfo
+  await new Promise(resolve => srv.close(resolve))
+  return port
+}
+
+/** The real CLI as a child process; resolves once /health answers. */
+async function startCli (config: string, url: string): Promise<ChildProcess> {
+  const c = spawn(process.execPath, [MAIN, 'start', '--config', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, AIMIRROR_CLUSTER: '0', AIMIRROR_CONFIG: '', AIMIRROR_PORT: '', AIMIRROR_HOST: '' }
+  })
+  let stderr = ''
+  c.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+  await until(async () => {
+    if (c.exitCode !== null) throw new Error(`node exited: ${stderr}`)
+    return await new Promise<boolean>(resolve => {
+      request(`${url}/health`, res => { res.resume(); resolve(res.statusCode === 200) }).on('error', () => { resolve(false) }).end()
+    })
+  }, 20_000)
+  return c
+}
+
+/** GET through the node: sha256 and byte count of what arrived, or where it broke. */
+async function get (url: string, onBytes: (n: number) => void = () => {}): Promise<{ sha256: string, bytes: number, status: number, error: string | null }> {
+  return await new Promise(resolve => {
+    const h = createHash('sha256')
+    let bytes = 0
+    let status = 0
+    let settled = false
+    const done = (error: string | null): void => {
+      if (settled) return
+      settled = true
+      resolve({ sha256: h.digest('hex'), bytes, status, error })
+    }
+    request(url, { agent: false }, res => {
+      status = res.statusCode ?? 0
+      res.on('data', (c: Buffer) => { h.update(c); bytes += c.length; onBytes(bytes) })
+      res.on('end', () => { done(null) })
+      res.on('error', (err) => { done(err.message) })
+      res.on('aborted', () => { done('aborted') })
+    }).on('error', (err) => { done(err.message) }).end()
+  })
+}
+
+describe('kill -9 in the middle of a download', () => {
+  it('the restarted node resumes from the pieces on disk: right bytes, no piece fetched twice beyond those in flight', async () => {
+    server = await startFileServer({ files: { '/files/k.bin': { size: SIZE, seed: 11 } }, perConnectionBps: 2 * MiB })
+    dir = await mkdtemp(join(tmpdir(), 'aimirror-kill-'))
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    const config = join(dir, 'aimirror.yaml')
+    await writeFile(config, stringify({
+      server: { host: '127.0.0.1', port },
+      cache: { dir: join(dir, 'cache'), max_size_gb: 1, min_free_gb: 0 },
+      logging: { level: 'warn' },
+      cluster: { enabled: false, mdns: false },
+      rules: [{ name: 'k', path_prefix: '/files/', upstream: server.url, strategy: 'parallel', min_size: 1, concurrency: CONNS, chunk_size: PIECE }]
+    }))
+
+    child = await startCli(config, url)
+    const killed = child
+    const first = await get(`${url}/files/k.bin`, () => {
+      if (server !== undefined && server.stats.bytesSent >= SIZE / 3 && killed.exitCode === null && killed.signalCode === null) killed.kill('SIGKILL')
+    })
+    expect(first.status).toBe(200)
+    if (killed.exitCode === null && killed.signalCode === null) killed.kill('SIGKILL')
+    if (killed.exitCode === null && killed.signalCode === null) await once(killed, 'exit')
+    expect(killed.signalCode).toBe('SIGKILL')
+    expect(first.bytes).toBeLessThan(SIZE)
+    const beforeRestart = server.stats.bytesSent
+    expect(beforeRestart).toBeLessThan(SIZE)
+
+    child = await startCli(config, url)
+    const second = await get(`${url}/files/k.bin`)
+    expect(second.error).toBeNull()
+    expect(second.status).toBe(200)
+    expect(second.bytes).toBe(SIZE)
+    expect(second.sha256).toBe(generatedSha256(SIZE, 11))
+    // Pieces that were complete before the kill are not fetched again; only those in flight (and
+    // completed but not yet recorded) are.
+    expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE + (CONNS + 2) * PIECE)
+    expect(server.stats.bytesSent - beforeRestart).toBeLessThan(SIZE)
+  }, 60_000)
+})

@@ -19,6 +19,8 @@ export interface TokenEndpointComponents {
 }
 
 const FORM_LIMIT = 64 * 1024
+/** Scopes honoured per token request (clients ask for one or two); each may cost an upstream check. */
+const MAX_SCOPES = 16
 
 /** Repository names of `repository:<name>:<actions>` scopes (space-separated, possibly several params). */
 export function scopeNames (scopes: readonly string[]): string[] {
@@ -77,7 +79,7 @@ export function createTokenEndpoint (components: TokenEndpointComponents): (ctx:
     }
     const service = params.get('service')
     const targets: RegistryTarget[] = []
-    for (const name of scopeNames(params.getAll('scope'))) {
+    for (const name of scopeNames(params.getAll('scope')).slice(0, MAX_SCOPES)) {
       const t = registries.resolve(name, service, ctx.rule.upstream)
       if (t !== null) targets.push(t)
     }

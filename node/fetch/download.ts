@@ -42,6 +42,10 @@ export interface DownloadInit {
   hint: number
   maxRetries: number
   retryBaseMs: number
+  /** Start with synchronous page-cache writes (default true). */
+  syncWrites?: boolean
+  /** The first response when the caller already made it (keying by final URL), with its connection slot. */
+  first?: { response: SourceResponse, release: () => void }
 }
 
 export type ReadyResult =
@@ -199,19 +203,23 @@ export class Download {
   }
 
   private async run (): Promise<void> {
-    const release = await this.limiter.acquire({ signal: this.abort.signal, urgent: true })
+    const pre = this.init.first
+    const release = pre?.release ?? await this.limiter.acquire({ signal: this.abort.signal, urgent: true })
     let first: SourceResponse
+    let begun = false
     try {
       const partial = await this.store.getPartial(this.key)
       const hint = partial !== undefined ? this.firstMissing(partial) : this.init.hint
       const len = firstRange(this.init.chunkSize, partial?.pieceSize)
-      first = await this.init.source.fetch({ start: hint, end: hint + len - 1 }, { signal: this.abort.signal })
+      first = pre?.response ?? await this.init.source.fetch({ start: hint, end: hint + len - 1 }, { signal: this.abort.signal })
       if (first.status === 416 && first.contentRange?.total !== 0 && hint > 0) {
         await first.body.dump().catch(() => {})
         first = await this.init.source.fetch({ start: 0, end: len - 1 }, { signal: this.abort.signal })
       }
+      begun = true
       if (!(await this.begin(first, partial))) { release(); return }
     } catch (err) {
+      if (!begun && pre !== undefined) discardBody(pre.response.body)
       release()
       throw err
     }
@@ -263,7 +271,7 @@ export class Download {
       }
     }
     this.fileRefs = 1
-    this.writer = new FileWriter(this.fh.fd)
+    this.writer = new FileWriter(this.fh.fd, { synchronous: this.init.syncWrites })
     if (this.plan !== null) this.scheduler = new Scheduler(this.plan, this.written, this.targetWorkers())
     const algorithms = ['sha256']
     if (this.init.identity.expected !== null && this.init.identity.expected.algorithm !== 'sha256') algorithms.push(this.init.identity.expected.algorithm)
@@ -401,6 +409,8 @@ export class Download {
         await sleep(this.init.retryBaseMs * 2 ** (failures - 1), undefined, { signal: this.abort.signal })
       }
     }
+    // A first response for bytes already on disk (a resumed download) is not needed.
+    if (res !== undefined) discardBody(res.body)
   }
 
   private checkResponse (res: SourceResponse, pos: number): void {
@@ -447,7 +457,11 @@ export class Download {
       // A body that delivered all it announced finishes on its 'end' event: undici frees the
       // connection just before it, while finishing sooner would make the next request open another.
       const done = (): void => {
-        if (off >= bodyEnd && !this.settled) return
+        if (off >= bodyEnd && !this.settled) {
+          // Paused during a thread-pool write: let it flow to its end.
+          body.resume()
+          return
+        }
         finish()
         discardBody(body)
       }

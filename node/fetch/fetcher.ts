@@ -1,16 +1,20 @@
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { AbortedError } from '../errors.ts'
+import { AbortedError, isAimirrorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import { BlobFileReader } from './blob-file-reader.ts'
 import { Download } from './download.ts'
+import type { DownloadInit } from './download.ts'
+import { canonicalUrl } from './identity.ts'
 import type { BlobIdentity } from './identity.ts'
 import { Limiter } from './limiter.ts'
 import { openPassthrough } from './passthrough.ts'
 import { ProgressiveReader } from './progressive-reader.ts'
+import { firstRange } from './response-meta.ts'
 import type { BlobMeta } from './response-meta.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
+import type { SourceResponse } from './upstream-source.ts'
 import { GcPacer } from './gc-pacer.ts'
 import type { GcFunction } from './gc-pacer.ts'
 
@@ -30,6 +34,8 @@ export interface FetcherInit {
   retryBaseMs?: number
   headersTimeoutMs?: number
   bodyTimeoutMs?: number
+  /** Write downloads synchronously to the page cache until a write blocks (default true). */
+  syncWrites?: boolean
   /** `globalThis.gc` (Node started with --expose-gc): frees dead I/O buffers between full collections. */
   gc?: GcFunction | null
 }
@@ -49,6 +55,12 @@ export interface AcquireOptions {
   minSize?: number
   maxSize?: number | null
   replayHeaders?: readonly string[]
+  /**
+   * Key a URL identity by the URL that finally serves the bytes (after redirects, signature and
+   * expiry parameters stripped) instead of the one asked for (`cache_key_source: final`). Costs one
+   * upstream request per acquire, also for hits: the redirect may point somewhere else by now.
+   */
+  keyByFinalUrl?: boolean
 }
 
 export interface BlobHandle {
@@ -70,6 +82,11 @@ export interface UpstreamResponse {
 }
 
 export type Acquired = BlobHandle | UpstreamResponse
+
+const DEFAULT_CHUNK = 8 << 20
+/** How long a learnt redirect target is trusted for hits without asking upstream again. */
+const FINAL_KEY_TTL_MS = 10 * 60_000
+const FINAL_KEYS_MAX = 10_000
 
 export interface ActiveDownload {
   key: string
@@ -95,6 +112,10 @@ export class Fetcher {
   private readonly init: Required<Omit<FetcherInit, 'gc'>>
   private readonly pacer: GcPacer
   private readonly inflight = new Map<string, Download>()
+  /** Original-URL key → final key, while its first request resolves (later callers wait for it). */
+  private readonly resolving = new Map<string, Promise<string>>()
+  /** Original-URL key → final key last learnt (bounded; a hit within FINAL_KEY_TTL_MS skips upstream). */
+  private readonly finalKeys = new Map<string, { key: string, at: number }>()
   private stopping = false
 
   constructor (components: FetcherComponents, init: FetcherInit = {}) {
@@ -107,7 +128,8 @@ export class Fetcher {
       maxRetries: init.maxRetries ?? 5,
       retryBaseMs: init.retryBaseMs ?? 200,
       headersTimeoutMs: init.headersTimeoutMs ?? 30_000,
-      bodyTimeoutMs: init.bodyTimeoutMs ?? 30_000
+      bodyTimeoutMs: init.bodyTimeoutMs ?? 30_000,
+      syncWrites: init.syncWrites ?? true
     }
     this.limiter = new Limiter(this.init.maxConcurrentDownloads)
     this.pacer = new GcPacer({ gc: init.gc })
@@ -115,11 +137,13 @@ export class Fetcher {
 
   async start (): Promise<void> {
     this.stopping = false
+    this.pacer.start()
   }
 
   /** Stops every download (their progress stays on disk for resume) and waits for them. */
   async stop (): Promise<void> {
     this.stopping = true
+    this.pacer.stop()
     const all = [...this.inflight.values()]
     await Promise.all(all.map(async d => {
       const settled = new Promise<void>(resolve => d.onSettled(resolve))
@@ -140,31 +164,117 @@ export class Fetcher {
 
   async acquire (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions = {}): Promise<Acquired> {
     if (this.stopping) throw new AbortedError('Node is stopping')
+    if (options.keyByFinalUrl === true && identity.expected === null && identity.key.startsWith('url:')) {
+      return await this.acquireByFinalUrl(identity, upstream, options)
+    }
     const joined = this.inflight.get(identity.key)
     if (joined !== undefined) return await this.join(joined, options)
     const hit = await this.hit(identity)
     if (hit !== null) return hit
     const again = this.inflight.get(identity.key)
     if (again !== undefined) return await this.join(again, options)
-    this.store.recordMiss()
-    const source = new UpstreamSource({ dispatcher: this.dispatcher }, {
+    return await this.download(identity, upstream, options, this.source(upstream))
+  }
+
+  private source (upstream: UpstreamRequest): UpstreamSource {
+    return new UpstreamSource({ dispatcher: this.dispatcher }, {
       url: upstream.url,
       headers: upstream.headers,
       headersTimeoutMs: this.init.headersTimeoutMs,
       bodyTimeoutMs: this.init.bodyTimeoutMs
     })
+  }
+
+  /**
+   * `keyByFinalUrl`: the first range request (the one a download starts with anyway) learns where
+   * the URL leads; the final URL's key then goes through hit → join → download as usual, the new
+   * download continuing from that first response. Concurrent callers for the same URL wait for the
+   * first one's answer instead of asking upstream themselves.
+   */
+  private async acquireByFinalUrl (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions): Promise<Acquired> {
+    const plain = { ...options, keyByFinalUrl: false }
+    const known = this.finalKeys.get(identity.key)
+    if (known !== undefined && Date.now() - known.at < FINAL_KEY_TTL_MS) {
+      const hit = await this.hit({ key: known.key, sha256: null, expected: null })
+      if (hit !== null) return hit
+    }
+    try {
+      return await this.resolveFinal(identity, upstream, options, plain)
+    } catch (err) {
+      // Upstream unreachable: what the URL led to last time is still served from the cache.
+      const aborted = isAimirrorError(err) && err.code === 'ERR_ABORTED'
+      const hit = known === undefined || aborted ? null : await this.hit({ key: known.key, sha256: null, expected: null })
+      if (hit === null) throw err
+      return hit
+    }
+  }
+
+  private async resolveFinal (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, plain: AcquireOptions): Promise<Acquired> {
+    const pending = this.resolving.get(identity.key)
+    if (pending !== undefined) {
+      const key = await raceAbort(pending, options.signal).catch(() => null)
+      if (key !== null) return await this.acquire({ key, sha256: null, expected: null }, upstream, plain)
+    }
+    let settle!: (key: string | null) => void
+    const resolved = new Promise<string | null>(resolve => { settle = resolve })
+    const known = resolved.then(key => key ?? Promise.reject(new AbortedError('not resolved')))
+    known.catch(() => {})
+    this.resolving.set(identity.key, known)
+    try {
+      const release = await this.limiter.acquire({ signal: options.signal, urgent: true })
+      const source = this.source(upstream)
+      const hint = Math.max(0, options.hint ?? 0)
+      const len = firstRange(options.chunkSize ?? DEFAULT_CHUNK)
+      let first: SourceResponse
+      try {
+        first = await source.fetch({ start: hint, end: hint + len - 1 }, { signal: options.signal })
+      } catch (err) {
+        release()
+        throw err
+      }
+      const final: BlobIdentity = { key: 'url:' + canonicalUrl(first.url), sha256: null, expected: null }
+      if (first.status < 300) this.rememberFinal(identity.key, final.key)
+      const joined = this.inflight.get(final.key) ?? await this.hit(final)
+      if (joined !== null) {
+        discardBody(first.body)
+        release()
+        settle(final.key)
+        return joined instanceof Download ? await this.join(joined, options) : joined
+      }
+      const acquired = this.download(final, upstream, plain, source, { response: first, release })
+      settle(final.key)
+      return await acquired
+    } finally {
+      settle(null)
+      if (this.resolving.get(identity.key) === known) this.resolving.delete(identity.key)
+    }
+  }
+
+  private rememberFinal (original: string, key: string): void {
+    this.finalKeys.delete(original)
+    this.finalKeys.set(original, { key, at: Date.now() })
+    if (this.finalKeys.size > FINAL_KEYS_MAX) {
+      const oldest = this.finalKeys.keys().next()
+      if (oldest.done !== true) this.finalKeys.delete(oldest.value)
+    }
+  }
+
+  private async download (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, source: UpstreamSource, first?: DownloadInit['first']): Promise<Acquired> {
+    this.store.recordMiss()
     const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log, pacer: this.pacer }, {
       identity,
       source,
       url: upstream.url.href,
-      chunkSize: options.chunkSize ?? 8 << 20,
+      chunkSize: options.chunkSize ?? DEFAULT_CHUNK,
       concurrency: Math.max(1, options.concurrency ?? 8),
       minSize: options.minSize ?? 0,
       maxSize: options.maxSize ?? null,
       replayHeaders: options.replayHeaders ?? [],
       hint: Math.max(0, options.hint ?? 0),
       maxRetries: this.init.maxRetries,
-      retryBaseMs: this.init.retryBaseMs
+      retryBaseMs: this.init.retryBaseMs,
+      syncWrites: this.init.syncWrites,
+      first
     })
     d.finishAbandoned = this.init.finishAbandoned
     this.inflight.set(identity.key, d)

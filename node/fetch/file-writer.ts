@@ -14,8 +14,10 @@ export class FileWriter {
   private readonly fd: number
   private sync = true
 
-  constructor (fd: number) {
+  /** `synchronous: false` starts on the thread pool (tests, or disks known to be slow). */
+  constructor (fd: number, init: { synchronous?: boolean } = {}) {
     this.fd = fd
+    this.sync = init.synchronous ?? true
   }
 
   get synchronous (): boolean {

@@ -1,3 +1,5 @@
+import { getHeapStatistics } from 'node:v8'
+
 /** What `globalThis.gc` is when Node runs with --expose-gc. */
 export type GcFunction = (options: { type: 'minor' | 'major', execution?: 'sync' | 'async' }) => unknown
 
@@ -14,6 +16,8 @@ export class GcPacer {
   private readonly gc: GcFunction | null
   private readonly every: number
   private since = 0
+  private timer: NodeJS.Timeout | null = null
+  private baseline = 0
 
   constructor (init: { gc?: GcFunction | null, everyBytes?: number } = {}) {
     this.gc = init.gc ?? null
@@ -29,8 +33,31 @@ export class GcPacer {
     if (this.gc === null) return
     this.since += bytes
     if (this.since < this.every) return
+    this.collect()
+  }
+
+  /**
+   * Also watches buffers allocated elsewhere (the proxy strategy, metadata bodies): every
+   * `intervalMs` it collects when external memory grew by the budget since the last collection.
+   */
+  start (intervalMs = 100): void {
+    if (this.gc === null || this.timer !== null) return
+    this.baseline = getHeapStatistics().external_memory
+    this.timer = setInterval(() => {
+      if (getHeapStatistics().external_memory - this.baseline >= this.every) this.collect()
+    }, intervalMs)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
+  }
+
+  private collect (): void {
     this.since = 0
-    this.gc({ type: 'minor' })
+    this.gc?.({ type: 'minor' })
+    this.baseline = getHeapStatistics().external_memory
   }
 }
 

@@ -43,7 +43,8 @@ export function createParallelStrategy (components: ParallelComponents): Strateg
       concurrency: rule.concurrency,
       minSize: rule.min_size,
       maxSize: rule.max_size,
-      replayHeaders: rule.head_meta_headers
+      replayHeaders: rule.head_meta_headers,
+      keyByFinalUrl: rule.cache_key_source === 'final'
     })
     if (acquired.kind === 'upstream-response') return await sendUpstreamAnswer(ctx, acquired)
     await sendBlob(ctx, acquired)

@@ -44,4 +44,19 @@ describe('fetcher: cold and warm', () => {
     expect(again.bytes).toBe(1000)
     expect(rig.store.stats()).toMatchObject({ hits: 1, misses: 1, file_count: 1, total_size_bytes: SIZE })
   })
+
+  it('with writes on the thread pool (as after a blocked write) pieces end cleanly and connections are reused', async () => {
+    server = await startFileServer({ files: { '/t.bin': { size: SIZE, seed: 3 } }, perConnectionBps: 8 * 1024 * 1024 })
+    rig = await makeRig({}, { syncWrites: false })
+    const url = new URL(server.url + '/t.bin')
+    const a = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 256 * 1024, concurrency: 3 })
+    if (a.kind !== 'blob') throw new Error('expected blob')
+    const got = await sha256Of(a.open(0, SIZE))
+    a.release()
+    expect(got.hex).toBe(generatedSha256(SIZE, 3))
+    // 21 pieces over 3 connections (plus up to 2 short-lived urgent ones): bodies that delivered
+    // everything are not cut, so sockets are kept rather than opened per piece.
+    expect(server.stats.connections).toBeLessThanOrEqual(6)
+    await until(() => rig?.store.stats().file_count === 1)
+  })
 })

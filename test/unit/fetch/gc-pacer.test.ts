@@ -15,3 +15,19 @@ describe('GcPacer', () => {
     expect(() => { pacer.moved(10) }).not.toThrow()
   })
 })
+
+describe('GcPacer watch', () => {
+  it('collects when external memory grows by the budget between checks, and stops cleanly', async () => {
+    let calls = 0
+    const pacer = new GcPacer({ gc: () => { calls++ }, everyBytes: 1 << 20 })
+    pacer.start(5)
+    const keep = Buffer.alloc(4 << 20, 1)
+    await new Promise(resolve => setTimeout(resolve, 50))
+    pacer.stop()
+    expect(keep.length).toBe(4 << 20)
+    expect(calls).toBeGreaterThanOrEqual(1)
+    const after = calls
+    await new Promise(resolve => setTimeout(resolve, 30))
+    expect(calls).toBe(after)
+  })
+})

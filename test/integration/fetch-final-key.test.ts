@@ -1,0 +1,97 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer } from '../fixtures/upstreams/file-server.ts'
+import type { Acquired, BlobHandle } from '../../node/fetch/fetcher.ts'
+import { canonicalUrl, urlIdentity } from '../../node/fetch/identity.ts'
+import { makeRig, sha256Of, until } from './fetch-helpers.ts'
+import type { Rig } from './fetch-helpers.ts'
+
+const MiB = 1 << 20
+const SIZE = 2 * MiB + 99
+const OPTS = { chunkSize: 256 * 1024, concurrency: 2, keyByFinalUrl: true }
+
+let server: FileServer | undefined
+let rig: Rig | undefined
+
+afterEach(async () => {
+  await rig?.close()
+  await server?.close()
+  rig = undefined
+  server = undefined
+})
+
+/** Origin: /alias-*.bin → 302 /v1.bin → 302 signed CDN URL (sig, exp), as release "latest" links do. */
+async function start (): Promise<FileServer> {
+  return await startFileServer({
+    files: { '/v1.bin': { size: SIZE, seed: 21 } },
+    perConnectionBps: 4 * MiB,
+    redirect: { ttlMs: 60_000 },
+    onRequest: (req, res, info) => {
+      if (info.listener !== 'origin' || !/^\/alias-[a-z]+\.bin$/.test(info.path)) return false
+      res.writeHead(302, { location: '/v1.bin', 'content-length': '0' }).end()
+      return true
+    }
+  })
+}
+
+function blob (a: Acquired): BlobHandle {
+  if (a.kind !== 'blob') throw new Error(`expected a blob, got ${a.kind}`)
+  return a
+}
+
+describe('cache_key_source: final', () => {
+  it('keys by the final URL without its signature: two aliases of one file share one cached blob', async () => {
+    server = await start()
+    rig = await makeRig()
+    const a = new URL(`${server.url}/alias-a.bin`)
+    const h = blob(await rig.fetcher.acquire(urlIdentity(a), { url: a }, OPTS))
+    expect(h.from).toBe('download')
+    expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 21))
+    h.release()
+    await until(() => rig?.store.stats().file_count === 1)
+    const finalKey = 'url:' + canonicalUrl(`${server.cdnUrl}/v1.bin`)
+    expect(await rig.store.lookup(finalKey)).toBeDefined()
+    expect(await rig.store.lookup(urlIdentity(a).key)).toBeUndefined()
+
+    const sentBefore = server.stats.bytesSent
+    const b = new URL(`${server.url}/alias-b.bin`)
+    const hb = blob(await rig.fetcher.acquire(urlIdentity(b), { url: b }, OPTS))
+    expect(hb.from).toBe('cache')
+    expect((await sha256Of(hb.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 21))
+    hb.release()
+    // Only the redirect resolution's first range went out (and was dropped early).
+    expect(server.stats.bytesSent - sentBefore).toBeLessThan(SIZE / 2)
+    expect(rig.store.stats().file_count).toBe(1)
+
+    // The redirect target just learnt is trusted for a while: the next hit asks nothing upstream,
+    // and still answers with the upstream gone.
+    const requests = server.stats.requests
+    await server.close()
+    const again = blob(await rig.fetcher.acquire(urlIdentity(b), { url: b }, OPTS))
+    expect(again.from).toBe('cache')
+    again.release()
+    expect(server.stats.requests).toBe(requests)
+  })
+
+  it('concurrent callers for one URL resolve it once and share the download', async () => {
+    server = await start()
+    rig = await makeRig()
+    const a = new URL(`${server.url}/alias-c.bin`)
+    const hs = (await Promise.all([1, 2, 3].map(async () => await rig?.fetcher.acquire(urlIdentity(a), { url: a }, OPTS)))).map(x => blob(x as Acquired))
+    const shas = await Promise.all(hs.map(async h => (await sha256Of(h.open(0, SIZE))).hex))
+    for (const h of hs) h.release()
+    expect(shas).toEqual([1, 2, 3].map(() => generatedSha256(SIZE, 21)))
+    expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.05)
+  })
+
+  it('without keyByFinalUrl the original URL stays the key', async () => {
+    server = await start()
+    rig = await makeRig()
+    const a = new URL(`${server.url}/alias-d.bin`)
+    const h = blob(await rig.fetcher.acquire(urlIdentity(a), { url: a }, { ...OPTS, keyByFinalUrl: false }))
+    expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 21))
+    h.release()
+    await until(() => rig?.store.stats().file_count === 1)
+    expect(await rig.store.lookup(urlIdentity(a).key)).toBeDefined()
+  })
+})

@@ -2,11 +2,11 @@
 import { readFileSync } from 'node:fs'
 import { HELP, UsageError, parseCliArgs } from './args.ts'
 import type { CliArgs } from './args.ts'
-import { runStart } from './start.ts'
-import { printEnv } from './env.ts'
-import { runKeygen, runPeers, runStats } from './cluster-commands.ts'
 import { configToYaml, loadConfig } from '../config/load.ts'
 import { ConfigError } from '../config/errors.ts'
+
+// Commands load the node (libp2p, fastify, level…) only when they need it: `--help` and
+// `config check` stay instant.
 
 function version (): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -30,16 +30,16 @@ async function run (args: CliArgs): Promise<number> {
       process.stdout.write(configToYaml(loadConfig({ file: args.config, flags: args.flags })))
       return 0
     case 'env':
-      printEnv(loadConfig({ file: args.config, flags: args.flags }))
+      (await import('./env.ts')).printEnv(loadConfig({ file: args.config, flags: args.flags }))
       return 0
     case 'start':
-      return await runStart(loadConfig({ file: args.config, flags: args.flags }))
+      return await (await import('./start.ts')).runStart(loadConfig({ file: args.config, flags: args.flags }))
     case 'stats':
-      return await runStats(loadConfig({ file: args.config, flags: args.flags }), args)
+      return await (await import('./cluster-commands.ts')).runStats(loadConfig({ file: args.config, flags: args.flags }), args)
     case 'peers':
-      return await runPeers(loadConfig({ file: args.config, flags: args.flags }), args)
+      return await (await import('./cluster-commands.ts')).runPeers(loadConfig({ file: args.config, flags: args.flags }), args)
     case 'keygen':
-      return await runKeygen(args.file)
+      return await (await import('./cluster-commands.ts')).runKeygen(args.file)
   }
 }
 

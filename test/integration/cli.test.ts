@@ -9,7 +9,7 @@ const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url))
 
 interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
-function runCli (args: string[], env: Record<string, string> = {}, timeoutMs = 15_000): Promise<Run> {
+function runCli (args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
@@ -21,7 +21,8 @@ function runCli (args: string[], env: Record<string, string> = {}, timeoutMs = 1
   })
 }
 
-describe('aimirror CLI', () => {
+// Generous deadlines: each case starts Node processes, slow on a loaded 2-core machine.
+describe('aimirror CLI', { timeout: 120_000 }, () => {
   let dir: string
   let env: Record<string, string>
   beforeEach(async () => {
@@ -96,7 +97,7 @@ describe('aimirror CLI', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
     try {
       const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no address printed: ${stdout}`)), 15_000)
+        const timer = setTimeout(() => reject(new Error(`no address printed: ${stdout}`)), 60_000)
         child.stdout.on('data', () => {
           const m = /listening on (http:\/\/[^\s]+)/.exec(stdout)
           if (m?.[1] !== undefined) { clearTimeout(timer); resolve(m[1]) }

@@ -1,7 +1,8 @@
 import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { AbortedError, DigestMismatchError, isAimirrorError, UpstreamProtocolError } from '../errors.ts'
+import { AbortedError, DigestMismatchError, DiskFullError, isAimirrorError, UpstreamProtocolError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { KeyEntry, PartialEntry, Validator } from '../store/index-db.ts'
@@ -12,6 +13,7 @@ import { GcPacer } from './gc-pacer.ts'
 import type { BlobIdentity } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
+import { openPassthrough } from './passthrough.ts'
 import { pieceRange, piecesCoveredIn, planPieces, Scheduler } from './pieces.ts'
 import type { Assignment, PiecePlan } from './pieces.ts'
 import { discardBody, mapUpstreamError } from './upstream-source.ts'
@@ -44,6 +46,8 @@ export interface DownloadInit {
   retryBaseMs: number
   /** Start with synchronous page-cache writes (default true). */
   syncWrites?: boolean
+  /** Makes the temp file's writer (a seam for tests: a disk that fills up). */
+  openWriter?: (fd: number, init: { synchronous?: boolean }) => FileWriter
   /** The first response when the caller already made it (keying by final URL), with its connection slot. */
   first?: { response: SourceResponse, release: () => void }
 }
@@ -198,6 +202,19 @@ export class Download {
     this.maybeCloseFile()
   }
 
+  /**
+   * Readers of a download that failed for lack of disk space go on from the upstream, uncached, from
+   * where they are (true when the size is known and the upstream takes ranges).
+   */
+  get passThroughOnFailure (): boolean {
+    return this.state === 'failed' && isAimirrorError(this.error) && this.error.code === 'ERR_DISK_FULL' &&
+      this.rangeSupported && this.size !== null
+  }
+
+  openUpstream (start: number, end: number): Readable {
+    return openPassthrough(this.init.source, null, start, end, n => this.store.addBytesFromUpstream(n))
+  }
+
   progress (): { size: number | null, received: number, written: number, connections: number } {
     return { size: this.size, received: this.receivedBytes, written: this.written.total(), connections: this.workers }
   }
@@ -271,7 +288,7 @@ export class Download {
       }
     }
     this.fileRefs = 1
-    this.writer = new FileWriter(this.fh.fd, { synchronous: this.init.syncWrites })
+    this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(this.fh.fd, { synchronous: this.init.syncWrites })
     if (this.plan !== null) this.scheduler = new Scheduler(this.plan, this.written, this.targetWorkers())
     const algorithms = ['sha256']
     if (this.init.identity.expected !== null && this.init.identity.expected.algorithm !== 'sha256') algorithms.push(this.init.identity.expected.algorithm)
@@ -401,7 +418,7 @@ export class Download {
         if (res !== undefined) discardBody(res.body)
         res = undefined
         const mapped = mapUpstreamError(err, this.abort.signal)
-        if (this.settled || (isAimirrorError(mapped) && mapped.code === 'ERR_ABORTED')) throw mapped
+        if (this.settled || (isAimirrorError(mapped) && (mapped.code === 'ERR_ABORTED' || mapped.code === 'ERR_DISK_FULL'))) throw mapped
         if (a.pos > before) failures = 0
         failures++
         if (failures > this.init.maxRetries) throw mapped
@@ -493,11 +510,11 @@ export class Download {
         let now: boolean
         try {
           now = writer.write(chunk, at, (err) => {
-            if (err !== null) { finish(err); discardBody(body); return }
+            if (err !== null) { finish(writeError(err)); discardBody(body); return }
             if (!landed(chunk, at)) body.resume()
           })
         } catch (err) {
-          finish(err)
+          finish(writeError(err))
           discardBody(body)
           return
         }
@@ -596,7 +613,9 @@ export class Download {
     this.state = 'failed'
     this.abort.abort(error)
     this.rejectReady(error)
-    const resumable = keepPartial && this.rangeSupported && this.plan !== null && error.name !== 'DigestMismatchError'
+    // A full disk drops the partial too: its space is what others need now.
+    const resumable = keepPartial && this.rangeSupported && this.plan !== null && error.name !== 'DigestMismatchError' &&
+      !(isAimirrorError(error) && error.code === 'ERR_DISK_FULL')
     if (!resumable && this.tempPath !== '') this.store.discardPartial(this.key).catch(() => {})
     else if (resumable) this.persistPartial()
     if (!isAimirrorError(error) || error.code !== 'ERR_ABORTED') this.log.warn({ key: this.key, err: error.message, code: (error as { code?: string }).code }, 'download failed')
@@ -654,6 +673,12 @@ export class Download {
       }
     })
   }
+}
+
+/** ENOSPC/EDQUOT from a write: the disk is full (no retry; readers fall back to the upstream). */
+function writeError (err: unknown): unknown {
+  const code = (err as { code?: string } | null)?.code
+  return code === 'ENOSPC' || code === 'EDQUOT' ? new DiskFullError(undefined, { cause: err }) : err
 }
 
 function sameValidator (a: Validator, b: Validator): boolean {

@@ -36,6 +36,8 @@ export interface FetcherInit {
   bodyTimeoutMs?: number
   /** Write downloads synchronously to the page cache until a write blocks (default true). */
   syncWrites?: boolean
+  /** Makes a download's temp-file writer (tests simulate a full disk with it). */
+  openWriter?: DownloadInit['openWriter']
   /** `globalThis.gc` (Node started with --expose-gc): frees dead I/O buffers between full collections. */
   gc?: GcFunction | null
 }
@@ -109,7 +111,7 @@ export class Fetcher {
   private readonly store: BlobStore
   private readonly dispatcher: Dispatcher
   private readonly log: Logger
-  private readonly init: Required<Omit<FetcherInit, 'gc'>>
+  private readonly init: Required<Omit<FetcherInit, 'gc' | 'openWriter'>> & Pick<FetcherInit, 'openWriter'>
   private readonly pacer: GcPacer
   private readonly inflight = new Map<string, Download>()
   /** Original-URL key → final key, while its first request resolves (later callers wait for it). */
@@ -129,7 +131,8 @@ export class Fetcher {
       retryBaseMs: init.retryBaseMs ?? 200,
       headersTimeoutMs: init.headersTimeoutMs ?? 30_000,
       bodyTimeoutMs: init.bodyTimeoutMs ?? 30_000,
-      syncWrites: init.syncWrites ?? true
+      syncWrites: init.syncWrites ?? true,
+      openWriter: init.openWriter
     }
     this.limiter = new Limiter(this.init.maxConcurrentDownloads)
     this.pacer = new GcPacer({ gc: init.gc })
@@ -274,6 +277,7 @@ export class Fetcher {
       maxRetries: this.init.maxRetries,
       retryBaseMs: this.init.retryBaseMs,
       syncWrites: this.init.syncWrites,
+      openWriter: this.init.openWriter,
       first
     })
     d.finishAbandoned = this.init.finishAbandoned

@@ -17,6 +17,9 @@ export class ProgressiveReader extends Readable {
   private readonly fh: FileHandle
   private readonly ac = new AbortController()
   private running = false
+  private holdsFile = true
+  /** Set once the reader went over to the upstream (see passThrough). */
+  private upstream: Readable | null = null
 
   constructor (download: Download, start: number, end: number) {
     super({ highWaterMark: READ_CHUNK })
@@ -31,6 +34,7 @@ export class ProgressiveReader extends Readable {
   }
 
   override _read (): void {
+    if (this.upstream !== null) { this.upstream.resume(); return }
     if (this.running) return
     this.running = true
     this.loop().catch((err: unknown) => {
@@ -40,8 +44,28 @@ export class ProgressiveReader extends Readable {
 
   override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
     this.ac.abort()
-    this.download.releaseFile()
+    this.upstream?.destroy()
+    this.releaseFile()
     cb(err)
+  }
+
+  private releaseFile (): void {
+    if (!this.holdsFile) return
+    this.holdsFile = false
+    this.download.releaseFile()
+  }
+
+  /** The download failed for lack of disk space: the rest comes straight from the upstream. */
+  private passThrough (end: number): void {
+    const up = this.download.openUpstream(this.pos, end)
+    this.upstream = up
+    this.releaseFile()
+    up.on('data', (chunk: Buffer) => {
+      this.pos += chunk.length
+      if (!this.push(chunk)) up.pause()
+    })
+    up.once('end', () => { this.push(null) })
+    up.once('error', (err) => { this.destroy(err) })
   }
 
   /**
@@ -59,7 +83,8 @@ export class ProgressiveReader extends Readable {
           return
         }
         if (d.state === 'failed') {
-          this.destroy(d.error ?? new Error('download failed'))
+          if (d.passThroughOnFailure) this.passThrough(end)
+          else this.destroy(d.error ?? new Error('download failed'))
           return
         }
         const limit = d.readableEnd(this.pos, end)

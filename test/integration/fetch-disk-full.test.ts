@@ -1,0 +1,63 @@
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer } from '../fixtures/upstreams/file-server.ts'
+import { FileWriter } from '../../node/fetch/file-writer.ts'
+import { urlIdentity } from '../../node/fetch/identity.ts'
+import { makeRig, sha256Of, until } from './fetch-helpers.ts'
+import type { Rig } from './fetch-helpers.ts'
+import { createHash } from 'node:crypto'
+
+const MiB = 1 << 20
+const SIZE = 4 * MiB + 7
+
+let server: FileServer | undefined
+let rig: Rig | undefined
+
+afterEach(async () => {
+  await rig?.close()
+  await server?.close()
+  rig = undefined
+  server = undefined
+})
+
+/** A temp-file writer on a disk that fills up after `room` bytes. */
+function fillingDisk (room: number): (fd: number, init: { synchronous?: boolean }) => FileWriter {
+  let used = 0
+  return (fd, init) => {
+    const real = new FileWriter(fd, init)
+    const w = Object.create(real) as FileWriter
+    w.write = (buf, position, cb) => {
+      used += buf.length
+      if (used > room) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
+      return real.write(buf, position, cb)
+    }
+    return w
+  }
+}
+
+async function sliceSha (start: number, end: number): Promise<string> {
+  const h = createHash('sha256')
+  for (const c of new GeneratedContent(SIZE, 9).chunks(start, end - 1, 65536)) h.update(await c)
+  return h.digest('hex')
+}
+
+describe('disk full in the middle of a download', () => {
+  it('readers carry on from the upstream, uncached, and the partial is dropped', async () => {
+    server = await startFileServer({ files: { '/d.bin': { size: SIZE, seed: 9 } }, perConnectionBps: 8 * MiB })
+    rig = await makeRig({}, { openWriter: fillingDisk(1.5 * MiB) })
+    const url = new URL(server.url + '/d.bin')
+    const a = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 256 * 1024, concurrency: 2 })
+    if (a.kind !== 'blob') throw new Error('expected blob')
+    expect(a.from).toBe('download')
+    const [whole, tail] = await Promise.all([sha256Of(a.open(0, SIZE)), sha256Of(a.open(3 * MiB, SIZE))])
+    a.release()
+    expect(whole.bytes).toBe(SIZE)
+    expect(whole.hex).toBe(generatedSha256(SIZE, 9))
+    expect(tail.hex).toBe(await sliceSha(3 * MiB, SIZE))
+    expect(rig.store.stats().file_count).toBe(0)
+    expect(await rig.store.getPartial(urlIdentity(url).key)).toBeUndefined()
+    await until(async () => (await readdir(join(rig?.dir ?? '', 'tmp'))).length === 0)
+  })
+})

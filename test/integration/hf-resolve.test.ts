@@ -16,7 +16,7 @@ const SHA = lfsSha256(WEIGHTS.size, WEIGHTS.seed)
 const CONFIG = '{"model_type": "tiny"}\n'
 
 function repos (): HubRepoSpec[] {
-  const files = { 'config.json': { content: CONFIG }, 'weights.bin': { lfs: WEIGHTS }, 'sub/vocab.txt': { content: 'hello\n' } }
+  const files = { 'config.json': { content: CONFIG }, 'weights.bin': { lfs: WEIGHTS }, 'sub/vocab.txt': { content: 'hello\n' }, 'blob/notes.txt': { content: 'in a blob dir\n' } }
   return [
     { id: 'acme/tiny', commits: { [C1]: files, [C2]: { ...files, 'config.json': { content: '{"v":2}\n' } } }, refs: { main: C1 } },
     { id: 'other/copy', commits: { [C1]: { 'model.bin': { lfs: WEIGHTS } } }, refs: { main: C1 } },
@@ -103,6 +103,9 @@ describe('HF /resolve through the mirror', () => {
     const blob = await get(node, '/acme/tiny/blob/main/sub/vocab.txt')
     expect(blob.status).toBe(200)
     expect(blob.body.toString()).toBe('hello\n')
+    const nested = await get(node, '/acme/tiny/blob/main/blob/notes.txt')
+    expect(nested.status).toBe(200)
+    expect(nested.body.toString()).toBe('in a blob dir\n')
     const rc = await get(node, `/api/resolve-cache/models/acme/tiny/${C1}/config.json?etag=%22x%22`)
     expect(rc.status).toBe(200)
     expect(rc.body.toString()).toBe(CONFIG)

@@ -8,6 +8,7 @@ import type { Handler } from '../types.ts'
 import { AccessMemory } from './access.ts'
 import { createApiServer } from './api.ts'
 import { parseApiPath, parseResolveCachePath, parseResolvePath } from './paths.ts'
+import type { FileRef } from './paths.ts'
 import { createPathsInfoServer } from './paths-info.ts'
 import { HfRecords } from './records.ts'
 import { createResolveServer } from './resolve.ts'
@@ -37,6 +38,20 @@ function upstreamRelativePath (ctx: StrategyContext): string {
 }
 
 /**
+ * `path_rewrite` replaces every `/blob/` of a web link, but only the first one names the view: later
+ * ones are directories of the file path (`/o/r/blob/main/blob/x` is the file `blob/x`).
+ */
+function blobLinkFile (ctx: StrategyContext, file: FileRef): FileRef {
+  if (!ctx.rule.path_rewrite.some(r => r.search === '/blob/')) return file
+  const clientPath = (ctx.request.raw.url ?? '').split('?')[0] ?? ''
+  const at = clientPath.indexOf('/blob/')
+  if (at < 0) return file
+  const tail = clientPath.slice(at + '/blob/'.length)
+  const slash = tail.indexOf('/')
+  return slash < 0 || tail.slice(0, slash) !== file.revision ? file : { ...file, path: tail.slice(slash + 1) }
+}
+
+/**
  * The HuggingFace handler: `/resolve/` and `/api/resolve-cache/` files served by the mirror with the
  * hub's headers; repository API JSON cached and cleaned of Xet; `paths-info` POSTs kept for replay.
  * Anything else (other API calls, other methods) goes to the rule's strategy.
@@ -57,7 +72,7 @@ export function createHfHandler (components: HfHandlerComponents, init: HfHandle
       const file = path.startsWith('/api/') ? parseResolveCachePath(path) : parseResolvePath(path)
       if (file !== null) {
         if (!getOrHead) return false
-        await serveResolve(ctx, file)
+        await serveResolve(ctx, blobLinkFile(ctx, file))
         return true
       }
       const api = parseApiPath(path)

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Config, HandlerName } from '../config/types.ts'
-import { Cluster } from './cluster/cluster.ts'
+import type { Cluster, SourceProvider } from './cluster/cluster.ts'
 import { registerClusterRoutes } from './cluster/routes.ts'
 import { createFetchEngine } from './fetch/engine.ts'
 import { createHfHandler } from './handlers/hf/handler.ts'
@@ -46,7 +46,7 @@ export interface NodeComponents {
   /** Shared cache of index pages, packuments, repodata, API JSON, manifests by tag (node/metadata). */
   readonly metadata: MetadataCache
   readonly http: FastifyInstance
-  /** The LAN cluster; null when `cluster.enabled` is off (or a test replaced the fetch engine). */
+  /** The LAN cluster once started; null when `cluster.enabled` is off (or a test replaced the fetch engine). */
   readonly cluster: Cluster | null
 }
 
@@ -118,11 +118,20 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     downloads: overrides.downloads ?? engine?.downloads,
     cacheStats: overrides.cacheStats ?? engine?.cacheStats
   }, { stopSignal: hardStop.signal })
-  const cluster = config.cluster.enabled && engine !== null
-    ? new Cluster({ store: engine.store, fetcher: engine.fetcher, logger }, { config: config.cluster, dataDir: config.cache.dir })
-    : null
-  registerClusterRoutes(http, { cluster, cacheStats: overrides.cacheStats ?? engine?.cacheStats })
-  const components: NodeComponents = { ...base, http, cluster }
+  // The libp2p stack is loaded only when the cluster is on (it costs seconds of start-up on a busy machine).
+  let cluster: Cluster | null = null
+  async function startCluster (): Promise<void> {
+    if (!config.cluster.enabled || engine === null) return
+    const { Cluster } = await import('./cluster/cluster.ts')
+    cluster = new Cluster({ store: engine.store, fetcher: engine.fetcher, logger }, { config: config.cluster, dataDir: config.cache.dir })
+    await cluster.start()
+    // Downloads with a published sha256 take peers as sources beside the upstream (the engine's source hook).
+    const hooked = engine.fetcher as unknown as { useSources?: (provider: SourceProvider | null) => void }
+    if (typeof hooked.useSources === 'function') hooked.useSources(cluster)
+    else logger.warn('the fetch engine has no source hook: peers serve others, but this node downloads from upstream only')
+  }
+  registerClusterRoutes(http, { cluster: () => cluster, cacheStats: overrides.cacheStats ?? engine?.cacheStats })
+  const components: NodeComponents = { ...base, http, get cluster () { return cluster } }
 
   let starting: Promise<void> | null = null
   let stopping: Promise<void> | null = null
@@ -141,7 +150,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
       http.server.closeAllConnections()
       await closed
     }
-    await cluster?.stop()
+    await (cluster as Cluster | null)?.stop()
     await engine?.stop()
     await metadata.stop()
     if (overrides.dispatcher === undefined) {
@@ -158,7 +167,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     components,
     async start () {
       if (stopping !== null) throw new Error('node was stopped')
-      starting ??= (engine?.start() ?? Promise.resolve()).then(async () => await cluster?.start()).then(async () => await metadata.start()).then(async () => await http.listen({ host: config.server.host, port: config.server.port })).then(() => {
+      starting ??= (engine?.start() ?? Promise.resolve()).then(startCluster).then(async () => await metadata.start()).then(async () => await http.listen({ host: config.server.host, port: config.server.port })).then(() => {
         logger.info({ address: http.server.address() }, 'aimirror node listening')
       })
       await starting

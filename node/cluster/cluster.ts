@@ -15,6 +15,7 @@ import type { BlobStore } from '../store/blob-store.ts'
 import { Bans } from './bans.ts'
 import { ControlService } from './control.ts'
 import { DataServer } from './data-server.ts'
+import { DiscoveryDialer } from './discovery-dialer.ts'
 import { loadClusterKey, loadPeerKey } from './identity.ts'
 import { createLibp2pNode } from './libp2p-node.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
@@ -50,6 +51,7 @@ interface Parts {
   control: ControlService
   routing: ContentRouter
   staticPeers: StaticPeers
+  discovery: DiscoveryDialer
   data: DataServer
   peers: PeerClient
   peerPool: Agent
@@ -112,6 +114,7 @@ export class Cluster implements SourceProvider {
     const peers = new PeerClient({ libp2p, control, dispatcher: peerPool }, { onBytes: (_peer, n) => { this.counters.bytes_from_peers += n } })
     const staticPeers = new StaticPeers({ libp2p, logger: this.log }, { peers: cfg.peers })
     const m = membership
+    const discovery = new DiscoveryDialer({ libp2p, logger: this.log }, { refused: peer => m.isRefused(peer) })
     // The DHT answers and asks members only: a node without the cluster key cannot read or write records.
     libp2p.use(kadProtocol(cfg.name), (stream, connection, next) => {
       m.ensure(connection.remotePeer).then(ok => {
@@ -137,10 +140,11 @@ export class Cluster implements SourceProvider {
       await peerPool.close()
       throw err
     }
+    discovery.start()
     staticPeers.start()
     routing.start()
     membership.onChange((peer, joined) => { if (!joined) peers.forget(peer) })
-    this.parts = { libp2p, membership, control, routing, staticPeers, data, peers, peerPool }
+    this.parts = { libp2p, membership, control, routing, staticPeers, discovery, data, peers, peerPool }
     this.log.info({ peerId: libp2p.peerId.toString(), addresses: libp2p.getMultiaddrs().map(String), dataPort: data.port, cluster: cfg.name, mode: key === null ? 'open' : 'keyed', mdns: cfg.mdns }, 'cluster started')
   }
 
@@ -151,6 +155,7 @@ export class Cluster implements SourceProvider {
     this.starting = null
     if (p === null) return
     p.staticPeers.stop()
+    p.discovery.stop()
     p.routing.stop()
     this.pieceLists.stop()
     await p.control.stop()

@@ -5,8 +5,8 @@ import { clusterStats, clusterTotals, peersView } from './view.ts'
 import type { ClusterStatsView, NodeView, PeersView } from './view.ts'
 
 export interface ClusterRoutesComponents {
-  /** null when the cluster is off: the views then show this node alone. */
-  cluster: Cluster | null
+  /** The running cluster; null when it is off (the views then show this node alone). */
+  cluster: () => Cluster | null
   cacheStats?: CacheStatsProvider
 }
 
@@ -18,7 +18,8 @@ export interface ClusterRoutesComponents {
 export function registerClusterRoutes (app: FastifyInstance, components: ClusterRoutesComponents): void {
   app.get('/cluster/stats', async (_request, reply): Promise<ClusterStatsView> => {
     reply.header('cache-control', 'no-store')
-    if (components.cluster !== null) return await clusterStats(components.cluster)
+    const cluster = components.cluster()
+    if (cluster !== null) return await clusterStats(cluster)
     const s = await components.cacheStats?.()
     const self: NodeView = {
       peer_id: '', self: true, reachable: true,
@@ -30,7 +31,8 @@ export function registerClusterRoutes (app: FastifyInstance, components: Cluster
   })
   app.get('/peers', async (_request, reply): Promise<PeersView> => {
     reply.header('cache-control', 'no-store')
-    if (components.cluster === null) return { enabled: false, self: null, peers: [] }
-    return peersView(components.cluster)
+    const cluster = components.cluster()
+    if (cluster === null) return { enabled: false, self: null, peers: [] }
+    return peersView(cluster)
   })
 }

@@ -21,6 +21,17 @@ export interface BenchContext {
   }
   /** Expected sha256 of a whole bench file (memoised; call it outside timed sections). */
   sha: (file: BenchFile) => string
+  /** MB/s of the N-conns direct baseline of this run (the machine's reach today), once measured. */
+  measured: { idealMbps: number | null }
+}
+
+/** " (0.93 × same-run baseline)" for a throughput row, when the baseline ran. */
+export function vsBaseline (ctx: BenchContext, mbps: number, files = 1): string {
+  const ideal = ctx.measured.idealMbps
+  if (ideal === null) return ''
+  // The baseline already runs into the aggregate limit (or the machine): it bounds N files too.
+  const reach = Math.min(ideal, limitFor(ctx.opts, files) / MB)
+  return `; ${(mbps / reach).toFixed(2)} × same-run baseline (${reach.toFixed(0)} MB/s)`
 }
 
 /** One line of the result table. Raw numbers stay raw (MB = 10^6 bytes, like the goals). */

@@ -94,7 +94,7 @@ async function main (): Promise<number> {
 
     const node = await startNode(children, { nodeBin, root, tmp, upstreamUrl: upstream.url, conns: opts.conns })
     log(`node ${node.url} (pid ${node.pid}), temp dir ${tmp}`)
-    const ctx: BenchContext = { opts, upstream, node, nginx, files, sha }
+    const ctx: BenchContext = { opts, upstream, node, nginx, files, sha, measured: { idealMbps: null } }
 
     const rows: Row[] = []
     for (const s of scenarios) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { download } from './client.ts'
 import type { Download } from './client.ts'
-import { MB, check, expectedSha, limitFor } from './context.ts'
+import { MB, check, expectedSha, limitFor, vsBaseline } from './context.ts'
 import type { BenchContext, Row } from './context.ts'
 import type { BenchOptions } from './args.ts'
 import { curlGet, findCurl } from './curl.ts'
@@ -48,6 +48,7 @@ export const ideal: Scenario = async (ctx, row) => {
   row.goal = '≈ 1 (≥ 0.95)'
   row.pass = row.ratio >= 0.95
   row.notes = `${ranges.length} Range connections, no node`
+  ctx.measured.idealMbps = row.mbps
 }
 
 /** One client, a file the node has never seen. */
@@ -64,7 +65,7 @@ export const cold: Scenario = async (ctx, row) => {
   row.ratioOf = '× limit'
   row.goal = `≥ 0.9 (${(0.9 * limitFor(opts) / MB).toFixed(0)} MB/s), TTFB ≤ ${GOAL_TTFB_S} s`
   row.pass = row.ratio >= 0.9 && row.ttfbS <= GOAL_TTFB_S
-  row.notes = `limit = min(aggregate, ${opts.conns} × per-conn) = ${(limitFor(opts) / MB).toFixed(0)} MB/s`
+  row.notes = `limit = min(aggregate, ${opts.conns} × per-conn) = ${(limitFor(opts) / MB).toFixed(0)} MB/s${vsBaseline(ctx, row.mbps)}`
 }
 
 /**
@@ -197,7 +198,7 @@ export const multi: Scenario = async (ctx, row) => {
   row.ratioOf = '× limit'
   row.goal = `≥ 0.9 (${(0.9 * limit / MB).toFixed(0)} MB/s)`
   row.pass = row.ratio >= 0.9
-  row.notes = `${files.length} files × ${(files[0]?.size ?? 0) / 2 ** 20} MiB`
+  row.notes = `${files.length} files × ${(files[0]?.size ?? 0) / 2 ** 20} MiB${vsBaseline(ctx, row.mbps)}`
 }
 
 export interface ScenarioDef {

@@ -62,6 +62,8 @@ type State = 'starting' | 'running' | 'verified' | 'done' | 'failed'
 interface Waiter { offset: number, wake: () => void }
 
 const ERROR_BODY_LIMIT = 1 << 20
+/** Read-back buffers kept for readers (1 MiB each at most). */
+const RECENT_READS = 4
 /** A connection with no byte for this long gets its range duplicated onto a free connection. */
 const STALL_MS = 2_000
 
@@ -91,6 +93,7 @@ export class Download {
   private readonly init: DownloadInit
   private readonly abort = new AbortController()
   private readonly waiters = new Set<Waiter>()
+  private readonly recent: Array<{ start: number, buf: Buffer }> = []
   private resolveReady!: (r: ReadyResult) => void
   private rejectReady!: (err: unknown) => void
   private fh: FileHandle | null = null
@@ -169,6 +172,18 @@ export class Download {
       avail = Math.min(avail, cap)
     }
     return avail
+  }
+
+  /**
+   * Bytes from `pos` that the hasher just read back from disk (shared, never written again), or null.
+   * Readers at the download's front send these instead of reading the same bytes again.
+   */
+  recentAt (pos: number): Buffer | null {
+    for (let i = this.recent.length - 1; i >= 0; i--) {
+      const e = this.recent[i] as { start: number, buf: Buffer }
+      if (e.start <= pos && pos < e.start + e.buf.length) return e.buf.subarray(pos - e.start)
+    }
+    return null
   }
 
   /** Resolves when more bytes at `offset` may be readable, or the download settled. */
@@ -294,7 +309,12 @@ export class Download {
     if (this.init.identity.expected !== null && this.init.identity.expected.algorithm !== 'sha256') algorithms.push(this.init.identity.expected.algorithm)
     this.hasher = new OrderedHasher(this.fh, this.written, algorithms, {
       onAdvance: () => this.onHashAdvance(),
-      onError: err => this.fail(err, false)
+      onError: err => this.fail(err, false),
+      onRead: (start, buf) => {
+        this.pacer.moved(buf.length)
+        this.recent.push({ start, buf })
+        if (this.recent.length > RECENT_READS) this.recent.shift()
+      }
     })
     this.state = 'running'
     if (this.rangeSupported) this.persistPartial()
@@ -624,6 +644,7 @@ export class Download {
 
   private settle (state: 'done' | 'failed'): void {
     this.state = state
+    this.recent.length = 0
     if (this.watchdog !== null) clearInterval(this.watchdog)
     this.watchdog = null
     this.store.unreserve(this.reserved)

@@ -198,6 +198,9 @@ export class Fetcher {
     const plain = { ...options, keyByFinalUrl: false }
     const known = this.finalKeys.get(identity.key)
     if (known !== undefined && Date.now() - known.at < FINAL_KEY_TTL_MS) {
+      // Where the URL led a moment ago: join that download or serve that blob without asking again.
+      const running = this.inflight.get(known.key)
+      if (running !== undefined) return await this.join(running, options)
       const hit = await this.hit({ key: known.key, sha256: null, expected: null })
       if (hit !== null) return hit
     }

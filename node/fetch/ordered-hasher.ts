@@ -21,16 +21,22 @@ export class OrderedHasher {
   private readonly written: ByteRanges
   private readonly onAdvance: () => void
   private readonly onError: (err: unknown) => void
+  private readonly onRead: ((start: number, buf: Buffer) => void) | null
   private pumping = false
   private buf: Buffer | null = null
 
-  constructor (fh: FileHandle, written: ByteRanges, algorithms: string[], hooks: { onAdvance: () => void, onError: (err: unknown) => void }) {
+  /**
+   * `onRead(start, buf)`: bytes read back from disk, in a fresh buffer never written again, so readers
+   * at the same offset can send it instead of reading the same bytes once more.
+   */
+  constructor (fh: FileHandle, written: ByteRanges, algorithms: string[], hooks: { onAdvance: () => void, onError: (err: unknown) => void, onRead?: (start: number, buf: Buffer) => void }) {
     this.fh = fh
     this.written = written
     this.algorithms = algorithms
     this.hashes = algorithms.map(a => createHash(a))
     this.onAdvance = hooks.onAdvance
     this.onError = hooks.onError
+    this.onRead = hooks.onRead ?? null
   }
 
   /** Called after `chunk` was written at `start` (and added to `written`). */
@@ -83,12 +89,14 @@ export class OrderedHasher {
         await new Promise(resolve => setImmediate(resolve))
         continue
       }
-      this.buf ??= Buffer.allocUnsafe(READ_BACK)
       const len = Math.min(READ_BACK, end - this.hashedTo)
-      const bytesRead = readSync(this.fh.fd, this.buf, 0, len, this.hashedTo)
+      // Shared with readers: a fresh buffer each time; otherwise one reused buffer.
+      const buf = this.onRead !== null ? Buffer.allocUnsafe(len) : (this.buf ??= Buffer.allocUnsafe(READ_BACK))
+      const bytesRead = readSync(this.fh.fd, buf, 0, len, this.hashedTo)
       if (bytesRead <= 0) throw new Error('short read while hashing')
-      const view = this.buf.subarray(0, bytesRead)
+      const view = buf.subarray(0, bytesRead)
       for (const h of this.hashes) h.update(view)
+      this.onRead?.(this.hashedTo, view)
       this.hashedTo += bytesRead
       slice += bytesRead
       this.onAdvance()

@@ -88,7 +88,12 @@ export class ProgressiveReader extends Readable {
           return
         }
         const limit = d.readableEnd(this.pos, end)
-        if (limit > this.pos) {
+        const shared = limit > this.pos ? d.recentAt(this.pos) : null
+        if (shared !== null) {
+          const part = shared.length > limit - this.pos ? shared.subarray(0, limit - this.pos) : shared
+          this.pos += part.length
+          if (!this.push(part)) return
+        } else if (limit > this.pos) {
           const len = Math.min(limit - this.pos, READ_CHUNK)
           const buf = Buffer.allocUnsafe(len)
           // Synchronous: these bytes were just written and sit in the page cache.

@@ -1,0 +1,53 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { sha256Hex } from './blob-data.ts'
+
+export interface BlobRegistry {
+  readonly digest: string
+  readonly path: string
+  /** Body bytes sent so far. */
+  readonly sent: () => number
+  handle: (req: IncomingMessage, res: ServerResponse) => void
+}
+
+/**
+ * A registry holding one public blob at /v2/library/demo/blobs/sha256:<hex>, with HEAD and Range, and
+ * GET /_stats with the body bytes it sent.
+ */
+export function blobRegistry (data: Buffer): BlobRegistry {
+  const digest = sha256Hex(data)
+  const path = `/v2/library/demo/blobs/sha256:${digest}`
+  let sent = 0
+  return {
+    digest,
+    path,
+    sent: () => sent,
+    handle (req, res) {
+      if (req.url === '/_stats') { res.end(JSON.stringify({ sent })); return }
+      if (req.url === '/v2/') { res.writeHead(200, { 'docker-distribution-api-version': 'registry/2.0' }); res.end('{}'); return }
+      if (req.url !== path) { res.writeHead(404); res.end(); return }
+      const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
+      const start = m === null ? 0 : Number(m[1])
+      const end = m === null || m[2] === '' ? data.length : Math.min(data.length, Number(m[2]) + 1)
+      if (start >= data.length) { res.writeHead(416, { 'content-range': `bytes */${data.length}` }); res.end(); return }
+      const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': end - start, 'docker-content-digest': `sha256:${digest}` }
+      if (m !== null) headers['content-range'] = `bytes ${start}-${end - 1}/${data.length}`
+      res.writeHead(m === null ? 200 : 206, headers)
+      if (req.method === 'HEAD') { res.end(); return }
+      sent += end - start
+      res.end(data.subarray(start, end))
+    }
+  }
+}
+
+/** GET as a registry client would: on a Bearer challenge, fetch an anonymous token and ask again. */
+export async function registryGet (target: string): Promise<Response> {
+  const first = await fetch(target, { signal: AbortSignal.timeout(30_000) })
+  const challenge = first.headers.get('www-authenticate') ?? ''
+  if (first.status !== 401 || !challenge.startsWith('Bearer ')) return first
+  await first.body?.cancel()
+  const params = Object.fromEntries([...challenge.slice(7).matchAll(/(\w+)="([^"]*)"/g)].map(m => [m[1], m[2]]))
+  const tokenUrl = new URL(params.realm as string)
+  for (const k of ['service', 'scope']) if (params[k] !== undefined) tokenUrl.searchParams.set(k, params[k] as string)
+  const { token } = await (await fetch(tokenUrl)).json() as { token: string }
+  return await fetch(target, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) })
+}

@@ -1,0 +1,66 @@
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterStatsView } from '../../node/cluster/view.ts'
+import { Fetcher } from '../../node/fetch/fetcher.ts'
+import { startTestNode } from '../helpers/node.ts'
+import type { TestNode } from '../helpers/node.ts'
+import { until } from './helpers.ts'
+import { blobData, sha256Hex } from './lan/blob-data.ts'
+import { blobRegistry, registryGet } from './lan/registry.ts'
+import type { BlobRegistry } from './lan/registry.ts'
+
+const FETCHER_HOOK = typeof (Fetcher.prototype as unknown as { useSources?: unknown }).useSources === 'function'
+
+/** Two nodes in one process, registry on 127.0.0.1: the second node pulls a layer the first has, from it. */
+describe.skipIf(!FETCHER_HOOK)(`swarm download through the node${FETCHER_HOOK ? '' : ' (skipped: the fetch engine has no source hook yet)'}`, () => {
+  const data = blobData(5 * (1 << 20) + 77, 42)
+  let registry: BlobRegistry
+  let server: Server
+  let a: TestNode
+  let b: TestNode
+
+  beforeAll(async () => {
+    registry = blobRegistry(data)
+    server = createServer((req, res) => registry.handle(req, res))
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const rules = [
+      { name: 'oci-blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream, handler: 'oci', strategy: 'parallel', cache_key_source: 'original', min_size: 0, concurrency: 4, chunk_size: 1 << 20 },
+      { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' }
+    ]
+    a = await startTestNode({ rules, cluster: { enabled: true } })
+    const addr = a.node.components.cluster?.running?.libp2p.getMultiaddrs().map(String).find(x => x.startsWith('/ip4/127.0.0.1/')) as string
+    b = await startTestNode({ rules, cluster: { enabled: true, peers: [addr], lookup_ms: 1000 } })
+    await until(() => b.node.components.cluster?.running?.membership.memberIds().length === 1, 10_000, 'membership')
+  })
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()])
+    server?.closeAllConnections()
+    await new Promise<void>(resolve => server?.close(() => resolve()) ?? resolve())
+  })
+
+  it('a layer one node pulled reaches the other from its peer, verified, with no upstream bytes', async () => {
+    const first = await registryGet(`${a.url}${registry.path}`)
+    expect(first.status).toBe(200)
+    expect(sha256Hex(Buffer.from(await first.arrayBuffer()))).toBe(registry.digest)
+    const sent = registry.sent()
+    expect(sent).toBe(data.length)
+
+    const second = await registryGet(`${b.url}${registry.path}`)
+    expect(second.status).toBe(200)
+    expect(sha256Hex(Buffer.from(await second.arrayBuffer()))).toBe(registry.digest)
+    expect(registry.sent()).toBe(sent)
+
+    const view = await (await fetch(`${b.url}/cluster/stats`)).json() as ClusterStatsView
+    expect(view.nodes.find(n => n.self)).toMatchObject({ bytes_from_peers: data.length, bytes_from_upstream: 0 })
+    expect(view.totals.bytes_to_peers).toBe(data.length)
+    // Now cached on b: a third request is a local hit.
+    const third = await registryGet(`${b.url}${registry.path}`)
+    await third.arrayBuffer()
+    const after = await (await fetch(`${b.url}/cluster/stats`)).json() as ClusterStatsView
+    expect(after.nodes.find(n => n.self)?.bytes_from_cache).toBe(data.length)
+  })
+})

@@ -51,6 +51,18 @@ describe('cluster inside the node: /cluster/stats and /peers', () => {
     expect(view.peers.find(p => p.peer_id === bId)).toMatchObject({ member: true, banned: false })
   })
 
+  it('stopping the node closes the cluster: no libp2p or data port left listening', async () => {
+    const c = await startTestNode({ rules: [], cluster: { enabled: true } })
+    const running = c.node.components.cluster?.running
+    const ports = [running?.data.port, Number(p2pAddr(c).split('/')[4])]
+    await c.stop()
+    for (const port of ports) {
+      const refused = await fetch(`http://127.0.0.1:${String(port)}/`).then(() => false, () => true)
+      expect(refused, `port ${String(port)}`).toBe(true)
+    }
+    expect(c.node.components.cluster?.running).toBe(null)
+  })
+
   it('with the cluster off, the views show this node alone', async () => {
     expect(plain.node.components.cluster).toBe(null)
     const view = await (await fetch(`${plain.url}/cluster/stats`)).json() as ClusterStatsView

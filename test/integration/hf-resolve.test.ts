@@ -206,6 +206,16 @@ describe('HF /resolve revisions, restarts and upstream outages', () => {
     expect(pinned.body.toString()).toBe(CONFIG)
   })
 
+  it('clients asking for the same file at once share one HEAD upstream', async () => {
+    hub = await startFakeHub({ repos: repos() })
+    node = await startHfNode(hub.url)
+    hub.setLatency(200)
+    const heads = await Promise.all(Array.from({ length: 6 }, async () => await get(node as HfNode, '/acme/tiny/resolve/main/weights.bin', { method: 'HEAD' })))
+    expect(heads.map(h => h.headers.get('x-linked-etag'))).toEqual(Array(6).fill(`"${SHA}"`))
+    expect(hub.count(q => q.method === 'HEAD' && q.path === '/acme/tiny/resolve/main/weights.bin')).toBe(1)
+    hub.setLatency(0)
+  })
+
   it('within the TTL a branch keeps its commit without asking the hub', async () => {
     hub = await startFakeHub({ repos: repos() })
     node = await startHfNode(hub.url, { rule: { metadata_ttl_s: 3600 } })

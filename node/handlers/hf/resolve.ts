@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError } from '../../errors.ts'
+import { AbortedError, isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError } from '../../errors.ts'
 import type { Fetcher } from '../../fetch/fetcher.ts'
 import { digestIdentity } from '../../fetch/identity.ts'
 import type { BlobIdentity } from '../../fetch/identity.ts'
@@ -59,6 +59,16 @@ function notFoundKey (file: FileRef, commit: string): string {
   return `hf-not-found\n${repoKey(file.repo)}@${commit}/${file.path}`
 }
 
+async function raceAbort<T> (p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) throw new AbortedError(undefined, { cause: signal.reason })
+  return await new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new AbortedError(undefined, { cause: signal.reason }))
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(v => { signal.removeEventListener('abort', onAbort); resolve(v) },
+      (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) })
+  })
+}
+
 function upstreamDown (err: unknown): boolean {
   return isAimirrorError(err) && (err.code === 'ERR_UPSTREAM_UNREACHABLE' || err.code === 'ERR_UPSTREAM_TIMEOUT' || err.code === 'ERR_UPSTREAM_PROTOCOL')
 }
@@ -73,6 +83,7 @@ function upstreamDown (err: unknown): boolean {
 export function createResolveServer (components: ResolveComponents, init: ResolveInit = {}): (ctx: StrategyContext, file: FileRef) => Promise<void> {
   const { fetcher, dispatcher, records, access } = components
   const staleGraceMs = init.staleGraceMs ?? 5000
+  const probes = new Map<string, Promise<ProbeResult>>()
   const log = components.logger.child({ component: 'hf' })
 
   async function serve (ctx: StrategyContext, file: FileRef, meta: HfFileMeta, forward: Record<string, string>, stale: boolean): Promise<void> {
@@ -153,6 +164,22 @@ export function createResolveServer (components: ResolveComponents, init: Resolv
   }
 
   /**
+   * One HEAD upstream per (URL, credential scope, error body wanted) at a time: clients asking for the
+   * same file together share it. It is not tied to any one client, so a client leaving cancels only its
+   * own wait; the dispatcher's timeouts bound it.
+   */
+  function sharedProbe (url: URL, forward: Record<string, string>, scope: string | null, withErrorBody: boolean): Promise<ProbeResult> {
+    const key = `${url.href}\n${scope ?? ''}\n${withErrorBody ? 'body' : 'head'}`
+    let flight = probes.get(key)
+    if (flight === undefined) {
+      flight = probeResolve(dispatcher, url, { headers: forward, withErrorBody }).finally(() => probes.delete(key))
+      flight.catch(() => {})
+      probes.set(key, flight)
+    }
+    return flight
+  }
+
+  /**
    * Upstream is down: the file as last known (public content only; a branch as it last pointed), or the
    * hub's remembered "not found" for it.
    */
@@ -202,11 +229,8 @@ export function createResolveServer (components: ResolveComponents, init: Resolv
     const fallback = known ?? (staleCommit === null ? undefined : await records.getFile(file.repo, staleCommit, file.path))
     const slow = fallback?.scope === 'public' ? AbortSignal.timeout(staleGraceMs) : null
     try {
-      result = await probeResolve(dispatcher, upstreamFileUrl(ctx.rule.upstream, file, commit ?? file.revision), {
-        headers: forward,
-        withErrorBody: ctx.request.method === 'GET',
-        signal: slow === null ? ctx.signal : AbortSignal.any([ctx.signal, slow])
-      })
+      const url = upstreamFileUrl(ctx.rule.upstream, file, commit ?? file.revision)
+      result = await raceAbort(sharedProbe(url, forward, scope, ctx.request.method === 'GET'), slow === null ? ctx.signal : AbortSignal.any([ctx.signal, slow]))
     } catch (err) {
       const timedOut = slow?.aborted === true && !ctx.signal.aborted
       if (!timedOut && !upstreamDown(err)) throw err

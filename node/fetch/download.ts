@@ -633,9 +633,7 @@ export class Download {
     this.state = 'failed'
     this.abort.abort(error)
     this.rejectReady(error)
-    // A full disk drops the partial too: its space is what others need now.
-    const resumable = keepPartial && this.rangeSupported && this.plan !== null && error.name !== 'DigestMismatchError' &&
-      !(isAimirrorError(error) && error.code === 'ERR_DISK_FULL')
+    const resumable = keepPartial && this.rangeSupported && this.plan !== null && keepsPartial(error)
     if (!resumable && this.tempPath !== '') this.store.discardPartial(this.key).catch(() => {})
     else if (resumable) this.persistPartial()
     if (!isAimirrorError(error) || error.code !== 'ERR_ABORTED') this.log.warn({ key: this.key, err: error.message, code: (error as { code?: string }).code }, 'download failed')
@@ -682,7 +680,7 @@ export class Download {
       startedAt: this.partialStartedAt,
       updatedAt: Date.now()
     }
-    const stillPartial = (): boolean => this.state === 'running' || (this.state === 'failed' && this.error?.name !== 'DigestMismatchError')
+    const stillPartial = (): boolean => this.state === 'running' || (this.state === 'failed' && keepsPartial(this.error))
     const write = stillPartial() ? this.store.putPartial(this.key, entry) : Promise.resolve()
     write.catch((err: unknown) => this.log.warn({ err }, 'could not save download progress')).finally(() => {
       this.persisting = false
@@ -694,6 +692,13 @@ export class Download {
       }
     })
   }
+}
+
+/** Whether a download that failed this way keeps its partial for a later resume. */
+function keepsPartial (error: Error | null): boolean {
+  // Wrong content is worthless; after a full disk its space is what others need now.
+  if (error?.name === 'DigestMismatchError') return false
+  return !(isAimirrorError(error) && error.code === 'ERR_DISK_FULL')
 }
 
 /** ENOSPC/EDQUOT from a write: the disk is full (no retry; readers fall back to the upstream). */

@@ -13,6 +13,15 @@ export interface Holder {
   readonly answer: HaveAnswer
 }
 
+export interface LookupOptions {
+  budgetMs: number
+  signal?: AbortSignal
+  /** How long the DHT query may go on after the lookup settled (default 10 s). */
+  backgroundMs?: number
+  /** Holders found after the lookup settled. */
+  onHolder?: (holder: Holder) => void
+}
+
 export interface RoutingComponents {
   libp2p: ClusterLibp2p
   membership: Membership
@@ -33,8 +42,9 @@ export interface RoutingInit {
 /**
  * Content routing: every blob held and every sha256-keyed download in flight is provided to the
  * cluster DHT (CID v1 raw of its sha256). A lookup asks every member directly (one control round trip
- * on the LAN) and the DHT at once, and settles at the first complete holder, when every member has
- * said no, or at the time budget, whichever comes first, so a cold miss never waits on a silent peer.
+ * on the LAN) and the DHT at once (for holders reached only through other nodes), and settles at the
+ * first complete holder, when every member and the DHT query have answered, or at the time budget,
+ * whichever comes first, so a cold miss never waits on a silent peer.
  */
 export class ContentRouter {
   private readonly c: RoutingComponents
@@ -95,53 +105,49 @@ export class ContentRouter {
   }
 
   /**
-   * Peers holding `digest` (complete first). Settles early as described above; `budgetMs` bounds the
-   * wait for members that do not answer.
+   * Peers holding `digest` (complete first). Settles at the first complete holder, when every member
+   * has answered, or at `budgetMs`, whichever comes first, so a cold miss never waits on a silent peer
+   * or on the DHT. The DHT query (for holders reached only through other nodes) goes on in the
+   * background for up to `backgroundMs`, and holders found later are handed to `onHolder`.
    */
-  async lookup (digest: string, options: { budgetMs: number, signal?: AbortSignal }): Promise<Holder[]> {
+  async lookup (digest: string, options: LookupOptions): Promise<Holder[]> {
     const key = `sha256:${digest}`
     const found: Holder[] = []
     const asked = new Set<string>()
     const me = this.c.libp2p.peerId.toString()
-    const stop = new AbortController()
-    const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(Math.max(1, options.budgetMs)), ...(options.signal === undefined ? [] : [options.signal])])
-    let resolveDone!: () => void
-    const done = new Promise<void>(resolve => { resolveDone = resolve })
+    const parent = [this.abort.signal, ...(options.signal === undefined ? [] : [options.signal])]
+    const background = AbortSignal.any([AbortSignal.timeout(Math.max(options.budgetMs, options.backgroundMs ?? 10_000)), ...parent])
+    const early = AbortSignal.any([AbortSignal.timeout(Math.max(1, options.budgetMs)), ...parent])
+    let settled = false
+    let resolveEarly!: () => void
+    const done = new Promise<void>(resolve => { resolveEarly = () => { settled = true; resolve() } })
     let outstanding = 0
-    const ask = (peer: string): void => {
+    const ask = (peer: string, direct: boolean): void => {
       if (peer === me || asked.has(peer) || this.c.bans.isBanned(peer)) return
       asked.add(peer)
-      outstanding++
-      this.c.control.have(peer, key, { signal }).then(answer => {
+      if (direct) outstanding++
+      this.c.control.have(peer, key, { signal: background }).then(answer => {
         if (answer.state === 'none') return
-        found.push({ peer, answer })
-        if (answer.state === 'complete') resolveDone()
+        const holder = { peer, answer }
+        if (settled) options.onHolder?.(holder)
+        else found.push(holder)
+        if (answer.state === 'complete') resolveEarly()
       }, () => {}).finally(() => {
+        if (!direct) return
         outstanding--
-        if (outstanding === 0 && directDone) resolveDone()
+        if (outstanding === 0) resolveEarly()
       })
     }
-    let directDone = false
-    for (const peer of this.c.membership.memberIds()) ask(peer)
-    directDone = true
-    if (outstanding === 0) resolveDone()
-    // Providers the DHT knows of that are not (yet) direct members.
-    const dht = (async () => {
-      if (this.c.membership.memberIds().length === 0) return
-      for await (const provider of this.c.libp2p.contentRouting.findProviders(cidFromSha256(digest), { signal })) {
-        const id = provider.id.toString()
-        if (!asked.has(id)) {
-          directDone = false
-          ask(id)
-          directDone = true
-        }
-      }
-    })().catch(() => {})
-    signal.addEventListener('abort', resolveDone, { once: true })
+    for (const peer of this.c.membership.memberIds()) ask(peer, true)
+    if (outstanding === 0) resolveEarly()
+    if (this.c.membership.memberIds().length > 0) {
+      (async () => {
+        for await (const provider of this.c.libp2p.contentRouting.findProviders(cidFromSha256(digest), { signal: background })) ask(provider.id.toString(), false)
+      })().catch(() => {})
+    }
+    early.addEventListener('abort', resolveEarly, { once: true })
     await done
-    stop.abort()
-    await dht
-    signal.removeEventListener('abort', resolveDone)
+    early.removeEventListener('abort', resolveEarly)
     return found.sort((a, b) => Number(b.answer.state === 'complete') - Number(a.answer.state === 'complete'))
   }
 }

@@ -3,13 +3,13 @@ import type { Source, SourceResponse } from '../fetch/upstream-source.ts'
 import type { Logger } from '../log.ts'
 import type { Bans } from './bans.ts'
 import type { PeerClient, PeerTicket } from './peer-client.ts'
-import type { Holder } from './routing.ts'
+import type { Holder, LookupOptions } from './routing.ts'
 import { PeerCorruptError } from './verifying-body.ts'
 
 export interface SwarmSourceComponents {
   peers: PeerClient
   bans: Bans
-  lookup: (digest: string, options: { budgetMs: number, signal?: AbortSignal }) => Promise<Holder[]>
+  lookup: (digest: string, options: LookupOptions) => Promise<Holder[]>
   logger: Logger
   onBan?: (peer: string) => void
 }
@@ -34,6 +34,8 @@ export class SwarmSource implements Source {
   private readonly c: SwarmSourceComponents
   private readonly init: SwarmSourceInit
   private holders: Promise<Holder[]> | null = null
+  /** Holders the DHT found after the first request had gone its way; later ranges use them. */
+  private readonly late: Holder[] = []
   private next = 0
   private responses = 0
   private readonly failed = new Set<string>()
@@ -58,8 +60,8 @@ export class SwarmSource implements Source {
   }
 
   private async fromPeers (range: { start: number, end: number }, signal?: AbortSignal): Promise<SourceResponse | null> {
-    this.holders ??= this.c.lookup(this.init.digest, { budgetMs: this.init.lookupMs, signal }).catch(() => [])
-    const holders = (await this.holders).filter(h => h.answer.state === 'complete')
+    this.holders ??= this.c.lookup(this.init.digest, { budgetMs: this.init.lookupMs, onHolder: h => this.late.push(h) }).catch(() => [])
+    const holders = [...(await this.holders), ...this.late].filter(h => h.answer.state === 'complete')
     for (let tries = 0; tries < holders.length; tries++) {
       const h = holders[(this.next++) % holders.length] as Holder
       if (this.failed.has(h.peer) || this.c.bans.isBanned(h.peer)) continue

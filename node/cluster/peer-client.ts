@@ -10,6 +10,18 @@ import type { ControlService } from './control.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
 import { VerifyingBody } from './verifying-body.ts'
 
+/** Tickets and piece lists kept per peer and blob; the oldest go first. */
+const REMEMBERED = 256
+
+function remember<V> (map: Map<string, V>, key: string, value: V): void {
+  map.delete(key)
+  map.set(key, value)
+  if (map.size > REMEMBERED) {
+    const oldest = map.keys().next()
+    if (oldest.done !== true) map.delete(oldest.value)
+  }
+}
+
 /** A ticket for one blob on one peer, and where to use it. */
 export interface PeerTicket extends TicketAnswer {
   readonly peer: string
@@ -54,7 +66,7 @@ export class PeerClient {
       if (this.tickets.get(k) === cached) this.tickets.delete(k)
     }
     const p = this.requestTicket(peer, digest, options.signal)
-    this.tickets.set(k, p)
+    remember(this.tickets, k, p)
     p.catch(() => { if (this.tickets.get(k) === p) this.tickets.delete(k) })
     return await p
   }
@@ -67,7 +79,7 @@ export class PeerClient {
     let p = this.lists.get(k)
     if (p === undefined) {
       p = this.fetchList(t, options.signal)
-      this.lists.set(k, p)
+      remember(this.lists, k, p)
       p.catch(() => { if (this.lists.get(k) === p) this.lists.delete(k) })
     }
     return await p

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { HELP, UsageError, parseCliArgs } from './args.ts'
 import type { CliArgs } from './args.ts'
 import { configToYaml, loadConfig } from '../config/load.ts'
@@ -9,7 +9,10 @@ import { ConfigError } from '../config/errors.ts'
 // `config check` stay instant.
 
 function version (): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  // From the source (cli/) or compiled (dist/cli/): package.json is one or two levels up.
+  const here = new URL('../package.json', import.meta.url)
+  const file = existsSync(here) ? here : new URL('../../package.json', import.meta.url)
+  const pkg = JSON.parse(readFileSync(file, 'utf8')) as { version: string }
   return pkg.version
 }
 

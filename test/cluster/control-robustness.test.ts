@@ -13,8 +13,8 @@ describe('control protocol robustness', () => {
   beforeAll(async () => {
     a = await startClusterNode()
     b = await startClusterNode({ peers: [a.addr] })
-    await until(() => b.cluster.running?.membership.isMember(a.peerId) === true && a.cluster.running?.membership.isMember(b.peerId) === true, 10_000, 'membership')
-  })
+    await until(() => b.cluster.running?.membership.isMember(a.peerId) === true && a.cluster.running?.membership.isMember(b.peerId) === true, 20_000, 'membership')
+  }, 60_000)
 
   afterAll(async () => {
     await b.stop()
@@ -70,6 +70,6 @@ describe('control protocol robustness', () => {
     expect(outcome.filter(o => o === 'reset').length).toBeGreaterThanOrEqual(8)
     expect(outcome.filter(o => o === 'waiting').length).toBeGreaterThan(0)
     for (const lp of streams) lp.unwrap().abort(new Error('done'))
-    await until(async () => await answered().catch(() => false), 10_000, 'answers again')
+    await until(async () => await answered().catch(() => false), 20_000, 'answers again')
   }, 20_000)
 })

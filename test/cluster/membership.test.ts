@@ -14,7 +14,7 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
   beforeAll(async () => {
     keys = await mkdtemp(join(tmpdir(), 'aimirror-keys-'))
     keyFile = await writeKeyFile(keys)
-  })
+  }, 60_000)
 
   afterAll(async () => {
     await Promise.all(nodes.map(async n => await n.stop()))
@@ -32,7 +32,7 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
     const b = await node({ key_file: keyFile, peers: [a.addr] })
     const c = await node({ key_file: keyFile, peers: [a.addr.replace(/\/p2p\/.*$/, '')] })
     const members = (n: ClusterTestNode): string[] => n.cluster.running?.membership.memberIds() ?? []
-    await until(() => members(a).length === 2 && members(b).includes(a.peerId) && members(c).includes(a.peerId), 10_000, 'members')
+    await until(() => members(a).length === 2 && members(b).includes(a.peerId) && members(c).includes(a.peerId), 20_000, 'members')
     expect(members(a).sort()).toEqual([b.peerId, c.peerId].sort())
 
     const stats = await b.cluster.running?.control.stats(a.peerId)
@@ -40,13 +40,13 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
 
     const stranger = await node({ key_file: await writeKeyFile(keys), peers: [a.addr] })
     const open = await node({ peers: [a.addr] })
-    await until(() => a.cluster.running?.membership.isRefused(stranger.peerId) === true && a.cluster.running?.membership.isRefused(open.peerId) === true, 10_000, 'refusals')
+    await until(() => a.cluster.running?.membership.isRefused(stranger.peerId) === true && a.cluster.running?.membership.isRefused(open.peerId) === true, 20_000, 'refusals')
     expect(members(a)).not.toContain(stranger.peerId)
     expect(members(stranger)).toEqual([])
     const refused = await stranger.cluster.running?.control.stats(a.peerId).then(() => null, (err: unknown) => err)
     expect(refused).toBeInstanceOf(Error)
     if (refused instanceof WireError) expect(refused.code).toBe('NOT_MEMBER')
-  })
+  }, 60_000)
 
   it('the peer identity survives a restart', async () => {
     const a = await startClusterNode({})

@@ -19,7 +19,7 @@ describe('cluster inside the node: /cluster/stats and /peers', () => {
     a = await startTestNode({ rules: [], cluster: { enabled: true } })
     b = await startTestNode({ rules: [], cluster: { enabled: true, peers: [p2pAddr(a)] } })
     plain = await startTestNode({ rules: [] })
-  })
+  }, 60_000)
 
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop(), plain?.stop()])
@@ -35,7 +35,7 @@ describe('cluster inside the node: /cluster/stats and /peers', () => {
       const res = await fetch(`${a.url}/cluster/stats`)
       const body = await res.json() as ClusterStatsView
       return body.totals.reachable === 2
-    }, 10_000, 'two reachable nodes')
+    }, 20_000, 'two reachable nodes')
     const view = await (await fetch(`${b.url}/cluster/stats`)).json() as ClusterStatsView
     expect(view.enabled).toBe(true)
     expect(view.mode).toBe('open')

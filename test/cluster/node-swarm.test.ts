@@ -33,8 +33,8 @@ describe.skipIf(!FETCHER_HOOK)(`swarm download through the node${FETCHER_HOOK ? 
     a = await startTestNode({ rules, cluster: { enabled: true } })
     const addr = a.node.components.cluster?.running?.libp2p.getMultiaddrs().map(String).find(x => x.startsWith('/ip4/127.0.0.1/')) as string
     b = await startTestNode({ rules, cluster: { enabled: true, peers: [addr], lookup_ms: 1000 } })
-    await until(() => b.node.components.cluster?.running?.membership.memberIds().length === 1, 10_000, 'membership')
-  })
+    await until(() => b.node.components.cluster?.running?.membership.memberIds().length === 1, 20_000, 'membership')
+  }, 60_000)
 
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()])

@@ -28,11 +28,11 @@ describe('swarm source: ranges from a peer, verified, upstream as fallback', () 
 
   beforeAll(async () => {
     a = await startClusterNode()
-    b = await startClusterNode({ peers: [a.addr] })
+    b = await startClusterNode({ peers: [a.addr], lookup_ms: 5000 })
     digest = await putBlob(a, data, 'application/x-test')
     upstream = await startFileUpstream(data)
-    await until(() => b.cluster.running?.membership.isMember(a.peerId) === true, 10_000, 'membership')
-  })
+    await until(() => b.cluster.running?.membership.isMember(a.peerId) === true, 20_000, 'membership')
+  }, 60_000)
 
   afterAll(async () => {
     await b.stop()
@@ -72,8 +72,8 @@ describe('swarm source: ranges from a peer, verified, upstream as fallback', () 
     const res = await swarm(b, hex).fetch({ start: 0, end: 999 }, {})
     await readAll(res.body)
     expect(upstream.requests).toBe(before + 1)
-    // All members said no: no waiting for the lookup budget (500 ms in these tests).
-    expect(Date.now() - started).toBeLessThan(400)
+    // All members said no: no waiting for the lookup budget (5 s here).
+    expect(Date.now() - started).toBeLessThan(2500)
   })
 
   it('the data port gives nothing without a ticket for that blob and address', async () => {
@@ -93,7 +93,7 @@ describe('swarm source: ranges from a peer, verified, upstream as fallback', () 
   it('a peer serving corrupt bytes is caught within a piece, banned, and upstream takes over', async () => {
     const c = await startClusterNode({ peers: [a.addr] })
     try {
-      await until(() => c.cluster.running?.membership.isMember(a.peerId) === true, 10_000, 'membership')
+      await until(() => c.cluster.running?.membership.isMember(a.peerId) === true, 20_000, 'membership')
       // A faulty holder: its piece list (made by B's request) rots on disk, so what it serves no longer
       // matches what it claims; C must catch it at piece 2 without passing a bad byte on.
       const ticket = await b.cluster.running?.peers.ticket(a.peerId, digest)
@@ -117,5 +117,5 @@ describe('swarm source: ranges from a peer, verified, upstream as fallback', () 
     } finally {
       await c.stop()
     }
-  })
+  }, 60_000)
 })

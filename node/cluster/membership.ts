@@ -200,7 +200,13 @@ export class Membership {
       if (t.initiatorNonce.length !== 32) throw new WireError('BAD_MESSAGE', 'bad nonce')
       await ms.write({ t: 'challenge', nonce: Buffer.from(t.responderNonce).toString('base64'), proof: Buffer.from(proofFor(this.secret, 'responder', t)).toString('base64') }, { signal })
       const proof = await ms.read(memberMessage, { signal })
-      if (proof.t === 'error') { await ms.close({ signal }); return }
+      if (proof.t === 'error') {
+        // The initiator could not verify our proof: it holds another key (or none), so it is no member
+        // either. Both sides may challenge at once; whichever fails first must still refuse the other.
+        await ms.close({ signal })
+        this.refuse(peer, `it rejected our proof (${proof.code})`)
+        return
+      }
       if (proof.t !== 'proof') throw new WireError('BAD_MESSAGE', 'expected a proof')
       if (!checkProof(this.secret, 'initiator', t, Buffer.from(proof.proof, 'base64'))) {
         await ms.write({ t: 'error', code: 'NOT_MEMBER', message: 'wrong proof' }, { signal })

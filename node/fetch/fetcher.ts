@@ -14,7 +14,7 @@ import { ProgressiveReader } from './progressive-reader.ts'
 import { firstRange } from './response-meta.ts'
 import type { BlobMeta } from './response-meta.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
-import type { SourceResponse } from './upstream-source.ts'
+import type { Source, SourceResponse } from './upstream-source.ts'
 import { GcPacer } from './gc-pacer.ts'
 import type { GcFunction } from './gc-pacer.ts'
 
@@ -101,6 +101,11 @@ export interface ActiveDownload {
   state: string
 }
 
+/** Extra sources for new downloads (the LAN cluster): wraps a download's upstream source. */
+export interface SourceProvider {
+  sourceFor: (identity: BlobIdentity, upstream: Source) => Source
+}
+
 /**
  * Fetch engine entry point: local hit → join an in-flight download → new download (the upstream is
  * the only source for now; peer sources plug in through `Source`). One download per cache key per
@@ -119,6 +124,7 @@ export class Fetcher {
   /** Original-URL key → final key last learnt (bounded; a hit within FINAL_KEY_TTL_MS skips upstream). */
   private readonly finalKeys = new Map<string, { key: string, at: number }>()
   private stopping = false
+  private sources: SourceProvider | null = null
 
   constructor (components: FetcherComponents, init: FetcherInit = {}) {
     this.store = components.store
@@ -153,6 +159,11 @@ export class Fetcher {
       d.fail(new AbortedError('Node is stopping'), true)
       await settled
     }))
+  }
+
+  /** Downloads started from now on may take bytes from the provider's sources too (null: upstream only). */
+  useSources (provider: SourceProvider | null): void {
+    this.sources = provider
   }
 
   activeDownloads (): ActiveDownload[] {
@@ -269,7 +280,7 @@ export class Fetcher {
     this.store.recordMiss()
     const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log, pacer: this.pacer }, {
       identity,
-      source,
+      source: first === undefined ? (this.sources?.sourceFor(identity, source) ?? source) : source,
       url: upstream.url.href,
       chunkSize: options.chunkSize ?? DEFAULT_CHUNK,
       concurrency: Math.max(1, options.concurrency ?? 8),

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Config, HandlerName } from '../config/types.ts'
-import type { Cluster, SourceProvider } from './cluster/cluster.ts'
+import type { Cluster } from './cluster/cluster.ts'
 import { registerClusterRoutes } from './cluster/routes.ts'
 import { createFetchEngine } from './fetch/engine.ts'
 import { createHfHandler } from './handlers/hf/handler.ts'
@@ -125,10 +125,8 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     const { Cluster } = await import('./cluster/cluster.ts')
     cluster = new Cluster({ store: engine.store, fetcher: engine.fetcher, logger }, { config: config.cluster, dataDir: config.cache.dir })
     await cluster.start()
-    // Downloads with a published sha256 take peers as sources beside the upstream (the engine's source hook).
-    const hooked = engine.fetcher as unknown as { useSources?: (provider: SourceProvider | null) => void }
-    if (typeof hooked.useSources === 'function') hooked.useSources(cluster)
-    else logger.warn('the fetch engine has no source hook: peers serve others, but this node downloads from upstream only')
+    // Downloads with a published sha256 take peers as sources beside the upstream.
+    engine.fetcher.useSources(cluster)
   }
   registerClusterRoutes(http, { cluster: () => cluster, cacheStats: overrides.cacheStats ?? engine?.cacheStats })
   const components: NodeComponents = { ...base, http, get cluster () { return cluster } }
@@ -150,6 +148,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
       http.server.closeAllConnections()
       await closed
     }
+    engine?.fetcher.useSources(null)
     await (cluster as Cluster | null)?.stop()
     await engine?.stop()
     await metadata.stop()

@@ -5,7 +5,6 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStatsView } from '../../node/cluster/view.ts'
-import { Fetcher } from '../../node/fetch/fetcher.ts'
 import { formatClusterKey } from '../../protocol/membership.ts'
 import { blobData, sha256Hex } from './lan/blob-data.ts'
 import { PrivateLan } from './lan/namespaces.ts'
@@ -17,8 +16,6 @@ const SEED = 7213
 const digest = sha256Hex(blobData(SIZE, SEED))
 const blobPath = `/v2/library/demo/blobs/sha256:${digest}`
 const skip = PrivateLan.unavailable()
-/** The fetch engine's hook for extra sources (Fetcher.useSources). */
-const FETCHER_HOOK = typeof (Fetcher.prototype as unknown as { useSources?: unknown }).useSources === 'function'
 
 /**
  * Three node processes (the real CLI) on a private bridge of network namespaces, with a registry in a
@@ -80,7 +77,7 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
     expect(view?.totals.reachable).toBe(3)
   }, 45_000)
 
-  it.skipIf(!FETCHER_HOOK)('a blob fetched by one node is served to another from its peer' + (FETCHER_HOOK ? '' : ' (skipped: the fetch engine has no source hook yet)'), async () => {
+  it('a blob fetched by one node is served to another from its peer', async () => {
     const [n1, n2] = nodes as unknown as [{ ns: string }, { ns: string }]
     const a = await get(n1.ns, `http://127.0.0.1:8081${blobPath}`)
     expect(a).toEqual({ status: 200, bytes: SIZE, sha256: digest })

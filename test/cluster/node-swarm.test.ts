@@ -3,7 +3,6 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStatsView } from '../../node/cluster/view.ts'
-import { Fetcher } from '../../node/fetch/fetcher.ts'
 import { startTestNode } from '../helpers/node.ts'
 import type { TestNode } from '../helpers/node.ts'
 import { until } from './helpers.ts'
@@ -11,10 +10,8 @@ import { blobData, sha256Hex } from './lan/blob-data.ts'
 import { blobRegistry, registryGet } from './lan/registry.ts'
 import type { BlobRegistry } from './lan/registry.ts'
 
-const FETCHER_HOOK = typeof (Fetcher.prototype as unknown as { useSources?: unknown }).useSources === 'function'
-
 /** Two nodes in one process, registry on 127.0.0.1: the second node pulls a layer the first has, from it. */
-describe.skipIf(!FETCHER_HOOK)(`swarm download through the node${FETCHER_HOOK ? '' : ' (skipped: the fetch engine has no source hook yet)'}`, () => {
+describe('swarm download through the node', () => {
   const data = blobData(5 * (1 << 20) + 77, 42)
   let registry: BlobRegistry
   let server: Server
@@ -48,6 +45,8 @@ describe.skipIf(!FETCHER_HOOK)(`swarm download through the node${FETCHER_HOOK ? 
     expect(sha256Hex(Buffer.from(await first.arrayBuffer()))).toBe(registry.digest)
     const sent = registry.sent()
     expect(sent).toBe(data.length)
+    // The last byte is released once verified; the commit follows a moment later.
+    await until(async () => ((await (await fetch(`${a.url}/stats`)).json()) as { cache: { file_count: number } }).cache.file_count === 1, 20_000, 'commit on a')
 
     const second = await registryGet(`${b.url}${registry.path}`)
     expect(second.status).toBe(200)
@@ -56,7 +55,8 @@ describe.skipIf(!FETCHER_HOOK)(`swarm download through the node${FETCHER_HOOK ? 
 
     const view = await (await fetch(`${b.url}/cluster/stats`)).json() as ClusterStatsView
     expect(view.nodes.find(n => n.self)).toMatchObject({ bytes_from_peers: data.length, bytes_from_upstream: 0 })
-    expect(view.totals.bytes_to_peers).toBe(data.length)
+    // Ranges are widened to whole verification units, so the LAN may carry more than the blob.
+    expect(view.totals.bytes_to_peers).toBeGreaterThanOrEqual(data.length)
     // Now cached on b: a third request is a local hit.
     const third = await registryGet(`${b.url}${registry.path}`)
     await third.arrayBuffer()

@@ -8,9 +8,9 @@ export default defineConfig({
     pool: 'forks',
     // Components keep no module-level state, so test files can share workers: starting a worker and
     // loading the TypeScript graph costs more than most files take to run. Most suites wait on sockets
-    // and child processes, so a few more workers than cores keeps both cores busy.
+    // and child processes, one worker per core keeps timing-sensitive suites honest.
     isolate: false,
-    maxWorkers: 3,
+    maxWorkers: 2,
     // No test sends multicast: nodes started through the CLI or loadConfig get mDNS off.
     env: { AIMIRROR_MDNS: '0' }
   }

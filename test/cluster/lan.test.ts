@@ -83,6 +83,11 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
     expect(a).toEqual({ status: 200, bytes: SIZE, sha256: digest })
     const registry = lan.hosts[0] as { ns: string, ip: string }
     const afterFirst = (await json<{ sent: number }>(registry.ns, `http://${registry.ip}:9000/_stats`)).sent
+    // The last byte is released once verified; the commit follows a moment later.
+    for (let i = 0; i < 100; i++) {
+      if ((await json<{ cache: { file_count: number } }>(n1.ns, 'http://127.0.0.1:8081/stats')).cache.file_count === 1) break
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
 
     const b = await get(n2.ns, `http://127.0.0.1:8081${blobPath}`)
     expect(b).toEqual({ status: 200, bytes: SIZE, sha256: digest })

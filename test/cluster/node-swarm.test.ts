@@ -60,7 +60,7 @@ describe('swarm download through the node', () => {
     // Now cached on b: a third request is a local hit.
     const third = await registryGet(`${b.url}${registry.path}`)
     await third.arrayBuffer()
-    const after = await (await fetch(`${b.url}/cluster/stats`)).json() as ClusterStatsView
-    expect(after.nodes.find(n => n.self)?.bytes_from_cache).toBe(data.length)
+    // Counters are updated when the response finishes on the node's side: poll for them.
+    await until(async () => ((await (await fetch(`${b.url}/cluster/stats`)).json()) as ClusterStatsView).nodes.find(n => n.self)?.bytes_from_cache === data.length, 20_000, 'hit counted on b')
   })
 })

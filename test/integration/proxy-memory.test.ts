@@ -58,7 +58,8 @@ describe('proxy memory', () => {
     // flat; a single sample may catch a few MiB in flight in socket buffers.
     const sorted = [...samples].sort((a, b) => a - b)
     expect(sorted[Math.floor(sorted.length / 2)]).toBeLessThan(SIZE / 16)
-    expect(samples.at(-1)).toBeLessThan(SIZE / 8)
+    // A held body would be the whole 64 MiB by the last sample; a quarter leaves room for buffers in flight.
+    expect(samples.at(-1)).toBeLessThan(SIZE / 4)
     expect(peak).toBeLessThan(SIZE / 2)
   })
 })

@@ -57,7 +57,8 @@ describe('swarm download through the node', () => {
     expect(view.nodes.find(n => n.self)).toMatchObject({ bytes_from_peers: data.length, bytes_from_upstream: 0 })
     // Ranges are widened to whole verification units, so the LAN may carry more than the blob.
     expect(view.totals.bytes_to_peers).toBeGreaterThanOrEqual(data.length)
-    // Now cached on b: a third request is a local hit.
+    // Once committed on b, a third request is a local hit.
+    await until(async () => ((await (await fetch(`${b.url}/stats`)).json()) as { cache: { file_count: number } }).cache.file_count === 1, 20_000, 'commit on b')
     const third = await registryGet(`${b.url}${registry.path}`)
     await third.arrayBuffer()
     // Counters are updated when the response finishes on the node's side: poll for them.

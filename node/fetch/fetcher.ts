@@ -17,6 +17,7 @@ import { discardBody, UpstreamSource } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { GcPacer } from './gc-pacer.ts'
 import type { GcFunction } from './gc-pacer.ts'
+import { waitFor } from '../abort.ts'
 
 export interface FetcherComponents {
   store: BlobStore
@@ -229,7 +230,7 @@ export class Fetcher {
   private async resolveFinal (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, plain: AcquireOptions): Promise<Acquired> {
     const pending = this.resolving.get(identity.key)
     if (pending !== undefined) {
-      const key = await raceAbort(pending, options.signal).catch(() => null)
+      const key = await waitFor(pending, options.signal).catch(() => null)
       if (key !== null) return await this.acquire({ key, sha256: null, expected: null }, upstream, plain)
     }
     let settle!: (key: string | null) => void
@@ -310,7 +311,7 @@ export class Fetcher {
   private async attach (d: Download, unwant: () => void, signal: AbortSignal | undefined, source?: UpstreamSource): Promise<Acquired> {
     let ready
     try {
-      ready = await raceAbort(d.ready, signal)
+      ready = await waitFor(d.ready, signal)
     } catch (err) {
       unwant()
       throw err
@@ -384,13 +385,3 @@ export class Fetcher {
   }
 }
 
-async function raceAbort<T> (p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return await p
-  if (signal.aborted) throw new AbortedError(undefined, { cause: signal.reason })
-  return await new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortedError(undefined, { cause: signal.reason }))
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(v => { signal.removeEventListener('abort', onAbort); resolve(v) },
-      (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) })
-  })
-}

@@ -4,13 +4,14 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { createGzip } from 'node:zlib'
 import type { Dispatcher } from 'undici'
-import { AbortedError, ShuttingDownError } from '../errors.ts'
+import { ShuttingDownError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { MetadataStore } from './store.ts'
 import type { StoredEntry } from './store.ts'
 import type { MetadataBody, MetadataInfo, MetadataRequest, MetadataResult, MetadataRewrite } from './types.ts'
 import { exchange, infoOf } from './upstream-fetch.ts'
 import type { UpstreamOutcome } from './upstream-fetch.ts'
+import { waitFor } from '../abort.ts'
 
 export interface MetadataCacheComponents {
   dispatcher: Dispatcher
@@ -50,16 +51,6 @@ function bufferBody (data: Buffer): MetadataBody {
   }
 }
 
-async function raceAbort<T> (p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return await p
-  if (signal.aborted) throw new AbortedError(undefined, { cause: signal.reason })
-  return await new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortedError(undefined, { cause: signal.reason }))
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(v => { signal.removeEventListener('abort', onAbort); resolve(v) },
-      (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) })
-  })
-}
 
 /** Where a cached result's bytes live: a body generation and the variant of it. */
 interface Origin { entry: StoredEntry, variant: string }
@@ -157,11 +148,11 @@ export class MetadataCache {
     const cached = await this.lookup(req.key)
     if (cached !== undefined && this.fresh(cached, req)) return this.fromEntry(cached, false, true)
     const flight = this.inflight.get(req.key) ?? this.startFlight(req, cached)
-    if (cached === undefined) return this.settle(await raceAbort(flight, req.signal), req, undefined)
+    if (cached === undefined) return this.settle(await waitFor(flight, req.signal), req, undefined)
     let timer: NodeJS.Timeout | undefined
     const slow = new Promise<'slow'>(resolve => { timer = setTimeout(() => resolve('slow'), this.staleGraceMs) })
     try {
-      const outcome = await raceAbort(Promise.race([flight, slow]), req.signal)
+      const outcome = await waitFor(Promise.race([flight, slow]), req.signal)
       if (outcome === 'slow') return this.stale(cached, req, 'upstream slow')
       return this.settle(outcome, req, cached)
     } finally {

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { AbortedError, isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError } from '../../errors.ts'
+import { isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError } from '../../errors.ts'
 import type { Fetcher } from '../../fetch/fetcher.ts'
 import { digestIdentity } from '../../fetch/identity.ts'
 import type { BlobIdentity } from '../../fetch/identity.ts'
@@ -19,6 +19,7 @@ import { lowerHeaders, probeResolve } from './probe.ts'
 import type { ProbeResult } from './probe.ts'
 import type { HfRecords } from './records.ts'
 import { isXetHeader, stripXetHeaders, stripXetLinks } from './xet.ts'
+import { waitFor } from '../../abort.ts'
 
 export interface ResolveComponents {
   fetcher: Fetcher
@@ -59,15 +60,6 @@ function notFoundKey (file: FileRef, commit: string): string {
   return `hf-not-found\n${repoKey(file.repo)}@${commit}/${file.path}`
 }
 
-async function raceAbort<T> (p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) throw new AbortedError(undefined, { cause: signal.reason })
-  return await new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortedError(undefined, { cause: signal.reason }))
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(v => { signal.removeEventListener('abort', onAbort); resolve(v) },
-      (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) })
-  })
-}
 
 function upstreamDown (err: unknown): boolean {
   return isAimirrorError(err) && (err.code === 'ERR_UPSTREAM_UNREACHABLE' || err.code === 'ERR_UPSTREAM_TIMEOUT' || err.code === 'ERR_UPSTREAM_PROTOCOL')
@@ -230,7 +222,7 @@ export function createResolveServer (components: ResolveComponents, init: Resolv
     const slow = fallback?.scope === 'public' ? AbortSignal.timeout(staleGraceMs) : null
     try {
       const url = upstreamFileUrl(ctx.rule.upstream, file, commit ?? file.revision)
-      result = await raceAbort(sharedProbe(url, forward, scope, ctx.request.method === 'GET'), slow === null ? ctx.signal : AbortSignal.any([ctx.signal, slow]))
+      result = await waitFor(sharedProbe(url, forward, scope, ctx.request.method === 'GET'), slow === null ? ctx.signal : AbortSignal.any([ctx.signal, slow]))
     } catch (err) {
       const timedOut = slow?.aborted === true && !ctx.signal.aborted
       if (!timedOut && !upstreamDown(err)) throw err

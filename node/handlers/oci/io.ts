@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
-import { AbortedError, UpstreamProtocolError } from '../../errors.ts'
+import { UpstreamProtocolError } from '../../errors.ts'
 import { toUpstreamError } from '../../upstream/errors.ts'
+export { waitFor } from '../../abort.ts'
 
 /** Reads a small body (token JSON, manifest, error document) up to `limit` bytes; more is an error. */
 export async function readSmall (body: Readable, limit: number, origin?: string): Promise<Buffer> {
@@ -25,17 +26,6 @@ export function deadline (ms: number, signal?: AbortSignal): AbortSignal {
   return signal === undefined ? timeout : AbortSignal.any([signal, timeout])
 }
 
-/** Waits for a shared promise, but lets one caller stop waiting when its own signal aborts. */
-export async function waitFor<T> (p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return await p
-  if (signal.aborted) throw new AbortedError(undefined, { cause: signal.reason })
-  return await new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortedError(undefined, { cause: signal.reason }))
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(v => { signal.removeEventListener('abort', onAbort); resolve(v) },
-      (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) })
-  })
-}
 
 /** Lower-case header map from a raw list; repeated lines are joined with ", ". */
 export function headerMap (raw: readonly string[]): Record<string, string> {

@@ -48,7 +48,9 @@ const GEN = /^[0-9a-f]{32}$/
 
 export class MetadataStore {
   readonly dir: string
-  private readonly db: Level<string, unknown>
+  // Created in start(): a Level instance opens itself on the next microtask, and a node that never
+  // serves metadata must not hold the index open (nor its lock) after stop.
+  private opened: Level<string, unknown> | null = null
   private readonly log: Logger
   private readonly graceMs: number
   private readonly pending = new Map<string, NodeJS.Timeout>()
@@ -58,7 +60,11 @@ export class MetadataStore {
     this.dir = init.dir
     this.log = components.logger
     this.graceMs = init.graceMs ?? 60_000
-    this.db = new Level<string, unknown>(join(init.dir, 'index'), { valueEncoding: 'json' })
+  }
+
+  private get db (): Level<string, unknown> {
+    if (this.opened === null) throw new Error('metadata index is not open')
+    return this.opened
   }
 
   async start (): Promise<void> {
@@ -66,6 +72,7 @@ export class MetadataStore {
     await mkdir(join(this.dir, 'bodies'), { recursive: true })
     await rm(join(this.dir, 'tmp'), { recursive: true, force: true })
     await mkdir(join(this.dir, 'tmp'), { recursive: true })
+    this.opened ??= new Level<string, unknown>(join(this.dir, 'index'), { valueEncoding: 'json' })
     await this.db.open()
     const version = await this.db.get('meta!version')
     if (version !== FORMAT_VERSION) {
@@ -84,7 +91,7 @@ export class MetadataStore {
     for (const t of this.pending.values()) clearTimeout(t)
     this.pending.clear()
     await Promise.all(gens.map(async g => await this.removeGen(g)))
-    await this.db.close()
+    await this.opened?.close()
   }
 
   async get (key: string): Promise<StoredEntry | undefined> {

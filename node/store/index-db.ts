@@ -54,14 +54,23 @@ const B = 'blob!'
 const P = 'part!'
 
 export class IndexDb {
-  private readonly db: Level<string, unknown>
+  private readonly path: string
+  // Created in open(): a Level instance opens itself on the next microtask, and an index opened by a
+  // constructor nobody closes holds its directory (and its lock) after stop.
+  private opened: Level<string, unknown> | null = null
 
   constructor (path: string) {
-    this.db = new Level<string, unknown>(path, { valueEncoding: 'json' })
+    this.path = path
+  }
+
+  private get db (): Level<string, unknown> {
+    if (this.opened === null) throw new Error('blob index is not open')
+    return this.opened
   }
 
   /** Opens the index; an index of another format version is cleared (blobs are re-fetched). */
   async open (): Promise<{ reset: boolean }> {
+    this.opened ??= new Level<string, unknown>(this.path, { valueEncoding: 'json' })
     await this.db.open()
     const version = await this.db.get('meta!version')
     if (version === STORE_FORMAT_VERSION) return { reset: false }
@@ -72,7 +81,7 @@ export class IndexDb {
   }
 
   async close (): Promise<void> {
-    await this.db.close()
+    await this.opened?.close()
   }
 
   async getKey (key: string): Promise<KeyEntry | undefined> {

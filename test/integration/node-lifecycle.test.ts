@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { send } from '../helpers/client.ts'
 import { startTestNode } from '../helpers/node.ts'
@@ -58,6 +60,8 @@ describe('createNode lifecycle', () => {
     expect(addr.url).toBe(`http://127.0.0.1:${addr.port}`)
     expect((await send(addr.url, { path: '/health' })).status).toBe(200)
     await Promise.all([node.stop(), node.stop()])
+    // Nothing served metadata, so its index was never opened: nothing is left writing into the cache dir.
+    expect(existsSync(join(t.cacheDir, 'metadata', 'index'))).toBe(false)
     await t.stop()
     expect(await refused(addr.port)).toBe(true)
     expect(() => node.address()).toThrow()

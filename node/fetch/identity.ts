@@ -5,7 +5,8 @@
  */
 
 export interface ExpectedDigest {
-  readonly algorithm: 'sha256' | 'sha512'
+  /** `git-sha1`: git's blob id, sha1 of `blob <size>\0` + bytes (needs a download of known length). */
+  readonly algorithm: 'sha256' | 'sha512' | 'git-sha1'
   /** Lower-case hex. */
   readonly hex: string
 }
@@ -49,7 +50,7 @@ export function urlIdentity (url: URL | string): BlobIdentity {
   return { key: 'url:' + canonicalUrl(url), sha256: null, expected: null }
 }
 
-const HEX = { sha256: /^[0-9a-f]{64}$/, sha512: /^[0-9a-f]{128}$/ }
+const HEX = { sha256: /^[0-9a-f]{64}$/, sha512: /^[0-9a-f]{128}$/, 'git-sha1': /^[0-9a-f]{40}$/ }
 
 export function digestIdentity (expected: ExpectedDigest): BlobIdentity {
   const hex = expected.hex.toLowerCase()

@@ -1,12 +1,22 @@
 import { createHash } from 'node:crypto'
 import type { Hash } from 'node:crypto'
-import { readSync } from 'node:fs'
+import { fstatSync, readSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import type { ByteRanges } from './byte-ranges.ts'
 
 const READ_BACK = 1 << 20
 /** Bytes hashed from disk before yielding to the event loop. */
 const SLICE = 8 << 20
+
+/**
+ * A hash by algorithm name; `git-sha1` is git's blob id, sha1 over `blob <size>\0` and the bytes (what
+ * the HuggingFace Hub publishes as the ETag of files kept in git). The download's temp file already has
+ * its final size when hashing starts (preallocated, or the partial being resumed), so it gives the size.
+ */
+function createDigest (algorithm: string, fd: number): Hash {
+  if (algorithm !== 'git-sha1') return createHash(algorithm)
+  return createHash('sha1').update(`blob ${fstatSync(fd).size}\0`)
+}
 
 /**
  * Hashes a file in byte order while its pieces arrive in any order. Bytes written exactly at the
@@ -33,7 +43,7 @@ export class OrderedHasher {
     this.fh = fh
     this.written = written
     this.algorithms = algorithms
-    this.hashes = algorithms.map(a => createHash(a))
+    this.hashes = algorithms.map(a => createDigest(a, fh.fd))
     this.onAdvance = hooks.onAdvance
     this.onError = hooks.onError
     this.onRead = hooks.onRead ?? null

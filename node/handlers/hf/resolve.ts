@@ -11,7 +11,7 @@ import type { StrategyContext } from '../../http/strategy.ts'
 import type { Logger } from '../../log.ts'
 import type { AccessMemory } from './access.ts'
 import { credentialScope } from './access.ts'
-import { fileMetaFromHeaders, hubHeaders, mirrorEtag } from './file-meta.ts'
+import { fileMetaFromHeaders, hubHeaders, mirrorEtag, normalizeEtag } from './file-meta.ts'
 import type { HfFileMeta } from './file-meta.ts'
 import { isCommit, repoKey, resolvePath } from './paths.ts'
 import type { FileRef } from './paths.ts'
@@ -49,11 +49,25 @@ export function upstreamFileUrl (upstream: string, file: FileRef, revision: stri
 }
 
 /**
- * Files kept in git have no published sha256: they are keyed by repository, commit and path (whichever
- * hub served them), which never change what they name.
+ * A file kept in git without a usable git blob id: keyed by repository, commit and path (whichever hub
+ * served it), which never change what they name.
  */
 export function gitFileIdentity (file: FileRef, commit: string): BlobIdentity {
   return { key: `hf:${repoKey(file.repo)}@${commit}/${file.path}`, sha256: null, expected: null }
+}
+
+const GIT_SHA1 = /^[0-9a-f]{40}$/
+
+/**
+ * What the bytes of a file are keyed and verified by: the LFS sha256; for files kept in git the hub's
+ * ETag, which is their git blob id (sha1 of `blob <size>\0` + bytes), so they are verified too and the
+ * same file at many commits or in many repositories is stored once.
+ */
+export function fileIdentity (file: FileRef, meta: HfFileMeta): BlobIdentity {
+  if (meta.sha256 !== null) return digestIdentity({ algorithm: 'sha256', hex: meta.sha256 })
+  const oid = normalizeEtag(meta.etag).toLowerCase()
+  if (GIT_SHA1.test(oid)) return digestIdentity({ algorithm: 'git-sha1', hex: oid })
+  return gitFileIdentity(file, meta.commit)
 }
 
 function notFoundKey (file: FileRef, commit: string): string {
@@ -96,7 +110,7 @@ export function createResolveServer (components: ResolveComponents, init: Resolv
     }
     const rule = ctx.rule
     const url = upstreamFileUrl(rule.upstream, file, meta.commit)
-    const identity = meta.sha256 !== null ? digestIdentity({ algorithm: 'sha256', hex: meta.sha256 }) : gitFileIdentity(file, meta.commit)
+    const identity = fileIdentity(file, meta)
     const acquired = await fetcher.acquire(identity, { url, headers: forward }, {
       signal: ctx.signal,
       hint: rangeStartHint(header(ctx, 'range')),

@@ -91,10 +91,11 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   const dispatcher = overrides.dispatcher ?? createUpstreamDispatcher(config.server)
   const router = createRouter(config.rules)
   const rewritePlan = createRewritePlan(config.content_rewrite, router.rules)
-  const metadata = createMetadataCache({ dispatcher, logger }, { cacheDir: config.cache.dir })
-  // The fetch engine (blob store + fetcher) backs `parallel` rules unless a test supplies its own.
-  // Registry downloads renew their upstream tokens as they go: the engine's requests pass the OCI auth interceptor.
+  // Registry downloads renew their upstream tokens as they go: the engine's requests pass the OCI auth interceptor
+  // (so do the metadata cache's: registry tag lists; requests without the OCI marker pass untouched).
   const ociAuth = createOciAuth({ dispatcher, logger })
+  const metadata = createMetadataCache({ dispatcher: dispatcher.compose(ociAuth.interceptor), logger }, { cacheDir: config.cache.dir })
+  // The fetch engine (blob store + fetcher) backs `parallel` rules unless a test supplies its own.
   const engine = overrides.parallel === undefined ? createFetchEngine(config, { dispatcher: dispatcher.compose(ociAuth.interceptor), logger }) : null
   const handlers = createHandlerRegistry({
     hf: engine === null ? undefined : createHfHandler({ fetcher: engine.fetcher, dispatcher, metadata, rewritePlan, logger }, { dir: join(config.cache.dir, 'hf') }),
@@ -102,7 +103,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     npm: createNpmHandler({ metadata, fetcher: engine?.fetcher, rewritePlan, logger }),
     cran: createCranHandler({ metadata, fetcher: engine?.fetcher, logger }),
     conda: createCondaHandler({ metadata, fetcher: engine?.fetcher, rewritePlan, logger }),
-    oci: engine === null ? undefined : createOciHandler({ oci: config.oci, dispatcher, fetcher: engine.fetcher, store: engine.store, auth: ociAuth, logger }, { dir: join(config.cache.dir, 'oci') }),
+    oci: engine === null ? undefined : createOciHandler({ oci: config.oci, dispatcher, fetcher: engine.fetcher, store: engine.store, auth: ociAuth, metadata, logger }, { dir: join(config.cache.dir, 'oci') }),
     ...overrides.handlers
   })
   const proxy = overrides.proxy ?? createProxyStrategy({ dispatcher, rewritePlan, logger }, overrides.proxyInit)

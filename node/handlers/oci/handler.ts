@@ -4,6 +4,7 @@ import { isAimirrorError } from '../../errors.ts'
 import type { Fetcher } from '../../fetch/fetcher.ts'
 import type { StrategyContext } from '../../http/strategy.ts'
 import type { Logger } from '../../log.ts'
+import type { MetadataCache } from '../../metadata/cache.ts'
 import type { BlobStore } from '../../store/blob-store.ts'
 import type { Handler } from '../types.ts'
 import { AccessControl } from './access.ts'
@@ -31,6 +32,8 @@ export interface OciHandlerComponents {
   fetcher: Fetcher
   store: BlobStore
   auth: OciAuth
+  /** The node's metadata cache (tag lists, referrers); its dispatcher must carry `auth.interceptor`. */
+  metadata: MetadataCache
   logger: Logger
 }
 
@@ -94,8 +97,8 @@ export function createOciHandler (components: OciHandlerComponents, init: OciHan
         case 'blob': served = await blobs.serve(req, path.digest, {
           chunkSize: ctx.rule.chunk_size, concurrency: ctx.rule.concurrency, minSize: ctx.rule.min_size, maxSize: ctx.rule.max_size
         }); break
-        case 'tags': served = await serveListing(client, req, 'tags/list'); break
-        case 'referrers': served = await serveListing(client, req, `referrers/${path.digest.value}`); break
+        case 'tags': served = await serveListing(components.metadata, req, 'tags/list', ctx.rule.metadata_ttl_s * 1000); break
+        case 'referrers': served = await serveListing(components.metadata, req, `referrers/${path.digest.value}`, ctx.rule.metadata_ttl_s * 1000); break
       }
     } catch (err) {
       if (!isAimirrorError(err) || err.code !== 'ERR_UPSTREAM_DENIED' || reply.sent) throw err

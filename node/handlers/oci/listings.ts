@@ -1,10 +1,11 @@
-import { discardBody } from '../../upstream/request.ts'
-import type { RegistryClient } from './registry-client.ts'
+import type { MetadataCache } from '../../metadata/cache.ts'
+import { sendMetadata } from '../../metadata/serve.ts'
+import { acceptVariant, joinedAccept } from './accept.ts'
+import { AUTH_MARKER, authMarker } from './auth-interceptor.ts'
+import { USER_AGENT } from './registry-client.ts'
 import type { RegistryTarget } from './registries.ts'
 import { API_VERSION_HEADER } from './replies.ts'
 import type { OciRequest, Served } from './types.ts'
-
-const RELAYED = ['content-type', 'content-length', 'docker-content-digest', 'oci-filters-applied', 'etag', 'last-modified']
 
 /**
  * A pagination `Link` from upstream, pointed back at the mirror: the repository as the client named it
@@ -26,30 +27,39 @@ export function rewriteLink (link: string, target: RegistryTarget): string {
 }
 
 /**
- * `tags/list` and `referrers`: small, mutable listings, passed through with the client's credential
- * (upstream decides what it may see). Query parameters (`n`, `last`, `artifactType`) go along; `ns` does not.
+ * The metadata-cache key of a listing: everything its body depends on. Like a tag's record, it names
+ * the client credential (`-` when anonymous), so a listing fetched with one credential is never served
+ * to another client; anonymous listings are public and shared.
  */
-export async function serveListing (client: RegistryClient, req: OciRequest, suffix: string): Promise<Served> {
+export function listingKey (req: Pick<OciRequest, 'scope' | 'who' | 'accept'>, pathAndQuery: string): string {
+  return ['oci-listing', req.scope.upstream, req.scope.repo, pathAndQuery, acceptVariant(req.accept), req.who.cred?.key ?? '-'].join('\n')
+}
+
+/**
+ * `tags/list` and `referrers`: small, mutable listings, through the shared metadata cache with the
+ * rule's TTL (conditional revalidation; stale with a warning, and remembered 404s, while upstream is
+ * down). Upstream is asked with the client's credential, so it decides what the client may see; the
+ * request carries the auth marker, which the cache's dispatcher swaps for the mirror's current token.
+ * Query parameters (`n`, `last`, `artifactType`) go along; `ns` does not. HEAD is answered from the
+ * same cached GET, with the real length.
+ */
+export async function serveListing (metadata: MetadataCache, req: OciRequest, suffix: string, ttlMs: number): Promise<Served> {
   const { ctx, scope, who, target } = req
   const query = new URL(ctx.request.url, 'http://mirror').searchParams
   query.delete('ns')
-  const search = query.size > 0 ? `?${query.toString()}` : ''
-  const res = await client.request({
-    scope, cred: who.cred, method: req.head ? 'HEAD' : 'GET', path: `/v2/${scope.repo}/${suffix}${search}`, headers: req.accept, signal: ctx.signal
+  query.sort()
+  const pathAndQuery = `/v2/${scope.repo}/${suffix}${query.size > 0 ? `?${query.toString()}` : ''}`
+  const headers: Record<string, string> = { 'user-agent': USER_AGENT, [AUTH_MARKER]: authMarker(scope, who.cred) }
+  const accept = joinedAccept(req.accept)
+  if (accept !== undefined) headers.accept = accept
+  const result = await metadata.fetch({
+    key: listingKey(req, pathAndQuery), url: new URL(scope.upstream + pathAndQuery), headers, ttlMs, signal: ctx.signal
   })
-  if (res.status === 401 || res.status === 403) {
-    discardBody(res.body)
-    return { status: res.status, headers: {}, what: 'repository' }
-  }
-  const headers: Record<string, string> = { ...API_VERSION_HEADER }
-  for (const name of RELAYED) if (res.headers[name] !== undefined) headers[name] = res.headers[name] as string
-  if (res.headers.link !== undefined) headers.link = rewriteLink(res.headers.link, target)
-  ctx.reply.code(res.status).headers(headers)
-  if (req.head) {
-    discardBody(res.body)
-    await ctx.reply.send()
-  } else {
-    await ctx.reply.send(res.body)
-  }
+  // Refusals are never cached: the handler turns them into the mirror's own challenge or a 403.
+  if (result.status === 401 || result.status === 403) return { status: result.status, headers: {}, what: 'repository' }
+  const extra: Record<string, string> = { ...API_VERSION_HEADER }
+  const link = result.headers.link
+  if (link !== undefined) extra.link = rewriteLink(link, target)
+  await sendMetadata(metadata, ctx.request, ctx.reply, result, { headers: extra, vary: accept === undefined ? [] : ['Accept'] })
   return null
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Published entry: runs the compiled CLI when present, the TypeScript source otherwise (Node >= 22.18 strips types).
 //
-// `start` re-executes itself once (process.execve, Node >= 23.11) with V8 settings for a long-running
-// node that moves a lot of bytes: every socket and file read allocates a fresh buffer that V8 frees
+// Running the node (`start`, or no command: its default) re-executes itself once (process.execve,
+// Node >= 23.11) with V8 settings for a long-running node that moves a lot of bytes: every socket and file read allocates a fresh buffer that V8 frees
 // only when it collects. --expose-gc lets the fetch engine run a cheap young-generation collection
 // every few MiB moved (instead of V8 running full mark-compacts under external-memory pressure), a
 // small young generation keeps the heap small, and a doubling old-generation limit keeps the objects
@@ -17,10 +17,25 @@ import { dirname, join } from 'node:path'
 const TUNED = 'AIMIRROR_TUNED'
 const V8_FLAGS = ['--expose-gc', '--max-semi-space-size=2', '--heap-growing-percent=100']
 
-function retune () {
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const compiled = existsSync(join(root, 'dist', 'cli', 'main.js'))
+const cliModule = (name) => pathToFileURL(join(root, ...(compiled ? ['dist', 'cli', `${name}.js`] : ['cli', `${name}.ts`]))).href
+
+/** Whether these arguments run the node: `start`, or no command at all (its default). */
+async function runsNode (argv) {
+  try {
+    const { parseCliArgs } = await import(cliModule('args'))
+    return parseCliArgs(argv).command === 'start'
+  } catch {
+    // A usage error: the CLI reports it, untuned.
+    return false
+  }
+}
+
+async function retune () {
   const env = process.env
   if (env[TUNED] !== undefined || env.AIMIRROR_NO_TUNE !== undefined) return
-  if (process.argv[2] !== 'start' || typeof process.execve !== 'function') return
+  if (typeof process.execve !== 'function' || !(await runsNode(process.argv.slice(2)))) return
   const have = new Set([...process.execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)].map(f => f.split('=')[0]))
   const flags = V8_FLAGS.filter(f => !have.has(f.split('=')[0]))
   try {
@@ -31,8 +46,5 @@ function retune () {
   }
 }
 
-retune()
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const compiled = join(root, 'dist', 'cli', 'main.js')
-const entry = existsSync(compiled) ? compiled : join(root, 'cli', 'main.ts')
-await import(pathToFileURL(entry).href)
+await retune()
+await import(cliModule('main'))

@@ -93,6 +93,7 @@ export function logTail (file: string, lines = 20): string {
 export class RssSampler {
   readonly #pid: number
   #peakKiB = 0
+  #cpuStart = 0
   #timer: NodeJS.Timeout | null = null
 
   constructor (pid: number) {
@@ -108,16 +109,28 @@ export class RssSampler {
     }
   }
 
+  /** User + system CPU seconds the process has used so far (/proc/<pid>/stat, 100 ticks a second). */
+  #cpuSeconds (): number {
+    try {
+      const stat = readFileSync(`/proc/${this.#pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return (Number(fields[11]) + Number(fields[12])) / 100
+    } catch {
+      return 0
+    }
+  }
+
   start (): void {
+    this.#cpuStart = this.#cpuSeconds()
     this.#peakKiB = this.#read('VmRSS')
     this.#timer = setInterval(() => { this.#peakKiB = Math.max(this.#peakKiB, this.#read('VmRSS')) }, 50)
   }
 
-  /** Returns MiB: the peak seen in this window, and the process's lifetime peak. */
-  stop (): { peakMiB: number; lifetimeMiB: number } {
+  /** Returns MiB: the peak seen in this window, and the process's lifetime peak; CPU seconds used in the window. */
+  stop (): { peakMiB: number; lifetimeMiB: number; cpuS: number } {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
     this.#peakKiB = Math.max(this.#peakKiB, this.#read('VmRSS'))
-    return { peakMiB: this.#peakKiB / 1024, lifetimeMiB: this.#read('VmHWM') / 1024 }
+    return { peakMiB: this.#peakKiB / 1024, lifetimeMiB: this.#read('VmHWM') / 1024, cpuS: this.#cpuSeconds() - this.#cpuStart }
   }
 }

@@ -112,6 +112,8 @@ async function main (): Promise<number> {
         const rss = sampler.stop()
         if (s.usesNode) {
           row.rssMiB = rss.peakMiB
+          // CPU the node spent: the load-independent cost of a scenario on a shared machine.
+          row.notes += `${row.notes === '' ? '' : '; '}node CPU ${rss.cpuS.toFixed(1)} s`
           row.goal += `${row.goal === '' ? '' : ', '}RSS ≤ ${GOAL_RSS_MIB} MiB`
           if (rss.peakMiB > GOAL_RSS_MIB) row.pass = false
         }

@@ -218,6 +218,7 @@ export class MetadataCache {
   }
 
   private fresh (entry: StoredEntry, req: MetadataRequest): boolean {
+    if (req.revalidate === true) return false
     const ttl = entry.status === 200 ? req.ttlMs : (req.negativeTtlMs ?? Math.min(req.ttlMs, 60_000))
     return Date.now() - entry.fetchedAt < ttl
   }

@@ -28,6 +28,12 @@ export interface MetadataRequest {
    * headers (lower-case names) the cached body is still current and only its age is reset.
    */
   readonly headCheck?: (headers: Readonly<Record<string, string>>, cached: MetadataInfo) => boolean
+  /**
+   * The client asked for a revalidated answer (`Cache-Control: no-cache` / `max-age=0`, see
+   * `clientRevalidates`): a cached copy is confirmed upstream (conditional request) even within its TTL.
+   * Upstream down, failing or slow: the copy is still served, marked stale.
+   */
+  readonly revalidate?: boolean
   /** Aborts this caller's wait only; a shared upstream request continues for the other callers. */
   readonly signal?: AbortSignal
 }

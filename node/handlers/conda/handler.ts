@@ -3,6 +3,7 @@ import type { Fetcher } from '../../fetch/fetcher.ts'
 import type { StrategyContext } from '../../http/strategy.ts'
 import type { Logger } from '../../log.ts'
 import type { MetadataCache } from '../../metadata/cache.ts'
+import { clientRevalidates } from '../../metadata/client-revalidate.ts'
 import { sendMetadata } from '../../metadata/serve.ts'
 import type { MetadataResult } from '../../metadata/types.ts'
 import type { RewritePlan } from '../../rewrite/rules.ts'
@@ -95,6 +96,7 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
         // Compressed variants are fetched as they are, so their bytes stay exactly upstream's.
         headers: { 'accept-encoding': plainJson ? 'gzip' : 'identity' },
         ttlMs: ctx.rule.metadata_ttl_s * 1000,
+        revalidate: clientRevalidates(ctx.request.headers),
         signal: ctx.signal
       })
       let shown = result

@@ -4,6 +4,7 @@ import type { Fetcher } from '../../fetch/fetcher.ts'
 import type { StrategyContext } from '../../http/strategy.ts'
 import type { Logger } from '../../log.ts'
 import type { MetadataCache } from '../../metadata/cache.ts'
+import { clientRevalidates } from '../../metadata/client-revalidate.ts'
 import { sendMetadata } from '../../metadata/serve.ts'
 import { acquireArtifact, sendAcquired, serveArtifact } from '../artifact.ts'
 import type { Handler } from '../types.ts'
@@ -58,6 +59,7 @@ export function createCranHandler (components: CranComponents): Handler {
           url: ctx.upstreamUrl,
           headers,
           ttlMs: ctx.rule.metadata_ttl_s * 1000,
+          revalidate: clientRevalidates(ctx.request.headers),
           signal: ctx.signal
         })
         await sendMetadata(metadata, ctx.request, ctx.reply, result, { gzip: false })

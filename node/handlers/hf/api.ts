@@ -1,4 +1,5 @@
 import type { MetadataCache } from '../../metadata/cache.ts'
+import { clientRevalidates } from '../../metadata/client-revalidate.ts'
 import { sendMetadata } from '../../metadata/serve.ts'
 import type { MetadataResult, MetadataRewrite } from '../../metadata/types.ts'
 import type { StrategyContext } from '../../http/strategy.ts'
@@ -50,6 +51,7 @@ export function createApiServer (components: ApiComponents): (ctx: StrategyConte
       url: ctx.upstreamUrl,
       headers: forward,
       ttlMs: ctx.rule.metadata_ttl_s * 1000,
+      revalidate: clientRevalidates(ctx.request.headers),
       signal: ctx.signal
     })
     if (result.status >= 200 && result.status < 300) result = await metadata.rewrite(result, XET_STRIP)

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { StrategyContext } from '../../http/strategy.ts'
+import { clientHasCopy, clientRevalidates } from '../../metadata/client-revalidate.ts'
 import { sendMetadata } from '../../metadata/serve.ts'
 import { choosePackumentFormat, UPSTREAM_ACCEPT } from './paths.ts'
 import { rewritePackument } from './packument.ts'
@@ -15,6 +16,11 @@ function header (ctx: StrategyContext, name: string): string | undefined {
  * chosen from Accept; `Vary: Accept`) and per credential, with `dist.tarball` rewritten to absolute
  * mirror URLs under the same mount prefix. The digests it publishes are remembered for the tarball
  * requests that follow.
+ *
+ * npm asks for a fresh packument (`--prefer-online`, or its own cache copy past the registry's max-age)
+ * with a bare conditional request, no Cache-Control, so a request carrying If-None-Match /
+ * If-Modified-Since is revalidated upstream too: npm then sees what the registry would have told it.
+ * Requests without a copy (first fetches, other machines) are served from the cache within its TTL.
  */
 export async function servePackument (ctx: StrategyContext, components: NpmComponents, name: string): Promise<void> {
   const { metadata, rewritePlan } = components
@@ -33,6 +39,7 @@ export async function servePackument (ctx: StrategyContext, components: NpmCompo
     url: ctx.upstreamUrl,
     headers,
     ttlMs: ctx.rule.metadata_ttl_s * 1000,
+    revalidate: clientRevalidates(ctx.request.headers) || clientHasCopy(ctx.request.headers),
     signal: ctx.signal
   })
   let shown = result

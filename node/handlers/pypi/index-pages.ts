@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { canonicalUrl } from '../../fetch/identity.ts'
 import type { StrategyContext } from '../../http/strategy.ts'
+import { clientRevalidates } from '../../metadata/client-revalidate.ts'
 import { sendMetadata } from '../../metadata/serve.ts'
 import type { MetadataResult } from '../../metadata/types.ts'
 import type { RuleRewriting } from '../../rewrite/rules.ts'
@@ -61,6 +62,7 @@ export async function serveIndex (ctx: StrategyContext, components: PypiComponen
     url: ctx.upstreamUrl,
     headers,
     ttlMs: rule.metadata_ttl_s * 1000,
+    revalidate: clientRevalidates(request.headers),
     signal: ctx.signal
   })
   const rewriting = rewritePlan.forRule(rule)

@@ -5,8 +5,11 @@
  */
 
 export interface ExpectedDigest {
-  /** `git-sha1`: git's blob id, sha1 of `blob <size>\0` + bytes (needs a download of known length). */
-  readonly algorithm: 'sha256' | 'sha512' | 'git-sha1'
+  /**
+   * `git-sha1`: git's blob id, sha1 of `blob <size>\0` + bytes (needs a download of known length).
+   * `sha1`: plain sha1 (npm's `dist.shasum` of old packages); weak, so callers key such blobs by URL.
+   */
+  readonly algorithm: 'sha256' | 'sha512' | 'git-sha1' | 'sha1'
   /** Lower-case hex. */
   readonly hex: string
 }
@@ -50,7 +53,7 @@ export function urlIdentity (url: URL | string): BlobIdentity {
   return { key: 'url:' + canonicalUrl(url), sha256: null, expected: null }
 }
 
-const HEX = { sha256: /^[0-9a-f]{64}$/, sha512: /^[0-9a-f]{128}$/, 'git-sha1': /^[0-9a-f]{40}$/ }
+const HEX = { sha256: /^[0-9a-f]{64}$/, sha512: /^[0-9a-f]{128}$/, 'git-sha1': /^[0-9a-f]{40}$/, sha1: /^[0-9a-f]{40}$/ }
 
 export function digestIdentity (expected: ExpectedDigest): BlobIdentity {
   const hex = expected.hex.toLowerCase()

@@ -100,12 +100,16 @@ describe('npm tarballs', () => {
     expect(missing.status).toBe(404)
   })
 
-  it('serves tarballs with only a sha1 shasum keyed by URL', async () => {
+  it('verifies tarballs with only a sha1 shasum by it', async () => {
     reg.settings.shasumOnly = true
     await send(node.url, { path: '/npm/tiny-b' })
+    await send(node.url, { path: '/npm/tiny-a' })
     const b = await send(node.url, { path: '/npm/tiny-b/-/tiny-b-1.0.0.tgz' })
     expect(b.status).toBe(200)
     expect(b.body.equals(reg.tarballs.get('tiny-b@1.0.0')?.data ?? Buffer.alloc(0))).toBe(true)
+    reg.corrupt('tiny-a', '1.0.0')
+    const bad = await send(node.url, { path: '/npm/tiny-a/-/tiny-a-1.0.0.tgz' }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
+    if (!(bad instanceof Error)) expect(bad.status).not.toBe(200)
   })
 
   it('leaves search and audit endpoints to the proxy', async () => {

@@ -1,7 +1,7 @@
-import { canonicalUrl, digestIdentity, urlIdentity } from '../../fetch/identity.ts'
+import { canonicalUrl, urlIdentity } from '../../fetch/identity.ts'
 import { serveArtifact } from '../artifact.ts'
 import type { Handler } from '../types.ts'
-import { parseHint } from './integrity.ts'
+import { parseHint, tarballIdentity } from './integrity.ts'
 import { classifyNpmPath } from './paths.ts'
 import { servePackument } from './serve-packument.ts'
 import type { NpmComponents } from './types.ts'
@@ -11,7 +11,8 @@ export type { NpmComponents } from './types.ts'
 /**
  * npm registries (npm, pnpm, yarn): packuments through the metadata cache with tarball links rewritten
  * to the mirror; tarballs through the fetch engine, keyed and verified by the packument's
- * `dist.integrity` (sha512) once the packument was seen, else by URL. Search, audit, login and other
+ * `dist.integrity` (sha512) once the packument was seen (by `dist.shasum`, sha1, for old packages that
+ * publish nothing else), else by URL. Search, audit, login and other
  * methods are left to the rule's strategy (proxied).
  */
 export function createNpmHandler (components: NpmComponents): Handler {
@@ -29,7 +30,7 @@ export function createNpmHandler (components: NpmComponents): Handler {
       const fetcher = components.fetcher
       if (fetcher === undefined) return false
       const hint = parseHint(await components.metadata.recall(`npm:${canonicalUrl(ctx.upstreamUrl)}`))
-      await serveArtifact(ctx, fetcher, hint === null ? urlIdentity(ctx.upstreamUrl) : digestIdentity(hint))
+      await serveArtifact(ctx, fetcher, hint === null ? urlIdentity(ctx.upstreamUrl) : tarballIdentity(ctx.upstreamUrl, hint))
       return true
     }
   }

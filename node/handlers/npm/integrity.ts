@@ -1,4 +1,5 @@
-import type { ExpectedDigest } from '../../fetch/identity.ts'
+import { canonicalUrl, digestIdentity } from '../../fetch/identity.ts'
+import type { BlobIdentity, ExpectedDigest } from '../../fetch/identity.ts'
 
 /** Digests a packument publishes for a tarball: SRI `dist.integrity` (possibly several) and hex `dist.shasum`. */
 export interface TarballDigests {
@@ -30,11 +31,27 @@ export function parseDigests (integrity: unknown, shasum: unknown): TarballDiges
   return { sha512, sha256, sha1 }
 }
 
-/** The strongest digest the fetch engine can verify (sha512, then sha256); sha1 alone is not enough. */
+/**
+ * The strongest digest published (sha512, then sha256, then sha1: packages published before npm had
+ * `integrity` carry only `dist.shasum`, and are verified by it rather than not at all).
+ */
 export function verifiable (d: TarballDigests): ExpectedDigest | null {
   if (d.sha512 !== null) return { algorithm: 'sha512', hex: d.sha512 }
   if (d.sha256 !== null) return { algorithm: 'sha256', hex: d.sha256 }
+  if (d.sha1 !== null) return { algorithm: 'sha1', hex: d.sha1 }
   return null
+}
+
+/**
+ * Cache identity of a tarball at `url` whose packument published `digest`. sha512/sha256 key by content
+ * (the same bytes from two registries are one entry). A sha1 is verified but keyed together with the URL:
+ * sha1 collisions can be made, and a colliding tarball published elsewhere must not be served for this
+ * one. The blob itself is stored by the sha256 computed on the way in either way.
+ */
+export function tarballIdentity (url: URL, digest: ExpectedDigest): BlobIdentity {
+  const identity = digestIdentity(digest)
+  if (digest.algorithm !== 'sha1') return identity
+  return { ...identity, key: `${identity.key}@${canonicalUrl(url)}` }
 }
 
 /** Stored hint form: `<algorithm>:<hex>`. */
@@ -43,7 +60,8 @@ export function formatHint (d: ExpectedDigest): string {
 }
 
 export function parseHint (value: string | undefined): ExpectedDigest | null {
-  const m = value === undefined ? null : /^(sha512|sha256):([0-9a-f]+)$/.exec(value)
+  const m = value === undefined ? null : /^(?:(sha512):([0-9a-f]{128})|(sha256):([0-9a-f]{64})|(sha1):([0-9a-f]{40}))$/.exec(value)
   if (m === null) return null
-  return { algorithm: m[1] as 'sha512' | 'sha256', hex: m[2] as string }
+  const [algorithm, hex] = m.slice(1).filter(s => s !== undefined) as ['sha512' | 'sha256' | 'sha1', string]
+  return { algorithm, hex }
 }

@@ -15,7 +15,7 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 export interface RewrittenPackument {
   readonly text: string
   readonly hints: Array<readonly [string, string]>
-  /** Tarballs whose only published digest is sha1 (served keyed by URL, unverified). */
+  /** Tarballs whose only published digest is sha1 (verified by it, keyed with their URL). */
   readonly sha1Only: number
 }
 
@@ -31,8 +31,8 @@ export function rewritePackument (text: string, docUrl: URL, map: (absolute: URL
     let url: URL
     try { url = new URL(v.dist.tarball, docUrl) } catch { continue }
     const digest = verifiable(parseDigests(v.dist.integrity, v.dist.shasum))
-    if (digest === null) sha1Only++
-    else hints.push([`npm:${canonicalUrl(url)}`, formatHint(digest)])
+    if (digest?.algorithm === 'sha1') sha1Only++
+    if (digest !== null) hints.push([`npm:${canonicalUrl(url)}`, formatHint(digest)])
   }
   const out = text.replace(TARBALL_VALUE, (whole, key: string, raw: string) => {
     let value: unknown

@@ -47,11 +47,12 @@ export async function servePackument (ctx: StrategyContext, components: NpmCompo
     const links = rewritePlan.forRule(ctx.rule).links
     const docUrl = ctx.upstreamUrl
     shown = await metadata.rewrite(result, {
-      id: `npm:${ctx.rule.name}:${ctx.mirrorBase}`,
+      // v2: sha1-only tarballs became hints too; a new id re-reads packuments cached before.
+      id: `npm-v2:${ctx.rule.name}:${ctx.mirrorBase}`,
       apply: async (body) => {
         const doc = rewritePackument(body.toString('utf8'), docUrl, url => links.rewriteUrl(url.href, url, ctx.mirrorBase))
         await metadata.remember(doc.hints)
-        if (doc.sha1Only > 0) log.info({ name, tarballs: doc.sha1Only }, 'tarballs with only a sha1 shasum are cached by URL, unverified')
+        if (doc.sha1Only > 0) log.debug({ name, tarballs: doc.sha1Only }, 'tarballs with only a sha1 shasum are verified by it')
         return Buffer.from(doc.text, 'utf8')
       }
     })

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { parseDigests, parseHint, verifiable, formatHint } from '../../../../node/handlers/npm/integrity.ts'
+import { parseDigests, parseHint, tarballIdentity, verifiable, formatHint } from '../../../../node/handlers/npm/integrity.ts'
 import { rewritePackument } from '../../../../node/handlers/npm/packument.ts'
 import { choosePackumentFormat, classifyNpmPath } from '../../../../node/handlers/npm/paths.ts'
 
@@ -40,21 +40,35 @@ describe('npm digests', () => {
   const hex512 = createHash('sha512').update(data).digest('hex')
   const sha1 = createHash('sha1').update(data).digest('hex')
 
-  it('prefers sha512 from SRI, falls back to nothing verifiable for sha1 only', () => {
+  it('prefers sha512 from SRI, falls back to the sha1 shasum', () => {
     const d = parseDigests(`sha1-${Buffer.from(sha1, 'hex').toString('base64')} ${sri512}`, sha1)
     expect(d).toEqual({ sha512: hex512, sha256: null, sha1 })
     expect(verifiable(d)).toEqual({ algorithm: 'sha512', hex: hex512 })
-    expect(verifiable(parseDigests(undefined, sha1))).toBeNull()
+    expect(verifiable(parseDigests(undefined, sha1))).toEqual({ algorithm: 'sha1', hex: sha1 })
+    expect(verifiable(parseDigests(undefined, sha1.toUpperCase()))).toEqual({ algorithm: 'sha1', hex: sha1 })
+    expect(verifiable(parseDigests(undefined, undefined))).toBeNull()
     expect(parseDigests('sha512-tooShort', undefined).sha512).toBeNull()
     expect(parseHint(formatHint({ algorithm: 'sha512', hex: hex512 }))).toEqual({ algorithm: 'sha512', hex: hex512 })
+    expect(parseHint(formatHint({ algorithm: 'sha1', hex: sha1 }))).toEqual({ algorithm: 'sha1', hex: sha1 })
     expect(parseHint('sha1:abc')).toBeNull()
+    expect(parseHint(`sha256:${sha1}`)).toBeNull()
   })
 
   it('rewrites tarball URLs only and learns their digests', () => {
     const doc = `{"name":"a","versions":{"1.0.0":{"dist":{"integrity":"${sri512}","shasum":"${sha1}","tarball":"https://registry.example/a/-/a-1.0.0.tgz"}},"0.1.0":{"dist":{"shasum":"${sha1}","tarball":"https://registry.example/a/-/a-0.1.0.tgz"}}},"homepage":"https://registry.example/a"}`
     const out = rewritePackument(doc, new URL('https://registry.example/a'), u => u.origin === 'https://registry.example' ? 'http://mirror:8081/npm' + u.pathname : null)
     expect(out.text).toBe(doc.replaceAll('"tarball":"https://registry.example/', '"tarball":"http://mirror:8081/npm/'))
-    expect(out.hints).toEqual([['npm:https://registry.example/a/-/a-1.0.0.tgz', `sha512:${hex512}`]])
+    expect(out.hints).toEqual([['npm:https://registry.example/a/-/a-1.0.0.tgz', `sha512:${hex512}`], ['npm:https://registry.example/a/-/a-0.1.0.tgz', `sha1:${sha1}`]])
     expect(out.sha1Only).toBe(1)
+  })
+
+  it('keys sha512 tarballs by content, sha1 ones by digest and URL', () => {
+    const a = new URL('https://registry.example/a/-/a-0.1.0.tgz')
+    const b = new URL('https://other.example/a/-/a-0.1.0.tgz')
+    expect(tarballIdentity(a, { algorithm: 'sha512', hex: hex512 })).toEqual(tarballIdentity(b, { algorithm: 'sha512', hex: hex512 }))
+    const one = tarballIdentity(a, { algorithm: 'sha1', hex: sha1 })
+    expect(one.expected).toEqual({ algorithm: 'sha1', hex: sha1 })
+    expect(one.sha256).toBeNull()
+    expect(one.key).not.toBe(tarballIdentity(b, { algorithm: 'sha1', hex: sha1 }).key)
   })
 })

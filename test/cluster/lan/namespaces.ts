@@ -56,8 +56,8 @@ export class PrivateLan {
   }
 
   /** Starts a long-running process inside a namespace; stopped by down(). */
-  spawn (ns: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  spawn (ns: string, args: string[], env: NodeJS.ProcessEnv, options: { stdin?: boolean } = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, ...args], { env, stdio: [options.stdin === true ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
     this.procs.push(child)
     return child
   }
@@ -66,6 +66,24 @@ export class PrivateLan {
   async exec (ns: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
     const { stdout } = await run('ip', ['netns', 'exec', ns, ...args], { env, timeout: 60_000, maxBuffer: 16 << 20 })
     return stdout
+  }
+
+  /**
+   * Limits what a host sends (a token bucket on its eth0): a slow link, so a transfer from it is in
+   * flight long enough to interrupt. Throws when the kernel has no tbf qdisc.
+   */
+  async throttle (ns: string, rate: string): Promise<void> {
+    await run('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'replace', 'dev', 'eth0', 'root', 'tbf', 'rate', rate, 'burst', '32kbit', 'latency', '400ms'])
+  }
+
+  /** kill -9 of everything running in a host namespace (a machine losing power, as its peers see it). */
+  async killAll (ns: string): Promise<number> {
+    const pids = await run('ip', ['netns', 'pids', ns]).then(r => r.stdout.split(/\s+/).filter(Boolean), () => [])
+    let killed = 0
+    for (const pid of pids) {
+      try { process.kill(Number(pid), 'SIGKILL'); killed++ } catch { /* already gone */ }
+    }
+    return killed
   }
 
   /** Stops every process and deletes every namespace, whatever state they are in. */
@@ -78,8 +96,7 @@ export class PrivateLan {
     })))
     for (const ns of [...this.hosts.map(h => h.ns), this.bridge]) {
       // Anything still running in the namespace goes with it.
-      const pids = await run('ip', ['netns', 'pids', ns]).then(r => r.stdout.split(/\s+/).filter(Boolean), () => [])
-      for (const pid of pids) { try { process.kill(Number(pid), 'SIGKILL') } catch { /* already gone */ } }
+      await this.killAll(ns)
       await run('ip', ['netns', 'del', ns]).catch(() => {})
     }
   }

@@ -2,33 +2,44 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { sha256Hex } from './blob-data.ts'
 
 export interface BlobRegistry {
+  /** The first blob's digest and path. */
   readonly digest: string
   readonly path: string
-  /** Body bytes sent so far. */
+  /** Every blob's path, in the order given. */
+  readonly paths: readonly string[]
+  /** Body bytes sent so far (all blobs). */
   readonly sent: () => number
   handle: (req: IncomingMessage, res: ServerResponse) => void
 }
 
+/** Where a blob lives in the registry. */
+export function blobPathOf (digest: string): string {
+  return `/v2/library/demo/blobs/sha256:${digest}`
+}
+
 /**
- * A registry holding one public blob at /v2/library/demo/blobs/sha256:<hex>, with HEAD and Range, and
+ * A registry holding public blobs at /v2/library/demo/blobs/sha256:<hex>, with HEAD and Range, and
  * GET /_stats with the body bytes it sent.
  */
-export function blobRegistry (data: Buffer): BlobRegistry {
-  const digest = sha256Hex(data)
-  const path = `/v2/library/demo/blobs/sha256:${digest}`
+export function blobRegistry (...blobs: Buffer[]): BlobRegistry {
+  const byPath = new Map(blobs.map(data => [blobPathOf(sha256Hex(data)), data]))
+  const paths = [...byPath.keys()]
   let sent = 0
   return {
-    digest,
-    path,
+    digest: (paths[0] ?? '').slice(-64),
+    path: paths[0] ?? '',
+    paths,
     sent: () => sent,
     handle (req, res) {
       if (req.url === '/_stats') { res.end(JSON.stringify({ sent })); return }
       if (req.url === '/v2/') { res.writeHead(200, { 'docker-distribution-api-version': 'registry/2.0' }); res.end('{}'); return }
-      if (req.url !== path) { res.writeHead(404); res.end(); return }
+      const data = byPath.get(req.url ?? '')
+      if (data === undefined) { res.writeHead(404); res.end(); return }
       const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
       const start = m === null ? 0 : Number(m[1])
       const end = m === null || m[2] === '' ? data.length : Math.min(data.length, Number(m[2]) + 1)
       if (start >= data.length) { res.writeHead(416, { 'content-range': `bytes */${data.length}` }); res.end(); return }
+      const digest = sha256Hex(data)
       const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': end - start, 'docker-content-digest': `sha256:${digest}` }
       if (m !== null) headers['content-range'] = `bytes ${start}-${end - 1}/${data.length}`
       res.writeHead(m === null ? 200 : 206, headers)

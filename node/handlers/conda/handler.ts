@@ -10,10 +10,11 @@ import type { RewritePlan } from '../../rewrite/rules.ts'
 import { serveArtifact } from '../artifact.ts'
 import type { Handler } from '../types.ts'
 import { decodeRepodata, encodeRepodata, findAbsoluteBaseUrl, rewriteBaseUrl } from './base-url.ts'
+import { decodedHead } from './decoded-head.ts'
 import { RepodataIndexer } from './indexer.ts'
 import { classifyCondaPath } from './paths.ts'
 import type { RepodataCoding } from './paths.ts'
-import { decoderFor } from './repodata-index.ts'
+import { mayHoldAbsoluteUrl, rewriteShardIndex } from './shard-index.ts'
 
 export interface CondaComponents {
   metadata: MetadataCache
@@ -24,54 +25,84 @@ export interface CondaComponents {
 }
 
 const HEAD_BYTES = 64 * 1024
-
-/** The first `n` decoded bytes of a repodata body, as latin1 text. */
-async function readHead (result: MetadataResult, coding: RepodataCoding, n: number): Promise<string> {
-  const decoder = decoderFor(coding)
-  if (decoder === undefined) return ''
-  const raw = result.body.open()
-  const stream = decoder === null ? raw : raw.pipe(decoder)
-  const chunks: Buffer[] = []
-  let size = 0
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      chunks.push(chunk)
-      size += chunk.length
-      if (size >= n) break
-    }
-  } finally {
-    raw.destroy()
-    stream.destroy()
-  }
-  return Buffer.concat(chunks).subarray(0, n).toString('latin1')
-}
+/** bzip2 bodies whose head was read, by sha256 (bounded: one per subdir and channel in practice). */
+const BZ2_MEMO = 256
 
 /**
  * conda channels (conda, mamba, pixi, rattler). repodata in every form (`.json`, `.json.zst`,
  * `.json.bz2`, `.jlap`, shards, `current_repodata.json`, channeldata) goes through the metadata cache
- * with its real status (probes for absent variants get upstream's 404), byte for byte except an absolute
- * `info.base_url`, which is pointed at the mirror. Packages (`.conda`, `.tar.bz2`) go through the fetch
- * engine keyed and verified by the sha256 the subdir's repodata publishes (learned when it was served),
- * else by URL.
+ * with its real status (probes for absent variants get upstream's 404), byte for byte except absolute
+ * upstream URLs clients would fetch from: repodata's `info.base_url` (in `.json` and `.zst`) and the
+ * sharded index's `base_url` / `shards_base_url` are pointed at the mirror. A `.bz2` whose base_url would
+ * need that is answered 404 instead (see README.md). Packages (`.conda`, `.tar.bz2`) go through the
+ * fetch engine keyed and verified by the sha256 the subdir's repodata publishes (learned when it was
+ * served), else by URL.
  */
 export function createCondaHandler (components: CondaComponents): Handler & { indexer: RepodataIndexer } {
   const { metadata, rewritePlan } = components
+  const log = components.logger.child({ component: 'conda' })
   const indexer = new RepodataIndexer(components)
+  const bz2Verdicts = new Map<string, boolean>()
+
+  const mapper = (ctx: StrategyContext) => {
+    const links = rewritePlan.forRule(ctx.rule).links
+    return (url: string): string | null => links.rewriteUrl(url, ctx.upstreamUrl, ctx.mirrorBase)
+  }
 
   async function withMirrorBaseUrl (ctx: StrategyContext, result: MetadataResult, coding: RepodataCoding): Promise<MetadataResult> {
-    const base = findAbsoluteBaseUrl(await readHead(result, coding, HEAD_BYTES))
-    if (base === null) return result
-    const links = rewritePlan.forRule(ctx.rule).links
-    if (links.rewriteUrl(base, ctx.upstreamUrl, ctx.mirrorBase) === null) return result
+    const map = mapper(ctx)
+    const base = findAbsoluteBaseUrl(await decodedHead(result, coding, HEAD_BYTES))
+    if (base === null || map(base) === null) return result
     return await metadata.rewrite(result, {
       id: `conda:base_url:${ctx.rule.name}:${ctx.mirrorBase}`,
       apply: (body) => {
         const text = decodeRepodata(body, coding)
         if (text === null) return body
-        const out = rewriteBaseUrl(text.toString('latin1'), url => links.rewriteUrl(url, ctx.upstreamUrl, ctx.mirrorBase))
+        const out = rewriteBaseUrl(text.toString('latin1'), map)
         return encodeRepodata(Buffer.from(out, 'latin1'), coding)
       }
     })
+  }
+
+  async function withMirrorShardUrls (ctx: StrategyContext, result: MetadataResult): Promise<MetadataResult> {
+    if (!mayHoldAbsoluteUrl(await decodedHead(result, 'zst', HEAD_BYTES))) return result
+    const map = mapper(ctx)
+    return await metadata.rewrite(result, {
+      id: `conda:shard-index:${ctx.rule.name}:${ctx.mirrorBase}`,
+      apply: (body) => {
+        try {
+          return rewriteShardIndex(body, map)
+        } catch (err) {
+          log.warn({ err, url: ctx.upstreamUrl.href }, 'sharded repodata index could not be read; served as it came')
+          return body
+        }
+      }
+    })
+  }
+
+  /** Whether a bzip2 repodata names an absolute base_url the mirror would have to rewrite (it cannot re-encode bzip2). */
+  async function bz2NeedsRewrite (ctx: StrategyContext, result: MetadataResult): Promise<boolean> {
+    const key = `${result.info?.sha256 ?? ''}:${ctx.rule.name}:${ctx.mirrorBase}`
+    const known = bz2Verdicts.get(key)
+    if (known !== undefined) return known
+    let verdict = false
+    try {
+      const base = findAbsoluteBaseUrl(await decodedHead(result, 'bz2', HEAD_BYTES))
+      verdict = base !== null && mapper(ctx)(base) !== null
+    } catch (err) {
+      log.warn({ err, url: ctx.upstreamUrl.href }, 'bzip2 repodata could not be read; served as it came')
+    }
+    if (result.info !== null) {
+      if (bz2Verdicts.size >= BZ2_MEMO) bz2Verdicts.delete(bz2Verdicts.keys().next().value as string)
+      bz2Verdicts.set(key, verdict)
+    }
+    return verdict
+  }
+
+  async function notServed (ctx: StrategyContext): Promise<void> {
+    const body = Buffer.from('{"error": "not served by this mirror: use repodata.json or repodata.json.zst"}\n')
+    ctx.reply.code(404).headers({ 'content-type': 'application/json', 'content-length': String(body.length) })
+    await ctx.reply.send(ctx.request.method === 'HEAD' ? undefined : body)
   }
 
   return {
@@ -89,7 +120,8 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
         await serveArtifact(ctx, fetcher, sha256 === null ? urlIdentity(ctx.upstreamUrl) : digestIdentity({ algorithm: 'sha256', hex: sha256 }))
         return true
       }
-      const plainJson = path.repodata === 'json' || ctx.upstreamUrl.pathname.endsWith('.json')
+      const repodata = path.kind === 'metadata' ? path.repodata : null
+      const plainJson = repodata === 'json' || ctx.upstreamUrl.pathname.endsWith('.json')
       const result = await metadata.fetch({
         key: `conda:${canonicalUrl(ctx.upstreamUrl)}`,
         url: ctx.upstreamUrl,
@@ -100,9 +132,15 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
         signal: ctx.signal
       })
       let shown = result
-      if (result.status === 200 && path.repodata !== null) {
-        indexer.ensure(ctx.upstreamUrl, path.repodata, result)
-        if (path.repodata !== 'bz2') shown = await withMirrorBaseUrl(ctx, result, path.repodata)
+      if (result.status === 200 && path.kind === 'shard-index') {
+        shown = await withMirrorShardUrls(ctx, result)
+      } else if (result.status === 200 && repodata !== null) {
+        indexer.ensure(ctx.upstreamUrl, repodata, result)
+        if (repodata !== 'bz2') shown = await withMirrorBaseUrl(ctx, result, repodata)
+        else if (await bz2NeedsRewrite(ctx, result)) {
+          await notServed(ctx)
+          return true
+        }
       }
       await sendMetadata(metadata, ctx.request, ctx.reply, shown, plainJson ? {} : { gzip: false })
       return true

@@ -16,7 +16,7 @@ describe('conda paths', () => {
     ['/noarch/current_repodata.json', { kind: 'metadata', repodata: 'json' }],
     ['/t/tok-123/chan/noarch/repodata.json', { kind: 'metadata', repodata: 'json' }],
     ['/noarch/repodata.jlap', { kind: 'metadata', repodata: null }],
-    ['/noarch/repodata_shards.msgpack.zst', { kind: 'metadata', repodata: null }],
+    ['/noarch/repodata_shards.msgpack.zst', { kind: 'shard-index' }],
     ['/noarch/shards/abcd.msgpack.zst', { kind: 'metadata', repodata: null }],
     ['/channeldata.json', { kind: 'metadata', repodata: null }],
     ['/linux-64/numpy-2.0.0-py311h1234_0.conda', { kind: 'package', file: 'numpy-2.0.0-py311h1234_0.conda' }],

@@ -6,12 +6,16 @@ import type { StrategyContext } from '../../http/strategy.ts'
 import type { RewritePlan } from '../../rewrite/rules.ts'
 import { credentialScope } from './access.ts'
 import { cleanApiJson, isJsonType } from './api-json.ts'
+import { lfsFilesFromListing } from './listing-meta.ts'
+import { isCommit } from './paths.ts'
 import type { ApiRef } from './paths.ts'
+import type { HfRecords } from './records.ts'
 import { stripXetHeaders } from './xet.ts'
 
 export interface ApiComponents {
   metadata: MetadataCache
   rewritePlan: RewritePlan
+  records: HfRecords
 }
 
 function header (ctx: StrategyContext, name: string): string | undefined {
@@ -41,8 +45,8 @@ const XET_STRIP: MetadataRewrite = {
  * the JSON, Xet headers dropped and `Link` (pagination) pointed at the mirror.
  */
 export function createApiServer (components: ApiComponents): (ctx: StrategyContext, api: ApiRef) => Promise<void> {
-  const { metadata, rewritePlan } = components
-  return async function serveApi (ctx: StrategyContext): Promise<void> {
+  const { metadata, rewritePlan, records } = components
+  return async function serveApi (ctx: StrategyContext, api: ApiRef): Promise<void> {
     const forward = apiForwardHeaders(ctx)
     const scope = credentialScope(forward.authorization) ?? 'anonymous'
     const key = `hf-api\n${ctx.upstreamUrl.href}\naccept=${forward.accept ?? ''}\nscope=${scope}`
@@ -55,6 +59,12 @@ export function createApiServer (components: ApiComponents): (ctx: StrategyConte
       signal: ctx.signal
     })
     if (result.status >= 200 && result.status < 300) result = await metadata.rewrite(result, XET_STRIP)
+    // A tree page at a commit names its LFS files' sha256: `/resolve` then needs no HEAD upstream for them.
+    if (api.kind === 'tree' && api.revision !== null && isCommit(api.revision) && result.status === 200 && !result.fromCache &&
+      isJsonType(result.headers['content-type'])) {
+      const listed = lfsFilesFromListing(await result.body.read(), api.revision, forward.authorization === undefined ? 'public' : 'auth')
+      await records.learnFiles(api.repo, listed)
+    }
     const links = rewritePlan.forRule(ctx.rule).links
     const headers = stripXetHeaders({ ...result.headers })
     if (headers.link !== undefined) headers.link = links.rewriteLinkHeader(headers.link, ctx.upstreamUrl, ctx.mirrorBase)

@@ -60,7 +60,7 @@ export function createHfHandler (components: HfHandlerComponents, init: HfHandle
   const records = new HfRecords({ dir: init.dir })
   const access = new AccessMemory({ ttlMs: init.accessTtlMs })
   const serveResolve = createResolveServer({ ...components, records, access }, { staleGraceMs: init.staleGraceMs })
-  const serveApi = createApiServer(components)
+  const serveApi = createApiServer({ ...components, records })
   const servePathsInfo = createPathsInfoServer({ ...components, records })
 
   return {
@@ -78,7 +78,7 @@ export function createHfHandler (components: HfHandlerComponents, init: HfHandle
       const api = parseApiPath(path)
       if (api === null) return false
       if (api.kind === 'paths-info' && method === 'POST') {
-        await servePathsInfo(ctx)
+        await servePathsInfo(ctx, api)
         return true
       }
       if (getOrHead && (api.kind === 'info' || api.kind === 'revision' || api.kind === 'tree')) {

@@ -9,6 +9,9 @@ import { requestUpstream } from '../../upstream/request.ts'
 import { credentialScope } from './access.ts'
 import { apiForwardHeaders } from './api.ts'
 import { cleanApiJson, isJsonType } from './api-json.ts'
+import { lfsFilesFromListing } from './listing-meta.ts'
+import { isCommit } from './paths.ts'
+import type { ApiRef } from './paths.ts'
 import { lowerHeaders } from './probe.ts'
 import type { HfRecords, StoredAnswer } from './records.ts'
 import { stripXetHeaders } from './xet.ts'
@@ -54,7 +57,7 @@ function down (err: unknown): boolean {
  * per (URL, body, credential scope), served for the rule's `metadata_ttl_s` and replayed stale while
  * upstream is down; any other answer is passed on as it came.
  */
-export function createPathsInfoServer (components: PathsInfoComponents): (ctx: StrategyContext) => Promise<void> {
+export function createPathsInfoServer (components: PathsInfoComponents): (ctx: StrategyContext, api: ApiRef) => Promise<void> {
   const { dispatcher, records } = components
   const log = components.logger.child({ component: 'hf' })
 
@@ -63,7 +66,7 @@ export function createPathsInfoServer (components: PathsInfoComponents): (ctx: S
     await ctx.reply.send(answer.body)
   }
 
-  return async function servePathsInfo (ctx: StrategyContext): Promise<void> {
+  return async function servePathsInfo (ctx: StrategyContext, api: ApiRef): Promise<void> {
     const body = await readAll(ctx.request.raw, REQUEST_LIMIT, () => new BadRequestError('Request body too large', { detail: { limit: REQUEST_LIMIT } }))
     const forward = apiForwardHeaders(ctx)
     const contentType = header(ctx, 'content-type')
@@ -105,6 +108,10 @@ export function createPathsInfoServer (components: PathsInfoComponents): (ctx: S
       for (const name of KEPT) if (h[name] !== undefined) kept[name] = h[name]
       const fresh = { status, headers: kept, body: cleanApiJson(answer), at: Date.now() }
       await records.putAnswer(key, fresh)
+      // At a commit the answer names the LFS files' sha256: `/resolve` then needs no HEAD upstream for them.
+      if (api.revision !== null && isCommit(api.revision)) {
+        await records.learnFiles(api.repo, lfsFilesFromListing(fresh.body, api.revision, forward.authorization === undefined ? 'public' : 'auth'))
+      }
       await send(ctx, fresh)
       return
     }

@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isFileMeta } from './file-meta.ts'
 import type { HfFileMeta } from './file-meta.ts'
+import type { ListedFile } from './listing-meta.ts'
 import { repoKey } from './paths.ts'
 import type { FileRef, RepoRef } from './paths.ts'
 
@@ -60,6 +61,21 @@ export class HfRecords {
 
   async putFile (repo: RepoRef, path: string, meta: HfFileMeta): Promise<void> {
     await this.write(this.filePath(fileKey(repo, meta.commit, path)), meta)
+  }
+
+  /**
+   * Files learned from a listing: written unless already known (a public record is never replaced by
+   * one learned with credentials). Returns how many were written.
+   */
+  async learnFiles (repo: RepoRef, files: readonly ListedFile[]): Promise<number> {
+    let written = 0
+    for (const f of files) {
+      const known = await this.getFile(repo, f.meta.commit, f.path)
+      if (known !== undefined && (known.scope === 'public' || f.meta.scope === 'auth')) continue
+      await this.putFile(repo, f.path, f.meta)
+      written++
+    }
+    return written
   }
 
   async getRevision (repo: RepoRef, revision: string): Promise<RevisionRecord | undefined> {

@@ -73,3 +73,39 @@ export async function startUpstream (children: Children, init: UpstreamInit): Pr
     }
   }
 }
+
+/**
+ * Starts another upstream script (`bench/<name>-main.ts`) that follows the same contract as
+ * upstream-main.ts: one JSON line with `url` on stdout when listening, `/__stats` and `/__reset`,
+ * exit when stdin closes.
+ */
+export async function startUpstreamScript (children: Children, init: { nodeBin: string, root: string, tmp: string, script: string, args: string[] }): Promise<Upstream> {
+  const logFile = join(init.tmp, 'upstream.log')
+  const child = children.spawn(init.nodeBin, [join(init.root, 'bench', init.script), ...init.args], { logFile, cwd: init.root, stdin: 'pipe', pipeStdout: true })
+  const stdout = child.stdout
+  if (stdout === null) throw new Error('upstream stdout is not piped')
+  const first = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`upstream did not start within 20 s\n${logTail(logFile)}`)) }, 20_000)
+    const lines = createInterface({ input: stdout })
+    lines.once('line', (line) => {
+      clearTimeout(timer)
+      lines.close()
+      resolve(line)
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`upstream exited (${code}) before starting\n${logTail(logFile)}`))
+    })
+  })
+  stdout.resume()
+  const { url } = JSON.parse(first) as { url: string }
+  return {
+    url,
+    child,
+    stats: async () => await (await fetch(`${url}/__stats`)).json() as UpstreamStats,
+    reset: async () => {
+      const res = await fetch(`${url}/__reset`, { method: 'POST' })
+      await res.arrayBuffer()
+    }
+  }
+}

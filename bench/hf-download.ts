@@ -5,17 +5,18 @@
  * mirror ≥ 15× the direct rate; first byte of a cold file ≤ 0.5 s; warm reads ≥ 0.7× nginx serving the
  * same bytes from disk. Prints a markdown table. Needs the local wheelhouse (huggingface_hub, hf_xet).
  *
- *   node bench/hf-download.ts [--size-mib 2048] [--per-conn 4000000] [--conns 32] [--version 2.0.0]
+ *   node bench/hf-download.ts [--size 2GiB] [--per-conn 4MB] [--conns 32] [--version 2.0.0]
  */
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import { findWheelhouse, hfPython } from '../test/e2e/hf/python-env.ts'
 import { lfsSha256, startFakeHub } from '../test/fixtures/upstreams/hf-hub.ts'
 import { hfRules } from '../test/fixtures/upstreams/hf-node.ts'
+import { parseSize } from './args.ts'
 import { download } from './client.ts'
 import { findNginx, startNginx } from './nginx.ts'
 import { startNode } from './node-under-test.ts'
@@ -24,19 +25,34 @@ import { Children } from './procs.ts'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const { values } = parseArgs({
   options: {
-    'size-mib': { type: 'string', default: '2048' },
-    'per-conn': { type: 'string', default: '4000000' },
+    size: { type: 'string' },
+    'size-mib': { type: 'string' },
+    'per-conn': { type: 'string', default: '4MB' },
     conns: { type: 'string', default: '32' },
     version: { type: 'string', default: '2.0.0' }
   }
 })
-const size = Number(values['size-mib']) * 1024 * 1024
-const perConn = Number(values['per-conn'])
+const size = values.size !== undefined ? parseSize(values.size) : Number(values['size-mib'] ?? '2048') * 1024 * 1024
+const perConn = parseSize(values['per-conn'])
 const conns = Number(values.conns)
 const version = values.version
 const MB = 1e6
 const C = 'b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0'
 const log = (line: string): void => { process.stderr.write(`bench-hf: ${line}\n`) }
+
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s). */
+async function procCpuSeconds (pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** Where a phase's CPU went: the node, the client, this process (fake hub and CDN, raw client). */
+interface CpuSplit { node: number, client: number | null, bench: number, wall: number, load: number }
+
+function cpuNote (c: CpuSplit): string {
+  return `CPU s: node ${c.node.toFixed(1)}, client ${c.client === null ? '–' : c.client.toFixed(1)}, hub+CDN ${c.bench.toFixed(1)} in ${c.wall.toFixed(1)} s (load ${c.load.toFixed(1)})`
+}
 
 interface Row { what: string, mbps: number | null, ratio: string, goal: string, ok: string, notes: string }
 
@@ -71,14 +87,22 @@ async function main (): Promise<number> {
     const nodeBin = join(root, 'node_modules', '.bin', 'node')
     const node = await startNode(children, { nodeBin, root, tmp, upstreamUrl: hub.url, conns, rules: hfRules(hub.url, { concurrency: conns }) })
     let n = 0
-    const fetchPy = async (endpoint: string, file: string, extraEnv: Record<string, string> = {}): Promise<{ seconds: number, sha256: string }> => {
+    const measured = async <T>(fn: () => Promise<T>, clientCpu: (r: T) => number | null): Promise<[T, CpuSplit]> => {
+      const node0 = await procCpuSeconds(node.pid)
+      const bench0 = process.cpuUsage()
+      const t0 = performance.now()
+      const r = await fn()
+      const bench = process.cpuUsage(bench0)
+      return [r, { node: await procCpuSeconds(node.pid) - node0, client: clientCpu(r), bench: (bench.user + bench.system) / 1e6, wall: (performance.now() - t0) / 1000, load: loadavg()[0] ?? 0 }]
+    }
+    const fetchPy = async (endpoint: string, file: string, extraEnv: Record<string, string> = {}): Promise<{ seconds: number, sha256: string, cpu_seconds: number }> => {
       const home = join(tmp, `py-${n++}`)
       const { stdout } = await promisify(execFile)(python, [script, 'fetch', 'acme/big', file], {
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HF_ENDPOINT: endpoint, HF_HOME: home, HF_HUB_CACHE: join(home, 'hub'), HOME: home, HF_HUB_DISABLE_PROGRESS_BARS: '1', HF_HUB_DISABLE_TELEMETRY: '1', ...extraEnv },
         maxBuffer: 1 << 20,
         timeout: 1800_000
       })
-      const out = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { seconds: number, sha256: string }
+      const out = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { seconds: number, sha256: string, cpu_seconds: number }
       await rm(home, { recursive: true, force: true })
       return out
     }
@@ -95,16 +119,18 @@ async function main (): Promise<number> {
     rows.push({ what: 'cold first byte (raw GET)', mbps: files.probe.size / MB / (probe.totalMs / 1000), ratio: `${(probe.ttfbMs / 1000).toFixed(3)} s`, goal: '≤ 0.5 s', ok: probe.ttfbMs <= 500 ? 'yes' : 'no', notes: `${files.probe.size >> 20} MiB` })
 
     log(`cold: hf_hub_download of ${Math.round(size / 2 ** 20)} MiB through the mirror`)
-    const cold = await fetchPy(node.url, 'model.safetensors')
+    hub.cdn.stats.reset()
+    const [cold, coldCpu] = await measured(async () => await fetchPy(node.url, 'model.safetensors'), r => r.cpu_seconds)
+    const cdn = hub.cdn.stats
     if (cold.sha256 !== sha.big) throw new Error('cold download has the wrong bytes')
     const coldMbps = size / MB / cold.seconds
-    rows.push({ what: 'cold, hf_hub_download via mirror', mbps: coldMbps, ratio: `${(coldMbps / directMbps).toFixed(1)} × direct`, goal: '≥ 15', ok: coldMbps / directMbps >= 15 ? 'yes' : 'no', notes: `${conns} connections per file` })
+    rows.push({ what: 'cold, hf_hub_download via mirror', mbps: coldMbps, ratio: `${(coldMbps / directMbps).toFixed(1)} × direct`, goal: '≥ 15', ok: coldMbps / directMbps >= 15 ? 'yes' : 'no', notes: `rule concurrency ${conns}; CDN: peak ${cdn.peakConnections} connections, ${cdn.cdnRequests} requests, ${(cdn.bytesSent / size).toFixed(3)} × size; ${cpuNote(coldCpu)}` })
 
     log('warm: hf_hub_download again (fresh client cache)')
-    const warm = await fetchPy(node.url, 'model.safetensors')
+    const [warm, warmCpu] = await measured(async () => await fetchPy(node.url, 'model.safetensors'), r => r.cpu_seconds)
     if (warm.sha256 !== sha.big) throw new Error('warm download has the wrong bytes')
     const warmPyMbps = size / MB / warm.seconds
-    rows.push({ what: 'warm, hf_hub_download via mirror', mbps: warmPyMbps, ratio: '–', goal: '–', ok: '–', notes: 'client writes and hashes too' })
+    rows.push({ what: 'warm, hf_hub_download via mirror', mbps: warmPyMbps, ratio: '–', goal: '–', ok: '–', notes: `client writes to disk; ${cpuNote(warmCpu)}` })
 
     const best = async (url: string): Promise<number> => {
       let top = 0

@@ -1,18 +1,24 @@
 import { write, writeSync } from 'node:fs'
 
-/** A synchronous write slower than this blocked (dirty-page throttling, slow disk). */
+/** A synchronous write slower than this blocked (dirty-page throttling, slow disk)… */
 const BLOCKED_MS = 25
+/**
+ * …once this many did. A single slow write is as often the process losing the CPU mid-call on a busy
+ * machine, and moving over for good then costs the thread pool's overhead on every later chunk.
+ */
+const BLOCKED_WRITES = 3
 
 /**
  * Positional writes of body chunks into a download's temp file. The writes land in the page cache,
  * so a synchronous pwrite costs one system call, where the thread pool costs a handoff, a wakeup
- * and a completion signal per chunk (about a quarter of a parallel download's CPU). Once a write
- * blocks, this file's writes move to the thread pool for good, so the event loop stays responsive
+ * and a completion signal per chunk (about a quarter of a parallel download's CPU). Once writes
+ * block, this file's writes move to the thread pool for good, so the event loop stays responsive
  * on a slow disk.
  */
 export class FileWriter {
   private readonly fd: number
   private sync = true
+  private slowWrites = 0
 
   /** `synchronous: false` starts on the thread pool (tests, or disks known to be slow). */
   constructor (fd: number, init: { synchronous?: boolean } = {}) {
@@ -36,7 +42,7 @@ export class FileWriter {
     const t0 = performance.now()
     let done = 0
     while (done < buf.length) done += writeSync(this.fd, buf, done, buf.length - done, position + done)
-    if (performance.now() - t0 > BLOCKED_MS) this.sync = false
+    if (performance.now() - t0 > BLOCKED_MS && ++this.slowWrites >= BLOCKED_WRITES) this.sync = false
     return true
   }
 }

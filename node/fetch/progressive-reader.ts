@@ -3,7 +3,11 @@ import { readSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import type { Download } from './download.ts'
 
-const READ_CHUNK = 1 << 20
+/**
+ * Fresh read buffers: at 1 MiB glibc serves them from newly mapped pages (about a third of the pages
+ * faulted in again per read); at 128 KiB a sixth as many faults.
+ */
+const READ_CHUNK = 128 << 10
 
 /**
  * Streams [start, end) of a blob that is still downloading: bytes go out in order as soon as they
@@ -22,7 +26,7 @@ export class ProgressiveReader extends Readable {
   private upstream: Readable | null = null
 
   constructor (download: Download, start: number, end: number) {
-    super({ highWaterMark: READ_CHUNK })
+    super({ highWaterMark: 4 * READ_CHUNK })
     this.download = download
     this.pos = start
     this.end = end

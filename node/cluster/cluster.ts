@@ -107,7 +107,7 @@ export class Cluster implements SourceProvider {
     const routing = new ContentRouter({
       libp2p, membership, control, store: this.c.store, downloads: () => this.c.fetcher.activeDownloads(), bans: this.bans, logger: this.log
     })
-    const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, logger: this.log }, {
+    const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: key => this.c.fetcher.inFlight(key), logger: this.log }, {
       host: cfg.data_host, port: cfg.data_port, ticketSecret: this.ticketSecret, onBytesServed: n => { this.counters.bytes_to_peers += n }
     })
     const peerPool = new Agent({ connections: 32, keepAliveTimeout: 30_000 })
@@ -176,6 +176,7 @@ export class Cluster implements SourceProvider {
       bans: this.bans,
       lookup: async (digest, options) => await p.routing.lookup(digest, options),
       logger: this.log,
+      self: p.libp2p.peerId.toString(),
       onBan: () => { this.counters.peer_bans++ }
     }, { digest: identity.sha256, upstream, lookupMs: this.init.config.lookup_ms })
   }
@@ -188,15 +189,31 @@ export class Cluster implements SourceProvider {
       if (partial !== undefined && partial.bitmap.length <= LIMITS.maxMessageBytes / 2) {
         return { t: 'have', state: 'partial', size: partial.size, pieceSize: partial.pieceSize, bitmap: partial.bitmap }
       }
+      // Just started (size not known yet): still a downloader the asker splits the work with.
+      return { t: 'have', state: 'partial' }
     }
     return { t: 'have', state: 'none' }
   }
 
   private async ticket (key: string, peer: string, ip: string, port: number): Promise<TicketAnswer> {
     const digest = key.slice('sha256:'.length)
-    if (!(await this.c.store.hasDigest(digest))) throw new WireError('NOT_FOUND', 'blob not held')
-    const entry = await this.c.store.index.getKey(key)
     const expiresAt = Date.now() + LIMITS.ticketTtlMs
+    if (!(await this.c.store.hasDigest(digest))) {
+      // A download in flight: its bytes are read along as they land, and the asker verifies the blob.
+      const flying = this.c.fetcher.inFlight(key)
+      if (flying === null) throw new WireError('NOT_FOUND', 'blob not held')
+      const m = flying.meta
+      return {
+        t: 'ticket',
+        ticket: issueTicket(this.ticketSecret, { digest, peer, ip, exp: expiresAt }),
+        port,
+        expiresAt,
+        size: flying.size,
+        complete: false,
+        meta: { contentType: m.contentType, etag: m.etag, lastModified: m.lastModified, headers: m.headers }
+      }
+    }
+    const entry = await this.c.store.index.getKey(key)
     return {
       t: 'ticket',
       ticket: issueTicket(this.ticketSecret, { digest, peer, ip, exp: expiresAt }),

@@ -6,12 +6,15 @@ import { pipeline } from 'node:stream/promises'
 import type { WireErrorCode } from '../../protocol/errors.ts'
 import { normaliseIp, readTicket } from '../../protocol/ticket.ts'
 import type { Logger } from '../log.ts'
+import type { InFlightBlob } from '../fetch/fetcher.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { PieceLists } from './piece-lists.ts'
 
 export interface DataServerComponents {
   store: BlobStore
   pieceLists: PieceLists
+  /** A download of `sha256:<hex>` still in flight on this node, which members may read along. */
+  inFlight?: (key: string) => InFlightBlob | null
   logger: Logger
 }
 
@@ -21,6 +24,8 @@ export interface DataServerInit {
   /** Verifies tickets this node issued. */
   ticketSecret: Uint8Array
   onBytesServed?: (n: number) => void
+  /** A member reading a download in flight is cut after this long without a new byte (default 2 s). */
+  inFlightIdleMs?: number
 }
 
 const BLOB = /^\/v1\/blobs\/([0-9a-f]{64})(\/pieces)?$/
@@ -36,6 +41,7 @@ const STATUS: Record<WireErrorCode, number> = {
 export class DataServer {
   private readonly store: BlobStore
   private readonly pieceLists: PieceLists
+  private readonly inFlight: DataServerComponents['inFlight']
   private readonly log: Logger
   private readonly init: DataServerInit
   private server: Server | null = null
@@ -43,6 +49,7 @@ export class DataServer {
   constructor (components: DataServerComponents, init: DataServerInit) {
     this.store = components.store
     this.pieceLists = components.pieceLists
+    this.inFlight = components.inFlight
     this.log = components.logger
     this.init = init
   }
@@ -96,7 +103,7 @@ export class DataServer {
       return
     }
     if (m[2] !== undefined) { await this.servePieces(digest, req, res); return }
-    if (!(await this.store.hasDigest(digest))) { this.fail(res, 'NOT_FOUND'); return }
+    if (!(await this.store.hasDigest(digest))) { await this.serveInFlight(digest, req, res); return }
     const size = this.store.blobSize(digest) as number
     const range = parseRange(req.headers.range, size)
     if (range === 'bad') {
@@ -118,6 +125,38 @@ export class DataServer {
     } finally {
       release()
       this.init.onBytesServed?.(file.bytesRead)
+    }
+  }
+
+  /**
+   * Range of a blob this node is still downloading, streamed as its bytes land (the asker verifies the
+   * whole blob before it serves any of them). No piece list exists yet; a range nobody here fetches
+   * within the idle time is cut, and the asker takes it from elsewhere.
+   */
+  private async serveInFlight (digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const flying = this.inFlight?.(`sha256:${digest}`) ?? null
+    if (flying === null) { this.fail(res, 'NOT_FOUND'); return }
+    const range = parseRange(req.headers.range, flying.size)
+    if (range === null || range === 'bad') { this.fail(res, 'BAD_MESSAGE'); return }
+    const [start, end] = range
+    const body = req.method === 'HEAD' ? null : flying.open(start, end, this.init.inFlightIdleMs ?? 2000)
+    if (body === null && req.method !== 'HEAD') { this.fail(res, 'NOT_FOUND'); return }
+    res.writeHead(206, {
+      'content-type': 'application/octet-stream',
+      'content-length': end - start,
+      'content-range': `bytes ${start}-${end - 1}/${flying.size}`,
+      'x-aimirror-in-flight': '1'
+    })
+    if (body === null) { res.end(); return }
+    let sent = 0
+    body.on('data', (chunk: Buffer) => { sent += chunk.length })
+    try {
+      await pipeline(body, res)
+    } catch {
+      // Cut (idle, the download failed, or the member left): the socket goes, the member asks elsewhere.
+      res.destroy()
+    } finally {
+      this.init.onBytesServed?.(sent)
     }
   }
 

@@ -1,4 +1,4 @@
-import { pipeline } from 'node:stream'
+import { pipeline, Transform } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Dispatcher } from 'undici'
 import { WireError } from '../../protocol/errors.ts'
@@ -120,6 +120,46 @@ export class PeerClient {
       body: body as unknown as SourceResponse['body'],
       url,
       contentRange: { start, end: last, total: t.size }
+    }
+  }
+
+  /**
+   * Bytes [start, end] (inclusive) of a blob the peer is still downloading, streamed as they land there.
+   * Nothing can vouch for them yet: the response is marked unverified, and the download holds them
+   * back from readers until the whole blob matched its digest.
+   */
+  async fetchInFlight (t: PeerTicket, start: number, end: number, options: { signal?: AbortSignal, onProgress?: () => void } = {}): Promise<SourceResponse> {
+    const last = Math.min(end, t.size - 1)
+    const url = new URL(`${t.base}/v1/blobs/${t.digest}`)
+    const res = await this.c.dispatcher.request({
+      origin: url.origin,
+      path: url.pathname,
+      method: 'GET',
+      headers: { authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` },
+      signal: options.signal,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000
+    })
+    if (res.statusCode !== 206 || res.headers['content-range'] !== `bytes ${start}-${last}/${t.size}`) {
+      await res.body.dump().catch(() => {})
+      if (res.statusCode === 401) this.tickets.delete(`${t.peer}/${t.digest}`)
+      throw new WireError(res.statusCode === 404 ? 'NOT_FOUND' : res.statusCode === 401 ? 'BAD_TICKET' : 'INTERNAL', `peer answered ${res.statusCode}`)
+    }
+    const counted = new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.init.onBytes?.(t.peer, chunk.length)
+        options.onProgress?.()
+        cb(null, chunk)
+      }
+    })
+    pipeline(res.body, counted, () => {})
+    return {
+      status: 206,
+      headers: { 'content-range': `bytes ${start}-${last}/${t.size}`, 'content-length': String(last + 1 - start) },
+      body: counted as unknown as SourceResponse['body'],
+      url,
+      contentRange: { start, end: last, total: t.size },
+      unverified: true
     }
   }
 

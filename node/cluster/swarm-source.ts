@@ -1,7 +1,9 @@
+import { WireError } from '../../protocol/errors.ts'
 import { isAimirrorError } from '../errors.ts'
 import type { Source, SourceResponse } from '../fetch/upstream-source.ts'
 import type { Logger } from '../log.ts'
 import type { Bans } from './bans.ts'
+import { ownerOf, SHARE_UNIT } from './ownership.ts'
 import type { PeerClient, PeerTicket } from './peer-client.ts'
 import type { Holder, LookupOptions } from './routing.ts'
 import { PeerCorruptError } from './verifying-body.ts'
@@ -11,6 +13,8 @@ export interface SwarmSourceComponents {
   bans: Bans
   lookup: (digest: string, options: LookupOptions) => Promise<Holder[]>
   logger: Logger
+  /** This node's peer id (it owns its share of the units too). */
+  self: string
   onBan?: (peer: string) => void
 }
 
@@ -20,25 +24,43 @@ export interface SwarmSourceInit {
   upstream: Source
   /** How long the first request waits for the cluster before going upstream. */
   lookupMs: number
+  /** How often the view of other holders and downloaders is refreshed while ranges are asked for. */
+  refreshMs?: number
+  /** A peer range without a new byte for this long is taken as stalled: an overlapping ask goes upstream. */
+  stallMs?: number
 }
 
+/** A range being read from a peer's download in flight. */
+interface PeerRead { start: number, end: number, lastByteAt: number }
+
 /**
- * A download's source when the cluster is on: every range goes to a peer that holds the complete blob
- * (verified unit by unit against its piece list, the whole file against the digest by the download),
- * and to the upstream only when no peer has it or every peer failed. The first request waits for the
- * cluster's answer at most `lookupMs`; members that all say no let it go upstream at once.
- * A peer whose bytes fail verification is banned and the range is fetched elsewhere.
+ * A download's source when the cluster is on.
+ * - A range goes to a peer holding the complete blob when there is one (verified unit by unit against
+ *   its piece list; the whole file against the digest by the download).
+ * - Otherwise, when other members are downloading the same blob, the units (SHARE_UNIT) are split
+ *   between all downloaders by `ownerOf`: a node fetches its own units from the upstream and reads the
+ *   others' from their owners as they land there. Those bytes are unverified until the whole blob
+ *   matched its digest, and the download holds them back from readers until then.
+ * - The upstream takes everything else: no peer, a peer that failed, a unit whose peer read stalled.
+ * The first request waits for the cluster's answer at most `lookupMs`; members that all say no let it
+ * go upstream at once. A peer whose bytes fail verification is banned and the range fetched elsewhere;
+ * when the whole blob fails its digest, every peer that sent unverified bytes for it is banned.
  */
 export class SwarmSource implements Source {
   readonly name = 'swarm'
   private readonly c: SwarmSourceComponents
   private readonly init: SwarmSourceInit
-  private holders: Promise<Holder[]> | null = null
-  /** Holders the DHT found after the first request had gone its way; later ranges use them. */
-  private readonly late: Holder[] = []
+  private readonly answers = new Map<string, Holder['answer']>()
+  private firstLookup: Promise<void> | null = null
+  private lookedAt = 0
+  private lookups = 0
+  private refreshing = false
   private next = 0
   private responses = 0
   private readonly failed = new Set<string>()
+  private readonly failedUnits = new Set<number>()
+  private readonly reads = new Set<PeerRead>()
+  private readonly contributors = new Set<string>()
 
   constructor (components: SwarmSourceComponents, init: SwarmSourceInit) {
     this.c = components
@@ -47,7 +69,11 @@ export class SwarmSource implements Source {
 
   async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
     const first = this.responses === 0
-    const res = range === null ? null : await this.fromPeers(range, options.signal)
+    let res: SourceResponse | null = null
+    if (range !== null) {
+      await this.view()
+      res = await this.fromHolders(range, options.signal) ?? await this.fromDownloaders(range, options.signal)
+    }
     const out = res ?? await this.init.upstream.fetch(range, options)
     this.responses++
     // Only the first response sets the validator: later ones (peers or upstream) are checked against
@@ -59,27 +85,115 @@ export class SwarmSource implements Source {
     return out
   }
 
-  private async fromPeers (range: { start: number, end: number }, signal?: AbortSignal): Promise<SourceResponse | null> {
-    this.holders ??= this.c.lookup(this.init.digest, { budgetMs: this.init.lookupMs, onHolder: h => this.late.push(h) }).catch(() => [])
-    const holders = [...(await this.holders), ...this.late].filter(h => h.answer.state === 'complete')
+  /** This node and the members downloading the blob too: each fetches its own units from the upstream. */
+  spread (): number {
+    let n = 1
+    for (const [peer, a] of this.answers) if (a.state === 'partial' && this.usable(peer)) n++
+    return Math.min(n, 8)
+  }
+
+  onDigestMismatch (): void {
+    for (const peer of this.contributors) {
+      this.failed.add(peer)
+      const ms = this.c.bans.ban(peer)
+      this.c.peers.forget(peer)
+      this.c.onBan?.(peer)
+      this.c.logger.warn({ peer, digest: this.init.digest, banMs: ms }, 'blob failed its digest after a peer sent unverified bytes; peer banned')
+    }
+  }
+
+  /** The first lookup is awaited (within its budget); later ones refresh the view in the background. */
+  private async view (): Promise<void> {
+    if (this.firstLookup === null) {
+      this.firstLookup = this.lookup(this.init.lookupMs)
+      await this.firstLookup
+      return
+    }
+    await this.firstLookup
+    // Early refreshes come quickly: nodes asked at the same moment may not have started when first asked.
+    const every = Math.min(this.init.refreshMs ?? 500, 100 * 2 ** this.lookups)
+    if (!this.refreshing && Date.now() - this.lookedAt >= every) {
+      this.refreshing = true
+      this.lookup(500).finally(() => { this.refreshing = false }).catch(() => {})
+    }
+  }
+
+  private async lookup (budgetMs: number): Promise<void> {
+    this.lookedAt = Date.now()
+    this.lookups++
+    const record = (h: Holder): void => {
+      if (h.peer !== this.c.self) this.answers.set(h.peer, h.answer)
+    }
+    const found = await this.c.lookup(this.init.digest, { budgetMs, backgroundMs: budgetMs, onHolder: record }).catch(() => [])
+    for (const h of found) record(h)
+  }
+
+  private usable (peer: string): boolean {
+    return !this.failed.has(peer) && !this.c.bans.isBanned(peer)
+  }
+
+  private async fromHolders (range: { start: number, end: number }, signal?: AbortSignal): Promise<SourceResponse | null> {
+    const holders = [...this.answers].filter(([peer, a]) => a.state === 'complete' && this.usable(peer)).map(([peer]) => peer)
     for (let tries = 0; tries < holders.length; tries++) {
-      const h = holders[(this.next++) % holders.length] as Holder
-      if (this.failed.has(h.peer) || this.c.bans.isBanned(h.peer)) continue
+      const peer = holders[(this.next++) % holders.length] as string
+      if (!this.usable(peer)) continue
       try {
-        const ticket = await this.c.peers.ticket(h.peer, this.init.digest, { signal })
+        const ticket = await this.c.peers.ticket(peer, this.init.digest, { signal })
         if (range.start >= ticket.size) return null
         const list = await this.c.peers.pieceList(ticket, { signal })
         const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal })
-        res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(h.peer, err) })
+        res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err) })
         return this.responses === 0 ? withMeta(res, ticket) : res
       } catch (err) {
-        if (signal?.aborted === true) throw err
-        if (isAimirrorError(err) && err.code === 'ERR_ABORTED') throw err
-        this.failed.add(h.peer)
-        this.c.logger.debug({ peer: h.peer, err: (err as Error).message }, 'peer source failed; trying elsewhere')
+        this.peerFailed(peer, err, signal)
       }
     }
     return null
+  }
+
+  /** The range's unit from its owner among the nodes downloading this blob, if that is not us. */
+  private async fromDownloaders (range: { start: number, end: number }, signal?: AbortSignal): Promise<SourceResponse | null> {
+    const downloaders = [...this.answers].filter(([peer, a]) => a.state === 'partial' && this.usable(peer)).map(([peer]) => peer)
+    if (downloaders.length === 0) return null
+    const unit = Math.floor(range.start / SHARE_UNIT)
+    if (this.failedUnits.has(unit) || this.stalledOverlap(range.start, range.end + 1)) return null
+    const owner = ownerOf(unit, [this.c.self, ...downloaders])
+    if (owner === null || owner === this.c.self) return null
+    const end = Math.min(range.end, (unit + 1) * SHARE_UNIT - 1)
+    const read: PeerRead = { start: range.start, end: end + 1, lastByteAt: Date.now() }
+    let ticket: PeerTicket
+    let res: SourceResponse
+    try {
+      ticket = await this.c.peers.ticket(owner, this.init.digest, { signal })
+      if (range.start >= ticket.size) return null
+      res = await this.c.peers.fetchInFlight(ticket, range.start, end, { signal, onProgress: () => { read.lastByteAt = Date.now() } })
+    } catch (err) {
+      // The owner's download has just started (no size yet): this range goes upstream, later ones
+      // of the unit are asked again.
+      if (err instanceof WireError && err.code === 'NOT_FOUND' && signal?.aborted !== true) return null
+      this.failedUnits.add(unit)
+      this.peerFailed(owner, err, signal)
+      return null
+    }
+    this.contributors.add(owner)
+    this.reads.add(read)
+    res.body.once('close', () => { this.reads.delete(read) })
+    res.body.once('error', () => { this.failedUnits.add(unit) })
+    return this.responses === 0 ? withMeta(res, ticket) : res
+  }
+
+  /** A range overlapping a peer read that went quiet is a duplicate of a stalled one: not that peer again. */
+  private stalledOverlap (start: number, end: number): boolean {
+    const quiet = Date.now() - (this.init.stallMs ?? 1500)
+    for (const r of this.reads) if (r.start < end && start < r.end && r.lastByteAt < quiet) return true
+    return false
+  }
+
+  private peerFailed (peer: string, err: unknown, signal?: AbortSignal): void {
+    if (signal?.aborted === true) throw err
+    if (isAimirrorError(err) && err.code === 'ERR_ABORTED') throw err
+    this.failed.add(peer)
+    this.c.logger.debug({ peer, err: (err as Error).message }, 'peer source failed; trying elsewhere')
   }
 
   private ban (peer: string, err: PeerCorruptError): void {

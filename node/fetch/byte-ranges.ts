@@ -54,6 +54,13 @@ export class ByteRanges {
     return out
   }
 
+  /** First present byte at or after `from` (Infinity when none). */
+  firstAtOrAfter (from: number): number {
+    const i = this.lowerEnd(from + 1)
+    if (i >= this.starts.length) return Number.POSITIVE_INFINITY
+    return Math.max(from, this.starts[i] as number)
+  }
+
   total (): number {
     let n = 0
     for (let i = 0; i < this.starts.length; i++) n += (this.ends[i] as number) - (this.starts[i] as number)

@@ -93,6 +93,8 @@ export class Download {
   private readonly init: DownloadInit
   private readonly abort = new AbortController()
   private readonly waiters = new Set<Waiter>()
+  /** Bytes written from sources that could not vouch for them: readers get them once the blob verified. */
+  private readonly unverified = new ByteRanges()
   private readonly recent: Array<{ start: number, buf: Buffer }> = []
   private resolveReady!: (r: ReadyResult) => void
   private rejectReady!: (err: unknown) => void
@@ -169,9 +171,17 @@ export class Download {
     let avail = Math.min(end, this.written.contiguousEnd(pos))
     if (!this.verified) {
       const cap = this.size === null ? avail - 1 : this.size - 1
-      avail = Math.min(avail, cap)
+      avail = Math.min(avail, cap, this.unverified.firstAtOrAfter(pos))
     }
     return avail
+  }
+
+  /**
+   * Bytes from `pos` a peer may take now: everything on disk, the final byte and unverified bytes
+   * included (a peer verifies the blob itself and holds back what it cannot vouch for).
+   */
+  peerReadableEnd (pos: number, end: number): number {
+    return Math.min(end, this.written.contiguousEnd(pos))
   }
 
   /**
@@ -187,9 +197,12 @@ export class Download {
   }
 
   /** Resolves when more bytes at `offset` may be readable, or the download settled. */
-  waitFor (pos: number, signal?: AbortSignal): Promise<void> {
-    // Wait on the first byte not yet on disk (a held-back final byte waits for verification).
-    const offset = this.written.contiguousEnd(pos)
+  waitFor (pos: number, signal?: AbortSignal, options: { peer?: boolean } = {}): Promise<void> {
+    // Wait on the first byte not yet on disk (a held-back final byte waits for verification, and so
+    // does an unverified byte for a client: only the end of the download wakes those). A peer reading
+    // along takes unverified bytes, and its wait steers the scheduling like a client's.
+    const held = options.peer !== true && !this.verified && this.unverified.firstAtOrAfter(pos) === pos
+    const offset = held ? Number.POSITIVE_INFINITY : this.written.contiguousEnd(pos)
     return new Promise(resolve => {
       if (this.settled || signal?.aborted === true) { resolve(); return }
       const w: Waiter = {
@@ -202,7 +215,7 @@ export class Download {
       }
       this.waiters.add(w)
       signal?.addEventListener('abort', w.wake, { once: true })
-      this.maybeUrgent(offset)
+      if (!held) this.maybeUrgent(offset)
     })
   }
 
@@ -337,6 +350,8 @@ export class Download {
       // Stall watchdog (not a reader poll): duplicates a range whose connection went silent.
       this.watchdog = setInterval(() => {
         if (this.state === 'running' && this.scheduler?.hasStalled(Date.now(), STALL_MS) === true) this.extraWorker()
+        // The source may have found more to share the work with since (peers downloading it too).
+        if (this.state === 'running') this.spawnWorkers()
       }, STALL_MS / 2)
       this.watchdog.unref()
     }
@@ -350,7 +365,9 @@ export class Download {
 
   private targetWorkers (): number {
     if (!this.rangeSupported || (this.size ?? 0) < this.init.minSize) return 1
-    return Math.max(1, Math.min(this.init.concurrency, this.plan?.count ?? 1))
+    // Ranges a source serves from elsewhere (peers) do not use upstream connections: more at once.
+    const spread = Math.max(1, this.init.source.spread?.() ?? 1)
+    return Math.max(1, Math.min(this.init.concurrency * spread, this.plan?.count ?? 1))
   }
 
   /** A reader waits for an offset no connection will reach soon: fetch it first. */
@@ -506,6 +523,7 @@ export class Download {
         off += chunk.length
         a.pos += chunk.length
         a.lastProgress = Date.now()
+        if (res.unverified === true) this.unverified.add(at, at + chunk.length)
         this.wrote(at, chunk)
         if (!enough()) return false
         done()
@@ -555,6 +573,8 @@ export class Download {
       this.onHashAdvance()
       return
     }
+    // A source may answer fewer bytes than asked: all it announced arrived, the rest is asked again.
+    if (off >= bodyEnd) return
     if (a.pos < a.end && !this.written.covers(a.pos, Math.min(a.end, this.size ?? a.end))) {
       throw new UpstreamProtocolError('Upstream body ended early')
     }
@@ -595,6 +615,7 @@ export class Download {
     const sha256 = digests.sha256 as string
     const expected = this.init.identity.expected
     if (expected !== null && digests[expected.algorithm] !== expected.hex) {
+      this.init.source.onDigestMismatch?.()
       this.fail(new DigestMismatchError(undefined, { detail: { expected: `${expected.algorithm}:${expected.hex}` } }), false)
       return
     }

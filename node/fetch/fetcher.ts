@@ -102,6 +102,18 @@ export interface ActiveDownload {
   state: string
 }
 
+/** A download in flight that peers may read along (see `Fetcher.inFlight`). */
+export interface InFlightBlob {
+  readonly size: number
+  readonly meta: BlobMeta
+  /**
+   * [start, end) as it lands on disk, unverified bytes and the final byte included; the download
+   * fetches what a peer waits for first, and the stream errors after `idleMs` without a new byte.
+   * Null if the file is gone.
+   */
+  open: (start: number, end: number, idleMs: number) => Readable | null
+}
+
 /** Extra sources for new downloads (the LAN cluster): wraps a download's upstream source. */
 export interface SourceProvider {
   sourceFor: (identity: BlobIdentity, upstream: Source) => Source
@@ -175,6 +187,25 @@ export class Fetcher {
         connections: p.connections, started_at: new Date(d.startedAt).toISOString(), state: d.state
       }
     })
+  }
+
+  /** The download in flight for `key`, once its size is known and its bytes go to a file; else null. */
+  inFlight (key: string): InFlightBlob | null {
+    const d = this.inflight.get(key)
+    const meta = d?.meta ?? null
+    if (d === undefined || meta === null || meta.size === null || (d.state !== 'running' && d.state !== 'verified')) return null
+    return {
+      size: meta.size,
+      meta,
+      open: (start, end, idleMs) => {
+        if (d.settled) return null
+        try {
+          return new ProgressiveReader(d, start, end, { peer: { idleMs } })
+        } catch {
+          return null
+        }
+      }
+    }
   }
 
   async acquire (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions = {}): Promise<Acquired> {

@@ -9,6 +9,14 @@ import type { Download } from './download.ts'
  */
 const READ_CHUNK = 128 << 10
 
+export interface ProgressiveReaderOptions {
+  /**
+   * A peer reading along: it gets every byte on disk (it verifies the blob itself), and it is ended
+   * with an error after `idleMs` without a new byte (so it can fetch the rest elsewhere).
+   */
+  peer?: { idleMs: number }
+}
+
 /**
  * Streams [start, end) of a blob that is still downloading: bytes go out in order as soon as they
  * are on disk, the reader sleeps on the download's wakeups (no polling), and the final byte of the
@@ -24,12 +32,15 @@ export class ProgressiveReader extends Readable {
   private holdsFile = true
   /** Set once the reader went over to the upstream (see passThrough). */
   private upstream: Readable | null = null
+  private readonly peerIdleMs: number | null
+  private lastByteAt = Date.now()
 
-  constructor (download: Download, start: number, end: number) {
+  constructor (download: Download, start: number, end: number, options: ProgressiveReaderOptions = {}) {
     super({ highWaterMark: 4 * READ_CHUNK })
     this.download = download
     this.pos = start
     this.end = end
+    this.peerIdleMs = options.peer?.idleMs ?? null
     this.fh = download.retainFile()
   }
 
@@ -82,16 +93,18 @@ export class ProgressiveReader extends Readable {
       while (!this.destroyed) {
         const size = d.totalSize
         const end = size === null ? this.end : Math.min(this.end, size)
-        if (this.pos >= end && (d.verified || end < (size ?? Number.POSITIVE_INFINITY))) {
+        const peer = this.peerIdleMs !== null
+        if (this.pos >= end && (peer || d.verified || end < (size ?? Number.POSITIVE_INFINITY))) {
           this.push(null)
           return
         }
         if (d.state === 'failed') {
-          if (d.passThroughOnFailure) this.passThrough(end)
+          if (d.passThroughOnFailure && !peer) this.passThrough(end)
           else this.destroy(d.error ?? new Error('download failed'))
           return
         }
-        const limit = d.readableEnd(this.pos, end)
+        const limit = peer ? d.peerReadableEnd(this.pos, end) : d.readableEnd(this.pos, end)
+        if (limit > this.pos) this.lastByteAt = Date.now()
         const shared = limit > this.pos ? d.recentAt(this.pos) : null
         if (shared !== null) {
           const part = shared.length > limit - this.pos ? shared.subarray(0, limit - this.pos) : shared
@@ -106,8 +119,12 @@ export class ProgressiveReader extends Readable {
           this.pos += bytesRead
           d.pacer.moved(bytesRead)
           if (!this.push(bytesRead === len ? buf : buf.subarray(0, bytesRead))) return
-        } else {
+        } else if (this.peerIdleMs === null) {
           await d.waitFor(this.pos, this.ac.signal)
+        } else {
+          const left = this.lastByteAt + this.peerIdleMs - Date.now()
+          if (left <= 0) { this.destroy(new Error('no new bytes for the peer in time')); return }
+          await d.waitFor(this.pos, AbortSignal.any([this.ac.signal, AbortSignal.timeout(left)]), { peer: true })
         }
       }
     } finally {

@@ -2,13 +2,21 @@ import type { Dispatcher } from 'undici'
 import { AbortedError, isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.ts'
 
 /**
- * Where a download's bytes come from. Today the upstream is the only source; peers plug in later
- * behind the same interface (a peer source would answer only ranges it has).
+ * Where a download's bytes come from: the upstream, or (with the cluster on) a source that spreads
+ * ranges over peers and the upstream. A source may answer a range with fewer bytes than asked (a
+ * shorter 206); the download asks again for the rest.
  */
 export interface Source {
   readonly name: string
   /** GET [start, end] (inclusive); `null` asks for the whole file without Range. */
   fetch: (range: { start: number, end: number } | null, options: { signal?: AbortSignal }) => Promise<SourceResponse>
+  /** Told when the whole blob failed its digest check (a source that passed unverified bytes may be at fault). */
+  onDigestMismatch?: () => void
+  /**
+   * How many places share the work (1: only the upstream). The download keeps `concurrency` × this
+   * ranges in flight, so each place still gets about `concurrency` connections.
+   */
+  spread?: () => number
 }
 
 export interface SourceResponse {
@@ -19,6 +27,11 @@ export interface SourceResponse {
   readonly url: URL
   /** Parsed Content-Range of a 206 (or `bytes *\/total` of a 416). */
   readonly contentRange: { start: number, end: number, total: number | null } | null
+  /**
+   * Bytes nobody vouched for yet (a peer's download still in flight): written, hashed, but held back
+   * from readers until the whole blob is verified.
+   */
+  readonly unverified?: boolean
 }
 
 export interface UpstreamSourceInit {

@@ -91,7 +91,7 @@ describe('swarm source: ranges from a peer, verified, upstream as fallback', () 
   })
 
   it('a peer serving corrupt bytes is caught within a piece, banned, and upstream takes over', async () => {
-    const c = await startClusterNode({ peers: [a.addr] })
+    const c = await startClusterNode({ peers: [a.addr], lookup_ms: 5000 })
     try {
       await until(() => c.cluster.running?.membership.isMember(a.peerId) === true, 20_000, 'membership')
       // A faulty holder: its piece list (made by B's request) rots on disk, so what it serves no longer

@@ -1,0 +1,92 @@
+import { createServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterStatsView } from '../../node/cluster/view.ts'
+import { startTestNode } from '../helpers/node.ts'
+import type { TestNode } from '../helpers/node.ts'
+import { until } from './helpers.ts'
+import { blobData, sha256Hex } from './lan/blob-data.ts'
+import { blobRegistry, registryGet } from './lan/registry.ts'
+import type { BlobRegistry } from './lan/registry.ts'
+
+const MiB = 1 << 20
+
+/** Sends a response in 64 KiB slices at `bytesPerSec` per connection, like a throttling proxy. */
+function throttled (registry: BlobRegistry, bytesPerSec: number): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const write = res.write.bind(res)
+    const end = res.end.bind(res)
+    const slices: Buffer[] = []
+    // Let the registry build the response, then pace its body.
+    res.end = ((chunk?: unknown) => {
+      if (Buffer.isBuffer(chunk)) for (let i = 0; i < chunk.length; i += 64 << 10) slices.push(chunk.subarray(i, i + (64 << 10)))
+      const pump = async (): Promise<void> => {
+        for (const s of slices) {
+          if (res.destroyed) return
+          write(s)
+          await sleep(Math.ceil(s.length / bytesPerSec * 1000))
+        }
+        end()
+      }
+      pump().catch(() => res.destroy())
+      return res
+    }) as typeof res.end
+    registry.handle(req, res)
+  }
+}
+
+/**
+ * Three nodes in one process ask for the same cold layer at the same moment: they split the upstream
+ * units between them and read the rest from each other while it is still downloading.
+ */
+describe('swarm download: pieces still downloading are shared', () => {
+  const data = blobData(32 * MiB + 4321, 7)
+  let registry: BlobRegistry
+  let server: Server
+  const nodes: TestNode[] = []
+
+  beforeAll(async () => {
+    registry = blobRegistry(data)
+    server = createServer(throttled(registry, 8 * MiB))
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const rules = [
+      { name: 'oci-blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream, handler: 'oci', strategy: 'parallel', cache_key_source: 'original', min_size: 0, concurrency: 4, chunk_size: 1 << 20 },
+      { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' }
+    ]
+    const addrOf = (t: TestNode): string => t.node.components.cluster?.running?.libp2p.getMultiaddrs().map(String).find(x => x.startsWith('/ip4/127.0.0.1/')) as string
+    nodes.push(await startTestNode({ rules, cluster: { enabled: true, lookup_ms: 1000 } }))
+    nodes.push(await startTestNode({ rules, cluster: { enabled: true, lookup_ms: 1000, peers: [addrOf(nodes[0] as TestNode)] } }))
+    nodes.push(await startTestNode({ rules, cluster: { enabled: true, lookup_ms: 1000, peers: nodes.map(addrOf) } }))
+    for (const n of nodes) await until(() => n.node.components.cluster?.running?.membership.memberIds().length === 2, 20_000, 'membership')
+  }, 60_000)
+
+  afterAll(async () => {
+    await Promise.all(nodes.map(async n => await n.stop()))
+    server?.closeAllConnections()
+    await new Promise<void>(resolve => server?.close(() => resolve()) ?? resolve())
+  })
+
+  it('fetches the blob about once from the upstream, every client gets the right bytes', async () => {
+    const bodies = await Promise.all(nodes.map(async n => {
+      const res = await registryGet(`${n.url}${registry.path}`)
+      expect(res.status).toBe(200)
+      return Buffer.from(await res.arrayBuffer())
+    }))
+    for (const b of bodies) expect(sha256Hex(b)).toBe(registry.digest)
+    // Alone, each node would take the whole blob from the upstream (3 ×). Each node's first piece is
+    // its own (the first byte must not wait), and views of who downloads settle within a moment.
+    expect(registry.sent()).toBeLessThan(1.5 * data.length)
+
+    const view = await (await fetch(`${nodes[0]?.url}/cluster/stats`)).json() as ClusterStatsView
+    expect(view.nodes).toHaveLength(3)
+    const fromPeers = view.nodes.filter(n => (n.bytes_from_peers ?? 0) > 0)
+    expect(fromPeers.length).toBeGreaterThanOrEqual(2)
+    // Every node committed the verified blob.
+    for (const n of nodes) {
+      await until(async () => ((await (await fetch(`${n.url}/stats`)).json()) as { cache: { file_count: number } }).cache.file_count === 1, 20_000, 'commit')
+    }
+  }, 60_000)
+})

@@ -1,0 +1,100 @@
+import { Transform } from 'node:stream'
+import { afterEach, describe, expect, it } from 'vitest'
+import { digestIdentity } from '../../node/fetch/identity.ts'
+import type { Source, SourceResponse } from '../../node/fetch/upstream-source.ts'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer } from '../fixtures/upstreams/file-server.ts'
+import { makeRig, until } from './fetch-helpers.ts'
+import type { Rig } from './fetch-helpers.ts'
+
+const MiB = 1 << 20
+const SIZE = 3 * MiB + 777
+/** Bytes from here on come marked unverified (as from a peer's download still in flight). */
+const FROM = MiB
+
+/** Wraps the upstream: ranges at or after FROM are marked unverified, and optionally altered. */
+class UnverifiedTail implements Source {
+  readonly name = 'unverified-tail'
+  mismatches = 0
+  private readonly up: Source
+  private readonly corrupt: boolean
+
+  constructor (up: Source, corrupt: boolean) {
+    this.up = up
+    this.corrupt = corrupt
+  }
+
+  async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal }): Promise<SourceResponse> {
+    // Split at FROM so every response is wholly verified or wholly not (a shorter 206 is allowed).
+    const r = range !== null && range.start < FROM && range.end >= FROM ? { start: range.start, end: FROM - 1 } : range
+    const res = await this.up.fetch(r, options)
+    if (r === null || r.start < FROM) return res
+    let flipped = !this.corrupt
+    const body = res.body.pipe(new Transform({
+      transform (chunk: Buffer, _enc, cb) {
+        if (!flipped) { chunk = Buffer.from(chunk); chunk[0] = (chunk[0] ?? 0) ^ 0xff; flipped = true }
+        cb(null, chunk)
+      }
+    }))
+    return { ...res, body: body as unknown as SourceResponse['body'], unverified: true }
+  }
+
+  onDigestMismatch (): void { this.mismatches++ }
+}
+
+let server: FileServer | undefined
+let rig: Rig | undefined
+afterEach(async () => {
+  await rig?.close()
+  await server?.close()
+  rig = undefined
+  server = undefined
+})
+
+async function readAll (stream: NodeJS.ReadableStream): Promise<{ bytes: number, error: unknown }> {
+  let bytes = 0
+  try {
+    for await (const chunk of stream) bytes += (chunk as Buffer).length
+    return { bytes, error: null }
+  } catch (error) {
+    return { bytes, error }
+  }
+}
+
+describe('bytes a source cannot vouch for', () => {
+  for (const corrupt of [false, true]) {
+    it(corrupt ? 'never reach a client when the blob fails its digest; the source is told' : 'reach clients once the whole blob is verified', async () => {
+      server = await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 9 } }, perConnectionBps: 4 * MiB })
+      rig = await makeRig()
+      let source: UnverifiedTail | undefined
+      rig.fetcher.useSources({ sourceFor: (_id, up) => { source = new UnverifiedTail(up, corrupt); return source } })
+      const url = new URL(server.url + '/f.bin')
+      const identity = digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, 9) })
+      const got = await rig.fetcher.acquire(identity, { url }, { chunkSize: 256 * 1024, concurrency: 4 })
+      if (got.kind !== 'blob') throw new Error('expected a blob')
+      const stream = got.open(0, SIZE)
+      let beforeVerified = 0
+      let verifiedSeen = false
+      stream.on('data', (c: Buffer) => {
+        const d = rig?.fetcher.activeDownloads()[0]
+        if (!verifiedSeen && (d === undefined || d.state === 'verified' || d.state === 'done')) verifiedSeen = true
+        if (!verifiedSeen) beforeVerified += c.length
+      })
+      const result = await readAll(stream)
+      got.release()
+      // Before the digest check, a client gets nothing past the first unverified byte.
+      expect(beforeVerified).toBeLessThanOrEqual(FROM)
+      if (corrupt) {
+        expect((result.error as { code?: string }).code).toBe('ERR_DIGEST_MISMATCH')
+        expect(result.bytes).toBeLessThanOrEqual(FROM)
+        expect(source?.mismatches).toBe(1)
+        expect(rig.store.stats().file_count).toBe(0)
+      } else {
+        expect(result.error).toBeNull()
+        expect(result.bytes).toBe(SIZE)
+        expect(source?.mismatches).toBe(0)
+        await until(() => rig?.store.stats().file_count === 1)
+      }
+    })
+  }
+})

@@ -80,6 +80,7 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
       await lan.up(6)
       registry = lan.hosts[0] as { ns: string, ip: string }
       upstream = `http://${registry.ip}:9000`
+      client.warm(...lan.hosts.map(h => h.ns))
       const reg = lan.spawn(registry.ns, [process.execPath, join(here, 'registry-main.ts'), registry.ip, '9000',
         ...[X, Y, W, K].map(x => `${x.size}:${x.seed}`)], process.env)
       await new Promise<void>((resolve, reject) => {
@@ -99,7 +100,7 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
       rogue = node('rogue', 5, otherKey)
       const all = [a, b, c, open, rogue]
       await Promise.all(all.map(async n => { await n.start(lan) }))
-      for (const n of all) ids.set(n, (await client.peers(n.ns)).self?.peer_id ?? '')
+      await Promise.all(all.map(async n => { ids.set(n, (await client.peers(n.ns)).self?.peer_id ?? '') }))
     } catch (err) {
       await lan.down()
       throw err

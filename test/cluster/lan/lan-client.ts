@@ -27,6 +27,11 @@ export class LanClient {
     this.lan = lan
   }
 
+  /** Starts the client processes of these namespaces now (each takes a while to boot on a busy machine). */
+  warm (...namespaces: string[]): void {
+    for (const ns of namespaces) this.agent(ns)
+  }
+
   async json<T> (ns: string, url: string): Promise<T> {
     return await this.call(ns, 'json', url) as T
   }

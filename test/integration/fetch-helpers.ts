@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pino } from 'pino'
 import { Agent } from 'undici'
+import { afterEach } from 'vitest'
 import { BlobStore } from '../../node/store/blob-store.ts'
 import type { BlobStoreInit } from '../../node/store/blob-store.ts'
 import { Fetcher } from '../../node/fetch/fetcher.ts'
@@ -65,5 +66,20 @@ export async function until (cond: () => boolean | Promise<boolean>, timeoutMs =
   while (!(await cond())) {
     if (Date.now() > end) throw new Error('condition not met in time')
     await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+/**
+ * Registers an afterEach that closes everything handed to the returned function during the test, last
+ * opened first (a rig before the server it downloads from).
+ */
+export function closedAfterEach (): <T extends { close: () => Promise<void> }>(thing: T) => T {
+  const open: Array<{ close: () => Promise<void> }> = []
+  afterEach(async () => {
+    for (const thing of open.splice(0).reverse()) await thing.close()
+  })
+  return (thing) => {
+    open.push(thing)
+    return thing
   }
 }

@@ -1,11 +1,9 @@
 import { Transform } from 'node:stream'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { digestIdentity } from '../../node/fetch/identity.ts'
 import type { Source, SourceResponse } from '../../node/fetch/upstream-source.ts'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
-import type { FileServer } from '../fixtures/upstreams/file-server.ts'
-import { makeRig, until } from './fetch-helpers.ts'
-import type { Rig } from './fetch-helpers.ts'
+import { closedAfterEach, makeRig, until } from './fetch-helpers.ts'
 
 const MiB = 1 << 20
 const SIZE = 3 * MiB + 777
@@ -42,14 +40,7 @@ class UnverifiedTail implements Source {
   onDigestMismatch (): void { this.mismatches++ }
 }
 
-let server: FileServer | undefined
-let rig: Rig | undefined
-afterEach(async () => {
-  await rig?.close()
-  await server?.close()
-  rig = undefined
-  server = undefined
-})
+const track = closedAfterEach()
 
 async function readAll (stream: NodeJS.ReadableStream): Promise<{ bytes: number, error: unknown }> {
   let bytes = 0
@@ -64,8 +55,8 @@ async function readAll (stream: NodeJS.ReadableStream): Promise<{ bytes: number,
 describe('bytes a source cannot vouch for', () => {
   for (const corrupt of [false, true]) {
     it(corrupt ? 'never reach a client when the blob fails its digest; the source is told' : 'reach clients once the whole blob is verified', async () => {
-      server = await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 9 } }, perConnectionBps: 4 * MiB })
-      rig = await makeRig()
+      const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 9 } }, perConnectionBps: 4 * MiB }))
+      const rig = track(await makeRig())
       let source: UnverifiedTail | undefined
       rig.fetcher.useSources({ sourceFor: (_id, up) => { source = new UnverifiedTail(up, corrupt); return source } })
       const url = new URL(server.url + '/f.bin')
@@ -76,7 +67,7 @@ describe('bytes a source cannot vouch for', () => {
       let beforeVerified = 0
       let verifiedSeen = false
       stream.on('data', (c: Buffer) => {
-        const d = rig?.fetcher.activeDownloads()[0]
+        const d = rig.fetcher.activeDownloads()[0]
         if (!verifiedSeen && (d === undefined || d.state === 'verified' || d.state === 'done')) verifiedSeen = true
         if (!verifiedSeen) beforeVerified += c.length
       })
@@ -93,7 +84,7 @@ describe('bytes a source cannot vouch for', () => {
         expect(result.error).toBeNull()
         expect(result.bytes).toBe(SIZE)
         expect(source?.mismatches).toBe(0)
-        await until(() => rig?.store.stats().file_count === 1)
+        await until(() => rig.store.stats().file_count === 1)
       }
     })
   }

@@ -17,15 +17,23 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c()
 })
 
-interface Channel { up: FakeUpstream, cdn: FakeUpstream, shard: Buffer, shardName: string, state: { bz2: string } }
+interface Channel { up: FakeUpstream, cdn: FakeUpstream, shard: Buffer, shardName: string, pkg: Buffer, state: { bz2: string, corrupt: boolean } }
 
 /** A channel with sharded repodata whose base URLs are absolute (packages on a CDN host, shards on the channel host), and a bz2 repodata. */
 async function channel (): Promise<Channel> {
-  const cdn = await startUpstream((_req, res) => { res.writeHead(404); res.end() })
+  const pkg = Buffer.from('the bytes of tinyd-1.0-0.conda '.repeat(100))
+  const state = { bz2: BZ2_PLAIN, corrupt: false }
+  const cdn = await startUpstream((req, res) => {
+    if (req.url !== '/pkgs/conda-forge/noarch/tinyd-1.0-0.conda') { res.writeHead(404, { 'content-length': '0' }); res.end(); return }
+    const body = Buffer.from(pkg)
+    if (state.corrupt) body[10] = (body[10] ?? 0) ^ 0xff
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(body.length) })
+    res.end(req.method === 'HEAD' ? undefined : body)
+  })
   closers.push(async () => await cdn.close())
-  const shard = zstdCompressSync(encode({ packages: {}, 'packages.conda': { 'tinyd-1.0-0.conda': { name: 'tinyd', version: '1.0', build: '0', sha256: new Uint8Array(32).fill(7) } }, removed: [] }))
+  const sha256 = createHash('sha256').update(pkg).digest()
+  const shard = zstdCompressSync(encode({ packages: {}, 'packages.conda': { 'tinyd-1.0-0.conda': { name: 'tinyd', version: '1.0', build: '0', sha256 } }, removed: [] }))
   const shardName = createHash('sha256').update(shard).digest('hex')
-  const state = { bz2: BZ2_PLAIN }
   let self = ''
   const up = await startUpstream((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname
@@ -43,13 +51,16 @@ async function channel (): Promise<Channel> {
   })
   self = up.url
   closers.push(async () => await up.close())
-  return { up, cdn, shard, shardName, state }
+  return { up, cdn, shard, shardName, pkg, state }
 }
 
 async function node (ch: Channel): Promise<TestNode> {
   const n = await startTestNode({
     content_rewrite: { targets: [ch.cdn.url, 'https://cdn.example'] },
-    rules: [{ name: 'conda-forge', path_prefix: '/conda-forge/', upstream: ch.up.url, handler: 'conda', strategy: 'proxy', metadata_ttl_s: 300 }]
+    rules: [
+      { name: 'conda-forge', path_prefix: '/conda-forge/', upstream: ch.up.url, handler: 'conda', strategy: 'proxy', metadata_ttl_s: 300 },
+      { name: 'pkgs', path_prefix: '/pkgs/', upstream: ch.cdn.url, handler: 'conda', strategy: 'parallel' }
+    ]
   })
   closers.push(async () => await n.stop())
   return n
@@ -71,6 +82,20 @@ describe('conda compressed and sharded repodata', () => {
     const shard = await send(n.url, { path: new URL(`${index.info.shards_base_url}${ch.shardName}.msgpack.zst`).pathname })
     expect(shard.status).toBe(200)
     expect(shard.body.equals(ch.shard)).toBe(true)
+  })
+
+  it('verifies packages by the sha256 of the shard that listed them', async () => {
+    const ch = await channel()
+    const n = await node(ch)
+    const index = decode(zstdDecompressSync((await send(n.url, { path: '/conda-forge/noarch/repodata_shards.msgpack.zst' })).body)) as { info: Record<string, string> }
+    await send(n.url, { path: new URL(`${index.info.shards_base_url}${ch.shardName}.msgpack.zst`).pathname })
+    ch.state.corrupt = true
+    const bad = await send(n.url, { path: new URL(`${index.info.base_url}tinyd-1.0-0.conda`).pathname }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
+    if (!(bad instanceof Error)) expect(bad.status).not.toBe(200)
+    ch.state.corrupt = false
+    const good = await send(n.url, { path: new URL(`${index.info.base_url}tinyd-1.0-0.conda`).pathname })
+    expect(good.status).toBe(200)
+    expect(good.body.equals(ch.pkg)).toBe(true)
   })
 
   it('serves a bz2 repodata unmodified unless it names an absolute base_url, which it answers 404 (clients fall back to .json/.zst)', async () => {

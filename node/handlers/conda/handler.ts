@@ -25,6 +25,8 @@ export interface CondaComponents {
 }
 
 const HEAD_BYTES = 64 * 1024
+/** A shard of sharded repodata: named by the sha256 of its bytes. */
+const SHARD = /\/[0-9a-f]{64}\.msgpack\.zst$/
 /** bzip2 bodies whose head was read, by sha256 (bounded: one per subdir and channel in practice). */
 const BZ2_MEMO = 256
 
@@ -133,7 +135,10 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
       })
       let shown = result
       if (result.status === 200 && path.kind === 'shard-index') {
+        indexer.ensureShardIndex(ctx.upstreamUrl, result)
         shown = await withMirrorShardUrls(ctx, result)
+      } else if (result.status === 200 && path.kind === 'metadata' && SHARD.test(ctx.upstreamUrl.pathname)) {
+        indexer.ensureShard(ctx.upstreamUrl, result)
       } else if (result.status === 200 && repodata !== null) {
         indexer.ensure(ctx.upstreamUrl, repodata, result)
         if (repodata !== 'bz2') shown = await withMirrorBaseUrl(ctx, result, repodata)

@@ -4,6 +4,10 @@ import type { MetadataCache } from '../../metadata/cache.ts'
 import type { MetadataResult } from '../../metadata/types.ts'
 import type { RepodataCoding } from './paths.ts'
 import { decoderFor, scanRecords } from './repodata-index.ts'
+import { shardIndexBases, shardRecords } from './shard-index.ts'
+
+/** Sharded indexes and shards are read whole; past this they are left alone (a real one is a few MB). */
+const MAX_SHARD_DOC = 64 << 20
 
 export interface RepodataIndexerComponents {
   metadata: MetadataCache
@@ -19,11 +23,15 @@ export function subdirKey (url: URL): string {
  * Learns `package file → sha256` from the repodata a client was served, in the background (the response
  * does not wait), and remembers it in the metadata cache's hints, once per repodata body. A package
  * request for a subdir whose repodata is being read waits for that reading to finish.
+ *
+ * Clients of sharded repodata (CEP-16) never read the whole document: the sharded index tells where the
+ * shards and the packages live, and each shard served adds the digests of its records.
  */
 export class RepodataIndexer {
   private readonly metadata: MetadataCache
   private readonly log: Logger
   private readonly jobs = new Map<string, Promise<void>>()
+  private readonly shardJobs = new Map<string, Promise<void>>()
 
   constructor (components: RepodataIndexerComponents) {
     this.metadata = components.metadata
@@ -58,16 +66,52 @@ export class RepodataIndexer {
     this.jobs.set(dir, job)
   }
 
+  /** Remembers, from a sharded index at `url`, which package directory the shards under its shards base describe. */
+  ensureShardIndex (url: URL, result: MetadataResult): void {
+    const info = result.info
+    if (info === null || result.status !== 200 || result.body.size > MAX_SHARD_DOC) return
+    this.track(`index:${canonicalUrl(url)}`, async () => {
+      const bases = shardIndexBases(await result.body.read(), url)
+      if (bases === null) return
+      await this.metadata.remember([[`conda:shards:${canonicalUrl(bases.shards)}`, canonicalUrl(bases.packages)]])
+    })
+  }
+
+  /** Learns the package digests of a shard at `url` (once per shard body), if its index was seen. */
+  ensureShard (url: URL, result: MetadataResult): void {
+    const info = result.info
+    if (info === null || result.status !== 200 || result.body.size > MAX_SHARD_DOC) return
+    const marker = `conda:indexed:${canonicalUrl(url)}`
+    this.track(`shard:${canonicalUrl(url)}`, async () => {
+      // The client read the index just before: let its reading land first.
+      await Promise.allSettled([...this.shardJobs].filter(([k]) => k.startsWith('index:')).map(([, job]) => job))
+      const packages = await this.metadata.recall(`conda:shards:${subdirKey(url)}`)
+      if (packages === undefined || await this.metadata.recall(marker) === info.sha256) return
+      const records = shardRecords(await result.body.read())
+      await this.metadata.remember([...records.map(([file, sha]) => [`conda:${packages}|${file}`, sha] as const), [marker, info.sha256]])
+    })
+  }
+
+  private track (key: string, work: () => Promise<void>): void {
+    if (this.shardJobs.has(key)) return
+    const job = work().catch((err: unknown) => {
+      this.log.warn({ err, key }, 'could not read package digests from sharded repodata')
+    }).finally(() => this.shardJobs.delete(key))
+    this.shardJobs.set(key, job)
+  }
+
   /** The sha256 repodata published for `file` in the subdir of `url`, or null. */
   async sha256For (url: URL, file: string): Promise<string | null> {
     const dir = subdirKey(url)
     await this.jobs.get(dir)
+    // Shards being read are few and short: wait for all of them rather than track which directory each describes.
+    if (this.shardJobs.size > 0) await Promise.allSettled([...this.shardJobs.values()])
     const v = await this.metadata.recall(`conda:${dir}|${file}`)
     return v !== undefined && /^[0-9a-f]{64}$/.test(v) ? v : null
   }
 
   /** Waits for every reading in progress (used when stopping). */
   async settle (): Promise<void> {
-    await Promise.allSettled([...this.jobs.values()])
+    await Promise.allSettled([...this.jobs.values(), ...this.shardJobs.values()])
   }
 }

@@ -50,3 +50,57 @@ export function rewriteShardIndex (body: Buffer, map: MapUrl): Buffer {
   if (!rewriteInfo(info, map)) return body
   return zstdCompressSync(encode(doc, { useBigInt64: true, ignoreUndefined: false }))
 }
+
+/** Where a sharded index says packages and shards live, resolved against the index's URL (trailing slash). */
+export interface ShardBases { readonly packages: URL, readonly shards: URL }
+
+function resolveBase (value: unknown, indexUrl: URL): URL | null {
+  if (typeof value !== 'string') return null
+  try {
+    const url = new URL(value === '' ? './' : value, indexUrl)
+    if (!url.pathname.endsWith('/')) url.pathname += '/'
+    return url
+  } catch {
+    return null
+  }
+}
+
+/** The base URLs of a (compressed) sharded index; null when it cannot be read. */
+export function shardIndexBases (body: Buffer, indexUrl: URL): ShardBases | null {
+  let doc: unknown
+  try { doc = decode(zstdDecompressSync(body), { useBigInt64: true }) } catch { return null }
+  let base: unknown
+  let shards: unknown
+  if (Array.isArray(doc)) {
+    // rmp_serde's array form keeps rattler's field order: subdir, base_url, shards_base_url, ...
+    const info: unknown = doc[0]
+    if (Array.isArray(info)) [, base, shards] = info as unknown[]
+  } else if (typeof doc === 'object' && doc !== null) {
+    const info = (doc as Record<string, unknown>).info
+    if (typeof info === 'object' && info !== null) ({ base_url: base, shards_base_url: shards } = info as Record<string, unknown>)
+  }
+  const packages = resolveBase(base, indexUrl)
+  const shardsUrl = resolveBase(shards, indexUrl)
+  return packages === null || shardsUrl === null ? null : { packages, shards: shardsUrl }
+}
+
+function hexOf (v: unknown): string | null {
+  if (v instanceof Uint8Array) return v.length === 32 ? Buffer.from(v).toString('hex') : null
+  return typeof v === 'string' && /^[0-9a-fA-F]{64}$/.test(v) ? v.toLowerCase() : null
+}
+
+/** `package file → sha256 hex` of a (compressed) shard: `packages` and `packages.conda`, digests as bytes or hex. */
+export function shardRecords (body: Buffer): Array<readonly [string, string]> {
+  const doc = decode(zstdDecompressSync(body), { useBigInt64: true })
+  const out: Array<readonly [string, string]> = []
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return out
+  for (const group of ['packages', 'packages.conda']) {
+    const records = (doc as Record<string, unknown>)[group]
+    if (typeof records !== 'object' || records === null) continue
+    for (const [file, record] of Object.entries(records as Record<string, unknown>)) {
+      const sha = typeof record === 'object' && record !== null ? hexOf((record as Record<string, unknown>).sha256) : null
+      if (sha !== null) out.push([file, sha])
+    }
+  }
+  return out
+}

@@ -4,7 +4,7 @@ import { zstdCompressSync, zstdDecompressSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { findAbsoluteBaseUrl } from '../../../../node/handlers/conda/base-url.ts'
 import { decodedHead } from '../../../../node/handlers/conda/decoded-head.ts'
-import { mayHoldAbsoluteUrl, rewriteShardIndex } from '../../../../node/handlers/conda/shard-index.ts'
+import { mayHoldAbsoluteUrl, rewriteShardIndex, shardIndexBases, shardRecords } from '../../../../node/handlers/conda/shard-index.ts'
 import type { MetadataResult } from '../../../../node/metadata/types.ts'
 
 /** `bzip2 -9` of a v2 repodata with an absolute base_url, and of a v1 repodata without one. */
@@ -45,6 +45,29 @@ describe('sharded repodata index', () => {
     const rel = zstdCompressSync(encode({ info: { base_url: './' }, shards: {} }))
     expect(mayHoldAbsoluteUrl(await decodedHead(result(abs), 'zst', 1024))).toBe(true)
     expect(mayHoldAbsoluteUrl(await decodedHead(result(rel), 'zst', 1024))).toBe(false)
+  })
+})
+
+describe('sharded repodata digests', () => {
+  const indexUrl = new URL('https://chan.example/c/noarch/repodata_shards.msgpack.zst')
+  const z = (doc: unknown): Buffer => zstdCompressSync(encode(doc))
+
+  it('resolves the base URLs of an index against its URL', () => {
+    const bases = (info: unknown): [string, string] | null => {
+      const b = shardIndexBases(z({ info, shards: {} }), indexUrl)
+      return b === null ? null : [b.packages.href, b.shards.href]
+    }
+    expect(bases({ base_url: '', shards_base_url: './shards' })).toEqual(['https://chan.example/c/noarch/', 'https://chan.example/c/noarch/shards/'])
+    expect(bases({ base_url: 'https://cdn.example/c/noarch/', shards_base_url: 'https://fast.example/s/' })).toEqual(['https://cdn.example/c/noarch/', 'https://fast.example/s/'])
+    expect(shardIndexBases(z([['noarch', '../x/', 'shards/'], {}]), indexUrl)?.packages.href).toBe('https://chan.example/c/x/')
+    expect(bases({ subdir: 'noarch' })).toBeNull()
+    expect(shardIndexBases(Buffer.from('junk'), indexUrl)).toBeNull()
+  })
+
+  it('reads the records of a shard, digests as bytes or hex', () => {
+    const a = new Uint8Array(32).fill(0xab)
+    const shard = z({ packages: { 'x-1-0.tar.bz2': { sha256: 'CD'.repeat(32) } }, 'packages.conda': { 'x-1-0.conda': { sha256: a }, 'y-1-0.conda': { md5: 'm' } }, removed: [] })
+    expect(shardRecords(shard)).toEqual([['x-1-0.tar.bz2', 'cd'.repeat(32)], ['x-1-0.conda', 'ab'.repeat(32)]])
   })
 })
 

@@ -3,6 +3,9 @@ import { send } from '../helpers/client.ts'
 import { startTestNode } from '../helpers/node.ts'
 import type { TestNode } from '../helpers/node.ts'
 import { startCondaChannel } from '../fixtures/upstreams/conda-channel.ts'
+import { startCranRepo } from '../fixtures/upstreams/cran-repo.ts'
+import { startFakeHub } from '../fixtures/upstreams/hf-hub.ts'
+import { startHfNode } from '../fixtures/upstreams/hf-node.ts'
 import { startNpmRegistry } from '../fixtures/upstreams/npm-registry.ts'
 import { startPypiIndex } from '../fixtures/upstreams/pypi-index.ts'
 
@@ -71,5 +74,32 @@ describe('client-requested revalidation through the handlers', () => {
     const again = await send(n.url, { path: '/conda-forge/noarch/repodata.json', headers: { 'cache-control': 'no-cache' } })
     expect(again.status).toBe(200)
     expect(gets()).toBe(2)
+  })
+
+  it('cran: no-cache revalidates PACKAGES', async () => {
+    const repo = await startCranRepo(new Map([['/src/contrib/PACKAGES', Buffer.from('Package: tinyr\nVersion: 1.0.0\n')]]))
+    closers.push(async () => await repo.close())
+    const n = await node([{ name: 'cran-src', path_prefix: '/src/contrib/', upstream: repo.url, handler: 'cran', strategy: 'proxy', metadata_ttl_s: 600 }])
+    const gets = (): number => repo.seen.filter(s => s.url === '/src/contrib/PACKAGES').length
+    await send(n.url, { path: '/src/contrib/PACKAGES' })
+    await send(n.url, { path: '/src/contrib/PACKAGES' })
+    expect(gets()).toBe(1)
+    expect((await send(n.url, { path: '/src/contrib/PACKAGES', headers: { 'cache-control': 'no-cache' } })).status).toBe(200)
+    expect(gets()).toBe(2)
+  })
+
+  it('hf: no-cache revalidates API JSON', async () => {
+    const commit = '1111111111111111111111111111111111111111'
+    const hub = await startFakeHub({ repos: [{ id: 'acme/tiny', commits: { [commit]: { 'config.json': { content: '{}' } } }, refs: { main: commit } }] })
+    closers.push(async () => await hub.close())
+    const n = await startHfNode(hub.url, { rule: { metadata_ttl_s: 600 } })
+    closers.push(async () => await n.stop())
+    const path = '/api/models/acme/tiny/revision/main'
+    const asked = (): number => hub.count(r => r.path.startsWith(path))
+    expect((await fetch(n.url + path)).status).toBe(200)
+    await (await fetch(n.url + path)).arrayBuffer()
+    expect(asked()).toBe(1)
+    await (await fetch(n.url + path, { headers: { 'cache-control': 'no-cache' } })).arrayBuffer()
+    expect(asked()).toBe(2)
   })
 })

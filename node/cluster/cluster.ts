@@ -177,6 +177,7 @@ export class Cluster implements SourceProvider {
       lookup: async (digest, options) => await p.routing.lookup(digest, options),
       logger: this.log,
       self: p.libp2p.peerId.toString(),
+      isMember: peer => p.membership.isMember(peer),
       onBan: () => { this.counters.peer_bans++ }
     }, { digest: identity.sha256, upstream, lookupMs: this.init.config.lookup_ms })
   }

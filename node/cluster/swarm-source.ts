@@ -15,6 +15,8 @@ export interface SwarmSourceComponents {
   logger: Logger
   /** This node's peer id (it owns its share of the units too). */
   self: string
+  /** False once a peer left the cluster (its process died, its connection closed): its units move. */
+  isMember?: (peer: string) => boolean
   onBan?: (peer: string) => void
 }
 
@@ -129,7 +131,7 @@ export class SwarmSource implements Source {
   }
 
   private usable (peer: string): boolean {
-    return !this.failed.has(peer) && !this.c.bans.isBanned(peer)
+    return !this.failed.has(peer) && !this.c.bans.isBanned(peer) && this.c.isMember?.(peer) !== false
   }
 
   private async fromHolders (range: { start: number, end: number }, signal?: AbortSignal): Promise<SourceResponse | null> {

@@ -42,7 +42,7 @@ function throttled (registry: BlobRegistry, bytesPerSec: number): (req: Incoming
  * units between them and read the rest from each other while it is still downloading.
  */
 describe('swarm download: pieces still downloading are shared', () => {
-  const data = blobData(32 * MiB + 4321, 7)
+  const data = blobData(16 * MiB + 4321, 7)
   let registry: BlobRegistry
   let server: Server
   const nodes: TestNode[] = []

@@ -58,7 +58,7 @@ async function node (ch: Channel): Promise<TestNode> {
   const n = await startTestNode({
     content_rewrite: { targets: [ch.cdn.url, 'https://cdn.example'] },
     rules: [
-      { name: 'conda-forge', path_prefix: '/conda-forge/', upstream: ch.up.url, handler: 'conda', strategy: 'proxy', metadata_ttl_s: 300 },
+      { name: 'conda-forge', path_prefix: '/conda-forge/', upstream: ch.up.url, handler: 'conda', strategy: 'proxy', metadata_ttl_s: 0 },
       { name: 'pkgs', path_prefix: '/pkgs/', upstream: ch.cdn.url, handler: 'conda', strategy: 'parallel' }
     ]
   })
@@ -82,6 +82,9 @@ describe('conda compressed and sharded repodata', () => {
     const shard = await send(n.url, { path: new URL(`${index.info.shards_base_url}${ch.shardName}.msgpack.zst`).pathname })
     expect(shard.status).toBe(200)
     expect(shard.body.equals(ch.shard)).toBe(true)
+    // A shard is immutable: kept whatever the rule's TTL (the index itself is not).
+    await send(n.url, { path: new URL(`${index.info.shards_base_url}${ch.shardName}.msgpack.zst`).pathname })
+    expect(ch.up.seen.filter(s => s.url.includes('/shards/')).length).toBe(1)
   })
 
   it('verifies packages by the sha256 of the shard that listed them', async () => {

@@ -26,7 +26,9 @@ export interface CondaComponents {
 
 const HEAD_BYTES = 64 * 1024
 /** A shard of sharded repodata: named by the sha256 of its bytes. */
-const SHARD = /\/[0-9a-f]{64}\.msgpack\.zst$/
+const SHARD = /\/([0-9a-f]{64})\.msgpack\.zst$/
+/** A shard never changes (its name is its digest): kept this long whatever the rule's TTL. */
+const SHARD_TTL_MS = 7 * 24 * 3600 * 1000
 /** bzip2 bodies whose head was read, by sha256 (bounded: one per subdir and channel in practice). */
 const BZ2_MEMO = 256
 
@@ -123,13 +125,14 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
         return true
       }
       const repodata = path.kind === 'metadata' ? path.repodata : null
+      const shardName = path.kind === 'metadata' ? SHARD.exec(ctx.upstreamUrl.pathname)?.[1] : undefined
       const plainJson = repodata === 'json' || ctx.upstreamUrl.pathname.endsWith('.json')
       const result = await metadata.fetch({
         key: `conda:${canonicalUrl(ctx.upstreamUrl)}`,
         url: ctx.upstreamUrl,
         // Compressed variants are fetched as they are, so their bytes stay exactly upstream's.
         headers: { 'accept-encoding': plainJson ? 'gzip' : 'identity' },
-        ttlMs: ctx.rule.metadata_ttl_s * 1000,
+        ttlMs: shardName !== undefined ? SHARD_TTL_MS : ctx.rule.metadata_ttl_s * 1000,
         revalidate: clientRevalidates(ctx.request.headers),
         signal: ctx.signal
       })
@@ -137,8 +140,9 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
       if (result.status === 200 && path.kind === 'shard-index') {
         indexer.ensureShardIndex(ctx.upstreamUrl, result)
         shown = await withMirrorShardUrls(ctx, result)
-      } else if (result.status === 200 && path.kind === 'metadata' && SHARD.test(ctx.upstreamUrl.pathname)) {
-        indexer.ensureShard(ctx.upstreamUrl, result)
+      } else if (result.status === 200 && shardName !== undefined) {
+        if (result.info !== null && result.info.sha256 !== shardName) log.warn({ url: ctx.upstreamUrl.href, sha256: result.info.sha256 }, 'shard bytes do not match its name')
+        else indexer.ensureShard(ctx.upstreamUrl, result)
       } else if (result.status === 200 && repodata !== null) {
         indexer.ensure(ctx.upstreamUrl, repodata, result)
         if (repodata !== 'bz2') shown = await withMirrorBaseUrl(ctx, result, repodata)

@@ -120,11 +120,14 @@ async function main (): Promise<number> {
 
     log(`cold: hf_hub_download of ${Math.round(size / 2 ** 20)} MiB through the mirror`)
     hub.cdn.stats.reset()
+    const hubBefore = hub.requests.length
     const [cold, coldCpu] = await measured(async () => await fetchPy(node.url, 'model.safetensors'), r => r.cpu_seconds)
     const cdn = hub.cdn.stats
+    const hubCalls = hub.requests.slice(hubBefore).map(r => `${r.method} ${r.path.includes('/resolve/') ? 'resolve' : r.path}`)
+    const hubNote = [...new Set(hubCalls)].map(c => `${hubCalls.filter(x => x === c).length} ${c}`).join(', ')
     if (cold.sha256 !== sha.big) throw new Error('cold download has the wrong bytes')
     const coldMbps = size / MB / cold.seconds
-    rows.push({ what: 'cold, hf_hub_download via mirror', mbps: coldMbps, ratio: `${(coldMbps / directMbps).toFixed(1)} × direct`, goal: '≥ 15', ok: coldMbps / directMbps >= 15 ? 'yes' : 'no', notes: `rule concurrency ${conns}; CDN: peak ${cdn.peakConnections} connections, ${cdn.cdnRequests} requests, ${(cdn.bytesSent / size).toFixed(3)} × size; ${cpuNote(coldCpu)}` })
+    rows.push({ what: 'cold, hf_hub_download via mirror', mbps: coldMbps, ratio: `${(coldMbps / directMbps).toFixed(1)} × direct`, goal: '≥ 15', ok: coldMbps / directMbps >= 15 ? 'yes' : 'no', notes: `rule concurrency ${conns}; CDN: peak ${cdn.peakConnections} connections, ${cdn.cdnRequests} requests, ${(cdn.bytesSent / size).toFixed(3)} × size; hub: ${hubNote}; ${cpuNote(coldCpu)}` })
 
     log('warm: hf_hub_download again (fresh client cache)')
     const [warm, warmCpu] = await measured(async () => await fetchPy(node.url, 'model.safetensors'), r => r.cpu_seconds)

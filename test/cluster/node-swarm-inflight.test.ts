@@ -43,12 +43,13 @@ function throttled (registry: BlobRegistry, bytesPerSec: number): (req: Incoming
  */
 describe('swarm download: pieces still downloading are shared', () => {
   const data = blobData(16 * MiB + 4321, 7)
+  const other = blobData(16 * MiB + 99, 8)
   let registry: BlobRegistry
   let server: Server
   const nodes: TestNode[] = []
 
   beforeAll(async () => {
-    registry = blobRegistry(data)
+    registry = blobRegistry(data, other)
     server = createServer(throttled(registry, 8 * MiB))
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
     const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -79,6 +80,7 @@ describe('swarm download: pieces still downloading are shared', () => {
     // Alone, each node would take the whole blob from the upstream (3 ×). Each node's first piece is
     // its own (the first byte must not wait), and views of who downloads settle within a moment.
     expect(registry.sent()).toBeLessThan(1.5 * data.length)
+    expect(registry.sent()).toBeGreaterThanOrEqual(data.length)
 
     const view = await (await fetch(`${nodes[0]?.url}/cluster/stats`)).json() as ClusterStatsView
     expect(view.nodes).toHaveLength(3)
@@ -88,5 +90,18 @@ describe('swarm download: pieces still downloading are shared', () => {
     for (const n of nodes) {
       await until(async () => ((await (await fetch(`${n.url}/stats`)).json()) as { cache: { file_count: number } }).cache.file_count === 1, 20_000, 'commit')
     }
+  }, 60_000)
+
+  it('a node that dies while others read its download loses them nothing: the rest comes from the upstream', async () => {
+    const [, b, c] = nodes as [TestNode, TestNode, TestNode]
+    const path = registry.paths[1] as string
+    const fromPeers = (): number => c.node.components.cluster?.localStats().bytes_from_peers ?? 0
+    const before = fromPeers()
+    const onC = registryGet(`${c.url}${path}`).then(async res => Buffer.from(await res.arrayBuffer()))
+    const onB = registryGet(`${b.url}${path}`).then(async res => await res.arrayBuffer()).catch(() => null)
+    await until(() => fromPeers() > before, 30_000, 'c reading from b')
+    await b.node.stop({ deadlineMs: 100 })
+    await onB
+    expect(sha256Hex(await onC)).toBe(path.slice(-64))
   }, 60_000)
 })

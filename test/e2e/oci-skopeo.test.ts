@@ -14,7 +14,7 @@ describe('skopeo copy through the mirror', () => {
   beforeAll(async () => { env = await startOciEnv() }, 60_000)
   afterAll(async () => { await env?.close() })
 
-  async function skopeo (args: string[]): Promise<{ code: number | null, stderr: string }> {
+  async function skopeo (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
     const home = join(env.work, 'home')
     return await run('skopeo', args, {
       timeoutMs: 60_000,
@@ -24,6 +24,11 @@ describe('skopeo copy through the mirror', () => {
 
   async function copy (name: string, out: string, extra: string[] = []): Promise<{ code: number | null, stderr: string }> {
     return await skopeo(['copy', '--insecure-policy', '--all', '--src-tls-verify=false', ...extra, `docker://${env.mirrorHost}/${name}`, `dir:${join(env.work, out)}`])
+  }
+
+  async function listTags (name: string, extra: string[] = []): Promise<string[] | null> {
+    const r = await skopeo(['list-tags', '--tls-verify=false', ...extra, `docker://${env.mirrorHost}/${name}`])
+    return r.code === 0 ? (JSON.parse(r.stdout) as { Tags: string[] }).Tags : null
   }
 
   /** The dir: copy holds the image's top manifest byte-exact and every blob with the right digest. */
@@ -59,6 +64,12 @@ describe('skopeo copy through the mirror', () => {
     await expectCopied('secret-1', env.secret)
   })
 
+  it('lists tags, of a private repository only with credentials', async () => {
+    expect(await listTags('library/tiny')).toEqual(['1.0'])
+    expect(await listTags('alice/secret')).toBeNull()
+    expect(await listTags('alice/secret', ['--creds', `alice:${USERS.alice}`])).toEqual(['1.0'])
+  })
+
   it('pulls again from the cache with the upstream stopped', async () => {
     await env.stopUpstream()
     const r = await copy('library/tiny:1.0', 'tiny-2')
@@ -66,5 +77,8 @@ describe('skopeo copy through the mirror', () => {
     await expectCopied('tiny-2', env.tiny)
     const g = await copy('ghcr.io/owner/img:1.0', 'ghcr-2')
     expect(g.code, g.stderr).toBe(0)
+    expect(await listTags('library/tiny')).toEqual(['1.0'])
+    expect(await listTags('alice/secret', ['--creds', `alice:${USERS.alice}`])).toEqual(['1.0'])
+    expect(await listTags('alice/secret')).toBeNull()
   })
 })

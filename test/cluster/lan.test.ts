@@ -105,7 +105,7 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
       await lan.down()
       throw err
     }
-  }, 120_000)
+  }, 180_000)
 
   afterAll(async () => {
     await lan.down()
@@ -218,6 +218,10 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
     expect((await selfStats(a)).bytes_to_peers ?? 0).toBe(aServed)
     expect(((await selfStats(b)).bytes_to_peers ?? 0) - bServed2).toBeGreaterThanOrEqual(W.size)
   }, 60_000)
+
+  // Found with the scenario above: a's own clients get the rotten Y as a complete 200 (a local hit is
+  // not re-verified, and a is not told that a peer banned it for this blob).
+  it.todo('a holder does not serve its own clients a blob that rotted on its disk')
 
   it('a holder killed (-9) mid-transfer does not break the download', async (ctx) => {
     await hold(b, K)

@@ -54,7 +54,8 @@ export class LanNode {
     child.stdout?.on('data', (b: Buffer) => { this.out += b.toString() })
     child.stderr?.on('data', (b: Buffer) => { this.out += b.toString() })
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => { done(); reject(new Error(`${this.name}: not listening after 60 s: ${this.out.slice(-2000)}`)) }, 60_000)
+      // Booting from TypeScript source takes seconds of CPU; five at once on a loaded 2-core machine, a minute or more.
+      const t = setTimeout(() => { done(); reject(new Error(`${this.name}: not listening after 150 s: ${this.out.slice(-2000)}`)) }, 150_000)
       const onData = (): void => { if (this.out.includes('aimirror listening')) { done(); resolve() } }
       const onExit = (code: number | null): void => { done(); reject(new Error(`${this.name} exited with ${String(code)}: ${this.out.slice(-2000)}`)) }
       const done = (): void => { clearTimeout(t); child.stdout?.off('data', onData); child.off('exit', onExit) }

@@ -159,9 +159,10 @@ export class SwarmSource implements Source {
     if (downloaders.length === 0) return null
     const unit = Math.floor(range.start / SHARE_UNIT)
     if (this.failedUnits.has(unit) || this.stalledOverlap(range.start, range.end + 1)) return null
-    const owner = ownerOf(unit, [this.c.self, ...downloaders])
-    if (owner === null || owner === this.c.self) return null
     const end = Math.min(range.end, (unit + 1) * SHARE_UNIT - 1)
+    // A downloader that already has the range (it started earlier) serves it now, whoever owns it.
+    const owner = this.downloaderWith(downloaders, range.start, end) ?? ownerOf(unit, [this.c.self, ...downloaders])
+    if (owner === null || owner === this.c.self) return null
     const read: PeerRead = { start: range.start, end: end + 1, lastByteAt: Date.now() }
     let ticket: PeerTicket
     let res: SourceResponse
@@ -182,6 +183,21 @@ export class SwarmSource implements Source {
     res.body.once('close', () => { this.reads.delete(read) })
     res.body.once('error', () => { this.failedUnits.add(unit) })
     return this.responses === 0 ? withMeta(res, ticket) : res
+  }
+
+  /** A downloader whose last reported bitmap has every piece of [start, end] (inclusive). */
+  private downloaderWith (downloaders: string[], start: number, end: number): string | null {
+    for (const peer of downloaders) {
+      const a = this.answers.get(peer)
+      if (a?.bitmap === undefined || a.pieceSize === undefined || a.pieceSize <= 0) continue
+      const bits = Buffer.from(a.bitmap, 'base64')
+      let all = true
+      for (let i = Math.floor(start / a.pieceSize); i <= Math.floor(end / a.pieceSize) && all; i++) {
+        all = ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0
+      }
+      if (all) return peer
+    }
+    return null
   }
 
   /** A range overlapping a peer read that went quiet is a duplicate of a stalled one: not that peer again. */

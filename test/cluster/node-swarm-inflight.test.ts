@@ -44,12 +44,13 @@ function throttled (registry: BlobRegistry, bytesPerSec: number): (req: Incoming
 describe('swarm download: pieces still downloading are shared', () => {
   const data = blobData(16 * MiB + 4321, 7)
   const other = blobData(16 * MiB + 99, 8)
+  const third = blobData(16 * MiB + 5, 9)
   let registry: BlobRegistry
   let server: Server
   const nodes: TestNode[] = []
 
   beforeAll(async () => {
-    registry = blobRegistry(data, other)
+    registry = blobRegistry(data, other, third)
     server = createServer(throttled(registry, 8 * MiB))
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
     const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -90,6 +91,20 @@ describe('swarm download: pieces still downloading are shared', () => {
     for (const n of nodes) {
       await until(async () => ((await (await fetch(`${n.url}/stats`)).json()) as { cache: { file_count: number } }).cache.file_count === 1, 20_000, 'commit')
     }
+  }, 60_000)
+
+  it('a node that comes late takes what another already has from it, not from the upstream', async () => {
+    const [a, , c] = nodes as [TestNode, TestNode, TestNode]
+    const path = registry.paths[2] as string
+    const before = registry.sent()
+    const onA = registryGet(`${a.url}${path}`).then(async res => Buffer.from(await res.arrayBuffer()))
+    await until(() => registry.sent() - before > third.length * 3 / 4, 30_000, 'a three quarters through')
+    const onC = registryGet(`${c.url}${path}`).then(async res => Buffer.from(await res.arrayBuffer()))
+    expect(sha256Hex(await onA)).toBe(path.slice(-64))
+    expect(sha256Hex(await onC)).toBe(path.slice(-64))
+    // Without the bitmaps c would fetch its own units (about half) of the first three quarters again
+    // (≥ 1.37 ×); with them only those of a's ranges in flight when c came.
+    expect(registry.sent() - before).toBeLessThan(1.3 * third.length)
   }, 60_000)
 
   it('a node that dies while others read its download loses them nothing: the rest comes from the upstream', async () => {

@@ -9,7 +9,7 @@
  *   node bench/pip-install.ts [--quick] [--packages "transformers torch"] [--per-conn 1000000]
  *     [--aggregate 200000000] [--latency-ms 20] [--conns N] [--only floor,direct,cold,warm] [--keep]
  */
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -66,7 +66,8 @@ async function main (): Promise<number> {
     log(`${wheels.length} wheels, ${(total / 1e6).toFixed(1)} MB`)
     const findLinks = join(tmp, 'wheels')
     await mkdir(findLinks)
-    for (const w of wheels) await symlink(w.path, join(findLinks, w.filename))
+    // Copies, not links: the floor reads freshly written files, as pip reads the wheels it just downloaded.
+    for (const w of wheels) await copyFile(w.path, join(findLinks, w.filename))
 
     const nodeBin = process.execPath
     const upstream = await startUpstreamScript(children, {

@@ -10,10 +10,12 @@ const C1 = '1111111111111111111111111111111111111111'
 const C2 = '2222222222222222222222222222222222222222'
 const CONFIG = '{"model_type": "tiny", "hidden": 64}\n'
 const TOKENIZER = JSON.stringify({ vocab: Array.from({ length: 200 }, (_, i) => `tok${i}`) })
+/** A git file of several pieces (the hub keeps files up to 10 MB in git). */
+const VOCAB = Array.from({ length: 300_000 }, (_, i) => `word${i}`).join('\n')
 
 function repos (): HubRepoSpec[] {
   return [
-    { id: 'acme/a', commits: { [C1]: { 'config.json': { content: CONFIG }, 'tokenizer.json': { content: TOKENIZER } }, [C2]: { 'config.json': { content: CONFIG } } }, refs: { main: C1 } },
+    { id: 'acme/a', commits: { [C1]: { 'config.json': { content: CONFIG }, 'tokenizer.json': { content: TOKENIZER }, 'vocab.txt': { content: VOCAB } }, [C2]: { 'config.json': { content: CONFIG } } }, refs: { main: C1 } },
     { id: 'other/b', commits: { [C1]: { 'config.json': { content: CONFIG } } }, refs: { main: C1 } }
   ]
 }
@@ -39,7 +41,7 @@ describe('HF files kept in git', () => {
 
   beforeAll(async () => {
     hub = await startFakeHub({ repos: repos() })
-    node = await startHfNode(hub.url)
+    node = await startHfNode(hub.url, { rule: { chunk_size: 256 * 1024, concurrency: 4, min_size: 1 } })
   })
   afterAll(async () => {
     await node.stop()
@@ -66,6 +68,17 @@ describe('HF files kept in git', () => {
     expect(downloads('tokenizer.json')).toBe(2)
     expect(await fetchFile(node, '/acme/a/resolve/main/tokenizer.json')).toEqual({ status: 200, body: TOKENIZER })
     expect(downloads('tokenizer.json')).toBe(2)
+  })
+
+  it('are verified when they come in several pieces over several connections', async () => {
+    expect(Buffer.byteLength(VOCAB)).toBeGreaterThan(8 * 256 * 1024)
+    const wrong = VOCAB.replace('word299999', 'word299998')
+    hub.tamper('acme/a', 'vocab.txt', Buffer.from(wrong))
+    const bad = await fetchFile(node, '/acme/a/resolve/main/vocab.txt')
+    if (bad !== 'failed') expect(bad.status === 200 && bad.body === wrong).toBe(false)
+    hub.tamper('acme/a', 'vocab.txt', null)
+    expect(await fetchFile(node, '/acme/a/resolve/main/vocab.txt')).toEqual({ status: 200, body: VOCAB })
+    expect(hub.count(r => r.path.includes('/vocab.txt') && r.range !== undefined)).toBeGreaterThan(8)
   })
 
   it('are stored once for every commit and repository that holds the same bytes', async () => {

@@ -29,7 +29,9 @@ export type MemberMessage = z.infer<typeof memberMessage>
 export const controlRequest = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('have'), key: blobKey }),
   z.strictObject({ t: z.literal('ticket'), key: blobKey }),
-  z.strictObject({ t: z.literal('stats') })
+  z.strictObject({ t: z.literal('stats') }),
+  /** "Your bytes of this blob failed my check": the holder re-checks its copy (answered with `have`). */
+  z.strictObject({ t: z.literal('corrupt'), key: blobKey })
 ])
 export type ControlRequest = z.infer<typeof controlRequest>
 

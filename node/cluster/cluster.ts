@@ -70,6 +70,8 @@ export class Cluster implements SourceProvider {
   private readonly log: Logger
   private readonly pieceLists: PieceLists
   private readonly ticketSecret = randomBytes(32)
+  /** Blobs re-hashed on a member's report, and when. */
+  private readonly rechecked = new Map<string, number>()
   private readonly startedAt = Date.now()
   private parts: Parts | null = null
   private starting: Promise<void> | null = null
@@ -128,7 +130,8 @@ export class Cluster implements SourceProvider {
       await control.start({
         have: async (k) => await this.have(k),
         ticket: async (k, peer, ip) => await this.ticket(k, peer, ip, data.port),
-        stats: async () => this.localStats()
+        stats: async () => this.localStats(),
+        corrupt: async (k, peer) => await this.recheck(k, peer)
       })
       await libp2p.start()
     } catch (err) {
@@ -178,6 +181,7 @@ export class Cluster implements SourceProvider {
       logger: this.log,
       self: p.libp2p.peerId.toString(),
       isMember: peer => p.membership.isMember(peer),
+      reportCorrupt: (peer, digest) => { p.control.corrupt(peer, `sha256:${digest}`).catch(() => {}) },
       onBan: () => { this.counters.peer_bans++ }
     }, { digest: identity.sha256, upstream, lookupMs: this.init.config.lookup_ms })
   }
@@ -194,6 +198,22 @@ export class Cluster implements SourceProvider {
       return { t: 'have', state: 'partial' }
     }
     return { t: 'have', state: 'none' }
+  }
+
+  /**
+   * A member found this node's bytes of a blob wrong: hash the copy again (at most once a minute per
+   * blob, whoever asks), dropping a rotten blob so neither peers nor this node's clients get it again.
+   */
+  private async recheck (key: string, peer: string): Promise<HaveAnswer> {
+    const digest = key.slice('sha256:'.length)
+    const last = this.rechecked.get(digest)
+    if (last === undefined || Date.now() - last > 60_000) {
+      this.rechecked.set(digest, Date.now())
+      if (this.rechecked.size > 1024) this.rechecked.delete(this.rechecked.keys().next().value as string)
+      const held = await this.pieceLists.recheck(digest)
+      this.log.warn({ peer, digest, held }, held ? 'a peer reported corrupt bytes; the blob still matches its digest (its piece list was made again)' : 'a peer reported corrupt bytes; the blob no longer matches its digest and was dropped')
+    }
+    return await this.have(key)
   }
 
   private async ticket (key: string, peer: string, ip: string, port: number): Promise<TicketAnswer> {

@@ -15,6 +15,8 @@ export interface ControlHandlers {
   /** `ip`: the address the member's connection came from (its data requests must come from it too). */
   ticket: (key: string, peer: string, ip: string) => Promise<TicketAnswer>
   stats: () => Promise<NodeStats>
+  /** A member says this node's bytes of the blob failed its check; answered with what is held after. */
+  corrupt: (key: string, peer: string) => Promise<HaveAnswer>
 }
 
 export interface ControlComponents {
@@ -70,6 +72,11 @@ export class ControlService {
     return expectAnswer(await this.request(peer, { t: 'ticket', key }, options), 'ticket')
   }
 
+  /** Tells a holder its bytes of `key` failed verification here, so it re-checks its copy. */
+  async corrupt (peer: PeerId | string, key: string, options: { signal?: AbortSignal } = {}): Promise<HaveAnswer> {
+    return expectAnswer(await this.request(peer, { t: 'corrupt', key }, options), 'have')
+  }
+
   async stats (peer: PeerId | string, options: { signal?: AbortSignal } = {}): Promise<NodeStats> {
     return expectAnswer(await this.request(peer, { t: 'stats' }, options), 'stats').stats
   }
@@ -113,6 +120,7 @@ export class ControlService {
       try {
         if (request.t === 'have') answer = await handlers.have(request.key, peer)
         else if (request.t === 'ticket') answer = await handlers.ticket(request.key, peer, remoteIp(connection))
+        else if (request.t === 'corrupt') answer = await handlers.corrupt(request.key, peer)
         else answer = { t: 'stats', stats: await handlers.stats() }
       } catch (err) {
         if (err instanceof WireError) answer = { t: 'error', code: err.code, message: err.message.slice(0, 200) }

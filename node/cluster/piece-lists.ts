@@ -43,6 +43,20 @@ export class PieceLists {
     return await p
   }
 
+  /**
+   * Hashes a held blob again (a peer found its bytes wrong): a blob that no longer matches its digest
+   * is dropped, a list that no longer matches the blob is made again. True if the blob is still held.
+   */
+  async recheck (digest: string): Promise<boolean> {
+    const size = this.store.blobSize(digest)
+    if (!isSha256Hex(digest) || size === undefined) return false
+    await this.pending.get(digest)?.catch(() => null)
+    await this.forget(digest)
+    const p = this.load(digest, size).finally(() => this.pending.delete(digest))
+    this.pending.set(digest, p)
+    return await p !== null
+  }
+
   /** Forgets a blob's list (it was dropped). */
   async forget (digest: string): Promise<void> {
     if (isSha256Hex(digest)) await rm(join(this.dir, digest), { force: true })

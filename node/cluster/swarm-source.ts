@@ -17,6 +17,8 @@ export interface SwarmSourceComponents {
   self: string
   /** False once a peer left the cluster (its process died, its connection closed): its units move. */
   isMember?: (peer: string) => boolean
+  /** Tells a holder its bytes failed here (it re-checks its copy). */
+  reportCorrupt?: (peer: string, digest: string) => void
   onBan?: (peer: string) => void
 }
 
@@ -215,6 +217,7 @@ export class SwarmSource implements Source {
   }
 
   private ban (peer: string, err: PeerCorruptError): void {
+    this.c.reportCorrupt?.(peer, this.init.digest)
     this.failed.add(peer)
     const ms = this.c.bans.ban(peer)
     this.c.peers.forget(peer)

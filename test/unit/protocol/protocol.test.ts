@@ -31,6 +31,8 @@ describe('cid', () => {
 describe('messages', () => {
   it('decodes valid requests and answers', () => {
     expect(decodeMessage(controlRequest, encodeMessage({ t: 'have', key: `sha256:${HEX}` }))).toEqual({ t: 'have', key: `sha256:${HEX}` })
+    expect(decodeMessage(controlRequest, encodeMessage({ t: 'corrupt', key: `sha256:${HEX}` }))).toEqual({ t: 'corrupt', key: `sha256:${HEX}` })
+    expect(wireCode(() => decodeMessage(controlRequest, encodeMessage({ t: 'corrupt', key: 'sha256:zz' })))).toBe('BAD_MESSAGE')
     const err = decodeMessage(controlAnswer, encodeMessage({ t: 'error', code: 'NOT_MEMBER', message: 'no' }))
     expect(wireCode(() => expectAnswer(err, 'have'))).toBe('NOT_MEMBER')
   })

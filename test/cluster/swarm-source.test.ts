@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto'
-import { open } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
@@ -110,6 +110,10 @@ describe('swarm source: ranges from a peer, verified, upstream as fallback', () 
       expect(err).toBeInstanceOf(PeerCorruptError)
       expect((err as PeerCorruptError).piece).toBe(2)
       expect(c.cluster.bans.isBanned(a.peerId)).toBe(true)
+      // a was told: its blob still matches its digest, so it keeps it and makes the list again.
+      const good = createHash('sha256').update(data.subarray(2 * MiB, 3 * MiB)).digest()
+      await until(async () => (await readFile(path).catch(() => Buffer.alloc(0))).subarray(2 * 32, 3 * 32).equals(good), 20_000, 'list made again')
+      expect(await a.store.hasDigest(digest)).toBe(true)
       const before = upstream.bytes
       const again = await src.fetch({ start: 2 * MiB, end: data.length - 1 }, {})
       expect((await readAll(again.body)).equals(data.subarray(2 * MiB))).toBe(true)

@@ -63,7 +63,7 @@ export function createApiServer (components: ApiComponents): (ctx: StrategyConte
     if (api.kind === 'tree' && api.revision !== null && isCommit(api.revision) && result.status === 200 && !result.fromCache &&
       isJsonType(result.headers['content-type'])) {
       const listed = lfsFilesFromListing(await result.body.read(), api.revision, forward.authorization === undefined ? 'public' : 'auth')
-      await records.learnFiles(api.repo, listed)
+      records.learnFiles(api.repo, listed)
     }
     const links = rewritePlan.forRule(ctx.rule).links
     const headers = stripXetHeaders({ ...result.headers })

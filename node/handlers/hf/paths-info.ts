@@ -110,7 +110,7 @@ export function createPathsInfoServer (components: PathsInfoComponents): (ctx: S
       await records.putAnswer(key, fresh)
       // At a commit the answer names the LFS files' sha256: `/resolve` then needs no HEAD upstream for them.
       if (api.revision !== null && isCommit(api.revision)) {
-        await records.learnFiles(api.repo, lfsFilesFromListing(fresh.body, api.revision, forward.authorization === undefined ? 'public' : 'auth'))
+        records.learnFiles(api.repo, lfsFilesFromListing(fresh.body, api.revision, forward.authorization === undefined ? 'public' : 'auth'))
       }
       await send(ctx, fresh)
       return

@@ -26,6 +26,8 @@ export interface HfRecordsInit {
   dir: string
   /** Revisions kept in memory (the most recent ones). Default 10 000. */
   maxRevisionsInMemory?: number
+  /** Files learned from listings kept in memory until first asked for (the most recent ones). Default 50 000. */
+  maxListedInMemory?: number
 }
 
 const COMMIT = /^[0-9a-f]{40}$/
@@ -48,15 +50,26 @@ export class HfRecords {
   private readonly dir: string
   private readonly revisions = new Map<string, RevisionRecord>()
   private readonly maxRevisions: number
+  /** Listed files nobody asked for yet: a listing page names up to 1000, too many files to write each time. */
+  private readonly listed = new Map<string, HfFileMeta>()
+  private readonly maxListed: number
 
   constructor (init: HfRecordsInit) {
     this.dir = init.dir
     this.maxRevisions = init.maxRevisionsInMemory ?? 10_000
+    this.maxListed = init.maxListedInMemory ?? 50_000
   }
 
+  /** The file's record; one learned from a listing is written to disk the first time it is asked for. */
   async getFile (repo: RepoRef, commit: string, path: string): Promise<HfFileMeta | undefined> {
-    const v = await this.read(this.filePath(fileKey(repo, commit, path)))
-    return isFileMeta(v) && v.commit === commit ? v : undefined
+    const key = fileKey(repo, commit, path)
+    const v = await this.read(this.filePath(key))
+    if (isFileMeta(v) && v.commit === commit) return v
+    const listed = this.listed.get(key)
+    if (listed === undefined) return undefined
+    await this.write(this.filePath(key), listed)
+    this.listed.delete(key)
+    return listed
   }
 
   async putFile (repo: RepoRef, path: string, meta: HfFileMeta): Promise<void> {
@@ -64,18 +77,21 @@ export class HfRecords {
   }
 
   /**
-   * Files learned from a listing: written unless already known (a public record is never replaced by
-   * one learned with credentials). Returns how many were written.
+   * Files learned from a listing, kept in memory (a public one is never replaced by one learned with
+   * credentials); `getFile` prefers a record on disk, which came from the hub's own answer for the file.
    */
-  async learnFiles (repo: RepoRef, files: readonly ListedFile[]): Promise<number> {
-    let written = 0
+  learnFiles (repo: RepoRef, files: readonly ListedFile[]): void {
     for (const f of files) {
-      const known = await this.getFile(repo, f.meta.commit, f.path)
+      const key = fileKey(repo, f.meta.commit, f.path)
+      const known = this.listed.get(key)
       if (known !== undefined && (known.scope === 'public' || f.meta.scope === 'auth')) continue
-      await this.putFile(repo, f.path, f.meta)
-      written++
+      this.listed.delete(key)
+      this.listed.set(key, f.meta)
+      if (this.listed.size > this.maxListed) {
+        const oldest = this.listed.keys().next().value
+        if (oldest !== undefined) this.listed.delete(oldest)
+      }
     }
-    return written
   }
 
   async getRevision (repo: RepoRef, revision: string): Promise<RevisionRecord | undefined> {

@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { lfsSha256, startFakeHub } from '../../../fixtures/upstreams/hf-hub.ts'
 import type { FakeHub, HubRepoSpec } from '../../../fixtures/upstreams/hf-hub.ts'
 import { startHfNode } from '../../../fixtures/upstreams/hf-node.ts'
 import type { HfNode } from '../../../fixtures/upstreams/hf-node.ts'
 import { lfsFilesFromListing } from '../../../../node/handlers/hf/listing-meta.ts'
+import { HfRecords } from '../../../../node/handlers/hf/records.ts'
 
 const C1 = '1111111111111111111111111111111111111111'
 const A = { size: 200 * 1024, seed: 3 }
@@ -38,6 +42,27 @@ describe('LFS metadata from listings', () => {
     }])
     expect(lfsFilesFromListing(Buffer.from('{"error":"x"}'), C1, 'public')).toEqual([])
     expect(lfsFilesFromListing(Buffer.from('not json'), C1, 'public')).toEqual([])
+  })
+
+  it('keeps listed files in memory and writes one to disk when it is first asked for', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'aimirror-hf-records-'))
+    try {
+      const repo = { type: 'model' as const, id: 'acme/m' }
+      const listing = (sha: string, scope: 'public' | 'auth'): ReturnType<typeof lfsFilesFromListing> =>
+        lfsFilesFromListing(Buffer.from(JSON.stringify(['a.bin', 'b.bin'].map(path => ({ type: 'file', path, size: 134, oid: 'c'.repeat(40), lfs: { oid: sha, size: 7 } })))), C1, scope)
+      const records = new HfRecords({ dir })
+      records.learnFiles(repo, listing('1'.repeat(64), 'public'))
+      records.learnFiles(repo, listing('2'.repeat(64), 'auth'))
+      expect((await records.getFile(repo, C1, 'a.bin'))?.sha256).toBe('1'.repeat(64))
+      const again = new HfRecords({ dir })
+      expect((await again.getFile(repo, C1, 'a.bin'))?.scope).toBe('public')
+      expect(await again.getFile(repo, C1, 'b.bin')).toBeUndefined()
+      // A record on disk came from the hub's own answer for the file: it wins over a listing.
+      again.learnFiles(repo, listing('3'.repeat(64), 'public'))
+      expect((await again.getFile(repo, C1, 'a.bin'))?.sha256).toBe('1'.repeat(64))
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   describe('through the mirror', () => {

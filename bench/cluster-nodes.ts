@@ -123,12 +123,36 @@ export interface CurlTiming {
   wallS: number
 }
 
-/** One GET with curl inside a namespace, body to /dev/null (the same client for every row). */
-export async function curlIn (lan: BenchLan, ns: string, url: string, timeoutMs: number, t0 = performance.now()): Promise<CurlTiming> {
-  const out = await lan.exec(ns, ['curl', '-s', '-o', '/dev/null', '-H', 'Accept-Encoding: identity', '--max-time', String(Math.ceil(timeoutMs / 1000)),
+/**
+ * One GET with curl inside a namespace, body to /dev/null (the same client for every row), with the
+ * registry token `registryToken` got, if any.
+ */
+export async function curlIn (lan: BenchLan, ns: string, url: string, timeoutMs: number, o: { token?: string | null; t0?: number } = {}): Promise<CurlTiming> {
+  const t0 = o.t0 ?? performance.now()
+  const auth = o.token === undefined || o.token === null ? [] : ['-H', `Authorization: Bearer ${o.token}`]
+  const out = await lan.exec(ns, ['curl', '-s', '-o', '/dev/null', '-H', 'Accept-Encoding: identity', ...auth, '--max-time', String(Math.ceil(timeoutMs / 1000)),
     '-w', '%{http_code} %{size_download} %{time_total} %{time_starttransfer}', url], timeoutMs + 10_000)
   const [status, bytes, total, ttfb] = out.trim().split(' ').map(Number)
   return { status: status ?? 0, bytes: bytes ?? 0, totalS: total ?? 0, ttfbS: ttfb ?? 0, wallS: (performance.now() - t0) / 1000 }
+}
+
+/**
+ * The token a registry client gets before pulling `url` from the node: the node answers an anonymous
+ * request with a Bearer challenge (as registries do); its token endpoint hands out an anonymous token
+ * for the repository. null when the node does not challenge. Done before timing starts.
+ */
+export async function registryToken (lan: BenchLan, ns: string, url: string): Promise<string | null> {
+  const headers = await lan.exec(ns, ['curl', '-s', '-o', '/dev/null', '-D', '-', '--max-time', '10', url], 20_000)
+  const m = /^www-authenticate:\s*Bearer\s+(.*)$/im.exec(headers)
+  if (m === null) return null
+  const params = Object.fromEntries([...(m[1] as string).matchAll(/(\w+)="([^"]*)"/g)].map(p => [p[1], p[2]]))
+  if (params.realm === undefined) throw new Error(`no realm in the challenge of ${url}`)
+  const tokenUrl = new URL(params.realm)
+  for (const k of ['service', 'scope']) if (params[k] !== undefined) tokenUrl.searchParams.set(k, params[k])
+  const body = await getJson<{ token?: string; access_token?: string }>(lan, ns, tokenUrl.href)
+  const token = body.token ?? body.access_token
+  if (token === undefined) throw new Error(`no token from ${tokenUrl.href}`)
+  return token
 }
 
 /**

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
-import { NODE_URL, blobFile, curlIn, startNginxIn, waitForCommit } from './cluster-nodes.ts'
+import { NODE_URL, blobFile, curlIn, registryToken, startNginxIn, waitForCommit } from './cluster-nodes.ts'
 import type { CurlTiming } from './cluster-nodes.ts'
 import { MB, clusterRow } from './cluster-report.ts'
 import type { ClusterRow } from './cluster-report.ts'
@@ -25,7 +25,8 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
   try {
     const url = `${NODE_URL}${b.path}`
     ctx.log('peer: A fetches the blob (warm-up)')
-    expectBody('A warming', await curlIn(ctx.lan, A.host.ns, url, ctx.timeoutMs), b.size)
+    const tokenA = await registryToken(ctx.lan, A.host.ns, url)
+    expectBody('A warming', await curlIn(ctx.lan, A.host.ns, url, ctx.timeoutMs, { token: tokenA }), b.size)
     await waitForCommit(A, b.digest, b.size)
 
     const baselines: CurlTiming[] = []
@@ -35,9 +36,10 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
       plain = `${nginx.url}/${b.digest.slice(0, 2)}/${b.digest}`
       baselines.push(await curlIn(ctx.lan, B.host.ns, plain, ctx.timeoutMs))
     }
+    const tokenB = await registryToken(ctx.lan, B.host.ns, url)
     const before = await upstreamBytes(ctx, 'peer')
     ctx.log('peer: B fetches it')
-    const { value: t, rssMiB } = await sampled(nodes, async () => await curlIn(ctx.lan, B.host.ns, url, ctx.timeoutMs))
+    const { value: t, rssMiB } = await sampled(nodes, async () => await curlIn(ctx.lan, B.host.ns, url, ctx.timeoutMs, { token: tokenB }))
     const fromUpstream = await upstreamBytes(ctx, 'peer') - before
     if (plain !== null) baselines.push(await curlIn(ctx.lan, B.host.ns, plain, ctx.timeoutMs))
 

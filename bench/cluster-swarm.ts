@@ -1,4 +1,4 @@
-import { NODE_URL, curlIn, waitForCommit } from './cluster-nodes.ts'
+import { NODE_URL, curlIn, registryToken, waitForCommit } from './cluster-nodes.ts'
 import { MB, clusterRow } from './cluster-report.ts'
 import type { ClusterRow } from './cluster-report.ts'
 import { expectBody, mbps, sampled, selfStats, startNodes, stopNodes, upstreamBlob, upstreamBytes } from './cluster-scenario.ts'
@@ -23,8 +23,10 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
   try {
     const A = nodes[0] as typeof nodes[0]
     ctx.log('swarm: one node alone')
+    const url1 = `${NODE_URL}${alone.path}`
+    const token1 = await registryToken(ctx.lan, A.host.ns, url1)
     const before1 = await upstreamBytes(ctx, 'swarm-alone')
-    const { value: t1, rssMiB: rss1 } = await sampled([A], async () => await curlIn(ctx.lan, A.host.ns, `${NODE_URL}${alone.path}`, ctx.timeoutMs))
+    const { value: t1, rssMiB: rss1 } = await sampled([A], async () => await curlIn(ctx.lan, A.host.ns, url1, ctx.timeoutMs, { token: token1 }))
     expectBody('A alone', t1, alone.size)
     const limit = Math.min(ctx.opts.aggregate, ctx.opts.conns * ctx.opts.perConn) / MB
     one.mbps = mbps(alone.size, t1.wallS)
@@ -36,10 +38,12 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
     await waitForCommit(A, alone.digest, alone.size)
 
     ctx.log(`swarm: ${count} nodes at once`)
+    const url = `${NODE_URL}${shared.path}`
+    const tokens = await Promise.all(nodes.map(async n => await registryToken(ctx.lan, n.host.ns, url)))
     const before = await upstreamBytes(ctx, 'swarm-shared')
     const t0 = performance.now()
-    const { value: times, rssMiB } = await sampled(nodes, async () => await Promise.all(nodes.map(async n =>
-      await curlIn(ctx.lan, n.host.ns, `${NODE_URL}${shared.path}`, ctx.timeoutMs, t0))))
+    const { value: times, rssMiB } = await sampled(nodes, async () => await Promise.all(nodes.map(async (n, i) =>
+      await curlIn(ctx.lan, n.host.ns, url, ctx.timeoutMs, { token: tokens[i] ?? null, t0 }))))
     const fromUpstream = await upstreamBytes(ctx, 'swarm-shared') - before
     for (const [i, t] of times.entries()) expectBody(`node ${nodes[i]?.name ?? i}`, t, shared.size)
     const last = Math.max(...times.map(t => t.wallS))

@@ -36,6 +36,17 @@ export function listingKey (req: Pick<OciRequest, 'scope' | 'who' | 'accept'>, p
 }
 
 /**
+ * The upstream path and query of a listing: the client's query parameters (`n`, `last`, `artifactType`)
+ * in a stable order, without the mirror's own `ns`.
+ */
+export function listingPath (repo: string, suffix: string, requestUrl: string): string {
+  const query = new URL(requestUrl, 'http://mirror').searchParams
+  query.delete('ns')
+  query.sort()
+  return `/v2/${repo}/${suffix}${query.size > 0 ? `?${query.toString()}` : ''}`
+}
+
+/**
  * `tags/list` and `referrers`: small, mutable listings, through the shared metadata cache with the
  * rule's TTL (conditional revalidation; stale with a warning, and remembered 404s, while upstream is
  * down). Upstream is asked with the client's credential, so it decides what the client may see; the
@@ -45,10 +56,7 @@ export function listingKey (req: Pick<OciRequest, 'scope' | 'who' | 'accept'>, p
  */
 export async function serveListing (metadata: MetadataCache, req: OciRequest, suffix: string, ttlMs: number): Promise<Served> {
   const { ctx, scope, who, target } = req
-  const query = new URL(ctx.request.url, 'http://mirror').searchParams
-  query.delete('ns')
-  query.sort()
-  const pathAndQuery = `/v2/${scope.repo}/${suffix}${query.size > 0 ? `?${query.toString()}` : ''}`
+  const pathAndQuery = listingPath(scope.repo, suffix, ctx.request.url)
   const headers: Record<string, string> = { 'user-agent': USER_AGENT, [AUTH_MARKER]: authMarker(scope, who.cred) }
   const accept = joinedAccept(req.accept)
   if (accept !== undefined) headers.accept = accept

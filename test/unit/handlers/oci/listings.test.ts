@@ -5,6 +5,7 @@ import { RegistryContent } from '../../../fixtures/upstreams/oci-content.ts'
 import { buildImage, MEDIA } from '../../../fixtures/upstreams/oci-image.ts'
 import { startOciRegistry } from '../../../fixtures/upstreams/oci-registry.ts'
 import type { OciRegistry } from '../../../fixtures/upstreams/oci-registry.ts'
+import { listingKey, listingPath } from '../../../../node/handlers/oci/listings.ts'
 import { PullClient, startMirror } from '../../../integration/oci-helpers.ts'
 import type { Answer } from '../../../integration/oci-helpers.ts'
 
@@ -18,6 +19,27 @@ function tagsOf (a: Answer): string[] {
 function errorCode (a: Answer): string | undefined {
   return (JSON.parse(a.body.toString()) as { errors?: Array<{ code: string }> }).errors?.[0]?.code
 }
+
+describe('listing cache keys', () => {
+  const scope = { upstream: 'https://registry-1.docker.io', repo: 'library/app' }
+  const cred = (key: string): { key: string, authorization: string } => ({ key, authorization: 'Basic x' })
+
+  it('keeps the query in a stable order, without ns', () => {
+    expect(listingPath('library/app', 'tags/list', '/v2/app/tags/list?n=2&last=b&ns=docker.io')).toBe('/v2/library/app/tags/list?last=b&n=2')
+    expect(listingPath('library/app', 'tags/list', '/v2/app/tags/list?last=b&n=2')).toBe('/v2/library/app/tags/list?last=b&n=2')
+    expect(listingPath('o/x', 'referrers/sha256:' + 'a'.repeat(64), '/v2/o/x/referrers/sha256:' + 'a'.repeat(64))).toBe('/v2/o/x/referrers/sha256:' + 'a'.repeat(64))
+  })
+
+  it('names the credential, so listings fetched with one are never served to another', () => {
+    const path = '/v2/library/app/tags/list'
+    const anon = listingKey({ scope, who: { cred: null }, accept: [] }, path)
+    const a = listingKey({ scope, who: { cred: cred('a') }, accept: [] }, path)
+    const b = listingKey({ scope, who: { cred: cred('b') }, accept: [] }, path)
+    expect(new Set([anon, a, b]).size).toBe(3)
+    expect(listingKey({ scope: { ...scope, upstream: 'https://ghcr.io' }, who: { cred: null }, accept: [] }, path)).not.toBe(anon)
+    expect(listingKey({ scope, who: { cred: null }, accept: ['accept', MEDIA.ociIndex] }, path)).not.toBe(anon)
+  })
+})
 
 describe('registry mirror: tag lists and referrers through the metadata cache', () => {
   let reg: OciRegistry | undefined

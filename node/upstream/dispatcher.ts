@@ -1,6 +1,19 @@
-import { Agent, ProxyAgent } from 'undici'
-import type { Dispatcher } from 'undici'
+import { createRequire } from 'node:module'
+import type { Agent, Dispatcher, ProxyAgent } from 'undici'
 import type { ServerConfig } from '../../config/types.ts'
+
+const require = createRequire(import.meta.url)
+
+/**
+ * Loads only the undici parts the node uses: its entry point also loads fetch, WebSocket, the cache
+ * and the mocks, about 13 MiB more resident memory for a node that never calls them. The entry point
+ * gives every dispatcher its request/stream/pipeline methods this same way.
+ */
+function undici<T> (part: string): T {
+  const dispatcher = require('undici/lib/dispatcher/dispatcher.js') as { prototype: object }
+  if (!('request' in dispatcher.prototype)) Object.assign(dispatcher.prototype, require('undici/lib/api/index.js'))
+  return require(`undici/lib/dispatcher/${part}.js`) as T
+}
 
 export interface DispatcherInit {
   /** Connections per upstream origin; sized for parallel Range downloads. Default 256. */
@@ -26,7 +39,9 @@ export function createUpstreamDispatcher (server: ServerConfig, init: Dispatcher
     bodyTimeout: Math.max(1, Math.round(server.read_timeout_s * 1000))
   }
   if (server.upstream_proxy !== null && server.upstream_proxy !== '') {
-    return new ProxyAgent({ uri: server.upstream_proxy, ...options })
+    const ProxyAgentClass = undici<typeof ProxyAgent>('proxy-agent')
+    return new ProxyAgentClass({ uri: server.upstream_proxy, ...options })
   }
-  return new Agent(options)
+  const AgentClass = undici<typeof Agent>('agent')
+  return new AgentClass(options)
 }

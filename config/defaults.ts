@@ -41,6 +41,7 @@ rules:
     handler: oci
     strategy: parallel         # the mirror renews its registry tokens during long downloads
     cache_key_source: original
+    concurrency: 32            # multi-GB layers from per-connection throttled proxies
   - name: oci-registry
     path_prefix: "/v2/"
     upstream: "https://registry-1.docker.io"
@@ -103,6 +104,7 @@ rules:
     handler: pypi
     strategy: parallel
     min_size: 0                # the index publishes sizes: even a 1 MB wheel comes in parallel pieces
+    concurrency: 32            # torch and CUDA wheels are GBs; the CDN limits each connection
   - name: pypi-simple
     path_prefix: "/simple/"
     upstream: "https://pypi.org"
@@ -127,6 +129,7 @@ rules:
     upstream: "https://download.pytorch.org"
     handler: pypi
     strategy: parallel
+    concurrency: 32
   - name: pytorch
     path_prefix: "/pytorch/"
     strip_prefix: true
@@ -141,6 +144,7 @@ rules:
     upstream: "https://pypi.nvidia.com"
     handler: pypi
     strategy: parallel
+    concurrency: 32
   - name: nvidia
     path_prefix: "/nvidia/"
     strip_prefix: true

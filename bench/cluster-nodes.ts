@@ -191,6 +191,18 @@ ${temp}
   throw new Error(`nginx did not answer ${url}\n${logTail(logFile)}`)
 }
 
+/** The Node static file server (cluster-static-main.ts) in a namespace on ip:8089, serving `dir`. */
+export async function startStaticIn (lan: BenchLan, o: { nodeBin: string; root: string; host: LanHost; serve: string; logFile: string }): Promise<{ url: string; child: ChildProcess }> {
+  const child = lan.spawn(o.host.ns, [o.nodeBin, join(o.root, 'bench', 'cluster-static-main.ts'), '--host', o.host.ip, '--port', '8089', '--root', o.serve], { logFile: o.logFile, cwd: o.root })
+  const url = `http://${o.host.ip}:8089`
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`static server exited (${child.exitCode})\n${logTail(o.logFile)}`)
+    if (await lan.exec(o.host.ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `${url}/`]).then(s => s !== '000', () => false)) return { url, child }
+    await sleep(100)
+  }
+  throw new Error(`static server did not answer ${url}\n${logTail(o.logFile)}`)
+}
+
 export interface UpstreamBlob { path: string; digest: string; size: number }
 export interface LanUpstream {
   url: string

@@ -75,6 +75,7 @@ export class Cluster implements SourceProvider {
   private readonly startedAt = Date.now()
   private parts: Parts | null = null
   private starting: Promise<void> | null = null
+  private stopWarming: () => void = () => {}
 
   constructor (components: ClusterComponents, init: ClusterInit) {
     this.c = components
@@ -146,6 +147,7 @@ export class Cluster implements SourceProvider {
     discovery.start()
     staticPeers.start()
     routing.start()
+    this.stopWarming = this.c.store.onCommitted(digest => { this.pieceLists.warm(digest) })
     membership.onChange((peer, joined) => { if (!joined) peers.forget(peer) })
     this.parts = { libp2p, membership, control, routing, staticPeers, discovery, data, peers, peerPool }
     this.log.info({ peerId: libp2p.peerId.toString(), addresses: libp2p.getMultiaddrs().map(String), dataPort: data.port, cluster: cfg.name, mode: key === null ? 'open' : 'keyed', mdns: cfg.mdns }, 'cluster started')
@@ -160,6 +162,7 @@ export class Cluster implements SourceProvider {
     p.staticPeers.stop()
     p.discovery.stop()
     p.routing.stop()
+    this.stopWarming()
     this.pieceLists.stop()
     await p.control.stop()
     await p.membership.stop()

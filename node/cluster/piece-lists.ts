@@ -18,6 +18,7 @@ export class PieceLists {
   private readonly dir: string
   private readonly pending = new Map<string, Promise<Buffer | null>>()
   private readonly abort = new AbortController()
+  private warming: Promise<void> = Promise.resolve()
 
   constructor (components: { store: BlobStore, logger: Logger }, init: { dir: string }) {
     this.store = components.store
@@ -55,6 +56,15 @@ export class PieceLists {
     const p = this.load(digest, size).finally(() => this.pending.delete(digest))
     this.pending.set(digest, p)
     return await p !== null
+  }
+
+  /**
+   * Makes a new blob's list in the background, one blob at a time, so the first peer that asks for it
+   * does not wait for the whole blob to be read and hashed.
+   */
+  warm (digest: string): void {
+    if (this.abort.signal.aborted) return
+    this.warming = this.warming.then(async () => { await this.get(digest) }).catch(() => {})
   }
 
   /** Forgets a blob's list (it was dropped). */

@@ -77,6 +77,7 @@ export class BlobStore {
   private reservedBytes = 0
   private started = false
   private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0, bytes_from_upstream: 0 }
+  private readonly committedListeners = new Set<(digest: string, size: number) => void>()
 
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
     this.log = components.logger.child({ component: 'store' })
@@ -202,7 +203,14 @@ export class BlobStore {
     await this.index.commit(key, entry, blob)
     if (!this.blobs.has(entry.digest)) this.usedBytes += entry.size
     this.blobs.set(entry.digest, blob)
+    for (const listener of this.committedListeners) listener(entry.digest, entry.size)
     return path
+  }
+
+  /** Calls `listener` after each commit; returns the function that stops it. */
+  onCommitted (listener: (digest: string, size: number) => void): () => void {
+    this.committedListeners.add(listener)
+    return () => { this.committedListeners.delete(listener) }
   }
 
   getPartial (key: string): Promise<PartialEntry | undefined> {

@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStatsView } from '../../node/cluster/view.ts'
 import { startTestNode } from '../helpers/node.ts'
@@ -47,6 +49,8 @@ describe('swarm download through the node', () => {
     expect(sent).toBe(data.length)
     // The last byte is released once verified; the commit follows a moment later.
     await until(async () => ((await (await fetch(`${a.url}/stats`)).json()) as { cache: { file_count: number } }).cache.file_count === 1, 20_000, 'commit on a')
+    // Its piece list is made once it is committed, before any peer asks (no wait on the first ticket).
+    await until(() => existsSync(join(a.cacheDir, 'cluster', 'pieces', registry.digest)), 20_000, 'piece list on a')
 
     const second = await registryGet(`${b.url}${registry.path}`)
     expect(second.status).toBe(200)

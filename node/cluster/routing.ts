@@ -20,6 +20,8 @@ export interface LookupOptions {
   backgroundMs?: number
   /** Holders found after the lookup settled. */
   onHolder?: (holder: Holder) => void
+  /** Ask the DHT too (default true); a refresh of what members are doing needs only the members. */
+  dht?: boolean
 }
 
 export interface RoutingComponents {
@@ -140,7 +142,7 @@ export class ContentRouter {
     }
     for (const peer of this.c.membership.memberIds()) ask(peer, true)
     if (outstanding === 0) resolveEarly()
-    if (this.c.membership.memberIds().length > 0) {
+    if (options.dht !== false && this.c.membership.memberIds().length > 0) {
       (async () => {
         for await (const provider of this.c.libp2p.contentRouting.findProviders(cidFromSha256(digest), { signal: background })) ask(provider.id.toString(), false)
       })().catch(() => {})

@@ -56,6 +56,7 @@ export class SwarmSource implements Source {
   private readonly init: SwarmSourceInit
   private readonly answers = new Map<string, Holder['answer']>()
   private firstLookup: Promise<void> | null = null
+  private secondLookup: Promise<void> | null = null
   private lookedAt = 0
   private lookups = 0
   private refreshing = false
@@ -114,21 +115,30 @@ export class SwarmSource implements Source {
       return
     }
     await this.firstLookup
+    // The first response is in and the other ranges are about to be picked: members asked at the same
+    // moment have started their downloads by now. Without this second look every connection would take
+    // its first range from the upstream before the split is known.
+    if (this.responses > 0) {
+      this.secondLookup ??= this.lookup(this.init.lookupMs, false)
+      await this.secondLookup
+    }
     // Early refreshes come quickly: nodes asked at the same moment may not have started when first asked.
     const every = Math.min(this.init.refreshMs ?? 500, 100 * 2 ** this.lookups)
     if (!this.refreshing && Date.now() - this.lookedAt >= every) {
       this.refreshing = true
-      this.lookup(500).finally(() => { this.refreshing = false }).catch(() => {})
+      this.lookup(500, false).finally(() => { this.refreshing = false }).catch(() => {})
     }
   }
 
-  private async lookup (budgetMs: number): Promise<void> {
+  private async lookup (budgetMs: number, dht = true): Promise<void> {
     this.lookedAt = Date.now()
     this.lookups++
     const record = (h: Holder): void => {
       if (h.peer !== this.c.self) this.answers.set(h.peer, h.answer)
     }
-    const found = await this.c.lookup(this.init.digest, { budgetMs, backgroundMs: budgetMs, onHolder: record }).catch(() => [])
+    // The first lookup lets the DHT go on in the background (holders it finds later are recorded);
+    // refreshes ask the members only.
+    const found = await this.c.lookup(this.init.digest, { budgetMs, backgroundMs: dht ? undefined : budgetMs, onHolder: record, dht }).catch(() => [])
     for (const h of found) record(h)
   }
 
@@ -175,7 +185,11 @@ export class SwarmSource implements Source {
     } catch (err) {
       // The owner's download has just started (no size yet): this range goes upstream, later ones
       // of the unit are asked again.
-      if (err instanceof WireError && err.code === 'NOT_FOUND' && signal?.aborted !== true) return null
+      if (err instanceof WireError && err.code === 'NOT_FOUND' && signal?.aborted !== true) {
+        // Not downloading it (any more): forgotten until a refresh says otherwise.
+        this.answers.delete(owner)
+        return null
+      }
       this.failedUnits.add(unit)
       this.peerFailed(owner, err, signal)
       return null

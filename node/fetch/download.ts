@@ -62,8 +62,8 @@ type State = 'starting' | 'running' | 'verified' | 'done' | 'failed'
 interface Waiter { offset: number, wake: () => void }
 
 const ERROR_BODY_LIMIT = 1 << 20
-/** Read-back buffers kept for readers (128 KiB each at most: 2 MiB behind the hash frontier). */
-const RECENT_READS = 16
+/** Read-back buffers kept for readers (128 KiB each at most: 1 MiB behind the hash frontier, per download). */
+const RECENT_READS = 8
 /** A connection with no byte for this long gets its range duplicated onto a free connection. */
 const STALL_MS = 2_000
 

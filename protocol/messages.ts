@@ -50,7 +50,9 @@ export const haveAnswer = z.strictObject({
   state: z.enum(['complete', 'partial', 'none']),
   size: count.optional(),
   pieceSize: count.optional(),
-  bitmap: b64.optional()
+  bitmap: b64.optional(),
+  /** Ranges [start, end) of a download in flight being fetched from its upstream right now. */
+  active: z.array(z.tuple([count, count])).max(1024).optional()
 })
 export type HaveAnswer = z.infer<typeof haveAnswer>
 

@@ -70,6 +70,7 @@ export class Cluster implements SourceProvider {
   private readonly log: Logger
   private readonly pieceLists: PieceLists
   private readonly ticketSecret = randomBytes(32)
+  private readonly swarms = new Map<string, WeakRef<SwarmSource>>()
   /** Blobs re-hashed on a member's report, and when. */
   private readonly rechecked = new Map<string, number>()
   private readonly startedAt = Date.now()
@@ -177,7 +178,7 @@ export class Cluster implements SourceProvider {
     const p = this.parts
     if (p === null || identity.sha256 === null) return upstream
     p.routing.provide(identity.sha256)
-    return new SwarmSource({
+    const source = new SwarmSource({
       peers: p.peers,
       bans: this.bans,
       lookup: async (digest, options) => await p.routing.lookup(digest, options),
@@ -187,6 +188,11 @@ export class Cluster implements SourceProvider {
       reportCorrupt: (peer, digest) => { p.control.corrupt(peer, `sha256:${digest}`).catch(() => {}) },
       onBan: () => { this.counters.peer_bans++ }
     }, { digest: identity.sha256, upstream, lookupMs: this.init.config.lookup_ms })
+    // Downloads' sources, so "have" can say which ranges they are fetching from the upstream right now.
+    const active = new Set(this.c.fetcher.activeDownloads().map(d => d.key))
+    for (const digest of this.swarms.keys()) if (!active.has(`sha256:${digest}`)) this.swarms.delete(digest)
+    this.swarms.set(identity.sha256, new WeakRef(source))
+    return source
   }
 
   private async have (key: string): Promise<HaveAnswer> {
@@ -194,8 +200,9 @@ export class Cluster implements SourceProvider {
     if (await this.c.store.hasDigest(digest)) return { t: 'have', state: 'complete', size: this.c.store.blobSize(digest) }
     if (this.c.fetcher.activeDownloads().some(d => d.key === key)) {
       const partial = await this.c.store.getPartial(key)
+      const active = this.swarms.get(digest)?.deref()?.upstreamReads()
       if (partial !== undefined && partial.bitmap.length <= LIMITS.maxMessageBytes / 2) {
-        return { t: 'have', state: 'partial', size: partial.size, pieceSize: partial.pieceSize, bitmap: partial.bitmap }
+        return { t: 'have', state: 'partial', size: partial.size, pieceSize: partial.pieceSize, bitmap: partial.bitmap, active }
       }
       // Just started (size not known yet): still a downloader the asker splits the work with.
       return { t: 'have', state: 'partial' }

@@ -66,6 +66,7 @@ export class SwarmSource implements Source {
   private readonly failedUnits = new Set<number>()
   private readonly reads = new Set<PeerRead>()
   private readonly contributors = new Set<string>()
+  private readonly upstreamActive = new Set<{ start: number, end: number }>()
 
   constructor (components: SwarmSourceComponents, init: SwarmSourceInit) {
     this.c = components
@@ -79,7 +80,7 @@ export class SwarmSource implements Source {
       await this.view()
       res = await this.fromHolders(range, options.signal) ?? await this.fromDownloaders(range, options.signal)
     }
-    const out = res ?? await this.init.upstream.fetch(range, options)
+    const out = res ?? await this.fromUpstream(range, options)
     this.responses++
     // Only the first response sets the validator: later ones (peers or upstream) are checked against
     // the digest, not against whichever ETag the first source had.
@@ -88,6 +89,21 @@ export class SwarmSource implements Source {
       return { ...out, headers }
     }
     return out
+  }
+
+  /** Ranges [start, end) being fetched from the upstream right now (what other downloaders may read along). */
+  upstreamReads (): Array<[number, number]> {
+    return [...this.upstreamActive].slice(0, 1024).map(r => [r.start, r.end])
+  }
+
+  private async fromUpstream (range: { start: number, end: number } | null, options: { signal?: AbortSignal }): Promise<SourceResponse> {
+    const res = await this.init.upstream.fetch(range, options)
+    if (res.status === 206 && res.contentRange !== null) {
+      const r = { start: res.contentRange.start, end: res.contentRange.end + 1 }
+      this.upstreamActive.add(r)
+      res.body.once('close', () => { this.upstreamActive.delete(r) })
+    }
+    return res
   }
 
   /** This node and the members downloading the blob too: each fetches its own units from the upstream. */
@@ -171,9 +187,12 @@ export class SwarmSource implements Source {
     if (downloaders.length === 0) return null
     const unit = Math.floor(range.start / SHARE_UNIT)
     if (this.failedUnits.has(unit) || this.stalledOverlap(range.start, range.end + 1)) return null
-    const end = Math.min(range.end, (unit + 1) * SHARE_UNIT - 1)
-    // A downloader that already has the range (it started earlier) serves it now, whoever owns it.
-    const owner = this.downloaderWith(downloaders, range.start, end) ?? ownerOf(unit, [this.c.self, ...downloaders])
+    let end = Math.min(range.end, (unit + 1) * SHARE_UNIT - 1)
+    // A downloader that has the range, or is fetching it from its upstream right now (it started
+    // earlier), serves it, whoever owns the unit; otherwise the unit's owner does.
+    const has = this.downloaderWith(downloaders, range.start, end)
+    if (has !== null) end = has.end
+    const owner = has?.peer ?? ownerOf(unit, [this.c.self, ...downloaders])
     if (owner === null || owner === this.c.self) return null
     const read: PeerRead = { start: range.start, end: end + 1, lastByteAt: Date.now() }
     let ticket: PeerTicket
@@ -201,17 +220,24 @@ export class SwarmSource implements Source {
     return this.responses === 0 ? withMeta(res, ticket) : res
   }
 
-  /** A downloader whose last reported bitmap has every piece of [start, end] (inclusive). */
-  private downloaderWith (downloaders: string[], start: number, end: number): string | null {
+  /**
+   * A downloader whose last report has [start, end] (inclusive): every piece in its bitmap, or a range
+   * it is fetching from its upstream that starts at or before `start` (then `end` is cut to that range).
+   */
+  private downloaderWith (downloaders: string[], start: number, end: number): { peer: string, end: number } | null {
     for (const peer of downloaders) {
       const a = this.answers.get(peer)
-      if (a?.bitmap === undefined || a.pieceSize === undefined || a.pieceSize <= 0) continue
-      const bits = Buffer.from(a.bitmap, 'base64')
-      let all = true
-      for (let i = Math.floor(start / a.pieceSize); i <= Math.floor(end / a.pieceSize) && all; i++) {
-        all = ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0
+      if (a?.bitmap !== undefined && a.pieceSize !== undefined && a.pieceSize > 0) {
+        const bits = Buffer.from(a.bitmap, 'base64')
+        let all = true
+        for (let i = Math.floor(start / a.pieceSize); i <= Math.floor(end / a.pieceSize) && all; i++) {
+          all = ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0
+        }
+        if (all) return { peer, end }
       }
-      if (all) return peer
+      for (const [s, e] of a?.active ?? []) {
+        if (s <= start && start < e) return { peer, end: Math.min(end, e - 1) }
+      }
     }
     return null
   }

@@ -32,6 +32,9 @@ describe('messages', () => {
   it('decodes valid requests and answers', () => {
     expect(decodeMessage(controlRequest, encodeMessage({ t: 'have', key: `sha256:${HEX}` }))).toEqual({ t: 'have', key: `sha256:${HEX}` })
     expect(decodeMessage(controlRequest, encodeMessage({ t: 'corrupt', key: `sha256:${HEX}` }))).toEqual({ t: 'corrupt', key: `sha256:${HEX}` })
+    const have = { t: 'have', state: 'partial', size: 10, pieceSize: 4, bitmap: 'AQ==', active: [[4, 8]] }
+    expect(decodeMessage(controlAnswer, encodeMessage(have))).toEqual(have)
+    expect(wireCode(() => decodeMessage(controlAnswer, encodeMessage({ ...have, active: [[4, -1]] })))).toBe('BAD_MESSAGE')
     expect(wireCode(() => decodeMessage(controlRequest, encodeMessage({ t: 'corrupt', key: 'sha256:zz' })))).toBe('BAD_MESSAGE')
     const err = decodeMessage(controlAnswer, encodeMessage({ t: 'error', code: 'NOT_MEMBER', message: 'no' }))
     expect(wireCode(() => expectAnswer(err, 'have'))).toBe('NOT_MEMBER')

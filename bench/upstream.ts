@@ -37,41 +37,18 @@ export interface UpstreamInit {
 }
 
 export async function startUpstream (children: Children, init: UpstreamInit): Promise<Upstream> {
-  const logFile = join(init.tmp, 'upstream.log')
-  const args = [
-    join(init.root, 'bench', 'upstream-main.ts'),
-    '--per-conn', String(init.perConn),
-    '--aggregate', String(init.aggregate),
-    '--latency-ms', String(init.latencyMs),
-    ...init.files.flatMap((f) => ['--file', `${f.path}=${f.size}:${f.seed}`])
-  ]
-  const child = children.spawn(init.nodeBin, args, { logFile, cwd: init.root, stdin: 'pipe', pipeStdout: true })
-  const stdout = child.stdout
-  if (stdout === null) throw new Error('upstream stdout is not piped')
-  const first = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`upstream did not start within 20 s\n${logTail(logFile)}`)) }, 20_000)
-    const lines = createInterface({ input: stdout })
-    lines.once('line', (line) => {
-      clearTimeout(timer)
-      lines.close()
-      resolve(line)
-    })
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`upstream exited (${code}) before starting\n${logTail(logFile)}`))
-    })
+  return await startUpstreamScript(children, {
+    nodeBin: init.nodeBin,
+    root: init.root,
+    tmp: init.tmp,
+    script: 'upstream-main.ts',
+    args: [
+      '--per-conn', String(init.perConn),
+      '--aggregate', String(init.aggregate),
+      '--latency-ms', String(init.latencyMs),
+      ...init.files.flatMap((f) => ['--file', `${f.path}=${f.size}:${f.seed}`])
+    ]
   })
-  stdout.resume()
-  const { url } = JSON.parse(first) as { url: string }
-  return {
-    url,
-    child,
-    stats: async () => await (await fetch(`${url}/__stats`)).json() as UpstreamStats,
-    reset: async () => {
-      const res = await fetch(`${url}/__reset`, { method: 'POST' })
-      await res.arrayBuffer()
-    }
-  }
 }
 
 /**

@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { defaultsDocument } from '../config/defaults.ts'
+import { parseConfig } from '../config/load.ts'
 import { startNode } from './node-under-test.ts'
 import type { NodeUnderTest } from './node-under-test.ts'
 import { findWheelhouse, resolveWheels } from './pip-wheels.ts'
@@ -74,11 +76,12 @@ async function main (): Promise<number> {
       nodeBin, root, tmp, script: 'pip-upstream-main.ts',
       args: ['--manifest', join(metaDir, 'wheels.json'), '--per-conn', String(perConn), '--aggregate', String(aggregate), '--latency-ms', values['latency-ms']]
     })
-    const conns = values.conns === undefined ? undefined : Number(values.conns)
+    // The embedded pypi-files rule's concurrency unless --conns says otherwise.
+    const conns = values.conns === undefined ? embeddedFilesConcurrency() : Number(values.conns)
     const node = await startNode(children, {
-      nodeBin, root, tmp, upstreamUrl: upstream.url, conns: conns ?? 16,
+      nodeBin, root, tmp, upstreamUrl: upstream.url, conns,
       rules: [
-        { name: 'pypi-files', path_prefix: '/packages/', upstream: upstream.url, handler: 'pypi', strategy: 'parallel', min_size: 0, ...(conns === undefined ? {} : { concurrency: conns }) },
+        { name: 'pypi-files', path_prefix: '/packages/', upstream: upstream.url, handler: 'pypi', strategy: 'parallel', min_size: 0, concurrency: conns },
         { name: 'pypi-simple', path_prefix: '/simple/', upstream: upstream.url, handler: 'pypi', strategy: 'proxy', metadata_ttl_s: 600, content_rewrite: { targets: [upstream.url] } }
       ]
     })
@@ -111,7 +114,7 @@ async function main (): Promise<number> {
     if (only.has('warm')) await measure('warm', ['--index-url', `${node.url}/simple/`], { upstream, node })
     // A second floor at the end: on a shared machine the spread of the two is the run's noise.
     if (only.has('floor')) await measure('floor-end', ['--no-index', '--find-links', findLinks], null)
-    process.stdout.write(pipTable(runs, { packages, wheels: wheels.length, totalBytes: total, perConn, aggregate, latencyMs: Number(values['latency-ms']), conns: conns ?? null }) + '\n')
+    process.stdout.write(pipTable(runs, { packages, wheels: wheels.length, totalBytes: total, perConn, aggregate, latencyMs: Number(values['latency-ms']), conns }) + '\n')
     failed = false
     return 0
   } finally {
@@ -133,3 +136,9 @@ main().then((code) => { process.exitCode = code }, (err: unknown) => {
   log(`failed: ${(err as Error).stack ?? String(err)}`)
   process.exitCode = 1
 })
+
+function embeddedFilesConcurrency (): number {
+  const rule = parseConfig(defaultsDocument(), { env: {} }).rules.find(r => r.name === 'pypi-files')
+  if (rule === undefined) throw new Error('the embedded defaults have no pypi-files rule')
+  return rule.concurrency
+}

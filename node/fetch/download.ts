@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { AbortedError, DigestMismatchError, DiskFullError, isAimirrorError, UpstreamProtocolError } from '../errors.ts'
+import { AbortedError, DigestMismatchError, isAimirrorError, UpstreamProtocolError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { KeyEntry, PartialEntry, Validator } from '../store/index-db.ts'
@@ -17,6 +17,9 @@ import { openPassthrough } from './passthrough.ts'
 import { pieceRange, piecesCoveredIn, planPieces, Scheduler } from './pieces.ts'
 import type { Assignment, PiecePlan } from './pieces.ts'
 import { discardBody, mapUpstreamError } from './upstream-source.ts'
+import { readLimited } from '../upstream/request.ts'
+import { Waiters } from './waiters.ts'
+import { drainBody } from './body-sink.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { firstRange, metaFromResponse } from './response-meta.ts'
 import type { BlobMeta } from './response-meta.ts'
@@ -59,7 +62,6 @@ export type ReadyResult =
 
 type State = 'starting' | 'running' | 'verified' | 'done' | 'failed'
 
-interface Waiter { offset: number, wake: () => void }
 
 const ERROR_BODY_LIMIT = 1 << 20
 /** Read-back buffers kept for readers (128 KiB each at most: 1 MiB behind the hash frontier, per download). */
@@ -92,7 +94,7 @@ export class Download {
   private readonly log: Logger
   private readonly init: DownloadInit
   private readonly abort = new AbortController()
-  private readonly waiters = new Set<Waiter>()
+  private readonly waiters = new Waiters()
   /** Bytes written from sources that could not vouch for them: readers get them once the blob verified. */
   private readonly unverified = new ByteRanges()
   private readonly recent: Array<{ start: number, buf: Buffer }> = []
@@ -203,20 +205,10 @@ export class Download {
     // along takes unverified bytes, and its wait steers the scheduling like a client's.
     const held = options.peer !== true && !this.verified && this.unverified.firstAtOrAfter(pos) === pos
     const offset = held ? Number.POSITIVE_INFINITY : this.written.contiguousEnd(pos)
-    return new Promise(resolve => {
-      if (this.settled || signal?.aborted === true) { resolve(); return }
-      const w: Waiter = {
-        offset,
-        wake: () => {
-          this.waiters.delete(w)
-          signal?.removeEventListener('abort', w.wake)
-          resolve()
-        }
-      }
-      this.waiters.add(w)
-      signal?.addEventListener('abort', w.wake, { once: true })
-      if (!held) this.maybeUrgent(offset)
-    })
+    if (this.settled) return Promise.resolve()
+    const woken = this.waiters.wait(offset, signal)
+    if (!held && signal?.aborted !== true) this.maybeUrgent(offset)
+    return woken
   }
 
   retainFile (): FileHandle {
@@ -400,7 +392,7 @@ export class Download {
         this.scheduler?.release(a)
       }
       while (!this.settled && this.scheduler !== null) {
-        const a = this.scheduler.next(this.wantedOffsets(), Date.now(), STALL_MS)
+        const a = this.scheduler.next(this.waiters.offsets(), Date.now(), STALL_MS)
         if (a === null) break
         a.lastProgress = Date.now()
         try {
@@ -481,89 +473,22 @@ export class Download {
     throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
   }
 
-  /**
-   * Streams a response body to its offsets in the temp file. Chunks are taken one by one from 'data'
-   * events (async iteration would concatenate buffered chunks into fresh allocations) and written at
-   * their offset as they come; only a write that goes to the thread pool pauses the body meanwhile.
-   * Bytes before `a.pos` (a resumed 200) are skipped.
-   */
+  /** Streams a response body into the temp file (see drainBody), then checks how it ended. */
   private async consume (res: SourceResponse, a: Assignment): Promise<void> {
-    const writer = this.writer as FileWriter
-    const body = res.body
-    let off = res.status === 206 && res.contentRange !== null ? res.contentRange.start : 0
-    const bodyEnd = res.status === 206 && res.contentRange !== null ? res.contentRange.end + 1 : Number.POSITIVE_INFINITY
-    if (body.destroyed) throw body.errored ?? new UpstreamProtocolError('Upstream body ended early')
-    await new Promise<void>((resolve, reject) => {
-      let finished = false
-      const finish = (err?: unknown): void => {
-        if (finished) return
-        finished = true
-        body.off('data', onData)
-        body.off('end', onEnd)
-        body.off('error', onError)
-        // Destroying an undici body early emits an abort error nobody needs.
-        body.on('error', () => {})
-        if (err === undefined) resolve()
-        else reject(err)
-      }
-      const enough = (): boolean => this.settled || a.pos >= a.end ||
-        (this.size !== null && this.written.covers(a.pos, Math.min(a.end, this.size)))
-      // A body that delivered all it announced finishes on its 'end' event: undici frees the
-      // connection just before it, while finishing sooner would make the next request open another.
-      const done = (): void => {
-        if (off >= bodyEnd && !this.settled) {
-          // Paused during a thread-pool write: let it flow to its end.
-          body.resume()
-          return
-        }
-        finish()
-        discardBody(body)
-      }
-      const landed = (chunk: Buffer, at: number): boolean => {
-        off += chunk.length
-        a.pos += chunk.length
-        a.lastProgress = Date.now()
+    const { off, bodyEnd } = await drainBody(res, a, {
+      writer: this.writer as FileWriter,
+      settled: () => this.settled,
+      enough: () => this.settled || a.pos >= a.end ||
+        (this.size !== null && this.written.covers(a.pos, Math.min(a.end, this.size))),
+      received: (n) => {
+        this.receivedBytes += n
+        this.store.addBytesFromUpstream(n)
+        this.pacer.moved(n)
+      },
+      landed: (at, chunk) => {
         if (res.unverified === true) this.unverified.add(at, at + chunk.length)
         this.wrote(at, chunk)
-        if (!enough()) return false
-        done()
-        return true
       }
-      const onData = (raw: Buffer): void => {
-        this.receivedBytes += raw.length
-        this.store.addBytesFromUpstream(raw.length)
-        this.pacer.moved(raw.length)
-        let chunk = raw
-        if (off < a.pos) {
-          const skip = Math.min(chunk.length, a.pos - off)
-          off += skip
-          chunk = chunk.subarray(skip)
-        }
-        if (a.pos + chunk.length > a.end) chunk = chunk.subarray(0, Math.max(0, a.end - a.pos))
-        if (chunk.length === 0 || this.settled) {
-          if (enough()) done()
-          return
-        }
-        const at = a.pos
-        let now: boolean
-        try {
-          now = writer.write(chunk, at, (err) => {
-            if (err !== null) { finish(writeError(err)); discardBody(body); return }
-            if (!landed(chunk, at)) body.resume()
-          })
-        } catch (err) {
-          finish(writeError(err))
-          discardBody(body)
-          return
-        }
-        if (now) landed(chunk, at)
-        else body.pause()
-      }
-      const onEnd = (): void => { finish() }
-      const onError = (err: unknown): void => { finish(err) }
-      body.on('data', onData)
-      body.once('end', onEnd)
-      body.once('error', onError)
     })
     if (this.settled) return
     if (this.size === null && !this.rangeSupported && a.pos === off) {
@@ -589,23 +514,7 @@ export class Download {
       for (const i of piecesCoveredIn(this.plan, this.written, at, end)) changed = this.bitmap.set(i) || changed
       if (changed && this.rangeSupported) this.persistPartial()
     }
-    this.wake(at, end)
-  }
-
-  private wake (start: number, end: number): void {
-    for (const w of this.waiters) {
-      if (w.offset >= start && w.offset < end) w.wake()
-    }
-  }
-
-  private wakeAll (): void {
-    for (const w of [...this.waiters]) w.wake()
-  }
-
-  private wantedOffsets (): number[] {
-    const out: number[] = []
-    for (const w of this.waiters) out.push(w.offset)
-    return out
+    this.waiters.wake(at, end)
   }
 
   private onHashAdvance (): void {
@@ -624,7 +533,7 @@ export class Download {
     // Stops stragglers (endgame duplicates), but only after the current event: the body that brought
     // the last byte is ending too, and aborting it now would close a reusable connection.
     setImmediate(() => { this.abort.abort() })
-    this.wakeAll()
+    this.waiters.wakeAll()
     this.commit(sha256).catch((err: unknown) => {
       this.log.error({ err, key: this.key }, 'commit failed; blob not cached')
       this.store.discardPartial(this.key).catch(() => {})
@@ -668,7 +577,7 @@ export class Download {
     this.watchdog = null
     this.store.unreserve(this.reserved)
     this.reserved = 0
-    this.wakeAll()
+    this.waiters.wakeAll()
     if (this.fh !== null) {
       this.fileRefs--
       this.maybeCloseFile()
@@ -722,30 +631,8 @@ function keepsPartial (error: Error | null): boolean {
   return !(isAimirrorError(error) && error.code === 'ERR_DISK_FULL')
 }
 
-/** ENOSPC/EDQUOT from a write: the disk is full (no retry; readers fall back to the upstream). */
-function writeError (err: unknown): unknown {
-  const code = (err as { code?: string } | null)?.code
-  return code === 'ENOSPC' || code === 'EDQUOT' ? new DiskFullError(undefined, { cause: err }) : err
-}
 
 function sameValidator (a: Validator, b: Validator): boolean {
   if (a.etag !== null && b.etag !== null) return a.etag === b.etag
   return a.lastModified === b.lastModified
-}
-
-async function readLimited (body: SourceResponse['body'], limit: number): Promise<Buffer> {
-  const parts: Buffer[] = []
-  let n = 0
-  try {
-    for await (const chunk of body) {
-      if (n + chunk.length > limit) break
-      parts.push(chunk)
-      n += chunk.length
-    }
-  } catch {
-    // A broken error body is still relayed with what arrived.
-  } finally {
-    discardBody(body)
-  }
-  return Buffer.concat(parts)
 }

@@ -59,6 +59,27 @@ export function discardBody (body: Readable): void {
   body.destroy()
 }
 
+/**
+ * At most `limit` bytes of a (small) body, such as an upstream's refusal to relay; the rest is
+ * dropped. A body that breaks off is relayed with what arrived.
+ */
+export async function readLimited (body: Readable, limit: number): Promise<Buffer> {
+  const parts: Buffer[] = []
+  let n = 0
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (n + chunk.length > limit) break
+      parts.push(chunk)
+      n += chunk.length
+    }
+  } catch {
+    // What arrived is still the best answer to relay.
+  } finally {
+    discardBody(body)
+  }
+  return Buffer.concat(parts)
+}
+
 /** All values of header `name` (case-insensitive) in order. */
 export function headerValues (raw: RawHeaders, name: string): string[] {
   const out: string[] = []

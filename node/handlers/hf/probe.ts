@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { UpstreamProtocolError } from '../../errors.ts'
-import { discardBody, requestUpstream } from '../../upstream/request.ts'
+import { discardBody, readLimited, requestUpstream } from '../../upstream/request.ts'
 import type { RawHeaders } from '../../upstream/request.ts'
 
 /** The upstream's metadata answer for a `/resolve` URL. */
@@ -30,21 +30,6 @@ export function lowerHeaders (raw: RawHeaders): Record<string, string> {
     out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`
   }
   return out
-}
-
-async function readLimited (body: AsyncIterable<Buffer> & { destroy: () => void }, limit: number): Promise<Buffer> {
-  const parts: Buffer[] = []
-  let n = 0
-  try {
-    for await (const chunk of body) {
-      if (n + chunk.length > limit) break
-      parts.push(chunk)
-      n += chunk.length
-    }
-  } finally {
-    body.destroy()
-  }
-  return Buffer.concat(parts)
 }
 
 /**
@@ -78,7 +63,7 @@ export async function probeResolve (dispatcher: Dispatcher, url: URL, options: P
       discardBody(again.body)
       return { kind: 'refused', status: res.statusCode, rawHeaders: res.rawHeaders, url: current, body: Buffer.alloc(0) }
     }
-    const body = await readLimited(again.body as AsyncIterable<Buffer> & { destroy: () => void }, ERROR_BODY_LIMIT)
+    const body = await readLimited(again.body, ERROR_BODY_LIMIT)
     return { kind: 'refused', status: again.statusCode, rawHeaders: again.rawHeaders, url: current, body }
   }
 }

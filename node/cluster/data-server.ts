@@ -139,7 +139,7 @@ export class DataServer {
     const range = parseRange(req.headers.range, flying.size)
     if (range === null || range === 'bad') { this.fail(res, 'BAD_MESSAGE'); return }
     const [start, end] = range
-    const body = req.method === 'HEAD' ? null : flying.open(start, end, this.init.inFlightIdleMs ?? 2000)
+    const body = req.method === 'HEAD' ? null : flying.open(start, end, this.init.inFlightIdleMs ?? 5000)
     if (body === null && req.method !== 'HEAD') { this.fail(res, 'NOT_FOUND'); return }
     res.writeHead(206, {
       'content-type': 'application/octet-stream',

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
 import { isAimirrorError } from '../errors.ts'
 import type { Source, SourceResponse } from '../fetch/upstream-source.ts'
@@ -138,7 +139,8 @@ export class SwarmSource implements Source {
       this.secondLookup ??= this.lookup(this.init.lookupMs, false)
       await this.secondLookup
     }
-    // Early refreshes come quickly: nodes asked at the same moment may not have started when first asked.
+    // Early refreshes come quickly: nodes asked "at the same moment" start tens or hundreds of ms apart,
+    // and until one is seen its units are fetched twice. (Every 50 ms cost more CPU than it saved.)
     const every = Math.min(this.init.refreshMs ?? 500, 100 * 2 ** this.lookups)
     if (!this.refreshing && Date.now() - this.lookedAt >= every) {
       this.refreshing = true
@@ -198,7 +200,8 @@ export class SwarmSource implements Source {
     let ticket: PeerTicket
     let res: SourceResponse
     try {
-      ticket = await this.c.peers.ticket(owner, this.init.digest, { signal })
+      // The first range (a client's first byte) never waits for a peer that is just starting.
+      ticket = await this.ticketFrom(owner, signal, this.responses > 0 ? 1000 : 0)
       if (range.start >= ticket.size) return null
       res = await this.c.peers.fetchInFlight(ticket, range.start, end, { signal, onProgress: () => { read.lastByteAt = Date.now() } })
     } catch (err) {
@@ -218,6 +221,24 @@ export class SwarmSource implements Source {
     res.body.once('close', () => { this.reads.delete(read) })
     res.body.once('error', () => { this.failedUnits.add(unit) })
     return this.responses === 0 ? withMeta(res, ticket) : res
+  }
+
+  /**
+   * A ticket from a downloader. One that has just started (no size yet: its first response is on the
+   * way) is asked again for up to a second rather than given up at once: taking its units from the
+   * upstream meanwhile would fetch them twice.
+   */
+  private async ticketFrom (peer: string, signal: AbortSignal | undefined, patienceMs: number): Promise<PeerTicket> {
+    const until = Date.now() + patienceMs
+    for (;;) {
+      try {
+        return await this.c.peers.ticket(peer, this.init.digest, { signal })
+      } catch (err) {
+        const starting = this.answers.get(peer)?.size === undefined
+        if (!(err instanceof WireError && err.code === 'NOT_FOUND') || !starting || Date.now() > until) throw err
+        await sleep(50, undefined, { signal })
+      }
+    }
   }
 
   /**
@@ -244,7 +265,7 @@ export class SwarmSource implements Source {
 
   /** A range overlapping a peer read that went quiet is a duplicate of a stalled one: not that peer again. */
   private stalledOverlap (start: number, end: number): boolean {
-    const quiet = Date.now() - (this.init.stallMs ?? 1500)
+    const quiet = Date.now() - (this.init.stallMs ?? 4000)
     for (const r of this.reads) if (r.start < end && start < r.end && r.lastByteAt < quiet) return true
     return false
   }

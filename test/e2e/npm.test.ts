@@ -86,3 +86,29 @@ describe('npm through the mirror', () => {
     expect(await installed(app, '@acme/tiny-c')).toContain('@acme/tiny-c@2.0.0')
   }, 90_000)
 })
+
+// npm revalidates with a bare conditional request (--prefer-online): a version published upstream after
+// the mirror cached the packument is seen although the mirror's copy is within its TTL.
+async function npmView (registry: string, ...flags: string[]): Promise<string> {
+  const { stdout } = await run('npm', ['view', 'tiny-b', 'version', '--registry', registry, '--cache', join(work, 'cache'),
+    '--update-notifier=false', '--fetch-retries=0', ...flags], {
+    cwd: work,
+    timeout: 40_000,
+    env: { ...process.env, npm_config_userconfig: join(work, 'npmrc'), npm_config_loglevel: 'warn' }
+  })
+  return stdout.trim()
+}
+
+describe('npm --prefer-online through the mirror', () => {
+  it('sees a version published after the mirror cached the packument', async () => {
+    reg = await startNpmRegistry([{ name: 'tiny-b', version: '1.0.0' }])
+    node = await startTestNode({
+      rules: [{ name: 'npm', path_prefix: '/npm/', strip_prefix: true, upstream: reg.url, handler: 'npm', strategy: 'proxy', metadata_ttl_s: 600 }]
+    })
+    await writeFile(join(work, 'npmrc'), '')
+    const registry = `${node.url}/npm/`
+    expect(await npmView(registry)).toBe('1.0.0')
+    reg.publish({ name: 'tiny-b', version: '1.1.0' })
+    expect(await npmView(registry, '--prefer-online')).toBe('1.1.0')
+  }, 60_000)
+})

@@ -82,3 +82,23 @@ describe('pip through the mirror', () => {
     expect(await readFile(join(work, 't2', 'tiny_b', '__init__.py'), 'utf8')).toContain('1.1')
   }, 90_000)
 })
+
+// pip sends `Cache-Control: max-age=0` for index pages: a release published upstream after the mirror
+// cached the project's page is installed right away, although the mirror's copy is within its TTL.
+describe('pip through the mirror, fresh index pages', () => {
+  it('installs a release published while the mirror\'s page is within its TTL', async () => {
+    pypi = await startPypiIndex({ packages: [{ name: 'tiny-b', version: '1.0' }] })
+    node = await startTestNode({
+      content_rewrite: { targets: [pypi.filesUrl] },
+      rules: [
+        { name: 'pypi-files', path_prefix: '/packages/', upstream: pypi.filesUrl, handler: 'pypi', strategy: 'parallel', min_size: 0 },
+        { name: 'pypi-simple', path_prefix: '/simple/', upstream: pypi.url, handler: 'pypi', strategy: 'proxy', metadata_ttl_s: 600 }
+      ]
+    })
+    await pipInstall(node.url, join(work, 't1'), 'tiny-b')
+    expect(await readFile(join(work, 't1', 'tiny_b', '__init__.py'), 'utf8')).toContain('1.0')
+    pypi.addPackage({ name: 'tiny-b', version: '1.1' })
+    await pipInstall(node.url, join(work, 't2'), 'tiny-b')
+    expect(await readFile(join(work, 't2', 'tiny_b', '__init__.py'), 'utf8')).toContain('1.1')
+  }, 90_000)
+})

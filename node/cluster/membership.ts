@@ -129,7 +129,9 @@ export class Membership {
   private refuse (peer: PeerId, why: string): void {
     this.refused.set(peer.toString(), Date.now() + this.rejectMs)
     this.log.warn({ peer: peer.toString(), why }, 'peer refused: not a member of this cluster')
-    this.libp2p.hangUp(peer).catch(() => {})
+    // Hang up a moment later: the other side may be reading our error on this connection (or running
+    // its own challenge at the same time), and it must get to refuse us too.
+    setTimeout(() => { this.libp2p.hangUp(peer).catch(() => {}) }, 250).unref()
   }
 
   private emit (id: string, joined: boolean): void {

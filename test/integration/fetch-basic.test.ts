@@ -1,25 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import { urlIdentity } from '../../node/fetch/identity.ts'
-import { makeRig, sha256Of, until } from './fetch-helpers.ts'
+import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 
 const SIZE = 5 * 1024 * 1024 + 123
 let server: FileServer | undefined
 let rig: Rig | undefined
 
-afterEach(async () => {
-  await rig?.close()
-  await server?.close()
-  rig = undefined
-  server = undefined
-})
+const track = closedAfterEach()
 
 describe('fetcher: cold and warm', () => {
   it('downloads in parallel pieces, streams correct bytes, then serves from cache', async () => {
-    server = await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 1 } } })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 1 } } }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/f.bin')
     const opts = { chunkSize: 256 * 1024, concurrency: 4 }
     const a = await rig.fetcher.acquire(urlIdentity(url), { url }, opts)
@@ -46,8 +41,8 @@ describe('fetcher: cold and warm', () => {
   })
 
   it('with writes on the thread pool (as after a blocked write) pieces end cleanly and connections are reused', async () => {
-    server = await startFileServer({ files: { '/t.bin': { size: SIZE, seed: 3 } }, perConnectionBps: 8 * 1024 * 1024 })
-    rig = await makeRig({}, { syncWrites: false })
+    server = track(await startFileServer({ files: { '/t.bin': { size: SIZE, seed: 3 } }, perConnectionBps: 8 * 1024 * 1024 }))
+    rig = track(await makeRig({}, { syncWrites: false }))
     const url = new URL(server.url + '/t.bin')
     const a = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 256 * 1024, concurrency: 3 })
     if (a.kind !== 'blob') throw new Error('expected blob')

@@ -1,11 +1,11 @@
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import { FileWriter } from '../../node/fetch/file-writer.ts'
 import { urlIdentity } from '../../node/fetch/identity.ts'
-import { makeRig, sha256Of, until } from './fetch-helpers.ts'
+import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 import { createHash } from 'node:crypto'
 
@@ -15,12 +15,7 @@ const SIZE = 4 * MiB + 7
 let server: FileServer | undefined
 let rig: Rig | undefined
 
-afterEach(async () => {
-  await rig?.close()
-  await server?.close()
-  rig = undefined
-  server = undefined
-})
+const track = closedAfterEach()
 
 /** A temp-file writer on a disk that fills up after `room` bytes. */
 function fillingDisk (room: number): (fd: number, init: { synchronous?: boolean }) => FileWriter {
@@ -45,8 +40,8 @@ async function sliceSha (start: number, end: number): Promise<string> {
 
 describe('disk full in the middle of a download', () => {
   it('readers carry on from the upstream, uncached, and the partial is dropped', async () => {
-    server = await startFileServer({ files: { '/d.bin': { size: SIZE, seed: 9 } }, perConnectionBps: 8 * MiB })
-    rig = await makeRig({}, { openWriter: fillingDisk(1.5 * MiB) })
+    server = track(await startFileServer({ files: { '/d.bin': { size: SIZE, seed: 9 } }, perConnectionBps: 8 * MiB }))
+    rig = track(await makeRig({}, { openWriter: fillingDisk(1.5 * MiB) }))
     const url = new URL(server.url + '/d.bin')
     const a = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 256 * 1024, concurrency: 2 })
     if (a.kind !== 'blob') throw new Error('expected blob')

@@ -1,9 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import type { Acquired, BlobHandle } from '../../node/fetch/fetcher.ts'
 import { canonicalUrl, urlIdentity } from '../../node/fetch/identity.ts'
-import { makeRig, sha256Of, until } from './fetch-helpers.ts'
+import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 
 const MiB = 1 << 20
@@ -13,12 +13,7 @@ const OPTS = { chunkSize: 256 * 1024, concurrency: 2, keyByFinalUrl: true }
 let server: FileServer | undefined
 let rig: Rig | undefined
 
-afterEach(async () => {
-  await rig?.close()
-  await server?.close()
-  rig = undefined
-  server = undefined
-})
+const track = closedAfterEach()
 
 /** Origin: /alias-*.bin → 302 /v1.bin → 302 signed CDN URL (sig, exp), as release "latest" links do. */
 async function start (): Promise<FileServer> {
@@ -41,8 +36,8 @@ function blob (a: Acquired): BlobHandle {
 
 describe('cache_key_source: final', () => {
   it('keys by the final URL without its signature: two aliases of one file share one cached blob', async () => {
-    server = await start()
-    rig = await makeRig()
+    server = track(await start())
+    rig = track(await makeRig())
     const a = new URL(`${server.url}/alias-a.bin`)
     const h = blob(await rig.fetcher.acquire(urlIdentity(a), { url: a }, OPTS))
     expect(h.from).toBe('download')
@@ -74,8 +69,8 @@ describe('cache_key_source: final', () => {
   })
 
   it('concurrent callers for one URL resolve it once and share the download', async () => {
-    server = await start()
-    rig = await makeRig()
+    server = track(await start())
+    rig = track(await makeRig())
     const a = new URL(`${server.url}/alias-c.bin`)
     const hs = (await Promise.all([1, 2, 3].map(async () => await rig?.fetcher.acquire(urlIdentity(a), { url: a }, OPTS)))).map(x => blob(x as Acquired))
     const shas = await Promise.all(hs.map(async h => (await sha256Of(h.open(0, SIZE))).hex))
@@ -85,8 +80,8 @@ describe('cache_key_source: final', () => {
   })
 
   it('without keyByFinalUrl the original URL stays the key', async () => {
-    server = await start()
-    rig = await makeRig()
+    server = track(await start())
+    rig = track(await makeRig())
     const a = new URL(`${server.url}/alias-d.bin`)
     const h = blob(await rig.fetcher.acquire(urlIdentity(a), { url: a }, { ...OPTS, keyByFinalUrl: false }))
     expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 21))

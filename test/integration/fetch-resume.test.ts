@@ -1,22 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import type { BlobHandle } from '../../node/fetch/fetcher.ts'
 import { urlIdentity } from '../../node/fetch/identity.ts'
 import { PieceBitmap } from '../../node/store/partial.ts'
-import { makeRig, sha256Of, until } from './fetch-helpers.ts'
+import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 
 const MiB = 1 << 20
 let server: FileServer | undefined
 let rig: Rig | undefined
 
-afterEach(async () => {
-  await rig?.close()
-  await server?.close()
-  rig = undefined
-  server = undefined
-})
+const track = closedAfterEach()
 
 async function blob (r: Rig, url: URL, opts: object): Promise<BlobHandle> {
   const a = await r.fetcher.acquire(urlIdentity(url), { url }, opts)
@@ -29,8 +24,8 @@ describe('resume, redirects, odd upstreams', () => {
     const SIZE = 4 * MiB
     const PIECE = 256 * 1024
     const opts = { chunkSize: PIECE, concurrency: 4 }
-    server = await startFileServer({ files: { '/r.bin': { size: SIZE, seed: 1 } }, perConnectionBps: 2 * MiB })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/r.bin': { size: SIZE, seed: 1 } }, perConnectionBps: 2 * MiB }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/r.bin')
     const key = urlIdentity(url).key
     const h = await blob(rig, url, opts)
@@ -57,8 +52,8 @@ describe('resume, redirects, odd upstreams', () => {
 
   it('follows redirects to signed URLs, re-resolves them when they expire, and keys by the original URL', async () => {
     const SIZE = 3 * MiB
-    server = await startFileServer({ files: { '/s.bin': { size: SIZE, seed: 2 } }, perConnectionBps: 2 * MiB, redirect: { ttlMs: 400 } })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/s.bin': { size: SIZE, seed: 2 } }, perConnectionBps: 2 * MiB, redirect: { ttlMs: 400 } }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/s.bin')
     const h = await blob(rig, url, { chunkSize: 256 * 1024, concurrency: 2 })
     expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 2))
@@ -72,8 +67,8 @@ describe('resume, redirects, odd upstreams', () => {
 
   it('an upstream without Range support is fetched with one streaming GET', async () => {
     const SIZE = 1 * MiB + 5
-    server = await startFileServer({ files: { '/n.bin': { size: SIZE, seed: 3 } }, ranges: false })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/n.bin': { size: SIZE, seed: 3 } }, ranges: false }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/n.bin')
     const h = await blob(rig, url, { chunkSize: 64 * 1024, concurrency: 8 })
     expect(h.meta.size).toBe(SIZE)
@@ -85,8 +80,8 @@ describe('resume, redirects, odd upstreams', () => {
 
   it('a connection cut mid-piece resumes at its last byte', async () => {
     const SIZE = 2 * MiB
-    server = await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 4 } }, faults: { failAfterBytes: 300_000, failTimes: 3, failMode: 'close' } })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 4 } }, faults: { failAfterBytes: 300_000, failTimes: 3, failMode: 'close' } }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/f.bin')
     const h = await blob(rig, url, { chunkSize: 512 * 1024, concurrency: 2 })
     expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 4))
@@ -100,8 +95,8 @@ describe('resume, redirects, odd upstreams', () => {
   })
 
   it('an upstream 404 is handed back as such, nothing is cached', async () => {
-    server = await startFileServer({ files: {} })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: {} }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/none.bin')
     const a = await rig.fetcher.acquire(urlIdentity(url), { url }, {})
     expect(a.kind).toBe('upstream-response')

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import type { BlobHandle } from '../../node/fetch/fetcher.ts'
 import { urlIdentity } from '../../node/fetch/identity.ts'
-import { makeRig, sha256Of, until } from './fetch-helpers.ts'
+import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 
 const MiB = 1 << 20
@@ -15,12 +15,7 @@ const OPTS = { chunkSize: 256 * 1024, concurrency: 4 }
 let server: FileServer | undefined
 let rig: Rig | undefined
 
-afterEach(async () => {
-  await rig?.close()
-  await server?.close()
-  rig = undefined
-  server = undefined
-})
+const track = closedAfterEach()
 
 async function blob (r: Rig, url: URL, opts = OPTS): Promise<BlobHandle> {
   const a = await r.fetcher.acquire(urlIdentity(url), { url }, opts)
@@ -36,8 +31,8 @@ async function slice (seed: number, size: number, start: number, end: number): P
 
 describe('single flight and streaming', () => {
   it('concurrent readers share one download', async () => {
-    server = await startFileServer({ files: { '/s.bin': { size: SIZE, seed: 2 } }, perConnectionBps: 2 * MiB })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/s.bin': { size: SIZE, seed: 2 } }, perConnectionBps: 2 * MiB }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/s.bin')
     const handles = await Promise.all(Array.from({ length: 6 }, async () => await blob(rig as Rig, url)))
     expect(handles.filter(h => h.from === 'download').length).toBe(6)
@@ -48,8 +43,8 @@ describe('single flight and streaming', () => {
   })
 
   it('a Range far into a file being downloaded is fetched first and served from disk', async () => {
-    server = await startFileServer({ files: { '/r.bin': { size: 4 * MiB, seed: 3 } }, perConnectionBps: MiB })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/r.bin': { size: 4 * MiB, seed: 3 } }, perConnectionBps: MiB }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/r.bin')
     const whole = await blob(rig, url, { chunkSize: 512 * 1024, concurrency: 2 })
     const start = 3 * MiB + 1000
@@ -68,8 +63,8 @@ describe('single flight and streaming', () => {
   })
 
   it('an abandoned download finishes in the background and is cached', async () => {
-    server = await startFileServer({ files: { '/a.bin': { size: SIZE, seed: 4 } }, perConnectionBps: 2 * MiB })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/a.bin': { size: SIZE, seed: 4 } }, perConnectionBps: 2 * MiB }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/a.bin')
     const h = await blob(rig, url)
     const s = h.open(0, SIZE)
@@ -84,8 +79,8 @@ describe('single flight and streaming', () => {
   })
 
   it('without finish_abandoned the download stops and its progress is kept for later', async () => {
-    server = await startFileServer({ files: { '/b.bin': { size: SIZE, seed: 5 } }, perConnectionBps: MiB })
-    rig = await makeRig({}, { finishAbandoned: false })
+    server = track(await startFileServer({ files: { '/b.bin': { size: SIZE, seed: 5 } }, perConnectionBps: MiB }))
+    rig = track(await makeRig({}, { finishAbandoned: false }))
     const url = new URL(server.url + '/b.bin')
     const h = await blob(rig, url)
     const s = h.open(0, SIZE)
@@ -100,8 +95,8 @@ describe('single flight and streaming', () => {
   })
 
   it('the global connection cap queues work instead of refusing it', async () => {
-    server = await startFileServer({ files: { '/c1.bin': { size: SIZE, seed: 6 }, '/c2.bin': { size: SIZE, seed: 7 } }, perConnectionBps: 4 * MiB })
-    rig = await makeRig({}, { maxConcurrentDownloads: 2 })
+    server = track(await startFileServer({ files: { '/c1.bin': { size: SIZE, seed: 6 }, '/c2.bin': { size: SIZE, seed: 7 } }, perConnectionBps: 4 * MiB }))
+    rig = track(await makeRig({}, { maxConcurrentDownloads: 2 }))
     const u1 = new URL(server.url + '/c1.bin')
     const u2 = new URL(server.url + '/c2.bin')
     const [h1, h2] = await Promise.all([blob(rig, u1), blob(rig, u2)])

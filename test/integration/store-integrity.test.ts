@@ -1,12 +1,12 @@
 import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import type { BlobHandle } from '../../node/fetch/fetcher.ts'
 import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
 import type { BlobIdentity } from '../../node/fetch/identity.ts'
-import { makeRig, sha256Of, until } from './fetch-helpers.ts'
+import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 
 const MiB = 1 << 20
@@ -15,12 +15,7 @@ const OPTS = { chunkSize: 256 * 1024, concurrency: 4 }
 let server: FileServer | undefined
 let rig: Rig | undefined
 
-afterEach(async () => {
-  await rig?.close()
-  await server?.close()
-  rig = undefined
-  server = undefined
-})
+const track = closedAfterEach()
 
 async function blob (r: Rig, url: URL, id: BlobIdentity = urlIdentity(url), opts: object = OPTS): Promise<BlobHandle> {
   const a = await r.fetcher.acquire(id, { url }, opts)
@@ -36,8 +31,8 @@ async function files (dir: string): Promise<string[]> {
 
 describe('verification and integrity', () => {
   it('a digest mismatch aborts a streaming reader before the final byte and caches nothing', async () => {
-    server = await startFileServer({ files: { '/m.bin': { size: SIZE, seed: 1 } }, perConnectionBps: 4 * MiB })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/m.bin': { size: SIZE, seed: 1 } }, perConnectionBps: 4 * MiB }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/m.bin')
     const h = await blob(rig, url, digestIdentity({ algorithm: 'sha256', hex: 'ab'.repeat(32) }))
     let received = 0
@@ -54,8 +49,8 @@ describe('verification and integrity', () => {
   })
 
   it('a matching digest is served and stored under its content address', async () => {
-    server = await startFileServer({ files: { '/ok.bin': { size: SIZE, seed: 2 } } })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/ok.bin': { size: SIZE, seed: 2 } } }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/ok.bin')
     const hex = generatedSha256(SIZE, 2)
     const h = await blob(rig, url, digestIdentity({ algorithm: 'sha256', hex }))
@@ -71,8 +66,8 @@ describe('verification and integrity', () => {
   })
 
   it('a blob corrupted on disk is never served: it is dropped and fetched again', async () => {
-    server = await startFileServer({ files: { '/c.bin': { size: SIZE, seed: 3 } } })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/c.bin': { size: SIZE, seed: 3 } } }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/c.bin')
     const h = await blob(rig, url)
     await sha256Of(h.open(0, SIZE))
@@ -89,8 +84,8 @@ describe('verification and integrity', () => {
   })
 
   it('a missing blob file is dropped from the index', async () => {
-    server = await startFileServer({ files: { '/d.bin': { size: SIZE, seed: 4 } } })
-    rig = await makeRig()
+    server = track(await startFileServer({ files: { '/d.bin': { size: SIZE, seed: 4 } } }))
+    rig = track(await makeRig())
     const url = new URL(server.url + '/d.bin')
     const h = await blob(rig, url)
     await sha256Of(h.open(0, SIZE))
@@ -103,8 +98,8 @@ describe('verification and integrity', () => {
   })
 
   it('a file larger than the whole cache is passed through once and not cached', async () => {
-    server = await startFileServer({ files: { '/big.bin': { size: SIZE, seed: 5 } } })
-    rig = await makeRig({ maxBytes: MiB })
+    server = track(await startFileServer({ files: { '/big.bin': { size: SIZE, seed: 5 } } }))
+    rig = track(await makeRig({ maxBytes: MiB }))
     const url = new URL(server.url + '/big.bin')
     const h = await blob(rig, url)
     expect(h.from).toBe('passthrough')
@@ -120,8 +115,8 @@ describe('verification and integrity', () => {
   it('the cache stays within its budget: least recently used blobs are evicted', async () => {
     const fs: Record<string, { size: number, seed: number }> = {}
     for (let i = 0; i < 4; i++) fs[`/e${i}.bin`] = { size: MiB, seed: 10 + i }
-    server = await startFileServer({ files: fs })
-    rig = await makeRig({ maxBytes: 3 * MiB })
+    server = track(await startFileServer({ files: fs }))
+    rig = track(await makeRig({ maxBytes: 3 * MiB }))
     for (let i = 0; i < 4; i++) {
       const url = new URL(`${server.url}/e${i}.bin`)
       const h = await blob(rig, url)

@@ -1,9 +1,9 @@
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { AbortedError, isAimirrorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
-import { BlobFileReader } from './blob-file-reader.ts'
+import { cacheHit } from './cache-hit.ts'
 import { Download } from './download.ts'
 import type { DownloadInit } from './download.ts'
 import { canonicalUrl } from './identity.ts'
@@ -380,39 +380,6 @@ export class Fetcher {
   }
 
   private async hit (identity: BlobIdentity): Promise<BlobHandle | null> {
-    const stored = await this.store.lookup(identity.key)
-    let meta: BlobMeta
-    let digest: string
-    if (stored !== undefined) {
-      const e = stored.entry
-      digest = e.digest
-      meta = { size: e.size, etag: e.etag, lastModified: e.validator.lastModified, contentType: e.contentType, headers: e.headers, validator: e.validator }
-    } else if (identity.sha256 !== null && await this.store.hasDigest(identity.sha256)) {
-      digest = identity.sha256
-      const size = this.store.blobSize(digest) ?? 0
-      meta = { size, etag: `"${digest}"`, lastModified: null, contentType: null, headers: {}, validator: { etag: null, lastModified: null } }
-    } else {
-      return null
-    }
-    this.store.recordHit()
-    const path = this.store.layout.blobPath(digest)
-    const release = this.store.use(digest)
-    return {
-      kind: 'blob',
-      from: 'cache',
-      meta,
-      open: (start, end) => {
-        if (end <= start) return Readable.from([])
-        const unuse = this.store.use(digest)
-        const s = new BlobFileReader(path, start, end, this.pacer)
-        s.once('close', () => {
-          this.store.addBytesFromCache(s.bytesRead)
-          unuse()
-        })
-        return s
-      },
-      release
-    }
+    return await cacheHit(this.store, this.pacer, identity)
   }
 }
-

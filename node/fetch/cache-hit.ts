@@ -1,0 +1,48 @@
+import { Readable } from 'node:stream'
+import type { BlobStore } from '../store/blob-store.ts'
+import { BlobFileReader } from './blob-file-reader.ts'
+import type { BlobHandle } from './fetcher.ts'
+import type { GcPacer } from './gc-pacer.ts'
+import type { BlobIdentity } from './identity.ts'
+import type { BlobMeta } from './response-meta.ts'
+
+/**
+ * The committed blob for `identity`, as a handle serving it from disk: by its key entry (the
+ * upstream's headers replayed), or by its digest alone (a blob another key or another registry brought
+ * in). Null on a miss. Counts the hit, keeps the blob in use until released.
+ */
+export async function cacheHit (store: BlobStore, pacer: GcPacer, identity: BlobIdentity): Promise<BlobHandle | null> {
+  const stored = await store.lookup(identity.key)
+  let meta: BlobMeta
+  let digest: string
+  if (stored !== undefined) {
+    const e = stored.entry
+    digest = e.digest
+    meta = { size: e.size, etag: e.etag, lastModified: e.validator.lastModified, contentType: e.contentType, headers: e.headers, validator: e.validator }
+  } else if (identity.sha256 !== null && await store.hasDigest(identity.sha256)) {
+    digest = identity.sha256
+    const size = store.blobSize(digest) ?? 0
+    meta = { size, etag: `"${digest}"`, lastModified: null, contentType: null, headers: {}, validator: { etag: null, lastModified: null } }
+  } else {
+    return null
+  }
+  store.recordHit()
+  const path = store.layout.blobPath(digest)
+  const release = store.use(digest)
+  return {
+    kind: 'blob',
+    from: 'cache',
+    meta,
+    open: (start, end) => {
+      if (end <= start) return Readable.from([])
+      const unuse = store.use(digest)
+      const s = new BlobFileReader(path, start, end, pacer)
+      s.once('close', () => {
+        store.addBytesFromCache(s.bytesRead)
+        unuse()
+      })
+      return s
+    },
+    release
+  }
+}

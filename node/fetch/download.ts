@@ -19,6 +19,7 @@ import type { Assignment, PiecePlan } from './pieces.ts'
 import { discardBody, mapUpstreamError } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { Waiters } from './waiters.ts'
+import { PartialSaver } from './partial-saver.ts'
 import { drainBody } from './body-sink.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { firstRange, metaFromResponse } from './response-meta.ts'
@@ -114,8 +115,13 @@ export class Download {
   private workers = 0
   private urgentWorkers = 0
   private wants = 0
-  private persisting = false
-  private persistAgain = false
+  private readonly saver = new PartialSaver({
+    entry: () => this.partialEntry(),
+    wanted: () => this.state === 'running' || (this.state === 'failed' && keepsPartial(this.error)),
+    write: async (entry) => { await this.store.putPartial(this.key, entry) },
+    onError: (err) => { this.log.warn({ err }, 'could not save download progress') },
+    onIdle: () => { this.maybeCloseFile() }
+  })
   private partialStartedAt = Date.now()
   private watchdog: NodeJS.Timeout | null = null
   private readonly settledCallbacks: Array<() => void> = []
@@ -322,7 +328,7 @@ export class Download {
       }
     })
     this.state = 'running'
-    if (this.rangeSupported) this.persistPartial()
+    if (this.rangeSupported) this.saver.save()
     this.resolveReady({ kind: 'download', meta })
     this.hasher.pump()
     if (size === 0) this.onHashAdvance()
@@ -512,7 +518,7 @@ export class Download {
     if (this.plan !== null && this.bitmap !== null) {
       let changed = false
       for (const i of piecesCoveredIn(this.plan, this.written, at, end)) changed = this.bitmap.set(i) || changed
-      if (changed && this.rangeSupported) this.persistPartial()
+      if (changed && this.rangeSupported) this.saver.save()
     }
     this.waiters.wake(at, end)
   }
@@ -565,7 +571,7 @@ export class Download {
     this.rejectReady(error)
     const resumable = keepPartial && this.rangeSupported && this.plan !== null && keepsPartial(error)
     if (!resumable && this.tempPath !== '') this.store.discardPartial(this.key).catch(() => {})
-    else if (resumable) this.persistPartial()
+    else if (resumable) this.saver.save()
     if (!isAimirrorError(error) || error.code !== 'ERR_ABORTED') this.log.warn({ key: this.key, err: error.message, code: (error as { code?: string }).code }, 'download failed')
     this.settle('failed')
   }
@@ -586,18 +592,17 @@ export class Download {
   }
 
   private maybeCloseFile (): void {
-    if (this.fileRefs > 0 || this.fh === null || this.persisting) return
+    if (this.fileRefs > 0 || this.fh === null || this.saver.busy) return
     const fh = this.fh
     this.fh = null
     fh.close().catch(() => {})
   }
 
-  private persistPartial (): void {
-    if (this.persisting) { this.persistAgain = true; return }
-    if (this.plan === null || this.bitmap === null || this.meta === null) return
-    this.persisting = true
+  /** The progress entry as the download stands (see PartialSaver, which writes it). */
+  private partialEntry (): PartialEntry | null {
+    if (this.plan === null || this.bitmap === null || this.meta === null) return null
     const meta = this.meta
-    const entry: PartialEntry = {
+    return {
       url: this.url,
       size: this.plan.size,
       pieceSize: this.plan.pieceSize,
@@ -610,17 +615,6 @@ export class Download {
       startedAt: this.partialStartedAt,
       updatedAt: Date.now()
     }
-    const stillPartial = (): boolean => this.state === 'running' || (this.state === 'failed' && keepsPartial(this.error))
-    const write = stillPartial() ? this.store.putPartial(this.key, entry) : Promise.resolve()
-    write.catch((err: unknown) => this.log.warn({ err }, 'could not save download progress')).finally(() => {
-      this.persisting = false
-      if (this.persistAgain && stillPartial()) {
-        this.persistAgain = false
-        this.persistPartial()
-      } else {
-        this.maybeCloseFile()
-      }
-    })
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * `node bench/proxy-memory.ts [--size 2GiB]` — a big file through a `proxy` rule from an unthrottled
+ * `node bench/proxy-memory.ts [--size 2GiB] [--keep]` — a big file through a `proxy` rule from an unthrottled
  * upstream: byte-exact, and the node's resident memory stays flat (goal: peak RSS < 150 MiB).
  * Prints one markdown row; exits 1 when the bytes are wrong.
  */
@@ -17,7 +17,7 @@ import { startNode } from './node-under-test.ts'
 
 const GOAL_RSS_MIB = 150
 const root = fileURLToPath(new URL('..', import.meta.url))
-const { values } = parseArgs({ options: { size: { type: 'string', default: '2GiB' } } })
+const { values } = parseArgs({ options: { size: { type: 'string', default: '2GiB' }, keep: { type: 'boolean', default: false } } })
 const m = /^(\d+)(MiB|GiB)$/.exec(values.size)
 if (m === null) throw new Error(`--size: expected e.g. 512MiB or 2GiB, got "${values.size}"`)
 const size = Number(m[1]) * (m[2] === 'GiB' ? 1024 ** 3 : 1024 ** 2)
@@ -55,6 +55,7 @@ try {
   code = 1
 } finally {
   await children.stopAll()
-  await rm(tmp, { recursive: true, force: true })
+  if (values.keep) process.stderr.write(`bench: kept ${tmp} (configs, logs)\n`)
+  else await rm(tmp, { recursive: true, force: true })
 }
 process.exit(code)

@@ -106,7 +106,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     oci: engine === null ? undefined : createOciHandler({ oci: config.oci, dispatcher, fetcher: engine.fetcher, store: engine.store, auth: ociAuth, metadata, logger }, { dir: join(config.cache.dir, 'oci') }),
     ...overrides.handlers
   })
-  const proxy = overrides.proxy ?? createProxyStrategy({ dispatcher, rewritePlan, logger }, overrides.proxyInit)
+  const proxy = overrides.proxy ?? createProxyStrategy({ dispatcher, rewritePlan, logger, pacer: engine?.fetcher.pacer }, overrides.proxyInit)
   const base = { config, logger, dispatcher, router, rewritePlan, handlers, proxy, metadata }
   const parallel = overrides.parallel?.(base) ?? engine?.parallel(proxy)
   const hardStop = new AbortController()

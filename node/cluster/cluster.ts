@@ -111,7 +111,7 @@ export class Cluster implements SourceProvider {
     const routing = new ContentRouter({
       libp2p, membership, control, store: this.c.store, downloads: () => this.c.fetcher.activeDownloads(), bans: this.bans, logger: this.log
     })
-    const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: key => this.c.fetcher.inFlight(key), logger: this.log }, {
+    const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: key => this.c.fetcher.inFlight(key), pacer: this.c.fetcher.pacer, logger: this.log }, {
       host: cfg.data_host, port: cfg.data_port, ticketSecret: this.ticketSecret, onBytesServed: n => { this.counters.bytes_to_peers += n }
     })
     const peerPool = new Agent({ connections: 32, keepAliveTimeout: 30_000 })

@@ -7,6 +7,8 @@ import type { WireErrorCode } from '../../protocol/errors.ts'
 import { normaliseIp, readTicket } from '../../protocol/ticket.ts'
 import type { Logger } from '../log.ts'
 import type { InFlightBlob } from '../fetch/fetcher.ts'
+import { paced } from '../fetch/gc-pacer.ts'
+import type { GcPacer } from '../fetch/gc-pacer.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { PieceLists } from './piece-lists.ts'
 
@@ -15,6 +17,8 @@ export interface DataServerComponents {
   pieceLists: PieceLists
   /** A download of `sha256:<hex>` still in flight on this node, which members may read along. */
   inFlight?: (key: string) => InFlightBlob | null
+  /** Counts bytes read from blob files (each read is a fresh buffer V8 frees only when it collects). */
+  pacer?: GcPacer
   logger: Logger
 }
 
@@ -42,6 +46,7 @@ export class DataServer {
   private readonly store: BlobStore
   private readonly pieceLists: PieceLists
   private readonly inFlight: DataServerComponents['inFlight']
+  private readonly pacer: GcPacer | undefined
   private readonly log: Logger
   private readonly init: DataServerInit
   private server: Server | null = null
@@ -50,6 +55,7 @@ export class DataServer {
     this.store = components.store
     this.pieceLists = components.pieceLists
     this.inFlight = components.inFlight
+    this.pacer = components.pacer
     this.log = components.logger
     this.init = init
   }
@@ -119,7 +125,7 @@ export class DataServer {
     const release = this.store.use(digest)
     const file = createReadStream(this.store.layout.blobPath(digest), { start, end: end - 1, highWaterMark: 1 << 20 })
     try {
-      await pipeline(file, res)
+      await pipeline(paced(file, this.pacer), res)
     } catch {
       // The member went away or the file vanished: nothing to tell anyone.
     } finally {

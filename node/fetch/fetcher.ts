@@ -130,7 +130,8 @@ export class Fetcher {
   private readonly dispatcher: Dispatcher
   private readonly log: Logger
   private readonly init: Required<Omit<FetcherInit, 'gc' | 'openWriter'>> & Pick<FetcherInit, 'openWriter'>
-  private readonly pacer: GcPacer
+  /** Paces young-generation collections by bytes moved; shared with the node's other byte paths. */
+  readonly pacer: GcPacer
   private readonly inflight = new Map<string, Download>()
   /** Original-URL key → final key, while its first request resolves (later callers wait for it). */
   private readonly resolving = new Map<string, Promise<string>>()

@@ -1,3 +1,5 @@
+import { pipeline, Transform } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { getHeapStatistics } from 'node:v8'
 
 /** What `globalThis.gc` is when Node runs with --expose-gc. */
@@ -65,4 +67,20 @@ export class GcPacer {
 export function exposedGc (): GcFunction | null {
   const gc = (globalThis as { gc?: unknown }).gc
   return typeof gc === 'function' ? gc as GcFunction : null
+}
+
+/**
+ * `body` with every chunk counted by the pacer, for byte paths outside the fetch engine (the proxy
+ * strategy, the peer data port). Errors and early ends travel both ways (pipeline).
+ */
+export function paced (body: Readable, pacer: GcPacer | undefined): Readable {
+  if (pacer === undefined || !pacer.enabled) return body
+  const counted = new Transform({
+    transform (chunk: Buffer, _enc, cb) {
+      pacer.moved(chunk.length)
+      cb(null, chunk)
+    }
+  })
+  pipeline(body, counted, () => {})
+  return counted
 }

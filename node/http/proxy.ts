@@ -1,4 +1,6 @@
 import type { Dispatcher } from 'undici'
+import { paced } from '../fetch/gc-pacer.ts'
+import type { GcPacer } from '../fetch/gc-pacer.ts'
 import type { Logger } from '../log.ts'
 import type { RewritePlan, RuleRewriting } from '../rewrite/rules.ts'
 import { discardBody, headerValue, requestUpstream } from '../upstream/request.ts'
@@ -11,6 +13,8 @@ export interface ProxyComponents {
   dispatcher: Dispatcher
   rewritePlan: RewritePlan
   logger: Logger
+  /** Counts relayed bytes, so the buffers each socket read allocates are collected young. */
+  pacer?: GcPacer
 }
 
 export interface ProxyInit {
@@ -86,13 +90,13 @@ export function createProxyStrategy (components: ProxyComponents, init: ProxyIni
         await sendRewritten(ctx, page, sendHeaders, rewriting, { maxBytes: maxRewriteBytes, log })
         return
       }
-      return passThrough(ctx, page, rewriting)
+      return passThrough(ctx, page, rewriting, components.pacer)
     }
-    return passThrough(ctx, res, rewriting)
+    return passThrough(ctx, res, rewriting, components.pacer)
   }
 }
 
-function passThrough (ctx: StrategyContext, res: UpstreamResponse, rewriting: RuleRewriting): void {
+function passThrough (ctx: StrategyContext, res: UpstreamResponse, rewriting: RuleRewriting, pacer: GcPacer | undefined): void {
   const { reply, request } = ctx
   const headers = rewriteHeaderLinks(endToEndHeaders(res.rawHeaders), ctx, rewriting)
   reply.code(res.statusCode).headers(groupHeaders(headers))
@@ -102,5 +106,5 @@ function passThrough (ctx: StrategyContext, res: UpstreamResponse, rewriting: Ru
     void reply.send()
     return
   }
-  void reply.send(res.body)
+  void reply.send(paced(res.body, pacer))
 }

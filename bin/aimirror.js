@@ -7,14 +7,17 @@
 // every few MiB moved (instead of V8 running full mark-compacts under external-memory pressure), a
 // small young generation keeps the heap small, and a doubling old-generation limit keeps the objects
 // those collections promote from triggering a mark-compact every few MiB (the live heap is ~25 MB).
-// No malloc tunables: setting any glibc threshold turns off its dynamic mmap threshold, and then every
-// 1 MiB read buffer is mmapped and faulted in afresh (measured: about twice the CPU per GiB).
+// No malloc thresholds: setting any glibc threshold turns off its dynamic mmap threshold, and then every
+// 1 MiB read buffer is mmapped and faulted in afresh (measured: about twice the CPU per GiB). Two malloc
+// arenas at most (unless the user set MALLOC_ARENA_MAX): each thread-pool thread otherwise grows an arena
+// of its own that stays resident (about 10 MiB of peak RSS saved, same CPU).
 // Without execve it runs as is.
 import { existsSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { dirname, join } from 'node:path'
 
 const TUNED = 'AIMIRROR_TUNED'
+const ARENAS = 'MALLOC_ARENA_MAX'
 const V8_FLAGS = ['--expose-gc', '--max-semi-space-size=2', '--heap-growing-percent=100']
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -40,7 +43,7 @@ async function retune () {
   const flags = V8_FLAGS.filter(f => !have.has(f.split('=')[0]))
   try {
     process.execve(process.execPath, [process.execPath, ...process.execArgv, ...flags, fileURLToPath(import.meta.url), ...process.argv.slice(2)],
-      { ...env, [TUNED]: '1' })
+      { ...env, [ARENAS]: env[ARENAS] ?? '2', [TUNED]: '1' })
   } catch {
     // Not allowed here (sandbox, odd platform): run untuned.
   }

@@ -23,7 +23,7 @@ export class GcPacer {
 
   constructor (init: { gc?: GcFunction | null, everyBytes?: number } = {}) {
     this.gc = init.gc ?? null
-    this.every = init.everyBytes ?? 8 << 20
+    this.every = init.everyBytes ?? 4 << 20
   }
 
   get enabled (): boolean {

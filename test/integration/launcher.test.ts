@@ -8,11 +8,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 const LAUNCHER = fileURLToPath(new URL('../../bin/aimirror.js', import.meta.url))
 
-/** The command line the launched process runs with once it settled (after its re-exec, same pid). */
-async function launchedArgs (args: string[], dir: string): Promise<string[]> {
-  const env: Record<string, string | undefined> = { ...process.env, XDG_CACHE_HOME: join(dir, 'xdg'), AIMIRROR_CONFIG: '' }
+/** The command line and environment the launched process runs with once it settled (after its re-exec, same pid). */
+async function launched (args: string[], dir: string, extraEnv: Record<string, string> = {}): Promise<{ argv: string[], env: string[] }> {
+  const env: Record<string, string | undefined> = { ...process.env, XDG_CACHE_HOME: join(dir, 'xdg'), AIMIRROR_CONFIG: '', ...extraEnv }
   delete env.AIMIRROR_TUNED
   delete env.AIMIRROR_NO_TUNE
+  if (extraEnv.MALLOC_ARENA_MAX === undefined) delete env.MALLOC_ARENA_MAX
   const child = spawn(process.execPath, [LAUNCHER, ...args, '--port', '0', '--cache-dir', join(dir, 'cache'), '--log-level', 'info'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe']
@@ -24,7 +25,9 @@ async function launchedArgs (args: string[], dir: string): Promise<string[]> {
     // Until the re-exec shows, or the node listens untuned (it logs that).
     for (let i = 0; ; i++) {
       const argv = (await readFile(`/proc/${child.pid}/cmdline`, 'utf8')).split('\0')
-      if (argv.includes('--expose-gc') || out.includes('listening') || i >= 300) return argv
+      if (argv.includes('--expose-gc') || out.includes('listening') || i >= 300) {
+        return { argv, env: (await readFile(`/proc/${child.pid}/environ`, 'utf8')).split('\0') }
+      }
       await sleep(50)
     }
   } finally {
@@ -41,10 +44,18 @@ describe.runIf(process.platform === 'linux' && typeof process.execve === 'functi
 
   it('runs `start` and the default command with the tuned V8 flags', async () => {
     for (const args of [['start'], []]) {
-      const argv = await launchedArgs(args, dir)
+      const { argv, env } = await launched(args, dir)
       expect(argv).toContain('--expose-gc')
       expect(argv).toContain('--max-semi-space-size=2')
       expect(argv).toContain('--heap-growing-percent=100')
+      expect(env).toContain('MALLOC_ARENA_MAX=2')
     }
+  })
+
+  it("keeps the user's own malloc arena limit", async () => {
+    const { argv, env } = await launched(['start'], dir, { MALLOC_ARENA_MAX: '4' })
+    expect(argv).toContain('--expose-gc')
+    expect(env).toContain('MALLOC_ARENA_MAX=4')
+    expect(env).not.toContain('MALLOC_ARENA_MAX=2')
   })
 })

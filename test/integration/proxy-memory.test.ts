@@ -65,7 +65,7 @@ describe('proxy memory', () => {
     })
     expect(bytes).toBe(SIZE)
     expect(hash.digest('hex')).toBe(generatedSha256(SIZE, 5))
-    // One young-generation collection per 8 MiB relayed (the pacer's budget); a few may merge.
+    // One young-generation collection per 4 MiB relayed (the pacer's budget); a few may merge.
     expect(collections - collectionsBefore).toBeGreaterThanOrEqual(4)
     // Holding the body would grow with the bytes passed (median ~32 MiB, last ~64 MiB). Streaming stays
     // flat; a single sample may catch a few MiB in flight in socket buffers.

@@ -35,6 +35,9 @@ export interface SwarmSourceInit {
   stallMs?: number
 }
 
+/** Ranges in flight at once when a peer holding the whole blob serves it. */
+const HOLDER_CONNECTIONS = 8
+
 /** A range being read from a peer's download in flight. */
 interface PeerRead { start: number, end: number, lastByteAt: number }
 
@@ -112,6 +115,12 @@ export class SwarmSource implements Source {
     let n = 1
     for (const [peer, a] of this.answers) if (a.state === 'partial' && this.usable(peer)) n++
     return Math.min(n, 8)
+  }
+
+  /** A complete holder serves from its page cache over the LAN: a few connections keep it busy. */
+  maxConnections (): number {
+    for (const [peer, a] of this.answers) if (a.state === 'complete' && this.usable(peer)) return HOLDER_CONNECTIONS
+    return Number.POSITIVE_INFINITY
   }
 
   onDigestMismatch (): void {

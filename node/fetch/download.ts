@@ -365,7 +365,8 @@ export class Download {
     if (!this.rangeSupported || (this.size ?? 0) < this.init.minSize) return 1
     // Ranges a source serves from elsewhere (peers) do not use upstream connections: more at once.
     const spread = Math.max(1, this.init.source.spread?.() ?? 1)
-    return Math.max(1, Math.min(this.init.concurrency * spread, this.plan?.count ?? 1))
+    const cap = this.init.source.maxConnections?.() ?? Number.POSITIVE_INFINITY
+    return Math.max(1, Math.min(this.init.concurrency * spread, cap, this.plan?.count ?? 1))
   }
 
   /** A reader waits for an offset no connection will reach soon: fetch it first. */
@@ -406,7 +407,8 @@ export class Download {
         } finally {
           this.scheduler.release(a)
         }
-        if (urgent) break
+        // Fewer ranges wanted now (a LAN holder turned up): this connection retires.
+        if (urgent || this.workers > this.targetWorkers()) break
       }
     } catch (err) {
       this.fail(err, true)

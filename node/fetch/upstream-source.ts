@@ -17,6 +17,11 @@ export interface Source {
    * ranges in flight, so each place still gets about `concurrency` connections.
    */
   spread?: () => number
+  /**
+   * At most this many ranges in flight, whatever `concurrency` says (a LAN peer serving from its page
+   * cache needs a few connections, not one per throttled upstream stream). Re-read as the download goes.
+   */
+  maxConnections?: () => number
 }
 
 export interface SourceResponse {

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest'
+import { digestIdentity } from '../../node/fetch/identity.ts'
+import type { Source, SourceResponse } from '../../node/fetch/upstream-source.ts'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import { closedAfterEach, makeRig } from './fetch-helpers.ts'
+
+const MiB = 1 << 20
+const SIZE = 6 * MiB
+
+/** Passes ranges to the upstream and records how many bodies are open at once. */
+class CountingSource implements Source {
+  readonly name = 'counting'
+  open = 0
+  peak = 0
+  cap: number
+  private readonly up: Source
+
+  constructor (up: Source, cap: number) {
+    this.up = up
+    this.cap = cap
+  }
+
+  async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal }): Promise<SourceResponse> {
+    const res = await this.up.fetch(range, options)
+    this.open++
+    this.peak = Math.max(this.peak, this.open)
+    res.body.once('close', () => { this.open-- })
+    return res
+  }
+
+  maxConnections (): number { return this.cap }
+}
+
+const track = closedAfterEach()
+
+async function drain (stream: NodeJS.ReadableStream): Promise<number> {
+  let bytes = 0
+  for await (const chunk of stream) bytes += (chunk as Buffer).length
+  return bytes
+}
+
+describe("a source's connection cap", () => {
+  it('keeps the ranges in flight within what the source asks for, whatever the concurrency', async () => {
+    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 4 } }, perConnectionBps: 2 * MiB }))
+    const rig = track(await makeRig())
+    let source: CountingSource | undefined
+    rig.fetcher.useSources({ sourceFor: (_id, up) => { source = new CountingSource(up, 2); return source } })
+    const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, 4) }), { url: new URL(server.url + '/f.bin') }, { chunkSize: 256 * 1024, concurrency: 8 })
+    if (got.kind !== 'blob') throw new Error('expected a blob')
+    expect(await drain(got.open(0, SIZE))).toBe(SIZE)
+    got.release()
+    // Two workers, plus at most the short-lived ones a waiting reader or a stall may add.
+    expect(source?.peak).toBeGreaterThanOrEqual(2)
+    expect(source?.peak).toBeLessThanOrEqual(4)
+  })
+
+  it('retires connections when the cap drops mid-download', async () => {
+    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 5 } }, perConnectionBps: 2 * MiB }))
+    const rig = track(await makeRig())
+    let source: CountingSource | undefined
+    rig.fetcher.useSources({ sourceFor: (_id, up) => { source = new CountingSource(up, Number.POSITIVE_INFINITY); return source } })
+    const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, 5) }), { url: new URL(server.url + '/f.bin') }, { chunkSize: 128 * 1024, concurrency: 8 })
+    if (got.kind !== 'blob') throw new Error('expected a blob')
+    const stream = got.open(0, SIZE)
+    let read = 0
+    let openAfterDrop: number[] = []
+    stream.on('data', (c: Buffer) => {
+      read += c.length
+      if (source === undefined) return
+      if (read >= SIZE / 4 && source.cap > 1) source.cap = 1
+      if (read >= SIZE / 2) openAfterDrop.push(source.open)
+    })
+    await new Promise<void>((resolve, reject) => { stream.on('end', resolve); stream.on('error', reject) })
+    got.release()
+    expect(read).toBe(SIZE)
+    expect(source?.peak).toBeGreaterThan(2)
+    // Each connection finishes its 128 KiB range and leaves; by half-way one (plus a reader's urgent one) is left.
+    openAfterDrop = openAfterDrop.slice(Math.floor(openAfterDrop.length / 2))
+    expect(Math.max(...openAfterDrop)).toBeLessThanOrEqual(3)
+  })
+})

@@ -68,7 +68,9 @@ export async function startLanNode (lan: BenchLan, init: LanNodeInit): Promise<L
   const configFile = join(dir, 'aimirror.yaml')
   await writeFile(configFile, stringify(config))
   const logFile = join(dir, 'node.log')
-  const child = lan.spawn(init.host.ns, [init.nodeBin, join(init.root, 'bin', 'aimirror.js'), 'start', '--config', configFile], { logFile, cwd: init.root })
+  // BENCH_NODE_ARGS: extra node flags for the nodes under test (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const flags = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(f => f !== '')
+  const child = lan.spawn(init.host.ns, [init.nodeBin, ...flags, join(init.root, 'bin', 'aimirror.js'), 'start', '--config', configFile], { logFile, cwd: init.root })
   if (child.pid === undefined) throw new Error(`${init.name}: no pid`)
   const node: LanNode = { name: init.name, host: init.host, cacheDir, logFile, child, pid: child.pid, cluster: init.cluster }
   const deadline = Date.now() + 60_000

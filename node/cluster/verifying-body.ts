@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { Hash } from 'node:crypto'
 import { Transform } from 'node:stream'
 import type { TransformCallback } from 'node:stream'
 import { PIECE_HASH_UNIT, pieceHashAt } from '../../protocol/pieces.ts'
@@ -28,14 +29,16 @@ export interface VerifyingBodyInit {
 
 /**
  * Passes on a peer's bytes one piece-hash unit at a time, each only after its hash matched the list:
- * no unverified byte ever reaches the download. Holds at most one unit (1 MiB) in memory. A mismatch
- * fails the stream with PeerCorruptError.
+ * no unverified byte ever reaches the download. The unit is hashed as its chunks arrive and the chunks
+ * themselves are passed on (no copy); at most one unit (1 MiB) is held. A mismatch fails the stream
+ * with PeerCorruptError.
  */
 export class VerifyingBody extends Transform {
   private readonly init: VerifyingBodyInit
   private pos: number
   private unit: Buffer[] = []
   private unitBytes = 0
+  private hash: Hash | null = null
 
   constructor (init: VerifyingBodyInit) {
     super({ readableHighWaterMark: 1 << 20 })
@@ -59,7 +62,10 @@ export class VerifyingBody extends Transform {
     while (off < chunk.length) {
       const need = this.unitEnd() - this.pos - this.unitBytes
       const take = Math.min(need, chunk.length - off)
-      this.unit.push(chunk.subarray(off, off + take))
+      const part = take === chunk.length ? chunk : chunk.subarray(off, off + take)
+      this.hash ??= createHash('sha256')
+      this.hash.update(part)
+      this.unit.push(part)
       this.unitBytes += take
       off += take
       if (this.unitBytes === this.unitEnd() - this.pos) {
@@ -77,20 +83,23 @@ export class VerifyingBody extends Transform {
 
   private flushUnit (): Error | null {
     const index = Math.floor(this.pos / PIECE_HASH_UNIT)
-    const h = createHash('sha256')
-    for (const part of this.unit) h.update(part)
-    const expected = pieceHashAt(this.init.list, index)
-    if (!h.digest().equals(expected)) return new PeerCorruptError(index)
-    const unitStart = this.pos
-    const data = this.unit.length === 1 ? this.unit[0] as Buffer : Buffer.concat(this.unit)
+    const digest = (this.hash as Hash).digest()
+    this.hash = null
+    if (!digest.equals(pieceHashAt(this.init.list, index))) return new PeerCorruptError(index)
+    let at = this.pos
+    const parts = this.unit
     this.pos += this.unitBytes
     this.unit = []
     this.unitBytes = 0
-    const a = Math.max(unitStart, this.init.from)
-    const b = Math.min(this.pos, this.init.to)
-    if (b > a) {
-      this.init.onBytes?.(b - a)
-      this.push(data.subarray(a - unitStart, b - unitStart))
+    // Only [from, to) goes on: the aligned span's head and tail were fetched to hash their units.
+    for (const part of parts) {
+      const a = Math.max(at, this.init.from)
+      const b = Math.min(at + part.length, this.init.to)
+      if (b > a) {
+        this.init.onBytes?.(b - a)
+        this.push(b - a === part.length ? part : part.subarray(a - at, b - at))
+      }
+      at += part.length
     }
     return null
   }

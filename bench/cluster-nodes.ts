@@ -49,7 +49,7 @@ export async function startLanNode (lan: BenchLan, init: LanNodeInit): Promise<L
   const config = {
     server: { host: '127.0.0.1', port: 8081 },
     cache: { dir: cacheDir, max_size_gb: 1000, min_free_gb: 0 },
-    logging: { level: 'warn' },
+    logging: { level: process.env.BENCH_LOG_LEVEL ?? 'warn' },
     rules: [
       { name: 'oci-blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream, handler: 'oci', strategy: 'parallel', concurrency: init.conns, chunk_size: 0, min_size: 1 },
       { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' }

@@ -37,6 +37,8 @@ export interface SwarmSourceInit {
 
 /** Ranges in flight at once when a peer holding the whole blob serves it. */
 const HOLDER_CONNECTIONS = 8
+/** Ranges in flight beyond the rule's concurrency for each member downloading the same blob. */
+const DOWNLOADER_CONNECTIONS = 8
 
 /** A range being read from a peer's download in flight. */
 interface PeerRead { start: number, end: number, lastByteAt: number }
@@ -110,11 +112,15 @@ export class SwarmSource implements Source {
     return res
   }
 
-  /** This node and the members downloading the blob too: each fetches its own units from the upstream. */
-  spread (): number {
-    let n = 1
+  /**
+   * A few ranges per member downloading the blob too, read from it as its upstream connections bring
+   * them. More would queue at its data port behind bytes it has not fetched yet (a run with 64 per
+   * member had owners serving hundreds of idle in-flight reads and the askers giving up on them).
+   */
+  extraRanges (): number {
+    let n = 0
     for (const [peer, a] of this.answers) if (a.state === 'partial' && this.usable(peer)) n++
-    return Math.min(n, 8)
+    return Math.min(n, 7) * DOWNLOADER_CONNECTIONS
   }
 
   /** A complete holder serves from its page cache over the LAN: a few connections keep it busy. */

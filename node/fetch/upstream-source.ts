@@ -13,10 +13,10 @@ export interface Source {
   /** Told when the whole blob failed its digest check (a source that passed unverified bytes may be at fault). */
   onDigestMismatch?: () => void
   /**
-   * How many places share the work (1: only the upstream). The download keeps `concurrency` × this
-   * ranges in flight, so each place still gets about `concurrency` connections.
+   * Ranges the source would serve from elsewhere (peers downloading the same blob) right now: the
+   * download keeps this many in flight beyond `concurrency`. Re-read as the download goes.
    */
-  spread?: () => number
+  extraRanges?: () => number
   /**
    * At most this many ranges in flight, whatever `concurrency` says (a LAN peer serving from its page
    * cache needs a few connections, not one per throttled upstream stream). Re-read as the download goes.

@@ -13,11 +13,13 @@ class CountingSource implements Source {
   open = 0
   peak = 0
   cap: number
+  extra: number
   private readonly up: Source
 
-  constructor (up: Source, cap: number) {
+  constructor (up: Source, cap: number, extra = 0) {
     this.up = up
     this.cap = cap
+    this.extra = extra
   }
 
   async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal }): Promise<SourceResponse> {
@@ -29,6 +31,7 @@ class CountingSource implements Source {
   }
 
   maxConnections (): number { return this.cap }
+  extraRanges (): number { return this.extra }
 }
 
 const track = closedAfterEach()
@@ -52,6 +55,20 @@ describe("a source's connection cap", () => {
     // Two workers, plus at most the short-lived ones a waiting reader or a stall may add.
     expect(source?.peak).toBeGreaterThanOrEqual(2)
     expect(source?.peak).toBeLessThanOrEqual(4)
+  })
+
+  it('keeps the extra ranges a source asks for (peers) in flight beyond the concurrency', async () => {
+    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 6 } }, perConnectionBps: 2 * MiB }))
+    const rig = track(await makeRig())
+    let source: CountingSource | undefined
+    rig.fetcher.useSources({ sourceFor: (_id, up) => { source = new CountingSource(up, Number.POSITIVE_INFINITY, 3); return source } })
+    const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, 6) }), { url: new URL(server.url + '/f.bin') }, { chunkSize: 256 * 1024, concurrency: 2 })
+    if (got.kind !== 'blob') throw new Error('expected a blob')
+    expect(await drain(got.open(0, SIZE))).toBe(SIZE)
+    got.release()
+    // 2 + 3 workers, plus at most the two short-lived ones a waiting reader or a stall may add.
+    expect(source?.peak).toBeGreaterThanOrEqual(5)
+    expect(source?.peak).toBeLessThanOrEqual(7)
   })
 
   it('retires connections when the cap drops mid-download', async () => {

@@ -460,7 +460,8 @@ export class Download {
         failures++
         if (failures > this.init.maxRetries) throw mapped
         this.log.debug({ key: this.key, pos: a.pos, failures, err: mapped.message }, 'piece interrupted; resuming')
-        await sleep(this.init.retryBaseMs * 2 ** (failures - 1), undefined, { signal: this.abort.signal })
+        // A connection that brought bytes before it broke resumes at once; backoff is for failures without progress.
+        if (a.pos === before) await sleep(this.init.retryBaseMs * 2 ** (failures - 1), undefined, { signal: this.abort.signal })
       }
     }
     // A first response for bytes already on disk (a resumed download) is not needed.

@@ -94,6 +94,20 @@ describe('resume, redirects, odd upstreams', () => {
     expect(starts.some(s => s % (512 * 1024) !== 0)).toBe(true)
   })
 
+  it('a connection that brought bytes before it broke resumes at once; backoff waits only after no progress', async () => {
+    const SIZE = 2 * MiB
+    server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 6 } }, faults: { failAfterBytes: 200_000, failTimes: 4, failMode: 'close' } }))
+    // A first backoff of 5 s: one wait would show.
+    rig = track(await makeRig({}, { retryBaseMs: 5_000 }))
+    const url = new URL(server.url + '/f.bin')
+    const started = Date.now()
+    const h = await blob(rig, url, { chunkSize: 4 * MiB, concurrency: 1 })
+    expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 6))
+    h.release()
+    expect(server.stats.failed).toBe(4)
+    expect(Date.now() - started).toBeLessThan(4_000)
+  })
+
   it('an upstream 404 is handed back as such, nothing is cached', async () => {
     server = track(await startFileServer({ files: {} }))
     rig = track(await makeRig())

@@ -31,6 +31,10 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
   if (body.destroyed) throw body.errored ?? new UpstreamProtocolError('Upstream body ended early')
   await new Promise<void>((resolve, reject) => {
     let finished = false
+    // A chunk's write is on the thread pool (the body is paused meanwhile)…
+    let writing = false
+    // …when the body ended: its 'end' comes even while paused, so the finish waits for that write.
+    let ended = false
     const finish = (err?: unknown): void => {
       if (finished) return
       finished = true
@@ -45,7 +49,7 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
     // A body that delivered all it announced finishes on its 'end' event: undici frees the
     // connection just before it, while finishing sooner would make the next request open another.
     const done = (): void => {
-      if (off >= bodyEnd && !host.settled()) {
+      if (off >= bodyEnd && !host.settled() && !ended) {
         // Paused during a thread-pool write: let it flow to its end.
         body.resume()
         return
@@ -79,8 +83,11 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
       let now: boolean
       try {
         now = host.writer.write(chunk, at, (err) => {
+          writing = false
           if (err !== null) { finish(writeError(err)); discardBody(body); return }
-          if (!landed(chunk, at)) body.resume()
+          if (landed(chunk, at)) return
+          if (ended) finish()
+          else body.resume()
         })
       } catch (err) {
         finish(writeError(err))
@@ -88,9 +95,15 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
         return
       }
       if (now) landed(chunk, at)
-      else body.pause()
+      else {
+        writing = true
+        body.pause()
+      }
     }
-    const onEnd = (): void => { finish() }
+    const onEnd = (): void => {
+      if (writing) ended = true
+      else finish()
+    }
     const onError = (err: unknown): void => { finish(err) }
     body.on('data', onData)
     body.once('end', onEnd)

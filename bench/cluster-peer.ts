@@ -51,7 +51,7 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
     const tokenB = await registryToken(ctx.lan, B.host.ns, url)
     const before = await upstreamBytes(ctx, 'peer')
     ctx.log('peer: B fetches it')
-    const { value: t, rssMiB, cpuS } = await sampled(nodes, async () => await curlIn(ctx.lan, B.host.ns, url, ctx.timeoutMs, { token: tokenB }))
+    const { value: t, rssMiB, cpuS, sysS } = await sampled(nodes, async () => await curlIn(ctx.lan, B.host.ns, url, ctx.timeoutMs, { token: tokenB }))
     const fromUpstream = await upstreamBytes(ctx, 'peer') - before
     await measureRefs()
 
@@ -77,7 +77,7 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
     const s = await selfStats(ctx, B)
     const vsStatic = best.get(staticRef.row)
     row.notes = `TTFB ${t.ttfbS.toFixed(2)} s; ${vsStatic === undefined ? '' : `${(row.mbps / vsStatic).toFixed(2)} × Node static server; `}` +
-      `B's bytes_from_peers ÷ size ${((s.bytes_from_peers ?? 0) / b.size).toFixed(3)}; CPU s A ${cpuS[0]?.toFixed(1)}, B ${cpuS[1]?.toFixed(1)}; B's blob file sha256 checked`
+      `B's bytes_from_peers ÷ size ${((s.bytes_from_peers ?? 0) / b.size).toFixed(3)}; CPU s A ${cpuS[0]?.toFixed(1)} (system ${sysS[0]?.toFixed(1)}), B ${cpuS[1]?.toFixed(1)} (system ${sysS[1]?.toFixed(1)}); B's blob file sha256 checked`
     // nginx is the reference when installed (the stricter one); the Node server otherwise.
     const ref = best.get(nginxRef.row) ?? vsStatic
     if (!best.has(nginxRef.row)) row.ratioOf = '× plain HTTP (Node static server)'

@@ -57,13 +57,13 @@ export async function stopNodes (ctx: ClusterContext, scenario: string, nodes: r
 }
 
 /** Runs `fn` while sampling the nodes' RSS; `fn`'s value and the highest peak, MiB. */
-export async function sampled<T> (nodes: readonly LanNode[], fn: () => Promise<T>): Promise<{ value: T; rssMiB: number; cpuS: number[] }> {
+export async function sampled<T> (nodes: readonly LanNode[], fn: () => Promise<T>): Promise<{ value: T; rssMiB: number; cpuS: number[]; sysS: number[] }> {
   const samplers = nodes.map(n => new RssSampler(n.pid))
   for (const s of samplers) s.start()
   try {
     const value = await fn()
     const done = samplers.map(s => s.stop())
-    return { value, rssMiB: Math.max(0, ...done.map(d => d.peakMiB)), cpuS: done.map(d => d.cpuS) }
+    return { value, rssMiB: Math.max(0, ...done.map(d => d.peakMiB)), cpuS: done.map(d => d.cpuS), sysS: done.map(d => d.sysS) }
   } finally {
     for (const s of samplers) s.stop()
   }

@@ -94,6 +94,7 @@ export class RssSampler {
   readonly #pid: number
   #peakKiB = 0
   #cpuStart = 0
+  #sysStart = 0
   #timer: NodeJS.Timeout | null = null
 
   constructor (pid: number) {
@@ -111,26 +112,32 @@ export class RssSampler {
 
   /** User + system CPU seconds the process has used so far (/proc/<pid>/stat, 100 ticks a second). */
   #cpuSeconds (): number {
+    const t = this.#times()
+    return t.user + t.sys
+  }
+
+  #times (): { user: number; sys: number } {
     try {
       const stat = readFileSync(`/proc/${this.#pid}/stat`, 'utf8')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return (Number(fields[11]) + Number(fields[12])) / 100
+      return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 }
     } catch {
-      return 0
+      return { user: 0, sys: 0 }
     }
   }
 
   start (): void {
     this.#cpuStart = this.#cpuSeconds()
+    this.#sysStart = this.#times().sys
     this.#peakKiB = this.#read('VmRSS')
     this.#timer = setInterval(() => { this.#peakKiB = Math.max(this.#peakKiB, this.#read('VmRSS')) }, 50)
   }
 
   /** Returns MiB: the peak seen in this window, and the process's lifetime peak; CPU seconds used in the window. */
-  stop (): { peakMiB: number; lifetimeMiB: number; cpuS: number } {
+  stop (): { peakMiB: number; lifetimeMiB: number; cpuS: number; sysS: number } {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
     this.#peakKiB = Math.max(this.#peakKiB, this.#read('VmRSS'))
-    return { peakMiB: this.#peakKiB / 1024, lifetimeMiB: this.#read('VmHWM') / 1024, cpuS: this.#cpuSeconds() - this.#cpuStart }
+    return { peakMiB: this.#peakKiB / 1024, lifetimeMiB: this.#read('VmHWM') / 1024, cpuS: this.#cpuSeconds() - this.#cpuStart, sysS: this.#times().sys - this.#sysStart }
   }
 }

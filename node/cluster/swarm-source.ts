@@ -35,6 +35,9 @@ export interface SwarmSourceInit {
   stallMs?: number
 }
 
+/** The view stops being refreshed this long after the download last asked for a range (it ended). */
+const IDLE_STOP_MS = 10_000
+
 /** Ranges in flight at once when a peer holding the whole blob serves it. */
 const HOLDER_CONNECTIONS = 8
 /** Ranges in flight beyond the rule's concurrency for each member downloading the same blob. */
@@ -66,6 +69,8 @@ export class SwarmSource implements Source {
   private lookedAt = 0
   private lookups = 0
   private refreshing = false
+  private refresher: NodeJS.Timeout | null = null
+  private lastFetchAt = 0
   private next = 0
   private responses = 0
   private readonly failed = new Set<string>()
@@ -81,6 +86,7 @@ export class SwarmSource implements Source {
 
   async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
     const first = this.responses === 0
+    this.lastFetchAt = Date.now()
     let res: SourceResponse | null = null
     if (range !== null) {
       await this.view()
@@ -154,16 +160,31 @@ export class SwarmSource implements Source {
       this.secondLookup ??= this.lookup(this.init.lookupMs, false)
       await this.secondLookup
     }
-    // Early refreshes come quickly: nodes asked "at the same moment" start tens or hundreds of ms apart,
-    // and until one is seen its units are fetched twice. (Every 50 ms cost more CPU than it saved.)
-    const every = Math.min(this.init.refreshMs ?? 500, 100 * 2 ** this.lookups)
-    if (!this.refreshing && Date.now() - this.lookedAt >= every) {
-      this.refreshing = true
-      this.lookup(500, false).finally(() => { this.refreshing = false }).catch(() => {})
-    }
+    this.refresh()
+    // Ranges are asked for in bursts (every connection at the start, then as ranges complete, seconds
+    // later): the view is kept fresh in between, so the next burst already knows the split.
+    this.refresher ??= setInterval(() => {
+      if (Date.now() - this.lastFetchAt > IDLE_STOP_MS) {
+        clearInterval(this.refresher ?? undefined)
+        this.refresher = null
+      } else this.refresh()
+    }, 100)
+    this.refresher.unref()
   }
 
-  private async lookup (budgetMs: number, dht = true): Promise<void> {
+  /**
+   * Early refreshes come quickly: nodes asked "at the same moment" start tens or hundreds of ms apart,
+   * and until one is seen its units are fetched twice. (Every 50 ms cost more CPU than it saved.)
+   * Members answering after the half second are still recorded, for up to 2 s (busy nodes answer late).
+   */
+  private refresh (): void {
+    const every = Math.min(this.init.refreshMs ?? 500, 100 * 2 ** this.lookups)
+    if (this.refreshing || Date.now() - this.lookedAt < every) return
+    this.refreshing = true
+    this.lookup(500, false, 2000).finally(() => { this.refreshing = false }).catch(() => {})
+  }
+
+  private async lookup (budgetMs: number, dht = true, lateMs = budgetMs): Promise<void> {
     this.lookedAt = Date.now()
     this.lookups++
     const record = (h: Holder): void => {
@@ -171,8 +192,10 @@ export class SwarmSource implements Source {
     }
     // The first lookup lets the DHT go on in the background (holders it finds later are recorded);
     // refreshes ask the members only.
-    const found = await this.c.lookup(this.init.digest, { budgetMs, backgroundMs: dht ? undefined : budgetMs, onHolder: record, dht }).catch(() => [])
+    const started = Date.now()
+    const found = await this.c.lookup(this.init.digest, { budgetMs, backgroundMs: dht ? undefined : lateMs, onHolder: record, dht }).catch(() => [])
     for (const h of found) record(h)
+    this.c.logger.debug({ digest: this.init.digest, lookup: this.lookups, ms: Date.now() - started, found: found.map(h => `${h.peer.slice(-6)}:${h.answer.state}`) }, 'swarm view')
   }
 
   private usable (peer: string): boolean {

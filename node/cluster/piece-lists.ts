@@ -30,15 +30,18 @@ export class PieceLists {
     this.abort.abort()
   }
 
-  /** The list of a committed blob; null when the blob is not held (or turned out corrupt). */
-  async get (digest: string): Promise<Buffer | null> {
+  /**
+   * The list of a committed blob; null when the blob is not held (or turned out corrupt). Making it
+   * re-checks the whole digest unless `fresh` (the blob was verified at its commit a moment ago).
+   */
+  async get (digest: string, options: { fresh?: boolean } = {}): Promise<Buffer | null> {
     if (!isSha256Hex(digest)) return null
     const size = this.store.blobSize(digest)
     if (size === undefined) return null
     if (size <= PIECE_HASH_UNIT) return Buffer.from(digest, 'hex')
     let p = this.pending.get(digest)
     if (p === undefined) {
-      p = this.load(digest, size).finally(() => this.pending.delete(digest))
+      p = this.load(digest, size, options.fresh !== true).finally(() => this.pending.delete(digest))
       this.pending.set(digest, p)
     }
     return await p
@@ -53,18 +56,19 @@ export class PieceLists {
     if (!isSha256Hex(digest) || size === undefined) return false
     await this.pending.get(digest)?.catch(() => null)
     await this.forget(digest)
-    const p = this.load(digest, size).finally(() => this.pending.delete(digest))
+    const p = this.load(digest, size, true).finally(() => this.pending.delete(digest))
     this.pending.set(digest, p)
     return await p !== null
   }
 
   /**
-   * Makes a new blob's list in the background, one blob at a time, so the first peer that asks for it
-   * does not wait for the whole blob to be read and hashed.
+   * Makes a just-committed blob's list in the background, one blob at a time, so the first peer that
+   * asks for it does not wait for the whole blob to be read and hashed. Only the pieces are hashed: the
+   * commit has just verified the whole digest (half the CPU, while the node is likely still busy).
    */
   warm (digest: string): void {
     if (this.abort.signal.aborted) return
-    this.warming = this.warming.then(async () => { await this.get(digest) }).catch(() => {})
+    this.warming = this.warming.then(async () => { await this.get(digest, { fresh: true }) }).catch(() => {})
   }
 
   /** Forgets a blob's list (it was dropped). */
@@ -72,24 +76,24 @@ export class PieceLists {
     if (isSha256Hex(digest)) await rm(join(this.dir, digest), { force: true })
   }
 
-  private async load (digest: string, size: number): Promise<Buffer | null> {
+  private async load (digest: string, size: number, checkWhole: boolean): Promise<Buffer | null> {
     const path = join(this.dir, digest)
     const saved = await readFile(path).catch(() => null)
     if (saved !== null && saved.length === pieceListBytes(size)) return saved
     if (!(await this.store.hasDigest(digest))) return null
     const release = this.store.use(digest)
     const pieces = new PieceHasher()
-    const whole = createHash('sha256')
+    const whole = checkWhole ? createHash('sha256') : null
     try {
       const stream = createReadStream(this.store.layout.blobPath(digest), { highWaterMark: PIECE_HASH_UNIT, signal: this.abort.signal })
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         pieces.update(chunk)
-        whole.update(chunk)
+        whole?.update(chunk)
       }
     } finally {
       release()
     }
-    if (whole.digest('hex') !== digest) {
+    if (whole !== null && whole.digest('hex') !== digest) {
       this.log.warn({ digest }, 'blob does not match its digest; dropped')
       await this.store.drop(digest, 'corrupt')
       return null

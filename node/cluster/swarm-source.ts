@@ -35,6 +35,16 @@ export interface SwarmSourceInit {
   stallMs?: number
 }
 
+/**
+ * For this long after a download starts, its upstream requests are cut to STEP bytes: members asked
+ * "at the same moment" start up to a few hundred ms apart and answer only once their download exists,
+ * so the first ranges are picked before the split is known. Short steps let the rest of each range be
+ * routed again with a fresher view (a shorter 206 is asked again at once) instead of every connection
+ * committing a whole piece to the upstream.
+ */
+const YOUNG_MS = 2000
+const STEP = 1 << 20
+
 /** The view stops being refreshed this long after the download last asked for a range (it ended). */
 const IDLE_STOP_MS = 10_000
 
@@ -65,6 +75,7 @@ export class SwarmSource implements Source {
   private readonly init: SwarmSourceInit
   private readonly answers = new Map<string, Holder['answer']>()
   private firstLookup: Promise<void> | null = null
+  private startedAt = 0
   private secondLookup: Promise<void> | null = null
   private lookedAt = 0
   private lookups = 0
@@ -109,6 +120,10 @@ export class SwarmSource implements Source {
   }
 
   private async fromUpstream (range: { start: number, end: number } | null, options: { signal?: AbortSignal }): Promise<SourceResponse> {
+    // The first range (a client's first bytes) is never cut.
+    if (range !== null && this.responses > 0 && Date.now() - this.startedAt < YOUNG_MS && range.end - range.start + 1 > STEP) {
+      range = { start: range.start, end: range.start + STEP - 1 }
+    }
     const res = await this.init.upstream.fetch(range, options)
     if (res.status === 206 && res.contentRange !== null) {
       const r = { start: res.contentRange.start, end: res.contentRange.end + 1 }
@@ -148,6 +163,7 @@ export class SwarmSource implements Source {
   /** The first lookup is awaited (within its budget); later ones refresh the view in the background. */
   private async view (): Promise<void> {
     if (this.firstLookup === null) {
+      this.startedAt = Date.now()
       this.firstLookup = this.lookup(this.init.lookupMs)
       await this.firstLookup
       return

@@ -120,8 +120,12 @@ describe('swarm source: ranges from a peer, verified, upstream as fallback', () 
       expect(await a.store.hasDigest(digest)).toBe(true)
       const before = upstream.bytes
       const again = await src.fetch({ start: 2 * MiB, end: data.length - 1 }, {})
-      expect((await readAll(again.body)).equals(data.subarray(2 * MiB))).toBe(true)
-      expect(upstream.bytes - before).toBe(data.length - 2 * MiB)
+      // The upstream may answer a shorter 206 (a young download's requests come in 1 MiB steps).
+      expect(again.contentRange?.start).toBe(2 * MiB)
+      const end = (again.contentRange?.end ?? 0) + 1
+      expect(end).toBeGreaterThan(2 * MiB)
+      expect((await readAll(again.body)).equals(data.subarray(2 * MiB, end))).toBe(true)
+      expect(upstream.bytes - before).toBe(end - 2 * MiB)
     } finally {
       await c.stop()
     }

@@ -46,7 +46,10 @@ export class GcPacer {
     if (this.gc === null || this.timer !== null) return
     this.baseline = getHeapStatistics().external_memory
     this.timer = setInterval(() => {
-      if (getHeapStatistics().external_memory - this.baseline >= this.every) this.collect()
+      const now = getHeapStatistics().external_memory
+      // Growth counts from the lowest point since the last collection (V8 may free buffers meanwhile).
+      if (now < this.baseline) this.baseline = now
+      else if (now - this.baseline >= this.every) this.collect()
     }, intervalMs)
     this.timer.unref()
   }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import { json, send } from '../helpers/client.ts'
+import { until } from './fetch-helpers.ts'
 import { startEngineNode } from './fetch-node.ts'
 import type { EngineNode } from './fetch-node.ts'
 
@@ -74,7 +75,10 @@ describe('parallel strategy over HTTP', () => {
     const ok = await send(node.url, { path: '/f/a.bin', headers: { range: 'bytes=0-9', 'if-range': String(etag) } })
     expect(ok.status).toBe(206)
 
-    const stats = json(await send(node.url, { path: '/stats' })).cache as Record<string, number>
+    // The commit (fsync, rename, index) lands a moment after the last byte reached the client.
+    const cacheStats = async (): Promise<Record<string, number>> => json(await send(node.url, { path: '/stats' })).cache as Record<string, number>
+    await until(async () => (await cacheStats()).file_count === 1)
+    const stats = await cacheStats()
     expect(stats.file_count).toBe(1)
     expect((stats.hits ?? 0) + (stats.misses ?? 0)).toBeGreaterThanOrEqual(9)
     expect(stats.bytes_from_upstream).toBeGreaterThanOrEqual(SIZE)

@@ -1,4 +1,5 @@
 import { pipeline, Transform } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Dispatcher } from 'undici'
 import { WireError } from '../../protocol/errors.ts'
@@ -97,30 +98,10 @@ export class PeerClient {
   async fetchRange (t: PeerTicket, list: Buffer, start: number, end: number, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
     const last = Math.min(end, t.size - 1)
     const span = alignedSpan(start, last + 1, t.size)
-    const url = new URL(`${t.base}/v1/blobs/${t.digest}`)
-    const res = await this.c.dispatcher.request({
-      origin: url.origin,
-      path: url.pathname,
-      method: 'GET',
-      headers: { authorization: `Bearer ${t.ticket}`, range: `bytes=${span.start}-${span.end - 1}` },
-      signal: options.signal,
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000
-    })
-    if (res.statusCode !== 206 || res.headers['content-range'] !== `bytes ${span.start}-${span.end - 1}/${t.size}`) {
-      await res.body.dump().catch(() => {})
-      if (res.statusCode === 401) this.tickets.delete(`${t.peer}/${t.digest}`)
-      throw new WireError(res.statusCode === 404 ? 'NOT_FOUND' : res.statusCode === 401 ? 'BAD_TICKET' : 'INTERNAL', `peer answered ${res.statusCode}`)
-    }
+    const { res, url } = await this.requestRange(t, span.start, span.end - 1, options.signal)
     const body = new VerifyingBody({ list, size: t.size, spanStart: span.start, from: start, to: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n) })
     pipeline(res.body, body, () => {})
-    return {
-      status: 206,
-      headers: { 'content-range': `bytes ${start}-${last}/${t.size}`, 'content-length': String(last + 1 - start) },
-      body: body as unknown as SourceResponse['body'],
-      url,
-      contentRange: { start, end: last, total: t.size }
-    }
+    return rangeResponse(t, start, last, body, url)
   }
 
   /**
@@ -130,21 +111,7 @@ export class PeerClient {
    */
   async fetchInFlight (t: PeerTicket, start: number, end: number, options: { signal?: AbortSignal, onProgress?: () => void } = {}): Promise<SourceResponse> {
     const last = Math.min(end, t.size - 1)
-    const url = new URL(`${t.base}/v1/blobs/${t.digest}`)
-    const res = await this.c.dispatcher.request({
-      origin: url.origin,
-      path: url.pathname,
-      method: 'GET',
-      headers: { authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` },
-      signal: options.signal,
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000
-    })
-    if (res.statusCode !== 206 || res.headers['content-range'] !== `bytes ${start}-${last}/${t.size}`) {
-      await res.body.dump().catch(() => {})
-      if (res.statusCode === 401) this.tickets.delete(`${t.peer}/${t.digest}`)
-      throw new WireError(res.statusCode === 404 ? 'NOT_FOUND' : res.statusCode === 401 ? 'BAD_TICKET' : 'INTERNAL', `peer answered ${res.statusCode}`)
-    }
+    const { res, url } = await this.requestRange(t, start, last, options.signal)
     const counted = new Transform({
       transform: (chunk: Buffer, _enc, cb) => {
         this.init.onBytes?.(t.peer, chunk.length)
@@ -153,14 +120,27 @@ export class PeerClient {
       }
     })
     pipeline(res.body, counted, () => {})
-    return {
-      status: 206,
-      headers: { 'content-range': `bytes ${start}-${last}/${t.size}`, 'content-length': String(last + 1 - start) },
-      body: counted as unknown as SourceResponse['body'],
-      url,
-      contentRange: { start, end: last, total: t.size },
-      unverified: true
+    return { ...rangeResponse(t, start, last, counted, url), unverified: true }
+  }
+
+  /** GET bytes [start, last] of a blob from the peer's data port: the exact 206 asked for, or a WireError. */
+  private async requestRange (t: PeerTicket, start: number, last: number, signal?: AbortSignal): Promise<{ res: Dispatcher.ResponseData, url: URL }> {
+    const url = new URL(`${t.base}/v1/blobs/${t.digest}`)
+    const res = await this.c.dispatcher.request({
+      origin: url.origin,
+      path: url.pathname,
+      method: 'GET',
+      headers: { authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` },
+      signal,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000
+    })
+    if (res.statusCode !== 206 || res.headers['content-range'] !== `bytes ${start}-${last}/${t.size}`) {
+      await res.body.dump().catch(() => {})
+      if (res.statusCode === 401) this.tickets.delete(`${t.peer}/${t.digest}`)
+      throw new WireError(res.statusCode === 404 ? 'NOT_FOUND' : res.statusCode === 401 ? 'BAD_TICKET' : 'INTERNAL', `peer answered ${res.statusCode}`)
     }
+    return { res, url }
   }
 
   private async requestTicket (peer: string, digest: string, signal?: AbortSignal): Promise<PeerTicket> {
@@ -192,5 +172,16 @@ export class PeerClient {
     }
     if (n !== want) throw new WireError('BAD_MESSAGE', 'piece list of the wrong length')
     return Buffer.concat(parts)
+  }
+}
+
+/** What the download sees of a peer's range: a 206 for exactly [start, last]. */
+function rangeResponse (t: PeerTicket, start: number, last: number, body: Readable, url: URL): SourceResponse {
+  return {
+    status: 206,
+    headers: { 'content-range': `bytes ${start}-${last}/${t.size}`, 'content-length': String(last + 1 - start) },
+    body: body as unknown as SourceResponse['body'],
+    url,
+    contentRange: { start, end: last, total: t.size }
   }
 }

@@ -134,20 +134,20 @@ export class SwarmSource implements Source {
   }
 
   /**
-   * A few ranges per member downloading the blob too, read from it as its upstream connections bring
-   * them. More would queue at its data port behind bytes it has not fetched yet (a run with 64 per
-   * member had owners serving hundreds of idle in-flight reads and the askers giving up on them).
+   * A complete holder serves from its page cache over the LAN: a few connections keep it busy.
+   * Otherwise the rule's connections plus a few per member downloading the blob too, read from it as
+   * its upstream connections bring them. More would queue at its data port behind bytes it has not
+   * fetched yet (a run with 64 per member had owners serving hundreds of idle in-flight reads and the
+   * askers giving up on them).
    */
-  extraRanges (): number {
-    let n = 0
-    for (const [peer, a] of this.answers) if (a.state === 'partial' && this.usable(peer)) n++
-    return Math.min(n, 7) * DOWNLOADER_CONNECTIONS
-  }
-
-  /** A complete holder serves from its page cache over the LAN: a few connections keep it busy. */
-  maxConnections (): number {
-    for (const [peer, a] of this.answers) if (a.state === 'complete' && this.usable(peer)) return HOLDER_CONNECTIONS
-    return Number.POSITIVE_INFINITY
+  rangesInFlight (concurrency: number): number {
+    let downloaders = 0
+    for (const [peer, a] of this.answers) {
+      if (!this.usable(peer)) continue
+      if (a.state === 'complete') return HOLDER_CONNECTIONS
+      if (a.state === 'partial') downloaders++
+    }
+    return concurrency + Math.min(downloaders, 7) * DOWNLOADER_CONNECTIONS
   }
 
   onDigestMismatch (): void {

@@ -363,10 +363,8 @@ export class Download {
 
   private targetWorkers (): number {
     if (!this.rangeSupported || (this.size ?? 0) < this.init.minSize) return 1
-    // Ranges a source serves from elsewhere (peers) do not use upstream connections: more at once.
-    const extra = Math.max(0, this.init.source.extraRanges?.() ?? 0)
-    const cap = this.init.source.maxConnections?.() ?? Number.POSITIVE_INFINITY
-    return Math.max(1, Math.min(this.init.concurrency + extra, cap, this.plan?.count ?? 1))
+    const wanted = this.init.source.rangesInFlight?.(this.init.concurrency) ?? this.init.concurrency
+    return Math.max(1, Math.min(wanted, this.plan?.count ?? 1))
   }
 
   /** A reader waits for an offset no connection will reach soon: fetch it first. */

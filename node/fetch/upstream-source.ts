@@ -13,15 +13,11 @@ export interface Source {
   /** Told when the whole blob failed its digest check (a source that passed unverified bytes may be at fault). */
   onDigestMismatch?: () => void
   /**
-   * Ranges the source would serve from elsewhere (peers downloading the same blob) right now: the
-   * download keeps this many in flight beyond `concurrency`. Re-read as the download goes.
+   * How many ranges to keep in flight, given the rule's `concurrency` (default: `concurrency`). A source
+   * that takes some ranges from elsewhere may ask for more (peers downloading the same blob) or fewer (a
+   * LAN peer serving from its page cache). Re-read as the download goes.
    */
-  extraRanges?: () => number
-  /**
-   * At most this many ranges in flight, whatever `concurrency` says (a LAN peer serving from its page
-   * cache needs a few connections, not one per throttled upstream stream). Re-read as the download goes.
-   */
-  maxConnections?: () => number
+  rangesInFlight?: (concurrency: number) => number
 }
 
 export interface SourceResponse {

@@ -30,11 +30,24 @@ class CountingSource implements Source {
     return res
   }
 
-  maxConnections (): number { return this.cap }
-  extraRanges (): number { return this.extra }
+  rangesInFlight (concurrency: number): number { return Math.min(this.cap, concurrency + this.extra) }
 }
 
 const track = closedAfterEach()
+
+/**
+ * Downloads a fresh file through a CountingSource (the cap and extra it is given) at `concurrency`,
+ * and opens it from byte 0. The caller reads the stream and releases the handle.
+ */
+async function pullThrough (seed: number, source: { cap: number, extra?: number }, opts: { chunkSize: number, concurrency: number }): Promise<{ source: () => CountingSource, stream: NodeJS.ReadableStream, release: () => void }> {
+  const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed } }, perConnectionBps: 2 * MiB }))
+  const rig = track(await makeRig())
+  let counting: CountingSource | undefined
+  rig.fetcher.useSources({ sourceFor: (_id, up) => { counting = new CountingSource(up, source.cap, source.extra); return counting } })
+  const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, seed) }), { url: new URL(server.url + '/f.bin') }, opts)
+  if (got.kind !== 'blob') throw new Error('expected a blob')
+  return { source: () => counting as CountingSource, stream: got.open(0, SIZE), release: () => { got.release() } }
+}
 
 async function drain (stream: NodeJS.ReadableStream): Promise<number> {
   let bytes = 0
@@ -44,53 +57,38 @@ async function drain (stream: NodeJS.ReadableStream): Promise<number> {
 
 describe("a source's connection cap", () => {
   it('keeps the ranges in flight within what the source asks for, whatever the concurrency', async () => {
-    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 4 } }, perConnectionBps: 2 * MiB }))
-    const rig = track(await makeRig())
-    let source: CountingSource | undefined
-    rig.fetcher.useSources({ sourceFor: (_id, up) => { source = new CountingSource(up, 2); return source } })
-    const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, 4) }), { url: new URL(server.url + '/f.bin') }, { chunkSize: 256 * 1024, concurrency: 8 })
-    if (got.kind !== 'blob') throw new Error('expected a blob')
-    expect(await drain(got.open(0, SIZE))).toBe(SIZE)
-    got.release()
+    const pull = await pullThrough(4, { cap: 2 }, { chunkSize: 256 * 1024, concurrency: 8 })
+    expect(await drain(pull.stream)).toBe(SIZE)
+    pull.release()
     // Two workers, plus at most the short-lived ones a waiting reader or a stall may add.
-    expect(source?.peak).toBeGreaterThanOrEqual(2)
-    expect(source?.peak).toBeLessThanOrEqual(4)
+    expect(pull.source().peak).toBeGreaterThanOrEqual(2)
+    expect(pull.source().peak).toBeLessThanOrEqual(4)
   })
 
   it('keeps the extra ranges a source asks for (peers) in flight beyond the concurrency', async () => {
-    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 6 } }, perConnectionBps: 2 * MiB }))
-    const rig = track(await makeRig())
-    let source: CountingSource | undefined
-    rig.fetcher.useSources({ sourceFor: (_id, up) => { source = new CountingSource(up, Number.POSITIVE_INFINITY, 3); return source } })
-    const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, 6) }), { url: new URL(server.url + '/f.bin') }, { chunkSize: 256 * 1024, concurrency: 2 })
-    if (got.kind !== 'blob') throw new Error('expected a blob')
-    expect(await drain(got.open(0, SIZE))).toBe(SIZE)
-    got.release()
+    const pull = await pullThrough(6, { cap: Number.POSITIVE_INFINITY, extra: 3 }, { chunkSize: 256 * 1024, concurrency: 2 })
+    expect(await drain(pull.stream)).toBe(SIZE)
+    pull.release()
     // 2 + 3 workers, plus at most the two short-lived ones a waiting reader or a stall may add.
-    expect(source?.peak).toBeGreaterThanOrEqual(5)
-    expect(source?.peak).toBeLessThanOrEqual(7)
+    expect(pull.source().peak).toBeGreaterThanOrEqual(5)
+    expect(pull.source().peak).toBeLessThanOrEqual(7)
   })
 
   it('retires connections when the cap drops mid-download', async () => {
-    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 5 } }, perConnectionBps: 2 * MiB }))
-    const rig = track(await makeRig())
-    let source: CountingSource | undefined
-    rig.fetcher.useSources({ sourceFor: (_id, up) => { source = new CountingSource(up, Number.POSITIVE_INFINITY); return source } })
-    const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, 5) }), { url: new URL(server.url + '/f.bin') }, { chunkSize: 128 * 1024, concurrency: 8 })
-    if (got.kind !== 'blob') throw new Error('expected a blob')
-    const stream = got.open(0, SIZE)
+    const pull = await pullThrough(5, { cap: Number.POSITIVE_INFINITY }, { chunkSize: 128 * 1024, concurrency: 8 })
+    const { stream } = pull
     let read = 0
     let openAfterDrop: number[] = []
     stream.on('data', (c: Buffer) => {
       read += c.length
-      if (source === undefined) return
+      const source = pull.source()
       if (read >= SIZE / 4 && source.cap > 1) source.cap = 1
       if (read >= SIZE / 2) openAfterDrop.push(source.open)
     })
     await new Promise<void>((resolve, reject) => { stream.on('end', resolve); stream.on('error', reject) })
-    got.release()
+    pull.release()
     expect(read).toBe(SIZE)
-    expect(source?.peak).toBeGreaterThan(2)
+    expect(pull.source().peak).toBeGreaterThan(2)
     // Each connection finishes its 128 KiB range and leaves; by half-way one (plus a reader's urgent one) is left.
     openAfterDrop = openAfterDrop.slice(Math.floor(openAfterDrop.length / 2))
     expect(Math.max(...openAfterDrop)).toBeLessThanOrEqual(3)

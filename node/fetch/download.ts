@@ -1,7 +1,6 @@
 import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { AbortedError, DigestMismatchError, isAimirrorError, UpstreamProtocolError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
@@ -15,12 +14,13 @@ import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
 import { openPassthrough } from './passthrough.ts'
 import { pieceRange, piecesCoveredIn, planPieces, Scheduler } from './pieces.ts'
-import type { Assignment, PiecePlan } from './pieces.ts'
-import { discardBody, mapUpstreamError } from './upstream-source.ts'
+import type { PiecePlan } from './pieces.ts'
+import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { Waiters } from './waiters.ts'
 import { PartialSaver } from './partial-saver.ts'
-import { drainBody } from './body-sink.ts'
+import { fetchAssignment } from './range-fetch.ts'
+import type { RangeFetchHost } from './range-fetch.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { firstRange, metaFromResponse } from './response-meta.ts'
 import type { BlobMeta } from './response-meta.ts'
@@ -123,6 +123,7 @@ export class Download {
     onIdle: () => { this.maybeCloseFile() }
   })
   private partialStartedAt = Date.now()
+  private readonly rangeHost: RangeFetchHost
   private watchdog: NodeJS.Timeout | null = null
   private readonly settledCallbacks: Array<() => void> = []
   finishAbandoned = true
@@ -137,6 +138,7 @@ export class Download {
     this.url = init.url
     this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject })
     this.ready.catch(() => {})
+    this.rangeHost = this.makeRangeHost()
   }
 
   get settled (): boolean {
@@ -393,7 +395,7 @@ export class Download {
         const end = !this.rangeSupported ? (this.size ?? Number.POSITIVE_INFINITY) : Math.min(first.contentRange?.end ?? 0, (this.size ?? 1) - 1) + 1
         const a = this.scheduler?.claim(start, end) ?? { id: 0, start, pos: start, end, duplicate: false, duplicated: false, lastProgress: 0 }
         a.lastProgress = Date.now()
-        await this.runAssignment(a, first)
+        await fetchAssignment(a, first, this.rangeHost)
         this.scheduler?.release(a)
       }
       while (!this.settled && this.scheduler !== null) {
@@ -401,7 +403,7 @@ export class Download {
         if (a === null) break
         a.lastProgress = Date.now()
         try {
-          await this.runAssignment(a)
+          await fetchAssignment(a, undefined, this.rangeHost)
         } finally {
           this.scheduler.release(a)
         }
@@ -420,95 +422,35 @@ export class Download {
     }
   }
 
-  /** Fetches one assignment, resuming at its last byte with backoff when the connection breaks. */
-  private async runAssignment (a: Assignment, first?: SourceResponse): Promise<void> {
-    let res = first
-    try {
-      await this.fetchAssignment(a, res)
-      res = undefined
-    } finally {
-      // A pre-opened response the loop never consumed (download settled first).
-      if (res !== undefined && !res.body.readableEnded) discardBody(res.body)
-    }
-  }
-
-  private async fetchAssignment (a: Assignment, first?: SourceResponse): Promise<void> {
-    let res = first
-    let failures = 0
-    while (!this.settled && a.pos < a.end && !this.written.covers(a.pos, Math.min(a.end, this.size ?? a.end))) {
-      const before = a.pos
-      try {
-        if (res === undefined) {
-          const range = this.rangeSupported ? { start: a.pos, end: a.end - 1 } : null
-          // undici frees the previous response's connection a moment after its body ended; asking
-          // in the same turn would open another connection.
-          await new Promise(resolve => setImmediate(resolve))
-          res = await this.init.source.fetch(range, { signal: this.abort.signal })
-          this.checkResponse(res, a.pos)
-        }
-        const body = res
-        res = undefined
-        await this.consume(body, a)
-      } catch (err) {
-        if (res !== undefined) discardBody(res.body)
-        res = undefined
-        const mapped = mapUpstreamError(err, this.abort.signal)
-        if (this.settled || (isAimirrorError(mapped) && (mapped.code === 'ERR_ABORTED' || mapped.code === 'ERR_DISK_FULL'))) throw mapped
-        if (a.pos > before) failures = 0
-        failures++
-        if (failures > this.init.maxRetries) throw mapped
-        this.log.debug({ key: this.key, pos: a.pos, failures, err: mapped.message }, 'piece interrupted; resuming')
-        // A connection that brought bytes before it broke resumes at once; backoff is for failures without progress.
-        if (a.pos === before) await sleep(this.init.retryBaseMs * 2 ** (failures - 1), undefined, { signal: this.abort.signal })
-      }
-    }
-    // A first response for bytes already on disk (a resumed download) is not needed.
-    if (res !== undefined) discardBody(res.body)
-  }
-
-  private checkResponse (res: SourceResponse, pos: number): void {
-    if (!this.rangeSupported) {
-      if (res.status === 200) return
-    } else if (res.status === 206 && res.contentRange !== null && res.contentRange.start === pos &&
-      (res.contentRange.total === null || res.contentRange.total === this.size)) {
-      const etag = res.headers.etag
-      if (etag === undefined || this.meta?.validator.etag == null || etag === this.meta.validator.etag) return
-      discardBody(res.body)
-      throw new UpstreamProtocolError('Upstream content changed during download', { detail: { status: res.status } })
-    }
-    discardBody(res.body)
-    throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
-  }
-
-  /** Streams a response body into the temp file (see drainBody), then checks how it ended. */
-  private async consume (res: SourceResponse, a: Assignment): Promise<void> {
-    const { off, bodyEnd } = await drainBody(res, a, {
-      writer: this.writer as FileWriter,
+  /** What each connection's range fetch reads and reports (built once, in the constructor). */
+  private makeRangeHost (): RangeFetchHost {
+    return {
+      source: this.init.source,
+      signal: this.abort.signal,
+      writer: () => this.writer as FileWriter,
+      written: this.written,
+      maxRetries: this.init.maxRetries,
+      retryBaseMs: this.init.retryBaseMs,
+      log: this.log,
+      key: this.key,
       settled: () => this.settled,
-      enough: () => this.settled || a.pos >= a.end ||
-        (this.size !== null && this.written.covers(a.pos, Math.min(a.end, this.size))),
+      rangeSupported: () => this.rangeSupported,
+      size: () => this.size,
+      etag: () => this.meta?.validator.etag,
       received: (n) => {
         this.receivedBytes += n
         this.store.addBytesFromUpstream(n)
         this.pacer.moved(n)
       },
-      landed: (at, chunk) => {
-        if (res.unverified === true) this.unverified.add(at, at + chunk.length)
+      landed: (at, chunk, unverified) => {
+        if (unverified) this.unverified.add(at, at + chunk.length)
         this.wrote(at, chunk)
+      },
+      ended: (size) => {
+        this.size = size
+        if (this.meta !== null) this.meta.size = size
+        this.onHashAdvance()
       }
-    })
-    if (this.settled) return
-    if (this.size === null && !this.rangeSupported && a.pos === off) {
-      // Unknown length: the end of the body is the end of the file.
-      this.size = a.pos
-      if (this.meta !== null) this.meta.size = a.pos
-      this.onHashAdvance()
-      return
-    }
-    // A source may answer fewer bytes than asked: all it announced arrived, the rest is asked again.
-    if (off >= bodyEnd) return
-    if (a.pos < a.end && !this.written.covers(a.pos, Math.min(a.end, this.size ?? a.end))) {
-      throw new UpstreamProtocolError('Upstream body ended early')
     }
   }
 

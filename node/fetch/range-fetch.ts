@@ -1,0 +1,123 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { isAimirrorError, UpstreamProtocolError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import { drainBody } from './body-sink.ts'
+import type { ByteRanges } from './byte-ranges.ts'
+import type { FileWriter } from './file-writer.ts'
+import type { Assignment } from './pieces.ts'
+import { discardBody, mapUpstreamError } from './upstream-source.ts'
+import type { Source, SourceResponse } from './upstream-source.ts'
+
+/** What one download lends the connection filling one of its assignments. */
+export interface RangeFetchHost {
+  readonly source: Source
+  readonly signal: AbortSignal
+  /** The temp file's writer (opened once the first response is in). */
+  readonly writer: () => FileWriter
+  /** Bytes on disk, whoever wrote them. */
+  readonly written: ByteRanges
+  readonly maxRetries: number
+  readonly retryBaseMs: number
+  readonly log: Logger
+  readonly key: string
+  settled: () => boolean
+  rangeSupported: () => boolean
+  size: () => number | null
+  /** ETag of the first response: a later one that differs means the file changed. */
+  etag: () => string | null | undefined
+  /** A socket chunk arrived. */
+  received: (bytes: number) => void
+  /** `chunk` is on disk at `at`; `unverified` when its source could not vouch for it. */
+  landed: (at: number, chunk: Buffer, unverified: boolean) => void
+  /** A body of unknown length ended: its end is the file's size. */
+  ended: (size: number) => void
+}
+
+/**
+ * Fills one assignment: asks the source for [pos, end), streams the body into the temp file, and when
+ * the connection breaks asks again from the last byte (at once after progress, with backoff after a
+ * failure that brought nothing). `first` is a response already open for it (the download's first).
+ */
+export async function fetchAssignment (a: Assignment, first: SourceResponse | undefined, host: RangeFetchHost): Promise<void> {
+  let res = first
+  try {
+    await fillAssignment(a, res, host)
+    res = undefined
+  } finally {
+    // A pre-opened response the loop never consumed (download settled first).
+    if (res !== undefined && !res.body.readableEnded) discardBody(res.body)
+  }
+}
+
+function missing (a: Assignment, host: RangeFetchHost): boolean {
+  return a.pos < a.end && !host.written.covers(a.pos, Math.min(a.end, host.size() ?? a.end))
+}
+
+async function fillAssignment (a: Assignment, first: SourceResponse | undefined, host: RangeFetchHost): Promise<void> {
+  let res = first
+  let failures = 0
+  while (!host.settled() && missing(a, host)) {
+    const before = a.pos
+    try {
+      if (res === undefined) {
+        const range = host.rangeSupported() ? { start: a.pos, end: a.end - 1 } : null
+        // undici frees the previous response's connection a moment after its body ended; asking
+        // in the same turn would open another connection.
+        await new Promise(resolve => setImmediate(resolve))
+        res = await host.source.fetch(range, { signal: host.signal })
+        checkResponse(res, a.pos, host)
+      }
+      const body = res
+      res = undefined
+      await consume(body, a, host)
+    } catch (err) {
+      if (res !== undefined) discardBody(res.body)
+      res = undefined
+      const mapped = mapUpstreamError(err, host.signal)
+      if (host.settled() || (isAimirrorError(mapped) && (mapped.code === 'ERR_ABORTED' || mapped.code === 'ERR_DISK_FULL'))) throw mapped
+      if (a.pos > before) failures = 0
+      failures++
+      if (failures > host.maxRetries) throw mapped
+      host.log.debug({ key: host.key, pos: a.pos, failures, err: mapped.message }, 'piece interrupted; resuming')
+      // A connection that brought bytes before it broke resumes at once; backoff is for failures without progress.
+      if (a.pos === before) await sleep(host.retryBaseMs * 2 ** (failures - 1), undefined, { signal: host.signal })
+    }
+  }
+  // A first response for bytes already on disk (a resumed download) is not needed.
+  if (res !== undefined) discardBody(res.body)
+}
+
+function checkResponse (res: SourceResponse, pos: number, host: RangeFetchHost): void {
+  if (!host.rangeSupported()) {
+    if (res.status === 200) return
+  } else if (res.status === 206 && res.contentRange !== null && res.contentRange.start === pos &&
+    (res.contentRange.total === null || res.contentRange.total === host.size())) {
+    const etag = res.headers.etag
+    const known = host.etag()
+    if (etag === undefined || known == null || etag === known) return
+    discardBody(res.body)
+    throw new UpstreamProtocolError('Upstream content changed during download', { detail: { status: res.status } })
+  }
+  discardBody(res.body)
+  throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
+}
+
+/** Streams a response body into the temp file (see drainBody), then checks how it ended. */
+async function consume (res: SourceResponse, a: Assignment, host: RangeFetchHost): Promise<void> {
+  const { off, bodyEnd } = await drainBody(res, a, {
+    writer: host.writer(),
+    settled: host.settled,
+    enough: () => host.settled() || a.pos >= a.end || (host.size() !== null && !missing(a, host)),
+    received: host.received,
+    landed: (at, chunk) => { host.landed(at, chunk, res.unverified === true) }
+  })
+  if (host.settled()) return
+  if (host.size() === null && !host.rangeSupported() && a.pos === off) {
+    // Unknown length: the end of the body is the end of the file.
+    host.ended(a.pos)
+    return
+  }
+  // A source may answer fewer bytes than asked: all it announced arrived, the rest is asked again.
+  if (off >= bodyEnd) return
+  if (missing(a, host)) throw new UpstreamProtocolError('Upstream body ended early')
+}

@@ -7,6 +7,7 @@ import { WireError } from '../../protocol/errors.ts'
 import { kadProtocol, LIMITS } from '../../protocol/ids.ts'
 import type { HaveAnswer, NodeStats, TicketAnswer } from '../../protocol/messages.ts'
 import { issueTicket } from '../../protocol/ticket.ts'
+import { vouchKey } from '../../protocol/vouch.ts'
 import type { Fetcher } from '../fetch/fetcher.ts'
 import type { BlobIdentity } from '../fetch/identity.ts'
 import type { Source } from '../fetch/upstream-source.ts'
@@ -111,11 +112,14 @@ export class Cluster implements SourceProvider {
     const routing = new ContentRouter({
       libp2p, membership, control, store: this.c.store, downloads: () => this.c.fetcher.activeDownloads(), bans: this.bans, logger: this.log
     })
+    // Keyed clusters vouch for bytes of downloads in flight, so clients get them as they arrive;
+    // open clusters hold them back until the whole blob verified.
+    const vouch = key === null ? undefined : vouchKey(key)
     const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: key => this.c.fetcher.inFlight(key), pacer: this.c.fetcher.pacer, logger: this.log }, {
-      host: cfg.data_host, port: cfg.data_port, ticketSecret: this.ticketSecret, onBytesServed: n => { this.counters.bytes_to_peers += n }
+      host: cfg.data_host, port: cfg.data_port, ticketSecret: this.ticketSecret, vouchKey: vouch, onBytesServed: n => { this.counters.bytes_to_peers += n }
     })
     const peerPool = new Agent({ connections: 32, keepAliveTimeout: 30_000 })
-    const peers = new PeerClient({ libp2p, control, dispatcher: peerPool }, { onBytes: (_peer, n) => { this.counters.bytes_from_peers += n } })
+    const peers = new PeerClient({ libp2p, control, dispatcher: peerPool }, { vouchKey: vouch, onBytes: (_peer, n) => { this.counters.bytes_from_peers += n } })
     const staticPeers = new StaticPeers({ libp2p, logger: this.log }, { peers: cfg.peers })
     const m = membership
     const discovery = new DiscoveryDialer({ libp2p, logger: this.log }, { refused: peer => m.isRefused(peer) })

@@ -5,12 +5,14 @@ import type { AddressInfo } from 'node:net'
 import { pipeline } from 'node:stream/promises'
 import type { WireErrorCode } from '../../protocol/errors.ts'
 import { normaliseIp, readTicket } from '../../protocol/ticket.ts'
+import { VOUCH_HEADER, VOUCH_SCHEME, vouchedLength } from '../../protocol/vouch.ts'
 import type { Logger } from '../log.ts'
 import type { InFlightBlob } from '../fetch/fetcher.ts'
 import { paced } from '../fetch/gc-pacer.ts'
 import type { GcPacer } from '../fetch/gc-pacer.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { PieceLists } from './piece-lists.ts'
+import { VouchingBody } from './vouched-body.ts'
 
 export interface DataServerComponents {
   store: BlobStore
@@ -27,6 +29,8 @@ export interface DataServerInit {
   port: number
   /** Verifies tickets this node issued. */
   ticketSecret: Uint8Array
+  /** Keyed clusters: bytes of downloads in flight are vouched for with this key (protocol/vouch.ts). */
+  vouchKey?: Uint8Array
   onBytesServed?: (n: number) => void
   /** A member reading a download in flight is cut after this long without a new byte (default 2 s). */
   inFlightIdleMs?: number
@@ -135,9 +139,10 @@ export class DataServer {
   }
 
   /**
-   * Range of a blob this node is still downloading, streamed as its bytes land (the asker verifies the
-   * whole blob before it serves any of them). No piece list exists yet; a range nobody here fetches
-   * within the idle time is cut, and the asker takes it from elsewhere.
+   * Range of a blob this node is still downloading, streamed as its bytes land. No piece list exists
+   * yet: in a keyed cluster each frame is vouched for when the asker wants it; otherwise the asker
+   * verifies the whole blob before it serves any of them. A range nobody here fetches within the idle
+   * time is cut, and the asker takes it from elsewhere.
    */
   private async serveInFlight (digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const flying = this.inFlight?.(`sha256:${digest}`) ?? null
@@ -147,17 +152,21 @@ export class DataServer {
     const [start, end] = range
     const body = req.method === 'HEAD' ? null : flying.open(start, end, this.init.inFlightIdleMs ?? 5000)
     if (body === null && req.method !== 'HEAD') { this.fail(res, 'NOT_FOUND'); return }
-    res.writeHead(206, {
+    const key = req.headers[VOUCH_HEADER] === '1' ? this.init.vouchKey : undefined
+    const headers: Record<string, string | number> = {
       'content-type': 'application/octet-stream',
-      'content-length': end - start,
+      'content-length': key === undefined ? end - start : vouchedLength(start, end),
       'content-range': `bytes ${start}-${end - 1}/${flying.size}`,
       'x-aimirror-in-flight': '1'
-    })
+    }
+    if (key !== undefined) headers[VOUCH_HEADER] = VOUCH_SCHEME
+    res.writeHead(206, headers)
     if (body === null) { res.end(); return }
     let sent = 0
     body.on('data', (chunk: Buffer) => { sent += chunk.length })
     try {
-      await pipeline(body, res)
+      if (key === undefined) await pipeline(body, res)
+      else await pipeline(body, new VouchingBody({ key, digest, start, end }), res)
     } catch {
       // Cut (idle, the download failed, or the member left): the socket goes, the member asks elsewhere.
       res.destroy()

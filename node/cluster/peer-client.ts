@@ -6,10 +6,12 @@ import { WireError } from '../../protocol/errors.ts'
 import { LIMITS } from '../../protocol/ids.ts'
 import type { TicketAnswer } from '../../protocol/messages.ts'
 import { alignedSpan, PIECE_HASH_UNIT, pieceListBytes } from '../../protocol/pieces.ts'
+import { VOUCH_HEADER, VOUCH_SCHEME } from '../../protocol/vouch.ts'
 import type { SourceResponse } from '../fetch/upstream-source.ts'
 import type { ControlService } from './control.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
 import { VerifyingBody } from './verifying-body.ts'
+import { VouchedBody } from './vouched-body.ts'
 
 /** Tickets and piece lists kept per peer and blob; the oldest go first. */
 const REMEMBERED = 256
@@ -40,6 +42,8 @@ export interface PeerClientComponents {
 
 export interface PeerClientInit {
   onBytes?: (peer: string, n: number) => void
+  /** Keyed clusters: reads of downloads in flight ask to be vouched for with this key (protocol/vouch.ts). */
+  vouchKey?: Uint8Array
 }
 
 /**
@@ -106,12 +110,20 @@ export class PeerClient {
 
   /**
    * Bytes [start, end] (inclusive) of a blob the peer is still downloading, streamed as they land there.
-   * Nothing can vouch for them yet: the response is marked unverified, and the download holds them
-   * back from readers until the whole blob matched its digest.
+   * In a keyed cluster the peer vouches for every frame and only frames whose tag matched pass.
+   * Otherwise nothing can vouch for them yet: the response is marked unverified, and the download holds
+   * them back from readers until the whole blob matched its digest.
    */
   async fetchInFlight (t: PeerTicket, start: number, end: number, options: { signal?: AbortSignal, onProgress?: () => void } = {}): Promise<SourceResponse> {
     const last = Math.min(end, t.size - 1)
-    const { res, url } = await this.requestRange(t, start, last, options.signal)
+    const key = this.init.vouchKey
+    const { res, url } = await this.requestRange(t, start, last, options.signal, key === undefined ? {} : { [VOUCH_HEADER]: '1' })
+    if (key !== undefined && res.headers[VOUCH_HEADER] === VOUCH_SCHEME) {
+      const body = new VouchedBody({ key, digest: t.digest, start, end: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n) })
+      res.body.on('data', () => options.onProgress?.())
+      pipeline(res.body, body, () => {})
+      return rangeResponse(t, start, last, body, url)
+    }
     const counted = new Transform({
       transform: (chunk: Buffer, _enc, cb) => {
         this.init.onBytes?.(t.peer, chunk.length)
@@ -124,13 +136,13 @@ export class PeerClient {
   }
 
   /** GET bytes [start, last] of a blob from the peer's data port: the exact 206 asked for, or a WireError. */
-  private async requestRange (t: PeerTicket, start: number, last: number, signal?: AbortSignal): Promise<{ res: Dispatcher.ResponseData, url: URL }> {
+  private async requestRange (t: PeerTicket, start: number, last: number, signal?: AbortSignal, extra: Record<string, string> = {}): Promise<{ res: Dispatcher.ResponseData, url: URL }> {
     const url = new URL(`${t.base}/v1/blobs/${t.digest}`)
     const res = await this.c.dispatcher.request({
       origin: url.origin,
       path: url.pathname,
       method: 'GET',
-      headers: { authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` },
+      headers: { ...extra, authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` },
       signal,
       headersTimeout: 10_000,
       bodyTimeout: 10_000

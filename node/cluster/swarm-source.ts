@@ -62,8 +62,9 @@ interface PeerRead { start: number, end: number, lastByteAt: number }
  *   its piece list; the whole file against the digest by the download).
  * - Otherwise, when other members are downloading the same blob, the units (SHARE_UNIT) are split
  *   between all downloaders by `ownerOf`: a node fetches its own units from the upstream and reads the
- *   others' from their owners as they land there. Those bytes are unverified until the whole blob
- *   matched its digest, and the download holds them back from readers until then.
+ *   others' from their owners as they land there. In a keyed cluster the owner vouches for each frame
+ *   of them (protocol/vouch.ts) and they pass at once; in an open cluster they are unverified until the
+ *   whole blob matched its digest, and the download holds them back from readers until then.
  * - The upstream takes everything else: no peer, a peer that failed, a unit whose peer read stalled.
  * The first request waits for the cluster's answer at most `lookupMs`; members that all say no let it
  * go upstream at once. A peer whose bytes fail verification is banned and the range fetched elsewhere;
@@ -273,7 +274,11 @@ export class SwarmSource implements Source {
     this.contributors.add(owner)
     this.reads.add(read)
     res.body.once('close', () => { this.reads.delete(read) })
-    res.body.once('error', () => { this.failedUnits.add(unit) })
+    res.body.once('error', (err: unknown) => {
+      this.failedUnits.add(unit)
+      // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.
+      if (err instanceof PeerCorruptError) this.ban(owner, err, false)
+    })
     return this.responses === 0 ? withMeta(res, ticket) : res
   }
 
@@ -331,8 +336,8 @@ export class SwarmSource implements Source {
     this.c.logger.debug({ peer, err: (err as Error).message }, 'peer source failed; trying elsewhere')
   }
 
-  private ban (peer: string, err: PeerCorruptError): void {
-    this.c.reportCorrupt?.(peer, this.init.digest)
+  private ban (peer: string, err: PeerCorruptError, report = true): void {
+    if (report) this.c.reportCorrupt?.(peer, this.init.digest)
     this.failed.add(peer)
     const ms = this.c.bans.ban(peer)
     this.c.peers.forget(peer)

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { ConnectionGater } from '@libp2p/interface'
-import { Agent } from 'undici'
+import type { Agent } from 'undici'
 import type { ClusterConfig } from '../../config/types.ts'
 import { WireError } from '../../protocol/errors.ts'
 import { kadProtocol, LIMITS } from '../../protocol/ids.ts'
@@ -16,6 +16,7 @@ import type { BlobStore } from '../store/blob-store.ts'
 import { Bans } from './bans.ts'
 import { ControlService } from './control.ts'
 import { DataServer } from './data-server.ts'
+import { createDataCert, pinnedAgent } from './data-tls.ts'
 import { DiscoveryDialer } from './discovery-dialer.ts'
 import { loadClusterKey, loadPeerKey } from './identity.ts'
 import { createLibp2pNode } from './libp2p-node.ts'
@@ -115,11 +116,13 @@ export class Cluster implements SourceProvider {
     // Keyed clusters vouch for bytes of downloads in flight, so clients get them as they arrive;
     // open clusters hold them back until the whole blob verified.
     const vouch = key === null ? undefined : vouchKey(key)
+    const tls = await createDataCert(libp2p.peerId.toString())
     const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: key => this.c.fetcher.inFlight(key), pacer: this.c.fetcher.pacer, logger: this.log }, {
-      host: cfg.data_host, port: cfg.data_port, ticketSecret: this.ticketSecret, vouchKey: vouch, onBytesServed: n => { this.counters.bytes_to_peers += n }
+      host: cfg.data_host, port: cfg.data_port, tls, ticketSecret: this.ticketSecret, vouchKey: vouch, onBytesServed: n => { this.counters.bytes_to_peers += n }
     })
-    const peerPool = new Agent({ connections: 32, keepAliveTimeout: 30_000 })
-    const peers = new PeerClient({ libp2p, control, dispatcher: peerPool }, { vouchKey: vouch, onBytes: (_peer, n) => { this.counters.bytes_from_peers += n } })
+    const pins = new Map<string, string>()
+    const peerPool = pinnedAgent(pins, { connections: 32, keepAliveTimeout: 30_000 })
+    const peers = new PeerClient({ libp2p, control, dispatcher: peerPool, pins }, { vouchKey: vouch, onBytes: (_peer, n) => { this.counters.bytes_from_peers += n } })
     const staticPeers = new StaticPeers({ libp2p, logger: this.log }, { peers: cfg.peers })
     const m = membership
     const discovery = new DiscoveryDialer({ libp2p, logger: this.log }, { refused: peer => m.isRefused(peer) })
@@ -135,7 +138,7 @@ export class Cluster implements SourceProvider {
       await membership.start()
       await control.start({
         have: async (k) => await this.have(k),
-        ticket: async (k, peer, ip) => await this.ticket(k, peer, ip, data.port),
+        ticket: async (k, peer, ip) => await this.ticket(k, peer, ip, data.port, tls.sha256),
         stats: async () => this.localStats(),
         corrupt: async (k, peer) => await this.recheck(k, peer)
       })
@@ -230,7 +233,7 @@ export class Cluster implements SourceProvider {
     return await this.have(key)
   }
 
-  private async ticket (key: string, peer: string, ip: string, port: number): Promise<TicketAnswer> {
+  private async ticket (key: string, peer: string, ip: string, port: number, cert: string): Promise<TicketAnswer> {
     const digest = key.slice('sha256:'.length)
     const expiresAt = Date.now() + LIMITS.ticketTtlMs
     if (!(await this.c.store.hasDigest(digest))) {
@@ -242,6 +245,7 @@ export class Cluster implements SourceProvider {
         t: 'ticket',
         ticket: issueTicket(this.ticketSecret, { digest, peer, ip, exp: expiresAt }),
         port,
+        cert,
         expiresAt,
         size: flying.size,
         complete: false,
@@ -253,6 +257,7 @@ export class Cluster implements SourceProvider {
       t: 'ticket',
       ticket: issueTicket(this.ticketSecret, { digest, peer, ip, exp: expiresAt }),
       port,
+      cert,
       expiresAt,
       size: this.c.store.blobSize(digest) ?? 0,
       complete: true,

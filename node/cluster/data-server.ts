@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs'
-import { createServer } from 'node:http'
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer } from 'node:https'
+import type { Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { pipeline } from 'node:stream/promises'
 import type { WireErrorCode } from '../../protocol/errors.ts'
@@ -27,6 +28,8 @@ export interface DataServerComponents {
 export interface DataServerInit {
   host: string
   port: number
+  /** The port's TLS key and certificate (PEM): members pin the certificate's hash from their tickets. */
+  tls: { key: string, cert: string }
   /** Verifies tickets this node issued. */
   ticketSecret: Uint8Array
   /** Keyed clusters: bytes of downloads in flight are vouched for with this key (protocol/vouch.ts). */
@@ -42,7 +45,7 @@ const STATUS: Record<WireErrorCode, number> = {
 }
 
 /**
- * The peer data port: blob bytes over HTTP Range, for holders of a ticket this node issued to a
+ * The peer data port: blob bytes over HTTPS Range, for holders of a ticket this node issued to a
  * member over the authenticated control stream (bound to the blob, the member's address and a short
  * lifetime). Anyone else gets 401 and no byte. Files stream from disk with backpressure.
  */
@@ -71,7 +74,7 @@ export class DataServer {
 
   async start (): Promise<void> {
     if (this.server !== null) return
-    const server = createServer({ requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 30_000 }, (req, res) => {
+    const server = createServer({ key: this.init.tls.key, cert: this.init.tls.cert, requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 30_000 }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         this.log.debug({ err }, 'data port: request failed')
         if (!res.headersSent) this.fail(res, 'INTERNAL')

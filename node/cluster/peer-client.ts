@@ -9,6 +9,7 @@ import { alignedSpan, PIECE_HASH_UNIT, pieceListBytes } from '../../protocol/pie
 import { VOUCH_HEADER, VOUCH_SCHEME } from '../../protocol/vouch.ts'
 import type { SourceResponse } from '../fetch/upstream-source.ts'
 import type { ControlService } from './control.ts'
+import { PinMismatchError } from './data-tls.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
 import { VerifyingBody } from './verifying-body.ts'
 import { VouchedBody } from './vouched-body.ts'
@@ -29,15 +30,17 @@ function remember<V> (map: Map<string, V>, key: string, value: V): void {
 export interface PeerTicket extends TicketAnswer {
   readonly peer: string
   readonly digest: string
-  /** http://<ip>:<port> of the peer's data port. */
+  /** https://<ip>:<port> of the peer's data port. */
   readonly base: string
 }
 
 export interface PeerClientComponents {
   libp2p: ClusterLibp2p
   control: ControlService
-  /** Connection pool for the peers' data ports. */
+  /** Connection pool for the peers' data ports, pinning each port's certificate from `pins`. */
   dispatcher: Dispatcher
+  /** "host:port" of a data port → sha256 of its certificate, as its latest ticket said. */
+  pins: Map<string, string>
 }
 
 export interface PeerClientInit {
@@ -146,6 +149,10 @@ export class PeerClient {
       signal,
       headersTimeout: 10_000,
       bodyTimeout: 10_000
+    }).catch((err: unknown) => {
+      // Another certificate on that port: the peer restarted (its tickets died with it) or it is not the peer.
+      if (err instanceof PinMismatchError) this.forget(t.peer)
+      throw err
     })
     if (res.statusCode !== 206 || res.headers['content-range'] !== `bytes ${start}-${last}/${t.size}`) {
       await res.body.dump().catch(() => {})
@@ -161,7 +168,9 @@ export class PeerClient {
     const ip = conn?.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')
     if (ip?.value === undefined) throw new WireError('INTERNAL', 'no address for the peer')
     const host = ip.name === 'ip6' ? `[${ip.value}]` : ip.value
-    return { ...answer, peer, digest, base: `http://${host}:${answer.port}` }
+    const base = new URL(`https://${host}:${answer.port}`)
+    this.c.pins.set(`${base.hostname}:${base.port}`, answer.cert)
+    return { ...answer, peer, digest, base: base.origin }
   }
 
   private async fetchList (t: PeerTicket, signal?: AbortSignal): Promise<Buffer> {

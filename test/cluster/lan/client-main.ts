@@ -5,16 +5,20 @@
  * - `get <url>`: {status, bytes, sha256} of the body (as a registry client, answering the mirror's
  *   token challenge);
  * - `json <url>`: the parsed body;
- * - `probe <url> [bearer]`: a plain GET (with that bearer token, if given): {status, bytes};
+ * - `probe <url> [bearer]`: a plain GET (with that bearer token, if given; any TLS certificate
+ *   accepted, as an outsider would): {status, bytes};
  * - `peer-bytes <url> <n>`: polls a node's /cluster/stats until its own bytes_from_peers reach n and
  *   returns that number (fails after 30 s).
  */
 import { createHash } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Agent, request } from 'undici'
 import { registryGet } from './registry.ts'
 
 interface Command { id: number, mode: string, args: string[] }
+
+const anyCertificate = new Agent({ connect: { rejectUnauthorized: false } })
 
 async function bodyDigest (res: Response): Promise<{ status: number, bytes: number, sha256: string }> {
   const h = createHash('sha256')
@@ -39,8 +43,10 @@ async function run ({ mode, args: [url = '', arg] }: Command): Promise<unknown> 
   if (mode === 'get') return await bodyDigest(await registryGet(url))
   if (mode === 'probe') {
     const headers: Record<string, string> = arg === undefined ? {} : { authorization: `Bearer ${arg}` }
-    const { status, bytes } = await bodyDigest(await fetch(url, { headers, signal: AbortSignal.timeout(30_000) }))
-    return { status, bytes }
+    const res = await request(url, { headers, signal: AbortSignal.timeout(30_000), dispatcher: anyCertificate })
+    let bytes = 0
+    for await (const chunk of res.body as AsyncIterable<Buffer>) bytes += chunk.length
+    return { status: res.statusCode, bytes }
   }
   if (mode === 'peer-bytes') return await peerBytes(url, Number(arg))
   throw new Error(`unknown mode ${mode}`)

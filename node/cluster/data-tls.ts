@@ -1,0 +1,82 @@
+import { randomBytes, webcrypto, X509Certificate } from 'node:crypto'
+import type { TLSSocket } from 'node:tls'
+import { Agent, buildConnector } from 'undici'
+
+/** The data port's TLS identity: a certificate made at start, never written to disk. */
+export interface DataCert {
+  key: string
+  cert: string
+  /** sha256 of the certificate (hex): members learn it with their tickets and accept nothing else. */
+  sha256: string
+}
+
+/** sha256 of a certificate as hex, from the colon-separated form Node reports. */
+export function certSha256 (fingerprint256: string): string {
+  return fingerprint256.replaceAll(':', '').toLowerCase()
+}
+
+/**
+ * A self-signed ECDSA P-256 certificate for the data port. Nobody validates it against a CA: its hash
+ * travels with each ticket over the Noise-authenticated control stream, and members pin it.
+ */
+export async function createDataCert (name: string): Promise<DataCert> {
+  // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API.
+  await import('reflect-metadata')
+  const x509 = await import('@peculiar/x509')
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
+  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])
+  const now = Date.now()
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomBytes(8).toString('hex'),
+    name: `CN=${name.replace(/[^\w.-]/g, '_')}`,
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 10 * 365 * 86400_000),
+    signingAlgorithm: alg,
+    keys
+  })
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey))
+  const pem = cert.toString('pem')
+  return {
+    key: `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/(.{64})/g, '$1\n').trimEnd()}\n-----END PRIVATE KEY-----\n`,
+    cert: pem,
+    sha256: certSha256(new X509Certificate(pem).fingerprint256)
+  }
+}
+
+/** A peer's data port presented a certificate other than the one its ticket named. */
+export class PinMismatchError extends Error {
+  readonly code = 'ERR_PEER_CERT'
+  constructor (origin: string) {
+    super(`${origin} presented a certificate other than the one its ticket named`)
+    this.name = 'PinMismatchError'
+  }
+}
+
+/**
+ * Connection pool for the peers' data ports over TLS, each connection accepted only when the peer's
+ * certificate is the one pinned for its host and port (`pins`: "host:port" → sha256 hex, filled from
+ * tickets). A port with no pin gets no connection.
+ */
+export function pinnedAgent (pins: ReadonlyMap<string, string>, options: Agent.Options = {}): Agent {
+  // No session resumption: a resumed session shows no certificate to check.
+  const base = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0 })
+  return new Agent({
+    ...options,
+    connect: (opts, cb) => {
+      const origin = `${opts.hostname}:${opts.port}`
+      const want = pins.get(origin)
+      if (opts.protocol !== 'https:' || want === undefined) { cb(new PinMismatchError(origin), null); return }
+      base({ ...opts, servername: undefined }, (err, socket) => {
+        if (err !== null) { cb(err, null); return }
+        const cert = (socket as TLSSocket).getPeerCertificate()
+        if (cert.fingerprint256 === undefined || certSha256(cert.fingerprint256) !== want) {
+          socket.destroy()
+          cb(new PinMismatchError(origin), null)
+          return
+        }
+        cb(null, socket)
+      })
+    }
+  })
+}

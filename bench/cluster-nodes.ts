@@ -31,6 +31,8 @@ export interface LanNodeInit {
   cluster: boolean
   peers: readonly LanHost[]
   keyFile: string
+  /** HTTPS between the nodes (cluster.data_tls). */
+  tls?: boolean
 }
 
 export const NODE_URL = 'http://127.0.0.1:8081'
@@ -62,7 +64,8 @@ export async function startLanNode (lan: BenchLan, init: LanNodeInit): Promise<L
       mdns: false,
       key_file: init.keyFile,
       data_host: init.host.ip,
-      data_port: DATA_PORT
+      data_port: DATA_PORT,
+      data_tls: init.tls === true
     }
   }
   const configFile = join(dir, 'aimirror.yaml')

@@ -41,7 +41,7 @@ export async function startNodes (ctx: ClusterContext, scenario: string, count: 
   const hosts = Array.from({ length: count }, (_, i) => ctx.lan.host(i + 1))
   const start = async (i: number, cluster: boolean): Promise<LanNode> => await startLanNode(ctx.lan, {
     nodeBin: ctx.nodeBin, root: ctx.root, dir: join(ctx.dir, scenario), name: NAMES[i] ?? `N${i}`, host: ctx.lan.host(i + 1),
-    upstreamUrl: ctx.upstream.url, conns: ctx.opts.conns, cluster, peers: cluster ? hosts : [], keyFile: ctx.keyFile
+    upstreamUrl: ctx.upstream.url, conns: ctx.opts.conns, cluster, peers: cluster ? hosts : [], keyFile: ctx.keyFile, tls: ctx.opts.tls
   })
   const nodes = await Promise.all([
     ...hosts.map(async (_, i) => await start(i, true)),

@@ -38,6 +38,7 @@ const USAGE = `flock /tmp/aimirror-bench.lock npx node bench/cluster.ts [options
   --latency-ms N       upstream delay before headers (default 20)
   --timeout-s N        per-download deadline (default: 60 + 4 x nodes x size / aggregate)
   --only a,b           run only these scenarios: ${SCENARIOS.map(s => s.id).join(',')}
+  --tls                HTTPS between the nodes (cluster.data_tls)
   --keep               keep the temp dir (configs, logs, caches)`
 
 function parseOptions (argv: string[]): (ClusterBenchOptions & { timeoutMs: number }) | 'help' {
@@ -53,6 +54,7 @@ function parseOptions (argv: string[]): (ClusterBenchOptions & { timeoutMs: numb
       'timeout-s': { type: 'string' },
       only: { type: 'string' },
       keep: { type: 'boolean' },
+      tls: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -79,6 +81,7 @@ function parseOptions (argv: string[]): (ClusterBenchOptions & { timeoutMs: numb
     latencyMs: int(values['latency-ms'], 'latency-ms', 20, 0),
     only,
     keep: values.keep === true,
+    tls: values.tls === true,
     timeoutMs: int(values['timeout-s'], 'timeout-s', Math.ceil(60 + 4 * nodes * size / Math.max(aggregate, 1e6)), 1) * 1000
   }
 }

@@ -338,6 +338,7 @@ export const clusterShape = {
   key_file: optionalText(text('expected a file path')),
   data_host: text('expected a listen address (e.g. "0.0.0.0")'),
   data_port: intIn(0, 65535),
+  data_tls: flag,
   lookup_ms: intIn(0, 10_000)
 }
 

@@ -127,6 +127,8 @@ export interface ClusterConfig {
   /** Address of the peer data port (blob pieces over HTTP Range, ticket-authorised). */
   readonly data_host: string
   readonly data_port: number
+  /** HTTPS on the data port, each member pinning the certificate its ticket names. */
+  readonly data_tls: boolean
   /** How long a cold download waits for the cluster's answer before going upstream, ms. */
   readonly lookup_ms: number
 }

@@ -59,10 +59,10 @@ export type HaveAnswer = z.infer<typeof haveAnswer>
 export const ticketAnswer = z.strictObject({
   t: z.literal('ticket'),
   ticket: z.string().max(2048),
-  /** Data-plane port (HTTPS); the host is the address the control connection reached. */
+  /** Data-plane port; the host is the address the control connection reached. */
   port: z.number().int().min(1).max(65535),
-  /** sha256 (hex) of the certificate the data port presents: the asker accepts no other. */
-  cert: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The port speaks HTTPS with the certificate of this sha256 (hex): the asker accepts no other. */
+  cert: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   expiresAt: count,
   size: count,
   complete: z.boolean(),

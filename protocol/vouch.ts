@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto'
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import type { Hmac } from 'node:crypto'
 
 /**
@@ -26,6 +26,24 @@ export function vouchKey (clusterKey: Uint8Array): Buffer {
 /** An HMAC for the frame [start, end) of blob `digest`, to be fed the frame's bytes. */
 export function frameMac (key: Uint8Array, digest: string, start: number, end: number): Hmac {
   return createHmac('sha256', key).update(`aimirror-vouch-v1\0${digest}\0${start}\0${end}\0`)
+}
+
+/**
+ * A holder's piece list comes with `LIST_MAC_HEADER: <hex>`, an HMAC under the same key over the blob and
+ * the list, so in a keyed cluster nobody on the wire can hand a member a list (and bytes to match it).
+ */
+export const LIST_MAC_HEADER = 'x-aimirror-list-mac'
+
+export function listMac (key: Uint8Array, digest: string, list: Uint8Array): string {
+  return createHmac('sha256', key).update(`aimirror-list-v1\0${digest}\0`).update(list).digest('hex')
+}
+
+/** Whether `header` (a response's LIST_MAC_HEADER) vouches for `list` of blob `digest`. */
+export function listMacMatches (key: Uint8Array, digest: string, list: Uint8Array, header: unknown): boolean {
+  if (typeof header !== 'string') return false
+  const want = Buffer.from(listMac(key, digest, list), 'hex')
+  const got = Buffer.from(header, 'hex')
+  return got.length === want.length && timingSafeEqual(got, want)
 }
 
 /** End of the frame holding `pos` of a range that starts at `rangeStart` and ends (exclusive) at `rangeEnd`. */

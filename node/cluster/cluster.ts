@@ -116,7 +116,7 @@ export class Cluster implements SourceProvider {
     // Keyed clusters vouch for bytes of downloads in flight, so clients get them as they arrive;
     // open clusters hold them back until the whole blob verified.
     const vouch = key === null ? undefined : vouchKey(key)
-    const tls = await createDataCert(libp2p.peerId.toString())
+    const tls = cfg.data_tls ? await createDataCert(libp2p.peerId.toString()) : undefined
     const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: key => this.c.fetcher.inFlight(key), pacer: this.c.fetcher.pacer, logger: this.log }, {
       host: cfg.data_host, port: cfg.data_port, tls, ticketSecret: this.ticketSecret, vouchKey: vouch, onBytesServed: n => { this.counters.bytes_to_peers += n }
     })
@@ -138,7 +138,7 @@ export class Cluster implements SourceProvider {
       await membership.start()
       await control.start({
         have: async (k) => await this.have(k),
-        ticket: async (k, peer, ip) => await this.ticket(k, peer, ip, data.port, tls.sha256),
+        ticket: async (k, peer, ip) => await this.ticket(k, peer, ip, data.port, tls?.sha256),
         stats: async () => this.localStats(),
         corrupt: async (k, peer) => await this.recheck(k, peer)
       })
@@ -233,7 +233,7 @@ export class Cluster implements SourceProvider {
     return await this.have(key)
   }
 
-  private async ticket (key: string, peer: string, ip: string, port: number, cert: string): Promise<TicketAnswer> {
+  private async ticket (key: string, peer: string, ip: string, port: number, cert: string | undefined): Promise<TicketAnswer> {
     const digest = key.slice('sha256:'.length)
     const expiresAt = Date.now() + LIMITS.ticketTtlMs
     if (!(await this.c.store.hasDigest(digest))) {

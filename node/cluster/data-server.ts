@@ -1,12 +1,12 @@
 import { createReadStream } from 'node:fs'
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createServer } from 'node:https'
-import type { Server } from 'node:https'
+import { createServer as createHttpServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { pipeline } from 'node:stream/promises'
 import type { WireErrorCode } from '../../protocol/errors.ts'
 import { normaliseIp, readTicket } from '../../protocol/ticket.ts'
-import { VOUCH_HEADER, VOUCH_SCHEME, vouchedLength } from '../../protocol/vouch.ts'
+import { LIST_MAC_HEADER, listMac, VOUCH_HEADER, VOUCH_SCHEME, vouchedLength } from '../../protocol/vouch.ts'
 import type { Logger } from '../log.ts'
 import type { InFlightBlob } from '../fetch/fetcher.ts'
 import { paced } from '../fetch/gc-pacer.ts'
@@ -28,8 +28,8 @@ export interface DataServerComponents {
 export interface DataServerInit {
   host: string
   port: number
-  /** The port's TLS key and certificate (PEM): members pin the certificate's hash from their tickets. */
-  tls: { key: string, cert: string }
+  /** HTTPS with this key and certificate (PEM): members pin the certificate's hash from their tickets. */
+  tls?: { key: string, cert: string }
   /** Verifies tickets this node issued. */
   ticketSecret: Uint8Array
   /** Keyed clusters: bytes of downloads in flight are vouched for with this key (protocol/vouch.ts). */
@@ -45,7 +45,7 @@ const STATUS: Record<WireErrorCode, number> = {
 }
 
 /**
- * The peer data port: blob bytes over HTTPS Range, for holders of a ticket this node issued to a
+ * The peer data port: blob bytes over HTTP (or HTTPS) Range, for holders of a ticket this node issued to a
  * member over the authenticated control stream (bound to the blob, the member's address and a short
  * lifetime). Anyone else gets 401 and no byte. Files stream from disk with backpressure.
  */
@@ -74,13 +74,16 @@ export class DataServer {
 
   async start (): Promise<void> {
     if (this.server !== null) return
-    const server = createServer({ key: this.init.tls.key, cert: this.init.tls.cert, requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 30_000 }, (req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, res).catch((err: unknown) => {
         this.log.debug({ err }, 'data port: request failed')
         if (!res.headersSent) this.fail(res, 'INTERNAL')
         else res.destroy()
       })
-    })
+    }
+    const options = { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 30_000 }
+    const tls = this.init.tls
+    const server: Server = tls === undefined ? createHttpServer(options, handler) : createHttpsServer({ ...options, key: tls.key, cert: tls.cert }, handler)
     server.maxConnections = 512
     this.server = server
     await new Promise<void>((resolve, reject) => {
@@ -181,7 +184,9 @@ export class DataServer {
   private async servePieces (digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const list = await this.pieceLists.get(digest)
     if (list === null) { this.fail(res, 'NOT_FOUND'); return }
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': list.length })
+    const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': list.length }
+    if (this.init.vouchKey !== undefined) headers[LIST_MAC_HEADER] = listMac(this.init.vouchKey, digest, list)
+    res.writeHead(200, headers)
     res.end(req.method === 'HEAD' ? undefined : list)
   }
 }

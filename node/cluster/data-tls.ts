@@ -54,9 +54,10 @@ export class PinMismatchError extends Error {
 }
 
 /**
- * Connection pool for the peers' data ports over TLS, each connection accepted only when the peer's
+ * Connection pool for the peers' data ports. Over TLS each connection is accepted only when the peer's
  * certificate is the one pinned for its host and port (`pins`: "host:port" → sha256 hex, filled from
- * tickets). A port with no pin gets no connection.
+ * tickets); an https port with no pin gets no connection. Which scheme a port speaks comes from its
+ * ticket (over the authenticated control stream), so nobody on the wire can downgrade it.
  */
 export function pinnedAgent (pins: ReadonlyMap<string, string>, options: Agent.Options = {}): Agent {
   // No session resumption: a resumed session shows no certificate to check.
@@ -66,7 +67,8 @@ export function pinnedAgent (pins: ReadonlyMap<string, string>, options: Agent.O
     connect: (opts, cb) => {
       const origin = `${opts.hostname}:${opts.port}`
       const want = pins.get(origin)
-      if (opts.protocol !== 'https:' || want === undefined) { cb(new PinMismatchError(origin), null); return }
+      if (opts.protocol === 'http:') { base(opts, cb); return }
+      if (want === undefined) { cb(new PinMismatchError(origin), null); return }
       base({ ...opts, servername: undefined }, (err, socket) => {
         if (err !== null) { cb(err, null); return }
         const cert = (socket as TLSSocket).getPeerCertificate()

@@ -6,7 +6,7 @@ import { WireError } from '../../protocol/errors.ts'
 import { LIMITS } from '../../protocol/ids.ts'
 import type { TicketAnswer } from '../../protocol/messages.ts'
 import { alignedSpan, PIECE_HASH_UNIT, pieceListBytes } from '../../protocol/pieces.ts'
-import { VOUCH_HEADER, VOUCH_SCHEME } from '../../protocol/vouch.ts'
+import { LIST_MAC_HEADER, listMacMatches, VOUCH_HEADER, VOUCH_SCHEME } from '../../protocol/vouch.ts'
 import type { SourceResponse } from '../fetch/upstream-source.ts'
 import type { ControlService } from './control.ts'
 import { PinMismatchError } from './data-tls.ts'
@@ -30,7 +30,7 @@ function remember<V> (map: Map<string, V>, key: string, value: V): void {
 export interface PeerTicket extends TicketAnswer {
   readonly peer: string
   readonly digest: string
-  /** https://<ip>:<port> of the peer's data port. */
+  /** http(s)://<ip>:<port> of the peer's data port. */
   readonly base: string
 }
 
@@ -45,7 +45,7 @@ export interface PeerClientComponents {
 
 export interface PeerClientInit {
   onBytes?: (peer: string, n: number) => void
-  /** Keyed clusters: reads of downloads in flight ask to be vouched for with this key (protocol/vouch.ts). */
+  /** Keyed clusters: piece lists and reads of downloads in flight must be vouched for with this key (protocol/vouch.ts). */
   vouchKey?: Uint8Array
 }
 
@@ -168,8 +168,8 @@ export class PeerClient {
     const ip = conn?.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')
     if (ip?.value === undefined) throw new WireError('INTERNAL', 'no address for the peer')
     const host = ip.name === 'ip6' ? `[${ip.value}]` : ip.value
-    const base = new URL(`https://${host}:${answer.port}`)
-    this.c.pins.set(`${base.hostname}:${base.port}`, answer.cert)
+    const base = new URL(`${answer.cert === undefined ? 'http' : 'https'}://${host}:${answer.port}`)
+    if (answer.cert !== undefined) this.c.pins.set(`${base.hostname}:${base.port}`, answer.cert)
     return { ...answer, peer, digest, base: base.origin }
   }
 
@@ -192,7 +192,10 @@ export class PeerClient {
       parts.push(chunk)
     }
     if (n !== want) throw new WireError('BAD_MESSAGE', 'piece list of the wrong length')
-    return Buffer.concat(parts)
+    const list = Buffer.concat(parts)
+    const key = this.init.vouchKey
+    if (key !== undefined && !listMacMatches(key, t.digest, list, res.headers[LIST_MAC_HEADER])) throw new WireError('BAD_MESSAGE', 'piece list not vouched for')
+    return list
   }
 }
 

@@ -92,15 +92,44 @@ export class VerifyingBody extends Transform {
     this.unit = []
     this.unitBytes = 0
     // Only [from, to) goes on: the aligned span's head and tail were fetched to hash their units.
+    const out: Buffer[] = []
     for (const part of parts) {
       const a = Math.max(at, this.init.from)
       const b = Math.min(at + part.length, this.init.to)
       if (b > a) {
         this.init.onBytes?.(b - a)
-        this.push(b - a === part.length ? part : part.subarray(a - at, b - at))
+        out.push(b - a === part.length ? part : part.subarray(a - at, b - at))
       }
       at += part.length
     }
+    for (const buf of coalesce(out)) this.push(buf)
     return null
   }
+}
+
+/** Bytes per buffer passed on when a peer's small chunks are joined. */
+const JOINED = 256 << 10
+
+/**
+ * Joins runs of small chunks into buffers of up to JOINED bytes. TLS hands bytes over in 16 KiB
+ * records; every chunk costs the download a write and its bookkeeping, which is worth one copy.
+ */
+export function coalesce (parts: Buffer[]): Buffer[] {
+  if (parts.length < 2) return parts
+  const out: Buffer[] = []
+  let run: Buffer[] = []
+  let runBytes = 0
+  const flush = (): void => {
+    if (run.length === 1) out.push(run[0] as Buffer)
+    else if (run.length > 1) out.push(Buffer.concat(run, runBytes))
+    run = []
+    runBytes = 0
+  }
+  for (const part of parts) {
+    if (runBytes + part.length > JOINED) flush()
+    run.push(part)
+    runBytes += part.length
+  }
+  flush()
+  return out
 }

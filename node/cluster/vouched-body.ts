@@ -4,7 +4,7 @@ import { Transform } from 'node:stream'
 import type { TransformCallback } from 'node:stream'
 import { PIECE_HASH_UNIT } from '../../protocol/pieces.ts'
 import { frameEnd, frameMac, VOUCH_TAG_BYTES } from '../../protocol/vouch.ts'
-import { PeerCorruptError } from './verifying-body.ts'
+import { coalesce, PeerCorruptError } from './verifying-body.ts'
 
 export interface VouchInit {
   key: Uint8Array
@@ -116,7 +116,7 @@ export class VouchedBody extends Transform {
     this.mac = null
     if (!timingSafeEqual(expected, this.tag)) return new PeerCorruptError(this.piece())
     let n = 0
-    for (const part of this.held) { this.push(part); n += part.length }
+    for (const part of coalesce(this.held)) { this.push(part); n += part.length }
     this.onBytes?.(n)
     this.held = []
     this.frameStart = end

@@ -45,7 +45,7 @@ export async function startClusterNode (cluster: Partial<ClusterConfig> = {}): P
   await fetcher.start()
   const config: ClusterConfig = {
     enabled: true, name: 'test', listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], peers: [], key_file: null,
-    data_host: '127.0.0.1', data_port: 0, lookup_ms: 500, ...cluster, mdns: false
+    data_host: '127.0.0.1', data_port: 0, data_tls: false, lookup_ms: 500, ...cluster, mdns: false
   }
   const c = new Cluster({ store, fetcher, logger: silent }, { config, dataDir: dir })
   await c.start()

@@ -182,7 +182,7 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
     expect(await toPeers()).toBe(served)
 
     // The data port gives nothing without a ticket from the holder.
-    const blobUrl = `https://${a.ip}:4002/v1/blobs/${X.digest}`
+    const blobUrl = `http://${a.ip}:4002/v1/blobs/${X.digest}`
     expect(await client.probe(rogue.ns, blobUrl)).toMatchObject({ status: 401 })
     expect(await client.probe(rogue.ns, `${blobUrl}/pieces`)).toMatchObject({ status: 401 })
     expect(await client.probe(rogue.ns, blobUrl, 'forged.ticket')).toMatchObject({ status: 401 })

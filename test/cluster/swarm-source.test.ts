@@ -82,21 +82,16 @@ describe('swarm source: ranges from a peer, verified, upstream as fallback', () 
 
   it('the data port gives nothing without a ticket for that blob and address', async () => {
     const port = a.cluster.running?.data.port as number
-    // The port speaks TLS; these clients skip the certificate pin to show the ticket check alone.
-    const dispatcher = new Agent({ connect: { rejectUnauthorized: false } })
-    const none = await request(`https://127.0.0.1:${port}/v1/blobs/${digest}`, { dispatcher })
+    const none = await request(`http://127.0.0.1:${port}/v1/blobs/${digest}`)
     await none.body.dump()
     expect(none.statusCode).toBe(401)
-    const forged = await request(`https://127.0.0.1:${port}/v1/blobs/${digest}`, { dispatcher, headers: { authorization: 'Bearer v1.e30.AAAA' } })
+    const forged = await request(`http://127.0.0.1:${port}/v1/blobs/${digest}`, { headers: { authorization: 'Bearer v1.e30.AAAA' } })
     expect(forged.statusCode).toBe(401)
     expect(await forged.body.json()).toEqual({ error: 'BAD_TICKET' })
     const ticket = await b.cluster.running?.peers.ticket(a.peerId, digest)
-    const wrongBlob = await request(`https://127.0.0.1:${port}/v1/blobs/${'0'.repeat(64)}`, { dispatcher, headers: { authorization: `Bearer ${ticket?.ticket ?? ''}` } })
+    const wrongBlob = await request(`http://127.0.0.1:${port}/v1/blobs/${'0'.repeat(64)}`, { headers: { authorization: `Bearer ${ticket?.ticket ?? ''}` } })
     await wrongBlob.body.dump()
     expect(wrongBlob.statusCode).toBe(401)
-    // Plain HTTP gets no answer at all.
-    await expect(request(`http://127.0.0.1:${port}/v1/blobs/${digest}`, { headers: { authorization: `Bearer ${ticket?.ticket ?? ''}` }, headersTimeout: 5000 })).rejects.toThrow()
-    await dispatcher.close()
   })
 
   it('a peer serving corrupt bytes is caught within a piece, banned, and upstream takes over', async () => {

@@ -61,6 +61,6 @@ export function makeConfig (parts: ConfigParts): Config {
     logging: { level: 'silent', file: null },
     oci: { registries: {}, token_ttl_s: 3600, access_check_ttl_s: 60 },
     // Tests never send multicast: mDNS stays off even where a test turns the cluster on.
-    cluster: { enabled: false, name: 'test', listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], peers: [], mdns: false, key_file: null, data_host: '127.0.0.1', data_port: 0, lookup_ms: 50 }
+    cluster: { enabled: false, name: 'test', listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], peers: [], mdns: false, key_file: null, data_host: '127.0.0.1', data_port: 0, data_tls: false, lookup_ms: 50 }
   }
 }

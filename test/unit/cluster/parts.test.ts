@@ -8,7 +8,7 @@ import { Bans } from '../../../node/cluster/bans.ts'
 import { parseRange } from '../../../node/cluster/data-server.ts'
 import { lanAddressMapper } from '../../../node/cluster/libp2p-node.ts'
 import { staticPeerAddress } from '../../../node/cluster/static-peers.ts'
-import { PeerCorruptError, VerifyingBody } from '../../../node/cluster/verifying-body.ts'
+import { coalesce, PeerCorruptError, VerifyingBody } from '../../../node/cluster/verifying-body.ts'
 import { PIECE_HASH_UNIT, PieceHasher } from '../../../protocol/pieces.ts'
 
 const U = PIECE_HASH_UNIT
@@ -52,6 +52,17 @@ describe('verifying body', () => {
     const got = await through(body, data.subarray(0, U + 500), 4096)
     expect(got.length).toBe(U)
     expect(createHash('sha256').update(got).digest().equals(list.subarray(0, 32))).toBe(true)
+  })
+
+  it('passes TLS-sized chunks on joined into buffers of up to 256 KiB, big chunks as they are', () => {
+    const small = Array.from({ length: 20 }, (_, i) => Buffer.alloc(16 << 10, i))
+    const joined = coalesce(small)
+    expect(joined.map(b => b.length)).toEqual([256 << 10, 64 << 10])
+    expect(Buffer.concat(joined).equals(Buffer.concat(small))).toBe(true)
+    const big = Buffer.alloc(U)
+    const mixed = coalesce([big, ...small.slice(0, 2)])
+    expect(mixed[0]).toBe(big)
+    expect(mixed.map(b => b.length)).toEqual([U, 32 << 10])
   })
 })
 

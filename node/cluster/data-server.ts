@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { pipeline } from 'node:stream/promises'
 import type { WireErrorCode } from '../../protocol/errors.ts'
 import { normaliseIp, readTicket } from '../../protocol/ticket.ts'
-import { LIST_MAC_HEADER, listMac, VOUCH_HEADER, VOUCH_SCHEME, vouchedLength } from '../../protocol/vouch.ts'
+import { LIST_MAC_HEADER, listMac, newVouchNonce, responseKey, VOUCH_HEADER, vouchedLength } from '../../protocol/vouch.ts'
 import type { Logger } from '../log.ts'
 import type { InFlightBlob } from '../fetch/fetcher.ts'
 import { paced } from '../fetch/gc-pacer.ts'
@@ -165,14 +165,15 @@ export class DataServer {
       'content-range': `bytes ${start}-${end - 1}/${flying.size}`,
       'x-aimirror-in-flight': '1'
     }
-    if (key !== undefined) headers[VOUCH_HEADER] = VOUCH_SCHEME
+    const vouch = key === undefined ? null : newVouchNonce()
+    if (vouch !== null) headers[VOUCH_HEADER] = vouch.header
     res.writeHead(206, headers)
     if (body === null) { res.end(); return }
     let sent = 0
     body.on('data', (chunk: Buffer) => { sent += chunk.length })
     try {
       if (key === undefined) await pipeline(body, res)
-      else await pipeline(body, new VouchingBody({ key, digest, start, end }), res)
+      else await pipeline(body, new VouchingBody({ key: responseKey(key, (vouch as { nonce: Buffer }).nonce), digest, start, end }), res)
     } catch {
       // Cut (idle, the download failed, or the member left): the socket goes, the member asks elsewhere.
       res.destroy()

@@ -6,7 +6,7 @@ import { WireError } from '../../protocol/errors.ts'
 import { LIMITS } from '../../protocol/ids.ts'
 import type { TicketAnswer } from '../../protocol/messages.ts'
 import { alignedSpan, PIECE_HASH_UNIT, pieceListBytes } from '../../protocol/pieces.ts'
-import { LIST_MAC_HEADER, listMacMatches, VOUCH_HEADER, VOUCH_SCHEME } from '../../protocol/vouch.ts'
+import { LIST_MAC_HEADER, listMacMatches, responseKey, VOUCH_HEADER, vouchNonce } from '../../protocol/vouch.ts'
 import type { SourceResponse } from '../fetch/upstream-source.ts'
 import type { ControlService } from './control.ts'
 import { PinMismatchError } from './data-tls.ts'
@@ -121,8 +121,9 @@ export class PeerClient {
     const last = Math.min(end, t.size - 1)
     const key = this.init.vouchKey
     const { res, url } = await this.requestRange(t, start, last, options.signal, key === undefined ? {} : { [VOUCH_HEADER]: '1' })
-    if (key !== undefined && res.headers[VOUCH_HEADER] === VOUCH_SCHEME) {
-      const body = new VouchedBody({ key, digest: t.digest, start, end: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n) })
+    const nonce = key === undefined ? null : vouchNonce(res.headers[VOUCH_HEADER])
+    if (key !== undefined && nonce !== null) {
+      const body = new VouchedBody({ key: responseKey(key, nonce), digest: t.digest, start, end: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n) })
       res.body.on('data', () => options.onProgress?.())
       pipeline(res.body, body, () => {})
       return rangeResponse(t, start, last, body, url)

@@ -1,12 +1,13 @@
 import { timingSafeEqual } from 'node:crypto'
-import type { Hmac } from 'node:crypto'
 import { Transform } from 'node:stream'
 import type { TransformCallback } from 'node:stream'
 import { PIECE_HASH_UNIT } from '../../protocol/pieces.ts'
-import { frameEnd, frameMac, VOUCH_TAG_BYTES } from '../../protocol/vouch.ts'
+import { frameEnd, frameMac, VOUCH_FRAME, VOUCH_TAG_BYTES } from '../../protocol/vouch.ts'
+import type { FrameMac } from '../../protocol/vouch.ts'
 import { coalesce, PeerCorruptError } from './verifying-body.ts'
 
 export interface VouchInit {
+  /** The response's key (protocol/vouch.ts responseKey). */
   key: Uint8Array
   /** sha256 hex of the blob. */
   digest: string
@@ -20,13 +21,17 @@ export class VouchingBody extends Transform {
   private readonly init: VouchInit
   private pos: number
   private frameStart: number
-  private mac: Hmac | null = null
+  private mac: FrameMac | null = null
 
   constructor (init: VouchInit) {
     super()
     this.init = init
     this.pos = init.start
     this.frameStart = init.start
+  }
+
+  private newMac (end: number): FrameMac {
+    return frameMac(this.init.key, this.init.digest, (this.frameStart - this.init.start) / VOUCH_FRAME, this.frameStart, end)
   }
 
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -36,7 +41,7 @@ export class VouchingBody extends Transform {
       const take = Math.min(end - this.pos, chunk.length - off)
       if (take <= 0) { cb(new RangeError('more bytes than the range holds')); return }
       const part = take === chunk.length ? chunk : chunk.subarray(off, off + take)
-      this.mac ??= frameMac(this.init.key, this.init.digest, this.frameStart, end)
+      this.mac ??= this.newMac(end)
       this.mac.update(part)
       this.push(part)
       this.pos += take
@@ -60,7 +65,7 @@ export class VouchedBody extends Transform {
   private readonly init: VouchInit
   private pos: number
   private frameStart: number
-  private mac: Hmac | null = null
+  private mac: FrameMac | null = null
   private held: Buffer[] = []
   private readonly tag = Buffer.alloc(VOUCH_TAG_BYTES)
   private tagBytes = 0
@@ -80,6 +85,10 @@ export class VouchedBody extends Transform {
     this.destroy()
   }
 
+  private newMac (end: number): FrameMac {
+    return frameMac(this.init.key, this.init.digest, (this.frameStart - this.init.start) / VOUCH_FRAME, this.frameStart, end)
+  }
+
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     let off = 0
     while (off < chunk.length) {
@@ -88,7 +97,7 @@ export class VouchedBody extends Transform {
       if (this.pos < end) {
         const take = Math.min(end - this.pos, chunk.length - off)
         const part = take === chunk.length ? chunk : chunk.subarray(off, off + take)
-        this.mac ??= frameMac(this.init.key, this.init.digest, this.frameStart, end)
+        this.mac ??= this.newMac(end)
         this.mac.update(part)
         this.held.push(part)
         this.pos += take
@@ -112,7 +121,7 @@ export class VouchedBody extends Transform {
   }
 
   private release (end: number): Error | null {
-    const expected = (this.mac ?? frameMac(this.init.key, this.init.digest, this.frameStart, end)).digest()
+    const expected = (this.mac ?? this.newMac(end)).digest()
     this.mac = null
     if (!timingSafeEqual(expected, this.tag)) return new PeerCorruptError(this.piece())
     let n = 0

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { PeerCorruptError } from '../../../node/cluster/verifying-body.ts'
 import { VouchedBody, VouchingBody } from '../../../node/cluster/vouched-body.ts'
 import type { VouchInit } from '../../../node/cluster/vouched-body.ts'
-import { VOUCH_FRAME, VOUCH_TAG_BYTES, vouchedLength, vouchKey } from '../../../protocol/vouch.ts'
+import { newVouchNonce, responseKey, VOUCH_FRAME, VOUCH_TAG_BYTES, vouchedLength, vouchKey, vouchNonce } from '../../../protocol/vouch.ts'
 
 const F = VOUCH_FRAME
 
@@ -103,5 +103,18 @@ describe('vouched reads of a download in flight', () => {
   it('the vouching side refuses to send more than its range', async () => {
     const small = { ...init, end: init.start + 10 }
     await expect(framed(small, data.subarray(0, 11))).rejects.toThrow(RangeError)
+  })
+
+  it('every response has a key of its own, named by the nonce in its header', async () => {
+    const one = newVouchNonce()
+    const two = newVouchNonce()
+    expect(vouchNonce(one.header)?.equals(one.nonce)).toBe(true)
+    expect(one.header).not.toBe(two.header)
+    for (const bad of [undefined, '1', 'hmac-sha256 262144 00', `${one.header}0`, one.header.toUpperCase()]) expect(vouchNonce(bad), String(bad)).toBeNull()
+    // The same bytes under two responses' keys carry different tags: a tag is never reused.
+    const a = await framed({ ...init, key: responseKey(key, one.nonce) }, data)
+    const b = await framed({ ...init, key: responseKey(key, two.nonce) }, data)
+    expect(a.subarray(F, F + VOUCH_TAG_BYTES).equals(b.subarray(F, F + VOUCH_TAG_BYTES))).toBe(false)
+    expect((await read({ ...init, key: responseKey(key, two.nonce) }, a)).err).toBeInstanceOf(PeerCorruptError)
   })
 })

@@ -169,6 +169,9 @@ export class DataServer {
     if (vouch !== null) headers[VOUCH_HEADER] = vouch.header
     res.writeHead(206, headers)
     if (body === null) { res.end(); return }
+    // Headers go now, not with the first byte: bytes this node has not fetched yet may take a while,
+    // and the asker must not take that wait for a dead peer (its headers timeout drops the peer).
+    res.flushHeaders()
     let sent = 0
     body.on('data', (chunk: Buffer) => { sent += chunk.length })
     try {

@@ -268,6 +268,13 @@ export class SwarmSource implements Source {
         return null
       }
       this.failedUnits.add(unit)
+      // A loaded owner may answer late or drop a connection: that unit goes upstream, but the owner
+      // keeps the rest of its share (a member that died leaves the membership). Dropping it at the first
+      // timeout sent every member's whole share of a busy owner upstream (1.2–1.4 × the blob).
+      if (isSlowPeer(err) && signal?.aborted !== true) {
+        this.c.logger.debug({ peer: owner, err: (err as Error).message, unit }, 'peer read failed; this unit goes upstream')
+        return null
+      }
       this.peerFailed(owner, err, signal)
       return null
     }
@@ -353,4 +360,10 @@ function withMeta (res: SourceResponse, t: PeerTicket): SourceResponse {
   if (t.meta.etag !== null) headers.etag = t.meta.etag
   if (t.meta.lastModified !== null) headers['last-modified'] = t.meta.lastModified
   return { ...res, headers }
+}
+
+/** A peer that answered too late or dropped the connection: slow or busy, not known to be gone. */
+function isSlowPeer (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_SOCKET'
 }

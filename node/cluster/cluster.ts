@@ -206,10 +206,13 @@ export class Cluster implements SourceProvider {
     const digest = key.slice('sha256:'.length)
     if (await this.c.store.hasDigest(digest)) return { t: 'have', state: 'complete', size: this.c.store.blobSize(digest) }
     if (this.c.fetcher.activeDownloads().some(d => d.key === key)) {
-      const partial = await this.c.store.getPartial(key)
+      // From the download's memory, not the index: under load the index's reads queue behind file
+      // reads in the thread pool, and an answer that comes late leaves the asker fetching our units.
+      const flying = this.c.fetcher.inFlight(key)
+      const pieces = flying?.pieces() ?? null
       const active = this.swarms.get(digest)?.deref()?.upstreamReads()
-      if (partial !== undefined && partial.bitmap.length <= LIMITS.maxMessageBytes / 2) {
-        return { t: 'have', state: 'partial', size: partial.size, pieceSize: partial.pieceSize, bitmap: partial.bitmap, active }
+      if (flying !== null && pieces !== null && pieces.bitmap.length <= LIMITS.maxMessageBytes / 2) {
+        return { t: 'have', state: 'partial', size: flying.size, pieceSize: pieces.pieceSize, bitmap: pieces.bitmap, active }
       }
       // Just started (size not known yet): still a downloader the asker splits the work with.
       return { t: 'have', state: 'partial' }

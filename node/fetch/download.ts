@@ -541,6 +541,12 @@ export class Download {
     fh.close().catch(() => {})
   }
 
+  /** The pieces on disk now, as the partial entry will record them. */
+  pieces (): { pieceSize: number, bitmap: string } | null {
+    if (this.plan === null || this.bitmap === null) return null
+    return { pieceSize: this.plan.pieceSize, bitmap: this.bitmap.toBase64() }
+  }
+
   /** The progress entry as the download stands (see PartialSaver, which writes it). */
   private partialEntry (): PartialEntry | null {
     if (this.plan === null || this.bitmap === null || this.meta === null) return null

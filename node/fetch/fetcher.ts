@@ -112,6 +112,8 @@ export interface InFlightBlob {
    * Null if the file is gone.
    */
   open: (start: number, end: number, idleMs: number) => Readable | null
+  /** Which pieces are on disk now (from memory: no index read), or null before the plan is made. */
+  pieces: () => { pieceSize: number, bitmap: string } | null
 }
 
 /** Extra sources for new downloads (the LAN cluster): wraps a download's upstream source. */
@@ -205,7 +207,8 @@ export class Fetcher {
         } catch {
           return null
         }
-      }
+      },
+      pieces: () => d.pieces()
     }
   }
 

@@ -19,6 +19,7 @@ import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { Waiters } from './waiters.ts'
 import { PartialSaver } from './partial-saver.ts'
+import { ConnectionPool } from './connection-pool.ts'
 import { fetchAssignment } from './range-fetch.ts'
 import type { RangeFetchHost } from './range-fetch.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
@@ -67,8 +68,6 @@ type State = 'starting' | 'running' | 'verified' | 'done' | 'failed'
 const ERROR_BODY_LIMIT = 1 << 20
 /** Read-back buffers kept for readers (128 KiB each at most: 1 MiB behind the hash frontier, per download). */
 const RECENT_READS = 8
-/** A connection with no byte for this long gets its range duplicated onto a free connection. */
-const STALL_MS = 2_000
 
 /**
  * One blob's download: the first response learns size/validator/Range support and delivers the
@@ -112,8 +111,6 @@ export class Download {
   private rangeSupported = true
   private size: number | null = null
   private reserved = 0
-  private workers = 0
-  private urgentWorkers = 0
   private wants = 0
   private readonly saver = new PartialSaver({
     entry: () => this.partialEntry(),
@@ -124,7 +121,7 @@ export class Download {
   })
   private partialStartedAt = Date.now()
   private readonly rangeHost: RangeFetchHost
-  private watchdog: NodeJS.Timeout | null = null
+  private readonly pool: ConnectionPool
   private readonly settledCallbacks: Array<() => void> = []
   finishAbandoned = true
 
@@ -139,6 +136,22 @@ export class Download {
     this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject })
     this.ready.catch(() => {})
     this.rangeHost = this.makeRangeHost()
+    this.pool = new ConnectionPool({
+      limiter: this.limiter,
+      signal: this.abort.signal,
+      scheduler: () => this.scheduler,
+      target: () => this.targetWorkers(),
+      wanted: () => this.waiters.offsets(),
+      running: () => this.state === 'running',
+      settled: () => this.settled,
+      fetch: async (a, first) => { await fetchAssignment(a, first, this.rangeHost) },
+      fail: err => this.fail(err, true),
+      drained: () => {
+        if (!this.settled && this.hasher !== null && this.size !== null && !this.written.covers(0, this.size)) {
+          this.fail(new UpstreamProtocolError('Download stalled with missing bytes'), true)
+        }
+      }
+    })
   }
 
   get settled (): boolean {
@@ -215,7 +228,7 @@ export class Download {
     const offset = held ? Number.POSITIVE_INFINITY : this.written.contiguousEnd(pos)
     if (this.settled) return Promise.resolve()
     const woken = this.waiters.wait(offset, signal)
-    if (!held && signal?.aborted !== true) this.maybeUrgent(offset)
+    if (!held && signal?.aborted !== true) this.pool.urgent(offset)
     return woken
   }
 
@@ -244,7 +257,7 @@ export class Download {
   }
 
   progress (): { size: number | null, received: number, written: number, connections: number } {
-    return { size: this.size, received: this.receivedBytes, written: this.written.total(), connections: this.workers }
+    return { size: this.size, received: this.receivedBytes, written: this.written.total(), connections: this.pool.count }
   }
 
   private async run (): Promise<void> {
@@ -268,9 +281,16 @@ export class Download {
       release()
       throw err
     }
-    this.workers++
-    this.worker(release, first).catch(() => {})
-    this.spawnWorkers()
+    if (first.status === 416) {
+      discardBody(first.body)
+      this.pool.startWith(release)
+    } else {
+      const start = first.contentRange !== null && first.contentRange.start >= 0 ? first.contentRange.start : 0
+      const end = !this.rangeSupported ? (this.size ?? Number.POSITIVE_INFINITY) : Math.min(first.contentRange?.end ?? 0, (this.size ?? 1) - 1) + 1
+      const a = this.scheduler?.claim(start, end) ?? { id: 0, start, pos: start, end, duplicate: false, duplicated: false, lastProgress: 0 }
+      this.pool.startWith(release, { a, response: first })
+    }
+    if (this.rangeSupported) this.pool.fill()
   }
 
   /** Learns the blob from the first response; false when the result needs no workers. */
@@ -344,82 +364,10 @@ export class Download {
     return 0
   }
 
-  private spawnWorkers (): void {
-    if (this.scheduler === null || !this.rangeSupported) return
-    if (this.watchdog === null) {
-      // Stall watchdog (not a reader poll): duplicates a range whose connection went silent.
-      this.watchdog = setInterval(() => {
-        if (this.state === 'running' && this.scheduler?.hasStalled(Date.now(), STALL_MS) === true) this.extraWorker()
-        // The source may have found more to share the work with since (peers downloading it too).
-        if (this.state === 'running') this.spawnWorkers()
-      }, STALL_MS / 2)
-      this.watchdog.unref()
-    }
-    const target = this.targetWorkers()
-    while (this.workers < target) {
-      this.workers++
-      this.limiter.acquire({ signal: this.abort.signal }).then(release => this.worker(release), () => { this.workers-- })
-        .catch(() => {})
-    }
-  }
-
   private targetWorkers (): number {
     if (!this.rangeSupported || (this.size ?? 0) < this.init.minSize) return 1
     const wanted = this.init.source.rangesInFlight?.(this.init.concurrency) ?? this.init.concurrency
     return Math.max(1, Math.min(wanted, this.plan?.count ?? 1))
-  }
-
-  /** A reader waits for an offset no connection will reach soon: fetch it first. */
-  private maybeUrgent (offset: number): void {
-    if (this.state !== 'running' || this.scheduler === null) return
-    if (this.scheduler.urgentOffset([offset]) === null) return
-    this.extraWorker()
-  }
-
-  /** A short-lived connection beyond `concurrency` for one urgent or stalled range. */
-  private extraWorker (): void {
-    if (this.urgentWorkers >= 2) return
-    this.urgentWorkers++
-    this.workers++
-    this.limiter.acquire({ signal: this.abort.signal, urgent: true }).then(release => this.worker(release, undefined, true), () => {
-      this.urgentWorkers--
-      this.workers--
-    }).catch(() => {})
-  }
-
-  private async worker (release: () => void, first?: SourceResponse, urgent = false): Promise<void> {
-    try {
-      if (first?.status === 416) discardBody(first.body)
-      else if (first !== undefined) {
-        const start = first.contentRange !== null && first.contentRange.start >= 0 ? first.contentRange.start : 0
-        const end = !this.rangeSupported ? (this.size ?? Number.POSITIVE_INFINITY) : Math.min(first.contentRange?.end ?? 0, (this.size ?? 1) - 1) + 1
-        const a = this.scheduler?.claim(start, end) ?? { id: 0, start, pos: start, end, duplicate: false, duplicated: false, lastProgress: 0 }
-        a.lastProgress = Date.now()
-        await fetchAssignment(a, first, this.rangeHost)
-        this.scheduler?.release(a)
-      }
-      while (!this.settled && this.scheduler !== null) {
-        const a = this.scheduler.next(this.waiters.offsets(), Date.now(), STALL_MS)
-        if (a === null) break
-        a.lastProgress = Date.now()
-        try {
-          await fetchAssignment(a, undefined, this.rangeHost)
-        } finally {
-          this.scheduler.release(a)
-        }
-        // Fewer ranges wanted now (a LAN holder turned up): this connection retires.
-        if (urgent || this.workers > this.targetWorkers()) break
-      }
-    } catch (err) {
-      this.fail(err, true)
-    } finally {
-      release()
-      this.workers--
-      if (urgent) this.urgentWorkers--
-      if (!this.settled && this.workers === 0 && this.hasher !== null && this.size !== null && !this.written.covers(0, this.size)) {
-        this.fail(new UpstreamProtocolError('Download stalled with missing bytes'), true)
-      }
-    }
   }
 
   /** What each connection's range fetch reads and reports (built once, in the constructor). */
@@ -522,8 +470,7 @@ export class Download {
   private settle (state: 'done' | 'failed'): void {
     this.state = state
     this.recent.length = 0
-    if (this.watchdog !== null) clearInterval(this.watchdog)
-    this.watchdog = null
+    this.pool.stop()
     this.store.unreserve(this.reserved)
     this.reserved = 0
     this.waiters.wakeAll()

@@ -1,0 +1,124 @@
+import type { Limiter } from './limiter.ts'
+import type { Assignment, Scheduler } from './pieces.ts'
+import type { SourceResponse } from './upstream-source.ts'
+
+/** A connection with no byte for this long gets its range duplicated onto a free connection. */
+export const STALL_MS = 2_000
+
+/** Urgent or stall connections beyond the target at once. */
+const EXTRA_CONNECTIONS = 2
+
+/** What the pool needs of its download. */
+export interface ConnectionPoolHost {
+  limiter: Limiter
+  signal: AbortSignal
+  scheduler: () => Scheduler | null
+  /** Ranges the download wants in flight now (the source may change its mind as peers come and go). */
+  target: () => number
+  /** Offsets readers are waiting for (their ranges come first). */
+  wanted: () => number[]
+  running: () => boolean
+  settled: () => boolean
+  /** Fetches one assignment to its end (`first`: the response already asked for it). */
+  fetch: (a: Assignment, first?: SourceResponse) => Promise<void>
+  fail: (err: unknown) => void
+  /** Called when the last connection ended. */
+  drained: () => void
+}
+
+/**
+ * A download's connections: each takes the scheduler's next range (a reader's first, idle ones steal,
+ * the tail is duplicated) until none is left. Keeps `target()` of them, adds a short-lived one for a
+ * range a reader waits on that no connection will reach soon or one that stalled, and a watchdog that
+ * notices stalls (not a reader poll).
+ */
+export class ConnectionPool {
+  /** Connections open or waiting for a slot. */
+  count = 0
+  private extras = 0
+  private watchdog: NodeJS.Timeout | null = null
+  private readonly host: ConnectionPoolHost
+
+  constructor (host: ConnectionPoolHost) {
+    this.host = host
+  }
+
+  /** The first connection, with its limiter slot and, unless it was not usable, the response that learned the blob. */
+  startWith (release: () => void, first?: { a: Assignment, response: SourceResponse }): void {
+    this.count++
+    this.run(release, first).catch(() => {})
+  }
+
+  /** Opens connections up to the target (and starts the stall watchdog). */
+  fill (): void {
+    if (this.host.scheduler() === null) return
+    if (this.watchdog === null) {
+      this.watchdog = setInterval(() => {
+        if (this.host.running() && this.host.scheduler()?.hasStalled(Date.now(), STALL_MS) === true) this.extra()
+        // The source may have found more to share the work with since (peers downloading it too).
+        if (this.host.running()) this.fill()
+      }, STALL_MS / 2)
+      this.watchdog.unref()
+    }
+    const target = this.host.target()
+    while (this.count < target) {
+      this.count++
+      this.host.limiter.acquire({ signal: this.host.signal }).then(release => this.run(release), () => { this.count-- })
+        .catch(() => {})
+    }
+  }
+
+  /** A reader waits for `offset`: if no connection will reach it soon, one more connection fetches it first. */
+  urgent (offset: number): void {
+    const scheduler = this.host.scheduler()
+    if (!this.host.running() || scheduler === null || scheduler.urgentOffset([offset]) === null) return
+    this.extra()
+  }
+
+  stop (): void {
+    if (this.watchdog !== null) clearInterval(this.watchdog)
+    this.watchdog = null
+  }
+
+  /** A short-lived connection beyond the target for one urgent or stalled range. */
+  private extra (): void {
+    if (this.extras >= EXTRA_CONNECTIONS) return
+    this.extras++
+    this.count++
+    this.host.limiter.acquire({ signal: this.host.signal, urgent: true }).then(release => this.run(release, undefined, true), () => {
+      this.extras--
+      this.count--
+    }).catch(() => {})
+  }
+
+  private async run (release: () => void, first?: { a: Assignment, response: SourceResponse }, extra = false): Promise<void> {
+    try {
+      if (first !== undefined) {
+        first.a.lastProgress = Date.now()
+        await this.host.fetch(first.a, first.response)
+        this.host.scheduler()?.release(first.a)
+      }
+      let scheduler = this.host.scheduler()
+      while (!this.host.settled() && scheduler !== null) {
+        const a = scheduler.next(this.host.wanted(), Date.now(), STALL_MS)
+        if (a === null) break
+        a.lastProgress = Date.now()
+        try {
+          await this.host.fetch(a)
+        } finally {
+          scheduler.release(a)
+        }
+        // Fewer ranges wanted now (a LAN holder turned up): this connection retires.
+        if (extra || this.count > this.host.target()) break
+        scheduler = this.host.scheduler()
+      }
+    } catch (err) {
+      this.host.fail(err)
+    } finally {
+      release()
+      this.count--
+      if (extra) this.extras--
+      if (this.count === 0) this.host.drained()
+    }
+  }
+}

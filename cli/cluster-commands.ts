@@ -48,13 +48,13 @@ export function renderClusterStats (v: ClusterStatsView): string {
   const rows = v.nodes.map(n => n.reachable
     ? [`${shortId(n.peer_id === '' ? 'this node' : n.peer_id)}${n.self ? ' *' : ''}`, formatBytes(n.cache?.size_bytes ?? 0), String(n.cache?.blobs ?? 0),
         String(n.hits ?? 0), String(n.misses ?? 0), formatBytes(n.bytes_from_cache ?? 0), formatBytes(n.bytes_from_peers ?? 0),
-        formatBytes(n.bytes_from_upstream ?? 0), formatBytes(n.bytes_to_peers ?? 0), String(n.active_downloads ?? 0)]
-    : [shortId(n.peer_id), `unreachable (${n.error ?? '?'})`, '-', '-', '-', '-', '-', '-', '-', '-'])
+        formatBytes(n.bytes_from_upstream ?? 0), formatBytes(n.bytes_to_peers ?? 0), String(n.active_downloads ?? 0), String(n.peer_bans ?? 0)]
+    : [shortId(n.peer_id), `unreachable (${n.error ?? '?'})`, '-', '-', '-', '-', '-', '-', '-', '-', '-'])
   const t = v.totals
   rows.push(['total', formatBytes(t.cache_size_bytes), String(t.blobs), String(t.hits), String(t.misses), formatBytes(t.bytes_from_cache),
-    formatBytes(t.bytes_from_peers), formatBytes(t.bytes_from_upstream), formatBytes(t.bytes_to_peers), String(t.active_downloads)])
+    formatBytes(t.bytes_from_peers), formatBytes(t.bytes_from_upstream), formatBytes(t.bytes_to_peers), String(t.active_downloads), String(t.peer_bans)])
   const head = v.enabled ? `cluster "${v.cluster}" (${v.mode}), ${t.reachable} of ${t.nodes} nodes reachable` : 'cluster off: this node only'
-  return `${head}\n\n${table(['node', 'cache', 'blobs', 'hits', 'misses', 'from cache', 'from peers', 'from upstream', 'to peers', 'downloads'], rows)}` +
+  return `${head}\n\n${table(['node', 'cache', 'blobs', 'hits', 'misses', 'from cache', 'from peers', 'from upstream', 'to peers', 'downloads', 'bans'], rows)}` +
     `\nhit rate ${(t.hit_rate * 100).toFixed(1)}%, upstream spared ${formatBytes(t.bytes_saved_upstream)}\n`
 }
 

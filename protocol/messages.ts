@@ -82,7 +82,9 @@ export const nodeStats = z.strictObject({
   bytes_from_upstream: count,
   bytes_to_peers: count,
   active_downloads: count,
-  peers: count
+  peers: count,
+  /** Peers this node banned for bad bytes since it started. */
+  peer_bans: count.optional()
 })
 export type NodeStats = z.infer<typeof nodeStats>
 

@@ -289,7 +289,8 @@ export class Cluster implements SourceProvider {
       bytes_from_upstream: Math.max(0, s.bytes_from_upstream - this.counters.bytes_from_peers),
       bytes_to_peers: this.counters.bytes_to_peers,
       active_downloads: this.c.fetcher.activeDownloads().length,
-      peers: this.parts?.membership.memberIds().length ?? 0
+      peers: this.parts?.membership.memberIds().length ?? 0,
+      peer_bans: this.counters.peer_bans
     }
   }
 }

@@ -21,6 +21,8 @@ export interface ClusterTotals {
   bytes_from_upstream: number
   bytes_to_peers: number
   active_downloads: number
+  /** Bans for bad bytes, summed over the nodes that banned. */
+  peer_bans: number
   /** Bytes clients got without the upstream carrying them (from a cache or from a peer). */
   bytes_saved_upstream: number
 }
@@ -52,7 +54,7 @@ export interface PeersView {
 export function clusterTotals (nodes: readonly NodeView[]): ClusterTotals {
   const t: ClusterTotals = {
     nodes: nodes.length, reachable: 0, cache_size_bytes: 0, blobs: 0, hits: 0, misses: 0, hit_rate: 0,
-    bytes_from_cache: 0, bytes_from_peers: 0, bytes_from_upstream: 0, bytes_to_peers: 0, active_downloads: 0, bytes_saved_upstream: 0
+    bytes_from_cache: 0, bytes_from_peers: 0, bytes_from_upstream: 0, bytes_to_peers: 0, active_downloads: 0, peer_bans: 0, bytes_saved_upstream: 0
   }
   for (const n of nodes) {
     if (!n.reachable) continue
@@ -66,6 +68,7 @@ export function clusterTotals (nodes: readonly NodeView[]): ClusterTotals {
     t.bytes_from_upstream += n.bytes_from_upstream ?? 0
     t.bytes_to_peers += n.bytes_to_peers ?? 0
     t.active_downloads += n.active_downloads ?? 0
+    t.peer_bans += n.peer_bans ?? 0
   }
   t.bytes_saved_upstream = t.bytes_from_cache + t.bytes_from_peers
   t.hit_rate = t.hits + t.misses === 0 ? 0 : Math.round(t.hits / (t.hits + t.misses) * 1000) / 1000

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterStatsView } from '../../node/cluster/view.ts'
 import { startTestNode } from '../helpers/node.ts'
 import type { TestNode } from '../helpers/node.ts'
 import { until, writeKeyFile } from './helpers.ts'
@@ -139,6 +140,10 @@ describe.each([
       expect(sha256Hex(await onB.body)).toBe(path.slice(-64))
       // Nothing a sent reached b's download: b fetched every byte itself.
       expect(fromPeers()).toBe(before)
+      // The ban shows in the cluster view, from any node.
+      const view = await (await fetch(`${a.url}/cluster/stats`)).json() as ClusterStatsView
+      expect(view.nodes.find(n => !n.self)?.peer_bans).toBe(1)
+      expect(view.totals.peer_bans).toBe(1)
     }, 60_000)
   }
 })

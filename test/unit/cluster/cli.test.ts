@@ -24,13 +24,16 @@ describe('cluster commands', () => {
 
   it('renders a readable table with totals', () => {
     const nodes: NodeView[] = [
-      { peer_id: '12D3KooWAAAAAAAAAAAAAAAAAAAA', self: true, reachable: true, cache: { size_bytes: 3 << 20, blobs: 2, max_bytes: 0 }, hits: 3, misses: 1, bytes_from_cache: 1 << 20, bytes_from_peers: 2 << 20, bytes_from_upstream: 5, bytes_to_peers: 0, active_downloads: 0 },
+      { peer_id: '12D3KooWAAAAAAAAAAAAAAAAAAAA', self: true, reachable: true, cache: { size_bytes: 3 << 20, blobs: 2, max_bytes: 0 }, hits: 3, misses: 1, bytes_from_cache: 1 << 20, bytes_from_peers: 2 << 20, bytes_from_upstream: 5, bytes_to_peers: 0, active_downloads: 0, peer_bans: 2 },
       { peer_id: '12D3KooWBBBBBBBBBBBBBBBBBBBB', self: false, reachable: false, error: 'NOT_MEMBER' }
     ]
     const out = renderClusterStats({ enabled: true, cluster: 'office', mode: 'keyed', nodes, totals: clusterTotals(nodes) })
     expect(out).toContain('cluster "office" (keyed), 1 of 2 nodes reachable')
     expect(out).toMatch(/total\s+3\.0 MiB\s+2\s+3\s+1/)
     expect(out).toContain('unreachable (NOT_MEMBER)')
+    // The last column is the bans, per node and in total.
+    expect(out).toMatch(/\bbans\n/)
+    expect(out).toMatch(/total(\s+\S+)+\s+2\n/)
     expect(out).toContain('hit rate 75.0%, upstream spared 3.0 MiB')
     expect(renderPeers({ enabled: false, self: null, peers: [] })).toContain('cluster off')
     expect(formatBytes(1536)).toBe('1.5 KiB')

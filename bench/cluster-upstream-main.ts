@@ -7,6 +7,7 @@
  * {"url","blobs":{name:{path,digest,size}}} when listening. `GET /_stats` answers the body bytes sent
  * (total and per blob), `POST /_reset` zeroes them. Exits on SIGTERM/SIGINT and when stdin closes.
  */
+import { createWriteStream } from 'node:fs'
 import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
@@ -41,6 +42,8 @@ const perConn = Number(values['per-conn'])
 const latencyMs = Number(values['latency-ms'])
 const aggregate = new RateLimit(Number(values.aggregate))
 const connLimits = new WeakMap<Socket, RateLimit>()
+/** BENCH_UPSTREAM_LOG=<file>: one line per blob request, "<ms> <client ip> <blob> <start> <end sent>". */
+const requestLog = process.env.BENCH_UPSTREAM_LOG === undefined ? null : createWriteStream(process.env.BENCH_UPSTREAM_LOG, { flags: 'a' })
 const stats = { requests: 0, bytesSent: 0, byBlob: {} as Record<string, number> }
 const reset = (): void => {
   stats.requests = 0
@@ -74,6 +77,11 @@ async function serveBlob (req: IncomingMessage, res: ServerResponse, blob: Blob,
   if (latencyMs > 0) await sleep(latencyMs, undefined, { signal })
   res.writeHead(m === null ? 200 : 206, headers)
   if (req.method === 'HEAD' || size === 0) { res.end(); return }
+  let sent = 0
+  if (requestLog !== null) {
+    const at = Date.now()
+    res.once('close', () => { requestLog?.write(`${at} ${req.socket.remoteAddress ?? '?'} ${blob.name} ${start} ${start + sent}\n`) })
+  }
   let limit = connLimits.get(req.socket)
   if (limit === undefined) {
     limit = new RateLimit(perConn)
@@ -83,6 +91,7 @@ async function serveBlob (req: IncomingMessage, res: ServerResponse, blob: Blob,
     const n = parts.reduce((sum, p) => sum + p.length, 0)
     await pace([limit, aggregate], n, signal)
     stats.bytesSent += n
+    sent += n
     stats.byBlob[blob.name] = (stats.byBlob[blob.name] ?? 0) + n
     // One writev for the stamp and the slice of the base.
     res.cork()

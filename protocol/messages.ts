@@ -52,7 +52,9 @@ export const haveAnswer = z.strictObject({
   pieceSize: count.optional(),
   bitmap: b64.optional(),
   /** Ranges [start, end) of a download in flight being fetched from its upstream right now. */
-  active: z.array(z.tuple([count, count])).max(1024).optional()
+  active: z.array(z.tuple([count, count])).max(1024).optional(),
+  /** Ranges [start, end) of a download in flight already on disk (finer than the bitmap's pieces). */
+  written: z.array(z.tuple([count, count])).max(1024).optional()
 })
 export type HaveAnswer = z.infer<typeof haveAnswer>
 

@@ -212,7 +212,10 @@ export class Cluster implements SourceProvider {
       const pieces = flying?.pieces() ?? null
       const active = this.swarms.get(digest)?.deref()?.upstreamReads()
       if (flying !== null && pieces !== null && pieces.bitmap.length <= LIMITS.maxMessageBytes / 2) {
-        return { t: 'have', state: 'partial', size: flying.size, pieceSize: pieces.pieceSize, bitmap: pieces.bitmap, active }
+        // The bitmap counts whole pieces (up to 16 MiB); the written ranges show the units done in
+        // pieces still filling, which askers would otherwise fetch again from the upstream.
+        const written = flying.written(1024)
+        return { t: 'have', state: 'partial', size: flying.size, pieceSize: pieces.pieceSize, bitmap: pieces.bitmap, active, written }
       }
       // Just started (size not known yet): still a downloader the asker splits the work with.
       return { t: 'have', state: 'partial' }

@@ -309,7 +309,8 @@ export class SwarmSource implements Source {
 
   /**
    * A downloader whose last report has [start, end] (inclusive): every piece in its bitmap, or a range
-   * it is fetching from its upstream that starts at or before `start` (then `end` is cut to that range).
+   * it has on disk or is fetching from its upstream that starts at or before `start` (then `end` is
+   * cut to that range).
    */
   private downloaderWith (downloaders: string[], start: number, end: number): { peer: string, end: number } | null {
     for (const peer of downloaders) {
@@ -322,7 +323,7 @@ export class SwarmSource implements Source {
         }
         if (all) return { peer, end }
       }
-      for (const [s, e] of a?.active ?? []) {
+      for (const [s, e] of [...(a?.written ?? []), ...(a?.active ?? [])]) {
         if (s <= start && start < e) return { peer, end: Math.min(end, e - 1) }
       }
     }

@@ -26,6 +26,14 @@ export class ByteRanges {
     this.ends.splice(i, j - i, e)
   }
 
+  /** The intervals, in order (at most `max`, the first ones). */
+  list (max = Number.POSITIVE_INFINITY): Array<[number, number]> {
+    const n = Math.min(max, this.starts.length)
+    const out: Array<[number, number]> = []
+    for (let i = 0; i < n; i++) out.push([this.starts[i] as number, this.ends[i] as number])
+    return out
+  }
+
   /** True when every byte of [start, end) is present. */
   covers (start: number, end: number): boolean {
     if (end <= start) return true

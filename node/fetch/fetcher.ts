@@ -114,6 +114,8 @@ export interface InFlightBlob {
   open: (start: number, end: number, idleMs: number) => Readable | null
   /** Which pieces are on disk now (from memory: no index read), or null before the plan is made. */
   pieces: () => { pieceSize: number, bitmap: string } | null
+  /** The byte ranges on disk now (at most `max` of them). */
+  written: (max: number) => Array<[number, number]>
 }
 
 /** Extra sources for new downloads (the LAN cluster): wraps a download's upstream source. */
@@ -208,7 +210,8 @@ export class Fetcher {
           return null
         }
       },
-      pieces: () => d.pieces()
+      pieces: () => d.pieces(),
+      written: max => d.written.list(max)
     }
   }
 

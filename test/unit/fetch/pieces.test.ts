@@ -22,6 +22,15 @@ describe('ByteRanges', () => {
     expect(r.contiguousEnd(0)).toBe(40)
     expect(r.total()).toBe(40)
   })
+
+  it('lists its intervals in order, the first ones when capped', () => {
+    const r = new ByteRanges()
+    r.add(50, 60)
+    r.add(0, 10)
+    r.add(20, 30)
+    expect(r.list()).toEqual([[0, 10], [20, 30], [50, 60]])
+    expect(r.list(2)).toEqual([[0, 10], [20, 30]])
+  })
 })
 
 describe('planPieces', () => {

@@ -153,6 +153,7 @@ export class DataServer {
   private async serveInFlight (digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const flying = this.inFlight?.(`sha256:${digest}`) ?? null
     if (flying === null) { this.fail(res, 'NOT_FOUND'); return }
+    const began = Date.now()
     const range = parseRange(req.headers.range, flying.size)
     if (range === null || range === 'bad') { this.fail(res, 'BAD_MESSAGE'); return }
     const [start, end] = range
@@ -182,6 +183,7 @@ export class DataServer {
       res.destroy()
     } finally {
       this.init.onBytesServed?.(sent)
+      this.log.debug({ digest: digest.slice(0, 12), start, end, sent, ms: Date.now() - began, from: req.socket.remoteAddress }, 'data port: in-flight read done')
     }
   }
 

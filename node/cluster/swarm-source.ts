@@ -272,7 +272,7 @@ export class SwarmSource implements Source {
       // keeps the rest of its share (a member that died leaves the membership). Dropping it at the first
       // timeout sent every member's whole share of a busy owner upstream (1.2–1.4 × the blob).
       if (isSlowPeer(err) && signal?.aborted !== true) {
-        this.c.logger.debug({ peer: owner, err: (err as Error).message, unit }, 'peer read failed; this unit goes upstream')
+        this.c.logger.debug({ peer: owner, err: (err as Error).message, unit, start: range.start, end: end + 1 }, 'peer read failed; this unit goes upstream')
         return null
       }
       this.peerFailed(owner, err, signal)

@@ -1,0 +1,85 @@
+import { Readable } from 'node:stream'
+import { pino } from 'pino'
+import { describe, expect, it } from 'vitest'
+import { Bans } from '../../../node/cluster/bans.ts'
+import { ownerOf, SHARE_UNIT } from '../../../node/cluster/ownership.ts'
+import type { PeerClient, PeerTicket } from '../../../node/cluster/peer-client.ts'
+import type { Holder } from '../../../node/cluster/routing.ts'
+import { SwarmSource } from '../../../node/cluster/swarm-source.ts'
+import type { Source, SourceResponse } from '../../../node/fetch/upstream-source.ts'
+import type { HaveAnswer } from '../../../protocol/messages.ts'
+
+const MiB = 1 << 20
+const SIZE = 64 * MiB
+const DIGEST = 'ab'.repeat(32)
+
+function response (start: number, end: number, from: string): SourceResponse {
+  return {
+    status: 206,
+    headers: { 'x-from': from },
+    body: Readable.from([]) as unknown as SourceResponse['body'],
+    url: new URL(`http://${from}/`),
+    contentRange: { start, end, total: SIZE }
+  }
+}
+
+/**
+ * A swarm source with two other members downloading the blob, fake peers that record which of them a
+ * range was asked of, and an upstream that records what it was asked.
+ */
+function swarm (answers: Record<string, HaveAnswer>): { source: SwarmSource, asked: string[] } {
+  const asked: string[] = []
+  const peers = {
+    ticket: async (peer: string): Promise<PeerTicket> => ({ t: 'ticket', ticket: 't', port: 1, expiresAt: Date.now() + 60_000, size: SIZE, complete: false, meta: { contentType: null, etag: null, lastModified: null, headers: {} }, peer, digest: DIGEST, base: 'http://x' }),
+    fetchInFlight: async (t: PeerTicket, start: number, end: number): Promise<SourceResponse> => {
+      asked.push(`${t.peer} ${start}-${end}`)
+      return response(start, end, t.peer)
+    },
+    forget: () => {}
+  } as unknown as PeerClient
+  const upstream: Source = {
+    name: 'upstream',
+    fetch: async (range) => {
+      asked.push(`upstream ${range?.start ?? 0}-${range?.end ?? SIZE - 1}`)
+      return response(range?.start ?? 0, range?.end ?? SIZE - 1, 'upstream')
+    }
+  }
+  const holders: Holder[] = Object.entries(answers).map(([peer, answer]) => ({ peer, answer }))
+  const source = new SwarmSource({
+    peers,
+    bans: new Bans(),
+    lookup: async () => holders,
+    logger: pino({ level: 'silent' }),
+    self: 'self'
+  }, { digest: DIGEST, upstream, lookupMs: 100 })
+  return { source, asked }
+}
+
+describe('swarm source: who serves a range of a blob others are downloading', () => {
+  const empty = Buffer.alloc(1).toString('base64')
+  const partial = (extra: Partial<HaveAnswer> = {}): HaveAnswer => ({ t: 'have', state: 'partial', size: SIZE, pieceSize: 16 * MiB, bitmap: empty, ...extra })
+
+  it('a member that has the bytes on disk serves them, whoever owns the unit', async () => {
+    // Pick a unit "self" owns among the three, so without the written ranges it would go upstream.
+    const unit = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'self') as number
+    const at = unit * SHARE_UNIT
+    const { source, asked } = swarm({ p1: partial(), p2: partial({ written: [[at - MiB, at + 2 * MiB]] }) })
+    // The first response is the client's first bytes: it never waits on a peer's routing.
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    const res = await source.fetch({ start: at, end: at + SHARE_UNIT - 1 })
+    expect(asked).toEqual([`p2 ${at}-${at + 2 * MiB - 1}`])
+    expect(res.contentRange).toEqual({ start: at, end: at + 2 * MiB - 1, total: SIZE })
+  })
+
+  it('without that, the unit\'s owner (here this node) takes it from the upstream', async () => {
+    const unit = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'self') as number
+    const at = unit * SHARE_UNIT
+    const { source, asked } = swarm({ p1: partial(), p2: partial() })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch({ start: at, end: at + SHARE_UNIT - 1 })
+    expect(asked).toHaveLength(1)
+    expect(asked[0]).toMatch(new RegExp(`^upstream ${at}-`))
+  })
+})

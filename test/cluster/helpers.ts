@@ -4,11 +4,14 @@ import { createServer } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Readable } from 'node:stream'
 import { pino } from 'pino'
 import { Agent } from 'undici'
 import type { ClusterConfig } from '../../config/types.ts'
 import { Cluster } from '../../node/cluster/cluster.ts'
 import { Fetcher } from '../../node/fetch/fetcher.ts'
+import { UpstreamSource } from '../../node/fetch/upstream-source.ts'
+import type { Source } from '../../node/fetch/upstream-source.ts'
 import { BlobStore } from '../../node/store/blob-store.ts'
 import { formatClusterKey } from '../../protocol/membership.ts'
 
@@ -137,4 +140,48 @@ export async function startFileUpstream (data: Buffer): Promise<CountingUpstream
     }
   }
   return out
+}
+
+/** A whole body read into one buffer. */
+export async function readAll (body: Readable): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const chunk of body) parts.push(chunk as Buffer)
+  return Buffer.concat(parts)
+}
+
+/** Node a holding a blob, node b a member of its cluster, and an upstream serving the same bytes. */
+export interface HolderPair {
+  readonly a: ClusterTestNode
+  readonly b: ClusterTestNode
+  readonly upstream: CountingUpstream
+  /** sha256 hex of the blob a holds. */
+  readonly digest: string
+  /** A download's source on `node` for blob `hex`: the cluster, with the upstream behind it. */
+  swarm: (node: ClusterTestNode, hex: string) => Source
+  stop: () => Promise<void>
+}
+
+export async function startHolderPair (data: Buffer, options: { cluster?: Partial<ClusterConfig>, contentType?: string } = {}): Promise<HolderPair> {
+  const a = await startClusterNode(options.cluster)
+  const b = await startClusterNode({ ...options.cluster, peers: [a.addr], lookup_ms: 5000 })
+  const digest = await putBlob(a, data, options.contentType)
+  const upstream = await startFileUpstream(data)
+  const agent = new Agent()
+  await until(() => b.cluster.running?.membership.isMember(a.peerId) === true, 20_000, 'membership')
+  return {
+    a,
+    b,
+    upstream,
+    digest,
+    swarm: (node, hex) => {
+      const up = new UpstreamSource({ dispatcher: agent }, { url: new URL(upstream.url) })
+      return node.cluster.sourceFor({ key: `sha256:${hex}`, sha256: hex, expected: { algorithm: 'sha256', hex } }, up)
+    },
+    async stop () {
+      await b.stop()
+      await a.stop()
+      await upstream.close()
+      await agent.close()
+    }
+  }
 }

@@ -1,50 +1,33 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Readable } from 'node:stream'
-import { Agent, request } from 'undici'
+import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SwarmSource } from '../../node/cluster/swarm-source.ts'
 import { PeerCorruptError } from '../../node/cluster/verifying-body.ts'
-import { UpstreamSource } from '../../node/fetch/upstream-source.ts'
 import type { Source } from '../../node/fetch/upstream-source.ts'
-import { putBlob, startClusterNode, startFileUpstream, until } from './helpers.ts'
-import type { ClusterTestNode, CountingUpstream } from './helpers.ts'
-
-async function readAll (body: Readable): Promise<Buffer> {
-  const parts: Buffer[] = []
-  for await (const chunk of body) parts.push(chunk as Buffer)
-  return Buffer.concat(parts)
-}
+import { readAll, startClusterNode, startHolderPair, until } from './helpers.ts'
+import type { ClusterTestNode, CountingUpstream, HolderPair } from './helpers.ts'
 
 describe('swarm source: ranges from a peer, verified, upstream as fallback', () => {
   const MiB = 1 << 20
   const data = randomBytes(3 * MiB + 12345)
+  let pair: HolderPair
   let a: ClusterTestNode
   let b: ClusterTestNode
   let upstream: CountingUpstream
   let digest: string
-  const agent = new Agent()
 
   beforeAll(async () => {
-    a = await startClusterNode()
-    b = await startClusterNode({ peers: [a.addr], lookup_ms: 5000 })
-    digest = await putBlob(a, data, 'application/x-test')
-    upstream = await startFileUpstream(data)
-    await until(() => b.cluster.running?.membership.isMember(a.peerId) === true, 20_000, 'membership')
+    pair = await startHolderPair(data, { contentType: 'application/x-test' })
+    ;({ a, b, upstream, digest } = pair)
   }, 60_000)
 
   afterAll(async () => {
-    await b.stop()
-    await a.stop()
-    await upstream.close()
-    await agent.close()
+    await pair.stop()
   })
 
-  function swarm (node: ClusterTestNode, hex: string): Source {
-    const up = new UpstreamSource({ dispatcher: agent }, { url: new URL(upstream.url) })
-    return node.cluster.sourceFor({ key: `sha256:${hex}`, sha256: hex, expected: { algorithm: 'sha256', hex } }, up)
-  }
+  const swarm = (node: ClusterTestNode, hex: string): Source => pair.swarm(node, hex)
 
   it('takes every range from the peer holding the blob, none from upstream', async () => {
     const src = swarm(b, digest)

@@ -205,21 +205,19 @@ export class Cluster implements SourceProvider {
   private async have (key: string): Promise<HaveAnswer> {
     const digest = key.slice('sha256:'.length)
     if (await this.c.store.hasDigest(digest)) return { t: 'have', state: 'complete', size: this.c.store.blobSize(digest) }
-    if (this.c.fetcher.activeDownloads().some(d => d.key === key)) {
-      // From the download's memory, not the index: under load the index's reads queue behind file
-      // reads in the thread pool, and an answer that comes late leaves the asker fetching our units.
-      const flying = this.c.fetcher.inFlight(key)
-      const pieces = flying?.pieces() ?? null
+    // From the download's memory, not the index: under load the index's reads queue behind file
+    // reads in the thread pool, and an answer that comes late leaves the asker fetching our units.
+    const flying = this.c.fetcher.inFlight(key)
+    const pieces = flying?.pieces() ?? null
+    if (flying !== null && pieces !== null && pieces.bitmap.length <= LIMITS.maxMessageBytes / 2) {
       const active = this.swarms.get(digest)?.deref()?.upstreamReads()
-      if (flying !== null && pieces !== null && pieces.bitmap.length <= LIMITS.maxMessageBytes / 2) {
-        // The bitmap counts whole pieces (up to 16 MiB); the written ranges show the units done in
-        // pieces still filling, which askers would otherwise fetch again from the upstream.
-        const written = flying.written(1024)
-        return { t: 'have', state: 'partial', size: flying.size, pieceSize: pieces.pieceSize, bitmap: pieces.bitmap, active, written }
-      }
-      // Just started (size not known yet): still a downloader the asker splits the work with.
-      return { t: 'have', state: 'partial' }
+      // The bitmap counts whole pieces (up to 16 MiB); the written ranges show the units done in
+      // pieces still filling, which askers would otherwise fetch again from the upstream.
+      const written = flying.written(1024)
+      return { t: 'have', state: 'partial', size: flying.size, pieceSize: pieces.pieceSize, bitmap: pieces.bitmap, active, written }
     }
+    // Just started (size not known yet): still a downloader the asker splits the work with.
+    if (flying !== null || this.c.fetcher.activeDownloads().some(d => d.key === key)) return { t: 'have', state: 'partial' }
     return { t: 'have', state: 'none' }
   }
 

@@ -35,7 +35,7 @@ export interface DataServerInit {
   /** Keyed clusters: bytes of downloads in flight are vouched for with this key (protocol/vouch.ts). */
   vouchKey?: Uint8Array
   onBytesServed?: (n: number) => void
-  /** A member reading a download in flight is cut after this long without a new byte (default 2 s). */
+  /** A member reading a download in flight is cut after this long without a new byte (default 5 s). */
   inFlightIdleMs?: number
 }
 

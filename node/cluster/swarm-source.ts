@@ -323,8 +323,10 @@ export class SwarmSource implements Source {
         }
         if (all) return { peer, end }
       }
-      for (const [s, e] of [...(a?.written ?? []), ...(a?.active ?? [])]) {
-        if (s <= start && start < e) return { peer, end: Math.min(end, e - 1) }
+      for (const ranges of [a?.written, a?.active]) {
+        for (const [s, e] of ranges ?? []) {
+          if (s <= start && start < e) return { peer, end: Math.min(end, e - 1) }
+        }
       }
     }
     return null

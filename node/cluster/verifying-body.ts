@@ -30,7 +30,7 @@ export interface VerifyingBodyInit {
 /**
  * Passes on a peer's bytes one piece-hash unit at a time, each only after its hash matched the list:
  * no unverified byte ever reaches the download. The unit is hashed as its chunks arrive and the chunks
- * themselves are passed on (no copy); at most one unit (1 MiB) is held. A mismatch fails the stream
+ * themselves are passed on (small ones joined, see coalesce); at most one unit (1 MiB) is held. A mismatch fails the stream
  * with PeerCorruptError.
  */
 export class VerifyingBody extends Transform {

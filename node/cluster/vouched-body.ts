@@ -16,6 +16,11 @@ export interface VouchInit {
   end: number
 }
 
+/** The tag of the range's frame [frameStart, end) (frames are numbered from the range's start). */
+function macOf (init: VouchInit, frameStart: number, end: number): FrameMac {
+  return frameMac(init.key, init.digest, (frameStart - init.start) / VOUCH_FRAME, frameStart, end)
+}
+
 /** The serving side: passes the range's bytes on and adds each frame's tag after it. */
 export class VouchingBody extends Transform {
   private readonly init: VouchInit
@@ -30,10 +35,6 @@ export class VouchingBody extends Transform {
     this.frameStart = init.start
   }
 
-  private newMac (end: number): FrameMac {
-    return frameMac(this.init.key, this.init.digest, (this.frameStart - this.init.start) / VOUCH_FRAME, this.frameStart, end)
-  }
-
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     let off = 0
     while (off < chunk.length) {
@@ -41,7 +42,7 @@ export class VouchingBody extends Transform {
       const take = Math.min(end - this.pos, chunk.length - off)
       if (take <= 0) { cb(new RangeError('more bytes than the range holds')); return }
       const part = take === chunk.length ? chunk : chunk.subarray(off, off + take)
-      this.mac ??= this.newMac(end)
+      this.mac ??= macOf(this.init, this.frameStart, end)
       this.mac.update(part)
       this.push(part)
       this.pos += take
@@ -85,10 +86,6 @@ export class VouchedBody extends Transform {
     this.destroy()
   }
 
-  private newMac (end: number): FrameMac {
-    return frameMac(this.init.key, this.init.digest, (this.frameStart - this.init.start) / VOUCH_FRAME, this.frameStart, end)
-  }
-
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     let off = 0
     while (off < chunk.length) {
@@ -97,7 +94,7 @@ export class VouchedBody extends Transform {
       if (this.pos < end) {
         const take = Math.min(end - this.pos, chunk.length - off)
         const part = take === chunk.length ? chunk : chunk.subarray(off, off + take)
-        this.mac ??= this.newMac(end)
+        this.mac ??= macOf(this.init, this.frameStart, end)
         this.mac.update(part)
         this.held.push(part)
         this.pos += take
@@ -121,7 +118,7 @@ export class VouchedBody extends Transform {
   }
 
   private release (end: number): Error | null {
-    const expected = (this.mac ?? this.newMac(end)).digest()
+    const expected = (this.mac ?? macOf(this.init, this.frameStart, end)).digest()
     this.mac = null
     if (!timingSafeEqual(expected, this.tag)) return new PeerCorruptError(this.piece())
     let n = 0

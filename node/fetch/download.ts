@@ -17,7 +17,7 @@ import { pieceRange, piecesCoveredIn, planPieces, Scheduler } from './pieces.ts'
 import type { PiecePlan } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
-import { Waiters } from './waiters.ts'
+import { ReaderView } from './reader-view.ts'
 import { PartialSaver } from './partial-saver.ts'
 import { ConnectionPool } from './connection-pool.ts'
 import { fetchAssignment } from './range-fetch.ts'
@@ -66,8 +66,6 @@ type State = 'starting' | 'running' | 'verified' | 'done' | 'failed'
 
 
 const ERROR_BODY_LIMIT = 1 << 20
-/** Read-back buffers kept for readers (128 KiB each at most: 1 MiB behind the hash frontier, per download). */
-const RECENT_READS = 8
 
 /**
  * One blob's download: the first response learns size/validator/Range support and delivers the
@@ -94,10 +92,8 @@ export class Download {
   private readonly log: Logger
   private readonly init: DownloadInit
   private readonly abort = new AbortController()
-  private readonly waiters = new Waiters()
-  /** Bytes written from sources that could not vouch for them: readers get them once the blob verified. */
-  private readonly unverified = new ByteRanges()
-  private readonly recent: Array<{ start: number, buf: Buffer }> = []
+  /** What readers may take and when they wake (ProgressiveReader reads through it). */
+  readonly view: ReaderView
   private resolveReady!: (r: ReadyResult) => void
   private rejectReady!: (err: unknown) => void
   private fh: FileHandle | null = null
@@ -136,12 +132,19 @@ export class Download {
     this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject })
     this.ready.catch(() => {})
     this.rangeHost = this.makeRangeHost()
+    this.view = new ReaderView({
+      written: this.written,
+      verified: () => this.verified,
+      settled: () => this.settled,
+      size: () => this.size,
+      urgent: offset => this.pool.urgent(offset)
+    })
     this.pool = new ConnectionPool({
       limiter: this.limiter,
       signal: this.abort.signal,
       scheduler: () => this.scheduler,
       target: () => this.targetWorkers(),
-      wanted: () => this.waiters.offsets(),
+      wanted: () => this.view.waiters.offsets(),
       running: () => this.state === 'running',
       settled: () => this.settled,
       fetch: async (a, first) => { await fetchAssignment(a, first, this.rangeHost) },
@@ -187,49 +190,6 @@ export class Download {
 
   start (): void {
     this.run().catch((err: unknown) => this.fail(err, true))
-  }
-
-  /** Bytes from `pos` a reader may take now: on disk, and not the final byte before verification. */
-  readableEnd (pos: number, end: number): number {
-    let avail = Math.min(end, this.written.contiguousEnd(pos))
-    if (!this.verified) {
-      const cap = this.size === null ? avail - 1 : this.size - 1
-      avail = Math.min(avail, cap, this.unverified.firstAtOrAfter(pos))
-    }
-    return avail
-  }
-
-  /**
-   * Bytes from `pos` a peer may take now: everything on disk, the final byte and unverified bytes
-   * included (a peer verifies the blob itself and holds back what it cannot vouch for).
-   */
-  peerReadableEnd (pos: number, end: number): number {
-    return Math.min(end, this.written.contiguousEnd(pos))
-  }
-
-  /**
-   * Bytes from `pos` that the hasher just read back from disk (shared, never written again), or null.
-   * Readers at the download's front send these instead of reading the same bytes again.
-   */
-  recentAt (pos: number): Buffer | null {
-    for (let i = this.recent.length - 1; i >= 0; i--) {
-      const e = this.recent[i] as { start: number, buf: Buffer }
-      if (e.start <= pos && pos < e.start + e.buf.length) return e.buf.subarray(pos - e.start)
-    }
-    return null
-  }
-
-  /** Resolves when more bytes at `offset` may be readable, or the download settled. */
-  waitFor (pos: number, signal?: AbortSignal, options: { peer?: boolean } = {}): Promise<void> {
-    // Wait on the first byte not yet on disk (a held-back final byte waits for verification, and so
-    // does an unverified byte for a client: only the end of the download wakes those). A peer reading
-    // along takes unverified bytes, and its wait steers the scheduling like a client's.
-    const held = options.peer !== true && !this.verified && this.unverified.firstAtOrAfter(pos) === pos
-    const offset = held ? Number.POSITIVE_INFINITY : this.written.contiguousEnd(pos)
-    if (this.settled) return Promise.resolve()
-    const woken = this.waiters.wait(offset, signal)
-    if (!held && signal?.aborted !== true) this.pool.urgent(offset)
-    return woken
   }
 
   retainFile (): FileHandle {
@@ -345,8 +305,7 @@ export class Download {
       onError: err => this.fail(err, false),
       onRead: (start, buf) => {
         this.pacer.moved(buf.length)
-        this.recent.push({ start, buf })
-        if (this.recent.length > RECENT_READS) this.recent.shift()
+        this.view.keepRecent(start, buf)
       }
     })
     this.state = 'running'
@@ -391,7 +350,7 @@ export class Download {
         this.pacer.moved(n)
       },
       landed: (at, chunk, unverified) => {
-        if (unverified) this.unverified.add(at, at + chunk.length)
+        if (unverified) this.view.unverified.add(at, at + chunk.length)
         this.wrote(at, chunk)
       },
       ended: (size) => {
@@ -411,7 +370,7 @@ export class Download {
       for (const i of piecesCoveredIn(this.plan, this.written, at, end)) changed = this.bitmap.set(i) || changed
       if (changed && this.rangeSupported) this.saver.save()
     }
-    this.waiters.wake(at, end)
+    this.view.waiters.wake(at, end)
   }
 
   private onHashAdvance (): void {
@@ -430,7 +389,7 @@ export class Download {
     // Stops stragglers (endgame duplicates), but only after the current event: the body that brought
     // the last byte is ending too, and aborting it now would close a reusable connection.
     setImmediate(() => { this.abort.abort() })
-    this.waiters.wakeAll()
+    this.view.waiters.wakeAll()
     this.commit(sha256).catch((err: unknown) => {
       this.log.error({ err, key: this.key }, 'commit failed; blob not cached')
       this.store.discardPartial(this.key).catch(() => {})
@@ -469,11 +428,11 @@ export class Download {
 
   private settle (state: 'done' | 'failed'): void {
     this.state = state
-    this.recent.length = 0
+    this.view.clearRecent()
     this.pool.stop()
     this.store.unreserve(this.reserved)
     this.reserved = 0
-    this.waiters.wakeAll()
+    this.view.waiters.wakeAll()
     if (this.fh !== null) {
       this.fileRefs--
       this.maybeCloseFile()

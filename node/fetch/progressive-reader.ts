@@ -103,9 +103,9 @@ export class ProgressiveReader extends Readable {
           else this.destroy(d.error ?? new Error('download failed'))
           return
         }
-        const limit = peer ? d.peerReadableEnd(this.pos, end) : d.readableEnd(this.pos, end)
+        const limit = peer ? d.view.peerReadableEnd(this.pos, end) : d.view.readableEnd(this.pos, end)
         if (limit > this.pos) this.lastByteAt = Date.now()
-        const shared = limit > this.pos ? d.recentAt(this.pos) : null
+        const shared = limit > this.pos ? d.view.recentAt(this.pos) : null
         if (shared !== null) {
           const part = shared.length > limit - this.pos ? shared.subarray(0, limit - this.pos) : shared
           this.pos += part.length
@@ -120,11 +120,11 @@ export class ProgressiveReader extends Readable {
           d.pacer.moved(bytesRead)
           if (!this.push(bytesRead === len ? buf : buf.subarray(0, bytesRead))) return
         } else if (this.peerIdleMs === null) {
-          await d.waitFor(this.pos, this.ac.signal)
+          await d.view.waitFor(this.pos, this.ac.signal)
         } else {
           const left = this.lastByteAt + this.peerIdleMs - Date.now()
           if (left <= 0) { this.destroy(new Error('no new bytes for the peer in time')); return }
-          await d.waitFor(this.pos, AbortSignal.any([this.ac.signal, AbortSignal.timeout(left)]), { peer: true })
+          await d.view.waitFor(this.pos, AbortSignal.any([this.ac.signal, AbortSignal.timeout(left)]), { peer: true })
         }
       }
     } finally {

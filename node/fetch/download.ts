@@ -1,11 +1,10 @@
-import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { AbortedError, DigestMismatchError, isAimirrorError, UpstreamProtocolError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { KeyEntry, PartialEntry, Validator } from '../store/index-db.ts'
-import { PieceBitmap } from '../store/partial.ts'
+import type { PieceBitmap } from '../store/partial.ts'
 import { ByteRanges } from './byte-ranges.ts'
 import { FileWriter } from './file-writer.ts'
 import { GcPacer } from './gc-pacer.ts'
@@ -13,11 +12,12 @@ import type { BlobIdentity } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
 import { openPassthrough } from './passthrough.ts'
-import { pieceRange, piecesCoveredIn, planPieces, Scheduler } from './pieces.ts'
+import { piecesCoveredIn, Scheduler } from './pieces.ts'
 import type { PiecePlan } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { ReaderView } from './reader-view.ts'
+import { firstMissing, openTempFile } from './temp-file.ts'
 import { PartialSaver } from './partial-saver.ts'
 import { ConnectionPool } from './connection-pool.ts'
 import { fetchAssignment } from './range-fetch.ts'
@@ -227,7 +227,7 @@ export class Download {
     let begun = false
     try {
       const partial = await this.store.getPartial(this.key)
-      const hint = partial !== undefined ? this.firstMissing(partial) : this.init.hint
+      const hint = partial !== undefined ? firstMissing(partial) : this.init.hint
       const len = firstRange(this.init.chunkSize, partial?.pieceSize)
       first = pre?.response ?? await this.init.source.fetch({ start: hint, end: hint + len - 1 }, { signal: this.abort.signal })
       if (first.status === 416 && first.contentRange?.total !== 0 && hint > 0) {
@@ -277,23 +277,14 @@ export class Download {
     const resumable = partial !== undefined && this.rangeSupported && partial.size === size &&
       sameValidator(partial.validator, meta.validator)
     if (partial !== undefined && !resumable) await this.store.discardPartial(this.key)
+    const file = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.written, this.init)
+    this.fh = file.fh
+    this.plan = file.plan
+    this.bitmap = file.bitmap
     if (resumable) {
-      this.fh = await open(this.tempPath, 'r+')
       this.partialStartedAt = partial.startedAt
-      this.plan = { size: partial.size, pieceSize: partial.pieceSize, count: Math.ceil(partial.size / partial.pieceSize) }
-      this.bitmap = PieceBitmap.fromBase64(this.plan.count, partial.bitmap)
-      for (let i = 0; i < this.plan.count; i++) {
-        if (this.bitmap.has(i)) this.written.add(...pieceRange(this.plan, i))
-      }
       meta.etag = partial.etag
-      this.log.info({ key: this.key, pieces: this.bitmap.done, of: this.plan.count }, 'resuming download')
-    } else {
-      this.fh = await open(this.tempPath, 'w+')
-      if (size !== null) await this.fh.truncate(size)
-      if (size !== null) {
-        this.plan = planPieces(size, this.init.chunkSize, this.init.concurrency)
-        this.bitmap = new PieceBitmap(this.plan.count)
-      }
+      this.log.info({ key: this.key, pieces: file.bitmap?.done, of: file.plan?.count }, 'resuming download')
     }
     this.fileRefs = 1
     this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(this.fh.fd, { synchronous: this.init.syncWrites })
@@ -314,13 +305,6 @@ export class Download {
     this.hasher.pump()
     if (size === 0) this.onHashAdvance()
     return true
-  }
-
-  private firstMissing (partial: PartialEntry): number {
-    const count = Math.ceil(partial.size / partial.pieceSize)
-    const bm = PieceBitmap.fromBase64(count, partial.bitmap)
-    for (let i = 0; i < count; i++) if (!bm.has(i)) return i * partial.pieceSize
-    return 0
   }
 
   private targetWorkers (): number {

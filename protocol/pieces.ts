@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { Hash } from 'node:crypto'
 
 /**
  * Piece hashes of a blob: sha256 of every PIECE_HASH_UNIT-sized slice (the last may be shorter), listed
@@ -24,17 +25,32 @@ export function alignedSpan (from: number, to: number, size: number): { start: n
   return { start, end }
 }
 
-/** Incrementally builds a list from the blob's bytes in order. */
+/**
+ * Incrementally builds a list from the blob's bytes in order. Units whose hash was already checked
+ * elsewhere (a peer's unit that matched the holder's list, see `known`) are counted, not hashed again.
+ */
 export class PieceHasher {
-  private readonly parts: Buffer[] = []
-  private hash = createHash('sha256')
+  private readonly parts: Uint8Array[] = []
+  private readonly knownHashes = new Map<number, Uint8Array>()
+  private hash: Hash | null = null
+  /** The current unit's hash is known: its bytes are only counted. */
+  private skipping: Uint8Array | null = null
   private filled = 0
+
+  /**
+   * Unit `index` is known to hash to `hash`. Used only when its first byte is still to come; a unit
+   * already begun is hashed to its end anyway.
+   */
+  known (index: number, hash: Uint8Array): void {
+    if (index > this.parts.length || (index === this.parts.length && this.filled === 0)) this.knownHashes.set(index, hash)
+  }
 
   update (chunk: Uint8Array): void {
     let off = 0
     while (off < chunk.length) {
+      if (this.filled === 0) this.beginUnit()
       const take = Math.min(chunk.length - off, PIECE_HASH_UNIT - this.filled)
-      this.hash.update(chunk.subarray(off, off + take))
+      if (this.skipping === null) (this.hash as Hash).update(off === 0 && take === chunk.length ? chunk : chunk.subarray(off, off + take))
       this.filled += take
       off += take
       if (this.filled === PIECE_HASH_UNIT) this.cut()
@@ -43,13 +59,27 @@ export class PieceHasher {
 
   /** The list; an empty blob has the hash of nothing as its one entry. */
   digest (): Buffer {
-    if (this.filled > 0 || this.parts.length === 0) this.cut()
+    if (this.filled > 0 || this.parts.length === 0) {
+      if (this.filled === 0) this.beginUnit()
+      this.cut()
+    }
     return Buffer.concat(this.parts)
   }
 
+  private beginUnit (): void {
+    const index = this.parts.length
+    this.skipping = this.knownHashes.get(index) ?? null
+    this.knownHashes.delete(index)
+    if (this.skipping === null) this.hash ??= createHash('sha256')
+  }
+
   private cut (): void {
-    this.parts.push(this.hash.digest())
-    this.hash = createHash('sha256')
+    if (this.skipping !== null) this.parts.push(this.skipping)
+    else {
+      this.parts.push((this.hash as Hash).digest())
+      this.hash = null
+    }
+    this.skipping = null
     this.filled = 0
   }
 }

@@ -193,7 +193,8 @@ export class Cluster implements SourceProvider {
       self: p.libp2p.peerId.toString(),
       isMember: peer => p.membership.isMember(peer),
       reportCorrupt: (peer, digest) => { p.control.corrupt(peer, `sha256:${digest}`).catch(() => {}) },
-      onBan: () => { this.counters.peer_bans++ }
+      onBan: () => { this.counters.peer_bans++ },
+      saveList: (digest, list) => { this.pieceLists.put(digest, list) }
     }, { digest: identity.sha256, upstream, lookupMs: this.init.config.lookup_ms })
     // Downloads' sources, so "have" can say which ranges they are fetching from the upstream right now.
     const active = new Set(this.c.fetcher.activeDownloads().map(d => d.key))

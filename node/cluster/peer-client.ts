@@ -102,11 +102,11 @@ export class PeerClient {
    * Bytes [start, end] (inclusive) of a blob from a peer, as a 206 the download can consume: the
    * unit-aligned span around them is fetched and every unit verified before any of its bytes pass.
    */
-  async fetchRange (t: PeerTicket, list: Buffer, start: number, end: number, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
+  async fetchRange (t: PeerTicket, list: Buffer, start: number, end: number, options: { signal?: AbortSignal, onUnit?: (index: number, hash: Buffer) => void } = {}): Promise<SourceResponse> {
     const last = Math.min(end, t.size - 1)
     const span = alignedSpan(start, last + 1, t.size)
     const { res, url } = await this.requestRange(t, span.start, span.end - 1, options.signal)
-    const body = new VerifyingBody({ list, size: t.size, spanStart: span.start, from: start, to: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n) })
+    const body = new VerifyingBody({ list, size: t.size, spanStart: span.start, from: start, to: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n), onUnit: options.onUnit })
     pipeline(res.body, body, () => {})
     return rangeResponse(t, start, last, body, url)
   }

@@ -1,9 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isSha256Hex } from '../../protocol/cid.ts'
-import { PIECE_HASH_UNIT, PieceHasher, pieceListBytes } from '../../protocol/pieces.ts'
+import { PIECE_HASH_BYTES, PIECE_HASH_UNIT, PieceHasher, pieceListBytes } from '../../protocol/pieces.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 
@@ -71,6 +70,19 @@ export class PieceLists {
     this.warming = this.warming.then(async () => { await this.get(digest, { fresh: true }) }).catch(() => {})
   }
 
+  /**
+   * Keeps the list a download made from the bytes it verified, before the blob is committed: the
+   * warm-up after the commit then finds it instead of reading the blob back.
+   */
+  put (digest: string, list: Buffer): void {
+    if (!isSha256Hex(digest) || list.length <= PIECE_HASH_BYTES || this.abort.signal.aborted) return
+    const p = this.save(join(this.dir, digest), list).then(() => list, (err: unknown) => {
+      this.log.warn({ err, digest }, 'could not keep a piece list')
+      return null
+    }).finally(() => { if (this.pending.get(digest) === p) this.pending.delete(digest) })
+    this.pending.set(digest, p)
+  }
+
   /** Forgets a blob's list (it was dropped). */
   async forget (digest: string): Promise<void> {
     if (isSha256Hex(digest)) await rm(join(this.dir, digest), { force: true })
@@ -84,25 +96,50 @@ export class PieceLists {
     const release = this.store.use(digest)
     const pieces = new PieceHasher()
     const whole = checkWhole ? createHash('sha256') : null
+    let complete: boolean
     try {
-      const stream = createReadStream(this.store.layout.blobPath(digest), { highWaterMark: PIECE_HASH_UNIT, signal: this.abort.signal })
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
+      complete = await this.readAll(this.store.layout.blobPath(digest), size, chunk => {
         pieces.update(chunk)
         whole?.update(chunk)
-      }
+      })
     } finally {
       release()
     }
-    if (whole !== null && whole.digest('hex') !== digest) {
+    if (!complete || (whole !== null && whole.digest('hex') !== digest)) {
       this.log.warn({ digest }, 'blob does not match its digest; dropped')
       await this.store.drop(digest, 'corrupt')
       return null
     }
     const list = pieces.digest()
+    await this.save(path, list)
+    return list
+  }
+
+  /**
+   * Reads a blob through one reused buffer (fresh buffers per read would leave a GiB of garbage per
+   * GiB read for the collector). False when the file is shorter than `size`.
+   */
+  private async readAll (file: string, size: number, take: (chunk: Buffer) => void): Promise<boolean> {
+    const fh = await open(file, 'r')
+    try {
+      const buf = Buffer.allocUnsafe(Math.min(PIECE_HASH_UNIT, Math.max(1, size)))
+      for (let pos = 0; pos < size;) {
+        this.abort.signal.throwIfAborted()
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos)
+        if (bytesRead === 0) return false
+        take(buf.subarray(0, bytesRead))
+        pos += bytesRead
+      }
+      return true
+    } finally {
+      await fh.close()
+    }
+  }
+
+  private async save (path: string, list: Buffer): Promise<void> {
     await mkdir(this.dir, { recursive: true })
     const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`
     await writeFile(temp, list)
     await rename(temp, path)
-    return list
   }
 }

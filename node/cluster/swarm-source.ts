@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
 import { isAimirrorError } from '../errors.ts'
-import type { Source, SourceResponse } from '../fetch/upstream-source.ts'
+import type { InOrderSink, Source, SourceResponse } from '../fetch/upstream-source.ts'
+import { PieceHasher } from '../../protocol/pieces.ts'
 import type { Logger } from '../log.ts'
 import type { Bans } from './bans.ts'
 import { ownerOf, SHARE_UNIT } from './ownership.ts'
@@ -21,6 +22,8 @@ export interface SwarmSourceComponents {
   /** Tells a holder its bytes failed here (it re-checks its copy). */
   reportCorrupt?: (peer: string, digest: string) => void
   onBan?: (peer: string) => void
+  /** Keeps the piece-hash list the download made of the blob (it matched its digest). */
+  saveList?: (digest: string, list: Buffer) => void
 }
 
 export interface SwarmSourceInit {
@@ -90,10 +93,23 @@ export class SwarmSource implements Source {
   private readonly reads = new Set<PeerRead>()
   private readonly contributors = new Set<string>()
   private readonly upstreamActive = new Set<{ start: number, end: number }>()
+  /**
+   * The blob's piece-hash list, made from the bytes as the download hashes them (units a holder's
+   * verified bytes filled are not hashed again), so the node need not read the blob back to offer it.
+   */
+  private readonly pieces = new PieceHasher()
+  readonly inOrder: InOrderSink | undefined
 
   constructor (components: SwarmSourceComponents, init: SwarmSourceInit) {
     this.c = components
     this.init = init
+    const save = components.saveList
+    this.inOrder = save === undefined
+      ? undefined
+      : {
+          update: bytes => { this.pieces.update(bytes) },
+          verified: sha256 => { if (sha256 === init.digest) save(sha256, this.pieces.digest()) }
+        }
   }
 
   async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
@@ -228,7 +244,7 @@ export class SwarmSource implements Source {
         const ticket = await this.c.peers.ticket(peer, this.init.digest, { signal })
         if (range.start >= ticket.size) return null
         const list = await this.c.peers.pieceList(ticket, { signal })
-        const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal })
+        const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, onUnit: (i, hash) => { this.pieces.known(i, hash) } })
         res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err) })
         return this.responses === 0 ? withMeta(res, ticket) : res
       } catch (err) {

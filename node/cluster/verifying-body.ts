@@ -25,6 +25,8 @@ export interface VerifyingBodyInit {
   from: number
   to: number
   onBytes?: (n: number) => void
+  /** A unit matched and all of it was passed on (the download can take its hash as known). */
+  onUnit?: (index: number, hash: Buffer) => void
 }
 
 /**
@@ -86,6 +88,7 @@ export class VerifyingBody extends Transform {
     const digest = (this.hash as Hash).digest()
     this.hash = null
     if (!digest.equals(pieceHashAt(this.init.list, index))) return new PeerCorruptError(index)
+    if (this.pos >= this.init.from && this.pos + this.unitBytes <= this.init.to) this.init.onUnit?.(index, digest)
     let at = this.pos
     const parts = this.unit
     this.pos += this.unitBytes

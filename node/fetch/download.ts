@@ -297,7 +297,8 @@ export class Download {
       onRead: (start, buf) => {
         this.pacer.moved(buf.length)
         this.view.keepRecent(start, buf)
-      }
+      },
+      also: this.init.source.inOrder
     })
     this.state = 'running'
     if (this.rangeSupported) this.saver.save()
@@ -370,6 +371,7 @@ export class Download {
     }
     this.digest = sha256
     this.state = 'verified'
+    this.init.source.inOrder?.verified(sha256)
     // Stops stragglers (endgame duplicates), but only after the current event: the body that brought
     // the last byte is ending too, and aborting it now would close a reusable connection.
     setImmediate(() => { this.abort.abort() })

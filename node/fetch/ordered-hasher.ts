@@ -19,6 +19,11 @@ function createDigest (algorithm: string, fd: number): Hash {
   return createHash('sha1').update(`blob ${fstatSync(fd).size}\0`)
 }
 
+/** Something else that takes the blob's bytes in order, as they are hashed (a list of piece hashes). */
+export interface InOrder {
+  update: (bytes: Buffer) => void
+}
+
 /**
  * Hashes a file in byte order while its pieces arrive in any order. Bytes written exactly at the
  * hashed frontier are hashed from memory; anything that arrived ahead of it is read back from the
@@ -26,7 +31,8 @@ function createDigest (algorithm: string, fd: number): Hash {
  */
 export class OrderedHasher {
   hashedTo = 0
-  private readonly hashes: Hash[]
+  private readonly hashes: Array<{ update: (bytes: Buffer) => unknown }>
+  private readonly digesters: Hash[]
   private readonly algorithms: string[]
   private readonly fh: FileHandle
   private readonly written: ByteRanges
@@ -38,13 +44,15 @@ export class OrderedHasher {
 
   /**
    * `onRead(start, buf)`: bytes read back from disk, in a fresh buffer never written again, so readers
-   * at the same offset can send it instead of reading the same bytes once more.
+   * at the same offset can send it instead of reading the same bytes once more. `also` sees every byte
+   * in order too.
    */
-  constructor (fh: FileHandle, written: ByteRanges, algorithms: string[], hooks: { onAdvance: () => void, onError: (err: unknown) => void, onRead?: (start: number, buf: Buffer) => void }) {
+  constructor (fh: FileHandle, written: ByteRanges, algorithms: string[], hooks: { onAdvance: () => void, onError: (err: unknown) => void, onRead?: (start: number, buf: Buffer) => void, also?: InOrder }) {
     this.fh = fh
     this.written = written
     this.algorithms = algorithms
-    this.hashes = algorithms.map(a => createDigest(a, fh.fd))
+    this.digesters = algorithms.map(a => createDigest(a, fh.fd))
+    this.hashes = hooks.also === undefined ? this.digesters : [...this.digesters, hooks.also]
     this.onAdvance = hooks.onAdvance
     this.onError = hooks.onError
     this.onRead = hooks.onRead ?? null
@@ -81,7 +89,7 @@ export class OrderedHasher {
 
   digests (): Record<string, string> {
     const out: Record<string, string> = {}
-    this.algorithms.forEach((a, i) => { out[a] = (this.hashes[i] as Hash).digest('hex') })
+    this.algorithms.forEach((a, i) => { out[a] = (this.digesters[i] as Hash).digest('hex') })
     return out
   }
 

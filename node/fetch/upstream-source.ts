@@ -18,6 +18,17 @@ export interface Source {
    * LAN peer serving from its page cache). Re-read as the download goes.
    */
   rangesInFlight?: (concurrency: number) => number
+  /**
+   * Takes the blob's bytes in order as the download hashes them, and hears when they matched the
+   * digest (before the commit): a cluster makes the blob's piece-hash list that way instead of reading
+   * the blob back after it.
+   */
+  inOrder?: InOrderSink
+}
+
+export interface InOrderSink {
+  update: (bytes: Buffer) => void
+  verified: (sha256: string) => void
 }
 
 export interface SourceResponse {

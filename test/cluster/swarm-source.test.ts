@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { open, readFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -47,6 +48,31 @@ describe('swarm source: ranges from a peer, verified, upstream as fallback', () 
     expect(src.rangesInFlight?.(64)).toBe(8)
     expect(b.cluster.localStats().bytes_from_peers).toBe(data.length + MiB + 96)
     expect(a.cluster.localStats().bytes_to_peers).toBeGreaterThanOrEqual(data.length)
+  })
+
+  it('keeps the piece list the download made: units a holder\'s verified bytes filled are not hashed again', async () => {
+    const src = swarm(b, digest)
+    // Unit 0 comes whole from a, verified against a's list; unit 1 only in part.
+    await readAll((await src.fetch({ start: 0, end: MiB - 1 }, {})).body)
+    await readAll((await src.fetch({ start: MiB + 10, end: 2 * MiB - 1 }, {})).body)
+    // The bytes the download hashes, here zeros: the list takes a's hash for unit 0 and hashes the rest.
+    const zeros = Buffer.alloc(data.length)
+    src.inOrder?.update(zeros)
+    src.inOrder?.verified(digest)
+    const path = join(b.dir, 'cluster', 'pieces', digest)
+    await until(async () => (await readFile(path).catch(() => null)) !== null, 10_000, 'list kept')
+    const list = await readFile(path)
+    const unit = (buf: Buffer, i: number): Buffer => createHash('sha256').update(buf.subarray(i * MiB, (i + 1) * MiB)).digest()
+    expect(list.length).toBe(4 * 32)
+    expect(list.subarray(0, 32).equals(unit(data, 0))).toBe(true)
+    for (let i = 1; i < 4; i++) expect(list.subarray(i * 32, (i + 1) * 32).equals(unit(zeros, i))).toBe(true)
+    // A list is kept only for the digest the download verified.
+    const other = swarm(b, '1'.repeat(64))
+    other.inOrder?.update(zeros)
+    other.inOrder?.verified('2'.repeat(64))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(existsSync(join(b.dir, 'cluster', 'pieces', '1'.repeat(64)))).toBe(false)
+    await rm(path)
   })
 
   it('goes upstream at once when no member has the blob', async () => {

@@ -102,6 +102,26 @@ describe('piece hashes', () => {
     expect(a.digest().length).toBe(3 * 32)
     expect(pieceHashCount(data.length)).toBe(3)
   })
+  it('takes a known unit\'s hash instead of hashing it, only for units not yet begun', () => {
+    const data = Buffer.alloc(PIECE_HASH_UNIT * 3 + 5)
+    for (let i = 0; i < data.length; i++) data[i] = i % 251
+    const plain = new PieceHasher()
+    plain.update(data)
+    const list = plain.digest()
+    const marker = Buffer.alloc(32, 0xab)
+    const h = new PieceHasher()
+    h.known(1, marker)
+    h.update(data.subarray(0, PIECE_HASH_UNIT + 10))
+    // Unit 2 is known only after its first bytes came: it is hashed all the same.
+    h.update(data.subarray(PIECE_HASH_UNIT + 10, 2 * PIECE_HASH_UNIT + 1))
+    h.known(2, marker)
+    h.known(3, list.subarray(96, 128))
+    h.update(data.subarray(2 * PIECE_HASH_UNIT + 1))
+    const got = h.digest()
+    expect(got.subarray(0, 32).equals(list.subarray(0, 32))).toBe(true)
+    expect(got.subarray(32, 64).equals(marker)).toBe(true)
+    expect(got.subarray(64).equals(list.subarray(64))).toBe(true)
+  })
   it('a blob of one slice lists its own digest', () => {
     const h = new PieceHasher()
     h.update(Buffer.from('x'))

@@ -137,7 +137,10 @@ export class Cluster implements SourceProvider {
     try {
       await membership.start()
       await control.start({
-        have: async (k) => await this.have(k),
+        have: async (k, peer) => {
+          this.swarms.get(k.slice('sha256:'.length))?.deref()?.heardFrom(peer)
+          return await this.have(k)
+        },
         ticket: async (k, peer, ip) => await this.ticket(k, peer, ip, data.port, tls?.sha256),
         stats: async () => this.localStats(),
         corrupt: async (k, peer) => await this.recheck(k, peer)

@@ -131,6 +131,17 @@ export class SwarmSource implements Source {
     return out
   }
 
+  /**
+   * A member asked whether this node has the blob: only a download asks, so it is downloading the blob
+   * too. Taken into the split at once rather than at the next refresh, whose answer a loaded member
+   * may give hundreds of ms later while both fetch the same units.
+   */
+  heardFrom (peer: string): void {
+    if (peer === this.c.self || this.answers.has(peer) || !this.usable(peer)) return
+    this.answers.set(peer, { t: 'have', state: 'partial' })
+    this.c.logger.debug({ digest: this.init.digest, peer: peer.slice(-6) }, 'swarm view: a member downloading the blob asked')
+  }
+
   /** Ranges [start, end) being fetched from the upstream right now (what other downloaders may read along). */
   upstreamReads (): Array<[number, number]> {
     return [...this.upstreamActive].slice(0, 1024).map(r => [r.start, r.end])

@@ -82,4 +82,20 @@ describe('swarm source: who serves a range of a blob others are downloading', ()
     expect(asked).toHaveLength(1)
     expect(asked[0]).toMatch(new RegExp(`^upstream ${at}-`))
   })
+
+  it('a member that asks about the blob is downloading it: its units go to it at once, before any refresh', async () => {
+    const unit = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'p1') as number
+    const at = unit * SHARE_UNIT
+    const { source, asked } = swarm({})
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch({ start: at, end: at + MiB - 1 })
+    expect(asked[0]).toMatch(/^upstream /)
+    asked.length = 0
+    source.heardFrom('p1')
+    // This node's own id is never a downloader.
+    source.heardFrom('self')
+    await source.fetch({ start: at + MiB, end: at + 2 * MiB - 1 })
+    expect(asked).toEqual([`p1 ${at + MiB}-${at + 2 * MiB - 1}`])
+  })
 })

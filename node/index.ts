@@ -14,6 +14,8 @@ import { createNpmHandler } from './handlers/npm/handler.ts'
 import { createPypiHandler } from './handlers/pypi/handler.ts'
 import { createHandlerRegistry } from './handlers/registry.ts'
 import type { Handler, HandlerRegistry } from './handlers/registry.ts'
+import { addAcceptors, claimPort, REUSE_PORT } from './http/acceptors.ts'
+import type { Acceptors } from './http/acceptors.ts'
 import { createProxyStrategy } from './http/proxy.ts'
 import type { ProxyInit } from './http/proxy.ts'
 import type { CacheStatsProvider, DownloadsProvider } from './http/providers.ts'
@@ -28,6 +30,9 @@ import type { RewritePlan } from './rewrite/rules.ts'
 import { createRouter } from './router/router.ts'
 import type { Router } from './router/router.ts'
 import { createUpstreamDispatcher } from './upstream/dispatcher.ts'
+
+/** Listening sockets on the API port. */
+const API_ACCEPTORS = 8
 
 export type { Strategy, StrategyContext, Strategies } from './http/strategy.ts'
 export type { CacheStats, CacheStatsProvider, DownloadsProvider } from './http/providers.ts'
@@ -134,13 +139,22 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
 
   let starting: Promise<void> | null = null
   let stopping: Promise<void> | null = null
+  let acceptors: Acceptors | null = null
+
+  /** Clients' new connections are accepted several per event-loop turn, also while the node is busy (see addAcceptors). */
+  async function listen (): Promise<void> {
+    const host = config.server.host
+    const options = { host, port: await claimPort(host, config.server.port), reusePort: REUSE_PORT }
+    await http.listen(options)
+    acceptors = await addAcceptors(http.server, API_ACCEPTORS - 1)
+  }
 
   async function stopOnce (deadlineMs: number): Promise<void> {
     if (starting !== null) await starting.catch(() => {})
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<'deadline'>((resolve) => { timer = setTimeout(() => resolve('deadline'), deadlineMs) })
     // fastify.close stops accepting, closes idle keep-alive sockets and waits for in-flight requests.
-    const closed = http.close().then(() => 'closed' as const)
+    const closed = Promise.all([http.close(), acceptors?.close()]).then(() => 'closed' as const)
     const outcome = await Promise.race([closed, deadline])
     clearTimeout(timer)
     if (outcome === 'deadline') {
@@ -167,7 +181,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     components,
     async start () {
       if (stopping !== null) throw new Error('node was stopped')
-      starting ??= (engine?.start() ?? Promise.resolve()).then(startCluster).then(async () => await metadata.start()).then(async () => await http.listen({ host: config.server.host, port: config.server.port })).then(() => {
+      starting ??= (engine?.start() ?? Promise.resolve()).then(startCluster).then(async () => await metadata.start()).then(listen).then(() => {
         logger.info({ address: http.server.address() }, 'aimirror node listening')
       })
       await starting

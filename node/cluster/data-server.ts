@@ -2,12 +2,13 @@ import { createReadStream } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import { createServer as createNetServer } from 'node:net'
-import type { AddressInfo, Server as NetServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { pipeline } from 'node:stream/promises'
 import type { WireErrorCode } from '../../protocol/errors.ts'
 import { normaliseIp, readTicket } from '../../protocol/ticket.ts'
 import { LIST_MAC_HEADER, listMac, newVouchNonce, responseKey, VOUCH_HEADER, vouchedLength } from '../../protocol/vouch.ts'
+import { addAcceptors, claimPort, REUSE_PORT } from '../http/acceptors.ts'
+import type { Acceptors } from '../http/acceptors.ts'
 import type { Logger } from '../log.ts'
 import type { InFlightBlob } from '../fetch/fetcher.ts'
 import { paced } from '../fetch/gc-pacer.ts'
@@ -40,7 +41,7 @@ export interface DataServerInit {
   inFlightIdleMs?: number
 }
 
-/** Listening sockets on the data port (see start). */
+/** Listening sockets on the data port (see addAcceptors). */
 const ACCEPTORS = 8
 
 const BLOB = /^\/v1\/blobs\/([0-9a-f]{64})(\/pieces)?$/
@@ -60,7 +61,8 @@ export class DataServer {
   private readonly pacer: GcPacer | undefined
   private readonly log: Logger
   private readonly init: DataServerInit
-  private readonly servers: Server[] = []
+  private server: Server | null = null
+  private acceptors: Acceptors | null = null
 
   constructor (components: DataServerComponents, init: DataServerInit) {
     this.store = components.store
@@ -72,18 +74,12 @@ export class DataServer {
   }
 
   get port (): number {
-    const a = this.servers[0]?.address()
-    return a !== null && typeof a === 'object' ? (a as AddressInfo).port : 0
+    const a = this.server?.address()
+    return a !== null && a !== undefined && typeof a === 'object' ? (a as AddressInfo).port : 0
   }
 
-  /**
-   * Listens with several sockets on one port (SO_REUSEPORT; the kernel spreads new connections over
-   * them). The event loop accepts one connection per listening socket per turn, and a node busy with a
-   * shared download takes hundreds of ms a turn: with one socket, members' new connections waited in
-   * the accept queue for 10 s and more, past their headers timeout, and every timeout made another.
-   */
   async start (): Promise<void> {
-    if (this.servers.length > 0) return
+    if (this.server !== null) return
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, res).catch((err: unknown) => {
         this.log.debug({ err }, 'data port: request failed')
@@ -93,46 +89,31 @@ export class DataServer {
     }
     const options = { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 30_000 }
     const tls = this.init.tls
-    const create = (): Server => {
-      const server: Server = tls === undefined ? createHttpServer(options, handler) : createHttpsServer({ ...options, key: tls.key, cert: tls.cert }, handler)
-      server.maxConnections = 512
-      return server
-    }
-    const listen = async (server: NetServer, port: number, reusePort: boolean): Promise<number> => {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen({ port, host: this.init.host, reusePort }, () => { server.off('error', reject); resolve() })
-      })
-      return (server.address() as AddressInfo).port
-    }
-    // The port is taken alone first, so a port another process holds fails as ever instead of being
-    // shared with it.
-    const probe = createNetServer()
-    const port = await listen(probe, this.init.port, false)
-    await new Promise<void>(resolve => probe.close(() => resolve()))
-    const first = create()
-    await listen(first, port, true)
-    this.servers.push(first)
-    for (let i = 1; i < ACCEPTORS; i++) {
-      const more = create()
-      try {
-        await listen(more, port, true)
-      } catch (err) {
-        // No SO_REUSEPORT here: one socket it is.
-        this.log.debug({ err }, 'data port: one listening socket only')
-        break
-      }
-      this.servers.push(more)
-    }
+    const server: Server = tls === undefined ? createHttpServer(options, handler) : createHttpsServer({ ...options, key: tls.key, cert: tls.cert }, handler)
+    server.maxConnections = 512
+    const port = await claimPort(this.init.host, this.init.port)
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({ port, host: this.init.host, reusePort: REUSE_PORT }, () => { server.off('error', reject); resolve() })
+    })
+    this.server = server
+    // A member's burst of new connections (every read that was cut needs one) is accepted many per
+    // event-loop turn, not one: see addAcceptors.
+    this.acceptors = await addAcceptors(server, ACCEPTORS - 1)
   }
 
   async stop (): Promise<void> {
-    const servers = this.servers.splice(0)
-    await Promise.all(servers.map(async server => {
-      const closed = new Promise<void>(resolve => server.close(() => resolve()))
-      server.closeAllConnections()
-      await closed
-    }))
+    const server = this.server
+    if (server === null) return
+    this.server = null
+    const closed = Promise.all([
+      this.acceptors?.close(),
+      new Promise<void>(resolve => server.close(() => resolve()))
+    ])
+    this.acceptors = null
+    // Also the connections the extra sockets accepted: each waits for all of its own to end.
+    server.closeAllConnections()
+    await closed
   }
 
   private fail (res: ServerResponse, code: WireErrorCode, headers: Record<string, string> = {}): void {

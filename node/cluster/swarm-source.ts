@@ -96,8 +96,10 @@ export class SwarmSource implements Source {
   /**
    * The blob's piece-hash list, made from the bytes as the download hashes them (units a holder's
    * verified bytes filled are not hashed again), so the node need not read the blob back to offer it.
+   * Only when other members take part in this blob (seen when the first bytes come): a download nobody
+   * else shares leaves the list to after its commit, off the client's time.
    */
-  private readonly pieces = new PieceHasher()
+  private pieces: PieceHasher | null | undefined
   readonly inOrder: InOrderSink | undefined
 
   constructor (components: SwarmSourceComponents, init: SwarmSourceInit) {
@@ -107,8 +109,11 @@ export class SwarmSource implements Source {
     this.inOrder = save === undefined
       ? undefined
       : {
-          update: bytes => { this.pieces.update(bytes) },
-          verified: sha256 => { if (sha256 === init.digest) save(sha256, this.pieces.digest()) }
+          update: bytes => { this.listing()?.update(bytes) },
+          verified: sha256 => {
+            const list = this.listing()
+            if (list !== null && sha256 === init.digest) save(sha256, list.digest())
+          }
         }
   }
 
@@ -129,6 +134,12 @@ export class SwarmSource implements Source {
       return { ...out, headers }
     }
     return out
+  }
+
+  /** The piece list being made, if this blob is shared (decided once, at the download's first bytes). */
+  private listing (): PieceHasher | null {
+    if (this.pieces === undefined) this.pieces = [...this.answers.keys()].some(peer => this.usable(peer)) ? new PieceHasher() : null
+    return this.pieces
   }
 
   /**
@@ -255,7 +266,7 @@ export class SwarmSource implements Source {
         const ticket = await this.c.peers.ticket(peer, this.init.digest, { signal })
         if (range.start >= ticket.size) return null
         const list = await this.c.peers.pieceList(ticket, { signal })
-        const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, onUnit: (i, hash) => { this.pieces.known(i, hash) } })
+        const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, onUnit: (i, hash) => { this.listing()?.known(i, hash) } })
         res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err) })
         return this.responses === 0 ? withMeta(res, ticket) : res
       } catch (err) {

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 
 /**
  * Data-plane tickets: a node hands one to a member over the authenticated control stream; the member
@@ -17,17 +18,17 @@ export interface TicketClaims {
   readonly exp: number
 }
 
-function sign (secret: Uint8Array, payload: string): string {
+function sign (secret: KeyObject, payload: string): string {
   return createHmac('sha256', secret).update('aimirror-ticket-v1\0').update(payload).digest('base64url')
 }
 
-export function issueTicket (secret: Uint8Array, claims: TicketClaims): string {
+export function issueTicket (secret: KeyObject, claims: TicketClaims): string {
   const payload = Buffer.from(JSON.stringify({ d: claims.digest, p: claims.peer, i: claims.ip, e: claims.exp })).toString('base64url')
   return `v1.${payload}.${sign(secret, payload)}`
 }
 
 /** The claims of a genuine, unexpired ticket; null for anything else. */
-export function readTicket (secret: Uint8Array, ticket: string, now: number): TicketClaims | null {
+export function readTicket (secret: KeyObject, ticket: string, now: number): TicketClaims | null {
   const parts = ticket.split('.')
   if (parts.length !== 3 || parts[0] !== 'v1') return null
   const [, payload, mac] = parts as [string, string, string]

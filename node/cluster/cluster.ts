@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createSecretKey, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { ConnectionGater } from '@libp2p/interface'
 import type { Agent } from 'undici'
@@ -71,7 +71,7 @@ export class Cluster implements SourceProvider {
   private readonly init: ClusterInit
   private readonly log: Logger
   private readonly pieceLists: PieceLists
-  private readonly ticketSecret = randomBytes(32)
+  private readonly ticketSecret = createSecretKey(randomBytes(32))
   private readonly swarms = new Map<string, WeakRef<SwarmSource>>()
   /** Blobs re-hashed on a member's report, and when. */
   private readonly rechecked = new Map<string, number>()

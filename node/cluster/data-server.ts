@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
@@ -33,9 +34,9 @@ export interface DataServerInit {
   /** HTTPS with this key and certificate (PEM): members pin the certificate's hash from their tickets. */
   tls?: { key: string, cert: string }
   /** Verifies tickets this node issued. */
-  ticketSecret: Uint8Array
+  ticketSecret: KeyObject
   /** Keyed clusters: bytes of downloads in flight are vouched for with this key (protocol/vouch.ts). */
-  vouchKey?: Uint8Array
+  vouchKey?: KeyObject
   onBytesServed?: (n: number) => void
   /** A member reading a download in flight is cut after this long without a new byte (default 5 s). */
   inFlightIdleMs?: number

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto'
 import { pipeline, Transform } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -46,7 +47,7 @@ export interface PeerClientComponents {
 export interface PeerClientInit {
   onBytes?: (peer: string, n: number) => void
   /** Keyed clusters: piece lists and reads of downloads in flight must be vouched for with this key (protocol/vouch.ts). */
-  vouchKey?: Uint8Array
+  vouchKey?: KeyObject
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto'
 import { timingSafeEqual } from 'node:crypto'
 import { Transform } from 'node:stream'
 import type { TransformCallback } from 'node:stream'
@@ -8,7 +9,7 @@ import { coalesce, PeerCorruptError } from './verifying-body.ts'
 
 export interface VouchInit {
   /** The response's key (protocol/vouch.ts responseKey). */
-  key: Uint8Array
+  key: KeyObject
   /** sha256 hex of the blob. */
   digest: string
   /** The range [start, end) the body carries. */

@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto'
+import { createSecretKey, randomBytes } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -35,8 +36,8 @@ describe('keyed cluster: piece lists are vouched for', () => {
     expect((await b.cluster.running?.peers.pieceList(t))?.length).toBe(4 * 32)
 
     // a now signs with a key that is not the cluster's: as if someone on the wire swapped the list.
-    const data = a.cluster.running?.data as unknown as { init: { vouchKey?: Uint8Array } }
-    data.init.vouchKey = Buffer.alloc(32, 9)
+    const data = a.cluster.running?.data as unknown as { init: { vouchKey?: KeyObject } }
+    data.init.vouchKey = createSecretKey(Buffer.alloc(32, 9))
     const other = await putBlob(a, randomBytes(2 * MiB + 1))
     const t2 = await b.cluster.running?.peers.ticket(a.peerId, other)
     if (t2 === undefined) throw new Error('no cluster')

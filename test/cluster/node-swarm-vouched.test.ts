@@ -1,3 +1,5 @@
+import { createSecretKey } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
@@ -127,8 +129,8 @@ describe.each([
       const path = registry.paths[1] as string
       gate.hold()
       // a vouches with a key that is not the cluster's: as if it sent bytes other than the ones it tagged.
-      const data = a.node.components.cluster?.running?.data as unknown as { init: { vouchKey?: Uint8Array } }
-      data.init.vouchKey = Buffer.alloc(32, 7)
+      const data = a.node.components.cluster?.running?.data as unknown as { init: { vouchKey?: KeyObject } }
+      data.init.vouchKey = createSecretKey(Buffer.alloc(32, 7))
       const fromPeers = (): number => b.node.components.cluster?.localStats().bytes_from_peers ?? 0
       const before = fromPeers()
       const onA = reader(`${a.url}${path}`)

@@ -1,3 +1,4 @@
+import { createSecretKey } from 'node:crypto'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DataServer } from '../../../node/cluster/data-server.ts'
@@ -8,7 +9,7 @@ import { turnsToAnswerBurst } from '../../helpers/accept-burst.ts'
 const CONNECTIONS = 16
 
 function dataServer (port = 0): DataServer {
-  return new DataServer({ store: {} as BlobStore, pieceLists: {} as PieceLists, logger: pino({ level: 'silent' }) }, { host: '127.0.0.1', port, ticketSecret: new Uint8Array(32) })
+  return new DataServer({ store: {} as BlobStore, pieceLists: {} as PieceLists, logger: pino({ level: 'silent' }) }, { host: '127.0.0.1', port, ticketSecret: createSecretKey(new Uint8Array(32)) })
 }
 
 describe('data port: accepting connections on a busy node', () => {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, createSecretKey } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { cidFromSha256, sha256FromCid } from '../../../protocol/cid.ts'
 import { WireError } from '../../../protocol/errors.ts'
@@ -73,7 +73,7 @@ describe('membership proofs', () => {
 })
 
 describe('tickets', () => {
-  const secret = Buffer.alloc(32, 7)
+  const secret = createSecretKey(Buffer.alloc(32, 7))
   const claims = { digest: HEX, peer: 'P', ip: '10.0.0.2', exp: 2000 }
   it('a genuine unexpired ticket reads back', () => {
     expect(readTicket(secret, issueTicket(secret, claims), 1000)).toEqual(claims)
@@ -81,7 +81,7 @@ describe('tickets', () => {
   it('expired, forged or altered tickets are refused', () => {
     const t = issueTicket(secret, claims)
     expect(readTicket(secret, t, 2000)).toBe(null)
-    expect(readTicket(Buffer.alloc(32, 8), t, 1000)).toBe(null)
+    expect(readTicket(createSecretKey(Buffer.alloc(32, 8)), t, 1000)).toBe(null)
     const [v, , mac] = t.split('.')
     const other = Buffer.from(JSON.stringify({ d: HEX, p: 'P', i: '10.0.0.3', e: 2000 })).toString('base64url')
     expect(readTicket(secret, `${v}.${other}.${mac}`, 1000)).toBe(null)

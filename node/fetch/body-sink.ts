@@ -1,5 +1,6 @@
 import { DiskFullError, UpstreamProtocolError } from '../errors.ts'
 import type { FileWriter } from './file-writer.ts'
+import { raceWon } from './pieces.ts'
 import type { Assignment } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import type { SourceResponse } from './upstream-source.ts'
@@ -61,6 +62,7 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
       off += chunk.length
       a.pos += chunk.length
       a.lastProgress = Date.now()
+      raceWon(a)
       host.landed(at, chunk)
       if (!host.enough()) return false
       done()

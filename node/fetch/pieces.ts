@@ -61,6 +61,21 @@ export interface Assignment {
   duplicated: boolean
   /** Time of the last byte written (ms); a duplicate is only worth it for a stalled connection. */
   lastProgress: number
+  /** A stalled range and its duplicate race for the same bytes: the first to land one stops the other. */
+  twin?: Assignment | null
+}
+
+/**
+ * `a` just wrote bytes: if it races a twin for the same tail, the twin stops where it is (its end drops to
+ * its position). Without that both fetched the whole tail once the stalled one came back to life: about 3 %
+ * of the upstream bytes of the 4-node shared download, where a few of ~350 upstream connections stall.
+ */
+export function raceWon (a: Assignment): void {
+  const twin = a.twin
+  if (twin === undefined || twin === null) return
+  twin.end = Math.min(twin.end, twin.pos)
+  twin.twin = null
+  a.twin = null
 }
 
 export class Scheduler {
@@ -177,7 +192,10 @@ export class Scheduler {
     }
     if (victim === null) return null
     victim.duplicated = true
-    return this.add(victim.pos, victim.end, true, now)
+    const d = this.add(victim.pos, victim.end, true, now)
+    d.twin = victim
+    victim.twin = d
+    return d
   }
 
   private add (start: number, end: number, duplicate: boolean, now = 0): Assignment {

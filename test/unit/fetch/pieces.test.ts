@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ByteRanges } from '../../../node/fetch/byte-ranges.ts'
-import { MIN_STEAL, Scheduler, planPieces, piecesCoveredIn } from '../../../node/fetch/pieces.ts'
+import { MIN_STEAL, Scheduler, planPieces, piecesCoveredIn, raceWon } from '../../../node/fetch/pieces.ts'
+import type { Assignment } from '../../../node/fetch/pieces.ts'
 
 const MiB = 1 << 20
 
@@ -90,6 +91,26 @@ describe('Scheduler', () => {
     const d = s.next([], 2000, 1000)
     expect(d?.duplicate).toBe(true)
     expect([d?.start, d?.end]).toEqual([a?.pos, a?.end])
+  })
+  it('a stalled range and its duplicate race: the first to land bytes stops the other where it is', () => {
+    for (const winner of ['victim', 'duplicate'] as const) {
+      const written = new ByteRanges()
+      const s = new Scheduler(planPieces(MIN_STEAL, MIN_STEAL, 1), written, 1)
+      const a = s.next([], 0, 1000) as Assignment
+      a.pos += 4096
+      written.add(0, 4096)
+      const d = s.next([], 2000, 1000) as Assignment
+      expect([d.duplicate, d.start]).toEqual([true, 4096])
+      const [first, other] = winner === 'victim' ? [a, d] : [d, a]
+      first.pos += 65536
+      raceWon(first)
+      expect(other.end).toBe(other.pos)
+      expect(first.end).toBe(MIN_STEAL)
+      // Decided once: later bytes of the loser (already in flight) change nothing.
+      other.pos += 10
+      raceWon(other)
+      expect(first.end).toBe(MIN_STEAL)
+    }
   })
   it('shrinks assignments near the end so connections finish together', () => {
     const s = new Scheduler(planPieces(64 * MiB, 4 * MiB, 16), new ByteRanges(), 16)

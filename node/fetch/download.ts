@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream'
 import { AbortedError, DigestMismatchError, isAimirrorError, UpstreamProtocolError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
-import type { KeyEntry, PartialEntry, Validator } from '../store/index-db.ts'
+import type { KeyEntry, PartialEntry } from '../store/index-db.ts'
 import type { PieceBitmap } from '../store/partial.ts'
 import { ByteRanges } from './byte-ranges.ts'
 import { FileWriter } from './file-writer.ts'
@@ -17,7 +17,7 @@ import type { PiecePlan } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { ReaderView } from './reader-view.ts'
-import { firstMissing, openTempFile } from './temp-file.ts'
+import { firstMissing, openTempFile, progressEntry, resumes } from './temp-file.ts'
 import { PartialSaver } from './partial-saver.ts'
 import { ConnectionPool } from './connection-pool.ts'
 import { fetchAssignment } from './range-fetch.ts'
@@ -109,7 +109,9 @@ export class Download {
   private reserved = 0
   private wants = 0
   private readonly saver = new PartialSaver({
-    entry: () => this.partialEntry(),
+    entry: () => this.plan === null || this.bitmap === null || this.meta === null
+      ? null
+      : progressEntry({ url: this.url, plan: this.plan, bitmap: this.bitmap, meta: this.meta, expected: this.init.identity.expected, startedAt: this.partialStartedAt }),
     wanted: () => this.state === 'running' || (this.state === 'failed' && keepsPartial(this.error)),
     write: async (entry) => { await this.store.putPartial(this.key, entry) },
     onError: (err) => { this.log.warn({ err }, 'could not save download progress') },
@@ -274,8 +276,7 @@ export class Download {
     }
     this.reserved = size ?? 0
     this.tempPath = this.store.layout.tempPath(this.key)
-    const resumable = partial !== undefined && this.rangeSupported && partial.size === size &&
-      sameValidator(partial.validator, meta.validator)
+    const resumable = partial !== undefined && this.rangeSupported && resumes(partial, size, meta.validator)
     if (partial !== undefined && !resumable) await this.store.discardPartial(this.key)
     const file = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.written, this.init)
     this.fh = file.fh
@@ -438,25 +439,6 @@ export class Download {
     if (this.plan === null || this.bitmap === null) return null
     return { pieceSize: this.plan.pieceSize, bitmap: this.bitmap.toBase64() }
   }
-
-  /** The progress entry as the download stands (see PartialSaver, which writes it). */
-  private partialEntry (): PartialEntry | null {
-    if (this.plan === null || this.bitmap === null || this.meta === null) return null
-    const meta = this.meta
-    return {
-      url: this.url,
-      size: this.plan.size,
-      pieceSize: this.plan.pieceSize,
-      bitmap: this.bitmap.toBase64(),
-      contentType: meta.contentType,
-      headers: meta.headers,
-      validator: meta.validator,
-      etag: meta.etag,
-      expectedDigest: this.init.identity.expected === null ? null : `${this.init.identity.expected.algorithm}:${this.init.identity.expected.hex}`,
-      startedAt: this.partialStartedAt,
-      updatedAt: Date.now()
-    }
-  }
 }
 
 /** Whether a download that failed this way keeps its partial for a later resume. */
@@ -464,10 +446,4 @@ function keepsPartial (error: Error | null): boolean {
   // Wrong content is worthless; after a full disk its space is what others need now.
   if (error?.name === 'DigestMismatchError') return false
   return !(isAimirrorError(error) && error.code === 'ERR_DISK_FULL')
-}
-
-
-function sameValidator (a: Validator, b: Validator): boolean {
-  if (a.etag !== null && b.etag !== null) return a.etag === b.etag
-  return a.lastModified === b.lastModified
 }

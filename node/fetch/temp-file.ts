@@ -1,10 +1,12 @@
 import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
-import type { PartialEntry } from '../store/index-db.ts'
+import type { PartialEntry, Validator } from '../store/index-db.ts'
 import { PieceBitmap } from '../store/partial.ts'
 import type { ByteRanges } from './byte-ranges.ts'
 import { pieceRange, planPieces } from './pieces.ts'
 import type { PiecePlan } from './pieces.ts'
+import type { BlobIdentity } from './identity.ts'
+import type { BlobMeta } from './response-meta.ts'
 
 /** A download's temp file and its pieces (no plan when the size is unknown). */
 export interface TempFile {
@@ -40,4 +42,28 @@ export function firstMissing (partial: PartialEntry): number {
   const bm = PieceBitmap.fromBase64(count, partial.bitmap)
   for (let i = 0; i < count; i++) if (!bm.has(i)) return i * partial.pieceSize
   return 0
+}
+
+/** Whether an earlier run's progress entry belongs to the same file as the upstream serves now. */
+export function resumes (partial: PartialEntry, size: number | null, validator: Validator): boolean {
+  if (partial.size !== size) return false
+  if (partial.validator.etag !== null && validator.etag !== null) return partial.validator.etag === validator.etag
+  return partial.validator.lastModified === validator.lastModified
+}
+
+/** The progress entry of a download as it stands (PartialSaver writes it; a restart resumes from it). */
+export function progressEntry (d: { url: string, plan: PiecePlan, bitmap: PieceBitmap, meta: BlobMeta, expected: BlobIdentity['expected'], startedAt: number }): PartialEntry {
+  return {
+    url: d.url,
+    size: d.plan.size,
+    pieceSize: d.plan.pieceSize,
+    bitmap: d.bitmap.toBase64(),
+    contentType: d.meta.contentType,
+    headers: d.meta.headers,
+    validator: d.meta.validator,
+    etag: d.meta.etag,
+    expectedDigest: d.expected === null ? null : `${d.expected.algorithm}:${d.expected.hex}`,
+    startedAt: d.startedAt,
+    updatedAt: Date.now()
+  }
 }

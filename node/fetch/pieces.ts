@@ -14,6 +14,11 @@ export const MIN_AUTO_PIECE = 1 << 20
 export const MAX_AUTO_PIECE = 4 << 20
 /** An assignment smaller than twice this is not split for work stealing. */
 export const MIN_STEAL = 256 << 10
+/**
+ * A connection robbed of its tail keeps this much past its position: bytes the upstream may already have
+ * sent, waiting in the socket buffers of a busy node, which the thief would fetch again.
+ */
+export const STEAL_MARGIN = 1 << 20
 /** A reader is "being served" when a connection will reach its offset within this many bytes. */
 export const NEAR_BYTES = 1 << 20
 
@@ -177,8 +182,8 @@ export class Scheduler {
       if (a.duplicate || a.duplicated) continue
       if (victim === null || a.end - a.pos > victim.end - victim.pos) victim = a
     }
-    if (victim === null || victim.end - victim.pos < 2 * MIN_STEAL) return null
-    const mid = victim.pos + Math.floor((victim.end - victim.pos) / 2 / 65536) * 65536
+    if (victim === null || victim.end - victim.pos < 2 * MIN_STEAL + STEAL_MARGIN) return null
+    const mid = victim.end - Math.floor((victim.end - victim.pos - STEAL_MARGIN) / 2 / 65536) * 65536
     const end = victim.end
     victim.end = mid
     return this.add(mid, end, false)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { ByteRanges } from '../../../node/fetch/byte-ranges.ts'
-import { MIN_STEAL, Scheduler, planPieces, piecesCoveredIn, raceWon } from '../../../node/fetch/pieces.ts'
+import { MIN_STEAL, Scheduler, planPieces, piecesCoveredIn, raceWon, STEAL_MARGIN } from '../../../node/fetch/pieces.ts'
 import type { Assignment } from '../../../node/fetch/pieces.ts'
 
 const MiB = 1 << 20
@@ -68,13 +68,14 @@ describe('Scheduler', () => {
     const b = s.next()
     expect(b?.start).toBe(0)
   })
-  it('steals half of the largest active range when nothing is free', () => {
+  it('steals half of the largest active range when nothing is free, past a margin its connection keeps', () => {
     const s = new Scheduler(planPieces(8 * MiB, 8 * MiB, 1), new ByteRanges(), 1)
     const a = s.next()
     expect([a?.start, a?.end]).toEqual([0, 8 * MiB])
     const b = s.next()
-    expect(b?.start).toBe(4 * MiB)
-    expect(a?.end).toBe(4 * MiB)
+    expect(b?.start).toBe(STEAL_MARGIN + (8 * MiB - STEAL_MARGIN) / 2)
+    expect(a?.end).toBe(b?.start)
+    expect(b?.end).toBe(8 * MiB)
   })
   it('steals the tail under a reader waiting far ahead of a connection', () => {
     const s = new Scheduler(planPieces(8 * MiB, 8 * MiB, 1), new ByteRanges(), 1)

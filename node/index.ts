@@ -14,7 +14,7 @@ import { createNpmHandler } from './handlers/npm/handler.ts'
 import { createPypiHandler } from './handlers/pypi/handler.ts'
 import { createHandlerRegistry } from './handlers/registry.ts'
 import type { Handler, HandlerRegistry } from './handlers/registry.ts'
-import { addAcceptors, claimPort, REUSE_PORT } from './http/acceptors.ts'
+import { listenShared } from './http/acceptors.ts'
 import type { Acceptors } from './http/acceptors.ts'
 import { createProxyStrategy } from './http/proxy.ts'
 import type { ProxyInit } from './http/proxy.ts'
@@ -141,12 +141,12 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   let stopping: Promise<void> | null = null
   let acceptors: Acceptors | null = null
 
-  /** Clients' new connections are accepted several per event-loop turn, also while the node is busy (see addAcceptors). */
+  /** Clients' new connections are accepted several per event-loop turn, also while the node is busy (see listenShared). */
   async function listen (): Promise<void> {
-    const host = config.server.host
-    const options = { host, port: await claimPort(host, config.server.port), reusePort: REUSE_PORT }
-    await http.listen(options)
-    acceptors = await addAcceptors(http.server, API_ACCEPTORS - 1)
+    acceptors = await listenShared(config.server.host, config.server.port, API_ACCEPTORS, async options => {
+      await http.listen(options)
+      return http.server
+    })
   }
 
   async function stopOnce (deadlineMs: number): Promise<void> {

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises'
 import type { WireErrorCode } from '../../protocol/errors.ts'
 import { normaliseIp, readTicket } from '../../protocol/ticket.ts'
 import { LIST_MAC_HEADER, listMac, newVouchNonce, responseKey, VOUCH_HEADER, vouchedLength } from '../../protocol/vouch.ts'
-import { addAcceptors, claimPort, REUSE_PORT } from '../http/acceptors.ts'
+import { listen, listenShared } from '../http/acceptors.ts'
 import type { Acceptors } from '../http/acceptors.ts'
 import type { Logger } from '../log.ts'
 import type { InFlightBlob } from '../fetch/fetcher.ts'
@@ -42,7 +42,7 @@ export interface DataServerInit {
   inFlightIdleMs?: number
 }
 
-/** Listening sockets on the data port (see addAcceptors). */
+/** Listening sockets on the data port (see listenShared). */
 const ACCEPTORS = 8
 
 const BLOB = /^\/v1\/blobs\/([0-9a-f]{64})(\/pieces)?$/
@@ -92,15 +92,10 @@ export class DataServer {
     const tls = this.init.tls
     const server: Server = tls === undefined ? createHttpServer(options, handler) : createHttpsServer({ ...options, key: tls.key, cert: tls.cert }, handler)
     server.maxConnections = 512
-    const port = await claimPort(this.init.host, this.init.port)
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen({ port, host: this.init.host, reusePort: REUSE_PORT }, () => { server.off('error', reject); resolve() })
-    })
-    this.server = server
     // A member's burst of new connections (every read that was cut needs one) is accepted many per
-    // event-loop turn, not one: see addAcceptors.
-    this.acceptors = await addAcceptors(server, ACCEPTORS - 1)
+    // event-loop turn, not one: see listenShared.
+    this.acceptors = await listenShared(this.init.host, this.init.port, ACCEPTORS, async options => { await listen(server, options); return server })
+    this.server = server
   }
 
   async stop (): Promise<void> {

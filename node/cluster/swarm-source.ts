@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
 import { isAimirrorError } from '../errors.ts'
-import type { InOrderSink, Source, SourceResponse } from '../fetch/upstream-source.ts'
-import { PieceHasher } from '../../protocol/pieces.ts'
+import type { Source, SourceResponse } from '../fetch/upstream-source.ts'
 import type { Logger } from '../log.ts'
 import type { Bans } from './bans.ts'
 import { ownerOf, SHARE_UNIT } from './ownership.ts'
 import type { PeerClient, PeerTicket } from './peer-client.ts'
+import { InFlightList } from './in-flight-list.ts'
 import type { Holder, LookupOptions } from './routing.ts'
 import { PeerCorruptError } from './verifying-body.ts'
 
@@ -93,14 +93,8 @@ export class SwarmSource implements Source {
   private readonly reads = new Set<PeerRead>()
   private readonly contributors = new Set<string>()
   private readonly upstreamActive = new Set<{ start: number, end: number }>()
-  /**
-   * The blob's piece-hash list, made from the bytes as the download hashes them (units a holder's
-   * verified bytes filled are not hashed again), so the node need not read the blob back to offer it.
-   * Only when other members take part in this blob (seen when the first bytes come): a download nobody
-   * else shares leaves the list to after its commit, off the client's time.
-   */
-  private pieces: PieceHasher | null | undefined
-  readonly inOrder: InOrderSink | undefined
+  /** The blob's piece-hash list, made as the download hashes it (see InFlightList). */
+  readonly inOrder: InFlightList | undefined
 
   constructor (components: SwarmSourceComponents, init: SwarmSourceInit) {
     this.c = components
@@ -108,13 +102,7 @@ export class SwarmSource implements Source {
     const save = components.saveList
     this.inOrder = save === undefined
       ? undefined
-      : {
-          update: bytes => { this.listing()?.update(bytes) },
-          verified: sha256 => {
-            const list = this.listing()
-            if (list !== null && sha256 === init.digest) save(sha256, list.digest())
-          }
-        }
+      : new InFlightList({ digest: init.digest, save, shared: () => [...this.answers.keys()].some(peer => this.usable(peer)) })
   }
 
   async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
@@ -134,12 +122,6 @@ export class SwarmSource implements Source {
       return { ...out, headers }
     }
     return out
-  }
-
-  /** The piece list being made, if this blob is shared (decided once, at the download's first bytes). */
-  private listing (): PieceHasher | null {
-    if (this.pieces === undefined) this.pieces = [...this.answers.keys()].some(peer => this.usable(peer)) ? new PieceHasher() : null
-    return this.pieces
   }
 
   /**
@@ -266,7 +248,7 @@ export class SwarmSource implements Source {
         const ticket = await this.c.peers.ticket(peer, this.init.digest, { signal })
         if (range.start >= ticket.size) return null
         const list = await this.c.peers.pieceList(ticket, { signal })
-        const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, onUnit: (i, hash) => { this.listing()?.known(i, hash) } })
+        const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, onUnit: (i, hash) => { this.inOrder?.known(i, hash) } })
         res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err) })
         return this.responses === 0 ? withMeta(res, ticket) : res
       } catch (err) {

@@ -3,12 +3,12 @@ import type { Readable } from 'node:stream'
 import { AbortedError, DigestMismatchError, isAimirrorError, UpstreamProtocolError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
-import type { KeyEntry, PartialEntry } from '../store/index-db.ts'
+import type { PartialEntry } from '../store/index-db.ts'
 import type { PieceBitmap } from '../store/partial.ts'
 import { ByteRanges } from './byte-ranges.ts'
 import { FileWriter } from './file-writer.ts'
 import { GcPacer } from './gc-pacer.ts'
-import type { BlobIdentity } from './identity.ts'
+import { digestLabel, hashAlgorithms } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
 import { openPassthrough } from './passthrough.ts'
@@ -22,48 +22,12 @@ import { PartialSaver } from './partial-saver.ts'
 import { ConnectionPool } from './connection-pool.ts'
 import { fetchAssignment } from './range-fetch.ts'
 import type { RangeFetchHost } from './range-fetch.ts'
-import type { Source, SourceResponse } from './upstream-source.ts'
-import { firstRange, metaFromResponse } from './response-meta.ts'
+import type { SourceResponse } from './upstream-source.ts'
+import { committedEntry, firstRange, metaFromResponse } from './response-meta.ts'
 import type { BlobMeta } from './response-meta.ts'
-
-export interface DownloadComponents {
-  store: BlobStore
-  limiter: Limiter
-  logger: Logger
-  pacer?: GcPacer
-}
-
-export interface DownloadInit {
-  identity: BlobIdentity
-  source: Source
-  url: string
-  chunkSize: number
-  concurrency: number
-  /** Below this size one connection does it all. */
-  minSize: number
-  /** Above this size (or the cache budget) the file is passed through, not cached. */
-  maxSize: number | null
-  /** Upstream headers replayed to clients (lower-case names). */
-  replayHeaders: readonly string[]
-  /** Byte a client asked for first; the first request starts there. */
-  hint: number
-  maxRetries: number
-  retryBaseMs: number
-  /** Start with synchronous page-cache writes (default true). */
-  syncWrites?: boolean
-  /** Makes the temp file's writer (a seam for tests: a disk that fills up). */
-  openWriter?: (fd: number, init: { synchronous?: boolean }) => FileWriter
-  /** The first response when the caller already made it (keying by final URL), with its connection slot. */
-  first?: { response: SourceResponse, release: () => void }
-}
-
-export type ReadyResult =
-  | { kind: 'download', meta: BlobMeta }
-  | { kind: 'passthrough', meta: BlobMeta, first: SourceResponse }
-  | { kind: 'upstream-response', status: number, headers: Record<string, string>, body: Buffer }
+import type { DownloadComponents, DownloadInit, ReadyResult } from './download-init.ts'
 
 type State = 'starting' | 'running' | 'verified' | 'done' | 'failed'
-
 
 const ERROR_BODY_LIMIT = 1 << 20
 
@@ -290,9 +254,7 @@ export class Download {
     this.fileRefs = 1
     this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(this.fh.fd, { synchronous: this.init.syncWrites })
     if (this.plan !== null) this.scheduler = new Scheduler(this.plan, this.written, this.targetWorkers())
-    const algorithms = ['sha256']
-    if (this.init.identity.expected !== null && this.init.identity.expected.algorithm !== 'sha256') algorithms.push(this.init.identity.expected.algorithm)
-    this.hasher = new OrderedHasher(this.fh, this.written, algorithms, {
+    this.hasher = new OrderedHasher(this.fh, this.written, hashAlgorithms(this.init.identity), {
       onAdvance: () => this.onHashAdvance(),
       onError: err => this.fail(err, false),
       onRead: (start, buf) => {
@@ -367,7 +329,7 @@ export class Download {
     const expected = this.init.identity.expected
     if (expected !== null && digests[expected.algorithm] !== expected.hex) {
       this.init.source.onDigestMismatch?.()
-      this.fail(new DigestMismatchError(undefined, { detail: { expected: `${expected.algorithm}:${expected.hex}` } }), false)
+      this.fail(new DigestMismatchError(undefined, { detail: { expected: digestLabel(expected) } }), false)
       return
     }
     this.digest = sha256
@@ -384,16 +346,7 @@ export class Download {
   }
 
   private async commit (sha256: string): Promise<void> {
-    const meta = this.meta as BlobMeta
-    const entry: KeyEntry = {
-      digest: sha256,
-      size: this.size as number,
-      contentType: meta.contentType,
-      headers: meta.headers,
-      validator: meta.validator,
-      etag: meta.etag,
-      fetchedAt: Date.now()
-    }
+    const entry = committedEntry(this.meta as BlobMeta, sha256, this.size as number)
     await this.store.commit(this.key, { path: this.tempPath, fh: this.fh as FileHandle }, entry)
     this.log.info({ key: this.key, size: this.size, digest: sha256, ms: Date.now() - this.startedAt }, 'download committed')
   }
@@ -420,10 +373,8 @@ export class Download {
     this.store.unreserve(this.reserved)
     this.reserved = 0
     this.view.waiters.wakeAll()
-    if (this.fh !== null) {
-      this.fileRefs--
-      this.maybeCloseFile()
-    }
+    // The download's own reference to its file (readers hold theirs).
+    if (this.fh !== null) this.releaseFile()
     for (const cb of this.settledCallbacks.splice(0)) cb()
   }
 

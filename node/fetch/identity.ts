@@ -65,3 +65,14 @@ export function digestIdentity (expected: ExpectedDigest): BlobIdentity {
     expected: normal
   }
 }
+
+/** `<algorithm>:<hex>`: how a digest is written in the index, hints and errors. */
+export function digestLabel (d: ExpectedDigest): string {
+  return `${d.algorithm}:${d.hex}`
+}
+
+/** What a download of the blob hashes: sha256 (its content address) and the algorithm of the digest expected. */
+export function hashAlgorithms (identity: BlobIdentity): string[] {
+  const expected = identity.expected?.algorithm
+  return expected === undefined || expected === 'sha256' ? ['sha256'] : ['sha256', expected]
+}

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { Validator } from '../store/index-db.ts'
+import type { KeyEntry, Validator } from '../store/index-db.ts'
 import type { BlobIdentity } from './identity.ts'
 import type { SourceResponse } from './upstream-source.ts'
 
@@ -52,4 +52,9 @@ function stableEtag (identity: BlobIdentity, v: Validator, size: number | null):
   if (identity.sha256 !== null) return `"${identity.sha256}"`
   const basis = `${identity.key}\n${size ?? ''}\n${v.lastModified ?? ''}`
   return `"${createHash('sha256').update(basis).digest('hex').slice(0, 32)}"`
+}
+
+/** What the index keeps of a verified blob under its key: its digest and the response to replay. */
+export function committedEntry (meta: BlobMeta, digest: string, size: number): KeyEntry {
+  return { digest, size, contentType: meta.contentType, headers: meta.headers, validator: meta.validator, etag: meta.etag, fetchedAt: Date.now() }
 }

@@ -5,6 +5,7 @@ import { PieceBitmap } from '../store/partial.ts'
 import type { ByteRanges } from './byte-ranges.ts'
 import { pieceRange, planPieces } from './pieces.ts'
 import type { PiecePlan } from './pieces.ts'
+import { digestLabel } from './identity.ts'
 import type { BlobIdentity } from './identity.ts'
 import type { BlobMeta } from './response-meta.ts'
 
@@ -62,7 +63,7 @@ export function progressEntry (d: { url: string, plan: PiecePlan, bitmap: PieceB
     headers: d.meta.headers,
     validator: d.meta.validator,
     etag: d.meta.etag,
-    expectedDigest: d.expected === null ? null : `${d.expected.algorithm}:${d.expected.hex}`,
+    expectedDigest: d.expected === null ? null : digestLabel(d.expected),
     startedAt: d.startedAt,
     updatedAt: Date.now()
   }

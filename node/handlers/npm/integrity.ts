@@ -1,4 +1,4 @@
-import { canonicalUrl, digestIdentity } from '../../fetch/identity.ts'
+import { canonicalUrl, digestIdentity, digestLabel } from '../../fetch/identity.ts'
 import type { BlobIdentity, ExpectedDigest } from '../../fetch/identity.ts'
 
 /** Digests a packument publishes for a tarball: SRI `dist.integrity` (possibly several) and hex `dist.shasum`. */
@@ -56,7 +56,7 @@ export function tarballIdentity (url: URL, digest: ExpectedDigest): BlobIdentity
 
 /** Stored hint form: `<algorithm>:<hex>`. */
 export function formatHint (d: ExpectedDigest): string {
-  return `${d.algorithm}:${d.hex}`
+  return digestLabel(d)
 }
 
 export function parseHint (value: string | undefined): ExpectedDigest | null {

@@ -1,0 +1,46 @@
+import type { Logger } from '../log.ts'
+import type { BlobStore } from '../store/blob-store.ts'
+import type { FileWriter } from './file-writer.ts'
+import type { GcPacer } from './gc-pacer.ts'
+import type { BlobIdentity } from './identity.ts'
+import type { Limiter } from './limiter.ts'
+import type { BlobMeta } from './response-meta.ts'
+import type { Source, SourceResponse } from './upstream-source.ts'
+
+/* What a Download is given, and what its `ready` promise settles to. */
+
+export interface DownloadComponents {
+  store: BlobStore
+  limiter: Limiter
+  logger: Logger
+  pacer?: GcPacer
+}
+
+export interface DownloadInit {
+  identity: BlobIdentity
+  source: Source
+  url: string
+  chunkSize: number
+  concurrency: number
+  /** Below this size one connection does it all. */
+  minSize: number
+  /** Above this size (or the cache budget) the file is passed through, not cached. */
+  maxSize: number | null
+  /** Upstream headers replayed to clients (lower-case names). */
+  replayHeaders: readonly string[]
+  /** Byte a client asked for first; the first request starts there. */
+  hint: number
+  maxRetries: number
+  retryBaseMs: number
+  /** Start with synchronous page-cache writes (default true). */
+  syncWrites?: boolean
+  /** Makes the temp file's writer (a seam for tests: a disk that fills up). */
+  openWriter?: (fd: number, init: { synchronous?: boolean }) => FileWriter
+  /** The first response when the caller already made it (keying by final URL), with its connection slot. */
+  first?: { response: SourceResponse, release: () => void }
+}
+
+export type ReadyResult =
+  | { kind: 'download', meta: BlobMeta }
+  | { kind: 'passthrough', meta: BlobMeta, first: SourceResponse }
+  | { kind: 'upstream-response', status: number, headers: Record<string, string>, body: Buffer }

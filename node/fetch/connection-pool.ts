@@ -1,6 +1,7 @@
 import type { Limiter } from './limiter.ts'
 import type { Assignment, Scheduler } from './pieces.ts'
 import type { SourceResponse } from './upstream-source.ts'
+import type { WantedOffsets } from './waiters.ts'
 
 /** A connection with no byte for this long gets its range duplicated onto a free connection. */
 export const STALL_MS = 2_000
@@ -16,7 +17,7 @@ export interface ConnectionPoolHost {
   /** Ranges the download wants in flight now (the source may change its mind as peers come and go). */
   target: () => number
   /** Offsets readers are waiting for (their ranges come first). */
-  wanted: () => number[]
+  wanted: () => WantedOffsets
   running: () => boolean
   settled: () => boolean
   /** Fetches one assignment to its end (`first`: the response already asked for it). */
@@ -69,9 +70,10 @@ export class ConnectionPool {
   }
 
   /** A reader waits for `offset`: if no connection will reach it soon, one more connection fetches it first. */
-  urgent (offset: number): void {
+  urgent (offset: number, patient = false): void {
     const scheduler = this.host.scheduler()
-    if (!this.host.running() || scheduler === null || scheduler.urgentOffset([offset]) === null) return
+    if (!this.host.running() || scheduler === null) return
+    if ((patient ? scheduler.urgentOffset([], [offset]) : scheduler.urgentOffset([offset])) === null) return
     this.extra()
   }
 
@@ -100,7 +102,8 @@ export class ConnectionPool {
       }
       let scheduler = this.host.scheduler()
       while (!this.host.settled() && scheduler !== null) {
-        const a = scheduler.next(this.host.wanted(), Date.now(), STALL_MS)
+        const wanted = this.host.wanted()
+        const a = scheduler.next(wanted.urgent, Date.now(), STALL_MS, wanted.patient)
         if (a === null) break
         a.lastProgress = Date.now()
         try {

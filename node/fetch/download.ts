@@ -103,7 +103,7 @@ export class Download {
       verified: () => this.verified,
       settled: () => this.settled,
       size: () => this.size,
-      urgent: offset => this.pool.urgent(offset)
+      urgent: (offset, patient) => this.pool.urgent(offset, patient)
     })
     this.pool = new ConnectionPool({
       limiter: this.limiter,
@@ -180,6 +180,11 @@ export class Download {
 
   openUpstream (start: number, end: number): Readable {
     return openPassthrough(this.init.source, null, start, end, n => this.store.addBytesFromUpstream(n))
+  }
+
+  /** When a connection fetching towards `offset` last landed bytes (ms since the epoch), or 0. */
+  progressTowards (offset: number): number {
+    return this.scheduler?.progressTowards(offset) ?? 0
   }
 
   progress (): { size: number | null, received: number, written: number, connections: number } {

@@ -121,9 +121,9 @@ export class Scheduler {
    * order, then half of the largest active range (work stealing), then a duplicate of the slowest
    * tail (endgame). Null when there is nothing useful left to do.
    */
-  next (wanted: readonly number[] = [], now = 0, stallMs = Number.POSITIVE_INFINITY): Assignment | null {
+  next (wanted: readonly number[] = [], now = 0, stallMs = Number.POSITIVE_INFINITY, patient: readonly number[] = []): Assignment | null {
     const free = this.freeRanges()
-    const urgent = this.urgentOffset(wanted)
+    const urgent = this.urgentOffset(wanted, patient)
     if (urgent !== null) {
       const a = this.takeAt(urgent, free)
       if (a !== null) return a
@@ -148,17 +148,31 @@ export class Scheduler {
     return false
   }
 
-  /** The lowest offset a reader waits for that no connection will reach soon, if any. */
-  urgentOffset (wanted: readonly number[]): number | null {
-    let best: number | null = null
-    for (const w of wanted) {
-      if (w >= this.plan.size || this.written.covers(w, w + 1)) continue
-      let served = false
-      for (const a of this.active) {
-        if (a.pos <= w && w < a.end && w - a.pos < NEAR_BYTES) { served = true; break }
-      }
-      if (!served && (best === null || w < best)) best = w
+  /** When the connection on its way to `offset` last landed bytes (ms), or 0 when none is. */
+  progressTowards (offset: number): number {
+    let at = 0
+    for (const a of this.active) {
+      if (a.pos <= offset && offset < a.end && a.lastProgress > at) at = a.lastProgress
     }
+    return at
+  }
+
+  /**
+   * The lowest offset a reader waits for that no connection will reach soon, if any. A `patient` offset
+   * (a peer reading along) is served by any connection on its way there: cutting that connection's range
+   * would fetch again what the upstream already sent into its socket buffers, megabytes on a busy node.
+   */
+  urgentOffset (wanted: readonly number[], patient: readonly number[] = []): number | null {
+    let best: number | null = null
+    const consider = (w: number, near: number): void => {
+      if (w >= this.plan.size || this.written.covers(w, w + 1)) return
+      for (const a of this.active) {
+        if (a.pos <= w && w < a.end && w - a.pos < near) return
+      }
+      if (best === null || w < best) best = w
+    }
+    for (const w of wanted) consider(w, NEAR_BYTES)
+    for (const w of patient) consider(w, Number.POSITIVE_INFINITY)
     return best
   }
 

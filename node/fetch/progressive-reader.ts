@@ -12,7 +12,8 @@ const READ_CHUNK = 128 << 10
 export interface ProgressiveReaderOptions {
   /**
    * A peer reading along: it gets every byte on disk (it verifies the blob itself), and it is ended
-   * with an error after `idleMs` without a new byte (so it can fetch the rest elsewhere).
+   * with an error after `idleMs` without a new byte for it nor for the connection on its way to it
+   * (so it can fetch the rest elsewhere).
    */
   peer?: { idleMs: number }
 }
@@ -122,7 +123,9 @@ export class ProgressiveReader extends Readable {
         } else if (this.peerIdleMs === null) {
           await d.view.waitFor(this.pos, this.ac.signal)
         } else {
-          const left = this.lastByteAt + this.peerIdleMs - Date.now()
+          // A connection still landing bytes on its way to this offset keeps the peer waiting: its
+          // bytes are coming, and fetching them elsewhere would take them from the upstream twice.
+          const left = Math.max(this.lastByteAt, d.progressTowards(this.pos)) + this.peerIdleMs - Date.now()
           if (left <= 0) { this.destroy(new Error('no new bytes for the peer in time')); return }
           await d.view.waitFor(this.pos, AbortSignal.any([this.ac.signal, AbortSignal.timeout(left)]), { peer: true })
         }

@@ -10,8 +10,8 @@ export interface ReaderViewHost {
   verified: () => boolean
   settled: () => boolean
   size: () => number | null
-  /** A reader waits at `offset`: the download may fetch it first. */
-  urgent: (offset: number) => void
+  /** A reader waits at `offset`: the download may fetch it first (`patient`: see Waiters.wait). */
+  urgent: (offset: number, patient: boolean) => void
 }
 
 /**
@@ -76,12 +76,13 @@ export class ReaderView {
   waitFor (pos: number, signal?: AbortSignal, options: { peer?: boolean } = {}): Promise<void> {
     // Wait on the first byte not yet on disk (a held-back final byte waits for verification, and so
     // does an unverified byte for a client: only the end of the download wakes those). A peer reading
-    // along takes unverified bytes, and its wait steers the scheduling like a client's.
+    // along takes unverified bytes, and its wait steers the scheduling like a client's, patiently.
     const held = options.peer !== true && !this.host.verified() && this.unverified.firstAtOrAfter(pos) === pos
     const offset = held ? Number.POSITIVE_INFINITY : this.host.written.contiguousEnd(pos)
     if (this.host.settled()) return Promise.resolve()
-    const woken = this.waiters.wait(offset, signal)
-    if (!held && signal?.aborted !== true) this.host.urgent(offset)
+    const peer = options.peer === true
+    const woken = this.waiters.wait(offset, signal, peer)
+    if (!held && signal?.aborted !== true) this.host.urgent(offset, peer)
     return woken
   }
 }

@@ -62,6 +62,26 @@ describe('single flight and streaming', () => {
     whole.release()
   })
 
+  it('a peer reading far ahead of the one connection on its way waits for it: no second request, no idle timeout', async () => {
+    const size = 2 * MiB
+    server = track(await startFileServer({ files: { '/p.bin': { size, seed: 8 } }, perConnectionBps: MiB }))
+    rig = track(await makeRig())
+    const url = new URL(server.url + '/p.bin')
+    const h = await blob(rig, url, { chunkSize: size, concurrency: 1 })
+    const key = urlIdentity(url).key
+    await until(() => rig?.fetcher.inFlight(key) != null)
+    const start = 1.5 * MiB
+    // ~1.5 s away at 1 MiB/s, far beyond the idle limit: the connection's progress keeps the reader alive.
+    const reader = rig.fetcher.inFlight(key)?.open(start, size, 400)
+    if (reader == null) throw new Error('no in-flight reader')
+    const got = await sha256Of(reader)
+    h.release()
+    expect(got.hex).toBe(createHash('sha256').update(await slice(8, size, start, size)).digest('hex'))
+    // Cutting the connection's range at the reader's offset would have asked the upstream again there.
+    expect(server.stats.requests).toBe(1)
+    expect(server.stats.bytesSent).toBe(size)
+  })
+
   it('an abandoned download finishes in the background and is cached', async () => {
     server = track(await startFileServer({ files: { '/a.bin': { size: SIZE, seed: 4 } }, perConnectionBps: 2 * MiB }))
     rig = track(await makeRig())

@@ -84,6 +84,17 @@ describe('Scheduler', () => {
     expect([b?.start, b?.end]).toEqual([6 * MiB, 8 * MiB])
     expect(a?.end).toBe(6 * MiB)
   })
+  it('leaves a connection on its way to a patient reader (a peer reading along) alone; a range nobody fetches comes first', () => {
+    const s = new Scheduler(planPieces(16 * MiB, 8 * MiB, 2), new ByteRanges(), 2)
+    const a = s.next()
+    expect([a?.start, a?.end]).toEqual([0, 8 * MiB])
+    expect(s.urgentOffset([], [6 * MiB])).toBeNull()
+    expect(s.urgentOffset([6 * MiB])).toBe(6 * MiB)
+    // Patient at 6 MiB (a is coming) and at 12 MiB (nobody is): the free range under 12 MiB is taken first.
+    const b = s.next([], 0, Number.POSITIVE_INFINITY, [6 * MiB, 12 * MiB])
+    expect([b?.start, b?.end]).toEqual([12 * MiB, 16 * MiB])
+    expect(a?.end).toBe(8 * MiB)
+  })
   it('duplicates only a stalled tail too small to split', () => {
     const s = new Scheduler(planPieces(MIN_STEAL, MIN_STEAL, 1), new ByteRanges(), 1)
     const a = s.next([], 0, 1000)

@@ -141,8 +141,9 @@ export class SwarmSource implements Source {
   }
 
   private async fromUpstream (range: { start: number, end: number } | null, options: { signal?: AbortSignal }): Promise<SourceResponse> {
-    // The first range (a client's first bytes) is never cut.
-    if (range !== null && this.responses > 0 && Date.now() - this.startedAt < YOUNG_MS && range.end - range.start + 1 > STEP) {
+    // The first range too: every member asked at the same moment takes its first range from the
+    // upstream before any of them knows the others, so it is short.
+    if (range !== null && Date.now() - this.startedAt < YOUNG_MS && range.end - range.start + 1 > STEP) {
       range = { start: range.start, end: range.start + STEP - 1 }
     }
     const res = await this.init.upstream.fetch(range, options)

@@ -94,6 +94,11 @@ export class PeerClient {
     return await p
   }
 
+  /** Drops the cached ticket for one blob on one peer (the next one says whether the blob is complete there). */
+  forgetTicket (peer: string, digest: string): void {
+    this.tickets.delete(`${peer}/${digest}`)
+  }
+
   forget (peer: string): void {
     for (const k of [...this.tickets.keys()]) if (k.startsWith(`${peer}/`)) this.tickets.delete(k)
     for (const k of [...this.lists.keys()]) if (k.startsWith(`${peer}/`)) this.lists.delete(k)

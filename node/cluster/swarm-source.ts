@@ -48,6 +48,9 @@ export interface SwarmSourceInit {
 const YOUNG_MS = 2000
 const STEP = 1 << 20
 
+/** How long a downloader that stopped serving its download in flight may take to commit the blob. */
+const COMMIT_PATIENCE_MS = 2000
+
 /** The view stops being refreshed this long after the download last asked for a range (it ended). */
 const IDLE_STOP_MS = 10_000
 
@@ -93,6 +96,7 @@ export class SwarmSource implements Source {
   private readonly reads = new Set<PeerRead>()
   private readonly contributors = new Set<string>()
   private readonly upstreamActive = new Set<{ start: number, end: number }>()
+  private readonly holderChecks = new Map<string, Promise<boolean>>()
   /** The blob's piece-hash list, made as the download hashes it (see InFlightList). */
   readonly inOrder: InFlightList | undefined
 
@@ -284,6 +288,9 @@ export class SwarmSource implements Source {
       // The owner's download has just started (no size yet): this range goes upstream, later ones
       // of the unit are asked again.
       if (err instanceof WireError && err.code === 'NOT_FOUND' && signal?.aborted !== true) {
+        // An owner that had the size was downloading the blob: most likely it is committing it now (every
+        // member's last ranges would otherwise go to the upstream at once). Read it as a holder then.
+        if (this.answers.get(owner)?.size !== undefined && await this.becameHolder(owner, signal)) return await this.fromHolders(range, signal)
         // Not downloading it (any more): forgotten until a refresh says otherwise.
         this.answers.delete(owner)
         return null
@@ -308,6 +315,35 @@ export class SwarmSource implements Source {
       if (err instanceof PeerCorruptError) this.ban(owner, err, false)
     })
     return this.responses === 0 ? withMeta(res, ticket) : res
+  }
+
+  /**
+   * Whether a downloader that stopped serving the blob in flight holds it complete within
+   * COMMIT_PATIENCE_MS (it verified the blob and is moving it into its store). One check per peer at a
+   * time: every connection of the download meets the same answer.
+   */
+  private async becameHolder (peer: string, signal?: AbortSignal): Promise<boolean> {
+    let check = this.holderChecks.get(peer)
+    if (check === undefined) {
+      check = this.pollHolder(peer, signal).finally(() => { this.holderChecks.delete(peer) })
+      this.holderChecks.set(peer, check)
+    }
+    return await check
+  }
+
+  private async pollHolder (peer: string, signal?: AbortSignal): Promise<boolean> {
+    const until = Date.now() + COMMIT_PATIENCE_MS
+    for (;;) {
+      // The cached ticket is for the download in flight: a new one says whether the blob is committed.
+      this.c.peers.forgetTicket(peer, this.init.digest)
+      const t = await this.c.peers.ticket(peer, this.init.digest, { signal }).catch(() => null)
+      if (t?.complete === true) {
+        this.answers.set(peer, { t: 'have', state: 'complete', size: t.size })
+        return true
+      }
+      if (signal?.aborted === true || Date.now() + 100 > until || !this.usable(peer)) return false
+      await sleep(100, undefined, { signal }).catch(() => {})
+    }
   }
 
   /**

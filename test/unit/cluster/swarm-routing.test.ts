@@ -7,6 +7,7 @@ import type { PeerClient, PeerTicket } from '../../../node/cluster/peer-client.t
 import type { Holder } from '../../../node/cluster/routing.ts'
 import { SwarmSource } from '../../../node/cluster/swarm-source.ts'
 import type { Source, SourceResponse } from '../../../node/fetch/upstream-source.ts'
+import { WireError } from '../../../protocol/errors.ts'
 import type { HaveAnswer } from '../../../protocol/messages.ts'
 
 const MiB = 1 << 20
@@ -27,15 +28,26 @@ function response (start: number, end: number, from: string): SourceResponse {
  * A swarm source with two other members downloading the blob, fake peers that record which of them a
  * range was asked of, and an upstream that records what it was asked.
  */
-function swarm (answers: Record<string, HaveAnswer>): { source: SwarmSource, asked: string[] } {
+function ticketOf (peer: string, complete = false): PeerTicket {
+  return { t: 'ticket', ticket: 't', port: 1, expiresAt: Date.now() + 60_000, size: SIZE, complete, meta: { contentType: null, etag: null, lastModified: null, headers: {} }, peer, digest: DIGEST, base: 'http://x' }
+}
+
+function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof PeerClient, unknown>> = {}): { source: SwarmSource, asked: string[] } {
   const asked: string[] = []
   const peers = {
-    ticket: async (peer: string): Promise<PeerTicket> => ({ t: 'ticket', ticket: 't', port: 1, expiresAt: Date.now() + 60_000, size: SIZE, complete: false, meta: { contentType: null, etag: null, lastModified: null, headers: {} }, peer, digest: DIGEST, base: 'http://x' }),
+    ticket: async (peer: string): Promise<PeerTicket> => ticketOf(peer),
     fetchInFlight: async (t: PeerTicket, start: number, end: number): Promise<SourceResponse> => {
       asked.push(`${t.peer} ${start}-${end}`)
       return response(start, end, t.peer)
     },
-    forget: () => {}
+    pieceList: async () => Buffer.alloc(32 * SIZE / MiB),
+    fetchRange: async (t: PeerTicket, _list: Buffer, start: number, end: number): Promise<SourceResponse> => {
+      asked.push(`holder ${t.peer} ${start}-${end}`)
+      return response(start, end, t.peer)
+    },
+    forget: () => {},
+    forgetTicket: () => {},
+    ...fakes
   } as unknown as PeerClient
   const upstream: Source = {
     name: 'upstream',
@@ -81,6 +93,31 @@ describe('swarm source: who serves a range of a blob others are downloading', ()
     await source.fetch({ start: at, end: at + SHARE_UNIT - 1 })
     expect(asked).toHaveLength(1)
     expect(asked[0]).toMatch(new RegExp(`^upstream ${at}-`))
+  })
+
+  it('an owner that stops serving its download in flight because it is committing the blob is read as a holder, not replaced by the upstream', async () => {
+    const unit = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'p1') as number
+    const at = unit * SHARE_UNIT
+    let tickets = 0
+    const { source, asked } = swarm({ p1: partial() }, {
+      // The download is gone; the committed blob shows up in the third ticket.
+      fetchInFlight: async () => { throw new WireError('NOT_FOUND') },
+      ticket: async (peer: string) => ticketOf(peer, ++tickets >= 3)
+    })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch({ start: at, end: at + MiB - 1 })
+    expect(asked).toEqual([`holder p1 ${at}-${at + MiB - 1}`])
+  })
+
+  it('one that never commits it leaves that range to the upstream', async () => {
+    const unit = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'p1') as number
+    const at = unit * SHARE_UNIT
+    const { source, asked } = swarm({ p1: partial() }, { fetchInFlight: async () => { throw new WireError('NOT_FOUND') } })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch({ start: at, end: at + MiB - 1 })
+    expect(asked).toEqual([`upstream ${at}-${at + MiB - 1}`])
   })
 
   it('a member that asks about the blob is downloading it: its units go to it at once, before any refresh', async () => {

@@ -48,6 +48,11 @@ export interface SwarmSourceInit {
 const YOUNG_MS = 2000
 const STEP = 1 << 20
 
+/** A peer whose requests keep failing this long (not refusing: see REFUSALS) is left out of the download. */
+const FAILING_MS = 5000
+/** Answers that end a peer's part in a download at once. */
+const REFUSALS: ReadonlySet<string> = new Set(['NOT_MEMBER', 'WRONG_CLUSTER', 'BAD_MESSAGE'])
+
 /** How long a downloader that stopped serving its download in flight may take to commit the blob. */
 const COMMIT_PATIENCE_MS = 2000
 
@@ -97,6 +102,8 @@ export class SwarmSource implements Source {
   private readonly contributors = new Set<string>()
   private readonly upstreamActive = new Set<{ start: number, end: number }>()
   private readonly holderChecks = new Map<string, Promise<boolean>>()
+  /** When requests to a peer started failing without a success since (see peerFailed). */
+  private readonly failingSince = new Map<string, number>()
   /** The blob's piece-hash list, made as the download hashes it (see InFlightList). */
   readonly inOrder: InFlightList | undefined
 
@@ -255,6 +262,7 @@ export class SwarmSource implements Source {
         const list = await this.c.peers.pieceList(ticket, { signal })
         const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, onUnit: (i, hash) => { this.inOrder?.known(i, hash) } })
         res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err) })
+        this.failingSince.delete(peer)
         return this.responses === 0 ? withMeta(res, ticket) : res
       } catch (err) {
         this.peerFailed(peer, err, signal)
@@ -306,6 +314,7 @@ export class SwarmSource implements Source {
       this.peerFailed(owner, err, signal)
       return null
     }
+    this.failingSince.delete(owner)
     this.contributors.add(owner)
     this.reads.add(read)
     res.body.once('close', () => { this.reads.delete(read) })
@@ -396,9 +405,22 @@ export class SwarmSource implements Source {
     return false
   }
 
+  /**
+   * A request to a peer failed. A refusal ends the peer's part in this download; anything else (a
+   * closed stream, a timeout, a busy peer) does only when it goes on for FAILING_MS without a success:
+   * a member dropped at one broken stream left its whole share to the upstream (0.15 × the blob).
+   */
   private peerFailed (peer: string, err: unknown, signal?: AbortSignal): void {
     if (signal?.aborted === true) throw err
     if (isAimirrorError(err) && err.code === 'ERR_ABORTED') throw err
+    const now = Date.now()
+    const since = this.failingSince.get(peer) ?? now
+    this.failingSince.set(peer, since)
+    const refused = err instanceof WireError && REFUSALS.has(err.code)
+    if (!refused && now - since < FAILING_MS) {
+      this.c.logger.debug({ peer, err: (err as Error).message }, 'peer request failed; trying elsewhere this time')
+      return
+    }
     this.failed.add(peer)
     this.c.logger.debug({ peer, err: (err as Error).message }, 'peer source failed; trying elsewhere')
   }

@@ -120,6 +120,23 @@ describe('swarm source: who serves a range of a blob others are downloading', ()
     expect(asked).toEqual([`upstream ${at}-${at + MiB - 1}`])
   })
 
+  it('a broken stream to a downloader sends that range upstream but keeps its share; a refusal ends its part', async () => {
+    const units = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).filter(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'p1')
+    const [u1, u2] = units.map(u => u * SHARE_UNIT) as [number, number]
+    for (const [err, second] of [[new Error('Cannot write to a stream that is closed'), 'p1'], [new WireError('NOT_MEMBER'), 'upstream']] as const) {
+      let tickets = 0
+      const { source, asked } = swarm({ p1: partial() }, {
+        ticket: async (peer: string) => { if (++tickets === 1) throw err; return ticketOf(peer) }
+      })
+      // The first range never waits on a peer: it is the client's first bytes.
+      await source.fetch({ start: 0, end: MiB - 1 })
+      asked.length = 0
+      await source.fetch({ start: u1, end: u1 + MiB - 1 })
+      await source.fetch({ start: u2, end: u2 + MiB - 1 })
+      expect(asked).toEqual([`upstream ${u1}-${u1 + MiB - 1}`, `${second} ${u2}-${u2 + MiB - 1}`])
+    }
+  })
+
   it('a member that asks about the blob is downloading it: its units go to it at once, before any refresh', async () => {
     const unit = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'p1') as number
     const at = unit * SHARE_UNIT

@@ -48,6 +48,9 @@ export interface SwarmSourceInit {
 const YOUNG_MS = 2000
 const STEP = 1 << 20
 
+/** How long the look taken before a shared download's ranges are picked may wait for the other downloaders. */
+const SHARED_LOOKUP_MS = 500
+
 /** A peer whose requests keep failing this long (not refusing: see REFUSALS) is left out of the download. */
 const FAILING_MS = 5000
 /** Answers that end a peer's part in a download at once. */
@@ -205,8 +208,12 @@ export class SwarmSource implements Source {
     // The first response is in and the other ranges are about to be picked: members asked at the same
     // moment have started their downloads by now. Without this second look every connection would take
     // its first range from the upstream before the split is known.
+    // When another member is downloading the blob too, this look waits longer for its answer (a busy
+    // member answers late): without the ranges it has fetched, every unit this node owns goes to the
+    // upstream, including those that member took in its own first burst.
     if (this.responses > 0) {
-      this.secondLookup ??= this.lookup(this.init.lookupMs, false)
+      const sharing = [...this.answers.values()].some(a => a.state === 'partial')
+      this.secondLookup ??= this.lookup(sharing ? Math.max(this.init.lookupMs, SHARED_LOOKUP_MS) : this.init.lookupMs, false, 2000)
       await this.secondLookup
     }
     this.refresh()

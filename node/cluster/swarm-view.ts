@@ -1,0 +1,248 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { WireError } from '../../protocol/errors.ts'
+import { isAimirrorError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { Bans } from './bans.ts'
+import type { PeerClient } from './peer-client.ts'
+import type { Holder, LookupOptions } from './routing.ts'
+
+export interface SwarmViewComponents {
+  peers: PeerClient
+  bans: Bans
+  lookup: (digest: string, options: LookupOptions) => Promise<Holder[]>
+  logger: Logger
+  /** This node's peer id (never one of the others). */
+  self: string
+  /** False once a peer left the cluster (its process died, its connection closed). */
+  isMember?: (peer: string) => boolean
+}
+
+export interface SwarmViewInit {
+  /** sha256 hex of the blob (what the download is verified against, learned from upstream metadata). */
+  digest: string
+  /** How long the first look waits for the cluster before the download goes upstream. */
+  lookupMs: number
+  /** How often the view is refreshed while ranges are asked for. */
+  refreshMs?: number
+}
+
+/** How long the look taken before a shared download's ranges are picked may wait for the other downloaders. */
+const SHARED_LOOKUP_MS = 500
+/** A peer whose requests keep failing this long (not refusing: see REFUSALS) is left out of the download. */
+const FAILING_MS = 5000
+/** Answers that end a peer's part in a download at once. */
+const REFUSALS: ReadonlySet<string> = new Set(['NOT_MEMBER', 'WRONG_CLUSTER', 'BAD_MESSAGE'])
+/** How long a downloader that stopped serving its download in flight may take to commit the blob. */
+const COMMIT_PATIENCE_MS = 2000
+/** The view stops being refreshed this long after the download last asked for a range (it ended). */
+const IDLE_STOP_MS = 10_000
+
+/**
+ * What one download knows of the other members about its blob: who holds it complete, who downloads it
+ * too (with the ranges they have or fetch), and which of them failed it. Kept fresh by looks at the
+ * cluster while the download asks for ranges, and by members asking this node (`heardFrom`).
+ */
+export class SwarmView {
+  private readonly c: SwarmViewComponents
+  private readonly init: SwarmViewInit
+  private readonly answers = new Map<string, Holder['answer']>()
+  private firstLookup: Promise<void> | null = null
+  private secondLookup: Promise<void> | null = null
+  private lookedAt = 0
+  private lookups = 0
+  private refreshing = false
+  private refresher: NodeJS.Timeout | null = null
+  private lastAskAt = 0
+  private readonly failed = new Set<string>()
+  /** When requests to a peer started failing without a success since (see peerFailed). */
+  private readonly failingSince = new Map<string, number>()
+  private readonly holderChecks = new Map<string, Promise<boolean>>()
+  /** When the download first asked for a range. */
+  startedAt = 0
+
+  constructor (components: SwarmViewComponents, init: SwarmViewInit) {
+    this.c = components
+    this.init = init
+  }
+
+  /**
+   * Resolves when the view is good enough to route a range: the first look is awaited (within its
+   * budget); once the first response is in (`responses` > 0), a second one; later ones refresh it in
+   * the background.
+   */
+  async ready (responses: number): Promise<void> {
+    this.lastAskAt = Date.now()
+    if (this.firstLookup === null) {
+      this.startedAt = Date.now()
+      this.firstLookup = this.lookup(this.init.lookupMs)
+      await this.firstLookup
+      return
+    }
+    await this.firstLookup
+    // The first response is in and the other ranges are about to be picked: members asked at the same
+    // moment have started their downloads by now. Without this second look every connection would take
+    // its first range from the upstream before the split is known. When another member is downloading
+    // the blob too, it waits longer for its answer (a busy member answers late): without the ranges it
+    // has fetched, every unit this node owns goes to the upstream, those it took in its first burst too.
+    if (responses > 0) {
+      const sharing = [...this.answers.values()].some(a => a.state === 'partial')
+      this.secondLookup ??= this.lookup(sharing ? Math.max(this.init.lookupMs, SHARED_LOOKUP_MS) : this.init.lookupMs, false, 2000)
+      await this.secondLookup
+    }
+    this.refresh()
+    // Ranges are asked for in bursts (every connection at the start, then as ranges complete, seconds
+    // later): the view is kept fresh in between, so the next burst already knows the split.
+    this.refresher ??= setInterval(() => {
+      if (Date.now() - this.lastAskAt > IDLE_STOP_MS) {
+        clearInterval(this.refresher ?? undefined)
+        this.refresher = null
+      } else this.refresh()
+    }, 100)
+    this.refresher.unref()
+  }
+
+  /**
+   * A member asked whether this node has the blob: only a download asks, so it is downloading the blob
+   * too. Taken into the split at once rather than at the next refresh, whose answer a loaded member
+   * may give hundreds of ms later while both fetch the same units.
+   */
+  heardFrom (peer: string): void {
+    if (peer === this.c.self || this.answers.has(peer) || !this.usable(peer)) return
+    this.answers.set(peer, { t: 'have', state: 'partial' })
+    this.c.logger.debug({ digest: this.init.digest, peer: peer.slice(-6) }, 'swarm view: a member downloading the blob asked')
+  }
+
+  usable (peer: string): boolean {
+    return !this.failed.has(peer) && !this.c.bans.isBanned(peer) && this.c.isMember?.(peer) !== false
+  }
+
+  /** Usable members in the given state. */
+  members (state: 'complete' | 'partial'): string[] {
+    return [...this.answers].filter(([peer, a]) => a.state === state && this.usable(peer)).map(([peer]) => peer)
+  }
+
+  /** Whether any usable member takes part in this blob. */
+  shared (): boolean {
+    return [...this.answers.keys()].some(peer => this.usable(peer))
+  }
+
+  answer (peer: string): Holder['answer'] | undefined {
+    return this.answers.get(peer)
+  }
+
+  /** Not downloading the blob (any more): forgotten until a look says otherwise. */
+  forget (peer: string): void {
+    this.answers.delete(peer)
+  }
+
+  /**
+   * A downloader whose last report has [start, end] (inclusive): every piece in its bitmap, or a range
+   * it has on disk or is fetching from its upstream that starts at or before `start` (then `end` is
+   * cut to that range).
+   */
+  downloaderWith (downloaders: string[], start: number, end: number): { peer: string, end: number } | null {
+    for (const peer of downloaders) {
+      const a = this.answers.get(peer)
+      if (a?.bitmap !== undefined && a.pieceSize !== undefined && a.pieceSize > 0) {
+        const bits = Buffer.from(a.bitmap, 'base64')
+        let all = true
+        for (let i = Math.floor(start / a.pieceSize); i <= Math.floor(end / a.pieceSize) && all; i++) {
+          all = ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0
+        }
+        if (all) return { peer, end }
+      }
+      for (const ranges of [a?.written, a?.active]) {
+        for (const [s, e] of ranges ?? []) {
+          if (s <= start && start < e) return { peer, end: Math.min(end, e - 1) }
+        }
+      }
+    }
+    return null
+  }
+
+  /**
+   * Whether a downloader that stopped serving the blob in flight holds it complete within
+   * COMMIT_PATIENCE_MS (it verified the blob and is moving it into its store). One check per peer at a
+   * time: every connection of the download meets the same answer.
+   */
+  async becameHolder (peer: string, signal?: AbortSignal): Promise<boolean> {
+    let check = this.holderChecks.get(peer)
+    if (check === undefined) {
+      check = this.pollHolder(peer, signal).finally(() => { this.holderChecks.delete(peer) })
+      this.holderChecks.set(peer, check)
+    }
+    return await check
+  }
+
+  /** A request to a peer brought a response. */
+  succeeded (peer: string): void {
+    this.failingSince.delete(peer)
+  }
+
+  /**
+   * A request to a peer failed. A refusal ends the peer's part in this download; anything else (a
+   * closed stream, a timeout, a busy peer) does only when it goes on for FAILING_MS without a success:
+   * a member dropped at one broken stream left its whole share to the upstream (0.15 × the blob).
+   * Rethrows when the download itself was aborted.
+   */
+  peerFailed (peer: string, err: unknown, signal?: AbortSignal): void {
+    if (signal?.aborted === true) throw err
+    if (isAimirrorError(err) && err.code === 'ERR_ABORTED') throw err
+    const now = Date.now()
+    const since = this.failingSince.get(peer) ?? now
+    this.failingSince.set(peer, since)
+    const refused = err instanceof WireError && REFUSALS.has(err.code)
+    if (!refused && now - since < FAILING_MS) {
+      this.c.logger.debug({ peer, err: (err as Error).message }, 'peer request failed; trying elsewhere this time')
+      return
+    }
+    this.exclude(peer)
+    this.c.logger.debug({ peer, err: (err as Error).message }, 'peer source failed; trying elsewhere')
+  }
+
+  /** Leaves a peer out of the rest of this download (it failed it or sent bad bytes). */
+  exclude (peer: string): void {
+    this.failed.add(peer)
+  }
+
+  /**
+   * Early refreshes come quickly: nodes asked "at the same moment" start tens or hundreds of ms apart,
+   * and until one is seen its units are fetched twice. (Every 50 ms cost more CPU than it saved.)
+   * Members answering after the half second are still recorded, for up to 2 s (busy nodes answer late).
+   */
+  private refresh (): void {
+    const every = Math.min(this.init.refreshMs ?? 500, 100 * 2 ** this.lookups)
+    if (this.refreshing || Date.now() - this.lookedAt < every) return
+    this.refreshing = true
+    this.lookup(500, false, 2000).finally(() => { this.refreshing = false }).catch(() => {})
+  }
+
+  private async lookup (budgetMs: number, dht = true, lateMs = budgetMs): Promise<void> {
+    this.lookedAt = Date.now()
+    this.lookups++
+    const record = (h: Holder): void => {
+      if (h.peer !== this.c.self) this.answers.set(h.peer, h.answer)
+    }
+    // The first lookup lets the DHT go on in the background (holders it finds later are recorded);
+    // refreshes ask the members only.
+    const started = Date.now()
+    const found = await this.c.lookup(this.init.digest, { budgetMs, backgroundMs: dht ? undefined : lateMs, onHolder: record, dht }).catch(() => [])
+    for (const h of found) record(h)
+    this.c.logger.debug({ digest: this.init.digest, lookup: this.lookups, ms: Date.now() - started, found: found.map(h => `${h.peer.slice(-6)}:${h.answer.state}`) }, 'swarm view')
+  }
+
+  private async pollHolder (peer: string, signal?: AbortSignal): Promise<boolean> {
+    const until = Date.now() + COMMIT_PATIENCE_MS
+    for (;;) {
+      // The cached ticket is for the download in flight: a new one says whether the blob is committed.
+      this.c.peers.forgetTicket(peer, this.init.digest)
+      const t = await this.c.peers.ticket(peer, this.init.digest, { signal }).catch(() => null)
+      if (t?.complete === true) {
+        this.answers.set(peer, { t: 'have', state: 'complete', size: t.size })
+        return true
+      }
+      if (signal?.aborted === true || Date.now() + 100 > until || !this.usable(peer)) return false
+      await sleep(100, undefined, { signal }).catch(() => {})
+    }
+  }
+}

@@ -8,6 +8,9 @@ import type { ControlService } from './control.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
 import type { Membership } from './membership.ts'
 
+/** How long a lookup that found a complete holder waits for the other members' answers. */
+const HOLDER_GRACE_MS = 100
+
 export interface Holder {
   readonly peer: string
   readonly answer: HaveAnswer
@@ -45,7 +48,7 @@ export interface RoutingInit {
  * Content routing: every blob held and every sha256-keyed download in flight is provided to the
  * cluster DHT (CID v1 raw of its sha256). A lookup asks every member directly (one control round trip
  * on the LAN) and the DHT at once (for holders reached only through other nodes), and settles at the
- * first complete holder, when every member and the DHT query have answered, or at the time budget,
+ * first complete holder (after a moment for the other members' answers), when every member and the DHT query have answered, or at the time budget,
  * whichever comes first, so a cold miss never waits on a silent peer.
  */
 export class ContentRouter {
@@ -107,8 +110,8 @@ export class ContentRouter {
   }
 
   /**
-   * Peers holding `digest` (complete first). Settles at the first complete holder, when every member
-   * has answered, or at `budgetMs`, whichever comes first, so a cold miss never waits on a silent peer
+   * Peers holding `digest` (complete first). Settles HOLDER_GRACE_MS after the first complete holder,
+   * when every member has answered, or at `budgetMs`, whichever comes first, so a cold miss never waits on a silent peer
    * or on the DHT. The DHT query (for holders reached only through other nodes) goes on in the
    * background for up to `backgroundMs`, and holders found later are handed to `onHolder`.
    */
@@ -133,7 +136,10 @@ export class ContentRouter {
         const holder = { peer, answer }
         if (settled) options.onHolder?.(holder)
         else found.push(holder)
-        if (answer.state === 'complete') resolveEarly()
+        // The other members get a moment to answer too: a download that knows every holder from its
+        // first ranges spreads them, and has another to turn to when one sends bad bytes.
+        // (When they all have, the lookup settles at once: see below.)
+        if (answer.state === 'complete') setTimeout(resolveEarly, HOLDER_GRACE_MS).unref()
       }, () => {}).finally(() => {
         if (!direct) return
         outstanding--

@@ -1,0 +1,53 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pino } from 'pino'
+import { describe, expect, it } from 'vitest'
+import { Bans } from '../../../node/cluster/bans.ts'
+import { ContentRouter } from '../../../node/cluster/routing.ts'
+import type { RoutingComponents } from '../../../node/cluster/routing.ts'
+import type { HaveAnswer } from '../../../protocol/messages.ts'
+
+/** A router over fake members: each answers "have" after its delay (never, when null). */
+function router (members: Record<string, { delayMs: number | null, answer: HaveAnswer }>): ContentRouter {
+  const components = {
+    membership: { memberIds: () => Object.keys(members) },
+    control: {
+      have: async (peer: string, _key: string, options: { signal?: AbortSignal }) => {
+        const m = members[peer]
+        if (m === undefined) throw new Error('not a member')
+        if (m.delayMs === null) return await new Promise<never>((_resolve, reject) => options.signal?.addEventListener('abort', () => { reject(new Error('aborted')) }))
+        await sleep(m.delayMs)
+        return m.answer
+      }
+    },
+    bans: new Bans(),
+    logger: pino({ level: 'silent' }),
+    libp2p: { peerId: { toString: () => 'self' } }
+  } as unknown as RoutingComponents
+  return new ContentRouter(components)
+}
+
+const complete: HaveAnswer = { t: 'have', state: 'complete', size: 10 }
+const none: HaveAnswer = { t: 'have', state: 'none' }
+
+describe('lookup', () => {
+  it('waits a moment after the first complete holder for the other members: a download knows every holder from its first ranges', async () => {
+    const r = router({ fast: { delayMs: 0, answer: complete }, late: { delayMs: 40, answer: complete } })
+    const holders = await r.lookup('ab'.repeat(32), { budgetMs: 5000, dht: false })
+    expect(holders.map(h => h.peer).sort()).toEqual(['fast', 'late'])
+  })
+
+  it('a member that never answers holds a hit back only for that moment, not for the budget', async () => {
+    const r = router({ fast: { delayMs: 0, answer: complete }, silent: { delayMs: null, answer: complete } })
+    const started = Date.now()
+    const holders = await r.lookup('ab'.repeat(32), { budgetMs: 5000, dht: false, backgroundMs: 5000 })
+    expect(holders.map(h => h.peer)).toEqual(['fast'])
+    expect(Date.now() - started).toBeLessThan(1000)
+  })
+
+  it('settles as soon as every member said no', async () => {
+    const r = router({ a: { delayMs: 0, answer: none }, b: { delayMs: 5, answer: none } })
+    const started = Date.now()
+    expect(await r.lookup('ab'.repeat(32), { budgetMs: 5000, dht: false })).toEqual([])
+    expect(Date.now() - started).toBeLessThan(1000)
+  })
+})

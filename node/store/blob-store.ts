@@ -78,6 +78,8 @@ export class BlobStore {
   private started = false
   private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0, bytes_from_upstream: 0 }
   private readonly committedListeners = new Set<(digest: string, size: number) => void>()
+  /** Discards of progress entries and temp files under way, by key (see getPartial). */
+  private readonly discarding = new Map<string, Promise<void>>()
 
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
     this.log = components.logger.child({ component: 'store' })
@@ -213,8 +215,14 @@ export class BlobStore {
     return () => { this.committedListeners.delete(listener) }
   }
 
-  getPartial (key: string): Promise<PartialEntry | undefined> {
-    return this.index.getPartial(key)
+  /**
+   * The key's progress entry. A discard of the key still under way is waited for: a download that
+   * failed deletes its entry and temp file after it settled, and a new download of the same key must
+   * neither resume from that entry nor write to the file the discard is about to delete.
+   */
+  async getPartial (key: string): Promise<PartialEntry | undefined> {
+    await this.discarding.get(key)?.catch(() => {})
+    return await this.index.getPartial(key)
   }
 
   putPartial (key: string, entry: PartialEntry): Promise<void> {
@@ -222,8 +230,18 @@ export class BlobStore {
   }
 
   async discardPartial (key: string): Promise<void> {
-    await this.index.delPartial(key)
-    await rm(this.layout.tempPath(key), { force: true })
+    const before = this.discarding.get(key)
+    const discard = (async () => {
+      await before?.catch(() => {})
+      await this.index.delPartial(key)
+      await rm(this.layout.tempPath(key), { force: true })
+    })()
+    this.discarding.set(key, discard)
+    try {
+      await discard
+    } finally {
+      if (this.discarding.get(key) === discard) this.discarding.delete(key)
+    }
   }
 
   /** Deletes a blob file and its index entry (key entries pointing at it are dropped lazily). */

@@ -48,6 +48,21 @@ describe('verification and integrity', () => {
     await until(async () => (await files(join(rig?.dir ?? '', 'tmp'))).length === 0)
   })
 
+  it('a new download of a key waits for the discard of the failed one: no stale progress, its file not deleted under it', async () => {
+    rig = track(await makeRig())
+    const key = `sha256:${'cd'.repeat(32)}`
+    const temp = rig.store.layout.tempPath(key)
+    const entry = { url: 'http://x/', size: 10, pieceSize: 10, bitmap: 'AQ==', contentType: null, headers: {}, validator: { etag: '"e"', lastModified: null }, etag: '"e"', expectedDigest: null, startedAt: 1, updatedAt: 1 }
+    await rig.store.putPartial(key, entry)
+    const fh = await open(temp, 'w')
+    await fh.close()
+    // What a failed download does once it settled, and what the next download of the key does at once.
+    const discard = rig.store.discardPartial(key)
+    expect(await rig.store.getPartial(key)).toBeUndefined()
+    await expect(stat(temp)).rejects.toMatchObject({ code: 'ENOENT' })
+    await discard
+  })
+
   it('a matching digest is served and stored under its content address', async () => {
     server = track(await startFileServer({ files: { '/ok.bin': { size: SIZE, seed: 2 } } }))
     rig = track(await makeRig())

@@ -73,7 +73,7 @@ export class ConnectionPool {
   urgent (offset: number, patient = false): void {
     const scheduler = this.host.scheduler()
     if (!this.host.running() || scheduler === null) return
-    if ((patient ? scheduler.urgentOffset([], [offset], Date.now(), STALL_MS) : scheduler.urgentOffset([offset])) === null) return
+    if ((patient ? scheduler.urgentOffset([], [offset]) : scheduler.urgentOffset([offset])) === null) return
     this.extra()
   }
 

@@ -123,7 +123,7 @@ export class Scheduler {
    */
   next (wanted: readonly number[] = [], now = 0, stallMs = Number.POSITIVE_INFINITY, patient: readonly number[] = []): Assignment | null {
     const free = this.freeRanges()
-    const urgent = this.urgentOffset(wanted, patient, now, stallMs)
+    const urgent = this.urgentOffset(wanted, patient)
     if (urgent !== null) {
       const a = this.takeAt(urgent, free)
       if (a !== null) return a
@@ -159,21 +159,20 @@ export class Scheduler {
 
   /**
    * The lowest offset a reader waits for that no connection will reach soon, if any. A `patient` offset
-   * (a peer reading along) is served by any connection on its way there that has not stalled (no byte
-   * for `stallMs` before `now`): cutting that connection's range would fetch again what the upstream
-   * already sent into its socket buffers, megabytes on a busy node.
+   * (a peer reading along) is served by any connection on its way there: cutting that connection's range
+   * would fetch again what the upstream already sent into its socket buffers, megabytes on a busy node.
    */
-  urgentOffset (wanted: readonly number[], patient: readonly number[] = [], now = 0, stallMs = Number.POSITIVE_INFINITY): number | null {
+  urgentOffset (wanted: readonly number[], patient: readonly number[] = []): number | null {
     let best: number | null = null
-    const consider = (w: number, served: (a: Assignment) => boolean): void => {
+    const consider = (w: number, near: number): void => {
       if (w >= this.plan.size || this.written.covers(w, w + 1)) return
       for (const a of this.active) {
-        if (a.pos <= w && w < a.end && served(a)) return
+        if (a.pos <= w && w < a.end && w - a.pos < near) return
       }
       if (best === null || w < best) best = w
     }
-    for (const w of wanted) consider(w, a => w - a.pos < NEAR_BYTES)
-    for (const w of patient) consider(w, a => now - a.lastProgress < stallMs)
+    for (const w of wanted) consider(w, NEAR_BYTES)
+    for (const w of patient) consider(w, Number.POSITIVE_INFINITY)
     return best
   }
 

@@ -95,14 +95,6 @@ describe('Scheduler', () => {
     expect([b?.start, b?.end]).toEqual([12 * MiB, 16 * MiB])
     expect(a?.end).toBe(8 * MiB)
   })
-  it('but not for a connection that stalled: the patient reader\'s offset is taken from it', () => {
-    const s = new Scheduler(planPieces(8 * MiB, 8 * MiB, 1), new ByteRanges(), 1)
-    const a = s.next([], 0, 1000) as Assignment
-    expect(s.urgentOffset([], [6 * MiB], 500, 1000)).toBeNull()
-    const b = s.next([], 2000, 1000, [6 * MiB])
-    expect([b?.start, b?.end]).toEqual([6 * MiB, 8 * MiB])
-    expect(a.end).toBe(6 * MiB)
-  })
   it('duplicates only a stalled tail too small to split', () => {
     const s = new Scheduler(planPieces(MIN_STEAL, MIN_STEAL, 1), new ByteRanges(), 1)
     const a = s.next([], 0, 1000)

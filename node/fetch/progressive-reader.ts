@@ -9,6 +9,9 @@ import type { Download } from './download.ts'
  */
 const READ_CHUNK = 128 << 10
 
+/** Why a reader's own waits end when it is destroyed. */
+const READER_CLOSED = Object.freeze(new Error('reader closed'))
+
 export interface ProgressiveReaderOptions {
   /**
    * A peer reading along: it gets every byte on disk (it verifies the blob itself), and it is ended
@@ -59,7 +62,9 @@ export class ProgressiveReader extends Readable {
   }
 
   override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
-    this.ac.abort()
+    // With a reason: abort() without one builds a DOMException and its stack trace, once per reader
+    // (0.05–0.1 s of CPU per node in a shared pull). Nothing reads the reason.
+    this.ac.abort(READER_CLOSED)
     this.upstream?.destroy()
     this.releaseFile()
     cb(err)

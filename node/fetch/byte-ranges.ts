@@ -26,6 +26,27 @@ export class ByteRanges {
     this.ends.splice(i, j - i, e)
   }
 
+  /** Drops [start, end) from the set (bytes that must be fetched again). */
+  remove (start: number, end: number): void {
+    if (end <= start) return
+    const starts: number[] = []
+    const ends: number[] = []
+    for (let i = 0; i < this.starts.length; i++) {
+      const s = this.starts[i] as number
+      const e = this.ends[i] as number
+      if (e <= start || s >= end) { starts.push(s); ends.push(e); continue }
+      if (s < start) { starts.push(s); ends.push(start) }
+      if (e > end) { starts.push(end); ends.push(e) }
+    }
+    this.starts.splice(0, this.starts.length, ...starts)
+    this.ends.splice(0, this.ends.length, ...ends)
+  }
+
+  clear (): void {
+    this.starts.length = 0
+    this.ends.length = 0
+  }
+
   /** The intervals, in order (at most `max`, the first ones). */
   list (max = Number.POSITIVE_INFINITY): Array<[number, number]> {
     const n = Math.min(max, this.starts.length)

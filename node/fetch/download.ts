@@ -4,7 +4,7 @@ import { AbortedError, DigestMismatchError, isAimirrorError, UpstreamProtocolErr
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { PartialEntry } from '../store/index-db.ts'
-import type { PieceBitmap } from '../store/partial.ts'
+import { PieceBitmap } from '../store/partial.ts'
 import { ByteRanges } from './byte-ranges.ts'
 import { FileWriter } from './file-writer.ts'
 import { GcPacer } from './gc-pacer.ts'
@@ -68,6 +68,8 @@ export class Download {
   private bitmap: PieceBitmap | null = null
   private scheduler: Scheduler | null = null
   private hasher: OrderedHasher | null = null
+  /** Unverified ranges were fetched again after a digest mismatch (see refetchUnverified). */
+  private refetched = false
   private rangeSupported = true
   private size: number | null = null
   private reserved = 0
@@ -259,20 +261,51 @@ export class Download {
     this.fileRefs = 1
     this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(this.fh.fd, { synchronous: this.init.syncWrites })
     if (this.plan !== null) this.scheduler = new Scheduler(this.plan, this.written, this.targetWorkers())
-    this.hasher = new OrderedHasher(this.fh, this.written, hashAlgorithms(this.init.identity), {
+    this.hasher = this.makeHasher(this.fh, true)
+    this.state = 'running'
+    if (this.rangeSupported) this.saver.save()
+    this.resolveReady({ kind: 'download', meta })
+    this.hasher.pump()
+    if (size === 0) this.onHashAdvance()
+    return true
+  }
+
+  /** The in-order hasher; `inOrder`: the source's list of piece hashes takes the bytes too. */
+  private makeHasher (fh: FileHandle, inOrder: boolean): OrderedHasher {
+    return new OrderedHasher(fh, this.written, hashAlgorithms(this.init.identity), {
       onAdvance: () => this.onHashAdvance(),
       onError: err => this.fail(err, false),
       onRead: (start, buf) => {
         this.pacer.moved(buf.length)
         this.view.keepRecent(start, buf)
       },
-      also: this.init.source.inOrder
+      also: inOrder ? this.init.source.inOrder : undefined
     })
-    this.state = 'running'
-    if (this.rangeSupported) this.saver.save()
-    this.resolveReady({ kind: 'download', meta })
+  }
+
+  /**
+   * The blob failed its digest and some of its bytes came from peers that could not vouch for them (an
+   * open cluster). The source has banned those peers; their ranges are fetched again, from elsewhere,
+   * and the whole file is hashed again. Clients were never given those bytes (they wait for the
+   * digest), so they go on as if nothing happened. Once per download.
+   */
+  private refetchUnverified (): boolean {
+    const unverified = this.view.unverified.list()
+    if (this.refetched || unverified.length === 0 || this.fh === null || this.plan === null || !this.rangeSupported) return false
+    this.refetched = true
+    for (const [s, e] of unverified) this.written.remove(s, e)
+    this.view.unverified.clear()
+    this.view.clearRecent()
+    if (this.bitmap !== null) {
+      const bitmap = new PieceBitmap(this.plan.count)
+      for (const i of piecesCoveredIn(this.plan, this.written, 0, this.plan.size)) bitmap.set(i)
+      this.bitmap = bitmap
+      this.saver.save()
+    }
+    this.log.warn({ key: this.key, bytes: unverified.reduce((n, [s, e]) => n + e - s, 0) }, 'blob failed its digest with bytes peers sent; fetching those again')
+    this.hasher = this.makeHasher(this.fh, false)
     this.hasher.pump()
-    if (size === 0) this.onHashAdvance()
+    this.pool.fill()
     return true
   }
 
@@ -334,12 +367,14 @@ export class Download {
     const expected = this.init.identity.expected
     if (expected !== null && digests[expected.algorithm] !== expected.hex) {
       this.init.source.onDigestMismatch?.()
+      if (this.refetchUnverified()) return
       this.fail(new DigestMismatchError(undefined, { detail: { expected: digestLabel(expected) } }), false)
       return
     }
     this.digest = sha256
     this.state = 'verified'
-    this.init.source.inOrder?.verified(sha256)
+    // A list made from bytes that were fetched again is not the blob's: made later by reading it back.
+    if (!this.refetched) this.init.source.inOrder?.verified(sha256)
     // Stops stragglers (endgame duplicates), but only after the current event: the body that brought
     // the last byte is ending too, and aborting it now would close a reusable connection.
     setImmediate(() => { this.abort.abort() })

@@ -24,6 +24,19 @@ describe('ByteRanges', () => {
     expect(r.total()).toBe(40)
   })
 
+  it('removes a span from its intervals', () => {
+    const r = new ByteRanges()
+    r.add(0, 100)
+    r.add(200, 300)
+    r.remove(50, 250)
+    expect(r.list()).toEqual([[0, 50], [250, 300]])
+    r.remove(0, 10)
+    r.remove(290, 400)
+    expect(r.list()).toEqual([[10, 50], [250, 290]])
+    r.clear()
+    expect(r.total()).toBe(0)
+  })
+
   it('lists its intervals in order, the first ones when capped', () => {
     const r = new ByteRanges()
     r.add(50, 60)

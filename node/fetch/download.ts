@@ -4,20 +4,19 @@ import { AbortedError, DigestMismatchError, isAimirrorError, UpstreamProtocolErr
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { PartialEntry } from '../store/index-db.ts'
-import { PieceBitmap } from '../store/partial.ts'
-import { ByteRanges } from './byte-ranges.ts'
+import type { ByteRanges } from './byte-ranges.ts'
 import { FileWriter } from './file-writer.ts'
 import { GcPacer } from './gc-pacer.ts'
 import { digestLabel, hashAlgorithms } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
 import { openPassthrough } from './passthrough.ts'
-import { piecesCoveredIn, Scheduler } from './pieces.ts'
-import type { PiecePlan } from './pieces.ts'
+import { Scheduler } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { ReaderView } from './reader-view.ts'
-import { firstMissing, openTempFile, progressEntry, resumes } from './temp-file.ts'
+import { firstMissing, keepsPartial, openTempFile, resumes } from './temp-file.ts'
+import { DiskPieces } from './disk-pieces.ts'
 import { PartialSaver } from './partial-saver.ts'
 import { ConnectionPool } from './connection-pool.ts'
 import { fetchAssignment } from './range-fetch.ts'
@@ -41,7 +40,8 @@ export class Download {
   readonly key: string
   readonly url: string
   readonly ready: Promise<ReadyResult>
-  readonly written = new ByteRanges()
+  /** Bytes on disk, whoever wrote them. */
+  readonly written: ByteRanges
   meta: BlobMeta | null = null
   state: State = 'starting'
   error: Error | null = null
@@ -64,8 +64,7 @@ export class Download {
   private writer: FileWriter | null = null
   private fileRefs = 0
   private tempPath = ''
-  private plan: PiecePlan | null = null
-  private bitmap: PieceBitmap | null = null
+  private readonly disk = new DiskPieces()
   private scheduler: Scheduler | null = null
   private hasher: OrderedHasher | null = null
   /** Unverified ranges were fetched again after a digest mismatch (see refetchUnverified). */
@@ -75,9 +74,7 @@ export class Download {
   private reserved = 0
   private wants = 0
   private readonly saver = new PartialSaver({
-    entry: () => this.plan === null || this.bitmap === null || this.meta === null
-      ? null
-      : progressEntry({ url: this.url, plan: this.plan, bitmap: this.bitmap, meta: this.meta, expected: this.init.identity.expected, startedAt: this.partialStartedAt }),
+    entry: () => this.meta === null ? null : this.disk.entry({ url: this.url, meta: this.meta, expected: this.init.identity.expected, startedAt: this.partialStartedAt }),
     wanted: () => this.state === 'running' || (this.state === 'failed' && keepsPartial(this.error)),
     write: async (entry) => { await this.store.putPartial(this.key, entry) },
     onError: (err) => { this.log.warn({ err }, 'could not save download progress') },
@@ -90,6 +87,7 @@ export class Download {
   finishAbandoned = true
 
   constructor (components: DownloadComponents, init: DownloadInit) {
+    this.written = this.disk.written
     this.store = components.store
     this.pacer = components.pacer ?? new GcPacer()
     this.limiter = components.limiter
@@ -249,18 +247,16 @@ export class Download {
     this.tempPath = this.store.layout.tempPath(this.key)
     const resumable = partial !== undefined && this.rangeSupported && resumes(partial, size, meta.validator)
     if (partial !== undefined && !resumable) await this.store.discardPartial(this.key)
-    const file = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.written, this.init)
-    this.fh = file.fh
-    this.plan = file.plan
-    this.bitmap = file.bitmap
+    this.fh = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.disk, this.init)
     if (resumable) {
       this.partialStartedAt = partial.startedAt
       meta.etag = partial.etag
-      this.log.info({ key: this.key, pieces: file.bitmap?.done, of: file.plan?.count }, 'resuming download')
+      this.log.info({ key: this.key, pieces: this.disk.done, of: this.disk.plan?.count }, 'resuming download')
     }
     this.fileRefs = 1
     this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(this.fh.fd, { synchronous: this.init.syncWrites })
-    if (this.plan !== null) this.scheduler = new Scheduler(this.plan, this.written, this.targetWorkers())
+    const plan = this.disk.plan
+    if (plan !== null) this.scheduler = new Scheduler(plan, this.written, this.targetWorkers())
     this.hasher = this.makeHasher(this.fh, true)
     this.state = 'running'
     if (this.rangeSupported) this.saver.save()
@@ -291,17 +287,12 @@ export class Download {
    */
   private refetchUnverified (): boolean {
     const unverified = this.view.unverified.list()
-    if (this.refetched || unverified.length === 0 || this.fh === null || this.plan === null || !this.rangeSupported) return false
+    if (this.refetched || unverified.length === 0 || this.fh === null || this.disk.plan === null || !this.rangeSupported) return false
     this.refetched = true
-    for (const [s, e] of unverified) this.written.remove(s, e)
+    this.disk.drop(unverified)
     this.view.unverified.clear()
     this.view.clearRecent()
-    if (this.bitmap !== null) {
-      const bitmap = new PieceBitmap(this.plan.count)
-      for (const i of piecesCoveredIn(this.plan, this.written, 0, this.plan.size)) bitmap.set(i)
-      this.bitmap = bitmap
-      this.saver.save()
-    }
+    this.saver.save()
     this.log.warn({ key: this.key, bytes: unverified.reduce((n, [s, e]) => n + e - s, 0) }, 'blob failed its digest with bytes peers sent; fetching those again')
     this.hasher = this.makeHasher(this.fh, false)
     this.hasher.pump()
@@ -312,7 +303,7 @@ export class Download {
   private targetWorkers (): number {
     if (!this.rangeSupported || (this.size ?? 0) < this.init.minSize) return 1
     const wanted = this.init.source.rangesInFlight?.(this.init.concurrency) ?? this.init.concurrency
-    return Math.max(1, Math.min(wanted, this.plan?.count ?? 1))
+    return Math.max(1, Math.min(wanted, this.disk.plan?.count ?? 1))
   }
 
   /** What each connection's range fetch reads and reports (built once, in the constructor). */
@@ -349,13 +340,9 @@ export class Download {
 
   private wrote (at: number, chunk: Buffer): void {
     const end = at + chunk.length
-    this.written.add(at, end)
+    const pieceDone = this.disk.add(at, end)
     this.hasher?.wrote(at, chunk)
-    if (this.plan !== null && this.bitmap !== null) {
-      let changed = false
-      for (const i of piecesCoveredIn(this.plan, this.written, at, end)) changed = this.bitmap.set(i) || changed
-      if (changed && this.rangeSupported) this.saver.save()
-    }
+    if (pieceDone && this.rangeSupported) this.saver.save()
     this.view.waiters.wake(at, end)
   }
 
@@ -399,7 +386,7 @@ export class Download {
     this.state = 'failed'
     this.abort.abort(error)
     this.rejectReady(error)
-    const resumable = keepPartial && this.rangeSupported && this.plan !== null && keepsPartial(error)
+    const resumable = keepPartial && this.rangeSupported && this.disk.plan !== null && keepsPartial(error)
     if (!resumable && this.tempPath !== '') this.store.discardPartial(this.key).catch(() => {})
     else if (resumable) this.saver.save()
     if (!isAimirrorError(error) || error.code !== 'ERR_ABORTED') this.log.warn({ key: this.key, err: error.message, code: (error as { code?: string }).code }, 'download failed')
@@ -427,14 +414,6 @@ export class Download {
 
   /** The pieces on disk now, as the partial entry will record them. */
   pieces (): { pieceSize: number, bitmap: string } | null {
-    if (this.plan === null || this.bitmap === null) return null
-    return { pieceSize: this.plan.pieceSize, bitmap: this.bitmap.toBase64() }
+    return this.disk.pieces()
   }
-}
-
-/** Whether a download that failed this way keeps its partial for a later resume. */
-function keepsPartial (error: Error | null): boolean {
-  // Wrong content is worthless; after a full disk its space is what others need now.
-  if (error?.name === 'DigestMismatchError') return false
-  return !(isAimirrorError(error) && error.code === 'ERR_DISK_FULL')
 }

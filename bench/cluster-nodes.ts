@@ -30,7 +30,8 @@ export interface LanNodeInit {
   /** Cluster on (static peers, no mDNS) or off. */
   cluster: boolean
   peers: readonly LanHost[]
-  keyFile: string
+  /** null: an open cluster. */
+  keyFile: string | null
   /** HTTPS between the nodes (cluster.data_tls). */
   tls?: boolean
 }

@@ -19,7 +19,8 @@ export interface ClusterContext {
   nodeBin: string
   root: string
   dir: string
-  keyFile: string
+  /** null: an open cluster. */
+  keyFile: string | null
   nginxBin: string | null
   timeoutMs: number
   log: (line: string) => void

@@ -39,6 +39,7 @@ const USAGE = `flock /tmp/aimirror-bench.lock npx node bench/cluster.ts [options
   --timeout-s N        per-download deadline (default: 60 + 4 x nodes x size / aggregate)
   --only a,b           run only these scenarios: ${SCENARIOS.map(s => s.id).join(',')}
   --tls                HTTPS between the nodes (cluster.data_tls)
+  --open               no cluster key: an open cluster (peers' in-flight bytes wait for the blob's digest)
   --keep               keep the temp dir (configs, logs, caches)`
 
 function parseOptions (argv: string[]): (ClusterBenchOptions & { timeoutMs: number }) | 'help' {
@@ -55,6 +56,7 @@ function parseOptions (argv: string[]): (ClusterBenchOptions & { timeoutMs: numb
       only: { type: 'string' },
       keep: { type: 'boolean' },
       tls: { type: 'boolean' },
+      open: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -82,6 +84,7 @@ function parseOptions (argv: string[]): (ClusterBenchOptions & { timeoutMs: numb
     only,
     keep: values.keep === true,
     tls: values.tls === true,
+    open: values.open === true,
     timeoutMs: int(values['timeout-s'], 'timeout-s', Math.ceil(60 + 4 * nodes * size / Math.max(aggregate, 1e6)), 1) * 1000
   }
 }
@@ -118,8 +121,8 @@ async function main (): Promise<number> {
     await lan.up(1 + opts.nodes + 1)
     log(`LAN up: ${lan.hosts.map(h => `${h.ns} ${h.ip}`).join(', ')}`)
     await buildDist(nodeBin, root)
-    const keyFile = join(dir, 'cluster.key')
-    await writeFile(keyFile, formatClusterKey(), { mode: 0o600 })
+    const keyFile = opts.open ? null : join(dir, 'cluster.key')
+    if (keyFile !== null) await writeFile(keyFile, formatClusterKey(), { mode: 0o600 })
     const names = scenarios.flatMap(s => s.blobs)
     log(`upstream: generating ${names.length} blob(s) and their digests`)
     const upstream = await startLanUpstream(lan, {

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { WireError, WIRE_ERROR_CODES } from './errors.ts'
 import { LIMITS } from './ids.ts'
+import { MAX_URL_NAME } from './names.ts'
 
 /**
  * Control and membership messages: JSON bodies inside length-prefixed frames (the framing is the
@@ -12,8 +13,14 @@ const b64 = z.string().regex(/^[A-Za-z0-9+/_-]*={0,2}$/).max(LIMITS.maxMessageBy
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const shortText = z.string().max(1024)
 
-/** Content key a peer is asked about: blobs are shared by content digest only. */
-export const blobKey = z.string().regex(/^sha256:[0-9a-f]{64}$/)
+/**
+ * Blob a peer is asked about: `sha256:<hex>`, or in a keyed cluster a download's cache key
+ * `url:<canonical URL>` (see names.ts).
+ */
+export const blobKey = z.union([
+  z.string().regex(/^sha256:[0-9a-f]{64}$/),
+  z.string().max(MAX_URL_NAME).regex(/^url:https?:\/\/\S+$/)
+])
 
 const errorMessage = z.strictObject({ t: z.literal('error'), code: z.enum(WIRE_ERROR_CODES), message: shortText })
 
@@ -68,7 +75,12 @@ export const ticketAnswer = z.strictObject({
   expiresAt: count,
   size: count,
   complete: z.boolean(),
-  meta: blobMetaWire
+  meta: blobMetaWire,
+  /**
+   * A URL name held complete: the sha256 of the blob it names, which the ticket and the data port use.
+   * (Absent for digests, and for URL names still downloading: those go by the name's id.)
+   */
+  digest: z.string().regex(/^[0-9a-f]{64}$/).optional()
 })
 export type TicketAnswer = z.infer<typeof ticketAnswer>
 

@@ -6,9 +6,11 @@ import type { ClusterConfig } from '../../config/types.ts'
 import { WireError } from '../../protocol/errors.ts'
 import { kadProtocol, LIMITS } from '../../protocol/ids.ts'
 import type { HaveAnswer, NodeStats, TicketAnswer } from '../../protocol/messages.ts'
+import { isUrlName, MAX_URL_NAME, nameId, nameOfKey, wireKey } from '../../protocol/names.ts'
+import type { BlobName } from '../../protocol/names.ts'
 import { issueTicket } from '../../protocol/ticket.ts'
 import { vouchKey } from '../../protocol/vouch.ts'
-import type { Fetcher } from '../fetch/fetcher.ts'
+import type { Fetcher, InFlightBlob } from '../fetch/fetcher.ts'
 import type { BlobIdentity } from '../fetch/identity.ts'
 import type { Source } from '../fetch/upstream-source.ts'
 import type { Logger } from '../log.ts'
@@ -43,8 +45,11 @@ export interface ClusterInit {
 
 /** Lets a download take its bytes from peers as well as from the upstream (the fetch engine's hook). */
 export interface SourceProvider {
-  sourceFor: (identity: BlobIdentity, upstream: Source) => Source
+  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean }) => Source
 }
+
+/** URL names of downloads in flight whose tickets members hold, by the id the data port knows them by. */
+const URL_NAMES_KEPT = 1024
 
 /** Everything the cluster is made of, once started. */
 interface Parts {
@@ -57,6 +62,8 @@ interface Parts {
   data: DataServer
   peers: PeerClient
   peerPool: Agent
+  /** A cluster key: members trust each other's URL names (see protocol/names.ts). */
+  keyed: boolean
 }
 
 /**
@@ -72,7 +79,9 @@ export class Cluster implements SourceProvider {
   private readonly log: Logger
   private readonly pieceLists: PieceLists
   private readonly ticketSecret = createSecretKey(randomBytes(32))
+  /** Downloads' swarm sources, by the key members ask about (`sha256:<hex>` or a URL name). */
   private readonly swarms = new Map<string, WeakRef<SwarmSource>>()
+  private readonly urlNames = new Map<string, string>()
   /** Blobs re-hashed on a member's report, and when. */
   private readonly rechecked = new Map<string, number>()
   private readonly startedAt = Date.now()
@@ -117,7 +126,7 @@ export class Cluster implements SourceProvider {
     // open clusters hold them back until the whole blob verified.
     const vouch = key === null ? undefined : vouchKey(key)
     const tls = cfg.data_tls ? await createDataCert(libp2p.peerId.toString()) : undefined
-    const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: key => this.c.fetcher.inFlight(key), pacer: this.c.fetcher.pacer, logger: this.log }, {
+    const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: key => this.inFlightById(key), pacer: this.c.fetcher.pacer, logger: this.log }, {
       host: cfg.data_host, port: cfg.data_port, tls, ticketSecret: this.ticketSecret, vouchKey: vouch, onBytesServed: n => { this.counters.bytes_to_peers += n }
     })
     const pins = new Map<string, string>()
@@ -138,7 +147,7 @@ export class Cluster implements SourceProvider {
       await membership.start()
       await control.start({
         have: async (k, peer) => {
-          this.swarms.get(k.slice('sha256:'.length))?.deref()?.heardFrom(peer)
+          this.swarms.get(k)?.deref()?.heardFrom(peer)
           return await this.have(k)
         },
         ticket: async (k, peer, ip) => await this.ticket(k, peer, ip, data.port, tls?.sha256),
@@ -160,7 +169,7 @@ export class Cluster implements SourceProvider {
     routing.start()
     this.stopWarming = this.c.store.onCommitted(digest => { this.pieceLists.warm(digest) })
     membership.onChange((peer, joined) => { if (!joined) peers.forget(peer) })
-    this.parts = { libp2p, membership, control, routing, staticPeers, discovery, data, peers, peerPool }
+    this.parts = { libp2p, membership, control, routing, staticPeers, discovery, data, peers, peerPool, keyed: key !== null }
     this.log.info({ peerId: libp2p.peerId.toString(), addresses: libp2p.getMultiaddrs().map(String), dataPort: data.port, cluster: cfg.name, mode: key === null ? 'open' : 'keyed', mdns: cfg.mdns }, 'cluster started')
   }
 
@@ -183,45 +192,74 @@ export class Cluster implements SourceProvider {
     await p.peerPool.close()
   }
 
-  /** The fetch engine's hook: digest-identified downloads take peers as sources beside the upstream. */
-  sourceFor (identity: BlobIdentity, upstream: Source): Source {
+  /**
+   * The fetch engine's hook: downloads take peers as sources beside the upstream. Those of a blob with
+   * a digest from upstream metadata always; in a keyed cluster also those named only by their URL,
+   * when asked without a client's credentials (`shareable`).
+   */
+  sourceFor (identity: BlobIdentity, upstream: Source, options: { shareable?: boolean } = {}): Source {
     const p = this.parts
-    if (p === null || identity.sha256 === null) return upstream
-    p.routing.provide(identity.sha256)
+    const name = p === null ? null : blobName(identity, p.keyed && options.shareable === true)
+    if (p === null || name === null) return upstream
+    p.routing.provide(name)
     const source = new SwarmSource({
       peers: p.peers,
       bans: this.bans,
-      lookup: async (digest, options) => await p.routing.lookup(digest, options),
+      lookup: async (n, o) => await p.routing.lookup(n, o),
       logger: this.log,
       self: p.libp2p.peerId.toString(),
       isMember: peer => p.membership.isMember(peer),
       reportCorrupt: (peer, digest) => { p.control.corrupt(peer, `sha256:${digest}`).catch(() => {}) },
       onBan: () => { this.counters.peer_bans++ },
       saveList: (digest, list) => { this.pieceLists.put(digest, list) }
-    }, { digest: identity.sha256, upstream, lookupMs: this.init.config.lookup_ms })
+    }, { name, upstream, lookupMs: this.init.config.lookup_ms })
     // Downloads' sources, so "have" can say which ranges they are fetching from the upstream right now.
     const active = new Set(this.c.fetcher.activeDownloads().map(d => d.key))
-    for (const digest of this.swarms.keys()) if (!active.has(`sha256:${digest}`)) this.swarms.delete(digest)
-    this.swarms.set(identity.sha256, new WeakRef(source))
+    for (const key of this.swarms.keys()) if (!active.has(key)) this.swarms.delete(key)
+    this.swarms.set(wireKey(name), new WeakRef(source))
     return source
   }
 
+  /** The sha256 of the committed blob `key` names here: a digest held, or (keyed) a shareable URL entry's. */
+  private async held (key: string): Promise<string | null> {
+    if (key.startsWith('sha256:')) {
+      const digest = nameOfKey(key)
+      return await this.c.store.hasDigest(digest) ? digest : null
+    }
+    if (this.parts?.keyed !== true) return null
+    const entry = await this.c.store.index.getKey(key)
+    return entry?.shareable === true && await this.c.store.hasDigest(entry.digest) ? entry.digest : null
+  }
+
+  /** The download in flight `key` names here, if members may read it (a URL name: keyed, and shareable). */
+  private flying (key: string): InFlightBlob | null {
+    const f = this.c.fetcher.inFlight(key)
+    if (f === null || key.startsWith('sha256:')) return f
+    return this.parts?.keyed === true && f.shareable ? f : null
+  }
+
+  /** The data port's way to a download in flight: `sha256:<id>`, the id a digest or a URL name (see ticket). */
+  private inFlightById (key: string): InFlightBlob | null {
+    const url = this.urlNames.get(nameOfKey(key))
+    return url === undefined ? this.c.fetcher.inFlight(key) : this.flying(url)
+  }
+
   private async have (key: string): Promise<HaveAnswer> {
-    const digest = key.slice('sha256:'.length)
-    if (await this.c.store.hasDigest(digest)) return { t: 'have', state: 'complete', size: this.c.store.blobSize(digest) }
+    const held = await this.held(key)
+    if (held !== null) return { t: 'have', state: 'complete', size: this.c.store.blobSize(held) }
     // From the download's memory, not the index: under load the index's reads queue behind file
     // reads in the thread pool, and an answer that comes late leaves the asker fetching our units.
-    const flying = this.c.fetcher.inFlight(key)
+    const flying = this.flying(key)
     const pieces = flying?.pieces() ?? null
     if (flying !== null && pieces !== null && pieces.bitmap.length <= LIMITS.maxMessageBytes / 2) {
-      const active = this.swarms.get(digest)?.deref()?.upstreamReads()
+      const active = this.swarms.get(key)?.deref()?.upstreamReads()
       // The bitmap counts whole pieces (up to 16 MiB); the written ranges show the units done in
       // pieces still filling, which askers would otherwise fetch again from the upstream.
       const written = flying.written(1024)
       return { t: 'have', state: 'partial', size: flying.size, pieceSize: pieces.pieceSize, bitmap: pieces.bitmap, active, written }
     }
     // Just started (size not known yet): still a downloader the asker splits the work with.
-    if (flying !== null || this.c.fetcher.activeDownloads().some(d => d.key === key)) return { t: 'have', state: 'partial' }
+    if (flying !== null || (key.startsWith('sha256:') && this.c.fetcher.activeDownloads().some(d => d.key === key))) return { t: 'have', state: 'partial' }
     return { t: 'have', state: 'none' }
   }
 
@@ -230,7 +268,9 @@ export class Cluster implements SourceProvider {
    * blob, whoever asks), dropping a rotten blob so neither peers nor this node's clients get it again.
    */
   private async recheck (key: string, peer: string): Promise<HaveAnswer> {
-    const digest = key.slice('sha256:'.length)
+    // Reports name the digest of the copy that was read (a URL name's is in its ticket).
+    if (!key.startsWith('sha256:')) return await this.have(key)
+    const digest = nameOfKey(key)
     const last = this.rechecked.get(digest)
     if (last === undefined || Date.now() - last > 60_000) {
       this.rechecked.set(digest, Date.now())
@@ -241,17 +281,23 @@ export class Cluster implements SourceProvider {
     return await this.have(key)
   }
 
+  /**
+   * A ticket for the data port. A committed blob is read by its sha256 (told to askers of a URL name);
+   * a download in flight by the id of its name, which the data port maps back to the download.
+   */
   private async ticket (key: string, peer: string, ip: string, port: number, cert: string | undefined): Promise<TicketAnswer> {
-    const digest = key.slice('sha256:'.length)
     const expiresAt = Date.now() + LIMITS.ticketTtlMs
-    if (!(await this.c.store.hasDigest(digest))) {
+    const held = await this.held(key)
+    if (held === null) {
       // A download in flight: its bytes are read along as they land, and the asker verifies the blob.
-      const flying = this.c.fetcher.inFlight(key)
+      const flying = this.flying(key)
       if (flying === null) throw new WireError('NOT_FOUND', 'blob not held')
+      const id = nameId(nameOfKey(key))
+      if (isUrlName(key)) this.rememberUrlName(id, key)
       const m = flying.meta
       return {
         t: 'ticket',
-        ticket: issueTicket(this.ticketSecret, { digest, peer, ip, exp: expiresAt }),
+        ticket: issueTicket(this.ticketSecret, { digest: id, peer, ip, exp: expiresAt }),
         port,
         cert,
         expiresAt,
@@ -263,19 +309,26 @@ export class Cluster implements SourceProvider {
     const entry = await this.c.store.index.getKey(key)
     return {
       t: 'ticket',
-      ticket: issueTicket(this.ticketSecret, { digest, peer, ip, exp: expiresAt }),
+      ticket: issueTicket(this.ticketSecret, { digest: held, peer, ip, exp: expiresAt }),
       port,
       cert,
       expiresAt,
-      size: this.c.store.blobSize(digest) ?? 0,
+      size: this.c.store.blobSize(held) ?? 0,
       complete: true,
       meta: {
         contentType: entry?.contentType ?? null,
         etag: entry?.etag ?? null,
         lastModified: entry?.validator.lastModified ?? null,
         headers: entry?.headers ?? {}
-      }
+      },
+      ...(isUrlName(key) ? { digest: held } : {})
     }
+  }
+
+  private rememberUrlName (id: string, key: string): void {
+    this.urlNames.delete(id)
+    this.urlNames.set(id, key)
+    if (this.urlNames.size > URL_NAMES_KEPT) this.urlNames.delete(this.urlNames.keys().next().value as string)
   }
 
   /** This node's numbers, as every node answers a stats request. */
@@ -298,4 +351,11 @@ export class Cluster implements SourceProvider {
       peer_bans: this.counters.peer_bans
     }
   }
+}
+
+/** What members are asked about for a download: its digest, or its URL key when `byUrl` allows (null: nothing). */
+function blobName (identity: BlobIdentity, byUrl: boolean): BlobName | null {
+  if (identity.sha256 !== null) return identity.sha256
+  if (byUrl && isUrlName(identity.key) && identity.key.length <= MAX_URL_NAME && !/\s/.test(identity.key)) return identity.key
+  return null
 }

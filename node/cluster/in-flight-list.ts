@@ -2,8 +2,8 @@ import { PieceHasher } from '../../protocol/pieces.ts'
 import type { InOrderSink } from '../fetch/upstream-source.ts'
 
 export interface InFlightListInit {
-  /** sha256 hex of the blob the download is verified against. */
-  digest: string
+  /** sha256 hex of the blob the download is verified against; null when only its URL names it. */
+  digest: string | null
   /** Whether other members take part in this blob (asked once, when the first bytes come). */
   shared: () => boolean
   /** Keeps the list (called once the download's bytes matched the digest). */
@@ -36,7 +36,7 @@ export class InFlightList implements InOrderSink {
 
   verified (sha256: string): void {
     const pieces = this.hasher()
-    if (pieces !== null && sha256 === this.init.digest) this.init.save(sha256, pieces.digest())
+    if (pieces !== null && (this.init.digest === null || sha256 === this.init.digest)) this.init.save(sha256, pieces.digest())
   }
 
   private hasher (): PieceHasher | null {

@@ -6,6 +6,8 @@ import type { Dispatcher } from 'undici'
 import { WireError } from '../../protocol/errors.ts'
 import { LIMITS } from '../../protocol/ids.ts'
 import type { TicketAnswer } from '../../protocol/messages.ts'
+import { nameId, wireKey } from '../../protocol/names.ts'
+import type { BlobName } from '../../protocol/names.ts'
 import { alignedSpan, PIECE_HASH_UNIT, pieceListBytes } from '../../protocol/pieces.ts'
 import { LIST_MAC_HEADER, listMacMatches, responseKey, VOUCH_HEADER, vouchNonce } from '../../protocol/vouch.ts'
 import type { SourceResponse } from '../fetch/upstream-source.ts'
@@ -30,6 +32,9 @@ function remember<V> (map: Map<string, V>, key: string, value: V): void {
 /** A ticket for one blob on one peer, and where to use it. */
 export interface PeerTicket extends TicketAnswer {
   readonly peer: string
+  /** What it was asked for (a sha256 hex or a URL name). */
+  readonly name: BlobName
+  /** What the peer's data port knows the blob by: its sha256, or the id of a URL name still downloading there. */
   readonly digest: string
   /** http(s)://<ip>:<port> of the peer's data port. */
   readonly base: string
@@ -66,15 +71,16 @@ export class PeerClient {
     this.init = init
   }
 
-  async ticket (peer: string, digest: string, options: { signal?: AbortSignal } = {}): Promise<PeerTicket> {
-    const k = `${peer}/${digest}`
+  /** A ticket for the blob `name` (a sha256 hex or a URL name) on `peer`. */
+  async ticket (peer: string, name: BlobName, options: { signal?: AbortSignal } = {}): Promise<PeerTicket> {
+    const k = `${peer}/${name}`
     const cached = this.tickets.get(k)
     if (cached !== undefined) {
       const t = await cached.catch(() => null)
       if (t !== null && t.expiresAt - 30_000 > Date.now()) return t
       if (this.tickets.get(k) === cached) this.tickets.delete(k)
     }
-    const p = this.requestTicket(peer, digest, options.signal)
+    const p = this.requestTicket(peer, name, options.signal)
     remember(this.tickets, k, p)
     p.catch(() => { if (this.tickets.get(k) === p) this.tickets.delete(k) })
     return await p
@@ -95,8 +101,8 @@ export class PeerClient {
   }
 
   /** Drops the cached ticket for one blob on one peer (the next one says whether the blob is complete there). */
-  forgetTicket (peer: string, digest: string): void {
-    this.tickets.delete(`${peer}/${digest}`)
+  forgetTicket (peer: string, name: BlobName): void {
+    this.tickets.delete(`${peer}/${name}`)
   }
 
   forget (peer: string): void {
@@ -163,21 +169,21 @@ export class PeerClient {
     })
     if (res.statusCode !== 206 || res.headers['content-range'] !== `bytes ${start}-${last}/${t.size}`) {
       await res.body.dump().catch(() => {})
-      if (res.statusCode === 401) this.tickets.delete(`${t.peer}/${t.digest}`)
+      if (res.statusCode === 401) this.tickets.delete(`${t.peer}/${t.name}`)
       throw new WireError(res.statusCode === 404 ? 'NOT_FOUND' : res.statusCode === 401 ? 'BAD_TICKET' : 'INTERNAL', `peer answered ${res.statusCode}`)
     }
     return { res, url }
   }
 
-  private async requestTicket (peer: string, digest: string, signal?: AbortSignal): Promise<PeerTicket> {
-    const answer = await this.c.control.ticket(peer, `sha256:${digest}`, { signal })
+  private async requestTicket (peer: string, name: BlobName, signal?: AbortSignal): Promise<PeerTicket> {
+    const answer = await this.c.control.ticket(peer, wireKey(name), { signal })
     const conn = this.c.libp2p.getConnections(peerIdFromString(peer)).find(c => c.status === 'open')
     const ip = conn?.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')
     if (ip?.value === undefined) throw new WireError('INTERNAL', 'no address for the peer')
     const host = ip.name === 'ip6' ? `[${ip.value}]` : ip.value
     const base = new URL(`${answer.cert === undefined ? 'http' : 'https'}://${host}:${answer.port}`)
     if (answer.cert !== undefined) this.c.pins.set(`${base.hostname}:${base.port}`, answer.cert)
-    return { ...answer, peer, digest, base: base.origin }
+    return { ...answer, peer, name, digest: answer.digest ?? nameId(name), base: base.origin }
   }
 
   private async fetchList (t: PeerTicket, signal?: AbortSignal): Promise<Buffer> {

@@ -1,5 +1,7 @@
 import { cidFromSha256 } from '../../protocol/cid.ts'
 import type { HaveAnswer } from '../../protocol/messages.ts'
+import { nameId, wireKey } from '../../protocol/names.ts'
+import type { BlobName } from '../../protocol/names.ts'
 import type { ActiveDownload } from '../fetch/fetcher.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
@@ -79,16 +81,16 @@ export class ContentRouter {
     this.abort.abort()
   }
 
-  /** Provides one digest now (a download just started, a blob was just committed). */
-  provide (digest: string): void {
+  /** Provides one blob now (a download just started, a blob was just committed): a digest or a URL name. */
+  provide (name: BlobName): void {
     const now = Date.now()
-    const last = this.provided.get(digest)
+    const last = this.provided.get(name)
     if (last !== undefined && now - last < this.reprovideMs) return
-    this.provided.set(digest, now)
+    this.provided.set(name, now)
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(30_000)])
-    this.c.libp2p.contentRouting.provide(cidFromSha256(digest), { signal }).catch((err: unknown) => {
-      this.c.logger.debug({ digest, err: (err as Error).message }, 'provide failed; retried on the next sweep')
-      this.provided.delete(digest)
+    this.c.libp2p.contentRouting.provide(cidFromSha256(nameId(name)), { signal }).catch((err: unknown) => {
+      this.c.logger.debug({ name, err: (err as Error).message }, 'provide failed; retried on the next sweep')
+      this.provided.delete(name)
     })
   }
 
@@ -110,13 +112,13 @@ export class ContentRouter {
   }
 
   /**
-   * Peers holding `digest` (complete first). Settles HOLDER_GRACE_MS after the first complete holder,
+   * Peers holding the blob `name` (complete first). Settles HOLDER_GRACE_MS after the first complete holder,
    * when every member has answered, or at `budgetMs`, whichever comes first, so a cold miss never waits on a silent peer
    * or on the DHT. The DHT query (for holders reached only through other nodes) goes on in the
    * background for up to `backgroundMs`, and holders found later are handed to `onHolder`.
    */
-  async lookup (digest: string, options: LookupOptions): Promise<Holder[]> {
-    const key = `sha256:${digest}`
+  async lookup (name: BlobName, options: LookupOptions): Promise<Holder[]> {
+    const key = wireKey(name)
     const found: Holder[] = []
     const asked = new Set<string>()
     const me = this.c.libp2p.peerId.toString()
@@ -150,7 +152,7 @@ export class ContentRouter {
     if (outstanding === 0) resolveEarly()
     if (options.dht !== false && this.c.membership.memberIds().length > 0) {
       (async () => {
-        for await (const provider of this.c.libp2p.contentRouting.findProviders(cidFromSha256(digest), { signal: background })) ask(provider.id.toString(), false)
+        for await (const provider of this.c.libp2p.contentRouting.findProviders(cidFromSha256(nameId(name)), { signal: background })) ask(provider.id.toString(), false)
       })().catch(() => {})
     }
     early.addEventListener('abort', resolveEarly, { once: true })

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
+import { isUrlName } from '../../protocol/names.ts'
 import type { Source, SourceResponse } from '../fetch/upstream-source.ts'
 import { ownerOf, SHARE_UNIT } from './ownership.ts'
 import type { PeerTicket } from './peer-client.ts'
@@ -9,7 +10,7 @@ import type { SwarmViewComponents, SwarmViewInit } from './swarm-view.ts'
 import { PeerCorruptError } from './verifying-body.ts'
 
 export interface SwarmSourceComponents extends SwarmViewComponents {
-  /** Tells a holder its bytes failed here (it re-checks its copy). */
+  /** Tells a holder its bytes of the blob `digest` (sha256 hex) failed here (it re-checks its copy). */
   reportCorrupt?: (peer: string, digest: string) => void
   onBan?: (peer: string) => void
   /** Keeps the piece-hash list the download made of the blob (it matched its digest). */
@@ -75,7 +76,7 @@ export class SwarmSource implements Source {
     const save = components.saveList
     this.inOrder = save === undefined
       ? undefined
-      : new InFlightList({ digest: init.digest, save, shared: () => this.view.shared() })
+      : new InFlightList({ digest: isUrlName(init.name) ? null : init.name, save, shared: () => this.view.shared() })
   }
 
   async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
@@ -139,7 +140,7 @@ export class SwarmSource implements Source {
       const ms = this.c.bans.ban(peer)
       this.c.peers.forget(peer)
       this.c.onBan?.(peer)
-      this.c.logger.warn({ peer, digest: this.init.digest, banMs: ms }, 'blob failed its digest after a peer sent unverified bytes; peer banned')
+      this.c.logger.warn({ peer, digest: this.init.name, banMs: ms }, 'blob failed its digest after a peer sent unverified bytes; peer banned')
     }
   }
 
@@ -149,11 +150,11 @@ export class SwarmSource implements Source {
       const peer = holders[(this.next++) % holders.length] as string
       if (!this.view.usable(peer)) continue
       try {
-        const ticket = await this.c.peers.ticket(peer, this.init.digest, { signal })
+        const ticket = await this.c.peers.ticket(peer, this.init.name, { signal })
         if (range.start >= ticket.size) return null
         const list = await this.c.peers.pieceList(ticket, { signal })
         const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, onUnit: (i, hash) => { this.inOrder?.known(i, hash) } })
-        res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err) })
+        res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err, ticket.digest) })
         this.view.succeeded(peer)
         return this.responses === 0 ? withMeta(res, ticket) : res
       } catch (err) {
@@ -212,7 +213,7 @@ export class SwarmSource implements Source {
     res.body.once('error', (err: unknown) => {
       this.failedUnits.add(unit)
       // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.
-      if (err instanceof PeerCorruptError) this.ban(owner, err, false)
+      if (err instanceof PeerCorruptError) this.ban(owner, err, null)
     })
     return this.responses === 0 ? withMeta(res, ticket) : res
   }
@@ -226,7 +227,7 @@ export class SwarmSource implements Source {
     const until = Date.now() + patienceMs
     for (;;) {
       try {
-        return await this.c.peers.ticket(peer, this.init.digest, { signal })
+        return await this.c.peers.ticket(peer, this.init.name, { signal })
       } catch (err) {
         const starting = this.view.answer(peer)?.size === undefined
         if (!(err instanceof WireError && err.code === 'NOT_FOUND') || !starting || Date.now() > until) throw err
@@ -242,13 +243,14 @@ export class SwarmSource implements Source {
     return false
   }
 
-  private ban (peer: string, err: PeerCorruptError, report = true): void {
-    if (report) this.c.reportCorrupt?.(peer, this.init.digest)
+  /** `holding`: the sha256 of the peer's complete copy, which it is told to check again. */
+  private ban (peer: string, err: PeerCorruptError, holding: string | null): void {
+    if (holding !== null) this.c.reportCorrupt?.(peer, holding)
     this.view.exclude(peer)
     const ms = this.c.bans.ban(peer)
     this.c.peers.forget(peer)
     this.c.onBan?.(peer)
-    this.c.logger.warn({ peer, digest: this.init.digest, piece: err.piece, banMs: ms }, 'peer sent corrupt bytes; banned')
+    this.c.logger.warn({ peer, digest: holding ?? this.init.name, piece: err.piece, banMs: ms }, 'peer sent corrupt bytes; banned')
   }
 }
 

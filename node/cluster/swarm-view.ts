@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
+import type { BlobName } from '../../protocol/names.ts'
 import { isAimirrorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Bans } from './bans.ts'
@@ -9,7 +10,7 @@ import type { Holder, LookupOptions } from './routing.ts'
 export interface SwarmViewComponents {
   peers: PeerClient
   bans: Bans
-  lookup: (digest: string, options: LookupOptions) => Promise<Holder[]>
+  lookup: (name: BlobName, options: LookupOptions) => Promise<Holder[]>
   logger: Logger
   /** This node's peer id (never one of the others). */
   self: string
@@ -18,8 +19,11 @@ export interface SwarmViewComponents {
 }
 
 export interface SwarmViewInit {
-  /** sha256 hex of the blob (what the download is verified against, learned from upstream metadata). */
-  digest: string
+  /**
+   * The blob as members are asked about it: its sha256 hex (what the download is verified against,
+   * learned from upstream metadata), or in a keyed cluster its URL name (protocol/names.ts).
+   */
+  name: BlobName
   /** How long the first look waits for the cluster before the download goes upstream. */
   lookupMs: number
   /** How often the view is refreshed while ranges are asked for. */
@@ -109,7 +113,7 @@ export class SwarmView {
   heardFrom (peer: string): void {
     if (peer === this.c.self || this.answers.has(peer) || !this.usable(peer)) return
     this.answers.set(peer, { t: 'have', state: 'partial' })
-    this.c.logger.debug({ digest: this.init.digest, peer: peer.slice(-6) }, 'swarm view: a member downloading the blob asked')
+    this.c.logger.debug({ name: this.init.name, peer: peer.slice(-6) }, 'swarm view: a member downloading the blob asked')
   }
 
   usable (peer: string): boolean {
@@ -226,17 +230,17 @@ export class SwarmView {
     // The first lookup lets the DHT go on in the background (holders it finds later are recorded);
     // refreshes ask the members only.
     const started = Date.now()
-    const found = await this.c.lookup(this.init.digest, { budgetMs, backgroundMs: dht ? undefined : lateMs, onHolder: record, dht }).catch(() => [])
+    const found = await this.c.lookup(this.init.name, { budgetMs, backgroundMs: dht ? undefined : lateMs, onHolder: record, dht }).catch(() => [])
     for (const h of found) record(h)
-    this.c.logger.debug({ digest: this.init.digest, lookup: this.lookups, ms: Date.now() - started, found: found.map(h => `${h.peer.slice(-6)}:${h.answer.state}`) }, 'swarm view')
+    this.c.logger.debug({ name: this.init.name, lookup: this.lookups, ms: Date.now() - started, found: found.map(h => `${h.peer.slice(-6)}:${h.answer.state}`) }, 'swarm view')
   }
 
   private async pollHolder (peer: string, signal?: AbortSignal): Promise<boolean> {
     const until = Date.now() + COMMIT_PATIENCE_MS
     for (;;) {
       // The cached ticket is for the download in flight: a new one says whether the blob is committed.
-      this.c.peers.forgetTicket(peer, this.init.digest)
-      const t = await this.c.peers.ticket(peer, this.init.digest, { signal }).catch(() => null)
+      this.c.peers.forgetTicket(peer, this.init.name)
+      const t = await this.c.peers.ticket(peer, this.init.name, { signal }).catch(() => null)
       if (t?.complete === true) {
         this.answers.set(peer, { t: 'have', state: 'complete', size: t.size })
         return true

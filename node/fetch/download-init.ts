@@ -36,6 +36,8 @@ export interface DownloadInit {
   syncWrites?: boolean
   /** Makes the temp file's writer (a seam for tests: a disk that fills up). */
   openWriter?: (fd: number, init: { synchronous?: boolean }) => FileWriter
+  /** Asked without a client's credentials: members of a keyed cluster may be given it by its URL key. */
+  shareable?: boolean
   /** The first response when the caller already made it (keying by final URL), with its connection slot. */
   first?: { response: SourceResponse, release: () => void }
 }

@@ -123,6 +123,11 @@ export class Download {
     })
   }
 
+  /** Asked without a client's credentials (see DownloadInit.shareable). */
+  get shareable (): boolean {
+    return this.init.shareable === true
+  }
+
   get settled (): boolean {
     return this.state === 'done' || this.state === 'failed'
   }
@@ -373,7 +378,7 @@ export class Download {
   }
 
   private async commit (sha256: string): Promise<void> {
-    const entry = committedEntry(this.meta as BlobMeta, sha256, this.size as number)
+    const entry = committedEntry(this.meta as BlobMeta, sha256, this.size as number, this.init.shareable === true)
     await this.store.commit(this.key, { path: this.tempPath, fh: this.fh as FileHandle }, entry)
     this.log.info({ key: this.key, size: this.size, digest: sha256, ms: Date.now() - this.startedAt }, 'download committed')
   }

@@ -116,11 +116,14 @@ export interface InFlightBlob {
   pieces: () => { pieceSize: number, bitmap: string } | null
   /** The byte ranges on disk now (at most `max` of them). */
   written: (max: number) => Array<[number, number]>
+  /** Asked without a client's credentials (see DownloadInit.shareable). */
+  readonly shareable: boolean
 }
 
 /** Extra sources for new downloads (the LAN cluster): wraps a download's upstream source. */
 export interface SourceProvider {
-  sourceFor: (identity: BlobIdentity, upstream: Source) => Source
+  /** `shareable`: asked without a client's credentials (may be shared by its URL key, not only by digest). */
+  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean }) => Source
 }
 
 /**
@@ -211,7 +214,8 @@ export class Fetcher {
         }
       },
       pieces: () => d.pieces(),
-      written: max => d.written.list(max)
+      written: max => d.written.list(max),
+      shareable: d.shareable
     }
   }
 
@@ -317,9 +321,12 @@ export class Fetcher {
 
   private async download (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, source: UpstreamSource, first?: DownloadInit['first']): Promise<Acquired> {
     this.store.recordMiss()
+    const shareable = !hasCredentials(upstream)
     const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log, pacer: this.pacer }, {
       identity,
-      source: first === undefined ? (this.sources?.sourceFor(identity, source) ?? source) : source,
+      // (A download that began with the caller's first response has that range: the rest may come from peers.)
+      source: this.sources?.sourceFor(identity, source, { shareable }) ?? source,
+      shareable,
       url: upstream.url.href,
       chunkSize: options.chunkSize ?? DEFAULT_CHUNK,
       concurrency: Math.max(1, options.concurrency ?? 8),
@@ -389,4 +396,12 @@ export class Fetcher {
   private async hit (identity: BlobIdentity): Promise<BlobHandle | null> {
     return await cacheHit(this.store, this.pacer, identity)
   }
+}
+
+/** Request headers that carry a client's credentials. */
+const CREDENTIALS = new Set(['authorization', 'cookie', 'proxy-authorization'])
+
+/** Whether the request carries a client's credentials (what it fetches is then kept from peers). */
+function hasCredentials (upstream: UpstreamRequest): boolean {
+  return Object.keys(upstream.headers ?? {}).some(h => CREDENTIALS.has(h.toLowerCase()))
 }

@@ -55,6 +55,6 @@ function stableEtag (identity: BlobIdentity, v: Validator, size: number | null):
 }
 
 /** What the index keeps of a verified blob under its key: its digest and the response to replay. */
-export function committedEntry (meta: BlobMeta, digest: string, size: number): KeyEntry {
-  return { digest, size, contentType: meta.contentType, headers: meta.headers, validator: meta.validator, etag: meta.etag, fetchedAt: Date.now() }
+export function committedEntry (meta: BlobMeta, digest: string, size: number, shareable: boolean): KeyEntry {
+  return { digest, size, contentType: meta.contentType, headers: meta.headers, validator: meta.validator, etag: meta.etag, fetchedAt: Date.now(), shareable }
 }

@@ -24,6 +24,11 @@ export interface KeyEntry {
   /** The ETag clients see; stable across cache and upstream. */
   readonly etag: string
   readonly fetchedAt: number
+  /**
+   * Fetched without a client's credentials, so a keyed cluster's members may be given it by its URL
+   * key. Entries without it (fetched with credentials, or written before it existed) are not.
+   */
+  readonly shareable?: boolean
 }
 
 export interface BlobEntry {

@@ -1,41 +1,16 @@
 import { createServer } from 'node:http'
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStatsView } from '../../node/cluster/view.ts'
 import { startTestNode } from '../helpers/node.ts'
 import type { TestNode } from '../helpers/node.ts'
 import { until } from './helpers.ts'
 import { blobData, sha256Hex } from './lan/blob-data.ts'
-import { blobRegistry, registryGet } from './lan/registry.ts'
+import { blobRegistry, registryGet, throttled } from './lan/registry.ts'
 import type { BlobRegistry } from './lan/registry.ts'
 
 const MiB = 1 << 20
-
-/** Sends a response in 64 KiB slices at `bytesPerSec` per connection, like a throttling proxy. */
-function throttled (registry: BlobRegistry, bytesPerSec: number): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
-    const write = res.write.bind(res)
-    const end = res.end.bind(res)
-    const slices: Buffer[] = []
-    // Let the registry build the response, then pace its body.
-    res.end = ((chunk?: unknown) => {
-      if (Buffer.isBuffer(chunk)) for (let i = 0; i < chunk.length; i += 64 << 10) slices.push(chunk.subarray(i, i + (64 << 10)))
-      const pump = async (): Promise<void> => {
-        for (const s of slices) {
-          if (res.destroyed) return
-          write(s)
-          await sleep(Math.ceil(s.length / bytesPerSec * 1000))
-        }
-        end()
-      }
-      pump().catch(() => res.destroy())
-      return res
-    }) as typeof res.end
-    registry.handle(req, res)
-  }
-}
 
 /**
  * Three nodes in one process ask for the same cold layer at the same moment: they split the upstream

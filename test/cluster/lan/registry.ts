@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { sha256Hex } from './blob-data.ts'
 
 export interface BlobRegistry {
@@ -61,4 +62,28 @@ export async function registryGet (target: string): Promise<Response> {
   for (const k of ['service', 'scope']) if (params[k] !== undefined) tokenUrl.searchParams.set(k, params[k] as string)
   const { token } = await (await fetch(tokenUrl)).json() as { token: string }
   return await fetch(target, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) })
+}
+
+/** Sends a response in 64 KiB slices at `bytesPerSec` per connection, like a throttling proxy. */
+export function throttled (registry: BlobRegistry, bytesPerSec: number): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const write = res.write.bind(res)
+    const end = res.end.bind(res)
+    const slices: Buffer[] = []
+    // Let the registry build the response, then pace its body.
+    res.end = ((chunk?: unknown) => {
+      if (Buffer.isBuffer(chunk)) for (let i = 0; i < chunk.length; i += 64 << 10) slices.push(chunk.subarray(i, i + (64 << 10)))
+      const pump = async (): Promise<void> => {
+        for (const s of slices) {
+          if (res.destroyed) return
+          write(s)
+          await sleep(Math.ceil(s.length / bytesPerSec * 1000))
+        }
+        end()
+      }
+      pump().catch(() => res.destroy())
+      return res
+    }) as typeof res.end
+    registry.handle(req, res)
+  }
 }

@@ -29,7 +29,7 @@ function response (start: number, end: number, from: string): SourceResponse {
  * range was asked of, and an upstream that records what it was asked.
  */
 function ticketOf (peer: string, complete = false): PeerTicket {
-  return { t: 'ticket', ticket: 't', port: 1, expiresAt: Date.now() + 60_000, size: SIZE, complete, meta: { contentType: null, etag: null, lastModified: null, headers: {} }, peer, digest: DIGEST, base: 'http://x' }
+  return { t: 'ticket', ticket: 't', port: 1, expiresAt: Date.now() + 60_000, size: SIZE, complete, meta: { contentType: null, etag: null, lastModified: null, headers: {} }, peer, name: DIGEST, digest: DIGEST, base: 'http://x' }
 }
 
 function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof PeerClient, unknown>> = {}): { source: SwarmSource, asked: string[] } {
@@ -63,7 +63,7 @@ function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof
     lookup: async () => holders,
     logger: pino({ level: 'silent' }),
     self: 'self'
-  }, { digest: DIGEST, upstream, lookupMs: 100 })
+  }, { name: DIGEST, upstream, lookupMs: 100 })
   return { source, asked }
 }
 

@@ -6,6 +6,7 @@ import { LIMITS } from '../../../protocol/ids.ts'
 import { controlAnswer, controlRequest, decodeMessage, encodeMessage, expectAnswer } from '../../../protocol/messages.ts'
 import { checkProof, formatClusterKey, membershipSecret, newNonce, parseClusterKey, proofFor } from '../../../protocol/membership.ts'
 import { alignedSpan, PIECE_HASH_UNIT, PieceHasher, pieceHashCount } from '../../../protocol/pieces.ts'
+import { MAX_URL_NAME, nameId, nameOfKey, wireKey } from '../../../protocol/names.ts'
 import { issueTicket, normaliseIp, readTicket } from '../../../protocol/ticket.ts'
 
 const HEX = createHash('sha256').update('x').digest('hex')
@@ -32,6 +33,7 @@ describe('messages', () => {
   it('decodes valid requests and answers', () => {
     expect(decodeMessage(controlRequest, encodeMessage({ t: 'have', key: `sha256:${HEX}` }))).toEqual({ t: 'have', key: `sha256:${HEX}` })
     expect(decodeMessage(controlRequest, encodeMessage({ t: 'corrupt', key: `sha256:${HEX}` }))).toEqual({ t: 'corrupt', key: `sha256:${HEX}` })
+    expect(decodeMessage(controlRequest, encodeMessage({ t: 'ticket', key: 'url:https://h.example/a?b=1' }))).toEqual({ t: 'ticket', key: 'url:https://h.example/a?b=1' })
     const have = { t: 'have', state: 'partial', size: 10, pieceSize: 4, bitmap: 'AQ==', active: [[4, 8]] }
     expect(decodeMessage(controlAnswer, encodeMessage(have))).toEqual(have)
     expect(wireCode(() => decodeMessage(controlAnswer, encodeMessage({ ...have, active: [[4, -1]] })))).toBe('BAD_MESSAGE')
@@ -43,10 +45,30 @@ describe('messages', () => {
     ['not json', Buffer.from('{nope')],
     ['unknown type', encodeMessage({ t: 'delete', key: `sha256:${HEX}` })],
     ['extra field', encodeMessage({ t: 'stats', also: 1 })],
-    ['bad key', encodeMessage({ t: 'have', key: 'url:http://x/' })],
+    ['bad key', encodeMessage({ t: 'have', key: 'md5:00' })],
+    ['URL name of another scheme', encodeMessage({ t: 'have', key: 'url:ftp://x/' })],
+    ['URL name with a space', encodeMessage({ t: 'ticket', key: 'url:http://x/a b' })],
+    ['URL name too long', encodeMessage({ t: 'have', key: `url:http://x/${'a'.repeat(MAX_URL_NAME)}` })],
     ['too large', Buffer.alloc(LIMITS.maxMessageBytes + 1, 0x20)]
   ])('%s is BAD_MESSAGE', (_name, bytes) => {
     expect(wireCode(() => decodeMessage(controlRequest, bytes))).toBe('BAD_MESSAGE')
+  })
+})
+
+describe('blob names', () => {
+  it('a digest is its own id and travels as sha256:<hex>', () => {
+    expect(nameId(HEX)).toBe(HEX)
+    expect(wireKey(HEX)).toBe(`sha256:${HEX}`)
+    expect(nameOfKey(wireKey(HEX))).toBe(HEX)
+  })
+  it('a URL name travels as itself, with an id of 64 hex digits that is no digest of it', () => {
+    const url = 'url:https://h.example/file.bin'
+    expect(wireKey(url)).toBe(url)
+    expect(nameOfKey(url)).toBe(url)
+    expect(nameId(url)).toMatch(/^[0-9a-f]{64}$/)
+    expect(nameId(url)).toBe(nameId(url))
+    expect(nameId(url)).not.toBe(createHash('sha256').update(url).digest('hex'))
+    expect(nameId(url)).not.toBe(nameId('url:https://h.example/other.bin'))
   })
 })
 

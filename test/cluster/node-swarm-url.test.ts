@@ -1,0 +1,158 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestNode } from '../helpers/node.ts'
+import type { TestNode } from '../helpers/node.ts'
+import { until, writeKeyFile } from './helpers.ts'
+import { blobData, sha256Hex } from './lan/blob-data.ts'
+import { blobRegistry, throttled } from './lan/registry.ts'
+import type { BlobRegistry } from './lan/registry.ts'
+
+const MiB = 1 << 20
+
+/**
+ * Files behind a generic `parallel` rule have no digest before they are downloaded: the cache keys them
+ * by URL. Members of a keyed cluster ask each other by that URL too; open clusters never do, and neither
+ * does a request that carries a client's credentials.
+ */
+async function startCluster (n: number, key: string | null, upstream: string): Promise<TestNode[]> {
+  // The registry's blob paths, fetched as plain files (no OCI handler: nothing knows their digest);
+  // under /final/ keyed by the URL the request ends at (the default), which the first range learns.
+  const files = { strategy: 'parallel', min_size: 0, concurrency: 4, chunk_size: 1 << 20 }
+  const rules = [
+    { name: 'files', path_prefix: '/v2/library/demo/blobs/', upstream, cache_key_source: 'original', ...files },
+    { name: 'final', path_prefix: '/final/', strip_prefix: true, upstream, cache_key_source: 'final', ...files }
+  ]
+  const cluster = { enabled: true, lookup_ms: 1000, ...(key === null ? {} : { key_file: key }) }
+  const addrOf = (t: TestNode): string => t.node.components.cluster?.running?.libp2p.getMultiaddrs().map(String).find(x => x.startsWith('/ip4/127.0.0.1/')) as string
+  const nodes: TestNode[] = []
+  for (let i = 0; i < n; i++) nodes.push(await startTestNode({ rules, cluster: { ...cluster, peers: nodes.map(addrOf) } }))
+  for (const t of nodes) await until(() => t.node.components.cluster?.running?.membership.memberIds().length === n - 1, 20_000, 'membership')
+  return nodes
+}
+
+async function get (node: TestNode, path: string, headers: Record<string, string> = {}): Promise<Buffer> {
+  const res = await fetch(`${node.url}${path}`, { headers, signal: AbortSignal.timeout(30_000) })
+  expect(res.status).toBe(200)
+  return Buffer.from(await res.arrayBuffer())
+}
+
+async function blobCount (node: TestNode): Promise<number> {
+  return ((await (await fetch(`${node.url}/stats`)).json()) as { cache: { file_count: number } }).cache.file_count
+}
+
+/** Gets `path` through `node` and waits for the node to commit it. */
+async function hold (node: TestNode, path: string, headers: Record<string, string> = {}): Promise<Buffer> {
+  const count = await blobCount(node)
+  const body = await get(node, path, headers)
+  await until(async () => await blobCount(node) > count, 20_000, 'commit')
+  return body
+}
+
+const peerBytes = (node: TestNode): number => node.node.components.cluster?.localStats().bytes_from_peers ?? 0
+
+describe('keyed cluster: downloads named only by their URL are shared', () => {
+  const shared = blobData(12 * MiB + 333, 21)
+  const late = blobData(3 * MiB + 5, 22)
+  const gated = blobData(2 * MiB + 9, 23)
+  const viaFinal = blobData(4 * MiB + 3, 25)
+  let registry: BlobRegistry
+  let server: Server
+  let dir: string
+  let nodes: TestNode[] = []
+
+  beforeAll(async () => {
+    registry = blobRegistry(shared, late, gated, viaFinal)
+    server = createServer(throttled(registry, 8 * MiB))
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    dir = await mkdtemp(join(tmpdir(), 'aimirror-url-names-'))
+    nodes = await startCluster(3, await writeKeyFile(dir), `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  }, 60_000)
+
+  afterAll(async () => {
+    await Promise.all(nodes.map(async n => await n.stop()))
+    server?.closeAllConnections()
+    await new Promise<void>(resolve => server?.close(() => resolve()) ?? resolve())
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('nodes asking for the same cold URL at once fetch it about once from the upstream', async () => {
+    const path = registry.paths[0] as string
+    const bodies = await Promise.all(nodes.map(async n => await hold(n, path)))
+    for (const b of bodies) expect(sha256Hex(b)).toBe(sha256Hex(shared))
+    // Alone, each would take the whole file from the upstream (3 ×).
+    expect(registry.sent()).toBeLessThan(1.5 * shared.length)
+    expect(nodes.filter(n => peerBytes(n) > 0).length).toBeGreaterThanOrEqual(2)
+  }, 60_000)
+
+  it('a node asking later takes the committed file from a peer, with no upstream bytes', async () => {
+    const [a, b] = nodes as [TestNode, TestNode]
+    const path = registry.paths[1] as string
+    expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(late))
+    const sent = registry.sent()
+    const before = peerBytes(b)
+    expect(sha256Hex(await get(b, path))).toBe(sha256Hex(late))
+    expect(registry.sent()).toBe(sent)
+    expect(peerBytes(b) - before).toBeGreaterThanOrEqual(late.length)
+  }, 60_000)
+
+  it('keyed by the URL a request ends at, only the first range (which learns that URL) comes from the upstream', async () => {
+    const [a, b] = nodes as [TestNode, TestNode]
+    const path = `/final${registry.paths[3] as string}`
+    expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(viaFinal))
+    const sent = registry.sent()
+    const before = peerBytes(b)
+    expect(sha256Hex(await get(b, path))).toBe(sha256Hex(viaFinal))
+    expect(registry.sent() - sent).toBeLessThanOrEqual(MiB)
+    expect(peerBytes(b) - before).toBeGreaterThanOrEqual(viaFinal.length - MiB)
+  }, 60_000)
+
+  it('what a client fetched with credentials is not given to members, and a request with credentials takes nothing from them', async () => {
+    const [a, b, c] = nodes as [TestNode, TestNode, TestNode]
+    const path = registry.paths[2] as string
+    expect(sha256Hex(await hold(a, path, { authorization: 'Bearer secret' }))).toBe(sha256Hex(gated))
+    // a's copy came with credentials: b asks the upstream itself.
+    let sent = registry.sent()
+    expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(gated))
+    expect(registry.sent() - sent).toBeGreaterThanOrEqual(gated.length)
+    // b's copy is shareable, but c's request carries credentials (what the URL returns may depend on them).
+    sent = registry.sent()
+    const before = peerBytes(c)
+    expect(sha256Hex(await get(c, path, { cookie: 'session=1' }))).toBe(sha256Hex(gated))
+    expect(registry.sent() - sent).toBeGreaterThanOrEqual(gated.length)
+    expect(peerBytes(c)).toBe(before)
+  }, 60_000)
+})
+
+describe('open cluster: downloads named only by their URL are not shared', () => {
+  const data = blobData(2 * MiB + 1, 24)
+  let registry: BlobRegistry
+  let server: Server
+  let nodes: TestNode[] = []
+
+  beforeAll(async () => {
+    registry = blobRegistry(data)
+    server = createServer((req, res) => registry.handle(req, res))
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    nodes = await startCluster(2, null, `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  }, 60_000)
+
+  afterAll(async () => {
+    await Promise.all(nodes.map(async n => await n.stop()))
+    server?.closeAllConnections()
+    await new Promise<void>(resolve => server?.close(() => resolve()) ?? resolve())
+  })
+
+  it('a member holding the file is not asked for it: nothing could check what it sends', async () => {
+    const [a, b] = nodes as [TestNode, TestNode]
+    expect(sha256Hex(await hold(a, registry.path))).toBe(registry.digest)
+    const sent = registry.sent()
+    expect(sha256Hex(await get(b, registry.path))).toBe(registry.digest)
+    expect(registry.sent() - sent).toBe(data.length)
+    expect(peerBytes(b)).toBe(0)
+  }, 60_000)
+})

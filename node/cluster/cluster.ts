@@ -4,18 +4,18 @@ import type { ConnectionGater } from '@libp2p/interface'
 import type { Agent } from 'undici'
 import type { ClusterConfig } from '../../config/types.ts'
 import { WireError } from '../../protocol/errors.ts'
-import { kadProtocol, LIMITS } from '../../protocol/ids.ts'
-import type { HaveAnswer, NodeStats, TicketAnswer } from '../../protocol/messages.ts'
-import { isUrlName, MAX_URL_NAME, nameId, nameOfKey, wireKey } from '../../protocol/names.ts'
+import { kadProtocol } from '../../protocol/ids.ts'
+import type { NodeStats } from '../../protocol/messages.ts'
+import { isUrlName, MAX_URL_NAME, wireKey } from '../../protocol/names.ts'
 import type { BlobName } from '../../protocol/names.ts'
-import { issueTicket } from '../../protocol/ticket.ts'
 import { vouchKey } from '../../protocol/vouch.ts'
-import type { Fetcher, InFlightBlob } from '../fetch/fetcher.ts'
+import type { Fetcher } from '../fetch/fetcher.ts'
 import type { BlobIdentity } from '../fetch/identity.ts'
 import type { Source } from '../fetch/upstream-source.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import { Bans } from './bans.ts'
+import { BlobAnswers } from './blob-answers.ts'
 import { ControlService } from './control.ts'
 import { DataServer } from './data-server.ts'
 import { createDataCert, pinnedAgent } from './data-tls.ts'
@@ -48,8 +48,6 @@ export interface SourceProvider {
   sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean }) => Source
 }
 
-/** URL names of downloads in flight whose tickets members hold, by the id the data port knows them by. */
-const URL_NAMES_KEPT = 1024
 
 /** Everything the cluster is made of, once started. */
 interface Parts {
@@ -81,9 +79,6 @@ export class Cluster implements SourceProvider {
   private readonly ticketSecret = createSecretKey(randomBytes(32))
   /** Downloads' swarm sources, by the key members ask about (`sha256:<hex>` or a URL name). */
   private readonly swarms = new Map<string, WeakRef<SwarmSource>>()
-  private readonly urlNames = new Map<string, string>()
-  /** Blobs re-hashed on a member's report, and when. */
-  private readonly rechecked = new Map<string, number>()
   private readonly startedAt = Date.now()
   private parts: Parts | null = null
   private starting: Promise<void> | null = null
@@ -126,7 +121,10 @@ export class Cluster implements SourceProvider {
     // open clusters hold them back until the whole blob verified.
     const vouch = key === null ? undefined : vouchKey(key)
     const tls = cfg.data_tls ? await createDataCert(libp2p.peerId.toString()) : undefined
-    const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: key => this.inFlightById(key), pacer: this.c.fetcher.pacer, logger: this.log }, {
+    const answers = new BlobAnswers({ store: this.c.store, fetcher: this.c.fetcher, pieceLists: this.pieceLists, logger: this.log, swarm: k => this.swarms.get(k)?.deref() }, {
+      keyed: key !== null, ticketSecret: this.ticketSecret
+    })
+    const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: k => answers.inFlightById(k), pacer: this.c.fetcher.pacer, logger: this.log }, {
       host: cfg.data_host, port: cfg.data_port, tls, ticketSecret: this.ticketSecret, vouchKey: vouch, onBytesServed: n => { this.counters.bytes_to_peers += n }
     })
     const pins = new Map<string, string>()
@@ -148,11 +146,11 @@ export class Cluster implements SourceProvider {
       await control.start({
         have: async (k, peer) => {
           this.swarms.get(k)?.deref()?.heardFrom(peer)
-          return await this.have(k)
+          return await answers.have(k)
         },
-        ticket: async (k, peer, ip) => await this.ticket(k, peer, ip, data.port, tls?.sha256),
+        ticket: async (k, peer, ip) => await answers.ticket(k, peer, ip, data.port, tls?.sha256),
         stats: async () => this.localStats(),
-        corrupt: async (k, peer) => await this.recheck(k, peer)
+        corrupt: async (k, peer) => await answers.recheck(k, peer)
       })
       await libp2p.start()
     } catch (err) {
@@ -218,117 +216,6 @@ export class Cluster implements SourceProvider {
     for (const key of this.swarms.keys()) if (!active.has(key)) this.swarms.delete(key)
     this.swarms.set(wireKey(name), new WeakRef(source))
     return source
-  }
-
-  /** The sha256 of the committed blob `key` names here: a digest held, or (keyed) a shareable URL entry's. */
-  private async held (key: string): Promise<string | null> {
-    if (key.startsWith('sha256:')) {
-      const digest = nameOfKey(key)
-      return await this.c.store.hasDigest(digest) ? digest : null
-    }
-    if (this.parts?.keyed !== true) return null
-    const entry = await this.c.store.index.getKey(key)
-    return entry?.shareable === true && await this.c.store.hasDigest(entry.digest) ? entry.digest : null
-  }
-
-  /** The download in flight `key` names here, if members may read it (a URL name: keyed, and shareable). */
-  private flying (key: string): InFlightBlob | null {
-    const f = this.c.fetcher.inFlight(key)
-    if (f === null || key.startsWith('sha256:')) return f
-    return this.parts?.keyed === true && f.shareable ? f : null
-  }
-
-  /** The data port's way to a download in flight: `sha256:<id>`, the id a digest or a URL name (see ticket). */
-  private inFlightById (key: string): InFlightBlob | null {
-    const url = this.urlNames.get(nameOfKey(key))
-    return url === undefined ? this.c.fetcher.inFlight(key) : this.flying(url)
-  }
-
-  private async have (key: string): Promise<HaveAnswer> {
-    const held = await this.held(key)
-    if (held !== null) return { t: 'have', state: 'complete', size: this.c.store.blobSize(held) }
-    // From the download's memory, not the index: under load the index's reads queue behind file
-    // reads in the thread pool, and an answer that comes late leaves the asker fetching our units.
-    const flying = this.flying(key)
-    const pieces = flying?.pieces() ?? null
-    if (flying !== null && pieces !== null && pieces.bitmap.length <= LIMITS.maxMessageBytes / 2) {
-      const active = this.swarms.get(key)?.deref()?.upstreamReads()
-      // The bitmap counts whole pieces (up to 16 MiB); the written ranges show the units done in
-      // pieces still filling, which askers would otherwise fetch again from the upstream.
-      const written = flying.written(1024)
-      return { t: 'have', state: 'partial', size: flying.size, pieceSize: pieces.pieceSize, bitmap: pieces.bitmap, active, written }
-    }
-    // Just started (size not known yet): still a downloader the asker splits the work with.
-    if (flying !== null || (key.startsWith('sha256:') && this.c.fetcher.activeDownloads().some(d => d.key === key))) return { t: 'have', state: 'partial' }
-    return { t: 'have', state: 'none' }
-  }
-
-  /**
-   * A member found this node's bytes of a blob wrong: hash the copy again (at most once a minute per
-   * blob, whoever asks), dropping a rotten blob so neither peers nor this node's clients get it again.
-   */
-  private async recheck (key: string, peer: string): Promise<HaveAnswer> {
-    // Reports name the digest of the copy that was read (a URL name's is in its ticket).
-    if (!key.startsWith('sha256:')) return await this.have(key)
-    const digest = nameOfKey(key)
-    const last = this.rechecked.get(digest)
-    if (last === undefined || Date.now() - last > 60_000) {
-      this.rechecked.set(digest, Date.now())
-      if (this.rechecked.size > 1024) this.rechecked.delete(this.rechecked.keys().next().value as string)
-      const held = await this.pieceLists.recheck(digest)
-      this.log.warn({ peer, digest, held }, held ? 'a peer reported corrupt bytes; the blob still matches its digest (its piece list was made again)' : 'a peer reported corrupt bytes; the blob no longer matches its digest and was dropped')
-    }
-    return await this.have(key)
-  }
-
-  /**
-   * A ticket for the data port. A committed blob is read by its sha256 (told to askers of a URL name);
-   * a download in flight by the id of its name, which the data port maps back to the download.
-   */
-  private async ticket (key: string, peer: string, ip: string, port: number, cert: string | undefined): Promise<TicketAnswer> {
-    const expiresAt = Date.now() + LIMITS.ticketTtlMs
-    const held = await this.held(key)
-    if (held === null) {
-      // A download in flight: its bytes are read along as they land, and the asker verifies the blob.
-      const flying = this.flying(key)
-      if (flying === null) throw new WireError('NOT_FOUND', 'blob not held')
-      const id = nameId(nameOfKey(key))
-      if (isUrlName(key)) this.rememberUrlName(id, key)
-      const m = flying.meta
-      return {
-        t: 'ticket',
-        ticket: issueTicket(this.ticketSecret, { digest: id, peer, ip, exp: expiresAt }),
-        port,
-        cert,
-        expiresAt,
-        size: flying.size,
-        complete: false,
-        meta: { contentType: m.contentType, etag: m.etag, lastModified: m.lastModified, headers: m.headers }
-      }
-    }
-    const entry = await this.c.store.index.getKey(key)
-    return {
-      t: 'ticket',
-      ticket: issueTicket(this.ticketSecret, { digest: held, peer, ip, exp: expiresAt }),
-      port,
-      cert,
-      expiresAt,
-      size: this.c.store.blobSize(held) ?? 0,
-      complete: true,
-      meta: {
-        contentType: entry?.contentType ?? null,
-        etag: entry?.etag ?? null,
-        lastModified: entry?.validator.lastModified ?? null,
-        headers: entry?.headers ?? {}
-      },
-      ...(isUrlName(key) ? { digest: held } : {})
-    }
-  }
-
-  private rememberUrlName (id: string, key: string): void {
-    this.urlNames.delete(id)
-    this.urlNames.set(id, key)
-    if (this.urlNames.size > URL_NAMES_KEPT) this.urlNames.delete(this.urlNames.keys().next().value as string)
   }
 
   /** This node's numbers, as every node answers a stats request. */

@@ -1,8 +1,8 @@
-import { NODE_URL, curlIn, registryToken } from './cluster-nodes.ts'
+import { curlIn } from './cluster-nodes.ts'
 import type { CurlTiming, LanNode } from './cluster-nodes.ts'
 import { clusterRow } from './cluster-report.ts'
 import type { ClusterRow } from './cluster-report.ts'
-import { expectBody, mbps, sampled, startNodes, stopNodes, upstreamBlob, upstreamBytes } from './cluster-scenario.ts'
+import { blobUrl, expectBody, tokenFor, mbps, sampled, startNodes, stopNodes, upstreamBlob, upstreamBytes } from './cluster-scenario.ts'
 import type { ClusterContext, ClusterScenario } from './cluster-scenario.ts'
 
 const RUNS = 2
@@ -34,8 +34,8 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
       for (const [node, name, runs] of [[A, `miss-on-${i}`, onRuns], [E, `miss-off-${i}`, offRuns]] as const) {
         const b = upstreamBlob(ctx, name)
         ctx.log(`miss: ${node.name} (cluster ${node.cluster ? 'on' : 'off'}) run ${i}`)
-        const url = `${NODE_URL}${b.path}`
-        const token = await registryToken(ctx.lan, node.host.ns, url)
+        const url = blobUrl(ctx, b)
+        const token = await tokenFor(ctx, node.host.ns, url)
         const before = await upstreamBytes(ctx, name)
         const { value: t, rssMiB } = await sampled([node], async () => await curlIn(ctx.lan, node.host.ns, url, ctx.timeoutMs, { token }))
         expectBody(`${node.name} run ${i}`, t, b.size)

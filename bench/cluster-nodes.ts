@@ -55,7 +55,9 @@ export async function startLanNode (lan: BenchLan, init: LanNodeInit): Promise<L
     logging: { level: process.env.BENCH_LOG_LEVEL ?? 'warn' },
     rules: [
       { name: 'oci-blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream, handler: 'oci', strategy: 'parallel', concurrency: init.conns, chunk_size: 0, min_size: 1 },
-      { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' }
+      { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' },
+      // The same blobs as plain files (--by-url): no digest before the download, keyed by URL.
+      { name: 'files', path_prefix: '/files/', strip_prefix: true, upstream, strategy: 'parallel', concurrency: init.conns, chunk_size: 0, min_size: 1 }
     ],
     cluster: {
       enabled: init.cluster,

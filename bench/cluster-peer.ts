@@ -1,10 +1,10 @@
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
-import { NODE_URL, blobFile, curlIn, registryToken, startNginxIn, startStaticIn, waitForCommit } from './cluster-nodes.ts'
+import { blobFile, curlIn, startNginxIn, startStaticIn, waitForCommit } from './cluster-nodes.ts'
 import type { CurlTiming } from './cluster-nodes.ts'
 import { MB, clusterRow } from './cluster-report.ts'
 import type { ClusterRow } from './cluster-report.ts'
-import { expectBody, mbps, sampled, selfStats, sha256sum, startNodes, stopNodes, upstreamBlob, upstreamBytes } from './cluster-scenario.ts'
+import { blobUrl, expectBody, tokenFor, mbps, sampled, selfStats, sha256sum, startNodes, stopNodes, upstreamBlob, upstreamBytes } from './cluster-scenario.ts'
 import type { ClusterContext, ClusterScenario } from './cluster-scenario.ts'
 
 /**
@@ -25,9 +25,9 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
   const nodes = await startNodes(ctx, 'peer', 2)
   const [A, B] = nodes as [typeof nodes[0], typeof nodes[0]]
   try {
-    const url = `${NODE_URL}${b.path}`
+    const url = blobUrl(ctx, b)
     ctx.log('peer: A fetches the blob (warm-up)')
-    const tokenA = await registryToken(ctx.lan, A.host.ns, url)
+    const tokenA = await tokenFor(ctx, A.host.ns, url)
     expectBody('A warming', await curlIn(ctx.lan, A.host.ns, url, ctx.timeoutMs, { token: tokenA }), b.size)
     await waitForCommit(A, b.digest, b.size)
 
@@ -48,7 +48,7 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
     }
 
     await measureRefs()
-    const tokenB = await registryToken(ctx.lan, B.host.ns, url)
+    const tokenB = await tokenFor(ctx, B.host.ns, url)
     const before = await upstreamBytes(ctx, 'peer')
     ctx.log('peer: B fetches it')
     const { value: t, rssMiB, cpuS, sysS } = await sampled(nodes, async () => await curlIn(ctx.lan, B.host.ns, url, ctx.timeoutMs, { token: tokenB }))

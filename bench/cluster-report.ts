@@ -38,6 +38,8 @@ export interface ClusterBenchOptions {
   tls: boolean
   /** No cluster key. */
   open: boolean
+  /** Blobs asked for through a generic rule, keyed by URL. */
+  byUrl: boolean
 }
 
 const num = (v: number | null, digits = 2): string => (v === null || !Number.isFinite(v) ? '–' : v.toFixed(digits))
@@ -53,7 +55,7 @@ export function renderClusterTable (rows: readonly ClusterRow[], opts: ClusterBe
   const head = [
     `aimirror cluster bench: blob ${(opts.size / 2 ** 20).toFixed(0)} MiB, ${opts.nodes} nodes in network namespaces on one bridge, ` +
     `upstream ${(opts.perConn / MB).toFixed(1)} MB/s per connection, ${(opts.aggregate / MB).toFixed(0)} MB/s aggregate, ` +
-    `${opts.latencyMs} ms latency; rule concurrency ${opts.conns}; data port ${opts.tls ? 'HTTPS' : 'HTTP'}; ${opts.open ? 'open cluster (no key)' : 'cluster key'}; ${cpus} CPU cores shared by every process`,
+    `${opts.latencyMs} ms latency; rule concurrency ${opts.conns}; data port ${opts.tls ? 'HTTPS' : 'HTTP'}; ${opts.open ? 'open cluster (no key)' : 'cluster key'}${opts.byUrl ? '; blobs by URL (generic rule)' : ''}; ${cpus} CPU cores shared by every process`,
     '',
     '| scenario | ratio | of | goal | ok | MB/s | time s | upstream ÷ size | peak RSS MiB | notes |',
     '|---|---:|---|---|---|---:|---:|---:|---:|---|'

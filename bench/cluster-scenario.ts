@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import { RssSampler } from './procs.ts'
 import type { Children } from './procs.ts'
 import type { BenchLan } from './cluster-lan.ts'
-import { NODE_URL, getJson, startLanNode, waitForCluster } from './cluster-nodes.ts'
+import { NODE_URL, getJson, registryToken, startLanNode, waitForCluster } from './cluster-nodes.ts'
 import type { CurlTiming, LanNode, LanUpstream, UpstreamBlob } from './cluster-nodes.ts'
 import { MB } from './cluster-report.ts'
 import type { ClusterBenchOptions, ClusterRow } from './cluster-report.ts'
@@ -97,4 +97,17 @@ export async function selfStats (ctx: ClusterContext, n: LanNode): Promise<{ byt
 export async function sha256sum (file: string): Promise<string> {
   const { stdout } = await promisify(execFile)('sha256sum', [file], { timeout: 300_000 })
   return stdout.split(' ')[0] ?? ''
+}
+
+/** Where a node serves an upstream blob: its registry path, or with --by-url the same file through the generic rule. */
+export function blobUrl (ctx: ClusterContext, b: UpstreamBlob): string {
+  return `${NODE_URL}${ctx.opts.byUrl ? '/files' : ''}${b.path}`
+}
+
+/**
+ * The registry token a client of `url` needs (an anonymous pull token, as docker gets one); none for
+ * --by-url, whose generic rule asks for none (and whose probe would start the download).
+ */
+export async function tokenFor (ctx: ClusterContext, ns: string, url: string): Promise<string | null> {
+  return ctx.opts.byUrl ? null : await registryToken(ctx.lan, ns, url)
 }

@@ -1,7 +1,7 @@
-import { NODE_URL, curlIn, registryToken, waitForCommit } from './cluster-nodes.ts'
+import { curlIn, waitForCommit } from './cluster-nodes.ts'
 import { MB, clusterRow } from './cluster-report.ts'
 import type { ClusterRow } from './cluster-report.ts'
-import { expectBody, mbps, sampled, selfStats, startNodes, stopNodes, upstreamBlob, upstreamBytes } from './cluster-scenario.ts'
+import { blobUrl, expectBody, tokenFor, mbps, sampled, selfStats, startNodes, stopNodes, upstreamBlob, upstreamBytes } from './cluster-scenario.ts'
 import type { ClusterContext, ClusterScenario } from './cluster-scenario.ts'
 
 /**
@@ -23,8 +23,8 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
   try {
     const A = nodes[0] as typeof nodes[0]
     ctx.log('swarm: one node alone')
-    const url1 = `${NODE_URL}${alone.path}`
-    const token1 = await registryToken(ctx.lan, A.host.ns, url1)
+    const url1 = blobUrl(ctx, alone)
+    const token1 = await tokenFor(ctx, A.host.ns, url1)
     const before1 = await upstreamBytes(ctx, 'swarm-alone')
     const { value: t1, rssMiB: rss1 } = await sampled([A], async () => await curlIn(ctx.lan, A.host.ns, url1, ctx.timeoutMs, { token: token1 }))
     expectBody('A alone', t1, alone.size)
@@ -38,8 +38,8 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
     await waitForCommit(A, alone.digest, alone.size)
 
     ctx.log(`swarm: ${count} nodes at once`)
-    const url = `${NODE_URL}${shared.path}`
-    const tokens = await Promise.all(nodes.map(async n => await registryToken(ctx.lan, n.host.ns, url)))
+    const url = blobUrl(ctx, shared)
+    const tokens = await Promise.all(nodes.map(async n => await tokenFor(ctx, n.host.ns, url)))
     const before = await upstreamBytes(ctx, 'swarm-shared')
     const t0 = performance.now()
     const { value: times, rssMiB } = await sampled(nodes, async () => await Promise.all(nodes.map(async (n, i) =>

@@ -40,6 +40,8 @@ const USAGE = `flock /tmp/aimirror-bench.lock npx node bench/cluster.ts [options
   --only a,b           run only these scenarios: ${SCENARIOS.map(s => s.id).join(',')}
   --tls                HTTPS between the nodes (cluster.data_tls)
   --open               no cluster key: an open cluster (peers' in-flight bytes wait for the blob's digest)
+  --by-url             ask for the blobs through a generic parallel rule (/files/…): no digest known
+                       before the download, keyed by URL (shared between members of a keyed cluster only)
   --keep               keep the temp dir (configs, logs, caches)`
 
 function parseOptions (argv: string[]): (ClusterBenchOptions & { timeoutMs: number }) | 'help' {
@@ -57,6 +59,7 @@ function parseOptions (argv: string[]): (ClusterBenchOptions & { timeoutMs: numb
       keep: { type: 'boolean' },
       tls: { type: 'boolean' },
       open: { type: 'boolean' },
+      'by-url': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -85,6 +88,7 @@ function parseOptions (argv: string[]): (ClusterBenchOptions & { timeoutMs: numb
     keep: values.keep === true,
     tls: values.tls === true,
     open: values.open === true,
+    byUrl: values['by-url'] === true,
     timeoutMs: int(values['timeout-s'], 'timeout-s', Math.ceil(60 + 4 * nodes * size / Math.max(aggregate, 1e6)), 1) * 1000
   }
 }

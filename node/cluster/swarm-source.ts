@@ -19,6 +19,11 @@ export interface SwarmSourceComponents extends SwarmViewComponents {
 
 export interface SwarmSourceInit extends SwarmViewInit {
   upstream: Source
+  /**
+   * The download's first response came from the upstream before this source (it learned the URL the
+   * download is keyed by): the ranges asked next are its other connections', routed as after a first response.
+   */
+  started?: boolean
   /** A peer range without a new byte for this long is taken as stalled: an overlapping ask goes upstream. */
   stallMs?: number
 }
@@ -73,6 +78,7 @@ export class SwarmSource implements Source {
     this.c = components
     this.init = init
     this.view = new SwarmView(components, init)
+    if (init.started === true) this.responses = 1
     const save = components.saveList
     this.inOrder = save === undefined
       ? undefined

@@ -122,8 +122,11 @@ export interface InFlightBlob {
 
 /** Extra sources for new downloads (the LAN cluster): wraps a download's upstream source. */
 export interface SourceProvider {
-  /** `shareable`: asked without a client's credentials (may be shared by its URL key, not only by digest). */
-  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean }) => Source
+  /**
+   * `shareable`: asked without a client's credentials (may be shared by its URL key, not only by digest).
+   * `started`: the download's first response came from the upstream already (keying by final URL).
+   */
+  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean, started?: boolean }) => Source
 }
 
 /**
@@ -325,7 +328,7 @@ export class Fetcher {
     const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log, pacer: this.pacer }, {
       identity,
       // (A download that began with the caller's first response has that range: the rest may come from peers.)
-      source: this.sources?.sourceFor(identity, source, { shareable }) ?? source,
+      source: this.sources?.sourceFor(identity, source, { shareable, started: first !== undefined }) ?? source,
       shareable,
       url: upstream.url.href,
       chunkSize: options.chunkSize ?? DEFAULT_CHUNK,

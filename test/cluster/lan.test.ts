@@ -31,6 +31,8 @@ const Y = blob(8 * MiB, 31)
 const W = blob(2 * MiB + 17, 41)
 /** Its only holder is killed while serving it. */
 const K = blob(8 * MiB, 53)
+/** Fetched as a plain file (keyed by URL). */
+const U = blob(4 * MiB + 99, 77)
 
 const skip = PrivateLan.unavailable()
 
@@ -53,18 +55,18 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
   const holding = new Map<LanNode, number>()
 
   const id = (n: LanNode): string => ids.get(n) as string
-  /** A blob through the node of the namespace the call runs in. */
-  const url = (x: Blob): string => `http://127.0.0.1:8081${x.path}`
+  /** A blob through the node of the namespace the call runs in (`via` /files: as a plain file, keyed by URL). */
+  const url = (x: Blob, via = ''): string => `http://127.0.0.1:8081${via}${x.path}`
   const selfStats = async (n: LanNode): Promise<NodeView> => await client.self(n.ns)
   const sent = async (): Promise<number> => await client.registrySent(registry.ns, upstream)
 
   /** Gets a blob through a node once and waits for its commit (so peers can be offered it). */
-  async function hold (n: LanNode, x: Blob): Promise<void> {
-    const k = `${n.name}/${x.digest}`
+  async function hold (n: LanNode, x: Blob, via = ''): Promise<void> {
+    const k = `${n.name}${via}/${x.digest}`
     let p = held.get(k)
     if (p === undefined) {
       p = (async () => {
-        const r = await client.get(n.ns, url(x))
+        const r = await client.get(n.ns, url(x, via))
         expect(r).toEqual({ status: 200, bytes: x.size, sha256: x.digest })
         const count = (holding.get(n) ?? 0) + 1
         holding.set(n, count)
@@ -83,7 +85,7 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
       upstream = `http://${registry.ip}:9000`
       client.warm(...lan.hosts.map(h => h.ns))
       const reg = lan.spawn(registry.ns, [process.execPath, join(here, 'registry-main.ts'), registry.ip, '9000',
-        ...[X, Y, W, K].map(x => `${x.size}:${x.seed}`)], process.env)
+        ...[X, Y, W, K, U].map(x => `${x.size}:${x.seed}`)], process.env)
       await new Promise<void>((resolve, reject) => {
         reg.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('registry ready')) resolve() })
         reg.once('exit', code => reject(new Error(`registry exited with ${String(code)}`)))
@@ -143,6 +145,16 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
     expect(view.nodes.find(n => n.peer_id === id(a))?.bytes_to_peers).toBeGreaterThanOrEqual(X.size)
     expect(view.nodes.find(n => n.peer_id === id(b))?.bytes_from_peers).toBeGreaterThanOrEqual(X.size)
     expect(view.totals.bytes_to_peers).toBeGreaterThanOrEqual(X.size)
+  }, 40_000)
+
+  it('a file behind a generic rule, known only by its URL, reaches another member from its peer', async () => {
+    await hold(a, U, '/files')
+    const before = await sent()
+    const fromPeers = (await selfStats(c)).bytes_from_peers ?? 0
+    expect(await client.get(c.ns, url(U, '/files'))).toEqual({ status: 200, bytes: U.size, sha256: U.digest })
+    // Only the first range came from the upstream: it tells where the URL leads (the key).
+    expect(await sent() - before).toBeLessThanOrEqual(MiB)
+    expect(((await selfStats(c)).bytes_from_peers ?? 0) - fromPeers).toBeGreaterThanOrEqual(U.size - MiB)
   }, 40_000)
 
   it('a node without the cluster key, or with another key, gets nothing from the cluster', async () => {

@@ -78,7 +78,8 @@ export class LanNode {
 
 /**
  * The config every LAN node runs: an OCI registry rule with 1 MiB pieces (so a blob of a few MiB comes
- * in several ranges, from several holders), the cluster on with mDNS. lookup_ms is generous because the
+ * in several ranges, from several holders), the same blobs as plain files under /files/ (a generic rule:
+ * keyed by URL, no digest known), the cluster on with mDNS. lookup_ms is generous because the
  * machine may be loaded; members that answer no still let a cold miss go upstream at once.
  */
 export function nodeConfig (cacheDir: string, upstream: string, keyFile: string | null): string {
@@ -100,6 +101,14 @@ rules:
     upstream: "${upstream}"
     handler: oci
     strategy: proxy
+  - name: files
+    path_prefix: "/files/"
+    strip_prefix: true
+    upstream: "${upstream}"
+    strategy: parallel
+    min_size: 0
+    concurrency: 4
+    chunk_size: 1048576
 cluster:
   enabled: true
   name: lan-test

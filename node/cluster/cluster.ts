@@ -45,7 +45,7 @@ export interface ClusterInit {
 
 /** Lets a download take its bytes from peers as well as from the upstream (the fetch engine's hook). */
 export interface SourceProvider {
-  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean, started?: boolean }) => Source
+  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean, started?: boolean, etag?: string }) => Source
 }
 
 
@@ -195,7 +195,7 @@ export class Cluster implements SourceProvider {
    * a digest from upstream metadata always; in a keyed cluster also those named only by their URL,
    * when asked without a client's credentials (`shareable`).
    */
-  sourceFor (identity: BlobIdentity, upstream: Source, options: { shareable?: boolean, started?: boolean } = {}): Source {
+  sourceFor (identity: BlobIdentity, upstream: Source, options: { shareable?: boolean, started?: boolean, etag?: string } = {}): Source {
     const p = this.parts
     const name = p === null ? null : blobName(identity, p.keyed && options.shareable === true)
     if (p === null || name === null) return upstream
@@ -210,7 +210,7 @@ export class Cluster implements SourceProvider {
       reportCorrupt: (peer, digest) => { p.control.corrupt(peer, `sha256:${digest}`).catch(() => {}) },
       onBan: () => { this.counters.peer_bans++ },
       saveList: (digest, list) => { this.pieceLists.put(digest, list) }
-    }, { name, upstream, lookupMs: this.init.config.lookup_ms, started: options.started })
+    }, { name, upstream, lookupMs: this.init.config.lookup_ms, started: options.started, etag: options.etag })
     // Downloads' sources, so "have" can say which ranges they are fetching from the upstream right now.
     const active = new Set(this.c.fetcher.activeDownloads().map(d => d.key))
     for (const key of this.swarms.keys()) if (!active.has(key)) this.swarms.delete(key)

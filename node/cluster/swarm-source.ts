@@ -24,6 +24,8 @@ export interface SwarmSourceInit extends SwarmViewInit {
    * download is keyed by): the ranges asked next are its other connections', routed as after a first response.
    */
   started?: boolean
+  /** With `started`: the ETag of that first response (what a member's copy of a URL name must match). */
+  etag?: string
   /** A peer range without a new byte for this long is taken as stalled: an overlapping ask goes upstream. */
   stallMs?: number
 }
@@ -67,6 +69,12 @@ export class SwarmSource implements Source {
   private readonly view: SwarmView
   private next = 0
   private responses = 0
+  /**
+   * Named by URL: no digest checks the file, so every source's ETag is checked against the download's
+   * (`validator`, from its first response) and a member whose copy has another one is not used.
+   */
+  private readonly byUrl: boolean
+  private validator: string | null
   private readonly failedUnits = new Set<number>()
   private readonly reads = new Set<PeerRead>()
   private readonly contributors = new Set<string>()
@@ -79,6 +87,8 @@ export class SwarmSource implements Source {
     this.init = init
     this.view = new SwarmView(components, init)
     if (init.started === true) this.responses = 1
+    this.byUrl = isUrlName(init.name)
+    this.validator = init.etag ?? null
     const save = components.saveList
     this.inOrder = save === undefined
       ? undefined
@@ -94,13 +104,16 @@ export class SwarmSource implements Source {
     }
     const out = res ?? await this.fromUpstream(range, options)
     this.responses++
-    // Only the first response sets the validator: later ones (peers or upstream) are checked against
-    // the digest, not against whichever ETag the first source had.
-    if (!first) {
-      const { etag: _etag, ...headers } = out.headers
-      return { ...out, headers }
+    if (first) {
+      this.validator ??= out.headers.etag ?? null
+      return out
     }
-    return out
+    // Only the first response sets the validator: later ones (peers or upstream) are checked against
+    // the digest, not against whichever ETag the first source had. Without a digest (a URL name) they
+    // are checked against the validator.
+    if (this.byUrl) return out
+    const { etag: _etag, ...headers } = out.headers
+    return { ...out, headers }
   }
 
   /** A member asked whether this node has the blob: it is downloading it too (see SwarmView.heardFrom). */
@@ -157,12 +170,13 @@ export class SwarmSource implements Source {
       if (!this.view.usable(peer)) continue
       try {
         const ticket = await this.c.peers.ticket(peer, this.init.name, { signal })
+        if (!this.sameContent(ticket)) { this.view.exclude(peer); continue }
         if (range.start >= ticket.size) return null
         const list = await this.c.peers.pieceList(ticket, { signal })
         const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, onUnit: (i, hash) => { this.inOrder?.known(i, hash) } })
         res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err, ticket.digest) })
         this.view.succeeded(peer)
-        return this.responses === 0 ? withMeta(res, ticket) : res
+        return this.responses === 0 ? withMeta(res, ticket) : this.withValidator(res, ticket)
       } catch (err) {
         this.view.peerFailed(peer, err, signal)
       }
@@ -189,6 +203,7 @@ export class SwarmSource implements Source {
     try {
       // The first range (a client's first byte) never waits for a peer that is just starting.
       ticket = await this.ticketFrom(owner, signal, this.responses > 0 ? 1000 : 0)
+      if (!this.sameContent(ticket)) { this.view.exclude(owner); return null }
       if (range.start >= ticket.size) return null
       res = await this.c.peers.fetchInFlight(ticket, range.start, end, { signal, onProgress: () => { read.lastByteAt = Date.now() } })
     } catch (err) {
@@ -221,7 +236,7 @@ export class SwarmSource implements Source {
       // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.
       if (err instanceof PeerCorruptError) this.ban(owner, err, null)
     })
-    return this.responses === 0 ? withMeta(res, ticket) : res
+    return this.responses === 0 ? withMeta(res, ticket) : this.withValidator(res, ticket)
   }
 
   /**
@@ -240,6 +255,17 @@ export class SwarmSource implements Source {
         await sleep(50, undefined, { signal })
       }
     }
+  }
+
+  /** Whether a member's copy is the one this download fetches (a URL name whose ETag matches, or a digest). */
+  private sameContent (t: PeerTicket): boolean {
+    return !this.byUrl || this.validator === null || t.meta.etag === null || t.meta.etag === this.validator
+  }
+
+  /** A URL name's peer response carries the ETag of the member's copy, which the download checks. */
+  private withValidator (res: SourceResponse, t: PeerTicket): SourceResponse {
+    if (!this.byUrl || t.meta.etag === null) return res
+    return { ...res, headers: { ...res.headers, etag: t.meta.etag } }
   }
 
   /** A range overlapping a peer read that went quiet is a duplicate of a stalled one: not that peer again. */

@@ -124,9 +124,9 @@ export interface InFlightBlob {
 export interface SourceProvider {
   /**
    * `shareable`: asked without a client's credentials (may be shared by its URL key, not only by digest).
-   * `started`: the download's first response came from the upstream already (keying by final URL).
+   * `started`: the download's first response came from the upstream already (keying by final URL), with `etag`.
    */
-  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean, started?: boolean }) => Source
+  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean, started?: boolean, etag?: string }) => Source
 }
 
 /**
@@ -328,7 +328,7 @@ export class Fetcher {
     const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log, pacer: this.pacer }, {
       identity,
       // (A download that began with the caller's first response has that range: the rest may come from peers.)
-      source: this.sources?.sourceFor(identity, source, { shareable, started: first !== undefined }) ?? source,
+      source: this.sources?.sourceFor(identity, source, { shareable, started: first !== undefined, etag: first?.response.headers.etag }) ?? source,
       shareable,
       url: upstream.url.href,
       chunkSize: options.chunkSize ?? DEFAULT_CHUNK,

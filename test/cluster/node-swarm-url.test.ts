@@ -156,3 +156,54 @@ describe('open cluster: downloads named only by their URL are not shared', () =>
     expect(peerBytes(b)).toBe(0)
   }, 60_000)
 })
+
+describe('keyed cluster: a member\'s copy of a URL whose content changed upstream since is not used', () => {
+  const v1 = blobData(3 * MiB + 7, 31)
+  const v2 = blobData(3 * MiB + 7, 32)
+  let version = 1
+  let sent = 0
+  let server: Server
+  let dir: string
+  let nodes: TestNode[] = []
+
+  beforeAll(async () => {
+    // One file whose content (same size) and ETag change with `version`, Range supported.
+    server = createServer((req, res) => {
+      const data = version === 1 ? v1 : v2
+      const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
+      const start = m === null ? 0 : Number(m[1])
+      const end = m === null || m[2] === '' ? data.length : Math.min(data.length, Number(m[2]) + 1)
+      const headers: Record<string, string | number> = { etag: `"v${version}"`, 'content-length': end - start, 'accept-ranges': 'bytes' }
+      if (m !== null) headers['content-range'] = `bytes ${start}-${end - 1}/${data.length}`
+      res.writeHead(m === null ? 200 : 206, headers)
+      sent += end - start
+      res.end(data.subarray(start, end))
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    dir = await mkdtemp(join(tmpdir(), 'aimirror-url-names-'))
+    nodes = await startCluster(3, await writeKeyFile(dir), `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  }, 60_000)
+
+  afterAll(async () => {
+    await Promise.all(nodes.map(async n => await n.stop()))
+    server?.closeAllConnections()
+    await new Promise<void>(resolve => server?.close(() => resolve()) ?? resolve())
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('the same ETag is read from the member; another one is fetched from the upstream, never mixed', async () => {
+    const [a, b, c] = nodes as [TestNode, TestNode, TestNode]
+    const path = '/final/v2/library/demo/blobs/model.bin'
+    expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(v1))
+    let before = peerBytes(b)
+    expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(v1))
+    expect(peerBytes(b) - before).toBeGreaterThanOrEqual(v1.length - MiB)
+
+    version = 2
+    const upstreamBefore = sent
+    before = peerBytes(c)
+    expect(sha256Hex(await get(c, path))).toBe(sha256Hex(v2))
+    expect(peerBytes(c)).toBe(before)
+    expect(sent - upstreamBefore).toBeGreaterThanOrEqual(v2.length)
+  }, 60_000)
+})

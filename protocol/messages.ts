@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { WireError, WIRE_ERROR_CODES } from './errors.ts'
 import { LIMITS } from './ids.ts'
-import { MAX_URL_NAME } from './names.ts'
+import { MAX_URL_NAME, OTHER_DIGEST_NAME } from './names.ts'
 
 /**
  * Control and membership messages: JSON bodies inside length-prefixed frames (the framing is the
@@ -14,11 +14,12 @@ const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const shortText = z.string().max(1024)
 
 /**
- * Blob a peer is asked about: `sha256:<hex>`, or in a keyed cluster a download's cache key
- * `url:<canonical URL>` (see names.ts).
+ * Blob a peer is asked about: `sha256:<hex>`, `sha512:<hex>`, `git-sha1:<hex>`, or in a keyed cluster a
+ * download's cache key `url:<canonical URL>` (see names.ts).
  */
 export const blobKey = z.union([
   z.string().regex(/^sha256:[0-9a-f]{64}$/),
+  z.string().regex(OTHER_DIGEST_NAME),
   z.string().max(MAX_URL_NAME).regex(/^url:https?:\/\/\S+$/)
 ])
 
@@ -77,8 +78,8 @@ export const ticketAnswer = z.strictObject({
   complete: z.boolean(),
   meta: blobMetaWire,
   /**
-   * A URL name held complete: the sha256 of the blob it names, which the ticket and the data port use.
-   * (Absent for digests, and for URL names still downloading: those go by the name's id.)
+   * A name other than a sha256 held complete: the sha256 of the blob it names, which the ticket and the
+   * data port use. (Absent for sha256 names, and for other names still downloading: those go by the name's id.)
    */
   digest: z.string().regex(/^[0-9a-f]{64}$/).optional()
 })

@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto'
 import { WireError } from '../../protocol/errors.ts'
 import { LIMITS } from '../../protocol/ids.ts'
 import type { HaveAnswer, TicketAnswer } from '../../protocol/messages.ts'
-import { isUrlName, nameId, nameOfKey } from '../../protocol/names.ts'
+import { isKeyName, isUrlName, nameId, nameOfKey } from '../../protocol/names.ts'
 import { issueTicket } from '../../protocol/ticket.ts'
 import type { Fetcher, InFlightBlob } from '../fetch/fetcher.ts'
 import type { Logger } from '../log.ts'
@@ -26,8 +26,8 @@ export interface BlobAnswersInit {
   ticketSecret: KeyObject
 }
 
-/** URL names of downloads in flight whose tickets members hold, by the id the data port knows them by. */
-const URL_NAMES_KEPT = 1024
+/** Key names (URLs, other digests) of downloads in flight whose tickets members hold, by the id the data port knows them by. */
+const KEY_NAMES_KEPT = 1024
 
 /**
  * What this node tells members about its blobs, by the key they ask with (`sha256:<hex>`, or in a keyed
@@ -37,7 +37,7 @@ const URL_NAMES_KEPT = 1024
 export class BlobAnswers {
   private readonly c: BlobAnswersComponents
   private readonly init: BlobAnswersInit
-  private readonly urlNames = new Map<string, string>()
+  private readonly keyNames = new Map<string, string>()
   /** Blobs re-hashed on a member's report, and when. */
   private readonly rechecked = new Map<string, number>()
 
@@ -46,28 +46,32 @@ export class BlobAnswers {
     this.init = init
   }
 
-  /** The sha256 of the committed blob `key` names here: a digest held, or (keyed) a shareable URL entry's. */
+  /**
+   * The sha256 of the committed blob `key` names here: a sha256 held, the entry of another digest, or
+   * (keyed) a shareable URL entry's.
+   */
   private async held (key: string): Promise<string | null> {
     if (key.startsWith('sha256:')) {
       const digest = nameOfKey(key)
       return await this.c.store.hasDigest(digest) ? digest : null
     }
-    if (!this.init.keyed) return null
+    if (isUrlName(key) && !this.init.keyed) return null
     const entry = await this.c.store.index.getKey(key)
-    return entry?.shareable === true && await this.c.store.hasDigest(entry.digest) ? entry.digest : null
+    if (entry === undefined || (isUrlName(key) && entry.shareable !== true)) return null
+    return await this.c.store.hasDigest(entry.digest) ? entry.digest : null
   }
 
   /** The download in flight `key` names here, if members may read it (a URL name: keyed, and shareable). */
   private flying (key: string): InFlightBlob | null {
     const f = this.c.fetcher.inFlight(key)
-    if (f === null || key.startsWith('sha256:')) return f
+    if (f === null || !isUrlName(key)) return f
     return this.init.keyed && f.shareable ? f : null
   }
 
   /** The data port's way to a download in flight: `sha256:<id>`, the id a digest or a URL name (see ticket). */
   inFlightById (key: string): InFlightBlob | null {
-    const url = this.urlNames.get(nameOfKey(key))
-    return url === undefined ? this.c.fetcher.inFlight(key) : this.flying(url)
+    const named = this.keyNames.get(nameOfKey(key))
+    return named === undefined ? this.c.fetcher.inFlight(key) : this.flying(named)
   }
 
   async have (key: string): Promise<HaveAnswer> {
@@ -119,7 +123,7 @@ export class BlobAnswers {
       const flying = this.flying(key)
       if (flying === null) throw new WireError('NOT_FOUND', 'blob not held')
       const id = nameId(nameOfKey(key))
-      if (isUrlName(key)) this.rememberUrlName(id, key)
+      if (isKeyName(nameOfKey(key))) this.rememberKeyName(id, key)
       const m = flying.meta
       return {
         t: 'ticket',
@@ -147,13 +151,13 @@ export class BlobAnswers {
         lastModified: entry?.validator.lastModified ?? null,
         headers: entry?.headers ?? {}
       },
-      ...(isUrlName(key) ? { digest: held } : {})
+      ...(isKeyName(nameOfKey(key)) ? { digest: held } : {})
     }
   }
 
-  private rememberUrlName (id: string, key: string): void {
-    this.urlNames.delete(id)
-    this.urlNames.set(id, key)
-    if (this.urlNames.size > URL_NAMES_KEPT) this.urlNames.delete(this.urlNames.keys().next().value as string)
+  private rememberKeyName (id: string, key: string): void {
+    this.keyNames.delete(id)
+    this.keyNames.set(id, key)
+    if (this.keyNames.size > KEY_NAMES_KEPT) this.keyNames.delete(this.keyNames.keys().next().value as string)
   }
 }

@@ -6,7 +6,7 @@ import type { ClusterConfig } from '../../config/types.ts'
 import { WireError } from '../../protocol/errors.ts'
 import { kadProtocol } from '../../protocol/ids.ts'
 import type { NodeStats } from '../../protocol/messages.ts'
-import { isUrlName, MAX_URL_NAME, wireKey } from '../../protocol/names.ts'
+import { isUrlName, MAX_URL_NAME, OTHER_DIGEST_NAME, wireKey } from '../../protocol/names.ts'
 import type { BlobName } from '../../protocol/names.ts'
 import { vouchKey } from '../../protocol/vouch.ts'
 import type { Fetcher } from '../fetch/fetcher.ts'
@@ -243,6 +243,7 @@ export class Cluster implements SourceProvider {
 /** What members are asked about for a download: its digest, or its URL key when `byUrl` allows (null: nothing). */
 function blobName (identity: BlobIdentity, byUrl: boolean): BlobName | null {
   if (identity.sha256 !== null) return identity.sha256
+  if (identity.expected !== null && OTHER_DIGEST_NAME.test(identity.key)) return identity.key
   if (byUrl && isUrlName(identity.key) && identity.key.length <= MAX_URL_NAME && !/\s/.test(identity.key)) return identity.key
   return null
 }

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
-import { isUrlName } from '../../protocol/names.ts'
+import { isKeyName, isUrlName } from '../../protocol/names.ts'
 import type { Source, SourceResponse } from '../fetch/upstream-source.ts'
 import { ownerOf, SHARE_UNIT } from './ownership.ts'
 import type { PeerTicket } from './peer-client.ts'
@@ -92,7 +92,7 @@ export class SwarmSource implements Source {
     const save = components.saveList
     this.inOrder = save === undefined
       ? undefined
-      : new InFlightList({ digest: isUrlName(init.name) ? null : init.name, save, shared: () => this.view.shared() })
+      : new InFlightList({ digest: isKeyName(init.name) ? null : init.name, save, shared: () => this.view.shared() })
   }
 
   async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {

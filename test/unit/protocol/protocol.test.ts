@@ -34,6 +34,7 @@ describe('messages', () => {
     expect(decodeMessage(controlRequest, encodeMessage({ t: 'have', key: `sha256:${HEX}` }))).toEqual({ t: 'have', key: `sha256:${HEX}` })
     expect(decodeMessage(controlRequest, encodeMessage({ t: 'corrupt', key: `sha256:${HEX}` }))).toEqual({ t: 'corrupt', key: `sha256:${HEX}` })
     expect(decodeMessage(controlRequest, encodeMessage({ t: 'ticket', key: 'url:https://h.example/a?b=1' }))).toEqual({ t: 'ticket', key: 'url:https://h.example/a?b=1' })
+    for (const key of [`sha512:${'ab'.repeat(64)}`, `git-sha1:${'cd'.repeat(20)}`]) expect(decodeMessage(controlRequest, encodeMessage({ t: 'have', key }))).toEqual({ t: 'have', key })
     const have = { t: 'have', state: 'partial', size: 10, pieceSize: 4, bitmap: 'AQ==', active: [[4, 8]] }
     expect(decodeMessage(controlAnswer, encodeMessage(have))).toEqual(have)
     expect(wireCode(() => decodeMessage(controlAnswer, encodeMessage({ ...have, active: [[4, -1]] })))).toBe('BAD_MESSAGE')
@@ -46,6 +47,7 @@ describe('messages', () => {
     ['unknown type', encodeMessage({ t: 'delete', key: `sha256:${HEX}` })],
     ['extra field', encodeMessage({ t: 'stats', also: 1 })],
     ['bad key', encodeMessage({ t: 'have', key: 'md5:00' })],
+    ['sha1 key (too weak to name content)', encodeMessage({ t: 'have', key: `sha1:${'ab'.repeat(20)}` })],
     ['URL name of another scheme', encodeMessage({ t: 'have', key: 'url:ftp://x/' })],
     ['URL name with a space', encodeMessage({ t: 'ticket', key: 'url:http://x/a b' })],
     ['URL name too long', encodeMessage({ t: 'have', key: `url:http://x/${'a'.repeat(MAX_URL_NAME)}` })],

@@ -112,47 +112,27 @@ export class BlobAnswers {
   }
 
   /**
-   * A ticket for the data port. A committed blob is read by its sha256 (told to askers of a URL name);
+   * A ticket for the data port. A committed blob is read by its sha256 (told to askers of another name);
    * a download in flight by the id of its name, which the data port maps back to the download.
    */
   async ticket (key: string, peer: string, ip: string, port: number, cert: string | undefined): Promise<TicketAnswer> {
     const expiresAt = Date.now() + LIMITS.ticketTtlMs
+    const answer = (id: string, size: number, complete: boolean, meta: TicketAnswer['meta']): TicketAnswer =>
+      ({ t: 'ticket', ticket: issueTicket(this.init.ticketSecret, { digest: id, peer, ip, exp: expiresAt }), port, cert, expiresAt, size, complete, meta })
+    const byKey = isKeyName(nameOfKey(key))
     const held = await this.held(key)
     if (held === null) {
       // A download in flight: its bytes are read along as they land, and the asker verifies the blob.
       const flying = this.flying(key)
       if (flying === null) throw new WireError('NOT_FOUND', 'blob not held')
       const id = nameId(nameOfKey(key))
-      if (isKeyName(nameOfKey(key))) this.rememberKeyName(id, key)
+      if (byKey) this.rememberKeyName(id, key)
       const m = flying.meta
-      return {
-        t: 'ticket',
-        ticket: issueTicket(this.init.ticketSecret, { digest: id, peer, ip, exp: expiresAt }),
-        port,
-        cert,
-        expiresAt,
-        size: flying.size,
-        complete: false,
-        meta: { contentType: m.contentType, etag: m.etag, lastModified: m.lastModified, headers: m.headers }
-      }
+      return answer(id, flying.size, false, { contentType: m.contentType, etag: m.etag, lastModified: m.lastModified, headers: m.headers })
     }
     const entry = await this.c.store.index.getKey(key)
-    return {
-      t: 'ticket',
-      ticket: issueTicket(this.init.ticketSecret, { digest: held, peer, ip, exp: expiresAt }),
-      port,
-      cert,
-      expiresAt,
-      size: this.c.store.blobSize(held) ?? 0,
-      complete: true,
-      meta: {
-        contentType: entry?.contentType ?? null,
-        etag: entry?.etag ?? null,
-        lastModified: entry?.validator.lastModified ?? null,
-        headers: entry?.headers ?? {}
-      },
-      ...(isKeyName(nameOfKey(key)) ? { digest: held } : {})
-    }
+    const meta = { contentType: entry?.contentType ?? null, etag: entry?.etag ?? null, lastModified: entry?.validator.lastModified ?? null, headers: entry?.headers ?? {} }
+    return { ...answer(held, this.c.store.blobSize(held) ?? 0, true, meta), ...(byKey ? { digest: held } : {}) }
   }
 
   private rememberKeyName (id: string, key: string): void {

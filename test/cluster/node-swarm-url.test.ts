@@ -1,6 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
-import type { Server } from 'node:http'
+import type { RequestListener, Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -35,6 +35,26 @@ async function startCluster (n: number, key: string | null, upstream: string): P
   return nodes
 }
 
+interface Scenario { server: Server, nodes: TestNode[], stop: () => Promise<void> }
+
+/** An upstream on 127.0.0.1 with `handler`, and `n` nodes (keyed unless `open`) on it. */
+async function startScenario (handler: RequestListener, n: number, open = false): Promise<Scenario> {
+  const server = createServer(handler)
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const dir = await mkdtemp(join(tmpdir(), 'aimirror-url-names-'))
+  const nodes = await startCluster(n, open ? null : await writeKeyFile(dir), `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  return {
+    server,
+    nodes,
+    async stop () {
+      await Promise.all(nodes.map(async t => await t.stop()))
+      server.closeAllConnections()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}
+
 async function get (node: TestNode, path: string, headers: Record<string, string> = {}): Promise<Buffer> {
   const res = await fetch(`${node.url}${path}`, { headers, signal: AbortSignal.timeout(30_000) })
   expect(res.status).toBe(200)
@@ -61,24 +81,16 @@ describe('keyed cluster: downloads named only by their URL are shared', () => {
   const gated = blobData(2 * MiB + 9, 23)
   const viaFinal = blobData(4 * MiB + 3, 25)
   let registry: BlobRegistry
-  let server: Server
-  let dir: string
+  let scenario: Scenario | undefined
   let nodes: TestNode[] = []
 
   beforeAll(async () => {
     registry = blobRegistry(shared, late, gated, viaFinal)
-    server = createServer(throttled(registry, 8 * MiB))
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    dir = await mkdtemp(join(tmpdir(), 'aimirror-url-names-'))
-    nodes = await startCluster(3, await writeKeyFile(dir), `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    scenario = await startScenario(throttled(registry, 8 * MiB), 3)
+    nodes = scenario.nodes
   }, 60_000)
 
-  afterAll(async () => {
-    await Promise.all(nodes.map(async n => await n.stop()))
-    server?.closeAllConnections()
-    await new Promise<void>(resolve => server?.close(() => resolve()) ?? resolve())
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(async () => { await scenario?.stop() })
 
   it('nodes asking for the same cold URL at once fetch it about once from the upstream', async () => {
     const path = registry.paths[0] as string
@@ -131,21 +143,16 @@ describe('keyed cluster: downloads named only by their URL are shared', () => {
 describe('open cluster: downloads named only by their URL are not shared', () => {
   const data = blobData(2 * MiB + 1, 24)
   let registry: BlobRegistry
-  let server: Server
+  let scenario: Scenario | undefined
   let nodes: TestNode[] = []
 
   beforeAll(async () => {
     registry = blobRegistry(data)
-    server = createServer((req, res) => registry.handle(req, res))
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    nodes = await startCluster(2, null, `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    scenario = await startScenario((req, res) => registry.handle(req, res), 2, true)
+    nodes = scenario.nodes
   }, 60_000)
 
-  afterAll(async () => {
-    await Promise.all(nodes.map(async n => await n.stop()))
-    server?.closeAllConnections()
-    await new Promise<void>(resolve => server?.close(() => resolve()) ?? resolve())
-  })
+  afterAll(async () => { await scenario?.stop() })
 
   it('a member holding the file is not asked for it: nothing could check what it sends', async () => {
     const [a, b] = nodes as [TestNode, TestNode]
@@ -162,13 +169,12 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
   const v2 = blobData(3 * MiB + 7, 32)
   let version = 1
   let sent = 0
-  let server: Server
-  let dir: string
+  let scenario: Scenario | undefined
   let nodes: TestNode[] = []
 
   beforeAll(async () => {
     // One file whose content (same size) and ETag change with `version`, Range supported.
-    server = createServer((req, res) => {
+    scenario = await startScenario((req, res) => {
       const data = version === 1 ? v1 : v2
       const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
       const start = m === null ? 0 : Number(m[1])
@@ -178,18 +184,11 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
       res.writeHead(m === null ? 200 : 206, headers)
       sent += end - start
       res.end(data.subarray(start, end))
-    })
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    dir = await mkdtemp(join(tmpdir(), 'aimirror-url-names-'))
-    nodes = await startCluster(3, await writeKeyFile(dir), `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    }, 3)
+    nodes = scenario.nodes
   }, 60_000)
 
-  afterAll(async () => {
-    await Promise.all(nodes.map(async n => await n.stop()))
-    server?.closeAllConnections()
-    await new Promise<void>(resolve => server?.close(() => resolve()) ?? resolve())
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(async () => { await scenario?.stop() })
 
   it('the same ETag is read from the member; another one is fetched from the upstream, never mixed', async () => {
     const [a, b, c] = nodes as [TestNode, TestNode, TestNode]

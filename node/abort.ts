@@ -14,3 +14,34 @@ export async function waitFor<T> (p: Promise<T>, signal: AbortSignal | undefined
       (err: unknown) => { signal.removeEventListener('abort', onAbort); reject(err) })
   })
 }
+
+/**
+ * Why a deadline aborted: one error made once. `AbortSignal.timeout` builds a DOMException with a stack
+ * trace each time one fires, and per-request deadlines fire by the thousand, long after their work ended.
+ */
+const DEADLINE_PASSED: Error = Object.freeze(Object.assign(new Error('deadline passed'), { name: 'TimeoutError' }))
+
+export interface Deadline {
+  readonly signal: AbortSignal
+  /** The work is done: the timer goes (nothing fires later) and the parent is let go. */
+  clear: () => void
+}
+
+/** A signal that aborts after `ms`, or when `parent` does; `clear()` it once the work it bounds is done. */
+export function deadline (ms: number, parent?: AbortSignal): Deadline {
+  const ac = new AbortController()
+  const timer = setTimeout(() => { ac.abort(DEADLINE_PASSED) }, ms)
+  timer.unref()
+  const onParent = (): void => { ac.abort(parent?.reason) }
+  if (parent !== undefined) {
+    if (parent.aborted) ac.abort(parent.reason)
+    else parent.addEventListener('abort', onParent, { once: true })
+  }
+  return {
+    signal: ac.signal,
+    clear: () => {
+      clearTimeout(timer)
+      parent?.removeEventListener('abort', onParent)
+    }
+  }
+}

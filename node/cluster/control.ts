@@ -84,23 +84,36 @@ export class ControlService {
   /** One request to a member (membership is proven first); throws WireError for a peer's refusal. */
   async request (peer: PeerId | string, request: ControlRequest, options: { signal?: AbortSignal } = {}): Promise<ControlAnswer> {
     const id = typeof peer === 'string' ? peerIdFromString(peer) : peer
-    const signal = streamDeadline(options.signal)
-    if (!(await this.membership.ensure(id, { signal }))) throw new WireError('NOT_MEMBER', 'peer is not a member of this cluster')
-    const stream = await this.libp2p.dialProtocol(id, this.protocol, { signal })
-    const ms = new MessageStream(stream)
+    const deadline = streamDeadline(options.signal)
+    const signal = deadline.signal
     try {
-      await ms.write(request, { signal })
-      const answer = await ms.read(controlAnswer, { signal })
-      await ms.close({ signal })
-      return answer
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
-      throw err
+      if (!(await this.membership.ensure(id, { signal }))) throw new WireError('NOT_MEMBER', 'peer is not a member of this cluster')
+      const stream = await this.libp2p.dialProtocol(id, this.protocol, { signal })
+      const ms = new MessageStream(stream)
+      try {
+        await ms.write(request, { signal })
+        const answer = await ms.read(controlAnswer, { signal })
+        await ms.close({ signal })
+        return answer
+      } catch (err) {
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+        throw err
+      }
+    } finally {
+      deadline.clear()
     }
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
-    const signal = streamDeadline()
+    const deadline = streamDeadline()
+    try {
+      await this.answer(stream, connection, deadline.signal)
+    } finally {
+      deadline.clear()
+    }
+  }
+
+  private async answer (stream: Stream, connection: Connection, signal: AbortSignal): Promise<void> {
     const ms = new MessageStream(stream)
     const peer = connection.remotePeer.toString()
     let request: ControlRequest

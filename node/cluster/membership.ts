@@ -140,7 +140,15 @@ export class Membership {
 
   /** Initiator side: hello → challenge (check the responder's proof) → our proof → welcome. */
   private async challenge (peer: PeerId, parent?: AbortSignal): Promise<boolean> {
-    const signal = streamDeadline(parent)
+    const deadline = streamDeadline(parent)
+    try {
+      return await this.challengeWithin(peer, deadline.signal)
+    } finally {
+      deadline.clear()
+    }
+  }
+
+  private async challengeWithin (peer: PeerId, signal: AbortSignal): Promise<boolean> {
     let stream: Stream
     try {
       stream = await this.libp2p.dialProtocol(peer, this.protocol, { signal })
@@ -180,7 +188,15 @@ export class Membership {
 
   /** Responder side. */
   private async respond (stream: Stream, connection: Connection): Promise<void> {
-    const signal = streamDeadline()
+    const deadline = streamDeadline()
+    try {
+      await this.respondWithin(stream, connection, deadline.signal)
+    } finally {
+      deadline.clear()
+    }
+  }
+
+  private async respondWithin (stream: Stream, connection: Connection, signal: AbortSignal): Promise<void> {
     const ms = new MessageStream(stream)
     const peer = connection.remotePeer
     try {

@@ -2,6 +2,7 @@ import { cidFromSha256 } from '../../protocol/cid.ts'
 import type { HaveAnswer } from '../../protocol/messages.ts'
 import { nameId, wireKey } from '../../protocol/names.ts'
 import type { BlobName } from '../../protocol/names.ts'
+import { deadline } from '../abort.ts'
 import type { ActiveDownload } from '../fetch/fetcher.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
@@ -122,9 +123,10 @@ export class ContentRouter {
     const found: Holder[] = []
     const asked = new Set<string>()
     const me = this.c.libp2p.peerId.toString()
-    const parent = [this.abort.signal, ...(options.signal === undefined ? [] : [options.signal])]
-    const background = AbortSignal.any([AbortSignal.timeout(Math.max(options.budgetMs, options.backgroundMs ?? 10_000)), ...parent])
-    const early = AbortSignal.any([AbortSignal.timeout(Math.max(1, options.budgetMs)), ...parent])
+    const parent = options.signal === undefined ? this.abort.signal : AbortSignal.any([this.abort.signal, options.signal])
+    // The answers and the DHT query may go on after the lookup settled (their holders go to onHolder).
+    const background = deadline(Math.max(options.budgetMs, options.backgroundMs ?? 10_000), parent).signal
+    const early = deadline(Math.max(1, options.budgetMs), parent)
     let settled = false
     let resolveEarly!: () => void
     const done = new Promise<void>(resolve => { resolveEarly = () => { settled = true; resolve() } })
@@ -155,9 +157,10 @@ export class ContentRouter {
         for await (const provider of this.c.libp2p.contentRouting.findProviders(cidFromSha256(nameId(name)), { signal: background })) ask(provider.id.toString(), false)
       })().catch(() => {})
     }
-    early.addEventListener('abort', resolveEarly, { once: true })
+    early.signal.addEventListener('abort', resolveEarly, { once: true })
     await done
-    early.removeEventListener('abort', resolveEarly)
+    early.signal.removeEventListener('abort', resolveEarly)
+    early.clear()
     return found.sort((a, b) => Number(b.answer.state === 'complete') - Number(a.answer.state === 'complete'))
   }
 }

@@ -5,6 +5,8 @@ import type { z } from 'zod'
 import { WireError } from '../../protocol/errors.ts'
 import { LIMITS } from '../../protocol/ids.ts'
 import { decodeMessage, encodeMessage } from '../../protocol/messages.ts'
+import { deadline } from '../abort.ts'
+import type { Deadline } from '../abort.ts'
 
 /**
  * Length-prefixed JSON messages on a libp2p stream, with the protocol's size limit. A frame over the
@@ -47,8 +49,7 @@ export class MessageStream {
   }
 }
 
-/** The protocol's per-stream deadline, combined with the caller's signal. */
-export function streamDeadline (signal?: AbortSignal, ms: number = LIMITS.streamDeadlineMs): AbortSignal {
-  const timeout = AbortSignal.timeout(ms)
-  return signal === undefined ? timeout : AbortSignal.any([timeout, signal])
+/** The protocol's per-stream deadline, combined with the caller's signal (clear it when the stream is done). */
+export function streamDeadline (signal?: AbortSignal, ms: number = LIMITS.streamDeadlineMs): Deadline {
+  return deadline(ms, signal)
 }

@@ -25,7 +25,7 @@ function blob (size: number, seed: number): Blob {
 }
 /** Served from a peer; pulled by the outsiders. */
 const X = blob(3 * MiB + 4321, 7213)
-/** Rots on one holder's disk (enough units that a holder answering late still gets some to send). */
+/** Rots on one holder's disk. */
 const Y = blob(8 * MiB, 31)
 /** Asked for after the ban. */
 const W = blob(2 * MiB + 17, 41)
@@ -59,6 +59,8 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
   const url = (x: Blob, via = ''): string => `http://127.0.0.1:8081${via}${x.path}`
   const selfStats = async (n: LanNode): Promise<NodeView> => await client.self(n.ns)
   const sent = async (): Promise<number> => await client.registrySent(registry.ns, upstream)
+  /** Makes the registry answer 503 for a blob (on), or serve it again. */
+  const refuse = async (x: Blob, on: boolean): Promise<void> => { await client.json(registry.ns, `${upstream}/_refuse?path=${encodeURIComponent(x.path)}&on=${on ? 1 : 0}`) }
 
   /** Gets a blob through a node once and waits for its commit (so peers can be offered it). */
   async function hold (n: LanNode, x: Blob, via = ''): Promise<void> {
@@ -209,34 +211,40 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
     const list = join(a.cacheDir, 'cluster', 'pieces', Y.digest)
     await expect(access(list)).resolves.toBeUndefined()
     expect(await rotEveryUnit(createLayout(a.cacheDir).blobPath(Y.digest))).toBe(8)
-    // The honest holder's link is slowed, so the download lasts long enough that a's answer is used
-    // even when a loaded machine makes it come after b's (a lookup settles soon after a first holder).
-    const slowed = await lan.throttle(b.ns, '32mbit').then(() => true, () => false)
 
+    const before = await sent()
+    const bServed = (await selfStats(b)).bytes_to_peers ?? 0
+    // b is paused, so only a answers c's lookup and c reads Y from it (otherwise whichever answers first
+    // is used). The upstream refuses Y meanwhile: c keeps asking its members and gets Y from b once b
+    // is back.
+    await refuse(Y, true)
+    b.pause()
     try {
-      const before = await sent()
-      const bServed = (await selfStats(b)).bytes_to_peers ?? 0
-      expect(await client.get(c.ns, url(Y))).toEqual({ status: 200, bytes: Y.size, sha256: Y.digest })
-      // Every byte came from the honest holder: the rotten ranges were fetched again from b, not upstream.
-      expect(await sent() - before).toBe(0)
-      expect(((await selfStats(b)).bytes_to_peers ?? 0) - bServed).toBeGreaterThanOrEqual(MiB)
-      const peers = await client.peers(c.ns)
-      expect(peers.peers.find(p => p.peer_id === id(a))).toMatchObject({ banned: true })
-      expect(peers.peers.find(p => p.peer_id === id(b))).toMatchObject({ banned: false, member: true })
-      const bans = c.logs().filter(l => l.peer === id(a) && l.digest === Y.digest && typeof l.banMs === 'number')
-      expect(bans.length).toBeGreaterThanOrEqual(1)
-
-      // The ban holds for the next blob: a holds W too, but c takes all of it from b.
-      const aServed = (await selfStats(a)).bytes_to_peers ?? 0
-      const bServed2 = (await selfStats(b)).bytes_to_peers ?? 0
-      const before2 = await sent()
-      expect(await client.get(c.ns, url(W))).toEqual({ status: 200, bytes: W.size, sha256: W.digest })
-      expect(await sent() - before2).toBe(0)
-      expect((await selfStats(a)).bytes_to_peers ?? 0).toBe(aServed)
-      expect(((await selfStats(b)).bytes_to_peers ?? 0) - bServed2).toBeGreaterThanOrEqual(W.size)
+      const download = client.get(c.ns, url(Y))
+      await until(async () => (await client.peers(c.ns)).peers.find(p => p.peer_id === id(a))?.banned === true, 30_000, 'c banned a')
+      b.resume()
+      expect(await download).toEqual({ status: 200, bytes: Y.size, sha256: Y.digest })
     } finally {
-      if (slowed) await lan.unthrottle(b.ns).catch(() => {})
+      b.resume()
+      await refuse(Y, false)
     }
+    // Every byte came from the honest holder: the rotten ranges were fetched again from b, not upstream.
+    expect(await sent() - before).toBe(0)
+    expect(((await selfStats(b)).bytes_to_peers ?? 0) - bServed).toBeGreaterThanOrEqual(MiB)
+    const peers = await client.peers(c.ns)
+    expect(peers.peers.find(p => p.peer_id === id(a))).toMatchObject({ banned: true })
+    expect(peers.peers.find(p => p.peer_id === id(b))).toMatchObject({ banned: false, member: true })
+    const bans = c.logs().filter(l => l.peer === id(a) && l.digest === Y.digest && typeof l.banMs === 'number')
+    expect(bans.length).toBeGreaterThanOrEqual(1)
+
+    // The ban holds for the next blob: a holds W too, but c takes all of it from b.
+    const aServed = (await selfStats(a)).bytes_to_peers ?? 0
+    const bServed2 = (await selfStats(b)).bytes_to_peers ?? 0
+    const before2 = await sent()
+    expect(await client.get(c.ns, url(W))).toEqual({ status: 200, bytes: W.size, sha256: W.digest })
+    expect(await sent() - before2).toBe(0)
+    expect((await selfStats(a)).bytes_to_peers ?? 0).toBe(aServed)
+    expect(((await selfStats(b)).bytes_to_peers ?? 0) - bServed2).toBeGreaterThanOrEqual(W.size)
 
     // c told a; a hashed its copy of Y again, dropped it, and its own clients get the right bytes.
     await until(() => a.logs().some(l => l.digest === Y.digest && l.held === false), 20_000, 'a dropped its rotten Y')

@@ -7,7 +7,7 @@ import type { ControlAnswer, ControlRequest, HaveAnswer, NodeStats, TicketAnswer
 import type { Logger } from '../log.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
 import type { Membership } from './membership.ts'
-import { MessageStream, streamDeadline } from './streams.ts'
+import { MessageStream, withinStreamDeadline } from './streams.ts'
 
 /** What the control protocol asks of the rest of the node. */
 export interface ControlHandlers {
@@ -84,9 +84,7 @@ export class ControlService {
   /** One request to a member (membership is proven first); throws WireError for a peer's refusal. */
   async request (peer: PeerId | string, request: ControlRequest, options: { signal?: AbortSignal } = {}): Promise<ControlAnswer> {
     const id = typeof peer === 'string' ? peerIdFromString(peer) : peer
-    const deadline = streamDeadline(options.signal)
-    const signal = deadline.signal
-    try {
+    return await withinStreamDeadline(async signal => {
       if (!(await this.membership.ensure(id, { signal }))) throw new WireError('NOT_MEMBER', 'peer is not a member of this cluster')
       const stream = await this.libp2p.dialProtocol(id, this.protocol, { signal })
       const ms = new MessageStream(stream)
@@ -99,18 +97,11 @@ export class ControlService {
         stream.abort(err instanceof Error ? err : new Error(String(err)))
         throw err
       }
-    } finally {
-      deadline.clear()
-    }
+    }, options.signal)
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
-    const deadline = streamDeadline()
-    try {
-      await this.answer(stream, connection, deadline.signal)
-    } finally {
-      deadline.clear()
-    }
+    await withinStreamDeadline(async signal => { await this.answer(stream, connection, signal) })
   }
 
   private async answer (stream: Stream, connection: Connection, signal: AbortSignal): Promise<void> {

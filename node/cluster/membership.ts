@@ -7,7 +7,7 @@ import { memberMessage } from '../../protocol/messages.ts'
 import type { MemberMessage } from '../../protocol/messages.ts'
 import type { Logger } from '../log.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
-import { MessageStream, streamDeadline } from './streams.ts'
+import { MessageStream, withinStreamDeadline } from './streams.ts'
 
 export interface MembershipComponents {
   libp2p: ClusterLibp2p
@@ -140,12 +140,7 @@ export class Membership {
 
   /** Initiator side: hello → challenge (check the responder's proof) → our proof → welcome. */
   private async challenge (peer: PeerId, parent?: AbortSignal): Promise<boolean> {
-    const deadline = streamDeadline(parent)
-    try {
-      return await this.challengeWithin(peer, deadline.signal)
-    } finally {
-      deadline.clear()
-    }
+    return await withinStreamDeadline(async signal => await this.challengeWithin(peer, signal), parent)
   }
 
   private async challengeWithin (peer: PeerId, signal: AbortSignal): Promise<boolean> {
@@ -188,12 +183,7 @@ export class Membership {
 
   /** Responder side. */
   private async respond (stream: Stream, connection: Connection): Promise<void> {
-    const deadline = streamDeadline()
-    try {
-      await this.respondWithin(stream, connection, deadline.signal)
-    } finally {
-      deadline.clear()
-    }
+    await withinStreamDeadline(async signal => { await this.respondWithin(stream, connection, signal) })
   }
 
   private async respondWithin (stream: Stream, connection: Connection, signal: AbortSignal): Promise<void> {

@@ -6,7 +6,6 @@ import { WireError } from '../../protocol/errors.ts'
 import { LIMITS } from '../../protocol/ids.ts'
 import { decodeMessage, encodeMessage } from '../../protocol/messages.ts'
 import { deadline } from '../abort.ts'
-import type { Deadline } from '../abort.ts'
 
 /**
  * Length-prefixed JSON messages on a libp2p stream, with the protocol's size limit. A frame over the
@@ -49,7 +48,12 @@ export class MessageStream {
   }
 }
 
-/** The protocol's per-stream deadline, combined with the caller's signal (clear it when the stream is done). */
-export function streamDeadline (signal?: AbortSignal, ms: number = LIMITS.streamDeadlineMs): Deadline {
-  return deadline(ms, signal)
+/** Runs `work` within the protocol's per-stream deadline and the caller's signal; the deadline is cleared after. */
+export async function withinStreamDeadline<T> (work: (signal: AbortSignal) => Promise<T>, parent?: AbortSignal, ms: number = LIMITS.streamDeadlineMs): Promise<T> {
+  const d = deadline(ms, parent)
+  try {
+    return await work(d.signal)
+  } finally {
+    d.clear()
+  }
 }

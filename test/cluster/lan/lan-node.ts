@@ -43,16 +43,6 @@ export class LanNode {
     return this.child
   }
 
-  /** Stops the process where it is (SIGSTOP): it answers nothing, its connections stay open. */
-  pause (): void {
-    if (this.child?.pid !== undefined) process.kill(this.child.pid, 'SIGSTOP')
-  }
-
-  /** Lets a paused process go on (SIGCONT; harmless when it runs). */
-  resume (): void {
-    if (this.child?.pid !== undefined) process.kill(this.child.pid, 'SIGCONT')
-  }
-
   /** Starts the node and resolves once it listens. */
   async start (lan: PrivateLan): Promise<void> {
     const config = join(this.init.dir, `${this.name}.yaml`)

@@ -89,7 +89,8 @@ export class BlobAnswers {
       return { t: 'have', state: 'partial', size: flying.size, pieceSize: pieces.pieceSize, bitmap: pieces.bitmap, active, written }
     }
     // Just started (size not known yet): still a downloader the asker splits the work with.
-    if (flying !== null || (key.startsWith('sha256:') && this.c.fetcher.activeDownloads().some(d => d.key === key))) return { t: 'have', state: 'partial' }
+    // (A URL name's download says nothing before it is known to be shareable.)
+    if (flying !== null || (!isUrlName(key) && this.c.fetcher.activeDownloads().some(d => d.key === key))) return { t: 'have', state: 'partial' }
     return { t: 'have', state: 'none' }
   }
 

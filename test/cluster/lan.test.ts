@@ -201,21 +201,20 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
   }, 60_000)
 
   it('a member serving rotten bytes is detected and banned; the client still gets the right bytes', async () => {
-    // b takes Y and W from a, so a has their piece lists before its disk goes bad.
+    // a alone holds Y, so c reads it from a whatever the timing (two holders, one rotten:
+    // rotten-holder.test.ts). a makes Y's piece list once Y is committed, before its disk goes bad.
     await hold(a, Y)
-    await hold(b, Y)
     await hold(a, W)
     await hold(b, W)
     const list = join(a.cacheDir, 'cluster', 'pieces', Y.digest)
-    await expect(access(list)).resolves.toBeUndefined()
+    await until(async () => await access(list).then(() => true, () => false), 20_000, "Y's piece list on a")
     expect(await rotEveryUnit(createLayout(a.cacheDir).blobPath(Y.digest))).toBe(3)
 
     const before = await sent()
-    const bServed = (await selfStats(b)).bytes_to_peers ?? 0
     expect(await client.get(c.ns, url(Y))).toEqual({ status: 200, bytes: Y.size, sha256: Y.digest })
-    // Every byte came from the honest holder: the rotten ranges were fetched again from b, not upstream.
-    expect(await sent() - before).toBe(0)
-    expect(((await selfStats(b)).bytes_to_peers ?? 0) - bServed).toBeGreaterThanOrEqual(MiB)
+    // The rotten ranges came again from the upstream, a being Y's only holder; nothing of a's reached c.
+    expect(await sent() - before).toBeGreaterThan(0)
+    expect(await sent() - before).toBeLessThanOrEqual(Y.size)
     const peers = await client.peers(c.ns)
     expect(peers.peers.find(p => p.peer_id === id(a))).toMatchObject({ banned: true })
     expect(peers.peers.find(p => p.peer_id === id(b))).toMatchObject({ banned: false, member: true })

@@ -1,0 +1,69 @@
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Fetcher } from '../../node/fetch/fetcher.ts'
+import { digestIdentity } from '../../node/fetch/identity.ts'
+import { putBlob, readAll, startClusterNode, startFileUpstream, until } from './helpers.ts'
+import type { ClusterTestNode, CountingUpstream } from './helpers.ts'
+import { blobData } from './lan/blob-data.ts'
+import { rotEveryUnit } from './lan/disk-fault.ts'
+
+const MiB = 1 << 20
+
+async function fetchBlob (fetcher: Fetcher, hex: string, url: string): Promise<Buffer> {
+  const got = await fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex }), { url: new URL(url) }, { chunkSize: MiB, concurrency: 4 })
+  if (got.kind !== 'blob') throw new Error(`expected a blob, got ${got.kind}`)
+  try {
+    return await readAll(got.open(0, got.meta.size as number))
+  } finally {
+    got.release()
+  }
+}
+
+/**
+ * Two members hold a blob; one copy rotted on disk after its piece list was made (mtime and inode kept,
+ * so its own store does not notice). A third member's download spreads its ranges over both: the rotten
+ * holder's first unit fails its hash, it is banned, and its ranges come again from the other holder, not
+ * from the upstream. (In one process both answer the lookup at once, so both are used.)
+ */
+describe('two holders, one rotten', () => {
+  const data = blobData(8 * MiB + 11, 71)
+  const hex = createHash('sha256').update(data).digest('hex')
+  let a: ClusterTestNode
+  let b: ClusterTestNode
+  let c: ClusterTestNode
+  let upstream: CountingUpstream
+
+  beforeAll(async () => {
+    a = await startClusterNode()
+    b = await startClusterNode({ peers: [a.addr] })
+    c = await startClusterNode({ peers: [a.addr, b.addr], lookup_ms: 5000 })
+    c.fetcher.useSources(c.cluster)
+    upstream = await startFileUpstream(data)
+    for (const n of [a, b]) {
+      await putBlob(n, data)
+      await until(() => existsSync(join(n.dir, 'cluster', 'pieces', hex)), 20_000, 'piece list')
+    }
+    await until(() => c.cluster.running?.membership.memberIds().length === 2, 20_000, 'membership')
+  }, 60_000)
+
+  afterAll(async () => {
+    await c?.stop()
+    await b?.stop()
+    await a?.stop()
+    await upstream?.close()
+  })
+
+  it('the rotten holder is banned and its ranges come from the other one; no upstream byte', async () => {
+    expect(await rotEveryUnit(a.store.layout.blobPath(hex))).toBe(9)
+    const got = await fetchBlob(c.fetcher, hex, upstream.url)
+    expect(createHash('sha256').update(got).digest('hex')).toBe(hex)
+    expect(upstream.bytes).toBe(0)
+    expect(c.cluster.bans.isBanned(a.peerId)).toBe(true)
+    expect(c.cluster.bans.isBanned(b.peerId)).toBe(false)
+    expect(c.cluster.localStats().bytes_from_peers).toBeGreaterThanOrEqual(data.length)
+    // a was told: it hashes its copy again and drops it.
+    await until(async () => !(await a.store.hasDigest(hex)), 20_000, 'a dropped its rotten copy')
+  }, 60_000)
+})

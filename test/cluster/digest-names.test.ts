@@ -1,23 +1,11 @@
 import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Fetcher } from '../../node/fetch/fetcher.ts'
 import { digestIdentity } from '../../node/fetch/identity.ts'
-import type { BlobIdentity } from '../../node/fetch/identity.ts'
-import { readAll, startClusterNode, startFileUpstream, until } from './helpers.ts'
+import { fetchBlob, startClusterNode, startFileUpstream, until } from './helpers.ts'
 import type { ClusterTestNode, CountingUpstream } from './helpers.ts'
 import { blobData } from './lan/blob-data.ts'
 
 const MiB = 1 << 20
-
-async function fetchBlob (fetcher: Fetcher, identity: BlobIdentity, url: string): Promise<Buffer> {
-  const got = await fetcher.acquire(identity, { url: new URL(url) }, { chunkSize: MiB, concurrency: 4 })
-  if (got.kind !== 'blob') throw new Error(`expected a blob, got ${got.kind}`)
-  try {
-    return await readAll(got.open(0, got.meta.size as number))
-  } finally {
-    got.release()
-  }
-}
 
 /**
  * npm publishes sha512 digests and the HuggingFace Hub git-sha1 ones: downloads keyed by them are named

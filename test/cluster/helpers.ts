@@ -10,6 +10,7 @@ import { Agent } from 'undici'
 import type { ClusterConfig } from '../../config/types.ts'
 import { Cluster } from '../../node/cluster/cluster.ts'
 import { Fetcher } from '../../node/fetch/fetcher.ts'
+import type { BlobIdentity } from '../../node/fetch/identity.ts'
 import { UpstreamSource } from '../../node/fetch/upstream-source.ts'
 import type { Source } from '../../node/fetch/upstream-source.ts'
 import { BlobStore } from '../../node/store/blob-store.ts'
@@ -183,5 +184,16 @@ export async function startHolderPair (data: Buffer, options: { cluster?: Partia
       await upstream.close()
       await agent.close()
     }
+  }
+}
+
+/** The whole blob `identity` names, through a node's fetch engine (cache, peers or `url`), in 1 MiB pieces. */
+export async function fetchBlob (fetcher: Fetcher, identity: BlobIdentity, url: string): Promise<Buffer> {
+  const got = await fetcher.acquire(identity, { url: new URL(url) }, { chunkSize: 1 << 20, concurrency: 4 })
+  if (got.kind !== 'blob') throw new Error(`expected a blob, got ${got.kind}`)
+  try {
+    return await readAll(got.open(0, got.meta.size as number))
+  } finally {
+    got.release()
   }
 }

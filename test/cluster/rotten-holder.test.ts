@@ -2,24 +2,13 @@ import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Fetcher } from '../../node/fetch/fetcher.ts'
 import { digestIdentity } from '../../node/fetch/identity.ts'
-import { putBlob, readAll, startClusterNode, startFileUpstream, until } from './helpers.ts'
+import { fetchBlob, putBlob, startClusterNode, startFileUpstream, until } from './helpers.ts'
 import type { ClusterTestNode, CountingUpstream } from './helpers.ts'
 import { blobData } from './lan/blob-data.ts'
 import { rotEveryUnit } from './lan/disk-fault.ts'
 
 const MiB = 1 << 20
-
-async function fetchBlob (fetcher: Fetcher, hex: string, url: string): Promise<Buffer> {
-  const got = await fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex }), { url: new URL(url) }, { chunkSize: MiB, concurrency: 4 })
-  if (got.kind !== 'blob') throw new Error(`expected a blob, got ${got.kind}`)
-  try {
-    return await readAll(got.open(0, got.meta.size as number))
-  } finally {
-    got.release()
-  }
-}
 
 /**
  * Two members hold a blob; one copy rotted on disk after its piece list was made (mtime and inode kept,
@@ -57,7 +46,7 @@ describe('two holders, one rotten', () => {
 
   it('the rotten holder is banned and its ranges come from the other one; no upstream byte', async () => {
     expect(await rotEveryUnit(a.store.layout.blobPath(hex))).toBe(9)
-    const got = await fetchBlob(c.fetcher, hex, upstream.url)
+    const got = await fetchBlob(c.fetcher, digestIdentity({ algorithm: 'sha256', hex }), upstream.url)
     expect(createHash('sha256').update(got).digest('hex')).toBe(hex)
     expect(upstream.bytes).toBe(0)
     expect(c.cluster.bans.isBanned(a.peerId)).toBe(true)

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { AbortedError, isAimirrorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
@@ -12,12 +11,15 @@ import { Limiter } from './limiter.ts'
 import { openPassthrough } from './passthrough.ts'
 import { ProgressiveReader } from './progressive-reader.ts'
 import { firstRange } from './response-meta.ts'
-import type { BlobMeta } from './response-meta.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
-import type { Source, SourceResponse } from './upstream-source.ts'
+import type { SourceResponse } from './upstream-source.ts'
 import { GcPacer } from './gc-pacer.ts'
 import type { GcFunction } from './gc-pacer.ts'
 import { waitFor } from '../abort.ts'
+import { hasCredentials } from './acquire-types.ts'
+import type { Acquired, AcquireOptions, ActiveDownload, BlobHandle, InFlightBlob, SourceProvider, UpstreamRequest } from './acquire-types.ts'
+
+export type { Acquired, AcquireOptions, ActiveDownload, BlobHandle, InFlightBlob, SourceProvider, UpstreamRequest, UpstreamResponse } from './acquire-types.ts'
 
 export interface FetcherComponents {
   store: BlobStore
@@ -43,91 +45,10 @@ export interface FetcherInit {
   gc?: GcFunction | null
 }
 
-export interface UpstreamRequest {
-  url: URL
-  /** Headers for the upstream (e.g. authorization); never sent across origins on redirect. */
-  headers?: Record<string, string>
-}
-
-export interface AcquireOptions {
-  signal?: AbortSignal
-  /** First byte the client wants (a Range start); the download fetches it first. */
-  hint?: number
-  chunkSize?: number
-  concurrency?: number
-  minSize?: number
-  maxSize?: number | null
-  replayHeaders?: readonly string[]
-  /**
-   * Key a URL identity by the URL that finally serves the bytes (after redirects, signature and
-   * expiry parameters stripped) instead of the one asked for (`cache_key_source: final`). Costs one
-   * upstream request per acquire, also for hits: the redirect may point somewhere else by now.
-   */
-  keyByFinalUrl?: boolean
-}
-
-export interface BlobHandle {
-  readonly kind: 'blob'
-  /** cache: committed blob; download: in flight (joined or started); passthrough: not cacheable. */
-  readonly from: 'cache' | 'download' | 'passthrough'
-  readonly meta: BlobMeta
-  /** Streams bytes [start, end). */
-  open: (start: number, end: number) => Readable
-  /** Must be called once the handle's streams are done. Idempotent. */
-  release: () => void
-}
-
-export interface UpstreamResponse {
-  readonly kind: 'upstream-response'
-  readonly status: number
-  readonly headers: Record<string, string>
-  readonly body: Buffer
-}
-
-export type Acquired = BlobHandle | UpstreamResponse
-
 const DEFAULT_CHUNK = 8 << 20
 /** How long a learnt redirect target is trusted for hits without asking upstream again. */
 const FINAL_KEY_TTL_MS = 10 * 60_000
 const FINAL_KEYS_MAX = 10_000
-
-export interface ActiveDownload {
-  key: string
-  url: string
-  size: number | null
-  received: number
-  written: number
-  connections: number
-  started_at: string
-  state: string
-}
-
-/** A download in flight that peers may read along (see `Fetcher.inFlight`). */
-export interface InFlightBlob {
-  readonly size: number
-  readonly meta: BlobMeta
-  /**
-   * [start, end) as it lands on disk, unverified bytes and the final byte included; the download
-   * fetches what a peer waits for first, and the stream errors after `idleMs` without a new byte.
-   * Null if the file is gone.
-   */
-  open: (start: number, end: number, idleMs: number) => Readable | null
-  /** Which pieces are on disk now (from memory: no index read), or null before the plan is made. */
-  pieces: () => { pieceSize: number, bitmap: string } | null
-  /** The byte ranges on disk now (at most `max` of them). */
-  written: (max: number) => Array<[number, number]>
-  /** Asked without a client's credentials (see DownloadInit.shareable). */
-  readonly shareable: boolean
-}
-
-/** Extra sources for new downloads (the LAN cluster): wraps a download's upstream source. */
-export interface SourceProvider {
-  /**
-   * `shareable`: asked without a client's credentials (may be shared by its URL key, not only by digest).
-   * `started`: the download's first response came from the upstream already (keying by final URL), with `etag`.
-   */
-  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean, started?: boolean, etag?: string }) => Source
-}
 
 /**
  * Fetch engine entry point: local hit → join an in-flight download → new download (the upstream is
@@ -401,10 +322,3 @@ export class Fetcher {
   }
 }
 
-/** Request headers that carry a client's credentials. */
-const CREDENTIALS = new Set(['authorization', 'cookie', 'proxy-authorization'])
-
-/** Whether the request carries a client's credentials (what it fetches is then kept from peers). */
-function hasCredentials (upstream: UpstreamRequest): boolean {
-  return Object.keys(upstream.headers ?? {}).some(h => CREDENTIALS.has(h.toLowerCase()))
-}

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { WireError, WIRE_ERROR_CODES } from './errors.ts'
 import { LIMITS } from './ids.ts'
-import { MAX_URL_NAME, OTHER_DIGEST_NAME } from './names.ts'
+import { MAX_URL_NAME, OTHER_DIGEST_NAME, URL_NAME } from './names.ts'
 
 /**
  * Control and membership messages: JSON bodies inside length-prefixed frames (the framing is the
@@ -20,7 +20,7 @@ const shortText = z.string().max(1024)
 export const blobKey = z.union([
   z.string().regex(/^sha256:[0-9a-f]{64}$/),
   z.string().regex(OTHER_DIGEST_NAME),
-  z.string().max(MAX_URL_NAME).regex(/^url:https?:\/\/\S+$/)
+  z.string().max(MAX_URL_NAME).regex(URL_NAME)
 ])
 
 const errorMessage = z.strictObject({ t: z.literal('error'), code: z.enum(WIRE_ERROR_CODES), message: shortText })

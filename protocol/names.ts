@@ -15,6 +15,14 @@ export type BlobName = string
 /** The longest URL name asked about (the control message stays small). */
 export const MAX_URL_NAME = 4096
 
+/** A URL name as the wire takes it (length aside: see MAX_URL_NAME). */
+export const URL_NAME = /^url:https?:\/\/\S+$/
+
+/** Whether a cache key can travel as a URL name. */
+export function isWireUrlName (key: string): boolean {
+  return key.length <= MAX_URL_NAME && URL_NAME.test(key)
+}
+
 export function isUrlName (name: BlobName): boolean {
   return name.startsWith('url:')
 }

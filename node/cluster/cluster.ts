@@ -6,10 +6,10 @@ import type { ClusterConfig } from '../../config/types.ts'
 import { WireError } from '../../protocol/errors.ts'
 import { kadProtocol } from '../../protocol/ids.ts'
 import type { NodeStats } from '../../protocol/messages.ts'
-import { isUrlName, MAX_URL_NAME, OTHER_DIGEST_NAME, wireKey } from '../../protocol/names.ts'
+import { isWireUrlName, OTHER_DIGEST_NAME, wireKey } from '../../protocol/names.ts'
 import type { BlobName } from '../../protocol/names.ts'
 import { vouchKey } from '../../protocol/vouch.ts'
-import type { Fetcher } from '../fetch/fetcher.ts'
+import type { Fetcher, SourceProvider } from '../fetch/fetcher.ts'
 import type { BlobIdentity } from '../fetch/identity.ts'
 import type { Source } from '../fetch/upstream-source.ts'
 import type { Logger } from '../log.ts'
@@ -42,12 +42,6 @@ export interface ClusterInit {
   dataDir: string
   version?: string
 }
-
-/** Lets a download take its bytes from peers as well as from the upstream (the fetch engine's hook). */
-export interface SourceProvider {
-  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean, started?: boolean, etag?: string }) => Source
-}
-
 
 /** Everything the cluster is made of, once started. */
 interface Parts {
@@ -244,6 +238,6 @@ export class Cluster implements SourceProvider {
 function blobName (identity: BlobIdentity, byUrl: boolean): BlobName | null {
   if (identity.sha256 !== null) return identity.sha256
   if (identity.expected !== null && OTHER_DIGEST_NAME.test(identity.key)) return identity.key
-  if (byUrl && isUrlName(identity.key) && identity.key.length <= MAX_URL_NAME && !/\s/.test(identity.key)) return identity.key
+  if (byUrl && isWireUrlName(identity.key)) return identity.key
   return null
 }

@@ -1,6 +1,7 @@
 import type { FileHandle } from 'node:fs/promises'
 import { readSync } from 'node:fs'
 import { Readable } from 'node:stream'
+import { deadline } from '../abort.ts'
 import type { Download } from './download.ts'
 
 /**
@@ -132,7 +133,12 @@ export class ProgressiveReader extends Readable {
           // bytes are coming, and fetching them elsewhere would take them from the upstream twice.
           const left = Math.max(this.lastByteAt, d.progressTowards(this.pos)) + this.peerIdleMs - Date.now()
           if (left <= 0) { this.destroy(new Error('no new bytes for the peer in time')); return }
-          await d.view.waitFor(this.pos, AbortSignal.any([this.ac.signal, AbortSignal.timeout(left)]), { peer: true })
+          const wait = deadline(left, this.ac.signal)
+          try {
+            await d.view.waitFor(this.pos, wait.signal, { peer: true })
+          } finally {
+            wait.clear()
+          }
         }
       }
     } finally {

@@ -56,6 +56,8 @@ export class BlobAnswers {
       return await this.c.store.hasDigest(digest) ? digest : null
     }
     if (isUrlName(key) && !this.init.keyed) return null
+    // A download in flight is not held yet, and its answer must not wait behind an index read (see have).
+    if (this.c.fetcher.inFlight(key) !== null) return null
     const entry = await this.c.store.index.getKey(key)
     if (entry === undefined || (isUrlName(key) && entry.shareable !== true)) return null
     return await this.c.store.hasDigest(entry.digest) ? entry.digest : null

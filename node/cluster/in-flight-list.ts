@@ -2,7 +2,7 @@ import { PieceHasher } from '../../protocol/pieces.ts'
 import type { InOrderSink } from '../fetch/upstream-source.ts'
 
 export interface InFlightListInit {
-  /** sha256 hex of the blob the download is verified against; null when only its URL names it. */
+  /** sha256 hex of the blob the download is verified against; null when a key names it (a URL, another digest). */
   digest: string | null
   /** Whether other members take part in this blob (asked once, when the first bytes come). */
   shared: () => boolean

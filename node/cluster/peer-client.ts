@@ -32,9 +32,9 @@ function remember<V> (map: Map<string, V>, key: string, value: V): void {
 /** A ticket for one blob on one peer, and where to use it. */
 export interface PeerTicket extends TicketAnswer {
   readonly peer: string
-  /** What it was asked for (a sha256 hex or a URL name). */
+  /** What it was asked for (a sha256 hex or a key name: protocol/names.ts). */
   readonly name: BlobName
-  /** What the peer's data port knows the blob by: its sha256, or the id of a URL name still downloading there. */
+  /** What the peer's data port knows the blob by: its sha256, or the id of a key name still downloading there. */
   readonly digest: string
   /** http(s)://<ip>:<port> of the peer's data port. */
   readonly base: string
@@ -71,7 +71,7 @@ export class PeerClient {
     this.init = init
   }
 
-  /** A ticket for the blob `name` (a sha256 hex or a URL name) on `peer`. */
+  /** A ticket for the blob `name` (a sha256 hex or a key name) on `peer`. */
   async ticket (peer: string, name: BlobName, options: { signal?: AbortSignal } = {}): Promise<PeerTicket> {
     const k = `${peer}/${name}`
     const cached = this.tickets.get(k)

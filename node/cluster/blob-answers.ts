@@ -30,9 +30,10 @@ export interface BlobAnswersInit {
 const KEY_NAMES_KEPT = 1024
 
 /**
- * What this node tells members about its blobs, by the key they ask with (`sha256:<hex>`, or in a keyed
- * cluster a URL name): whether it has it (complete, or downloading it and which ranges), a ticket for the
- * data port, a re-check of its copy on a member's report; and the data port's way to a download in flight.
+ * What this node tells members about its blobs, by the key they ask with (`sha256:<hex>`, another
+ * digest's key, or in a keyed cluster a URL name): whether it has it (complete, or downloading it and
+ * which ranges), a ticket for the data port, a re-check of its copy on a member's report; and the data
+ * port's way to a download in flight.
  */
 export class BlobAnswers {
   private readonly c: BlobAnswersComponents
@@ -70,7 +71,7 @@ export class BlobAnswers {
     return this.init.keyed && f.shareable ? f : null
   }
 
-  /** The data port's way to a download in flight: `sha256:<id>`, the id a digest or a URL name (see ticket). */
+  /** The data port's way to a download in flight: `sha256:<id>`, the id of a digest or a key name (see ticket). */
   inFlightById (key: string): InFlightBlob | null {
     const named = this.keyNames.get(nameOfKey(key))
     return named === undefined ? this.c.fetcher.inFlight(key) : this.flying(named)
@@ -101,7 +102,7 @@ export class BlobAnswers {
    * blob, whoever asks), dropping a rotten blob so neither peers nor this node's clients get it again.
    */
   async recheck (key: string, peer: string): Promise<HaveAnswer> {
-    // Reports name the digest of the copy that was read (a URL name's is in its ticket).
+    // Reports name the digest of the copy that was read (a key name's is in its ticket).
     if (!key.startsWith('sha256:')) return await this.have(key)
     const digest = nameOfKey(key)
     const last = this.rechecked.get(digest)

@@ -71,7 +71,7 @@ export class Cluster implements SourceProvider {
   private readonly log: Logger
   private readonly pieceLists: PieceLists
   private readonly ticketSecret = createSecretKey(randomBytes(32))
-  /** Downloads' swarm sources, by the key members ask about (`sha256:<hex>` or a URL name). */
+  /** Downloads' swarm sources, by the key members ask about (`sha256:<hex>` or a key name). */
   private readonly swarms = new Map<string, WeakRef<SwarmSource>>()
   private readonly startedAt = Date.now()
   private parts: Parts | null = null

@@ -82,7 +82,7 @@ export class ContentRouter {
     this.abort.abort()
   }
 
-  /** Provides one blob now (a download just started, a blob was just committed): a digest or a URL name. */
+  /** Provides one blob now (a download just started, a blob was just committed): a sha256 or a key name. */
   provide (name: BlobName): void {
     const now = Date.now()
     const last = this.provided.get(name)

@@ -21,7 +21,8 @@ export interface SwarmViewComponents {
 export interface SwarmViewInit {
   /**
    * The blob as members are asked about it: its sha256 hex (what the download is verified against,
-   * learned from upstream metadata), or in a keyed cluster its URL name (protocol/names.ts).
+   * learned from upstream metadata), another published digest's key, or in a keyed cluster its URL name
+   * (protocol/names.ts).
    */
   name: BlobName
   /** How long the first look waits for the cluster before the download goes upstream. */

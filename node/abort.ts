@@ -27,6 +27,14 @@ export interface Deadline {
   clear: () => void
 }
 
+/**
+ * The signal of a deadline nobody clears, for requests whose end is not marked: its timer stays (unref'd)
+ * until it fires, which costs no stack trace.
+ */
+export function deadlineSignal (ms: number, parent?: AbortSignal): AbortSignal {
+  return deadline(ms, parent).signal
+}
+
 /** A signal that aborts after `ms`, or when `parent` does; `clear()` it once the work it bounds is done. */
 export function deadline (ms: number, parent?: AbortSignal): Deadline {
   const ac = new AbortController()

@@ -2,6 +2,8 @@ import type { Readable } from 'node:stream'
 import { UpstreamProtocolError } from '../../errors.ts'
 import { toUpstreamError } from '../../upstream/errors.ts'
 export { waitFor } from '../../abort.ts'
+/** The caller's signal combined with a deadline. */
+export { deadlineSignal as deadline } from '../../abort.ts'
 
 /** Reads a small body (token JSON, manifest, error document) up to `limit` bytes; more is an error. */
 export async function readSmall (body: Readable, limit: number, origin?: string): Promise<Buffer> {
@@ -18,12 +20,6 @@ export async function readSmall (body: Readable, limit: number, origin?: string)
     throw toUpstreamError(err, origin)
   }
   return Buffer.concat(parts)
-}
-
-/** The caller's signal combined with a deadline. */
-export function deadline (ms: number, signal?: AbortSignal): AbortSignal {
-  const timeout = AbortSignal.timeout(ms)
-  return signal === undefined ? timeout : AbortSignal.any([signal, timeout])
 }
 
 

@@ -15,7 +15,7 @@ import { Scheduler } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { ReaderView } from './reader-view.ts'
-import { firstMissing, keepsPartial, openTempFile, resumes } from './temp-file.ts'
+import { firstGap, keepsPartial, openTempFile, resumes } from './temp-file.ts'
 import { DiskPieces } from './disk-pieces.ts'
 import { PartialSaver } from './partial-saver.ts'
 import { ConnectionPool } from './connection-pool.ts'
@@ -29,6 +29,8 @@ import type { DownloadComponents, DownloadInit, ReadyResult } from './download-i
 type State = 'starting' | 'running' | 'verified' | 'done' | 'failed'
 
 const ERROR_BODY_LIMIT = 1 << 20
+/** Bytes landed between progress entries besides those at each finished piece (what a restart may fetch again). */
+const RECORD_EVERY = 4 << 20
 
 /**
  * One blob's download: the first response learns size/validator/Range support and delivers the
@@ -203,8 +205,9 @@ export class Download {
     let begun = false
     try {
       const partial = await this.store.getPartial(this.key)
-      const hint = partial !== undefined ? firstMissing(partial) : this.init.hint
-      const len = firstRange(this.init.chunkSize, partial?.pieceSize)
+      const gap = partial !== undefined ? firstGap(partial) : null
+      const hint = gap?.[0] ?? this.init.hint
+      const len = Math.min(firstRange(this.init.chunkSize, partial?.pieceSize), gap !== null && gap[1] > gap[0] ? gap[1] - gap[0] : Number.POSITIVE_INFINITY)
       first = pre?.response ?? await this.init.source.fetch({ start: hint, end: hint + len - 1 }, { signal: this.abort.signal })
       if (first.status === 416 && first.contentRange?.total !== 0 && hint > 0) {
         await first.body.dump().catch(() => {})
@@ -347,7 +350,7 @@ export class Download {
     const end = at + chunk.length
     const pieceDone = this.disk.add(at, end)
     this.hasher?.wrote(at, chunk)
-    if (pieceDone && this.rangeSupported) this.saver.save()
+    if ((pieceDone || this.disk.unrecorded >= RECORD_EVERY) && this.rangeSupported) this.saver.save()
     this.view.waiters.wake(at, end)
   }
 

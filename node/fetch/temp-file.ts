@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises'
 import type { PartialEntry, Validator } from '../store/index-db.ts'
 import { PieceBitmap } from '../store/partial.ts'
 import { isAimirrorError } from '../errors.ts'
-import type { DiskPieces } from './disk-pieces.ts'
+import { DiskPieces } from './disk-pieces.ts'
 import { planPieces } from './pieces.ts'
 
 /**
@@ -14,7 +14,7 @@ export async function openTempFile (path: string, resume: PartialEntry | undefin
   if (resume !== undefined) {
     const fh = await open(path, 'r+')
     const plan = { size: resume.size, pieceSize: resume.pieceSize, count: Math.ceil(resume.size / resume.pieceSize) }
-    disk.start(plan, PieceBitmap.fromBase64(plan.count, resume.bitmap))
+    disk.start(plan, PieceBitmap.fromBase64(plan.count, resume.bitmap), resume.spans)
     return fh
   }
   const fh = await open(path, 'w+')
@@ -23,12 +23,16 @@ export async function openTempFile (path: string, resume: PartialEntry | undefin
   return fh
 }
 
-/** The first byte a progress entry has not got (where a resumed download asks first). */
-export function firstMissing (partial: PartialEntry): number {
+/**
+ * The first bytes a progress entry has not got, [start, end): where a resumed download asks first
+ * (a piece's remainder ends at the bytes an earlier run already wrote after it).
+ */
+export function firstGap (partial: PartialEntry): [number, number] {
   const count = Math.ceil(partial.size / partial.pieceSize)
-  const bm = PieceBitmap.fromBase64(count, partial.bitmap)
-  for (let i = 0; i < count; i++) if (!bm.has(i)) return i * partial.pieceSize
-  return 0
+  const disk = new DiskPieces()
+  disk.start({ size: partial.size, pieceSize: partial.pieceSize, count }, PieceBitmap.fromBase64(count, partial.bitmap), partial.spans)
+  const gap = disk.written.gaps(0, partial.size)[0]
+  return gap ?? [0, partial.size]
 }
 
 /** Whether an earlier run's progress entry belongs to the same file as the upstream serves now. */

@@ -45,6 +45,11 @@ export interface PartialEntry {
   readonly size: number
   readonly pieceSize: number
   readonly bitmap: string
+  /**
+   * Bytes on disk in pieces not yet complete, as [start, end) ranges: a restart resumes each piece from
+   * its last byte instead of fetching it again whole. Absent in entries written before it existed.
+   */
+  readonly spans?: Array<[number, number]>
   readonly contentType: string | null
   readonly headers: Record<string, string>
   readonly validator: Validator

@@ -38,7 +38,7 @@ export const USAGE = `npm run bench -- [options]
   --files N            different files at once (default 16; env BENCH_FILES)
   --file-size SIZE     size of each of those (default size/files; env BENCH_FILE_SIZE)
   --timeout-s N        per-download deadline (default: 1.5 x size / per-conn + 30)
-  --only a,b           run only these scenarios: direct,ideal,cold,warm,shared,resume,multi
+  --only a,b           run only these scenarios: direct,ideal,cold,warm,shared,resume,multi,kill
   --keep               keep the temp dir
 Sizes and rates take B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).`
 

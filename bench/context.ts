@@ -10,13 +10,17 @@ import type { Download } from './client.ts'
 export interface BenchContext {
   opts: BenchOptions
   upstream: Upstream
+  /** The node under test (a new process after `restartNode`). */
   node: NodeUnderTest
+  /** Starts the node again on the same config and cache (after it was killed); updates `node`. */
+  restartNode: () => Promise<void>
   /** null when nginx is not installed. */
   nginx: Nginx | null
   files: {
     big: BenchFile
     shared: BenchFile
     resume: BenchFile
+    kill: BenchFile
     multi: BenchFile[]
   }
   /** Expected sha256 of a whole bench file (memoised; call it outside timed sections). */

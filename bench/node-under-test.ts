@@ -22,6 +22,8 @@ export interface NodeInit {
   conns: number
   /** Replaces the default single `parallel` rule. */
   rules?: ReadonlyArray<Record<string, unknown>>
+  /** Compile `dist/` first (default true; a restart skips it). */
+  build?: boolean
 }
 
 /** Compiles `dist/` as `npm start` does (no type check), so the bench runs what users run. */
@@ -57,7 +59,7 @@ export async function startNode (children: Children, init: NodeInit): Promise<No
   await writeFile(configFile, stringify(config))
   const logFile = join(init.tmp, 'node.log')
   const entry = process.env.BENCH_NODE_ENTRY ?? 'bin/aimirror.js'
-  if (entry === 'bin/aimirror.js') await buildDist(init.nodeBin, init.root)
+  if (entry === 'bin/aimirror.js' && init.build !== false) await buildDist(init.nodeBin, init.root)
   const flags = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((f) => f !== '')
   const child = children.spawn(init.nodeBin, [...flags, join(init.root, ...entry.split('/')), 'start', '--config', configFile], { logFile, cwd: init.root })
   const url = `http://127.0.0.1:${port}`

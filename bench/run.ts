@@ -63,6 +63,7 @@ async function main (): Promise<number> {
       big: { path: '/files/big.bin', size: opts.size, seed: 1 },
       shared: { path: '/files/shared.bin', size: opts.size, seed: 2 },
       resume: { path: '/files/resume.bin', size: opts.size, seed: 3 },
+      kill: { path: '/files/kill.bin', size: opts.size, seed: 4 },
       multi: Array.from({ length: opts.files }, (_, i): BenchFile => ({ path: `/files/multi-${i}.bin`, size: opts.fileSize, seed: 100 + i }))
     }
     const shas = new Map<string, string>()
@@ -77,7 +78,7 @@ async function main (): Promise<number> {
 
     const upstream = await startUpstream(children, {
       nodeBin, root, tmp, perConn: opts.perConn, aggregate: opts.aggregate, latencyMs: opts.latencyMs,
-      files: [files.big, files.shared, files.resume, ...files.multi]
+      files: [files.big, files.shared, files.resume, ...(wanted.has('kill') ? [files.kill] : []), ...files.multi]
     })
     log(`upstream ${upstream.url} (pid ${upstream.child.pid ?? '?'})`)
 
@@ -92,16 +93,23 @@ async function main (): Promise<number> {
       log('nginx not installed: warm ratio will be n/a')
     }
 
-    const node = await startNode(children, { nodeBin, root, tmp, upstreamUrl: upstream.url, conns: opts.conns })
+    const nodeInit = { nodeBin, root, tmp, upstreamUrl: upstream.url, conns: opts.conns }
+    const node = await startNode(children, nodeInit)
     log(`node ${node.url} (pid ${node.pid}), temp dir ${tmp}`)
-    const ctx: BenchContext = { opts, upstream, node, nginx, files, sha, measured: { idealMbps: null } }
+    const ctx: BenchContext = {
+      opts, upstream, node, nginx, files, sha, measured: { idealMbps: null },
+      restartNode: async () => {
+        ctx.node = await startNode(children, { ...nodeInit, build: false })
+        log(`node restarted (pid ${ctx.node.pid})`)
+      }
+    }
 
     const rows: Row[] = []
     for (const s of scenarios) {
       const row = emptyRow(s.id, s.name(opts))
       log(`${row.name}…`)
       await upstream.reset()
-      const sampler = new RssSampler(node.pid)
+      const sampler = new RssSampler(ctx.node.pid)
       sampler.start()
       try {
         await s.run(ctx, row)

@@ -5,6 +5,7 @@ import { MB, check, expectedSha, limitFor, vsBaseline } from './context.ts'
 import type { BenchContext, Row } from './context.ts'
 import type { BenchOptions } from './args.ts'
 import { curlGet, findCurl } from './curl.ts'
+import { killResume } from './kill-resume.ts'
 
 /** A scenario fills in its row; run.ts adds peak RSS and turns a throw into a loud failure. */
 export type Scenario = (ctx: BenchContext, row: Row) => Promise<void>
@@ -216,7 +217,9 @@ export const SCENARIOS: readonly ScenarioDef[] = [
   { id: 'warm', name: () => 'warm, 1 client', run: warm, usesNode: true },
   { id: 'shared', name: (o) => `${o.clients} clients, 1 cold file`, run: shared, usesNode: true },
   { id: 'resume', name: () => 'range resume', run: resume, usesNode: true },
-  { id: 'multi', name: (o) => `${o.files} files at once`, run: multi, usesNode: true }
+  { id: 'multi', name: (o) => `${o.files} files at once`, run: multi, usesNode: true },
+  // Last: it replaces the node process.
+  { id: 'kill', name: () => 'kill -9 mid-download, restart', run: killResume, usesNode: false }
 ]
 
 export { GOAL_RSS_MIB }

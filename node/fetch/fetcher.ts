@@ -49,6 +49,8 @@ const DEFAULT_CHUNK = 8 << 20
 /** How long a learnt redirect target is trusted for hits without asking upstream again. */
 const FINAL_KEY_TTL_MS = 10 * 60_000
 const FINAL_KEYS_MAX = 10_000
+/** The first range of a download keyed by its final URL when peers may have the rest. */
+const LEARNING_RANGE = 128 << 10
 
 /**
  * Fetch engine entry point: local hit → join an in-flight download → new download (the upstream is
@@ -208,7 +210,9 @@ export class Fetcher {
       const release = await this.limiter.acquire({ signal: options.signal, urgent: true })
       const source = this.source(upstream)
       const hint = Math.max(0, options.hint ?? 0)
-      const len = firstRange(options.chunkSize ?? DEFAULT_CHUNK)
+      // With peers as sources, the first range only learns where the URL leads: the rest may come from members.
+      const withPeers = this.sources !== null && !hasCredentials(upstream)
+      const len = Math.min(firstRange(options.chunkSize ?? DEFAULT_CHUNK), withPeers ? LEARNING_RANGE : Number.POSITIVE_INFINITY)
       let first: SourceResponse
       try {
         first = await source.fetch({ start: hint, end: hint + len - 1 }, { signal: options.signal })

@@ -112,15 +112,16 @@ describe('keyed cluster: downloads named only by their URL are shared', () => {
     expect(peerBytes(b) - before).toBeGreaterThanOrEqual(late.length)
   }, 60_000)
 
-  it('keyed by the URL a request ends at, only the first range (which learns that URL) comes from the upstream', async () => {
+  it('keyed by the URL a request ends at, only a small first range (which learns that URL) comes from the upstream', async () => {
     const [a, b] = nodes as [TestNode, TestNode]
     const path = `/final${registry.paths[3] as string}`
     expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(viaFinal))
     const sent = registry.sent()
     const before = peerBytes(b)
     expect(sha256Hex(await get(b, path))).toBe(sha256Hex(viaFinal))
-    expect(registry.sent() - sent).toBeLessThanOrEqual(MiB)
-    expect(peerBytes(b) - before).toBeGreaterThanOrEqual(viaFinal.length - MiB)
+    // The first range is kept small when peers may have the rest (the rule's chunk_size is 1 MiB).
+    expect(registry.sent() - sent).toBeLessThanOrEqual(128 << 10)
+    expect(peerBytes(b) - before).toBeGreaterThanOrEqual(viaFinal.length - (128 << 10))
   }, 60_000)
 
   it('what a client fetched with credentials is not given to members, and a request with credentials takes nothing from them', async () => {

@@ -1,0 +1,70 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
+import { fetchBlob, startClusterNode, startFileUpstream, until, writeKeyFile } from './helpers.ts'
+import type { ClusterTestNode } from './helpers.ts'
+
+const MiB = 1 << 20
+const U = MiB
+
+describe('keyed cluster: blobs of every awkward size reach a member from a holder, by digest and by URL', () => {
+  let a: ClusterTestNode
+  let b: ClusterTestNode
+  let keyDir: string
+
+  beforeAll(async () => {
+    keyDir = await mkdtemp(join(tmpdir(), 'aimirror-key-'))
+    const key = await writeKeyFile(keyDir)
+    a = await startClusterNode({ key_file: key })
+    b = await startClusterNode({ key_file: key, peers: [a.addr], lookup_ms: 5000 })
+    a.fetcher.useSources(a.cluster)
+    b.fetcher.useSources(b.cluster)
+    await until(() => b.cluster.running?.membership.isMember(a.peerId) === true, 20_000, 'membership')
+  }, 60_000)
+
+  afterAll(async () => {
+    await b?.stop()
+    await a?.stop()
+    await rm(keyDir, { recursive: true, force: true })
+  })
+
+  const sizes = [0, 1, 65_537, U - 1, U, U + 1, 2 * U, 3 * U - 7]
+  for (const [size, by] of [...sizes.map(s => [s, 'digest'] as const), ...sizes.map(s => [s, 'url'] as const)]) {
+    it(`${size} bytes, named by ${by}`, async () => {
+      const data = randomBytes(size)
+      const upstream = await startFileUpstream(data)
+      try {
+        const sha256 = createHash('sha256').update(data).digest('hex')
+        const identity = by === 'digest' ? digestIdentity({ algorithm: 'sha256', hex: sha256 }) : urlIdentity(upstream.url)
+        expect((await fetchBlob(a.fetcher, identity, upstream.url)).equals(data)).toBe(true)
+        await until(async () => await a.store.hasDigest(sha256), 20_000, 'commit on a')
+        const sent = upstream.bytes
+        const before = b.cluster.localStats().bytes_from_peers
+        expect((await fetchBlob(b.fetcher, identity, upstream.url)).equals(data)).toBe(true)
+        expect(upstream.bytes - sent).toBe(0)
+        expect(b.cluster.localStats().bytes_from_peers - before).toBe(size)
+      } finally {
+        await upstream.close()
+      }
+    }, 30_000)
+  }
+
+  for (const size of sizes) {
+    it(`${size} bytes, asked by both at once by URL: right bytes on both`, async () => {
+      const data = randomBytes(size)
+      const upstream = await startFileUpstream(data)
+      try {
+        const identity = urlIdentity(upstream.url)
+        const [onA, onB] = await Promise.all([fetchBlob(a.fetcher, identity, upstream.url), fetchBlob(b.fetcher, identity, upstream.url)])
+        expect(onA.equals(data)).toBe(true)
+        expect(onB.equals(data)).toBe(true)
+        expect(upstream.bytes).toBeLessThanOrEqual(2 * size)
+      } finally {
+        await upstream.close()
+      }
+    }, 30_000)
+  }
+})

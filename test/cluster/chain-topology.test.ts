@@ -1,0 +1,59 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
+import { fetchBlob, startClusterNode, startFileUpstream, until, writeKeyFile } from './helpers.ts'
+import type { ClusterTestNode } from './helpers.ts'
+
+const MiB = 1 << 20
+
+describe('keyed cluster in a chain of static peers (A ← B ← C): C reaches what A holds', () => {
+  let a: ClusterTestNode
+  let b: ClusterTestNode
+  let c: ClusterTestNode
+  let keyDir: string
+
+  beforeAll(async () => {
+    keyDir = await mkdtemp(join(tmpdir(), 'aimirror-key-'))
+    const key_file = await writeKeyFile(keyDir)
+    a = await startClusterNode({ key_file })
+    b = await startClusterNode({ key_file, peers: [a.addr], lookup_ms: 3000 })
+    c = await startClusterNode({ key_file, peers: [b.addr], lookup_ms: 3000 })
+    for (const n of [a, b, c]) n.fetcher.useSources(n.cluster)
+    await until(() => c.cluster.running?.membership.isMember(b.peerId) === true, 20_000, 'membership')
+  }, 60_000)
+
+  afterAll(async () => {
+    await c?.stop()
+    await b?.stop()
+    await a?.stop()
+    await rm(keyDir, { recursive: true, force: true })
+  })
+
+  it('C learns A through B and becomes its member (no static peer names A)', async () => {
+    await until(() => c.cluster.running?.membership.isMember(a.peerId) === true, 20_000, 'C a member of A')
+    expect(a.cluster.running?.membership.isMember(c.peerId)).toBe(true)
+  }, 30_000)
+
+  for (const by of ['digest', 'url'] as const) {
+    it(`a blob only A holds reaches C with no upstream byte, named by ${by}`, async () => {
+      const data = randomBytes(3 * MiB + 5)
+      const upstream = await startFileUpstream(data)
+      try {
+        const sha256 = createHash('sha256').update(data).digest('hex')
+        const identity = by === 'digest' ? digestIdentity({ algorithm: 'sha256', hex: sha256 }) : urlIdentity(upstream.url)
+        expect((await fetchBlob(a.fetcher, identity, upstream.url)).equals(data)).toBe(true)
+        await until(async () => await a.store.hasDigest(sha256), 20_000, 'commit on a')
+        const sent = upstream.bytes
+        const before = c.cluster.localStats().bytes_from_peers
+        expect((await fetchBlob(c.fetcher, identity, upstream.url)).equals(data)).toBe(true)
+        expect(upstream.bytes - sent).toBe(0)
+        expect(c.cluster.localStats().bytes_from_peers - before).toBe(data.length)
+      } finally {
+        await upstream.close()
+      }
+    }, 30_000)
+  }
+})

@@ -198,7 +198,8 @@ export const ruleShape = {
   handler: z.preprocess((v) => (v === '' ? null : v), handler.nullable()).optional(),
   content_rewrite: mapping(ruleContentRewriteShape, 'content_types and targets').nullable().default(null),
   header_rewrite: mapping(headerRewriteShape, 'realm and service').nullable().default(null),
-  metadata_ttl_s: numberAtLeast(0).default(300)
+  metadata_ttl_s: numberAtLeast(0).default(300),
+  revalidate_s: z.preprocess((v) => (v === '' ? null : v), numberAtLeast(0).nullable()).default(600)
 }
 
 function isRecord (value: unknown): value is Record<string, unknown> {

@@ -59,6 +59,11 @@ export interface Rule {
   readonly header_rewrite: HeaderRewrite | null
   /** Freshness of metadata (index pages, packuments, manifests by tag) served by this rule, seconds. */
   readonly metadata_ttl_s: number
+  /**
+   * A file cached by its URL (no published digest) is checked with the upstream once it was last
+   * confirmed this many seconds ago, and fetched again if it changed; null: never (immutable files).
+   */
+  readonly revalidate_s: number | null
 }
 
 export interface ServerConfig {

@@ -26,6 +26,12 @@ export interface AcquireOptions {
    * upstream request per acquire, also for hits: the redirect may point somewhere else by now.
    */
   keyByFinalUrl?: boolean
+  /**
+   * A file cached under a URL key (no published digest) is checked with the upstream (one 1-byte range
+   * request) once the upstream last confirmed it this long ago; a changed file is fetched again.
+   * Absent: URL-keyed files are taken as immutable.
+   */
+  revalidateAfterMs?: number
 }
 
 export interface BlobHandle {
@@ -33,6 +39,8 @@ export interface BlobHandle {
   /** cache: committed blob; download: in flight (joined or started); passthrough: not cacheable. */
   readonly from: 'cache' | 'download' | 'passthrough'
   readonly meta: BlobMeta
+  /** A cache hit by its key entry: when the upstream last served or confirmed the file (ms since the epoch). */
+  readonly confirmedAt?: number
   /** Streams bytes [start, end). */
   open: (start: number, end: number) => Readable
   /** Must be called once the handle's streams are done. Idempotent. */

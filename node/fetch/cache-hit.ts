@@ -15,9 +15,11 @@ export async function cacheHit (store: BlobStore, pacer: GcPacer, identity: Blob
   const stored = await store.lookup(identity.key)
   let meta: BlobMeta
   let digest: string
+  let confirmedAt: number | undefined
   if (stored !== undefined) {
     const e = stored.entry
     digest = e.digest
+    confirmedAt = e.fetchedAt
     meta = { size: e.size, etag: e.etag, lastModified: e.validator.lastModified, contentType: e.contentType, headers: e.headers, validator: e.validator }
   } else if (identity.sha256 !== null && await store.hasDigest(identity.sha256)) {
     digest = identity.sha256
@@ -33,6 +35,7 @@ export async function cacheHit (store: BlobStore, pacer: GcPacer, identity: Blob
     kind: 'blob',
     from: 'cache',
     meta,
+    confirmedAt,
     open: (start, end) => {
       if (end <= start) return Readable.from([])
       const unuse = store.use(digest)

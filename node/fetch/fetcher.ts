@@ -14,6 +14,7 @@ import { firstRange } from './response-meta.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
 import type { SourceResponse } from './upstream-source.ts'
 import { GcPacer } from './gc-pacer.ts'
+import { compareWithCached, Revalidator } from './revalidate.ts'
 import type { GcFunction } from './gc-pacer.ts'
 import { waitFor } from '../abort.ts'
 import { hasCredentials } from './acquire-types.ts'
@@ -71,6 +72,7 @@ export class Fetcher {
   /** Original-URL key → final key last learnt (bounded; a hit within FINAL_KEY_TTL_MS skips upstream). */
   private readonly finalKeys = new Map<string, { key: string, at: number }>()
   private stopping = false
+  private readonly revalidator: Revalidator
   private sources: SourceProvider | null = null
 
   constructor (components: FetcherComponents, init: FetcherInit = {}) {
@@ -89,6 +91,7 @@ export class Fetcher {
     }
     this.limiter = new Limiter(this.init.maxConcurrentDownloads)
     this.pacer = new GcPacer({ gc: init.gc })
+    this.revalidator = new Revalidator({ store: this.store, logger: this.log, source: upstream => this.source(upstream) })
   }
 
   async start (): Promise<void> {
@@ -153,7 +156,10 @@ export class Fetcher {
     const joined = this.inflight.get(identity.key)
     if (joined !== undefined) return await this.join(joined, options)
     const hit = await this.hit(identity)
-    if (hit !== null) return hit
+    if (hit !== null) {
+      if (await this.revalidator.current(identity, hit, upstream, options.revalidateAfterMs)) return hit
+      hit.release()
+    }
     const again = this.inflight.get(identity.key)
     if (again !== undefined) return await this.join(again, options)
     return await this.download(identity, upstream, options, this.source(upstream))
@@ -181,8 +187,12 @@ export class Fetcher {
       // Where the URL led a moment ago: join that download or serve that blob without asking again.
       const running = this.inflight.get(known.key)
       if (running !== undefined) return await this.join(running, options)
-      const hit = await this.hit({ key: known.key, sha256: null, expected: null })
-      if (hit !== null) return hit
+      const final = { key: known.key, sha256: null, expected: null }
+      const hit = await this.hit(final)
+      if (hit !== null) {
+        if (await this.revalidator.current(final, hit, upstream, options.revalidateAfterMs)) return hit
+        hit.release()
+      }
     }
     try {
       return await this.resolveFinal(identity, upstream, options, plain)
@@ -222,7 +232,16 @@ export class Fetcher {
       }
       const final: BlobIdentity = { key: 'url:' + canonicalUrl(first.url), sha256: null, expected: null }
       if (first.status < 300) this.rememberFinal(identity.key, final.key)
-      const joined = this.inflight.get(final.key) ?? await this.hit(final)
+      let joined: Download | BlobHandle | null = this.inflight.get(final.key) ?? await this.hit(final)
+      // The answer in hand says whether the cached file is still the one the URL serves.
+      if (joined !== null && !(joined instanceof Download) && joined.confirmedAt !== undefined) {
+        const verdict = compareWithCached({ size: joined.meta.size, validator: joined.meta.validator }, first)
+        if (verdict === 'same') this.store.confirmKey(final.key).catch(() => {})
+        if (verdict === 'changed') {
+          joined.release()
+          joined = null
+        }
+      }
       if (joined !== null) {
         discardBody(first.body)
         release()

@@ -39,7 +39,8 @@ export async function acquireArtifact (ctx: StrategyContext, fetcher: Fetcher, i
     concurrency: rule.concurrency,
     minSize: rule.min_size,
     maxSize: rule.max_size,
-    replayHeaders: rule.head_meta_headers
+    replayHeaders: rule.head_meta_headers,
+    revalidateAfterMs: rule.revalidate_s === null ? undefined : rule.revalidate_s * 1000
   })
 }
 

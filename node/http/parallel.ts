@@ -44,7 +44,8 @@ export function createParallelStrategy (components: ParallelComponents): Strateg
       minSize: rule.min_size,
       maxSize: rule.max_size,
       replayHeaders: rule.head_meta_headers,
-      keyByFinalUrl: rule.cache_key_source === 'final'
+      keyByFinalUrl: rule.cache_key_source === 'final',
+      revalidateAfterMs: rule.revalidate_s === null ? undefined : rule.revalidate_s * 1000
     })
     if (acquired.kind === 'upstream-response') return await sendUpstreamAnswer(ctx, acquired)
     await sendBlob(ctx, acquired)

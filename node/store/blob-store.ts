@@ -134,6 +134,12 @@ export class BlobStore {
     return { key, entry, path: this.layout.blobPath(entry.digest) }
   }
 
+  /** The upstream confirmed that the file behind `key` did not change: its entry's `fetchedAt` becomes now. */
+  async confirmKey (key: string): Promise<void> {
+    const entry = await this.index.getKey(key)
+    if (entry !== undefined) await this.index.putKey(key, { ...entry, fetchedAt: Date.now() })
+  }
+
   /** A committed blob by digest (content identity), whatever key stored it. */
   async hasDigest (digest: string): Promise<boolean> {
     return this.blobs.has(digest) && await this.checkBlob(digest)

@@ -118,6 +118,10 @@ export class IndexDb {
     await this.db.put(B + digest, entry)
   }
 
+  async putKey (key: string, entry: KeyEntry): Promise<void> {
+    await this.db.put(K + key, entry)
+  }
+
   async delKey (key: string): Promise<void> {
     await this.db.del(K + key)
   }

@@ -19,6 +19,7 @@ export function makeRule (partial: Partial<Rule> & Pick<Rule, 'upstream'>): Rule
     content_rewrite: null,
     header_rewrite: null,
     metadata_ttl_s: 60,
+    revalidate_s: null,
     ...partial
   }
 }

@@ -21,11 +21,14 @@ describe('parallel strategy over HTTP', () => {
 
   beforeAll(async () => {
     files = await startFileServer({
-      files: { '/f/a.bin': { size: SIZE, seed: 5 }, '/f/b.bin': { size: SIZE, seed: 6 }, '/f/c.bin': { size: 1000, seed: 7 } },
+      files: { '/f/a.bin': { size: SIZE, seed: 5 }, '/f/b.bin': { size: SIZE, seed: 6 }, '/f/c.bin': { size: 1000, seed: 7 }, '/g/latest.bin': { size: SIZE, seed: 8 } },
       perConnectionBps: 8 * 1024 * 1024
     })
     node = await startEngineNode({
-      rules: [{ name: 'f', path_prefix: '/f/', upstream: files.url, strategy: 'parallel', min_size: 0, concurrency: 4, chunk_size: 262144 }]
+      rules: [
+        { name: 'f', path_prefix: '/f/', upstream: files.url, strategy: 'parallel', min_size: 0, concurrency: 4, chunk_size: 262144 },
+        { name: 'g', path_prefix: '/g/', upstream: files.url, strategy: 'parallel', min_size: 0, concurrency: 4, chunk_size: 262144, revalidate_s: 0 }
+      ]
     })
   })
   afterAll(async () => {
@@ -98,6 +101,16 @@ describe('parallel strategy over HTTP', () => {
     expect(head.status).toBe(200)
     expect(head.headers['content-length']).toBe('1000')
     expect(head.body.length).toBe(0)
+  })
+
+  it('a rule\'s revalidate_s: a file that changed at its URL is fetched again, with its new ETag', async () => {
+    const first = await send(node.url, { path: '/g/latest.bin' })
+    expect(sha(first.body)).toBe(generatedSha256(SIZE, 8))
+    files.setFile('/g/latest.bin', { size: SIZE, seed: 9 })
+    await until(async () => sha((await send(node.url, { path: '/g/latest.bin' })).body) === generatedSha256(SIZE, 9), 10_000)
+    const again = await send(node.url, { path: '/g/latest.bin' })
+    expect(sha(again.body)).toBe(generatedSha256(SIZE, 9))
+    expect(again.headers.etag).not.toBe(first.headers.etag)
   })
 
   it('relays upstream 404 as 404', async () => {

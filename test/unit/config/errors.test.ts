@@ -76,7 +76,8 @@ describe('field problems name the path, what was expected and what was found', (
     [{ rules: [{ ...RULE, handler: 'docker' }] }, 'rules[0].handler', '"docker"'],
     [{ rules: [{ ...RULE, content_rewrite: { targets: ['files.pythonhosted.org'] } }] }, 'rules[0].content_rewrite.targets[0]', '"files.pythonhosted.org"'],
     [{ rules: [{ ...RULE, header_rewrite: { realm: 'auth.docker.io/token' } }] }, 'rules[0].header_rewrite.realm', '"auth.docker.io/token"'],
-    [{ rules: [{ ...RULE, metadata_ttl_s: -5 }] }, 'rules[0].metadata_ttl_s', '-5']
+    [{ rules: [{ ...RULE, metadata_ttl_s: -5 }] }, 'rules[0].metadata_ttl_s', '-5'],
+    [{ rules: [{ ...RULE, revalidate_s: 'daily' }] }, 'rules[0].revalidate_s', '"daily"']
   ])('%j → %s', (input, where, found) => {
     const p = problemAt(problemsOf(() => parse(input)), where)
     expect(p).toMatch(/: expected /)

@@ -113,8 +113,20 @@ describe('normalised values', () => {
       handler: 'hf',
       content_rewrite: null,
       header_rewrite: null,
-      metadata_ttl_s: 300
+      metadata_ttl_s: 300,
+      revalidate_s: 600
     })
+  })
+
+  it('revalidate_s: seconds, or null (or "") for files that never change', () => {
+    const rules = parseConfig({
+      rules: [
+        { name: 'a', path_prefix: '/a/', upstream: 'https://e.example', revalidate_s: 30 },
+        { name: 'b', path_prefix: '/b/', upstream: 'https://e.example', revalidate_s: null },
+        { name: 'c', path_prefix: '/c/', upstream: 'https://e.example', revalidate_s: '' }
+      ]
+    }, { env }).rules
+    expect(rules.map(r => r.revalidate_s)).toEqual([30, null, null])
   })
 
   it('a rule without handler gets one from its upstream host; explicit null or "" means none', () => {

@@ -1,0 +1,147 @@
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { describe, expect, it } from 'vitest'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import { urlIdentity } from '../../node/fetch/identity.ts'
+import type { Acquired, AcquireOptions, BlobHandle } from '../../node/fetch/fetcher.ts'
+import { compareWithCached } from '../../node/fetch/revalidate.ts'
+import type { SourceResponse } from '../../node/fetch/upstream-source.ts'
+import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
+import type { Rig } from './fetch-helpers.ts'
+
+const SIZE = 3 * 1024 * 1024 + 5
+const track = closedAfterEach()
+
+function blob (a: Acquired): BlobHandle {
+  if (a.kind !== 'blob') throw new Error(`expected a blob, got upstream ${a.status}`)
+  return a
+}
+
+/** Acquires the file, reads it whole; its source and sha256. */
+async function fetchOnce (rig: Rig, url: URL, options: AcquireOptions): Promise<{ from: string, sha256: string, confirmedAt: number | undefined }> {
+  const b = blob(await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 1 << 20, concurrency: 4, ...options }))
+  try {
+    const got = await sha256Of(b.open(0, b.meta.size as number))
+    return { from: b.from, sha256: got.hex, confirmedAt: b.confirmedAt }
+  } finally {
+    b.release()
+  }
+}
+
+describe('files cached by their URL are checked with the upstream once their confirmation is old', () => {
+  it('unchanged: served from the cache after a 1-byte check, which confirms it again', async () => {
+    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 1 } } }))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/f.bin')
+    await fetchOnce(rig, url, {})
+    await until(() => rig.store.stats().file_count === 1)
+    const sent = server.stats.bytesSent
+    const first = await fetchOnce(rig, url, { revalidateAfterMs: 0 })
+    expect(first.from).toBe('cache')
+    await new Promise(resolve => setTimeout(resolve, 5))
+    const second = await fetchOnce(rig, url, { revalidateAfterMs: 0 })
+    expect(second.from).toBe('cache')
+    expect(second.confirmedAt).toBeGreaterThan(first.confirmedAt as number)
+    expect(server.stats.bytesSent - sent).toBe(2)
+  })
+
+  it('changed upstream (a new ETag at the same URL): fetched again, and the new bytes are cached', async () => {
+    const server = track(await startFileServer({ files: { '/latest.bin': { size: SIZE, seed: 1 } } }))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/latest.bin')
+    expect((await fetchOnce(rig, url, {})).sha256).toBe(generatedSha256(SIZE, 1))
+    await until(() => rig.store.stats().file_count === 1)
+    server.setFile('/latest.bin', { size: SIZE, seed: 2 })
+    const fresh = await fetchOnce(rig, url, { revalidateAfterMs: 0 })
+    expect(fresh.from).toBe('download')
+    expect(fresh.sha256).toBe(generatedSha256(SIZE, 2))
+    await until(() => rig.store.stats().file_count === 2)
+    const after = await fetchOnce(rig, url, { revalidateAfterMs: 60_000 })
+    expect(after.from).toBe('cache')
+    expect(after.sha256).toBe(generatedSha256(SIZE, 2))
+  })
+
+  it('not asked while the confirmation is recent, nor ever without a limit', async () => {
+    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 1 } } }))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/f.bin')
+    await fetchOnce(rig, url, {})
+    await until(() => rig.store.stats().file_count === 1)
+    server.setFile('/f.bin', { size: SIZE, seed: 3 })
+    const requests = server.stats.requests
+    expect((await fetchOnce(rig, url, { revalidateAfterMs: 60_000 })).sha256).toBe(generatedSha256(SIZE, 1))
+    expect((await fetchOnce(rig, url, {})).sha256).toBe(generatedSha256(SIZE, 1))
+    expect(server.stats.requests).toBe(requests)
+  })
+
+  it('upstream down: the cached copy is served, and not held up by the check again for a while', async () => {
+    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 1 } } }))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/f.bin')
+    await fetchOnce(rig, url, {})
+    await until(() => rig.store.stats().file_count === 1)
+    server.configure({ status: { '/f.bin': 503 } })
+    const stale = await fetchOnce(rig, url, { revalidateAfterMs: 0 })
+    expect(stale).toMatchObject({ from: 'cache', sha256: generatedSha256(SIZE, 1) })
+    const requests = server.stats.requests
+    expect((await fetchOnce(rig, url, { revalidateAfterMs: 0 })).from).toBe('cache')
+    expect(server.stats.requests).toBe(requests)
+  })
+
+  it('upstream not answering: the cached copies are served, and no other file of that origin waits on a check for a while', async () => {
+    const server = await startFileServer({ files: { '/a.bin': { size: SIZE, seed: 1 }, '/b.bin': { size: SIZE, seed: 2 } } })
+    const rig = track(await makeRig())
+    const a = new URL(server.url + '/a.bin')
+    const b = new URL(server.url + '/b.bin')
+    await fetchOnce(rig, a, {})
+    await fetchOnce(rig, b, {})
+    await until(() => rig.store.stats().file_count === 2)
+    // The origin now takes connections and drops them at once.
+    await server.close()
+    let connections = 0
+    const dropper = createServer(socket => { connections++; socket.destroy() })
+    dropper.listen(Number(a.port), '127.0.0.1')
+    await once(dropper, 'listening')
+    track({ close: async () => { await new Promise(resolve => dropper.close(resolve)) } })
+    expect(await fetchOnce(rig, a, { revalidateAfterMs: 0 })).toMatchObject({ from: 'cache', sha256: generatedSha256(SIZE, 1) })
+    const tried = connections
+    expect(tried).toBeGreaterThan(0)
+    expect(await fetchOnce(rig, b, { revalidateAfterMs: 0 })).toMatchObject({ from: 'cache', sha256: generatedSha256(SIZE, 2) })
+    expect(connections).toBe(tried)
+  })
+
+  it('keyed by the final URL, the first range in hand decides: a changed file there is fetched again', async () => {
+    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 1 } }, redirect: true }))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/f.bin')
+    const opts = { keyByFinalUrl: true }
+    expect((await fetchOnce(rig, url, opts)).sha256).toBe(generatedSha256(SIZE, 1))
+    await until(() => rig.store.stats().file_count === 1)
+    // A new fetcher has not learnt where the URL leads: it asks, and the answer shows a new file.
+    await rig.restart()
+    server.setFile('/f.bin', { size: SIZE, seed: 4 })
+    const fresh = await fetchOnce(rig, url, opts)
+    expect(fresh).toMatchObject({ from: 'download', sha256: generatedSha256(SIZE, 4) })
+    await rig.restart()
+    expect(await fetchOnce(rig, url, opts)).toMatchObject({ from: 'cache', sha256: generatedSha256(SIZE, 4) })
+  })
+})
+
+describe('comparing an upstream answer with the cached file', () => {
+  const res = (status: number, headers: Record<string, string>, total: number | null = null): SourceResponse => ({
+    status, headers, body: null as never, url: new URL('http://u/f'), contentRange: total === null ? null : { start: 0, end: 0, total }
+  })
+  const cached = { size: 10, validator: { etag: '"a"', lastModified: 'Mon, 01 Jan 2024 00:00:00 GMT' } }
+
+  it('goes by ETag (weak or strong), then Last-Modified, and a different size is always a change', () => {
+    expect(compareWithCached(cached, res(206, { etag: '"a"' }, 10))).toBe('same')
+    expect(compareWithCached(cached, res(206, { etag: 'W/"a"' }, 10))).toBe('same')
+    expect(compareWithCached(cached, res(206, { etag: '"b"' }, 10))).toBe('changed')
+    expect(compareWithCached(cached, res(206, { etag: '"a"' }, 11))).toBe('changed')
+    expect(compareWithCached(cached, res(200, { 'content-length': '10', 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT' }))).toBe('same')
+    expect(compareWithCached(cached, res(200, { 'content-length': '10', 'last-modified': 'Tue, 02 Jan 2024 00:00:00 GMT' }))).toBe('changed')
+    expect(compareWithCached({ size: 10, validator: { etag: null, lastModified: null } }, res(206, {}, 10))).toBe('same')
+    expect(compareWithCached(cached, res(404, {}))).toBe('unknown')
+    expect(compareWithCached(cached, res(200, {}))).toBe('unknown')
+  })
+})

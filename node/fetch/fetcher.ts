@@ -267,6 +267,11 @@ export class Fetcher {
   }
 
   private async download (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, source: UpstreamSource, first?: DownloadInit['first']): Promise<Acquired> {
+    // A caller that was looking up the cache when stop() ran: stop() did not see its download.
+    if (this.stopping) {
+      if (first !== undefined) { discardBody(first.response.body); first.release() }
+      throw new AbortedError('Node is stopping')
+    }
     this.store.recordMiss()
     const shareable = !hasCredentials(upstream)
     const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log, pacer: this.pacer }, {

@@ -27,6 +27,11 @@ export interface BlobStoreInit {
   partialTtlMs?: number
   /** Free-space probe; injectable so tests can simulate a full disk. */
   freeBytes?: (dir: string) => Promise<number>
+  /**
+   * How often the cache is brought back under its budget and free-disk floor when no download asks for
+   * room (a lowered `max_size_gb`, other programs filling the disk); also once at start. Default 60 s.
+   */
+  sweepEveryMs?: number
 }
 
 export interface StoredBlob {
@@ -76,6 +81,10 @@ export class BlobStore {
   private usedBytes = 0
   private reservedBytes = 0
   private started = false
+  /** The periodic sweep (see startSweeping) and the one under way, if any. */
+  private sweeper: NodeJS.Timeout | null = null
+  private sweeping: Promise<void> | null = null
+  private readonly sweepEveryMs: number
   private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0, bytes_from_upstream: 0 }
   private readonly committedListeners = new Set<(digest: string, size: number) => void>()
   /** Discards of progress entries and temp files under way, by key (see getPartial). */
@@ -94,6 +103,7 @@ export class BlobStore {
     this.lruEnabled = init.lruEnabled ?? true
     this.partialTtlMs = init.partialTtlMs ?? 24 * 3600_000
     this.freeBytesOf = init.freeBytes ?? defaultFreeBytes
+    this.sweepEveryMs = init.sweepEveryMs ?? 60_000
   }
 
   get maxBytes (): number {
@@ -113,11 +123,19 @@ export class BlobStore {
     }
     await this.sweepTemp()
     this.started = true
+    if (this.lruEnabled) {
+      this.sweep()
+      this.sweeper = setInterval(() => { this.sweep() }, this.sweepEveryMs)
+      this.sweeper.unref()
+    }
   }
 
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
+    if (this.sweeper !== null) clearInterval(this.sweeper)
+    this.sweeper = null
+    await this.sweeping
     await this.index.close()
     this.blobs.clear()
     this.usedBytes = 0
@@ -262,7 +280,17 @@ export class BlobStore {
     this.log.info({ digest, reason }, 'blob dropped')
   }
 
-  /** Periodic sweep to bring the cache back under its high watermark. */
+  /** One eviction pass, unless one is under way or the store stopped. */
+  private sweep (): void {
+    if (this.sweeping !== null || !this.started) return
+    this.sweeping = this.evict().then(n => {
+      if (n > 0) this.log.info({ evicted: n, used: this.usedBytes }, 'cache brought back under its budget')
+    }, (err: unknown) => {
+      this.log.warn({ err }, 'cache eviction sweep failed')
+    }).finally(() => { this.sweeping = null })
+  }
+
+  /** Brings the cache back under its high watermark and free-disk floor; how many blobs went. */
   async evict (): Promise<number> {
     const free = await this.freeBytes()
     const plan = planEviction(this.evictionEntries(), this.budget, { usedBytes: this.usedBytes + this.reservedBytes, freeBytes: free, incomingBytes: 0 })

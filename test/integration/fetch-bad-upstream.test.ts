@@ -108,17 +108,39 @@ describe('responses the engine refuses are dropped without unhandled errors', ()
     })
   }
 
+  it('stopping while a request looks the cache up: no download starts after the stop', async () => {
+    upstream = await startBadUpstream('wrong-start')
+    rig = await makeRig()
+    const store = rig.store
+    const lookup = store.lookup.bind(store)
+    let looking = (): void => {}
+    const lookingUp = new Promise<void>(resolve => { looking = resolve })
+    let proceed = (): void => {}
+    const gate = new Promise<void>(resolve => { proceed = resolve })
+    store.lookup = async (key) => { looking(); await gate; return await lookup(key) }
+    const url = new URL(`${upstream.url}/bad.bin`)
+    const acquiring = rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 4 * MiB, concurrency: 1 }).then(() => null, (e: unknown) => e)
+    await lookingUp
+    await rig.fetcher.stop()
+    proceed()
+    expect(((await acquiring) as { code?: string } | null)?.code).toBe('ERR_ABORTED')
+    expect(rig.fetcher.activeDownloads()).toEqual([])
+  })
+
   it('stopping while the first response waits for disk space leaves no unhandled error', async () => {
     upstream = await startBadUpstream('wrong-start')
     let reserving = (): void => {}
     const reserved = new Promise<void>(resolve => { reserving = resolve })
+    // Armed once the store started: its first eviction sweep asks for the free space too.
+    let armed = false
     rig = await makeRig({
       freeBytes: async () => {
-        reserving()
+        if (armed) reserving()
         await sleep(200)
         return 1 << 40
       }
     })
+    armed = true
     const url = new URL(`${upstream.url}/bad.bin`)
     const acquiring = rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 4 * MiB, concurrency: 1 }).then(() => null, (e: unknown) => e)
     await reserved

@@ -6,7 +6,8 @@ import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import type { BlobHandle } from '../../node/fetch/fetcher.ts'
 import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
 import type { BlobIdentity } from '../../node/fetch/identity.ts'
-import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
+import { BlobStore } from '../../node/store/blob-store.ts'
+import { closedAfterEach, makeRig, sha256Of, silent, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 
 const MiB = 1 << 20
@@ -143,5 +144,35 @@ describe('verification and integrity', () => {
     expect(st.total_size_bytes).toBeLessThanOrEqual(3 * MiB)
     expect(await rig.store.lookup(urlIdentity(new URL(`${server.url}/e0.bin`)).key)).toBeUndefined()
     expect(await rig.store.lookup(urlIdentity(new URL(`${server.url}/e3.bin`)).key)).toBeDefined()
+  })
+
+  it('without any download, a lowered budget is enforced at start and the free-disk floor by the periodic sweep', async () => {
+    const fs: Record<string, { size: number, seed: number }> = {}
+    for (let i = 0; i < 4; i++) fs[`/s${i}.bin`] = { size: MiB, seed: 20 + i }
+    server = track(await startFileServer({ files: fs }))
+    rig = track(await makeRig())
+    for (let i = 0; i < 4; i++) {
+      const h = await blob(rig, new URL(`${server.url}/s${i}.bin`))
+      await sha256Of(h.open(0, MiB))
+      h.release()
+      await until(() => rig?.fetcher.activeDownloads().length === 0)
+    }
+    expect(rig.store.stats().file_count).toBe(4)
+    await rig.fetcher.stop()
+    await rig.store.stop()
+
+    // max_size_gb lowered to 3 MiB: down to the low watermark (85 %) at start, oldest first.
+    let free = Number.POSITIVE_INFINITY
+    const store = new BlobStore({ logger: silent }, { dir: rig.dir, maxBytes: 3 * MiB, minFreeBytes: 2 * MiB, sweepEveryMs: 20, freeBytes: async () => free })
+    track({ close: async () => { await store.stop() } })
+    await store.start()
+    await until(() => store.stats().file_count === 2)
+    expect(await store.lookup(urlIdentity(new URL(`${server.url}/s0.bin`)).key)).toBeUndefined()
+    expect(await store.lookup(urlIdentity(new URL(`${server.url}/s3.bin`)).key)).toBeDefined()
+
+    // Another program fills the disk: the next sweep frees what the floor asks for.
+    free = MiB
+    await until(() => store.stats().file_count < 2)
+    expect(await store.lookup(urlIdentity(new URL(`${server.url}/s3.bin`)).key)).toBeDefined()
   })
 })

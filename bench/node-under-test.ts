@@ -44,7 +44,7 @@ export async function startNode (children: Children, init: NodeInit): Promise<No
   const config = {
     server: { host: '127.0.0.1', port },
     cache: { dir: cacheDir, max_size_gb: 1000, min_free_gb: 0 },
-    logging: { level: 'warn' },
+    logging: { level: process.env.BENCH_LOG_LEVEL ?? 'warn' },
     rules: init.rules ?? [{
       name: 'bench',
       path_prefix: '/files/',

@@ -1,10 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
-import { fetchBlob, startClusterNode, startFileUpstream, until, writeKeyFile } from './helpers.ts'
+import { fetchFromHolder, startClusterNode, until, writeKeyFile } from './helpers.ts'
 import type { ClusterTestNode } from './helpers.ts'
 
 const MiB = 1 << 20
@@ -40,20 +39,10 @@ describe('keyed cluster in a chain of static peers (A ← B ← C): C reaches wh
   for (const by of ['digest', 'url'] as const) {
     it(`a blob only A holds reaches C with no upstream byte, named by ${by}`, async () => {
       const data = randomBytes(3 * MiB + 5)
-      const upstream = await startFileUpstream(data)
-      try {
-        const sha256 = createHash('sha256').update(data).digest('hex')
-        const identity = by === 'digest' ? digestIdentity({ algorithm: 'sha256', hex: sha256 }) : urlIdentity(upstream.url)
-        expect((await fetchBlob(a.fetcher, identity, upstream.url)).equals(data)).toBe(true)
-        await until(async () => await a.store.hasDigest(sha256), 20_000, 'commit on a')
-        const sent = upstream.bytes
-        const before = c.cluster.localStats().bytes_from_peers
-        expect((await fetchBlob(c.fetcher, identity, upstream.url)).equals(data)).toBe(true)
-        expect(upstream.bytes - sent).toBe(0)
-        expect(c.cluster.localStats().bytes_from_peers - before).toBe(data.length)
-      } finally {
-        await upstream.close()
-      }
+      const r = await fetchFromHolder(a, c, data, by)
+      expect(r.got.equals(data)).toBe(true)
+      expect(r.upstreamBytes).toBe(0)
+      expect(r.peerBytes).toBe(data.length)
     }, 30_000)
   }
 })

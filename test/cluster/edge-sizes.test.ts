@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
-import { fetchBlob, startClusterNode, startFileUpstream, until, writeKeyFile } from './helpers.ts'
+import { urlIdentity } from '../../node/fetch/identity.ts'
+import { fetchBlob, fetchFromHolder, startClusterNode, startFileUpstream, until, writeKeyFile } from './helpers.ts'
 import type { ClusterTestNode } from './helpers.ts'
 
 const MiB = 1 << 20
@@ -35,20 +35,10 @@ describe('keyed cluster: blobs of every awkward size reach a member from a holde
   for (const [size, by] of [...sizes.map(s => [s, 'digest'] as const), ...sizes.map(s => [s, 'url'] as const)]) {
     it(`${size} bytes, named by ${by}`, async () => {
       const data = randomBytes(size)
-      const upstream = await startFileUpstream(data)
-      try {
-        const sha256 = createHash('sha256').update(data).digest('hex')
-        const identity = by === 'digest' ? digestIdentity({ algorithm: 'sha256', hex: sha256 }) : urlIdentity(upstream.url)
-        expect((await fetchBlob(a.fetcher, identity, upstream.url)).equals(data)).toBe(true)
-        await until(async () => await a.store.hasDigest(sha256), 20_000, 'commit on a')
-        const sent = upstream.bytes
-        const before = b.cluster.localStats().bytes_from_peers
-        expect((await fetchBlob(b.fetcher, identity, upstream.url)).equals(data)).toBe(true)
-        expect(upstream.bytes - sent).toBe(0)
-        expect(b.cluster.localStats().bytes_from_peers - before).toBe(size)
-      } finally {
-        await upstream.close()
-      }
+      const r = await fetchFromHolder(a, b, data, by)
+      expect(r.got.equals(data)).toBe(true)
+      expect(r.upstreamBytes).toBe(0)
+      expect(r.peerBytes).toBe(size)
     }, 30_000)
   }
 

@@ -10,6 +10,7 @@ import { Agent } from 'undici'
 import type { ClusterConfig } from '../../config/types.ts'
 import { Cluster } from '../../node/cluster/cluster.ts'
 import { Fetcher } from '../../node/fetch/fetcher.ts'
+import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
 import type { BlobIdentity } from '../../node/fetch/identity.ts'
 import { UpstreamSource } from '../../node/fetch/upstream-source.ts'
 import type { Source } from '../../node/fetch/upstream-source.ts'
@@ -195,5 +196,25 @@ export async function fetchBlob (fetcher: Fetcher, identity: BlobIdentity, url: 
     return await readAll(got.open(0, got.meta.size as number))
   } finally {
     got.release()
+  }
+}
+
+/**
+ * `holder` fetches `data` from a fresh upstream (named by its sha256 or by its URL) and commits it; then
+ * `asker` fetches it. What `asker` got, and the upstream bytes and peer bytes its fetch took.
+ */
+export async function fetchFromHolder (holder: ClusterTestNode, asker: ClusterTestNode, data: Buffer, by: 'digest' | 'url'): Promise<{ got: Buffer, upstreamBytes: number, peerBytes: number }> {
+  const upstream = await startFileUpstream(data)
+  try {
+    const sha256 = createHash('sha256').update(data).digest('hex')
+    const identity = by === 'digest' ? digestIdentity({ algorithm: 'sha256', hex: sha256 }) : urlIdentity(upstream.url)
+    if (!(await fetchBlob(holder.fetcher, identity, upstream.url)).equals(data)) throw new Error('the holder fetched wrong bytes')
+    await until(async () => await holder.store.hasDigest(sha256), 20_000, 'commit on the holder')
+    const sent = upstream.bytes
+    const before = asker.cluster.localStats().bytes_from_peers
+    const got = await fetchBlob(asker.fetcher, identity, upstream.url)
+    return { got, upstreamBytes: upstream.bytes - sent, peerBytes: asker.cluster.localStats().bytes_from_peers - before }
+  } finally {
+    await upstream.close()
   }
 }

@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer, FileServerOptions } from '../fixtures/upstreams/file-server.ts'
 import { urlIdentity } from '../../node/fetch/identity.ts'
 import type { Acquired, AcquireOptions, BlobHandle } from '../../node/fetch/fetcher.ts'
 import { compareWithCached } from '../../node/fetch/revalidate.ts'
@@ -28,13 +29,19 @@ async function fetchOnce (rig: Rig, url: URL, options: AcquireOptions): Promise<
   }
 }
 
+/** A file server with `path` (seed 1), a rig, and the file fetched once and committed. */
+async function cachedFile (path: string, serverOptions: Partial<FileServerOptions> = {}): Promise<{ server: FileServer, rig: Rig, url: URL }> {
+  const server = track(await startFileServer({ files: { [path]: { size: SIZE, seed: 1 } }, ...serverOptions }))
+  const rig = track(await makeRig())
+  const url = new URL(server.url + path)
+  expect((await fetchOnce(rig, url, serverOptions.redirect === true ? { keyByFinalUrl: true } : {})).sha256).toBe(generatedSha256(SIZE, 1))
+  await until(() => rig.store.stats().file_count === 1)
+  return { server, rig, url }
+}
+
 describe('files cached by their URL are checked with the upstream once their confirmation is old', () => {
   it('unchanged: served from the cache after a 1-byte check, which confirms it again', async () => {
-    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 1 } } }))
-    const rig = track(await makeRig())
-    const url = new URL(server.url + '/f.bin')
-    await fetchOnce(rig, url, {})
-    await until(() => rig.store.stats().file_count === 1)
+    const { server, rig, url } = await cachedFile('/f.bin')
     const sent = server.stats.bytesSent
     const first = await fetchOnce(rig, url, { revalidateAfterMs: 0 })
     expect(first.from).toBe('cache')
@@ -46,11 +53,7 @@ describe('files cached by their URL are checked with the upstream once their con
   })
 
   it('changed upstream (a new ETag at the same URL): fetched again, and the new bytes are cached', async () => {
-    const server = track(await startFileServer({ files: { '/latest.bin': { size: SIZE, seed: 1 } } }))
-    const rig = track(await makeRig())
-    const url = new URL(server.url + '/latest.bin')
-    expect((await fetchOnce(rig, url, {})).sha256).toBe(generatedSha256(SIZE, 1))
-    await until(() => rig.store.stats().file_count === 1)
+    const { server, rig, url } = await cachedFile('/latest.bin')
     server.setFile('/latest.bin', { size: SIZE, seed: 2 })
     const fresh = await fetchOnce(rig, url, { revalidateAfterMs: 0 })
     expect(fresh.from).toBe('download')
@@ -62,11 +65,7 @@ describe('files cached by their URL are checked with the upstream once their con
   })
 
   it('not asked while the confirmation is recent, nor ever without a limit', async () => {
-    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 1 } } }))
-    const rig = track(await makeRig())
-    const url = new URL(server.url + '/f.bin')
-    await fetchOnce(rig, url, {})
-    await until(() => rig.store.stats().file_count === 1)
+    const { server, rig, url } = await cachedFile('/f.bin')
     server.setFile('/f.bin', { size: SIZE, seed: 3 })
     const requests = server.stats.requests
     expect((await fetchOnce(rig, url, { revalidateAfterMs: 60_000 })).sha256).toBe(generatedSha256(SIZE, 1))
@@ -75,11 +74,7 @@ describe('files cached by their URL are checked with the upstream once their con
   })
 
   it('upstream down: the cached copy is served, and not held up by the check again for a while', async () => {
-    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 1 } } }))
-    const rig = track(await makeRig())
-    const url = new URL(server.url + '/f.bin')
-    await fetchOnce(rig, url, {})
-    await until(() => rig.store.stats().file_count === 1)
+    const { server, rig, url } = await cachedFile('/f.bin')
     server.configure({ status: { '/f.bin': 503 } })
     const stale = await fetchOnce(rig, url, { revalidateAfterMs: 0 })
     expect(stale).toMatchObject({ from: 'cache', sha256: generatedSha256(SIZE, 1) })

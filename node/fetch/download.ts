@@ -350,7 +350,10 @@ export class Download {
     const end = at + chunk.length
     const pieceDone = this.disk.add(at, end)
     this.hasher?.wrote(at, chunk)
-    if ((pieceDone || this.disk.unrecorded >= RECORD_EVERY) && this.rangeSupported) this.saver.save()
+    if (this.rangeSupported) {
+      if (pieceDone) this.saver.save()
+      else if (this.disk.unrecorded >= RECORD_EVERY) this.saver.saveSoon()
+    }
     this.view.waiters.wake(at, end)
   }
 
@@ -396,7 +399,7 @@ export class Download {
     this.rejectReady(error)
     const resumable = keepPartial && this.rangeSupported && this.disk.plan !== null && keepsPartial(error)
     if (!resumable && this.tempPath !== '') this.store.discardPartial(this.key).catch(() => {})
-    else if (resumable) this.saver.flush()
+    else if (resumable) this.saver.save()
     if (!isAimirrorError(error) || error.code !== 'ERR_ABORTED') this.log.warn({ key: this.key, err: error.message, code: (error as { code?: string }).code }, 'download failed')
     this.settle('failed')
   }

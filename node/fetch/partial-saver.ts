@@ -9,22 +9,22 @@ export interface PartialSaverInit {
   onError: (err: unknown) => void
   /** No write in flight or due any more (the download may close its file). */
   onIdle: () => void
-  /** Least time between two writes (default 250 ms); `flush` does not wait for it. */
+  /** Least time between a write and one `saveSoon` asks for (default 250 ms). */
   minIntervalMs?: number
 }
 
 /**
- * Saves a download's progress entry one write at a time, at most one per `minIntervalMs`: saves asked
- * for meanwhile collapse into one later write of the newest state. Pieces finish faster than LevelDB
- * writes, and sixteen downloads of 1 MiB pieces asked for a write per piece (a tenth of a second of CPU
- * per GiB); a restart fetches again at most what landed in the last interval.
+ * Saves a download's progress entry one write at a time: saves asked for during a write collapse into one
+ * more write after it, of the newest state (pieces finish faster than LevelDB writes). `save` is for
+ * finished pieces, which a restart must not fetch again; `saveSoon`, for the bytes of unfinished ones, waits
+ * until `minIntervalMs` after the last write.
  */
 export class PartialSaver {
   private readonly init: PartialSaverInit
   private readonly minIntervalMs: number
   private writing = false
   private again = false
-  /** The write asked for during the current one is a flush: it does not wait for the interval. */
+  /** The write asked for during the current one came from `save`: it does not wait for the interval. */
   private againNow = false
   private due: NodeJS.Timeout | null = null
   private lastAt = Number.NEGATIVE_INFINITY
@@ -38,7 +38,7 @@ export class PartialSaver {
     return this.writing || this.due !== null
   }
 
-  save (): void {
+  saveSoon (): void {
     if (this.writing) { this.again = true; return }
     if (this.due !== null) return
     const wait = this.lastAt + this.minIntervalMs - Date.now()
@@ -49,8 +49,8 @@ export class PartialSaver {
     }, wait)
   }
 
-  /** Saves now (a download that stops and will resume later). */
-  flush (): void {
+  /** Saves now, or right after the write under way. */
+  save (): void {
     if (this.due !== null) {
       clearTimeout(this.due)
       this.due = null
@@ -76,7 +76,7 @@ export class PartialSaver {
       this.againNow = false
       if (!again) this.init.onIdle()
       else if (now) this.write()
-      else this.save()
+      else this.saveSoon()
     })
   }
 }

@@ -24,14 +24,14 @@ function rig (minIntervalMs: number): { saver: PartialSaver, writes: number[], i
 const tick = async (ms = 0): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 describe('a download\'s progress saver', () => {
-  it('writes one entry at a time, at most one per interval, always the newest state', async () => {
+  it('saveSoon: one entry at a time, at most one per interval, always the newest state', async () => {
     const r = rig(60)
     r.state.n = 1
-    r.saver.save()
+    r.saver.saveSoon()
     r.state.n = 2
-    r.saver.save()
+    r.saver.saveSoon()
     r.state.n = 3
-    r.saver.save()
+    r.saver.saveSoon()
     expect(r.writes).toEqual([1])
     r.finish()
     await tick()
@@ -46,19 +46,19 @@ describe('a download\'s progress saver', () => {
     expect(r.idle()).toBe(1)
   })
 
-  it('flush writes at once, also right after a write', async () => {
+  it('save writes at once (a finished piece), also when a saveSoon waits, and right after a write under way', async () => {
     const r = rig(10_000)
     r.state.n = 1
     r.saver.save()
     r.finish()
     await tick()
     r.state.n = 2
-    r.saver.save()
+    r.saver.saveSoon()
     expect(r.writes).toEqual([1])
-    r.saver.flush()
+    r.saver.save()
     expect(r.writes).toEqual([1, 2])
     r.state.n = 3
-    r.saver.flush()
+    r.saver.save()
     r.finish()
     await tick()
     expect(r.writes).toEqual([1, 2, 3])

@@ -39,6 +39,8 @@ export interface SwarmSourceInit extends SwarmViewInit {
  */
 const YOUNG_MS = 2000
 const STEP = 1 << 20
+/** The first range of a blob named by its URL, which learns the upstream's version of it. */
+const URL_FIRST = 128 << 10
 
 /** Ranges in flight at once when a peer holding the whole blob serves it. */
 const HOLDER_CONNECTIONS = 8
@@ -98,7 +100,9 @@ export class SwarmSource implements Source {
   async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
     const first = this.responses === 0
     let res: SourceResponse | null = null
-    if (range !== null) {
+    if (range !== null && first && this.byUrl) {
+      res = await this.learnVersion(range, options)
+    } else if (range !== null) {
       await this.view.ready(this.responses)
       res = await this.fromHolders(range, options.signal) ?? await this.fromDownloaders(range, options.signal)
     }
@@ -114,6 +118,23 @@ export class SwarmSource implements Source {
     if (this.byUrl) return out
     const { etag: _etag, ...headers } = out.headers
     return { ...out, headers }
+  }
+
+  /**
+   * A URL names whatever its upstream serves now, and members may hold an older version: the first range
+   * (short) comes from the upstream, and its ETag decides which members' copies are read. A member's
+   * copy is still better than nothing when the upstream cannot be reached.
+   */
+  private async learnVersion (range: { start: number, end: number }, options: { signal?: AbortSignal }): Promise<SourceResponse> {
+    try {
+      return await this.init.upstream.fetch({ start: range.start, end: Math.min(range.end, range.start + URL_FIRST - 1) }, options)
+    } catch (err) {
+      if (options.signal?.aborted === true) throw err
+      await this.view.ready(0)
+      const res = await this.fromHolders(range, options.signal) ?? await this.fromDownloaders(range, options.signal)
+      if (res === null) throw err
+      return res
+    }
   }
 
   /** A member asked whether this node has the blob: it is downloading it too (see SwarmView.heardFrom). */

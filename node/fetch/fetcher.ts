@@ -14,7 +14,7 @@ import { firstRange } from './response-meta.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
 import type { SourceResponse } from './upstream-source.ts'
 import { GcPacer } from './gc-pacer.ts'
-import { compareWithCached, Revalidator } from './revalidate.ts'
+import { Revalidator } from './revalidate.ts'
 import type { GcFunction } from './gc-pacer.ts'
 import { waitFor } from '../abort.ts'
 import { hasCredentials } from './acquire-types.ts'
@@ -234,13 +234,9 @@ export class Fetcher {
       if (first.status < 300) this.rememberFinal(identity.key, final.key)
       let joined: Download | BlobHandle | null = this.inflight.get(final.key) ?? await this.hit(final)
       // The answer in hand says whether the cached file is still the one the URL serves.
-      if (joined !== null && !(joined instanceof Download) && joined.confirmedAt !== undefined) {
-        const verdict = compareWithCached({ size: joined.meta.size, validator: joined.meta.validator }, first)
-        if (verdict === 'same') this.store.confirmKey(final.key).catch(() => {})
-        if (verdict === 'changed') {
-          joined.release()
-          joined = null
-        }
+      if (joined !== null && !(joined instanceof Download) && this.revalidator.judge(final.key, joined, first) === 'changed') {
+        joined.release()
+        joined = null
       }
       if (joined !== null) {
         discardBody(first.body)

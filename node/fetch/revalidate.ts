@@ -82,6 +82,17 @@ export class Revalidator {
     return await check !== 'changed'
   }
 
+  /**
+   * What an upstream answer already in hand (a download's first range) says about a cached hit under
+   * `key`; the same file renews the hit's confirmation.
+   */
+  judge (key: string, hit: BlobHandle, res: SourceResponse): Verdict {
+    if (hit.confirmedAt === undefined) return 'unknown'
+    const verdict = compareWithCached({ size: hit.meta.size, validator: hit.meta.validator }, res)
+    if (verdict === 'same') this.c.store.confirmKey(key).catch((err: unknown) => { this.c.logger.warn({ err, key }, 'could not record a confirmation') })
+    return verdict
+  }
+
   private quiet (what: string, now: number): boolean {
     const since = this.silent.get(what)
     return since !== undefined && now - since < RETRY_AFTER_MS

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
+import { uptime } from 'node:os'
 import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from '../log.ts'
@@ -25,6 +26,8 @@ export interface BlobStoreInit {
   lruEnabled?: boolean
   /** Partial downloads untouched for longer are discarded at start. */
   partialTtlMs?: number
+  /** When the machine booted (ms since the epoch; default from the OS uptime). */
+  bootTime?: number
   /** Free-space probe; injectable so tests can simulate a full disk. */
   freeBytes?: (dir: string) => Promise<number>
   /**
@@ -75,6 +78,7 @@ export class BlobStore {
   private readonly budget: EvictionBudget
   private readonly lruEnabled: boolean
   private readonly partialTtlMs: number
+  private readonly bootTime: number
   private readonly freeBytesOf: (dir: string) => Promise<number>
   private readonly blobs = new Map<string, BlobEntry>()
   private readonly inUse = new Map<string, number>()
@@ -102,6 +106,7 @@ export class BlobStore {
     }
     this.lruEnabled = init.lruEnabled ?? true
     this.partialTtlMs = init.partialTtlMs ?? 24 * 3600_000
+    this.bootTime = init.bootTime ?? Date.now() - uptime() * 1000
     this.freeBytesOf = init.freeBytes ?? defaultFreeBytes
     this.sweepEveryMs = init.sweepEveryMs ?? 60_000
   }
@@ -360,7 +365,10 @@ export class BlobStore {
       const path = this.layout.tempPath(key)
       const fresh = now - p.updatedAt < this.partialTtlMs
       const present = await stat(path).then(s => s.size === p.size, () => false)
-      if (fresh && present) keep.add(path)
+      // Written before the machine last booted: bytes the entry counts may have been lost from the page
+      // cache (a power loss). Nothing would catch that in a file known only by its URL; a digest would.
+      const trusted = p.expectedDigest !== null || p.updatedAt >= this.bootTime
+      if (fresh && present && trusted) keep.add(path)
       else await this.discardPartial(key)
     }
     for (const name of await readdir(this.layout.tmpDir)) {

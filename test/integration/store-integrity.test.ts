@@ -1,4 +1,5 @@
-import { open, readdir, stat } from 'node:fs/promises'
+import { mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
@@ -7,6 +8,8 @@ import type { BlobHandle } from '../../node/fetch/fetcher.ts'
 import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
 import type { BlobIdentity } from '../../node/fetch/identity.ts'
 import { BlobStore } from '../../node/store/blob-store.ts'
+import type { PartialEntry } from '../../node/store/index-db.ts'
+import { PieceBitmap } from '../../node/store/partial.ts'
 import { closedAfterEach, makeRig, sha256Of, silent, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 
@@ -144,6 +147,34 @@ describe('verification and integrity', () => {
     expect(st.total_size_bytes).toBeLessThanOrEqual(3 * MiB)
     expect(await rig.store.lookup(urlIdentity(new URL(`${server.url}/e0.bin`)).key)).toBeUndefined()
     expect(await rig.store.lookup(urlIdentity(new URL(`${server.url}/e3.bin`)).key)).toBeDefined()
+  })
+
+  it('after a reboot, the progress of a file known only by its URL is not trusted (a power loss may have lost bytes it counts)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'aimirror-boot-'))
+    track({ close: async () => { await rm(dir, { recursive: true, force: true }) } })
+    const now = Date.now()
+    const entry = (updatedAt: number, expectedDigest: string | null): PartialEntry => ({
+      url: 'http://u/f', size: 1024, pieceSize: 256, bitmap: new PieceBitmap(4).toBase64(), spans: [[0, 100]],
+      contentType: null, headers: {}, validator: { etag: '"e"', lastModified: null }, etag: '"e"', expectedDigest, startedAt: updatedAt, updatedAt
+    })
+    const first = new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30, bootTime: now - 60_000 })
+    await first.start()
+    const digestKey = 'sha256:' + 'a'.repeat(64)
+    const parts: Record<string, PartialEntry> = { 'url:http://u/before': entry(now - 2000, null), [digestKey]: entry(now - 2000, digestKey), 'url:http://u/after': entry(now - 200, null) }
+    for (const [key, e] of Object.entries(parts)) {
+      await first.putPartial(key, e)
+      await writeFile(first.layout.tempPath(key), Buffer.alloc(1024))
+    }
+    await first.stop()
+
+    // The machine booted between the first two entries and the last one.
+    const again = new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30, bootTime: now - 1000 })
+    track({ close: async () => { await again.stop() } })
+    await again.start()
+    expect(await again.getPartial('url:http://u/before')).toBeUndefined()
+    await expect(stat(again.layout.tempPath('url:http://u/before'))).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(await again.getPartial(digestKey)).toBeDefined()
+    expect(await again.getPartial('url:http://u/after')).toBeDefined()
   })
 
   it('without any download, a lowered budget is enforced at start and the free-disk floor by the periodic sweep', async () => {

@@ -85,7 +85,7 @@ export class BlobStore {
   private usedBytes = 0
   private reservedBytes = 0
   private started = false
-  /** The periodic sweep (see startSweeping) and the one under way, if any. */
+  /** The periodic eviction sweep (see start) and the pass under way, if any. */
   private sweeper: NodeJS.Timeout | null = null
   private sweeping: Promise<void> | null = null
   private readonly sweepEveryMs: number

@@ -22,7 +22,7 @@ describe('keyed cluster: blobs of every awkward size reach a member from a holde
     b = await startClusterNode({ key_file: key, peers: [a.addr], lookup_ms: 5000 })
     a.fetcher.useSources(a.cluster)
     b.fetcher.useSources(b.cluster)
-    await until(() => b.cluster.running?.membership.isMember(a.peerId) === true, 20_000, 'membership')
+    await until(() => b.cluster.running?.membership.isMember(a.peerId) === true && a.cluster.running?.membership.isMember(b.peerId) === true, 20_000, 'membership')
   }, 60_000)
 
   afterAll(async () => {

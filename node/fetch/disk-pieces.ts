@@ -107,7 +107,7 @@ export class DiskPieces {
   }
 
   /** The progress entry as the download stands (null before its plan is known). */
-  entry (d: { url: string, meta: BlobMeta, expected: BlobIdentity['expected'], startedAt: number }): PartialEntry | null {
+  entry (d: { url: string, meta: BlobMeta, expected: BlobIdentity['expected'], startedAt: number, synced?: boolean }): PartialEntry | null {
     const pieces = this.pieces()
     if (this.planned === null || pieces === null) return null
     this.sinceRecorded = 0
@@ -117,6 +117,7 @@ export class DiskPieces {
       pieceSize: pieces.pieceSize,
       bitmap: pieces.bitmap,
       spans: this.spans(),
+      ...(d.synced === true ? { synced: true } : {}),
       contentType: d.meta.contentType,
       headers: d.meta.headers,
       validator: d.meta.validator,

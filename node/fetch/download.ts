@@ -76,13 +76,17 @@ export class Download {
   private reserved = 0
   private wants = 0
   private readonly saver = new PartialSaver({
-    entry: () => this.meta === null ? null : this.disk.entry({ url: this.url, meta: this.meta, expected: this.init.identity.expected, startedAt: this.partialStartedAt }),
+    entry: () => this.meta === null ? null : this.disk.entry({ url: this.url, meta: this.meta, expected: this.init.identity.expected, startedAt: this.partialStartedAt, synced: this.synced }),
     wanted: () => this.state === 'running' || (this.state === 'failed' && keepsPartial(this.error)),
     write: async (entry) => { await this.store.putPartial(this.key, entry) },
     onError: (err) => { this.log.warn({ err }, 'could not save download progress') },
     onIdle: () => { this.maybeCloseFile() }
   })
   private partialStartedAt = Date.now()
+  /** The temp file was synced after its last byte was written (set only once the download stopped). */
+  private synced = false
+  /** The progress entry a download that stopped to resume later leaves behind, written. */
+  private progressKept: Promise<void> = Promise.resolve()
   private readonly rangeHost: RangeFetchHost
   private readonly pool: ConnectionPool
   private readonly settledCallbacks: Array<() => void> = []
@@ -399,9 +403,34 @@ export class Download {
     this.rejectReady(error)
     const resumable = keepPartial && this.rangeSupported && this.disk.plan !== null && keepsPartial(error)
     if (!resumable && this.tempPath !== '') this.store.discardPartial(this.key).catch(() => {})
-    else if (resumable) this.saver.save()
+    else if (resumable) this.progressKept = this.keepProgress()
     if (!isAimirrorError(error) || error.code !== 'ERR_ABORTED') this.log.warn({ key: this.key, err: error.message, code: (error as { code?: string }).code }, 'download failed')
     this.settle('failed')
+  }
+
+  /** Resolves once a download that stopped to resume later has written its progress entry. */
+  get kept (): Promise<void> {
+    return this.progressKept
+  }
+
+  /**
+   * A download that stops to resume later syncs its temp file first, so its entry can say the bytes it
+   * counts are on disk: they then survive a reboot (see BlobStore's start).
+   */
+  private async keepProgress (): Promise<void> {
+    const fh = this.fh
+    if (fh !== null) {
+      this.fileRefs++
+      try {
+        await fh.datasync()
+        this.synced = true
+      } catch (err) {
+        this.log.debug({ err, key: this.key }, 'could not sync a stopped download\'s file')
+      }
+    }
+    this.saver.save()
+    await this.saver.idle()
+    if (fh !== null) this.releaseFile()
   }
 
   private settle (state: 'done' | 'failed'): void {

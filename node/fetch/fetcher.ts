@@ -108,6 +108,7 @@ export class Fetcher {
       const settled = new Promise<void>(resolve => d.onSettled(resolve))
       d.fail(new AbortedError('Node is stopping'), true)
       await settled
+      await d.kept
     }))
   }
 

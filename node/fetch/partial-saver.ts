@@ -34,8 +34,16 @@ export class PartialSaver {
     this.minIntervalMs = init.minIntervalMs ?? 250
   }
 
+  private idleWaiters: Array<() => void> = []
+
   get busy (): boolean {
     return this.writing || this.due !== null
+  }
+
+  /** Resolves once no write is in flight or due. */
+  async idle (): Promise<void> {
+    if (!this.busy) return
+    await new Promise<void>(resolve => { this.idleWaiters.push(resolve) })
   }
 
   saveSoon (): void {
@@ -62,7 +70,7 @@ export class PartialSaver {
   private write (): void {
     const entry = this.init.entry()
     if (entry === null) {
-      this.init.onIdle()
+      this.wentIdle()
       return
     }
     this.writing = true
@@ -74,9 +82,14 @@ export class PartialSaver {
       const now = this.againNow
       this.again = false
       this.againNow = false
-      if (!again) this.init.onIdle()
+      if (!again) this.wentIdle()
       else if (now) this.write()
       else this.saveSoon()
     })
+  }
+
+  private wentIdle (): void {
+    this.init.onIdle()
+    for (const resolve of this.idleWaiters.splice(0)) resolve()
   }
 }

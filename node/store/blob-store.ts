@@ -365,9 +365,10 @@ export class BlobStore {
       const path = this.layout.tempPath(key)
       const fresh = now - p.updatedAt < this.partialTtlMs
       const present = await stat(path).then(s => s.size === p.size, () => false)
-      // Written before the machine last booted: bytes the entry counts may have been lost from the page
-      // cache (a power loss). Nothing would catch that in a file known only by its URL; a digest would.
-      const trusted = p.expectedDigest !== null || p.updatedAt >= this.bootTime
+      // Written before the machine last booted and not synced: bytes the entry counts may have been lost
+      // from the page cache (a power loss). Nothing would catch that in a file known only by its URL; a
+      // digest would.
+      const trusted = p.expectedDigest !== null || p.updatedAt >= this.bootTime || p.synced === true
       if (fresh && present && trusted) keep.add(path)
       else await this.discardPartial(key)
     }

@@ -50,6 +50,11 @@ export interface PartialEntry {
    * its last byte instead of fetching it again whole. Absent in entries written before it existed.
    */
   readonly spans?: Array<[number, number]>
+  /**
+   * The temp file was synced to disk after the bytes this entry counts were written (a download that
+   * stopped cleanly): they survive a power loss or a reboot.
+   */
+  readonly synced?: boolean
   readonly contentType: string | null
   readonly headers: Record<string, string>
   readonly validator: Validator

@@ -37,6 +37,8 @@ describe('resume, redirects, odd upstreams', () => {
     await rig.restart()
     const partial = await rig.store.getPartial(key)
     expect(partial).toBeDefined()
+    // Stopped cleanly: the file was synced before the entry said so (it survives a reboot).
+    expect(partial?.synced).toBe(true)
     const done = PieceBitmap.fromBase64(SIZE / PIECE, partial?.bitmap ?? '').done
     expect(done).toBeGreaterThanOrEqual(6)
     const before = server.stats.bytesSent

@@ -149,18 +149,19 @@ describe('verification and integrity', () => {
     expect(await rig.store.lookup(urlIdentity(new URL(`${server.url}/e3.bin`)).key)).toBeDefined()
   })
 
-  it('after a reboot, the progress of a file known only by its URL is not trusted (a power loss may have lost bytes it counts)', async () => {
+  it('after a reboot, the progress of a file known only by its URL is trusted only if its file was synced (a power loss may have lost bytes it counts)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'aimirror-boot-'))
     track({ close: async () => { await rm(dir, { recursive: true, force: true }) } })
     const now = Date.now()
-    const entry = (updatedAt: number, expectedDigest: string | null): PartialEntry => ({
+    const entry = (updatedAt: number, expectedDigest: string | null, synced?: boolean): PartialEntry => ({
+      ...(synced === undefined ? {} : { synced }),
       url: 'http://u/f', size: 1024, pieceSize: 256, bitmap: new PieceBitmap(4).toBase64(), spans: [[0, 100]],
       contentType: null, headers: {}, validator: { etag: '"e"', lastModified: null }, etag: '"e"', expectedDigest, startedAt: updatedAt, updatedAt
     })
     const first = new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30, bootTime: now - 60_000 })
     await first.start()
     const digestKey = 'sha256:' + 'a'.repeat(64)
-    const parts: Record<string, PartialEntry> = { 'url:http://u/before': entry(now - 2000, null), [digestKey]: entry(now - 2000, digestKey), 'url:http://u/after': entry(now - 200, null) }
+    const parts: Record<string, PartialEntry> = { 'url:http://u/before': entry(now - 2000, null), [digestKey]: entry(now - 2000, digestKey), 'url:http://u/after': entry(now - 200, null), 'url:http://u/synced': entry(now - 2000, null, true) }
     for (const [key, e] of Object.entries(parts)) {
       await first.putPartial(key, e)
       await writeFile(first.layout.tempPath(key), Buffer.alloc(1024))
@@ -175,6 +176,8 @@ describe('verification and integrity', () => {
     await expect(stat(again.layout.tempPath('url:http://u/before'))).rejects.toMatchObject({ code: 'ENOENT' })
     expect(await again.getPartial(digestKey)).toBeDefined()
     expect(await again.getPartial('url:http://u/after')).toBeDefined()
+    // A download that stopped cleanly synced its file first: a reboot lost nothing.
+    expect(await again.getPartial('url:http://u/synced')).toBeDefined()
   })
 
   it('without any download, a lowered budget is enforced at start and the free-disk floor by the periodic sweep', async () => {

@@ -70,6 +70,7 @@ rules:
     upstream: "https://github.com"
     strategy: parallel
     cache_key_source: original # assets redirect to short-lived signed URLs
+    revalidate_s: 600          # latest/download moves, and assets can be uploaded again
   - name: hf-files
     pattern: "^/(?:datasets/|spaces/)?[\\\\w.-]+(?:/[\\\\w.-]+)?/resolve/[^/-][^/]*/.+$"
     upstream: "https://huggingface.co"
@@ -96,6 +97,7 @@ rules:
     upstream: "https://registry.npmjs.org"
     handler: npm
     strategy: parallel
+    revalidate_s: null         # files never change under their name: never rechecked upstream
 
   # --- PyPI and other Python indexes ---
   - name: pypi-files
@@ -105,6 +107,7 @@ rules:
     strategy: parallel
     min_size: 0                # the index publishes sizes: even a 1 MB wheel comes in parallel pieces
     concurrency: 32            # torch and CUDA wheels are GBs; the CDN limits each connection
+    revalidate_s: null         # files never change under their name: never rechecked upstream
   - name: pypi-simple
     path_prefix: "/simple/"
     upstream: "https://pypi.org"
@@ -130,6 +133,7 @@ rules:
     handler: pypi
     strategy: parallel
     concurrency: 32
+    revalidate_s: null         # files never change under their name: never rechecked upstream
   - name: pytorch
     path_prefix: "/pytorch/"
     strip_prefix: true
@@ -145,6 +149,7 @@ rules:
     handler: pypi
     strategy: parallel
     concurrency: 32
+    revalidate_s: null         # files never change under their name: never rechecked upstream
   - name: nvidia
     path_prefix: "/nvidia/"
     strip_prefix: true
@@ -161,6 +166,7 @@ rules:
     upstream: "https://conda.anaconda.org/conda-forge"
     handler: conda
     strategy: parallel
+    revalidate_s: null         # files never change under their name: never rechecked upstream
   - name: conda-forge
     path_prefix: "/conda-forge/"
     strip_prefix: true
@@ -174,6 +180,7 @@ rules:
     upstream: "https://conda.anaconda.org/bioconda"
     handler: conda
     strategy: parallel
+    revalidate_s: null         # files never change under their name: never rechecked upstream
   - name: bioconda
     path_prefix: "/bioconda/"
     strip_prefix: true
@@ -189,6 +196,7 @@ rules:
     upstream: "https://registry.npmjs.org"
     handler: npm
     strategy: parallel
+    revalidate_s: null         # files never change under their name: never rechecked upstream
   - name: npm
     path_prefix: "/npm/"
     strip_prefix: true
@@ -207,6 +215,7 @@ rules:
     path_rewrite:
       - search: "/cran/"
         replace: "/"
+    revalidate_s: 86400        # versioned names; binaries are rebuilt now and then
   - name: cran-src
     path_prefix: "/src/contrib/"
     upstream: "https://cloud.r-project.org"

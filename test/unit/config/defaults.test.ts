@@ -48,6 +48,15 @@ describe('embedded defaults', () => {
     expect(byName.get('hf-files')?.concurrency).toBe(32)
   })
 
+  it('recheck files known only by their URL where a name can change content, never where it cannot', () => {
+    const byName = new Map(config.rules.map((r) => [r.name, r]))
+    expect(byName.get('github-releases')?.revalidate_s).toBe(600)
+    expect(byName.get('cran-packages')?.revalidate_s).toBe(86400)
+    for (const name of ['pypi-files', 'pytorch-files', 'nvidia-files', 'conda-forge-packages', 'bioconda-packages', 'npm-tarballs', 'npm-tarballs-root']) {
+      expect(byName.get(name)?.revalidate_s).toBeNull()
+    }
+  })
+
   it('have no catch-all rule', () => {
     for (const rule of config.rules) {
       expect(rule.path_prefix !== null || (rule.pattern !== null && rule.pattern !== '.*' && rule.pattern !== '^/')).toBe(true)

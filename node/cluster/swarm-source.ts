@@ -126,15 +126,26 @@ export class SwarmSource implements Source {
    * copy is still better than nothing when the upstream cannot be reached.
    */
   private async learnVersion (range: { start: number, end: number }, options: { signal?: AbortSignal }): Promise<SourceResponse> {
+    let down: SourceResponse
     try {
-      return await this.init.upstream.fetch({ start: range.start, end: Math.min(range.end, range.start + URL_FIRST - 1) }, options)
+      down = await this.init.upstream.fetch({ start: range.start, end: Math.min(range.end, range.start + URL_FIRST - 1) }, options)
     } catch (err) {
       if (options.signal?.aborted === true) throw err
-      await this.view.ready(0)
-      const res = await this.fromHolders(range, options.signal) ?? await this.fromDownloaders(range, options.signal)
+      const res = await this.fromMembers(range, options.signal)
       if (res === null) throw err
       return res
     }
+    // A 4xx is the upstream's word (gone, or not for this client); a 5xx says only that it is down.
+    if (down.status < 500) return down
+    const res = await this.fromMembers(range, options.signal)
+    if (res === null) return down
+    await down.body.dump().catch(() => {})
+    return res
+  }
+
+  private async fromMembers (range: { start: number, end: number }, signal?: AbortSignal): Promise<SourceResponse | null> {
+    await this.view.ready(0)
+    return await this.fromHolders(range, signal) ?? await this.fromDownloaders(range, signal)
   }
 
   /** A member asked whether this node has the blob: it is downloading it too (see SwarmView.heardFrom). */

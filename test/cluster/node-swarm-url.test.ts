@@ -172,7 +172,10 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
   const o1 = blobData(2 * MiB + 3, 33)
   const o2 = blobData(2 * MiB + 3, 34)
   const t1 = blobData(1 * MiB + 11, 35)
+  const t2 = blobData(1 * MiB + 13, 36)
   let down = false
+  /** A status the upstream answers with instead of the file. */
+  let refuse: number | null = null
   let version = 1
   let sent = 0
   let scenario: Scenario | undefined
@@ -182,8 +185,9 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
     // One file whose content (same size) and ETag change with `version`, Range supported.
     scenario = await startScenario((req, res) => {
       if (down) { req.socket.destroy(); return }
+      if (refuse !== null) { res.writeHead(refuse, { 'content-length': 0 }); res.end(); return }
       const other = req.url?.endsWith('/other.bin') === true
-      const data = req.url?.endsWith('/third.bin') === true ? t1 : version === 1 ? (other ? o1 : v1) : (other ? o2 : v2)
+      const data = req.url?.endsWith('/third.bin') === true ? t1 : req.url?.endsWith('/fourth.bin') === true ? t2 : version === 1 ? (other ? o1 : v1) : (other ? o2 : v2)
       const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
       const start = m === null ? 0 : Number(m[1])
       const end = m === null || m[2] === '' ? data.length : Math.min(data.length, Number(m[2]) + 1)
@@ -234,17 +238,32 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
     expect(sent - upstreamBefore).toBeGreaterThanOrEqual(o2.length)
   }, 60_000)
 
-  it('with the upstream unreachable, a member\'s copy is served all the same', async () => {
-    const [a, b] = nodes as [TestNode, TestNode]
+  it('with the upstream unreachable or failing (5xx), a member\'s copy is served; a 4xx is the upstream\'s word', async () => {
+    const [a, b, c] = nodes as [TestNode, TestNode, TestNode]
     const path = '/v2/library/demo/blobs/third.bin'
     expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(t1))
-    down = true
     try {
-      const before = peerBytes(b)
-      expect(sha256Hex(await get(b, path))).toBe(sha256Hex(t1))
+      down = true
+      let before = peerBytes(b)
+      expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(t1))
       expect(peerBytes(b) - before).toBe(t1.length)
+      down = false
+      refuse = 503
+      before = peerBytes(c)
+      expect(sha256Hex(await get(c, path))).toBe(sha256Hex(t1))
+      expect(peerBytes(c) - before).toBe(t1.length)
+      // Refused (the file is gone, or not for this client): members' copies are not handed out instead.
+      refuse = null
+      const fourth = '/v2/library/demo/blobs/fourth.bin'
+      expect(sha256Hex(await hold(a, fourth))).toBe(sha256Hex(t2))
+      refuse = 403
+      before = peerBytes(b)
+      const res = await fetch(`${b.url}${fourth}`)
+      expect(res.status).toBe(403)
+      expect(peerBytes(b)).toBe(before)
     } finally {
       down = false
+      refuse = null
     }
   }, 60_000)
 })

@@ -26,12 +26,18 @@ export function firstRange (chunkSize: number, resumePieceSize?: number): number
 /** Always replayed when present; rule head_meta_headers add to these. */
 const BASE_REPLAY = ['content-type', 'content-disposition', 'last-modified', 'content-encoding']
 
-export function metaFromResponse (res: SourceResponse, identity: BlobIdentity, replay: readonly string[]): BlobMeta {
+/** The whole file's size (a 206's or 416's Content-Range total, a 200's Content-Length) and its validator. */
+export function fileOf (res: SourceResponse): { size: number | null, validator: Validator } {
   const h = res.headers
   let size: number | null = null
   if (res.status === 206 || res.status === 416) size = res.contentRange?.total ?? null
   else if (h['content-length'] !== undefined && /^\d+$/.test(h['content-length'])) size = Number(h['content-length'])
-  const validator: Validator = { etag: h.etag ?? null, lastModified: h['last-modified'] ?? null }
+  return { size, validator: { etag: h.etag ?? null, lastModified: h['last-modified'] ?? null } }
+}
+
+export function metaFromResponse (res: SourceResponse, identity: BlobIdentity, replay: readonly string[]): BlobMeta {
+  const h = res.headers
+  const { size, validator } = fileOf(res)
   const headers: Record<string, string> = {}
   for (const name of [...BASE_REPLAY, ...replay]) {
     const v = h[name.toLowerCase()]

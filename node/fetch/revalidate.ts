@@ -4,6 +4,7 @@ import type { BlobStore } from '../store/blob-store.ts'
 import type { Validator } from '../store/index-db.ts'
 import type { BlobHandle, UpstreamRequest } from './acquire-types.ts'
 import type { BlobIdentity } from './identity.ts'
+import { fileOf } from './response-meta.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 
 /** What the upstream says about a file cached by its URL: the same, changed, or nothing usable. */
@@ -22,20 +23,15 @@ function etagOf (value: string | null | undefined): string | null {
  */
 export function compareWithCached (cached: { size: number | null, validator: Validator }, res: SourceResponse): Verdict {
   if (res.status !== 200 && res.status !== 206) return 'unknown'
-  const size = res.status === 206 ? res.contentRange?.total ?? null : numberOrNull(res.headers['content-length'])
+  const { size, validator } = fileOf(res)
   if (size !== null && cached.size !== null && size !== cached.size) return 'changed'
-  const etag = etagOf(res.headers.etag)
+  const etag = etagOf(validator.etag)
   const was = etagOf(cached.validator.etag)
   if (etag !== null && was !== null) return etag === was ? 'same' : 'changed'
-  const lastModified = res.headers['last-modified'] ?? null
+  const lastModified = validator.lastModified
   if (lastModified !== null && cached.validator.lastModified !== null) return lastModified === cached.validator.lastModified ? 'same' : 'changed'
   // No validator on one side: the size is all there is to go by.
   return size !== null && size === cached.size ? 'same' : 'unknown'
-}
-
-function numberOrNull (value: string | undefined): number | null {
-  if (value === undefined || !/^\d+$/.test(value)) return null
-  return Number(value)
 }
 
 /** How long a check may take before the cached copy is served as it is (the upstream may be down). */

@@ -15,22 +15,20 @@ import { Scheduler } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { ReaderView } from './reader-view.ts'
-import { firstGap, keepsPartial, openTempFile, resumes } from './temp-file.ts'
+import { firstAsk, keepsPartial, openTempFile, resumes } from './temp-file.ts'
 import { DiskPieces } from './disk-pieces.ts'
-import { PartialSaver } from './partial-saver.ts'
+import { ProgressRecord } from './progress-record.ts'
 import { ConnectionPool } from './connection-pool.ts'
 import { fetchAssignment } from './range-fetch.ts'
 import type { RangeFetchHost } from './range-fetch.ts'
 import type { SourceResponse } from './upstream-source.ts'
-import { committedEntry, firstRange, metaFromResponse } from './response-meta.ts'
+import { committedEntry, metaFromResponse } from './response-meta.ts'
 import type { BlobMeta } from './response-meta.ts'
 import type { DownloadComponents, DownloadInit, ReadyResult } from './download-init.ts'
 
 type State = 'starting' | 'running' | 'verified' | 'done' | 'failed'
 
 const ERROR_BODY_LIMIT = 1 << 20
-/** Bytes landed between progress entries besides those at each finished piece (what a restart may fetch again). */
-const RECORD_EVERY = 4 << 20
 
 /**
  * One blob's download: the first response learns size/validator/Range support and delivers the
@@ -75,18 +73,9 @@ export class Download {
   private size: number | null = null
   private reserved = 0
   private wants = 0
-  private readonly saver = new PartialSaver({
-    entry: () => this.meta === null ? null : this.disk.entry({ url: this.url, meta: this.meta, expected: this.init.identity.expected, startedAt: this.partialStartedAt, synced: this.synced }),
-    wanted: () => this.state === 'running' || (this.state === 'failed' && keepsPartial(this.error)),
-    write: async (entry) => { await this.store.putPartial(this.key, entry) },
-    onError: (err) => { this.log.warn({ err }, 'could not save download progress') },
-    onIdle: () => { this.maybeCloseFile() }
-  })
+  /** The progress entry a restart resumes from. */
+  private readonly record: ProgressRecord
   private partialStartedAt = Date.now()
-  /** The temp file was synced after its last byte was written (set only once the download stopped). */
-  private synced = false
-  /** The progress entry a download that stopped to resume later leaves behind, written. */
-  private progressKept: Promise<void> = Promise.resolve()
   private readonly rangeHost: RangeFetchHost
   private readonly pool: ConnectionPool
   private readonly settledCallbacks: Array<() => void> = []
@@ -98,6 +87,14 @@ export class Download {
     this.pacer = components.pacer ?? new GcPacer()
     this.limiter = components.limiter
     this.log = components.logger
+    this.record = new ProgressRecord({
+      disk: this.disk,
+      logger: this.log,
+      about: () => this.meta === null ? null : { url: this.url, meta: this.meta, expected: this.init.identity.expected, startedAt: this.partialStartedAt },
+      wanted: () => this.state === 'running' || (this.state === 'failed' && keepsPartial(this.error)),
+      write: async (entry) => { await this.store.putPartial(this.key, entry) },
+      onIdle: () => { this.maybeCloseFile() }
+    })
     this.init = init
     this.key = init.identity.key
     this.url = init.url
@@ -209,13 +206,11 @@ export class Download {
     let begun = false
     try {
       const partial = await this.store.getPartial(this.key)
-      const gap = partial !== undefined ? firstGap(partial) : null
-      const hint = gap?.[0] ?? this.init.hint
-      const len = Math.min(firstRange(this.init.chunkSize, partial?.pieceSize), gap !== null && gap[1] > gap[0] ? gap[1] - gap[0] : Number.POSITIVE_INFINITY)
-      first = pre?.response ?? await this.init.source.fetch({ start: hint, end: hint + len - 1 }, { signal: this.abort.signal })
-      if (first.status === 416 && first.contentRange?.total !== 0 && hint > 0) {
+      const ask = firstAsk(partial, this.init.chunkSize, this.init.hint)
+      first = pre?.response ?? await this.init.source.fetch(ask, { signal: this.abort.signal })
+      if (first.status === 416 && first.contentRange?.total !== 0 && ask.start > 0) {
         await first.body.dump().catch(() => {})
-        first = await this.init.source.fetch({ start: 0, end: len - 1 }, { signal: this.abort.signal })
+        first = await this.init.source.fetch({ start: 0, end: ask.end - ask.start }, { signal: this.abort.signal })
       }
       begun = true
       if (!(await this.begin(first, partial))) { release(); return }
@@ -271,7 +266,7 @@ export class Download {
     if (plan !== null) this.scheduler = new Scheduler(plan, this.written, this.targetWorkers())
     this.hasher = this.makeHasher(this.fh, true)
     this.state = 'running'
-    if (this.rangeSupported) this.saver.save()
+    if (this.rangeSupported) this.record.save()
     this.resolveReady({ kind: 'download', meta })
     this.hasher.pump()
     if (size === 0) this.onHashAdvance()
@@ -304,7 +299,7 @@ export class Download {
     this.disk.drop(unverified)
     this.view.unverified.clear()
     this.view.clearRecent()
-    this.saver.save()
+    this.record.save()
     this.log.warn({ key: this.key, bytes: unverified.reduce((n, [s, e]) => n + e - s, 0) }, 'blob failed its digest with bytes peers sent; fetching those again')
     this.hasher = this.makeHasher(this.fh, false)
     this.hasher.pump()
@@ -354,10 +349,7 @@ export class Download {
     const end = at + chunk.length
     const pieceDone = this.disk.add(at, end)
     this.hasher?.wrote(at, chunk)
-    if (this.rangeSupported) {
-      if (pieceDone) this.saver.save()
-      else if (this.disk.unrecorded >= RECORD_EVERY) this.saver.saveSoon()
-    }
+    if (this.rangeSupported) this.record.landed(pieceDone)
     this.view.waiters.wake(at, end)
   }
 
@@ -403,34 +395,14 @@ export class Download {
     this.rejectReady(error)
     const resumable = keepPartial && this.rangeSupported && this.disk.plan !== null && keepsPartial(error)
     if (!resumable && this.tempPath !== '') this.store.discardPartial(this.key).catch(() => {})
-    else if (resumable) this.progressKept = this.keepProgress()
+    else if (resumable) this.record.keep(this.fh, { retain: () => { this.fileRefs++ }, release: () => { this.releaseFile() } })
     if (!isAimirrorError(error) || error.code !== 'ERR_ABORTED') this.log.warn({ key: this.key, err: error.message, code: (error as { code?: string }).code }, 'download failed')
     this.settle('failed')
   }
 
   /** Resolves once a download that stopped to resume later has written its progress entry. */
   get kept (): Promise<void> {
-    return this.progressKept
-  }
-
-  /**
-   * A download that stops to resume later syncs its temp file first, so its entry can say the bytes it
-   * counts are on disk: they then survive a reboot (see BlobStore's start).
-   */
-  private async keepProgress (): Promise<void> {
-    const fh = this.fh
-    if (fh !== null) {
-      this.fileRefs++
-      try {
-        await fh.datasync()
-        this.synced = true
-      } catch (err) {
-        this.log.debug({ err, key: this.key }, 'could not sync a stopped download\'s file')
-      }
-    }
-    this.saver.save()
-    await this.saver.idle()
-    if (fh !== null) this.releaseFile()
+    return this.record.written
   }
 
   private settle (state: 'done' | 'failed'): void {
@@ -446,7 +418,7 @@ export class Download {
   }
 
   private maybeCloseFile (): void {
-    if (this.fileRefs > 0 || this.fh === null || this.saver.busy) return
+    if (this.fileRefs > 0 || this.fh === null || this.record.busy) return
     const fh = this.fh
     this.fh = null
     fh.close().catch(() => {})

@@ -5,6 +5,7 @@ import { PieceBitmap } from '../store/partial.ts'
 import { isAimirrorError } from '../errors.ts'
 import { DiskPieces } from './disk-pieces.ts'
 import { planPieces } from './pieces.ts'
+import { firstRange } from './response-meta.ts'
 
 /**
  * Opens a download's temp file: the one an earlier run left when `resume` is its (matching) progress
@@ -33,6 +34,17 @@ export function firstGap (partial: PartialEntry): [number, number] {
   disk.start({ size: partial.size, pieceSize: partial.pieceSize, count }, PieceBitmap.fromBase64(count, partial.bitmap), partial.spans)
   const gap = disk.written.gaps(0, partial.size)[0]
   return gap ?? [0, partial.size]
+}
+
+/**
+ * The range a download asks for first (inclusive end): from the client's first byte, or, resuming, the
+ * first bytes the earlier run's entry has not got, at most up to the next bytes it has.
+ */
+export function firstAsk (partial: PartialEntry | undefined, chunkSize: number, hint: number): { start: number, end: number } {
+  if (partial === undefined) return { start: hint, end: hint + firstRange(chunkSize) - 1 }
+  const [start, end] = firstGap(partial)
+  const len = Math.min(firstRange(chunkSize, partial.pieceSize), end > start ? end - start : Number.POSITIVE_INFINITY)
+  return { start, end: start + len - 1 }
 }
 
 /** Whether an earlier run's progress entry belongs to the same file as the upstream serves now. */

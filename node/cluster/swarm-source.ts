@@ -103,8 +103,7 @@ export class SwarmSource implements Source {
     if (range !== null && first && this.byUrl) {
       res = await this.learnVersion(range, options)
     } else if (range !== null) {
-      await this.view.ready(this.responses)
-      res = await this.fromHolders(range, options.signal) ?? await this.fromDownloaders(range, options.signal)
+      res = await this.fromMembers(range, options.signal)
     }
     const out = res ?? await this.fromUpstream(range, options)
     this.responses++
@@ -143,8 +142,9 @@ export class SwarmSource implements Source {
     return res
   }
 
+  /** The range from a member that holds the blob, else from one downloading it; null when none can. */
   private async fromMembers (range: { start: number, end: number }, signal?: AbortSignal): Promise<SourceResponse | null> {
-    await this.view.ready(0)
+    await this.view.ready(this.responses)
     return await this.fromHolders(range, signal) ?? await this.fromDownloaders(range, signal)
   }
 

@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { putBlob, startClusterNode, until } from './helpers.ts'
+import { fetchFromHolder, putBlob, startClusterNode, until, writeKeyFile } from './helpers.ts'
 import type { ClusterTestNode } from './helpers.ts'
+
+const MiB = 1 << 20
 
 /** A — B — C by static peers only: C finds A's blob through the cluster DHT, then joins A directly. */
 describe('content routing through the cluster DHT', () => {
@@ -38,4 +43,45 @@ describe('content routing through the cluster DHT', () => {
     expect(holders).toEqual([])
     expect(Date.now() - started).toBeLessThan(4000)
   })
+})
+
+describe('the same shape in a keyed cluster (A ← B ← C by static peers): C fetches what only A holds', () => {
+  let a: ClusterTestNode
+  let b: ClusterTestNode
+  let c: ClusterTestNode
+  let keyDir: string
+
+  beforeAll(async () => {
+    keyDir = await mkdtemp(join(tmpdir(), 'aimirror-key-'))
+    const key_file = await writeKeyFile(keyDir)
+    a = await startClusterNode({ key_file })
+    b = await startClusterNode({ key_file, peers: [a.addr], lookup_ms: 3000 })
+    c = await startClusterNode({ key_file, peers: [b.addr], lookup_ms: 3000 })
+    for (const n of [a, b, c]) n.fetcher.useSources(n.cluster)
+    await until(() => c.cluster.running?.membership.isMember(b.peerId) === true, 20_000, 'membership')
+  }, 60_000)
+
+  afterAll(async () => {
+    await c?.stop()
+    await b?.stop()
+    await a?.stop()
+    await rm(keyDir, { recursive: true, force: true })
+  })
+
+  it('C learns A through B and becomes its member (no static peer names A)', async () => {
+    await until(() => c.cluster.running?.membership.isMember(a.peerId) === true, 20_000, 'C a member of A')
+    // Each side records the other when its half of the handshake ends.
+    await until(() => a.cluster.running?.membership.isMember(c.peerId) === true, 20_000, 'A a member of C')
+  }, 30_000)
+
+  for (const by of ['digest', 'url'] as const) {
+    it(`a blob only A holds reaches C from A (a URL's first range from the upstream), named by ${by}`, async () => {
+      const data = randomBytes(3 * MiB + 5)
+      const r = await fetchFromHolder(a, c, data, by)
+      expect(r.got.equals(data)).toBe(true)
+      // A URL's first range comes from the upstream: it tells which version the URL names now.
+      expect(r.upstreamBytes).toBe(by === 'url' ? Math.min(data.length, 128 << 10) : 0)
+      expect(r.peerBytes).toBe(data.length - r.upstreamBytes)
+    }, 30_000)
+  }
 })

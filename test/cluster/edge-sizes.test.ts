@@ -1,11 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { urlIdentity } from '../../node/fetch/identity.ts'
-import { fetchBlob, fetchFromHolder, startClusterNode, startFileUpstream, until, writeKeyFile } from './helpers.ts'
-import type { ClusterTestNode } from './helpers.ts'
+import { fetchBlob, fetchFromHolder, startFileUpstream, startKeyedCluster } from './helpers.ts'
+import type { ClusterTestNode, KeyedCluster } from './helpers.ts'
 
 const MiB = 1 << 20
 const U = MiB
@@ -13,23 +10,14 @@ const U = MiB
 describe('keyed cluster: blobs of every awkward size reach a member from a holder, by digest and by URL', () => {
   let a: ClusterTestNode
   let b: ClusterTestNode
-  let keyDir: string
+  let cluster: KeyedCluster | undefined
 
   beforeAll(async () => {
-    keyDir = await mkdtemp(join(tmpdir(), 'aimirror-key-'))
-    const key = await writeKeyFile(keyDir)
-    a = await startClusterNode({ key_file: key })
-    b = await startClusterNode({ key_file: key, peers: [a.addr], lookup_ms: 5000 })
-    a.fetcher.useSources(a.cluster)
-    b.fetcher.useSources(b.cluster)
-    await until(() => b.cluster.running?.membership.isMember(a.peerId) === true && a.cluster.running?.membership.isMember(b.peerId) === true, 20_000, 'membership')
+    cluster = await startKeyedCluster(2, { lookup_ms: 5000 })
+    ;[a, b] = cluster.nodes as [ClusterTestNode, ClusterTestNode]
   }, 60_000)
 
-  afterAll(async () => {
-    await b?.stop()
-    await a?.stop()
-    await rm(keyDir, { recursive: true, force: true })
-  })
+  afterAll(async () => { await cluster?.stop() })
 
   const sizes = [0, 1, 65_537, U - 1, U, U + 1, 2 * U, 3 * U - 7]
   for (const [size, by] of [...sizes.map(s => [s, 'digest'] as const), ...sizes.map(s => [s, 'url'] as const)]) {

@@ -218,3 +218,37 @@ export async function fetchFromHolder (holder: ClusterTestNode, asker: ClusterTe
     await upstream.close()
   }
 }
+
+export interface KeyedCluster {
+  nodes: ClusterTestNode[]
+  stop: () => Promise<void>
+}
+
+/**
+ * `n` nodes of one keyed cluster (a key file in a temp dir), each with the node before it as its static
+ * peer (a chain), peers' sources used by their fetchers. Resolves once each node and the one before it
+ * have recorded each other as members.
+ */
+export async function startKeyedCluster (n: number, options: { lookup_ms?: number } = {}): Promise<KeyedCluster> {
+  const keyDir = await mkdtemp(join(tmpdir(), 'aimirror-key-'))
+  const key_file = await writeKeyFile(keyDir)
+  const nodes: ClusterTestNode[] = []
+  const stop = async (): Promise<void> => {
+    for (const node of [...nodes].reverse()) await node.stop()
+    await rm(keyDir, { recursive: true, force: true })
+  }
+  try {
+    for (let i = 0; i < n; i++) {
+      const peers = nodes.slice(-1).map(p => p.addr)
+      const node = await startClusterNode({ key_file, peers, ...(options.lookup_ms === undefined ? {} : { lookup_ms: options.lookup_ms }) })
+      node.fetcher.useSources(node.cluster)
+      nodes.push(node)
+    }
+    const member = (x: ClusterTestNode, y: ClusterTestNode): boolean => x.cluster.running?.membership.isMember(y.peerId) === true
+    await until(() => nodes.every((x, i) => i === 0 || (member(x, nodes[i - 1] as ClusterTestNode) && member(nodes[i - 1] as ClusterTestNode, x))), 20_000, 'membership')
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return { nodes: [...nodes], stop }
+}

@@ -1,33 +1,23 @@
 import { createSecretKey, randomBytes } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WireError } from '../../protocol/errors.ts'
-import { putBlob, startClusterNode, until, writeKeyFile } from './helpers.ts'
-import type { ClusterTestNode } from './helpers.ts'
+import { putBlob, startKeyedCluster } from './helpers.ts'
+import type { ClusterTestNode, KeyedCluster } from './helpers.ts'
 
 /** In a keyed cluster a holder's piece list must carry its HMAC under the cluster's key. */
 describe('keyed cluster: piece lists are vouched for', () => {
   const MiB = 1 << 20
   let a: ClusterTestNode
   let b: ClusterTestNode
-  let keyDir: string
+  let cluster: KeyedCluster | undefined
 
   beforeAll(async () => {
-    keyDir = await mkdtemp(join(tmpdir(), 'aimirror-key-'))
-    const key_file = await writeKeyFile(keyDir)
-    a = await startClusterNode({ key_file })
-    b = await startClusterNode({ key_file, peers: [a.addr] })
-    await until(() => b.cluster.running?.membership.isMember(a.peerId) === true, 20_000, 'membership')
+    cluster = await startKeyedCluster(2)
+    ;[a, b] = cluster.nodes as [ClusterTestNode, ClusterTestNode]
   }, 60_000)
 
-  afterAll(async () => {
-    await b.stop()
-    await a.stop()
-    await rm(keyDir, { recursive: true, force: true })
-  })
+  afterAll(async () => { await cluster?.stop() })
 
   it('takes a list with the right mac and refuses one with another', async () => {
     const good = await putBlob(a, randomBytes(3 * MiB + 1))

@@ -1,10 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { fetchFromHolder, putBlob, startClusterNode, until, writeKeyFile } from './helpers.ts'
-import type { ClusterTestNode } from './helpers.ts'
+import { fetchFromHolder, putBlob, startClusterNode, startKeyedCluster, until } from './helpers.ts'
+import type { ClusterTestNode, KeyedCluster } from './helpers.ts'
 
 const MiB = 1 << 20
 
@@ -49,24 +46,15 @@ describe('the same shape in a keyed cluster (A ← B ← C by static peers): C f
   let a: ClusterTestNode
   let b: ClusterTestNode
   let c: ClusterTestNode
-  let keyDir: string
+  let cluster: KeyedCluster | undefined
 
   beforeAll(async () => {
-    keyDir = await mkdtemp(join(tmpdir(), 'aimirror-key-'))
-    const key_file = await writeKeyFile(keyDir)
-    a = await startClusterNode({ key_file })
-    b = await startClusterNode({ key_file, peers: [a.addr], lookup_ms: 3000 })
-    c = await startClusterNode({ key_file, peers: [b.addr], lookup_ms: 3000 })
-    for (const n of [a, b, c]) n.fetcher.useSources(n.cluster)
-    await until(() => c.cluster.running?.membership.isMember(b.peerId) === true, 20_000, 'membership')
+    cluster = await startKeyedCluster(3, { lookup_ms: 3000 })
+    ;[a, b, c] = cluster.nodes as [ClusterTestNode, ClusterTestNode, ClusterTestNode]
+    expect(c.cluster.running?.membership.isMember(b.peerId)).toBe(true)
   }, 60_000)
 
-  afterAll(async () => {
-    await c?.stop()
-    await b?.stop()
-    await a?.stop()
-    await rm(keyDir, { recursive: true, force: true })
-  })
+  afterAll(async () => { await cluster?.stop() })
 
   it('C learns A through B and becomes its member (no static peer names A)', async () => {
     await until(() => c.cluster.running?.membership.isMember(a.peerId) === true, 20_000, 'C a member of A')

@@ -82,6 +82,8 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
         return
       }
       const at = a.pos
+      // A write that goes to the thread pool outlives this listener: a volatile chunk must be copied.
+      if (res.volatile === true && !host.writer.synchronous) chunk = Buffer.from(chunk)
       let now: boolean
       try {
         now = host.writer.write(chunk, at, (err) => {

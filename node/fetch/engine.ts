@@ -5,6 +5,7 @@ import type { CacheStats } from '../http/providers.ts'
 import type { Strategy } from '../http/strategy.ts'
 import type { Logger } from '../log.ts'
 import { BlobStore } from '../store/blob-store.ts'
+import { RangeSockets } from '../upstream/range-sockets.ts'
 import { Fetcher } from './fetcher.ts'
 import { exposedGc } from './gc-pacer.ts'
 import type { ActiveDownload } from './fetcher.ts'
@@ -33,7 +34,14 @@ export function createFetchEngine (config: Config, components: { dispatcher: Dis
     lruEnabled: config.cache.lru_enabled,
     partialTtlMs: config.cache.chunk_ttl_hours * 3600_000
   })
-  const fetcher = new Fetcher({ store, dispatcher: components.dispatcher, logger: components.logger }, {
+  const proxied = config.server.upstream_proxy !== null && config.server.upstream_proxy !== ''
+  const sockets = proxied
+    ? null
+    : new RangeSockets({
+      connectTimeoutMs: config.server.connect_timeout_s * 1000,
+      readTimeoutMs: config.server.read_timeout_s * 1000
+    })
+  const fetcher = new Fetcher({ store, dispatcher: components.dispatcher, sockets, logger: components.logger }, {
     maxConcurrentDownloads: config.server.max_concurrent_downloads,
     finishAbandoned: config.cache.finish_abandoned,
     headersTimeoutMs: config.server.read_timeout_s * 1000,
@@ -60,6 +68,7 @@ export function createFetchEngine (config: Config, components: { dispatcher: Dis
       if (!started) return
       started = false
       await fetcher.stop()
+      sockets?.close()
       await store.stop()
     }
   }

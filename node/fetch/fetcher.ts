@@ -11,6 +11,7 @@ import { Limiter } from './limiter.ts'
 import { openPassthrough } from './passthrough.ts'
 import { ProgressiveReader } from './progressive-reader.ts'
 import { firstRange } from './response-meta.ts'
+import type { RangeSockets } from '../upstream/range-sockets.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
 import type { SourceResponse } from './upstream-source.ts'
 import { GcPacer } from './gc-pacer.ts'
@@ -26,6 +27,8 @@ export interface FetcherComponents {
   store: BlobStore
   /** Upstream connections go through this dispatcher (keep-alive pools, proxy, timeouts). */
   dispatcher: Dispatcher
+  /** Lighter connections for range pieces (none behind an upstream proxy: those go through the dispatcher). */
+  sockets?: RangeSockets | null
   logger: Logger
 }
 
@@ -62,6 +65,7 @@ export class Fetcher {
   readonly limiter: Limiter
   private readonly store: BlobStore
   private readonly dispatcher: Dispatcher
+  private readonly sockets: RangeSockets | null
   private readonly log: Logger
   private readonly init: Required<Omit<FetcherInit, 'gc' | 'openWriter'>> & Pick<FetcherInit, 'openWriter'>
   /** Paces young-generation collections by bytes moved; shared with the node's other byte paths. */
@@ -78,6 +82,7 @@ export class Fetcher {
   constructor (components: FetcherComponents, init: FetcherInit = {}) {
     this.store = components.store
     this.dispatcher = components.dispatcher
+    this.sockets = components.sockets ?? null
     this.log = components.logger.child({ component: 'fetch' })
     this.init = {
       maxConcurrentDownloads: init.maxConcurrentDownloads ?? 100,
@@ -167,7 +172,7 @@ export class Fetcher {
   }
 
   private source (upstream: UpstreamRequest): UpstreamSource {
-    return new UpstreamSource({ dispatcher: this.dispatcher }, {
+    return new UpstreamSource({ dispatcher: this.dispatcher, sockets: this.sockets }, {
       url: upstream.url,
       headers: upstream.headers,
       headersTimeoutMs: this.init.headersTimeoutMs,

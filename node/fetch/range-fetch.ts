@@ -64,7 +64,7 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
         // undici frees the previous response's connection a moment after its body ended; asking
         // in the same turn would open another connection.
         await new Promise(resolve => setImmediate(resolve))
-        res = await host.source.fetch(range, { signal: host.signal })
+        res = await host.source.fetch(range, { signal: host.signal, takesVolatile: true })
         checkResponse(res, a.pos, host)
       }
       const body = res

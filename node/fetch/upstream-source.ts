@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import type { RangeSockets } from '../upstream/range-sockets.ts'
 import { AbortedError, isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.ts'
 
 /**
@@ -9,7 +10,7 @@ import { AbortedError, isAimirrorError, UpstreamProtocolError, UpstreamTimeoutEr
 export interface Source {
   readonly name: string
   /** GET [start, end] (inclusive); `null` asks for the whole file without Range. */
-  fetch: (range: { start: number, end: number } | null, options: { signal?: AbortSignal }) => Promise<SourceResponse>
+  fetch: (range: { start: number, end: number } | null, options: SourceFetchOptions) => Promise<SourceResponse>
   /** Told when the whole blob failed its digest check (a source that passed unverified bytes may be at fault). */
   onDigestMismatch?: () => void
   /**
@@ -26,6 +27,16 @@ export interface Source {
   inOrder?: InOrderSink
 }
 
+export interface SourceFetchOptions {
+  signal?: AbortSignal
+  /**
+   * The caller takes each 'data' chunk synchronously (writes or copies it before its listener returns):
+   * the source may answer with a body whose chunks are views into a reused buffer (`volatile`). A
+   * source that wraps another and pipes its bodies must not pass this on.
+   */
+  takesVolatile?: boolean
+}
+
 export interface InOrderSink {
   update: (bytes: Buffer) => void
   verified: (sha256: string) => void
@@ -35,6 +46,8 @@ export interface SourceResponse {
   readonly status: number
   readonly headers: Record<string, string>
   readonly body: Dispatcher.ResponseData['body']
+  /** The body's chunks are views into a reused buffer, valid only while a 'data' listener runs. */
+  readonly volatile?: boolean
   /** URL that answered, after redirects. */
   readonly url: URL
   /** Parsed Content-Range of a 206 (or `bytes *\/total` of a 416). */
@@ -83,20 +96,32 @@ function flatHeaders (raw: Record<string, string | string[] | undefined>): Recor
   return out
 }
 
-/** Range GETs against the upstream through the injected dispatcher, following redirects server-side. */
+/** Headers meant for the node's own dispatcher interceptors (OCI registry auth), never sent as they are. */
+const INTERCEPTOR_HEADER = /^x-aimirror-/i
+
+/**
+ * Range GETs against the upstream through the injected dispatcher, following redirects server-side.
+ * With `sockets`, a range a caller takes synchronously goes over the lighter keep-alive connections of
+ * RangeSockets to the URL that last served bytes; any answer other than a plain 206 is asked again
+ * through the dispatcher, which knows redirects, expired signed URLs and registry auth.
+ */
 export class UpstreamSource implements Source {
   readonly name = 'upstream'
   readonly original: URL
   /** Last URL that served bytes (a CDN or signed URL); reused until it stops working. */
   resolved: URL
   private readonly dispatcher: Dispatcher
+  private readonly sockets: RangeSockets | null
+  /** Set once the upstream answered a range in a way RangeSockets does not read (chunked, no length). */
+  private socketsOff = false
   private readonly headers: Record<string, string>
   private readonly maxRedirects: number
   private readonly headersTimeout: number
   private readonly bodyTimeout: number
 
-  constructor (components: { dispatcher: Dispatcher }, init: UpstreamSourceInit) {
+  constructor (components: { dispatcher: Dispatcher, sockets?: RangeSockets | null }, init: UpstreamSourceInit) {
     this.dispatcher = components.dispatcher
+    this.sockets = components.sockets ?? null
     this.original = init.url
     this.resolved = init.url
     this.headers = init.headers ?? {}
@@ -105,7 +130,11 @@ export class UpstreamSource implements Source {
     this.bodyTimeout = init.bodyTimeoutMs ?? 30_000
   }
 
-  async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
+  async fetch (range: { start: number, end: number } | null, options: SourceFetchOptions = {}): Promise<SourceResponse> {
+    if (range !== null && options.takesVolatile === true && this.sockets !== null && !this.socketsOff) {
+      const quick = await this.overSockets(this.sockets, this.resolved, range, options.signal)
+      if (quick !== null) return quick
+    }
     const first = await this.follow(this.resolved, range, options.signal)
     if (!EXPIRED.has(first.status) || this.resolved.href === this.original.href) return first
     // The signed URL expired: resolve the original URL again and carry on from the same range.
@@ -131,13 +160,45 @@ export class UpstreamSource implements Source {
     }
   }
 
-  private async request (url: URL, range: { start: number, end: number } | null, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+  /** A 206 over RangeSockets, or null when the dispatcher should ask instead. */
+  private async overSockets (sockets: RangeSockets, url: URL, range: { start: number, end: number }, signal: AbortSignal | undefined): Promise<SourceResponse | null> {
+    const headers: Record<string, string> = {}
+    for (const [k, v] of Object.entries(this.headersFor(url, range))) {
+      if (!INTERCEPTOR_HEADER.test(k)) headers[k] = v
+      // Registry auth lives in the dispatcher; the registry itself is asked through it.
+      else if (url.origin === this.original.origin) return null
+    }
+    let res
+    try {
+      res = await sockets.get(url, headers, { signal, accept: head => head.status === 206 })
+    } catch (err) {
+      throw mapUpstreamError(err, signal)
+    }
+    if (res.body === null || res.head === null) {
+      // Not read there for good when the upstream frames its ranges in a way RangeSockets does not read.
+      if (res.head === null || res.head.status === 206) this.socketsOff = true
+      return null
+    }
+    const h = res.head.headers
+    // Handed only to a caller that takes volatile chunks (drainBody), which uses no more of a body than
+    // a VolatileBody has: 'data' / 'end' / 'error' / 'close', pause, resume, destroy, dump.
+    const body = res.body as unknown as Dispatcher.ResponseData['body']
+    return { status: 206, headers: h, body, volatile: true, url, contentRange: parseContentRange(h['content-range']) }
+  }
+
+  /** The request headers for `url`: credentials only for the original origin. */
+  private headersFor (url: URL, range: { start: number, end: number } | null): Record<string, string> {
     const headers: Record<string, string> = { ...this.headers, 'accept-encoding': 'identity' }
     if (url.origin !== this.original.origin) {
       delete headers.authorization
       delete headers.cookie
     }
     if (range !== null) headers.range = `bytes=${range.start}-${range.end}`
+    return headers
+  }
+
+  private async request (url: URL, range: { start: number, end: number } | null, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+    const headers = this.headersFor(url, range)
     try {
       return await this.dispatcher.request({
         origin: url.origin,

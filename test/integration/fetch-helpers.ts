@@ -10,6 +10,7 @@ import { BlobStore } from '../../node/store/blob-store.ts'
 import type { BlobStoreInit } from '../../node/store/blob-store.ts'
 import { Fetcher } from '../../node/fetch/fetcher.ts'
 import type { FetcherInit } from '../../node/fetch/fetcher.ts'
+import { RangeSockets } from '../../node/upstream/range-sockets.ts'
 
 export const silent = pino({ level: 'silent' })
 
@@ -18,17 +19,24 @@ export interface Rig {
   store: BlobStore
   fetcher: Fetcher
   agent: Agent
+  /** The range connections pieces use (as the node's engine has them), or null. */
+  sockets: RangeSockets | null
   restart: (fetcherInit?: FetcherInit) => Promise<void>
   close: () => Promise<void>
 }
 
-/** A store in a fresh temp dir plus a fetcher over a real undici Agent. */
-export async function makeRig (storeInit: Partial<BlobStoreInit> = {}, fetcherInit: FetcherInit = {}): Promise<Rig> {
+/**
+ * A store in a fresh temp dir plus a fetcher over a real undici Agent and, as in the node (unless
+ * `sockets: false`), RangeSockets for the pieces.
+ */
+export async function makeRig (storeInit: Partial<BlobStoreInit> = {}, fetcherInit: FetcherInit = {}, rigInit: { sockets?: boolean } = {}): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'aimirror-fetch-'))
   const agent = new Agent({ connections: 256, keepAliveTimeout: 5_000 })
+  const sockets = rigInit.sockets === false ? null : new RangeSockets({ keepAliveMs: 5_000 })
   const rig: Rig = {
     dir,
     agent,
+    sockets,
     store: new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30, ...storeInit }),
     fetcher: null as unknown as Fetcher,
     async restart (next: FetcherInit = fetcherInit) {
@@ -36,17 +44,18 @@ export async function makeRig (storeInit: Partial<BlobStoreInit> = {}, fetcherIn
       await rig.store.stop()
       rig.store = new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30, ...storeInit })
       await rig.store.start()
-      rig.fetcher = new Fetcher({ store: rig.store, dispatcher: agent, logger: silent }, { retryBaseMs: 20, ...next })
+      rig.fetcher = new Fetcher({ store: rig.store, dispatcher: agent, sockets, logger: silent }, { retryBaseMs: 20, ...next })
     },
     async close () {
       await rig.fetcher.stop()
       await rig.store.stop()
+      sockets?.close()
       await agent.close()
       await rm(dir, { recursive: true, force: true })
     }
   }
   await rig.store.start()
-  rig.fetcher = new Fetcher({ store: rig.store, dispatcher: agent, logger: silent }, { retryBaseMs: 20, ...fetcherInit })
+  rig.fetcher = new Fetcher({ store: rig.store, dispatcher: agent, sockets, logger: silent }, { retryBaseMs: 20, ...fetcherInit })
   return rig
 }
 

@@ -125,6 +125,9 @@ describe('single flight and streaming', () => {
     h2.release()
     expect(r1.hex).toBe(generatedSha256(SIZE, 6))
     expect(r2.hex).toBe(generatedSha256(SIZE, 7))
-    expect(server.stats.peakConnections).toBeLessThanOrEqual(2)
+    // Requests in flight, not open sockets: an idle keep-alive connection of the first responses' pool may
+    // stay open beside the range connections.
+    expect(server.stats.peakResponses).toBeLessThanOrEqual(2)
+    expect(server.stats.peakResponses).toBeGreaterThan(0)
   })
 })

@@ -29,7 +29,8 @@ class UnverifiedTail implements Source {
   async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal }): Promise<SourceResponse> {
     // Split at FROM so every response is wholly verified or wholly not (a shorter 206 is allowed).
     const r = range !== null && range.start < FROM && range.end >= FROM ? { start: range.start, end: FROM - 1 } : range
-    const res = await this.up.fetch(r, options)
+    // The body is piped below: volatile chunks (views into a reused buffer) would not survive that.
+    const res = await this.up.fetch(r, { signal: options.signal })
     if (r === null || r.start < FROM) return res
     let flipped = !this.corrupt || (this.mismatches > 0 && !this.always)
     const body = res.body.pipe(new Transform({

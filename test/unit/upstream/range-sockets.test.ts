@@ -1,0 +1,214 @@
+import { createHash } from 'node:crypto'
+import { createServer } from 'node:net'
+import type { AddressInfo, Server, Socket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createDataCert } from '../../../node/cluster/data-tls.ts'
+import { RangeSockets } from '../../../node/upstream/range-sockets.ts'
+import type { VolatileBody } from '../../../node/upstream/volatile-body.ts'
+
+/** A scripted HTTP/1.1 server: `answer` gets each request head and the socket, and writes what it likes. */
+interface Scripted {
+  url: string
+  connections: number
+  requests: string[]
+  close: () => Promise<void>
+}
+
+async function scripted (answer: (head: string, socket: Socket, n: number) => void, tls?: { key: string, cert: string }): Promise<Scripted> {
+  const sockets = new Set<Socket>()
+  const s: Scripted = { url: '', connections: 0, requests: [], close: async () => {} }
+  const onSocket = (socket: Socket): void => {
+    s.connections++
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+    let pending = ''
+    socket.on('data', (d: Buffer) => {
+      pending += d.toString('latin1')
+      let end
+      while ((end = pending.indexOf('\r\n\r\n')) >= 0) {
+        const head = pending.slice(0, end)
+        pending = pending.slice(end + 4)
+        s.requests.push(head)
+        answer(head, socket, s.requests.length)
+      }
+    })
+  }
+  const server: Server = tls === undefined ? createServer(onSocket) : createTlsServer(tls, onSocket)
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  s.url = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${(server.address() as AddressInfo).port}`
+  s.close = async () => {
+    for (const x of sockets) x.destroy()
+    await new Promise(resolve => server.close(resolve))
+  }
+  return s
+}
+
+/** Deterministic bytes for [start, end). */
+function bytes (start: number, end: number): Buffer {
+  const b = Buffer.allocUnsafe(end - start)
+  for (let i = 0; i < b.length; i++) b[i] = ((start + i) * 31 + 7) & 0xff
+  return b
+}
+
+function rangeOf (head: string): [number, number] {
+  const m = /range: bytes=(\d+)-(\d+)/i.exec(head)
+  if (m === null) throw new Error('no range')
+  return [Number(m[1]), Number(m[2]) + 1]
+}
+
+/** A 206 for the asked range, written in `pieces` writes. */
+function answer206 (head: string, socket: Socket, extraHeaders = ''): void {
+  const [start, end] = rangeOf(head)
+  socket.write(`HTTP/1.1 206 Partial Content\r\ncontent-range: bytes ${start}-${end - 1}/1000000\r\ncontent-length: ${end - start}\r\n${extraHeaders}\r\n`)
+  socket.write(bytes(start, end))
+}
+
+/** Reads a volatile body the way the fetch engine does: each chunk consumed before the listener returns. */
+async function drain (body: VolatileBody, pauseEvery = 0): Promise<{ sha: string, n: number }> {
+  const h = createHash('sha256')
+  let n = 0
+  let chunks = 0
+  await new Promise<void>((resolve, reject) => {
+    body.on('data', (chunk: Buffer) => {
+      h.update(chunk)
+      n += chunk.length
+      if (pauseEvery > 0 && ++chunks % pauseEvery === 0) {
+        body.pause()
+        setTimeout(() => body.resume(), 5)
+      }
+    })
+    body.once('end', resolve)
+    body.once('error', reject)
+  })
+  return { sha: h.digest('hex'), n }
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+
+const open: Array<{ close: () => unknown }> = []
+afterEach(async () => {
+  for (const x of open.splice(0).reverse()) await x.close()
+})
+function track<T extends { close: () => unknown }> (x: T): T { open.push(x); return x }
+
+const accept206 = { accept: (h: { status: number }) => h.status === 206 }
+
+describe('RangeSockets', () => {
+  it('reads 206 bodies over one kept-alive connection, skipping informational answers, in any read sizes', async () => {
+    const server = track(await scripted((head, socket, n) => {
+      if (n === 1) socket.write('HTTP/1.1 103 Early Hints\r\nlink: </x>; rel=preload\r\n\r\n')
+      answer206(head, socket, 'x-long: ' + 'a'.repeat(3000) + '\r\n')
+    }))
+    const sockets = track(new RangeSockets())
+    for (const [start, end] of [[0, 3 << 20], [5, 6], [1000, 300_000]] as Array<[number, number]>) {
+      const res = await sockets.get(new URL(server.url + '/f'), { range: `bytes=${start}-${end - 1}` }, accept206)
+      expect(res.head?.status).toBe(206)
+      expect(res.head?.headers['content-range']).toBe(`bytes ${start}-${end - 1}/1000000`)
+      const got = await drain(res.body as VolatileBody, 3)
+      expect(got).toEqual({ sha: sha(bytes(start, end)), n: end - start })
+    }
+    expect(server.connections).toBe(1)
+    expect(server.requests[0]).toMatch(/^GET \/f HTTP\/1\.1\r\nhost: 127\.0\.0\.1:\d+\r\nrange: bytes=0-3145727$/)
+  })
+
+  it('leaves a response it does not read to the caller: another status, a chunked or unframed body, a bad head', async () => {
+    const replies = [
+      'HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n',
+      'HTTP/1.1 206 Partial Content\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+      'HTTP/1.1 206 Partial Content\r\ncontent-range: bytes 0-4/5\r\n\r\nhello',
+      'HTTP/1.1 206 Partial Content\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello',
+      'HTTP/1.1 206 Partial Content\r\nbad header line\r\n\r\nhello',
+      'ICY 200 OK\r\n\r\n'
+    ]
+    const server = track(await scripted((_head, socket, n) => { socket.write(replies[n - 1] as string) }))
+    const sockets = track(new RangeSockets())
+    const seen: Array<number | null> = []
+    for (let i = 0; i < replies.length; i++) {
+      const res = await sockets.get(new URL(server.url + '/f'), { range: 'bytes=0-4' }, accept206)
+      expect(res.body).toBeNull()
+      seen.push(res.head?.status ?? null)
+    }
+    expect(seen).toEqual([302, 206, 206, 206, null, null])
+    // None of those connections is reused: each request had its own.
+    expect(server.connections).toBe(replies.length)
+    expect(sockets.size).toBe(0)
+  })
+
+  it('sends a request again on a new connection when a kept-alive one turns out closed', async () => {
+    const server = track(await scripted((head, socket, n) => {
+      // The second request arrives on a connection the server is done with: closed without an answer.
+      if (n === 2) { socket.destroy(); return }
+      answer206(head, socket)
+    }))
+    const sockets = track(new RangeSockets())
+    const url = new URL(server.url + '/f')
+    await drain((await sockets.get(url, { range: 'bytes=0-99' }, accept206)).body as VolatileBody)
+    const res = await sockets.get(url, { range: 'bytes=100-199' }, accept206)
+    expect(await drain(res.body as VolatileBody)).toEqual({ sha: sha(bytes(100, 200)), n: 100 })
+    expect(server.connections).toBe(2)
+  })
+
+  it('fails the body when the connection breaks mid-way, and does not reuse a connection that sent too much', async () => {
+    const server = track(await scripted((head, socket, n) => {
+      const [start, end] = rangeOf(head)
+      if (n === 1) {
+        socket.write(`HTTP/1.1 206 Partial Content\r\ncontent-length: ${end - start}\r\n\r\n`)
+        socket.write(bytes(start, start + 10), () => socket.destroy())
+        return
+      }
+      socket.write(`HTTP/1.1 206 Partial Content\r\ncontent-length: ${end - start}\r\n\r\n`)
+      socket.write(Buffer.concat([bytes(start, end), Buffer.from('junk')]))
+    }))
+    const sockets = track(new RangeSockets())
+    const url = new URL(server.url + '/f')
+    const broken = await sockets.get(url, { range: 'bytes=0-99' }, accept206)
+    await expect(drain(broken.body as VolatileBody)).rejects.toMatchObject({ code: 'ERR_UPSTREAM_PROTOCOL' })
+    const extra = await sockets.get(url, { range: 'bytes=0-99' }, accept206)
+    expect(await drain(extra.body as VolatileBody)).toEqual({ sha: sha(bytes(0, 100)), n: 100 })
+    await new Promise(resolve => setImmediate(resolve))
+    expect(sockets.size).toBe(0)
+  })
+
+  it('times out a silent upstream and aborts on the signal, mid-head or mid-body', async () => {
+    const server = track(await scripted((head, socket, n) => {
+      if (n === 1) return // never answers
+      const [start, end] = rangeOf(head)
+      socket.write(`HTTP/1.1 206 Partial Content\r\ncontent-length: ${end - start}\r\n\r\n`)
+      socket.write(bytes(start, start + 10)) // and then nothing
+    }))
+    const sockets = track(new RangeSockets({ readTimeoutMs: 150 }))
+    const url = new URL(server.url + '/f')
+    await expect(sockets.get(url, { range: 'bytes=0-99' }, accept206)).rejects.toMatchObject({ code: 'ERR_UPSTREAM_TIMEOUT' })
+    const ac = new AbortController()
+    const res = await sockets.get(url, { range: 'bytes=0-99' }, { ...accept206, signal: ac.signal })
+    const reading = drain(res.body as VolatileBody)
+    setTimeout(() => ac.abort(), 20)
+    await expect(reading).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+    expect(sockets.size).toBe(0)
+  })
+
+  it('keeps the bytes that come while nobody reads, and refuses headers that would split the request', async () => {
+    const server = track(await scripted((head, socket) => { answer206(head, socket) }))
+    const sockets = track(new RangeSockets())
+    const url = new URL(server.url + '/f')
+    const res = await sockets.get(url, { range: 'bytes=0-199999' }, accept206)
+    // The head and a first part of the body are in; nothing reads for a while.
+    await new Promise(resolve => setTimeout(resolve, 50))
+    expect(await drain(res.body as VolatileBody, 1)).toEqual({ sha: sha(bytes(0, 200_000)), n: 200_000 })
+    await expect(sockets.get(url, { range: 'bytes=0-1\r\nx-evil: 1' }, accept206)).rejects.toMatchObject({ code: 'ERR_UPSTREAM_PROTOCOL' })
+  })
+
+  it('reads over TLS as well', async () => {
+    const cert = await createDataCert('localhost')
+    const server = track(await scripted((head, socket) => { answer206(head, socket) }, cert))
+    const sockets = track(new RangeSockets({ tls: { ca: cert.cert, checkServerIdentity: () => undefined } }))
+    const url = new URL(server.url + '/f')
+    for (const [start, end] of [[0, 1 << 20], [7, 70_007]] as Array<[number, number]>) {
+      const res = await sockets.get(url, { range: `bytes=${start}-${end - 1}` }, accept206)
+      expect(await drain(res.body as VolatileBody)).toEqual({ sha: sha(bytes(start, end)), n: end - start })
+    }
+    expect(server.connections).toBe(1)
+  })
+})

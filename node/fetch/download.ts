@@ -328,10 +328,11 @@ export class Download {
       rangeSupported: () => this.rangeSupported,
       size: () => this.size,
       etag: () => this.meta?.validator.etag,
-      received: (n) => {
+      received: (n, allocated) => {
         this.receivedBytes += n
         this.store.addBytesFromUpstream(n)
-        this.pacer.moved(n)
+        // Only buffers allocated per read wait for a collection; a reused one does not.
+        if (allocated) this.pacer.moved(n)
       },
       landed: (at, chunk, unverified) => {
         if (unverified) this.view.unverified.add(at, at + chunk.length)

@@ -25,8 +25,8 @@ export interface RangeFetchHost {
   size: () => number | null
   /** ETag of the first response: a later one that differs means the file changed. */
   etag: () => string | null | undefined
-  /** A socket chunk arrived. */
-  received: (bytes: number) => void
+  /** A socket chunk arrived; `allocated` when it came in a buffer of its own (a volatile one did not). */
+  received: (bytes: number, allocated: boolean) => void
   /** `chunk` is on disk at `at`; `unverified` when its source could not vouch for it. */
   landed: (at: number, chunk: Buffer, unverified: boolean) => void
   /** A body of unknown length ended: its end is the file's size. */
@@ -108,7 +108,7 @@ async function consume (res: SourceResponse, a: Assignment, host: RangeFetchHost
     writer: host.writer(),
     settled: host.settled,
     enough: () => host.settled() || a.pos >= a.end || (host.size() !== null && !missing(a, host)),
-    received: host.received,
+    received: (n) => { host.received(n, res.volatile !== true) },
     landed: (at, chunk) => { host.landed(at, chunk, res.unverified === true) }
   })
   if (host.settled()) return

@@ -31,7 +31,7 @@ export class VolatileBody extends EventEmitter {
     this.conn = conn
   }
 
-  override on (event: string | symbol, listener: (...args: unknown[]) => void): this {
+  override on (event: string | symbol, listener: Parameters<EventEmitter['on']>[1]): this {
     super.on(event, listener)
     // Like a Readable: a 'data' listener starts the flow (on the next tick, once all listeners are on).
     if (event === 'data' && !this.flowing && !this.paused) {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream'
+import type { BlobChunks } from './blob-chunks.ts'
 import type { BlobIdentity } from './identity.ts'
 import type { BlobMeta } from './response-meta.ts'
 import type { Source } from './upstream-source.ts'
@@ -43,6 +44,8 @@ export interface BlobHandle {
   readonly confirmedAt?: number
   /** Streams bytes [start, end). */
   open: (start: number, end: number) => Readable
+  /** Bytes [start, end) in recycled buffers, for a consumer that writes each before the next (a client's response). */
+  chunks?: (start: number, end: number) => BlobChunks
   /** Must be called once the handle's streams are done. Idempotent. */
   release: () => void
 }

@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream'
 import type { BlobStore } from '../store/blob-store.ts'
+import { FileChunks } from './blob-chunks.ts'
 import { BlobFileReader } from './blob-file-reader.ts'
+import type { BufferPool } from './buffer-pool.ts'
 import type { BlobHandle } from './fetcher.ts'
 import type { GcPacer } from './gc-pacer.ts'
 import type { BlobIdentity } from './identity.ts'
@@ -11,7 +13,8 @@ import type { BlobMeta } from './response-meta.ts'
  * upstream's headers replayed), or by its digest alone (a blob another key or another registry brought
  * in). Null on a miss. Counts the hit, keeps the blob in use until released.
  */
-export async function cacheHit (store: BlobStore, pacer: GcPacer, identity: BlobIdentity): Promise<BlobHandle | null> {
+export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, pool: BufferPool }, identity: BlobIdentity): Promise<BlobHandle | null> {
+  const { pacer, pool } = buffers
   const stored = await store.lookup(identity.key)
   let meta: BlobMeta
   let digest: string
@@ -45,6 +48,16 @@ export async function cacheHit (store: BlobStore, pacer: GcPacer, identity: Blob
         unuse()
       })
       return s
+    },
+    chunks: (start, end) => {
+      const unuse = store.use(digest)
+      return new FileChunks(path, start, end, {
+        pool,
+        onClose: (n) => {
+          store.addBytesFromCache(n)
+          unuse()
+        }
+      })
     },
     release
   }

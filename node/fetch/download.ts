@@ -278,10 +278,6 @@ export class Download {
     return new OrderedHasher(fh, this.written, hashAlgorithms(this.init.identity), {
       onAdvance: () => this.onHashAdvance(),
       onError: err => this.fail(err, false),
-      onRead: (start, buf) => {
-        this.pacer.moved(buf.length)
-        this.view.keepRecent(start, buf)
-      },
       also: inOrder ? this.init.source.inOrder : undefined
     })
   }
@@ -298,7 +294,6 @@ export class Download {
     this.refetched = true
     this.disk.drop(unverified)
     this.view.unverified.clear()
-    this.view.clearRecent()
     this.record.save()
     this.log.warn({ key: this.key, bytes: unverified.reduce((n, [s, e]) => n + e - s, 0) }, 'blob failed its digest with bytes peers sent; fetching those again')
     this.hasher = this.makeHasher(this.fh, false)
@@ -408,7 +403,6 @@ export class Download {
 
   private settle (state: 'done' | 'failed'): void {
     this.state = state
-    this.view.clearRecent()
     this.pool.stop()
     this.store.unreserve(this.reserved)
     this.reserved = 0

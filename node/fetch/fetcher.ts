@@ -14,6 +14,8 @@ import { firstRange } from './response-meta.ts'
 import type { RangeSockets } from '../upstream/range-sockets.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
 import type { SourceResponse } from './upstream-source.ts'
+import { BufferPool } from './buffer-pool.ts'
+import { downloadChunks } from './download-cursor.ts'
 import { GcPacer } from './gc-pacer.ts'
 import { Revalidator } from './revalidate.ts'
 import type { GcFunction } from './gc-pacer.ts'
@@ -70,6 +72,8 @@ export class Fetcher {
   private readonly init: Required<Omit<FetcherInit, 'gc' | 'openWriter'>> & Pick<FetcherInit, 'openWriter'>
   /** Paces young-generation collections by bytes moved; shared with the node's other byte paths. */
   readonly pacer: GcPacer
+  /** Read buffers lent to clients' responses and given back once written. */
+  readonly pool = new BufferPool()
   private readonly inflight = new Map<string, Download>()
   /** Original-URL key → final key, while its first request resolves (later callers wait for it). */
   private readonly resolving = new Map<string, Promise<string>>()
@@ -343,12 +347,13 @@ export class Fetcher {
       from: 'download',
       meta: ready.meta,
       open: (start, end) => new ProgressiveReader(d, start, end),
+      chunks: (start, end) => downloadChunks(d, start, end, this.pool),
       release: unwant
     }
   }
 
   private async hit (identity: BlobIdentity): Promise<BlobHandle | null> {
-    return await cacheHit(this.store, this.pacer, identity)
+    return await cacheHit(this.store, { pacer: this.pacer, pool: this.pool }, identity)
   }
 }
 

@@ -4,7 +4,7 @@ import { fstatSync, readSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import type { ByteRanges } from './byte-ranges.ts'
 
-/** Read-back size: fresh buffers (shared with readers) fault in far fewer pages at 128 KiB than at 1 MiB. */
+/** Read-back size (one buffer, reused). */
 const READ_BACK = 128 << 10
 /** Bytes hashed from disk before yielding to the event loop. */
 const SLICE = 8 << 20
@@ -38,16 +38,11 @@ export class OrderedHasher {
   private readonly written: ByteRanges
   private readonly onAdvance: () => void
   private readonly onError: (err: unknown) => void
-  private readonly onRead: ((start: number, buf: Buffer) => void) | null
   private pumping = false
   private buf: Buffer | null = null
 
-  /**
-   * `onRead(start, buf)`: bytes read back from disk, in a fresh buffer never written again, so readers
-   * at the same offset can send it instead of reading the same bytes once more. `also` sees every byte
-   * in order too.
-   */
-  constructor (fh: FileHandle, written: ByteRanges, algorithms: string[], hooks: { onAdvance: () => void, onError: (err: unknown) => void, onRead?: (start: number, buf: Buffer) => void, also?: InOrder }) {
+  /** `also` sees every byte in order too. */
+  constructor (fh: FileHandle, written: ByteRanges, algorithms: string[], hooks: { onAdvance: () => void, onError: (err: unknown) => void, also?: InOrder }) {
     this.fh = fh
     this.written = written
     this.algorithms = algorithms
@@ -55,7 +50,6 @@ export class OrderedHasher {
     this.hashes = hooks.also === undefined ? this.digesters : [...this.digesters, hooks.also]
     this.onAdvance = hooks.onAdvance
     this.onError = hooks.onError
-    this.onRead = hooks.onRead ?? null
   }
 
   /** Called after `chunk` was written at `start` (and added to `written`). */
@@ -109,13 +103,11 @@ export class OrderedHasher {
         continue
       }
       const len = Math.min(READ_BACK, end - this.hashedTo)
-      // Shared with readers: a fresh buffer each time; otherwise one reused buffer.
-      const buf = this.onRead !== null ? Buffer.allocUnsafe(len) : (this.buf ??= Buffer.allocUnsafe(READ_BACK))
+      const buf = this.buf ??= Buffer.allocUnsafe(READ_BACK)
       const bytesRead = readSync(this.fh.fd, buf, 0, len, this.hashedTo)
       if (bytesRead <= 0) throw new Error('short read while hashing')
       const view = buf.subarray(0, bytesRead)
       for (const h of this.hashes) h.update(view)
-      this.onRead?.(this.hashedTo, view)
       this.hashedTo += bytesRead
       slice += bytesRead
       this.onAdvance()

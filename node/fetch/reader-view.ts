@@ -1,9 +1,6 @@
 import { ByteRanges } from './byte-ranges.ts'
 import { Waiters } from './waiters.ts'
 
-/** Read-back buffers kept for readers (128 KiB each at most: 1 MiB behind the hash frontier, per download). */
-const RECENT_READS = 8
-
 /** What the view needs of its download. */
 export interface ReaderViewHost {
   written: ByteRanges
@@ -18,13 +15,12 @@ export interface ReaderViewHost {
  * What readers of a download in progress may take and when they wake. A client gets bytes as they
  * land, except the final byte and bytes nobody vouched for, which wait for the blob's digest; a peer
  * reading along gets everything on disk (it verifies the blob itself). Readers sleep on `waiters`
- * (no polling) and may send the buffers the hasher just read back instead of reading them again.
+ * (no polling).
  */
 export class ReaderView {
   /** Bytes written from sources that could not vouch for them: readers get them once the blob verified. */
   readonly unverified = new ByteRanges()
   readonly waiters = new Waiters()
-  private readonly recent: Array<{ start: number, buf: Buffer }> = []
   private readonly host: ReaderViewHost
 
   constructor (host: ReaderViewHost) {
@@ -48,28 +44,6 @@ export class ReaderView {
    */
   peerReadableEnd (pos: number, end: number): number {
     return Math.min(end, this.host.written.contiguousEnd(pos))
-  }
-
-  /**
-   * Bytes from `pos` that the hasher just read back from disk (shared, never written again), or null.
-   * Readers at the download's front send these instead of reading the same bytes again.
-   */
-  recentAt (pos: number): Buffer | null {
-    for (let i = this.recent.length - 1; i >= 0; i--) {
-      const e = this.recent[i] as { start: number, buf: Buffer }
-      if (e.start <= pos && pos < e.start + e.buf.length) return e.buf.subarray(pos - e.start)
-    }
-    return null
-  }
-
-  /** Keeps a buffer the hasher read back at `start` for readers (the last few only). */
-  keepRecent (start: number, buf: Buffer): void {
-    this.recent.push({ start, buf })
-    if (this.recent.length > RECENT_READS) this.recent.shift()
-  }
-
-  clearRecent (): void {
-    this.recent.length = 0
   }
 
   /** Resolves when more bytes at `offset` may be readable, or the download settled. */

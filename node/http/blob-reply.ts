@@ -1,6 +1,7 @@
 import type { BlobHandle, UpstreamResponse } from '../fetch/fetcher.ts'
 import type { BlobMeta } from '../fetch/response-meta.ts'
 import { answerBlobRequest } from './blob-response.ts'
+import { sendChunks } from './chunk-sender.ts'
 import type { BlobRequestHeaders } from './blob-response.ts'
 import type { StrategyContext } from './strategy.ts'
 
@@ -46,7 +47,13 @@ export async function sendBlob (ctx: StrategyContext, handle: BlobHandle, meta: 
     await reply.send()
     return
   }
-  const stream = handle.open(answer.start, answer.end ?? Number.POSITIVE_INFINITY)
+  const end = answer.end ?? Number.POSITIVE_INFINITY
+  const chunks = handle.chunks?.(answer.start, end)
+  if (chunks !== undefined) {
+    await sendChunks(reply, chunks, () => { handle.release() })
+    return
+  }
+  const stream = handle.open(answer.start, end)
   reply.raw.once('close', () => {
     stream.destroy()
     handle.release()

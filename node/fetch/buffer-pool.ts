@@ -11,6 +11,8 @@ export class BufferPool {
   private readonly mine = new WeakSet<ArrayBuffer>()
   private readonly maxIdleBytes: number
   private idleBytes = 0
+  /** Buffers allocated so far (the rest of what was lent came back and went out again). */
+  made = 0
 
   constructor (init: { maxIdleBytes?: number } = {}) {
     this.maxIdleBytes = init.maxIdleBytes ?? 8 << 20
@@ -24,6 +26,7 @@ export class BufferPool {
       return Buffer.from(ab, 0, size)
     }
     const buf = Buffer.allocUnsafeSlow(size)
+    this.made++
     this.mine.add(buf.buffer as ArrayBuffer)
     return buf
   }

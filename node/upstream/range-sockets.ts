@@ -8,7 +8,10 @@ import { parseResponseHead } from './response-head.ts'
 import type { ResponseHead } from './response-head.ts'
 import { VolatileBody } from './volatile-body.ts'
 
-/** Each connection's one read buffer: what the kernel hands over per read on a busy socket. */
+/**
+ * The one read buffer all connections share: each read's bytes are consumed (written, or copied) before
+ * the callback returns, and the event loop runs one callback at a time.
+ */
 const READ_BUFFER = 64 << 10
 /** Registries and CDNs send long heads (Link, signed Set-Cookie); beyond this is not a response to read here. */
 const MAX_HEAD = 64 << 10
@@ -40,7 +43,7 @@ export interface RangeSocketsRequest {
 }
 
 /**
- * GET requests over keep-alive HTTP/1.1 connections that read into one reused buffer each, for the
+ * GET requests over keep-alive HTTP/1.1 connections that read into one reused buffer, for the
  * fetch engine's range pieces. A general client allocates a fresh buffer for every socket read (about
  * 16 per MiB), which V8 frees only when it collects; here the bytes go from the socket's buffer to the
  * temp file with no allocation, which halves the CPU of receiving and keeps memory flat. Only the plain
@@ -51,6 +54,7 @@ export class RangeSockets {
   private readonly idle = new Map<string, Connection[]>()
   private readonly all = new Set<Connection>()
   readonly settings: Required<Omit<RangeSocketsInit, 'tls'>> & { tls: ConnectionOptions }
+  private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER)
   private closed = false
 
   constructor (init: RangeSocketsInit = {}) {
@@ -104,7 +108,7 @@ export class RangeSockets {
   }
 
   private open (url: URL): Connection {
-    const conn = new Connection(url, this.settings, {
+    const conn = new Connection(url, this.settings, this.readBuffer, {
       idle: (c) => {
         let list = this.idle.get(c.origin)
         if (list === undefined) this.idle.set(c.origin, list = [])
@@ -154,7 +158,7 @@ class Connection {
   private signal: AbortSignal | null = null
   private readonly onAbort = (): void => { this.close(new AbortedError()) }
 
-  constructor (url: URL, settings: RangeSockets['settings'], hooks: PoolHooks) {
+  constructor (url: URL, settings: RangeSockets['settings'], readBuffer: Buffer, hooks: PoolHooks) {
     this.origin = url.origin
     this.settings = settings
     this.hooks = hooks
@@ -162,7 +166,7 @@ class Connection {
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
     const https = url.protocol === 'https:'
     const port = url.port !== '' ? Number(url.port) : https ? 443 : 80
-    const onread = { buffer: Buffer.allocUnsafe(READ_BUFFER), callback: (n: number, buf: Uint8Array): boolean => this.onRead(n, buf as Buffer) }
+    const onread = { buffer: readBuffer, callback: (n: number, buf: Uint8Array): boolean => this.onRead(n, buf as Buffer) }
     this.socket = https
       ? tlsConnect({ ...settings.tls, host, port, servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'], onread } as ConnectionOptions)
       : netConnect({ host, port, onread, noDelay: true })

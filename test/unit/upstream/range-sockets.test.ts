@@ -66,7 +66,7 @@ function answer206 (head: string, socket: Socket, extraHeaders = ''): void {
 }
 
 /** Reads a volatile body the way the fetch engine does: each chunk consumed before the listener returns. */
-async function drain (body: VolatileBody, pauseEvery = 0): Promise<{ sha: string, n: number }> {
+async function drain (body: VolatileBody, pauseEvery = 0, pauseBetween = false): Promise<{ sha: string, n: number }> {
   const h = createHash('sha256')
   let n = 0
   let chunks = 0
@@ -75,8 +75,13 @@ async function drain (body: VolatileBody, pauseEvery = 0): Promise<{ sha: string
       h.update(chunk)
       n += chunk.length
       if (pauseEvery > 0 && ++chunks % pauseEvery === 0) {
-        body.pause()
-        setTimeout(() => body.resume(), 5)
+        // Paused from outside a listener: bytes still arriving meanwhile must be kept as copies.
+        const pause = (): void => {
+          body.pause()
+          setTimeout(() => body.resume(), 5)
+        }
+        if (pauseBetween) setImmediate(pause)
+        else pause()
       }
     })
     body.once('end', resolve)
@@ -111,6 +116,31 @@ describe('RangeSockets', () => {
     }
     expect(server.connections).toBe(1)
     expect(server.requests[0]).toMatch(/^GET \/f HTTP\/1\.1\r\nhost: 127\.0\.0\.1:\d+\r\nrange: bytes=0-3145727$/)
+  })
+
+  it('keeps the bytes of connections read at the same time apart (they share one read buffer)', async () => {
+    const server = track(await scripted((head, socket) => {
+      // Written in pieces, so reads of the different connections interleave.
+      const [start, end] = rangeOf(head)
+      socket.write(`HTTP/1.1 206 Partial Content\r\ncontent-length: ${end - start}\r\n\r\n`)
+      const body = bytes(start, end)
+      let at = 0
+      const step = (): void => {
+        if (at >= body.length || socket.destroyed) return
+        socket.write(body.subarray(at, at + 40_000), () => setImmediate(step))
+        at += 40_000
+      }
+      step()
+    }))
+    const sockets = track(new RangeSockets())
+    const url = new URL(server.url + '/f')
+    const ranges = Array.from({ length: 8 }, (_, i) => [i * 1_000_003, i * 1_000_003 + 700_001] as [number, number])
+    const got = await Promise.all(ranges.map(async ([start, end], i) => {
+      const res = await sockets.get(url, { range: `bytes=${start}-${end - 1}` }, accept206)
+      return await drain(res.body as VolatileBody, i % 3, i % 2 === 0)
+    }))
+    expect(got).toEqual(ranges.map(([start, end]) => ({ sha: sha(bytes(start, end)), n: end - start })))
+    expect(server.connections).toBe(8)
   })
 
   it('leaves a response it does not read to the caller: another status, a chunked or unframed body, a bad head', async () => {

@@ -8,14 +8,14 @@ const IN_FLIGHT = 4
 /**
  * Writes a blob range to the client from recycled buffers: each goes back to its pool once the socket
  * wrote it (the write's callback), and at most IN_FLIGHT wait for a slow client. The head is the
- * reply's status and headers. A failure after the head went out aborts the connection: the client sees
- * a failed transfer, never a complete response with wrong or missing bytes. `done` runs once, when the
- * response is over either way.
+ * reply's status and headers, sent with the first bytes. A failure before them is thrown (the error
+ * handler answers it); after them it aborts the connection: the client sees a failed transfer, never a
+ * complete response with wrong or missing bytes. `done` runs once, when the response is over either way.
  */
 export async function sendChunks (reply: FastifyReply, chunks: BlobChunks, done: () => void): Promise<void> {
-  reply.hijack()
   const res = reply.raw
   let closed = false
+  let over = false
   let inFlight = 0
   let wakeUp: (() => void) | null = null
   const wake = (): void => {
@@ -23,27 +23,42 @@ export async function sendChunks (reply: FastifyReply, chunks: BlobChunks, done:
     wakeUp = null
     w?.()
   }
-  res.once('close', () => {
-    closed = true
+  const finish = (): void => {
+    if (over) return
+    over = true
     chunks.close()
     done()
+  }
+  res.once('close', () => {
+    closed = true
+    finish()
     wake()
   })
+  let chunk: Buffer | null
+  try {
+    chunk = await chunks.next()
+  } catch (err) {
+    finish()
+    if (closed) return
+    throw err
+  }
+  if (closed) { if (chunk !== null) chunks.recycle(chunk); return }
+  reply.hijack()
   res.on('drain', wake)
   res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
   try {
-    for (;;) {
-      while (!closed && (inFlight >= IN_FLIGHT || res.writableNeedDrain)) await new Promise<void>(resolve => { wakeUp = resolve })
-      if (closed) return
-      const chunk = await chunks.next()
-      if (chunk === null) break
-      if (closed) { chunks.recycle(chunk); return }
+    while (chunk !== null) {
+      const sent = chunk
       inFlight++
-      res.write(chunk, () => {
+      res.write(sent, () => {
         inFlight--
-        chunks.recycle(chunk)
+        chunks.recycle(sent)
         wake()
       })
+      while (!closed && (inFlight >= IN_FLIGHT || res.writableNeedDrain)) await new Promise<void>(resolve => { wakeUp = resolve })
+      if (closed) return
+      chunk = await chunks.next()
+      if (closed) { if (chunk !== null) chunks.recycle(chunk); return }
     }
     res.end()
   } catch (err) {

@@ -47,7 +47,7 @@ describe.runIf(process.platform === 'linux' && typeof process.execve === 'functi
       const { argv, env } = await launched(args, dir)
       expect(argv).toContain('--expose-gc')
       expect(argv).toContain('--max-semi-space-size=2')
-      expect(argv).toContain('--heap-growing-percent=100')
+      expect(argv).toContain('--heap-growing-percent=40')
       expect(env).toContain('MALLOC_ARENA_MAX=2')
     }
   })

@@ -118,7 +118,7 @@ export class Cluster implements SourceProvider {
     const answers = new BlobAnswers({ store: this.c.store, fetcher: this.c.fetcher, pieceLists: this.pieceLists, logger: this.log, swarm: k => this.swarms.get(k)?.deref() }, {
       keyed: key !== null, ticketSecret: this.ticketSecret
     })
-    const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: k => answers.inFlightById(k), pacer: this.c.fetcher.pacer, logger: this.log }, {
+    const data = new DataServer({ store: this.c.store, pieceLists: this.pieceLists, inFlight: k => answers.inFlightById(k), pool: this.c.fetcher.pool, logger: this.log }, {
       host: cfg.data_host, port: cfg.data_port, tls, ticketSecret: this.ticketSecret, vouchKey: vouch, onBytesServed: n => { this.counters.bytes_to_peers += n }
     })
     const pins = new Map<string, string>()

@@ -1,5 +1,4 @@
 import type { KeyObject } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
@@ -12,8 +11,9 @@ import { listen, listenShared } from '../http/acceptors.ts'
 import type { Acceptors } from '../http/acceptors.ts'
 import type { Logger } from '../log.ts'
 import type { InFlightBlob } from '../fetch/fetcher.ts'
-import { paced } from '../fetch/gc-pacer.ts'
-import type { GcPacer } from '../fetch/gc-pacer.ts'
+import { FileChunks } from '../fetch/blob-chunks.ts'
+import { BufferPool } from '../fetch/buffer-pool.ts'
+import { writeChunks } from '../http/chunk-sender.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { PieceLists } from './piece-lists.ts'
 import { VouchingBody } from './vouched-body.ts'
@@ -23,8 +23,8 @@ export interface DataServerComponents {
   pieceLists: PieceLists
   /** A download of `sha256:<hex>` still in flight on this node, which members may read along. */
   inFlight?: (key: string) => InFlightBlob | null
-  /** Counts bytes read from blob files (each read is a fresh buffer V8 frees only when it collects). */
-  pacer?: GcPacer
+  /** Read buffers for blob files, lent to a member's response and given back once written. */
+  pool?: BufferPool
   logger: Logger
 }
 
@@ -59,7 +59,7 @@ export class DataServer {
   private readonly store: BlobStore
   private readonly pieceLists: PieceLists
   private readonly inFlight: DataServerComponents['inFlight']
-  private readonly pacer: GcPacer | undefined
+  private readonly pool: BufferPool
   private readonly log: Logger
   private readonly init: DataServerInit
   private server: Server | null = null
@@ -69,7 +69,7 @@ export class DataServer {
     this.store = components.store
     this.pieceLists = components.pieceLists
     this.inFlight = components.inFlight
-    this.pacer = components.pacer
+    this.pool = components.pool ?? new BufferPool()
     this.log = components.logger
     this.init = init
   }
@@ -144,15 +144,15 @@ export class DataServer {
     res.writeHead(range === null ? 200 : 206, headers)
     if (req.method === 'HEAD' || end === start) { res.end(); return }
     const release = this.store.use(digest)
-    const file = createReadStream(this.store.layout.blobPath(digest), { start, end: end - 1, highWaterMark: 1 << 20 })
-    try {
-      await pipeline(paced(file, this.pacer), res)
-    } catch {
-      // The member went away or the file vanished: nothing to tell anyone.
-    } finally {
-      release()
-      this.init.onBytesServed?.(file.bytesRead)
-    }
+    const chunks = new FileChunks(this.store.layout.blobPath(digest), start, end, {
+      pool: this.pool,
+      onClose: (n) => {
+        release()
+        this.init.onBytesServed?.(n)
+      }
+    })
+    // The member went away or the file vanished: the socket goes, nothing to tell anyone.
+    await writeChunks(res, chunks).catch(() => { res.destroy() })
   }
 
   /**

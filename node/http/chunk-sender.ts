@@ -1,4 +1,4 @@
-import type { OutgoingHttpHeaders } from 'node:http'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { FastifyReply } from 'fastify'
 import type { BlobChunks } from '../fetch/blob-chunks.ts'
 
@@ -6,14 +6,28 @@ import type { BlobChunks } from '../fetch/blob-chunks.ts'
 const IN_FLIGHT = 4
 
 /**
- * Writes a blob range to the client from recycled buffers: each goes back to its pool once the socket
- * wrote it (the write's callback), and at most IN_FLIGHT wait for a slow client. The head is the
- * reply's status and headers, sent with the first bytes. A failure before them is thrown (the error
- * handler answers it); after them it aborts the connection: the client sees a failed transfer, never a
- * complete response with wrong or missing bytes. `done` runs once, when the response is over either way.
+ * Answers a fastify request with a blob range from recycled buffers (see writeChunks). The head is the
+ * reply's status and headers, sent with the first bytes; a failure before them is thrown (the error
+ * handler answers it). `done` runs once, when the response is over either way.
  */
 export async function sendChunks (reply: FastifyReply, chunks: BlobChunks, done: () => void): Promise<void> {
-  const res = reply.raw
+  await writeChunks(reply.raw, chunks, {
+    head: () => {
+      reply.hijack()
+      reply.raw.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
+    },
+    done
+  })
+}
+
+/**
+ * Writes a blob range to `res` from recycled buffers: each goes back to its pool once the socket wrote
+ * it (the write's callback), and at most IN_FLIGHT wait for a slow client. `head()` (when given) is
+ * called with the first bytes in hand; a failure before it rejects, after it aborts the connection: the
+ * client sees a failed transfer, never a complete response with wrong or missing bytes. `done` runs
+ * once, when the response is over either way.
+ */
+export async function writeChunks (res: ServerResponse, chunks: BlobChunks, hooks: { head?: () => void, done?: () => void } = {}): Promise<void> {
   let closed = false
   let over = false
   let inFlight = 0
@@ -27,7 +41,7 @@ export async function sendChunks (reply: FastifyReply, chunks: BlobChunks, done:
     if (over) return
     over = true
     chunks.close()
-    done()
+    hooks.done?.()
   }
   res.once('close', () => {
     closed = true
@@ -43,9 +57,8 @@ export async function sendChunks (reply: FastifyReply, chunks: BlobChunks, done:
     throw err
   }
   if (closed) { if (chunk !== null) chunks.recycle(chunk); return }
-  reply.hijack()
+  hooks.head?.()
   res.on('drain', wake)
-  res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
   try {
     while (chunk !== null) {
       const sent = chunk

@@ -104,11 +104,13 @@ function checkResponse (res: SourceResponse, pos: number, host: RangeFetchHost):
 
 /** Streams a response body into the temp file (see drainBody), then checks how it ended. */
 async function consume (res: SourceResponse, a: Assignment, host: RangeFetchHost): Promise<void> {
+  const writer = host.writer()
   const { off, bodyEnd } = await drainBody(res, a, {
-    writer: host.writer(),
+    writer,
     settled: host.settled,
     enough: () => host.settled() || a.pos >= a.end || (host.size() !== null && !missing(a, host)),
-    received: (n) => { host.received(n, res.volatile !== true) },
+    // A volatile chunk allocated nothing, unless drainBody copies it for a thread-pool write.
+    received: (n) => { host.received(n, res.volatile !== true || !writer.synchronous) },
     landed: (at, chunk) => { host.landed(at, chunk, res.unverified === true) }
   })
   if (host.settled()) return

@@ -24,6 +24,7 @@ import { loadClusterKey, loadPeerKey } from './identity.ts'
 import { createLibp2pNode } from './libp2p-node.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
 import { Membership } from './membership.ts'
+import { RangeSockets } from '../upstream/range-sockets.ts'
 import { PeerClient } from './peer-client.ts'
 import { PieceLists } from './piece-lists.ts'
 import { ContentRouter } from './routing.ts'
@@ -54,6 +55,7 @@ interface Parts {
   data: DataServer
   peers: PeerClient
   peerPool: Agent
+  peerSockets: RangeSockets
   /** A cluster key: members trust each other's URL names (see protocol/names.ts). */
   keyed: boolean
 }
@@ -123,7 +125,12 @@ export class Cluster implements SourceProvider {
     })
     const pins = new Map<string, string>()
     const peerPool = pinnedAgent(pins, { connections: 32, keepAliveTimeout: 30_000 })
-    const peers = new PeerClient({ libp2p, control, dispatcher: peerPool, pins }, { vouchKey: vouch, onBytes: (_peer, n) => { this.counters.bytes_from_peers += n } })
+    const peerSockets = new RangeSockets({ connectTimeoutMs: 5_000, readTimeoutMs: 10_000 })
+    const peers = new PeerClient({ libp2p, control, dispatcher: peerPool, pins }, {
+      vouchKey: vouch,
+      onBytes: (_peer, n) => { this.counters.bytes_from_peers += n },
+      sockets: { sockets: peerSockets, pool: this.c.fetcher.pool }
+    })
     const staticPeers = new StaticPeers({ libp2p, logger: this.log }, { peers: cfg.peers })
     const m = membership
     const discovery = new DiscoveryDialer({ libp2p, logger: this.log }, { refused: peer => m.isRefused(peer) })
@@ -154,6 +161,7 @@ export class Cluster implements SourceProvider {
       await Promise.resolve(libp2p.stop()).catch(() => {})
       await data.stop()
       await peerPool.close()
+      peerSockets.close()
       throw err
     }
     discovery.start()
@@ -161,7 +169,7 @@ export class Cluster implements SourceProvider {
     routing.start()
     this.stopWarming = this.c.store.onCommitted(digest => { this.pieceLists.warm(digest) })
     membership.onChange((peer, joined) => { if (!joined) peers.forget(peer) })
-    this.parts = { libp2p, membership, control, routing, staticPeers, discovery, data, peers, peerPool, keyed: key !== null }
+    this.parts = { libp2p, membership, control, routing, staticPeers, discovery, data, peers, peerPool, peerSockets, keyed: key !== null }
     this.log.info({ peerId: libp2p.peerId.toString(), addresses: libp2p.getMultiaddrs().map(String), dataPort: data.port, cluster: cfg.name, mode: key === null ? 'open' : 'keyed', mdns: cfg.mdns }, 'cluster started')
   }
 
@@ -182,6 +190,7 @@ export class Cluster implements SourceProvider {
     await p.libp2p.stop()
     await p.data.stop()
     await p.peerPool.close()
+    p.peerSockets.close()
   }
 
   /**

@@ -10,10 +10,14 @@ import { nameId, wireKey } from '../../protocol/names.ts'
 import type { BlobName } from '../../protocol/names.ts'
 import { alignedSpan, PIECE_HASH_UNIT, pieceListBytes } from '../../protocol/pieces.ts'
 import { LIST_MAC_HEADER, listMacMatches, responseKey, VOUCH_HEADER, vouchNonce } from '../../protocol/vouch.ts'
+import type { BufferPool } from '../fetch/buffer-pool.ts'
 import type { SourceResponse } from '../fetch/upstream-source.ts'
+import type { RangeSockets } from '../upstream/range-sockets.ts'
+import type { VolatileBody } from '../upstream/volatile-body.ts'
 import type { ControlService } from './control.ts'
 import { PinMismatchError } from './data-tls.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
+import { VerifiedUnits } from './verified-units.ts'
 import { VerifyingBody } from './verifying-body.ts'
 import { VouchedBody } from './vouched-body.ts'
 
@@ -51,6 +55,11 @@ export interface PeerClientComponents {
 
 export interface PeerClientInit {
   onBytes?: (peer: string, n: number) => void
+  /**
+   * Plain-HTTP data ports are read over these (no allocation per socket read), for a caller that takes
+   * volatile chunks; the 1 MiB units are checked in buffers of `pool`.
+   */
+  sockets?: { sockets: RangeSockets, pool: BufferPool }
   /** Keyed clusters: piece lists and reads of downloads in flight must be vouched for with this key (protocol/vouch.ts). */
   vouchKey?: KeyObject
 }
@@ -114,9 +123,15 @@ export class PeerClient {
    * Bytes [start, end] (inclusive) of a blob from a peer, as a 206 the download can consume: the
    * unit-aligned span around them is fetched and every unit verified before any of its bytes pass.
    */
-  async fetchRange (t: PeerTicket, list: Buffer, start: number, end: number, options: { signal?: AbortSignal, onUnit?: (index: number, hash: Buffer) => void } = {}): Promise<SourceResponse> {
+  async fetchRange (t: PeerTicket, list: Buffer, start: number, end: number, options: { signal?: AbortSignal, onUnit?: (index: number, hash: Buffer) => void, takesVolatile?: boolean } = {}): Promise<SourceResponse> {
     const last = Math.min(end, t.size - 1)
     const span = alignedSpan(start, last + 1, t.size)
+    const quick = this.init.sockets
+    if (options.takesVolatile === true && quick !== undefined && t.base.startsWith('http:')) {
+      const { raw, url } = await this.requestRangeOverSockets(quick.sockets, t, span.start, span.end - 1, options.signal)
+      const body = new VerifiedUnits(raw, { list, size: t.size, spanStart: span.start, from: start, to: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n), onUnit: options.onUnit }, quick.pool)
+      return { ...rangeResponse(t, start, last, body as unknown as Readable, url), volatile: true }
+    }
     const { res, url } = await this.requestRange(t, span.start, span.end - 1, options.signal)
     const body = new VerifyingBody({ list, size: t.size, spanStart: span.start, from: start, to: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n), onUnit: options.onUnit })
     pipeline(res.body, body, () => {})
@@ -149,6 +164,20 @@ export class PeerClient {
     })
     pipeline(res.body, counted, () => {})
     return { ...rangeResponse(t, start, last, counted, url), unverified: true }
+  }
+
+  /** requestRange over RangeSockets: the exact 206 asked for, or a WireError. */
+  private async requestRangeOverSockets (sockets: RangeSockets, t: PeerTicket, start: number, last: number, signal?: AbortSignal): Promise<{ raw: VolatileBody, url: URL }> {
+    const url = new URL(`${t.base}/v1/blobs/${t.digest}`)
+    const want = `bytes ${start}-${last}/${t.size}`
+    const res = await sockets.get(url, { authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` }, {
+      signal,
+      accept: head => head.status === 206 && head.headers['content-range'] === want
+    })
+    if (res.body !== null) return { raw: res.body, url }
+    const status = res.head?.status ?? 0
+    if (status === 401) this.tickets.delete(`${t.peer}/${t.name}`)
+    throw new WireError(status === 404 ? 'NOT_FOUND' : status === 401 ? 'BAD_TICKET' : 'INTERNAL', `peer answered ${status}`)
   }
 
   /** GET bytes [start, last] of a blob from the peer's data port: the exact 206 asked for, or a WireError. */

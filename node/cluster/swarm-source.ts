@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
 import { isKeyName, isUrlName } from '../../protocol/names.ts'
-import type { Source, SourceResponse } from '../fetch/upstream-source.ts'
+import type { Source, SourceFetchOptions, SourceResponse } from '../fetch/upstream-source.ts'
 import { ownerOf, SHARE_UNIT } from './ownership.ts'
 import type { PeerTicket } from './peer-client.ts'
 import { InFlightList } from './in-flight-list.ts'
@@ -97,13 +97,13 @@ export class SwarmSource implements Source {
       : new InFlightList({ digest: isKeyName(init.name) ? null : init.name, save, shared: () => this.view.shared() })
   }
 
-  async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal } = {}): Promise<SourceResponse> {
+  async fetch (range: { start: number, end: number } | null, options: SourceFetchOptions = {}): Promise<SourceResponse> {
     const first = this.responses === 0
     let res: SourceResponse | null = null
     if (range !== null && first && this.byUrl) {
       res = await this.learnVersion(range, options)
     } else if (range !== null) {
-      res = await this.fromMembers(range, options.signal)
+      res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
     }
     const out = res ?? await this.fromUpstream(range, options)
     this.responses++
@@ -143,9 +143,9 @@ export class SwarmSource implements Source {
   }
 
   /** The range from a member that holds the blob, else from one downloading it; null when none can. */
-  private async fromMembers (range: { start: number, end: number }, signal?: AbortSignal): Promise<SourceResponse | null> {
+  private async fromMembers (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
     await this.view.ready(this.responses)
-    return await this.fromHolders(range, signal) ?? await this.fromDownloaders(range, signal)
+    return await this.fromHolders(range, signal, takesVolatile) ?? await this.fromDownloaders(range, signal)
   }
 
   /** A member asked whether this node has the blob: it is downloading it too (see SwarmView.heardFrom). */
@@ -195,7 +195,7 @@ export class SwarmSource implements Source {
     }
   }
 
-  private async fromHolders (range: { start: number, end: number }, signal?: AbortSignal): Promise<SourceResponse | null> {
+  private async fromHolders (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
     const holders = this.view.members('complete')
     for (let tries = 0; tries < holders.length; tries++) {
       const peer = holders[(this.next++) % holders.length] as string
@@ -205,7 +205,7 @@ export class SwarmSource implements Source {
         if (!this.sameContent(ticket)) { this.view.exclude(peer); continue }
         if (range.start >= ticket.size) return null
         const list = await this.c.peers.pieceList(ticket, { signal })
-        const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, onUnit: (i, hash) => { this.inOrder?.known(i, hash) } })
+        const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, takesVolatile, onUnit: (i, hash) => { this.inOrder?.known(i, hash) } })
         res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err, ticket.digest) })
         this.view.succeeded(peer)
         return this.responses === 0 ? withMeta(res, ticket) : this.withValidator(res, ticket)

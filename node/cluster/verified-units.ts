@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto'
+import type { Hash } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { PIECE_HASH_UNIT, pieceHashAt } from '../../protocol/pieces.ts'
+import type { BufferPool } from '../fetch/buffer-pool.ts'
+import type { VolatileBody } from '../upstream/volatile-body.ts'
+import { PeerCorruptError } from './verifying-body.ts'
+import type { VerifyingBodyInit } from './verifying-body.ts'
+
+/**
+ * VerifyingBody's check over a volatile body (a peer's range read into RangeSockets' shared buffer):
+ * each piece-hash unit is copied into one pooled 1 MiB buffer as it arrives and hashed, and passed on
+ * only once its hash matched the list, as one volatile chunk (valid while the 'data' listener runs; the
+ * buffer is refilled with the next unit). No unverified byte reaches the download; a mismatch fails the
+ * body with PeerCorruptError. Same surface as VolatileBody.
+ */
+export class VerifiedUnits extends EventEmitter {
+  destroyed = false
+  errored: Error | null = null
+  readableEnded = false
+  private readonly raw: VolatileBody
+  private readonly init: VerifyingBodyInit
+  private readonly pool: BufferPool
+  private unit: Buffer | null = null
+  private unitBytes = 0
+  private pos: number
+  private hash: Hash | null = null
+  private attached = false
+
+  constructor (raw: VolatileBody, init: VerifyingBodyInit, pool: BufferPool) {
+    super()
+    this.raw = raw
+    this.init = init
+    this.pool = pool
+    this.pos = init.spanStart
+    raw.on('error', (err: Error) => { this.fail(err) })
+  }
+
+  override on (event: string | symbol, listener: Parameters<EventEmitter['on']>[1]): this {
+    super.on(event, listener)
+    // The peer's bytes start to flow once someone takes the verified ones.
+    if (event === 'data' && !this.attached) {
+      this.attached = true
+      this.raw.on('data', (chunk: Buffer) => { this.take(chunk) })
+      this.raw.once('end', () => { this.end() })
+    }
+    return this
+  }
+
+  pause (): this {
+    this.raw.pause()
+    return this
+  }
+
+  resume (): this {
+    this.raw.resume()
+    return this
+  }
+
+  destroy (err?: Error): this {
+    if (this.destroyed) return this
+    this.destroyed = true
+    this.raw.destroy()
+    this.giveBack()
+    if (err !== undefined) {
+      this.errored = err
+      if (this.listenerCount('error') > 0) this.emit('error', err)
+    }
+    this.emit('close')
+    return this
+  }
+
+  async dump (): Promise<void> {
+    this.destroy()
+  }
+
+  private unitEnd (): number {
+    const index = Math.floor(this.pos / PIECE_HASH_UNIT)
+    return Math.min(this.init.size, (index + 1) * PIECE_HASH_UNIT)
+  }
+
+  private take (chunk: Buffer): void {
+    let off = 0
+    while (off < chunk.length && !this.destroyed) {
+      const need = this.unitEnd() - this.pos - this.unitBytes
+      const n = Math.min(need, chunk.length - off)
+      this.unit ??= this.pool.take(PIECE_HASH_UNIT)
+      chunk.copy(this.unit, this.unitBytes, off, off + n)
+      this.hash ??= createHash('sha256')
+      this.hash.update(n === chunk.length ? chunk : chunk.subarray(off, off + n))
+      this.unitBytes += n
+      off += n
+      if (this.unitBytes === this.unitEnd() - this.pos) this.passUnit()
+    }
+  }
+
+  private passUnit (): void {
+    const index = Math.floor(this.pos / PIECE_HASH_UNIT)
+    const digest = (this.hash as Hash).digest()
+    this.hash = null
+    if (!digest.equals(pieceHashAt(this.init.list, index))) {
+      this.destroy(new PeerCorruptError(index))
+      return
+    }
+    const at = this.pos
+    const bytes = this.unitBytes
+    this.pos += bytes
+    this.unitBytes = 0
+    if (at >= this.init.from && at + bytes <= this.init.to) this.init.onUnit?.(index, digest)
+    // Only [from, to) goes on: the aligned span's head and tail were fetched to hash their units.
+    const a = Math.max(at, this.init.from)
+    const b = Math.min(at + bytes, this.init.to)
+    if (b > a) {
+      this.init.onBytes?.(b - a)
+      this.emit('data', (this.unit as Buffer).subarray(a - at, b - at))
+    }
+  }
+
+  /** A span that ended mid-unit is incomplete: nothing of that unit is passed on (the download asks again). */
+  private end (): void {
+    if (this.destroyed) return
+    this.readableEnded = true
+    this.giveBack()
+    this.emit('end')
+    this.destroyed = true
+    this.emit('close')
+  }
+
+  private fail (err: Error): void {
+    if (this.destroyed) return
+    this.destroyed = true
+    this.errored = err
+    this.giveBack()
+    if (this.listenerCount('error') > 0) this.emit('error', err)
+    this.emit('close')
+  }
+
+  private giveBack (): void {
+    if (this.unit !== null) this.pool.give(this.unit)
+    this.unit = null
+  }
+}

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto'
 import type { Hash } from 'node:crypto'
-import { EventEmitter } from 'node:events'
+import type { EventEmitter } from 'node:events'
 import { PIECE_HASH_UNIT, pieceHashAt } from '../../protocol/pieces.ts'
 import type { BufferPool } from '../fetch/buffer-pool.ts'
+import { BodyEvents } from '../upstream/body-events.ts'
 import type { VolatileBody } from '../upstream/volatile-body.ts'
 import { PeerCorruptError } from './verifying-body.ts'
 import type { VerifyingBodyInit } from './verifying-body.ts'
@@ -14,10 +15,7 @@ import type { VerifyingBodyInit } from './verifying-body.ts'
  * buffer is refilled with the next unit). No unverified byte reaches the download; a mismatch fails the
  * body with PeerCorruptError. Same surface as VolatileBody.
  */
-export class VerifiedUnits extends EventEmitter {
-  destroyed = false
-  errored: Error | null = null
-  readableEnded = false
+export class VerifiedUnits extends BodyEvents {
   private readonly raw: VolatileBody
   private readonly init: VerifyingBodyInit
   private readonly pool: BufferPool
@@ -57,21 +55,9 @@ export class VerifiedUnits extends EventEmitter {
     return this
   }
 
-  destroy (err?: Error): this {
-    if (this.destroyed) return this
-    this.destroyed = true
+  protected abandon (): void {
     this.raw.destroy()
     this.giveBack()
-    if (err !== undefined) {
-      this.errored = err
-      if (this.listenerCount('error') > 0) this.emit('error', err)
-    }
-    this.emit('close')
-    return this
-  }
-
-  async dump (): Promise<void> {
-    this.destroy()
   }
 
   private unitEnd (): number {
@@ -119,20 +105,14 @@ export class VerifiedUnits extends EventEmitter {
   /** A span that ended mid-unit is incomplete: nothing of that unit is passed on (the download asks again). */
   private end (): void {
     if (this.destroyed) return
-    this.readableEnded = true
     this.giveBack()
-    this.emit('end')
-    this.destroyed = true
-    this.emit('close')
+    this.ended()
   }
 
   private fail (err: Error): void {
     if (this.destroyed) return
-    this.destroyed = true
-    this.errored = err
     this.giveBack()
-    if (this.listenerCount('error') > 0) this.emit('error', err)
-    this.emit('close')
+    this.settle(err)
   }
 
   private giveBack (): void {

@@ -1,4 +1,5 @@
-import { EventEmitter } from 'node:events'
+import type { EventEmitter } from 'node:events'
+import { BodyEvents } from './body-events.ts'
 
 /** What a body asks of the connection it comes from. */
 export interface BodyConnection {
@@ -15,10 +16,7 @@ export interface BodyConnection {
  * Bytes that arrive while nobody reads (before the first 'data' listener, or while paused) are copied
  * and the connection stops reading until the consumer resumes.
  */
-export class VolatileBody extends EventEmitter {
-  destroyed = false
-  errored: Error | null = null
-  readableEnded = false
+export class VolatileBody extends BodyEvents {
   private readonly conn: BodyConnection
   private flowing = false
   private paused = false
@@ -83,29 +81,13 @@ export class VolatileBody extends EventEmitter {
   /** From the connection: it broke before the end. */
   fail (err: Error): void {
     if (this.destroyed) return
-    this.destroyed = true
-    this.errored = err
     this.pending = null
-    if (this.listenerCount('error') > 0) this.emit('error', err)
-    this.emit('close')
+    this.settle(err)
   }
 
-  destroy (err?: Error): this {
-    if (this.destroyed) return this
+  protected abandon (): void {
     if (!this.complete) this.conn.abandon()
-    this.destroyed = true
     this.pending = null
-    if (err !== undefined) {
-      this.errored = err
-      if (this.listenerCount('error') > 0) this.emit('error', err)
-    }
-    this.emit('close')
-    return this
-  }
-
-  /** Drops the rest of the body (the connection is closed rather than drained). */
-  async dump (): Promise<void> {
-    this.destroy()
   }
 
   private scheduleFlush (): void {
@@ -127,11 +109,7 @@ export class VolatileBody extends EventEmitter {
       if (this.destroyed || this.paused) return
     }
     if (this.complete) {
-      if (this.readableEnded) return
-      this.readableEnded = true
-      this.emit('end')
-      this.destroyed = true
-      this.emit('close')
+      if (!this.readableEnded) this.ended()
       return
     }
     this.conn.resume()

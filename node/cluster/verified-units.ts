@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto'
 import type { Hash } from 'node:crypto'
-import type { EventEmitter } from 'node:events'
 import { PIECE_HASH_UNIT, pieceHashAt } from '../../protocol/pieces.ts'
 import type { BufferPool } from '../fetch/buffer-pool.ts'
-import { BodyEvents } from '../upstream/body-events.ts'
+import { DerivedBody } from '../upstream/derived-body.ts'
 import type { VolatileBody } from '../upstream/volatile-body.ts'
 import { PeerCorruptError } from './verifying-body.ts'
 import type { VerifyingBodyInit } from './verifying-body.ts'
@@ -13,51 +12,22 @@ import type { VerifyingBodyInit } from './verifying-body.ts'
  * each piece-hash unit is copied into one pooled 1 MiB buffer as it arrives and hashed, and passed on
  * only once its hash matched the list, as one volatile chunk (valid while the 'data' listener runs; the
  * buffer is refilled with the next unit). No unverified byte reaches the download; a mismatch fails the
- * body with PeerCorruptError. Same surface as VolatileBody.
+ * body with PeerCorruptError; a span that ended mid-unit passes nothing of that unit (the download asks
+ * again). Same surface as VolatileBody.
  */
-export class VerifiedUnits extends BodyEvents {
-  private readonly raw: VolatileBody
+export class VerifiedUnits extends DerivedBody {
   private readonly init: VerifyingBodyInit
   private readonly pool: BufferPool
   private unit: Buffer | null = null
   private unitBytes = 0
   private pos: number
   private hash: Hash | null = null
-  private attached = false
 
   constructor (raw: VolatileBody, init: VerifyingBodyInit, pool: BufferPool) {
-    super()
-    this.raw = raw
+    super(raw)
     this.init = init
     this.pool = pool
     this.pos = init.spanStart
-    raw.on('error', (err: Error) => { this.fail(err) })
-  }
-
-  override on (event: string | symbol, listener: Parameters<EventEmitter['on']>[1]): this {
-    super.on(event, listener)
-    // The peer's bytes start to flow once someone takes the verified ones.
-    if (event === 'data' && !this.attached) {
-      this.attached = true
-      this.raw.on('data', (chunk: Buffer) => { this.take(chunk) })
-      this.raw.once('end', () => { this.end() })
-    }
-    return this
-  }
-
-  pause (): this {
-    this.raw.pause()
-    return this
-  }
-
-  resume (): this {
-    this.raw.resume()
-    return this
-  }
-
-  protected abandon (): void {
-    this.raw.destroy()
-    this.giveBack()
   }
 
   private unitEnd (): number {
@@ -65,7 +35,7 @@ export class VerifiedUnits extends BodyEvents {
     return Math.min(this.init.size, (index + 1) * PIECE_HASH_UNIT)
   }
 
-  private take (chunk: Buffer): void {
+  protected take (chunk: Buffer): void {
     let off = 0
     while (off < chunk.length && !this.destroyed) {
       const need = this.unitEnd() - this.pos - this.unitBytes
@@ -102,20 +72,7 @@ export class VerifiedUnits extends BodyEvents {
     }
   }
 
-  /** A span that ended mid-unit is incomplete: nothing of that unit is passed on (the download asks again). */
-  private end (): void {
-    if (this.destroyed) return
-    this.giveBack()
-    this.ended()
-  }
-
-  private fail (err: Error): void {
-    if (this.destroyed) return
-    this.giveBack()
-    this.settle(err)
-  }
-
-  private giveBack (): void {
+  protected override release (): void {
     if (this.unit !== null) this.pool.give(this.unit)
     this.unit = null
   }

@@ -10,9 +10,13 @@ export abstract class BodyEvents extends EventEmitter {
   errored: Error | null = null
   readableEnded = false
 
-  /** Stops the body early (its source lets go first). */
+  /**
+   * Stops the body early (its source lets go first). Destroyed before the source is told, so a failure
+   * the source reports back meanwhile is not taken for this body's own.
+   */
   destroy (err?: Error): this {
     if (this.destroyed) return this
+    this.destroyed = true
     this.abandon()
     this.settle(err)
     return this

@@ -17,7 +17,6 @@ import type { VolatileBody } from '../upstream/volatile-body.ts'
 import type { ControlService } from './control.ts'
 import { PinMismatchError } from './data-tls.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
-import { CountedBody, VouchedFrames } from './in-flight-bodies.ts'
 import { VerifiedUnits } from './verified-units.ts'
 import { VerifyingBody } from './verifying-body.ts'
 import { VouchedBody } from './vouched-body.ts'
@@ -145,21 +144,9 @@ export class PeerClient {
    * Otherwise nothing can vouch for them yet: the response is marked unverified, and the download holds
    * them back from readers until the whole blob matched its digest.
    */
-  async fetchInFlight (t: PeerTicket, start: number, end: number, options: { signal?: AbortSignal, onProgress?: () => void, takesVolatile?: boolean } = {}): Promise<SourceResponse> {
+  async fetchInFlight (t: PeerTicket, start: number, end: number, options: { signal?: AbortSignal, onProgress?: () => void } = {}): Promise<SourceResponse> {
     const last = Math.min(end, t.size - 1)
     const key = this.init.vouchKey
-    const quick = this.init.sockets
-    if (options.takesVolatile === true && quick !== undefined && t.base.startsWith('http:')) {
-      const { raw, headers, url } = await this.requestRangeOverSockets(quick.sockets, t, start, last, options.signal, key === undefined ? {} : { [VOUCH_HEADER]: '1' })
-      const nonce = key === undefined ? null : vouchNonce(headers[VOUCH_HEADER])
-      const onBytes = (n: number): void => { this.init.onBytes?.(t.peer, n) }
-      if (key !== undefined && nonce !== null) {
-        const body = new VouchedFrames(raw, { key: responseKey(key, nonce), digest: t.digest, start, end: last + 1, onBytes, onProgress: options.onProgress }, quick.pool)
-        return { ...rangeResponse(t, start, last, body as unknown as Readable, url), volatile: true }
-      }
-      const counted = new CountedBody(raw, (n) => { onBytes(n); options.onProgress?.() })
-      return { ...rangeResponse(t, start, last, counted as unknown as Readable, url), volatile: true, unverified: true }
-    }
     const { res, url } = await this.requestRange(t, start, last, options.signal, key === undefined ? {} : { [VOUCH_HEADER]: '1' })
     const nonce = key === undefined ? null : vouchNonce(res.headers[VOUCH_HEADER])
     if (key !== undefined && nonce !== null) {

@@ -68,7 +68,7 @@ export class VerifiedUnits extends DerivedBody {
     const b = Math.min(at + bytes, this.init.to)
     if (b > a) {
       this.init.onBytes?.(b - a)
-      this.emit('data', (this.unit as Buffer).subarray(a - at, b - at))
+      this.pass((this.unit as Buffer).subarray(a - at, b - at))
     }
   }
 

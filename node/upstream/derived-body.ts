@@ -5,11 +5,17 @@ import type { VolatileBody } from './volatile-body.ts'
 /**
  * A body made from a VolatileBody's chunks (checked, counted, held until vouched for), with the same
  * surface. The source starts to flow only once someone listens for this body's 'data' (as a Readable
- * would), so nothing is emitted before the consumer is there; pause and resume reach the source.
+ * would), so nothing is emitted before the consumer is there. Like a Readable, it emits nothing while
+ * paused: one source chunk may complete several outputs, and a consumer that paused after the first
+ * (a write that went to the thread pool) must not get the next before it resumes; those are kept as
+ * copies until then.
  */
 export abstract class DerivedBody extends BodyEvents {
   protected readonly raw: VolatileBody
   private attached = false
+  private paused = false
+  private queued: Buffer[] = []
+  private sourceDone = false
 
   constructor (raw: VolatileBody) {
     super()
@@ -22,28 +28,42 @@ export abstract class DerivedBody extends BodyEvents {
     if (event === 'data' && !this.attached) {
       this.attached = true
       this.raw.on('data', (chunk: Buffer) => { if (!this.destroyed) this.take(chunk) })
-      this.raw.once('end', () => { this.sourceEnded() })
+      this.raw.once('end', () => {
+        this.sourceDone = true
+        if (this.queued.length === 0) this.sourceEnded()
+      })
     }
     return this
   }
 
   pause (): this {
+    this.paused = true
     this.raw.pause()
     return this
   }
 
   resume (): this {
-    this.raw.resume()
+    this.paused = false
+    while (this.queued.length > 0 && !this.paused && !this.destroyed) this.emit('data', this.queued.shift() as Buffer)
+    if (this.paused || this.destroyed) return this
+    if (this.sourceDone) this.sourceEnded()
+    else this.raw.resume()
     return this
   }
 
   /** A chunk of the source (valid during this call only). */
   protected abstract take (chunk: Buffer): void
 
+  /** Passes `chunk` on (valid during this call only), or keeps a copy while the consumer is paused. */
+  protected pass (chunk: Buffer): void {
+    if (this.paused || this.queued.length > 0) this.queued.push(Buffer.from(chunk))
+    else this.emit('data', chunk)
+  }
+
   /** Buffers to give back when the body is over, whichever way. */
   protected release (): void {}
 
-  /** The source delivered all it announced. */
+  /** The source delivered all it announced (and the consumer has every byte passed on). */
   protected sourceEnded (): void {
     if (this.destroyed) return
     this.release()
@@ -52,11 +72,13 @@ export abstract class DerivedBody extends BodyEvents {
 
   protected fail (err: Error): void {
     if (this.destroyed) return
+    this.queued = []
     this.release()
     this.settle(err)
   }
 
   protected abandon (): void {
+    this.queued = []
     this.raw.destroy()
     this.release()
   }

@@ -70,4 +70,32 @@ describe('verified units over a volatile body', () => {
     expect(out.length).toBe(U)
     expect(createHash('sha256').update(out).digest().equals(list.subarray(0, 32))).toBe(true)
   })
+
+  it('emits nothing while its consumer is paused, though one source chunk completes several units', async () => {
+    const raw = new VolatileBody(conn)
+    const body = new VerifiedUnits(raw, { list, size: data.length, spanStart: 0, from: 0, to: data.length }, new BufferPool())
+    const out: Buffer[] = []
+    let paused = false
+    let whilePaused = 0
+    const ended = new Promise<unknown>((resolve) => {
+      body.on('data', (c: Buffer) => {
+        if (paused) whilePaused++
+        out.push(Buffer.from(c))
+        // As the body sink does when a write goes to the thread pool: pause, resume once written.
+        paused = true
+        body.pause()
+        setTimeout(() => { paused = false; body.resume() }, 2)
+      })
+      body.once('end', () => resolve(null))
+      body.once('error', resolve)
+    })
+    await new Promise(resolve => setImmediate(resolve))
+    const shared = Buffer.from(data)
+    raw.deliver(shared)
+    shared.fill(0xee)
+    raw.finish()
+    expect(await ended).toBeNull()
+    expect(whilePaused).toBe(0)
+    expect(Buffer.concat(out).equals(data)).toBe(true)
+  })
 })

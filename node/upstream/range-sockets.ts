@@ -17,6 +17,8 @@ const READ_BUFFER = 64 << 10
 const MAX_HEAD = 64 << 10
 /** Idle connections kept per origin. */
 const MAX_IDLE = 256
+/** TLS sessions kept (one per origin), so a download's many connections to a CDN resume instead of a full handshake each. */
+const MAX_SESSIONS = 100
 const HEADER_SAFE = /^[^\r\n]*$/
 
 export interface RangeSocketsInit {
@@ -55,6 +57,7 @@ export class RangeSockets {
   private readonly all = new Set<Connection>()
   readonly settings: Required<Omit<RangeSocketsInit, 'tls'>> & { tls: ConnectionOptions }
   private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER)
+  private readonly sessions = new Map<string, Buffer>()
   private closed = false
 
   constructor (init: RangeSocketsInit = {}) {
@@ -109,6 +112,12 @@ export class RangeSockets {
 
   private open (url: URL): Connection {
     const conn = new Connection(url, this.settings, this.readBuffer, {
+      session: this.sessions.get(url.origin),
+      newSession: (session) => {
+        this.sessions.delete(url.origin)
+        if (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value as string)
+        this.sessions.set(url.origin, session)
+      },
       idle: (c) => {
         let list = this.idle.get(c.origin)
         if (list === undefined) this.idle.set(c.origin, list = [])
@@ -129,6 +138,9 @@ export class RangeSockets {
 }
 
 interface PoolHooks {
+  /** A TLS session to resume, and where new ones go. */
+  session?: Buffer
+  newSession: (session: Buffer) => void
   idle: (c: Connection) => void
   closed: (c: Connection) => void
 }
@@ -168,8 +180,9 @@ class Connection {
     const port = url.port !== '' ? Number(url.port) : https ? 443 : 80
     const onread = { buffer: readBuffer, callback: (n: number, buf: Uint8Array): boolean => this.onRead(n, buf as Buffer) }
     this.socket = https
-      ? tlsConnect({ ...settings.tls, host, port, servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'], onread } as ConnectionOptions)
+      ? tlsConnect({ ...settings.tls, host, port, servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'], session: hooks.session, onread } as ConnectionOptions)
       : netConnect({ host, port, onread, noDelay: true })
+    if (https) this.socket.on('session', (session: Buffer) => { hooks.newSession(session) })
     this.connectTimer = setTimeout(() => { this.close(new UpstreamTimeoutError('Upstream connect timed out')) }, settings.connectTimeoutMs)
     this.socket.once(https ? 'secureConnect' : 'connect', () => { this.clearConnectTimer() })
     this.socket.on('timeout', () => {

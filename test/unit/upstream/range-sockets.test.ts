@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { createServer } from 'node:net'
 import type { AddressInfo, Server, Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
+import type { TLSSocket } from 'node:tls'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createDataCert } from '../../../node/cluster/data-tls.ts'
 import { RangeSockets } from '../../../node/upstream/range-sockets.ts'
@@ -11,15 +12,18 @@ import type { VolatileBody } from '../../../node/upstream/volatile-body.ts'
 interface Scripted {
   url: string
   connections: number
+  /** TLS connections that resumed a session. */
+  resumed: number
   requests: string[]
   close: () => Promise<void>
 }
 
 async function scripted (answer: (head: string, socket: Socket, n: number) => void, tls?: { key: string, cert: string }): Promise<Scripted> {
   const sockets = new Set<Socket>()
-  const s: Scripted = { url: '', connections: 0, requests: [], close: async () => {} }
+  const s: Scripted = { url: '', connections: 0, resumed: 0, requests: [], close: async () => {} }
   const onSocket = (socket: Socket): void => {
     s.connections++
+    if ((socket as TLSSocket).isSessionReused?.() === true) s.resumed++
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
     socket.on('error', () => {})
@@ -230,7 +234,7 @@ describe('RangeSockets', () => {
     await expect(sockets.get(url, { range: 'bytes=0-1\r\nx-evil: 1' }, accept206)).rejects.toMatchObject({ code: 'ERR_UPSTREAM_PROTOCOL' })
   })
 
-  it('reads over TLS as well', async () => {
+  it('reads over TLS as well, resuming the session on further connections', async () => {
     const cert = await createDataCert('localhost')
     const server = track(await scripted((head, socket) => { answer206(head, socket) }, cert))
     const sockets = track(new RangeSockets({ tls: { ca: cert.cert, checkServerIdentity: () => undefined } }))
@@ -240,5 +244,13 @@ describe('RangeSockets', () => {
       expect(await drain(res.body as VolatileBody)).toEqual({ sha: sha(bytes(start, end)), n: end - start })
     }
     expect(server.connections).toBe(1)
+    // Two at once: the second connection resumes the session the first one got.
+    const both = await Promise.all([[0, 100], [100, 200]].map(async ([start, end]) => {
+      const res = await sockets.get(url, { range: `bytes=${start as number}-${(end as number) - 1}` }, accept206)
+      return await drain(res.body as VolatileBody)
+    }))
+    expect(both.map(b => b.n)).toEqual([100, 100])
+    expect(server.connections).toBe(2)
+    expect(server.resumed).toBeGreaterThanOrEqual(1)
   })
 })

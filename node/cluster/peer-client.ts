@@ -167,14 +167,14 @@ export class PeerClient {
   }
 
   /** requestRange over RangeSockets: the exact 206 asked for, or a WireError. */
-  private async requestRangeOverSockets (sockets: RangeSockets, t: PeerTicket, start: number, last: number, signal?: AbortSignal, extra: Record<string, string> = {}): Promise<{ raw: VolatileBody, headers: Record<string, string>, url: URL }> {
+  private async requestRangeOverSockets (sockets: RangeSockets, t: PeerTicket, start: number, last: number, signal?: AbortSignal): Promise<{ raw: VolatileBody, url: URL }> {
     const url = new URL(`${t.base}/v1/blobs/${t.digest}`)
     const want = `bytes ${start}-${last}/${t.size}`
-    const res = await sockets.get(url, { ...extra, authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` }, {
+    const res = await sockets.get(url, { authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` }, {
       signal,
       accept: head => head.status === 206 && head.headers['content-range'] === want
     })
-    if (res.body !== null && res.head !== null) return { raw: res.body, headers: res.head.headers, url }
+    if (res.body !== null) return { raw: res.body, url }
     const status = res.head?.status ?? 0
     if (status === 401) this.tickets.delete(`${t.peer}/${t.name}`)
     throw new WireError(status === 404 ? 'NOT_FOUND' : status === 401 ? 'BAD_TICKET' : 'INTERNAL', `peer answered ${status}`)

@@ -50,10 +50,6 @@ export class DownloadCursor {
     this.fh = download.retainFile()
   }
 
-  get position (): number {
-    return this.pos
-  }
-
   /**
    * The next bytes: read from disk into `take(len)` (a buffer of at least `len` bytes), or a chunk of
    * the upstream's own; null after the last one. Throws when the download failed.

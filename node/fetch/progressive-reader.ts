@@ -21,10 +21,6 @@ export class ProgressiveReader extends Readable {
     this.cursor = new DownloadCursor(download, start, end, options)
   }
 
-  get position (): number {
-    return this.cursor.position
-  }
-
   override _read (): void {
     if (this.running) return
     this.running = true

@@ -11,7 +11,7 @@ import { listen, listenShared } from '../http/acceptors.ts'
 import type { Acceptors } from '../http/acceptors.ts'
 import type { Logger } from '../log.ts'
 import type { InFlightBlob } from '../fetch/fetcher.ts'
-import { FileChunks } from '../fetch/blob-chunks.ts'
+import { FILE_CHUNK, FileCursor, pooledChunks } from '../fetch/blob-chunks.ts'
 import { BufferPool } from '../fetch/buffer-pool.ts'
 import { writeChunks } from '../http/chunk-sender.ts'
 import type { BlobStore } from '../store/blob-store.ts'
@@ -144,13 +144,13 @@ export class DataServer {
     res.writeHead(range === null ? 200 : 206, headers)
     if (req.method === 'HEAD' || end === start) { res.end(); return }
     const release = this.store.use(digest)
-    const chunks = new FileChunks(this.store.layout.blobPath(digest), start, end, {
-      pool: this.pool,
+    const file = new FileCursor(this.store.layout.blobPath(digest), start, end, {
       onClose: (n) => {
         release()
         this.init.onBytesServed?.(n)
       }
     })
+    const chunks = pooledChunks(file, this.pool, FILE_CHUNK)
     // The member went away or the file vanished: the socket goes, nothing to tell anyone.
     await writeChunks(res, chunks).catch(() => { res.destroy() })
   }

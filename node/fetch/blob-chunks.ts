@@ -14,6 +14,23 @@ export interface BlobChunks {
   close: () => void
 }
 
+/** Walks a blob range: each `next` reads the following bytes into `take(len)`, or returns a buffer of its own. */
+export interface ChunkCursor {
+  next: (take: (len: number) => Buffer) => Promise<Buffer | null>
+  /** Idempotent; resolves (when it returns a promise) once the file is closed. */
+  close: () => void | Promise<void>
+}
+
+/** A cursor's bytes as BlobChunks, in `size`-byte buffers of `pool`. */
+export function pooledChunks (cursor: ChunkCursor, pool: BufferPool, size: number): BlobChunks {
+  const take = (): Buffer => pool.take(size)
+  return {
+    next: async () => await cursor.next(take),
+    recycle: (buf) => { pool.give(buf) },
+    close: () => { void cursor.close() }
+  }
+}
+
 /** Read size for committed blobs: large enough for few system calls and thread-pool handoffs. */
 export const FILE_CHUNK = 1 << 20
 
@@ -21,63 +38,55 @@ export const FILE_CHUNK = 1 << 20
  * [start, end) of a committed blob file, read through the thread pool (it may not be in the page
  * cache). `onClose(bytesRead)` runs once when closed.
  */
-export class FileChunks implements BlobChunks {
+export class FileCursor implements ChunkCursor {
+  bytesRead = 0
   private readonly path: string
-  private readonly pool: BufferPool
   private readonly end: number
-  private readonly onClose: (bytesRead: number) => void
+  private readonly chunk: number
+  private readonly onClose: ((bytesRead: number) => void) | undefined
   private pos: number
-  private bytesRead = 0
   private fd: Promise<number> | null = null
-  private reading = false
-  private closed = false
+  private reading: Promise<unknown> | null = null
+  private closing: Promise<void> | null = null
 
-  constructor (path: string, start: number, end: number, components: { pool: BufferPool, onClose: (bytesRead: number) => void }) {
+  constructor (path: string, start: number, end: number, init: { chunk?: number, onClose?: (bytesRead: number) => void } = {}) {
     this.path = path
     this.pos = start
     this.end = end
-    this.pool = components.pool
-    this.onClose = components.onClose
+    this.chunk = init.chunk ?? FILE_CHUNK
+    this.onClose = init.onClose
   }
 
-  async next (): Promise<Buffer | null> {
-    if (this.closed) throw new Error('blob chunks closed')
-    const len = Math.min(FILE_CHUNK, this.end - this.pos)
+  async next (take: (len: number) => Buffer): Promise<Buffer | null> {
+    if (this.closing !== null) return null
+    const len = Math.min(this.chunk, this.end - this.pos)
     if (len <= 0) return null
     this.fd ??= new Promise((resolve, reject) => { open(this.path, 'r', (err, fd) => { if (err !== null) reject(err); else resolve(fd) }) })
     const fd = await this.fd
-    if (this.closed) return null
-    const buf = this.pool.take(FILE_CHUNK)
-    this.reading = true
-    const n = await new Promise<number>((resolve, reject) => {
-      read(fd, buf, 0, len, this.pos, (err, got) => {
-        this.reading = false
-        if (this.closed) this.closeFd()
-        if (err !== null) reject(err)
-        else resolve(got)
-      })
+    if (this.closing !== null) return null
+    const buf = take(len)
+    const reading = new Promise<number>((resolve, reject) => {
+      read(fd, buf, 0, len, this.pos, (err, n) => { if (err !== null) reject(err); else resolve(n) })
     })
-    if (n === 0) { this.pool.give(buf); throw new Error('cached blob is shorter than its index entry') }
+    this.reading = reading.catch(() => {})
+    const n = await reading
+    if (n === 0) throw new Error('cached blob is shorter than its index entry')
     this.pos += n
     this.bytesRead += n
-    return buf.subarray(0, n)
+    return n === buf.length ? buf : buf.subarray(0, n)
   }
 
-  recycle (buf: Buffer): void {
-    this.pool.give(buf)
+  close (): Promise<void> {
+    this.closing ??= this.closeFile()
+    return this.closing
   }
 
-  close (): void {
-    if (this.closed) return
-    this.closed = true
+  private async closeFile (): Promise<void> {
+    this.onClose?.(this.bytesRead)
+    if (this.fd === null) return
     // Never close the descriptor under a read in flight (its number could be reused meanwhile).
-    if (!this.reading) this.closeFd()
-    this.onClose(this.bytesRead)
-  }
-
-  private closeFd (): void {
-    const fd = this.fd
-    this.fd = null
-    fd?.then(n => { close(n, () => {}) }, () => {})
+    await this.reading
+    const fd = await this.fd.catch(() => null)
+    if (fd !== null) await new Promise(resolve => { close(fd, resolve) })
   }
 }

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream'
 import type { BlobStore } from '../store/blob-store.ts'
-import { FileChunks } from './blob-chunks.ts'
-import { BlobFileReader } from './blob-file-reader.ts'
+import { FILE_CHUNK, FileCursor, pooledChunks } from './blob-chunks.ts'
 import type { BufferPool } from './buffer-pool.ts'
+import { CursorReader } from './cursor-reader.ts'
 import type { BlobHandle } from './fetcher.ts'
 import type { GcPacer } from './gc-pacer.ts'
 import type { BlobIdentity } from './identity.ts'
@@ -14,7 +14,6 @@ import type { BlobMeta } from './response-meta.ts'
  * in). Null on a miss. Counts the hit, keeps the blob in use until released.
  */
 export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, pool: BufferPool }, identity: BlobIdentity): Promise<BlobHandle | null> {
-  const { pacer, pool } = buffers
   const stored = await store.lookup(identity.key)
   let meta: BlobMeta
   let digest: string
@@ -34,31 +33,23 @@ export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, poo
   store.recordHit()
   const path = store.layout.blobPath(digest)
   const release = store.use(digest)
+  // Each stream keeps the blob in use until it closes, and counts what it read.
+  const cursor = (start: number, end: number): FileCursor => {
+    const unuse = store.use(digest)
+    return new FileCursor(path, start, end, {
+      onClose: (n) => {
+        store.addBytesFromCache(n)
+        unuse()
+      }
+    })
+  }
   return {
     kind: 'blob',
     from: 'cache',
     meta,
     confirmedAt,
-    open: (start, end) => {
-      if (end <= start) return Readable.from([])
-      const unuse = store.use(digest)
-      const s = new BlobFileReader(path, start, end, pacer)
-      s.once('close', () => {
-        store.addBytesFromCache(s.bytesRead)
-        unuse()
-      })
-      return s
-    },
-    chunks: (start, end) => {
-      const unuse = store.use(digest)
-      return new FileChunks(path, start, end, {
-        pool,
-        onClose: (n) => {
-          store.addBytesFromCache(n)
-          unuse()
-        }
-      })
-    },
+    open: (start, end) => end <= start ? Readable.from([]) : new CursorReader(cursor(start, end), buffers.pacer, FILE_CHUNK),
+    chunks: (start, end) => pooledChunks(cursor(start, end), buffers.pool, FILE_CHUNK),
     release
   }
 }

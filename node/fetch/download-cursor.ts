@@ -2,8 +2,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { readSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { deadline } from '../abort.ts'
-import type { BlobChunks } from './blob-chunks.ts'
-import type { BufferPool } from './buffer-pool.ts'
+import type { ChunkCursor } from './blob-chunks.ts'
 import type { Download } from './download.ts'
 
 /**
@@ -30,7 +29,7 @@ export interface DownloadCursorOptions {
  * file only after the download's digest has been verified. When the download fails for lack of disk
  * space, the rest comes straight from the upstream.
  */
-export class DownloadCursor {
+export class DownloadCursor implements ChunkCursor {
   private readonly download: Download
   private readonly end: number
   private pos: number
@@ -127,16 +126,5 @@ export class DownloadCursor {
     const stream = this.download.openUpstream(this.pos, end)
     this.upstream = { stream, chunks: (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]() }
     this.releaseFile()
-  }
-}
-
-/** [start, end) of a download in progress as BlobChunks: read into the pool's buffers. */
-export function downloadChunks (download: Download, start: number, end: number, pool: BufferPool): BlobChunks {
-  const cursor = new DownloadCursor(download, start, end)
-  const take = (): Buffer => pool.take(DOWNLOAD_CHUNK)
-  return {
-    next: async () => await cursor.next(take),
-    recycle: (buf) => { pool.give(buf) },
-    close: () => { cursor.close() }
   }
 }

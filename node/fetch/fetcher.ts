@@ -15,7 +15,8 @@ import type { RangeSockets } from '../upstream/range-sockets.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
 import type { SourceResponse } from './upstream-source.ts'
 import { BufferPool } from './buffer-pool.ts'
-import { downloadChunks } from './download-cursor.ts'
+import { pooledChunks } from './blob-chunks.ts'
+import { DOWNLOAD_CHUNK, DownloadCursor } from './download-cursor.ts'
 import { GcPacer } from './gc-pacer.ts'
 import { Revalidator } from './revalidate.ts'
 import type { GcFunction } from './gc-pacer.ts'
@@ -347,7 +348,7 @@ export class Fetcher {
       from: 'download',
       meta: ready.meta,
       open: (start, end) => new ProgressiveReader(d, start, end),
-      chunks: (start, end) => downloadChunks(d, start, end, this.pool),
+      chunks: (start, end) => pooledChunks(new DownloadCursor(d, start, end), this.pool, DOWNLOAD_CHUNK),
       release: unwant
     }
   }

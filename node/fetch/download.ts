@@ -16,6 +16,7 @@ import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { ReaderView } from './reader-view.ts'
 import { firstAsk, keepsPartial, openTempFile, resumes } from './temp-file.ts'
+import { SharedFile } from './shared-file.ts'
 import { DiskPieces } from './disk-pieces.ts'
 import { ProgressRecord } from './progress-record.ts'
 import { ConnectionPool } from './connection-pool.ts'
@@ -60,9 +61,8 @@ export class Download {
   readonly view: ReaderView
   private resolveReady!: (r: ReadyResult) => void
   private rejectReady!: (err: unknown) => void
-  private fh: FileHandle | null = null
+  private file: SharedFile | null = null
   private writer: FileWriter | null = null
-  private fileRefs = 0
   private tempPath = ''
   private readonly disk = new DiskPieces()
   private scheduler: Scheduler | null = null
@@ -93,7 +93,7 @@ export class Download {
       about: () => this.meta === null ? null : { url: this.url, meta: this.meta, expected: this.init.identity.expected, startedAt: this.partialStartedAt },
       wanted: () => this.state === 'running' || (this.state === 'failed' && keepsPartial(this.error)),
       write: async (entry) => { await this.store.putPartial(this.key, entry) },
-      onIdle: () => { this.maybeCloseFile() }
+      onIdle: () => { this.file?.closeIfIdle() }
     })
     this.init = init
     this.key = init.identity.key
@@ -167,14 +167,12 @@ export class Download {
   }
 
   retainFile (): FileHandle {
-    if (this.fh === null) throw new UpstreamProtocolError('Download has no file')
-    this.fileRefs++
-    return this.fh
+    if (this.file === null) throw new UpstreamProtocolError('Download has no file')
+    return this.file.retain()
   }
 
   releaseFile (): void {
-    this.fileRefs--
-    this.maybeCloseFile()
+    this.file?.release()
   }
 
   /**
@@ -254,17 +252,17 @@ export class Download {
     this.tempPath = this.store.layout.tempPath(this.key)
     const resumable = partial !== undefined && this.rangeSupported && resumes(partial, size, meta.validator)
     if (partial !== undefined && !resumable) await this.store.discardPartial(this.key)
-    this.fh = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.disk, this.init)
+    const fh = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.disk, this.init)
+    this.file = new SharedFile(fh, () => !this.record.busy)
     if (resumable) {
       this.partialStartedAt = partial.startedAt
       meta.etag = partial.etag
       this.log.info({ key: this.key, pieces: this.disk.done, of: this.disk.plan?.count }, 'resuming download')
     }
-    this.fileRefs = 1
-    this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(this.fh.fd, { synchronous: this.init.syncWrites })
+    this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(fh.fd, { synchronous: this.init.syncWrites })
     const plan = this.disk.plan
     if (plan !== null) this.scheduler = new Scheduler(plan, this.written, this.targetWorkers())
-    this.hasher = this.makeHasher(this.fh, true)
+    this.hasher = this.makeHasher(fh, true)
     this.state = 'running'
     if (this.rangeSupported) this.record.save()
     this.resolveReady({ kind: 'download', meta })
@@ -290,13 +288,14 @@ export class Download {
    */
   private refetchUnverified (): boolean {
     const unverified = this.view.unverified.list()
-    if (this.refetched || unverified.length === 0 || this.fh === null || this.disk.plan === null || !this.rangeSupported) return false
+    const fh = this.file?.handle ?? null
+    if (this.refetched || unverified.length === 0 || fh === null || this.disk.plan === null || !this.rangeSupported) return false
     this.refetched = true
     this.disk.drop(unverified)
     this.view.unverified.clear()
     this.record.save()
     this.log.warn({ key: this.key, bytes: unverified.reduce((n, [s, e]) => n + e - s, 0) }, 'blob failed its digest with bytes peers sent; fetching those again')
-    this.hasher = this.makeHasher(this.fh, false)
+    this.hasher = this.makeHasher(fh, false)
     this.hasher.pump()
     this.pool.fill()
     return true
@@ -377,7 +376,7 @@ export class Download {
 
   private async commit (sha256: string): Promise<void> {
     const entry = committedEntry(this.meta as BlobMeta, sha256, this.size as number, this.init.shareable === true)
-    await this.store.commit(this.key, { path: this.tempPath, fh: this.fh as FileHandle }, entry)
+    await this.store.commit(this.key, { path: this.tempPath, fh: this.file?.handle as FileHandle }, entry)
     this.log.info({ key: this.key, size: this.size, digest: sha256, ms: Date.now() - this.startedAt }, 'download committed')
   }
 
@@ -391,7 +390,7 @@ export class Download {
     this.rejectReady(error)
     const resumable = keepPartial && this.rangeSupported && this.disk.plan !== null && keepsPartial(error)
     if (!resumable && this.tempPath !== '') this.store.discardPartial(this.key).catch(() => {})
-    else if (resumable) this.record.keep(this.fh, { retain: () => { this.fileRefs++ }, release: () => { this.releaseFile() } })
+    else if (resumable) this.record.keep(this.file?.handle ?? null, { retain: () => { this.file?.retain() }, release: () => { this.releaseFile() } })
     if (!isAimirrorError(error) || error.code !== 'ERR_ABORTED') this.log.warn({ key: this.key, err: error.message, code: (error as { code?: string }).code }, 'download failed')
     this.settle('failed')
   }
@@ -408,15 +407,8 @@ export class Download {
     this.reserved = 0
     this.view.waiters.wakeAll()
     // The download's own reference to its file (readers hold theirs).
-    if (this.fh !== null) this.releaseFile()
+    this.file?.release()
     for (const cb of this.settledCallbacks.splice(0)) cb()
-  }
-
-  private maybeCloseFile (): void {
-    if (this.fileRefs > 0 || this.fh === null || this.record.busy) return
-    const fh = this.fh
-    this.fh = null
-    fh.close().catch(() => {})
   }
 
   /** The pieces on disk now, as the partial entry will record them. */

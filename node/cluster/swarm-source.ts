@@ -330,7 +330,5 @@ function withMeta (res: SourceResponse, t: PeerTicket): SourceResponse {
 /** A peer that answered too late or dropped the connection: slow or busy, not known to be gone. */
 function isSlowPeer (err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
-  // undici's, or RangeSockets' (the catalogue's: a timeout, a connection that closed).
-  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_SOCKET' ||
-    code === 'ERR_UPSTREAM_TIMEOUT' || code === 'ERR_UPSTREAM_PROTOCOL'
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_SOCKET'
 }

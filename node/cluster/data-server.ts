@@ -3,7 +3,6 @@ import { createServer as createHttpServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { pipeline } from 'node:stream/promises'
 import type { WireErrorCode } from '../../protocol/errors.ts'
 import { normaliseIp, readTicket } from '../../protocol/ticket.ts'
 import { LIST_MAC_HEADER, listMac, newVouchNonce, responseKey, VOUCH_HEADER, vouchedLength } from '../../protocol/vouch.ts'
@@ -12,11 +11,13 @@ import type { Acceptors } from '../http/acceptors.ts'
 import type { Logger } from '../log.ts'
 import type { InFlightBlob } from '../fetch/fetcher.ts'
 import { FILE_CHUNK, FileCursor, pooledChunks } from '../fetch/blob-chunks.ts'
+import type { ChunkCursor } from '../fetch/blob-chunks.ts'
+import { DOWNLOAD_CHUNK } from '../fetch/download-cursor.ts'
 import { BufferPool } from '../fetch/buffer-pool.ts'
 import { writeChunks } from '../http/chunk-sender.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { PieceLists } from './piece-lists.ts'
-import { VouchingBody } from './vouched-body.ts'
+import { vouchingChunks } from './vouching-chunks.ts'
 
 export interface DataServerComponents {
   store: BlobStore
@@ -168,8 +169,8 @@ export class DataServer {
     const range = parseRange(req.headers.range, flying.size)
     if (range === null || range === 'bad') { this.fail(res, 'BAD_MESSAGE'); return }
     const [start, end] = range
-    const body = req.method === 'HEAD' ? null : flying.open(start, end, this.init.inFlightIdleMs ?? 5000)
-    if (body === null && req.method !== 'HEAD') { this.fail(res, 'NOT_FOUND'); return }
+    const cursor = req.method === 'HEAD' ? null : flying.cursor(start, end, this.init.inFlightIdleMs ?? 5000)
+    if (cursor === null && req.method !== 'HEAD') { this.fail(res, 'NOT_FOUND'); return }
     const key = req.headers[VOUCH_HEADER] === '1' ? this.init.vouchKey : undefined
     const headers: Record<string, string | number> = {
       'content-type': 'application/octet-stream',
@@ -180,15 +181,23 @@ export class DataServer {
     const vouch = key === undefined ? null : newVouchNonce()
     if (vouch !== null) headers[VOUCH_HEADER] = vouch.header
     res.writeHead(206, headers)
-    if (body === null) { res.end(); return }
+    if (cursor === null) { res.end(); return }
     // Headers go now, not with the first byte: bytes this node has not fetched yet may take a while,
     // and the asker must not take that wait for a dead peer (its headers timeout drops the peer).
     res.flushHeaders()
     let sent = 0
-    body.on('data', (chunk: Buffer) => { sent += chunk.length })
+    const counted: ChunkCursor = {
+      next: async (take) => {
+        const chunk = await cursor.next(take)
+        if (chunk !== null) sent += chunk.length
+        return chunk
+      },
+      close: () => cursor.close()
+    }
+    const bytes = pooledChunks(counted, this.pool, DOWNLOAD_CHUNK)
+    const chunks = vouch === null ? bytes : vouchingChunks(bytes, { key: responseKey(key as KeyObject, vouch.nonce), digest, start, end })
     try {
-      if (key === undefined) await pipeline(body, res)
-      else await pipeline(body, new VouchingBody({ key: responseKey(key, (vouch as { nonce: Buffer }).nonce), digest, start, end }), res)
+      await writeChunks(res, chunks)
     } catch {
       // Cut (idle, the download failed, or the member left): the socket goes, the member asks elsewhere.
       res.destroy()

@@ -18,44 +18,8 @@ export interface VouchInit {
 }
 
 /** The tag of the range's frame [frameStart, end) (frames are numbered from the range's start). */
-function macOf (init: VouchInit, frameStart: number, end: number): FrameMac {
+export function frameMacOf (init: VouchInit, frameStart: number, end: number): FrameMac {
   return frameMac(init.key, init.digest, (frameStart - init.start) / VOUCH_FRAME, frameStart, end)
-}
-
-/** The serving side: passes the range's bytes on and adds each frame's tag after it. */
-export class VouchingBody extends Transform {
-  private readonly init: VouchInit
-  private pos: number
-  private frameStart: number
-  private mac: FrameMac | null = null
-
-  constructor (init: VouchInit) {
-    super()
-    this.init = init
-    this.pos = init.start
-    this.frameStart = init.start
-  }
-
-  override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    let off = 0
-    while (off < chunk.length) {
-      const end = frameEnd(this.init.start, this.init.end, this.frameStart)
-      const take = Math.min(end - this.pos, chunk.length - off)
-      if (take <= 0) { cb(new RangeError('more bytes than the range holds')); return }
-      const part = take === chunk.length ? chunk : chunk.subarray(off, off + take)
-      this.mac ??= macOf(this.init, this.frameStart, end)
-      this.mac.update(part)
-      this.push(part)
-      this.pos += take
-      off += take
-      if (this.pos === end) {
-        this.push(this.mac.digest())
-        this.mac = null
-        this.frameStart = end
-      }
-    }
-    cb()
-  }
 }
 
 /**
@@ -95,7 +59,7 @@ export class VouchedBody extends Transform {
       if (this.pos < end) {
         const take = Math.min(end - this.pos, chunk.length - off)
         const part = take === chunk.length ? chunk : chunk.subarray(off, off + take)
-        this.mac ??= macOf(this.init, this.frameStart, end)
+        this.mac ??= frameMacOf(this.init, this.frameStart, end)
         this.mac.update(part)
         this.held.push(part)
         this.pos += take
@@ -119,7 +83,7 @@ export class VouchedBody extends Transform {
   }
 
   private release (end: number): Error | null {
-    const expected = (this.mac ?? macOf(this.init, this.frameStart, end)).digest()
+    const expected = (this.mac ?? frameMacOf(this.init, this.frameStart, end)).digest()
     this.mac = null
     if (!timingSafeEqual(expected, this.tag)) return new PeerCorruptError(this.piece())
     let n = 0

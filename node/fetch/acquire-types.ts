@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import type { BlobChunks } from './blob-chunks.ts'
+import type { BlobChunks, ChunkCursor } from './blob-chunks.ts'
 import type { BlobIdentity } from './identity.ts'
 import type { BlobMeta } from './response-meta.ts'
 import type { Source } from './upstream-source.ts'
@@ -76,10 +76,10 @@ export interface InFlightBlob {
   readonly meta: BlobMeta
   /**
    * [start, end) as it lands on disk, unverified bytes and the final byte included; the download
-   * fetches what a peer waits for first, and the stream errors after `idleMs` without a new byte.
+   * fetches what a peer waits for first, and the cursor throws after `idleMs` without a new byte.
    * Null if the file is gone.
    */
-  open: (start: number, end: number, idleMs: number) => Readable | null
+  cursor: (start: number, end: number, idleMs: number) => ChunkCursor | null
   /** Which pieces are on disk now (from memory: no index read), or null before the plan is made. */
   pieces: () => { pieceSize: number, bitmap: string } | null
   /** The byte ranges on disk now (at most `max` of them). */

@@ -145,10 +145,10 @@ export class Fetcher {
     return {
       size: meta.size,
       meta,
-      open: (start, end, idleMs) => {
+      cursor: (start, end, idleMs) => {
         if (d.settled) return null
         try {
-          return new ProgressiveReader(d, start, end, { peer: { idleMs } })
+          return new DownloadCursor(d, start, end, { peer: { idleMs } })
         } catch {
           return null
         }

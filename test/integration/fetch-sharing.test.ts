@@ -6,6 +6,8 @@ import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import type { BlobHandle } from '../../node/fetch/fetcher.ts'
 import { urlIdentity } from '../../node/fetch/identity.ts'
+import { CursorReader } from '../../node/fetch/cursor-reader.ts'
+import { GcPacer } from '../../node/fetch/gc-pacer.ts'
 import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 
@@ -72,9 +74,9 @@ describe('single flight and streaming', () => {
     await until(() => rig?.fetcher.inFlight(key) != null)
     const start = 1.5 * MiB
     // ~1.5 s away at 1 MiB/s, far beyond the idle limit: the connection's progress keeps the reader alive.
-    const reader = rig.fetcher.inFlight(key)?.open(start, size, 400)
-    if (reader == null) throw new Error('no in-flight reader')
-    const got = await sha256Of(reader)
+    const cursor = rig.fetcher.inFlight(key)?.cursor(start, size, 400)
+    if (cursor == null) throw new Error('no in-flight reader')
+    const got = await sha256Of(new CursorReader(cursor, new GcPacer(), MiB))
     h.release()
     expect(got.hex).toBe(createHash('sha256').update(await slice(8, size, start, size)).digest('hex'))
     // Cutting the connection's range at the reader's offset would have asked the upstream again there.

@@ -3,8 +3,10 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { describe, expect, it } from 'vitest'
 import { PeerCorruptError } from '../../../node/cluster/verifying-body.ts'
-import { VouchedBody, VouchingBody } from '../../../node/cluster/vouched-body.ts'
+import { VouchedBody } from '../../../node/cluster/vouched-body.ts'
 import type { VouchInit } from '../../../node/cluster/vouched-body.ts'
+import { vouchingChunks } from '../../../node/cluster/vouching-chunks.ts'
+import type { BlobChunks } from '../../../node/fetch/blob-chunks.ts'
 import { newVouchNonce, responseKey, VOUCH_FRAME, VOUCH_TAG_BYTES, vouchedLength, vouchKey, vouchNonce } from '../../../protocol/vouch.ts'
 
 const F = VOUCH_FRAME
@@ -13,17 +15,46 @@ function chunks (data: Buffer, size: number): Readable {
   return Readable.from((function * () { for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size) })())
 }
 
-async function collect (stream: AsyncIterable<Buffer>): Promise<Buffer> {
-  const out: Buffer[] = []
-  for await (const c of stream) out.push(c)
-  return Buffer.concat(out)
+/** `data` in `size`-byte buffers of their own, lent like a pool's; `out` counts those not given back. */
+function lent (data: Buffer, size: number): BlobChunks & { out: Set<ArrayBufferLike>, closed: boolean } {
+  let pos = 0
+  const out = new Set<ArrayBufferLike>()
+  const c = {
+    out,
+    closed: false,
+    next: async () => {
+      if (pos >= data.length) return null
+      const buf = Buffer.allocUnsafeSlow(Math.min(size, data.length - pos))
+      data.copy(buf, 0, pos, pos + buf.length)
+      pos += buf.length
+      out.add(buf.buffer)
+      return buf
+    },
+    recycle: (buf: Buffer) => {
+      if (!out.delete(buf.buffer)) throw new Error('a buffer given back twice, or one never lent')
+    },
+    close: () => { c.closed = true }
+  }
+  return c
 }
 
-/** The wire bytes a vouching server sends for `data` as the range in `init`. */
-async function framed (init: VouchInit, data: Buffer): Promise<Buffer> {
-  let wire: Buffer = Buffer.alloc(0)
-  await pipeline(chunks(data, 50_000), new VouchingBody(init), async (s: AsyncIterable<Buffer>) => { wire = await collect(s) })
-  return wire
+/**
+ * The wire bytes a vouching server sends for `data` as the range in `init`, written like a response
+ * does: every chunk given back once written, the buffers of a chunk that crosses a frame's end only
+ * after both of its views went out.
+ */
+async function framed (init: VouchInit, data: Buffer, size = 50_000): Promise<Buffer> {
+  const source = lent(data, size)
+  const chunks = vouchingChunks(source, init)
+  const wire: Buffer[] = []
+  for (let c = await chunks.next(); c !== null; c = await chunks.next()) {
+    wire.push(Buffer.from(c))
+    chunks.recycle(c)
+  }
+  chunks.close()
+  expect(source.out.size).toBe(0)
+  expect(source.closed).toBe(true)
+  return Buffer.concat(wire)
 }
 
 /** What a reader passes on from `wire`, and the error it ended with (if any). */
@@ -49,6 +80,7 @@ describe('vouched reads of a download in flight', () => {
   it('passes every byte of a range whose frames all carry the right tag, whatever the chunking', async () => {
     const wire = await framed(init, data)
     expect(wire.length).toBe(vouchedLength(init.start, init.end))
+    for (const size of [4096, 200_000, F]) expect((await framed(init, data, size)).equals(wire)).toBe(true)
     for (const chunk of [1000, 70_001, F + VOUCH_TAG_BYTES, wire.length]) {
       const { out, err } = await read(init, wire, chunk)
       expect(err).toBeNull()
@@ -98,6 +130,28 @@ describe('vouched reads of a download in flight', () => {
     const wire = await framed(init, data)
     const { err } = await read(init, Buffer.concat([wire, Buffer.from('x')]))
     expect(err).toBeInstanceOf(PeerCorruptError)
+  })
+
+  it('the vouching side gives a lent buffer back once every view of it was written, never earlier', async () => {
+    // 200_000-byte chunks cross frame ends: such a chunk goes out as two views around a tag.
+    const source = lent(data, 200_000)
+    const chunks = vouchingChunks(source, init)
+    const held: Buffer[] = []
+    for (let c = await chunks.next(); c !== null; c = await chunks.next()) held.push(c)
+    const tags = held.filter(c => c.length === VOUCH_TAG_BYTES)
+    expect(tags.length).toBe(Math.ceil(data.length / F))
+    const views = held.filter(c => c.length !== VOUCH_TAG_BYTES)
+    expect(views.length).toBeGreaterThan(source.out.size)
+    // First views of each buffer: nothing may go back while another view of it is still out.
+    const firstOf = new Map<ArrayBufferLike, Buffer>()
+    for (const v of views) if (!firstOf.has(v.buffer)) firstOf.set(v.buffer, v)
+    for (const v of firstOf.values()) chunks.recycle(v)
+    for (const t of tags) chunks.recycle(t)
+    const shared = views.filter(v => views.filter(w => w.buffer === v.buffer).length > 1)
+    expect(shared.length).toBeGreaterThan(0)
+    expect(new Set(source.out)).toEqual(new Set(shared.map(v => v.buffer)))
+    for (const v of views) if (firstOf.get(v.buffer) !== v) chunks.recycle(v)
+    expect(source.out.size).toBe(0)
   })
 
   it('the vouching side refuses to send more than its range', async () => {

@@ -26,7 +26,7 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
     const url1 = blobUrl(ctx, alone)
     const token1 = await tokenFor(ctx, A.host.ns, url1)
     const before1 = await upstreamBytes(ctx, 'swarm-alone')
-    const { value: t1, rssMiB: rss1 } = await sampled([A], async () => await curlIn(ctx.lan, A.host.ns, url1, ctx.timeoutMs, { token: token1 }))
+    const { value: t1, rssMiB: rss1, cpuS: cpu1, sysS: sys1 } = await sampled([A], async () => await curlIn(ctx.lan, A.host.ns, url1, ctx.timeoutMs, { token: token1 }))
     expectBody('A alone', t1, alone.size)
     const limit = Math.min(ctx.opts.aggregate, ctx.opts.conns * ctx.opts.perConn) / MB
     one.mbps = mbps(alone.size, t1.wallS)
@@ -34,7 +34,7 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
     one.ratio = one.mbps / limit
     one.rssMiB = rss1
     one.upstreamRatio = (await upstreamBytes(ctx, 'swarm-alone') - before1) / alone.size
-    one.notes = `TTFB ${t1.ttfbS.toFixed(2)} s; limit ${limit.toFixed(0)} MB/s`
+    one.notes = `TTFB ${t1.ttfbS.toFixed(2)} s; limit ${limit.toFixed(0)} MB/s; CPU s ${cpu1[0]?.toFixed(1)} (system ${sys1[0]?.toFixed(1)})`
     await waitForCommit(A, alone.digest, alone.size)
 
     ctx.log(`swarm: ${count} nodes at once`)
@@ -42,7 +42,7 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
     const tokens = await Promise.all(nodes.map(async n => await tokenFor(ctx, n.host.ns, url)))
     const before = await upstreamBytes(ctx, 'swarm-shared')
     const t0 = performance.now()
-    const { value: times, rssMiB } = await sampled(nodes, async () => await Promise.all(nodes.map(async (n, i) =>
+    const { value: times, rssMiB, cpuS, sysS } = await sampled(nodes, async () => await Promise.all(nodes.map(async (n, i) =>
       await curlIn(ctx.lan, n.host.ns, url, ctx.timeoutMs, { token: tokens[i] ?? null, t0 }))))
     const fromUpstream = await upstreamBytes(ctx, 'swarm-shared') - before
     for (const [i, t] of times.entries()) expectBody(`node ${nodes[i]?.name ?? i}`, t, shared.size)
@@ -55,7 +55,7 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
     await Promise.all(nodes.map(async n => { await waitForCommit(n, shared.digest, shared.size) }))
     const peers = await Promise.all(nodes.map(async n => ((await selfStats(ctx, n)).bytes_from_peers ?? 0) / shared.size))
     all.notes = `MB/s per node (slowest); finish s: ${times.map((t, i) => `${nodes[i]?.name ?? i} ${t.wallS.toFixed(1)}`).join(', ')}; ` +
-      `bytes_from_peers ÷ size: ${peers.map(p => p.toFixed(2)).join(', ')}`
+      `bytes_from_peers ÷ size: ${peers.map(p => p.toFixed(2)).join(', ')}; CPU s (system): ${cpuS.map((c, i) => `${c.toFixed(1)} (${(sysS[i] ?? 0).toFixed(1)})`).join(', ')}`
     all.pass = all.ratio <= 1.3 && all.upstreamRatio <= 1.1
   } finally {
     await stopNodes(ctx, 'swarm', nodes)

@@ -17,6 +17,7 @@ import type { VolatileBody } from '../upstream/volatile-body.ts'
 import type { ControlService } from './control.ts'
 import { PinMismatchError } from './data-tls.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
+import { CountedBody, VouchedFrames } from './in-flight-bodies.ts'
 import { VerifiedUnits } from './verified-units.ts'
 import { VerifyingBody } from './verifying-body.ts'
 import { VouchedBody } from './vouched-body.ts'
@@ -144,9 +145,21 @@ export class PeerClient {
    * Otherwise nothing can vouch for them yet: the response is marked unverified, and the download holds
    * them back from readers until the whole blob matched its digest.
    */
-  async fetchInFlight (t: PeerTicket, start: number, end: number, options: { signal?: AbortSignal, onProgress?: () => void } = {}): Promise<SourceResponse> {
+  async fetchInFlight (t: PeerTicket, start: number, end: number, options: { signal?: AbortSignal, onProgress?: () => void, takesVolatile?: boolean } = {}): Promise<SourceResponse> {
     const last = Math.min(end, t.size - 1)
     const key = this.init.vouchKey
+    const quick = this.init.sockets
+    if (options.takesVolatile === true && quick !== undefined && t.base.startsWith('http:')) {
+      const { raw, headers, url } = await this.requestRangeOverSockets(quick.sockets, t, start, last, options.signal, key === undefined ? {} : { [VOUCH_HEADER]: '1' })
+      const nonce = key === undefined ? null : vouchNonce(headers[VOUCH_HEADER])
+      const onBytes = (n: number): void => { this.init.onBytes?.(t.peer, n) }
+      if (key !== undefined && nonce !== null) {
+        const body = new VouchedFrames(raw, { key: responseKey(key, nonce), digest: t.digest, start, end: last + 1, onBytes, onProgress: options.onProgress }, quick.pool)
+        return { ...rangeResponse(t, start, last, body as unknown as Readable, url), volatile: true }
+      }
+      const counted = new CountedBody(raw, (n) => { onBytes(n); options.onProgress?.() })
+      return { ...rangeResponse(t, start, last, counted as unknown as Readable, url), volatile: true, unverified: true }
+    }
     const { res, url } = await this.requestRange(t, start, last, options.signal, key === undefined ? {} : { [VOUCH_HEADER]: '1' })
     const nonce = key === undefined ? null : vouchNonce(res.headers[VOUCH_HEADER])
     if (key !== undefined && nonce !== null) {
@@ -167,14 +180,14 @@ export class PeerClient {
   }
 
   /** requestRange over RangeSockets: the exact 206 asked for, or a WireError. */
-  private async requestRangeOverSockets (sockets: RangeSockets, t: PeerTicket, start: number, last: number, signal?: AbortSignal): Promise<{ raw: VolatileBody, url: URL }> {
+  private async requestRangeOverSockets (sockets: RangeSockets, t: PeerTicket, start: number, last: number, signal?: AbortSignal, extra: Record<string, string> = {}): Promise<{ raw: VolatileBody, headers: Record<string, string>, url: URL }> {
     const url = new URL(`${t.base}/v1/blobs/${t.digest}`)
     const want = `bytes ${start}-${last}/${t.size}`
-    const res = await sockets.get(url, { authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` }, {
+    const res = await sockets.get(url, { ...extra, authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` }, {
       signal,
       accept: head => head.status === 206 && head.headers['content-range'] === want
     })
-    if (res.body !== null) return { raw: res.body, url }
+    if (res.body !== null && res.head !== null) return { raw: res.body, headers: res.head.headers, url }
     const status = res.head?.status ?? 0
     if (status === 401) this.tickets.delete(`${t.peer}/${t.name}`)
     throw new WireError(status === 404 ? 'NOT_FOUND' : status === 401 ? 'BAD_TICKET' : 'INTERNAL', `peer answered ${status}`)

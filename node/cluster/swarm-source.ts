@@ -145,7 +145,7 @@ export class SwarmSource implements Source {
   /** The range from a member that holds the blob, else from one downloading it; null when none can. */
   private async fromMembers (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
     await this.view.ready(this.responses)
-    return await this.fromHolders(range, signal, takesVolatile) ?? await this.fromDownloaders(range, signal)
+    return await this.fromHolders(range, signal, takesVolatile) ?? await this.fromDownloaders(range, signal, takesVolatile)
   }
 
   /** A member asked whether this node has the blob: it is downloading it too (see SwarmView.heardFrom). */
@@ -217,7 +217,7 @@ export class SwarmSource implements Source {
   }
 
   /** The range's unit from its owner among the nodes downloading this blob, if that is not us. */
-  private async fromDownloaders (range: { start: number, end: number }, signal?: AbortSignal): Promise<SourceResponse | null> {
+  private async fromDownloaders (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
     const downloaders = this.view.members('partial')
     if (downloaders.length === 0) return null
     const unit = Math.floor(range.start / SHARE_UNIT)
@@ -237,7 +237,7 @@ export class SwarmSource implements Source {
       ticket = await this.ticketFrom(owner, signal, this.responses > 0 ? 1000 : 0)
       if (!this.sameContent(ticket)) { this.view.exclude(owner); return null }
       if (range.start >= ticket.size) return null
-      res = await this.c.peers.fetchInFlight(ticket, range.start, end, { signal, onProgress: () => { read.lastByteAt = Date.now() } })
+      res = await this.c.peers.fetchInFlight(ticket, range.start, end, { signal, takesVolatile, onProgress: () => { read.lastByteAt = Date.now() } })
     } catch (err) {
       // The owner's download has just started (no size yet): this range goes upstream, later ones
       // of the unit are asked again.
@@ -330,5 +330,7 @@ function withMeta (res: SourceResponse, t: PeerTicket): SourceResponse {
 /** A peer that answered too late or dropped the connection: slow or busy, not known to be gone. */
 function isSlowPeer (err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
-  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_SOCKET'
+  // undici's, or RangeSockets' (a timeout, a connection that closed).
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_SOCKET' ||
+    code === 'ERR_UPSTREAM_TIMEOUT' || code === 'ERR_UPSTREAM_PROTOCOL'
 }

@@ -229,17 +229,38 @@ export class Scheduler {
 
   /** Missing bytes that no active connection is responsible for, in file order. */
   private freeRanges (): Array<[number, number]> {
-    let free = this.written.gaps(0, this.plan.size)
-    for (const a of this.active) {
-      if (a.end <= a.pos) continue
-      const next: Array<[number, number]> = []
-      for (const [s, e] of free) {
-        if (e <= a.pos || s >= a.end) { next.push([s, e]); continue }
-        if (s < a.pos) next.push([s, a.pos])
-        if (e > a.end) next.push([a.end, e])
-      }
-      free = next
-    }
-    return free
+    const busy: Array<[number, number]> = []
+    for (const a of this.active) if (a.end > a.pos) busy.push([a.pos, a.end])
+    return uncovered(this.written.gaps(0, this.plan.size), busy)
   }
+}
+
+/**
+ * The parts of `ranges` (sorted, disjoint [start, end) pairs) that no interval of `busy` (any order,
+ * may overlap) covers, in order. Linear after sorting `busy`: the scheduler asks for every connection
+ * that needs work, with up to a few hundred ranges on each side.
+ */
+export function uncovered (ranges: ReadonlyArray<readonly [number, number]>, busy: Array<[number, number]>): Array<[number, number]> {
+  if (busy.length === 0) return ranges.map(([s, e]) => [s, e])
+  busy.sort((x, y) => x[0] - y[0])
+  // The union of `busy` as sorted disjoint intervals.
+  const merged: Array<[number, number]> = []
+  for (const [s, e] of busy) {
+    const last = merged[merged.length - 1]
+    if (last !== undefined && s <= last[1]) { if (e > last[1]) last[1] = e } else merged.push([s, e])
+  }
+  const free: Array<[number, number]> = []
+  let j = 0
+  for (const [rs, re] of ranges) {
+    let s = rs
+    while (j < merged.length && (merged[j] as [number, number])[1] <= s) j++
+    for (let k = j; s < re; k++) {
+      const b = merged[k]
+      if (b === undefined || b[0] >= re) { free.push([s, re]); break }
+      if (b[0] > s) free.push([s, b[0]])
+      if (b[1] >= re) break
+      s = b[1]
+    }
+  }
+  return free
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { ByteRanges } from '../../../node/fetch/byte-ranges.ts'
-import { MIN_STEAL, Scheduler, planPieces, piecesCoveredIn, raceWon, STEAL_MARGIN } from '../../../node/fetch/pieces.ts'
+import { MIN_STEAL, Scheduler, planPieces, piecesCoveredIn, raceWon, STEAL_MARGIN, uncovered } from '../../../node/fetch/pieces.ts'
 import type { Assignment } from '../../../node/fetch/pieces.ts'
 
 const MiB = 1 << 20
@@ -61,6 +61,45 @@ describe('planPieces', () => {
     expect(piecesCoveredIn(plan, w, 0, 6)).toEqual([0])
     w.add(6, 10)
     expect(piecesCoveredIn(plan, w, 6, 10)).toEqual([1, 2])
+  })
+})
+
+describe('uncovered', () => {
+  /** One busy interval at a time, as plainly as it can be said. */
+  function reference (ranges: Array<[number, number]>, busy: Array<[number, number]>): Array<[number, number]> {
+    let free = ranges
+    for (const [p, e] of busy) {
+      const next: Array<[number, number]> = []
+      for (const [s, t] of free) {
+        if (t <= p || s >= e) { next.push([s, t]); continue }
+        if (s < p) next.push([s, p])
+        if (t > e) next.push([e, t])
+      }
+      free = next
+    }
+    return free
+  }
+
+  it('leaves the parts of the ranges no busy interval covers, in order, for any overlap of busy intervals', () => {
+    let seed = 7
+    const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+    for (let round = 0; round < 500; round++) {
+      const ranges: Array<[number, number]> = []
+      for (let at = rand(20); at < 1000; at += 1 + rand(80)) {
+        const end = at + 1 + rand(60)
+        ranges.push([at, Math.min(end, 1000)])
+        at = end
+      }
+      const busy: Array<[number, number]> = []
+      for (let i = rand(12); i > 0; i--) {
+        const s = rand(1000)
+        busy.push([s, s + 1 + rand(150)])
+      }
+      const want = reference(ranges, busy.map(([s, e]) => [s, e]))
+      expect(uncovered(ranges, busy)).toEqual(want)
+    }
+    expect(uncovered([[0, 10], [20, 30]], [[5, 25], [22, 24], [0, 1]])).toEqual([[1, 5], [25, 30]])
+    expect(uncovered([[0, 10]], [])).toEqual([[0, 10]])
   })
 })
 

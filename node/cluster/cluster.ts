@@ -18,7 +18,7 @@ import { Bans } from './bans.ts'
 import { BlobAnswers } from './blob-answers.ts'
 import { ControlService } from './control.ts'
 import { DataServer } from './data-server.ts'
-import { createDataCert, pinnedAgent } from './data-tls.ts'
+import { createDataCert, pinnedAgent, pinnedSockets } from './data-tls.ts'
 import { DiscoveryDialer } from './discovery-dialer.ts'
 import { loadClusterKey, loadPeerKey } from './identity.ts'
 import { createLibp2pNode } from './libp2p-node.ts'
@@ -125,7 +125,7 @@ export class Cluster implements SourceProvider {
     })
     const pins = new Map<string, string>()
     const peerPool = pinnedAgent(pins, { connections: 32, keepAliveTimeout: 30_000 })
-    const peerSockets = new RangeSockets({ connectTimeoutMs: 5_000, readTimeoutMs: 10_000 })
+    const peerSockets = new RangeSockets({ connectTimeoutMs: 5_000, readTimeoutMs: 10_000, ...pinnedSockets(pins) })
     const peers = new PeerClient({ libp2p, control, dispatcher: peerPool, pins }, {
       vouchKey: vouch,
       onBytes: (_peer, n) => { this.counters.bytes_from_peers += n },

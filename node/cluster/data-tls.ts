@@ -60,25 +60,42 @@ export class PinMismatchError extends Error {
  * ticket (over the authenticated control stream), so nobody on the wire can downgrade it.
  */
 export function pinnedAgent (pins: ReadonlyMap<string, string>, options: Agent.Options = {}): Agent {
-  // No session resumption: a resumed session shows no certificate to check.
   const base = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0 })
   return new Agent({
     ...options,
     connect: (opts, cb) => {
       const origin = `${opts.hostname}:${opts.port}`
-      const want = pins.get(origin)
       if (opts.protocol === 'http:') { base(opts, cb); return }
-      if (want === undefined) { cb(new PinMismatchError(origin), null); return }
+      if (!pins.has(origin)) { cb(new PinMismatchError(origin), null); return }
       base({ ...opts, servername: undefined }, (err, socket) => {
         if (err !== null) { cb(err, null); return }
-        const cert = (socket as TLSSocket).getPeerCertificate()
-        if (cert.fingerprint256 === undefined || certSha256(cert.fingerprint256) !== want) {
+        const refused = pinMismatch(pins, origin, socket as TLSSocket)
+        if (refused !== null) {
           socket.destroy()
-          cb(new PinMismatchError(origin), null)
+          cb(refused, null)
           return
         }
         cb(null, socket)
       })
     }
   })
+}
+
+/**
+ * The same check for RangeSockets (`verify`): a TLS connection to a data port is used only when its
+ * certificate is the one pinned for its host and port.
+ */
+export function pinnedSockets (pins: ReadonlyMap<string, string>): { tls: { rejectUnauthorized: false }, verify: (url: URL, socket: TLSSocket) => Error | null } {
+  return {
+    tls: { rejectUnauthorized: false },
+    verify: (url, socket) => pinMismatch(pins, `${url.hostname}:${url.port}`, socket)
+  }
+}
+
+/** A PinMismatchError unless `socket` presented the certificate pinned for `origin` ("host:port"). */
+function pinMismatch (pins: ReadonlyMap<string, string>, origin: string, socket: TLSSocket): PinMismatchError | null {
+  const want = pins.get(origin)
+  const cert = socket.getPeerCertificate()
+  if (want === undefined || cert.fingerprint256 === undefined || certSha256(cert.fingerprint256) !== want) return new PinMismatchError(origin)
+  return null
 }

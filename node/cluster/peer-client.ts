@@ -128,7 +128,7 @@ export class PeerClient {
     const last = Math.min(end, t.size - 1)
     const span = alignedSpan(start, last + 1, t.size)
     const quick = this.init.sockets
-    if (options.takesVolatile === true && quick !== undefined && t.base.startsWith('http:')) {
+    if (options.takesVolatile === true && quick !== undefined) {
       const { raw, url } = await this.requestRangeOverSockets(quick.sockets, t, span.start, span.end - 1, options.signal)
       const body = new VerifiedUnits(raw, { list, size: t.size, spanStart: span.start, from: start, to: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n), onUnit: options.onUnit }, quick.pool)
       return { ...rangeResponse(t, start, last, body as unknown as Readable, url), volatile: true }
@@ -149,7 +149,7 @@ export class PeerClient {
     const last = Math.min(end, t.size - 1)
     const key = this.init.vouchKey
     const quick = this.init.sockets
-    if (options.takesVolatile === true && quick !== undefined && t.base.startsWith('http:')) {
+    if (options.takesVolatile === true && quick !== undefined) {
       const { raw, headers, url } = await this.requestRangeOverSockets(quick.sockets, t, start, last, options.signal, key === undefined ? {} : { [VOUCH_HEADER]: '1' })
       const nonce = key === undefined ? null : vouchNonce(headers[VOUCH_HEADER])
       const onBytes = (n: number): void => { this.init.onBytes?.(t.peer, n) }
@@ -186,6 +186,10 @@ export class PeerClient {
     const res = await sockets.get(url, { ...extra, authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` }, {
       signal,
       accept: head => head.status === 206 && head.headers['content-range'] === want
+    }).catch((err: unknown) => {
+      // Another certificate on that port: the peer restarted (its tickets died with it) or it is not the peer.
+      if (err instanceof PinMismatchError) this.forget(t.peer)
+      throw err
     })
     if (res.body !== null && res.head !== null) return { raw: res.body, headers: res.head.headers, url }
     const status = res.head?.status ?? 0

@@ -1,7 +1,7 @@
 import { connect as netConnect, isIP } from 'node:net'
 import type { Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
-import type { ConnectionOptions } from 'node:tls'
+import type { ConnectionOptions, TLSSocket } from 'node:tls'
 import { AbortedError, UpstreamProtocolError, UpstreamTimeoutError } from '../errors.ts'
 import { toUpstreamError } from './errors.ts'
 import { parseResponseHead } from './response-head.ts'
@@ -29,6 +29,11 @@ export interface RangeSocketsInit {
   keepAliveMs?: number
   /** Extra TLS options (a private CA in tests). */
   tls?: ConnectionOptions
+  /**
+   * Checks each TLS connection once its handshake is done, before any request is written on it (a pinned
+   * certificate); an error closes it and fails the request. Sessions are not resumed when set.
+   */
+  verify?: (url: URL, socket: TLSSocket) => Error | null
 }
 
 export interface RangeSocketsResponse {
@@ -55,7 +60,7 @@ export interface RangeSocketsRequest {
 export class RangeSockets {
   private readonly idle = new Map<string, Connection[]>()
   private readonly all = new Set<Connection>()
-  readonly settings: Required<Omit<RangeSocketsInit, 'tls'>> & { tls: ConnectionOptions }
+  readonly settings: Required<Omit<RangeSocketsInit, 'tls' | 'verify'>> & Pick<RangeSocketsInit, 'verify'> & { tls: ConnectionOptions }
   private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER)
   private readonly sessions = new Map<string, Buffer>()
   private closed = false
@@ -65,7 +70,8 @@ export class RangeSockets {
       connectTimeoutMs: init.connectTimeoutMs ?? 10_000,
       readTimeoutMs: init.readTimeoutMs ?? 30_000,
       keepAliveMs: init.keepAliveMs ?? 30_000,
-      tls: init.tls ?? {}
+      tls: init.tls ?? {},
+      verify: init.verify
     }
   }
 
@@ -112,7 +118,7 @@ export class RangeSockets {
 
   private open (url: URL): Connection {
     const conn = new Connection(url, this.settings, this.readBuffer, {
-      session: this.sessions.get(url.origin),
+      session: this.settings.verify === undefined ? this.sessions.get(url.origin) : undefined,
       newSession: (session) => {
         this.sessions.delete(url.origin)
         if (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value as string)
@@ -167,6 +173,9 @@ class Connection {
   private keepAlive = false
   private idleMs: number
   private connectTimer: NodeJS.Timeout | null
+  /** False until a TLS connection passed `settings.verify`; the request head waits in `held` meanwhile. */
+  private verified: boolean
+  private held: string | null = null
   private signal: AbortSignal | null = null
   private readonly onAbort = (): void => { this.close(new AbortedError()) }
 
@@ -184,7 +193,16 @@ class Connection {
       : netConnect({ host, port, onread, noDelay: true })
     if (https) this.socket.on('session', (session: Buffer) => { hooks.newSession(session) })
     this.connectTimer = setTimeout(() => { this.close(new UpstreamTimeoutError('Upstream connect timed out')) }, settings.connectTimeoutMs)
-    this.socket.once(https ? 'secureConnect' : 'connect', () => { this.clearConnectTimer() })
+    this.verified = !https || settings.verify === undefined
+    this.socket.once(https ? 'secureConnect' : 'connect', () => {
+      this.clearConnectTimer()
+      if (this.verified) return
+      const refused = settings.verify?.(url, this.socket as TLSSocket) ?? null
+      if (refused !== null) { this.close(refused); return }
+      this.verified = true
+      if (this.held !== null) this.socket.write(this.held, 'latin1')
+      this.held = null
+    })
     this.socket.on('timeout', () => {
       this.close(this.state === 'idle' ? undefined : new UpstreamTimeoutError())
     })
@@ -207,7 +225,8 @@ class Connection {
       let text = `GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`
       for (const [k, v] of Object.entries(headers)) if (k !== 'host') text += `${k}: ${v}\r\n`
       this.socket.setTimeout(this.settings.readTimeoutMs)
-      this.socket.write(`${text}\r\n`, 'latin1')
+      if (this.verified) this.socket.write(`${text}\r\n`, 'latin1')
+      else this.held = `${text}\r\n`
     })
   }
 

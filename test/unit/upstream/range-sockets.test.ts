@@ -4,7 +4,7 @@ import type { AddressInfo, Server, Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import type { TLSSocket } from 'node:tls'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createDataCert } from '../../../node/cluster/data-tls.ts'
+import { createDataCert, pinnedSockets, PinMismatchError } from '../../../node/cluster/data-tls.ts'
 import { RangeSockets } from '../../../node/upstream/range-sockets.ts'
 import type { VolatileBody } from '../../../node/upstream/volatile-body.ts'
 
@@ -252,5 +252,25 @@ describe('RangeSockets', () => {
     expect(both.map(b => b.n)).toEqual([100, 100])
     expect(server.connections).toBe(2)
     expect(server.resumed).toBeGreaterThanOrEqual(1)
+  })
+  it('with a verifier, a TLS connection carries a request only once its certificate passed (pinning), and resumes no session', async () => {
+    const cert = await createDataCert('peer')
+    const server = track(await scripted((head, socket) => { answer206(head, socket) }, cert))
+    const url = new URL(server.url + '/f')
+    const pins = new Map<string, string>()
+    const sockets = track(new RangeSockets(pinnedSockets(pins)))
+    // No pin for that port, then another certificate's: refused before any request byte went out.
+    await expect(sockets.get(url, { range: 'bytes=0-99' }, accept206)).rejects.toBeInstanceOf(PinMismatchError)
+    pins.set(`${url.hostname}:${url.port}`, 'ab'.repeat(32))
+    await expect(sockets.get(url, { range: 'bytes=0-99', authorization: 'Bearer secret' }, accept206)).rejects.toBeInstanceOf(PinMismatchError)
+    expect(server.requests).toEqual([])
+    pins.set(`${url.hostname}:${url.port}`, cert.sha256)
+    const both = await Promise.all([[0, 100], [100, 200]].map(async ([start, end]) => {
+      const res = await sockets.get(url, { range: `bytes=${start as number}-${(end as number) - 1}` }, accept206)
+      return await drain(res.body as VolatileBody)
+    }))
+    expect(both).toEqual([{ sha: sha(bytes(0, 100)), n: 100 }, { sha: sha(bytes(100, 200)), n: 100 }])
+    expect(server.requests.length).toBe(2)
+    expect(server.resumed).toBe(0)
   })
 })

@@ -6,6 +6,7 @@ import type { VouchInit } from '../../../node/cluster/vouched-body.ts'
 import { vouchingChunks } from '../../../node/cluster/vouching-chunks.ts'
 import { BufferPool } from '../../../node/fetch/buffer-pool.ts'
 import { VolatileBody } from '../../../node/upstream/volatile-body.ts'
+import { feedThrough } from './volatile-feed.ts'
 import { VOUCH_FRAME, VOUCH_TAG_BYTES, vouchKey } from '../../../protocol/vouch.ts'
 
 const F = VOUCH_FRAME
@@ -28,39 +29,6 @@ async function framed (init: VouchInit, data: Buffer): Promise<Buffer> {
   return Buffer.concat(out)
 }
 
-/**
- * Feeds `wire` through a VolatileBody the way RangeSockets does: every chunk a view of one shared buffer,
- * scribbled over as soon as the delivery returns. `pauseEach`: the consumer pauses after every chunk it
- * gets and resumes a moment later, as the body sink does for a thread-pool write.
- */
-async function through (body: VouchedFrames | CountedBody, raw: VolatileBody, wire: Buffer, chunk: number, pauseEach = false): Promise<{ out: Buffer, err: unknown, whilePaused: number }> {
-  const out: Buffer[] = []
-  let paused = false
-  let whilePaused = 0
-  const ended = new Promise<unknown>((resolve) => {
-    body.on('data', (c: Buffer) => {
-      if (paused) whilePaused++
-      out.push(Buffer.from(c))
-      if (!pauseEach) return
-      paused = true
-      body.pause()
-      setTimeout(() => { paused = false; body.resume() }, 2)
-    })
-    body.once('end', () => resolve(null))
-    body.once('error', resolve)
-  })
-  const shared = Buffer.alloc(chunk)
-  await new Promise(resolve => setImmediate(resolve))
-  for (let i = 0; i < wire.length && !raw.destroyed; i += chunk) {
-    const n = wire.copy(shared, 0, i, i + chunk)
-    raw.deliver(shared.subarray(0, n))
-    shared.fill(0xee)
-  }
-  raw.finish()
-  const err = await ended
-  return { out: Buffer.concat(out), err, whilePaused }
-}
-
 describe('reads of a peer\'s download in flight over a volatile body', () => {
   const key = vouchKey(randomBytes(32))
   const init: VouchInit = { key, digest: 'cd'.repeat(32), start: 3 * F + 17, end: 3 * F + 17 + 2 * F + 999 }
@@ -73,7 +41,7 @@ describe('reads of a peer\'s download in flight over a volatile body', () => {
       const pool = new BufferPool()
       const raw = new VolatileBody(conn)
       let counted = 0
-      const { out, err } = await through(new VouchedFrames(raw, { ...init, onBytes: n => { counted += n } }, pool), raw, wire, chunk)
+      const { out, err } = await feedThrough(new VouchedFrames(raw, { ...init, onBytes: n => { counted += n } }, pool), raw, wire, chunk)
       expect(err).toBeNull()
       expect(out.equals(data)).toBe(true)
       expect(counted).toBe(data.length)
@@ -84,7 +52,7 @@ describe('reads of a peer\'s download in flight over a volatile body', () => {
   it('emits nothing while its consumer is paused, though one source chunk completes several frames', async () => {
     const wire = await framed(init, data)
     const raw = new VolatileBody(conn)
-    const { out, err, whilePaused } = await through(new VouchedFrames(raw, init, new BufferPool()), raw, wire, wire.length, true)
+    const { out, err, whilePaused } = await feedThrough(new VouchedFrames(raw, init, new BufferPool()), raw, wire, wire.length, true)
     expect(err).toBeNull()
     expect(whilePaused).toBe(0)
     expect(out.equals(data)).toBe(true)
@@ -95,7 +63,7 @@ describe('reads of a peer\'s download in flight over a volatile body', () => {
     // A byte of the second frame (after the first frame's bytes and tag).
     wire.writeUInt8(wire.readUInt8(F + VOUCH_TAG_BYTES + 5) ^ 1, F + VOUCH_TAG_BYTES + 5)
     const raw = new VolatileBody(conn)
-    const { out, err } = await through(new VouchedFrames(raw, init, new BufferPool()), raw, wire, 65_536)
+    const { out, err } = await feedThrough(new VouchedFrames(raw, init, new BufferPool()), raw, wire, 65_536)
     expect(err).toBeInstanceOf(PeerCorruptError)
     expect(out.equals(data.subarray(0, F))).toBe(true)
     expect(raw.destroyed).toBe(true)
@@ -104,7 +72,7 @@ describe('reads of a peer\'s download in flight over a volatile body', () => {
   it('a body cut mid-frame passes the whole frames before the cut and nothing of the cut one', async () => {
     const wire = await framed(init, data)
     const raw = new VolatileBody(conn)
-    const { out, err } = await through(new VouchedFrames(raw, init, new BufferPool()), raw, wire.subarray(0, F + VOUCH_TAG_BYTES + 1000), 4096)
+    const { out, err } = await feedThrough(new VouchedFrames(raw, init, new BufferPool()), raw, wire.subarray(0, F + VOUCH_TAG_BYTES + 1000), 4096)
     expect(err).toBeNull()
     expect(out.equals(data.subarray(0, F))).toBe(true)
   })
@@ -112,7 +80,7 @@ describe('reads of a peer\'s download in flight over a volatile body', () => {
   it('an open cluster\'s read passes its chunks on as they come, counted, and waits while paused', async () => {
     const raw = new VolatileBody(conn)
     let counted = 0
-    const { out, err, whilePaused } = await through(new CountedBody(raw, n => { counted += n }), raw, data, 70_000, true)
+    const { out, err, whilePaused } = await feedThrough(new CountedBody(raw, n => { counted += n }), raw, data, 70_000, true)
     expect(err).toBeNull()
     expect(whilePaused).toBe(0)
     expect(out.equals(data)).toBe(true)

@@ -4,31 +4,10 @@ import { VerifiedUnits } from '../../../node/cluster/verified-units.ts'
 import { PeerCorruptError } from '../../../node/cluster/verifying-body.ts'
 import { BufferPool } from '../../../node/fetch/buffer-pool.ts'
 import { VolatileBody } from '../../../node/upstream/volatile-body.ts'
+import { feedThrough } from './volatile-feed.ts'
 import { PIECE_HASH_UNIT, PieceHasher } from '../../../protocol/pieces.ts'
 
 const U = PIECE_HASH_UNIT
-
-/**
- * Feeds `data` through a VolatileBody the way RangeSockets does: every chunk is a view of one shared
- * buffer, scribbled over as soon as the delivery returns. Resolves with what came out and how it ended.
- */
-async function through (body: VerifiedUnits, raw: VolatileBody, data: Buffer, chunk: number): Promise<{ out: Buffer, err: unknown }> {
-  const out: Buffer[] = []
-  const ended = new Promise<unknown>((resolve) => {
-    body.on('data', (c: Buffer) => { out.push(Buffer.from(c)) })
-    body.once('end', () => resolve(null))
-    body.once('error', resolve)
-  })
-  const shared = Buffer.alloc(chunk)
-  await new Promise(resolve => setImmediate(resolve))
-  for (let i = 0; i < data.length && !raw.destroyed; i += chunk) {
-    const n = data.copy(shared, 0, i, i + chunk)
-    raw.deliver(shared.subarray(0, n))
-    shared.fill(0xee)
-  }
-  raw.finish()
-  return { out: Buffer.concat(out), err: await ended }
-}
 
 describe('verified units over a volatile body', () => {
   const data = Buffer.alloc(3 * U + 100)
@@ -43,7 +22,7 @@ describe('verified units over a volatile body', () => {
       const pool = new BufferPool()
       const raw = new VolatileBody(conn)
       const body = new VerifiedUnits(raw, { list, size: data.length, spanStart: U, from: U + 10, to: 3 * U + 50 }, pool)
-      const { out, err } = await through(body, raw, data.subarray(U), chunk)
+      const { out, err } = await feedThrough(body, raw, data.subarray(U), chunk)
       expect(err).toBeNull()
       expect(out.equals(data.subarray(U + 10, 3 * U + 50))).toBe(true)
       expect(pool.made).toBe(1)
@@ -55,7 +34,7 @@ describe('verified units over a volatile body', () => {
     bad[2 * U + 5] = (bad[2 * U + 5] as number) ^ 1
     const raw = new VolatileBody(conn)
     const body = new VerifiedUnits(raw, { list, size: data.length, spanStart: 0, from: 0, to: data.length }, new BufferPool())
-    const { out, err } = await through(body, raw, bad, 65_536)
+    const { out, err } = await feedThrough(body, raw, bad, 65_536)
     expect(err).toBeInstanceOf(PeerCorruptError)
     expect((err as PeerCorruptError).piece).toBe(2)
     expect(out.equals(data.subarray(0, 2 * U))).toBe(true)
@@ -65,7 +44,7 @@ describe('verified units over a volatile body', () => {
   it('a span cut short passes on only whole verified units', async () => {
     const raw = new VolatileBody(conn)
     const body = new VerifiedUnits(raw, { list, size: data.length, spanStart: 0, from: 0, to: data.length }, new BufferPool())
-    const { out, err } = await through(body, raw, data.subarray(0, U + 500), 4096)
+    const { out, err } = await feedThrough(body, raw, data.subarray(0, U + 500), 4096)
     expect(err).toBeNull()
     expect(out.length).toBe(U)
     expect(createHash('sha256').update(out).digest().equals(list.subarray(0, 32))).toBe(true)
@@ -74,28 +53,9 @@ describe('verified units over a volatile body', () => {
   it('emits nothing while its consumer is paused, though one source chunk completes several units', async () => {
     const raw = new VolatileBody(conn)
     const body = new VerifiedUnits(raw, { list, size: data.length, spanStart: 0, from: 0, to: data.length }, new BufferPool())
-    const out: Buffer[] = []
-    let paused = false
-    let whilePaused = 0
-    const ended = new Promise<unknown>((resolve) => {
-      body.on('data', (c: Buffer) => {
-        if (paused) whilePaused++
-        out.push(Buffer.from(c))
-        // As the body sink does when a write goes to the thread pool: pause, resume once written.
-        paused = true
-        body.pause()
-        setTimeout(() => { paused = false; body.resume() }, 2)
-      })
-      body.once('end', () => resolve(null))
-      body.once('error', resolve)
-    })
-    await new Promise(resolve => setImmediate(resolve))
-    const shared = Buffer.from(data)
-    raw.deliver(shared)
-    shared.fill(0xee)
-    raw.finish()
-    expect(await ended).toBeNull()
+    const { out, err, whilePaused } = await feedThrough(body, raw, data, data.length, true)
+    expect(err).toBeNull()
     expect(whilePaused).toBe(0)
-    expect(Buffer.concat(out).equals(data)).toBe(true)
+    expect(out.equals(data)).toBe(true)
   })
 })

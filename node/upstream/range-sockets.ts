@@ -27,6 +27,11 @@ export interface RangeSocketsInit {
   readTimeoutMs?: number
   /** Idle connections close after this long (or sooner if the server's Keep-Alive says so). */
   keepAliveMs?: number
+  /**
+   * Connections per origin at most (open or opening); further requests wait for one to be free.
+   * Unbounded by default (a download's own concurrency bounds its connections).
+   */
+  maxPerOrigin?: number
   /** Extra TLS options (a private CA in tests). */
   tls?: ConnectionOptions
   /**
@@ -63,6 +68,9 @@ export class RangeSockets {
   readonly settings: Required<Omit<RangeSocketsInit, 'tls' | 'verify'>> & Pick<RangeSocketsInit, 'verify'> & { tls: ConnectionOptions }
   private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER)
   private readonly sessions = new Map<string, Buffer>()
+  /** Connections per origin (open or opening), and the requests waiting for one (maxPerOrigin). */
+  private readonly perOrigin = new Map<string, number>()
+  private readonly turns = new Map<string, Array<() => void>>()
   private closed = false
 
   constructor (init: RangeSocketsInit = {}) {
@@ -70,6 +78,7 @@ export class RangeSockets {
       connectTimeoutMs: init.connectTimeoutMs ?? 10_000,
       readTimeoutMs: init.readTimeoutMs ?? 30_000,
       keepAliveMs: init.keepAliveMs ?? 30_000,
+      maxPerOrigin: init.maxPerOrigin ?? Number.POSITIVE_INFINITY,
       tls: init.tls ?? {},
       verify: init.verify
     }
@@ -91,7 +100,12 @@ export class RangeSockets {
     }
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new AbortedError()
-      const reused = this.take(url.origin)
+      let reused = this.take(url.origin)
+      while (reused === null && (this.perOrigin.get(url.origin) ?? 0) >= this.settings.maxPerOrigin) {
+        await this.turn(url.origin, req.signal)
+        if (this.closed) throw new AbortedError()
+        reused = this.take(url.origin)
+      }
       const conn = reused ?? this.open(url)
       try {
         return await conn.request(url, headers, req)
@@ -105,6 +119,35 @@ export class RangeSockets {
   close (): void {
     this.closed = true
     for (const c of [...this.all]) c.close()
+    for (const list of this.turns.values()) for (const wake of list.splice(0)) wake()
+  }
+
+  /** Waits until a connection to `origin` is free or closed (maxPerOrigin). */
+  private async turn (origin: string, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted === true) throw new AbortedError()
+    await new Promise<void>((resolve, reject) => {
+      let list = this.turns.get(origin)
+      if (list === undefined) this.turns.set(origin, list = [])
+      const onAbort = (): void => {
+        const waiting = this.turns.get(origin)
+        const i = waiting?.indexOf(wake) ?? -1
+        if (waiting !== undefined && i >= 0) waiting.splice(i, 1)
+        reject(new AbortedError())
+      }
+      const wake = (): void => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      }
+      list.push(wake)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  private nextTurn (origin: string): void {
+    const list = this.turns.get(origin)
+    const wake = list?.shift()
+    if (list?.length === 0) this.turns.delete(origin)
+    wake?.()
   }
 
   private take (origin: string): Connection | null {
@@ -117,6 +160,8 @@ export class RangeSockets {
   }
 
   private open (url: URL): Connection {
+    // Counted before the connection exists: its close (and the decrement) may come at any time after.
+    this.perOrigin.set(url.origin, (this.perOrigin.get(url.origin) ?? 0) + 1)
     const conn = new Connection(url, this.settings, this.readBuffer, {
       session: this.settings.verify === undefined ? this.sessions.get(url.origin) : undefined,
       newSession: (session) => {
@@ -128,7 +173,10 @@ export class RangeSockets {
         let list = this.idle.get(c.origin)
         if (list === undefined) this.idle.set(c.origin, list = [])
         if (this.closed || list.length >= MAX_IDLE) c.close()
-        else list.push(c)
+        else {
+          list.push(c)
+          this.nextTurn(c.origin)
+        }
       },
       closed: (c) => {
         this.all.delete(c)
@@ -136,6 +184,10 @@ export class RangeSockets {
         const i = list?.indexOf(c) ?? -1
         if (list !== undefined && i >= 0) list.splice(i, 1)
         if (list?.length === 0) this.idle.delete(c.origin)
+        const n = (this.perOrigin.get(c.origin) ?? 1) - 1
+        if (n > 0) this.perOrigin.set(c.origin, n)
+        else this.perOrigin.delete(c.origin)
+        this.nextTurn(c.origin)
       }
     })
     this.all.add(conn)

@@ -273,4 +273,34 @@ describe('RangeSockets', () => {
     expect(server.requests.length).toBe(2)
     expect(server.resumed).toBe(0)
   })
+  it('keeps at most maxPerOrigin connections to an origin: further requests wait for a free one, and a wait can be aborted', async () => {
+    let open = 0
+    let peak = 0
+    const server = track(await scripted((head, socket) => {
+      // Each answer a moment later, so requests overlap.
+      setTimeout(() => { answer206(head, socket) }, 5)
+    }))
+    const url = new URL(server.url + '/f')
+    const sockets = track(new RangeSockets({ maxPerOrigin: 2 }))
+    const got = await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+      const res = await sockets.get(url, { range: `bytes=${i * 100}-${i * 100 + 99}` }, accept206)
+      open = sockets.size
+      peak = Math.max(peak, open)
+      return await drain(res.body as VolatileBody)
+    }))
+    expect(got.map(g => g.sha)).toEqual(Array.from({ length: 8 }, (_, i) => sha(bytes(i * 100, i * 100 + 100))))
+    expect(server.connections).toBe(2)
+    expect(peak).toBeLessThanOrEqual(2)
+    // Both connections busy: a third request waits, and its abort ends the wait at once.
+    const held = await Promise.all([0, 1].map(async () => await sockets.get(url, { range: 'bytes=0-99' }, accept206)))
+    const ac = new AbortController()
+    const waiting = sockets.get(url, { range: 'bytes=0-99' }, { ...accept206, signal: ac.signal })
+    await new Promise(resolve => setTimeout(resolve, 20))
+    ac.abort()
+    await expect(waiting).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+    for (const h of held) await drain(h.body as VolatileBody)
+    const after = await sockets.get(url, { range: 'bytes=100-199' }, accept206)
+    expect((await drain(after.body as VolatileBody)).sha).toBe(sha(bytes(100, 200)))
+    expect(server.connections).toBe(2)
+  })
 })

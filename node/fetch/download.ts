@@ -57,7 +57,7 @@ export class Download {
   private readonly log: Logger
   private readonly init: DownloadInit
   private readonly abort = new AbortController()
-  /** What readers may take and when they wake (ProgressiveReader reads through it). */
+  /** What readers may take and when they wake (DownloadCursor reads through it). */
   readonly view: ReaderView
   private resolveReady!: (r: ReadyResult) => void
   private rejectReady!: (err: unknown) => void
@@ -390,7 +390,7 @@ export class Download {
     this.rejectReady(error)
     const resumable = keepPartial && this.rangeSupported && this.disk.plan !== null && keepsPartial(error)
     if (!resumable && this.tempPath !== '') this.store.discardPartial(this.key).catch(() => {})
-    else if (resumable) this.record.keep(this.file?.handle ?? null, { retain: () => { this.file?.retain() }, release: () => { this.releaseFile() } })
+    else if (resumable) this.record.keep(this.file)
     if (!isAimirrorError(error) || error.code !== 'ERR_ABORTED') this.log.warn({ key: this.key, err: error.message, code: (error as { code?: string }).code }, 'download failed')
     this.settle('failed')
   }

@@ -1,9 +1,9 @@
-import type { FileHandle } from 'node:fs/promises'
 import type { Logger } from '../log.ts'
 import type { PartialEntry } from '../store/index-db.ts'
 import type { DiskPieces } from './disk-pieces.ts'
 import type { BlobIdentity } from './identity.ts'
 import { PartialSaver } from './partial-saver.ts'
+import type { SharedFile } from './shared-file.ts'
 import type { BlobMeta } from './response-meta.ts'
 
 /** Bytes landed between progress entries besides those at each finished piece (what a restart may fetch again). */
@@ -69,13 +69,13 @@ export class ProgressRecord {
 
   /**
    * The download stops to resume later: its temp file is synced first, so the entry can say the bytes
-   * it counts are on disk (they then survive a reboot: see BlobStore's start). `file` holds the file
-   * open until then.
+   * it counts are on disk (they then survive a reboot: see BlobStore's start). The file is held open
+   * until then.
    */
-  keep (fh: FileHandle | null, file: { retain: () => void, release: () => void }): void {
+  keep (file: SharedFile | null): void {
     this.kept = (async () => {
+      const fh = file !== null && file.handle !== null ? file.retain() : null
       if (fh !== null) {
-        file.retain()
         try {
           await fh.datasync()
           this.synced = true
@@ -85,7 +85,7 @@ export class ProgressRecord {
       }
       this.saver.save()
       await this.saver.idle()
-      if (fh !== null) file.release()
+      if (fh !== null) file?.release()
     })()
   }
 }

@@ -11,7 +11,6 @@ import type { Acceptors } from '../http/acceptors.ts'
 import type { Logger } from '../log.ts'
 import type { InFlightBlob } from '../fetch/fetcher.ts'
 import { FILE_CHUNK, FileCursor, pooledChunks } from '../fetch/blob-chunks.ts'
-import type { ChunkCursor } from '../fetch/blob-chunks.ts'
 import { DOWNLOAD_CHUNK } from '../fetch/download-cursor.ts'
 import { BufferPool } from '../fetch/buffer-pool.ts'
 import { writeChunks } from '../http/chunk-sender.ts'
@@ -185,16 +184,7 @@ export class DataServer {
     // Headers go now, not with the first byte: bytes this node has not fetched yet may take a while,
     // and the asker must not take that wait for a dead peer (its headers timeout drops the peer).
     res.flushHeaders()
-    let sent = 0
-    const counted: ChunkCursor = {
-      next: async (take) => {
-        const chunk = await cursor.next(take)
-        if (chunk !== null) sent += chunk.length
-        return chunk
-      },
-      close: () => cursor.close()
-    }
-    const bytes = pooledChunks(counted, this.pool, DOWNLOAD_CHUNK)
+    const bytes = pooledChunks(cursor, this.pool, DOWNLOAD_CHUNK)
     const chunks = vouch === null ? bytes : vouchingChunks(bytes, { key: responseKey(key as KeyObject, vouch.nonce), digest, start, end })
     try {
       await writeChunks(res, chunks)
@@ -202,6 +192,7 @@ export class DataServer {
       // Cut (idle, the download failed, or the member left): the socket goes, the member asks elsewhere.
       res.destroy()
     } finally {
+      const sent = cursor.bytesRead
       this.init.onBytesServed?.(sent)
       this.log.debug({ digest: digest.slice(0, 12), start, end, sent, ms: Date.now() - began, from: req.socket.remoteAddress }, 'data port: in-flight read done')
     }

@@ -79,7 +79,7 @@ export interface InFlightBlob {
    * fetches what a peer waits for first, and the cursor throws after `idleMs` without a new byte.
    * Null if the file is gone.
    */
-  cursor: (start: number, end: number, idleMs: number) => ChunkCursor | null
+  cursor: (start: number, end: number, idleMs: number) => (ChunkCursor & { readonly bytesRead: number }) | null
   /** Which pieces are on disk now (from memory: no index read), or null before the plan is made. */
   pieces: () => { pieceSize: number, bitmap: string } | null
   /** The byte ranges on disk now (at most `max` of them). */

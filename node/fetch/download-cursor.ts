@@ -30,6 +30,8 @@ export interface DownloadCursorOptions {
  * space, the rest comes straight from the upstream.
  */
 export class DownloadCursor implements ChunkCursor {
+  /** Bytes returned so far. */
+  bytesRead = 0
   private readonly download: Download
   private readonly end: number
   private pos: number
@@ -61,6 +63,7 @@ export class DownloadCursor implements ChunkCursor {
         const r = await this.upstream.chunks.next()
         if (r.done === true) return null
         this.pos += r.value.length
+        this.bytesRead += r.value.length
         return r.value
       }
       const size = d.totalSize
@@ -81,6 +84,7 @@ export class DownloadCursor implements ChunkCursor {
         const n = readSync(this.fh.fd, buf, 0, len, this.pos)
         if (n <= 0) throw new Error('short read from download file')
         this.pos += n
+        this.bytesRead += n
         return n === buf.length ? buf : buf.subarray(0, n)
       }
       await this.waitForBytes(peer)

@@ -110,6 +110,12 @@ export class PeerClient {
     return await p
   }
 
+  /** A range request that failed: another certificate on that port means the peer restarted (its tickets died with it) or is not the peer. */
+  private failedRange (t: PeerTicket, err: unknown): unknown {
+    if (err instanceof PinMismatchError) this.forget(t.peer)
+    return err
+  }
+
   /** Drops the cached ticket for one blob on one peer (the next one says whether the blob is complete there). */
   forgetTicket (peer: string, name: BlobName): void {
     this.tickets.delete(`${peer}/${name}`)
@@ -186,11 +192,7 @@ export class PeerClient {
     const res = await sockets.get(url, { ...extra, authorization: `Bearer ${t.ticket}`, range: `bytes=${start}-${last}` }, {
       signal,
       accept: head => head.status === 206 && head.headers['content-range'] === want
-    }).catch((err: unknown) => {
-      // Another certificate on that port: the peer restarted (its tickets died with it) or it is not the peer.
-      if (err instanceof PinMismatchError) this.forget(t.peer)
-      throw err
-    })
+    }).catch((err: unknown) => { throw this.failedRange(t, err) })
     if (res.body !== null && res.head !== null) return { raw: res.body, headers: res.head.headers, url }
     const status = res.head?.status ?? 0
     if (status === 401) this.tickets.delete(`${t.peer}/${t.name}`)
@@ -208,11 +210,7 @@ export class PeerClient {
       signal,
       headersTimeout: 10_000,
       bodyTimeout: 10_000
-    }).catch((err: unknown) => {
-      // Another certificate on that port: the peer restarted (its tickets died with it) or it is not the peer.
-      if (err instanceof PinMismatchError) this.forget(t.peer)
-      throw err
-    })
+    }).catch((err: unknown) => { throw this.failedRange(t, err) })
     if (res.statusCode !== 206 || res.headers['content-range'] !== `bytes ${start}-${last}/${t.size}`) {
       await res.body.dump().catch(() => {})
       if (res.statusCode === 401) this.tickets.delete(`${t.peer}/${t.name}`)

@@ -252,9 +252,9 @@ export class Download {
     this.tempPath = this.store.layout.tempPath(this.key)
     const resumable = partial !== undefined && this.rangeSupported && resumes(partial, size, meta.validator)
     if (partial !== undefined && !resumable) await this.store.discardPartial(this.key)
-    const fh = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.disk, this.init)
+    const { fh, resumed } = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.disk, this.init)
     this.file = new SharedFile(fh, () => !this.record.busy)
-    if (resumable) {
+    if (resumed && partial !== undefined) {
       this.partialStartedAt = partial.startedAt
       meta.etag = partial.etag
       this.log.info({ key: this.key, pieces: this.disk.done, of: this.disk.plan?.count }, 'resuming download')

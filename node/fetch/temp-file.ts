@@ -9,19 +9,25 @@ import { firstRange } from './response-meta.ts'
 
 /**
  * Opens a download's temp file: the one an earlier run left when `resume` is its (matching) progress
- * entry, its finished pieces marked in `disk`; otherwise a fresh file of the final size.
+ * entry, its finished pieces marked in `disk`; otherwise, or when that file is gone, a fresh file of the
+ * final size.
  */
-export async function openTempFile (path: string, resume: PartialEntry | undefined, size: number | null, disk: DiskPieces, pieces: { chunkSize: number, concurrency: number }): Promise<FileHandle> {
+export async function openTempFile (path: string, resume: PartialEntry | undefined, size: number | null, disk: DiskPieces, pieces: { chunkSize: number, concurrency: number }): Promise<{ fh: FileHandle, resumed: boolean }> {
   if (resume !== undefined) {
-    const fh = await open(path, 'r+')
-    const plan = { size: resume.size, pieceSize: resume.pieceSize, count: Math.ceil(resume.size / resume.pieceSize) }
-    disk.start(plan, PieceBitmap.fromBase64(plan.count, resume.bitmap), resume.spans)
-    return fh
+    const fh = await open(path, 'r+').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null
+      throw err
+    })
+    if (fh !== null) {
+      const plan = { size: resume.size, pieceSize: resume.pieceSize, count: Math.ceil(resume.size / resume.pieceSize) }
+      disk.start(plan, PieceBitmap.fromBase64(plan.count, resume.bitmap), resume.spans)
+      return { fh, resumed: true }
+    }
   }
   const fh = await open(path, 'w+')
   if (size !== null) await fh.truncate(size)
   disk.start(size === null ? null : planPieces(size, pieces.chunkSize, pieces.concurrency))
-  return fh
+  return { fh, resumed: false }
 }
 
 /**

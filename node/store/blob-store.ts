@@ -91,8 +91,11 @@ export class BlobStore {
   private readonly sweepEveryMs: number
   private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0, bytes_from_upstream: 0 }
   private readonly committedListeners = new Set<(digest: string, size: number) => void>()
-  /** Discards of progress entries and temp files under way, by key (see getPartial). */
-  private readonly discarding = new Map<string, Promise<void>>()
+  /**
+   * The last write to each key's progress entry under way (see inKeyOrder): LevelDB runs writes on a
+   * thread pool, so a delete issued after a put can land before it.
+   */
+  private readonly partialWrites = new Map<string, Promise<void>>()
 
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
     this.log = components.logger.child({ component: 'store' })
@@ -231,7 +234,8 @@ export class BlobStore {
     }
     const st = await stat(path)
     const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino }
-    await this.index.commit(key, entry, blob)
+    // The batch deletes the key's progress entry: after any save of it still under way.
+    await this.inKeyOrder(key, () => this.index.commit(key, entry, blob))
     if (!this.blobs.has(entry.digest)) this.usedBytes += entry.size
     this.blobs.set(entry.digest, blob)
     for (const listener of this.committedListeners) listener(entry.digest, entry.size)
@@ -245,32 +249,34 @@ export class BlobStore {
   }
 
   /**
-   * The key's progress entry. A discard of the key still under way is waited for: a download that
-   * failed deletes its entry and temp file after it settled, and a new download of the same key must
-   * neither resume from that entry nor write to the file the discard is about to delete.
+   * The key's progress entry, once the writes to it already issued have landed: a download that failed
+   * deletes its entry and temp file after it settled, and a new download of the same key must neither
+   * resume from that entry nor write to the file the discard is about to delete.
    */
   async getPartial (key: string): Promise<PartialEntry | undefined> {
-    await this.discarding.get(key)?.catch(() => {})
+    await this.partialWrites.get(key)
     return await this.index.getPartial(key)
   }
 
   putPartial (key: string, entry: PartialEntry): Promise<void> {
-    return this.index.putPartial(key, entry)
+    return this.inKeyOrder(key, () => this.index.putPartial(key, entry))
   }
 
   async discardPartial (key: string): Promise<void> {
-    const before = this.discarding.get(key)
-    const discard = (async () => {
-      await before?.catch(() => {})
+    await this.inKeyOrder(key, async () => {
       await this.index.delPartial(key)
       await rm(this.layout.tempPath(key), { force: true })
-    })()
-    this.discarding.set(key, discard)
-    try {
-      await discard
-    } finally {
-      if (this.discarding.get(key) === discard) this.discarding.delete(key)
-    }
+    })
+  }
+
+  /** Runs `write` after the key's progress-entry writes issued before it, whatever their outcome. */
+  private inKeyOrder (key: string, write: () => Promise<void>): Promise<void> {
+    const before = this.partialWrites.get(key)
+    const run = before === undefined ? write() : before.then(write)
+    const tail = run.catch(() => {})
+    this.partialWrites.set(key, tail)
+    void tail.then(() => { if (this.partialWrites.get(key) === tail) this.partialWrites.delete(key) })
+    return run
   }
 
   /** Deletes a blob file and its index entry (key entries pointing at it are dropped lazily). */

@@ -1,13 +1,14 @@
 import { mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import type { BlobHandle } from '../../node/fetch/fetcher.ts'
 import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
 import type { BlobIdentity } from '../../node/fetch/identity.ts'
 import { BlobStore } from '../../node/store/blob-store.ts'
+import { IndexDb } from '../../node/store/index-db.ts'
 import type { PartialEntry } from '../../node/store/index-db.ts'
 import { PieceBitmap } from '../../node/store/partial.ts'
 import { closedAfterEach, makeRig, sha256Of, silent, until } from './fetch-helpers.ts'
@@ -65,6 +66,51 @@ describe('verification and integrity', () => {
     expect(await rig.store.getPartial(key)).toBeUndefined()
     await expect(stat(temp)).rejects.toMatchObject({ code: 'ENOENT' })
     await discard
+  })
+
+  it('writes to a key\'s progress entry land in the order they were issued (LevelDB may run them out of order)', async () => {
+    rig = track(await makeRig())
+    const key = `sha256:${'ce'.repeat(32)}`
+    const entry = { url: 'http://x/', size: 10, pieceSize: 10, bitmap: 'AQ==', contentType: null, headers: {}, validator: { etag: '"e"', lastModified: null }, etag: '"e"', expectedDigest: null, startedAt: 1, updatedAt: 1 }
+    // A save slow to reach the database, issued before the download failed and discarded its progress.
+    const put = IndexDb.prototype.putPartial
+    const slowPut = vi.spyOn(IndexDb.prototype, 'putPartial').mockImplementation(async function (this: IndexDb, k, e) {
+      await new Promise(resolve => setTimeout(resolve, 30))
+      await put.call(this, k, e)
+    })
+    try {
+      const save = rig.store.putPartial(key, entry)
+      await rig.store.discardPartial(key)
+      await save
+      expect(await rig.store.getPartial(key)).toBeUndefined()
+      // The same for a commit, whose batch deletes the entry.
+      const resave = rig.store.putPartial(key, entry)
+      const temp = rig.store.layout.tempPath(key)
+      const fh = await open(temp, 'w+')
+      await fh.writeFile('0123456789')
+      await rig.store.commit(key, { path: temp, fh }, { digest: 'f'.repeat(64), size: 10, contentType: null, headers: {}, validator: { etag: null, lastModified: null }, etag: '"f"', fetchedAt: 1 })
+      await fh.close()
+      await resave
+      expect(await rig.store.getPartial(key)).toBeUndefined()
+    } finally {
+      slowPut.mockRestore()
+    }
+  })
+
+  it('a progress entry whose temp file is gone starts the download afresh', async () => {
+    server = track(await startFileServer({ files: { '/g.bin': { size: SIZE, seed: 5 } } }))
+    rig = track(await makeRig())
+    const url = new URL(server.url + '/g.bin')
+    const id = urlIdentity(url)
+    const head = await fetch(url, { method: 'HEAD' })
+    const etag = head.headers.get('etag') ?? ''
+    const count = Math.ceil(SIZE / OPTS.chunkSize)
+    const bitmap = new PieceBitmap(count)
+    bitmap.set(0)
+    await rig.store.putPartial(id.key, { url: url.href, size: SIZE, pieceSize: OPTS.chunkSize, bitmap: bitmap.toBase64(), contentType: null, headers: {}, validator: { etag, lastModified: null }, etag, expectedDigest: null, startedAt: 1, updatedAt: Date.now() })
+    const h = await blob(rig, url, id)
+    expect(await sha256Of(h.open(0, SIZE))).toEqual({ hex: generatedSha256(SIZE, 5), bytes: SIZE })
+    h.release()
   })
 
   it('a matching digest is served and stored under its content address', async () => {

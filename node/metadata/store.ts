@@ -6,6 +6,7 @@ import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Level } from 'level'
 import type { Logger } from '../log.ts'
+import { WriteOrder } from '../store/write-order.ts'
 
 /**
  * Disk side of the metadata cache. Layout under `dir` (format FORMAT_VERSION):
@@ -54,6 +55,8 @@ export class MetadataStore {
   private readonly log: Logger
   private readonly graceMs: number
   private readonly pending = new Map<string, NodeJS.Timeout>()
+  /** Puts and deletes of one key land in the order issued (LevelDB may run them out of order). */
+  private readonly writes = new WriteOrder()
   private started = false
 
   constructor (components: { logger: Logger }, init: MetadataStoreInit) {
@@ -100,12 +103,12 @@ export class MetadataStore {
 
   /** Stores `entry` under `key`; the generation it replaces is removed after the grace period. */
   async put (key: string, entry: StoredEntry, previous: StoredEntry | undefined): Promise<void> {
-    await this.db.put(E + key, entry)
+    await this.writes.run(key, () => this.db.put(E + key, entry))
     if (previous !== undefined && previous.gen !== entry.gen) this.retire(previous.gen)
   }
 
   async delete (key: string, previous: StoredEntry | undefined): Promise<void> {
-    await this.db.del(E + key)
+    await this.writes.run(key, () => this.db.del(E + key))
     if (previous !== undefined) this.retire(previous.gen)
   }
 

@@ -12,6 +12,7 @@ import { IndexDb } from './index-db.ts'
 import type { BlobEntry, KeyEntry, PartialEntry } from './index-db.ts'
 import { createLayout } from './layout.ts'
 import type { StoreLayout } from './layout.ts'
+import { WriteOrder } from './write-order.ts'
 
 export interface BlobStoreComponents {
   logger: Logger
@@ -91,11 +92,10 @@ export class BlobStore {
   private readonly sweepEveryMs: number
   private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0, bytes_from_upstream: 0 }
   private readonly committedListeners = new Set<(digest: string, size: number) => void>()
-  /**
-   * The last write to each key's progress entry under way (see inKeyOrder): LevelDB runs writes on a
-   * thread pool, so a delete issued after a put can land before it.
-   */
-  private readonly partialWrites = new Map<string, Promise<void>>()
+  /** Writes to a key's progress entry, in the order issued (see getPartial). */
+  private readonly partialWrites = new WriteOrder()
+  /** Writes to a blob's entry (access times, drops), in the order issued. */
+  private readonly blobWrites = new WriteOrder()
 
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
     this.log = components.logger.child({ component: 'store' })
@@ -188,7 +188,7 @@ export class BlobStore {
       if (n <= 0) this.inUse.delete(digest)
       else this.inUse.set(digest, n)
       if (entry !== undefined && this.blobs.get(digest) === entry) {
-        this.index.putBlob(digest, entry).catch(() => {})
+        this.blobWrites.run(digest, () => this.index.putBlob(digest, entry)).catch(() => {})
       }
     }
   }
@@ -235,7 +235,7 @@ export class BlobStore {
     const st = await stat(path)
     const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino }
     // The batch deletes the key's progress entry: after any save of it still under way.
-    await this.inKeyOrder(key, () => this.index.commit(key, entry, blob))
+    await this.blobWrites.run(entry.digest, () => this.partialWrites.run(key, () => this.index.commit(key, entry, blob)))
     if (!this.blobs.has(entry.digest)) this.usedBytes += entry.size
     this.blobs.set(entry.digest, blob)
     for (const listener of this.committedListeners) listener(entry.digest, entry.size)
@@ -254,29 +254,19 @@ export class BlobStore {
    * resume from that entry nor write to the file the discard is about to delete.
    */
   async getPartial (key: string): Promise<PartialEntry | undefined> {
-    await this.partialWrites.get(key)
+    await this.partialWrites.settled(key)
     return await this.index.getPartial(key)
   }
 
   putPartial (key: string, entry: PartialEntry): Promise<void> {
-    return this.inKeyOrder(key, () => this.index.putPartial(key, entry))
+    return this.partialWrites.run(key, () => this.index.putPartial(key, entry))
   }
 
   async discardPartial (key: string): Promise<void> {
-    await this.inKeyOrder(key, async () => {
+    await this.partialWrites.run(key, async () => {
       await this.index.delPartial(key)
       await rm(this.layout.tempPath(key), { force: true })
     })
-  }
-
-  /** Runs `write` after the key's progress-entry writes issued before it, whatever their outcome. */
-  private inKeyOrder (key: string, write: () => Promise<void>): Promise<void> {
-    const before = this.partialWrites.get(key)
-    const run = before === undefined ? write() : before.then(write)
-    const tail = run.catch(() => {})
-    this.partialWrites.set(key, tail)
-    void tail.then(() => { if (this.partialWrites.get(key) === tail) this.partialWrites.delete(key) })
-    return run
   }
 
   /** Deletes a blob file and its index entry (key entries pointing at it are dropped lazily). */
@@ -286,7 +276,7 @@ export class BlobStore {
       this.blobs.delete(digest)
       this.usedBytes -= entry.size
     }
-    await this.index.delBlob(digest)
+    await this.blobWrites.run(digest, () => this.index.delBlob(digest))
     await rm(this.layout.blobPath(digest), { force: true })
     this.log.info({ digest, reason }, 'blob dropped')
   }
@@ -351,7 +341,7 @@ export class BlobStore {
     }
     entry.mtimeMs = st.mtimeMs
     entry.ino = st.ino
-    await this.index.putBlob(digest, entry)
+    await this.blobWrites.run(digest, () => this.index.putBlob(digest, entry))
     return true
   }
 

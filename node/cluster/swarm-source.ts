@@ -115,7 +115,7 @@ export class SwarmSource implements Source {
     // the digest, not against whichever ETag the first source had. Without a digest (a URL name) they
     // are checked against the validator.
     if (this.byUrl) return out
-    const { etag: _etag, ...headers } = out.headers
+    const { etag: _etag, 'last-modified': _lastModified, ...headers } = out.headers
     return { ...out, headers }
   }
 

@@ -321,7 +321,7 @@ export class Download {
       settled: () => this.settled,
       rangeSupported: () => this.rangeSupported,
       size: () => this.size,
-      etag: () => this.meta?.validator.etag,
+      validator: () => this.meta?.validator,
       received: (n, allocated) => {
         this.receivedBytes += n
         this.store.addBytesFromUpstream(n)

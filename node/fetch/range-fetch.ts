@@ -4,6 +4,7 @@ import type { Logger } from '../log.ts'
 import { drainBody } from './body-sink.ts'
 import type { ByteRanges } from './byte-ranges.ts'
 import type { FileWriter } from './file-writer.ts'
+import type { Validator } from '../store/index-db.ts'
 import type { Assignment } from './pieces.ts'
 import { discardBody, mapUpstreamError } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
@@ -23,8 +24,8 @@ export interface RangeFetchHost {
   settled: () => boolean
   rangeSupported: () => boolean
   size: () => number | null
-  /** ETag of the first response: a later one that differs means the file changed. */
-  etag: () => string | null | undefined
+  /** The first response's validator: a later response that differs means the file changed. */
+  validator: () => Validator | undefined
   /** A socket chunk arrived; `allocated` when it came in a buffer of its own (a volatile one did not). */
   received: (bytes: number, allocated: boolean) => void
   /** `chunk` is on disk at `at`; `unverified` when its source could not vouch for it. */
@@ -88,18 +89,37 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
 }
 
 function checkResponse (res: SourceResponse, pos: number, host: RangeFetchHost): void {
+  let fits: boolean
   if (!host.rangeSupported()) {
-    if (res.status === 200) return
-  } else if (res.status === 206 && res.contentRange !== null && res.contentRange.start === pos &&
-    (res.contentRange.total === null || res.contentRange.total === host.size())) {
-    const etag = res.headers.etag
-    const known = host.etag()
-    if (etag === undefined || known == null || etag === known) return
+    // The whole file again, from its first byte: the bytes before `pos` are skipped, so they must be the same file's.
+    const length = res.headers['content-length']
+    const size = host.size()
+    fits = res.status === 200 && (size === null || length === undefined || Number(length) === size)
+  } else {
+    fits = res.status === 206 && res.contentRange !== null && res.contentRange.start === pos &&
+      (res.contentRange.total === null || res.contentRange.total === host.size())
+  }
+  if (!fits) {
+    discardBody(res.body)
+    throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
+  }
+  if (!sameVersion(res.headers, host.validator())) {
     discardBody(res.body)
     throw new UpstreamProtocolError('Upstream content changed during download', { detail: { status: res.status } })
   }
-  discardBody(res.body)
-  throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
+}
+
+/**
+ * Whether a response is of the version the download began with: the same ETag, or, when the upstream
+ * gives none, the same Last-Modified. A response that carries neither is taken (nothing to compare).
+ */
+export function sameVersion (headers: Readonly<Record<string, string>>, known: Validator | undefined): boolean {
+  if (known === undefined) return true
+  const etag = headers.etag
+  if (etag !== undefined && known.etag !== null) return etag === known.etag
+  const lastModified = headers['last-modified']
+  if (known.etag === null && known.lastModified !== null && lastModified !== undefined) return lastModified === known.lastModified
+  return true
 }
 
 /** Streams a response body into the temp file (see drainBody), then checks how it ended. */

@@ -208,9 +208,10 @@ export class Fetcher {
     try {
       return await this.resolveFinal(identity, upstream, options, plain)
     } catch (err) {
-      // Upstream unreachable: what the URL led to last time is still served from the cache.
-      const aborted = isAimirrorError(err) && err.code === 'ERR_ABORTED'
-      const hit = known === undefined || aborted ? null : await this.hit({ key: known.key, sha256: null, expected: null })
+      // Upstream unreachable: what the URL led to last time (also before a restart) is still served from the cache.
+      if (isAimirrorError(err) && err.code === 'ERR_ABORTED') throw err
+      const last = known ?? await this.store.getFinal(identity.key).catch(() => undefined)
+      const hit = last === undefined ? null : await this.hit({ key: last.key, sha256: null, expected: null })
       if (hit === null) throw err
       return hit
     }
@@ -236,13 +237,15 @@ export class Fetcher {
       const len = Math.min(firstRange(options.chunkSize ?? DEFAULT_CHUNK), withPeers ? LEARNING_RANGE : Number.POSITIVE_INFINITY)
       let first: SourceResponse
       try {
-        first = await source.fetch({ start: hint, end: hint + len - 1 }, { signal: options.signal })
+        // Not the caller's signal: this response becomes the download's first, which others may join
+        // and which goes on when its first caller leaves.
+        first = await source.fetch({ start: hint, end: hint + len - 1 })
       } catch (err) {
         release()
         throw err
       }
       const final: BlobIdentity = { key: 'url:' + canonicalUrl(first.url), sha256: null, expected: null }
-      if (first.status < 300) this.rememberFinal(identity.key, final.key)
+      if (first.status < 300 || (first.status === 416 && first.contentRange?.total === 0)) this.rememberFinal(identity.key, final.key)
       let joined: Download | BlobHandle | null = this.inflight.get(final.key) ?? await this.hit(final)
       // The answer in hand says whether the cached file is still the one the URL serves.
       if (joined !== null && !(joined instanceof Download) && this.revalidator.judge(final.key, joined, first) === 'changed') {
@@ -265,8 +268,12 @@ export class Fetcher {
   }
 
   private rememberFinal (original: string, key: string): void {
+    const before = this.finalKeys.get(original)
+    const at = Date.now()
+    // Kept in the index too, for a restart while the upstream is down (written when it changed).
+    if (before?.key !== key) this.store.putFinal(original, { key, at }).catch((err: unknown) => { this.log.debug({ err }, 'could not save a final URL key') })
     this.finalKeys.delete(original)
-    this.finalKeys.set(original, { key, at: Date.now() })
+    this.finalKeys.set(original, { key, at })
     if (this.finalKeys.size > FINAL_KEYS_MAX) {
       const oldest = this.finalKeys.keys().next()
       if (oldest.done !== true) this.finalKeys.delete(oldest.value)

@@ -9,7 +9,7 @@ import type { Logger } from '../log.ts'
 import { planEviction } from './eviction.ts'
 import type { EvictionBudget } from './eviction.ts'
 import { IndexDb } from './index-db.ts'
-import type { BlobEntry, KeyEntry, PartialEntry } from './index-db.ts'
+import type { BlobEntry, FinalKey, KeyEntry, PartialEntry } from './index-db.ts'
 import { createLayout } from './layout.ts'
 import type { StoreLayout } from './layout.ts'
 import { WriteOrder } from './write-order.ts'
@@ -96,6 +96,7 @@ export class BlobStore {
   private readonly partialWrites = new WriteOrder()
   /** Writes to a blob's entry (access times, drops), in the order issued. */
   private readonly blobWrites = new WriteOrder()
+  private readonly finalWrites = new WriteOrder()
 
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
     this.log = components.logger.child({ component: 'store' })
@@ -267,6 +268,15 @@ export class BlobStore {
       await this.index.delPartial(key)
       await rm(this.layout.tempPath(key), { force: true })
     })
+  }
+
+  /** Where the URL keyed `key` led last (see Fetcher's keyByFinalUrl), kept across restarts. */
+  async getFinal (key: string): Promise<FinalKey | undefined> {
+    return await this.index.getFinal(key)
+  }
+
+  async putFinal (key: string, final: FinalKey): Promise<void> {
+    await this.finalWrites.run(key, () => this.index.putFinal(key, final))
   }
 
   /** Deletes a blob file and its index entry (key entries pointing at it are dropped lazily). */

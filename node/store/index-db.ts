@@ -7,6 +7,7 @@ import { STORE_FORMAT_VERSION } from './layout.ts'
  *   key!<cache key> -> KeyEntry      what a cache key resolves to
  *   blob!<sha256>   -> BlobEntry     per committed blob
  *   part!<cache key> -> PartialEntry download in progress (piece bitmap, for resume)
+ *   final!<cache key> -> FinalKey    where a URL keyed by its final URL last led (see Fetcher)
  */
 
 export interface Validator {
@@ -67,6 +68,13 @@ export interface PartialEntry {
 const K = 'key!'
 const B = 'blob!'
 const P = 'part!'
+const F = 'final!'
+
+/** The key of the URL a redirect last led to, and when it was learnt. */
+export interface FinalKey {
+  readonly key: string
+  readonly at: number
+}
 
 export class IndexDb {
   private readonly path: string
@@ -117,6 +125,14 @@ export class IndexDb {
 
   async delPartial (key: string): Promise<void> {
     await this.db.del(P + key)
+  }
+
+  async getFinal (key: string): Promise<FinalKey | undefined> {
+    return await this.db.get(F + key) as FinalKey | undefined
+  }
+
+  async putFinal (key: string, final: FinalKey): Promise<void> {
+    await this.db.put(F + key, final)
   }
 
   async putBlob (digest: string, entry: BlobEntry): Promise<void> {

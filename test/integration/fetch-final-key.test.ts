@@ -79,6 +79,42 @@ describe('cache_key_source: final', () => {
     expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.05)
   })
 
+  it('after a restart with the upstream down, the URL still serves what it last led to', async () => {
+    server = track(await start())
+    rig = track(await makeRig())
+    const a = new URL(`${server.url}/alias-f.bin`)
+    const h = blob(await rig.fetcher.acquire(urlIdentity(a), { url: a }, OPTS))
+    expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 21))
+    h.release()
+    await until(() => rig?.store.stats().file_count === 1)
+    await rig.restart()
+    await server.close()
+    const again = blob(await rig.fetcher.acquire(urlIdentity(a), { url: a }, OPTS))
+    expect(again.from).toBe('cache')
+    expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 21))
+    again.release()
+  })
+
+  it('an empty file is cached like any other: hits ask nothing upstream and survive it going down', async () => {
+    server = track(await startFileServer({ files: { '/empty.bin': { size: 0, seed: 1 } }, redirect: { ttlMs: 60_000 } }))
+    rig = track(await makeRig())
+    const a = new URL(`${server.url}/empty.bin`)
+    const h = blob(await rig.fetcher.acquire(urlIdentity(a), { url: a }, OPTS))
+    expect((await sha256Of(h.open(0, 0))).bytes).toBe(0)
+    h.release()
+    await until(() => rig?.store.stats().file_count === 1)
+    const requests = server.stats.requests
+    const hit = blob(await rig.fetcher.acquire(urlIdentity(a), { url: a }, OPTS))
+    expect(hit.from).toBe('cache')
+    hit.release()
+    expect(server.stats.requests).toBe(requests)
+    await rig.restart()
+    await server.close()
+    const offline = blob(await rig.fetcher.acquire(urlIdentity(a), { url: a }, OPTS))
+    expect(offline.from).toBe('cache')
+    offline.release()
+  })
+
   it('without keyByFinalUrl the original URL stays the key', async () => {
     server = track(await start())
     rig = track(await makeRig())

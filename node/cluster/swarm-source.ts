@@ -79,7 +79,8 @@ export class SwarmSource implements Source {
   private validator: string | null
   private readonly failedUnits = new Set<number>()
   private readonly reads = new Set<PeerRead>()
-  private readonly contributors = new Set<string>()
+  /** Peers whose bytes went into this download: a holder with the sha256 of its copy, a downloader with null. */
+  private readonly contributors = new Map<string, string | null>()
   private readonly upstreamActive = new Set<{ start: number, end: number }>()
   /** The blob's piece-hash list, made as the download hashes it (see InFlightList). */
   readonly inOrder: InFlightList | undefined
@@ -185,14 +186,21 @@ export class SwarmSource implements Source {
     return concurrency + Math.min(this.view.members('partial').length, 7) * DOWNLOADER_CONNECTIONS
   }
 
+  /**
+   * The whole blob failed its digest: every peer that sent bytes of it is banned, holders too (a copy
+   * whose piece list was made from the same wrong bytes passes every unit check), and a holder is told
+   * to check its copy again.
+   */
   onDigestMismatch (): void {
-    for (const peer of this.contributors) {
+    for (const [peer, holding] of this.contributors) {
+      if (holding !== null) this.c.reportCorrupt?.(peer, holding)
       this.view.exclude(peer)
       const ms = this.c.bans.ban(peer)
       this.c.peers.forget(peer)
       this.c.onBan?.(peer)
-      this.c.logger.warn({ peer, digest: this.init.name, banMs: ms }, 'blob failed its digest after a peer sent unverified bytes; peer banned')
+      this.c.logger.warn({ peer, digest: this.init.name, banMs: ms }, 'blob failed its digest after a peer sent bytes of it; peer banned')
     }
+    this.contributors.clear()
   }
 
   private async fromHolders (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
@@ -208,6 +216,7 @@ export class SwarmSource implements Source {
         const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, takesVolatile, onUnit: (i, hash) => { this.inOrder?.known(i, hash) } })
         res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err, ticket.digest) })
         this.view.succeeded(peer)
+        this.contributors.set(peer, ticket.digest)
         return this.responses === 0 ? withMeta(res, ticket) : this.withValidator(res, ticket)
       } catch (err) {
         this.view.peerFailed(peer, err, signal)
@@ -260,7 +269,7 @@ export class SwarmSource implements Source {
       return null
     }
     this.view.succeeded(owner)
-    this.contributors.add(owner)
+    if (!this.contributors.has(owner)) this.contributors.set(owner, null)
     this.reads.add(read)
     res.body.once('close', () => { this.reads.delete(read) })
     res.body.once('error', (err: unknown) => {

@@ -97,6 +97,8 @@ export class BlobStore {
   /** Writes to a blob's entry (access times, drops), in the order issued. */
   private readonly blobWrites = new WriteOrder()
   private readonly finalWrites = new WriteOrder()
+  /** Blobs changed on disk being hashed again (see checkBlob). */
+  private readonly rehashing = new Map<string, Promise<boolean>>()
 
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
     this.log = components.logger.child({ component: 'store' })
@@ -344,7 +346,17 @@ export class BlobStore {
       return false
     }
     if (st.mtimeMs === entry.mtimeMs && st.ino === entry.ino) return true
-    if (this.inUse.has(digest)) return true
+    // Written since it was verified: hashed again before it is served, also while others read it (what
+    // they were given is gone, the next client must not get it too). One hash for all who ask meanwhile.
+    let check = this.rehashing.get(digest)
+    if (check === undefined) {
+      check = this.rehash(digest, entry, path, st).finally(() => this.rehashing.delete(digest))
+      this.rehashing.set(digest, check)
+    }
+    return await check
+  }
+
+  private async rehash (digest: string, entry: BlobEntry, path: string, st: { mtimeMs: number, ino: number }): Promise<boolean> {
     if (await hashFile(path) !== digest) {
       await this.drop(digest, 'corrupt')
       return false

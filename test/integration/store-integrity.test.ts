@@ -148,6 +148,26 @@ describe('verification and integrity', () => {
     again.release()
   })
 
+  it('a blob corrupted on disk while a client reads it is not served to the next one', async () => {
+    server = track(await startFileServer({ files: { '/e.bin': { size: SIZE, seed: 6 } } }))
+    rig = track(await makeRig())
+    const url = new URL(server.url + '/e.bin')
+    const h = await blob(rig, url)
+    await sha256Of(h.open(0, SIZE))
+    h.release()
+    await until(() => rig?.store.stats().file_count === 1)
+    const reading = await blob(rig, url)
+    expect(reading.from).toBe('cache')
+    const fh = await open(rig.store.layout.blobPath(generatedSha256(SIZE, 6)), 'r+')
+    await fh.write(Buffer.from('garbage!'), 0, 8, 1000)
+    await fh.close()
+    const next = await blob(rig, url)
+    expect(next.from).toBe('download')
+    expect((await sha256Of(next.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 6))
+    next.release()
+    reading.release()
+  })
+
   it('a missing blob file is dropped from the index', async () => {
     server = track(await startFileServer({ files: { '/d.bin': { size: SIZE, seed: 4 } } }))
     rig = track(await makeRig())

@@ -23,18 +23,35 @@ export interface BlobIdentity {
   readonly expected: ExpectedDigest | null
 }
 
-/** Query parameters that sign or expire a URL rather than name a resource (lower-case). */
-const SIGNATURE_PARAMS = new Set([
-  'x-amz-algorithm', 'x-amz-credential', 'x-amz-date', 'x-amz-expires', 'x-amz-signedheaders',
-  'x-amz-signature', 'x-amz-security-token', 'x-amz-content-sha256', 'x-amz-user-agent',
-  'awsaccesskeyid', 'signature', 'expires', 'key-pair-id', 'policy',
-  'x-goog-algorithm', 'x-goog-credential', 'x-goog-date', 'x-goog-expires', 'x-goog-signedheaders', 'x-goog-signature',
-  'sv', 'ss', 'srt', 'sp', 'se', 'st', 'spr', 'sig', 'sr', 'skoid', 'sktid', 'skt', 'ske', 'sks', 'skv',
-  'token', 'jwt', 'expiry', 'exp'
-])
+/**
+ * Query parameters that sign or expire a URL rather than name a resource (lower-case), by scheme. A
+ * scheme's parameters are dropped from a key only when the URL carries its signature (`signedBy`), so
+ * `?exp=2` or `?st=3` on a URL that is not signed still name different files.
+ */
+const SIGNING_SCHEMES: ReadonlyArray<{ signedBy: readonly string[], params: (name: string) => boolean }> = [
+  { signedBy: ['x-amz-signature'], params: n => n.startsWith('x-amz-') },
+  { signedBy: ['x-goog-signature'], params: n => n.startsWith('x-goog-') },
+  { signedBy: ['signature'], params: n => ['signature', 'expires', 'key-pair-id', 'policy', 'awsaccesskeyid'].includes(n) },
+  {
+    signedBy: ['sig'],
+    params: n => ['sv', 'ss', 'srt', 'sp', 'se', 'st', 'spr', 'sig', 'sr', 'skoid', 'sktid', 'skt', 'ske', 'sks', 'skv', 'exp', 'expires', 'expiry'].includes(n)
+  },
+  // A bare token may select content; one that expires is a credential.
+  { signedBy: ['token', 'jwt'], params: n => ['token', 'jwt', 'exp', 'expires', 'expiry'].includes(n) }
+]
 
-export function isSignatureParam (name: string): boolean {
-  return SIGNATURE_PARAMS.has(name.toLowerCase())
+/** The names (lower-case) among `names` that sign the URL rather than name what it serves. */
+export function signatureParams (names: Iterable<string>): Set<string> {
+  const lower = new Set([...names].map(n => n.toLowerCase()))
+  const out = new Set<string>()
+  for (const scheme of SIGNING_SCHEMES) {
+    if (!scheme.signedBy.some(n => lower.has(n))) continue
+    const dropped = [...lower].filter(scheme.params)
+    // A token scheme without an expiry is not one.
+    if (scheme.signedBy[0] === 'token' && !dropped.some(n => n.startsWith('exp'))) continue
+    for (const n of dropped) out.add(n)
+  }
+  return out
 }
 
 /** Canonical form of a URL for keying: lower-case host, no default port, no fragment, signature params removed, params sorted. */
@@ -42,7 +59,8 @@ export function canonicalUrl (input: URL | string): string {
   const url = new URL(String(input))
   url.hash = ''
   const kept: Array<[string, string]> = []
-  for (const [k, v] of url.searchParams) if (!isSignatureParam(k)) kept.push([k, v])
+  const signing = signatureParams(url.searchParams.keys())
+  for (const [k, v] of url.searchParams) if (!signing.has(k.toLowerCase())) kept.push([k, v])
   kept.sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0) : a[0] < b[0] ? -1 : 1))
   url.search = ''
   for (const [k, v] of kept) url.searchParams.append(k, v)

@@ -6,7 +6,15 @@ describe('cache identity', () => {
     ['https://CDN.example.com:443/a/b.bin?X-Amz-Signature=abc&X-Amz-Expires=300&v=2#frag', 'https://cdn.example.com/a/b.bin?v=2'],
     ['https://h/x?b=2&a=1', 'https://h/x?a=1&b=2'],
     ['https://h/x?Expires=1&Signature=s&Key-Pair-Id=k', 'https://h/x'],
-    ['https://h/x?sv=1&sig=2&se=3&keep=yes', 'https://h/x?keep=yes']
+    ['https://h/x?sv=1&sig=2&se=3&keep=yes', 'https://h/x?keep=yes'],
+    ['https://h/x?sig=2&exp=3&v=1', 'https://h/x?v=1'],
+    ['https://h/x?token=t&expires=9', 'https://h/x'],
+    // Not signed: the same names then name different files.
+    ['https://h/dl?exp=B', 'https://h/dl?exp=B'],
+    ['https://h/dl?st=2&sp=r', 'https://h/dl?sp=r&st=2'],
+    ['https://h/dl?token=B', 'https://h/dl?token=B'],
+    ['https://h/dl?Expires=1&policy=p', 'https://h/dl?Expires=1&policy=p'],
+    ['https://h/x?X-Amz-Date=1&v=2', 'https://h/x?X-Amz-Date=1&v=2']
   ]
   for (const [input, out] of cases) {
     it(`canonical ${input}`, () => { expect(canonicalUrl(input)).toBe(out) })

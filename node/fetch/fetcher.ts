@@ -165,14 +165,14 @@ export class Fetcher {
       return await this.acquireByFinalUrl(identity, upstream, options)
     }
     const joined = this.inflight.get(identity.key)
-    if (joined !== undefined) return await this.join(joined, options)
+    if (joined !== undefined) return await this.join(joined, upstream, options)
     const hit = await this.hit(identity)
     if (hit !== null) {
       if (await this.revalidator.current(identity, hit, upstream, options.revalidateAfterMs)) return hit
       hit.release()
     }
     const again = this.inflight.get(identity.key)
-    if (again !== undefined) return await this.join(again, options)
+    if (again !== undefined) return await this.join(again, upstream, options)
     return await this.download(identity, upstream, options, this.source(upstream))
   }
 
@@ -197,7 +197,7 @@ export class Fetcher {
     if (known !== undefined && Date.now() - known.at < FINAL_KEY_TTL_MS) {
       // Where the URL led a moment ago: join that download or serve that blob without asking again.
       const running = this.inflight.get(known.key)
-      if (running !== undefined) return await this.join(running, options)
+      if (running !== undefined) return await this.join(running, upstream, options)
       const final = { key: known.key, sha256: null, expected: null }
       const hit = await this.hit(final)
       if (hit !== null) {
@@ -256,7 +256,7 @@ export class Fetcher {
         discardBody(first.body)
         release()
         settle(final.key)
-        return joined instanceof Download ? await this.join(joined, options) : joined
+        return joined instanceof Download ? await this.join(joined, upstream, options) : joined
       }
       const acquired = this.download(final, upstream, plain, source, { response: first, release })
       settle(final.key)
@@ -311,20 +311,23 @@ export class Fetcher {
     d.onSettled(() => { if (this.inflight.get(identity.key) === d) this.inflight.delete(identity.key) })
     const unwant = d.want()
     d.start()
-    return await this.attach(d, unwant, options.signal, source)
+    return await this.attach(d, unwant, options.signal, source, true)
   }
 
-  private async join (d: Download, options: AcquireOptions): Promise<Acquired> {
+  private async join (d: Download, upstream: UpstreamRequest, options: AcquireOptions): Promise<Acquired> {
     this.store.recordMiss()
-    return await this.attach(d, d.want(), options.signal)
+    return await this.attach(d, d.want(), options.signal, this.source(upstream), false)
   }
 
-  private async attach (d: Download, unwant: () => void, signal: AbortSignal | undefined, source?: UpstreamSource): Promise<Acquired> {
+  /** `starter`: the caller whose request began the download (it owns the first response). */
+  private async attach (d: Download, unwant: () => void, signal: AbortSignal | undefined, source: UpstreamSource, starter: boolean): Promise<Acquired> {
     let ready
     try {
       ready = await waitFor(d.ready, signal)
     } catch (err) {
       unwant()
+      // A first response nobody will read (the download passes it through to its starter only).
+      if (starter) d.ready.then(r => { if (r.kind === 'passthrough') discardBody(r.first.body) }, () => {})
       throw err
     }
     if (ready.kind === 'upstream-response') {
@@ -333,10 +336,10 @@ export class Fetcher {
     }
     if (ready.kind === 'passthrough') {
       unwant()
-      // Only the caller that started the download owns the first response; joiners open their own.
-      const first = source !== undefined ? ready.first : null
-      if (first === null) discardBody(ready.first.body)
-      const src = source ?? new UpstreamSource({ dispatcher: this.dispatcher }, { url: new URL(d.url) })
+      // Only the caller that started the download owns the first response; joiners open their own,
+      // with their own request's headers (credentials).
+      const first = starter ? ready.first : null
+      const src = source
       let firstLeft = first
       return {
         kind: 'blob',

@@ -17,17 +17,28 @@ export function openPassthrough (source: Source, first: SourceResponse | null, s
     let failures = 0
     try {
       while (pos < end) {
+        /** Bytes of the body before `pos` (an upstream without Range support sends the whole file). */
+        let skip = 0
         if (res === null) {
           res = await source.fetch({ start: pos, end: end - 1 }, { signal: ac.signal })
-          if (res.status !== 206 || res.contentRange?.start !== pos) {
+          if (res.status === 200) {
+            skip = pos
+          } else if (res.status !== 206 || res.contentRange?.start !== pos) {
             discardBody(res.body)
             throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
           }
         }
         const before = pos
         try {
-          for await (const chunk of res.body as AsyncIterable<Buffer>) {
-            onBytes(chunk.length)
+          for await (const body of res.body as AsyncIterable<Buffer>) {
+            onBytes(body.length)
+            let chunk = body
+            if (skip > 0) {
+              const dropped = Math.min(skip, chunk.length)
+              skip -= dropped
+              chunk = chunk.subarray(dropped)
+              if (chunk.length === 0) continue
+            }
             const take = Math.min(chunk.length, end - pos)
             pos += take
             yield take === chunk.length ? chunk : chunk.subarray(0, take)

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto'
 import { mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
-import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import type { BlobHandle } from '../../node/fetch/fetcher.ts'
 import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
@@ -195,6 +196,47 @@ describe('verification and integrity', () => {
     expect(rig.store.stats().file_count).toBe(0)
     expect(await files(join(rig.dir, 'tmp'))).toEqual([])
     expect(await files(join(rig.dir, 'blobs'))).toEqual([])
+  })
+
+  it('a file larger than the cache, asked by two clients at once with credentials: each gets it whole, the first response is not wasted', async () => {
+    server = track(await startFileServer({
+      files: { '/big2.bin': { size: SIZE, seed: 8 } },
+      perConnectionBps: 8 * MiB,
+      onRequest: (req, res) => {
+        if (req.headers.authorization === 'Bearer t') return false
+        res.writeHead(401, { 'content-length': '0' }).end()
+        return true
+      }
+    }))
+    rig = track(await makeRig({ maxBytes: MiB }))
+    const url = new URL(server.url + '/big2.bin')
+    const ask = async (): Promise<BlobHandle> => {
+      const a = await rig?.fetcher.acquire(urlIdentity(url), { url, headers: { authorization: 'Bearer t' } }, OPTS)
+      if (a?.kind !== 'blob') throw new Error(`expected a blob, got ${a?.kind}`)
+      return a
+    }
+    const [h1, h2] = await Promise.all([ask(), ask()])
+    const got = await Promise.all([h1, h2].map(async h => (await sha256Of(h.open(0, SIZE))).hex))
+    h1.release()
+    h2.release()
+    expect(got).toEqual([generatedSha256(SIZE, 8), generatedSha256(SIZE, 8)])
+    // The first response serves its caller; the other caller's stream is the only other full read.
+    expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 2.05)
+  })
+
+  it('a file larger than the cache from an upstream without Range: a range of it is cut from the whole file', async () => {
+    server = track(await startFileServer({ files: { '/big3.bin': { size: SIZE, seed: 9 } }, ranges: false }))
+    rig = track(await makeRig({ maxBytes: MiB }))
+    const url = new URL(server.url + '/big3.bin')
+    const a = await rig.fetcher.acquire(urlIdentity(url), { url }, { ...OPTS, hint: 1000 })
+    if (a.kind !== 'blob') throw new Error(`expected a blob, got ${a.kind}`)
+    expect(a.from).toBe('passthrough')
+    const part = await sha256Of(a.open(1000, 1000 + MiB))
+    a.release()
+    const whole = new GeneratedContent(SIZE, 9)
+    const want = createHash('sha256')
+    for (const c of whole.chunks(1000, 1000 + MiB - 1, 65536)) want.update(Buffer.from(await c))
+    expect(part).toEqual({ hex: want.digest('hex'), bytes: MiB })
   })
 
   it('the cache stays within its budget: least recently used blobs are evicted', async () => {

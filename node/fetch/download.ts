@@ -106,7 +106,8 @@ export class Download {
       verified: () => this.verified,
       settled: () => this.settled,
       size: () => this.size,
-      urgent: (offset, patient) => this.pool.urgent(offset, patient)
+      // Without Range support a second connection would read the file from its first byte again.
+      urgent: (offset, patient) => { if (this.rangeSupported) this.pool.urgent(offset, patient) }
     })
     this.pool = new ConnectionPool({
       limiter: this.limiter,

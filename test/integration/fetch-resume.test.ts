@@ -80,6 +80,24 @@ describe('resume, redirects, odd upstreams', () => {
     await until(() => rig?.store.stats().file_count === 1)
   })
 
+  it('without Range support, a reader waiting far ahead does not make the file be read again from its start', async () => {
+    const SIZE = 8 * MiB
+    server = track(await startFileServer({ files: { '/m.bin': { size: SIZE, seed: 7 } }, ranges: false, aggregateBps: 16 * MiB }))
+    rig = track(await makeRig())
+    const url = new URL(server.url + '/m.bin')
+    const whole = await blob(rig, url, { chunkSize: 64 * 1024, concurrency: 8 })
+    const wholeSha = sha256Of(whole.open(0, SIZE))
+    await new Promise(resolve => setTimeout(resolve, 100))
+    const ahead = await blob(rig, url, { chunkSize: 64 * 1024, concurrency: 8, hint: 6 * MiB })
+    const part = await sha256Of(ahead.open(6 * MiB, 6 * MiB + 1000))
+    expect(part.bytes).toBe(1000)
+    expect((await wholeSha).hex).toBe(generatedSha256(SIZE, 7))
+    whole.release()
+    ahead.release()
+    expect(server.stats.requests).toBe(1)
+    expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.02)
+  })
+
   it('a connection cut mid-piece resumes at its last byte', async () => {
     const SIZE = 2 * MiB
     server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 4 } }, faults: { failAfterBytes: 300_000, failTimes: 3, failMode: 'close' } }))

@@ -76,6 +76,8 @@ export class Fetcher {
   /** Read buffers lent to clients' responses and given back once written. */
   readonly pool = new BufferPool()
   private readonly inflight = new Map<string, Download>()
+  /** Files passed through uncached, while they stream (for /health). */
+  private readonly passing = new Set<Omit<ActiveDownload, 'started_at'> & { startedAt: number }>()
   /** Original-URL key → final key, while its first request resolves (later callers wait for it). */
   private readonly resolving = new Map<string, Promise<string>>()
   /** Original-URL key → final key last learnt (bounded; a hit within FINAL_KEY_TTL_MS skips upstream). */
@@ -128,13 +130,14 @@ export class Fetcher {
   }
 
   activeDownloads (): ActiveDownload[] {
-    return [...this.inflight.values()].map(d => {
+    const downloads = [...this.inflight.values()].map(d => {
       const p = d.progress()
       return {
         key: d.key, url: d.url, size: p.size, received: p.received, written: p.written,
         connections: p.connections, started_at: new Date(d.startedAt).toISOString(), state: d.state
       }
     })
+    return [...downloads, ...[...this.passing].map(({ startedAt, ...p }) => ({ ...p, started_at: new Date(startedAt).toISOString() }))]
   }
 
   /** The download in flight for `key`, once its size is known and its bytes go to a file; else null. */
@@ -348,7 +351,12 @@ export class Fetcher {
         open: (start, end) => {
           const f = firstLeft
           firstLeft = null
-          return openPassthrough(src, f, start, end, n => this.store.addBytesFromUpstream(n))
+          // Listed in /health while it streams (it is a download too, one that is not kept).
+          const shown = { key: d.key, url: d.url, size: ready.meta.size, received: 0, written: 0, connections: 1, startedAt: Date.now(), state: 'passthrough' }
+          this.passing.add(shown)
+          const stream = openPassthrough(src, f, start, end, n => { shown.received += n; this.store.addBytesFromUpstream(n) })
+          stream.once('close', () => { this.passing.delete(shown) })
+          return stream
         },
         release: () => { if (firstLeft !== null) discardBody(firstLeft.body); firstLeft = null }
       }

@@ -190,8 +190,12 @@ describe('verification and integrity', () => {
     const h = await blob(rig, url)
     expect(h.from).toBe('passthrough')
     expect(h.meta.size).toBe(SIZE)
-    expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 5))
+    const stream = h.open(0, SIZE)
+    // Listed as an active download while it streams.
+    expect(rig.fetcher.activeDownloads()).toMatchObject([{ key: urlIdentity(url).key, size: SIZE, state: 'passthrough' }])
+    expect((await sha256Of(stream)).hex).toBe(generatedSha256(SIZE, 5))
     h.release()
+    await until(() => rig?.fetcher.activeDownloads().length === 0)
     expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.02)
     expect(rig.store.stats().file_count).toBe(0)
     expect(await files(join(rig.dir, 'tmp'))).toEqual([])

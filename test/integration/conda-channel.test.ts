@@ -76,6 +76,10 @@ describe('conda channels', () => {
     const file = await send(node.url, { path: new URL(plain.info.base_url + 'tinyc-1.0-0.conda').pathname })
     expect(file.status).toBe(200)
     expect(file.body.equals(pkg(chan, 'tinyc-1.0-0.conda'))).toBe(true)
+    // Packages under the base_url are verified against the repodata's sha256 like any other.
+    chan.corrupt('noarch/tinyd-1.0-0.conda')
+    const bad = await send(node.url, { path: new URL(plain.info.base_url + 'tinyd-1.0-0.conda').pathname }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
+    if (!(bad instanceof Error)) expect(bad.status).not.toBe(200)
   })
 
   it('serves repodata stale and packages from the cache while the channel is down', async () => {

@@ -19,6 +19,19 @@ export function subdirKey (url: URL): string {
   return canonicalUrl(new URL('.', url))
 }
 
+const BASE_URL = /"base_url"\s*:\s*"([^"\\]*)"/
+
+/** The directory `info.base_url` in a repodata document's head names for its packages (relative to `url`), if any. */
+export function packagesDir (head: string, url: URL): string | null {
+  const base = BASE_URL.exec(head)?.[1]
+  if (base === undefined || base === '') return null
+  try {
+    return canonicalUrl(new URL(base.endsWith('/') ? base : base + '/', url))
+  } catch {
+    return null
+  }
+}
+
 /**
  * Learns `package file → sha256` from the repodata a client was served, in the background (the response
  * does not wait), and remembers it in the metadata cache's hints, once per repodata body. A package
@@ -55,9 +68,11 @@ export class RepodataIndexer {
       const raw = result.body.open()
       const text = decoder === null || decoder === undefined ? raw : raw.pipe(decoder)
       if (decoder !== null && decoder !== undefined) raw.once('error', (err) => decoder.destroy(err))
+      // Repodata v2 may put its packages elsewhere (`info.base_url`): their digests are kept under that directory.
+      let packages = dir
       const count = await scanRecords(text, async (batch) => {
-        await this.metadata.remember(batch.map(([file, sha]) => [`conda:${dir}|${file}`, sha] as const))
-      })
+        await this.metadata.remember(batch.map(([file, sha]) => [`conda:${packages}|${file}`, sha] as const))
+      }, { onHead: (head) => { packages = packagesDir(head, url) ?? dir } })
       await this.metadata.remember([[marker, info.sha256]])
       this.log.debug({ url: url.href, packages: count }, 'repodata read for package digests')
     })().catch((err: unknown) => {
@@ -103,7 +118,8 @@ export class RepodataIndexer {
   /** The sha256 repodata published for `file` in the subdir of `url`, or null. */
   async sha256For (url: URL, file: string): Promise<string | null> {
     const dir = subdirKey(url)
-    await this.jobs.get(dir)
+    // Repodata being read may name this directory as its base_url: wait for all of them (they are few).
+    if (this.jobs.size > 0) await Promise.allSettled([...this.jobs.values()])
     // Shards being read are few and short: wait for all of them rather than track which directory each describes.
     if (this.shardJobs.size > 0) await Promise.allSettled([...this.shardJobs.values()])
     const v = await this.metadata.recall(`conda:${dir}|${file}`)

@@ -23,17 +23,32 @@ export function decoderFor (coding: RepodataCoding): zlib.ZstdDecompress | null 
   return undefined
 }
 
+/** How much of a repodata document's start onHead gets. */
+const HEAD_CHARS = 64 * 1024
+
 /** Scans `body` (already decoded text stream), calling `onBatch` with up to `batchSize` records at a time. */
 export async function scanRecords (body: Readable, onBatch: (batch: RecordBatch) => Promise<void>,
-  options: { batchSize?: number, signal?: AbortSignal } = {}): Promise<number> {
+  options: { batchSize?: number, signal?: AbortSignal, onHead?: (head: string) => void } = {}): Promise<number> {
   const batchSize = options.batchSize ?? 5000
   let carry = ''
   let batch: RecordBatch = []
   let total = 0
+  // The document's first bytes (its `info`, when it comes first), given to onHead before any batch.
+  let head: string | null = options.onHead === undefined ? null : ''
+  const giveHead = (): void => {
+    if (head === null) return
+    options.onHead?.(head)
+    head = null
+  }
   for await (const chunk of body as AsyncIterable<Buffer>) {
     if (options.signal?.aborted === true) throw options.signal.reason
     // latin1: one code unit per byte, so a multi-byte character split across chunks cannot break a match.
-    carry += chunk.toString('latin1')
+    const text = chunk.toString('latin1')
+    if (head !== null) {
+      head += text.slice(0, HEAD_CHARS - head.length)
+      if (head.length >= HEAD_CHARS) giveHead()
+    }
+    carry += text
     RECORD.lastIndex = 0
     let consumed = 0
     for (let m = RECORD.exec(carry); m !== null; m = RECORD.exec(carry)) {
@@ -44,11 +59,13 @@ export async function scanRecords (body: Readable, onBatch: (batch: RecordBatch)
     carry = carry.slice(consumed)
     if (carry.length > MAX_CARRY) carry = carry.slice(-KEEP)
     if (batch.length >= batchSize) {
+      giveHead()
       total += batch.length
       await onBatch(batch)
       batch = []
     }
   }
+  giveHead()
   if (batch.length > 0) {
     total += batch.length
     await onBatch(batch)

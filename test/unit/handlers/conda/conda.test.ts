@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { findAbsoluteBaseUrl, rewriteBaseUrl } from '../../../../node/handlers/conda/base-url.ts'
 import { classifyCondaPath } from '../../../../node/handlers/conda/paths.ts'
 import { scanRecords } from '../../../../node/handlers/conda/repodata-index.ts'
+import { packagesDir } from '../../../../node/handlers/conda/indexer.ts'
 import type { RecordBatch } from '../../../../node/handlers/conda/repodata-index.ts'
 
 const A = 'a'.repeat(64)
@@ -52,5 +53,15 @@ describe('base_url', () => {
     expect(findAbsoluteBaseUrl('{"info": {"base_url": "./"}}')).toBeNull()
     expect(rewriteBaseUrl(text, () => 'http://mirror/chan/noarch/')).toBe(text.replace('https://cdn.example/chan/noarch/', 'http://mirror/chan/noarch/'))
     expect(rewriteBaseUrl(text, () => null)).toBe(text)
+  })
+})
+
+describe('repodata v2 base_url', () => {
+  const repodata = new URL('https://conda.example/conda-forge/noarch/repodata.json')
+  it('names the directory package digests are kept under: absolute, relative, with or without a final slash', () => {
+    expect(packagesDir('{"info": {"base_url": "https://cdn.example/pkgs/cf/noarch/"}}', repodata)).toBe('https://cdn.example/pkgs/cf/noarch/')
+    expect(packagesDir('{"info":{"base_url":"https://cdn.example/pkgs/cf/noarch"}}', repodata)).toBe('https://cdn.example/pkgs/cf/noarch/')
+    expect(packagesDir('{"info": {"base_url": "../../mirror/noarch/"}}', repodata)).toBe('https://conda.example/mirror/noarch/')
+    expect(packagesDir('{"info": {"subdir": "noarch"}}', repodata)).toBeNull()
   })
 })

@@ -127,13 +127,13 @@ export async function exchange (components: ExchangeComponents, req: MetadataReq
         }
       }
     }
-    const encoding = rawValue(res.rawHeaders, 'content-encoding')
-    if (!CACHED_STATUSES.has(res.statusCode)) {
-      return { kind: 'live', status: res.statusCode, headers: keptHeaders(res.rawHeaders, true), body: await readSmall(res.body) }
-    }
-    const decoder = decoderFor(encoding)
+    const decoder = decoderFor(rawValue(res.rawHeaders, 'content-encoding'))
     const source = decoder === null || decoder === undefined ? res.body : res.body.pipe(decoder)
     if (decoder !== null && decoder !== undefined) res.body.once('error', (err) => decoder.destroy(err))
+    if (!CACHED_STATUSES.has(res.statusCode)) {
+      // Decoded like a stored body: the client may not take the coding the mirror asked upstream for.
+      return { kind: 'live', status: res.statusCode, headers: keptHeaders(res.rawHeaders, decoder === undefined), body: await readSmall(source) }
+    }
     const written = await store.writeBody(source, { signal })
     return {
       kind: 'stored',

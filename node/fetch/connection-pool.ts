@@ -111,8 +111,9 @@ export class ConnectionPool {
         } finally {
           scheduler.release(a)
         }
-        // Fewer ranges wanted now (a LAN holder turned up): this connection retires.
-        if (extra || this.count > this.host.target()) break
+        // Fewer ranges wanted now (a LAN holder turned up): this connection retires. Extras do not count:
+        // they leave after their one range, and a connection retiring for them left nobody to finish.
+        if (extra || this.count - this.extras > this.host.target()) break
         scheduler = this.host.scheduler()
       }
     } catch (err) {

@@ -98,6 +98,22 @@ describe('resume, redirects, odd upstreams', () => {
     expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.02)
   })
 
+  it('with one connection, a reader far ahead gets its range and the download still completes', async () => {
+    const SIZE = 12 * MiB
+    server = track(await startFileServer({ files: { '/k.bin': { size: SIZE, seed: 8 } }, perConnectionBps: 16 * MiB }))
+    rig = track(await makeRig())
+    const url = new URL(server.url + '/k.bin')
+    const whole = await blob(rig, url, { chunkSize: MiB, concurrency: 1 })
+    const wholeSha = sha256Of(whole.open(0, SIZE))
+    await new Promise(resolve => setTimeout(resolve, 150))
+    const ahead = await blob(rig, url, { chunkSize: MiB, concurrency: 1, hint: 8_400_000 })
+    expect((await sha256Of(ahead.open(8_400_000, 8_500_000))).bytes).toBe(100_000)
+    ahead.release()
+    expect((await wholeSha).hex).toBe(generatedSha256(SIZE, 8))
+    whole.release()
+    await until(() => rig?.store.stats().file_count === 1)
+  })
+
   it('a connection cut mid-piece resumes at its last byte', async () => {
     const SIZE = 2 * MiB
     server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 4 } }, faults: { failAfterBytes: 300_000, failTimes: 3, failMode: 'close' } }))

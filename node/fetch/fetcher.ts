@@ -289,6 +289,12 @@ export class Fetcher {
       if (first !== undefined) { discardBody(first.response.body); first.release() }
       throw new AbortedError('Node is stopping')
     }
+    // Another caller started this key meanwhile (two URLs that lead to one final URL): one download.
+    const running = this.inflight.get(identity.key)
+    if (running !== undefined) {
+      if (first !== undefined) { discardBody(first.response.body); first.release() }
+      return await this.join(running, upstream, options)
+    }
     this.store.recordMiss()
     const shareable = !hasCredentials(upstream)
     const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log, pacer: this.pacer }, {

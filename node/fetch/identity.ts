@@ -54,14 +54,15 @@ export function signatureParams (names: Iterable<string>): Set<string> {
   return out
 }
 
-/** Canonical form of a URL for keying: lower-case host, no default port, no fragment, signature params removed, params sorted. */
+/** Canonical form of a URL for keying: lower-case host, no default port, no fragment, signature params removed, params sorted by name. */
 export function canonicalUrl (input: URL | string): string {
   const url = new URL(String(input))
   url.hash = ''
   const kept: Array<[string, string]> = []
   const signing = signatureParams(url.searchParams.keys())
   for (const [k, v] of url.searchParams) if (!signing.has(k.toLowerCase())) kept.push([k, v])
-  kept.sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0) : a[0] < b[0] ? -1 : 1))
+  // By name only: the values of a repeated name keep their order (servers often read the first).
+  kept.sort((a, b) => (a[0] === b[0] ? 0 : a[0] < b[0] ? -1 : 1))
   url.search = ''
   for (const [k, v] of kept) url.searchParams.append(k, v)
   return url.toString()

@@ -56,6 +56,8 @@ export function firstAsk (partial: PartialEntry | undefined, chunkSize: number, 
 /** Whether an earlier run's progress entry belongs to the same file as the upstream serves now. */
 export function resumes (partial: PartialEntry, size: number | null, validator: Validator): boolean {
   if (partial.size !== size) return false
+  // Nothing tells two versions apart (no ETag, no Last-Modified): only a digest could, at the end.
+  if (partial.validator.etag === null && partial.validator.lastModified === null && partial.expectedDigest === null) return false
   if (partial.validator.etag !== null && validator.etag !== null) return partial.validator.etag === validator.etag
   return partial.validator.lastModified === validator.lastModified
 }

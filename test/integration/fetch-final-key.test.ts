@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import type { Acquired, BlobHandle } from '../../node/fetch/fetcher.ts'
@@ -77,6 +77,25 @@ describe('cache_key_source: final', () => {
     for (const h of hs) h.release()
     expect(shas).toEqual([1, 2, 3].map(() => generatedSha256(SIZE, 21)))
     expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.05)
+  })
+
+  it('several URLs leading to one final URL, asked at once, share one download', async () => {
+    server = track(await start())
+    rig = track(await makeRig())
+    const urls = ['g', 'h', 'i', 'j'].map(x => new URL(`${server?.url ?? ''}/alias-${x}.bin`))
+    // A slow index lookup: every alias learns the final URL before any of them starts its download.
+    const lookup = rig.store.lookup.bind(rig.store)
+    vi.spyOn(rig.store, 'lookup').mockImplementation(async (key: string) => {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      return await lookup(key)
+    })
+    const hs = await Promise.all(urls.map(async u => blob(await (rig as Rig).fetcher.acquire(urlIdentity(u), { url: u }, OPTS))))
+    const shas = await Promise.all(hs.map(async h => (await sha256Of(h.open(0, SIZE))).hex))
+    for (const h of hs) h.release()
+    expect(shas).toEqual(urls.map(() => generatedSha256(SIZE, 21)))
+    await until(() => rig?.store.stats().file_count === 1 && rig.fetcher.activeDownloads().length === 0)
+    // Each alias's first range learns where it leads (short); the file itself comes once.
+    expect(server.stats.bytesSent).toBeLessThanOrEqual(SIZE * 1.1 + 4 * OPTS.chunkSize)
   })
 
   it('after a restart with the upstream down, the URL still serves what it last led to', async () => {

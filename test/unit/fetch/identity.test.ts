@@ -19,6 +19,10 @@ describe('cache identity', () => {
   for (const [input, out] of cases) {
     it(`canonical ${input}`, () => { expect(canonicalUrl(input)).toBe(out) })
   }
+  it('a repeated parameter keeps the order of its values (servers often read the first)', () => {
+    expect(canonicalUrl('https://h/f?v=1&v=2')).not.toBe(canonicalUrl('https://h/f?v=2&v=1'))
+    expect(canonicalUrl('https://h/f?b=1&v=2&a=3&v=1')).toBe('https://h/f?a=3&b=1&v=2&v=1')
+  })
   it('signed variants of one URL share a key', () => {
     expect(urlIdentity('https://h/f?X-Amz-Signature=1').key).toBe(urlIdentity('https://h/f?X-Amz-Signature=2').key)
   })

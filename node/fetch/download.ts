@@ -211,6 +211,15 @@ export class Download {
         await first.body.dump().catch(() => {})
         first = await this.init.source.fetch({ start: 0, end: ask.end - ask.start }, { signal: this.abort.signal })
       }
+      if (first.status === 206 && (first.contentRange === null || first.contentRange.total === null)) {
+        // A range whose file size the upstream does not say cannot be planned: the file in one GET then.
+        discardBody(first.body)
+        first = await this.init.source.fetch(null, { signal: this.abort.signal })
+        if (first.status === 206) {
+          discardBody(first.body)
+          throw new UpstreamProtocolError('Upstream answers a whole-file request with a range')
+        }
+      }
       begun = true
       if (!(await this.begin(first, partial))) { release(); return }
     } catch (err) {

@@ -126,19 +126,45 @@ export class BlobStore {
     await mkdir(this.layout.blobsDir, { recursive: true })
     await mkdir(this.layout.tmpDir, { recursive: true })
     await mkdir(this.layout.indexDir, { recursive: true })
-    const { reset } = await this.index.open()
-    if (reset) this.log.warn('cache index had another format version; it was reset')
-    for await (const [digest, entry] of this.index.blobs()) {
-      this.blobs.set(digest, entry)
-      this.usedBytes += entry.size
+    let reset: boolean
+    try {
+      reset = await this.loadIndex()
+      await this.sweepTemp()
+    } catch (err) {
+      // Another process holding the index is not damage.
+      if (isLocked(err)) throw err
+      // A damaged index (a disk that lost its files, a crash mid-compaction) costs the cache, not the node.
+      this.log.warn({ err }, 'cache index could not be read; it was reset and the cache starts empty')
+      this.blobs.clear()
+      this.usedBytes = 0
+      await this.index.destroy()
+      await mkdir(this.layout.indexDir, { recursive: true })
+      await this.loadIndex()
+      reset = true
     }
-    await this.sweepTemp()
+    // Blob files the index no longer knows would fill the disk unaccounted for.
+    if (reset) {
+      await rm(this.layout.blobsDir, { recursive: true, force: true })
+      await mkdir(this.layout.blobsDir, { recursive: true })
+      await this.sweepTemp()
+    }
     this.started = true
     if (this.lruEnabled) {
       this.sweep()
       this.sweeper = setInterval(() => { this.sweep() }, this.sweepEveryMs)
       this.sweeper.unref()
     }
+  }
+
+  /** Opens the index and loads its blob entries; true when it was reset (another format version). */
+  private async loadIndex (): Promise<boolean> {
+    const { reset } = await this.index.open()
+    if (reset) this.log.warn('cache index had another format version; it was reset')
+    for await (const [digest, entry] of this.index.blobs()) {
+      this.blobs.set(digest, entry)
+      this.usedBytes += entry.size
+    }
+    return reset
   }
 
   async stop (): Promise<void> {
@@ -407,4 +433,10 @@ async function syncDir (dir: string): Promise<void> {
   } finally {
     await fh?.close()
   }
+}
+
+/** LevelDB's answer when another process holds the index open. */
+function isLocked (err: unknown): boolean {
+  const e = err as { code?: unknown, cause?: { code?: unknown } } | null
+  return e?.code === 'LEVEL_LOCKED' || e?.cause?.code === 'LEVEL_LOCKED'
 }

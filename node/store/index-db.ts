@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises'
 import { Level } from 'level'
 import { STORE_FORMAT_VERSION } from './layout.ts'
 
@@ -105,6 +106,13 @@ export class IndexDb {
 
   async close (): Promise<void> {
     await this.opened?.close()
+  }
+
+  /** Closes the index and deletes it (a damaged one: see BlobStore's start). */
+  async destroy (): Promise<void> {
+    await this.opened?.close().catch(() => {})
+    this.opened = null
+    await rm(this.path, { recursive: true, force: true })
   }
 
   async getKey (key: string): Promise<KeyEntry | undefined> {

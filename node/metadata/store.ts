@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises'
 import { Level } from 'level'
 import type { Logger } from '../log.ts'
 import { WriteOrder } from '../store/write-order.ts'
+import { isLocked } from '../store/level-errors.ts'
 
 /**
  * Disk side of the metadata cache. Layout under `dir` (format FORMAT_VERSION):
@@ -75,9 +76,21 @@ export class MetadataStore {
     await mkdir(join(this.dir, 'bodies'), { recursive: true })
     await rm(join(this.dir, 'tmp'), { recursive: true, force: true })
     await mkdir(join(this.dir, 'tmp'), { recursive: true })
-    this.opened ??= new Level<string, unknown>(join(this.dir, 'index'), { valueEncoding: 'json' })
-    await this.db.open()
-    const version = await this.db.get('meta!version')
+    let version: unknown
+    try {
+      this.opened ??= new Level<string, unknown>(join(this.dir, 'index'), { valueEncoding: 'json' })
+      await this.db.open()
+      version = await this.db.get('meta!version')
+    } catch (err) {
+      if (isLocked(err)) throw err
+      // A damaged index costs the cached documents, not the node.
+      this.log.warn({ err }, 'metadata cache index could not be read; it was reset')
+      await this.opened?.close().catch(() => {})
+      await rm(join(this.dir, 'index'), { recursive: true, force: true })
+      this.opened = new Level<string, unknown>(join(this.dir, 'index'), { valueEncoding: 'json' })
+      await this.db.open()
+      version = null
+    }
     if (version !== FORMAT_VERSION) {
       if (version !== undefined) this.log.warn({ version }, 'metadata cache had another format version; it was reset')
       await this.db.clear()

@@ -13,6 +13,7 @@ import type { BlobEntry, FinalKey, KeyEntry, PartialEntry } from './index-db.ts'
 import { createLayout } from './layout.ts'
 import type { StoreLayout } from './layout.ts'
 import { WriteOrder } from './write-order.ts'
+import { isLocked } from './level-errors.ts'
 
 export interface BlobStoreComponents {
   logger: Logger
@@ -433,10 +434,4 @@ async function syncDir (dir: string): Promise<void> {
   } finally {
     await fh?.close()
   }
-}
-
-/** LevelDB's answer when another process holds the index open. */
-function isLocked (err: unknown): boolean {
-  const e = err as { code?: unknown, cause?: { code?: unknown } } | null
-  return e?.code === 'LEVEL_LOCKED' || e?.cause?.code === 'LEVEL_LOCKED'
 }

@@ -8,7 +8,8 @@ import type { DownloadInit } from './download-init.ts'
 import { canonicalUrl } from './identity.ts'
 import type { BlobIdentity } from './identity.ts'
 import { Limiter } from './limiter.ts'
-import { openPassthrough } from './passthrough.ts'
+import { passThroughHandle } from './passthrough.ts'
+import type { PassingThrough } from './passthrough.ts'
 import { ProgressiveReader } from './progressive-reader.ts'
 import { firstRange } from './response-meta.ts'
 import type { RangeSockets } from '../upstream/range-sockets.ts'
@@ -77,7 +78,7 @@ export class Fetcher {
   readonly pool = new BufferPool()
   private readonly inflight = new Map<string, Download>()
   /** Files passed through uncached, while they stream (for /health). */
-  private readonly passing = new Set<Omit<ActiveDownload, 'started_at'> & { startedAt: number }>()
+  private readonly passing = new Set<PassingThrough>()
   /** Original-URL key → final key, while its first request resolves (later callers wait for it). */
   private readonly resolving = new Map<string, Promise<string>>()
   /** Original-URL key → final key last learnt (bounded; a hit within FINAL_KEY_TTL_MS skips upstream). */
@@ -345,27 +346,16 @@ export class Fetcher {
     }
     if (ready.kind === 'passthrough') {
       unwant()
-      // Only the caller that started the download owns the first response; joiners open their own,
-      // with their own request's headers (credentials).
-      const first = starter ? ready.first : null
-      const src = source
-      let firstLeft = first
-      return {
-        kind: 'blob',
-        from: 'passthrough',
+      // Joiners open their own stream, with their own request's headers (credentials).
+      return passThroughHandle({
+        key: d.key,
+        url: d.url,
         meta: ready.meta,
-        open: (start, end) => {
-          const f = firstLeft
-          firstLeft = null
-          // Listed in /health while it streams (it is a download too, one that is not kept).
-          const shown = { key: d.key, url: d.url, size: ready.meta.size, received: 0, written: 0, connections: 1, startedAt: Date.now(), state: 'passthrough' }
-          this.passing.add(shown)
-          const stream = openPassthrough(src, f, start, end, n => { shown.received += n; this.store.addBytesFromUpstream(n) })
-          stream.once('close', () => { this.passing.delete(shown) })
-          return stream
-        },
-        release: () => { if (firstLeft !== null) discardBody(firstLeft.body); firstLeft = null }
-      }
+        source,
+        first: starter ? ready.first : null,
+        onBytes: n => { this.store.addBytesFromUpstream(n) },
+        passing: this.passing
+      })
     }
     return {
       kind: 'blob',

@@ -2,6 +2,46 @@ import { Readable } from 'node:stream'
 import { UpstreamProtocolError } from '../errors.ts'
 import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
+import type { ActiveDownload, BlobHandle } from './acquire-types.ts'
+import type { BlobMeta } from './response-meta.ts'
+
+/** A pass-through as /health lists it while it streams. */
+export type PassingThrough = Omit<ActiveDownload, 'started_at'> & { startedAt: number }
+
+export interface PassThroughInit {
+  key: string
+  url: string
+  meta: BlobMeta
+  source: Source
+  /** The download's first response: only the caller that started it owns it; joiners open their own. */
+  first: SourceResponse | null
+  onBytes: (n: number) => void
+  /** Lists a stream while it runs (for /health). */
+  passing: Set<PassingThrough>
+}
+
+/** A handle on a file passed through uncached: each open streams from the upstream (see openPassthrough). */
+export function passThroughHandle (init: PassThroughInit): BlobHandle {
+  let firstLeft = init.first
+  return {
+    kind: 'blob',
+    from: 'passthrough',
+    meta: init.meta,
+    open: (start, end) => {
+      const first = firstLeft
+      firstLeft = null
+      const shown: PassingThrough = { key: init.key, url: init.url, size: init.meta.size, received: 0, written: 0, connections: 1, startedAt: Date.now(), state: 'passthrough' }
+      init.passing.add(shown)
+      const stream = openPassthrough(init.source, first, start, end, n => { shown.received += n; init.onBytes(n) })
+      stream.once('close', () => { init.passing.delete(shown) })
+      return stream
+    },
+    release: () => {
+      if (firstLeft !== null) discardBody(firstLeft.body)
+      firstLeft = null
+    }
+  }
+}
 
 /**
  * Streams [start, end) straight from the upstream without caching (a file larger than the cache, or

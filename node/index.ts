@@ -134,7 +134,12 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     // Downloads with a published sha256 take peers as sources beside the upstream.
     engine.fetcher.useSources(cluster)
   }
-  registerClusterRoutes(http, { cluster: () => cluster, cacheStats: overrides.cacheStats ?? engine?.cacheStats })
+  registerClusterRoutes(http, {
+    cluster: () => cluster,
+    cacheStats: overrides.cacheStats ?? engine?.cacheStats,
+    activeDownloads: () => (overrides.downloads ?? engine?.downloads)?.list().length ?? 0,
+    maxBytes: () => engine?.store.maxBytes ?? 0
+  })
   const components: NodeComponents = { ...base, http, get cluster () { return cluster } }
 
   let starting: Promise<void> | null = null

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { registerReadOnly } from '../http/admin.ts'
 import type { CacheStatsProvider } from '../http/providers.ts'
 import type { Cluster } from './cluster.ts'
 import { clusterStats, clusterTotals, peersView } from './view.ts'
@@ -8,6 +9,9 @@ export interface ClusterRoutesComponents {
   /** The running cluster; null when it is off (the views then show this node alone). */
   cluster: () => Cluster | null
   cacheStats?: CacheStatsProvider
+  /** Downloads under way (as /health counts them) and the cache budget, for this node alone. */
+  activeDownloads?: () => number
+  maxBytes?: () => number
 }
 
 /**
@@ -16,20 +20,22 @@ export interface ClusterRoutesComponents {
  * win over rules.
  */
 export function registerClusterRoutes (app: FastifyInstance, components: ClusterRoutesComponents): void {
-  app.get('/cluster/stats', async (_request, reply): Promise<ClusterStatsView> => {
+  const startedAt = Date.now()
+  registerReadOnly(app, '/cluster/stats', async (_request, reply): Promise<ClusterStatsView> => {
     reply.header('cache-control', 'no-store')
     const cluster = components.cluster()
     if (cluster !== null) return await clusterStats(cluster)
     const s = await components.cacheStats?.()
     const self: NodeView = {
-      peer_id: '', self: true, reachable: true,
-      cache: { size_bytes: Number(s?.total_size_bytes ?? 0), blobs: Number(s?.file_count ?? 0), max_bytes: 0 },
+      peer_id: '', self: true, reachable: true, uptime_s: Math.floor((Date.now() - startedAt) / 1000),
+      cache: { size_bytes: Number(s?.total_size_bytes ?? 0), blobs: Number(s?.file_count ?? 0), max_bytes: components.maxBytes?.() ?? 0 },
       hits: Number(s?.hits ?? 0), misses: Number(s?.misses ?? 0), bytes_from_cache: Number(s?.bytes_from_cache ?? 0),
-      bytes_from_peers: 0, bytes_from_upstream: Number(s?.bytes_from_upstream ?? 0), bytes_to_peers: 0, peers: 0
+      bytes_from_peers: 0, bytes_from_upstream: Number(s?.bytes_from_upstream ?? 0), bytes_to_peers: 0, peers: 0,
+      active_downloads: components.activeDownloads?.() ?? 0, peer_bans: 0
     }
     return { enabled: false, cluster: '', mode: 'open', nodes: [self], totals: clusterTotals([self]) }
   })
-  app.get('/peers', async (_request, reply): Promise<PeersView> => {
+  registerReadOnly(app, '/peers', async (_request, reply): Promise<PeersView> => {
     reply.header('cache-control', 'no-store')
     const cluster = components.cluster()
     if (cluster === null) return { enabled: false, self: null, peers: [] }

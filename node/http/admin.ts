@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MethodNotAllowedError } from '../errors.ts'
 import type { CacheStatsProvider, DownloadsProvider } from './providers.ts'
 
@@ -8,35 +8,41 @@ export interface AdminComponents {
 }
 
 /** Paths the node answers itself, before any rule is consulted. */
-export const ADMIN_PATHS: readonly string[] = ['/health', '/stats']
+export const ADMIN_PATHS: readonly string[] = ['/health', '/stats', '/cluster/stats', '/peers']
 
 /**
- * `/health` → `{"status":"ok","active_downloads":N,"downloads":[...]}` and
+ * `/health` → `{"status":"ok","active_downloads":N,"downloads":[cache keys],"progress":[...]}` and
  * `/stats` → `{"cache":{"total_size_mb":..,"file_count":..}}` (seed shapes). Registered as exact routes,
  * so they win over the catch-all for every method; only GET and HEAD are allowed.
  */
 export function registerAdminRoutes (app: FastifyInstance, components: AdminComponents): void {
-  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']
-  const onlyRead = (method: string): void => {
-    if (method !== 'GET' && method !== 'HEAD') throw new MethodNotAllowedError(undefined, { detail: { allow: 'GET, HEAD' } })
-  }
-  app.route({
-    method: methods,
-    url: '/health',
-    handler: async (request, reply) => {
-      onlyRead(request.method)
-      const downloads = components.downloads?.list() ?? []
-      reply.header('cache-control', 'no-store')
-      return { status: 'ok', active_downloads: downloads.length, downloads }
-    }
+  registerReadOnly(app, '/health', async (_request, reply) => {
+    const list = components.downloads?.list() ?? []
+    reply.header('cache-control', 'no-store')
+    // The seed's shape: `downloads` is the list of cache keys; each one's progress is in `progress`.
+    const downloads = list.map(d => typeof d === 'string' ? d : String((d as { key?: unknown }).key))
+    const progress = list.filter(d => typeof d !== 'string')
+    return { status: 'ok', active_downloads: list.length, downloads, progress }
   })
+  registerReadOnly(app, '/stats', async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+    return { cache: await components.cacheStats() }
+  })
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']
+
+/**
+ * A path the node answers itself: an exact route for every method, so no rule ever gets it; GET and HEAD
+ * are answered, anything else is a 405.
+ */
+export function registerReadOnly (app: FastifyInstance, url: string, handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
   app.route({
-    method: methods,
-    url: '/stats',
+    method: METHODS,
+    url,
     handler: async (request, reply) => {
-      onlyRead(request.method)
-      reply.header('cache-control', 'no-store')
-      return { cache: await components.cacheStats() }
+      if (request.method !== 'GET' && request.method !== 'HEAD') throw new MethodNotAllowedError(undefined, { detail: { allow: 'GET, HEAD' } })
+      return await handler(request, reply)
     }
   })
 }

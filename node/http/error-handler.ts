@@ -61,6 +61,7 @@ export function handleError (err: Error, request: FastifyRequest, reply: Fastify
   }
   for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
   if (status === 503) reply.header('retry-after', '5')
+  if (status === 405 && typeof body.allow === 'string') reply.header('allow', body.allow)
   reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store')
   void reply.send(body)
 }

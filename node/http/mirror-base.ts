@@ -2,7 +2,8 @@ import type { FastifyRequest } from 'fastify'
 import { BadRequestError } from '../errors.ts'
 
 // host[:port], IPv6 literal in brackets; nothing that could break out of a URL or an HTML attribute.
-const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/
+// Names as hosts really have them: underscores (Compose, Windows), a final dot (a fully qualified name).
+const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_.])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/
 
 function first (value: string | string[] | undefined): string | undefined {
   const v = Array.isArray(value) ? value[0] : value

@@ -16,7 +16,10 @@ describe('mirror base', () => {
     [{ host: '[::1]:8081' }, 'http://[::1]:8081'],
     [{ host: 'a:1', 'x-forwarded-proto': 'https' }, 'https://a:1'],
     [{ host: 'a:1', 'x-forwarded-host': 'mirror.lan, proxy.lan', 'x-forwarded-proto': 'HTTPS, http' }, 'https://mirror.lan'],
-    [{}, 'http://127.0.0.1:8081']
+    [{}, 'http://127.0.0.1:8081'],
+    [{ host: 'aimirror_cache:18103' }, 'http://aimirror_cache:18103'],
+    [{ host: 'mirror.lan.' }, 'http://mirror.lan.'],
+    [{ host: 'a', 'x-forwarded-host': 'my_proxy' }, 'http://my_proxy']
   ])('%o → %s', (headers, base) => {
     expect(mirrorBaseFor(req(headers), null, '127.0.0.1:8081')).toBe(base)
   })

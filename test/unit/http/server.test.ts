@@ -136,8 +136,11 @@ describe('createHttpServer', () => {
   it('serves /health from the downloads provider', async () => {
     const app = server({ downloads: { list: () => ['key-a', 'key-b'] } })
     const res = await app.inject({ url: '/health' })
-    expect(res.json()).toEqual({ status: 'ok', active_downloads: 2, downloads: ['key-a', 'key-b'] })
-    expect((await server().inject({ url: '/health' })).json()).toEqual({ status: 'ok', active_downloads: 0, downloads: [] })
+    expect(res.json()).toEqual({ status: 'ok', active_downloads: 2, downloads: ['key-a', 'key-b'], progress: [] })
+    expect((await server().inject({ url: '/health' })).json()).toEqual({ status: 'ok', active_downloads: 0, downloads: [], progress: [] })
+    // Downloads with progress: their keys in `downloads` (the seed's list of cache keys), the rest in `progress`.
+    const withProgress = server({ downloads: { list: () => [{ key: 'url:http://u/f', received: 5 }] } })
+    expect((await withProgress.inject({ url: '/health' })).json()).toEqual({ status: 'ok', active_downloads: 1, downloads: ['url:http://u/f'], progress: [{ key: 'url:http://u/f', received: 5 }] })
   })
 
   it('serves /stats from the provider, else by walking the cache dir', async () => {
@@ -163,7 +166,9 @@ describe('createHttpServer', () => {
     })
     apps.push(app)
     expect((await app.inject({ url: '/health?x=1' })).json()).toMatchObject({ status: 'ok' })
-    expect((await app.inject({ method: 'DELETE', url: '/stats' })).statusCode).toBe(405)
+    const refused = await app.inject({ method: 'DELETE', url: '/stats' })
+    expect(refused.statusCode).toBe(405)
+    expect(refused.headers.allow).toBe('GET, HEAD')
     expect(seen).toHaveLength(0)
   })
 })

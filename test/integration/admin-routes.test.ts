@@ -1,0 +1,46 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer } from '../fixtures/upstreams/file-server.ts'
+import { startTestNode } from '../helpers/node.ts'
+import type { TestNode } from '../helpers/node.ts'
+
+/** The node's own paths behind a catch-all rule (the seed config has one), with the cluster off. */
+describe('the node\'s own paths', () => {
+  let files: FileServer
+  let node: TestNode
+
+  beforeAll(async () => {
+    files = await startFileServer({ files: { '/slow.bin': { size: 4 << 20, seed: 1 } }, perConnectionBps: 1 << 20 })
+    node = await startTestNode({ rules: [{ name: 'all', pattern: '.*', upstream: files.url, strategy: 'parallel', min_size: 1, concurrency: 2 }] })
+  })
+  afterAll(async () => {
+    await node.stop()
+    await files.close()
+  })
+
+  it('/cluster/stats and /peers answer GET and HEAD themselves and refuse other methods, never the rule', async () => {
+    for (const path of ['/cluster/stats', '/peers', '/health', '/stats']) {
+      const head = await fetch(node.url + path, { method: 'HEAD' })
+      expect(head.status).toBe(200)
+      expect(head.headers.get('content-type')).toMatch(/application\/json/)
+      const post = await fetch(node.url + path, { method: 'POST', body: 'x' })
+      expect(post.status).toBe(405)
+      expect(post.headers.get('allow')).toBe('GET, HEAD')
+    }
+    expect(files.stats.requests).toBe(0)
+  })
+
+  it('/health lists the cache keys downloading, /cluster/stats counts them the same way', async () => {
+    const ac = new AbortController()
+    const res = await fetch(node.url + '/slow.bin', { signal: ac.signal })
+    await (res.body as ReadableStream<Uint8Array>).getReader().read()
+    const health = await (await fetch(node.url + '/health')).json() as { active_downloads: number, downloads: unknown[], progress: Array<{ key: string }> }
+    expect(health.active_downloads).toBe(1)
+    expect(health.downloads).toEqual([health.progress[0]?.key])
+    expect(typeof health.downloads[0]).toBe('string')
+    const cluster = await (await fetch(node.url + '/cluster/stats')).json() as { totals: { active_downloads: number }, nodes: Array<{ cache: { max_bytes: number } }> }
+    expect(cluster.totals.active_downloads).toBe(1)
+    expect(cluster.nodes[0]?.cache.max_bytes).toBeGreaterThan(0)
+    ac.abort()
+  })
+})

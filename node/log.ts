@@ -1,3 +1,5 @@
+import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { pino } from 'pino'
 import type { Logger } from 'pino'
 import type { LoggingConfig } from '../config/types.ts'
@@ -15,8 +17,29 @@ export function createLogger (logging: LoggingConfig, destination?: NodeJS.Writa
   }
   if (destination !== undefined) return pino(options, destination)
   if (logging.file === null) return pino(options)
+  const unwritable = writeProblem(logging.file)
+  if (unwritable !== null) {
+    // The seed's config names a system path: a user without the right to it still gets a node (and is told).
+    const logger = pino(options)
+    logger.warn({ file: logging.file, err: unwritable }, 'logging.file cannot be written; logging to stdout only')
+    return logger
+  }
+  const file = pino.destination({ dest: logging.file, mkdir: true, sync: false })
+  // A log file that fails later (disk full, removed mount) must not take the node down.
+  file.on('error', () => {})
   return pino(options, pino.multistream([
     { stream: process.stdout, level: logging.level === 'silent' ? 'fatal' : logging.level },
-    { stream: pino.destination({ dest: logging.file, mkdir: true, sync: false }), level: logging.level === 'silent' ? 'fatal' : logging.level }
+    { stream: file, level: logging.level === 'silent' ? 'fatal' : logging.level }
   ]))
+}
+
+/** Why `path` cannot be appended to (its directory made first), or null. */
+function writeProblem (path: string): string | null {
+  try {
+    mkdirSync(dirname(path), { recursive: true })
+    closeSync(openSync(path, 'a'))
+    return null
+  } catch (err) {
+    return (err as Error).message
+  }
 }

@@ -133,7 +133,7 @@ export class BlobStore {
       await this.sweepTemp()
     } catch (err) {
       // Another process holding the index is not damage.
-      if (isLocked(err)) throw err
+      if (isLocked(err)) throw new Error(`cache dir ${dirname(this.layout.indexDir)} is in use by another aimirror node (its index is locked)`, { cause: err })
       // A damaged index (a disk that lost its files, a crash mid-compaction) costs the cache, not the node.
       this.log.warn({ err }, 'cache index could not be read; it was reset and the cache starts empty')
       this.blobs.clear()

@@ -199,7 +199,7 @@ describe('verification and integrity', () => {
     h.release()
     await until(() => rig?.store.stats().file_count === 1)
     const second = new BlobStore({ logger: silent }, { dir: rig.dir, maxBytes: 1 << 30 })
-    await expect(second.start()).rejects.toThrow()
+    await expect(second.start()).rejects.toThrow(/in use by another aimirror node/)
     expect(await files(join(rig.dir, 'blobs'))).toHaveLength(1)
     const hit = await blob(rig, url)
     expect(hit.from).toBe('cache')

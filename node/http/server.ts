@@ -67,6 +67,14 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
     routerOptions: { ignoreDuplicateSlashes: false, ignoreTrailingSlash: false },
     frameworkErrors: (err, request, reply) => {
       handleError(new BadRequestError(err.message, { cause: err, detail: { reason: 'bad_url' } }), request, reply)
+    },
+    // A request Node's parser refused (bad bytes in the line, oversized headers): the catalogue's body too.
+    clientErrorHandler: (err, socket) => {
+      if (!socket.writable) return
+      const tooLarge = (err as { code?: string }).code === 'HPE_HEADER_OVERFLOW'
+      const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'
+      const body = JSON.stringify({ error: 'ERR_BAD_REQUEST', message: tooLarge ? 'Request headers too large' : 'Malformed HTTP request', reason: (err as { code?: string }).code ?? 'bad_request' })
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
     }
   })
 

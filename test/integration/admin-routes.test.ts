@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
@@ -42,5 +43,22 @@ describe('the node\'s own paths', () => {
     expect(cluster.totals.active_downloads).toBe(1)
     expect(cluster.nodes[0]?.cache.max_bytes).toBeGreaterThan(0)
     ac.abort()
+  })
+
+  it('a request the HTTP parser refuses gets the catalogue\'s JSON error: 400, or 431 for oversized headers', async () => {
+    const { hostname, port } = new URL(node.url)
+    const raw = async (request: Buffer | string): Promise<string> => await new Promise((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => { socket.end(request) })
+      let got = ''
+      socket.on('data', (c: Buffer) => { got += c.toString('latin1') })
+      socket.on('close', () => { resolve(got) })
+      socket.on('error', reject)
+    })
+    const bad = await raw(Buffer.concat([Buffer.from('GET /caf'), Buffer.from([0xc3, 0xa9]), Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n')]))
+    expect(bad).toMatch(/^HTTP\/1\.1 400 /)
+    expect(JSON.parse(bad.slice(bad.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'ERR_BAD_REQUEST' })
+    const big = await raw(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)
+    expect(big).toMatch(/^HTTP\/1\.1 431 /)
+    expect(JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'ERR_BAD_REQUEST' })
   })
 })

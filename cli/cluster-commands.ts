@@ -7,13 +7,17 @@ import { UsageError } from './args.ts'
 
 /** The node's own URL: --url, else the configured listen address (a wildcard means this machine). */
 export function nodeUrl (config: Config, url?: string): string {
-  if (url !== undefined) return url.replace(/\/+$/, '')
+  if (url !== undefined) {
+    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) throw new UsageError(`--url: not an http(s) URL: ${url}`)
+    return url.replace(/\/+$/, '')
+  }
   const h = config.server.host
   const host = h === '0.0.0.0' || h === '' ? '127.0.0.1' : h === '::' ? '[::1]' : h.includes(':') ? `[${h}]` : h
   return `http://${host}:${config.server.port}`
 }
 
-async function getJson<T> (url: string): Promise<T> {
+/** `url`'s JSON, when it has `field` (what this node's answer always has). */
+async function getJson<T> (url: string, field: string): Promise<T> {
   let res: Response
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(10_000) })
@@ -21,7 +25,9 @@ async function getJson<T> (url: string): Promise<T> {
     throw new UsageError(`cannot reach the node at ${new URL(url).origin} (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}); is it running? (--url)`)
   }
   if (!res.ok) throw new UsageError(`${url} answered ${res.status}`)
-  return await res.json() as T
+  const body = await res.json().catch(() => null) as unknown
+  if (body === null || typeof body !== 'object' || !(field in body)) throw new UsageError(`${url} did not answer as an aimirror node does; is --url right?`)
+  return body as T
 }
 
 export function formatBytes (n: number): string {
@@ -68,18 +74,18 @@ export function renderPeers (v: PeersView): string {
 export async function runStats (config: Config, args: CliArgs): Promise<number> {
   const base = nodeUrl(config, args.url)
   if (args.cluster === true) {
-    const view = await getJson<ClusterStatsView>(`${base}/cluster/stats`)
+    const view = await getJson<ClusterStatsView>(`${base}/cluster/stats`, 'nodes')
     process.stdout.write(args.json === true ? `${JSON.stringify(view, null, 2)}\n` : renderClusterStats(view))
     return 0
   }
-  const stats = await getJson<{ cache: Record<string, unknown> }>(`${base}/stats`)
+  const stats = await getJson<{ cache: Record<string, unknown> }>(`${base}/stats`, 'cache')
   if (args.json === true) process.stdout.write(`${JSON.stringify(stats, null, 2)}\n`)
   else process.stdout.write(table(['stat', 'value'], Object.entries(stats.cache).map(([k, v]) => [k, String(v)])))
   return 0
 }
 
 export async function runPeers (config: Config, args: CliArgs): Promise<number> {
-  const view = await getJson<PeersView>(`${nodeUrl(config, args.url)}/peers`)
+  const view = await getJson<PeersView>(`${nodeUrl(config, args.url)}/peers`, 'peers')
   process.stdout.write(args.json === true ? `${JSON.stringify(view, null, 2)}\n` : renderPeers(view))
   return 0
 }

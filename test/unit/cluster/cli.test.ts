@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseCliArgs, UsageError } from '../../../cli/args.ts'
-import { formatBytes, nodeUrl, renderClusterStats, renderPeers, runKeygen } from '../../../cli/cluster-commands.ts'
+import { formatBytes, nodeUrl, renderClusterStats, renderPeers, runKeygen, runPeers, runStats } from '../../../cli/cluster-commands.ts'
 import { parseConfig } from '../../../config/load.ts'
 import { clusterTotals } from '../../../node/cluster/view.ts'
 import type { NodeView } from '../../../node/cluster/view.ts'
@@ -20,6 +20,25 @@ describe('cluster commands', () => {
   it('asks the configured listen address, a wildcard meaning this machine', () => {
     expect(nodeUrl(parseConfig({ server: { host: '0.0.0.0', port: 8082 } }, { env: {} }))).toBe('http://127.0.0.1:8082')
     expect(nodeUrl(parseConfig({}, { env: {} }), 'http://h:1/')).toBe('http://h:1')
+    expect(() => nodeUrl(parseConfig({}, { env: {} }), 'notaurl')).toThrow(UsageError)
+    expect(() => nodeUrl(parseConfig({}, { env: {} }), 'ftp://h/')).toThrow(UsageError)
+  })
+
+  it('a --url that answers, but not as aimirror does, is a usage error, not a crash', async () => {
+    const { createServer } = await import('node:http')
+    const server = createServer((req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end(req.url === '/stats' ? '[1]' : '{"x":1}') })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    try {
+      const config = parseConfig({}, { env: {} })
+      for (const args of [['peers', '--url', `http://127.0.0.1:${port}`], ['stats', '--cluster', '--url', `http://127.0.0.1:${port}`], ['stats', '--url', `http://127.0.0.1:${port}`]]) {
+        const parsed = parseCliArgs(args)
+        const run = parsed.command === 'peers' ? runPeers(config, parsed) : runStats(config, parsed)
+        await expect(run).rejects.toThrow(UsageError)
+      }
+    } finally {
+      server.close()
+    }
   })
 
   it('renders a readable table with totals', () => {

@@ -36,6 +36,8 @@ describe('field problems name the path, what was expected and what was found', (
     [{ server: { port: 80.5 } }, 'server.port', '80.5'],
     [{ server: { host: '' } }, 'server.host', '""'],
     [{ server: { host: 'my host' } }, 'server.host', '"my host"'],
+    [{ server: { host: '[::1]' } }, 'server.host', '"[::1]"'],
+    [{ server: { host: '::1%lo' } }, 'server.host', '"::1%lo"'],
     [{ server: { upstream_proxy: 'proxy:3128' } }, 'server.upstream_proxy', '"proxy:3128"'],
     [{ server: { public_host: 'a b' } }, 'server.public_host', '"a b"'],
     [{ server: { public_host: 'host:99999' } }, 'server.public_host', '"host:99999"'],

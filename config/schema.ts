@@ -270,8 +270,8 @@ const rules = list(ruleSchema, 'a list of rules').superRefine((items, ctx) => {
 export const serverShape = {
   host: text('expected a listen address (e.g. "127.0.0.1", "0.0.0.0", "::")')
     .refine((v) => /^\S+$/.test(v), { error: 'expected a listen address (e.g. "127.0.0.1", "0.0.0.0", "::")' })
-    .refine((v) => !/[[\]]/.test(v), { error: 'write an IPv6 listen address without brackets (e.g. "::1")' })
-    .refine((v) => !v.includes('%'), { error: 'an IPv6 zone id (%) is not supported in a listen address; use the address alone or "::"' }),
+    .refine((v) => !/[[\]]/.test(v), { error: 'expected an IPv6 listen address without brackets (e.g. "::1")' })
+    .refine((v) => !v.includes('%'), { error: 'expected a listen address without an IPv6 zone id (%): the address alone, or "::"' }),
   port: intIn(0, 65535),
   upstream_proxy: optionalText(baseUrl('expected an http(s) proxy URL like "http://proxy.example:3128"')),
   public_host: optionalText(publicHost),

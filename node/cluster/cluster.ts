@@ -200,7 +200,7 @@ export class Cluster implements SourceProvider {
    * a digest from upstream metadata always; in a keyed cluster also those named only by their URL,
    * when asked without a client's credentials (`shareable`).
    */
-  sourceFor (identity: BlobIdentity, upstream: Source, options: { shareable?: boolean, started?: boolean, etag?: string } = {}): Source {
+  sourceFor (identity: BlobIdentity, upstream: Source, options: { shareable?: boolean, started?: boolean, etag?: string, lastModified?: string } = {}): Source {
     const p = this.parts
     const name = p === null ? null : blobName(identity, p.keyed && options.shareable === true)
     if (p === null || name === null) return upstream
@@ -215,7 +215,7 @@ export class Cluster implements SourceProvider {
       reportCorrupt: (peer, digest) => { p.control.corrupt(peer, `sha256:${digest}`).catch(() => {}) },
       onBan: () => { this.counters.peer_bans++ },
       saveList: (digest, list) => { this.pieceLists.put(digest, list) }
-    }, { name, upstream, lookupMs: this.init.config.lookup_ms, started: options.started, etag: options.etag })
+    }, { name, upstream, lookupMs: this.init.config.lookup_ms, started: options.started, etag: options.etag, lastModified: options.lastModified })
     // Downloads' sources, so "have" can say which ranges they are fetching from the upstream right now.
     const active = new Set(this.c.fetcher.activeDownloads().map(d => d.key))
     for (const key of this.swarms.keys()) if (!active.has(key)) this.swarms.delete(key)

@@ -26,6 +26,8 @@ export interface SwarmSourceInit extends SwarmViewInit {
   started?: boolean
   /** With `started`: the ETag of that first response (what a member's copy of a URL name must match). */
   etag?: string
+  /** With `started`: its Last-Modified (compared instead when nobody has an ETag). */
+  lastModified?: string
   /** A peer range without a new byte for this long is taken as stalled: an overlapping ask goes upstream. */
   stallMs?: number
 }
@@ -77,6 +79,8 @@ export class SwarmSource implements Source {
    */
   private readonly byUrl: boolean
   private validator: string | null
+  /** The first response's Last-Modified: what a URL name's copies are compared by when nobody has an ETag. */
+  private lastModified: string | null
   private readonly failedUnits = new Set<number>()
   private readonly reads = new Set<PeerRead>()
   /** Peers whose bytes went into this download: a holder with the sha256 of its copy, a downloader with null. */
@@ -92,6 +96,7 @@ export class SwarmSource implements Source {
     if (init.started === true) this.responses = 1
     this.byUrl = isUrlName(init.name)
     this.validator = init.etag ?? null
+    this.lastModified = init.lastModified ?? null
     const save = components.saveList
     this.inOrder = save === undefined
       ? undefined
@@ -110,6 +115,7 @@ export class SwarmSource implements Source {
     this.responses++
     if (first) {
       this.validator ??= out.headers.etag ?? null
+      this.lastModified ??= out.headers['last-modified'] ?? null
       return out
     }
     // Only the first response sets the validator: later ones (peers or upstream) are checked against
@@ -298,9 +304,19 @@ export class SwarmSource implements Source {
     }
   }
 
-  /** Whether a member's copy is the one this download fetches (a URL name whose ETag matches, or a digest). */
+  /**
+   * Whether a member's copy is the one this download fetches: a digest name always; a URL name when its
+   * ETag is the download's, or, when the upstream gives none, its Last-Modified (one side without what the
+   * other has is another version). Before any response (the upstream could not be reached) the first
+   * member's copy sets the version.
+   */
   private sameContent (t: PeerTicket): boolean {
-    return !this.byUrl || this.validator === null || t.meta.etag === null || t.meta.etag === this.validator
+    if (!this.byUrl || this.responses === 0) return true
+    // (A member's ETag is the one its clients see: the upstream's, or one it made when the upstream gave none.)
+    if (this.validator !== null) return t.meta.etag === this.validator
+    if (this.lastModified !== null || t.meta.lastModified !== null) return t.meta.lastModified === this.lastModified
+    // An upstream that gives no validator at all: nothing tells versions apart, on either side.
+    return true
   }
 
   /** A URL name's peer response carries the ETag of the member's copy, which the download checks. */

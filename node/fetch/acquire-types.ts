@@ -94,7 +94,7 @@ export interface SourceProvider {
    * `shareable`: asked without a client's credentials (may be shared by its URL key, not only by digest).
    * `started`: the download's first response came from the upstream already (keying by final URL), with `etag`.
    */
-  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean, started?: boolean, etag?: string }) => Source
+  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean, started?: boolean, etag?: string, lastModified?: string }) => Source
 }
 
 /** Request headers that carry a client's credentials. */

@@ -301,7 +301,7 @@ export class Fetcher {
     const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log, pacer: this.pacer }, {
       identity,
       // (A download that began with the caller's first response has that range: the rest may come from peers.)
-      source: this.sources?.sourceFor(identity, source, { shareable, started: first !== undefined, etag: first?.response.headers.etag }) ?? source,
+      source: this.sources?.sourceFor(identity, source, { shareable, started: first !== undefined, etag: first?.response.headers.etag, lastModified: first?.response.headers['last-modified'] }) ?? source,
       shareable,
       url: upstream.url.href,
       chunkSize: options.chunkSize ?? DEFAULT_CHUNK,

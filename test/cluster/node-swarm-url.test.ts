@@ -177,6 +177,10 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
   const o2 = blobData(2 * MiB + 3, 34)
   const t1 = blobData(1 * MiB + 11, 35)
   const t2 = blobData(1 * MiB + 13, 36)
+  const l1 = blobData(2 * MiB + 9, 37)
+  const l2 = blobData(2 * MiB + 9, 38)
+  /** Off: the upstream gives Last-Modified and no ETag. */
+  let withEtag = true
   let down = false
   /** A status the upstream answers with instead of the file. */
   let refuse: number | null = null
@@ -191,11 +195,14 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
       if (down) { req.socket.destroy(); return }
       if (refuse !== null) { res.writeHead(refuse, { 'content-length': 0 }); res.end(); return }
       const other = req.url?.endsWith('/other.bin') === true
-      const data = req.url?.endsWith('/third.bin') === true ? t1 : req.url?.endsWith('/fourth.bin') === true ? t2 : version === 1 ? (other ? o1 : v1) : (other ? o2 : v2)
+      const lm = req.url?.endsWith('/lm.bin') === true
+      const data = req.url?.endsWith('/third.bin') === true ? t1 : req.url?.endsWith('/fourth.bin') === true ? t2 : lm ? (version === 1 ? l1 : l2) : version === 1 ? (other ? o1 : v1) : (other ? o2 : v2)
       const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
       const start = m === null ? 0 : Number(m[1])
       const end = m === null || m[2] === '' ? data.length : Math.min(data.length, Number(m[2]) + 1)
-      const headers: Record<string, string | number> = { etag: `"v${version}"`, 'content-length': end - start, 'accept-ranges': 'bytes' }
+      const headers: Record<string, string | number> = withEtag
+        ? { etag: `"v${version}"`, 'content-length': end - start, 'accept-ranges': 'bytes' }
+        : { 'last-modified': new Date(Date.UTC(2026, 0, version)).toUTCString(), 'content-length': end - start, 'accept-ranges': 'bytes' }
       if (m !== null) headers['content-range'] = `bytes ${start}-${end - 1}/${data.length}`
       res.writeHead(m === null ? 200 : 206, headers)
       sent += end - start
@@ -220,6 +227,27 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
     expect(sha256Hex(await get(c, path))).toBe(sha256Hex(v2))
     expect(peerBytes(c)).toBe(before)
     expect(sent - upstreamBefore).toBeGreaterThanOrEqual(v2.length)
+  }, 60_000)
+
+  it('without ETags, Last-Modified tells the versions apart: the same one is read from the member, another never', async () => {
+    const [a, b, c] = nodes as [TestNode, TestNode, TestNode]
+    const path = '/v2/library/demo/blobs/lm.bin'
+    withEtag = false
+    version = 1
+    try {
+      expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(l1))
+      let before = peerBytes(b)
+      expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(l1))
+      expect(peerBytes(b) - before).toBeGreaterThanOrEqual(l1.length - (128 << 10))
+      version = 2
+      const upstreamBefore = sent
+      before = peerBytes(c)
+      expect(sha256Hex(await get(c, path))).toBe(sha256Hex(l2))
+      expect(peerBytes(c)).toBe(before)
+      expect(sent - upstreamBefore).toBeGreaterThanOrEqual(l2.length)
+    } finally {
+      withEtag = true
+    }
   }, 60_000)
 
   it('keyed by the URL asked for, the upstream\'s first range tells the version: a member holding an older one is not read', async () => {

@@ -119,7 +119,8 @@ export class DataServer {
   }
 
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const m = BLOB.exec(new URL(req.url ?? '/', 'http://peer').pathname)
+    // A target that is no URL at all (`//[/`) is a bad request like any other that names no blob.
+    const m = URL.canParse(req.url ?? '/', 'http://peer') ? BLOB.exec(new URL(req.url ?? '/', 'http://peer').pathname) : null
     if (m === null || (req.method !== 'GET' && req.method !== 'HEAD')) { this.fail(res, 'BAD_MESSAGE'); return }
     const digest = m[1] as string
     const auth = req.headers.authorization

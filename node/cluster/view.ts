@@ -86,7 +86,7 @@ export async function clusterStats (cluster: Cluster, options: { timeoutMs?: num
         const s = await p.control.stats(peer, { signal: AbortSignal.timeout(options.timeoutMs ?? 2000) })
         return { ...s, peer_id: peer, self: false, reachable: true }
       } catch (err) {
-        return { peer_id: peer, self: false, reachable: false, error: (err as { code?: string }).code ?? (err as Error).message }
+        return { peer_id: peer, self: false, reachable: false, error: errorText(err) }
       }
     }))
     nodes.push(...others.sort((a, b) => a.peer_id.localeCompare(b.peer_id)))
@@ -115,4 +115,13 @@ export function peersView (cluster: Cluster): PeersView {
     self: { peer_id: p.libp2p.peerId.toString(), addresses: p.libp2p.getMultiaddrs().map(String), data_port: p.data.port },
     peers: [...byPeer.values()].sort((a, b) => Number(b.member) - Number(a.member) || a.peer_id.localeCompare(b.peer_id))
   }
+}
+
+/** A member's failure as a short word: its string code (a timeout's DOMException code is a number), else its message. */
+function errorText (err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code === 'string') return code
+  const name = (err as { name?: unknown } | null)?.name
+  if (name === 'TimeoutError') return 'timeout'
+  return err instanceof Error ? err.message : String(err)
 }

@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { open, readFile, rm } from 'node:fs/promises'
@@ -107,6 +108,15 @@ describe('swarm source: ranges from a peer, verified, upstream as fallback', () 
     const wrongBlob = await request(`http://127.0.0.1:${port}/v1/blobs/${'0'.repeat(64)}`, { headers: { authorization: `Bearer ${ticket?.ticket ?? ''}` } })
     await wrongBlob.body.dump()
     expect(wrongBlob.statusCode).toBe(401)
+    // A target that is no URL at all is a bad request, not an internal error.
+    const garbage = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => { socket.end('GET //[/ HTTP/1.1\r\nHost: x\r\n\r\n') })
+      let got = ''
+      socket.on('data', (c: Buffer) => { got += c.toString() })
+      socket.on('close', () => { resolve(got) })
+      socket.on('error', reject)
+    })
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 /)
   })
 
   it('a peer serving corrupt bytes is caught within a piece, banned, and upstream takes over', async () => {

@@ -35,7 +35,8 @@ export function clientSettings (config: Config, base: string, lookup: RuleLookup
     out.push('pip / uv:',
       `  pip config set global.index-url ${base}/simple/`,
       `  export PIP_INDEX_URL=${base}/simple/  UV_DEFAULT_INDEX=${base}/simple/`)
-    if (!/^http:\/\/(localhost|127\.|\[::1\])/.test(base)) out.push(`  pip config set global.trusted-host ${host}`)
+    // pip trusts plain HTTP only to this machine itself: localhost, 127.0.0.0/8, ::1 (not localhost.example.com).
+    if (!/^http:\/\/(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?(\/|$)/.test(base)) out.push(`  pip config set global.trusted-host ${host}`)
     for (const prefix of prefixesFor(config, 'pypi')) {
       if (prefix === '/simple' || prefix === '/packages' || prefix === '/pypi') continue
       out.push(`  extra index: --extra-index-url ${base}${prefix}/${prefix === '/pytorch' ? 'whl/cu124  (any whl/<variant>)' : ''}`)

@@ -40,6 +40,10 @@ describe('clientSettings', () => {
   it('tells pip to trust a LAN address', () => {
     const text = settings(parseConfig({}, { env: { HOME: '/h' } }), 'http://10.1.2.3:8081')
     expect(text).toContain('global.trusted-host 10.1.2.3:8081')
+    // Names that only start like this machine's are other hosts.
+    expect(settings(parseConfig({}, { env: { HOME: '/h' } }), 'http://localhost.example.com:8081')).toContain('global.trusted-host localhost.example.com:8081')
+    expect(settings(parseConfig({}, { env: { HOME: '/h' } }), 'http://127.0.0.1.nip.io:8081')).toContain('global.trusted-host 127.0.0.1.nip.io:8081')
+    expect(settings(parseConfig({}, { env: { HOME: '/h' } }), 'http://localhost:8081')).not.toContain('trusted-host')
   })
 
   it('advertises only what the rules serve: a catch-all does not count as every ecosystem', () => {

@@ -61,9 +61,10 @@ export function parseCliArgs (argv: readonly string[]): CliArgs {
     if (second !== undefined) throw new UsageError(`unexpected argument "${second}"`)
     return { command: 'start', ...base }
   }
-  if (first === 'env' && second === undefined) return { command: 'env', ...base }
+  if ((first === 'env' || first === 'stats' || first === 'peers') && second !== undefined) throw new UsageError(`${first}: unexpected argument "${second}"`)
+  if (first === 'env') return { command: 'env', ...base }
   if (first === 'help') return { command: 'help', ...base }
-  if ((first === 'stats' || first === 'peers') && second === undefined) {
+  if (first === 'stats' || first === 'peers') {
     return { command: first, ...base, cluster: values.cluster === true, json: values.json === true, url: values.url }
   }
   if (first === 'keygen') return { command: 'keygen', ...base, file: second }

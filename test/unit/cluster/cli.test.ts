@@ -15,6 +15,7 @@ describe('cluster commands', () => {
     expect(parseCliArgs(['peers', '--url', 'http://10.0.0.2:8081'])).toMatchObject({ command: 'peers', url: 'http://10.0.0.2:8081', json: false })
     expect(parseCliArgs(['keygen', 'k.key'])).toMatchObject({ command: 'keygen', file: 'k.key' })
     expect(() => parseCliArgs(['peers', 'extra'])).toThrow(UsageError)
+    expect(() => parseCliArgs(['env', 'extra'])).toThrow('env: unexpected argument "extra"')
   })
 
   it('asks the configured listen address, a wildcard meaning this machine', () => {

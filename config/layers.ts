@@ -95,5 +95,6 @@ export function applyOverrides (doc: RawDocument, overrides: readonly Override[]
 export function sourceLookup (overrides: readonly Override[]): (path: IssuePath) => string | undefined {
   const last = new Map<string, string>()
   for (const o of overrides) last.set(`${o.path[0]}.${o.path[1]}`, o.source)
-  return (path) => (path.length === 2 ? last.get(`${String(path[0])}.${String(path[1])}`) : undefined)
+  // A problem inside an overridden value (an item of a list) is the override's too.
+  return (path) => (path.length >= 2 ? last.get(`${String(path[0])}.${String(path[1])}`) : undefined)
 }

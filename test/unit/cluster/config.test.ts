@@ -56,4 +56,9 @@ describe('cluster config', () => {
     const found = problems(() => loadConfig({ env: { ...env, AIMIRROR_MDNS: 'perhaps' } }))
     expect(found.some((p) => p.startsWith('AIMIRROR_MDNS'))).toBe(true)
   })
+
+  it('a bad peer in AIMIRROR_CLUSTER_PEERS is reported by the variable\'s name', () => {
+    const found = problems(() => loadConfig({ env: { ...env, AIMIRROR_CLUSTER_PEERS: '10.0.0.5:4001, not a peer' } }))
+    expect(found.some((p) => p.startsWith('AIMIRROR_CLUSTER_PEERS'))).toBe(true)
+  })
 })

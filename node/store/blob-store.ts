@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises'
+import { mkdir, open, rename, rm, stat, statfs, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { uptime } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from '../log.ts'
 import { planEviction } from './eviction.ts'
@@ -13,6 +13,7 @@ import type { BlobEntry, FinalKey, KeyEntry, PartialEntry } from './index-db.ts'
 import { createLayout } from './layout.ts'
 import type { StoreLayout } from './layout.ts'
 import { WriteOrder } from './write-order.ts'
+import { DownloadRecords } from './download-records.ts'
 import { isLocked } from './level-errors.ts'
 
 export interface BlobStoreComponents {
@@ -79,8 +80,6 @@ export class BlobStore {
   private readonly log: Logger
   private readonly budget: EvictionBudget
   private readonly lruEnabled: boolean
-  private readonly partialTtlMs: number
-  private readonly bootTime: number
   private readonly freeBytesOf: (dir: string) => Promise<number>
   private readonly blobs = new Map<string, BlobEntry>()
   private readonly inUse = new Map<string, number>()
@@ -93,11 +92,9 @@ export class BlobStore {
   private readonly sweepEveryMs: number
   private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0, bytes_from_upstream: 0 }
   private readonly committedListeners = new Set<(digest: string, size: number) => void>()
-  /** Writes to a key's progress entry, in the order issued (see getPartial). */
-  private readonly partialWrites = new WriteOrder()
+  private readonly records: DownloadRecords
   /** Writes to a blob's entry (access times, drops), in the order issued. */
   private readonly blobWrites = new WriteOrder()
-  private readonly finalWrites = new WriteOrder()
   /** Blobs changed on disk being hashed again (see checkBlob). */
   private readonly rehashing = new Map<string, Promise<boolean>>()
 
@@ -112,8 +109,10 @@ export class BlobStore {
       lowWatermark: init.lowWatermark ?? 0.85
     }
     this.lruEnabled = init.lruEnabled ?? true
-    this.partialTtlMs = init.partialTtlMs ?? 24 * 3600_000
-    this.bootTime = init.bootTime ?? Date.now() - uptime() * 1000
+    this.records = new DownloadRecords(this.index, this.layout, {
+      partialTtlMs: init.partialTtlMs ?? 24 * 3600_000,
+      bootTime: init.bootTime ?? Date.now() - uptime() * 1000
+    })
     this.freeBytesOf = init.freeBytes ?? defaultFreeBytes
     this.sweepEveryMs = init.sweepEveryMs ?? 60_000
   }
@@ -130,7 +129,7 @@ export class BlobStore {
     let reset: boolean
     try {
       reset = await this.loadIndex()
-      await this.sweepTemp()
+      await this.records.sweep()
     } catch (err) {
       // Another process holding the index is not damage.
       if (isLocked(err)) throw new Error(`cache dir ${dirname(this.layout.indexDir)} is in use by another aimirror node (its index is locked)`, { cause: err })
@@ -147,7 +146,7 @@ export class BlobStore {
     if (reset) {
       await rm(this.layout.blobsDir, { recursive: true, force: true })
       await mkdir(this.layout.blobsDir, { recursive: true })
-      await this.sweepTemp()
+      await this.records.sweep()
     }
     this.started = true
     if (this.lruEnabled) {
@@ -265,7 +264,7 @@ export class BlobStore {
     const st = await stat(path)
     const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino }
     // The batch deletes the key's progress entry: after any save of it still under way.
-    await this.blobWrites.run(entry.digest, () => this.partialWrites.run(key, () => this.index.commit(key, entry, blob)))
+    await this.blobWrites.run(entry.digest, () => this.records.afterPartialWrites(key, () => this.index.commit(key, entry, blob)))
     if (!this.blobs.has(entry.digest)) this.usedBytes += entry.size
     this.blobs.set(entry.digest, blob)
     for (const listener of this.committedListeners) listener(entry.digest, entry.size)
@@ -278,35 +277,13 @@ export class BlobStore {
     return () => { this.committedListeners.delete(listener) }
   }
 
-  /**
-   * The key's progress entry, once the writes to it already issued have landed: a download that failed
-   * deletes its entry and temp file after it settled, and a new download of the same key must neither
-   * resume from that entry nor write to the file the discard is about to delete.
-   */
-  async getPartial (key: string): Promise<PartialEntry | undefined> {
-    await this.partialWrites.settled(key)
-    return await this.index.getPartial(key)
-  }
-
-  putPartial (key: string, entry: PartialEntry): Promise<void> {
-    return this.partialWrites.run(key, () => this.index.putPartial(key, entry))
-  }
-
-  async discardPartial (key: string): Promise<void> {
-    await this.partialWrites.run(key, async () => {
-      await this.index.delPartial(key)
-      await rm(this.layout.tempPath(key), { force: true })
-    })
-  }
-
-  /** Where the URL keyed `key` led last (see Fetcher's keyByFinalUrl), kept across restarts. */
-  async getFinal (key: string): Promise<FinalKey | undefined> {
-    return await this.index.getFinal(key)
-  }
-
-  async putFinal (key: string, final: FinalKey): Promise<void> {
-    await this.finalWrites.run(key, () => this.index.putFinal(key, final))
-  }
+  /** Progress entries (see DownloadRecords). */
+  getPartial (key: string): Promise<PartialEntry | undefined> { return this.records.getPartial(key) }
+  putPartial (key: string, entry: PartialEntry): Promise<void> { return this.records.putPartial(key, entry) }
+  discardPartial (key: string): Promise<void> { return this.records.discardPartial(key) }
+  /** Where a URL keyed by its final URL last led (see DownloadRecords). */
+  getFinal (key: string): Promise<FinalKey | undefined> { return this.records.getFinal(key) }
+  putFinal (key: string, final: FinalKey): Promise<void> { return this.records.putFinal(key, final) }
 
   /** Deletes a blob file and its index entry (key entries pointing at it are dropped lazily). */
   async drop (digest: string, reason: string): Promise<void> {
@@ -400,27 +377,6 @@ export class BlobStore {
       out.push({ digest, size: e.size, lastAccess: e.lastAccess, inUse: this.inUse.has(digest), pinned: e.pins > 0 })
     }
     return out
-  }
-
-  /** Removes temp files without a partial entry and partial entries that are too old or lost their file. */
-  private async sweepTemp (): Promise<void> {
-    const keep = new Set<string>()
-    const now = Date.now()
-    for await (const [key, p] of this.index.partials()) {
-      const path = this.layout.tempPath(key)
-      const fresh = now - p.updatedAt < this.partialTtlMs
-      const present = await stat(path).then(s => s.size === p.size, () => false)
-      // Written before the machine last booted and not synced: bytes the entry counts may have been lost
-      // from the page cache (a power loss). Nothing would catch that in a file known only by its URL; a
-      // digest would.
-      const trusted = p.expectedDigest !== null || p.updatedAt >= this.bootTime || p.synced === true
-      if (fresh && present && trusted) keep.add(path)
-      else await this.discardPartial(key)
-    }
-    for (const name of await readdir(this.layout.tmpDir)) {
-      const path = join(this.layout.tmpDir, name)
-      if (!keep.has(path)) await rm(path, { force: true })
-    }
   }
 }
 

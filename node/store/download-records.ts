@@ -1,0 +1,86 @@
+import { readdir, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { FinalKey, IndexDb, PartialEntry } from './index-db.ts'
+import type { StoreLayout } from './layout.ts'
+import { WriteOrder } from './write-order.ts'
+
+export interface DownloadRecordsInit {
+  /** Progress entries untouched this long are dropped at start. */
+  partialTtlMs: number
+  /** When the machine last booted (ms since the epoch). */
+  bootTime: number
+}
+
+/**
+ * What downloads leave in the index besides blobs: progress entries with their temp files (for resume),
+ * and where URLs keyed by their final URL last led. Writes to one key land in the order issued.
+ */
+export class DownloadRecords {
+  private readonly index: IndexDb
+  private readonly layout: StoreLayout
+  private readonly init: DownloadRecordsInit
+  private readonly partialWrites = new WriteOrder()
+  private readonly finalWrites = new WriteOrder()
+
+  constructor (index: IndexDb, layout: StoreLayout, init: DownloadRecordsInit) {
+    this.index = index
+    this.layout = layout
+    this.init = init
+  }
+
+  /**
+   * The key's progress entry, once the writes to it already issued have landed: a download that failed
+   * deletes its entry and temp file after it settled, and a new download of the same key must neither
+   * resume from that entry nor write to the file the discard is about to delete.
+   */
+  async getPartial (key: string): Promise<PartialEntry | undefined> {
+    await this.partialWrites.settled(key)
+    return await this.index.getPartial(key)
+  }
+
+  putPartial (key: string, entry: PartialEntry): Promise<void> {
+    return this.partialWrites.run(key, () => this.index.putPartial(key, entry))
+  }
+
+  async discardPartial (key: string): Promise<void> {
+    await this.partialWrites.run(key, async () => {
+      await this.index.delPartial(key)
+      await rm(this.layout.tempPath(key), { force: true })
+    })
+  }
+
+  /** Runs `write` (one that deletes the key's progress entry, like a commit) after the saves of it under way. */
+  afterPartialWrites<T> (key: string, write: () => Promise<T>): Promise<T> {
+    return this.partialWrites.run(key, write)
+  }
+
+  /** Where the URL keyed `key` led last (see Fetcher's keyByFinalUrl), kept across restarts. */
+  async getFinal (key: string): Promise<FinalKey | undefined> {
+    return await this.index.getFinal(key)
+  }
+
+  async putFinal (key: string, final: FinalKey): Promise<void> {
+    await this.finalWrites.run(key, () => this.index.putFinal(key, final))
+  }
+
+  /** Removes temp files without a partial entry and partial entries that are too old or lost their file. */
+  async sweep (): Promise<void> {
+    const keep = new Set<string>()
+    const now = Date.now()
+    for await (const [key, p] of this.index.partials()) {
+      const path = this.layout.tempPath(key)
+      const fresh = now - p.updatedAt < this.init.partialTtlMs
+      const present = await stat(path).then(s => s.size === p.size, () => false)
+      // Written before the machine last booted and not synced: bytes the entry counts may have been lost
+      // from the page cache (a power loss). Nothing would catch that in a file known only by its URL; a
+      // digest would.
+      const trusted = p.expectedDigest !== null || p.updatedAt >= this.init.bootTime || p.synced === true
+      if (fresh && present && trusted) keep.add(path)
+      else await this.discardPartial(key)
+    }
+    for (const name of await readdir(this.layout.tmpDir)) {
+      const path = join(this.layout.tmpDir, name)
+      if (!keep.has(path)) await rm(path, { force: true })
+    }
+  }
+}

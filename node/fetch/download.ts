@@ -20,7 +20,7 @@ import { SharedFile } from './shared-file.ts'
 import { DiskPieces } from './disk-pieces.ts'
 import { ProgressRecord } from './progress-record.ts'
 import { ConnectionPool } from './connection-pool.ts'
-import { fetchAssignment } from './range-fetch.ts'
+import { fetchAssignment, plannableFirst } from './range-fetch.ts'
 import type { RangeFetchHost } from './range-fetch.ts'
 import type { SourceResponse } from './upstream-source.ts'
 import { committedEntry, metaFromResponse } from './response-meta.ts'
@@ -206,20 +206,7 @@ export class Download {
     try {
       const partial = await this.store.getPartial(this.key)
       const ask = firstAsk(partial, this.init.chunkSize, this.init.hint)
-      first = pre?.response ?? await this.init.source.fetch(ask, { signal: this.abort.signal })
-      if (first.status === 416 && first.contentRange?.total !== 0 && ask.start > 0) {
-        await first.body.dump().catch(() => {})
-        first = await this.init.source.fetch({ start: 0, end: ask.end - ask.start }, { signal: this.abort.signal })
-      }
-      if (first.status === 206 && (first.contentRange === null || first.contentRange.total === null)) {
-        // A range whose file size the upstream does not say cannot be planned: the file in one GET then.
-        discardBody(first.body)
-        first = await this.init.source.fetch(null, { signal: this.abort.signal })
-        if (first.status === 206) {
-          discardBody(first.body)
-          throw new UpstreamProtocolError('Upstream answers a whole-file request with a range')
-        }
-      }
+      first = await plannableFirst(this.init.source, pre?.response ?? await this.init.source.fetch(ask, { signal: this.abort.signal }), ask, this.abort.signal)
       begun = true
       if (!(await this.begin(first, partial))) { release(); return }
     } catch (err) {

@@ -50,6 +50,28 @@ export async function fetchAssignment (a: Assignment, first: SourceResponse | un
   }
 }
 
+/**
+ * A download's first response, asked again when it cannot start a plan: a 416 for a resumed range past
+ * the end (the file shrank) is asked from byte 0; a 206 that does not say the file's size (`bytes a-b/*`,
+ * no Content-Range) is replaced by the whole file in one GET.
+ */
+export async function plannableFirst (source: Source, first: SourceResponse, ask: { start: number, end: number }, signal: AbortSignal): Promise<SourceResponse> {
+  let res = first
+  if (res.status === 416 && res.contentRange?.total !== 0 && ask.start > 0) {
+    await res.body.dump().catch(() => {})
+    res = await source.fetch({ start: 0, end: ask.end - ask.start }, { signal })
+  }
+  if (res.status === 206 && (res.contentRange === null || res.contentRange.total === null)) {
+    discardBody(res.body)
+    res = await source.fetch(null, { signal })
+    if (res.status === 206) {
+      discardBody(res.body)
+      throw new UpstreamProtocolError('Upstream answers a whole-file request with a range')
+    }
+  }
+  return res
+}
+
 function missing (a: Assignment, host: RangeFetchHost): boolean {
   return a.pos < a.end && !host.written.covers(a.pos, Math.min(a.end, host.size() ?? a.end))
 }

@@ -213,20 +213,25 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
 
   afterAll(async () => { await scenario?.stop() })
 
+  /** The upstream moves to version 2: `c` gets `next` whole from the upstream, nothing from members. */
+  async function newVersionFromUpstream (c: TestNode, path: string, next: Buffer): Promise<void> {
+    version = 2
+    const upstreamBefore = sent
+    const before = peerBytes(c)
+    expect(sha256Hex(await get(c, path))).toBe(sha256Hex(next))
+    expect(peerBytes(c)).toBe(before)
+    expect(sent - upstreamBefore).toBeGreaterThanOrEqual(next.length)
+  }
+
   it('the same ETag is read from the member; another one is fetched from the upstream, never mixed', async () => {
     const [a, b, c] = nodes as [TestNode, TestNode, TestNode]
     const path = '/final/v2/library/demo/blobs/model.bin'
     expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(v1))
-    let before = peerBytes(b)
+    const before = peerBytes(b)
     expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(v1))
     expect(peerBytes(b) - before).toBeGreaterThanOrEqual(v1.length - MiB)
 
-    version = 2
-    const upstreamBefore = sent
-    before = peerBytes(c)
-    expect(sha256Hex(await get(c, path))).toBe(sha256Hex(v2))
-    expect(peerBytes(c)).toBe(before)
-    expect(sent - upstreamBefore).toBeGreaterThanOrEqual(v2.length)
+    await newVersionFromUpstream(c, path, v2)
   }, 60_000)
 
   it('without ETags, Last-Modified tells the versions apart: the same one is read from the member, another never', async () => {
@@ -236,15 +241,10 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
     version = 1
     try {
       expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(l1))
-      let before = peerBytes(b)
+      const before = peerBytes(b)
       expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(l1))
       expect(peerBytes(b) - before).toBeGreaterThanOrEqual(l1.length - (128 << 10))
-      version = 2
-      const upstreamBefore = sent
-      before = peerBytes(c)
-      expect(sha256Hex(await get(c, path))).toBe(sha256Hex(l2))
-      expect(peerBytes(c)).toBe(before)
-      expect(sent - upstreamBefore).toBeGreaterThanOrEqual(l2.length)
+      await newVersionFromUpstream(c, path, l2)
     } finally {
       withEtag = true
     }
@@ -255,19 +255,14 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
     const path = '/v2/library/demo/blobs/other.bin'
     version = 1
     expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(o1))
-    let before = peerBytes(b)
-    let upstreamBefore = sent
+    const before = peerBytes(b)
+    const upstreamBefore = sent
     expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(o1))
     // The same version: only the first range from the upstream, the rest from the member.
     expect(sent - upstreamBefore).toBeLessThanOrEqual(128 << 10)
     expect(peerBytes(b) - before).toBeGreaterThanOrEqual(o1.length - (128 << 10))
 
-    version = 2
-    upstreamBefore = sent
-    before = peerBytes(c)
-    expect(sha256Hex(await get(c, path))).toBe(sha256Hex(o2))
-    expect(peerBytes(c)).toBe(before)
-    expect(sent - upstreamBefore).toBeGreaterThanOrEqual(o2.length)
+    await newVersionFromUpstream(c, path, o2)
   }, 60_000)
 
   it('with the upstream unreachable or failing (5xx), a member\'s copy is served; a 4xx is the upstream\'s word', async () => {

@@ -175,8 +175,7 @@ export class Fetcher {
       if (await this.revalidator.current(identity, hit, upstream, options.revalidateAfterMs)) return hit
       hit.release()
     }
-    const again = this.inflight.get(identity.key)
-    if (again !== undefined) return await this.join(again, upstream, options)
+    // (A download of the key started while the cache was looked up is joined there.)
     return await this.download(identity, upstream, options, this.source(upstream))
   }
 
@@ -290,7 +289,7 @@ export class Fetcher {
       if (first !== undefined) { discardBody(first.response.body); first.release() }
       throw new AbortedError('Node is stopping')
     }
-    // Another caller started this key meanwhile (two URLs that lead to one final URL): one download.
+    // Another caller started this key while this one looked it up (the cache, or where its URL leads).
     const running = this.inflight.get(identity.key)
     if (running !== undefined) {
       if (first !== undefined) { discardBody(first.response.body); first.release() }

@@ -7,9 +7,6 @@ export interface AdminComponents {
   cacheStats: CacheStatsProvider
 }
 
-/** Paths the node answers itself, before any rule is consulted. */
-export const ADMIN_PATHS: readonly string[] = ['/health', '/stats', '/cluster/stats', '/peers']
-
 /**
  * `/health` → `{"status":"ok","active_downloads":N,"downloads":[cache keys],"progress":[...]}` and
  * `/stats` → `{"cache":{"total_size_mb":..,"file_count":..}}` (seed shapes). Registered as exact routes,

@@ -8,10 +8,17 @@ import type { RepodataCoding } from './paths.ts'
 
 const BASE_URL = /("base_url"\s*:\s*)"(https?:\/\/[^"\\]*)"/
 
+const ANY_BASE_URL = /"base_url"\s*:\s*"([^"\\]*)"/
+
 /** The absolute base_url in the first bytes of a decoded repodata document, if any. */
 export function findAbsoluteBaseUrl (head: string): string | null {
   const m = BASE_URL.exec(head)
   return m === null ? null : m[2] as string
+}
+
+/** The base_url in the first bytes of a decoded repodata document, absolute or relative, if any. */
+export function findBaseUrl (head: string): string | null {
+  return ANY_BASE_URL.exec(head)?.[1] ?? null
 }
 
 export function decodeRepodata (body: Buffer, coding: RepodataCoding): Buffer | null {

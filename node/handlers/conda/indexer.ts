@@ -1,4 +1,5 @@
 import { canonicalUrl } from '../../fetch/identity.ts'
+import { findBaseUrl } from './base-url.ts'
 import type { Logger } from '../../log.ts'
 import type { MetadataCache } from '../../metadata/cache.ts'
 import type { MetadataResult } from '../../metadata/types.ts'
@@ -19,12 +20,10 @@ export function subdirKey (url: URL): string {
   return canonicalUrl(new URL('.', url))
 }
 
-const BASE_URL = /"base_url"\s*:\s*"([^"\\]*)"/
-
 /** The directory `info.base_url` in a repodata document's head names for its packages (relative to `url`), if any. */
 export function packagesDir (head: string, url: URL): string | null {
-  const base = BASE_URL.exec(head)?.[1]
-  if (base === undefined || base === '') return null
+  const base = findBaseUrl(head)
+  if (base === null || base === '') return null
   try {
     return canonicalUrl(new URL(base.endsWith('/') ? base : base + '/', url))
   } catch {

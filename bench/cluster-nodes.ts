@@ -139,7 +139,11 @@ export async function curlIn (lan: BenchLan, ns: string, url: string, timeoutMs:
   const t0 = o.t0 ?? performance.now()
   const auth = o.token === undefined || o.token === null ? [] : ['-H', `Authorization: Bearer ${o.token}`]
   const out = await lan.exec(ns, ['curl', '-s', '-o', '/dev/null', '-H', 'Accept-Encoding: identity', ...auth, '--max-time', String(Math.ceil(timeoutMs / 1000)),
-    '-w', '%{http_code} %{size_download} %{time_total} %{time_starttransfer}', url], timeoutMs + 10_000)
+    '-w', '%{http_code} %{size_download} %{time_total} %{time_starttransfer}', url], timeoutMs + 10_000).catch((err: unknown) => {
+    // curl's exit code and what it measured say how the transfer failed (18: cut short, 28: timed out).
+    const e = err as { code?: unknown, stdout?: string }
+    throw new Error(`curl in ${ns} failed (exit ${String(e.code)}): ${e.stdout ?? ''} after ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+  })
   const [status, bytes, total, ttfb] = out.trim().split(' ').map(Number)
   return { status: status ?? 0, bytes: bytes ?? 0, totalS: total ?? 0, ttfbS: ttfb ?? 0, wallS: (performance.now() - t0) / 1000 }
 }

@@ -1,6 +1,7 @@
 import { createSecretKey, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { ConnectionGater } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { Agent } from 'undici'
 import type { ClusterConfig } from '../../config/types.ts'
 import { WireError } from '../../protocol/errors.ts'
@@ -170,7 +171,11 @@ export class Cluster implements SourceProvider {
     staticPeers.start()
     routing.start()
     this.stopWarming = this.c.store.onCommitted(digest => { this.pieceLists.warm(digest) })
-    membership.onChange((peer, joined) => { if (!joined) peers.forget(peer) })
+    membership.onChange((peer, joined) => {
+      if (joined) return
+      peers.forget(peer)
+      for (const swarm of this.swarms.values()) swarm.deref()?.memberLeft(peer)
+    })
     this.parts = { libp2p, membership, control, routing, staticPeers, discovery, data, peers, peerPool, peerSockets, keyed: key !== null }
     this.log.info({ peerId: libp2p.peerId.toString(), addresses: libp2p.getMultiaddrs().map(String), dataPort: data.port, cluster: cfg.name, mode: key === null ? 'open' : 'keyed', mdns: cfg.mdns }, 'cluster started')
   }
@@ -212,6 +217,7 @@ export class Cluster implements SourceProvider {
       logger: this.log,
       self: p.libp2p.peerId.toString(),
       isMember: peer => p.membership.isMember(peer),
+      alive: async peer => await pingable(p.libp2p, peer),
       reportCorrupt: (peer, digest) => { p.control.corrupt(peer, `sha256:${digest}`).catch(() => {}) },
       onBan: () => { this.counters.peer_bans++ },
       saveList: (digest, list) => { this.pieceLists.put(digest, list) }
@@ -251,4 +257,16 @@ function blobName (identity: BlobIdentity, byUrl: boolean): BlobName | null {
   if (identity.expected !== null && OTHER_DIGEST_NAME.test(identity.key)) return identity.key
   if (byUrl && isWireUrlName(identity.key)) return identity.key
   return null
+}
+
+/** How long a member may take to answer a ping before it counts as gone (frozen, or its process died). */
+const PING_MS = 2000
+
+async function pingable (libp2p: ClusterLibp2p, peer: string): Promise<boolean> {
+  try {
+    await libp2p.services.ping.ping(peerIdFromString(peer), { signal: AbortSignal.timeout(PING_MS) })
+    return true
+  } catch {
+    return false
+  }
 }

@@ -64,7 +64,9 @@ export async function createLibp2pNode (init: Libp2pNodeInit): Promise<ClusterLi
     peerDiscovery: c.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 10_000 })] : [],
     services: {
       identify: identify(),
-      ping: ping(),
+      // Downloads sharing a blob ask whether a quiet member is still there (node/cluster/swarm-source.ts),
+      // next to libp2p's own connection monitor: more than ping's default one stream at a time.
+      ping: ping({ maxInboundStreams: 16, maxOutboundStreams: 8 }),
       dht: kadDHT({
         protocol: kadProtocol(c.name),
         clientMode: false,

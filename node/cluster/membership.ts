@@ -116,7 +116,9 @@ export class Membership {
 
   private onDisconnect (evt: CustomEvent<PeerId>): void {
     const id = evt.detail.toString()
-    if (this.members.delete(id)) this.emit(id, false)
+    if (!this.members.delete(id)) return
+    this.log.info({ peer: id }, 'cluster peer left')
+    this.emit(id, false)
   }
 
   private admit (id: string): void {

@@ -49,8 +49,31 @@ const HOLDER_CONNECTIONS = 8
 /** Ranges in flight beyond the rule's concurrency for each member downloading the same blob. */
 const DOWNLOADER_CONNECTIONS = 8
 
-/** A range being read from a peer's download in flight. */
-interface PeerRead { start: number, end: number, lastByteAt: number }
+/** A range being read from a peer (its download in flight, or its complete copy). */
+interface PeerRead {
+  peer: string
+  start: number
+  end: number
+  /** Of a download in flight there (bytes come as the peer fetches them): the time of its last byte. */
+  lastByteAt: number | null
+  /** Cuts the request before its response came (the peer is gone). */
+  cut: AbortController
+  body: SourceResponse['body'] | null
+}
+
+/** A downloader's reads quiet for this long: the next range for it first checks it is still there. */
+const QUIET_MS = 2000
+/** What fromDownloader answers when the peer it chose turned out gone: route the range again. */
+const GONE = Symbol('gone')
+
+/** Why a read from a member that left the cluster is cut (its range is asked again, of another source). */
+export class PeerLeftError extends Error {
+  readonly code = 'ERR_PEER_LEFT'
+  constructor (peer: string) {
+    super(`peer ${peer} left the cluster`)
+    this.name = 'PeerLeftError'
+  }
+}
 
 /**
  * A download's source when the cluster is on.
@@ -81,7 +104,8 @@ export class SwarmSource implements Source {
   private validator: string | null
   /** The first response's Last-Modified: what a URL name's copies are compared by when nobody has an ETag. */
   private lastModified: string | null
-  private readonly failedUnits = new Set<number>()
+  /** Units whose read from a downloader failed, and from whom: they go upstream while that peer is a member. */
+  private readonly failedUnits = new Map<number, string>()
   private readonly reads = new Set<PeerRead>()
   /** Peers whose bytes went into this download: a holder with the sha256 of its copy, a downloader with null. */
   private readonly contributors = new Map<string, string | null>()
@@ -220,6 +244,7 @@ export class SwarmSource implements Source {
         if (range.start >= ticket.size) return null
         const list = await this.c.peers.pieceList(ticket, { signal })
         const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, takesVolatile, onUnit: (i, hash) => { this.inOrder?.known(i, hash) } })
+        this.track({ peer, start: range.start, end: range.end + 1, lastByteAt: null, cut: new AbortController(), body: res.body })
         res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err, ticket.digest) })
         this.view.succeeded(peer)
         this.contributors.set(peer, ticket.digest)
@@ -231,12 +256,24 @@ export class SwarmSource implements Source {
     return null
   }
 
-  /** The range's unit from its owner among the nodes downloading this blob, if that is not us. */
+  /**
+   * The range's unit from its owner among the nodes downloading this blob, if that is not us. An owner
+   * found gone (it died or froze) leaves the download and the range is routed again: its units now have
+   * other owners, the same on every member, so one of them fetches each from the upstream, not all.
+   */
   private async fromDownloaders (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
+    for (;;) {
+      // Ends: every GONE excluded a peer for the rest of the download.
+      const res = await this.fromDownloader(range, signal, takesVolatile)
+      if (res !== GONE) return res
+    }
+  }
+
+  private async fromDownloader (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null | typeof GONE> {
     const downloaders = this.view.members('partial')
     if (downloaders.length === 0) return null
     const unit = Math.floor(range.start / SHARE_UNIT)
-    if (this.failedUnits.has(unit) || this.stalledOverlap(range.start, range.end + 1)) return null
+    if (await this.failedHere(unit) || this.stalledOverlap(range.start, range.end + 1)) return null
     let end = Math.min(range.end, (unit + 1) * SHARE_UNIT - 1)
     // A downloader that has the range, or is fetching it from its upstream right now (it started
     // earlier), serves it, whoever owns the unit; otherwise the unit's owner does.
@@ -244,16 +281,22 @@ export class SwarmSource implements Source {
     if (has !== null) end = has.end
     const owner = has?.peer ?? ownerOf(unit, [this.c.self, ...downloaders])
     if (owner === null || owner === this.c.self) return null
-    const read: PeerRead = { start: range.start, end: end + 1, lastByteAt: Date.now() }
+    // A frozen or dead peer keeps the reads from it silent until the membership drops it (seconds):
+    // once they are quiet, a ping tells that apart from an owner still fetching those bytes.
+    if (this.quietFrom(owner) && await this.isGone(owner)) return GONE
+    const read: PeerRead = { peer: owner, start: range.start, end: end + 1, lastByteAt: Date.now(), cut: new AbortController(), body: null }
+    const asked = signal === undefined ? read.cut.signal : AbortSignal.any([signal, read.cut.signal])
+    this.track(read)
     let ticket: PeerTicket
     let res: SourceResponse
     try {
       // The first range (a client's first byte) never waits for a peer that is just starting.
-      ticket = await this.ticketFrom(owner, signal, this.responses > 0 ? 1000 : 0)
-      if (!this.sameContent(ticket)) { this.view.exclude(owner); return null }
-      if (range.start >= ticket.size) return null
-      res = await this.c.peers.fetchInFlight(ticket, range.start, end, { signal, takesVolatile, onProgress: () => { read.lastByteAt = Date.now() } })
+      ticket = await this.ticketFrom(owner, asked, this.responses > 0 ? 1000 : 0)
+      if (!this.sameContent(ticket)) { this.view.exclude(owner); this.reads.delete(read); return null }
+      if (range.start >= ticket.size) { this.reads.delete(read); return null }
+      res = await this.c.peers.fetchInFlight(ticket, range.start, end, { signal: asked, takesVolatile, onProgress: () => { read.lastByteAt = Date.now() } })
     } catch (err) {
+      this.reads.delete(read)
       // The owner's download has just started (no size yet): this range goes upstream, later ones
       // of the unit are asked again.
       if (err instanceof WireError && err.code === 'NOT_FOUND' && signal?.aborted !== true) {
@@ -263,7 +306,8 @@ export class SwarmSource implements Source {
         this.view.forget(owner)
         return null
       }
-      this.failedUnits.add(unit)
+      if (signal?.aborted !== true && (read.cut.signal.aborted || await this.isGone(owner))) return GONE
+      this.failedUnits.set(unit, owner)
       // A loaded owner may answer late or drop a connection: that unit goes upstream, but the owner
       // keeps the rest of its share (a member that died leaves the membership). Dropping it at the first
       // timeout sent every member's whole share of a busy owner upstream (1.2–1.4 × the blob).
@@ -276,10 +320,10 @@ export class SwarmSource implements Source {
     }
     this.view.succeeded(owner)
     if (!this.contributors.has(owner)) this.contributors.set(owner, null)
-    this.reads.add(read)
+    read.body = res.body
     res.body.once('close', () => { this.reads.delete(read) })
     res.body.once('error', (err: unknown) => {
-      this.failedUnits.add(unit)
+      if (!(err instanceof PeerLeftError)) this.failedUnits.set(unit, owner)
       // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.
       if (err instanceof PeerCorruptError) this.ban(owner, err, null)
     })
@@ -325,10 +369,70 @@ export class SwarmSource implements Source {
     return { ...res, headers: { ...res.headers, etag: t.meta.etag } }
   }
 
+  /**
+   * A member left the cluster (its process died or froze, and its connection was dropped): the reads
+   * from it are cut at once rather than at their read timeout, and their ranges are asked again, of the
+   * units' new owners among the members still downloading (every member computes the same ones), not
+   * each of the upstream.
+   */
+  memberLeft (peer: string): void {
+    this.peerGone(peer)
+  }
+
+  private peerGone (peer: string): void {
+    this.view.exclude(peer)
+    for (const r of this.reads) {
+      if (r.peer !== peer) continue
+      // Not the request's signal once the body is there: a body ended by an abort fails the whole
+      // download (the download itself was stopped); one ended by PeerLeftError is asked again.
+      if (r.body === null) r.cut.abort()
+      else r.body.destroy(new PeerLeftError(peer))
+    }
+  }
+
+  /** Whether `peer` stopped answering (a ping failed): it leaves the download and its reads are cut. */
+  private async isGone (peer: string): Promise<boolean> {
+    if (this.view.usable(peer) && await this.view.alive(peer)) return false
+    this.c.logger.debug({ name: this.init.name, peer }, 'swarm: a downloader stopped answering; its units get other owners')
+    this.peerGone(peer)
+    return true
+  }
+
+  /** Whether every read from `peer` of its download in flight went quiet for QUIET_MS, and there is one. */
+  private quietFrom (peer: string): boolean {
+    const quiet = Date.now() - QUIET_MS
+    let any = false
+    for (const r of this.reads) {
+      if (r.peer !== peer || r.lastByteAt === null) continue
+      if (r.lastByteAt >= quiet) return false
+      any = true
+    }
+    return any
+  }
+
+  private track (read: PeerRead): void {
+    this.reads.add(read)
+    read.body?.once('close', () => { this.reads.delete(read) })
+  }
+
+  /**
+   * Whether a unit goes upstream because a read of it failed here: only while the peer it failed on is
+   * still there. Once it left, the unit has a new owner, the same for every member.
+   */
+  private async failedHere (unit: number): Promise<boolean> {
+    const peer = this.failedUnits.get(unit)
+    if (peer === undefined) return false
+    if (!(await this.isGone(peer))) return true
+    this.failedUnits.delete(unit)
+    return false
+  }
+
   /** A range overlapping a peer read that went quiet is a duplicate of a stalled one: not that peer again. */
   private stalledOverlap (start: number, end: number): boolean {
     const quiet = Date.now() - (this.init.stallMs ?? 4000)
-    for (const r of this.reads) if (r.start < end && start < r.end && r.lastByteAt < quiet) return true
+    for (const r of this.reads) {
+      if (r.lastByteAt !== null && r.start < end && start < r.end && r.lastByteAt < quiet && this.view.usable(r.peer)) return true
+    }
     return false
   }
 

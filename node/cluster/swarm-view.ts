@@ -16,6 +16,8 @@ export interface SwarmViewComponents {
   self: string
   /** False once a peer left the cluster (its process died, its connection closed). */
   isMember?: (peer: string) => boolean
+  /** Whether a peer answers a ping within a short time (a frozen or dead process does not). */
+  alive?: (peer: string) => Promise<boolean>
 }
 
 export interface SwarmViewInit {
@@ -41,6 +43,8 @@ const REFUSALS: ReadonlySet<string> = new Set(['NOT_MEMBER', 'WRONG_CLUSTER', 'B
 const COMMIT_PATIENCE_MS = 2000
 /** The view stops being refreshed this long after the download last asked for a range (it ended). */
 const IDLE_STOP_MS = 10_000
+/** A ping's answer stands for this long: every connection of the download asks at about the same time. */
+const PING_FRESH_MS = 1000
 
 /**
  * What one download knows of the other members about its blob: who holds it complete, who downloads it
@@ -62,6 +66,7 @@ export class SwarmView {
   /** When requests to a peer started failing without a success since (see peerFailed). */
   private readonly failingSince = new Map<string, number>()
   private readonly holderChecks = new Map<string, Promise<boolean>>()
+  private readonly pings = new Map<string, { at: number, alive: Promise<boolean> }>()
   /** When the download first asked for a range. */
   startedAt = 0
 
@@ -177,6 +182,18 @@ export class SwarmView {
       this.holderChecks.set(peer, check)
     }
     return await check
+  }
+
+  /** Whether a usable peer still answers (one ping for all who ask within PING_FRESH_MS). */
+  async alive (peer: string): Promise<boolean> {
+    if (!this.usable(peer)) return false
+    const ping = this.c.alive
+    if (ping === undefined) return true
+    const last = this.pings.get(peer)
+    if (last !== undefined && Date.now() - last.at < PING_FRESH_MS) return await last.alive
+    const alive = ping(peer).catch(() => false)
+    this.pings.set(peer, { at: Date.now(), alive })
+    return await alive
   }
 
   /** A request to a peer brought a response. */

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream'
 import { fastify } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config/types.ts'
@@ -76,6 +77,14 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
       const body = JSON.stringify({ error: 'ERR_BAD_REQUEST', message: tooLarge ? 'Request headers too large' : 'Malformed HTTP request', reason: (err as { code?: string }).code ?? 'bad_request' })
       socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
     }
+  })
+
+  // A client told to use the node as an HTTPS proxy sends CONNECT, which Node's server would answer by
+  // closing the connection: say what the node is instead.
+  app.server.on('connect', (_req: unknown, socket: Duplex) => {
+    const body = JSON.stringify({ error: 'ERR_METHOD_NOT_ALLOWED', message: 'aimirror is a mirror, not an HTTPS proxy: point the client\'s index or registry URL at it (see the README)', reason: 'connect_not_supported' })
+    socket.on('error', () => {})
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   })
 
   // Bodies are left unread on request.raw; the proxy streams them upstream with backpressure.

@@ -45,20 +45,30 @@ describe('the node\'s own paths', () => {
     ac.abort()
   })
 
-  it('a request the HTTP parser refuses gets the catalogue\'s JSON error: 400, or 431 for oversized headers', async () => {
+  /** What the node answers to bytes sent as they are, until it closes the connection. */
+  const raw = async (request: Buffer | string): Promise<string> => await new Promise((resolve, reject) => {
     const { hostname, port } = new URL(node.url)
-    const raw = async (request: Buffer | string): Promise<string> => await new Promise((resolve, reject) => {
-      const socket = connect(Number(port), hostname, () => { socket.end(request) })
-      let got = ''
-      socket.on('data', (c: Buffer) => { got += c.toString('latin1') })
-      socket.on('close', () => { resolve(got) })
-      socket.on('error', reject)
-    })
+    const socket = connect(Number(port), hostname, () => { socket.end(request) })
+    let got = ''
+    socket.on('data', (c: Buffer) => { got += c.toString('latin1') })
+    socket.on('close', () => { resolve(got) })
+    socket.on('error', reject)
+  })
+
+  it('a request the HTTP parser refuses gets the catalogue\'s JSON error: 400, or 431 for oversized headers', async () => {
     const bad = await raw(Buffer.concat([Buffer.from('GET /caf'), Buffer.from([0xc3, 0xa9]), Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n')]))
     expect(bad).toMatch(/^HTTP\/1\.1 400 /)
     expect(JSON.parse(bad.slice(bad.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'ERR_BAD_REQUEST' })
     const big = await raw(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)
     expect(big).toMatch(/^HTTP\/1\.1 431 /)
     expect(JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'ERR_BAD_REQUEST' })
+  })
+  it('CONNECT (a client told to use the node as an HTTPS proxy) gets a 405 that says what the node is', async () => {
+    const answer = await raw('CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n')
+    expect(answer).toMatch(/^HTTP\/1\.1 405 /)
+    expect(answer).toMatch(/\r\nallow: GET/i)
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'ERR_METHOD_NOT_ALLOWED', reason: 'connect_not_supported' })
+    // The node goes on serving.
+    expect((await fetch(`${node.url}/health`)).status).toBe(200)
   })
 })

@@ -366,6 +366,11 @@ export class Fetcher {
     }
   }
 
+  /** Whether the cache holds, or is downloading, the blob under this identity's key. */
+  async holds (identity: BlobIdentity): Promise<boolean> {
+    return this.inflight.has(identity.key) || (await this.store.lookup(identity.key)) !== undefined
+  }
+
   private async hit (identity: BlobIdentity): Promise<BlobHandle | null> {
     return await cacheHit(this.store, { pacer: this.pacer, pool: this.pool }, identity)
   }

@@ -112,6 +112,24 @@ describe('npm tarballs', () => {
     if (!(bad instanceof Error)) expect(bad.status).not.toBe(200)
   })
 
+  it('a tarball asked for before its packument (a lockfile install) is verified too: the packument is read first', async () => {
+    reg.corrupt('tiny-b', '1.0.0')
+    const bad = await send(node.url, { path: '/npm/tiny-b/-/tiny-b-1.0.0.tgz' }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
+    if (!(bad instanceof Error)) expect(bad.status).not.toBe(200)
+    expect(reg.seen.some(s => s.url === '/tiny-b')).toBe(true)
+    const scoped = await send(node.url, { path: '/npm/@acme/tiny-c/-/tiny-c-2.0.0.tgz' })
+    expect(scoped.status).toBe(200)
+    expect(scoped.body.equals(reg.tarballs.get('@acme/tiny-c@2.0.0')?.data ?? Buffer.alloc(0))).toBe(true)
+    // Cached by its digest: the packument once, the tarball once.
+    const docs = docRequests()
+    expect((await send(node.url, { path: '/npm/@acme/tiny-c/-/tiny-c-2.0.0.tgz' })).status).toBe(200)
+    expect(docRequests()).toBe(docs)
+    expect(reg.seen.filter(s => s.url.endsWith('tiny-c-2.0.0.tgz')).length).toBe(1)
+    // A package the registry does not know: its own 404, not a failure of the packument lookup.
+    const none = await send(node.url, { path: '/npm/tiny-zz/-/tiny-zz-1.0.0.tgz' })
+    expect(none.status).toBe(404)
+  })
+
   it('leaves search and audit endpoints to the proxy', async () => {
     const r = await send(node.url, { path: '/npm/-/v1/search?text=tiny' })
     expect(r.status).toBe(404)

@@ -3,7 +3,7 @@ import { serveArtifact } from '../artifact.ts'
 import type { Handler } from '../types.ts'
 import { parseHint, tarballIdentity } from './integrity.ts'
 import { classifyNpmPath } from './paths.ts'
-import { servePackument } from './serve-packument.ts'
+import { learnTarballDigests, servePackument } from './serve-packument.ts'
 import type { NpmComponents } from './types.ts'
 
 export type { NpmComponents } from './types.ts'
@@ -11,8 +11,8 @@ export type { NpmComponents } from './types.ts'
 /**
  * npm registries (npm, pnpm, yarn): packuments through the metadata cache with tarball links rewritten
  * to the mirror; tarballs through the fetch engine, keyed and verified by the packument's
- * `dist.integrity` (sha512) once the packument was seen (by `dist.shasum`, sha1, for old packages that
- * publish nothing else), else by URL. Search, audit, login and other
+ * `dist.integrity` (sha512) of their packument (by `dist.shasum`, sha1, for old packages that publish
+ * nothing else; a tarball asked for first has its packument read then), else by URL. Search, audit, login and other
  * methods are left to the rule's strategy (proxied).
  */
 export function createNpmHandler (components: NpmComponents): Handler {
@@ -29,7 +29,16 @@ export function createNpmHandler (components: NpmComponents): Handler {
       }
       const fetcher = components.fetcher
       if (fetcher === undefined) return false
-      const hint = parseHint(await components.metadata.recall(`npm:${canonicalUrl(ctx.upstreamUrl)}`))
+      const hintKey = `npm:${canonicalUrl(ctx.upstreamUrl)}`
+      let hint = parseHint(await components.metadata.recall(hintKey))
+      if (hint === null && !(await fetcher.holds(urlIdentity(ctx.upstreamUrl)))) {
+        // Asked for before its packument passed through here (a lockfile install): read the packument
+        // first, so the tarball is verified like any other. Without one, the tarball goes unverified.
+        await learnTarballDigests(ctx, components, path.name).catch((err: unknown) => {
+          components.logger.debug({ name: path.name, err: (err as Error).message }, 'npm: no packument for an unverified tarball')
+        })
+        hint = parseHint(await components.metadata.recall(hintKey))
+      }
       await serveArtifact(ctx, fetcher, hint === null ? urlIdentity(ctx.upstreamUrl) : tarballIdentity(ctx.upstreamUrl, hint))
       return true
     }

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto'
 import type { StrategyContext } from '../../http/strategy.ts'
 import { clientHasCopy, clientRevalidates } from '../../metadata/client-revalidate.ts'
 import { sendMetadata } from '../../metadata/serve.ts'
+import type { MetadataResult } from '../../metadata/types.ts'
 import { choosePackumentFormat, UPSTREAM_ACCEPT } from './paths.ts'
+import type { PackumentFormat } from './paths.ts'
 import { rewritePackument } from './packument.ts'
 import type { NpmComponents } from './types.ts'
 
@@ -23,9 +25,28 @@ function header (ctx: StrategyContext, name: string): string | undefined {
  * Requests without a copy (first fetches, other machines) are served from the cache within its TTL.
  */
 export async function servePackument (ctx: StrategyContext, components: NpmComponents, name: string): Promise<void> {
+  const format = choosePackumentFormat(header(ctx, 'accept'))
+  const shown = await loadPackument(ctx, components, name, ctx.upstreamUrl, format, {
+    revalidate: clientRevalidates(ctx.request.headers) || clientHasCopy(ctx.request.headers)
+  })
+  await sendMetadata(components.metadata, ctx.request, ctx.reply, shown, { vary: ['Accept'] })
+}
+
+/**
+ * Learns the digests a package's packument publishes for its tarballs, for a tarball asked for before
+ * its packument passed through the mirror (`npm ci` takes URLs and integrity from the lockfile and asks
+ * for no packument): the abbreviated document, through the metadata cache like a client's request.
+ */
+export async function learnTarballDigests (ctx: StrategyContext, components: NpmComponents, name: string): Promise<void> {
+  const base = ctx.rule.upstream.replace(/\/+$/, '')
+  const url = new URL(`${base}/${name.startsWith('@') ? name.replace('/', '%2f') : name}`)
+  await loadPackument(ctx, components, name, url, 'corgi', { revalidate: false })
+}
+
+/** The packument at `url` in `format`, cached, its tarball links rewritten and their digests remembered. */
+async function loadPackument (ctx: StrategyContext, components: NpmComponents, name: string, url: URL, format: PackumentFormat, o: { revalidate: boolean }): Promise<MetadataResult> {
   const { metadata, rewritePlan } = components
   const log = components.logger.child({ component: 'npm' })
-  const format = choosePackumentFormat(header(ctx, 'accept'))
   const headers: Record<string, string> = { accept: UPSTREAM_ACCEPT[format] }
   const authorization = header(ctx, 'authorization')
   if (authorization !== undefined) headers.authorization = authorization
@@ -33,32 +54,31 @@ export async function servePackument (ctx: StrategyContext, components: NpmCompo
   if (npmSession !== undefined) headers['npm-session'] = npmSession
   const scope = authorization === undefined ? '' : `:auth=${createHash('sha256').update(authorization).digest('hex').slice(0, 24)}`
   // `@scope%2fname` and `@scope/name` are one document.
-  const tail = ctx.upstreamUrl.pathname.replace(/%2[fF]/, '/')
+  const tail = url.pathname.replace(/%2[fF]/, '/')
   const result = await metadata.fetch({
-    key: `npm:${format}:${ctx.upstreamUrl.origin}${decodeURIComponent(tail)}${ctx.upstreamUrl.search}${scope}`,
-    url: ctx.upstreamUrl,
+    key: `npm:${format}:${url.origin}${decodeURIComponent(tail)}${url.search}${scope}`,
+    url,
     headers,
     ttlMs: ctx.rule.metadata_ttl_s * 1000,
-    revalidate: clientRevalidates(ctx.request.headers) || clientHasCopy(ctx.request.headers),
+    revalidate: o.revalidate,
     signal: ctx.signal
   })
-  let shown = result
   if (result.status === 200 && (result.headers['content-type'] ?? '').includes('json')) {
     const links = rewritePlan.forRule(ctx.rule).links
-    const docUrl = ctx.upstreamUrl
-    shown = await metadata.rewrite(result, {
+    return await metadata.rewrite(result, {
       // v2: sha1-only tarballs became hints too; a new id re-reads packuments cached before.
       id: `npm-v2:${ctx.rule.name}:${ctx.mirrorBase}`,
       apply: async (body) => {
-        const doc = rewritePackument(body.toString('utf8'), docUrl, url => links.rewriteUrl(url.href, url, ctx.mirrorBase))
+        const doc = rewritePackument(body.toString('utf8'), url, u => links.rewriteUrl(u.href, u, ctx.mirrorBase))
         await metadata.remember(doc.hints)
         if (doc.sha1Only > 0) log.debug({ name, tarballs: doc.sha1Only }, 'tarballs with only a sha1 shasum are verified by it')
         return Buffer.from(doc.text, 'utf8')
       }
     })
-  } else if (result.headers.location !== undefined) {
-    const mapped = rewritePlan.forRule(ctx.rule).links.rewriteUrl(result.headers.location, ctx.upstreamUrl, ctx.mirrorBase)
-    if (mapped !== null) shown = { ...result, headers: { ...result.headers, location: mapped } }
   }
-  await sendMetadata(metadata, ctx.request, ctx.reply, shown, { vary: ['Accept'] })
+  if (result.headers.location !== undefined) {
+    const mapped = rewritePlan.forRule(ctx.rule).links.rewriteUrl(result.headers.location, url, ctx.mirrorBase)
+    if (mapped !== null) return { ...result, headers: { ...result.headers, location: mapped } }
+  }
+  return result
 }

@@ -68,7 +68,7 @@ interface Parts {
  */
 export class Cluster implements SourceProvider {
   readonly bans = new Bans()
-  readonly counters = { bytes_from_peers: 0, bytes_to_peers: 0, peer_bans: 0 }
+  readonly counters = { bytes_to_peers: 0, peer_bans: 0 }
   private readonly c: ClusterComponents
   private readonly init: ClusterInit
   private readonly log: Logger
@@ -131,7 +131,7 @@ export class Cluster implements SourceProvider {
     const peerSockets = new RangeSockets({ connectTimeoutMs: 5_000, readTimeoutMs: 10_000, maxPerOrigin: 32, ...pinnedSockets(pins) })
     const peers = new PeerClient({ libp2p, control, dispatcher: peerPool, pins }, {
       vouchKey: vouch,
-      onBytes: (_peer, n) => { this.counters.bytes_from_peers += n },
+      onBytes: (_peer, n) => { this.c.store.addBytesFromPeers(n) },
       sockets: { sockets: peerSockets, pool: this.c.fetcher.pool }
     })
     const staticPeers = new StaticPeers({ libp2p, logger: this.log }, { peers: cfg.peers })
@@ -240,9 +240,8 @@ export class Cluster implements SourceProvider {
       hits: s.hits,
       misses: s.misses,
       bytes_from_cache: s.bytes_from_cache,
-      // The engine counts every byte a download received as upstream; peers' share is ours to know.
-      bytes_from_peers: this.counters.bytes_from_peers,
-      bytes_from_upstream: Math.max(0, s.bytes_from_upstream - this.counters.bytes_from_peers),
+      bytes_from_peers: s.bytes_from_peers,
+      bytes_from_upstream: s.bytes_from_upstream,
       bytes_to_peers: this.counters.bytes_to_peers,
       active_downloads: this.c.fetcher.activeDownloads().length,
       peers: this.parts?.membership.memberIds().length ?? 0,

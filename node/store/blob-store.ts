@@ -53,6 +53,8 @@ export interface StoreStats {
   misses: number
   bytes_from_cache: number
   bytes_from_upstream: number
+  /** Bytes downloads took from cluster peers (0 with the cluster off). */
+  bytes_from_peers: number
 }
 
 async function defaultFreeBytes (dir: string): Promise<number> {
@@ -90,7 +92,10 @@ export class BlobStore {
   private sweeper: NodeJS.Timeout | null = null
   private sweeping: Promise<void> | null = null
   private readonly sweepEveryMs: number
-  private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0, bytes_from_upstream: 0 }
+  private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0 }
+  /** Every byte downloads received, from whichever source; the peers' share of it. */
+  private received = 0
+  private fromPeers = 0
   private readonly committedListeners = new Set<(digest: string, size: number) => void>()
   private readonly records: DownloadRecords
   /** Writes to a blob's entry (access times, drops), in the order issued. */
@@ -326,10 +331,19 @@ export class BlobStore {
   recordHit (): void { this.counters.hits++ }
   recordMiss (): void { this.counters.misses++ }
   addBytesFromCache (n: number): void { this.counters.bytes_from_cache += n }
-  addBytesFromUpstream (n: number): void { this.counters.bytes_from_upstream += n }
+  /** Bytes a download received (the engine does not tell its sources apart: see addBytesFromPeers). */
+  addBytesFromUpstream (n: number): void { this.received += n }
+  /** Bytes of those that came from cluster peers (counted by the cluster as they arrive). */
+  addBytesFromPeers (n: number): void { this.fromPeers += n }
 
   stats (): StoreStats {
-    return { total_size_bytes: this.usedBytes, file_count: this.blobs.size, ...this.counters }
+    return {
+      total_size_bytes: this.usedBytes,
+      file_count: this.blobs.size,
+      ...this.counters,
+      bytes_from_upstream: Math.max(0, this.received - this.fromPeers),
+      bytes_from_peers: this.fromPeers
+    }
   }
 
   /**

@@ -59,6 +59,9 @@ describe('swarm download through the node', () => {
 
     const view = await (await fetch(`${b.url}/cluster/stats`)).json() as ClusterStatsView
     expect(view.nodes.find(n => n.self)).toMatchObject({ bytes_from_peers: data.length, bytes_from_upstream: 0 })
+    // The node's own /stats says the same: peers' bytes are not the upstream's.
+    const own = await (await fetch(`${b.url}/stats`)).json() as { cache: { bytes_from_upstream: number, bytes_from_peers: number } }
+    expect(own.cache).toMatchObject({ bytes_from_peers: data.length, bytes_from_upstream: 0 })
     // Ranges are widened to whole verification units, so the LAN may carry more than the blob.
     expect(view.totals.bytes_to_peers).toBeGreaterThanOrEqual(data.length)
     // Once committed on b, a third request is a local hit.

@@ -38,8 +38,11 @@ export interface DownloadInit {
   openWriter?: (fd: number, init: { synchronous?: boolean }) => FileWriter
   /** Asked without a client's credentials: members of a keyed cluster may be given it by its URL key. */
   shareable?: boolean
-  /** The first response when the caller already made it (keying by final URL), with its connection slot. */
-  first?: { response: SourceResponse, release: () => void }
+  /**
+   * The first response when the caller already made it (keying by final URL), with its connection slot
+   * and the range it asked for.
+   */
+  first?: { response: SourceResponse, release: () => void, ask: { start: number, end: number } }
 }
 
 export type ReadyResult =

@@ -205,7 +205,7 @@ export class Download {
     let begun = false
     try {
       const partial = await this.store.getPartial(this.key)
-      const ask = firstAsk(partial, this.init.chunkSize, this.init.hint)
+      const ask = pre?.ask ?? firstAsk(partial, this.init.chunkSize, this.init.hint)
       first = await plannableFirst(this.init.source, pre?.response ?? await this.init.source.fetch(ask, { signal: this.abort.signal }), ask, this.abort.signal)
       begun = true
       if (!(await this.begin(first, partial))) { release(); return }

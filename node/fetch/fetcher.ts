@@ -12,6 +12,7 @@ import { passThroughHandle } from './passthrough.ts'
 import type { PassingThrough } from './passthrough.ts'
 import { ProgressiveReader } from './progressive-reader.ts'
 import { firstRange } from './response-meta.ts'
+import { firstAsk } from './temp-file.ts'
 import type { RangeSockets } from '../upstream/range-sockets.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
 import type { SourceResponse } from './upstream-source.ts'
@@ -234,15 +235,14 @@ export class Fetcher {
     try {
       const release = await this.limiter.acquire({ signal: options.signal, urgent: true })
       const source = this.source(upstream)
-      const hint = Math.max(0, options.hint ?? 0)
       // With peers as sources, the first range only learns where the URL leads: the rest may come from members.
       const withPeers = this.sources !== null && !hasCredentials(upstream)
-      const len = Math.min(firstRange(options.chunkSize ?? DEFAULT_CHUNK), withPeers ? LEARNING_RANGE : Number.POSITIVE_INFINITY)
+      const ask = await this.firstFinalAsk(identity, options, withPeers)
       let first: SourceResponse
       try {
         // Not the caller's signal: this response becomes the download's first, which others may join
         // and which goes on when its first caller leaves.
-        first = await source.fetch({ start: hint, end: hint + len - 1 })
+        first = await source.fetch(ask)
       } catch (err) {
         release()
         throw err
@@ -261,13 +261,33 @@ export class Fetcher {
         settle(final.key)
         return joined instanceof Download ? await this.join(joined, upstream, options) : joined
       }
-      const acquired = this.download(final, upstream, plain, source, { response: first, release })
+      const acquired = this.download(final, upstream, plain, source, { response: first, release, ask })
       settle(final.key)
       return await acquired
     } finally {
       settle(null)
       if (this.resolving.get(identity.key) === known) this.resolving.delete(identity.key)
     }
+  }
+
+  /**
+   * The range that learns where a URL leads (it is also the download's first). Where it led last time
+   * (also before a restart) says more: a download of it that stopped part-way goes on at its first
+   * missing byte instead of fetching the start again, and a file already cached needs only a short
+   * range to tell whether it is still the one served.
+   */
+  private async firstFinalAsk (identity: BlobIdentity, options: AcquireOptions, withPeers: boolean): Promise<{ start: number, end: number }> {
+    const hint = Math.max(0, options.hint ?? 0)
+    const chunkSize = options.chunkSize ?? DEFAULT_CHUNK
+    const cap = (ask: { start: number, end: number }): { start: number, end: number } =>
+      withPeers ? { start: ask.start, end: Math.min(ask.end, ask.start + LEARNING_RANGE - 1) } : ask
+    const last = this.finalKeys.get(identity.key) ?? await this.store.getFinal(identity.key).catch(() => undefined)
+    if (last !== undefined && options.hint === undefined) {
+      const partial = await this.store.getPartial(last.key).catch(() => undefined)
+      if (partial !== undefined) return cap(firstAsk(partial, chunkSize, hint))
+      if (await this.store.lookup(last.key) !== undefined) return { start: 0, end: LEARNING_RANGE - 1 }
+    }
+    return cap({ start: hint, end: hint + firstRange(chunkSize) - 1 })
   }
 
   private rememberFinal (original: string, key: string): void {

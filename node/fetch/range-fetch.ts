@@ -52,22 +52,40 @@ export async function fetchAssignment (a: Assignment, first: SourceResponse | un
 
 /**
  * A download's first response, asked again when it cannot start a plan: a 416 for a resumed range past
- * the end (the file shrank) is asked from byte 0; a 206 that does not say the file's size (`bytes a-b/*`,
- * no Content-Range) is replaced by the whole file in one GET.
+ * the end (the file shrank) is asked from byte 0; a 206 for other bytes than asked is asked again, then
+ * like a 206 that does not say the file's size (`bytes a-b/*`, no Content-Range) replaced by the whole
+ * file in one GET.
  */
 export async function plannableFirst (source: Source, first: SourceResponse, ask: { start: number, end: number }, signal: AbortSignal): Promise<SourceResponse> {
   let res = first
+  let asked = ask
   if (res.status === 416 && res.contentRange?.total !== 0 && ask.start > 0) {
     await res.body.dump().catch(() => {})
-    res = await source.fetch({ start: 0, end: ask.end - ask.start }, { signal })
+    asked = { start: 0, end: ask.end - ask.start }
+    res = await source.fetch(asked, { signal })
   }
-  if (res.status === 206 && (res.contentRange === null || res.contentRange.total === null)) {
+  // A 206 for other bytes than asked: its body cannot be placed by a Content-Range that already told one
+  // thing that was not so (every later piece is refused for this too). Asked once more, then whole.
+  if (otherRange(res, asked)) {
     discardBody(res.body)
-    res = await source.fetch(null, { signal })
-    if (res.status === 206) {
-      discardBody(res.body)
-      throw new UpstreamProtocolError('Upstream answers a whole-file request with a range')
-    }
+    res = await source.fetch(asked, { signal })
+    if (otherRange(res, asked)) return await wholeFile(source, res, signal)
+  }
+  if (res.status === 206 && (res.contentRange === null || res.contentRange.total === null)) return await wholeFile(source, res, signal)
+  return res
+}
+
+function otherRange (res: SourceResponse, asked: { start: number }): boolean {
+  return res.status === 206 && res.contentRange !== null && res.contentRange.start !== asked.start
+}
+
+/** The whole file in one GET instead of a range response the download cannot plan from. */
+async function wholeFile (source: Source, instead: SourceResponse, signal: AbortSignal): Promise<SourceResponse> {
+  discardBody(instead.body)
+  const res = await source.fetch(null, { signal })
+  if (res.status === 206) {
+    discardBody(res.body)
+    throw new UpstreamProtocolError('Upstream answers a whole-file request with a range')
   }
   return res
 }

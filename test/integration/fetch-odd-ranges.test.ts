@@ -36,3 +36,45 @@ describe('an upstream whose range answers do not give the file size', () => {
     }, 20_000)
   }
 })
+
+/**
+ * An upstream whose range answers name other bytes than they carry: `Content-Range: bytes (a+1000)-…`
+ * over the bytes from a. On the first request only, or on every range request (a whole GET is honest).
+ */
+function shiftedRanges (when: 'first' | 'always') {
+  const content = new GeneratedContent(SIZE, 61)
+  let requests = 0
+  return (req: IncomingMessage, res: ServerResponse): boolean => {
+    const range = /bytes=(\d+)-(\d+)?/.exec(req.headers.range ?? '')
+    requests++
+    if (range === null) {
+      res.writeHead(200, { 'accept-ranges': 'bytes', 'content-length': String(SIZE), etag: '"shift"' })
+      res.end(req.method === 'HEAD' ? undefined : content.read(0, SIZE))
+      return true
+    }
+    const s = Number(range[1])
+    const e = Math.min(SIZE - 1, range[2] === undefined ? SIZE - 1 : Number(range[2]))
+    const lie = when === 'always' || requests === 1
+    const claimed = lie ? Math.min(s + 1000, SIZE - 1) : s
+    const claimedEnd = Math.min(SIZE - 1, claimed + (e - s))
+    res.writeHead(206, { 'accept-ranges': 'bytes', 'content-length': String(claimedEnd - claimed + 1), 'content-range': `bytes ${claimed}-${claimedEnd}/${SIZE}`, etag: '"shift"' })
+    res.end(content.read(s, claimedEnd - claimed + 1))
+    return true
+  }
+}
+
+describe('an upstream whose range answer names other bytes than asked', () => {
+  for (const when of ['first', 'always'] as const) {
+    for (const keyByFinalUrl of [false, true]) {
+      it(`${when === 'first' ? 'on its first answer' : 'on every range'}${keyByFinalUrl ? ', keyed by final URL' : ''}: the right bytes, never the shifted ones`, async () => {
+        const server = track(await startFileServer({ files: {}, onRequest: shiftedRanges(when) }))
+        const rig = track(await makeRig())
+        const url = new URL(server.url + '/shift.bin')
+        const a = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 1 << 20, concurrency: 4, keyByFinalUrl })
+        if (a.kind !== 'blob') throw new Error(`expected a blob, got ${a.kind}`)
+        expect((await sha256Of(a.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 61))
+        a.release()
+      }, 20_000)
+    }
+  }
+})

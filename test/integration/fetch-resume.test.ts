@@ -52,6 +52,50 @@ describe('resume, redirects, odd upstreams', () => {
     expect(await rig.store.getPartial(key)).toBeUndefined()
   })
 
+  it('keyed by final URL (the default), a restarted download goes on at its first missing byte, and a hit asks little', async () => {
+    const SIZE = 8 * MiB
+    const PIECE = MiB
+    const opts = { chunkSize: PIECE, concurrency: 2, keyByFinalUrl: true }
+    const ranges: string[] = []
+    server = track(await startFileServer({
+      files: { '/f.bin': { size: SIZE, seed: 2 } },
+      perConnectionBps: 2 * MiB,
+      onRequest: (req) => { ranges.push(req.headers.range ?? 'whole'); return false }
+    }))
+    rig = track(await makeRig())
+    const url = new URL(server.url + '/f.bin')
+    const key = urlIdentity(url).key
+    const h = await rig.fetcher.acquire(urlIdentity(url), { url }, opts)
+    if (h.kind !== 'blob') throw new Error(`expected a blob, got ${h.kind}`)
+    await until(async () => {
+      const final = await rig?.store.getFinal(key)
+      const p = final === undefined ? undefined : await rig?.store.getPartial(final.key)
+      return p !== undefined && PieceBitmap.fromBase64(SIZE / PIECE, p.bitmap).done >= 2
+    })
+    h.release()
+    await rig.restart()
+    const final = await rig.store.getFinal(key)
+    const partial = final === undefined ? undefined : await rig.store.getPartial(final.key)
+    expect(partial).toBeDefined()
+    ranges.length = 0
+    const again = await rig.fetcher.acquire(urlIdentity(url), { url }, opts)
+    if (again.kind !== 'blob') throw new Error(`expected a blob, got ${again.kind}`)
+    expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 2))
+    again.release()
+    // Piece 0 was on disk: nothing asks for it again.
+    expect(ranges.length).toBeGreaterThan(0)
+    expect(ranges.some(r => r.startsWith('bytes=0-'))).toBe(false)
+    await until(() => rig?.store.stats().file_count === 1)
+
+    // After another restart, the cached file is checked with a short range, not a whole piece.
+    await rig.restart()
+    ranges.length = 0
+    const hit = await rig.fetcher.acquire(urlIdentity(url), { url }, opts)
+    if (hit.kind !== 'blob') throw new Error(`expected a blob, got ${hit.kind}`)
+    hit.release()
+    expect(ranges).toEqual(['bytes=0-131071'])
+  })
+
   it('follows redirects to signed URLs, re-resolves them when they expire, and keys by the original URL', async () => {
     const SIZE = 3 * MiB
     server = track(await startFileServer({ files: { '/s.bin': { size: SIZE, seed: 2 } }, perConnectionBps: 2 * MiB, redirect: { ttlMs: 400 } }))

@@ -376,13 +376,20 @@ export class Fetcher {
         passing: this.passing
       })
     }
+    // The handle holds the download's file until it is released: a reader opened after the download
+    // finished (and let go of its own reference) still has it.
+    let holdsFile = tryRetain(d)
     return {
       kind: 'blob',
       from: 'download',
       meta: ready.meta,
       open: (start, end) => new ProgressiveReader(d, start, end),
       chunks: (start, end) => pooledChunks(new DownloadCursor(d, start, end), this.pool, DOWNLOAD_CHUNK),
-      release: unwant
+      release: () => {
+        if (holdsFile) d.releaseFile()
+        holdsFile = false
+        unwant()
+      }
     }
   }
 
@@ -396,3 +403,11 @@ export class Fetcher {
   }
 }
 
+function tryRetain (d: Download): boolean {
+  try {
+    d.retainFile()
+    return true
+  } catch {
+    return false
+  }
+}

@@ -96,6 +96,8 @@ export class BlobStore {
   /** Every byte downloads received, from whichever source; the peers' share of it. */
   private received = 0
   private fromPeers = 0
+  /** The reservation or sweep planning now (see oneAtATime). */
+  private planning: Promise<void> = Promise.resolve()
   private readonly committedListeners = new Set<(digest: string, size: number) => void>()
   private readonly records: DownloadRecords
   /** Writes to a blob's entry (access times, drops), in the order issued. */
@@ -234,6 +236,21 @@ export class BlobStore {
    */
   async reserve (bytes: number): Promise<boolean> {
     if (bytes > this.budget.maxBytes) return false
+    return await this.oneAtATime(async () => await this.reserveNow(bytes))
+  }
+
+  /**
+   * Space is planned one reservation (or sweep) at a time: plans made side by side from the same state
+   * each evicted for themselves and each counted the same victims' bytes as freed, so downloads starting
+   * together overshot the budget (and evicted more than needed).
+   */
+  private async oneAtATime<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.planning.then(fn)
+    this.planning = run.then(() => {}, () => {})
+    return await run
+  }
+
+  private async reserveNow (bytes: number): Promise<boolean> {
     const free = await this.freeBytes()
     const plan = planEviction(this.evictionEntries(), this.budget, {
       usedBytes: this.usedBytes + this.reservedBytes, freeBytes: free, incomingBytes: bytes
@@ -314,6 +331,10 @@ export class BlobStore {
 
   /** Brings the cache back under its high watermark and free-disk floor; how many blobs went. */
   async evict (): Promise<number> {
+    return await this.oneAtATime(async () => await this.evictNow())
+  }
+
+  private async evictNow (): Promise<number> {
     const free = await this.freeBytes()
     const plan = planEviction(this.evictionEntries(), this.budget, { usedBytes: this.usedBytes + this.reservedBytes, freeBytes: free, incomingBytes: 0 })
     for (const digest of plan.evict) await this.drop(digest, 'evicted')

@@ -298,6 +298,32 @@ describe('verification and integrity', () => {
     expect(await rig.store.lookup(urlIdentity(new URL(`${server.url}/e3.bin`)).key)).toBeDefined()
   })
 
+  it('downloads starting together stay within the budget together, and evict no more than they need', async () => {
+    const fs: Record<string, { size: number, seed: number }> = {}
+    for (let i = 0; i < 4; i++) fs[`/old${i}.bin`] = { size: MiB, seed: 20 + i }
+    for (let i = 0; i < 3; i++) fs[`/new${i}.bin`] = { size: MiB, seed: 30 + i }
+    server = track(await startFileServer({ files: fs }))
+    // A slow statfs, so reservations made side by side overlap; no periodic sweep to tidy up after them.
+    const slowStatfs = async (): Promise<number> => { await new Promise(resolve => setTimeout(resolve, 200)); return 2 ** 40 }
+    rig = track(await makeRig({ maxBytes: 4.5 * MiB, highWatermark: 1, lowWatermark: 1, freeBytes: slowStatfs, sweepEveryMs: 3_600_000 }))
+    for (let i = 0; i < 4; i++) {
+      const h = await blob(rig, new URL(`${server.url}/old${i}.bin`))
+      await sha256Of(h.open(0, MiB))
+      h.release()
+      await until(() => rig?.fetcher.activeDownloads().length === 0)
+    }
+    const r = rig
+    const handles = await Promise.all([0, 1, 2].map(async i => await blob(r, new URL(`${server?.url ?? ''}/new${i}.bin`))))
+    await Promise.all(handles.map(async h => { await sha256Of(h.open(0, MiB)); h.release() }))
+    await until(() => r.fetcher.activeDownloads().length === 0)
+    await until(async () => await r.store.lookup(urlIdentity(new URL(`${server?.url ?? ''}/new2.bin`)).key) !== undefined)
+    // Each new file needs one old one gone: the three oldest go, the newest old one stays, all within budget.
+    expect(r.store.stats().total_size_bytes).toBeLessThanOrEqual(4.5 * MiB)
+    for (let i = 0; i < 3; i++) expect(await r.store.lookup(urlIdentity(new URL(`${server.url}/old${i}.bin`)).key)).toBeUndefined()
+    expect(await r.store.lookup(urlIdentity(new URL(`${server.url}/old3.bin`)).key)).toBeDefined()
+    expect(r.store.stats().file_count).toBe(4)
+  })
+
   it('after a reboot, the progress of a file known only by its URL is trusted only if its file was synced (a power loss may have lost bytes it counts)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'aimirror-boot-'))
     track({ close: async () => { await rm(dir, { recursive: true, force: true }) } })

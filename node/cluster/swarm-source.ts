@@ -41,6 +41,8 @@ export interface SwarmSourceInit extends SwarmViewInit {
  */
 const YOUNG_MS = 2000
 const STEP = 1 << 20
+/** The first range from the upstream (it only has to start the download and learn the blob's size). */
+const FIRST_STEP = 64 << 10
 /** The first range of a blob named by its URL, which learns the upstream's version of it. */
 const URL_FIRST = 128 << 10
 
@@ -190,10 +192,11 @@ export class SwarmSource implements Source {
   }
 
   private async fromUpstream (range: { start: number, end: number } | null, options: { signal?: AbortSignal }): Promise<SourceResponse> {
-    // The first range too: every member asked at the same moment takes its first range from the
-    // upstream before any of them knows the others, so it is short.
-    if (range !== null && Date.now() - this.view.startedAt < YOUNG_MS && range.end - range.start + 1 > STEP) {
-      range = { start: range.start, end: range.start + STEP - 1 }
+    // The first range is shortest: every member asked at the same moment takes it from the upstream
+    // before any of them knows the others (with 1 MiB, 5 nodes on a 4 MiB blob fetched it twice over).
+    const step = this.responses === 0 ? FIRST_STEP : STEP
+    if (range !== null && Date.now() - this.view.startedAt < YOUNG_MS && range.end - range.start + 1 > step) {
+      range = { start: range.start, end: range.start + step - 1 }
     }
     const res = await this.init.upstream.fetch(range, options)
     if (res.status === 206 && res.contentRange !== null) {

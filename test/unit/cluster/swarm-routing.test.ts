@@ -1,11 +1,12 @@
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { Bans } from '../../../node/cluster/bans.ts'
 import { ownerOf, SHARE_UNIT } from '../../../node/cluster/ownership.ts'
 import type { PeerClient, PeerTicket } from '../../../node/cluster/peer-client.ts'
 import type { Holder } from '../../../node/cluster/routing.ts'
-import { SwarmSource } from '../../../node/cluster/swarm-source.ts'
+import { PeerLeftError, SwarmSource } from '../../../node/cluster/swarm-source.ts'
+import type { SwarmSourceComponents } from '../../../node/cluster/swarm-source.ts'
 import type { Source, SourceResponse } from '../../../node/fetch/upstream-source.ts'
 import { WireError } from '../../../protocol/errors.ts'
 import type { HaveAnswer } from '../../../protocol/messages.ts'
@@ -14,11 +15,11 @@ const MiB = 1 << 20
 const SIZE = 64 * MiB
 const DIGEST = 'ab'.repeat(32)
 
-function response (start: number, end: number, from: string): SourceResponse {
+function response (start: number, end: number, from: string, body: Readable = Readable.from([])): SourceResponse {
   return {
     status: 206,
     headers: { 'x-from': from },
-    body: Readable.from([]) as unknown as SourceResponse['body'],
+    body: body as unknown as SourceResponse['body'],
     url: new URL(`http://${from}/`),
     contentRange: { start, end, total: SIZE }
   }
@@ -32,7 +33,7 @@ function ticketOf (peer: string, complete = false): PeerTicket {
   return { t: 'ticket', ticket: 't', port: 1, expiresAt: Date.now() + 60_000, size: SIZE, complete, meta: { contentType: null, etag: null, lastModified: null, headers: {} }, peer, name: DIGEST, digest: DIGEST, base: 'http://x' }
 }
 
-function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof PeerClient, unknown>> = {}): { source: SwarmSource, asked: string[] } {
+function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof PeerClient, unknown>> = {}, members: Pick<SwarmSourceComponents, 'isMember' | 'alive'> = {}): { source: SwarmSource, asked: string[] } {
   const asked: string[] = []
   const peers = {
     ticket: async (peer: string): Promise<PeerTicket> => ticketOf(peer),
@@ -62,7 +63,8 @@ function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof
     bans: new Bans(),
     lookup: async () => holders,
     logger: pino({ level: 'silent' }),
-    self: 'self'
+    self: 'self',
+    ...members
   }, { name: DIGEST, upstream, lookupMs: 100 })
   return { source, asked }
 }
@@ -151,5 +153,95 @@ describe('swarm source: who serves a range of a blob others are downloading', ()
     source.heardFrom('self')
     await source.fetch({ start: at + MiB, end: at + 2 * MiB - 1 })
     expect(asked).toEqual([`p1 ${at + MiB}-${at + 2 * MiB - 1}`])
+  })
+})
+
+describe('swarm source: a downloader that died or froze', () => {
+  const empty = Buffer.alloc(1).toString('base64')
+  const partial: HaveAnswer = { t: 'have', state: 'partial', size: SIZE, pieceSize: 16 * MiB, bitmap: empty }
+  /** A unit p1 owns among the three downloaders, and p2 once p1 is left out. */
+  const at = SHARE_UNIT * (Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i)
+    .find(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'p1' && ownerOf(i, ['self', 'p2']) === 'p2') as number)
+  const unit = { start: at, end: at + SHARE_UNIT - 1 }
+
+  it('its unit goes to the next owner among those still there, not to this node\'s upstream', async () => {
+    const alive = new Set(['p1', 'p2'])
+    const { source, asked } = swarm({ p1: partial, p2: partial }, {
+      fetchInFlight: async (t: PeerTicket, start: number, end: number) => {
+        asked.push(`${t.peer} ${start}-${end}`)
+        // Its process died: its data port refuses, and it no longer answers pings.
+        if (t.peer === 'p1') { alive.delete('p1'); throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }
+        return response(start, end, t.peer)
+      }
+    }, { alive: async peer => alive.has(peer) })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch(unit)
+    expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`, `p2 ${unit.start}-${unit.end}`])
+  })
+
+  it('a busy owner that still answers pings keeps its share: that unit alone goes upstream', async () => {
+    const { source, asked } = swarm({ p1: partial, p2: partial }, {
+      fetchInFlight: async (t: PeerTicket, start: number, end: number) => {
+        asked.push(`${t.peer} ${start}-${end}`)
+        if (t.peer === 'p1') throw Object.assign(new Error('read timed out'), { code: 'ERR_UPSTREAM_TIMEOUT' })
+        return response(start, end, t.peer)
+      }
+    }, { alive: async () => true })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch(unit)
+    expect(asked).toHaveLength(2)
+    expect(asked[0]).toBe(`p1 ${unit.start}-${unit.end}`)
+    // (A young download asks the upstream in short steps.)
+    expect(asked[1]).toMatch(new RegExp(`^upstream ${unit.start}-`))
+  })
+
+  /** Reads whose bodies stay open until the test ends them. */
+  const openReads = (asked: string[]): Partial<Record<keyof PeerClient, unknown>> => ({
+    fetchInFlight: async (t: PeerTicket, start: number, end: number) => {
+      asked.push(`${t.peer} ${start}-${end}`)
+      return response(start, end, t.peer, new PassThrough())
+    }
+  })
+
+  it('reads from a member that left are ended as a peer failure (asked again), not as an abort', async () => {
+    const members = new Set(['p1', 'p2'])
+    const asked: string[] = []
+    const { source } = swarm({ p1: partial, p2: partial }, openReads(asked), { isMember: peer => members.has(peer) })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    const res = await source.fetch(unit)
+    const failed = new Promise<unknown>(resolve => res.body.once('error', resolve))
+    members.delete('p1')
+    source.memberLeft('p1')
+    expect(await failed).toBeInstanceOf(PeerLeftError)
+    // The range is asked again: its unit has a new owner now.
+    await source.fetch(unit)
+    expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`, `p2 ${unit.start}-${unit.end}`])
+  })
+
+  it('a frozen owner (its reads went quiet and it misses a ping) loses its units to the others', async () => {
+    const alive = new Set(['p1', 'p2'])
+    const asked: string[] = []
+    const { source } = swarm({ p1: partial, p2: partial }, openReads(asked), { alive: async peer => alive.has(peer) })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    const stalled = await source.fetch(unit)
+    const failed = new Promise<unknown>(resolve => stalled.body.once('error', resolve))
+    alive.delete('p1')
+    // Nothing arrives from it for longer than the quiet time.
+    await new Promise(resolve => setTimeout(resolve, 2100))
+    await source.fetch({ start: unit.start + MiB, end: unit.end })
+    expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`, `p2 ${unit.start + MiB}-${unit.end}`])
+    expect(await failed).toBeInstanceOf(PeerLeftError)
+  })
+})
+
+describe('swarm source: the first range', () => {
+  it('is short when it goes upstream: members starting together each fetch it before they know of each other', async () => {
+    const { source, asked } = swarm({})
+    await source.fetch({ start: 0, end: 8 * MiB - 1 })
+    expect(asked).toEqual([`upstream 0-${(64 << 10) - 1}`])
   })
 })

@@ -56,8 +56,8 @@ interface PeerRead {
   peer: string
   start: number
   end: number
-  /** Of a download in flight there (bytes come as the peer fetches them): the time of its last byte. */
-  lastByteAt: number | null
+  /** When its last bytes came (a download in flight there: any byte; a holder: a verified unit). */
+  lastByteAt: number
   /** Cuts the request before its response came (the peer is gone). */
   cut: AbortController
   body: SourceResponse['body'] | null
@@ -241,18 +241,30 @@ export class SwarmSource implements Source {
     for (let tries = 0; tries < holders.length; tries++) {
       const peer = holders[(this.next++) % holders.length] as string
       if (!this.view.usable(peer)) continue
+      // A holder whose reads went quiet may have frozen: a ping says whether to ask it again.
+      if (this.quietFrom(peer) && await this.isGone(peer)) continue
+      const { read, asked } = this.newRead(peer, range.start, range.end + 1, signal)
       try {
-        const ticket = await this.c.peers.ticket(peer, this.init.name, { signal })
-        if (!this.sameContent(ticket)) { this.view.exclude(peer); continue }
-        if (range.start >= ticket.size) return null
-        const list = await this.c.peers.pieceList(ticket, { signal })
-        const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, { signal, takesVolatile, onUnit: (i, hash) => { this.inOrder?.known(i, hash) } })
-        this.track({ peer, start: range.start, end: range.end + 1, lastByteAt: null, cut: new AbortController(), body: res.body })
+        const ticket = await this.c.peers.ticket(peer, this.init.name, { signal: asked })
+        if (!this.sameContent(ticket)) { this.view.exclude(peer); this.reads.delete(read); continue }
+        if (range.start >= ticket.size) { this.reads.delete(read); return null }
+        const list = await this.c.peers.pieceList(ticket, { signal: asked })
+        const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, {
+          signal: asked,
+          takesVolatile,
+          onUnit: (i, hash) => {
+            read.lastByteAt = Date.now()
+            this.inOrder?.known(i, hash)
+          }
+        })
+        this.bodyOf(read, res)
         res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err, ticket.digest) })
         this.view.succeeded(peer)
         this.contributors.set(peer, ticket.digest)
         return this.responses === 0 ? withMeta(res, ticket) : this.withValidator(res, ticket)
       } catch (err) {
+        this.reads.delete(read)
+        if (signal?.aborted !== true && (read.cut.signal.aborted || await this.isGone(peer))) continue
         this.view.peerFailed(peer, err, signal)
       }
     }
@@ -287,9 +299,7 @@ export class SwarmSource implements Source {
     // A frozen or dead peer keeps the reads from it silent until the membership drops it (seconds):
     // once they are quiet, a ping tells that apart from an owner still fetching those bytes.
     if (this.quietFrom(owner) && await this.isGone(owner)) return GONE
-    const read: PeerRead = { peer: owner, start: range.start, end: end + 1, lastByteAt: Date.now(), cut: new AbortController(), body: null }
-    const asked = signal === undefined ? read.cut.signal : AbortSignal.any([signal, read.cut.signal])
-    this.track(read)
+    const { read, asked } = this.newRead(owner, range.start, end + 1, signal)
     let ticket: PeerTicket
     let res: SourceResponse
     try {
@@ -323,8 +333,7 @@ export class SwarmSource implements Source {
     }
     this.view.succeeded(owner)
     if (!this.contributors.has(owner)) this.contributors.set(owner, null)
-    read.body = res.body
-    res.body.once('close', () => { this.reads.delete(read) })
+    this.bodyOf(read, res)
     res.body.once('error', (err: unknown) => {
       if (!(err instanceof PeerLeftError)) this.failedUnits.set(unit, owner)
       // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.
@@ -406,16 +415,24 @@ export class SwarmSource implements Source {
     const quiet = Date.now() - QUIET_MS
     let any = false
     for (const r of this.reads) {
-      if (r.peer !== peer || r.lastByteAt === null) continue
+      if (r.peer !== peer) continue
       if (r.lastByteAt >= quiet) return false
       any = true
     }
     return any
   }
 
-  private track (read: PeerRead): void {
+  /** A read from `peer` about to be asked: tracked (see peerGone), with the signal that cuts its request. */
+  private newRead (peer: string, start: number, end: number, signal?: AbortSignal): { read: PeerRead, asked: AbortSignal } {
+    const read: PeerRead = { peer, start, end, lastByteAt: Date.now(), cut: new AbortController(), body: null }
     this.reads.add(read)
-    read.body?.once('close', () => { this.reads.delete(read) })
+    return { read, asked: signal === undefined ? read.cut.signal : AbortSignal.any([signal, read.cut.signal]) }
+  }
+
+  /** The read's response came: tracked until its body closes. */
+  private bodyOf (read: PeerRead, res: SourceResponse): void {
+    read.body = res.body
+    res.body.once('close', () => { this.reads.delete(read) })
   }
 
   /**
@@ -434,7 +451,7 @@ export class SwarmSource implements Source {
   private stalledOverlap (start: number, end: number): boolean {
     const quiet = Date.now() - (this.init.stallMs ?? 4000)
     for (const r of this.reads) {
-      if (r.lastByteAt !== null && r.start < end && start < r.end && r.lastByteAt < quiet && this.view.usable(r.peer)) return true
+      if (r.start < end && start < r.end && r.lastByteAt < quiet && this.view.usable(r.peer)) return true
     }
     return false
   }

@@ -238,6 +238,31 @@ describe('swarm source: a downloader that died or froze', () => {
   })
 })
 
+describe('swarm source: a holder that froze', () => {
+  it('its quiet reads are cut once it misses a ping, and the next holder serves', async () => {
+    const complete: HaveAnswer = { t: 'have', state: 'complete', size: SIZE }
+    const alive = new Set(['h1', 'h2'])
+    const asked: string[] = []
+    const { source } = swarm({ h1: complete, h2: complete }, {
+      ticket: async (peer: string) => ticketOf(peer, true),
+      fetchRange: async (t: PeerTicket, _list: Buffer, start: number, end: number) => {
+        asked.push(`holder ${t.peer} ${start}-${end}`)
+        return response(start, end, t.peer, new PassThrough())
+      }
+    }, { alive: async peer => alive.has(peer) })
+    const first = await source.fetch({ start: 0, end: 8 * MiB - 1 })
+    const failed = new Promise<unknown>(resolve => first.body.once('error', resolve))
+    // h1 stops: no unit of its range comes for longer than the quiet time.
+    alive.delete('h1')
+    await new Promise(resolve => setTimeout(resolve, 2100))
+    // Holders are taken in turn: h2, then h1 again, which is found gone and skipped for h2.
+    await source.fetch({ start: 8 * MiB, end: 9 * MiB - 1 })
+    await source.fetch({ start: 9 * MiB, end: 10 * MiB - 1 })
+    expect(asked).toEqual(['holder h1 0-8388607', 'holder h2 8388608-9437183', 'holder h2 9437184-10485759'])
+    expect(await failed).toBeInstanceOf(PeerLeftError)
+  })
+})
+
 describe('swarm source: the first range', () => {
   it('is short when it goes upstream: members starting together each fetch it before they know of each other', async () => {
     const { source, asked } = swarm({})

@@ -151,7 +151,7 @@ export class PeerClient {
    * Otherwise nothing can vouch for them yet: the response is marked unverified, and the download holds
    * them back from readers until the whole blob matched its digest.
    */
-  async fetchInFlight (t: PeerTicket, start: number, end: number, options: { signal?: AbortSignal, onProgress?: () => void, takesVolatile?: boolean } = {}): Promise<SourceResponse> {
+  async fetchInFlight (t: PeerTicket, start: number, end: number, options: { signal?: AbortSignal, onProgress?: () => void, onUnverified?: (n: number) => void, takesVolatile?: boolean } = {}): Promise<SourceResponse> {
     const last = Math.min(end, t.size - 1)
     const key = this.init.vouchKey
     const quick = this.init.sockets
@@ -163,7 +163,7 @@ export class PeerClient {
         const body = new VouchedFrames(raw, { key: responseKey(key, nonce), digest: t.digest, start, end: last + 1, onBytes, onProgress: options.onProgress }, quick.pool)
         return { ...rangeResponse(t, start, last, body as unknown as Readable, url), volatile: true }
       }
-      const counted = new CountedBody(raw, (n) => { onBytes(n); options.onProgress?.() })
+      const counted = new CountedBody(raw, (n) => { onBytes(n); options.onProgress?.(); options.onUnverified?.(n) })
       return { ...rangeResponse(t, start, last, counted as unknown as Readable, url), volatile: true, unverified: true }
     }
     const { res, url } = await this.requestRange(t, start, last, options.signal, key === undefined ? {} : { [VOUCH_HEADER]: '1' })
@@ -178,6 +178,7 @@ export class PeerClient {
       transform: (chunk: Buffer, _enc, cb) => {
         this.init.onBytes?.(t.peer, chunk.length)
         options.onProgress?.()
+        options.onUnverified?.(chunk.length)
         cb(null, chunk)
       }
     })

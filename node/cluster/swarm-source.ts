@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
 import { isKeyName, isUrlName } from '../../protocol/names.ts'
-import type { Source, SourceFetchOptions, SourceResponse } from '../fetch/upstream-source.ts'
+import type { Source, SourceFetchOptions, SourceResponse, SuspectRange } from '../fetch/upstream-source.ts'
 import { ownerOf, SHARE_UNIT } from './ownership.ts'
 import type { PeerTicket } from './peer-client.ts'
 import { InFlightList } from './in-flight-list.ts'
@@ -112,6 +112,8 @@ export class SwarmSource implements Source {
   /** Peers whose bytes went into this download: a holder with the sha256 of its copy, a downloader with null. */
   private readonly contributors = new Map<string, string | null>()
   private readonly upstreamActive = new Set<{ start: number, end: number }>()
+  /** Bytes peers sent unverified (open cluster, downloads in flight), by sender. */
+  private readonly deliveries: SuspectRange[] = []
   /** The blob's piece-hash list, made as the download hashes it (see InFlightList). */
   readonly inOrder: InFlightList | undefined
 
@@ -220,20 +222,34 @@ export class SwarmSource implements Source {
   }
 
   /**
-   * The whole blob failed its digest: every peer that sent bytes of it is banned, holders too (a copy
-   * whose piece list was made from the same wrong bytes passes every unit check), and a holder is told
-   * to check its copy again.
+   * The whole blob failed its digest. Peers that sent bytes nobody vouched for (an open cluster's reads of
+   * downloads in flight) are left out of the download and returned as suspects: the download fetches
+   * their ranges again and convicts those whose bytes differed, so one lying member does not get every
+   * honest one banned. Every other peer that sent bytes is banned now, holders too (a copy whose piece
+   * list was made from the same wrong bytes passes every unit check), and a holder is told to check its copy.
    */
-  onDigestMismatch (): void {
+  onDigestMismatch (): SuspectRange[] {
+    const suspects = this.deliveries.splice(0)
+    const suspected = new Set(suspects.map(s => s.peer))
     for (const [peer, holding] of this.contributors) {
-      if (holding !== null) this.c.reportCorrupt?.(peer, holding)
       this.view.exclude(peer)
-      const ms = this.c.bans.ban(peer)
-      this.c.peers.forget(peer)
-      this.c.onBan?.(peer)
-      this.c.logger.warn({ peer, digest: this.init.name, banMs: ms }, 'blob failed its digest after a peer sent bytes of it; peer banned')
+      if (!suspected.has(peer)) this.banForDigest(peer, holding)
     }
     this.contributors.clear()
+    return suspects
+  }
+
+  convict (peers: ReadonlySet<string>): void {
+    for (const peer of peers) this.banForDigest(peer, null)
+  }
+
+  private banForDigest (peer: string, holding: string | null): void {
+    if (holding !== null) this.c.reportCorrupt?.(peer, holding)
+    this.view.exclude(peer)
+    const ms = this.c.bans.ban(peer)
+    this.c.peers.forget(peer)
+    this.c.onBan?.(peer)
+    this.c.logger.warn({ peer, digest: this.init.name, banMs: ms }, 'blob failed its digest after a peer sent bytes of it; peer banned')
   }
 
   private async fromHolders (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
@@ -300,6 +316,7 @@ export class SwarmSource implements Source {
     // once they are quiet, a ping tells that apart from an owner still fetching those bytes.
     if (this.quietFrom(owner) && await this.isGone(owner)) return GONE
     const { read, asked } = this.newRead(owner, range.start, end + 1, signal)
+    let delivered = 0
     let ticket: PeerTicket
     let res: SourceResponse
     try {
@@ -307,7 +324,12 @@ export class SwarmSource implements Source {
       ticket = await this.ticketFrom(owner, asked, this.responses > 0 ? 1000 : 0)
       if (!this.sameContent(ticket)) { this.view.exclude(owner); this.reads.delete(read); return null }
       if (range.start >= ticket.size) { this.reads.delete(read); return null }
-      res = await this.c.peers.fetchInFlight(ticket, range.start, end, { signal: asked, takesVolatile, onProgress: () => { read.lastByteAt = Date.now() } })
+      res = await this.c.peers.fetchInFlight(ticket, range.start, end, {
+        signal: asked,
+        takesVolatile,
+        onProgress: () => { read.lastByteAt = Date.now() },
+        onUnverified: n => { delivered += n }
+      })
     } catch (err) {
       this.reads.delete(read)
       // The owner's download has just started (no size yet): this range goes upstream, later ones
@@ -334,6 +356,8 @@ export class SwarmSource implements Source {
     this.view.succeeded(owner)
     if (!this.contributors.has(owner)) this.contributors.set(owner, null)
     this.bodyOf(read, res)
+    // What it sent unverified, in order from the range's start: judged if the blob fails its digest.
+    if (res.unverified === true) res.body.once('close', () => { if (delivered > 0) this.deliveries.push({ peer: owner, start: range.start, end: range.start + delivered }) })
     res.body.once('error', (err: unknown) => {
       if (!(err instanceof PeerLeftError)) this.failedUnits.set(unit, owner)
       // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { BlobChunks, ChunkCursor } from './blob-chunks.ts'
 import type { BlobIdentity } from './identity.ts'
@@ -46,6 +47,11 @@ export interface BlobHandle {
   open: (start: number, end: number) => Readable
   /** Bytes [start, end) in recycled buffers, for a consumer that writes each before the next (a client's response). */
   chunks?: (start: number, end: number) => BlobChunks
+  /**
+   * Fetched with a client's credentials (`credential` names them): another client is given it only once
+   * the upstream let it have the file too (see AccessGuard).
+   */
+  readonly fetchedFor?: string
   /** Must be called once the handle's streams are done. Idempotent. */
   release: () => void
 }
@@ -103,4 +109,10 @@ const CREDENTIALS = new Set(['authorization', 'cookie', 'proxy-authorization'])
 /** Whether the request carries a client's credentials (what it fetches is then kept from peers). */
 export function hasCredentials (upstream: UpstreamRequest): boolean {
   return Object.keys(upstream.headers ?? {}).some(h => CREDENTIALS.has(h.toLowerCase()))
+}
+
+/** A short hash naming the request's credentials (null without any): whom a private blob was fetched for. */
+export function credentialOf (upstream: UpstreamRequest): string | null {
+  const parts = Object.entries(upstream.headers ?? {}).filter(([h]) => CREDENTIALS.has(h.toLowerCase())).map(([h, v]) => `${h.toLowerCase()}: ${v}`).sort()
+  return parts.length === 0 ? null : createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 32)
 }

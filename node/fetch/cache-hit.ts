@@ -18,10 +18,12 @@ export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, poo
   let meta: BlobMeta
   let digest: string
   let confirmedAt: number | undefined
+  let fetchedFor: string | undefined
   if (stored !== undefined) {
     const e = stored.entry
     digest = e.digest
     confirmedAt = e.fetchedAt
+    if (e.shareable === false) fetchedFor = e.credential ?? 'unknown'
     meta = { size: e.size, etag: e.etag, lastModified: e.validator.lastModified, contentType: e.contentType, headers: e.headers, validator: e.validator }
   } else if (identity.sha256 !== null && await store.hasDigest(identity.sha256)) {
     digest = identity.sha256
@@ -48,6 +50,7 @@ export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, poo
     from: 'cache',
     meta,
     confirmedAt,
+    fetchedFor,
     open: (start, end) => end <= start ? Readable.from([]) : new CursorReader(cursor(start, end), buffers.pacer, FILE_CHUNK),
     chunks: (start, end) => pooledChunks(cursor(start, end), buffers.pool, FILE_CHUNK),
     release

@@ -38,6 +38,8 @@ export interface DownloadInit {
   openWriter?: (fd: number, init: { synchronous?: boolean }) => FileWriter
   /** Asked without a client's credentials: members of a keyed cluster may be given it by its URL key. */
   shareable?: boolean
+  /** With credentials: the hash naming them (see credentialOf). */
+  credential?: string | null
   /**
    * The first response when the caller already made it (keying by final URL), with its connection slot
    * and the range it asked for.

@@ -21,6 +21,7 @@ import { DiskPieces } from './disk-pieces.ts'
 import { ProgressRecord } from './progress-record.ts'
 import { ConnectionPool } from './connection-pool.ts'
 import { fetchAssignment, plannableFirst } from './range-fetch.ts'
+import { SuspectTrial } from './suspect-ranges.ts'
 import type { RangeFetchHost } from './range-fetch.ts'
 import type { SourceResponse } from './upstream-source.ts'
 import { committedEntry, metaFromResponse } from './response-meta.ts'
@@ -69,6 +70,8 @@ export class Download {
   private hasher: OrderedHasher | null = null
   /** Unverified ranges were fetched again after a digest mismatch (see refetchUnverified). */
   private refetched = false
+  /** The peers whose unverified bytes were fetched again, judged once the blob matched. */
+  private trial: SuspectTrial | null = null
   private rangeSupported = true
   private size: number | null = null
   private reserved = 0
@@ -130,6 +133,11 @@ export class Download {
   /** Asked without a client's credentials (see DownloadInit.shareable). */
   get shareable (): boolean {
     return this.init.shareable === true
+  }
+
+  /** Whom it is fetched for when not shareable (a hash naming the credentials). */
+  get credential (): string {
+    return this.init.credential ?? 'unknown'
   }
 
   get settled (): boolean {
@@ -283,11 +291,20 @@ export class Download {
    * and the whole file is hashed again. Clients were never given those bytes (they wait for the
    * digest), so they go on as if nothing happened. Once per download.
    */
-  private refetchUnverified (): boolean {
+  private refetchUnverified (trial: SuspectTrial): boolean {
     const unverified = this.view.unverified.list()
     const fh = this.file?.handle ?? null
     if (this.refetched || unverified.length === 0 || fh === null || this.disk.plan === null || !this.rangeSupported) return false
     this.refetched = true
+    this.trial = trial
+    // No hashing until the refetch starts with a new hasher: the old one must not judge the blob again.
+    this.hasher = null
+    // What each peer sent is hashed before it is overwritten (see SuspectTrial).
+    trial.record(fh).then(() => { if (this.state === 'running') this.refetch(fh, unverified) }, (err: unknown) => this.fail(err, false))
+    return true
+  }
+
+  private refetch (fh: FileHandle, unverified: Array<[number, number]>): void {
     this.disk.drop(unverified)
     this.view.unverified.clear()
     this.record.save()
@@ -295,7 +312,14 @@ export class Download {
     this.hasher = this.makeHasher(fh, false)
     this.hasher.pump()
     this.pool.fill()
-    return true
+  }
+
+  /** Convicts the senders whose bytes were not the blob's (read from the file while it is held). */
+  private judge (trial: SuspectTrial): void {
+    const fh = this.retainFile()
+    trial.guilty(fh).catch(() => trial.peers).then(peers => {
+      if (peers.size > 0) this.init.source.convict?.(peers)
+    }).finally(() => { this.releaseFile() }).catch(() => {})
   }
 
   private targetWorkers (): number {
@@ -352,11 +376,15 @@ export class Download {
     const sha256 = digests.sha256 as string
     const expected = this.init.identity.expected
     if (expected !== null && digests[expected.algorithm] !== expected.hex) {
-      this.init.source.onDigestMismatch?.()
-      if (this.refetchUnverified()) return
+      const trial = new SuspectTrial(this.init.source.onDigestMismatch?.() ?? [])
+      if (this.refetchUnverified(trial)) return
+      // Not told apart: every sender of bytes nobody vouched for (in the first pass, or this one).
+      const peers = new Set([...trial.peers, ...(this.trial?.peers ?? [])])
+      if (peers.size > 0) this.init.source.convict?.(peers)
       this.fail(new DigestMismatchError(undefined, { detail: { expected: digestLabel(expected) } }), false)
       return
     }
+    if (this.trial !== null) this.judge(this.trial)
     this.digest = sha256
     this.state = 'verified'
     // A list made from bytes that were fetched again is not the blob's: made later by reading it back.
@@ -372,7 +400,7 @@ export class Download {
   }
 
   private async commit (sha256: string): Promise<void> {
-    const entry = committedEntry(this.meta as BlobMeta, sha256, this.size as number, this.init.shareable === true)
+    const entry = committedEntry(this.meta as BlobMeta, sha256, this.size as number, this.init.shareable === true ? null : this.credential)
     await this.store.commit(this.key, { path: this.tempPath, fh: this.file?.handle as FileHandle }, entry)
     this.log.info({ key: this.key, size: this.size, digest: sha256, ms: Date.now() - this.startedAt }, 'download committed')
   }

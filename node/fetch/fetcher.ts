@@ -23,7 +23,8 @@ import { GcPacer } from './gc-pacer.ts'
 import { Revalidator } from './revalidate.ts'
 import type { GcFunction } from './gc-pacer.ts'
 import { waitFor } from '../abort.ts'
-import { hasCredentials } from './acquire-types.ts'
+import { credentialOf, hasCredentials } from './acquire-types.ts'
+import { AccessGuard } from './access-guard.ts'
 import type { Acquired, AcquireOptions, ActiveDownload, BlobHandle, InFlightBlob, SourceProvider, UpstreamRequest } from './acquire-types.ts'
 
 export type { Acquired, AcquireOptions, ActiveDownload, BlobHandle, InFlightBlob, SourceProvider, UpstreamRequest, UpstreamResponse } from './acquire-types.ts'
@@ -86,6 +87,7 @@ export class Fetcher {
   private readonly finalKeys = new Map<string, { key: string, at: number }>()
   private stopping = false
   private readonly revalidator: Revalidator
+  private readonly access: AccessGuard
   private sources: SourceProvider | null = null
 
   constructor (components: FetcherComponents, init: FetcherInit = {}) {
@@ -106,6 +108,7 @@ export class Fetcher {
     this.limiter = new Limiter(this.init.maxConcurrentDownloads)
     this.pacer = new GcPacer({ gc: init.gc })
     this.revalidator = new Revalidator({ store: this.store, logger: this.log, source: upstream => this.source(upstream) })
+    this.access = new AccessGuard(upstream => this.source(upstream))
   }
 
   async start (): Promise<void> {
@@ -165,6 +168,10 @@ export class Fetcher {
   }
 
   async acquire (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions = {}): Promise<Acquired> {
+    return await this.access.check(identity.key, upstream, await this.acquireAny(identity, upstream, options), options.signal)
+  }
+
+  private async acquireAny (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions): Promise<Acquired> {
     if (this.stopping) throw new AbortedError('Node is stopping')
     if (options.keyByFinalUrl === true && identity.expected === null && identity.key.startsWith('url:')) {
       return await this.acquireByFinalUrl(identity, upstream, options)
@@ -317,11 +324,13 @@ export class Fetcher {
     }
     this.store.recordMiss()
     const shareable = !hasCredentials(upstream)
+    const credential = credentialOf(upstream)
     const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log, pacer: this.pacer }, {
       identity,
       // (A download that began with the caller's first response has that range: the rest may come from peers.)
       source: this.sources?.sourceFor(identity, source, { shareable, started: first !== undefined, etag: first?.response.headers.etag, lastModified: first?.response.headers['last-modified'] }) ?? source,
       shareable,
+      credential,
       url: upstream.url.href,
       chunkSize: options.chunkSize ?? DEFAULT_CHUNK,
       concurrency: Math.max(1, options.concurrency ?? 8),
@@ -383,6 +392,7 @@ export class Fetcher {
       kind: 'blob',
       from: 'download',
       meta: ready.meta,
+      fetchedFor: d.shareable ? undefined : d.credential,
       open: (start, end) => new ProgressiveReader(d, start, end),
       chunks: (start, end) => pooledChunks(new DownloadCursor(d, start, end), this.pool, DOWNLOAD_CHUNK),
       release: () => {

@@ -61,6 +61,7 @@ function stableEtag (identity: BlobIdentity, v: Validator, size: number | null):
 }
 
 /** What the index keeps of a verified blob under its key: its digest and the response to replay. */
-export function committedEntry (meta: BlobMeta, digest: string, size: number, shareable: boolean): KeyEntry {
-  return { digest, size, contentType: meta.contentType, headers: meta.headers, validator: meta.validator, etag: meta.etag, fetchedAt: Date.now(), shareable }
+export function committedEntry (meta: BlobMeta, digest: string, size: number, credential: string | null): KeyEntry {
+  const base = { digest, size, contentType: meta.contentType, headers: meta.headers, validator: meta.validator, etag: meta.etag, fetchedAt: Date.now() }
+  return credential === null ? { ...base, shareable: true } : { ...base, shareable: false, credential }
 }

@@ -11,8 +11,14 @@ export interface Source {
   readonly name: string
   /** GET [start, end] (inclusive); `null` asks for the whole file without Range. */
   fetch: (range: { start: number, end: number } | null, options: SourceFetchOptions) => Promise<SourceResponse>
-  /** Told when the whole blob failed its digest check (a source that passed unverified bytes may be at fault). */
-  onDigestMismatch?: () => void
+  /**
+   * Told when the whole blob failed its digest check (a source that passed unverified bytes may be at
+   * fault). It may return the ranges peers sent that nobody vouched for: the download fetches those again
+   * and names by `convict` the senders whose bytes were not the blob's; other senders it judges itself.
+   */
+  onDigestMismatch?: () => SuspectRange[] | undefined
+  /** The senders of suspect ranges whose bytes differed from the ones fetched again (all, when that could not be told). */
+  convict?: (peers: ReadonlySet<string>) => void
   /**
    * How many ranges to keep in flight, given the rule's `concurrency` (default: `concurrency`). A source
    * that takes some ranges from elsewhere may ask for more (peers downloading the same blob) or fewer (a
@@ -26,6 +32,9 @@ export interface Source {
    */
   inOrder?: InOrderSink
 }
+
+/** Bytes [start, end) of a download that a peer sent and nobody vouched for. */
+export interface SuspectRange { peer: string, start: number, end: number }
 
 export interface SourceFetchOptions {
   signal?: AbortSignal

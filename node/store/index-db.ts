@@ -31,6 +31,8 @@ export interface KeyEntry {
    * key. Entries without it (fetched with credentials, or written before it existed) are not.
    */
   readonly shareable?: boolean
+  /** Fetched with credentials: the hash naming them (see credentialOf), so that client needs no access check. */
+  readonly credential?: string
 }
 
 export interface BlobEntry {

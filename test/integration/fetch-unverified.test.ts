@@ -1,7 +1,7 @@
 import { Transform } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { digestIdentity } from '../../node/fetch/identity.ts'
-import type { Source, SourceResponse } from '../../node/fetch/upstream-source.ts'
+import type { Source, SourceResponse, SuspectRange } from '../../node/fetch/upstream-source.ts'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import { closedAfterEach, makeRig, until } from './fetch-helpers.ts'
 
@@ -42,7 +42,7 @@ class UnverifiedTail implements Source {
     return { ...res, body: body as unknown as SourceResponse['body'], unverified: true }
   }
 
-  onDigestMismatch (): void { this.mismatches++ }
+  onDigestMismatch (): undefined { this.mismatches++ }
 }
 
 const track = closedAfterEach()
@@ -103,4 +103,65 @@ describe('bytes a source cannot vouch for', () => {
       }
     })
   }
+})
+
+/** Two peers send unverified bytes: 'good' the blob's [FROM, BAD), 'bad' altered ones from BAD on (first pass only). */
+const BAD = 2 * MiB
+class TwoSenders implements Source {
+  readonly name = 'two-senders'
+  mismatches = 0
+  readonly convicted: string[] = []
+  private readonly delivered: SuspectRange[] = []
+  private readonly up: Source
+
+  constructor (up: Source) {
+    this.up = up
+  }
+
+  async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal }): Promise<SourceResponse> {
+    let r = range
+    for (const cut of [FROM, BAD]) if (r !== null && r.start < cut && r.end >= cut) r = { start: r.start, end: cut - 1 }
+    const res = await this.up.fetch(r, { signal: options.signal })
+    // After the mismatch the ranges come again from the upstream itself.
+    if (r === null || r.start < FROM || this.mismatches > 0) return res
+    const start = r.start
+    const peer = start < BAD ? 'good' : 'bad'
+    let flip = peer === 'bad'
+    let sent = 0
+    const body = res.body.pipe(new Transform({
+      transform (chunk: Buffer, _enc, cb) {
+        if (flip) { chunk = Buffer.from(chunk); chunk[0] = (chunk[0] ?? 0) ^ 0xff; flip = false }
+        sent += chunk.length
+        cb(null, chunk)
+      }
+    }))
+    body.once('close', () => { if (sent > 0) this.delivered.push({ peer, start, end: start + sent }) })
+    return { ...res, body: body as unknown as SourceResponse['body'], unverified: true }
+  }
+
+  onDigestMismatch (): SuspectRange[] {
+    this.mismatches++
+    return this.delivered.splice(0)
+  }
+
+  convict (peers: ReadonlySet<string>): void { this.convicted.push(...peers) }
+}
+
+describe('senders of bytes nobody vouched for, when the blob fails its digest', () => {
+  it('only the one whose bytes were not the blob\'s is convicted; the client gets the right blob', async () => {
+    const server = track(await startFileServer({ files: { '/t.bin': { size: SIZE, seed: 11 } }, perConnectionBps: 4 * MiB }))
+    const rig = track(await makeRig())
+    let source: TwoSenders | undefined
+    rig.fetcher.useSources({ sourceFor: (_id, up) => { source = new TwoSenders(up); return source } })
+    const identity = digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, 11) })
+    const got = await rig.fetcher.acquire(identity, { url: new URL(server.url + '/t.bin') }, { chunkSize: 256 * 1024, concurrency: 4 })
+    if (got.kind !== 'blob') throw new Error('expected a blob')
+    const result = await readAll(got.open(0, SIZE))
+    got.release()
+    expect(result.error).toBeNull()
+    expect(result.bytes).toBe(SIZE)
+    expect(source?.mismatches).toBe(1)
+    await until(() => (source?.convicted.length ?? 0) > 0)
+    expect(source?.convicted).toEqual(['bad'])
+  })
 })

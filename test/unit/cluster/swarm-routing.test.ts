@@ -33,7 +33,7 @@ function ticketOf (peer: string, complete = false): PeerTicket {
   return { t: 'ticket', ticket: 't', port: 1, expiresAt: Date.now() + 60_000, size: SIZE, complete, meta: { contentType: null, etag: null, lastModified: null, headers: {} }, peer, name: DIGEST, digest: DIGEST, base: 'http://x' }
 }
 
-function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof PeerClient, unknown>> = {}, members: Pick<SwarmSourceComponents, 'isMember' | 'alive'> = {}): { source: SwarmSource, asked: string[] } {
+function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof PeerClient, unknown>> = {}, members: Pick<SwarmSourceComponents, 'isMember' | 'alive'> = {}, bans = new Bans()): { source: SwarmSource, asked: string[] } {
   const asked: string[] = []
   const peers = {
     ticket: async (peer: string): Promise<PeerTicket> => ticketOf(peer),
@@ -60,7 +60,7 @@ function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof
   const holders: Holder[] = Object.entries(answers).map(([peer, answer]) => ({ peer, answer }))
   const source = new SwarmSource({
     peers,
-    bans: new Bans(),
+    bans,
     lookup: async () => holders,
     logger: pino({ level: 'silent' }),
     self: 'self',
@@ -260,6 +260,35 @@ describe('swarm source: a holder that froze', () => {
     await source.fetch({ start: 9 * MiB, end: 10 * MiB - 1 })
     expect(asked).toEqual(['holder h1 0-8388607', 'holder h2 8388608-9437183', 'holder h2 9437184-10485759'])
     expect(await failed).toBeInstanceOf(PeerLeftError)
+  })
+})
+
+describe('swarm source: the blob failed its digest', () => {
+  it('peers that sent bytes unverified are suspects to be judged, not banned at once; the convicted are banned', async () => {
+    const empty = Buffer.alloc(1).toString('base64')
+    const partial: HaveAnswer = { t: 'have', state: 'partial', size: SIZE, pieceSize: 16 * MiB, bitmap: empty }
+    const at = SHARE_UNIT * (Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'p1') as number)
+    const bans = new Bans()
+    const { source } = swarm({ p1: partial, p2: partial }, {
+      fetchInFlight: async (t: PeerTicket, start: number, end: number, o: { onUnverified?: (n: number) => void }) => {
+        // An open cluster's read of a download in flight: its bytes are unverified.
+        o.onUnverified?.(end - start + 1)
+        return { ...response(start, end, t.peer), unverified: true }
+      }
+    }, {}, bans)
+    const read = async (range: { start: number, end: number }): Promise<void> => {
+      const res = await source.fetch(range)
+      const closed = new Promise(resolve => res.body.once('close', resolve))
+      res.body.resume()
+      await closed
+    }
+    await read({ start: 0, end: MiB - 1 })
+    await read({ start: at, end: at + MiB - 1 })
+    expect(source.onDigestMismatch()).toContainEqual({ peer: 'p1', start: at, end: at + MiB })
+    expect(bans.isBanned('p1')).toBe(false)
+    source.convict(new Set(['p1']))
+    expect(bans.isBanned('p1')).toBe(true)
+    expect(bans.isBanned('p2')).toBe(false)
   })
 })
 

@@ -1,0 +1,54 @@
+import type { Readable } from 'node:stream'
+import { readLimited } from '../upstream/request.ts'
+import { credentialOf } from './acquire-types.ts'
+import type { Acquired, UpstreamRequest } from './acquire-types.ts'
+import { discardBody } from './upstream-source.ts'
+import type { Source } from './upstream-source.ts'
+
+/** How long an upstream's yes to a client for a blob fetched with someone else's credentials stands. */
+const ALLOWED_MS = 60_000
+/** Answers remembered at most (the oldest go first). */
+const REMEMBERED = 10_000
+const ERROR_BODY_LIMIT = 64 << 10
+
+/**
+ * A blob fetched with a client's credentials (a private wheel, tarball or release asset) is content
+ * that client was allowed to have, not anyone: another client (anonymous, or with other credentials)
+ * is given it from the cache or the download in flight only once the upstream answered a one-byte
+ * request of its own with the file; otherwise it gets the upstream's answer (401, 403, 404). The client
+ * that fetched it needs no check, also offline. A yes is remembered for a minute.
+ */
+export class AccessGuard {
+  private readonly source: (upstream: UpstreamRequest) => Source
+  private readonly allowed = new Map<string, number>()
+
+  constructor (source: (upstream: UpstreamRequest) => Source) {
+    this.source = source
+  }
+
+  async check (key: string, upstream: UpstreamRequest, got: Acquired, signal?: AbortSignal): Promise<Acquired> {
+    if (got.kind !== 'blob' || got.fetchedFor === undefined) return got
+    const who = credentialOf(upstream) ?? 'anonymous'
+    if (who === got.fetchedFor) return got
+    const asked = `${key}\n${who}`
+    if ((this.allowed.get(asked) ?? 0) > Date.now()) return got
+    let res
+    try {
+      res = await this.source(upstream).fetch({ start: 0, end: 0 }, { signal })
+    } catch (err) {
+      got.release()
+      throw err
+    }
+    // 416: the file is empty, and the upstream served it.
+    if (res.status === 200 || res.status === 206 || res.status === 416) {
+      discardBody(res.body)
+      this.allowed.delete(asked)
+      this.allowed.set(asked, Date.now() + ALLOWED_MS)
+      if (this.allowed.size > REMEMBERED) this.allowed.delete(this.allowed.keys().next().value as string)
+      return got
+    }
+    got.release()
+    const body = await readLimited(res.body as unknown as Readable, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0))
+    return { kind: 'upstream-response', status: res.status, headers: res.headers, body }
+  }
+}

@@ -1,0 +1,68 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { describe, expect, it } from 'vitest'
+import { urlIdentity } from '../../node/fetch/identity.ts'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
+
+const MiB = 1 << 20
+const SIZE = 2 * MiB + 3
+const track = closedAfterEach()
+
+/** An upstream that serves /p.bin only with `Authorization: Bearer good` while `locked`. */
+function gate (state: { locked: boolean, requests: number }) {
+  return (req: IncomingMessage, res: ServerResponse): boolean => {
+    state.requests++
+    if (!state.locked || req.headers.authorization === 'Bearer good') return false
+    res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' })
+    res.end('{"error":"login required"}')
+    return true
+  }
+}
+
+describe('a file fetched with a client\'s credentials', () => {
+  it('is given to other clients only when the upstream lets them have it', async () => {
+    const state = { locked: true, requests: 0 }
+    const server = track(await startFileServer({ files: { '/p.bin': { size: SIZE, seed: 5 } }, onRequest: gate(state) }))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/p.bin')
+    const as = async (authorization?: string) => await rig.fetcher.acquire(urlIdentity(url), { url, headers: authorization === undefined ? {} : { authorization } }, { chunkSize: 512 * 1024, concurrency: 2 })
+
+    const owner = await as('Bearer good')
+    if (owner.kind !== 'blob') throw new Error(`expected a blob, got ${owner.kind}`)
+    expect((await sha256Of(owner.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 5))
+    owner.release()
+    await until(() => rig.store.stats().file_count === 1)
+
+    for (const who of [undefined, 'Bearer bad']) {
+      const other = await as(who)
+      expect(other.kind).toBe('upstream-response')
+      if (other.kind === 'upstream-response') expect(other.status).toBe(401)
+    }
+    // The client it was fetched for needs no check (also with the upstream gone).
+    const before = state.requests
+    const again = await as('Bearer good')
+    expect(again.kind === 'blob' && again.from).toBe('cache')
+    if (again.kind === 'blob') again.release()
+    expect(state.requests).toBe(before)
+    // Once the upstream serves it to anyone, so does the cache.
+    state.locked = false
+    const open = await as()
+    expect(open.kind === 'blob' && open.from).toBe('cache')
+    if (open.kind === 'blob') open.release()
+  })
+
+  it('joining its download in flight is checked the same way', async () => {
+    const state = { locked: true, requests: 0 }
+    const server = track(await startFileServer({ files: { '/p.bin': { size: SIZE, seed: 6 } }, perConnectionBps: MiB, onRequest: gate(state) }))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/p.bin')
+    const owner = await rig.fetcher.acquire(urlIdentity(url), { url, headers: { authorization: 'Bearer good' } }, { chunkSize: 512 * 1024, concurrency: 2 })
+    if (owner.kind !== 'blob') throw new Error(`expected a blob, got ${owner.kind}`)
+    expect(owner.from).toBe('download')
+    const anonymous = await rig.fetcher.acquire(urlIdentity(url), { url }, {})
+    expect(anonymous.kind).toBe('upstream-response')
+    if (anonymous.kind === 'upstream-response') expect(anonymous.status).toBe(401)
+    expect((await sha256Of(owner.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 6))
+    owner.release()
+  })
+})

@@ -1,4 +1,5 @@
-import { open } from 'node:fs/promises'
+import { mkdir, open } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import type { FileHandle } from 'node:fs/promises'
 import type { PartialEntry, Validator } from '../store/index-db.ts'
 import { PieceBitmap } from '../store/partial.ts'
@@ -24,7 +25,12 @@ export async function openTempFile (path: string, resume: PartialEntry | undefin
       return { fh, resumed: true }
     }
   }
-  const fh = await open(path, 'w+')
+  const fh = await open(path, 'w+').catch(async (err: NodeJS.ErrnoException) => {
+    // Its directory was removed while the node runs (a cleanup of the cache dir): made again.
+    if (err.code !== 'ENOENT') throw err
+    await mkdir(dirname(path), { recursive: true })
+    return await open(path, 'w+')
+  })
   if (size !== null) await fh.truncate(size)
   disk.start(size === null ? null : planPieces(size, pieces.chunkSize, pieces.concurrency))
   return { fh, resumed: false }

@@ -206,6 +206,15 @@ describe('verification and integrity', () => {
     hit.release()
   })
 
+  it('a temp directory removed while the node runs is made again by the next download', async () => {
+    server = track(await startFileServer({ files: { '/t.bin': { size: SIZE, seed: 4 } } }))
+    rig = track(await makeRig())
+    await rm(rig.store.layout.tmpDir, { recursive: true, force: true })
+    const h = await blob(rig, new URL(server.url + '/t.bin'))
+    expect((await sha256Of(h.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 4))
+    h.release()
+  })
+
   it('a missing blob file is dropped from the index', async () => {
     server = track(await startFileServer({ files: { '/d.bin': { size: SIZE, seed: 4 } } }))
     rig = track(await makeRig())

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { json, send } from '../helpers/client.ts'
 import { startTestNode } from '../helpers/node.ts'
+import { until } from './fetch-helpers.ts'
 import type { TestNode } from '../helpers/node.ts'
 import { startNpmRegistry } from '../fixtures/upstreams/npm-registry.ts'
 import type { NpmRegistry } from '../fixtures/upstreams/npm-registry.ts'
@@ -128,6 +129,32 @@ describe('npm tarballs', () => {
     // A package the registry does not know: its own 404, not a failure of the packument lookup.
     const none = await send(node.url, { path: '/npm/tiny-zz/-/tiny-zz-1.0.0.tgz' })
     expect(none.status).toBe(404)
+  })
+
+  it('a scoped tarball asked as @scope%2fname is the same verified tarball as @scope/name', async () => {
+    const encoded = await send(node.url, { path: '/npm/@acme%2ftiny-c/-/tiny-c-2.0.0.tgz' })
+    expect(encoded.status).toBe(200)
+    expect(encoded.body.equals(reg.tarballs.get('@acme/tiny-c@2.0.0')?.data ?? Buffer.alloc(0))).toBe(true)
+    const plain = await send(node.url, { path: '/npm/@acme/tiny-c/-/tiny-c-2.0.0.tgz' })
+    expect(plain.status).toBe(200)
+    expect(reg.seen.filter(s => s.url.endsWith('tiny-c-2.0.0.tgz')).length).toBe(1)
+  })
+
+  it('a tarball cached unverified while its packument failed is checked once the packument can be read', async () => {
+    reg.settings.docStatus = 503
+    reg.corrupt('tiny-b', '1.0.0')
+    const path = '/npm/tiny-b/-/tiny-b-1.0.0.tgz'
+    // No digest to hold it to: the registry's bytes, cached by URL.
+    expect((await send(node.url, { path })).status).toBe(200)
+    reg.settings.docStatus = null
+    reg.heal()
+    // The copy is served while the packument is read; after that the tarball is held to its integrity.
+    await send(node.url, { path }).catch(() => null)
+    await until(() => reg.seen.some(s => s.url === '/tiny-b' && s.method === 'GET'))
+    await until(async () => {
+      const r = await send(node.url, { path }).catch(() => null)
+      return r?.status === 200 && r.body.equals(reg.tarballs.get('tiny-b@1.0.0')?.data ?? Buffer.alloc(0))
+    })
   })
 
   it('leaves search and audit endpoints to the proxy', async () => {

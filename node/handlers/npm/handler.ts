@@ -29,17 +29,25 @@ export function createNpmHandler (components: NpmComponents): Handler {
       }
       const fetcher = components.fetcher
       if (fetcher === undefined) return false
-      const hintKey = `npm:${canonicalUrl(ctx.upstreamUrl)}`
+      // `@scope%2fname/-/…` and `@scope/name/-/…` are one tarball (packuments name it the second way).
+      const url = new URL(ctx.upstreamUrl)
+      url.pathname = url.pathname.replace(/%2[fF]/, '/')
+      const hintKey = `npm:${canonicalUrl(url)}`
       let hint = parseHint(await components.metadata.recall(hintKey))
-      if (hint === null && !(await fetcher.holds(urlIdentity(ctx.upstreamUrl)))) {
-        // Asked for before its packument passed through here (a lockfile install): read the packument
-        // first, so the tarball is verified like any other. Without one, the tarball goes unverified.
-        await learnTarballDigests(ctx, components, path.name).catch((err: unknown) => {
+      if (hint === null) {
+        // Asked for before its packument passed through here (a lockfile install): the packument is read
+        // first, so the tarball is verified like any other (without one it goes unverified). A copy
+        // already cached by its URL is served at once, its packument read meanwhile: the next request
+        // takes the verified tarball if the copy was not it.
+        const learn = learnTarballDigests(ctx, components, path.name).catch((err: unknown) => {
           components.logger.debug({ name: path.name, err: (err as Error).message }, 'npm: no packument for an unverified tarball')
         })
-        hint = parseHint(await components.metadata.recall(hintKey))
+        if (!(await fetcher.holds(urlIdentity(url)))) {
+          await learn
+          hint = parseHint(await components.metadata.recall(hintKey))
+        }
       }
-      await serveArtifact(ctx, fetcher, hint === null ? urlIdentity(ctx.upstreamUrl) : tarballIdentity(ctx.upstreamUrl, hint))
+      await serveArtifact(ctx, fetcher, hint === null ? urlIdentity(url) : tarballIdentity(url, hint))
       return true
     }
   }

@@ -63,5 +63,16 @@ export function handleError (err: Error, request: FastifyRequest, reply: Fastify
   if (status === 503) reply.header('retry-after', '5')
   if (status === 405 && typeof body.allow === 'string') reply.header('allow', body.allow)
   reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store')
-  void reply.send(body)
+  void reply.send(request.url.startsWith('/v2/') ? withRegistryErrors(status, body) : body)
 }
+
+/**
+ * Registry clients (docker, skopeo, containerd) show only the distribution spec's `errors` list: it is
+ * added beside the catalogue's fields, so "upstream unreachable" reaches the user instead of a bare 502.
+ */
+function withRegistryErrors (status: number, body: ErrorBody): ErrorBody {
+  const code = status >= 500 ? 'UNAVAILABLE' : REGISTRY_CODES[status] ?? 'UNSUPPORTED'
+  return { ...body, errors: [{ code, message: body.message, detail: { error: body.error } }] }
+}
+
+const REGISTRY_CODES: Readonly<Record<number, string>> = { 401: 'UNAUTHORIZED', 403: 'DENIED', 404: 'NAME_UNKNOWN', 429: 'TOOMANYREQUESTS' }

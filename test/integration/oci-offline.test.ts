@@ -88,6 +88,8 @@ describe('registry mirror: tag freshness and upstream outages', () => {
     // Something never seen is an upstream failure, not a 404.
     const unknown = await client.get('/v2/library/tiny/manifests/2.0')
     expect(unknown.status).toBe(502)
+    // In the distribution spec's shape too: registry clients show only its `errors`.
+    expect(JSON.parse(unknown.body.toString('utf8'))).toMatchObject({ error: 'ERR_UPSTREAM_UNREACHABLE', errors: [{ code: 'UNAVAILABLE' }] })
   }
 
   it('relays an upstream 404 for a tag, and does not answer it stale', async () => {

@@ -65,6 +65,8 @@ interface PeerRead {
 
 /** A downloader's reads quiet for this long: the next range for it first checks it is still there. */
 const QUIET_MS = 2000
+/** How long a peer found gone is left out of the download before it is considered again. */
+const GONE_MS = 10_000
 /** What fromDownloader answers when the peer it chose turned out gone: route the range again. */
 const GONE = Symbol('gone')
 
@@ -304,7 +306,11 @@ export class SwarmSource implements Source {
     const downloaders = this.view.members('partial')
     if (downloaders.length === 0) return null
     const unit = Math.floor(range.start / SHARE_UNIT)
-    if (await this.failedHere(unit) || this.stalledOverlap(range.start, range.end + 1)) return null
+    if (await this.failedHere(unit)) return null
+    // A duplicate of a read that went quiet: the peer is asked whether it is still there first (frozen,
+    // its units get other owners and the range is routed again); a live one just lost this range.
+    const stalled = this.stalledPeer(range.start, range.end + 1)
+    if (stalled !== null) return await this.isGone(stalled) ? GONE : null
     let end = Math.min(range.end, (unit + 1) * SHARE_UNIT - 1)
     // A downloader that has the range, or is fetching it from its upstream right now (it started
     // earlier), serves it, whoever owns the unit; otherwise the unit's owner does.
@@ -416,7 +422,9 @@ export class SwarmSource implements Source {
   }
 
   private peerGone (peer: string): void {
-    this.view.exclude(peer)
+    // For a while, not for good: a frozen process may come back (and it sees every member leave and
+    // return), and what they hold is then worth reading again.
+    this.view.suspend(peer, GONE_MS)
     for (const r of this.reads) {
       if (r.peer !== peer) continue
       // Not the request's signal once the body is there: a body ended by an abort fails the whole
@@ -428,22 +436,21 @@ export class SwarmSource implements Source {
 
   /** Whether `peer` stopped answering (a ping failed): it leaves the download and its reads are cut. */
   private async isGone (peer: string): Promise<boolean> {
-    if (this.view.usable(peer) && await this.view.alive(peer)) return false
+    if (!this.view.usable(peer)) return true
+    if (await this.view.alive(peer)) return false
     this.c.logger.debug({ name: this.init.name, peer }, 'swarm: a downloader stopped answering; its units get other owners')
     this.peerGone(peer)
     return true
   }
 
-  /** Whether every read from `peer` of its download in flight went quiet for QUIET_MS, and there is one. */
+  /**
+   * Whether a read from `peer` went quiet for QUIET_MS. (Not "every read": new ranges keep being asked of
+   * a frozen owner, and their fresh reads hid the old silent ones.)
+   */
   private quietFrom (peer: string): boolean {
     const quiet = Date.now() - QUIET_MS
-    let any = false
-    for (const r of this.reads) {
-      if (r.peer !== peer) continue
-      if (r.lastByteAt >= quiet) return false
-      any = true
-    }
-    return any
+    for (const r of this.reads) if (r.peer === peer && r.lastByteAt < quiet) return true
+    return false
   }
 
   /** A read from `peer` about to be asked: tracked (see peerGone), with the signal that cuts its request. */
@@ -472,12 +479,12 @@ export class SwarmSource implements Source {
   }
 
   /** A range overlapping a peer read that went quiet is a duplicate of a stalled one: not that peer again. */
-  private stalledOverlap (start: number, end: number): boolean {
+  private stalledPeer (start: number, end: number): string | null {
     const quiet = Date.now() - (this.init.stallMs ?? 4000)
     for (const r of this.reads) {
-      if (r.start < end && start < r.end && r.lastByteAt < quiet && this.view.usable(r.peer)) return true
+      if (r.start < end && start < r.end && r.lastByteAt < quiet && this.view.usable(r.peer)) return r.peer
     }
-    return false
+    return null
   }
 
   /** `holding`: the sha256 of the peer's complete copy, which it is told to check again. */

@@ -67,6 +67,7 @@ export class SwarmView {
   private readonly failingSince = new Map<string, number>()
   private readonly holderChecks = new Map<string, Promise<boolean>>()
   private readonly pings = new Map<string, { at: number, alive: Promise<boolean> }>()
+  private readonly suspended = new Map<string, number>()
   /** When the download first asked for a range. */
   startedAt = 0
 
@@ -123,7 +124,21 @@ export class SwarmView {
   }
 
   usable (peer: string): boolean {
-    return !this.failed.has(peer) && !this.c.bans.isBanned(peer) && this.c.isMember?.(peer) !== false
+    return !this.failed.has(peer) && !this.c.bans.isBanned(peer) && this.c.isMember?.(peer) !== false && !this.isSuspended(peer)
+  }
+
+  /** Leaves a peer out of this download for `ms` (it stopped answering; it may come back). */
+  suspend (peer: string, ms: number): void {
+    this.suspended.set(peer, Date.now() + ms)
+    this.pings.delete(peer)
+  }
+
+  private isSuspended (peer: string): boolean {
+    const until = this.suspended.get(peer)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.suspended.delete(peer)
+    return false
   }
 
   /** Usable members in the given state. */

@@ -119,7 +119,8 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
       if (a.pos > before) failures = 0
       failures++
       if (failures > host.maxRetries) throw mapped
-      host.log.debug({ key: host.key, pos: a.pos, failures, err: mapped.message }, 'piece interrupted; resuming')
+      // The cause's own words: a peer that left says so, not "upstream unreachable".
+      host.log.debug({ key: host.key, pos: a.pos, failures, err: (err as Error).message ?? mapped.message }, 'piece interrupted; resuming')
       // A connection that brought bytes before it broke resumes at once; backoff is for failures without progress.
       if (a.pos === before) await sleep(host.retryBaseMs * 2 ** (failures - 1), undefined, { signal: host.signal })
     }

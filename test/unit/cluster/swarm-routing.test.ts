@@ -1,6 +1,6 @@
 import { PassThrough, Readable } from 'node:stream'
 import { pino } from 'pino'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { Bans } from '../../../node/cluster/bans.ts'
 import { ownerOf, SHARE_UNIT } from '../../../node/cluster/ownership.ts'
 import type { PeerClient, PeerTicket } from '../../../node/cluster/peer-client.ts'
@@ -235,6 +235,48 @@ describe('swarm source: a downloader that died or froze', () => {
     await source.fetch({ start: unit.start + MiB, end: unit.end })
     expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`, `p2 ${unit.start + MiB}-${unit.end}`])
     expect(await failed).toBeInstanceOf(PeerLeftError)
+  })
+})
+
+describe('swarm source: a downloader that froze while new ranges kept going to it', () => {
+  const empty = Buffer.alloc(1).toString('base64')
+  const partial: HaveAnswer = { t: 'have', state: 'partial', size: SIZE, pieceSize: 16 * MiB, bitmap: empty }
+  const units = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i)
+    .filter(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'p1' && ownerOf(i, ['self', 'p2']) === 'p2')
+    .map(i => ({ start: i * SHARE_UNIT, end: (i + 1) * SHARE_UNIT - 1 }))
+
+  it('one silent read is enough for a ping, however fresh the others; after a while it is considered again', async () => {
+    const alive = new Set(['p1', 'p2'])
+    const members = new Set(['p1', 'p2'])
+    const asked: string[] = []
+    const { source } = swarm({ p1: partial, p2: partial }, {
+      fetchInFlight: async (t: PeerTicket, start: number, end: number) => {
+        asked.push(t.peer)
+        return response(start, end, t.peer, new PassThrough())
+      }
+    }, { alive: async peer => alive.has(peer), isMember: peer => members.has(peer) })
+    const [u1, u2, u3] = units as [typeof units[0], typeof units[0], typeof units[0]]
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch(u1)
+    await new Promise(resolve => setTimeout(resolve, 2100))
+    // Still answering pings: a fresh read goes to it.
+    await source.fetch(u2)
+    alive.delete('p1')
+    // Past the ping's freshness: the old silent read makes it be pinged again, despite the fresh one.
+    await new Promise(resolve => setTimeout(resolve, 1100))
+    await source.fetch(u3)
+    expect(asked).toEqual(['p1', 'p1', 'p2'])
+    // Back (it was only frozen): after the time a gone peer is left out, its units are its own again.
+    alive.add('p1')
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(Date.now() + 11_000)
+      await source.fetch(units[3] ?? u3)
+      expect(asked.at(-1)).toBe('p1')
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })
 

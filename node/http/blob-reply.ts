@@ -19,7 +19,9 @@ export function blobRequestHeaders (ctx: StrategyContext): BlobRequestHeaders {
     range: header(ctx, 'range'),
     'if-range': header(ctx, 'if-range'),
     'if-none-match': header(ctx, 'if-none-match'),
-    'if-modified-since': header(ctx, 'if-modified-since')
+    'if-modified-since': header(ctx, 'if-modified-since'),
+    'if-match': header(ctx, 'if-match'),
+    'if-unmodified-since': header(ctx, 'if-unmodified-since')
   }
 }
 

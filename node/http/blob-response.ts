@@ -1,8 +1,9 @@
 import type { BlobMeta } from '../fetch/response-meta.ts'
 
 /**
- * How to answer a GET/HEAD for a blob: conditionals (If-None-Match, If-Modified-Since, If-Range),
- * Range (`a-b`, `a-`, `-n`; multi-range is answered with the whole body), 200/206/304/416 and the
+ * How to answer a GET/HEAD for a blob: conditionals (If-Match, If-Unmodified-Since, If-None-Match,
+ * If-Modified-Since, If-Range), Range (`a-b`, `a-`, `-n`; multi-range is answered with the whole body),
+ * 200/206/304/412/416 and the
  * headers that go with them. Pure: the strategy streams the chosen byte range.
  */
 
@@ -11,10 +12,12 @@ export interface BlobRequestHeaders {
   'if-range'?: string
   'if-none-match'?: string
   'if-modified-since'?: string
+  'if-match'?: string
+  'if-unmodified-since'?: string
 }
 
 export type BlobAnswer =
-  | { status: 304 | 416, headers: Record<string, string> }
+  | { status: 304 | 412 | 416, headers: Record<string, string> }
   | { status: 200 | 206, headers: Record<string, string>, start: number, end: number | null }
 
 export type ParsedRange = { start: number, end: number } | 'unsatisfiable' | null
@@ -56,6 +59,17 @@ function noneMatch (header: string, etag: string): boolean {
   return etagList(header).some(t => t === '*' || opaque(t) === opaque(etag))
 }
 
+function strongMatch (header: string, etag: string): boolean {
+  return etagList(header).some(t => t === '*' || (!t.startsWith('W/') && !etag.startsWith('W/') && t === etag))
+}
+
+function modifiedSince (header: string | undefined, lastModified: string | null): boolean {
+  if (header === undefined || lastModified === null) return false
+  const since = Date.parse(header)
+  const modified = Date.parse(lastModified)
+  return Number.isFinite(since) && Number.isFinite(modified) && modified > since
+}
+
 function notModifiedSince (header: string | undefined, lastModified: string | null): boolean {
   if (header === undefined || lastModified === null) return false
   const since = Date.parse(header)
@@ -85,6 +99,11 @@ export function baseHeaders (meta: BlobMeta): Record<string, string> {
 
 export function answerBlobRequest (meta: BlobMeta, req: BlobRequestHeaders): BlobAnswer {
   const headers = baseHeaders(meta)
+  // RFC 9110 §13.2.2: If-Match (strong comparison), else If-Unmodified-Since, before the rest.
+  const im = req['if-match']
+  if (im !== undefined ? !strongMatch(im, meta.etag) : modifiedSince(req['if-unmodified-since'], meta.lastModified)) {
+    return { status: 412, headers: { etag: meta.etag, 'content-length': '0' } }
+  }
   const inm = req['if-none-match']
   if (inm !== undefined ? noneMatch(inm, meta.etag) : notModifiedSince(req['if-modified-since'], meta.lastModified)) {
     const h: Record<string, string> = { etag: meta.etag }

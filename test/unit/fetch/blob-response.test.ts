@@ -59,6 +59,18 @@ describe('answerBlobRequest', () => {
     expect(answerBlobRequest(meta, { 'if-modified-since': 'Thu, 22 Oct 2015 07:28:00 GMT' }).status).toBe(304)
     expect(answerBlobRequest(meta, { 'if-modified-since': 'Tue, 20 Oct 2015 07:28:00 GMT' }).status).toBe(200)
   })
+  it('If-Match (strong) and If-Unmodified-Since give 412 when they fail, and are checked first', () => {
+    expect(answerBlobRequest(meta, { 'if-match': '"nope"' }).status).toBe(412)
+    expect(answerBlobRequest(meta, { 'if-match': 'W/"abc"' }).status).toBe(412)
+    expect(answerBlobRequest(meta, { 'if-match': '"x", "abc"' }).status).toBe(200)
+    expect(answerBlobRequest(meta, { 'if-match': '*', range: 'bytes=0-9' }).status).toBe(206)
+    expect(answerBlobRequest(meta, { 'if-match': '"nope"', 'if-none-match': '"abc"' }).status).toBe(412)
+    expect(answerBlobRequest(meta, { 'if-unmodified-since': 'Tue, 20 Oct 2015 07:28:00 GMT' }).status).toBe(412)
+    expect(answerBlobRequest(meta, { 'if-unmodified-since': 'Wed, 21 Oct 2015 07:28:00 GMT' }).status).toBe(200)
+    // If-Match decides alone when both are sent.
+    expect(answerBlobRequest(meta, { 'if-match': '"abc"', 'if-unmodified-since': 'Tue, 20 Oct 2015 07:28:00 GMT' }).status).toBe(200)
+  })
+
   it('unknown size streams the whole body', () => {
     expect(answerBlobRequest({ ...meta, size: null }, { range: 'bytes=0-1' })).toMatchObject({ status: 200, start: 0, end: null })
   })

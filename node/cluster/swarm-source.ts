@@ -296,7 +296,7 @@ export class SwarmSource implements Source {
    */
   private async fromDownloaders (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
     for (;;) {
-      // Ends: every GONE excluded a peer for the rest of the download.
+      // Ends: every GONE leaves a peer out (for GONE_MS), and fewer peers are left to route to.
       const res = await this.fromDownloader(range, signal, takesVolatile)
       if (res !== GONE) return res
     }

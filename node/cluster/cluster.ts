@@ -172,9 +172,12 @@ export class Cluster implements SourceProvider {
     routing.start()
     this.stopWarming = this.c.store.onCommitted(digest => { this.pieceLists.warm(digest) })
     membership.onChange((peer, joined) => {
-      if (joined) return
-      peers.forget(peer)
-      for (const swarm of this.swarms.values()) swarm.deref()?.memberLeft(peer)
+      if (!joined) peers.forget(peer)
+      for (const swarm of this.swarms.values()) {
+        const s = swarm.deref()
+        if (joined) s?.memberJoined(peer)
+        else s?.memberLeft(peer)
+      }
     })
     this.parts = { libp2p, membership, control, routing, staticPeers, discovery, data, peers, peerPool, peerSockets, keyed: key !== null }
     this.log.info({ peerId: libp2p.peerId.toString(), addresses: libp2p.getMultiaddrs().map(String), dataPort: data.port, cluster: cfg.name, mode: key === null ? 'open' : 'keyed', mdns: cfg.mdns }, 'cluster started')

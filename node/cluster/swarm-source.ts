@@ -199,7 +199,10 @@ export class SwarmSource implements Source {
     // The first range is shortest: every member asked at the same moment takes it from the upstream
     // before any of them knows the others (with 1 MiB, 5 nodes on a 4 MiB blob fetched it twice over).
     const step = this.responses === 0 ? FIRST_STEP : STEP
-    if (range !== null && Date.now() - this.view.startedAt < YOUNG_MS && range.end - range.start + 1 > step) {
+    // Also just after members were lost (a node back from a freeze sees every other leave, then rejoin
+    // a second later): short steps leave the rest to be routed to them again.
+    const settling = Date.now() - this.view.startedAt < YOUNG_MS || this.view.lostRecently(YOUNG_MS)
+    if (range !== null && settling && range.end - range.start + 1 > step) {
       range = { start: range.start, end: range.start + step - 1 }
     }
     const res = await this.init.upstream.fetch(range, options)
@@ -418,13 +421,24 @@ export class SwarmSource implements Source {
    * each of the upstream.
    */
   memberLeft (peer: string): void {
-    this.peerGone(peer)
+    // Not suspended: it is no member now, and usable again as soon as it is one.
+    this.view.lost()
+    this.cutReads(peer)
+  }
+
+  /** A member (re)joined: one found gone may be back from a freeze, or this node from its own. */
+  memberJoined (peer: string): void {
+    this.view.unsuspend(peer)
   }
 
   private peerGone (peer: string): void {
     // For a while, not for good: a frozen process may come back (and it sees every member leave and
     // return), and what they hold is then worth reading again.
     this.view.suspend(peer, GONE_MS)
+    this.cutReads(peer)
+  }
+
+  private cutReads (peer: string): void {
     for (const r of this.reads) {
       if (r.peer !== peer) continue
       // Not the request's signal once the body is there: a body ended by an abort fails the whole

@@ -68,6 +68,7 @@ export class SwarmView {
   private readonly holderChecks = new Map<string, Promise<boolean>>()
   private readonly pings = new Map<string, { at: number, alive: Promise<boolean> }>()
   private readonly suspended = new Map<string, number>()
+  private lostAt = 0
   /** When the download first asked for a range. */
   startedAt = 0
 
@@ -131,6 +132,22 @@ export class SwarmView {
   suspend (peer: string, ms: number): void {
     this.suspended.set(peer, Date.now() + ms)
     this.pings.delete(peer)
+    this.lost()
+  }
+
+  /** The peer is back (it joined the cluster again). */
+  unsuspend (peer: string): void {
+    this.suspended.delete(peer)
+    this.pings.delete(peer)
+  }
+
+  /** A member was lost to this download (gone, or left the cluster). */
+  lost (): void {
+    this.lostAt = Date.now()
+  }
+
+  lostRecently (ms: number): boolean {
+    return Date.now() - this.lostAt < ms
   }
 
   private isSuspended (peer: string): boolean {

@@ -280,6 +280,48 @@ describe('swarm source: a downloader that froze while new ranges kept going to i
   })
 })
 
+describe('swarm source: members lost and back', () => {
+  const empty = Buffer.alloc(1).toString('base64')
+  const partial: HaveAnswer = { t: 'have', state: 'partial', size: SIZE, pieceSize: 16 * MiB, bitmap: empty }
+  const own = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).filter(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'self')
+  const p1s = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).filter(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'p1')
+
+  it('one found gone is its units\' owner again once it rejoins; upstream asks stay short just after a loss', async () => {
+    const alive = new Set(['p1'])
+    const { source, asked } = swarm({ p1: partial }, {
+      fetchInFlight: async (t: PeerTicket, start: number, end: number) => {
+        asked.push(`${t.peer} ${start}-${end}`)
+        if (!alive.has(t.peer)) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+        return response(start, end, t.peer)
+      }
+    }, { alive: async peer => alive.has(peer) })
+    const theirs = (p1s[0] as number) * SHARE_UNIT
+    const mine = (own[0] as number) * SHARE_UNIT
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      await source.fetch({ start: 0, end: MiB - 1 })
+      // Past the young download's short steps: this node's own unit goes upstream whole.
+      vi.setSystemTime(Date.now() + 3000)
+      asked.length = 0
+      await source.fetch({ start: mine, end: mine + SHARE_UNIT - 1 })
+      expect(asked).toEqual([`upstream ${mine}-${mine + SHARE_UNIT - 1}`])
+      // p1 stops answering: its unit comes from the upstream, in a short step (it may be back soon).
+      alive.delete('p1')
+      asked.length = 0
+      await source.fetch({ start: theirs, end: theirs + SHARE_UNIT - 1 })
+      expect(asked).toEqual([`p1 ${theirs}-${theirs + SHARE_UNIT - 1}`, `upstream ${theirs}-${theirs + MiB - 1}`])
+      // It rejoins the cluster: its units are its own again at once, not after the time it was left out for.
+      alive.add('p1')
+      source.memberJoined('p1')
+      asked.length = 0
+      await source.fetch({ start: theirs + MiB, end: theirs + SHARE_UNIT - 1 })
+      expect(asked).toEqual([`p1 ${theirs + MiB}-${theirs + SHARE_UNIT - 1}`])
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+})
+
 describe('swarm source: a holder that froze', () => {
   it('its quiet reads are cut once it misses a ping, and the next holder serves', async () => {
     const complete: HaveAnswer = { t: 'have', state: 'complete', size: SIZE }

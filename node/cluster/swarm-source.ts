@@ -8,6 +8,9 @@ import { InFlightList } from './in-flight-list.ts'
 import { SwarmView } from './swarm-view.ts'
 import type { SwarmViewComponents, SwarmViewInit } from './swarm-view.ts'
 import { PeerCorruptError } from './verifying-body.ts'
+import { PeerLeftError, PeerReads } from './peer-reads.ts'
+
+export { PeerLeftError } from './peer-reads.ts'
 
 export interface SwarmSourceComponents extends SwarmViewComponents {
   /** Tells a holder its bytes of the blob `digest` (sha256 hex) failed here (it re-checks its copy). */
@@ -51,33 +54,12 @@ const HOLDER_CONNECTIONS = 8
 /** Ranges in flight beyond the rule's concurrency for each member downloading the same blob. */
 const DOWNLOADER_CONNECTIONS = 8
 
-/** A range being read from a peer (its download in flight, or its complete copy). */
-interface PeerRead {
-  peer: string
-  start: number
-  end: number
-  /** When its last bytes came (a download in flight there: any byte; a holder: a verified unit). */
-  lastByteAt: number
-  /** Cuts the request before its response came (the peer is gone). */
-  cut: AbortController
-  body: SourceResponse['body'] | null
-}
-
 /** A downloader's reads quiet for this long: the next range for it first checks it is still there. */
 const QUIET_MS = 2000
 /** How long a peer found gone is left out of the download before it is considered again. */
 const GONE_MS = 10_000
 /** What fromDownloader answers when the peer it chose turned out gone: route the range again. */
 const GONE = Symbol('gone')
-
-/** Why a read from a member that left the cluster is cut (its range is asked again, of another source). */
-export class PeerLeftError extends Error {
-  readonly code = 'ERR_PEER_LEFT'
-  constructor (peer: string) {
-    super(`peer ${peer} left the cluster`)
-    this.name = 'PeerLeftError'
-  }
-}
 
 /**
  * A download's source when the cluster is on.
@@ -110,7 +92,7 @@ export class SwarmSource implements Source {
   private lastModified: string | null
   /** Units whose read from a downloader failed, and from whom: they go upstream while that peer is a member. */
   private readonly failedUnits = new Map<number, string>()
-  private readonly reads = new Set<PeerRead>()
+  private readonly reads = new PeerReads()
   /** Peers whose bytes went into this download: a holder with the sha256 of its copy, a downloader with null. */
   private readonly contributors = new Map<string, string | null>()
   private readonly upstreamActive = new Set<{ start: number, end: number }>()
@@ -238,23 +220,14 @@ export class SwarmSource implements Source {
     const suspected = new Set(suspects.map(s => s.peer))
     for (const [peer, holding] of this.contributors) {
       this.view.exclude(peer)
-      if (!suspected.has(peer)) this.banForDigest(peer, holding)
+      if (!suspected.has(peer)) this.ban(peer, holding)
     }
     this.contributors.clear()
     return suspects
   }
 
   convict (peers: ReadonlySet<string>): void {
-    for (const peer of peers) this.banForDigest(peer, null)
-  }
-
-  private banForDigest (peer: string, holding: string | null): void {
-    if (holding !== null) this.c.reportCorrupt?.(peer, holding)
-    this.view.exclude(peer)
-    const ms = this.c.bans.ban(peer)
-    this.c.peers.forget(peer)
-    this.c.onBan?.(peer)
-    this.c.logger.warn({ peer, digest: this.init.name, banMs: ms }, 'blob failed its digest after a peer sent bytes of it; peer banned')
+    for (const peer of peers) this.ban(peer, null)
   }
 
   private async fromHolders (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
@@ -263,12 +236,12 @@ export class SwarmSource implements Source {
       const peer = holders[(this.next++) % holders.length] as string
       if (!this.view.usable(peer)) continue
       // A holder whose reads went quiet may have frozen: a ping says whether to ask it again.
-      if (this.quietFrom(peer) && await this.isGone(peer)) continue
-      const { read, asked } = this.newRead(peer, range.start, range.end + 1, signal)
+      if (this.reads.quiet(peer, QUIET_MS) && await this.isGone(peer)) continue
+      const { read, asked } = this.reads.start(peer, range.start, range.end + 1, signal)
       try {
         const ticket = await this.c.peers.ticket(peer, this.init.name, { signal: asked })
-        if (!this.sameContent(ticket)) { this.view.exclude(peer); this.reads.delete(read); continue }
-        if (range.start >= ticket.size) { this.reads.delete(read); return null }
+        if (!this.sameContent(ticket)) { this.view.exclude(peer); this.reads.drop(read); continue }
+        if (range.start >= ticket.size) { this.reads.drop(read); return null }
         const list = await this.c.peers.pieceList(ticket, { signal: asked })
         const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, {
           signal: asked,
@@ -278,13 +251,13 @@ export class SwarmSource implements Source {
             this.inOrder?.known(i, hash)
           }
         })
-        this.bodyOf(read, res)
-        res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, err, ticket.digest) })
+        this.reads.answered(read, res)
+        res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, ticket.digest, err.piece) })
         this.view.succeeded(peer)
         this.contributors.set(peer, ticket.digest)
         return this.responses === 0 ? withMeta(res, ticket) : this.withValidator(res, ticket)
       } catch (err) {
-        this.reads.delete(read)
+        this.reads.drop(read)
         if (signal?.aborted !== true && (read.cut.signal.aborted || await this.isGone(peer))) continue
         this.view.peerFailed(peer, err, signal)
       }
@@ -312,7 +285,7 @@ export class SwarmSource implements Source {
     if (await this.failedHere(unit)) return null
     // A duplicate of a read that went quiet: the peer is asked whether it is still there first (frozen,
     // its units get other owners and the range is routed again); a live one just lost this range.
-    const stalled = this.stalledPeer(range.start, range.end + 1)
+    const stalled = this.reads.stalled(range.start, range.end + 1, this.init.stallMs ?? 4000, peer => this.view.usable(peer))
     if (stalled !== null) return await this.isGone(stalled) ? GONE : null
     let end = Math.min(range.end, (unit + 1) * SHARE_UNIT - 1)
     // A downloader that has the range, or is fetching it from its upstream right now (it started
@@ -323,16 +296,16 @@ export class SwarmSource implements Source {
     if (owner === null || owner === this.c.self) return null
     // A frozen or dead peer keeps the reads from it silent until the membership drops it (seconds):
     // once they are quiet, a ping tells that apart from an owner still fetching those bytes.
-    if (this.quietFrom(owner) && await this.isGone(owner)) return GONE
-    const { read, asked } = this.newRead(owner, range.start, end + 1, signal)
+    if (this.reads.quiet(owner, QUIET_MS) && await this.isGone(owner)) return GONE
+    const { read, asked } = this.reads.start(owner, range.start, end + 1, signal)
     let delivered = 0
     let ticket: PeerTicket
     let res: SourceResponse
     try {
       // The first range (a client's first byte) never waits for a peer that is just starting.
       ticket = await this.ticketFrom(owner, asked, this.responses > 0 ? 1000 : 0)
-      if (!this.sameContent(ticket)) { this.view.exclude(owner); this.reads.delete(read); return null }
-      if (range.start >= ticket.size) { this.reads.delete(read); return null }
+      if (!this.sameContent(ticket)) { this.view.exclude(owner); this.reads.drop(read); return null }
+      if (range.start >= ticket.size) { this.reads.drop(read); return null }
       res = await this.c.peers.fetchInFlight(ticket, range.start, end, {
         signal: asked,
         takesVolatile,
@@ -340,7 +313,7 @@ export class SwarmSource implements Source {
         onUnverified: n => { delivered += n }
       })
     } catch (err) {
-      this.reads.delete(read)
+      this.reads.drop(read)
       // The owner's download has just started (no size yet): this range goes upstream, later ones
       // of the unit are asked again.
       if (err instanceof WireError && err.code === 'NOT_FOUND' && signal?.aborted !== true) {
@@ -364,13 +337,13 @@ export class SwarmSource implements Source {
     }
     this.view.succeeded(owner)
     if (!this.contributors.has(owner)) this.contributors.set(owner, null)
-    this.bodyOf(read, res)
+    this.reads.answered(read, res)
     // What it sent unverified, in order from the range's start: judged if the blob fails its digest.
     if (res.unverified === true) res.body.once('close', () => { if (delivered > 0) this.deliveries.push({ peer: owner, start: range.start, end: range.start + delivered }) })
     res.body.once('error', (err: unknown) => {
       if (!(err instanceof PeerLeftError)) this.failedUnits.set(unit, owner)
       // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.
-      if (err instanceof PeerCorruptError) this.ban(owner, err, null)
+      if (err instanceof PeerCorruptError) this.ban(owner, null, err.piece)
     })
     return this.responses === 0 ? withMeta(res, ticket) : this.withValidator(res, ticket)
   }
@@ -423,7 +396,7 @@ export class SwarmSource implements Source {
   memberLeft (peer: string): void {
     // Not suspended: it is no member now, and usable again as soon as it is one.
     this.view.lost()
-    this.cutReads(peer)
+    this.reads.cut(peer)
   }
 
   /** A member (re)joined: one found gone may be back from a freeze, or this node from its own. */
@@ -435,18 +408,9 @@ export class SwarmSource implements Source {
     // For a while, not for good: a frozen process may come back (and it sees every member leave and
     // return), and what they hold is then worth reading again.
     this.view.suspend(peer, GONE_MS)
-    this.cutReads(peer)
+    this.reads.cut(peer)
   }
 
-  private cutReads (peer: string): void {
-    for (const r of this.reads) {
-      if (r.peer !== peer) continue
-      // Not the request's signal once the body is there: a body ended by an abort fails the whole
-      // download (the download itself was stopped); one ended by PeerLeftError is asked again.
-      if (r.body === null) r.cut.abort()
-      else r.body.destroy(new PeerLeftError(peer))
-    }
-  }
 
   /** Whether `peer` stopped answering (a ping failed): it leaves the download and its reads are cut. */
   private async isGone (peer: string): Promise<boolean> {
@@ -457,28 +421,8 @@ export class SwarmSource implements Source {
     return true
   }
 
-  /**
-   * Whether a read from `peer` went quiet for QUIET_MS. (Not "every read": new ranges keep being asked of
-   * a frozen owner, and their fresh reads hid the old silent ones.)
-   */
-  private quietFrom (peer: string): boolean {
-    const quiet = Date.now() - QUIET_MS
-    for (const r of this.reads) if (r.peer === peer && r.lastByteAt < quiet) return true
-    return false
-  }
 
-  /** A read from `peer` about to be asked: tracked (see peerGone), with the signal that cuts its request. */
-  private newRead (peer: string, start: number, end: number, signal?: AbortSignal): { read: PeerRead, asked: AbortSignal } {
-    const read: PeerRead = { peer, start, end, lastByteAt: Date.now(), cut: new AbortController(), body: null }
-    this.reads.add(read)
-    return { read, asked: signal === undefined ? read.cut.signal : AbortSignal.any([signal, read.cut.signal]) }
-  }
 
-  /** The read's response came: tracked until its body closes. */
-  private bodyOf (read: PeerRead, res: SourceResponse): void {
-    read.body = res.body
-    res.body.once('close', () => { this.reads.delete(read) })
-  }
 
   /**
    * Whether a unit goes upstream because a read of it failed here: only while the peer it failed on is
@@ -492,26 +436,21 @@ export class SwarmSource implements Source {
     return false
   }
 
-  /** A range overlapping a peer read that went quiet is a duplicate of a stalled one: not that peer again. */
-  private stalledPeer (start: number, end: number): string | null {
-    const quiet = Date.now() - (this.init.stallMs ?? 4000)
-    for (const r of this.reads) {
-      if (r.start < end && start < r.end && r.lastByteAt < quiet && this.view.usable(r.peer)) return r.peer
-    }
-    return null
-  }
 
-  /** `holding`: the sha256 of the peer's complete copy, which it is told to check again. */
-  private ban (peer: string, err: PeerCorruptError, holding: string | null): void {
+  /**
+   * Bans a peer that sent wrong bytes (`piece`: the unit that failed; none when the whole blob failed its
+   * digest). `holding`: the sha256 of its complete copy, which it is told to check again.
+   */
+  private ban (peer: string, holding: string | null, piece?: number): void {
     if (holding !== null) this.c.reportCorrupt?.(peer, holding)
     this.view.exclude(peer)
     const ms = this.c.bans.ban(peer)
     this.c.peers.forget(peer)
     this.c.onBan?.(peer)
-    this.c.logger.warn({ peer, digest: holding ?? this.init.name, piece: err.piece, banMs: ms }, 'peer sent corrupt bytes; banned')
+    if (piece === undefined) this.c.logger.warn({ peer, digest: this.init.name, banMs: ms }, 'blob failed its digest after a peer sent bytes of it; peer banned')
+    else this.c.logger.warn({ peer, digest: holding ?? this.init.name, piece, banMs: ms }, 'peer sent corrupt bytes; banned')
   }
 }
-
 /** The first response carries what clients are told about the blob, like a local cache hit would. */
 function withMeta (res: SourceResponse, t: PeerTicket): SourceResponse {
   const headers: Record<string, string> = { ...t.meta.headers, ...res.headers }

@@ -451,6 +451,7 @@ export class SwarmSource implements Source {
     else this.c.logger.warn({ peer, digest: holding ?? this.init.name, piece, banMs: ms }, 'peer sent corrupt bytes; banned')
   }
 }
+
 /** The first response carries what clients are told about the blob, like a local cache hit would. */
 function withMeta (res: SourceResponse, t: PeerTicket): SourceResponse {
   const headers: Record<string, string> = { ...t.meta.headers, ...res.headers }

@@ -20,6 +20,9 @@ export interface BlobStoreComponents {
   logger: Logger
 }
 
+/** The one queue space plans wait in (see spacePlans). */
+const SPACE = 'space'
+
 export interface BlobStoreInit {
   dir: string
   maxBytes: number
@@ -96,8 +99,12 @@ export class BlobStore {
   /** Every byte downloads received, from whichever source; the peers' share of it. */
   private received = 0
   private fromPeers = 0
-  /** The reservation or sweep planning now (see oneAtATime). */
-  private planning: Promise<void> = Promise.resolve()
+  /**
+   * Space is planned one reservation (or sweep) at a time: plans made side by side from the same state
+   * each evicted for themselves and each counted the same victims' bytes as freed, so downloads starting
+   * together overshot the budget (and evicted more than needed).
+   */
+  private readonly spacePlans = new WriteOrder()
   private readonly committedListeners = new Set<(digest: string, size: number) => void>()
   private readonly records: DownloadRecords
   /** Writes to a blob's entry (access times, drops), in the order issued. */
@@ -236,18 +243,7 @@ export class BlobStore {
    */
   async reserve (bytes: number): Promise<boolean> {
     if (bytes > this.budget.maxBytes) return false
-    return await this.oneAtATime(async () => await this.reserveNow(bytes))
-  }
-
-  /**
-   * Space is planned one reservation (or sweep) at a time: plans made side by side from the same state
-   * each evicted for themselves and each counted the same victims' bytes as freed, so downloads starting
-   * together overshot the budget (and evicted more than needed).
-   */
-  private async oneAtATime<T> (fn: () => Promise<T>): Promise<T> {
-    const run = this.planning.then(fn)
-    this.planning = run.then(() => {}, () => {})
-    return await run
+    return await this.spacePlans.run(SPACE, async () => await this.reserveNow(bytes))
   }
 
   private async reserveNow (bytes: number): Promise<boolean> {
@@ -331,7 +327,7 @@ export class BlobStore {
 
   /** Brings the cache back under its high watermark and free-disk floor; how many blobs went. */
   async evict (): Promise<number> {
-    return await this.oneAtATime(async () => await this.evictNow())
+    return await this.spacePlans.run(SPACE, async () => await this.evictNow())
   }
 
   private async evictNow (): Promise<number> {

@@ -135,10 +135,17 @@ export class SwarmView {
     this.lost()
   }
 
-  /** The peer is back (it joined the cluster again). */
+  /**
+   * The peer is back (it joined the cluster again). What the view knows of it is old: after a freeze of
+   * its own this node sees every member leave and return, and each holds more by now; looked at again
+   * at once rather than at the next periodic refresh.
+   */
   unsuspend (peer: string): void {
     this.suspended.delete(peer)
     this.pings.delete(peer)
+    if (this.lookups === 0) return
+    this.lookedAt = 0
+    this.refresh()
   }
 
   /** A member was lost to this download (gone, or left the cluster). */

@@ -322,6 +322,28 @@ describe('swarm source: members lost and back', () => {
   })
 })
 
+describe('swarm source: a member rejoins', () => {
+  it('the view asks the members again at once, not at its next periodic look', async () => {
+    const partial: HaveAnswer = { t: 'have', state: 'partial', size: SIZE, pieceSize: 16 * MiB, bitmap: Buffer.alloc(1).toString('base64') }
+    let lookups = 0
+    const source = new SwarmSource({
+      peers: { ticket: async (peer: string) => ticketOf(peer), fetchInFlight: async (t: PeerTicket, s: number, e: number) => response(s, e, t.peer), forget: () => {}, forgetTicket: () => {} } as unknown as PeerClient,
+      bans: new Bans(),
+      lookup: async () => { lookups++; return [{ peer: 'p1', answer: partial }] },
+      logger: pino({ level: 'silent' }),
+      self: 'self'
+    }, { name: DIGEST, upstream: { name: 'upstream', fetch: async (r) => response(r?.start ?? 0, r?.end ?? SIZE - 1, 'upstream') }, lookupMs: 100, refreshMs: 60_000 })
+    source.memberJoined('p1')
+    expect(lookups).toBe(0)
+    await source.fetch({ start: 0, end: MiB - 1 })
+    await source.fetch({ start: MiB, end: 2 * MiB - 1 })
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const before = lookups
+    source.memberJoined('p1')
+    expect(lookups).toBe(before + 1)
+  })
+})
+
 describe('swarm source: a holder that froze', () => {
   it('its quiet reads are cut once it misses a ping, and the next holder serves', async () => {
     const complete: HaveAnswer = { t: 'have', state: 'complete', size: SIZE }

@@ -190,7 +190,7 @@ export const ruleShape = {
   min_size: intAtLeast(0).default(1024 * 1024),
   max_size: z.preprocess((v) => (v === '' ? null : v), intAtLeast(0).nullable()).default(null),
   concurrency: intIn(1, 256).default(16),
-  chunk_size: chunkSize.default(4 * 1024 * 1024),
+  chunk_size: chunkSize.default(0),
   cache_key_source: z.enum(['original', 'final'], { error: 'expected "original" or "final"' }).default('final'),
   path_rewrite: z.preprocess((v) => v ?? [], list(mapping(pathRewriteShape, 'search and replace'), 'a list of {search, replace}')),
   head_meta_headers: z.preprocess((v) => v ?? [], list(headerName, 'a list of header names')),

@@ -203,6 +203,15 @@ export class SwarmSource implements Source {
    * fetched yet (a run with 64 per member had owners serving hundreds of idle in-flight reads and the
    * askers giving up on them).
    */
+  /**
+   * Members hold or download the blob: its pieces are the cluster's units, each asked of one member in
+   * one request. Otherwise the upstream alone serves it, in the engine's own (smaller) pieces, as with
+   * the cluster off.
+   */
+  maxAutoPiece (): number | undefined {
+    return this.view.members('complete').length + this.view.members('partial').length > 0 ? SHARE_UNIT : undefined
+  }
+
   rangesInFlight (concurrency: number): number {
     if (this.view.members('complete').length > 0) return HOLDER_CONNECTIONS
     return concurrency + Math.min(this.view.members('partial').length, 7) * DOWNLOADER_CONNECTIONS

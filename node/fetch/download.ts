@@ -11,7 +11,7 @@ import { digestLabel, hashAlgorithms } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
 import { openPassthrough } from './passthrough.ts'
-import { Scheduler } from './pieces.ts'
+import { autoPieceFor, Scheduler } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { ReaderView } from './reader-view.ts'
@@ -257,7 +257,7 @@ export class Download {
     this.tempPath = this.store.layout.tempPath(this.key)
     const resumable = partial !== undefined && this.rangeSupported && resumes(partial, size, meta.validator)
     if (partial !== undefined && !resumable) await this.store.discardPartial(this.key)
-    const { fh, resumed } = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.disk, this.init)
+    const { fh, resumed } = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.disk, { ...this.init, maxAutoPiece: this.init.source.maxAutoPiece?.() ?? autoPieceFor(first.latencyMs) })
     this.file = new SharedFile(fh, () => !this.record.busy)
     if (resumed && partial !== undefined) {
       this.partialStartedAt = partial.startedAt

@@ -13,7 +13,7 @@ import { firstRange } from './response-meta.ts'
  * entry, its finished pieces marked in `disk`; otherwise, or when that file is gone, a fresh file of the
  * final size.
  */
-export async function openTempFile (path: string, resume: PartialEntry | undefined, size: number | null, disk: DiskPieces, pieces: { chunkSize: number, concurrency: number }): Promise<{ fh: FileHandle, resumed: boolean }> {
+export async function openTempFile (path: string, resume: PartialEntry | undefined, size: number | null, disk: DiskPieces, pieces: { chunkSize: number, concurrency: number, maxAutoPiece?: number }): Promise<{ fh: FileHandle, resumed: boolean }> {
   if (resume !== undefined) {
     const fh = await open(path, 'r+').catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return null
@@ -32,7 +32,7 @@ export async function openTempFile (path: string, resume: PartialEntry | undefin
     return await open(path, 'w+')
   })
   if (size !== null) await fh.truncate(size)
-  disk.start(size === null ? null : planPieces(size, pieces.chunkSize, pieces.concurrency))
+  disk.start(size === null ? null : planPieces(size, pieces.chunkSize, pieces.concurrency, pieces.maxAutoPiece))
   return { fh, resumed: false }
 }
 

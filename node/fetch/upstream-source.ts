@@ -26,6 +26,12 @@ export interface Source {
    */
   rangesInFlight?: (concurrency: number) => number
   /**
+   * The largest piece the download plans when the rule's `chunk_size` leaves it to the engine (default
+   * MAX_AUTO_PIECE), asked once, when the first response is in: a source whose ranges go to peers may
+   * want its own unit.
+   */
+  maxAutoPiece?: () => number | undefined
+  /**
    * Takes the blob's bytes in order as the download hashes them, and hears when they matched the
    * digest (before the commit): a cluster makes the blob's piece-hash list that way instead of reading
    * the blob back after it.
@@ -66,6 +72,8 @@ export interface SourceResponse {
    * from readers until the whole blob is verified.
    */
   readonly unverified?: boolean
+  /** Milliseconds from the request to its response headers (the last hop's, when redirected). */
+  readonly latencyMs?: number
 }
 
 export interface UpstreamSourceInit {
@@ -155,12 +163,13 @@ export class UpstreamSource implements Source {
   private async follow (start: URL, range: { start: number, end: number } | null, signal: AbortSignal | undefined): Promise<SourceResponse> {
     let url = start
     for (let hop = 0; ; hop++) {
+      const sent = performance.now()
       const res = await this.request(url, range, signal)
       const location = res.headers.location
       if (!REDIRECT.has(res.statusCode) || location === undefined) {
         const headers = flatHeaders(res.headers)
         if (res.statusCode < 300) this.resolved = url
-        return { status: res.statusCode, headers, body: res.body, url, contentRange: parseContentRange(headers['content-range']) }
+        return { status: res.statusCode, headers, body: res.body, url, contentRange: parseContentRange(headers['content-range']), latencyMs: performance.now() - sent }
       }
       await res.body.dump().catch(() => {})
       if (hop >= this.maxRedirects) throw new UpstreamProtocolError('Too many redirects', { detail: { url: this.original.origin } })

@@ -322,6 +322,21 @@ describe('swarm source: members lost and back', () => {
   })
 })
 
+describe('swarm source: the piece size it asks for', () => {
+  it('is the cluster\'s unit when members hold or download the blob, the engine\'s own when only the upstream has it', async () => {
+    const partial: HaveAnswer = { t: 'have', state: 'partial', size: SIZE, pieceSize: 16 * MiB, bitmap: Buffer.alloc(1).toString('base64') }
+    const alone = swarm({})
+    await alone.source.fetch({ start: 0, end: MiB - 1 })
+    expect(alone.source.maxAutoPiece()).toBeUndefined()
+    const shared = swarm({ p1: partial })
+    await shared.source.fetch({ start: 0, end: MiB - 1 })
+    expect(shared.source.maxAutoPiece()).toBe(SHARE_UNIT)
+    const held = swarm({ p1: { t: 'have', state: 'complete', size: SIZE } })
+    await held.source.fetch({ start: 0, end: MiB - 1 })
+    expect(held.source.maxAutoPiece()).toBe(SHARE_UNIT)
+  })
+})
+
 describe('swarm source: a member rejoins', () => {
   it('the view asks the members again at once, not at its next periodic look', async () => {
     const partial: HaveAnswer = { t: 'have', state: 'partial', size: SIZE, pieceSize: 16 * MiB, bitmap: Buffer.alloc(1).toString('base64') }

@@ -106,7 +106,7 @@ describe('normalised values', () => {
       min_size: 1048576,
       max_size: null,
       concurrency: 16,
-      chunk_size: 4194304,
+      chunk_size: 0,
       cache_key_source: 'final',
       path_rewrite: [],
       head_meta_headers: [],

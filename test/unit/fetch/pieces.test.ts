@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { ByteRanges } from '../../../node/fetch/byte-ranges.ts'
-import { MIN_STEAL, Scheduler, planPieces, piecesCoveredIn, raceWon, STEAL_MARGIN, uncovered } from '../../../node/fetch/pieces.ts'
+import { autoPieceFor, MIN_STEAL, Scheduler, planPieces, piecesCoveredIn, raceWon, STEAL_MARGIN, uncovered } from '../../../node/fetch/pieces.ts'
 import type { Assignment } from '../../../node/fetch/pieces.ts'
 
 const MiB = 1 << 20
@@ -50,9 +50,20 @@ describe('ByteRanges', () => {
 describe('planPieces', () => {
   it('uses chunk_size, or size/concurrency within bounds', () => {
     expect(planPieces(100 * MiB, 10 * MiB, 4)).toMatchObject({ pieceSize: 10 * MiB, count: 10 })
+    // Auto: size / concurrency within [1 MiB, the largest auto piece asked for (4 MiB by default)].
     expect(planPieces(1024 * MiB, 0, 64).pieceSize).toBe(4 * MiB)
+    expect(planPieces(1024 * MiB, 0, 64, MiB).pieceSize).toBe(MiB)
+    expect(planPieces(1024 * MiB, 0, 512, 4 * MiB).pieceSize).toBe(2 * MiB)
+    expect(planPieces(1024 * MiB, 8 * MiB, 64, MiB).pieceSize).toBe(8 * MiB)
     expect(planPieces(8 * MiB, 0, 64).pieceSize).toBe(MiB)
     expect(planPieces(0, 0, 4).count).toBe(0)
+  })
+  it('grows auto pieces with the upstream\'s latency', () => {
+    expect(autoPieceFor(undefined)).toBe(MiB)
+    expect(autoPieceFor(21)).toBe(MiB)
+    expect(autoPieceFor(45)).toBe(MiB)
+    expect(autoPieceFor(80)).toBe(2 * MiB)
+    expect(autoPieceFor(150)).toBe(4 * MiB)
   })
   it('reports pieces completed by a write', () => {
     const plan = planPieces(10, 4, 1)

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest'
+import { digestIdentity } from '../../node/fetch/identity.ts'
+import type { Source, SourceResponse } from '../../node/fetch/upstream-source.ts'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import { closedAfterEach, makeRig } from './fetch-helpers.ts'
+
+const MiB = 1 << 20
+const SIZE = 16 * MiB
+
+/** Passes ranges to the upstream, records their lengths, and asks for `maxAutoPiece` when given one. */
+class RecordingSource implements Source {
+  readonly name = 'recording'
+  readonly lengths: number[] = []
+  private readonly up: Source
+  private readonly piece: number | undefined
+
+  constructor (up: Source, piece: number | undefined) {
+    this.up = up
+    this.piece = piece
+  }
+
+  async fetch (range: { start: number, end: number } | null, options: { signal?: AbortSignal }): Promise<SourceResponse> {
+    this.lengths.push(range === null ? SIZE : range.end - range.start + 1)
+    return await this.up.fetch(range, options)
+  }
+
+  maxAutoPiece (): number | undefined { return this.piece }
+}
+
+const track = closedAfterEach()
+
+async function rangesAsked (seed: number, piece: number | undefined, latencyMs = 0): Promise<number[]> {
+  const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed } }, latencyMs }))
+  const rig = track(await makeRig())
+  let source: RecordingSource | undefined
+  rig.fetcher.useSources({ sourceFor: (_id, up) => { source = new RecordingSource(up, piece); return source } })
+  const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, seed) }), { url: new URL(server.url + '/f.bin') }, { chunkSize: 0, concurrency: 2 })
+  if (got.kind !== 'blob') throw new Error('expected a blob')
+  let bytes = 0
+  for await (const chunk of got.open(0, SIZE)) bytes += (chunk as Buffer).length
+  got.release()
+  expect(bytes).toBe(SIZE)
+  // The first request is asked before the size (and so the plan) is known.
+  return (source as RecordingSource).lengths.slice(1)
+}
+
+describe('auto piece size (chunk_size 0)', () => {
+  it('is small from a nearby upstream, so pieces land close to file order', async () => {
+    const asked = await rangesAsked(21, undefined)
+    expect(asked.length).toBeGreaterThan(0)
+    // 1 MiB; 2 MiB only if this loaded machine took over 50 ms to answer on loopback.
+    expect(Math.max(...asked)).toBeLessThanOrEqual(2 * MiB)
+  })
+
+  it('is larger from a distant one, whose every request costs its connection a wait', async () => {
+    const asked = await rangesAsked(23, undefined, 150)
+    expect(Math.max(...asked)).toBeGreaterThan(2 * MiB)
+    expect(Math.max(...asked)).toBeLessThanOrEqual(4 * MiB)
+  })
+
+  it('is what the source asks for when it has a unit of its own (the cluster\'s)', async () => {
+    const asked = await rangesAsked(22, 4 * MiB)
+    expect(Math.max(...asked)).toBeGreaterThan(MiB)
+    expect(Math.max(...asked)).toBeLessThanOrEqual(4 * MiB)
+  })
+})

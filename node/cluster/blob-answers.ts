@@ -54,14 +54,14 @@ export class BlobAnswers {
   private async held (key: string): Promise<string | null> {
     if (key.startsWith('sha256:')) {
       const digest = nameOfKey(key)
-      return await this.c.store.hasDigest(digest) ? digest : null
+      return await this.c.store.hasDigest(digest, { forPeer: true }) ? digest : null
     }
     if (isUrlName(key) && !this.init.keyed) return null
     // A download in flight is not held yet, and its answer must not wait behind an index read (see have).
     if (this.c.fetcher.inFlight(key) !== null) return null
     const entry = await this.c.store.index.getKey(key)
     if (entry === undefined || (isUrlName(key) && entry.shareable !== true)) return null
-    return await this.c.store.hasDigest(entry.digest) ? entry.digest : null
+    return await this.c.store.hasDigest(entry.digest, { forPeer: true }) ? entry.digest : null
   }
 
   /** The download in flight `key` names here, if members may read it (a URL name: keyed, and shareable). */

@@ -131,7 +131,7 @@ export class DataServer {
       return
     }
     if (m[2] !== undefined) { await this.servePieces(digest, req, res); return }
-    if (!(await this.store.hasDigest(digest))) { await this.serveInFlight(digest, req, res); return }
+    if (!(await this.store.hasDigest(digest, { forPeer: true }))) { await this.serveInFlight(digest, req, res); return }
     const size = this.store.blobSize(digest) as number
     const range = parseRange(req.headers.range, size)
     if (range === 'bad') {

@@ -92,7 +92,7 @@ export class PieceLists {
     const path = join(this.dir, digest)
     const saved = await readFile(path).catch(() => null)
     if (saved !== null && saved.length === pieceListBytes(size)) return saved
-    if (!(await this.store.hasDigest(digest))) return null
+    if (!(await this.store.hasDigest(digest, { forPeer: true }))) return null
     const release = this.store.use(digest)
     const pieces = new PieceHasher()
     const whole = checkWhole ? createHash('sha256') : null

@@ -209,9 +209,13 @@ export class BlobStore {
     if (entry !== undefined) await this.index.putKey(key, { ...entry, fetchedAt: Date.now() })
   }
 
-  /** A committed blob by digest (content identity), whatever key stored it. */
-  async hasDigest (digest: string): Promise<boolean> {
-    return this.blobs.has(digest) && await this.checkBlob(digest)
+  /**
+   * A committed blob by digest (content identity), whatever key stored it. `forPeer`: asked for a
+   * cluster member, which checks every MiB against the piece list itself (made from the verified bytes,
+   * or by reading the blob back through its digest): a change time alone does not cost a re-hash then.
+   */
+  async hasDigest (digest: string, o: { forPeer?: boolean } = {}): Promise<boolean> {
+    return this.blobs.has(digest) && await this.checkBlob(digest, o.forPeer !== true)
   }
 
   blobSize (digest: string): number | undefined {
@@ -280,7 +284,7 @@ export class BlobStore {
       await syncDir(dirname(path))
     }
     const st = await stat(path)
-    const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino }
+    const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }
     // The batch deletes the key's progress entry: after any save of it still under way.
     await this.blobWrites.run(entry.digest, () => this.records.afterPartialWrites(key, () => this.index.commit(key, entry, blob)))
     if (!this.blobs.has(entry.digest)) this.usedBytes += entry.size
@@ -365,9 +369,10 @@ export class BlobStore {
 
   /**
    * True when the blob file is present and unchanged since commit. A file whose size differs is
-   * dropped; one whose mtime/inode changed is re-hashed, and dropped unless it still matches.
+   * dropped; one whose mtime/inode (`strict`: or change time) changed is re-hashed, and dropped unless
+   * it still matches.
    */
-  private async checkBlob (digest: string): Promise<boolean> {
+  private async checkBlob (digest: string, strict = true): Promise<boolean> {
     const entry = this.blobs.get(digest)
     if (entry === undefined) return false
     const path = this.layout.blobPath(digest)
@@ -380,7 +385,13 @@ export class BlobStore {
       await this.drop(digest, 'corrupt')
       return false
     }
-    if (st.mtimeMs === entry.mtimeMs && st.ino === entry.ino) return true
+    if (st.mtimeMs === entry.mtimeMs && st.ino === entry.ino) {
+      if (entry.ctimeMs === undefined) {
+        entry.ctimeMs = st.ctimeMs
+        await this.blobWrites.run(digest, () => this.index.putBlob(digest, entry))
+      }
+      if (!strict || st.ctimeMs === entry.ctimeMs) return true
+    }
     // Written since it was verified: hashed again before it is served, also while others read it (what
     // they were given is gone, the next client must not get it too). One hash for all who ask meanwhile.
     let check = this.rehashing.get(digest)
@@ -391,13 +402,14 @@ export class BlobStore {
     return await check
   }
 
-  private async rehash (digest: string, entry: BlobEntry, path: string, st: { mtimeMs: number, ino: number }): Promise<boolean> {
+  private async rehash (digest: string, entry: BlobEntry, path: string, st: { mtimeMs: number, ino: number, ctimeMs: number }): Promise<boolean> {
     if (await hashFile(path) !== digest) {
       await this.drop(digest, 'corrupt')
       return false
     }
     entry.mtimeMs = st.mtimeMs
     entry.ino = st.ino
+    entry.ctimeMs = st.ctimeMs
     await this.blobWrites.run(digest, () => this.index.putBlob(digest, entry))
     return true
   }

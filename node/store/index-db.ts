@@ -42,6 +42,11 @@ export interface BlobEntry {
   /** File identity at commit time; a change means the file was touched and must be re-verified. */
   mtimeMs: number
   ino: number
+  /**
+   * Its change time: any write moves it, also one whose mtime was put back afterwards (which only
+   * moves it again). Absent in entries of earlier versions (taken at the next check).
+   */
+  ctimeMs?: number
 }
 
 export interface PartialEntry {

@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { describe, expect, it, vi } from 'vitest'
 import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
@@ -15,6 +17,7 @@ import { PieceBitmap } from '../../node/store/partial.ts'
 import { closedAfterEach, makeRig, sha256Of, silent, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 
+const run = promisify(execFile)
 const MiB = 1 << 20
 const SIZE = 2 * MiB + 77
 const OPTS = { chunkSize: 256 * 1024, concurrency: 4 }
@@ -147,6 +150,48 @@ describe('verification and integrity', () => {
     expect(again.from).toBe('download')
     expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 3))
     again.release()
+  })
+
+  it('a blob rewritten in place with its times put back is never served either: its change time tells', async () => {
+    server = track(await startFileServer({ files: { '/t.bin': { size: SIZE, seed: 12 } } }))
+    rig = track(await makeRig())
+    const url = new URL(server.url + '/t.bin')
+    const h = await blob(rig, url)
+    await sha256Of(h.open(0, SIZE))
+    h.release()
+    await until(() => rig?.store.stats().file_count === 1)
+    const path = rig.store.layout.blobPath(generatedSha256(SIZE, 12))
+    const before = await stat(path, { bigint: true })
+    const fh = await open(path, 'r+')
+    await fh.write(Buffer.from('garbage!'), 0, 8, 1000)
+    await fh.close()
+    // To the nanosecond (utimes takes a double and would round them): size, inode and mtime as they were.
+    await run('touch', ['-d', `@${before.mtimeNs / 1_000_000_000n}.${String(before.mtimeNs % 1_000_000_000n).padStart(9, '0')}`, path])
+    const after = await stat(path, { bigint: true })
+    expect([after.size, after.ino, after.mtimeNs]).toEqual([before.size, before.ino, before.mtimeNs])
+    const again = await blob(rig, url)
+    expect(again.from).toBe('download')
+    expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 12))
+    again.release()
+  })
+
+  it('an index entry of an earlier version (no change time) is trusted as it was, and gets one', async () => {
+    server = track(await startFileServer({ files: { '/v.bin': { size: SIZE, seed: 13 } } }))
+    rig = track(await makeRig())
+    const url = new URL(server.url + '/v.bin')
+    const digest = generatedSha256(SIZE, 13)
+    const h = await blob(rig, url)
+    await sha256Of(h.open(0, SIZE))
+    h.release()
+    await until(() => rig?.store.stats().file_count === 1)
+    const { ctimeMs, ...old } = await rig.store.index.getBlob(digest) ?? {}
+    expect(ctimeMs).toBeTypeOf('number')
+    await rig.store.index.putBlob(digest, old as Parameters<IndexDb['putBlob']>[1])
+    await rig.restart()
+    const hit = await blob(rig, url)
+    expect(hit.from).toBe('cache')
+    hit.release()
+    expect((await rig.store.index.getBlob(digest))?.ctimeMs).toBe((await stat(rig.store.layout.blobPath(digest))).ctimeMs)
   })
 
   it('a blob corrupted on disk while a client reads it is not served to the next one', async () => {

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
 import { isKeyName, isUrlName } from '../../protocol/names.ts'
 import type { Source, SourceFetchOptions, SourceResponse, SuspectRange } from '../fetch/upstream-source.ts'
+import { ContentVersion, withMeta } from './content-version.ts'
 import { ownerOf, SHARE_UNIT } from './ownership.ts'
 import type { PeerTicket } from './peer-client.ts'
 import { InFlightList } from './in-flight-list.ts'
@@ -82,14 +83,8 @@ export class SwarmSource implements Source {
   private readonly view: SwarmView
   private next = 0
   private responses = 0
-  /**
-   * Named by URL: no digest checks the file, so every source's ETag is checked against the download's
-   * (`validator`, from its first response) and a member whose copy has another one is not used.
-   */
   private readonly byUrl: boolean
-  private validator: string | null
-  /** The first response's Last-Modified: what a URL name's copies are compared by when nobody has an ETag. */
-  private lastModified: string | null
+  private readonly version: ContentVersion
   /** Units whose read from a downloader failed, and from whom: they go upstream while that peer is a member. */
   private readonly failedUnits = new Map<number, string>()
   private readonly reads = new PeerReads()
@@ -107,8 +102,7 @@ export class SwarmSource implements Source {
     this.view = new SwarmView(components, init)
     if (init.started === true) this.responses = 1
     this.byUrl = isUrlName(init.name)
-    this.validator = init.etag ?? null
-    this.lastModified = init.lastModified ?? null
+    this.version = new ContentVersion(this.byUrl, init)
     const save = components.saveList
     this.inOrder = save === undefined
       ? undefined
@@ -125,17 +119,9 @@ export class SwarmSource implements Source {
     }
     const out = res ?? await this.fromUpstream(range, options)
     this.responses++
-    if (first) {
-      this.validator ??= out.headers.etag ?? null
-      this.lastModified ??= out.headers['last-modified'] ?? null
-      return out
-    }
-    // Only the first response sets the validator: later ones (peers or upstream) are checked against
-    // the digest, not against whichever ETag the first source had. Without a digest (a URL name) they
-    // are checked against the validator.
-    if (this.byUrl) return out
-    const { etag: _etag, 'last-modified': _lastModified, ...headers } = out.headers
-    return { ...out, headers }
+    if (!first) return this.version.later(out)
+    this.version.learn(out.headers)
+    return out
   }
 
   /**
@@ -197,13 +183,6 @@ export class SwarmSource implements Source {
   }
 
   /**
-   * A complete holder serves from its page cache over the LAN: a few connections keep it busy.
-   * Otherwise the rule's connections plus a few per member downloading the blob too, read from it as
-   * its upstream connections bring them. More would queue at its data port behind bytes it has not
-   * fetched yet (a run with 64 per member had owners serving hundreds of idle in-flight reads and the
-   * askers giving up on them).
-   */
-  /**
    * Members hold or download the blob: its pieces are the cluster's units, each asked of one member in
    * one request. Otherwise the upstream alone serves it, in the engine's own (smaller) pieces, as with
    * the cluster off.
@@ -212,6 +191,13 @@ export class SwarmSource implements Source {
     return this.view.members('complete').length + this.view.members('partial').length > 0 ? SHARE_UNIT : undefined
   }
 
+  /**
+   * A complete holder serves from its page cache over the LAN: a few connections keep it busy.
+   * Otherwise the rule's connections plus a few per member downloading the blob too, read from it as
+   * its upstream connections bring them. More would queue at its data port behind bytes it has not
+   * fetched yet (a run with 64 per member had owners serving hundreds of idle in-flight reads and the
+   * askers giving up on them).
+   */
   rangesInFlight (concurrency: number): number {
     if (this.view.members('complete').length > 0) return HOLDER_CONNECTIONS
     return concurrency + Math.min(this.view.members('partial').length, 7) * DOWNLOADER_CONNECTIONS
@@ -249,7 +235,7 @@ export class SwarmSource implements Source {
       const { read, asked } = this.reads.start(peer, range.start, range.end + 1, signal)
       try {
         const ticket = await this.c.peers.ticket(peer, this.init.name, { signal: asked })
-        if (!this.sameContent(ticket)) { this.view.exclude(peer); this.reads.drop(read); continue }
+        if (!this.version.matches(ticket, this.responses > 0)) { this.view.exclude(peer); this.reads.drop(read); continue }
         if (range.start >= ticket.size) { this.reads.drop(read); return null }
         const list = await this.c.peers.pieceList(ticket, { signal: asked })
         const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, {
@@ -264,7 +250,7 @@ export class SwarmSource implements Source {
         res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, ticket.digest, err.piece) })
         this.view.succeeded(peer)
         this.contributors.set(peer, ticket.digest)
-        return this.responses === 0 ? withMeta(res, ticket) : this.withValidator(res, ticket)
+        return this.responses === 0 ? withMeta(res, ticket) : this.version.stamp(res, ticket)
       } catch (err) {
         this.reads.drop(read)
         if (signal?.aborted !== true && (read.cut.signal.aborted || await this.isGone(peer))) continue
@@ -313,7 +299,7 @@ export class SwarmSource implements Source {
     try {
       // The first range (a client's first byte) never waits for a peer that is just starting.
       ticket = await this.ticketFrom(owner, asked, this.responses > 0 ? 1000 : 0)
-      if (!this.sameContent(ticket)) { this.view.exclude(owner); this.reads.drop(read); return null }
+      if (!this.version.matches(ticket, this.responses > 0)) { this.view.exclude(owner); this.reads.drop(read); return null }
       if (range.start >= ticket.size) { this.reads.drop(read); return null }
       res = await this.c.peers.fetchInFlight(ticket, range.start, end, {
         signal: asked,
@@ -354,7 +340,7 @@ export class SwarmSource implements Source {
       // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.
       if (err instanceof PeerCorruptError) this.ban(owner, null, err.piece)
     })
-    return this.responses === 0 ? withMeta(res, ticket) : this.withValidator(res, ticket)
+    return this.responses === 0 ? withMeta(res, ticket) : this.version.stamp(res, ticket)
   }
 
   /**
@@ -373,27 +359,6 @@ export class SwarmSource implements Source {
         await sleep(50, undefined, { signal })
       }
     }
-  }
-
-  /**
-   * Whether a member's copy is the one this download fetches: a digest name always; a URL name when its
-   * ETag is the download's, or, when the upstream gives none, its Last-Modified (one side without what the
-   * other has is another version). Before any response (the upstream could not be reached) the first
-   * member's copy sets the version.
-   */
-  private sameContent (t: PeerTicket): boolean {
-    if (!this.byUrl || this.responses === 0) return true
-    // (A member's ETag is the one its clients see: the upstream's, or one it made when the upstream gave none.)
-    if (this.validator !== null) return t.meta.etag === this.validator
-    if (this.lastModified !== null || t.meta.lastModified !== null) return t.meta.lastModified === this.lastModified
-    // An upstream that gives no validator at all: nothing tells versions apart, on either side.
-    return true
-  }
-
-  /** A URL name's peer response carries the ETag of the member's copy, which the download checks. */
-  private withValidator (res: SourceResponse, t: PeerTicket): SourceResponse {
-    if (!this.byUrl || t.meta.etag === null) return res
-    return { ...res, headers: { ...res.headers, etag: t.meta.etag } }
   }
 
   /**
@@ -420,7 +385,6 @@ export class SwarmSource implements Source {
     this.reads.cut(peer)
   }
 
-
   /** Whether `peer` stopped answering (a ping failed): it leaves the download and its reads are cut. */
   private async isGone (peer: string): Promise<boolean> {
     if (!this.view.usable(peer)) return true
@@ -429,9 +393,6 @@ export class SwarmSource implements Source {
     this.peerGone(peer)
     return true
   }
-
-
-
 
   /**
    * Whether a unit goes upstream because a read of it failed here: only while the peer it failed on is
@@ -444,7 +405,6 @@ export class SwarmSource implements Source {
     this.failedUnits.delete(unit)
     return false
   }
-
 
   /**
    * Bans a peer that sent wrong bytes (`piece`: the unit that failed; none when the whole blob failed its
@@ -459,15 +419,6 @@ export class SwarmSource implements Source {
     if (piece === undefined) this.c.logger.warn({ peer, digest: this.init.name, banMs: ms }, 'blob failed its digest after a peer sent bytes of it; peer banned')
     else this.c.logger.warn({ peer, digest: holding ?? this.init.name, piece, banMs: ms }, 'peer sent corrupt bytes; banned')
   }
-}
-
-/** The first response carries what clients are told about the blob, like a local cache hit would. */
-function withMeta (res: SourceResponse, t: PeerTicket): SourceResponse {
-  const headers: Record<string, string> = { ...t.meta.headers, ...res.headers }
-  if (t.meta.contentType !== null) headers['content-type'] = t.meta.contentType
-  if (t.meta.etag !== null) headers.etag = t.meta.etag
-  if (t.meta.lastModified !== null) headers['last-modified'] = t.meta.lastModified
-  return { ...res, headers }
 }
 
 /** A peer that answered too late or dropped the connection: slow or busy, not known to be gone. */

@@ -38,6 +38,33 @@ async function files (dir: string): Promise<string[]> {
   return out
 }
 
+/** A fresh rig whose store holds the generated file `name` (fetched whole, committed); its URL and digest. */
+async function cachedFile (name: string, seed: number): Promise<{ r: Rig, url: URL, digest: string }> {
+  server = track(await startFileServer({ files: { [name]: { size: SIZE, seed } } }))
+  const r = rig = track(await makeRig())
+  const url = new URL(server.url + name)
+  const h = await blob(r, url)
+  await sha256Of(h.open(0, SIZE))
+  h.release()
+  await until(() => r.store.stats().file_count === 1)
+  return { r, url, digest: generatedSha256(SIZE, seed) }
+}
+
+/** Overwrites 8 bytes of a blob file in place. */
+async function scribble (path: string): Promise<void> {
+  const fh = await open(path, 'r+')
+  await fh.write(Buffer.from('garbage!'), 0, 8, 1000)
+  await fh.close()
+}
+
+/** The next client gets the file from a new download, with the right bytes. */
+async function expectRefetched (r: Rig, url: URL, digest: string): Promise<void> {
+  const again = await blob(r, url)
+  expect(again.from).toBe('download')
+  expect((await sha256Of(again.open(0, SIZE))).hex).toBe(digest)
+  again.release()
+}
+
 describe('verification and integrity', () => {
   it('a digest mismatch aborts a streaming reader before the final byte and caches nothing', async () => {
     server = track(await startFileServer({ files: { '/m.bin': { size: SIZE, seed: 1 } }, perConnectionBps: 4 * MiB }))
@@ -135,82 +162,41 @@ describe('verification and integrity', () => {
   })
 
   it('a blob corrupted on disk is never served: it is dropped and fetched again', async () => {
-    server = track(await startFileServer({ files: { '/c.bin': { size: SIZE, seed: 3 } } }))
-    rig = track(await makeRig())
-    const url = new URL(server.url + '/c.bin')
-    const h = await blob(rig, url)
-    await sha256Of(h.open(0, SIZE))
-    h.release()
-    await until(() => rig?.store.stats().file_count === 1)
-    const path = rig.store.layout.blobPath(generatedSha256(SIZE, 3))
-    const fh = await open(path, 'r+')
-    await fh.write(Buffer.from('garbage!'), 0, 8, 1000)
-    await fh.close()
-    const again = await blob(rig, url)
-    expect(again.from).toBe('download')
-    expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 3))
-    again.release()
+    const { r, url, digest } = await cachedFile('/c.bin', 3)
+    await scribble(r.store.layout.blobPath(digest))
+    await expectRefetched(r, url, digest)
   })
 
   it('a blob rewritten in place with its times put back is never served either: its change time tells', async () => {
-    server = track(await startFileServer({ files: { '/t.bin': { size: SIZE, seed: 12 } } }))
-    rig = track(await makeRig())
-    const url = new URL(server.url + '/t.bin')
-    const h = await blob(rig, url)
-    await sha256Of(h.open(0, SIZE))
-    h.release()
-    await until(() => rig?.store.stats().file_count === 1)
-    const path = rig.store.layout.blobPath(generatedSha256(SIZE, 12))
+    const { r, url, digest } = await cachedFile('/t.bin', 12)
+    const path = r.store.layout.blobPath(digest)
     const before = await stat(path, { bigint: true })
-    const fh = await open(path, 'r+')
-    await fh.write(Buffer.from('garbage!'), 0, 8, 1000)
-    await fh.close()
+    await scribble(path)
     // To the nanosecond (utimes takes a double and would round them): size, inode and mtime as they were.
     await run('touch', ['-d', `@${before.mtimeNs / 1_000_000_000n}.${String(before.mtimeNs % 1_000_000_000n).padStart(9, '0')}`, path])
     const after = await stat(path, { bigint: true })
     expect([after.size, after.ino, after.mtimeNs]).toEqual([before.size, before.ino, before.mtimeNs])
-    const again = await blob(rig, url)
-    expect(again.from).toBe('download')
-    expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 12))
-    again.release()
+    await expectRefetched(r, url, digest)
   })
 
   it('an index entry of an earlier version (no change time) is trusted as it was, and gets one', async () => {
-    server = track(await startFileServer({ files: { '/v.bin': { size: SIZE, seed: 13 } } }))
-    rig = track(await makeRig())
-    const url = new URL(server.url + '/v.bin')
-    const digest = generatedSha256(SIZE, 13)
-    const h = await blob(rig, url)
-    await sha256Of(h.open(0, SIZE))
-    h.release()
-    await until(() => rig?.store.stats().file_count === 1)
-    const { ctimeMs, ...old } = await rig.store.index.getBlob(digest) ?? {}
+    const { r, url, digest } = await cachedFile('/v.bin', 13)
+    const { ctimeMs, ...old } = await r.store.index.getBlob(digest) ?? {}
     expect(ctimeMs).toBeTypeOf('number')
-    await rig.store.index.putBlob(digest, old as Parameters<IndexDb['putBlob']>[1])
-    await rig.restart()
-    const hit = await blob(rig, url)
+    await r.store.index.putBlob(digest, old as Parameters<IndexDb['putBlob']>[1])
+    await r.restart()
+    const hit = await blob(r, url)
     expect(hit.from).toBe('cache')
     hit.release()
-    expect((await rig.store.index.getBlob(digest))?.ctimeMs).toBe((await stat(rig.store.layout.blobPath(digest))).ctimeMs)
+    expect((await r.store.index.getBlob(digest))?.ctimeMs).toBe((await stat(r.store.layout.blobPath(digest))).ctimeMs)
   })
 
   it('a blob corrupted on disk while a client reads it is not served to the next one', async () => {
-    server = track(await startFileServer({ files: { '/e.bin': { size: SIZE, seed: 6 } } }))
-    rig = track(await makeRig())
-    const url = new URL(server.url + '/e.bin')
-    const h = await blob(rig, url)
-    await sha256Of(h.open(0, SIZE))
-    h.release()
-    await until(() => rig?.store.stats().file_count === 1)
-    const reading = await blob(rig, url)
+    const { r, url, digest } = await cachedFile('/e.bin', 6)
+    const reading = await blob(r, url)
     expect(reading.from).toBe('cache')
-    const fh = await open(rig.store.layout.blobPath(generatedSha256(SIZE, 6)), 'r+')
-    await fh.write(Buffer.from('garbage!'), 0, 8, 1000)
-    await fh.close()
-    const next = await blob(rig, url)
-    expect(next.from).toBe('download')
-    expect((await sha256Of(next.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 6))
-    next.release()
+    await scribble(r.store.layout.blobPath(digest))
+    await expectRefetched(r, url, digest)
     reading.release()
   })
 

@@ -11,8 +11,7 @@ import { Limiter } from './limiter.ts'
 import { passThroughHandle } from './passthrough.ts'
 import type { PassingThrough } from './passthrough.ts'
 import { ProgressiveReader } from './progressive-reader.ts'
-import { firstRange } from './response-meta.ts'
-import { firstAsk } from './temp-file.ts'
+import { FinalKeys } from './final-keys.ts'
 import type { RangeSockets } from '../upstream/range-sockets.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
 import type { SourceResponse } from './upstream-source.ts'
@@ -56,11 +55,6 @@ export interface FetcherInit {
 }
 
 const DEFAULT_CHUNK = 8 << 20
-/** How long a learnt redirect target is trusted for hits without asking upstream again. */
-const FINAL_KEY_TTL_MS = 10 * 60_000
-const FINAL_KEYS_MAX = 10_000
-/** The first range of a download keyed by its final URL when peers may have the rest. */
-const LEARNING_RANGE = 128 << 10
 
 /**
  * Fetch engine entry point: local hit → join an in-flight download → new download (the upstream is
@@ -83,8 +77,8 @@ export class Fetcher {
   private readonly passing = new Set<PassingThrough>()
   /** Original-URL key → final key, while its first request resolves (later callers wait for it). */
   private readonly resolving = new Map<string, Promise<string>>()
-  /** Original-URL key → final key last learnt (bounded; a hit within FINAL_KEY_TTL_MS skips upstream). */
-  private readonly finalKeys = new Map<string, { key: string, at: number }>()
+  /** Original-URL key → final key last learnt (a hit within FINAL_KEY_TTL_MS skips upstream). */
+  private readonly finalKeys: FinalKeys
   private stopping = false
   private readonly revalidator: Revalidator
   private readonly access: AccessGuard
@@ -109,6 +103,7 @@ export class Fetcher {
     this.pacer = new GcPacer({ gc: init.gc })
     this.revalidator = new Revalidator({ store: this.store, logger: this.log, source: upstream => this.source(upstream) })
     this.access = new AccessGuard(upstream => this.source(upstream))
+    this.finalKeys = new FinalKeys(this.store, this.log)
   }
 
   async start (): Promise<void> {
@@ -204,8 +199,8 @@ export class Fetcher {
    */
   private async acquireByFinalUrl (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions): Promise<Acquired> {
     const plain = { ...options, keyByFinalUrl: false }
-    const known = this.finalKeys.get(identity.key)
-    if (known !== undefined && Date.now() - known.at < FINAL_KEY_TTL_MS) {
+    const known = this.finalKeys.fresh(identity.key)
+    if (known !== undefined) {
       // Where the URL led a moment ago: join that download or serve that blob without asking again.
       const running = this.inflight.get(known.key)
       if (running !== undefined) return await this.join(running, upstream, options)
@@ -221,7 +216,7 @@ export class Fetcher {
     } catch (err) {
       // Upstream unreachable: what the URL led to last time (also before a restart) is still served from the cache.
       if (isAimirrorError(err) && err.code === 'ERR_ABORTED') throw err
-      const last = known ?? await this.store.getFinal(identity.key).catch(() => undefined)
+      const last = known ?? await this.finalKeys.last(identity.key)
       const hit = last === undefined ? null : await this.hit({ key: last.key, sha256: null, expected: null })
       if (hit === null) throw err
       return hit
@@ -244,7 +239,7 @@ export class Fetcher {
       const source = this.source(upstream)
       // With peers as sources, the first range only learns where the URL leads: the rest may come from members.
       const withPeers = this.sources !== null && !hasCredentials(upstream)
-      const ask = await this.firstFinalAsk(identity, options, withPeers)
+      const ask = await this.finalKeys.firstAsk(identity, options, options.chunkSize ?? DEFAULT_CHUNK, withPeers)
       let first: SourceResponse
       try {
         // Not the caller's signal: this response becomes the download's first, which others may join
@@ -255,7 +250,7 @@ export class Fetcher {
         throw err
       }
       const final: BlobIdentity = { key: 'url:' + canonicalUrl(first.url), sha256: null, expected: null }
-      if (first.status < 300 || (first.status === 416 && first.contentRange?.total === 0)) this.rememberFinal(identity.key, final.key)
+      if (first.status < 300 || (first.status === 416 && first.contentRange?.total === 0)) this.finalKeys.remember(identity.key, final.key)
       let joined: Download | BlobHandle | null = this.inflight.get(final.key) ?? await this.hit(final)
       // The answer in hand says whether the cached file is still the one the URL serves.
       if (joined !== null && !(joined instanceof Download) && this.revalidator.judge(final.key, joined, first) === 'changed') {
@@ -274,39 +269,6 @@ export class Fetcher {
     } finally {
       settle(null)
       if (this.resolving.get(identity.key) === known) this.resolving.delete(identity.key)
-    }
-  }
-
-  /**
-   * The range that learns where a URL leads (it is also the download's first). Where it led last time
-   * (also before a restart) says more: a download of it that stopped part-way goes on at its first
-   * missing byte instead of fetching the start again, and a file already cached needs only a short
-   * range to tell whether it is still the one served.
-   */
-  private async firstFinalAsk (identity: BlobIdentity, options: AcquireOptions, withPeers: boolean): Promise<{ start: number, end: number }> {
-    const hint = Math.max(0, options.hint ?? 0)
-    const chunkSize = options.chunkSize ?? DEFAULT_CHUNK
-    const cap = (ask: { start: number, end: number }): { start: number, end: number } =>
-      withPeers ? { start: ask.start, end: Math.min(ask.end, ask.start + LEARNING_RANGE - 1) } : ask
-    const last = this.finalKeys.get(identity.key) ?? await this.store.getFinal(identity.key).catch(() => undefined)
-    if (last !== undefined && options.hint === undefined) {
-      const partial = await this.store.getPartial(last.key).catch(() => undefined)
-      if (partial !== undefined) return cap(firstAsk(partial, chunkSize, hint))
-      if (await this.store.lookup(last.key) !== undefined) return { start: 0, end: LEARNING_RANGE - 1 }
-    }
-    return cap({ start: hint, end: hint + firstRange(chunkSize) - 1 })
-  }
-
-  private rememberFinal (original: string, key: string): void {
-    const before = this.finalKeys.get(original)
-    const at = Date.now()
-    // Kept in the index too, for a restart while the upstream is down (written when it changed).
-    if (before?.key !== key) this.store.putFinal(original, { key, at }).catch((err: unknown) => { this.log.debug({ err }, 'could not save a final URL key') })
-    this.finalKeys.delete(original)
-    this.finalKeys.set(original, { key, at })
-    if (this.finalKeys.size > FINAL_KEYS_MAX) {
-      const oldest = this.finalKeys.keys().next()
-      if (oldest.done !== true) this.finalKeys.delete(oldest.value)
     }
   }
 

@@ -1,5 +1,6 @@
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
+import type { FinalKey } from '../store/index-db.ts'
 import type { AcquireOptions } from './acquire-types.ts'
 import type { BlobIdentity } from './identity.ts'
 import { firstRange } from './response-meta.ts'
@@ -10,8 +11,6 @@ export const FINAL_KEY_TTL_MS = 10 * 60_000
 const FINAL_KEYS_MAX = 10_000
 /** The first range of a download keyed by its final URL when peers may have the rest. */
 const LEARNING_RANGE = 128 << 10
-
-export interface FinalKey { key: string, at: number }
 
 /**
  * Where URLs led (`cache_key_source: final`): original-URL key → the final URL's key, the latest

@@ -1,11 +1,9 @@
-import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import { mkdir, open, rename, rm, stat, statfs, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { uptime } from 'node:os'
 import { dirname } from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import type { Logger } from '../log.ts'
+import { BlobCheck } from './blob-check.ts'
 import { planEviction } from './eviction.ts'
 import type { EvictionBudget } from './eviction.ts'
 import { IndexDb } from './index-db.ts'
@@ -65,15 +63,6 @@ async function defaultFreeBytes (dir: string): Promise<number> {
   return s.bavail * s.bsize
 }
 
-/** SHA-256 of a file, streamed. */
-export async function hashFile (path: string, options: { signal?: AbortSignal } = {}): Promise<string> {
-  const h = createHash('sha256')
-  await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), async function (source: AsyncIterable<Buffer>) {
-    for await (const chunk of source) h.update(chunk)
-  }, { signal: options.signal })
-  return h.digest('hex')
-}
-
 /**
  * Content-addressed blob files plus the LevelDB index. Writers hand it finished temp files
  * (commit = fsync → rename → index batch); readers take a use count so eviction never removes a
@@ -109,8 +98,7 @@ export class BlobStore {
   private readonly records: DownloadRecords
   /** Writes to a blob's entry (access times, drops), in the order issued. */
   private readonly blobWrites = new WriteOrder()
-  /** Blobs changed on disk being hashed again (see checkBlob). */
-  private readonly rehashing = new Map<string, Promise<boolean>>()
+  private readonly check: BlobCheck
 
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
     this.log = components.logger.child({ component: 'store' })
@@ -129,6 +117,11 @@ export class BlobStore {
     })
     this.freeBytesOf = init.freeBytes ?? defaultFreeBytes
     this.sweepEveryMs = init.sweepEveryMs ?? 60_000
+    this.check = new BlobCheck({
+      path: digest => this.layout.blobPath(digest),
+      save: async (digest, entry) => { await this.blobWrites.run(digest, () => this.index.putBlob(digest, entry)) },
+      drop: async (digest, reason) => { await this.drop(digest, reason) }
+    })
   }
 
   get maxBytes (): number {
@@ -367,51 +360,10 @@ export class BlobStore {
     }
   }
 
-  /**
-   * True when the blob file is present and unchanged since commit. A file whose size differs is
-   * dropped; one whose mtime/inode (`strict`: or change time) changed is re-hashed, and dropped unless
-   * it still matches.
-   */
+  /** True when the blob file is present and still the blob (see BlobCheck; `strict`: its change time counts). */
   private async checkBlob (digest: string, strict = true): Promise<boolean> {
     const entry = this.blobs.get(digest)
-    if (entry === undefined) return false
-    const path = this.layout.blobPath(digest)
-    let st
-    try { st = await stat(path) } catch {
-      await this.drop(digest, 'missing')
-      return false
-    }
-    if (st.size !== entry.size) {
-      await this.drop(digest, 'corrupt')
-      return false
-    }
-    if (st.mtimeMs === entry.mtimeMs && st.ino === entry.ino) {
-      if (entry.ctimeMs === undefined) {
-        entry.ctimeMs = st.ctimeMs
-        await this.blobWrites.run(digest, () => this.index.putBlob(digest, entry))
-      }
-      if (!strict || st.ctimeMs === entry.ctimeMs) return true
-    }
-    // Written since it was verified: hashed again before it is served, also while others read it (what
-    // they were given is gone, the next client must not get it too). One hash for all who ask meanwhile.
-    let check = this.rehashing.get(digest)
-    if (check === undefined) {
-      check = this.rehash(digest, entry, path, st).finally(() => this.rehashing.delete(digest))
-      this.rehashing.set(digest, check)
-    }
-    return await check
-  }
-
-  private async rehash (digest: string, entry: BlobEntry, path: string, st: { mtimeMs: number, ino: number, ctimeMs: number }): Promise<boolean> {
-    if (await hashFile(path) !== digest) {
-      await this.drop(digest, 'corrupt')
-      return false
-    }
-    entry.mtimeMs = st.mtimeMs
-    entry.ino = st.ino
-    entry.ctimeMs = st.ctimeMs
-    await this.blobWrites.run(digest, () => this.index.putBlob(digest, entry))
-    return true
+    return entry !== undefined && await this.check.check(digest, entry, strict)
   }
 
   private evictionEntries (): Array<{ digest: string, size: number, lastAccess: number, inUse: boolean, pinned: boolean }> {

@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
+import type { BlobEntry } from './index-db.ts'
+
+/** SHA-256 of a file, streamed. */
+export async function hashFile (path: string, options: { signal?: AbortSignal } = {}): Promise<string> {
+  const h = createHash('sha256')
+  await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), async function (source: AsyncIterable<Buffer>) {
+    for await (const chunk of source) h.update(chunk)
+  }, { signal: options.signal })
+  return h.digest('hex')
+}
+
+export interface BlobCheckHost {
+  path: (digest: string) => string
+  /** Keeps an entry's new file identity (after a re-hash, or a change time taken for the first time). */
+  save: (digest: string, entry: BlobEntry) => Promise<void>
+  /** The file is gone or not the blob any more: dropped from the store. */
+  drop: (digest: string, reason: 'missing' | 'corrupt') => Promise<void>
+}
+
+/**
+ * Whether a committed blob's file is still the blob, from its stat: a file whose size differs is
+ * dropped; one whose mtime or inode (`strict`: or change time) moved is hashed again, and dropped
+ * unless it still matches. The change time catches a file rewritten in place with its mtime put back.
+ */
+export class BlobCheck {
+  private readonly host: BlobCheckHost
+  /** Blobs changed on disk being hashed again: one hash for all who ask meanwhile. */
+  private readonly rehashing = new Map<string, Promise<boolean>>()
+
+  constructor (host: BlobCheckHost) {
+    this.host = host
+  }
+
+  async check (digest: string, entry: BlobEntry, strict: boolean): Promise<boolean> {
+    const path = this.host.path(digest)
+    let st
+    try { st = await stat(path) } catch {
+      await this.host.drop(digest, 'missing')
+      return false
+    }
+    if (st.size !== entry.size) {
+      await this.host.drop(digest, 'corrupt')
+      return false
+    }
+    if (st.mtimeMs === entry.mtimeMs && st.ino === entry.ino) {
+      // An entry of an earlier version has no change time: the one the file has now is taken.
+      if (entry.ctimeMs === undefined) {
+        entry.ctimeMs = st.ctimeMs
+        await this.host.save(digest, entry)
+      }
+      if (!strict || st.ctimeMs === entry.ctimeMs) return true
+    }
+    // Written since it was verified: hashed again before it is served, also while others read it (what
+    // they were given is gone, the next client must not get it too).
+    let check = this.rehashing.get(digest)
+    if (check === undefined) {
+      check = this.rehash(digest, entry, path, st).finally(() => this.rehashing.delete(digest))
+      this.rehashing.set(digest, check)
+    }
+    return await check
+  }
+
+  private async rehash (digest: string, entry: BlobEntry, path: string, st: { mtimeMs: number, ino: number, ctimeMs: number }): Promise<boolean> {
+    if (await hashFile(path) !== digest) {
+      await this.host.drop(digest, 'corrupt')
+      return false
+    }
+    entry.mtimeMs = st.mtimeMs
+    entry.ino = st.ino
+    entry.ctimeMs = st.ctimeMs
+    await this.host.save(digest, entry)
+    return true
+  }
+}

@@ -29,6 +29,7 @@ import { RangeSockets } from '../upstream/range-sockets.ts'
 import { PeerClient } from './peer-client.ts'
 import { PieceLists } from './piece-lists.ts'
 import { ContentRouter } from './routing.ts'
+import { PauseWatch } from './pause-watch.ts'
 import { StaticPeers } from './static-peers.ts'
 import { SwarmSource } from './swarm-source.ts'
 
@@ -77,6 +78,8 @@ export class Cluster implements SourceProvider {
   /** Downloads' swarm sources, by the key members ask about (`sha256:<hex>` or a key name). */
   private readonly swarms = new Map<string, WeakRef<SwarmSource>>()
   private readonly startedAt = Date.now()
+  /** Whether this process was just away (stopped, suspended): downloads wait for the members it lost. */
+  private readonly pauses = new PauseWatch()
   private parts: Parts | null = null
   private starting: Promise<void> | null = null
   private stopWarming: () => void = () => {}
@@ -168,6 +171,7 @@ export class Cluster implements SourceProvider {
       throw err
     }
     discovery.start()
+    this.pauses.start()
     staticPeers.start()
     routing.start()
     this.stopWarming = this.c.store.onCommitted(digest => { this.pieceLists.warm(digest) })
@@ -189,6 +193,7 @@ export class Cluster implements SourceProvider {
     this.parts = null
     this.starting = null
     if (p === null) return
+    this.pauses.stop()
     p.staticPeers.stop()
     p.discovery.stop()
     p.routing.stop()
@@ -221,6 +226,7 @@ export class Cluster implements SourceProvider {
       self: p.libp2p.peerId.toString(),
       isMember: peer => p.membership.isMember(peer),
       alive: async peer => await pingable(p.libp2p, peer),
+      backFromPause: ms => this.pauses.backWithin(ms),
       reportCorrupt: (peer, digest) => { p.control.corrupt(peer, `sha256:${digest}`).catch(() => {}) },
       onBan: () => { this.counters.peer_bans++ },
       saveList: (digest, list) => { this.pieceLists.put(digest, list) }

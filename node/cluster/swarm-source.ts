@@ -14,6 +14,11 @@ import { PeerLeftError, PeerReads } from './peer-reads.ts'
 export { PeerLeftError } from './peer-reads.ts'
 
 export interface SwarmSourceComponents extends SwarmViewComponents {
+  /**
+   * Whether this node came back from a pause (stopped, suspended) within `ms`: members that left
+   * meanwhile are waited for before their ranges go upstream.
+   */
+  backFromPause?: (ms: number) => boolean
   /** Tells a holder its bytes of the blob `digest` (sha256 hex) failed here (it re-checks its copy). */
   reportCorrupt?: (peer: string, digest: string) => void
   onBan?: (peer: string) => void
@@ -34,6 +39,8 @@ export interface SwarmSourceInit extends SwarmViewInit {
   lastModified?: string
   /** A peer range without a new byte for this long is taken as stalled: an overlapping ask goes upstream. */
   stallMs?: number
+  /** After a pause of this node, how long ranges wait for the members it lost to rejoin (default 3 s). */
+  rejoinWaitMs?: number
 }
 
 /**
@@ -59,6 +66,12 @@ const DOWNLOADER_CONNECTIONS = 8
 const QUIET_MS = 2000
 /** How long a peer found gone is left out of the download before it is considered again. */
 const GONE_MS = 10_000
+/**
+ * After a pause of this node, how long its ranges wait for the members it lost. They see it leave while
+ * it is stopped and take it back about a second after it returns (its connections are dialled again);
+ * without the wait every connection sent one step upstream in that second (39 MiB of a 250 MiB blob).
+ */
+const REJOIN_WAIT_MS = 3000
 /** What fromDownloader answers when the peer it chose turned out gone: route the range again. */
 const GONE = Symbol('gone')
 
@@ -88,6 +101,8 @@ export class SwarmSource implements Source {
   /** Units whose read from a downloader failed, and from whom: they go upstream while that peer is a member. */
   private readonly failedUnits = new Map<number, string>()
   private readonly reads = new PeerReads()
+  /** Wakes ranges waiting for members to rejoin (see untilRejoined). */
+  private rejoined: { promise: Promise<void>, wake: () => void } | null = null
   /** Peers whose bytes went into this download: a holder with the sha256 of its copy, a downloader with null. */
   private readonly contributors = new Map<string, string | null>()
   private readonly upstreamActive = new Set<{ start: number, end: number }>()
@@ -116,6 +131,7 @@ export class SwarmSource implements Source {
       res = await this.learnVersion(range, options)
     } else if (range !== null) {
       res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
+      if (res === null && await this.untilRejoined(options.signal)) res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
     }
     const out = res ?? await this.fromUpstream(range, options)
     this.responses++
@@ -376,6 +392,28 @@ export class SwarmSource implements Source {
   /** A member (re)joined: one found gone may be back from a freeze, or this node from its own. */
   memberJoined (peer: string): void {
     this.view.unsuspend(peer)
+    this.rejoined?.wake()
+    this.rejoined = null
+  }
+
+  /**
+   * Just back from a pause of this node, with members it knew outside the cluster: waits until they
+   * are members again (or REJOIN_WAIT_MS after the pause). True when it waited (route the range again).
+   */
+  private async untilRejoined (signal?: AbortSignal): Promise<boolean> {
+    const waitMs = this.init.rejoinWaitMs ?? REJOIN_WAIT_MS
+    let waited = false
+    while (this.c.backFromPause?.(waitMs) === true && this.view.outside().length > 0 && signal?.aborted !== true) {
+      if (this.rejoined === null) {
+        let wake!: () => void
+        const promise = new Promise<void>(resolve => { wake = resolve })
+        this.rejoined = { promise, wake }
+      }
+      waited = true
+      // Re-checked every 100 ms: the pause ends its window without any event.
+      await Promise.race([this.rejoined.promise, sleep(100, undefined, { signal }).catch(() => {})])
+    }
+    return waited
   }
 
   private peerGone (peer: string): void {

@@ -170,6 +170,11 @@ export class SwarmView {
     return [...this.answers].filter(([peer, a]) => a.state === state && this.usable(peer)).map(([peer]) => peer)
   }
 
+  /** Peers this download knew that are no members now (they left, or this node was away). */
+  outside (): string[] {
+    return [...this.answers.keys()].filter(peer => this.c.isMember?.(peer) === false)
+  }
+
   /** Whether any usable member takes part in this blob. */
   shared (): boolean {
     return [...this.answers.keys()].some(peer => this.usable(peer))

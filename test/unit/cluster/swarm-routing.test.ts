@@ -359,6 +359,75 @@ describe('swarm source: a member rejoins', () => {
   })
 })
 
+describe('swarm source: this node back from a pause', () => {
+  const partial: HaveAnswer = { t: 'have', state: 'partial', size: SIZE, pieceSize: 16 * MiB, bitmap: Buffer.alloc(1).toString('base64') }
+  const p1s = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).filter(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'p1')
+  const theirs = (p1s[0] as number) * SHARE_UNIT
+
+  function paused (rejoinWaitMs: number): { source: SwarmSource, asked: string[], members: Set<string>, back: { value: boolean } } {
+    const members = new Set(['p1'])
+    const back = { value: false }
+    const asked: string[] = []
+    const source = new SwarmSource({
+      peers: {
+        ticket: async (peer: string) => ticketOf(peer),
+        fetchInFlight: async (t: PeerTicket, s: number, e: number) => { asked.push(`${t.peer} ${s}-${e}`); return response(s, e, t.peer) },
+        forget: () => {},
+        forgetTicket: () => {}
+      } as unknown as PeerClient,
+      bans: new Bans(),
+      lookup: async () => [{ peer: 'p1', answer: partial }],
+      logger: pino({ level: 'silent' }),
+      self: 'self',
+      isMember: peer => members.has(peer),
+      alive: async peer => members.has(peer),
+      backFromPause: () => back.value
+    }, { name: DIGEST, upstream: { name: 'upstream', fetch: async (r) => { asked.push(`upstream ${r?.start ?? 0}-${r?.end ?? SIZE - 1}`); return response(r?.start ?? 0, r?.end ?? SIZE - 1, 'upstream') } }, lookupMs: 100, rejoinWaitMs })
+    return { source, asked, members, back }
+  }
+
+  it('the members it lost meanwhile are waited for: their ranges go to them once they rejoin, not upstream', async () => {
+    const { source, asked, members, back } = paused(5000)
+    await source.fetch({ start: 0, end: MiB - 1 })
+    // Stopped: the members dropped it, and it sees them leave on its return.
+    back.value = true
+    members.delete('p1')
+    source.memberLeft('p1')
+    asked.length = 0
+    const range = source.fetch({ start: theirs, end: theirs + MiB - 1 })
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(asked).toEqual([])
+    members.add('p1')
+    source.memberJoined('p1')
+    await range
+    expect(asked).toEqual([`p1 ${theirs}-${theirs + MiB - 1}`])
+  })
+
+  it('not for long: members that do not come back leave their ranges to the upstream', async () => {
+    const { source, asked, members, back } = paused(200)
+    await source.fetch({ start: 0, end: MiB - 1 })
+    back.value = true
+    members.delete('p1')
+    source.memberLeft('p1')
+    asked.length = 0
+    setTimeout(() => { back.value = false }, 200)
+    await source.fetch({ start: theirs, end: theirs + MiB - 1 })
+    expect(asked).toEqual([`upstream ${theirs}-${theirs + MiB - 1}`])
+  })
+
+  it('without a pause, a member that left leaves its ranges to the upstream at once', async () => {
+    const { source, asked, members } = paused(5000)
+    await source.fetch({ start: 0, end: MiB - 1 })
+    members.delete('p1')
+    source.memberLeft('p1')
+    asked.length = 0
+    const t0 = Date.now()
+    await source.fetch({ start: theirs, end: theirs + MiB - 1 })
+    expect(asked).toEqual([`upstream ${theirs}-${theirs + MiB - 1}`])
+    expect(Date.now() - t0).toBeLessThan(1000)
+  })
+})
+
 describe('swarm source: a holder that froze', () => {
   it('its quiet reads are cut once it misses a ping, and the next holder serves', async () => {
     const complete: HaveAnswer = { t: 'have', state: 'complete', size: SIZE }

@@ -386,14 +386,20 @@ describe('swarm source: this node back from a pause', () => {
     return { source, asked, members, back }
   }
 
+  /** Started, then p1 left the cluster (`pausedHere`: seen on this node's return from a pause). */
+  async function lostP1 (rejoinWaitMs: number, pausedHere: boolean): Promise<ReturnType<typeof paused>> {
+    const s = paused(rejoinWaitMs)
+    await s.source.fetch({ start: 0, end: MiB - 1 })
+    s.back.value = pausedHere
+    s.members.delete('p1')
+    s.source.memberLeft('p1')
+    s.asked.length = 0
+    return s
+  }
+
   it('the members it lost meanwhile are waited for: their ranges go to them once they rejoin, not upstream', async () => {
-    const { source, asked, members, back } = paused(5000)
-    await source.fetch({ start: 0, end: MiB - 1 })
     // Stopped: the members dropped it, and it sees them leave on its return.
-    back.value = true
-    members.delete('p1')
-    source.memberLeft('p1')
-    asked.length = 0
+    const { source, asked, members } = await lostP1(5000, true)
     const range = source.fetch({ start: theirs, end: theirs + MiB - 1 })
     await new Promise(resolve => setTimeout(resolve, 300))
     expect(asked).toEqual([])
@@ -404,23 +410,14 @@ describe('swarm source: this node back from a pause', () => {
   })
 
   it('not for long: members that do not come back leave their ranges to the upstream', async () => {
-    const { source, asked, members, back } = paused(200)
-    await source.fetch({ start: 0, end: MiB - 1 })
-    back.value = true
-    members.delete('p1')
-    source.memberLeft('p1')
-    asked.length = 0
+    const { source, asked, back } = await lostP1(200, true)
     setTimeout(() => { back.value = false }, 200)
     await source.fetch({ start: theirs, end: theirs + MiB - 1 })
     expect(asked).toEqual([`upstream ${theirs}-${theirs + MiB - 1}`])
   })
 
   it('without a pause, a member that left leaves its ranges to the upstream at once', async () => {
-    const { source, asked, members } = paused(5000)
-    await source.fetch({ start: 0, end: MiB - 1 })
-    members.delete('p1')
-    source.memberLeft('p1')
-    asked.length = 0
+    const { source, asked } = await lostP1(5000, false)
     const t0 = Date.now()
     await source.fetch({ start: theirs, end: theirs + MiB - 1 })
     expect(asked).toEqual([`upstream ${theirs}-${theirs + MiB - 1}`])

@@ -103,6 +103,19 @@ describe('parallel strategy over HTTP', () => {
     expect(head.body.length).toBe(0)
   })
 
+  it('HEAD on a cold file starts its download: the GET after it comes from that download, the file sent once', async () => {
+    files.setFile('/f/h.bin', { size: SIZE, seed: 10 })
+    const before = (json(await send(node.url, { path: '/stats' })).cache as { file_count: number }).file_count
+    const head = await send(node.url, { path: '/f/h.bin', method: 'HEAD' })
+    expect(head.headers['content-length']).toBe(String(SIZE))
+    // Nobody reads it, and it goes on to the cache (finish_abandoned): no GET has asked for it yet.
+    const cached = (): Promise<boolean> => send(node.url, { path: '/stats' }).then(r => ((json(r).cache as { file_count: number }).file_count) >= before + 1)
+    await until(cached, 10_000)
+    const get = await send(node.url, { path: '/f/h.bin' })
+    expect(sha(get.body)).toBe(generatedSha256(SIZE, 10))
+    expect(files.stats.bytesFor('/f/h.bin')).toBe(SIZE)
+  })
+
   it('a rule\'s revalidate_s: a file that changed at its URL is fetched again, with its new ETag', async () => {
     const first = await send(node.url, { path: '/g/latest.bin' })
     expect(sha(first.body)).toBe(generatedSha256(SIZE, 8))

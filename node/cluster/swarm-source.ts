@@ -101,8 +101,6 @@ export class SwarmSource implements Source {
   /** Units whose read from a downloader failed, and from whom: they go upstream while that peer is a member. */
   private readonly failedUnits = new Map<number, string>()
   private readonly reads = new PeerReads()
-  /** Wakes ranges waiting for members to rejoin (see untilRejoined). */
-  private rejoined: { promise: Promise<void>, wake: () => void } | null = null
   /** Peers whose bytes went into this download: a holder with the sha256 of its copy, a downloader with null. */
   private readonly contributors = new Map<string, string | null>()
   private readonly upstreamActive = new Set<{ start: number, end: number }>()
@@ -131,7 +129,11 @@ export class SwarmSource implements Source {
       res = await this.learnVersion(range, options)
     } else if (range !== null) {
       res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
-      if (res === null && await this.untilRejoined(options.signal)) res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
+      // Just back from a pause of this node: the members it lost are waited for (REJOIN_WAIT_MS at most).
+      const back = this.c.backFromPause
+      if (res === null && back !== undefined && await this.view.untilRejoined(() => back(this.init.rejoinWaitMs ?? REJOIN_WAIT_MS), options.signal)) {
+        res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
+      }
     }
     const out = res ?? await this.fromUpstream(range, options)
     this.responses++
@@ -392,28 +394,6 @@ export class SwarmSource implements Source {
   /** A member (re)joined: one found gone may be back from a freeze, or this node from its own. */
   memberJoined (peer: string): void {
     this.view.unsuspend(peer)
-    this.rejoined?.wake()
-    this.rejoined = null
-  }
-
-  /**
-   * Just back from a pause of this node, with members it knew outside the cluster: waits until they
-   * are members again (or REJOIN_WAIT_MS after the pause). True when it waited (route the range again).
-   */
-  private async untilRejoined (signal?: AbortSignal): Promise<boolean> {
-    const waitMs = this.init.rejoinWaitMs ?? REJOIN_WAIT_MS
-    let waited = false
-    while (this.c.backFromPause?.(waitMs) === true && this.view.outside().length > 0 && signal?.aborted !== true) {
-      if (this.rejoined === null) {
-        let wake!: () => void
-        const promise = new Promise<void>(resolve => { wake = resolve })
-        this.rejoined = { promise, wake }
-      }
-      waited = true
-      // Re-checked every 100 ms: the pause ends its window without any event.
-      await Promise.race([this.rejoined.promise, sleep(100, undefined, { signal }).catch(() => {})])
-    }
-    return waited
   }
 
   private peerGone (peer: string): void {

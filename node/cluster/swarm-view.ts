@@ -58,6 +58,8 @@ export class SwarmView {
   private firstLookup: Promise<void> | null = null
   private secondLookup: Promise<void> | null = null
   private lookedAt = 0
+  /** Wakes ranges waiting for members to rejoin (see untilRejoined). */
+  private rejoined: { promise: Promise<void>, wake: () => void } | null = null
   private lookups = 0
   private refreshing = false
   private refresher: NodeJS.Timeout | null = null
@@ -143,6 +145,8 @@ export class SwarmView {
   unsuspend (peer: string): void {
     this.suspended.delete(peer)
     this.pings.delete(peer)
+    this.rejoined?.wake()
+    this.rejoined = null
     if (this.lookups === 0) return
     this.lookedAt = 0
     this.refresh()
@@ -170,9 +174,28 @@ export class SwarmView {
     return [...this.answers].filter(([peer, a]) => a.state === state && this.usable(peer)).map(([peer]) => peer)
   }
 
-  /** Peers this download knew that are no members now (they left, or this node was away). */
-  outside (): string[] {
-    return [...this.answers.keys()].filter(peer => this.c.isMember?.(peer) === false)
+  /**
+   * While `waiting()` holds (this node just came back from a pause) and members this download knew are
+   * outside the cluster, waits for them to be members again. True when it waited (route the range again).
+   */
+  async untilRejoined (waiting: () => boolean, signal?: AbortSignal): Promise<boolean> {
+    let waited = false
+    while (waiting() && this.outside() && signal?.aborted !== true) {
+      if (this.rejoined === null) {
+        let wake!: () => void
+        const promise = new Promise<void>(resolve => { wake = resolve })
+        this.rejoined = { promise, wake }
+      }
+      waited = true
+      // Re-checked every 100 ms: the pause's window ends without an event.
+      await Promise.race([this.rejoined.promise, sleep(100, undefined, { signal }).catch(() => {})])
+    }
+    return waited
+  }
+
+  /** Whether a peer this download knew is no member now (it left, or this node was away). */
+  private outside (): boolean {
+    return [...this.answers.keys()].some(peer => this.c.isMember?.(peer) === false)
   }
 
   /** Whether any usable member takes part in this blob. */

@@ -58,8 +58,6 @@ export class SwarmView {
   private firstLookup: Promise<void> | null = null
   private secondLookup: Promise<void> | null = null
   private lookedAt = 0
-  /** Wakes ranges waiting for members to rejoin (see untilRejoined). */
-  private rejoined: { promise: Promise<void>, wake: () => void } | null = null
   private lookups = 0
   private refreshing = false
   private refresher: NodeJS.Timeout | null = null
@@ -145,8 +143,6 @@ export class SwarmView {
   unsuspend (peer: string): void {
     this.suspended.delete(peer)
     this.pings.delete(peer)
-    this.rejoined?.wake()
-    this.rejoined = null
     if (this.lookups === 0) return
     this.lookedAt = 0
     this.refresh()
@@ -180,15 +176,10 @@ export class SwarmView {
    */
   async untilRejoined (waiting: () => boolean, signal?: AbortSignal): Promise<boolean> {
     let waited = false
+    // Looked at every 100 ms (members rejoin within a second or two; the window ends without an event).
     while (waiting() && this.outside() && signal?.aborted !== true) {
-      if (this.rejoined === null) {
-        let wake!: () => void
-        const promise = new Promise<void>(resolve => { wake = resolve })
-        this.rejoined = { promise, wake }
-      }
       waited = true
-      // Re-checked every 100 ms: the pause's window ends without an event.
-      await Promise.race([this.rejoined.promise, sleep(100, undefined, { signal }).catch(() => {})])
+      await sleep(100, undefined, { signal }).catch(() => {})
     }
     return waited
   }

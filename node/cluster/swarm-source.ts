@@ -6,6 +6,8 @@ import { ContentVersion, withMeta } from './content-version.ts'
 import { ownerOf, SHARE_UNIT } from './ownership.ts'
 import type { PeerTicket } from './peer-client.ts'
 import { InFlightList } from './in-flight-list.ts'
+import { SwarmBlame } from './swarm-blame.ts'
+import type { SwarmBlameComponents } from './swarm-blame.ts'
 import { SwarmView } from './swarm-view.ts'
 import type { SwarmViewComponents, SwarmViewInit } from './swarm-view.ts'
 import { PeerCorruptError } from './verifying-body.ts'
@@ -13,15 +15,12 @@ import { PeerLeftError, PeerReads } from './peer-reads.ts'
 
 export { PeerLeftError } from './peer-reads.ts'
 
-export interface SwarmSourceComponents extends SwarmViewComponents {
+export interface SwarmSourceComponents extends SwarmViewComponents, Omit<SwarmBlameComponents, 'peers'> {
   /**
    * Whether this node came back from a pause (stopped, suspended) within `ms`: members that left
    * meanwhile are waited for before their ranges go upstream.
    */
   backFromPause?: (ms: number) => boolean
-  /** Tells a holder its bytes of the blob `digest` (sha256 hex) failed here (it re-checks its copy). */
-  reportCorrupt?: (peer: string, digest: string) => void
-  onBan?: (peer: string) => void
   /** Keeps the piece-hash list the download made of the blob (it matched its digest). */
   saveList?: (digest: string, list: Buffer) => void
 }
@@ -101,11 +100,8 @@ export class SwarmSource implements Source {
   /** Units whose read from a downloader failed, and from whom: they go upstream while that peer is a member. */
   private readonly failedUnits = new Map<number, string>()
   private readonly reads = new PeerReads()
-  /** Peers whose bytes went into this download: a holder with the sha256 of its copy, a downloader with null. */
-  private readonly contributors = new Map<string, string | null>()
+  private readonly blame: SwarmBlame
   private readonly upstreamActive = new Set<{ start: number, end: number }>()
-  /** Bytes peers sent unverified (open cluster, downloads in flight), by sender. */
-  private readonly deliveries: SuspectRange[] = []
   /** The blob's piece-hash list, made as the download hashes it (see InFlightList). */
   readonly inOrder: InFlightList | undefined
 
@@ -113,6 +109,7 @@ export class SwarmSource implements Source {
     this.c = components
     this.init = init
     this.view = new SwarmView(components, init)
+    this.blame = new SwarmBlame(components, init.name, peer => { this.view.exclude(peer) })
     if (init.started === true) this.responses = 1
     this.byUrl = isUrlName(init.name)
     this.version = new ContentVersion(this.byUrl, init)
@@ -221,26 +218,13 @@ export class SwarmSource implements Source {
     return concurrency + Math.min(this.view.members('partial').length, 7) * DOWNLOADER_CONNECTIONS
   }
 
-  /**
-   * The whole blob failed its digest. Peers that sent bytes nobody vouched for (an open cluster's reads of
-   * downloads in flight) are left out of the download and returned as suspects: the download fetches
-   * their ranges again and convicts those whose bytes differed, so one lying member does not get every
-   * honest one banned. Every other peer that sent bytes is banned now, holders too (a copy whose piece
-   * list was made from the same wrong bytes passes every unit check), and a holder is told to check its copy.
-   */
+  /** See SwarmBlame.onDigestMismatch. */
   onDigestMismatch (): SuspectRange[] {
-    const suspects = this.deliveries.splice(0)
-    const suspected = new Set(suspects.map(s => s.peer))
-    for (const [peer, holding] of this.contributors) {
-      this.view.exclude(peer)
-      if (!suspected.has(peer)) this.ban(peer, holding)
-    }
-    this.contributors.clear()
-    return suspects
+    return this.blame.onDigestMismatch()
   }
 
   convict (peers: ReadonlySet<string>): void {
-    for (const peer of peers) this.ban(peer, null)
+    this.blame.convict(peers)
   }
 
   private async fromHolders (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
@@ -265,9 +249,9 @@ export class SwarmSource implements Source {
           }
         })
         this.reads.answered(read, res)
-        res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.ban(peer, ticket.digest, err.piece) })
+        res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.blame.ban(peer, ticket.digest, err.piece) })
         this.view.succeeded(peer)
-        this.contributors.set(peer, ticket.digest)
+        this.blame.holder(peer, ticket.digest)
         return this.responses === 0 ? withMeta(res, ticket) : this.version.stamp(res, ticket)
       } catch (err) {
         this.reads.drop(read)
@@ -349,14 +333,14 @@ export class SwarmSource implements Source {
       return null
     }
     this.view.succeeded(owner)
-    if (!this.contributors.has(owner)) this.contributors.set(owner, null)
+    this.blame.downloader(owner)
     this.reads.answered(read, res)
     // What it sent unverified, in order from the range's start: judged if the blob fails its digest.
-    if (res.unverified === true) res.body.once('close', () => { if (delivered > 0) this.deliveries.push({ peer: owner, start: range.start, end: range.start + delivered }) })
+    if (res.unverified === true) res.body.once('close', () => { if (delivered > 0) this.blame.delivered(owner, range.start, range.start + delivered) })
     res.body.once('error', (err: unknown) => {
       if (!(err instanceof PeerLeftError)) this.failedUnits.set(unit, owner)
       // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.
-      if (err instanceof PeerCorruptError) this.ban(owner, null, err.piece)
+      if (err instanceof PeerCorruptError) this.blame.ban(owner, null, err.piece)
     })
     return this.responses === 0 ? withMeta(res, ticket) : this.version.stamp(res, ticket)
   }
@@ -422,20 +406,6 @@ export class SwarmSource implements Source {
     if (!(await this.isGone(peer))) return true
     this.failedUnits.delete(unit)
     return false
-  }
-
-  /**
-   * Bans a peer that sent wrong bytes (`piece`: the unit that failed; none when the whole blob failed its
-   * digest). `holding`: the sha256 of its complete copy, which it is told to check again.
-   */
-  private ban (peer: string, holding: string | null, piece?: number): void {
-    if (holding !== null) this.c.reportCorrupt?.(peer, holding)
-    this.view.exclude(peer)
-    const ms = this.c.bans.ban(peer)
-    this.c.peers.forget(peer)
-    this.c.onBan?.(peer)
-    if (piece === undefined) this.c.logger.warn({ peer, digest: this.init.name, banMs: ms }, 'blob failed its digest after a peer sent bytes of it; peer banned')
-    else this.c.logger.warn({ peer, digest: holding ?? this.init.name, piece, banMs: ms }, 'peer sent corrupt bytes; banned')
   }
 }
 

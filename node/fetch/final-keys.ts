@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { FinalKey } from '../store/index-db.ts'
@@ -13,14 +14,15 @@ const FINAL_KEYS_MAX = 10_000
 const LEARNING_RANGE = 128 << 10
 
 /**
- * Where URLs led (`cache_key_source: final`): original-URL key → the final URL's key, the latest
+ * Where URLs led (`cache_key_source: final`): original-URL key → the final URL's key, the last used
  * 10 000 in memory, each also in the index (written when it changed), so a cached file is found after a
  * restart while its upstream is down.
  */
 export class FinalKeys {
   private readonly store: BlobStore
   private readonly log: Logger
-  private readonly recent = new Map<string, FinalKey>()
+  // No ttl: `last` wants an entry however old; only `fresh` looks at its age.
+  private readonly recent = new LRUCache<string, FinalKey>({ max: FINAL_KEYS_MAX })
 
   constructor (store: BlobStore, log: Logger) {
     this.store = store
@@ -42,12 +44,7 @@ export class FinalKeys {
     const before = this.recent.get(original)
     const at = Date.now()
     if (before?.key !== key) this.store.putFinal(original, { key, at }).catch((err: unknown) => { this.log.debug({ err }, 'could not save a final URL key') })
-    this.recent.delete(original)
     this.recent.set(original, { key, at })
-    if (this.recent.size > FINAL_KEYS_MAX) {
-      const oldest = this.recent.keys().next()
-      if (oldest.done !== true) this.recent.delete(oldest.value)
-    }
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream'
+import { LRUCache } from 'lru-cache'
 import { readLimited } from '../upstream/request.ts'
 import { credentialOf } from './acquire-types.ts'
 import type { Acquired, UpstreamRequest } from './acquire-types.ts'
@@ -20,7 +21,7 @@ const ERROR_BODY_LIMIT = 64 << 10
  */
 export class AccessGuard {
   private readonly source: (upstream: UpstreamRequest) => Source
-  private readonly allowed = new Map<string, number>()
+  private readonly allowed = new LRUCache<string, true>({ max: REMEMBERED, ttl: ALLOWED_MS })
 
   constructor (source: (upstream: UpstreamRequest) => Source) {
     this.source = source
@@ -31,7 +32,7 @@ export class AccessGuard {
     const who = credentialOf(upstream) ?? 'anonymous'
     if (who === got.fetchedFor) return got
     const asked = `${key}\n${who}`
-    if ((this.allowed.get(asked) ?? 0) > Date.now()) return got
+    if (this.allowed.has(asked)) return got
     let res
     try {
       res = await this.source(upstream).fetch({ start: 0, end: 0 }, { signal })
@@ -42,9 +43,7 @@ export class AccessGuard {
     // 416: the file is empty, and the upstream served it.
     if (res.status === 200 || res.status === 206 || res.status === 416) {
       discardBody(res.body)
-      this.allowed.delete(asked)
-      this.allowed.set(asked, Date.now() + ALLOWED_MS)
-      if (this.allowed.size > REMEMBERED) this.allowed.delete(this.allowed.keys().next().value as string)
+      this.allowed.set(asked, true)
       return got
     }
     got.release()

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { canonicalUrl, digestIdentity, urlIdentity } from '../../fetch/identity.ts'
 import type { Fetcher } from '../../fetch/fetcher.ts'
 import type { StrategyContext } from '../../http/strategy.ts'
@@ -46,7 +47,7 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
   const { metadata, rewritePlan } = components
   const log = components.logger.child({ component: 'conda' })
   const indexer = new RepodataIndexer(components)
-  const bz2Verdicts = new Map<string, boolean>()
+  const bz2Verdicts = new LRUCache<string, boolean>({ max: BZ2_MEMO })
 
   const mapper = (ctx: StrategyContext) => {
     const links = rewritePlan.forRule(ctx.rule).links
@@ -96,10 +97,7 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
     } catch (err) {
       log.warn({ err, url: ctx.upstreamUrl.href }, 'bzip2 repodata could not be read; served as it came')
     }
-    if (result.info !== null) {
-      if (bz2Verdicts.size >= BZ2_MEMO) bz2Verdicts.delete(bz2Verdicts.keys().next().value as string)
-      bz2Verdicts.set(key, verdict)
-    }
+    if (result.info !== null) bz2Verdicts.set(key, verdict)
     return verdict
   }
 

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import type { Dispatcher } from 'undici'
 import { UpstreamDeniedError, UpstreamProtocolError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
@@ -45,10 +46,10 @@ export class UpstreamTokens {
   private readonly log: Logger
   private readonly schemeTtlMs: number
   private readonly timeoutMs: number
-  private readonly maxTokens: number
   private readonly now: () => number
   private readonly schemes = new Map<string, { scheme: AuthScheme, at: number }>()
-  private readonly tokens = new Map<string, CachedToken>()
+  // No ttl: `usable` renews a token some time before it expires, by a margin that depends on its lifetime.
+  private readonly tokens: LRUCache<string, CachedToken>
   private readonly flights = new Map<string, Promise<unknown>>()
 
   constructor (components: { dispatcher: Dispatcher, logger: Logger }, init: UpstreamTokensInit = {}) {
@@ -56,7 +57,7 @@ export class UpstreamTokens {
     this.log = components.logger.child({ component: 'oci-auth' })
     this.schemeTtlMs = init.schemeTtlMs ?? 3600_000
     this.timeoutMs = init.timeoutMs ?? 30_000
-    this.maxTokens = init.maxTokens ?? 10_000
+    this.tokens = new LRUCache({ max: init.maxTokens ?? 10_000 })
     this.now = init.now ?? Date.now
   }
 
@@ -166,12 +167,7 @@ export class UpstreamTokens {
     const now = this.now()
     const cached = { authorization: `Bearer ${token}`, obtainedAt: now, expiresAt: now + lifetime * 1000 }
     const key = tokenKey(scope, cred)
-    this.tokens.delete(key)
     this.tokens.set(key, cached)
-    if (this.tokens.size > this.maxTokens) {
-      const oldest = this.tokens.keys().next().value
-      if (oldest !== undefined) this.tokens.delete(oldest)
-    }
     this.log.debug({ upstream: scope.upstream, repo: scope.repo, anonymous: cred === null, lifetime }, 'upstream token obtained')
     return cached
   }

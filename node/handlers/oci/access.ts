@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { discardBody } from '../../upstream/request.ts'
 import type { Credential } from './credentials.ts'
 import type { RegistryClient } from './registry-client.ts'
@@ -36,15 +37,16 @@ export class AccessControl {
   private readonly state: OciState
   private readonly client: RegistryClient
   private readonly rememberMs: number
-  private readonly max: number
   private readonly now: () => number
-  private readonly confirmed = new Map<string, number>()
+  // Until when each confirmation stands, by `now`: lru-cache's ttl takes a clock reading of 0 for
+  // "never expires" and reads its clock at most once a millisecond, which an injected `now` does not suit.
+  private readonly confirmed: LRUCache<string, number>
 
   constructor (components: { state: OciState, client: RegistryClient }, init: AccessControlInit) {
     this.state = components.state
     this.client = components.client
     this.rememberMs = init.rememberMs
-    this.max = init.max ?? 50_000
+    this.confirmed = new LRUCache({ max: init.max ?? 50_000 })
     this.now = init.now ?? Date.now
   }
 
@@ -76,12 +78,7 @@ export class AccessControl {
       return
     }
     const key = memoKey(scope, who, digest)
-    this.confirmed.delete(key)
     this.confirmed.set(key, this.now() + this.rememberMs)
-    if (this.confirmed.size > this.max) {
-      const oldest = this.confirmed.keys().next().value
-      if (oldest !== undefined) this.confirmed.delete(oldest)
-    }
   }
 }
 

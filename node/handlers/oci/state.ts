@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { LRUCache } from 'lru-cache'
 import type { Logger } from '../../log.ts'
 
 /** A tag's resolution, as upstream last confirmed it for one Accept variant and one client credential. */
@@ -35,14 +36,13 @@ const DIGEST = /^(sha256|sha512):([a-f0-9]{64}|[a-f0-9]{128})$/
 export class OciState {
   private readonly dir: string
   private readonly log: Logger
-  private readonly maxTags: number
   private readonly publicKnown = new Set<string>()
-  private readonly tags = new Map<string, TagRecord>()
+  private readonly tags: LRUCache<string, TagRecord>
 
   constructor (components: { logger: Logger }, init: OciStateInit) {
     this.dir = init.dir
     this.log = components.logger
-    this.maxTags = init.maxTags ?? 10_000
+    this.tags = new LRUCache({ max: init.maxTags ?? 10_000 })
   }
 
   async isPublic (digest: string): Promise<boolean> {
@@ -69,7 +69,7 @@ export class OciState {
       const doc = JSON.parse(await readFile(this.tagPath(key), 'utf8')) as TagRecord & { key?: string }
       if (doc.key !== key || typeof doc.digest !== 'string' || !DIGEST.test(doc.digest)) return undefined
       const rec: TagRecord = { digest: doc.digest, contentType: String(doc.contentType), size: Number(doc.size), checkedAt: Number(doc.checkedAt) }
-      this.remember(key, rec)
+      this.tags.set(key, rec)
       return rec
     } catch {
       return undefined
@@ -78,17 +78,8 @@ export class OciState {
 
   /** Records a tag; `persist` false keeps it in memory only (records of a client credential). */
   async putTag (key: string, rec: TagRecord, persist: boolean): Promise<void> {
-    this.remember(key, rec)
-    if (persist) await this.write(this.tagPath(key), JSON.stringify({ key, ...rec }))
-  }
-
-  private remember (key: string, rec: TagRecord): void {
-    this.tags.delete(key)
     this.tags.set(key, rec)
-    if (this.tags.size > this.maxTags) {
-      const oldest = this.tags.keys().next().value
-      if (oldest !== undefined) this.tags.delete(oldest)
-    }
+    if (persist) await this.write(this.tagPath(key), JSON.stringify({ key, ...rec }))
   }
 
   private publicPath (digest: string): string | null {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import { repoKey } from './paths.ts'
 import type { RepoRef } from './paths.ts'
 
@@ -26,13 +27,14 @@ export function credentialScope (authorization: string | undefined): string | nu
  */
 export class AccessMemory {
   private readonly ttlMs: number
-  private readonly maxEntries: number
   private readonly now: () => number
-  private readonly granted = new Map<string, number>()
+  // Until when each yes stands, by `now`: lru-cache's ttl takes a clock reading of 0 for "never expires",
+  // reads its clock at most once a millisecond and still holds an entry exactly ttlMs old.
+  private readonly granted: LRUCache<string, number>
 
   constructor (init: AccessMemoryInit = {}) {
     this.ttlMs = init.ttlMs ?? 60_000
-    this.maxEntries = init.maxEntries ?? 10_000
+    this.granted = new LRUCache({ max: init.maxEntries ?? 10_000 })
     this.now = init.now ?? Date.now
   }
 
@@ -51,12 +53,7 @@ export class AccessMemory {
   grant (scope: string | null, repo: RepoRef): void {
     if (scope === null) return
     const key = `${scope}|${repoKey(repo)}`
-    this.granted.delete(key)
     this.granted.set(key, this.now() + this.ttlMs)
-    if (this.granted.size > this.maxEntries) {
-      const oldest = this.granted.keys().next().value
-      if (oldest !== undefined) this.granted.delete(oldest)
-    }
   }
 
   /** Upstream refused the credential: forget any earlier yes. */

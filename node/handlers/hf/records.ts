@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { LRUCache } from 'lru-cache'
 import { isFileMeta } from './file-meta.ts'
 import type { HfFileMeta } from './file-meta.ts'
 import type { ListedFile } from './listing-meta.ts'
@@ -24,9 +25,9 @@ export interface StoredAnswer {
 export interface HfRecordsInit {
   /** Directory of the records (created on first write). */
   dir: string
-  /** Revisions kept in memory (the most recent ones). Default 10 000. */
+  /** Revisions kept in memory (the most recently used). Default 10 000. */
   maxRevisionsInMemory?: number
-  /** Files learned from listings kept in memory until first asked for (the most recent ones). Default 50 000. */
+  /** Files learned from listings kept in memory until first asked for (the most recently used). Default 50 000. */
   maxListedInMemory?: number
 }
 
@@ -48,16 +49,14 @@ function name (key: string): string {
  */
 export class HfRecords {
   private readonly dir: string
-  private readonly revisions = new Map<string, RevisionRecord>()
-  private readonly maxRevisions: number
+  private readonly revisions: LRUCache<string, RevisionRecord>
   /** Listed files nobody asked for yet: a listing page names up to 1000, too many files to write each time. */
-  private readonly listed = new Map<string, HfFileMeta>()
-  private readonly maxListed: number
+  private readonly listed: LRUCache<string, HfFileMeta>
 
   constructor (init: HfRecordsInit) {
     this.dir = init.dir
-    this.maxRevisions = init.maxRevisionsInMemory ?? 10_000
-    this.maxListed = init.maxListedInMemory ?? 50_000
+    this.revisions = new LRUCache({ max: init.maxRevisionsInMemory ?? 10_000 })
+    this.listed = new LRUCache({ max: init.maxListedInMemory ?? 50_000 })
   }
 
   /** The file's record; one learned from a listing is written to disk the first time it is asked for. */
@@ -85,12 +84,7 @@ export class HfRecords {
       const key = fileKey(repo, f.meta.commit, f.path)
       const known = this.listed.get(key)
       if (known !== undefined && (known.scope === 'public' || f.meta.scope === 'auth')) continue
-      this.listed.delete(key)
       this.listed.set(key, f.meta)
-      if (this.listed.size > this.maxListed) {
-        const oldest = this.listed.keys().next().value
-        if (oldest !== undefined) this.listed.delete(oldest)
-      }
     }
   }
 
@@ -103,14 +97,14 @@ export class HfRecords {
     const r = v as Record<string, unknown>
     if (typeof r.commit !== 'string' || !COMMIT.test(r.commit) || typeof r.at !== 'number') return undefined
     const rec = { commit: r.commit, at: r.at }
-    this.remember(key, rec)
+    this.revisions.set(key, rec)
     return rec
   }
 
   async putRevision (repo: RepoRef, revision: string, commit: string, at = Date.now()): Promise<void> {
     const key = `${repoKey(repo)}@${revision}`
     const rec = { commit, at }
-    this.remember(key, rec)
+    this.revisions.set(key, rec)
     await this.write(this.revisionPath(key), rec)
   }
 
@@ -137,15 +131,6 @@ export class HfRecords {
   private answerPath (key: string): string {
     const n = name(key)
     return join(this.dir, 'answers', n.slice(0, 2), n + '.json')
-  }
-
-  private remember (key: string, rec: RevisionRecord): void {
-    this.revisions.delete(key)
-    this.revisions.set(key, rec)
-    if (this.revisions.size > this.maxRevisions) {
-      const oldest = this.revisions.keys().next().value
-      if (oldest !== undefined) this.revisions.delete(oldest)
-    }
   }
 
   private filePath (key: string): string {

@@ -188,6 +188,12 @@ export class SwarmSource implements Source {
     if (range !== null && settling && range.end - range.start + 1 > step) {
       range = { start: range.start, end: range.start + step - 1 }
     }
+    // A piece of the rule's own chunk_size (5 or 10 MiB in the seed's config) may run into the next
+    // unit, which another downloader fetches: stop at this unit's end and let the rest be routed again.
+    if (range !== null && this.view.members('partial').length > 0) {
+      const unitEnd = (Math.floor(range.start / SHARE_UNIT) + 1) * SHARE_UNIT - 1
+      if (range.end > unitEnd) range = { start: range.start, end: unitEnd }
+    }
     const res = await this.init.upstream.fetch(range, options)
     if (res.status === 206 && res.contentRange !== null) {
       const r = { start: res.contentRange.start, end: res.contentRange.end + 1 }

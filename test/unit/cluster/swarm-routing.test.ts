@@ -97,6 +97,41 @@ describe('swarm source: who serves a range of a blob others are downloading', ()
     expect(asked[0]).toMatch(new RegExp(`^upstream ${at}-`))
   })
 
+  it('a piece of the rule\'s size that runs into a unit another member owns goes upstream only to its own unit\'s end', async () => {
+    const units = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i)
+    const unit = units.find(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'self' && ownerOf(i + 1, ['self', 'p1']) === 'p1') as number
+    const at = unit * SHARE_UNIT + MiB
+    const { source, asked } = swarm({ p1: partial() })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(Date.now() + 3000)
+      asked.length = 0
+      // A 5 MiB piece (the seed's chunk_size) from 1 MiB into this node's unit.
+      const res = await source.fetch({ start: at, end: at + 5 * MiB - 1 })
+      expect(asked).toEqual([`upstream ${at}-${(unit + 1) * SHARE_UNIT - 1}`])
+      expect(res.contentRange?.end).toBe((unit + 1) * SHARE_UNIT - 1)
+      // The rest is asked again and goes to the next unit's owner.
+      asked.length = 0
+      await source.fetch({ start: (unit + 1) * SHARE_UNIT, end: at + 5 * MiB - 1 })
+      expect(asked).toEqual([`p1 ${(unit + 1) * SHARE_UNIT}-${at + 5 * MiB - 1}`])
+    } finally {
+      vi.useRealTimers()
+    }
+    // Alone, the piece goes upstream whole.
+    const alone = swarm({})
+    await alone.source.fetch({ start: 0, end: MiB - 1 })
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(Date.now() + 3000)
+      alone.asked.length = 0
+      await alone.source.fetch({ start: at, end: at + 5 * MiB - 1 })
+      expect(alone.asked).toEqual([`upstream ${at}-${at + 5 * MiB - 1}`])
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
   it('an owner that stops serving its download in flight because it is committing the blob is read as a holder, not replaced by the upstream', async () => {
     const unit = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'p1') as number
     const at = unit * SHARE_UNIT

@@ -226,7 +226,7 @@ export class Cluster implements SourceProvider {
       self: p.libp2p.peerId.toString(),
       isMember: peer => p.membership.isMember(peer),
       alive: async peer => await pingable(p.libp2p, peer),
-      backFromPause: ms => this.pauses.backWithin(ms),
+      returnedAt: () => this.pauses.returnedAt(),
       reportCorrupt: (peer, digest) => { p.control.corrupt(peer, `sha256:${digest}`).catch(() => {}) },
       onBan: () => { this.counters.peer_bans++ },
       saveList: (digest, list) => { this.pieceLists.put(digest, list) }

@@ -26,16 +26,21 @@ export class PauseWatch {
   }
 
   /**
-   * Whether this process came back from a pause within the last `ms`. Also true in the first moments
-   * after it, before the late tick ran: the sockets closed meanwhile may be handled first.
+   * When (Date.now()) this process last came back from a pause; now in the first moments after it,
+   * before the late tick ran (the sockets closed meanwhile may be handled first); 0 when it never paused.
    */
-  backWithin (ms: number): boolean {
-    if (this.timer !== null && performance.now() - this.lastTick > AWAY_MS + TICK_MS) return true
-    return this.backAt !== 0 && performance.now() - this.backAt < ms
+  returnedAt (): number {
+    const now = performance.now()
+    // Noticed here before the tick: every caller from now on gets the same moment.
+    if (this.timer !== null) this.notice(now)
+    return this.backAt === 0 ? 0 : Date.now() - (now - this.backAt)
   }
 
   private tick (): void {
-    const now = performance.now()
+    this.notice(performance.now())
+  }
+
+  private notice (now: number): void {
     if (now - this.lastTick > AWAY_MS + TICK_MS) this.backAt = now
     this.lastTick = now
   }

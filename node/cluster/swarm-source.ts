@@ -17,10 +17,10 @@ export { PeerLeftError } from './peer-reads.ts'
 
 export interface SwarmSourceComponents extends SwarmViewComponents, Omit<SwarmBlameComponents, 'peers'> {
   /**
-   * Whether this node came back from a pause (stopped, suspended) within `ms`: members that left
-   * meanwhile are waited for before their ranges go upstream.
+   * When (Date.now()) this node last came back from a pause (stopped, suspended), 0 if never: for a
+   * while after it, what it knew of the members is looked at again before ranges go upstream.
    */
-  backFromPause?: (ms: number) => boolean
+  returnedAt?: () => number
   /** Keeps the piece-hash list the download made of the blob (it matched its digest). */
   saveList?: (digest: string, list: Buffer) => void
 }
@@ -126,11 +126,7 @@ export class SwarmSource implements Source {
       res = await this.learnVersion(range, options)
     } else if (range !== null) {
       res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
-      // Just back from a pause of this node: the members it lost are waited for (REJOIN_WAIT_MS at most).
-      const back = this.c.backFromPause
-      if (res === null && back !== undefined && await this.view.untilRejoined(() => back(this.init.rejoinWaitMs ?? REJOIN_WAIT_MS), options.signal)) {
-        res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
-      }
+      if (res === null) res = await this.afterPause(range, options)
     }
     const out = res ?? await this.fromUpstream(range, options)
     this.responses++
@@ -160,6 +156,23 @@ export class SwarmSource implements Source {
     if (res === null) return down
     await down.body.dump().catch(() => {})
     return res
+  }
+
+  /**
+   * Just back from a pause of this node (REJOIN_WAIT_MS at most), a range no member could serve is
+   * routed again once the members it lost rejoined and the members were looked at since its return:
+   * what it knew of them is as old as the pause, and they took over its units meanwhile (a 5 s stop
+   * of one of five nodes sent 14 MiB of those upstream twice).
+   */
+  private async afterPause (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
+    const returnedAt = this.c.returnedAt
+    if (returnedAt === undefined) return null
+    const window = this.init.rejoinWaitMs ?? REJOIN_WAIT_MS
+    const back = (): boolean => { const at = returnedAt(); return at !== 0 && Date.now() - at < window }
+    if (!back()) return null
+    const rejoined = await this.view.untilRejoined(back, options.signal)
+    const looked = await this.view.lookedSince(returnedAt(), options.signal)
+    return rejoined || looked ? await this.fromMembers(range, options.signal, options.takesVolatile === true) : null
   }
 
   /** The range from a member that holds the blob, else from one downloading it; null when none can. */
@@ -285,15 +298,18 @@ export class SwarmSource implements Source {
     const downloaders = this.view.members('partial')
     if (downloaders.length === 0) return null
     const unit = Math.floor(range.start / SHARE_UNIT)
-    if (await this.failedHere(unit)) return null
+    let end = Math.min(range.end, (unit + 1) * SHARE_UNIT - 1)
+    // A downloader that has the range, or is fetching it from its upstream right now (it started
+    // earlier), serves it, whoever owns the unit; otherwise the unit's owner does. A unit whose read
+    // failed here goes upstream, unless another downloader has the range (a node back from a freeze
+    // fails its first reads while the others hold the units they took over from it).
+    const failed = this.failedUnits.get(unit)
+    const has = this.view.downloaderWith(failed === undefined ? downloaders : downloaders.filter(p => p !== failed), range.start, end)
+    if (has === null && await this.failedHere(unit)) return null
     // A duplicate of a read that went quiet: the peer is asked whether it is still there first (frozen,
     // its units get other owners and the range is routed again); a live one just lost this range.
     const stalled = this.reads.stalled(range.start, range.end + 1, this.init.stallMs ?? 4000, peer => this.view.usable(peer))
     if (stalled !== null) return await this.isGone(stalled) ? GONE : null
-    let end = Math.min(range.end, (unit + 1) * SHARE_UNIT - 1)
-    // A downloader that has the range, or is fetching it from its upstream right now (it started
-    // earlier), serves it, whoever owns the unit; otherwise the unit's owner does.
-    const has = this.view.downloaderWith(downloaders, range.start, end)
     if (has !== null) end = has.end
     const owner = has?.peer ?? ownerOf(unit, [this.c.self, ...downloaders])
     if (owner === null || owner === this.c.self) return null

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
 import type { BlobName } from '../../protocol/names.ts'
 import { isAimirrorError } from '../errors.ts'
+import { waitFor } from '../abort.ts'
 import type { Logger } from '../log.ts'
 import type { Bans } from './bans.ts'
 import type { PeerClient } from './peer-client.ts'
@@ -59,7 +60,8 @@ export class SwarmView {
   private secondLookup: Promise<void> | null = null
   private lookedAt = 0
   private lookups = 0
-  private refreshing = false
+  /** The look at the members under way, and when it started. */
+  private looking: { at: number, done: Promise<void> } | null = null
   private refresher: NodeJS.Timeout | null = null
   private lastAskAt = 0
   private readonly failed = new Set<string>()
@@ -292,9 +294,25 @@ export class SwarmView {
    */
   private refresh (): void {
     const every = Math.min(this.init.refreshMs ?? 500, 100 * 2 ** this.lookups)
-    if (this.refreshing || Date.now() - this.lookedAt < every) return
-    this.refreshing = true
-    this.lookup(500, false, 2000).finally(() => { this.refreshing = false }).catch(() => {})
+    if (this.looking !== null || Date.now() - this.lookedAt < every) return
+    this.look().catch(() => {})
+  }
+
+  private async look (): Promise<void> {
+    const current = { at: Date.now(), done: Promise.resolve() }
+    current.done = this.lookup(500, false, 2000).catch(() => {}).finally(() => { if (this.looking === current) this.looking = null })
+    this.looking = current
+    await current.done
+  }
+
+  /**
+   * Waits for a look at the members that started at or after `since` (wall clock), starting one unless
+   * it is under way. False when the last finished look is that recent already (nothing newer to learn).
+   */
+  async lookedSince (since: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.lookups === 0 || (this.looking === null && this.lookedAt >= since)) return false
+    await waitFor(this.looking !== null && this.looking.at >= since ? this.looking.done : this.look(), signal)
+    return true
   }
 
   private async lookup (budgetMs: number, dht = true, lateMs = budgetMs): Promise<void> {

@@ -33,7 +33,7 @@ function ticketOf (peer: string, complete = false): PeerTicket {
   return { t: 'ticket', ticket: 't', port: 1, expiresAt: Date.now() + 60_000, size: SIZE, complete, meta: { contentType: null, etag: null, lastModified: null, headers: {} }, peer, name: DIGEST, digest: DIGEST, base: 'http://x' }
 }
 
-function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof PeerClient, unknown>> = {}, members: Pick<SwarmSourceComponents, 'isMember' | 'alive'> = {}, bans = new Bans()): { source: SwarmSource, asked: string[] } {
+function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof PeerClient, unknown>> = {}, members: Pick<SwarmSourceComponents, 'isMember' | 'alive'> = {}, bans = new Bans(), p2Now?: () => HaveAnswer): { source: SwarmSource, asked: string[] } {
   const asked: string[] = []
   const peers = {
     ticket: async (peer: string): Promise<PeerTicket> => ticketOf(peer),
@@ -61,7 +61,7 @@ function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof
   const source = new SwarmSource({
     peers,
     bans,
-    lookup: async () => holders,
+    lookup: async () => p2Now === undefined ? holders : holders.map(h => h.peer === 'p2' ? { peer: 'p2', answer: p2Now() } : h),
     logger: pino({ level: 'silent' }),
     self: 'self',
     ...members
@@ -172,6 +172,29 @@ describe('swarm source: who serves a range of a blob others are downloading', ()
       await source.fetch({ start: u2, end: u2 + MiB - 1 })
       expect(asked).toEqual([`upstream ${u1}-${u1 + MiB - 1}`, `${second} ${u2}-${u2 + MiB - 1}`])
     }
+  })
+
+  it('a unit whose read failed goes upstream, unless another downloader has the range', async () => {
+    const unit = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'p1') as number
+    const at = unit * SHARE_UNIT
+    let p2 = partial()
+    let tickets = 0
+    const { source, asked } = swarm({ p1: partial(), p2: partial() }, {
+      ticket: async (peer: string) => { if (peer === 'p1' && ++tickets === 1) throw new Error('Cannot write to a stream that is closed'); return ticketOf(peer) }
+    }, {}, new Bans(), () => p2)
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch({ start: at, end: at + MiB - 1 })
+    expect(asked).toEqual([`upstream ${at}-${at + MiB - 1}`])
+    // p2 fetched the rest of that unit meanwhile; the next look at the members shows it.
+    p2 = partial({ written: [[at + MiB, at + SHARE_UNIT]] })
+    // The view looks at the members again in the background as ranges are asked.
+    await new Promise(resolve => setTimeout(resolve, 600))
+    await source.fetch({ start: MiB, end: 2 * MiB - 1 })
+    await new Promise(resolve => setTimeout(resolve, 100))
+    asked.length = 0
+    await source.fetch({ start: at + 2 * MiB, end: at + 3 * MiB - 1 })
+    expect(asked).toEqual([`p2 ${at + 2 * MiB}-${at + 3 * MiB - 1}`])
   })
 
   it('a member that asks about the blob is downloading it: its units go to it at once, before any refresh', async () => {
@@ -399,9 +422,10 @@ describe('swarm source: this node back from a pause', () => {
   const p1s = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).filter(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'p1')
   const theirs = (p1s[0] as number) * SHARE_UNIT
 
-  function paused (rejoinWaitMs: number): { source: SwarmSource, asked: string[], members: Set<string>, back: { value: boolean } } {
+  function paused (rejoinWaitMs: number): { source: SwarmSource, asked: string[], members: Set<string>, back: { at: number }, p1: { answer: HaveAnswer } } {
     const members = new Set(['p1'])
-    const back = { value: false }
+    const back = { at: 0 }
+    const p1 = { answer: partial }
     const asked: string[] = []
     const source = new SwarmSource({
       peers: {
@@ -411,21 +435,21 @@ describe('swarm source: this node back from a pause', () => {
         forgetTicket: () => {}
       } as unknown as PeerClient,
       bans: new Bans(),
-      lookup: async () => [{ peer: 'p1', answer: partial }],
+      lookup: async () => [{ peer: 'p1', answer: p1.answer }],
       logger: pino({ level: 'silent' }),
       self: 'self',
       isMember: peer => members.has(peer),
       alive: async peer => members.has(peer),
-      backFromPause: () => back.value
+      returnedAt: () => back.at
     }, { name: DIGEST, upstream: { name: 'upstream', fetch: async (r) => { asked.push(`upstream ${r?.start ?? 0}-${r?.end ?? SIZE - 1}`); return response(r?.start ?? 0, r?.end ?? SIZE - 1, 'upstream') } }, lookupMs: 100, rejoinWaitMs })
-    return { source, asked, members, back }
+    return { source, asked, members, back, p1 }
   }
 
   /** Started, then p1 left the cluster (`pausedHere`: seen on this node's return from a pause). */
   async function lostP1 (rejoinWaitMs: number, pausedHere: boolean): Promise<ReturnType<typeof paused>> {
     const s = paused(rejoinWaitMs)
     await s.source.fetch({ start: 0, end: MiB - 1 })
-    s.back.value = pausedHere
+    s.back.at = pausedHere ? Date.now() : 0
     s.members.delete('p1')
     s.source.memberLeft('p1')
     s.asked.length = 0
@@ -445,10 +469,23 @@ describe('swarm source: this node back from a pause', () => {
   })
 
   it('not for long: members that do not come back leave their ranges to the upstream', async () => {
-    const { source, asked, back } = await lostP1(200, true)
-    setTimeout(() => { back.value = false }, 200)
+    const { source, asked } = await lostP1(200, true)
     await source.fetch({ start: theirs, end: theirs + MiB - 1 })
     expect(asked).toEqual([`upstream ${theirs}-${theirs + MiB - 1}`])
+  })
+
+  it('its own units are looked for at the members first: they took them over while it was away', async () => {
+    const mine = (Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'self') as number) * SHARE_UNIT
+    const { source, asked, back, p1 } = paused(5000)
+    await source.fetch({ start: 0, end: MiB - 1 })
+    await source.fetch({ start: MiB, end: 2 * MiB - 1 })
+    // Away for a while: p1 saw it gone and fetched this node's unit itself.
+    p1.answer = { ...partial, written: [[mine, mine + SHARE_UNIT]] }
+    await new Promise(resolve => setTimeout(resolve, 50))
+    back.at = Date.now()
+    asked.length = 0
+    await source.fetch({ start: mine, end: mine + SHARE_UNIT - 1 })
+    expect(asked).toEqual([`p1 ${mine}-${mine + SHARE_UNIT - 1}`])
   })
 
   it('without a pause, a member that left leaves its ranges to the upstream at once', async () => {

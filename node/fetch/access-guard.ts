@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream'
-import { LRUCache } from 'lru-cache'
 import { readLimited } from '../upstream/request.ts'
 import { credentialOf } from './acquire-types.ts'
 import type { Acquired, UpstreamRequest } from './acquire-types.ts'
 import { discardBody } from './upstream-source.ts'
 import type { Source } from './upstream-source.ts'
+import { lruCache } from '../lru.ts'
 
 /** How long an upstream's yes to a client for a blob fetched with someone else's credentials stands. */
 const ALLOWED_MS = 60_000
@@ -21,7 +21,7 @@ const ERROR_BODY_LIMIT = 64 << 10
  */
 export class AccessGuard {
   private readonly source: (upstream: UpstreamRequest) => Source
-  private readonly allowed = new LRUCache<string, true>({ max: REMEMBERED, ttl: ALLOWED_MS })
+  private readonly allowed = lruCache<string, true>(REMEMBERED, { ttl: ALLOWED_MS })
 
   constructor (source: (upstream: UpstreamRequest) => Source) {
     this.source = source

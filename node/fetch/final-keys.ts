@@ -1,4 +1,3 @@
-import { LRUCache } from 'lru-cache'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { FinalKey } from '../store/index-db.ts'
@@ -6,6 +5,7 @@ import type { AcquireOptions } from './acquire-types.ts'
 import type { BlobIdentity } from './identity.ts'
 import { firstRange } from './response-meta.ts'
 import { firstAsk } from './temp-file.ts'
+import { lruCache } from '../lru.ts'
 
 /** How long a learnt redirect target is trusted for hits without asking upstream again. */
 export const FINAL_KEY_TTL_MS = 10 * 60_000
@@ -22,7 +22,7 @@ export class FinalKeys {
   private readonly store: BlobStore
   private readonly log: Logger
   // No ttl: `last` wants an entry however old; only `fresh` looks at its age.
-  private readonly recent = new LRUCache<string, FinalKey>({ max: FINAL_KEYS_MAX })
+  private readonly recent = lruCache<string, FinalKey>(FINAL_KEYS_MAX)
 
   constructor (store: BlobStore, log: Logger) {
     this.store = store

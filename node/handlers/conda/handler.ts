@@ -1,4 +1,3 @@
-import { LRUCache } from 'lru-cache'
 import { canonicalUrl, digestIdentity, urlIdentity } from '../../fetch/identity.ts'
 import type { Fetcher } from '../../fetch/fetcher.ts'
 import type { StrategyContext } from '../../http/strategy.ts'
@@ -16,6 +15,7 @@ import { RepodataIndexer } from './indexer.ts'
 import { classifyCondaPath } from './paths.ts'
 import type { RepodataCoding } from './paths.ts'
 import { mayHoldAbsoluteUrl, rewriteShardIndex } from './shard-index.ts'
+import { lruCache } from '../../lru.ts'
 
 export interface CondaComponents {
   metadata: MetadataCache
@@ -47,7 +47,7 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
   const { metadata, rewritePlan } = components
   const log = components.logger.child({ component: 'conda' })
   const indexer = new RepodataIndexer(components)
-  const bz2Verdicts = new LRUCache<string, boolean>({ max: BZ2_MEMO })
+  const bz2Verdicts = lruCache<string, boolean>(BZ2_MEMO)
 
   const mapper = (ctx: StrategyContext) => {
     const links = rewritePlan.forRule(ctx.rule).links

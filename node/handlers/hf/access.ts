@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { LRUCache } from 'lru-cache'
+import type { LRUCache } from 'lru-cache'
+import { lruCache } from '../../lru.ts'
 import { repoKey } from './paths.ts'
 import type { RepoRef } from './paths.ts'
 
@@ -34,7 +35,7 @@ export class AccessMemory {
 
   constructor (init: AccessMemoryInit = {}) {
     this.ttlMs = init.ttlMs ?? 60_000
-    this.granted = new LRUCache({ max: init.maxEntries ?? 10_000 })
+    this.granted = lruCache(init.maxEntries ?? 10_000)
     this.now = init.now ?? Date.now
   }
 

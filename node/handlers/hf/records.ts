@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { LRUCache } from 'lru-cache'
+import type { LRUCache } from 'lru-cache'
+import { lruCache } from '../../lru.ts'
 import { isFileMeta } from './file-meta.ts'
 import type { HfFileMeta } from './file-meta.ts'
 import type { ListedFile } from './listing-meta.ts'
@@ -55,8 +56,8 @@ export class HfRecords {
 
   constructor (init: HfRecordsInit) {
     this.dir = init.dir
-    this.revisions = new LRUCache({ max: init.maxRevisionsInMemory ?? 10_000 })
-    this.listed = new LRUCache({ max: init.maxListedInMemory ?? 50_000 })
+    this.revisions = lruCache(init.maxRevisionsInMemory ?? 10_000)
+    this.listed = lruCache(init.maxListedInMemory ?? 50_000)
   }
 
   /** The file's record; one learned from a listing is written to disk the first time it is asked for. */

@@ -1,4 +1,5 @@
-import { LRUCache } from 'lru-cache'
+import type { LRUCache } from 'lru-cache'
+import { lruCache } from '../../lru.ts'
 import { discardBody } from '../../upstream/request.ts'
 import type { Credential } from './credentials.ts'
 import type { RegistryClient } from './registry-client.ts'
@@ -46,7 +47,7 @@ export class AccessControl {
     this.state = components.state
     this.client = components.client
     this.rememberMs = init.rememberMs
-    this.confirmed = new LRUCache({ max: init.max ?? 50_000 })
+    this.confirmed = lruCache(init.max ?? 50_000)
     this.now = init.now ?? Date.now
   }
 

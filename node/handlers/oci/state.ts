@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { LRUCache } from 'lru-cache'
+import type { LRUCache } from 'lru-cache'
+import { lruCache } from '../../lru.ts'
 import type { Logger } from '../../log.ts'
 
 /** A tag's resolution, as upstream last confirmed it for one Accept variant and one client credential. */
@@ -42,7 +43,7 @@ export class OciState {
   constructor (components: { logger: Logger }, init: OciStateInit) {
     this.dir = init.dir
     this.log = components.logger
-    this.tags = new LRUCache({ max: init.maxTags ?? 10_000 })
+    this.tags = lruCache(init.maxTags ?? 10_000)
   }
 
   async isPublic (digest: string): Promise<boolean> {

@@ -1,4 +1,5 @@
-import { LRUCache } from 'lru-cache'
+import type { LRUCache } from 'lru-cache'
+import { lruCache } from '../../lru.ts'
 import type { Dispatcher } from 'undici'
 import { UpstreamDeniedError, UpstreamProtocolError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
@@ -57,7 +58,7 @@ export class UpstreamTokens {
     this.log = components.logger.child({ component: 'oci-auth' })
     this.schemeTtlMs = init.schemeTtlMs ?? 3600_000
     this.timeoutMs = init.timeoutMs ?? 30_000
-    this.tokens = new LRUCache({ max: init.maxTokens ?? 10_000 })
+    this.tokens = lruCache(init.maxTokens ?? 10_000)
     this.now = init.now ?? Date.now
   }
 

@@ -9,6 +9,7 @@ import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { PieceLists } from './piece-lists.ts'
 import type { SwarmSource } from './swarm-source.ts'
+import { lruCache } from '../lru.ts'
 
 export interface BlobAnswersComponents {
   store: BlobStore
@@ -38,9 +39,9 @@ const KEY_NAMES_KEPT = 1024
 export class BlobAnswers {
   private readonly c: BlobAnswersComponents
   private readonly init: BlobAnswersInit
-  private readonly keyNames = new Map<string, string>()
-  /** Blobs re-hashed on a member's report, and when. */
-  private readonly rechecked = new Map<string, number>()
+  private readonly keyNames = lruCache<string, string>(KEY_NAMES_KEPT)
+  /** Blobs re-hashed on a member's report within the last minute. */
+  private readonly rechecked = lruCache<string, true>(1024, { ttl: 60_000 })
 
   constructor (components: BlobAnswersComponents, init: BlobAnswersInit) {
     this.c = components
@@ -105,10 +106,8 @@ export class BlobAnswers {
     // Reports name the digest of the copy that was read (a key name's is in its ticket).
     if (!key.startsWith('sha256:')) return await this.have(key)
     const digest = nameOfKey(key)
-    const last = this.rechecked.get(digest)
-    if (last === undefined || Date.now() - last > 60_000) {
-      this.rechecked.set(digest, Date.now())
-      if (this.rechecked.size > 1024) this.rechecked.delete(this.rechecked.keys().next().value as string)
+    if (!this.rechecked.has(digest)) {
+      this.rechecked.set(digest, true)
       const held = await this.c.pieceLists.recheck(digest)
       this.c.logger.warn({ peer, digest, held }, held ? 'a peer reported corrupt bytes; the blob still matches its digest (its piece list was made again)' : 'a peer reported corrupt bytes; the blob no longer matches its digest and was dropped')
     }
@@ -130,18 +129,12 @@ export class BlobAnswers {
       const flying = this.flying(key)
       if (flying === null) throw new WireError('NOT_FOUND', 'blob not held')
       const id = nameId(nameOfKey(key))
-      if (byKey) this.rememberKeyName(id, key)
+      if (byKey) this.keyNames.set(id, key)
       const m = flying.meta
       return answer(id, flying.size, false, { contentType: m.contentType, etag: m.etag, lastModified: m.lastModified, headers: m.headers })
     }
     const entry = await this.c.store.index.getKey(key)
     const meta = { contentType: entry?.contentType ?? null, etag: entry?.etag ?? null, lastModified: entry?.validator.lastModified ?? null, headers: entry?.headers ?? {} }
     return { ...answer(held, this.c.store.blobSize(held) ?? 0, true, meta), ...(byKey ? { digest: held } : {}) }
-  }
-
-  private rememberKeyName (id: string, key: string): void {
-    this.keyNames.delete(id)
-    this.keyNames.set(id, key)
-    if (this.keyNames.size > KEY_NAMES_KEPT) this.keyNames.delete(this.keyNames.keys().next().value as string)
   }
 }

@@ -21,18 +21,10 @@ import { CountedBody, VouchedFrames } from './in-flight-bodies.ts'
 import { VerifiedUnits } from './verified-units.ts'
 import { VerifyingBody } from './verifying-body.ts'
 import { VouchedBody } from './vouched-body.ts'
+import { lruCache } from '../lru.ts'
 
-/** Tickets and piece lists kept per peer and blob; the oldest go first. */
+/** Tickets and piece lists kept per peer and blob; the least recently used go first. */
 const REMEMBERED = 256
-
-function remember<V> (map: Map<string, V>, key: string, value: V): void {
-  map.delete(key)
-  map.set(key, value)
-  if (map.size > REMEMBERED) {
-    const oldest = map.keys().next()
-    if (oldest.done !== true) map.delete(oldest.value)
-  }
-}
 
 /** A ticket for one blob on one peer, and where to use it. */
 export interface PeerTicket extends TicketAnswer {
@@ -73,8 +65,8 @@ export interface PeerClientInit {
 export class PeerClient {
   private readonly c: PeerClientComponents
   private readonly init: PeerClientInit
-  private readonly tickets = new Map<string, Promise<PeerTicket>>()
-  private readonly lists = new Map<string, Promise<Buffer>>()
+  private readonly tickets = lruCache<string, Promise<PeerTicket>>(REMEMBERED)
+  private readonly lists = lruCache<string, Promise<Buffer>>(REMEMBERED)
 
   constructor (components: PeerClientComponents, init: PeerClientInit = {}) {
     this.c = components
@@ -91,7 +83,7 @@ export class PeerClient {
       if (this.tickets.get(k) === cached) this.tickets.delete(k)
     }
     const p = this.requestTicket(peer, name, options.signal)
-    remember(this.tickets, k, p)
+    this.tickets.set(k, p)
     p.catch(() => { if (this.tickets.get(k) === p) this.tickets.delete(k) })
     return await p
   }
@@ -104,7 +96,7 @@ export class PeerClient {
     let p = this.lists.get(k)
     if (p === undefined) {
       p = this.fetchList(t, options.signal)
-      remember(this.lists, k, p)
+      this.lists.set(k, p)
       p.catch(() => { if (this.lists.get(k) === p) this.lists.delete(k) })
     }
     return await p

@@ -3,6 +3,7 @@ import { AbortedError, UpstreamProtocolError } from '../errors.ts'
 import { toUpstreamError } from './errors.ts'
 import { Connection } from './range-connection.ts'
 import type { ConnectionSettings, RangeSocketsRequest, RangeSocketsResponse } from './range-connection.ts'
+import { lruCache } from '../lru.ts'
 
 export type { RangeSocketsRequest, RangeSocketsResponse } from './range-connection.ts'
 
@@ -50,7 +51,7 @@ export class RangeSockets {
   private readonly all = new Set<Connection>()
   readonly settings: ConnectionSettings & { maxPerOrigin: number }
   private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER)
-  private readonly sessions = new Map<string, Buffer>()
+  private readonly sessions = lruCache<string, Buffer>(MAX_SESSIONS)
   /** Connections per origin (open or opening), and the requests waiting for one (maxPerOrigin). */
   private readonly perOrigin = new Map<string, number>()
   private readonly turns = new Map<string, Array<() => void>>()
@@ -147,11 +148,7 @@ export class RangeSockets {
     this.perOrigin.set(url.origin, (this.perOrigin.get(url.origin) ?? 0) + 1)
     const conn = new Connection(url, this.settings, this.readBuffer, {
       session: this.settings.verify === undefined ? this.sessions.get(url.origin) : undefined,
-      newSession: (session) => {
-        this.sessions.delete(url.origin)
-        if (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value as string)
-        this.sessions.set(url.origin, session)
-      },
+      newSession: (session) => { this.sessions.set(url.origin, session) },
       idle: (c) => {
         let list = this.idle.get(c.origin)
         if (list === undefined) this.idle.set(c.origin, list = [])

@@ -9,6 +9,7 @@ import { InFlightList } from './in-flight-list.ts'
 import { SwarmBlame } from './swarm-blame.ts'
 import type { SwarmBlameComponents } from './swarm-blame.ts'
 import { SwarmView } from './swarm-view.ts'
+import { UpstreamSteps, YOUNG_MS } from './upstream-steps.ts'
 import type { SwarmViewComponents, SwarmViewInit } from './swarm-view.ts'
 import { PeerCorruptError } from './verifying-body.ts'
 import { PeerLeftError, PeerReads } from './peer-reads.ts'
@@ -42,17 +43,6 @@ export interface SwarmSourceInit extends SwarmViewInit {
   rejoinWaitMs?: number
 }
 
-/**
- * For this long after a download starts, its upstream requests are cut to STEP bytes: members asked
- * "at the same moment" start up to a few hundred ms apart and answer only once their download exists,
- * so the first ranges are picked before the split is known. Short steps let the rest of each range be
- * routed again with a fresher view (a shorter 206 is asked again at once) instead of every connection
- * committing a whole piece to the upstream.
- */
-const YOUNG_MS = 2000
-const STEP = 1 << 20
-/** The first range from the upstream (it only has to start the download and learn the blob's size). */
-const FIRST_STEP = 64 << 10
 /** The first range of a blob named by its URL, which learns the upstream's version of it. */
 const URL_FIRST = 128 << 10
 
@@ -101,7 +91,7 @@ export class SwarmSource implements Source {
   private readonly failedUnits = new Map<number, string>()
   private readonly reads = new PeerReads()
   private readonly blame: SwarmBlame
-  private readonly upstreamActive = new Set<{ start: number, end: number }>()
+  private readonly upstream: UpstreamSteps
   /** The blob's piece-hash list, made as the download hashes it (see InFlightList). */
   readonly inOrder: InFlightList | undefined
 
@@ -109,6 +99,7 @@ export class SwarmSource implements Source {
     this.c = components
     this.init = init
     this.view = new SwarmView(components, init)
+    this.upstream = new UpstreamSteps(init.upstream)
     this.blame = new SwarmBlame(components, init.name, peer => { this.view.exclude(peer) })
     if (init.started === true) this.responses = 1
     this.byUrl = isUrlName(init.name)
@@ -188,32 +179,15 @@ export class SwarmSource implements Source {
 
   /** Ranges [start, end) being fetched from the upstream right now (what other downloaders may read along). */
   upstreamReads (): Array<[number, number]> {
-    return [...this.upstreamActive].slice(0, 1024).map(r => [r.start, r.end])
+    return this.upstream.reads()
   }
 
-  private async fromUpstream (range: { start: number, end: number } | null, options: { signal?: AbortSignal }): Promise<SourceResponse> {
-    // The first range is shortest: every member asked at the same moment takes it from the upstream
-    // before any of them knows the others (with 1 MiB, 5 nodes on a 4 MiB blob fetched it twice over).
-    const step = this.responses === 0 ? FIRST_STEP : STEP
-    // Also just after members were lost (a node back from a freeze sees every other leave, then rejoin
-    // a second later): short steps leave the rest to be routed to them again.
-    const settling = Date.now() - this.view.startedAt < YOUNG_MS || this.view.lostRecently(YOUNG_MS)
-    if (range !== null && settling && range.end - range.start + 1 > step) {
-      range = { start: range.start, end: range.start + step - 1 }
-    }
-    // A piece of the rule's own chunk_size (5 or 10 MiB in the seed's config) may run into the next
-    // unit, which another downloader fetches: stop at this unit's end and let the rest be routed again.
-    if (range !== null && this.view.members('partial').length > 0) {
-      const unitEnd = (Math.floor(range.start / SHARE_UNIT) + 1) * SHARE_UNIT - 1
-      if (range.end > unitEnd) range = { start: range.start, end: unitEnd }
-    }
-    const res = await this.init.upstream.fetch(range, options)
-    if (res.status === 206 && res.contentRange !== null) {
-      const r = { start: res.contentRange.start, end: res.contentRange.end + 1 }
-      this.upstreamActive.add(r)
-      res.body.once('close', () => { this.upstreamActive.delete(r) })
-    }
-    return res
+  private async fromUpstream (range: { start: number, end: number } | null, options: SourceFetchOptions): Promise<SourceResponse> {
+    return await this.upstream.fetch(range, {
+      first: this.responses === 0,
+      settling: Date.now() - this.view.startedAt < YOUNG_MS || this.view.lostRecently(YOUNG_MS),
+      shared: this.view.members('partial').length > 0
+    }, options)
   }
 
   /**

@@ -6,6 +6,7 @@ import type { BlobIdentity } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import type { BlobMeta } from './response-meta.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
+import type { ParallelPassthrough } from './passthrough.ts'
 
 /* What a Download is given, and what its `ready` promise settles to. */
 
@@ -49,5 +50,5 @@ export interface DownloadInit {
 
 export type ReadyResult =
   | { kind: 'download', meta: BlobMeta }
-  | { kind: 'passthrough', meta: BlobMeta, first: SourceResponse }
+  | { kind: 'passthrough', meta: BlobMeta, first: SourceResponse, parallel: ParallelPassthrough | null }
   | { kind: 'upstream-response', status: number, headers: Record<string, string>, body: Buffer }

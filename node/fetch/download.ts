@@ -10,7 +10,7 @@ import { GcPacer } from './gc-pacer.ts'
 import { digestLabel, hashAlgorithms } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
-import { openPassthrough } from './passthrough.ts'
+import { openParallelPassthrough, openPassthrough, passthroughPlan } from './passthrough.ts'
 import { autoPieceFor, Scheduler } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
@@ -194,7 +194,9 @@ export class Download {
   }
 
   openUpstream (start: number, end: number): Readable {
-    return openPassthrough(this.init.source, null, start, end, n => this.store.addBytesFromUpstream(n))
+    const plan = passthroughPlan(this.rangeSupported && this.size !== null, this.init.concurrency)
+    const onBytes = (n: number): void => { this.store.addBytesFromUpstream(n) }
+    return plan === null ? openPassthrough(this.init.source, null, start, end, onBytes) : openParallelPassthrough(this.init.source, null, start, end, onBytes, plan)
   }
 
   /** When a connection fetching towards `offset` last landed bytes (ms since the epoch), or 0. */
@@ -249,7 +251,7 @@ export class Download {
     const size = meta.size
     const tooBig = size !== null && this.init.maxSize !== null && size > this.init.maxSize
     if (tooBig || (size !== null && !(await this.store.reserve(size)))) {
-      this.resolveReady({ kind: 'passthrough', meta, first })
+      this.resolveReady({ kind: 'passthrough', meta, first, parallel: passthroughPlan(this.rangeSupported && size !== null, this.init.concurrency) })
       this.settle('failed')
       return false
     }

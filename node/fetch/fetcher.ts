@@ -344,7 +344,8 @@ export class Fetcher {
         source,
         first: starter ? ready.first : null,
         onBytes: n => { this.store.addBytesFromUpstream(n) },
-        passing: this.passing
+        passing: this.passing,
+        parallel: ready.parallel
       })
     }
     // The handle holds the download's file until it is released: a reader opened after the download

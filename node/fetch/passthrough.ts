@@ -18,6 +18,8 @@ export interface PassThroughInit {
   onBytes: (n: number) => void
   /** Lists a stream while it runs (for /health). */
   passing: Set<PassingThrough>
+  /** Several connections at once (an upstream that takes Range requests); null: one. */
+  parallel?: ParallelPassthrough | null
 }
 
 /** A handle on a file passed through uncached: each open streams from the upstream (see openPassthrough). */
@@ -30,9 +32,11 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
     open: (start, end) => {
       const first = firstLeft
       firstLeft = null
-      const shown: PassingThrough = { key: init.key, url: init.url, size: init.meta.size, received: 0, written: 0, connections: 1, startedAt: Date.now(), state: 'passthrough' }
+      const parallel = init.parallel ?? null
+      const shown: PassingThrough = { key: init.key, url: init.url, size: init.meta.size, received: 0, written: 0, connections: parallel?.connections ?? 1, startedAt: Date.now(), state: 'passthrough' }
       init.passing.add(shown)
-      const stream = openPassthrough(init.source, first, start, end, n => { shown.received += n; init.onBytes(n) })
+      const onBytes = (n: number): void => { shown.received += n; init.onBytes(n) }
+      const stream = parallel === null ? openPassthrough(init.source, first, start, end, onBytes) : openParallelPassthrough(init.source, first, start, end, onBytes, parallel)
       stream.once('close', () => { init.passing.delete(shown) })
       return stream
     },
@@ -94,6 +98,75 @@ export function openPassthrough (source: Source, first: SourceResponse | null, s
       }
     } finally {
       ac.abort()
+    }
+  }
+  return Readable.from(gen(), { objectMode: false })
+}
+
+/**
+ * A file passed through uncached comes over this many connections at most, in ranges of this size: the
+ * ranges ahead of the reader are held in memory (16 MiB at most), never the file.
+ */
+const PASSTHROUGH_CONNECTIONS = 16
+const PASSTHROUGH_PIECE = 1 << 20
+
+/** Several connections (at most the rule's) when the upstream takes Range requests; null: one. */
+export function passthroughPlan (rangeSupported: boolean, concurrency: number): ParallelPassthrough | null {
+  return rangeSupported ? { connections: Math.min(concurrency, PASSTHROUGH_CONNECTIONS), pieceSize: PASSTHROUGH_PIECE } : null
+}
+
+export interface ParallelPassthrough {
+  /** Ranges fetched at once (the head streams, the ones after it are held in memory until their turn). */
+  connections: number
+  /** Bytes per range: the memory held is at most connections × pieceSize. */
+  pieceSize: number
+}
+
+/**
+ * Streams [start, end) without caching, like openPassthrough, over several connections: an upstream that
+ * throttles each connection would otherwise give a file larger than the cache one connection's speed.
+ * The first range streams to the reader as it arrives (from the first response when it starts at
+ * `start`); the next ones are fetched at the same time and held in memory, at most `connections` ranges
+ * of `pieceSize`, then passed on in order. Each range resumes at its last byte if its connection breaks.
+ */
+export function openParallelPassthrough (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, plan: ParallelPassthrough): Readable {
+  const firstEnd = first !== null && first.contentRange?.start === start ? first.contentRange.end + 1 : null
+  const headEnd = Math.min(end, firstEnd ?? start + plan.pieceSize)
+  const streams = new Set<Readable>()
+  const open = (s: number, e: number, res: SourceResponse | null): Readable => {
+    const r = openPassthrough(source, res, s, e, onBytes)
+    streams.add(r)
+    r.once('close', () => { streams.delete(r) })
+    return r
+  }
+  const held = async (s: number, e: number): Promise<Buffer[]> => {
+    const chunks: Buffer[] = []
+    for await (const chunk of open(s, e, null)) chunks.push(chunk as Buffer)
+    return chunks
+  }
+  async function * gen (): AsyncGenerator<Buffer> {
+    const ahead: Array<Promise<Buffer[]>> = []
+    let next = headEnd
+    const fill = (): void => {
+      while (ahead.length < plan.connections - 1 && next < end) {
+        const p = held(next, Math.min(end, next + plan.pieceSize))
+        // Failures surface when the range's turn comes (or never, if the reader left first).
+        p.catch(() => {})
+        ahead.push(p)
+        next = Math.min(end, next + plan.pieceSize)
+      }
+    }
+    try {
+      const head = open(start, headEnd, first)
+      fill()
+      for await (const chunk of head) yield chunk as Buffer
+      while (ahead.length > 0) {
+        const chunks = await (ahead.shift() as Promise<Buffer[]>)
+        fill()
+        for (const chunk of chunks) yield chunk
+      }
+    } finally {
+      for (const r of streams) r.destroy()
     }
   }
   return Readable.from(gen(), { objectMode: false })

@@ -279,6 +279,25 @@ describe('verification and integrity', () => {
     expect(await files(join(rig.dir, 'blobs'))).toEqual([])
   })
 
+  it('a file larger than the cache from an upstream that throttles each connection comes over several at once, in order', async () => {
+    const size = 6 * MiB + 123
+    server = track(await startFileServer({ files: { '/wide.bin': { size, seed: 12 } }, perConnectionBps: 4 * MiB }))
+    rig = track(await makeRig({ maxBytes: MiB }))
+    const url = new URL(server.url + '/wide.bin')
+    const h = await blob(rig, url)
+    expect(h.from).toBe('passthrough')
+    expect((await sha256Of(h.open(0, size))).hex).toBe(generatedSha256(size, 12))
+    const part = await sha256Of(h.open(MiB + 5, 4 * MiB + 9))
+    h.release()
+    const want = createHash('sha256')
+    for (const c of new GeneratedContent(size, 12).chunks(MiB + 5, 4 * MiB + 8, 65536)) want.update(Buffer.from(await c))
+    expect(part).toEqual({ hex: want.digest('hex'), bytes: 3 * MiB + 4 })
+    // The rule's 4 connections, each range asked once.
+    expect(server.stats.peakResponses).toBe(4)
+    expect(server.stats.bytesSent).toBeLessThanOrEqual((size + 3 * MiB + 4) * 1.02)
+    expect(rig.store.stats().file_count).toBe(0)
+  })
+
   it('a file larger than the cache, asked by two clients at once with credentials: each gets it whole, the first response is not wasted', async () => {
     server = track(await startFileServer({
       files: { '/big2.bin': { size: SIZE, seed: 8 } },

@@ -307,14 +307,15 @@ export class SwarmSource implements Source {
       })
     } catch (err) {
       this.reads.drop(read)
-      // The owner's download has just started (no size yet): this range goes upstream, later ones
-      // of the unit are asked again.
+      // The owner has no download of the blob (it has just started one, or its own went no further: a
+      // cache too small for the blob): it is left out until a look shows it downloading, and the range
+      // goes to the unit's owner among the others, the same on every member (the upstream, if this node).
       if (err instanceof WireError && err.code === 'NOT_FOUND' && signal?.aborted !== true) {
         // An owner that had the size was downloading the blob: most likely it is committing it now (every
         // member's last ranges would otherwise go to the upstream at once). Read it as a holder then.
         if (this.view.answer(owner)?.size !== undefined && await this.view.becameHolder(owner, signal)) return await this.fromHolders(range, signal)
         this.view.forget(owner)
-        return null
+        return GONE
       }
       if (signal?.aborted !== true && (read.cut.signal.aborted || await this.isGone(owner))) return GONE
       this.failedUnits.set(unit, owner)

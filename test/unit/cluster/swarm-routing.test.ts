@@ -157,6 +157,23 @@ describe('swarm source: who serves a range of a blob others are downloading', ()
     expect(asked).toEqual([`upstream ${at}-${at + MiB - 1}`])
   })
 
+  it('one with no download of the blob (its own went no further) hands that unit to the next owner among the others', async () => {
+    const units = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i)
+    const unit = units.find(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'p1' && ownerOf(i, ['self', 'p2']) === 'p2') as number
+    const at = unit * SHARE_UNIT
+    const { source, asked } = swarm({ p1: partial(), p2: partial() }, {
+      fetchInFlight: async (t: PeerTicket, start: number, end: number) => {
+        asked.push(`${t.peer} ${start}-${end}`)
+        if (t.peer === 'p1') throw new WireError('NOT_FOUND')
+        return response(start, end, t.peer)
+      }
+    })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch({ start: at, end: at + MiB - 1 })
+    expect(asked).toEqual([`p1 ${at}-${at + MiB - 1}`, `p2 ${at}-${at + MiB - 1}`])
+  })
+
   it('a broken stream to a downloader sends that range upstream but keeps its share; a refusal ends its part', async () => {
     const units = Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).filter(i => i > 0 && ownerOf(i, ['self', 'p1']) === 'p1')
     const [u1, u2] = units.map(u => u * SHARE_UNIT) as [number, number]

@@ -121,7 +121,11 @@ export class SwarmView {
    * may give hundreds of ms later while both fetch the same units.
    */
   heardFrom (peer: string): void {
-    if (peer === this.c.self || this.answers.has(peer) || !this.usable(peer)) return
+    if (peer === this.c.self) return
+    // One left out for missing a ping (frozen for a few seconds, too short for the cluster to drop it)
+    // is back: its units are its own again, before the others fetch them from the upstream too.
+    if (this.suspended.has(peer)) this.unsuspend(peer)
+    if (this.answers.has(peer) || !this.usable(peer)) return
     this.answers.set(peer, { t: 'have', state: 'partial' })
     this.c.logger.debug({ name: this.init.name, peer: peer.slice(-6) }, 'swarm view: a member downloading the blob asked')
   }

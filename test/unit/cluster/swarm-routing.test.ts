@@ -255,6 +255,28 @@ describe('swarm source: a downloader that died or froze', () => {
     expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`, `p2 ${unit.start}-${unit.end}`])
   })
 
+  it('one left out for a missed ping that asks about the blob again is back: its unit is its own again', async () => {
+    const alive = new Set(['p2'])
+    const { source, asked } = swarm({ p1: partial, p2: partial }, {
+      fetchInFlight: async (t: PeerTicket, start: number, end: number) => {
+        asked.push(`${t.peer} ${start}-${end}`)
+        // Frozen: its reads hang up and it misses the ping, though the cluster has not dropped it yet.
+        if (!alive.has(t.peer)) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
+        return response(start, end, t.peer)
+      }
+    }, { alive: async peer => alive.has(peer) })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch(unit)
+    expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`, `p2 ${unit.start}-${unit.end}`])
+    // Back: it asks this node about the blob, as a download does.
+    alive.add('p1')
+    source.heardFrom('p1')
+    asked.length = 0
+    await source.fetch({ start: unit.start + MiB, end: unit.end })
+    expect(asked).toEqual([`p1 ${unit.start + MiB}-${unit.end}`])
+  })
+
   it('a busy owner that still answers pings keeps its share: that unit alone goes upstream', async () => {
     const { source, asked } = swarm({ p1: partial, p2: partial }, {
       fetchInFlight: async (t: PeerTicket, start: number, end: number) => {

@@ -239,16 +239,27 @@ describe('swarm source: a downloader that died or froze', () => {
     .find(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'p1' && ownerOf(i, ['self', 'p2']) === 'p2') as number)
   const unit = { start: at, end: at + SHARE_UNIT - 1 }
 
-  it('its unit goes to the next owner among those still there, not to this node\'s upstream', async () => {
-    const alive = new Set(['p1', 'p2'])
-    const { source, asked } = swarm({ p1: partial, p2: partial }, {
+  /** p1 and p2 download the blob; a read from a peer meets `fails(peer)` (null: it serves); pings reach those `alive` says. */
+  function reads (fails: (peer: string) => Error | null, alive: (peer: string) => boolean): ReturnType<typeof swarm> {
+    const s: ReturnType<typeof swarm> = swarm({ p1: partial, p2: partial }, {
       fetchInFlight: async (t: PeerTicket, start: number, end: number) => {
-        asked.push(`${t.peer} ${start}-${end}`)
-        // Its process died: its data port refuses, and it no longer answers pings.
-        if (t.peer === 'p1') { alive.delete('p1'); throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }
+        s.asked.push(`${t.peer} ${start}-${end}`)
+        const err = fails(t.peer)
+        if (err !== null) throw err
         return response(start, end, t.peer)
       }
-    }, { alive: async peer => alive.has(peer) })
+    }, { alive: async peer => alive(peer) })
+    return s
+  }
+
+  it('its unit goes to the next owner among those still there, not to this node\'s upstream', async () => {
+    const alive = new Set(['p1', 'p2'])
+    // Its process died: its data port refuses, and it no longer answers pings.
+    const { source, asked } = reads(peer => {
+      if (peer !== 'p1') return null
+      alive.delete('p1')
+      return Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+    }, peer => alive.has(peer))
     await source.fetch({ start: 0, end: MiB - 1 })
     asked.length = 0
     await source.fetch(unit)
@@ -257,14 +268,8 @@ describe('swarm source: a downloader that died or froze', () => {
 
   it('one left out for a missed ping that asks about the blob again is back: its unit is its own again', async () => {
     const alive = new Set(['p2'])
-    const { source, asked } = swarm({ p1: partial, p2: partial }, {
-      fetchInFlight: async (t: PeerTicket, start: number, end: number) => {
-        asked.push(`${t.peer} ${start}-${end}`)
-        // Frozen: its reads hang up and it misses the ping, though the cluster has not dropped it yet.
-        if (!alive.has(t.peer)) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
-        return response(start, end, t.peer)
-      }
-    }, { alive: async peer => alive.has(peer) })
+    // Frozen: its reads hang up and it misses the ping, though the cluster has not dropped it yet.
+    const { source, asked } = reads(peer => alive.has(peer) ? null : Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), peer => alive.has(peer))
     await source.fetch({ start: 0, end: MiB - 1 })
     asked.length = 0
     await source.fetch(unit)
@@ -278,13 +283,7 @@ describe('swarm source: a downloader that died or froze', () => {
   })
 
   it('a busy owner that still answers pings keeps its share: that unit alone goes upstream', async () => {
-    const { source, asked } = swarm({ p1: partial, p2: partial }, {
-      fetchInFlight: async (t: PeerTicket, start: number, end: number) => {
-        asked.push(`${t.peer} ${start}-${end}`)
-        if (t.peer === 'p1') throw Object.assign(new Error('read timed out'), { code: 'ERR_UPSTREAM_TIMEOUT' })
-        return response(start, end, t.peer)
-      }
-    }, { alive: async () => true })
+    const { source, asked } = reads(peer => peer === 'p1' ? Object.assign(new Error('read timed out'), { code: 'ERR_UPSTREAM_TIMEOUT' }) : null, () => true)
     await source.fetch({ start: 0, end: MiB - 1 })
     asked.length = 0
     await source.fetch(unit)

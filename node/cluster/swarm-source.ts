@@ -17,11 +17,6 @@ import { PeerLeftError, PeerReads } from './peer-reads.ts'
 export { PeerLeftError } from './peer-reads.ts'
 
 export interface SwarmSourceComponents extends SwarmViewComponents, Omit<SwarmBlameComponents, 'peers'> {
-  /**
-   * When (Date.now()) this node last came back from a pause (stopped, suspended), 0 if never: for a
-   * while after it, what it knew of the members is looked at again before ranges go upstream.
-   */
-  returnedAt?: () => number
   /** Keeps the piece-hash list the download made of the blob (it matched its digest). */
   saveList?: (digest: string, list: Buffer) => void
 }
@@ -39,8 +34,6 @@ export interface SwarmSourceInit extends SwarmViewInit {
   lastModified?: string
   /** A peer range without a new byte for this long is taken as stalled: an overlapping ask goes upstream. */
   stallMs?: number
-  /** After a pause of this node, how long ranges wait for the members it lost to rejoin (default 3 s). */
-  rejoinWaitMs?: number
 }
 
 /** The first range of a blob named by its URL, which learns the upstream's version of it. */
@@ -55,12 +48,6 @@ const DOWNLOADER_CONNECTIONS = 8
 const QUIET_MS = 2000
 /** How long a peer found gone is left out of the download before it is considered again. */
 const GONE_MS = 10_000
-/**
- * After a pause of this node, how long its ranges wait for the members it lost. They see it leave while
- * it is stopped and take it back about a second after it returns (its connections are dialled again);
- * without the wait every connection sent one step upstream in that second (39 MiB of a 250 MiB blob).
- */
-const REJOIN_WAIT_MS = 3000
 /** What fromDownloader answers when the peer it chose turned out gone: route the range again. */
 const GONE = Symbol('gone')
 
@@ -117,7 +104,8 @@ export class SwarmSource implements Source {
       res = await this.learnVersion(range, options)
     } else if (range !== null) {
       res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
-      if (res === null) res = await this.afterPause(range, options)
+      // Just back from a pause of this node: routed again once the view caught up with the members.
+      if (res === null && await this.view.caughtUpAfterPause(options.signal)) res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
     }
     const out = res ?? await this.fromUpstream(range, options)
     this.responses++
@@ -147,23 +135,6 @@ export class SwarmSource implements Source {
     if (res === null) return down
     await down.body.dump().catch(() => {})
     return res
-  }
-
-  /**
-   * Just back from a pause of this node (REJOIN_WAIT_MS at most), a range no member could serve is
-   * routed again once the members it lost rejoined and the members were looked at since its return:
-   * what it knew of them is as old as the pause, and they took over its units meanwhile (a 5 s stop
-   * of one of five nodes sent 14 MiB of those upstream twice).
-   */
-  private async afterPause (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
-    const returnedAt = this.c.returnedAt
-    if (returnedAt === undefined) return null
-    const window = this.init.rejoinWaitMs ?? REJOIN_WAIT_MS
-    const back = (): boolean => { const at = returnedAt(); return at !== 0 && Date.now() - at < window }
-    if (!back()) return null
-    const rejoined = await this.view.untilRejoined(back, options.signal)
-    const looked = await this.view.lookedSince(returnedAt(), options.signal)
-    return rejoined || looked ? await this.fromMembers(range, options.signal, options.takesVolatile === true) : null
   }
 
   /** The range from a member that holds the blob, else from one downloading it; null when none can. */

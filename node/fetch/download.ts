@@ -10,7 +10,7 @@ import { GcPacer } from './gc-pacer.ts'
 import { digestLabel, hashAlgorithms } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
-import { openParallelPassthrough, openPassthrough, passthroughPlan } from './passthrough.ts'
+import { openPassthrough, passthroughPlan } from './passthrough.ts'
 import { autoPieceFor, Scheduler } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
@@ -195,8 +195,7 @@ export class Download {
 
   openUpstream (start: number, end: number): Readable {
     const plan = passthroughPlan(this.rangeSupported && this.size !== null, this.init.concurrency)
-    const onBytes = (n: number): void => { this.store.addBytesFromUpstream(n) }
-    return plan === null ? openPassthrough(this.init.source, null, start, end, onBytes) : openParallelPassthrough(this.init.source, null, start, end, onBytes, plan)
+    return openPassthrough(this.init.source, null, start, end, n => this.store.addBytesFromUpstream(n), plan)
   }
 
   /** When a connection fetching towards `offset` last landed bytes (ms since the epoch), or 0. */

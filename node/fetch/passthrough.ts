@@ -36,7 +36,7 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
       const shown: PassingThrough = { key: init.key, url: init.url, size: init.meta.size, received: 0, written: 0, connections: parallel?.connections ?? 1, startedAt: Date.now(), state: 'passthrough' }
       init.passing.add(shown)
       const onBytes = (n: number): void => { shown.received += n; init.onBytes(n) }
-      const stream = parallel === null ? openPassthrough(init.source, first, start, end, onBytes) : openParallelPassthrough(init.source, first, start, end, onBytes, parallel)
+      const stream = openPassthrough(init.source, first, start, end, onBytes, parallel)
       stream.once('close', () => { init.passing.delete(shown) })
       return stream
     },
@@ -49,10 +49,17 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
 
 /**
  * Streams [start, end) straight from the upstream without caching (a file larger than the cache, or
- * no room on disk). Uses the first response when it starts at `start`, then one Range GET for the
- * rest, resuming at the last byte if the connection breaks. Backpressure flows to the upstream socket.
+ * no room on disk): over several connections with a `parallel` plan (see openParallel), else one.
  */
-export function openPassthrough (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void): Readable {
+export function openPassthrough (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, parallel: ParallelPassthrough | null = null): Readable {
+  return parallel === null ? openOne(source, first, start, end, onBytes) : openParallel(source, first, start, end, onBytes, parallel)
+}
+
+/**
+ * One connection: the first response when it starts at `start`, then one Range GET for the rest,
+ * resuming at the last byte if the connection breaks. Backpressure flows to the upstream socket.
+ */
+function openOne (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void): Readable {
   const ac = new AbortController()
   async function * gen (): AsyncGenerator<Buffer> {
     let pos = start
@@ -123,18 +130,18 @@ export interface ParallelPassthrough {
 }
 
 /**
- * Streams [start, end) without caching, like openPassthrough, over several connections: an upstream that
+ * Several connections (`plan`), like openOne each: an upstream that
  * throttles each connection would otherwise give a file larger than the cache one connection's speed.
  * The first range streams to the reader as it arrives (from the first response when it starts at
  * `start`); the next ones are fetched at the same time and held in memory, at most `connections` ranges
  * of `pieceSize`, then passed on in order. Each range resumes at its last byte if its connection breaks.
  */
-export function openParallelPassthrough (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, plan: ParallelPassthrough): Readable {
+function openParallel (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, plan: ParallelPassthrough): Readable {
   const firstEnd = first !== null && first.contentRange?.start === start ? first.contentRange.end + 1 : null
   const headEnd = Math.min(end, firstEnd ?? start + plan.pieceSize)
   const streams = new Set<Readable>()
   const open = (s: number, e: number, res: SourceResponse | null): Readable => {
-    const r = openPassthrough(source, res, s, e, onBytes)
+    const r = openOne(source, res, s, e, onBytes)
     streams.add(r)
     r.once('close', () => { streams.delete(r) })
     return r

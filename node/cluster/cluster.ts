@@ -30,6 +30,7 @@ import { PeerClient } from './peer-client.ts'
 import { PieceLists } from './piece-lists.ts'
 import { ContentRouter } from './routing.ts'
 import { PauseWatch } from './pause-watch.ts'
+import { answersPing } from './ping-check.ts'
 import { StaticPeers } from './static-peers.ts'
 import { SwarmSource } from './swarm-source.ts'
 
@@ -225,7 +226,7 @@ export class Cluster implements SourceProvider {
       logger: this.log,
       self: p.libp2p.peerId.toString(),
       isMember: peer => p.membership.isMember(peer),
-      alive: async peer => await pingable(p.libp2p, peer),
+      alive: async (peer, heardRecently) => await pingable(p.libp2p, peer, heardRecently, this.log),
       returnedAt: () => this.pauses.returnedAt(),
       reportCorrupt: (peer, digest) => { p.control.corrupt(peer, `sha256:${digest}`).catch(() => {}) },
       onBan: () => { this.counters.peer_bans++ },
@@ -267,14 +268,10 @@ function blobName (identity: BlobIdentity, byUrl: boolean): BlobName | null {
   return null
 }
 
-/** How long a member may take to answer a ping before it counts as gone (frozen, or its process died). */
-const PING_MS = 2000
-
-async function pingable (libp2p: ClusterLibp2p, peer: string): Promise<boolean> {
-  try {
-    await libp2p.services.ping.ping(peerIdFromString(peer), { signal: AbortSignal.timeout(PING_MS) })
-    return true
-  } catch {
-    return false
-  }
+async function pingable (libp2p: ClusterLibp2p, peer: string, heardRecently: () => boolean, log: Logger): Promise<boolean> {
+  const id = peerIdFromString(peer)
+  const r = await answersPing(async signal => await libp2p.services.ping.ping(id, { signal }), { heardRecently })
+  if (!r.alive) log.debug({ peer, ms: Math.round(r.ms), err: r.err }, 'ping not answered')
+  else if (r.heard === true) log.debug({ peer, ms: Math.round(r.ms) }, 'ping timed out, but the peer was heard from meanwhile: slow, not gone')
+  return r.alive
 }

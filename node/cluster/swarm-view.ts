@@ -17,8 +17,12 @@ export interface SwarmViewComponents {
   self: string
   /** False once a peer left the cluster (its process died, its connection closed). */
   isMember?: (peer: string) => boolean
-  /** Whether a peer answers a ping within a short time (a frozen or dead process does not). */
-  alive?: (peer: string) => Promise<boolean>
+  /**
+   * Whether a peer answers a ping within a short time (a frozen or dead process does not). A ping that
+   * only timed out while `heardRecently()` (the peer answered or asked something meanwhile) is a slow
+   * peer's: alive.
+   */
+  alive?: (peer: string, heardRecently: () => boolean) => Promise<boolean>
   /**
    * When (Date.now()) this node last came back from a pause (stopped, suspended), 0 if never: for a
    * while after it, what it knew of the members is looked at again before ranges go upstream.
@@ -60,6 +64,13 @@ const COMMIT_PATIENCE_MS = 2000
 const IDLE_STOP_MS = 10_000
 /** A ping's answer stands for this long: every connection of the download asks at about the same time. */
 const PING_FRESH_MS = 1000
+/**
+ * A member whose ping timed out but that answered a look or asked about the blob this recently is
+ * running, only slow: on a loaded machine a ping's round trip through libp2p takes seconds (2–4 s seen
+ * with four nodes on two cores) while the member goes on answering, and one declared gone there had
+ * its units fetched upstream again by the others.
+ */
+const SIGN_OF_LIFE_MS = 2000
 
 /**
  * What one download knows of the other members about its blob: who holds it complete, who downloads it
@@ -83,6 +94,8 @@ export class SwarmView {
   private readonly failingSince = new Map<string, number>()
   private readonly holderChecks = new Map<string, Promise<boolean>>()
   private readonly pings = new Map<string, { at: number, alive: Promise<boolean> }>()
+  /** When each member last answered a look or asked about the blob. */
+  private readonly heardAt = new Map<string, number>()
   private readonly suspended = new Map<string, number>()
   private lostAt = 0
   /** When the download first asked for a range. */
@@ -136,6 +149,7 @@ export class SwarmView {
    */
   heardFrom (peer: string): void {
     if (peer === this.c.self) return
+    this.heardAt.set(peer, Date.now())
     // One left out for missing a ping (frozen for a few seconds, too short for the cluster to drop it)
     // is back: its units are its own again, before the others fetch them from the upstream too.
     if (this.suspended.has(peer)) this.unsuspend(peer)
@@ -278,14 +292,14 @@ export class SwarmView {
     return await check
   }
 
-  /** Whether a usable peer still answers (one ping for all who ask within PING_FRESH_MS). */
+  /** Whether a usable peer still answers a ping (one for all who ask within PING_FRESH_MS). */
   async alive (peer: string): Promise<boolean> {
     if (!this.usable(peer)) return false
     const ping = this.c.alive
     if (ping === undefined) return true
     const last = this.pings.get(peer)
     if (last !== undefined && Date.now() - last.at < PING_FRESH_MS) return await last.alive
-    const alive = ping(peer).catch(() => false)
+    const alive = ping(peer, () => Date.now() - (this.heardAt.get(peer) ?? 0) < SIGN_OF_LIFE_MS).catch(() => false)
     this.pings.set(peer, { at: Date.now(), alive })
     return await alive
   }
@@ -353,7 +367,9 @@ export class SwarmView {
     this.lookedAt = Date.now()
     this.lookups++
     const record = (h: Holder): void => {
-      if (h.peer !== this.c.self) this.answers.set(h.peer, h.answer)
+      if (h.peer === this.c.self) return
+      this.answers.set(h.peer, h.answer)
+      this.heardAt.set(h.peer, Date.now())
     }
     // The first lookup lets the DHT go on in the background (holders it finds later are recorded);
     // refreshes ask the members only.

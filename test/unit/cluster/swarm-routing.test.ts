@@ -33,7 +33,8 @@ function ticketOf (peer: string, complete = false): PeerTicket {
   return { t: 'ticket', ticket: 't', port: 1, expiresAt: Date.now() + 60_000, size: SIZE, complete, meta: { contentType: null, etag: null, lastModified: null, headers: {} }, peer, name: DIGEST, digest: DIGEST, base: 'http://x' }
 }
 
-function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof PeerClient, unknown>> = {}, members: Pick<SwarmSourceComponents, 'isMember' | 'alive'> = {}, bans = new Bans(), p2Now?: () => HaveAnswer): { source: SwarmSource, asked: string[] } {
+/** `answering`: which members answer looks (default: those that answer pings). */
+function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof PeerClient, unknown>> = {}, members: Pick<SwarmSourceComponents, 'isMember' | 'alive'> & { answering?: (peer: string) => boolean } = {}, bans = new Bans(), p2Now?: () => HaveAnswer): { source: SwarmSource, asked: string[] } {
   const asked: string[] = []
   const peers = {
     ticket: async (peer: string): Promise<PeerTicket> => ticketOf(peer),
@@ -61,7 +62,15 @@ function swarm (answers: Record<string, HaveAnswer>, fakes: Partial<Record<keyof
   const source = new SwarmSource({
     peers,
     bans,
-    lookup: async () => p2Now === undefined ? holders : holders.map(h => h.peer === 'p2' ? { peer: 'p2', answer: p2Now() } : h),
+    // By default a member that no longer answers pings (died, froze) does not answer looks either.
+    lookup: async () => {
+      const now = p2Now === undefined ? holders : holders.map(h => h.peer === 'p2' ? { peer: 'p2', answer: p2Now() } : h)
+      const { alive, answering } = members
+      if (answering !== undefined) return now.filter(h => answering(h.peer))
+      if (alive === undefined) return now
+      const live = await Promise.all(now.map(async h => await alive(h.peer, () => false)))
+      return now.filter((_, i) => live[i])
+    },
     logger: pino({ level: 'silent' }),
     self: 'self',
     ...members
@@ -267,10 +276,11 @@ describe('swarm source: a downloader that died or froze', () => {
   })
 
   it('one left out for a missed ping that asks about the blob again is back: its unit is its own again', async () => {
-    const alive = new Set(['p2'])
-    // Frozen: its reads hang up and it misses the ping, though the cluster has not dropped it yet.
+    const alive = new Set(['p1', 'p2'])
     const { source, asked } = reads(peer => alive.has(peer) ? null : Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), peer => alive.has(peer))
     await source.fetch({ start: 0, end: MiB - 1 })
+    // Frozen: its reads hang up and it misses the ping, though the cluster has not dropped it yet.
+    alive.delete('p1')
     asked.length = 0
     await source.fetch(unit)
     expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`, `p2 ${unit.start}-${unit.end}`])
@@ -315,6 +325,19 @@ describe('swarm source: a downloader that died or froze', () => {
     // The range is asked again: its unit has a new owner now.
     await source.fetch(unit)
     expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`, `p2 ${unit.start}-${unit.end}`])
+  })
+
+  it('an owner whose ping times out but that goes on answering looks is slow, not gone: it keeps its units', async () => {
+    const asked: string[] = []
+    // p1's pings time out (a loaded machine); its answer only stands when it was heard from meanwhile.
+    const { source } = swarm({ p1: partial, p2: partial }, openReads(asked), { alive: async (peer, heardRecently) => peer !== 'p1' || heardRecently(), answering: () => true })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch(unit)
+    // Nothing arrives from it for longer than the quiet time, while it answers the view's looks.
+    await new Promise(resolve => setTimeout(resolve, 2100))
+    await source.fetch({ start: unit.start + MiB, end: unit.end })
+    expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`, `p1 ${unit.start + MiB}-${unit.end}`])
   })
 
   it('a frozen owner (its reads went quiet and it misses a ping) loses its units to the others', async () => {

@@ -73,6 +73,11 @@ export class PeerClient {
     this.init = init
   }
 
+  /** Whether reads of downloads in flight come vouched for (a keyed cluster), rather than unverified. */
+  get vouchesInFlight (): boolean {
+    return this.init.vouchKey !== undefined
+  }
+
   /** A ticket for the blob `name` (a sha256 hex or a key name) on `peer`. */
   async ticket (peer: string, name: BlobName, options: { signal?: AbortSignal } = {}): Promise<PeerTicket> {
     const k = `${peer}/${name}`

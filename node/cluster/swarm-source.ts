@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
 import { isKeyName, isUrlName } from '../../protocol/names.ts'
+import { discardBody } from '../fetch/upstream-source.ts'
 import type { Source, SourceFetchOptions, SourceResponse, SuspectRange } from '../fetch/upstream-source.ts'
 import { ContentVersion, withMeta } from './content-version.ts'
 import { ownerOf, SHARE_UNIT } from './ownership.ts'
@@ -103,9 +104,9 @@ export class SwarmSource implements Source {
     if (range !== null && first && this.byUrl) {
       res = await this.learnVersion(range, options)
     } else if (range !== null) {
-      res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
+      res = await this.fromMembers(range, options)
       // Just back from a pause of this node: routed again once the view caught up with the members.
-      if (res === null && await this.view.caughtUpAfterPause(options.signal)) res = await this.fromMembers(range, options.signal, options.takesVolatile === true)
+      if (res === null && await this.view.caughtUpAfterPause(options.signal)) res = await this.fromMembers(range, options)
     }
     const out = res ?? await this.fromUpstream(range, options)
     this.responses++
@@ -119,28 +120,35 @@ export class SwarmSource implements Source {
    * (short) comes from the upstream, and its ETag decides which members' copies are read. A member's
    * copy is still better than nothing when the upstream cannot be reached.
    */
-  private async learnVersion (range: { start: number, end: number }, options: { signal?: AbortSignal }): Promise<SourceResponse> {
+  private async learnVersion (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse> {
     let down: SourceResponse
     try {
       down = await this.init.upstream.fetch({ start: range.start, end: Math.min(range.end, range.start + URL_FIRST - 1) }, options)
     } catch (err) {
       if (options.signal?.aborted === true) throw err
-      const res = await this.fromMembers(range, options.signal)
+      const res = await this.fromMembers(range, { signal: options.signal, verifiedOnly: options.verifiedOnly })
       if (res === null) throw err
       return res
     }
     // A 4xx is the upstream's word (gone, or not for this client); a 5xx says only that it is down.
     if (down.status < 500) return down
-    const res = await this.fromMembers(range, options.signal)
+    const res = await this.fromMembers(range, { signal: options.signal, verifiedOnly: options.verifiedOnly })
     if (res === null) return down
     await down.body.dump().catch(() => {})
     return res
   }
 
-  /** The range from a member that holds the blob, else from one downloading it; null when none can. */
-  private async fromMembers (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
+  /**
+   * The range from a member that holds the blob, else from one downloading it; null when none can. A
+   * caller that takes only verified bytes reads downloads in flight only where they come vouched for.
+   */
+  private async fromMembers (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
+    const { signal, verifiedOnly = false } = options
+    const takesVolatile = options.takesVolatile === true
     await this.view.ready(this.responses)
-    return await this.fromHolders(range, signal, takesVolatile) ?? await this.fromDownloaders(range, signal, takesVolatile)
+    const fromHolder = await this.fromHolders(range, signal, takesVolatile)
+    if (fromHolder !== null || (verifiedOnly && !this.c.peers.vouchesInFlight)) return fromHolder
+    return await this.fromDownloaders(range, signal, takesVolatile, verifiedOnly)
   }
 
   /** A member asked whether this node has the blob: it is downloading it too (see SwarmView.heardFrom). */
@@ -231,15 +239,15 @@ export class SwarmSource implements Source {
    * found gone (it died or froze) leaves the download and the range is routed again: its units now have
    * other owners, the same on every member, so one of them fetches each from the upstream, not all.
    */
-  private async fromDownloaders (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
+  private async fromDownloaders (range: { start: number, end: number }, signal: AbortSignal | undefined, takesVolatile: boolean, verifiedOnly: boolean): Promise<SourceResponse | null> {
     for (;;) {
       // Ends: every GONE leaves a peer out (for GONE_MS), and fewer peers are left to route to.
-      const res = await this.fromDownloader(range, signal, takesVolatile)
+      const res = await this.fromDownloader(range, signal, takesVolatile, verifiedOnly)
       if (res !== GONE) return res
     }
   }
 
-  private async fromDownloader (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null | typeof GONE> {
+  private async fromDownloader (range: { start: number, end: number }, signal: AbortSignal | undefined, takesVolatile: boolean, verifiedOnly: boolean): Promise<SourceResponse | null | typeof GONE> {
     const downloaders = this.view.members('partial')
     if (downloaders.length === 0) return null
     const unit = Math.floor(range.start / SHARE_UNIT)
@@ -301,6 +309,12 @@ export class SwarmSource implements Source {
       return null
     }
     this.view.succeeded(owner)
+    if (verifiedOnly && res.unverified === true) {
+      // Its download could not vouch for these bytes (no tags on them): the caller cannot wait for the digest.
+      this.reads.drop(read)
+      discardBody(res.body)
+      return null
+    }
     this.blame.downloader(owner)
     this.reads.answered(read, res)
     // What it sent unverified, in order from the range's start: judged if the blob fails its digest.

@@ -23,7 +23,7 @@ import { ConnectionPool } from './connection-pool.ts'
 import { fetchAssignment, plannableFirst } from './range-fetch.ts'
 import { SuspectTrial } from './suspect-ranges.ts'
 import type { RangeFetchHost } from './range-fetch.ts'
-import type { SourceResponse } from './upstream-source.ts'
+import type { Source, SourceResponse } from './upstream-source.ts'
 import { committedEntry, metaFromResponse } from './response-meta.ts'
 import type { BlobMeta } from './response-meta.ts'
 import type { DownloadComponents, DownloadInit, ReadyResult } from './download-init.ts'
@@ -133,6 +133,11 @@ export class Download {
   /** Asked without a client's credentials (see DownloadInit.shareable). */
   get shareable (): boolean {
     return this.init.shareable === true
+  }
+
+  /** Where its ranges come from (in a cluster: the members that have them, else the upstream). */
+  get source (): Source {
+    return this.init.source
   }
 
   /** Whom it is fetched for when not shareable (a hash naming the credentials). */

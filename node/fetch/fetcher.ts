@@ -336,12 +336,14 @@ export class Fetcher {
     }
     if (ready.kind === 'passthrough') {
       unwant()
-      // Joiners open their own stream, with their own request's headers (credentials).
+      // Joiners open their own stream, with their own request's headers (credentials). A download asked
+      // without credentials reads the members first (those holding the blob, or vouching for their
+      // downloads' bytes), so the office still fetches it from the upstream once.
       return passThroughHandle({
         key: d.key,
         url: d.url,
         meta: ready.meta,
-        source,
+        source: d.shareable ? d.source : source,
         first: starter ? ready.first : null,
         onBytes: n => { this.store.addBytesFromUpstream(n) },
         passing: this.passing,

@@ -63,7 +63,9 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
   const ac = new AbortController()
   async function * gen (): AsyncGenerator<Buffer> {
     let pos = start
-    let res: SourceResponse | null = first !== null && (first.contentRange?.start ?? 0) === start ? first : null
+    // A first response a peer's download sent unvouched is not passed on (no digest check comes before
+    // the last byte here): the range is asked again, for verified bytes only.
+    let res: SourceResponse | null = first !== null && first.unverified !== true && (first.contentRange?.start ?? 0) === start ? first : null
     if (res === null && first !== null) discardBody(first.body)
     let failures = 0
     try {
@@ -71,7 +73,11 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
         /** Bytes of the body before `pos` (an upstream without Range support sends the whole file). */
         let skip = 0
         if (res === null) {
-          res = await source.fetch({ start: pos, end: end - 1 }, { signal: ac.signal })
+          res = await source.fetch({ start: pos, end: end - 1 }, { signal: ac.signal, verifiedOnly: true })
+          if (res.unverified === true) {
+            discardBody(res.body)
+            throw new UpstreamProtocolError('A source answered a pass-through with unverified bytes')
+          }
           if (res.status === 200) {
             skip = pos
           } else if (res.status !== 206 || res.contentRange?.start !== pos) {

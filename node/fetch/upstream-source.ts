@@ -50,6 +50,11 @@ export interface SourceFetchOptions {
    * source that wraps another and pipes its bodies must not pass this on.
    */
   takesVolatile?: boolean
+  /**
+   * The caller hands the bytes to a client as they come, with no check of the whole blob's digest before
+   * the last one (a pass-through): the source must not answer with bytes nobody vouched for (`unverified`).
+   */
+  verifiedOnly?: boolean
 }
 
 export interface InOrderSink {

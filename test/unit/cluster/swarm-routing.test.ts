@@ -619,3 +619,46 @@ describe('swarm source: the first range', () => {
     expect(asked).toEqual([`upstream 0-${(64 << 10) - 1}`])
   })
 })
+
+describe('swarm source: a pass-through takes only bytes someone vouched for', () => {
+  const empty = Buffer.alloc(1).toString('base64')
+  const partial: HaveAnswer = { t: 'have', state: 'partial', size: SIZE, pieceSize: 16 * MiB, bitmap: empty }
+  const at = SHARE_UNIT * (Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'p1') as number)
+  const unit = { start: at, end: at + SHARE_UNIT - 1 }
+
+  it('open cluster: a unit another member is downloading comes from the upstream instead of its unvouched download', async () => {
+    const { source, asked } = swarm({ p1: partial, p2: partial })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch(unit, { verifiedOnly: true })
+    expect(asked).toHaveLength(1)
+    expect(asked[0]).toMatch(new RegExp(`^upstream ${unit.start}-`))
+    // A download that checks the whole digest before the last byte reads it from that member.
+    asked.length = 0
+    await source.fetch(unit)
+    expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`])
+  })
+
+  it('keyed cluster: the member\'s vouched bytes serve it; an answer without tags goes to the upstream', async () => {
+    let tagged = true
+    const { source, asked } = swarm({ p1: partial, p2: partial }, {
+      vouchesInFlight: true,
+      fetchInFlight: async (t: PeerTicket, start: number, end: number): Promise<SourceResponse> => {
+        asked.push(`${t.peer} ${start}-${end}`)
+        return { ...response(start, end, t.peer), unverified: !tagged }
+      }
+    })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    const res = await source.fetch(unit, { verifiedOnly: true })
+    expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`])
+    expect(res.unverified).not.toBe(true)
+    tagged = false
+    asked.length = 0
+    const next = await source.fetch({ start: unit.start + MiB, end: unit.end }, { verifiedOnly: true })
+    expect(asked).toHaveLength(2)
+    expect(asked[0]).toBe(`p1 ${unit.start + MiB}-${unit.end}`)
+    expect(asked[1]).toMatch(new RegExp(`^upstream ${unit.start + MiB}-`))
+    expect(next.unverified).not.toBe(true)
+  })
+})

@@ -1,0 +1,55 @@
+import { Readable } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+import { openPassthrough } from '../../../node/fetch/passthrough.ts'
+import type { Source, SourceFetchOptions, SourceResponse } from '../../../node/fetch/upstream-source.ts'
+
+const data = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz')
+
+function response (start: number, end: number, unverified = false): SourceResponse {
+  return {
+    status: 206,
+    headers: {},
+    body: Readable.from([data.subarray(start, end + 1)]) as unknown as SourceResponse['body'],
+    url: new URL('http://up/'),
+    contentRange: { start, end, total: data.length },
+    unverified
+  }
+}
+
+/** A source that records each ask and answers unverified bytes unless asked for verified ones (`honest`). */
+function source (honest: boolean): { src: Source, asks: Array<{ start: number, verifiedOnly: boolean }> } {
+  const asks: Array<{ start: number, verifiedOnly: boolean }> = []
+  return {
+    asks,
+    src: {
+      name: 'swarm',
+      fetch: async (range, options: SourceFetchOptions) => {
+        const r = range ?? { start: 0, end: data.length - 1 }
+        asks.push({ start: r.start, verifiedOnly: options.verifiedOnly === true })
+        return response(r.start, r.end, !(honest && options.verifiedOnly === true))
+      }
+    }
+  }
+}
+
+async function text (stream: Readable): Promise<string> {
+  const parts: Buffer[] = []
+  for await (const c of stream) parts.push(c as Buffer)
+  return Buffer.concat(parts).toString()
+}
+
+describe('pass-through: no unvouched byte reaches the client (nothing checks the digest before the last one)', () => {
+  it('asks its sources for verified bytes only, and drops a first response nobody vouched for', async () => {
+    const { src, asks } = source(true)
+    expect(await text(openPassthrough(src, response(0, 9, true), 0, data.length, () => {}))).toBe(data.toString())
+    expect(asks).toEqual([{ start: 0, verifiedOnly: true }])
+  })
+
+  it('a source that answers with unverified bytes anyway fails the stream before passing any of them', async () => {
+    const { src } = source(false)
+    const got: Buffer[] = []
+    const stream = openPassthrough(src, null, 5, data.length, () => {})
+    await expect((async () => { for await (const c of stream) got.push(c as Buffer) })()).rejects.toThrow(/unverified/)
+    expect(got).toEqual([])
+  })
+})

@@ -264,7 +264,8 @@ export class SwarmSource implements Source {
     const stalled = this.reads.stalled(range.start, range.end + 1, this.init.stallMs ?? 4000, peer => this.view.usable(peer))
     if (stalled !== null) return await this.isGone(stalled) ? GONE : null
     if (has !== null) end = has.end
-    const owner = has?.peer ?? ownerOf(unit, [this.c.self, ...downloaders])
+    // A pass-through (verified bytes only) is no download: this node owns no units then.
+    const owner = has?.peer ?? ownerOf(unit, verifiedOnly ? downloaders : [this.c.self, ...downloaders])
     if (owner === null || owner === this.c.self) return null
     // A frozen or dead peer keeps the reads from it silent until the membership drops it (seconds):
     // once they are quiet, a ping tells that apart from an owner still fetching those bytes.

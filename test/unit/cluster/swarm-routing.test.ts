@@ -661,4 +661,14 @@ describe('swarm source: a pass-through takes only bytes someone vouched for', ()
     expect(asked[1]).toMatch(new RegExp(`^upstream ${unit.start + MiB}-`))
     expect(next.unverified).not.toBe(true)
   })
+
+  it('a pass-through owns no units: one this node would own goes to its owner among the downloaders', async () => {
+    const mine = SHARE_UNIT * (Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'self') as number)
+    const { source, asked } = swarm({ p1: partial, p2: partial }, { vouchesInFlight: true })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch({ start: mine, end: mine + SHARE_UNIT - 1 }, { verifiedOnly: true })
+    const owner = ownerOf(mine / SHARE_UNIT, ['p1', 'p2']) as string
+    expect(asked).toEqual([`${owner} ${mine}-${mine + SHARE_UNIT - 1}`])
+  })
 })

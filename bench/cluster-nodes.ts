@@ -34,6 +34,8 @@ export interface LanNodeInit {
   keyFile: string | null
   /** HTTPS between the nodes (cluster.data_tls). */
   tls?: boolean
+  /** cache.max_size_gb (default 1000). */
+  maxSizeGb?: number
 }
 
 export const NODE_URL = 'http://127.0.0.1:8081'
@@ -51,7 +53,7 @@ export async function startLanNode (lan: BenchLan, init: LanNodeInit): Promise<L
   const upstream = init.upstreamUrl
   const config = {
     server: { host: '127.0.0.1', port: 8081 },
-    cache: { dir: cacheDir, max_size_gb: 1000, min_free_gb: 0 },
+    cache: { dir: cacheDir, max_size_gb: init.maxSizeGb ?? 1000, min_free_gb: 0 },
     logging: { level: process.env.BENCH_LOG_LEVEL ?? 'warn' },
     rules: [
       { name: 'oci-blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream, handler: 'oci', strategy: 'parallel', concurrency: init.conns, chunk_size: 0, min_size: 1 },
@@ -124,6 +126,8 @@ export async function getJson<T = unknown> (lan: BenchLan, ns: string, url: stri
 export interface CurlTiming {
   status: number
   bytes: number
+  /** sha256 hex of the body, when asked for (`sha256: true`). */
+  sha256?: string
   /** Curl's request start → last byte, s. */
   totalS: number
   ttfbS: number
@@ -133,19 +137,27 @@ export interface CurlTiming {
 
 /**
  * One GET with curl inside a namespace, body to /dev/null (the same client for every row), with the
- * registry token `registryToken` got, if any.
+ * registry token `registryToken` got, if any. `sha256`: the body goes through sha256sum instead (a
+ * body no digest check of the node's covers, such as a pass-through).
  */
-export async function curlIn (lan: BenchLan, ns: string, url: string, timeoutMs: number, o: { token?: string | null; t0?: number } = {}): Promise<CurlTiming> {
+export async function curlIn (lan: BenchLan, ns: string, url: string, timeoutMs: number, o: { token?: string | null; t0?: number; sha256?: boolean } = {}): Promise<CurlTiming> {
   const t0 = o.t0 ?? performance.now()
   const auth = o.token === undefined || o.token === null ? [] : ['-H', `Authorization: Bearer ${o.token}`]
-  const out = await lan.exec(ns, ['curl', '-s', '-o', '/dev/null', '-H', 'Accept-Encoding: identity', ...auth, '--max-time', String(Math.ceil(timeoutMs / 1000)),
-    '-w', '%{http_code} %{size_download} %{time_total} %{time_starttransfer}', url], timeoutMs + 10_000).catch((err: unknown) => {
+  const sha = o.sha256 === true
+  // With sha256 the body goes to sha256sum and the measurements to stderr, which joins its stdout.
+  const curl = ['curl', '-s', '-o', sha ? '-' : '/dev/null', '-H', 'Accept-Encoding: identity', ...auth, '--max-time', String(Math.ceil(timeoutMs / 1000)),
+    '-w', `${sha ? '%{stderr}' : ''}%{http_code} %{size_download} %{time_total} %{time_starttransfer}\\n`, url]
+  const argv = sha ? ['bash', '-c', 'set -o pipefail; { "$@" 2>&3 | sha256sum; } 3>&1', 'curl-sha256', ...curl] : curl
+  const out = await lan.exec(ns, argv, timeoutMs + 10_000).catch((err: unknown) => {
     // curl's exit code and what it measured say how the transfer failed (18: cut short, 28: timed out).
     const e = err as { code?: unknown, stdout?: string }
     throw new Error(`curl in ${ns} failed (exit ${String(e.code)}): ${e.stdout ?? ''} after ${((performance.now() - t0) / 1000).toFixed(1)} s`)
   })
-  const [status, bytes, total, ttfb] = out.trim().split(' ').map(Number)
-  return { status: status ?? 0, bytes: bytes ?? 0, totalS: total ?? 0, ttfbS: ttfb ?? 0, wallS: (performance.now() - t0) / 1000 }
+  const lines = out.trim().split('\n')
+  const timing = lines.find(l => /^\d+ \d+ /.test(l)) ?? ''
+  const digest = lines.map(l => /^([0-9a-f]{64}) /.exec(l)?.[1]).find(d => d !== undefined)
+  const [status, bytes, total, ttfb] = timing.trim().split(' ').map(Number)
+  return { status: status ?? 0, bytes: bytes ?? 0, sha256: digest, totalS: total ?? 0, ttfbS: ttfb ?? 0, wallS: (performance.now() - t0) / 1000 }
 }
 
 /**

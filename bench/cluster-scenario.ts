@@ -38,11 +38,12 @@ export interface ClusterScenario {
 const NAMES = 'ABCDEFGH'
 
 /** Fresh nodes (new caches) with the cluster on, static peers, all members of each other. */
-export async function startNodes (ctx: ClusterContext, scenario: string, count: number, clusterOff = 0): Promise<LanNode[]> {
+export async function startNodes (ctx: ClusterContext, scenario: string, count: number, clusterOff = 0, maxSizeGb?: (i: number) => number | undefined): Promise<LanNode[]> {
   const hosts = Array.from({ length: count }, (_, i) => ctx.lan.host(i + 1))
   const start = async (i: number, cluster: boolean): Promise<LanNode> => await startLanNode(ctx.lan, {
     nodeBin: ctx.nodeBin, root: ctx.root, dir: join(ctx.dir, scenario), name: NAMES[i] ?? `N${i}`, host: ctx.lan.host(i + 1),
-    upstreamUrl: ctx.upstream.url, conns: ctx.opts.conns, cluster, peers: cluster ? hosts : [], keyFile: ctx.keyFile, tls: ctx.opts.tls
+    upstreamUrl: ctx.upstream.url, conns: ctx.opts.conns, cluster, peers: cluster ? hosts : [], keyFile: ctx.keyFile, tls: ctx.opts.tls,
+    maxSizeGb: maxSizeGb?.(i)
   })
   const nodes = await Promise.all([
     ...hosts.map(async (_, i) => await start(i, true)),
@@ -58,13 +59,13 @@ export async function stopNodes (ctx: ClusterContext, scenario: string, nodes: r
 }
 
 /** Runs `fn` while sampling the nodes' RSS; `fn`'s value and the highest peak, MiB. */
-export async function sampled<T> (nodes: readonly LanNode[], fn: () => Promise<T>): Promise<{ value: T; rssMiB: number; cpuS: number[]; sysS: number[] }> {
+export async function sampled<T> (nodes: readonly LanNode[], fn: () => Promise<T>): Promise<{ value: T; rssMiB: number; rssEach: number[]; cpuS: number[]; sysS: number[] }> {
   const samplers = nodes.map(n => new RssSampler(n.pid))
   for (const s of samplers) s.start()
   try {
     const value = await fn()
     const done = samplers.map(s => s.stop())
-    return { value, rssMiB: Math.max(0, ...done.map(d => d.peakMiB)), cpuS: done.map(d => d.cpuS), sysS: done.map(d => d.sysS) }
+    return { value, rssMiB: Math.max(0, ...done.map(d => d.peakMiB)), rssEach: done.map(d => d.peakMiB), cpuS: done.map(d => d.cpuS), sysS: done.map(d => d.sysS) }
   } finally {
     for (const s of samplers) s.stop()
   }

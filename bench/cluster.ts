@@ -1,7 +1,8 @@
 /**
  * The cluster bench: node processes in network namespaces on one bridge, a throttled registry-like
- * upstream in its own namespace, four scenarios (peer fetch, N nodes on one cold blob, cold miss with
- * the cluster on vs off, N nodes on one cold blob with one frozen or killed part-way), one markdown table of ratios against same-run baselines. Needs root (it
+ * upstream in its own namespace, five scenarios (peer fetch, N nodes on one cold blob, cold miss with
+ * the cluster on vs off, N nodes on one cold blob with one frozen or killed part-way, 3 nodes one of
+ * which cannot cache the blob), one markdown table of ratios against same-run baselines. Needs root (it
  * creates namespaces); everything it starts is stopped and every namespace deleted at the end, on
  * failure and on Ctrl-C. See bench/README.md, "Cluster bench".
  *   flock /tmp/aimirror-bench.lock npx node bench/cluster.ts [--size 1GiB] [--only peer,swarm,miss]
@@ -26,8 +27,9 @@ import { peerScenario } from './cluster-peer.ts'
 import { swarmScenario } from './cluster-swarm.ts'
 import { missScenario } from './cluster-miss.ts'
 import { faultScenario } from './cluster-fault.ts'
+import { smallScenario } from './cluster-small.ts'
 
-const SCENARIOS: readonly ClusterScenario[] = [peerScenario, swarmScenario, missScenario, faultScenario]
+const SCENARIOS: readonly ClusterScenario[] = [peerScenario, swarmScenario, missScenario, faultScenario, smallScenario]
 const root = fileURLToPath(new URL('..', import.meta.url))
 
 const USAGE = `flock /tmp/aimirror-bench.lock npx node bench/cluster.ts [options]   (as root: it creates network namespaces)

@@ -73,8 +73,12 @@ export class PeerClient {
     this.init = init
   }
 
-  /** Whether reads of downloads in flight come vouched for (a keyed cluster), rather than unverified. */
-  get vouchesInFlight (): boolean {
+  /**
+   * Whether what members send is vouched for with the cluster key (a keyed cluster): piece lists and
+   * reads of downloads in flight. In an open cluster a holder's list is its own word, and only the whole
+   * blob's digest tells whether list and bytes are the blob.
+   */
+  get vouched (): boolean {
     return this.init.vouchKey !== undefined
   }
 

@@ -108,7 +108,8 @@ export class SwarmSource implements Source {
       // Just back from a pause of this node: routed again once the view caught up with the members.
       if (res === null && await this.view.caughtUpAfterPause(options.signal)) res = await this.fromMembers(range, options)
     }
-    const out = res ?? await this.fromUpstream(range, options)
+    // An open cluster's members are checked against their own word only: the download's digest decides.
+    const out = res === null ? await this.fromUpstream(range, options) : this.c.peers.vouched ? res : { ...res, needsDigest: true }
     this.responses++
     if (!first) return this.version.later(out)
     this.version.learn(out.headers)
@@ -140,15 +141,15 @@ export class SwarmSource implements Source {
 
   /**
    * The range from a member that holds the blob, else from one downloading it; null when none can. A
-   * caller that takes only verified bytes reads downloads in flight only where they come vouched for.
+   * caller that takes only verified bytes (no digest check before its last byte) reads members only in a
+   * keyed cluster: in an open one a holder's piece list and a download's bytes are the member's own word.
    */
   private async fromMembers (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
     const { signal, verifiedOnly = false } = options
+    if (verifiedOnly && !this.c.peers.vouched) return null
     const takesVolatile = options.takesVolatile === true
     await this.view.ready(this.responses)
-    const fromHolder = await this.fromHolders(range, signal, takesVolatile)
-    if (fromHolder !== null || (verifiedOnly && !this.c.peers.vouchesInFlight)) return fromHolder
-    return await this.fromDownloaders(range, signal, takesVolatile, verifiedOnly)
+    return await this.fromHolders(range, signal, takesVolatile) ?? await this.fromDownloaders(range, signal, takesVolatile, verifiedOnly)
   }
 
   /** A member asked whether this node has the blob: it is downloading it too (see SwarmView.heardFrom). */

@@ -63,9 +63,9 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
   const ac = new AbortController()
   async function * gen (): AsyncGenerator<Buffer> {
     let pos = start
-    // A first response a peer's download sent unvouched is not passed on (no digest check comes before
-    // the last byte here): the range is asked again, for verified bytes only.
-    let res: SourceResponse | null = first !== null && first.unverified !== true && (first.contentRange?.start ?? 0) === start ? first : null
+    // A first response only a digest check could vouch for (an open cluster's member) is not passed on:
+    // none comes before the last byte here. The range is asked again, for verified bytes only.
+    let res: SourceResponse | null = first !== null && vouched(first) && (first.contentRange?.start ?? 0) === start ? first : null
     if (res === null && first !== null) discardBody(first.body)
     let failures = 0
     try {
@@ -74,7 +74,7 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
         let skip = 0
         if (res === null) {
           res = await source.fetch({ start: pos, end: end - 1 }, { signal: ac.signal, verifiedOnly: true })
-          if (res.unverified === true) {
+          if (!vouched(res)) {
             discardBody(res.body)
             throw new UpstreamProtocolError('A source answered a pass-through with unverified bytes')
           }
@@ -183,4 +183,9 @@ function openParallel (source: Source, first: SourceResponse | null, start: numb
     }
   }
   return Readable.from(gen(), { objectMode: false })
+}
+
+/** Bytes a client may have with no digest check before their last one. */
+function vouched (res: SourceResponse): boolean {
+  return res.unverified !== true && res.needsDigest !== true
 }

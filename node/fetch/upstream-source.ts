@@ -52,7 +52,8 @@ export interface SourceFetchOptions {
   takesVolatile?: boolean
   /**
    * The caller hands the bytes to a client as they come, with no check of the whole blob's digest before
-   * the last one (a pass-through): the source must not answer with bytes nobody vouched for (`unverified`).
+   * the last one (a pass-through): the source must not answer with bytes nobody vouched for (`unverified`,
+   * `needsDigest`).
    */
   verifiedOnly?: boolean
 }
@@ -77,6 +78,12 @@ export interface SourceResponse {
    * from readers until the whole blob is verified.
    */
   readonly unverified?: boolean
+  /**
+   * Bytes checked only against their sender's own word (an open cluster's member, whose piece list
+   * nobody vouched for): a download may pass them on, since it checks the whole blob's digest before its
+   * last byte; a reader without that check (a pass-through) must not.
+   */
+  readonly needsDigest?: boolean
   /** Milliseconds from the request to its response headers (the last hop's, when redirected). */
   readonly latencyMs?: number
 }

@@ -639,10 +639,23 @@ describe('swarm source: a pass-through takes only bytes someone vouched for', ()
     expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`])
   })
 
+  it('open cluster: not even a complete holder serves it (its piece list is its own word)', async () => {
+    const complete: HaveAnswer = { t: 'have', state: 'complete', size: SIZE }
+    const { source, asked } = swarm({ p1: complete })
+    await source.fetch({ start: 0, end: MiB - 1 })
+    asked.length = 0
+    await source.fetch(unit, { verifiedOnly: true })
+    expect(asked).toHaveLength(1)
+    expect(asked[0]).toMatch(new RegExp(`^upstream ${unit.start}-`))
+    asked.length = 0
+    await source.fetch(unit)
+    expect(asked).toEqual([`holder p1 ${unit.start}-${unit.end}`])
+  })
+
   it('keyed cluster: the member\'s vouched bytes serve it; an answer without tags goes to the upstream', async () => {
     let tagged = true
     const { source, asked } = swarm({ p1: partial, p2: partial }, {
-      vouchesInFlight: true,
+      vouched: true,
       fetchInFlight: async (t: PeerTicket, start: number, end: number): Promise<SourceResponse> => {
         asked.push(`${t.peer} ${start}-${end}`)
         return { ...response(start, end, t.peer), unverified: !tagged }
@@ -664,7 +677,7 @@ describe('swarm source: a pass-through takes only bytes someone vouched for', ()
 
   it('a pass-through owns no units: one this node would own goes to its owner among the downloaders', async () => {
     const mine = SHARE_UNIT * (Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'self') as number)
-    const { source, asked } = swarm({ p1: partial, p2: partial }, { vouchesInFlight: true })
+    const { source, asked } = swarm({ p1: partial, p2: partial }, { vouched: true })
     await source.fetch({ start: 0, end: MiB - 1 })
     asked.length = 0
     await source.fetch({ start: mine, end: mine + SHARE_UNIT - 1 }, { verifiedOnly: true })

@@ -45,6 +45,13 @@ describe('pass-through: no unvouched byte reaches the client (nothing checks the
     expect(asks).toEqual([{ start: 0, verifiedOnly: true }])
   })
 
+  it('drops a first response checked only against its sender\'s own word (an open cluster\'s member)', async () => {
+    const { src, asks } = source(true)
+    const first = { ...response(0, 9), needsDigest: true }
+    expect(await text(openPassthrough(src, first, 0, data.length, () => {}))).toBe(data.toString())
+    expect(asks).toEqual([{ start: 0, verifiedOnly: true }])
+  })
+
   it('a source that answers with unverified bytes anyway fails the stream before passing any of them', async () => {
     const { src } = source(false)
     const got: Buffer[] = []

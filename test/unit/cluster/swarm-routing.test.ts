@@ -626,30 +626,21 @@ describe('swarm source: a pass-through takes only bytes someone vouched for', ()
   const at = SHARE_UNIT * (Array.from({ length: SIZE / SHARE_UNIT }, (_, i) => i).find(i => i > 0 && ownerOf(i, ['self', 'p1', 'p2']) === 'p1') as number)
   const unit = { start: at, end: at + SHARE_UNIT - 1 }
 
-  it('open cluster: a unit another member is downloading comes from the upstream instead of its unvouched download', async () => {
-    const { source, asked } = swarm({ p1: partial, p2: partial })
-    await source.fetch({ start: 0, end: MiB - 1 })
-    asked.length = 0
-    await source.fetch(unit, { verifiedOnly: true })
-    expect(asked).toHaveLength(1)
-    expect(asked[0]).toMatch(new RegExp(`^upstream ${unit.start}-`))
-    // A download that checks the whole digest before the last byte reads it from that member.
-    asked.length = 0
-    await source.fetch(unit)
-    expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`])
-  })
-
-  it('open cluster: not even a complete holder serves it (its piece list is its own word)', async () => {
-    const complete: HaveAnswer = { t: 'have', state: 'complete', size: SIZE }
-    const { source, asked } = swarm({ p1: complete })
+  const complete: HaveAnswer = { t: 'have', state: 'complete', size: SIZE }
+  it.each([
+    ['another member is downloading', { p1: partial, p2: partial }, 'p1'],
+    ['a member holds whole (its piece list is its own word)', { p1: complete }, 'holder p1']
+  ])('open cluster: a unit %s comes from the upstream; a download (which checks the digest) reads the member', async (_what, answers, served) => {
+    const { source, asked } = swarm(answers)
     await source.fetch({ start: 0, end: MiB - 1 })
     asked.length = 0
     await source.fetch(unit, { verifiedOnly: true })
     expect(asked).toHaveLength(1)
     expect(asked[0]).toMatch(new RegExp(`^upstream ${unit.start}-`))
     asked.length = 0
-    await source.fetch(unit)
-    expect(asked).toEqual([`holder p1 ${unit.start}-${unit.end}`])
+    const res = await source.fetch(unit)
+    expect(asked).toEqual([`${served} ${unit.start}-${unit.end}`])
+    expect(res.needsDigest).toBe(true)
   })
 
   it('keyed cluster: the member\'s vouched bytes serve it; an answer without tags goes to the upstream', async () => {

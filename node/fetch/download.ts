@@ -8,6 +8,7 @@ import type { ByteRanges } from './byte-ranges.ts'
 import { FileWriter } from './file-writer.ts'
 import { GcPacer } from './gc-pacer.ts'
 import { digestLabel, hashAlgorithms } from './identity.ts'
+import type { ExpectedDigest } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
 import { openPassthrough, passthroughPlan } from './passthrough.ts'
@@ -133,6 +134,11 @@ export class Download {
   /** Asked without a client's credentials (see DownloadInit.shareable). */
   get shareable (): boolean {
     return this.init.shareable === true
+  }
+
+  /** The digest the blob must have, when known. */
+  get expected (): ExpectedDigest | null {
+    return this.init.identity.expected
   }
 
   /** Where its ranges come from (in a cluster: the members that have them, else the upstream). */

@@ -347,7 +347,8 @@ export class Fetcher {
         first: starter ? ready.first : null,
         onBytes: n => { this.store.addBytesFromUpstream(n) },
         passing: this.passing,
-        parallel: ready.parallel
+        parallel: ready.parallel,
+        expected: d.expected
       })
     }
     // The handle holds the download's file until it is released: a reader opened after the download

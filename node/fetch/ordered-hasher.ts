@@ -10,13 +10,12 @@ const READ_BACK = 128 << 10
 const SLICE = 8 << 20
 
 /**
- * A hash by algorithm name; `git-sha1` is git's blob id, sha1 over `blob <size>\0` and the bytes (what
- * the HuggingFace Hub publishes as the ETag of files kept in git). The download's temp file already has
- * its final size when hashing starts (preallocated, or the partial being resumed), so it gives the size.
+ * A hash by algorithm name for a blob of `size` bytes; `git-sha1` is git's blob id, sha1 over
+ * `blob <size>\0` and the bytes (what the HuggingFace Hub publishes as the ETag of files kept in git).
  */
-function createDigest (algorithm: string, fd: number): Hash {
+export function createDigest (algorithm: string, size: number): Hash {
   if (algorithm !== 'git-sha1') return createHash(algorithm)
-  return createHash('sha1').update(`blob ${fstatSync(fd).size}\0`)
+  return createHash('sha1').update(`blob ${size}\0`)
 }
 
 /** Something else that takes the blob's bytes in order, as they are hashed (a list of piece hashes). */
@@ -46,7 +45,9 @@ export class OrderedHasher {
     this.fh = fh
     this.written = written
     this.algorithms = algorithms
-    this.digesters = algorithms.map(a => createDigest(a, fh.fd))
+    // The temp file already has its final size (preallocated, or the partial being resumed).
+    const size = fstatSync(fh.fd).size
+    this.digesters = algorithms.map(a => createDigest(a, size))
     this.hashes = hooks.also === undefined ? this.digesters : [...this.digesters, hooks.also]
     this.onAdvance = hooks.onAdvance
     this.onError = hooks.onError

@@ -1,5 +1,8 @@
 import { Readable } from 'node:stream'
-import { UpstreamProtocolError } from '../errors.ts'
+import { DigestMismatchError, UpstreamProtocolError } from '../errors.ts'
+import { digestLabel } from './identity.ts'
+import type { ExpectedDigest } from './identity.ts'
+import { createDigest } from './ordered-hasher.ts'
 import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import type { ActiveDownload, BlobHandle } from './acquire-types.ts'
@@ -20,6 +23,8 @@ export interface PassThroughInit {
   passing: Set<PassingThrough>
   /** Several connections at once (an upstream that takes Range requests); null: one. */
   parallel?: ParallelPassthrough | null
+  /** The digest the blob must have: a stream of all of it holds its last bytes until they match. */
+  expected?: ExpectedDigest | null
 }
 
 /** A handle on a file passed through uncached: each open streams from the upstream (see openPassthrough). */
@@ -36,7 +41,10 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
       const shown: PassingThrough = { key: init.key, url: init.url, size: init.meta.size, received: 0, written: 0, connections: parallel?.connections ?? 1, startedAt: Date.now(), state: 'passthrough' }
       init.passing.add(shown)
       const onBytes = (n: number): void => { shown.received += n; init.onBytes(n) }
-      const stream = openPassthrough(init.source, first, start, end, onBytes, parallel)
+      const size = init.meta.size
+      const expected = init.expected ?? null
+      const whole = openPassthrough(init.source, first, start, end, onBytes, parallel)
+      const stream = expected !== null && size !== null && start === 0 && end === size ? digestGated(whole, expected, size) : whole
       stream.once('close', () => { init.passing.delete(shown) })
       return stream
     },
@@ -188,4 +196,28 @@ function openParallel (source: Source, first: SourceResponse | null, start: numb
 /** Bytes a client may have with no digest check before their last one. */
 function vouched (res: SourceResponse): boolean {
   return res.unverified !== true && res.needsDigest !== true
+}
+
+/**
+ * The whole blob, hashed in order as it streams, its last chunk held back until the digest matched: on
+ * a mismatch the stream fails before it, so the client sees a failed transfer, never a complete
+ * response with wrong bytes (the same guarantee as a download streamed while it runs).
+ */
+function digestGated (whole: Readable, expected: ExpectedDigest, size: number): Readable {
+  async function * gen (): AsyncGenerator<Buffer> {
+    const hash = createDigest(expected.algorithm, size)
+    let held: Buffer | null = null
+    try {
+      for await (const chunk of whole) {
+        hash.update(chunk as Buffer)
+        if (held !== null) yield held
+        held = chunk as Buffer
+      }
+    } finally {
+      whole.destroy()
+    }
+    if (hash.digest('hex') !== expected.hex) throw new DigestMismatchError(undefined, { detail: { expected: digestLabel(expected) } })
+    if (held !== null) yield held
+  }
+  return Readable.from(gen(), { objectMode: false })
 }

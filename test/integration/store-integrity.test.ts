@@ -298,6 +298,26 @@ describe('verification and integrity', () => {
     expect(rig.store.stats().file_count).toBe(0)
   })
 
+  it('a blob larger than the cache whose bytes do not match its digest: the whole stream fails before its last bytes', async () => {
+    const size = 3 * MiB + 17
+    server = track(await startFileServer({ files: { '/wrong.bin': { size, seed: 13 } } }))
+    rig = track(await makeRig({ maxBytes: MiB }))
+    const url = new URL(server.url + '/wrong.bin')
+    const h = await blob(rig, url, digestIdentity({ algorithm: 'sha256', hex: 'ab'.repeat(32) }))
+    expect(h.from).toBe('passthrough')
+    let got = 0
+    const read = (async () => { for await (const c of h.open(0, size)) got += (c as Buffer).length })()
+    await expect(read).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' })
+    expect(got).toBeLessThan(size)
+    // A range of it has no digest to check (as with any Range request): it is served.
+    expect((await sha256Of(h.open(5, 1005))).bytes).toBe(1000)
+    h.release()
+    // The right digest passes whole.
+    const ok = await blob(rig, url, digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 13) }))
+    expect((await sha256Of(ok.open(0, size))).hex).toBe(generatedSha256(size, 13))
+    ok.release()
+  })
+
   it('a file larger than the cache, asked by two clients at once with credentials: each gets it whole, the first response is not wasted', async () => {
     server = track(await startFileServer({
       files: { '/big2.bin': { size: SIZE, seed: 8 } },

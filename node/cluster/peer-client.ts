@@ -268,3 +268,11 @@ function rangeResponse (t: PeerTicket, start: number, last: number, body: Readab
     contentRange: { start, end: last, total: t.size }
   }
 }
+
+/** A request to a peer's data port that was answered too late or dropped the connection: slow or busy, not known to be gone. */
+export function isSlowPeer (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  // undici's, or RangeSockets' (a timeout, a connection that closed).
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_SOCKET' ||
+    code === 'ERR_UPSTREAM_TIMEOUT' || code === 'ERR_UPSTREAM_PROTOCOL'
+}

@@ -5,6 +5,7 @@ import { discardBody } from '../fetch/upstream-source.ts'
 import type { Source, SourceFetchOptions, SourceResponse, SuspectRange } from '../fetch/upstream-source.ts'
 import { ContentVersion, withMeta } from './content-version.ts'
 import { ownerOf, SHARE_UNIT } from './ownership.ts'
+import { isSlowPeer } from './peer-client.ts'
 import type { PeerTicket } from './peer-client.ts'
 import { InFlightList } from './in-flight-list.ts'
 import { SwarmBlame } from './swarm-blame.ts'
@@ -145,11 +146,9 @@ export class SwarmSource implements Source {
    * keyed cluster: in an open one a holder's piece list and a download's bytes are the member's own word.
    */
   private async fromMembers (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
-    const { signal, verifiedOnly = false } = options
-    if (verifiedOnly && !this.c.peers.vouched) return null
-    const takesVolatile = options.takesVolatile === true
+    if (options.verifiedOnly === true && !this.c.peers.vouched) return null
     await this.view.ready(this.responses)
-    return await this.fromHolders(range, signal, takesVolatile) ?? await this.fromDownloaders(range, signal, takesVolatile, verifiedOnly)
+    return await this.fromHolders(range, options) ?? await this.fromDownloaders(range, options)
   }
 
   /** A member asked whether this node has the blob: it is downloading it too (see SwarmView.heardFrom). */
@@ -200,7 +199,8 @@ export class SwarmSource implements Source {
     this.blame.convict(peers)
   }
 
-  private async fromHolders (range: { start: number, end: number }, signal?: AbortSignal, takesVolatile = false): Promise<SourceResponse | null> {
+  private async fromHolders (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
+    const { signal } = options
     const holders = this.view.members('complete')
     for (let tries = 0; tries < holders.length; tries++) {
       const peer = holders[(this.next++) % holders.length] as string
@@ -215,7 +215,7 @@ export class SwarmSource implements Source {
         const list = await this.c.peers.pieceList(ticket, { signal: asked })
         const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, {
           signal: asked,
-          takesVolatile,
+          takesVolatile: options.takesVolatile,
           onUnit: (i, hash) => {
             read.lastByteAt = Date.now()
             this.inOrder?.known(i, hash)
@@ -240,15 +240,17 @@ export class SwarmSource implements Source {
    * found gone (it died or froze) leaves the download and the range is routed again: its units now have
    * other owners, the same on every member, so one of them fetches each from the upstream, not all.
    */
-  private async fromDownloaders (range: { start: number, end: number }, signal: AbortSignal | undefined, takesVolatile: boolean, verifiedOnly: boolean): Promise<SourceResponse | null> {
+  private async fromDownloaders (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
     for (;;) {
       // Ends: every GONE leaves a peer out (for GONE_MS), and fewer peers are left to route to.
-      const res = await this.fromDownloader(range, signal, takesVolatile, verifiedOnly)
+      const res = await this.fromDownloader(range, options)
       if (res !== GONE) return res
     }
   }
 
-  private async fromDownloader (range: { start: number, end: number }, signal: AbortSignal | undefined, takesVolatile: boolean, verifiedOnly: boolean): Promise<SourceResponse | null | typeof GONE> {
+  private async fromDownloader (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null | typeof GONE> {
+    const { signal } = options
+    const verifiedOnly = options.verifiedOnly === true
     const downloaders = this.view.members('partial')
     if (downloaders.length === 0) return null
     const unit = Math.floor(range.start / SHARE_UNIT)
@@ -282,7 +284,7 @@ export class SwarmSource implements Source {
       if (range.start >= ticket.size) { this.reads.drop(read); return null }
       res = await this.c.peers.fetchInFlight(ticket, range.start, end, {
         signal: asked,
-        takesVolatile,
+        takesVolatile: options.takesVolatile,
         onProgress: () => { read.lastByteAt = Date.now() },
         onUnverified: n => { delivered += n }
       })
@@ -294,7 +296,7 @@ export class SwarmSource implements Source {
       if (err instanceof WireError && err.code === 'NOT_FOUND' && signal?.aborted !== true) {
         // An owner that had the size was downloading the blob: most likely it is committing it now (every
         // member's last ranges would otherwise go to the upstream at once). Read it as a holder then.
-        if (this.view.answer(owner)?.size !== undefined && await this.view.becameHolder(owner, signal)) return await this.fromHolders(range, signal)
+        if (this.view.answer(owner)?.size !== undefined && await this.view.becameHolder(owner, signal)) return await this.fromHolders(range, { signal })
         this.view.forget(owner)
         return GONE
       }
@@ -391,12 +393,4 @@ export class SwarmSource implements Source {
     this.failedUnits.delete(unit)
     return false
   }
-}
-
-/** A peer that answered too late or dropped the connection: slow or busy, not known to be gone. */
-function isSlowPeer (err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code
-  // undici's, or RangeSockets' (a timeout, a connection that closed).
-  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_SOCKET' ||
-    code === 'ERR_UPSTREAM_TIMEOUT' || code === 'ERR_UPSTREAM_PROTOCOL'
 }

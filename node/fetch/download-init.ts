@@ -2,7 +2,7 @@ import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { FileWriter } from './file-writer.ts'
 import type { GcPacer } from './gc-pacer.ts'
-import type { BlobIdentity } from './identity.ts'
+import type { BlobIdentity, ExpectedDigest } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import type { BlobMeta } from './response-meta.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
@@ -50,5 +50,6 @@ export interface DownloadInit {
 
 export type ReadyResult =
   | { kind: 'download', meta: BlobMeta }
-  | { kind: 'passthrough', meta: BlobMeta, first: SourceResponse, parallel: ParallelPassthrough | null }
+  /** `source`: the download's (in a cluster, the members first); `expected`: the digest the blob must have. */
+  | { kind: 'passthrough', meta: BlobMeta, first: SourceResponse, parallel: ParallelPassthrough | null, source: Source, expected: ExpectedDigest | null }
   | { kind: 'upstream-response', status: number, headers: Record<string, string>, body: Buffer }

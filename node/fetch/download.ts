@@ -8,10 +8,10 @@ import type { ByteRanges } from './byte-ranges.ts'
 import { FileWriter } from './file-writer.ts'
 import { GcPacer } from './gc-pacer.ts'
 import { digestLabel, hashAlgorithms } from './identity.ts'
-import type { ExpectedDigest } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
 import { openPassthrough, passthroughPlan } from './passthrough.ts'
+import type { ParallelPassthrough } from './passthrough.ts'
 import { autoPieceFor, Scheduler } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
@@ -24,7 +24,7 @@ import { ConnectionPool } from './connection-pool.ts'
 import { fetchAssignment, plannableFirst } from './range-fetch.ts'
 import { SuspectTrial } from './suspect-ranges.ts'
 import type { RangeFetchHost } from './range-fetch.ts'
-import type { Source, SourceResponse } from './upstream-source.ts'
+import type { SourceResponse } from './upstream-source.ts'
 import { committedEntry, metaFromResponse } from './response-meta.ts'
 import type { BlobMeta } from './response-meta.ts'
 import type { DownloadComponents, DownloadInit, ReadyResult } from './download-init.ts'
@@ -136,16 +136,6 @@ export class Download {
     return this.init.shareable === true
   }
 
-  /** The digest the blob must have, when known. */
-  get expected (): ExpectedDigest | null {
-    return this.init.identity.expected
-  }
-
-  /** Where its ranges come from (in a cluster: the members that have them, else the upstream). */
-  get source (): Source {
-    return this.init.source
-  }
-
   /** Whom it is fetched for when not shareable (a hash naming the credentials). */
   get credential (): string {
     return this.init.credential ?? 'unknown'
@@ -205,8 +195,12 @@ export class Download {
   }
 
   openUpstream (start: number, end: number): Readable {
-    const plan = passthroughPlan(this.rangeSupported && this.size !== null, this.init.concurrency)
-    return openPassthrough(this.init.source, null, start, end, n => this.store.addBytesFromUpstream(n), plan)
+    return openPassthrough(this.init.source, null, start, end, n => this.store.addBytesFromUpstream(n), this.passthroughPlan())
+  }
+
+  /** Passed through over several connections when the upstream takes ranges of a known size. */
+  private passthroughPlan (): ParallelPassthrough | null {
+    return passthroughPlan(this.rangeSupported && this.size !== null, this.init.concurrency)
   }
 
   /** When a connection fetching towards `offset` last landed bytes (ms since the epoch), or 0. */
@@ -261,7 +255,7 @@ export class Download {
     const size = meta.size
     const tooBig = size !== null && this.init.maxSize !== null && size > this.init.maxSize
     if (tooBig || (size !== null && !(await this.store.reserve(size)))) {
-      this.resolveReady({ kind: 'passthrough', meta, first, parallel: passthroughPlan(this.rangeSupported && size !== null, this.init.concurrency) })
+      this.resolveReady({ kind: 'passthrough', meta, first, parallel: this.passthroughPlan(), source: this.init.source, expected: this.init.identity.expected })
       this.settle('failed')
       return false
     }

@@ -343,12 +343,12 @@ export class Fetcher {
         key: d.key,
         url: d.url,
         meta: ready.meta,
-        source: d.shareable ? d.source : source,
+        source: d.shareable ? ready.source : source,
         first: starter ? ready.first : null,
         onBytes: n => { this.store.addBytesFromUpstream(n) },
         passing: this.passing,
         parallel: ready.parallel,
-        expected: d.expected
+        expected: ready.expected
       })
     }
     // The handle holds the download's file until it is released: a reader opened after the download

@@ -36,7 +36,7 @@ export interface DownloadInit {
   /** Start with synchronous page-cache writes (default true). */
   syncWrites?: boolean
   /** Makes the temp file's writer (a seam for tests: a disk that fills up). */
-  openWriter?: (fd: number, init: { synchronous?: boolean }) => FileWriter
+  openWriter?: (fd: number, init: { synchronous?: boolean, onIdle?: () => void }) => FileWriter
   /** Asked without a client's credentials: members of a keyed cluster may be given it by its URL key. */
   shareable?: boolean
   /** With credentials: the hash naming them (see credentialOf). */

@@ -264,13 +264,14 @@ export class Download {
     const resumable = partial !== undefined && this.rangeSupported && resumes(partial, size, meta.validator)
     if (partial !== undefined && !resumable) await this.store.discardPartial(this.key)
     const { fh, resumed } = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.disk, { ...this.init, maxAutoPiece: this.init.source.maxAutoPiece?.() ?? autoPieceFor(first.latencyMs) })
-    this.file = new SharedFile(fh, () => !this.record.busy)
+    // Not closed under a write still on the thread pool: its descriptor could be another file's by then.
+    this.file = new SharedFile(fh, () => !this.record.busy && (this.writer?.idle ?? true))
     if (resumed && partial !== undefined) {
       this.partialStartedAt = partial.startedAt
       meta.etag = partial.etag
       this.log.info({ key: this.key, pieces: this.disk.done, of: this.disk.plan?.count }, 'resuming download')
     }
-    this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(fh.fd, { synchronous: this.init.syncWrites })
+    this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(fh.fd, { synchronous: this.init.syncWrites, onIdle: () => { this.file?.closeIfIdle() } })
     const plan = this.disk.plan
     if (plan !== null) this.scheduler = new Scheduler(plan, this.written, this.targetWorkers())
     this.hasher = this.makeHasher(fh, true)

@@ -170,8 +170,8 @@ async function consume (res: SourceResponse, a: Assignment, host: RangeFetchHost
     writer,
     settled: host.settled,
     enough: () => host.settled() || a.pos >= a.end || (host.size() !== null && !missing(a, host)),
-    // A volatile chunk allocated nothing, unless drainBody copies it for a thread-pool write.
-    received: (n) => { host.received(n, res.volatile !== true || !writer.synchronous) },
+    // A volatile chunk allocated nothing (drainBody's copies of them are pooled).
+    received: (n) => { host.received(n, res.volatile !== true) },
     landed: (at, chunk) => { host.landed(at, chunk, res.unverified === true) }
   })
   if (host.settled()) return

@@ -23,10 +23,10 @@ function fillingDisk (room: number): (fd: number, init: { synchronous?: boolean 
   return (fd, init) => {
     const real = new FileWriter(fd, init)
     const w = Object.create(real) as FileWriter
-    w.write = (buf, position, cb) => {
+    w.write = (buf, position, cb, options) => {
       used += buf.length
       if (used > room) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
-      return real.write(buf, position, cb)
+      return real.write(buf, position, cb, options)
     }
     return w
   }

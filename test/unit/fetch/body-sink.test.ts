@@ -1,9 +1,11 @@
 import { open, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { EventEmitter } from 'node:events'
+import { writeSync } from 'node:fs'
 import { PassThrough } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { drainBody } from '../../../node/fetch/body-sink.ts'
+import { drainBody, WRITE_BEHIND_MIN } from '../../../node/fetch/body-sink.ts'
 import { FileWriter } from '../../../node/fetch/file-writer.ts'
 import type { Assignment } from '../../../node/fetch/pieces.ts'
 import type { SourceResponse } from '../../../node/fetch/upstream-source.ts'
@@ -47,6 +49,198 @@ describe('drainBody', () => {
       expect(landed.reduce((n, [, len]) => n + len, 0)).toBe(data.length)
       const onDisk = (await readFile(join(dir, 'f'))).subarray(START)
       expect(onDisk.equals(data)).toBe(true)
+    } finally {
+      await fh.close()
+    }
+  })
+
+  it('large chunks go to the thread pool while the body goes on, and land in order with their own bytes', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'aimirror-sink-'))
+    const fh = await open(join(dir, 'f'), 'w+')
+    try {
+      const START = 4096
+      // Large units with small chunks between them: a small one written at once lands after the pending large ones.
+      const sizes = [WRITE_BEHIND_MIN, WRITE_BEHIND_MIN * 2, 1000, WRITE_BEHIND_MIN, 70_000, WRITE_BEHIND_MIN + 3, 5]
+      const total = sizes.reduce((n, x) => n + x, 0)
+      const data = Buffer.alloc(total)
+      for (let i = 0; i < total; i++) data[i] = (i * 31 + 7) & 0xff
+      const body = new ScribblingBody(data, sizes)
+      const res = {
+        status: 206,
+        headers: {},
+        body: body as unknown as SourceResponse['body'],
+        volatile: true,
+        url: new URL('http://peer/f'),
+        contentRange: { start: START, end: START + total - 1, total: START + total }
+      } satisfies SourceResponse
+      const a: Assignment = { id: 1, start: START, pos: START, end: START + total, duplicate: false, duplicated: false, lastProgress: 0 }
+      const writer = new LaggingWriter(fh.fd)
+      const landed: number[] = []
+      const wrong: number[] = []
+      let drained = false
+      const drain = drainBody(res, a, {
+        writer: writer as unknown as FileWriter,
+        settled: () => false,
+        enough: () => a.pos >= a.end,
+        received: () => {},
+        landed: (at, chunk) => {
+          landed.push(at)
+          if (a.pos !== at + chunk.length) wrong.push(at)
+          if (!chunk.equals(data.subarray(at - START, at - START + chunk.length))) wrong.push(at)
+        }
+      }).then(r => { drained = true; return r })
+      await drain
+      expect(drained).toBe(true)
+      expect(wrong).toEqual([])
+      // In order, every chunk once, although the second large write finished before the first.
+      const starts = sizes.map((_, i) => START + sizes.slice(0, i).reduce((n, x) => n + x, 0))
+      expect(landed).toEqual(starts)
+      expect(writer.behind).toBe(4)
+      expect(writer.maxPending).toBe(2)
+      expect(writer.completed).toBe(4)
+      // The body went on while the first large write was pending.
+      expect(writer.chunksBeforeFirstDone).toBeGreaterThanOrEqual(2)
+      expect(a.pos).toBe(a.end)
+      expect((await readFile(join(dir, 'f'))).subarray(START).equals(data)).toBe(true)
+    } finally {
+      await fh.close()
+    }
+  })
+
+  it('bytes no one vouched for are written at once, however large (a later write must not overwrite a good copy)', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'aimirror-sink-'))
+    const fh = await open(join(dir, 'f'), 'w+')
+    try {
+      const sizes = [WRITE_BEHIND_MIN * 2, WRITE_BEHIND_MIN]
+      const total = sizes[0] as number + (sizes[1] as number)
+      const data = Buffer.alloc(total, 9)
+      const res = {
+        status: 206,
+        headers: {},
+        body: new ScribblingBody(data, sizes) as unknown as SourceResponse['body'],
+        volatile: true,
+        unverified: true,
+        url: new URL('http://peer/f'),
+        contentRange: { start: 0, end: total - 1, total }
+      } satisfies SourceResponse
+      const a: Assignment = { id: 1, start: 0, pos: 0, end: total, duplicate: false, duplicated: false, lastProgress: 0 }
+      const writer = new LaggingWriter(fh.fd)
+      await drainBody(res, a, { writer: writer as unknown as FileWriter, settled: () => false, enough: () => a.pos >= a.end, received: () => {}, landed: () => {} })
+      expect(writer.behind).toBe(0)
+      expect(a.pos).toBe(total)
+    } finally {
+      await fh.close()
+    }
+  })
+})
+
+/**
+ * A volatile body: each chunk is a view of one reused buffer, scribbled over once its 'data' event
+ * returned (as a socket's read buffer is refilled). Honours pause and resume.
+ */
+class ScribblingBody extends EventEmitter {
+  destroyed = false
+  errored: Error | null = null
+  private readonly data: Buffer
+  private readonly sizes: number[]
+  private readonly shared: Buffer
+  private index = 0
+  private sent = 0
+  private paused = true
+  private scheduled = false
+
+  constructor (data: Buffer, sizes: number[]) {
+    super()
+    this.data = data
+    this.sizes = sizes
+    this.shared = Buffer.alloc(Math.max(...sizes))
+  }
+
+  override on (event: string, listener: (...args: unknown[]) => void): this {
+    super.on(event, listener)
+    if (event === 'data') this.resume()
+    return this
+  }
+
+  pause (): void { this.paused = true }
+
+  resume (): void {
+    this.paused = false
+    if (this.scheduled) return
+    this.scheduled = true
+    setImmediate(() => { this.scheduled = false; this.flow() })
+  }
+
+  destroy (): void { this.destroyed = true }
+
+  private flow (): void {
+    while (!this.paused && this.index < this.sizes.length) {
+      const n = this.sizes[this.index++] as number
+      this.data.copy(this.shared, 0, this.sent, this.sent + n)
+      this.sent += n
+      this.emit('data', this.shared.subarray(0, n))
+      this.shared.fill(0xee)
+    }
+    if (this.index === this.sizes.length && !this.paused) this.emit('end')
+  }
+}
+
+/**
+ * Writes at once, but reports writes asked `behind` later, the second of each pair before the first
+ * (a thread pool finishes them in any order).
+ */
+class LaggingWriter {
+  readonly synchronous = true
+  behind = 0
+  completed = 0
+  maxPending = 0
+  chunksBeforeFirstDone = 0
+  private pending = 0
+  private readonly fd: number
+
+  constructor (fd: number) {
+    this.fd = fd
+  }
+
+  write (buf: Buffer, position: number, cb: (err: Error | null) => void, options: { behind?: boolean } = {}): boolean {
+    if (this.completed === 0) this.chunksBeforeFirstDone++
+    if (options.behind !== true) {
+      writeSync(this.fd, buf, 0, buf.length, position)
+      return true
+    }
+    const copy = Buffer.from(buf)
+    const delay = this.behind++ % 2 === 0 ? 40 : 5
+    this.maxPending = Math.max(this.maxPending, ++this.pending)
+    setTimeout(() => {
+      writeSync(this.fd, copy, 0, copy.length, position)
+      this.pending--
+      this.completed++
+      cb(null)
+    }, delay)
+    return false
+  }
+}
+
+describe('FileWriter', () => {
+  it('is idle only once no write is on the thread pool, and says so when the last one finished', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'aimirror-writer-'))
+    const fh = await open(join(dir, 'f'), 'w+')
+    try {
+      let idleCalls = 0
+      const w = new FileWriter(fh.fd, { onIdle: () => { idleCalls++ } })
+      expect(w.write(Buffer.from('now'), 0, () => {})).toBe(true)
+      expect(w.idle).toBe(true)
+      const done: Array<Promise<void>> = []
+      for (const [i, text] of ['one', 'two'].entries()) {
+        done.push(new Promise((resolve, reject) => {
+          expect(w.write(Buffer.from(text), 3 + 3 * i, err => { if (err !== null) reject(err); else resolve() }, { behind: true })).toBe(false)
+        }))
+      }
+      expect(w.idle).toBe(false)
+      await Promise.all(done)
+      expect(w.idle).toBe(true)
+      expect(idleCalls).toBe(1)
+      expect((await readFile(join(dir, 'f'))).toString()).toBe('nowonetwo')
     } finally {
       await fh.close()
     }

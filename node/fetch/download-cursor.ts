@@ -1,9 +1,11 @@
+import type { Hash } from 'node:crypto'
 import type { FileHandle } from 'node:fs/promises'
 import { readSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { deadline } from '../abort.ts'
 import type { ChunkCursor } from './blob-chunks.ts'
 import type { Download } from './download.ts'
+import { digestGated } from './passthrough.ts'
 
 /**
  * Read size: fresh buffers fault in far fewer pages at 128 KiB than at 1 MiB, and a client at the
@@ -33,6 +35,7 @@ export class DownloadCursor implements ChunkCursor {
   /** Bytes returned so far. */
   bytesRead = 0
   private readonly download: Download
+  private readonly start: number
   private readonly end: number
   private pos: number
   private readonly fh: FileHandle
@@ -45,6 +48,7 @@ export class DownloadCursor implements ChunkCursor {
 
   constructor (download: Download, start: number, end: number, options: DownloadCursorOptions = {}) {
     this.download = download
+    this.start = start
     this.pos = start
     this.end = end
     this.peerIdleMs = options.peer?.idleMs ?? null
@@ -125,10 +129,37 @@ export class DownloadCursor implements ChunkCursor {
     this.download.releaseFile()
   }
 
-  /** The download failed for lack of disk space: the rest comes straight from the upstream. */
+  /**
+   * The download failed for lack of disk space: the rest comes straight from the upstream. A reader of
+   * the whole blob with a known digest still holds its last bytes until they match: the bytes it was
+   * given from disk are read back from the file it holds (unlinked or not) and hashed first.
+   */
   private passThrough (end: number): void {
-    const stream = this.download.openUpstream(this.pos, end)
+    const d = this.download
+    const rest = d.openUpstream(this.pos, end)
+    const expected = d.expected
+    const size = d.totalSize
+    let stream = rest
+    if (this.start === 0 && expected !== null && size !== null && end === size) {
+      const given = this.pos
+      stream = digestGated(rest, expected, size, async (hash) => {
+        await hashFile(this.fh, given, hash)
+        this.releaseFile()
+      })
+    } else {
+      this.releaseFile()
+    }
     this.upstream = { stream, chunks: (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]() }
-    this.releaseFile()
+  }
+}
+
+/** Feeds the first `length` bytes of `fh` to `hash`. */
+async function hashFile (fh: FileHandle, length: number, hash: Hash): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.min(length, 1 << 20))
+  for (let at = 0; at < length;) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - at), at)
+    if (bytesRead <= 0) throw new Error('short read from download file')
+    hash.update(buf.subarray(0, bytesRead))
+    at += bytesRead
   }
 }

@@ -8,6 +8,7 @@ import type { ByteRanges } from './byte-ranges.ts'
 import { FileWriter } from './file-writer.ts'
 import { GcPacer } from './gc-pacer.ts'
 import { digestLabel, hashAlgorithms } from './identity.ts'
+import type { ExpectedDigest } from './identity.ts'
 import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
 import { openPassthrough, passthroughPlan } from './passthrough.ts'
@@ -192,6 +193,11 @@ export class Download {
   get passThroughOnFailure (): boolean {
     return this.state === 'failed' && isAimirrorError(this.error) && this.error.code === 'ERR_DISK_FULL' &&
       this.rangeSupported && this.size !== null
+  }
+
+  /** The digest the blob must have, when known before its bytes. */
+  get expected (): ExpectedDigest | null {
+    return this.init.identity.expected
   }
 
   openUpstream (start: number, end: number): Readable {

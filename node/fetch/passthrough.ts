@@ -1,3 +1,4 @@
+import type { Hash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { DigestMismatchError, UpstreamProtocolError } from '../errors.ts'
 import { digestLabel } from './identity.ts'
@@ -201,13 +202,15 @@ function vouched (res: SourceResponse): boolean {
 /**
  * The whole blob, hashed in order as it streams, its last chunk held back until the digest matched: on
  * a mismatch the stream fails before it, so the client sees a failed transfer, never a complete
- * response with wrong bytes (the same guarantee as a download streamed while it runs).
+ * response with wrong bytes (the same guarantee as a download streamed while it runs). `before`, when
+ * `whole` is only the rest of the blob, hashes the bytes the client was given before it.
  */
-function digestGated (whole: Readable, expected: ExpectedDigest, size: number): Readable {
+export function digestGated (whole: Readable, expected: ExpectedDigest, size: number, before?: (hash: Hash) => Promise<void>): Readable {
   async function * gen (): AsyncGenerator<Buffer> {
     const hash = createDigest(expected.algorithm, size)
     let held: Buffer | null = null
     try {
+      if (before !== undefined) await before(hash)
       for await (const chunk of whole) {
         hash.update(chunk as Buffer)
         if (held !== null) yield held

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import { FileWriter } from '../../node/fetch/file-writer.ts'
-import { urlIdentity } from '../../node/fetch/identity.ts'
+import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
 import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 import { createHash } from 'node:crypto'
@@ -32,9 +32,9 @@ function fillingDisk (room: number): (fd: number, init: { synchronous?: boolean 
   }
 }
 
-async function sliceSha (start: number, end: number): Promise<string> {
+async function sliceSha (start: number, end: number, seed = 9): Promise<string> {
   const h = createHash('sha256')
-  for (const c of new GeneratedContent(SIZE, 9).chunks(start, end - 1, 65536)) h.update(await c)
+  for (const c of new GeneratedContent(SIZE, seed).chunks(start, end - 1, 65536)) h.update(await c)
   return h.digest('hex')
 }
 
@@ -54,5 +54,29 @@ describe('disk full in the middle of a download', () => {
     expect(rig.store.stats().file_count).toBe(0)
     expect(await rig.store.getPartial(urlIdentity(url).key)).toBeUndefined()
     await until(async () => (await readdir(join(rig?.dir ?? '', 'tmp'))).length === 0)
+  })
+
+  it('a reader of the whole blob that goes on from the upstream still gets no complete response with bytes that fail its digest', async () => {
+    server = track(await startFileServer({ files: { '/e.bin': { size: SIZE, seed: 10 } }, perConnectionBps: 8 * MiB }))
+    const url = new URL(server.url + '/e.bin')
+    const read = async (hex: string): Promise<{ whole: Promise<{ bytes: number, hex: string }>, tail: Promise<{ bytes: number, hex: string }> }> => {
+      rig = track(await makeRig({}, { openWriter: fillingDisk(1.5 * MiB) }))
+      const a = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex }), { url }, { chunkSize: 256 * 1024, concurrency: 2 })
+      if (a.kind !== 'blob') throw new Error('expected blob')
+      expect(a.from).toBe('download')
+      const whole = sha256Of(a.open(0, SIZE))
+      const tail = sha256Of(a.open(3 * MiB, SIZE))
+      void Promise.allSettled([whole, tail]).then(() => { a.release() })
+      return { whole, tail }
+    }
+    // The bytes (from disk, then from the upstream) do not match the digest: the whole stream fails before its end.
+    const wrong = await read('ab'.repeat(32))
+    await expect(wrong.whole).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' })
+    // A range has no digest to check, as with any Range request.
+    expect((await wrong.tail).hex).toBe(await sliceSha(3 * MiB, SIZE, 10))
+    // The right digest: the bytes given from disk are hashed with the upstream's, and the stream completes.
+    const right = await read(generatedSha256(SIZE, 10))
+    expect(await right.whole).toEqual({ bytes: SIZE, hex: generatedSha256(SIZE, 10) })
+    expect((await right.tail).hex).toBe(await sliceSha(3 * MiB, SIZE, 10))
   })
 })

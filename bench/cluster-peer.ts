@@ -75,9 +75,10 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
     const got = await sha256sum(blobFile(B, b.digest))
     if (got !== b.digest) throw new Error(`B committed wrong bytes: sha256 ${got}`)
     const s = await selfStats(ctx, B)
+    const sA = await selfStats(ctx, A)
     const vsStatic = best.get(staticRef.row)
     row.notes = `TTFB ${t.ttfbS.toFixed(2)} s; ${vsStatic === undefined ? '' : `${(row.mbps / vsStatic).toFixed(2)} × Node static server; `}` +
-      `B's bytes_from_peers ÷ size ${((s.bytes_from_peers ?? 0) / b.size).toFixed(3)}; CPU s A ${cpuS[0]?.toFixed(1)} (system ${sysS[0]?.toFixed(1)}), B ${cpuS[1]?.toFixed(1)} (system ${sysS[1]?.toFixed(1)}); B's blob file sha256 checked`
+      `B's bytes_from_peers ÷ size ${((s.bytes_from_peers ?? 0) / b.size).toFixed(3)}, A's bytes_to_peers ÷ size ${((sA.bytes_to_peers ?? 0) / b.size).toFixed(3)}; CPU s A ${cpuS[0]?.toFixed(1)} (system ${sysS[0]?.toFixed(1)}), B ${cpuS[1]?.toFixed(1)} (system ${sysS[1]?.toFixed(1)}); B's blob file sha256 checked`
     // nginx is the reference when installed (the stricter one); the Node server otherwise.
     const ref = best.get(nginxRef.row) ?? vsStatic
     if (!best.has(nginxRef.row)) row.ratioOf = '× plain HTTP (Node static server)'

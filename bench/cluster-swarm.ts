@@ -53,9 +53,11 @@ async function run (ctx: ClusterContext, rows: ClusterRow[]): Promise<void> {
     all.upstreamRatio = fromUpstream / shared.size
     all.rssMiB = rssMiB
     await Promise.all(nodes.map(async n => { await waitForCommit(n, shared.digest, shared.size) }))
-    const peers = await Promise.all(nodes.map(async n => ((await selfStats(ctx, n)).bytes_from_peers ?? 0) / shared.size))
+    const stats = await Promise.all(nodes.map(async n => await selfStats(ctx, n)))
+    const peers = stats.map(s => (s.bytes_from_peers ?? 0) / shared.size)
+    const sent = stats.reduce((n, s) => n + (s.bytes_to_peers ?? 0), 0) / shared.size
     all.notes = `MB/s per node (slowest); finish s: ${times.map((t, i) => `${nodes[i]?.name ?? i} ${t.wallS.toFixed(1)}`).join(', ')}; ` +
-      `bytes_from_peers ÷ size: ${peers.map(p => p.toFixed(2)).join(', ')}; CPU s (system): ${cpuS.map((c, i) => `${c.toFixed(1)} (${(sysS[i] ?? 0).toFixed(1)})`).join(', ')}`
+      `bytes_from_peers ÷ size: ${peers.map(p => p.toFixed(2)).join(', ')} (sent to peers, all nodes: ${sent.toFixed(2)}); CPU s (system): ${cpuS.map((c, i) => `${c.toFixed(1)} (${(sysS[i] ?? 0).toFixed(1)})`).join(', ')}`
     all.pass = all.ratio <= 1.3 && all.upstreamRatio <= 1.1
   } finally {
     await stopNodes(ctx, 'swarm', nodes)

@@ -27,7 +27,7 @@ export async function startTestNode (doc: Doc, overrides: NodeOverrides = {}): P
     ...doc,
     server: { host: '127.0.0.1', port: 0, connect_timeout_s: 2, read_timeout_s: 5, shutdown_timeout_s: 2, ...doc.server },
     cache: { dir: cacheDir, ...(doc.cache as Record<string, unknown> | undefined) },
-    logging: { level: 'silent' },
+    logging: { level: process.env.TEST_NODE_LOG ?? 'silent' },
     // Tests never send multicast: a test that turns the cluster on gets loopback addresses and no mDNS.
     cluster: { listen: ['/ip4/127.0.0.1/tcp/0'], data_host: '127.0.0.1', data_port: 0, ...(doc.cluster as Record<string, unknown> | undefined), mdns: false }
   }, { env: {} })

@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClusterStatsView } from '../../node/cluster/view.ts'
+import { send } from '../helpers/client.ts'
+import { startTestNode } from '../helpers/node.ts'
+import type { TestNode } from '../helpers/node.ts'
+import { startNpmRegistry } from '../fixtures/upstreams/npm-registry.ts'
+import type { NpmRegistry } from '../fixtures/upstreams/npm-registry.ts'
+import { startPypiIndex } from '../fixtures/upstreams/pypi-index.ts'
+import type { PypiIndex } from '../fixtures/upstreams/pypi-index.ts'
+import { until } from './helpers.ts'
+
+function p2pAddr (n: TestNode): string {
+  const libp2p = n.node.components.cluster?.running?.libp2p
+  if (libp2p === undefined) throw new Error('cluster not running')
+  return libp2p.getMultiaddrs().map(String).find(a => a.startsWith('/ip4/127.0.0.1/')) as string
+}
+
+async function selfStats (n: TestNode): Promise<ClusterStatsView['nodes'][number]> {
+  const view = await (await fetch(`${n.url}/cluster/stats`)).json() as ClusterStatsView
+  const self = view.nodes.find(x => x.self)
+  if (self === undefined) throw new Error('no self in /cluster/stats')
+  return self
+}
+
+/**
+ * An open cluster (no key) of whole nodes: an artifact whose digest its ecosystem publishes, fetched
+ * through one node, reaches another from it, not from the upstream.
+ */
+describe('open cluster: ecosystem artifacts are shared between nodes', () => {
+  let pypi: PypiIndex
+  let npm: NpmRegistry
+  let a: TestNode
+  let b: TestNode
+  const rules = (): Array<Record<string, unknown>> => [
+    { name: 'pypi-files', path_prefix: '/packages/', upstream: pypi.filesUrl, handler: 'pypi', strategy: 'parallel', min_size: 0, concurrency: 4 },
+    { name: 'pypi-simple', path_prefix: '/simple/', upstream: pypi.url, handler: 'pypi', strategy: 'proxy', metadata_ttl_s: 600 },
+    { name: 'npm-tarballs', path_prefix: '/npm/', pattern: '/-/[^/]+\\.tgz$', strip_prefix: true, upstream: npm.url, handler: 'npm', strategy: 'parallel' },
+    { name: 'npm', path_prefix: '/npm/', strip_prefix: true, upstream: npm.url, handler: 'npm', strategy: 'proxy', metadata_ttl_s: 300 }
+  ]
+
+  beforeAll(async () => {
+    pypi = await startPypiIndex({ packages: [{ name: 'sharedpkg', version: '1.0', padBytes: 3 << 20 }] })
+    npm = await startNpmRegistry([{ name: 'shared-js', version: '2.0.0', padBytes: 2 << 20 }])
+    a = await startTestNode({ content_rewrite: { targets: [pypi.filesUrl] }, rules: rules(), cluster: { enabled: true } })
+    b = await startTestNode({ content_rewrite: { targets: [pypi.filesUrl] }, rules: rules(), cluster: { enabled: true, peers: [p2pAddr(a)] } })
+    await until(async () => (await (await fetch(`${b.url}/cluster/stats`)).json() as ClusterStatsView).totals.reachable === 2, 20_000, 'two reachable nodes')
+  }, 60_000)
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()])
+    await pypi?.close()
+    await npm?.close()
+  })
+
+  it('a wheel pip got through one node comes to the next from it', async () => {
+    const wheel = pypi.wheels.get('sharedpkg-1.0-py3-none-any.whl')
+    if (wheel === undefined) throw new Error('no wheel')
+    const viaIndex = async (n: TestNode): Promise<Buffer> => {
+      const page = await send(n.url, { path: '/simple/sharedpkg/', headers: { accept: 'text/html' } })
+      expect(page.status).toBe(200)
+      const href = /href="([^"#]+)#sha256=/.exec(page.body.toString())?.[1]
+      if (href === undefined) throw new Error('no file link')
+      const res = await send(n.url, { path: href })
+      expect(res.status).toBe(200)
+      return res.body
+    }
+    expect(await viaIndex(a)).toEqual(wheel.data)
+    await until(async () => (await selfStats(a)).cache?.blobs === 1, 20_000, 'wheel cached on a')
+    const fileRequests = pypi.seen.filter(s => s.listener === 'files').length
+    expect(await viaIndex(b)).toEqual(wheel.data)
+    expect(pypi.seen.filter(s => s.listener === 'files').length).toBe(fileRequests)
+    expect((await selfStats(b)).bytes_from_peers).toBeGreaterThanOrEqual(wheel.data.length)
+  }, 60_000)
+
+  it('an npm tarball (named by its sha512 integrity) got through one node comes to the next from it', async () => {
+    const tarball = npm.tarballs.get('shared-js@2.0.0')
+    if (tarball === undefined) throw new Error('no tarball')
+    const viaPackument = async (n: TestNode): Promise<Buffer> => {
+      const doc = await send(n.url, { path: '/npm/shared-js', headers: { accept: 'application/vnd.npm.install-v1+json' } })
+      expect(doc.status).toBe(200)
+      const dist = (JSON.parse(doc.body.toString()) as { versions: Record<string, { dist: { tarball: string, integrity: string } }> }).versions['2.0.0']?.dist
+      expect(dist?.integrity).toBe(tarball.integrity)
+      const res = await send(n.url, { path: new URL(dist?.tarball ?? '').pathname })
+      expect(res.status).toBe(200)
+      return res.body
+    }
+    const before = (await selfStats(b)).bytes_from_peers ?? 0
+    const held = (await selfStats(a)).cache?.blobs ?? 0
+    expect(await viaPackument(a)).toEqual(tarball.data)
+    await until(async () => (await selfStats(a)).cache?.blobs === held + 1, 20_000, 'tarball cached on a')
+    const tarballRequests = npm.seen.filter(s => s.url.includes('/-/')).length
+    expect(await viaPackument(b)).toEqual(tarball.data)
+    expect(npm.seen.filter(s => s.url.includes('/-/')).length).toBe(tarballRequests)
+    expect((await selfStats(b)).bytes_from_peers ?? 0).toBeGreaterThanOrEqual(before + tarball.data.length)
+  }, 60_000)
+})

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
 import { isKeyName, isUrlName } from '../../protocol/names.ts'
+import { PIECE_HASH_UNIT } from '../../protocol/pieces.ts'
 import { discardBody } from '../fetch/upstream-source.ts'
 import type { Source, SourceFetchOptions, SourceResponse, SuspectRange } from '../fetch/upstream-source.ts'
 import { ContentVersion, withMeta } from './content-version.ts'
@@ -176,6 +177,11 @@ export class SwarmSource implements Source {
    */
   maxAutoPiece (): number | undefined {
     return this.view.members('complete').length + this.view.members('partial').length > 0 ? SHARE_UNIT : undefined
+  }
+
+  /** Members hold or download the blob: ranges keep to the units a peer verifies whole. */
+  alignment (): number | undefined {
+    return this.view.members('complete').length + this.view.members('partial').length > 0 ? PIECE_HASH_UNIT : undefined
   }
 
   /**

@@ -107,10 +107,14 @@ export class Scheduler {
   /** Connections expected to share the work; near the end assignments shrink so they finish together. */
   private readonly connections: number
 
-  constructor (plan: PiecePlan, written: ByteRanges, connections = 1) {
+  /** The boundaries new ranges keep to where they can (see Source.alignment). */
+  private readonly alignment: () => number
+
+  constructor (plan: PiecePlan, written: ByteRanges, connections = 1, alignment: () => number = () => 1) {
     this.plan = plan
     this.written = written
     this.connections = Math.max(1, connections)
+    this.alignment = alignment
   }
 
   get activeCount (): number {
@@ -148,7 +152,8 @@ export class Scheduler {
       let total = 0
       for (const [s, e] of free) total += e - s
       const len = Math.max(MIN_STEAL, Math.ceil(total / this.connections))
-      return this.add(first[0], Math.min(first[1], this.pieceEnd(first[0]), first[0] + len), false)
+      const unit = Math.max(1, this.alignment())
+      return this.add(first[0], Math.min(first[1], this.pieceEnd(first[0]), Math.ceil((first[0] + len) / unit) * unit), false)
     }
     const stolen = this.steal()
     if (stolen !== null) return stolen
@@ -212,10 +217,14 @@ export class Scheduler {
       if (victim === null || a.end - a.pos > victim.end - victim.pos) victim = a
     }
     if (victim === null || victim.end - victim.pos < 2 * MIN_STEAL + STEAL_MARGIN) return null
+    const unit = Math.max(65536, this.alignment())
     const mid = victim.end - Math.floor((victim.end - victim.pos - STEAL_MARGIN) / 2 / 65536) * 65536
+    // On a boundary of the source's units when one lies in the stolen half, else not at all.
+    const cut = unit === 65536 ? mid : Math.ceil(mid / unit) * unit
+    if (cut - victim.pos < MIN_STEAL + STEAL_MARGIN || victim.end - cut < MIN_STEAL) return null
     const end = victim.end
-    victim.end = mid
-    return this.add(mid, end, false)
+    victim.end = cut
+    return this.add(cut, end, false)
   }
 
   private duplicateTail (now: number, stallMs: number): Assignment | null {

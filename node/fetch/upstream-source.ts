@@ -32,6 +32,12 @@ export interface Source {
    */
   maxAutoPiece?: () => number | undefined
   /**
+   * Bytes this source serves in whole multiples of (a peer verifies and sends 1 MiB units: a range that
+   * starts or ends inside one costs the whole unit). New ranges then start and end on such boundaries
+   * where they can. Re-read as the download goes; default 1.
+   */
+  alignment?: () => number | undefined
+  /**
    * Takes the blob's bytes in order as the download hashes them, and hears when they matched the
    * digest (before the commit): a cluster makes the blob's piece-hash list that way instead of reading
    * the blob back after it.

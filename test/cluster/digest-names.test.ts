@@ -41,5 +41,8 @@ describe('open cluster: downloads named by another published digest', () => {
     expect((await fetchBlob(b.fetcher, identity, upstream.url)).equals(data)).toBe(true)
     expect(upstream.bytes).toBe(sent)
     expect(b.cluster.localStats().bytes_from_peers).toBeGreaterThanOrEqual(data.length)
+    // Ranges keep to the units the holder sends whole: each unit once (one asked again at most, on a
+    // busy machine), not once per range that touches it.
+    expect(a.cluster.localStats().bytes_to_peers).toBeLessThanOrEqual(data.length + MiB)
   }, 60_000)
 })

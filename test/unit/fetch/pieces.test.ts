@@ -140,6 +140,26 @@ describe('Scheduler', () => {
     expect(a?.end).toBe(b?.start)
     expect(b?.end).toBe(8 * MiB)
   })
+  it('keeps new ranges to the boundaries of a source\'s units: a split of what is free, and a steal', () => {
+    const size = 3 * MiB + 17
+    const plain = new Scheduler(planPieces(size, 4 * MiB, 4), new ByteRanges(), 8)
+    expect(plain.next()?.end).toBe(Math.ceil(size / 8))
+    const units = new Scheduler(planPieces(size, 4 * MiB, 4), new ByteRanges(), 8, () => MiB)
+    const got: Array<[number, number]> = []
+    for (let a = units.next(); a !== null; a = units.next()) got.push([a.start, a.end])
+    // Every unit once, none split, none asked twice.
+    expect(got).toEqual([[0, MiB], [MiB, 2 * MiB], [2 * MiB, 3 * MiB], [3 * MiB, size]])
+    // A steal cuts on a unit boundary in the stolen half (the unaligned cut would be 4.5 MiB).
+    const big = new Scheduler(planPieces(8 * MiB, 8 * MiB, 1), new ByteRanges(), 1, () => 3 * MiB)
+    const a = big.next()
+    const b = big.next()
+    expect(b?.start).toBe(6 * MiB)
+    expect(a?.end).toBe(6 * MiB)
+    // No boundary leaves both sides enough: no steal.
+    const none = new Scheduler(planPieces(8 * MiB, 8 * MiB, 1), new ByteRanges(), 1, () => 8 * MiB)
+    none.next()
+    expect(none.next()).toBeNull()
+  })
   it('steals the tail under a reader waiting far ahead of a connection', () => {
     const s = new Scheduler(planPieces(8 * MiB, 8 * MiB, 1), new ByteRanges(), 1)
     const a = s.next()

@@ -140,8 +140,9 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
       try {
         now = host.writer.write(chunk, t.at, (err) => {
           pending--
-          t.written = true
+          // A failed write never lands, nor anything after it.
           if (err !== null) { finish(writeError(err)); discardBody(body); settle(); return }
+          t.written = true
           if (land() || outcome !== null) { settle(); return }
           if (ended) { if (pending === 0) finish() } else if (pending < WRITES_BEHIND) body.resume()
         }, { behind })

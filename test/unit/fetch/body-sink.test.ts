@@ -107,6 +107,34 @@ describe('drainBody', () => {
     }
   })
 
+  it('a write on the thread pool that finds the disk full fails the body as a full disk, once no write of it is pending', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'aimirror-sink-'))
+    const fh = await open(join(dir, 'f'), 'w+')
+    try {
+      const sizes = [WRITE_BEHIND_MIN, WRITE_BEHIND_MIN, WRITE_BEHIND_MIN]
+      const total = 3 * WRITE_BEHIND_MIN
+      const res = {
+        status: 206,
+        headers: {},
+        body: new ScribblingBody(Buffer.alloc(total, 3), sizes) as unknown as SourceResponse['body'],
+        volatile: true,
+        url: new URL('http://peer/f'),
+        contentRange: { start: 0, end: total - 1, total }
+      } satisfies SourceResponse
+      const a: Assignment = { id: 1, start: 0, pos: 0, end: total, duplicate: false, duplicated: false, lastProgress: 0 }
+      const writer = new LaggingWriter(fh.fd, { failAt: 0 })
+      const landed: number[] = []
+      await expect(drainBody(res, a, { writer: writer as unknown as FileWriter, settled: () => false, enough: () => a.pos >= a.end, received: () => {}, landed: (at) => { landed.push(at) } }))
+        .rejects.toMatchObject({ code: 'ERR_DISK_FULL' })
+      // The first write failed; the second (finished first) landed nothing, since the bytes before it are missing.
+      expect(writer.completed).toBe(writer.behind)
+      expect(landed).toEqual([])
+      expect(a.pos).toBe(0)
+    } finally {
+      await fh.close()
+    }
+  })
+
   it('bytes no one vouched for are written at once, however large (a later write must not overwrite a good copy)', async () => {
     dir = await mkdtemp(join(tmpdir(), 'aimirror-sink-'))
     const fh = await open(join(dir, 'f'), 'w+')
@@ -197,9 +225,12 @@ class LaggingWriter {
   chunksBeforeFirstDone = 0
   private pending = 0
   private readonly fd: number
+  /** The write asked behind with this index fails with ENOSPC. */
+  private readonly failAt: number
 
-  constructor (fd: number) {
+  constructor (fd: number, options: { failAt?: number } = {}) {
     this.fd = fd
+    this.failAt = options.failAt ?? -1
   }
 
   write (buf: Buffer, position: number, cb: (err: Error | null) => void, options: { behind?: boolean } = {}): boolean {
@@ -209,13 +240,15 @@ class LaggingWriter {
       return true
     }
     const copy = Buffer.from(buf)
-    const delay = this.behind++ % 2 === 0 ? 40 : 5
+    const index = this.behind++
+    const delay = index % 2 === 0 ? 40 : 5
     this.maxPending = Math.max(this.maxPending, ++this.pending)
     setTimeout(() => {
-      writeSync(this.fd, copy, 0, copy.length, position)
+      const fails = index === this.failAt
+      if (!fails) writeSync(this.fd, copy, 0, copy.length, position)
       this.pending--
       this.completed++
-      cb(null)
+      cb(fails ? Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }) : null)
     }, delay)
     return false
   }

@@ -40,13 +40,7 @@ export class VouchedFrames extends DerivedBody {
     frame: (length) => {
       if (this.destroyed) return
       this.onBytes?.(length)
-      const frame = this.frame as Buffer
-      if (length > 0) {
-        this.pass(frame.subarray(0, length), () => {
-          if (this.frame === frame) this.frame = null
-          return () => { this.pool.give(frame) }
-        })
-      }
+      if (length > 0) this.pass((this.frame as Buffer).subarray(0, length))
     }
   }
 

@@ -138,7 +138,7 @@ export class PeerClient {
     if (options.takesVolatile === true && quick !== undefined) {
       const { raw, url } = await this.requestRangeOverSockets(quick.sockets, t, span.start, span.end - 1, options.signal)
       const body = new VerifiedUnits(raw, { list, size: t.size, spanStart: span.start, from: start, to: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n), onUnit: options.onUnit }, quick.pool)
-      return { ...rangeResponse(t, start, last, body as unknown as Readable, url), volatile: true, adopt: () => body.adopt() }
+      return { ...rangeResponse(t, start, last, body as unknown as Readable, url), volatile: true }
     }
     const { res, url } = await this.requestRange(t, span.start, span.end - 1, options.signal)
     const body = new VerifyingBody({ list, size: t.size, spanStart: span.start, from: start, to: last + 1, onBytes: n => this.init.onBytes?.(t.peer, n), onUnit: options.onUnit })
@@ -162,7 +162,7 @@ export class PeerClient {
       const onBytes = (n: number): void => { this.init.onBytes?.(t.peer, n) }
       if (key !== undefined && nonce !== null) {
         const body = new VouchedFrames(raw, { key: responseKey(key, nonce), digest: t.digest, start, end: last + 1, onBytes, onProgress: options.onProgress }, quick.pool)
-        return { ...rangeResponse(t, start, last, body as unknown as Readable, url), volatile: true, adopt: () => body.adopt() }
+        return { ...rangeResponse(t, start, last, body as unknown as Readable, url), volatile: true }
       }
       const counted = new CountedBody(raw, (n) => { onBytes(n); options.onProgress?.(); options.onUnverified?.(n) })
       return { ...rangeResponse(t, start, last, counted as unknown as Readable, url), volatile: true, unverified: true }

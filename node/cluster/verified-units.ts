@@ -68,12 +68,7 @@ export class VerifiedUnits extends DerivedBody {
     const b = Math.min(at + bytes, this.init.to)
     if (b > a) {
       this.init.onBytes?.(b - a)
-      const unit = this.unit as Buffer
-      // A consumer that keeps the unit (written behind) gives it back to the pool; the next unit takes another.
-      this.pass(unit.subarray(a - at, b - at), () => {
-        if (this.unit === unit) this.unit = null
-        return () => { this.pool.give(unit) }
-      })
+      this.pass((this.unit as Buffer).subarray(a - at, b - at))
     }
   }
 

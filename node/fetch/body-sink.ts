@@ -36,8 +36,6 @@ interface Taken {
   chunk: Buffer
   at: number
   written: boolean
-  /** Gives back a chunk kept past its 'data' event (a pooled copy, or one adopted from its source). */
-  release: (() => void) | null
 }
 
 /**
@@ -72,7 +70,7 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
       body.off('error', onError)
       // Destroying an undici body early emits an abort error nobody needs.
       body.on('error', () => {})
-      for (const t of taken.splice(0)) t.release?.()
+      for (const t of taken.splice(0)) copies.give(t.chunk)
       if (outcome.err === undefined) resolve()
       else reject(outcome.err)
     }
@@ -104,7 +102,7 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
           raceWon(a)
           host.landed(t.at, chunk)
         }
-        t.release?.()
+        copies.give(t.chunk)
         if (outcome === null && host.enough()) {
           done()
           return true
@@ -127,19 +125,14 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
         return
       }
       const behind = chunk.length >= WRITE_BEHIND_MIN && res.unverified !== true
-      // A volatile chunk that outlives this listener (written on the thread pool, or landing only after
-      // chunks before it that still are) is adopted from its source, or else copied.
-      let release: (() => void) | null = null
+      // A volatile chunk is copied if it outlives this listener: written on the thread pool, or landing
+      // only after chunks before it that still are.
       if (res.volatile === true && (behind || !host.writer.synchronous || taken.length > 0)) {
-        release = res.adopt?.() ?? null
-        if (release === null) {
-          const copy = copies.take(chunk.length)
-          chunk.copy(copy)
-          chunk = copy
-          release = () => { copies.give(copy) }
-        }
+        const copy = copies.take(chunk.length)
+        chunk.copy(copy)
+        chunk = copy
       }
-      const t: Taken = { chunk, at: next, written: false, release }
+      const t: Taken = { chunk, at: next, written: false }
       next += chunk.length
       off += chunk.length
       taken.push(t)
@@ -155,7 +148,6 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
         }, { behind })
       } catch (err) {
         taken.pop()
-        release?.()
         finish(writeError(err))
         discardBody(body)
         return

@@ -75,11 +75,6 @@ export interface SourceResponse {
   readonly body: Dispatcher.ResponseData['body']
   /** The body's chunks are views into a reused buffer, valid only while a 'data' listener runs. */
   readonly volatile?: boolean
-  /**
-   * During a 'data' listener of a volatile body: makes the chunk the caller's to keep, and returns what to
-   * call once done with it; null when it must be copied to be kept.
-   */
-  readonly adopt?: () => (() => void) | null
   /** URL that answered, after redirects. */
   readonly url: URL
   /** Parsed Content-Range of a 206 (or `bytes *\/total` of a 416). */

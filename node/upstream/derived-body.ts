@@ -30,12 +30,9 @@ export abstract class DerivedBody extends VolatileBody {
   /** A chunk of the source (valid during this call only). */
   protected abstract take (chunk: Buffer): void
 
-  /**
-   * Passes `chunk` on (valid during this call only, unless the consumer adopts it through `adoptable`);
-   * the source waits while the consumer does.
-   */
-  protected pass (chunk: Buffer, adoptable: (() => () => void) | null = null): void {
-    if (!this.deliver(chunk, adoptable)) this.raw.pause()
+  /** Passes `chunk` on (valid during this call only); the source waits while the consumer does. */
+  protected pass (chunk: Buffer): void {
+    if (!this.deliver(chunk)) this.raw.pause()
   }
 
   /** Buffers to give back when the body is over, whichever way. */

@@ -23,8 +23,6 @@ export class VolatileBody extends BodyEvents {
   private pending: Buffer | null = null
   private complete = false
   private flushing = false
-  /** During a 'data' event whose chunk may be kept: detaches it from its source (see adopt). */
-  private adoptable: (() => () => void) | null = null
 
   constructor (conn: BodyConnection) {
     super()
@@ -55,32 +53,13 @@ export class VolatileBody extends BodyEvents {
   }
 
   /**
-   * During a 'data' listener: makes the chunk the consumer's to keep, and returns what to call once it is
-   * done with it; null when the chunk must be copied to be kept (a view of a reused read buffer).
-   */
-  adopt (): (() => void) | null {
-    const detach = this.adoptable
-    this.adoptable = null
-    return detach === null ? null : detach()
-  }
-
-  private emitData (chunk: Buffer, adoptable: (() => () => void) | null): void {
-    this.adoptable = adoptable
-    try {
-      this.emit('data', chunk)
-    } finally {
-      this.adoptable = null
-    }
-  }
-
-  /**
    * From the connection: `view` is only valid during this call. Returns whether the connection may
-   * read on (false: it waits for `resume`). `adoptable`: the source can give the view away (see adopt).
+   * read on (false: it waits for `resume`).
    */
-  deliver (view: Buffer, adoptable: (() => () => void) | null = null): boolean {
+  deliver (view: Buffer): boolean {
     if (this.destroyed) return false
     if (this.flowing && !this.paused && this.pending === null && !this.flushing) {
-      this.emitData(view, adoptable)
+      this.emit('data', view)
       return this.flowing && !this.paused && !this.destroyed
     }
     this.keep(Buffer.from(view))
@@ -126,8 +105,7 @@ export class VolatileBody extends BodyEvents {
     const kept = this.pending
     if (kept !== null) {
       this.pending = null
-      // A copy: the consumer's to keep as it is.
-      this.emitData(kept, () => () => {})
+      this.emit('data', kept)
       if (this.destroyed || this.paused) return
     }
     if (this.complete) {

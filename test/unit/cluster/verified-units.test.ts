@@ -29,40 +29,6 @@ describe('verified units over a volatile body', () => {
     }
   })
 
-  it('a consumer may keep a unit: the next one fills another pooled buffer, and the kept one goes back when given', async () => {
-    const pool = new BufferPool()
-    const raw = new VolatileBody(conn)
-    const body = new VerifiedUnits(raw, { list, size: data.length, spanStart: 0, from: 0, to: data.length }, pool)
-    const kept: Array<{ chunk: Buffer, at: number, release: () => void }> = []
-    let at = 0
-    body.on('data', (chunk: Buffer) => {
-      const release = body.adopt()
-      if (release === null) throw new Error('a verified unit could not be kept')
-      kept.push({ chunk, at, release })
-      at += chunk.length
-    })
-    const ended = new Promise(resolve => { body.once('end', resolve) })
-    await new Promise(resolve => setImmediate(resolve))
-    const shared = Buffer.alloc(65_536)
-    for (let i = 0; i < data.length; i += shared.length) {
-      const n = data.copy(shared, 0, i, i + shared.length)
-      raw.deliver(shared.subarray(0, n))
-      shared.fill(0xee)
-    }
-    raw.finish()
-    await ended
-    // Each unit kept intact in a buffer of its own, though later units came after it.
-    expect(kept.map(k => k.chunk.length)).toEqual([U, U, U, 100])
-    expect(kept.every(k => k.chunk.equals(data.subarray(k.at, k.at + k.chunk.length)))).toBe(true)
-    expect(new Set(kept.map(k => k.chunk.buffer)).size).toBe(4)
-    expect(pool.made).toBe(4)
-    // Given back, a buffer is lent again.
-    for (const k of kept) k.release()
-    expect(pool.take(U).buffer).toBe(kept.at(-1)?.chunk.buffer)
-    // Outside a 'data' event there is nothing to keep.
-    expect(body.adopt()).toBeNull()
-  })
-
   it('a bad unit fails the body before any of its bytes pass', async () => {
     const bad = Buffer.from(data)
     bad[2 * U + 5] = (bad[2 * U + 5] as number) ^ 1

@@ -16,6 +16,19 @@ afterEach(async () => {
   dir = null
 })
 
+/** A 206 of [start, end) with `body`, and the assignment that asks for exactly that. */
+function ranged (body: unknown, start: number, end: number, flags: { volatile?: true, unverified?: true }): { res: SourceResponse, a: Assignment } {
+  const res: SourceResponse = {
+    status: 206,
+    headers: {},
+    body: body as SourceResponse['body'],
+    ...flags,
+    url: new URL('http://source/f'),
+    contentRange: { start, end: end - 1, total: end }
+  }
+  return { res, a: { id: 1, start, pos: start, end, duplicate: false, duplicated: false, lastProgress: 0 } }
+}
+
 describe('drainBody', () => {
   it('a body that ends while its last chunk is being written on the thread pool still lands every byte', async () => {
     dir = await mkdtemp(join(tmpdir(), 'aimirror-sink-'))
@@ -25,14 +38,7 @@ describe('drainBody', () => {
       for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff
       const START = 1000
       const body = new PassThrough()
-      const res = {
-        status: 206,
-        headers: {},
-        body: body as unknown as SourceResponse['body'],
-        url: new URL('http://upstream/f'),
-        contentRange: { start: START, end: START + data.length - 1, total: START + data.length }
-      } satisfies SourceResponse
-      const a: Assignment = { id: 1, start: START, pos: START, end: START + data.length, duplicate: false, duplicated: false, lastProgress: 0 }
+      const { res, a } = ranged(body, START, START + data.length, {})
       const landed: Array<[number, number]> = []
       // The whole body is buffered and ended before draining starts: its 'end' comes right after the last chunk.
       for (let i = 0; i < data.length; i += 64 * 1024) body.write(data.subarray(i, i + 64 * 1024))
@@ -65,15 +71,7 @@ describe('drainBody', () => {
       const data = Buffer.alloc(total)
       for (let i = 0; i < total; i++) data[i] = (i * 31 + 7) & 0xff
       const body = new ScribblingBody(data, sizes)
-      const res = {
-        status: 206,
-        headers: {},
-        body: body as unknown as SourceResponse['body'],
-        volatile: true,
-        url: new URL('http://peer/f'),
-        contentRange: { start: START, end: START + total - 1, total: START + total }
-      } satisfies SourceResponse
-      const a: Assignment = { id: 1, start: START, pos: START, end: START + total, duplicate: false, duplicated: false, lastProgress: 0 }
+      const { res, a } = ranged(body, START, START + total, { volatile: true })
       const writer = new LaggingWriter(fh.fd)
       const landed: number[] = []
       const wrong: number[] = []
@@ -113,15 +111,7 @@ describe('drainBody', () => {
     try {
       const sizes = [WRITE_BEHIND_MIN, WRITE_BEHIND_MIN, WRITE_BEHIND_MIN]
       const total = 3 * WRITE_BEHIND_MIN
-      const res = {
-        status: 206,
-        headers: {},
-        body: new ScribblingBody(Buffer.alloc(total, 3), sizes) as unknown as SourceResponse['body'],
-        volatile: true,
-        url: new URL('http://peer/f'),
-        contentRange: { start: 0, end: total - 1, total }
-      } satisfies SourceResponse
-      const a: Assignment = { id: 1, start: 0, pos: 0, end: total, duplicate: false, duplicated: false, lastProgress: 0 }
+      const { res, a } = ranged(new ScribblingBody(Buffer.alloc(total, 3), sizes), 0, total, { volatile: true })
       const writer = new LaggingWriter(fh.fd, { failAt: 0 })
       const landed: number[] = []
       await expect(drainBody(res, a, { writer: writer as unknown as FileWriter, settled: () => false, enough: () => a.pos >= a.end, received: () => {}, landed: (at) => { landed.push(at) } }))
@@ -142,16 +132,7 @@ describe('drainBody', () => {
       const sizes = [WRITE_BEHIND_MIN * 2, WRITE_BEHIND_MIN]
       const total = sizes[0] as number + (sizes[1] as number)
       const data = Buffer.alloc(total, 9)
-      const res = {
-        status: 206,
-        headers: {},
-        body: new ScribblingBody(data, sizes) as unknown as SourceResponse['body'],
-        volatile: true,
-        unverified: true,
-        url: new URL('http://peer/f'),
-        contentRange: { start: 0, end: total - 1, total }
-      } satisfies SourceResponse
-      const a: Assignment = { id: 1, start: 0, pos: 0, end: total, duplicate: false, duplicated: false, lastProgress: 0 }
+      const { res, a } = ranged(new ScribblingBody(data, sizes), 0, total, { volatile: true, unverified: true })
       const writer = new LaggingWriter(fh.fd)
       await drainBody(res, a, { writer: writer as unknown as FileWriter, settled: () => false, enough: () => a.pos >= a.end, received: () => {}, landed: () => {} })
       expect(writer.behind).toBe(0)

@@ -1,4 +1,5 @@
 import { open, mkdtemp, readFile, rm } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { EventEmitter } from 'node:events'
@@ -16,6 +17,18 @@ afterEach(async () => {
   dir = null
 })
 
+/** Runs `fn` on a fresh temp file (its handle and path), closed after. */
+async function withFile (fn: (fh: FileHandle, path: string) => Promise<void>): Promise<void> {
+  dir = await mkdtemp(join(tmpdir(), 'aimirror-sink-'))
+  const path = join(dir, 'f')
+  const fh = await open(path, 'w+')
+  try {
+    await fn(fh, path)
+  } finally {
+    await fh.close()
+  }
+}
+
 /** A 206 of [start, end) with `body`, and the assignment that asks for exactly that. */
 function ranged (body: unknown, start: number, end: number, flags: { volatile?: true, unverified?: true }): { res: SourceResponse, a: Assignment } {
   const res: SourceResponse = {
@@ -31,9 +44,7 @@ function ranged (body: unknown, start: number, end: number, flags: { volatile?: 
 
 describe('drainBody', () => {
   it('a body that ends while its last chunk is being written on the thread pool still lands every byte', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'aimirror-sink-'))
-    const fh = await open(join(dir, 'f'), 'w+')
-    try {
+    await withFile(async (fh, path) => {
       const data = Buffer.alloc(300_000)
       for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff
       const START = 1000
@@ -53,17 +64,13 @@ describe('drainBody', () => {
       expect(off).toBe(bodyEnd)
       expect(a.pos).toBe(a.end)
       expect(landed.reduce((n, [, len]) => n + len, 0)).toBe(data.length)
-      const onDisk = (await readFile(join(dir, 'f'))).subarray(START)
+      const onDisk = (await readFile(path)).subarray(START)
       expect(onDisk.equals(data)).toBe(true)
-    } finally {
-      await fh.close()
-    }
+    })
   })
 
   it('large chunks go to the thread pool while the body goes on, and land in order with their own bytes', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'aimirror-sink-'))
-    const fh = await open(join(dir, 'f'), 'w+')
-    try {
+    await withFile(async (fh, path) => {
       const START = 4096
       // Large units with small chunks between them: a small one written at once lands after the pending large ones.
       const sizes = [WRITE_BEHIND_MIN, WRITE_BEHIND_MIN * 2, 1000, WRITE_BEHIND_MIN, 70_000, WRITE_BEHIND_MIN + 3, 5]
@@ -99,16 +106,12 @@ describe('drainBody', () => {
       // The body went on while the first large write was pending.
       expect(writer.chunksBeforeFirstDone).toBeGreaterThanOrEqual(2)
       expect(a.pos).toBe(a.end)
-      expect((await readFile(join(dir, 'f'))).subarray(START).equals(data)).toBe(true)
-    } finally {
-      await fh.close()
-    }
+      expect((await readFile(path)).subarray(START).equals(data)).toBe(true)
+    })
   })
 
   it('a write on the thread pool that finds the disk full fails the body as a full disk, once no write of it is pending', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'aimirror-sink-'))
-    const fh = await open(join(dir, 'f'), 'w+')
-    try {
+    await withFile(async (fh) => {
       const sizes = [WRITE_BEHIND_MIN, WRITE_BEHIND_MIN, WRITE_BEHIND_MIN]
       const total = 3 * WRITE_BEHIND_MIN
       const { res, a } = ranged(new ScribblingBody(Buffer.alloc(total, 3), sizes), 0, total, { volatile: true })
@@ -120,15 +123,11 @@ describe('drainBody', () => {
       expect(writer.completed).toBe(writer.behind)
       expect(landed).toEqual([])
       expect(a.pos).toBe(0)
-    } finally {
-      await fh.close()
-    }
+    })
   })
 
   it('bytes no one vouched for are written at once, however large (a later write must not overwrite a good copy)', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'aimirror-sink-'))
-    const fh = await open(join(dir, 'f'), 'w+')
-    try {
+    await withFile(async (fh) => {
       const sizes = [WRITE_BEHIND_MIN * 2, WRITE_BEHIND_MIN]
       const total = sizes[0] as number + (sizes[1] as number)
       const data = Buffer.alloc(total, 9)
@@ -137,9 +136,7 @@ describe('drainBody', () => {
       await drainBody(res, a, { writer: writer as unknown as FileWriter, settled: () => false, enough: () => a.pos >= a.end, received: () => {}, landed: () => {} })
       expect(writer.behind).toBe(0)
       expect(a.pos).toBe(total)
-    } finally {
-      await fh.close()
-    }
+    })
   })
 })
 
@@ -237,9 +234,7 @@ class LaggingWriter {
 
 describe('FileWriter', () => {
   it('is idle only once no write is on the thread pool, and says so when the last one finished', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'aimirror-writer-'))
-    const fh = await open(join(dir, 'f'), 'w+')
-    try {
+    await withFile(async (fh, path) => {
       let idleCalls = 0
       const w = new FileWriter(fh.fd, { onIdle: () => { idleCalls++ } })
       expect(w.write(Buffer.from('now'), 0, () => {})).toBe(true)
@@ -254,9 +249,7 @@ describe('FileWriter', () => {
       await Promise.all(done)
       expect(w.idle).toBe(true)
       expect(idleCalls).toBe(1)
-      expect((await readFile(join(dir, 'f'))).toString()).toBe('nowonetwo')
-    } finally {
-      await fh.close()
-    }
+      expect((await readFile(path)).toString()).toBe('nowonetwo')
+    })
   })
 })

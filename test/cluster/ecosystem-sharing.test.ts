@@ -52,45 +52,44 @@ describe('open cluster: ecosystem artifacts are shared between nodes', () => {
     await npm?.close()
   })
 
+  /** GET through `n`, 200 expected. */
+  const ok = async (n: TestNode, path: string, headers: Record<string, string> = {}): Promise<Buffer> => {
+    const res = await send(n.url, { path, headers })
+    expect(res.status).toBe(200)
+    return res.body
+  }
+
+  /** `get` through a, then through b: b has the artifact from a, and the upstream is not asked for it again. */
+  const expectShared = async (get: (n: TestNode) => Promise<Buffer>, data: Buffer, artifactRequests: () => number): Promise<void> => {
+    const before = (await selfStats(b)).bytes_from_peers ?? 0
+    const held = (await selfStats(a)).cache?.blobs ?? 0
+    expect(await get(a)).toEqual(data)
+    await until(async () => (await selfStats(a)).cache?.blobs === held + 1, 20_000, 'cached on a')
+    const asked = artifactRequests()
+    expect(await get(b)).toEqual(data)
+    expect(artifactRequests()).toBe(asked)
+    expect((await selfStats(b)).bytes_from_peers ?? 0).toBeGreaterThanOrEqual(before + data.length)
+  }
+
   it('a wheel pip got through one node comes to the next from it', async () => {
     const wheel = pypi.wheels.get('sharedpkg-1.0-py3-none-any.whl')
     if (wheel === undefined) throw new Error('no wheel')
-    const viaIndex = async (n: TestNode): Promise<Buffer> => {
-      const page = await send(n.url, { path: '/simple/sharedpkg/', headers: { accept: 'text/html' } })
-      expect(page.status).toBe(200)
-      const href = /href="([^"#]+)#sha256=/.exec(page.body.toString())?.[1]
+    await expectShared(async (n) => {
+      const page = await ok(n, '/simple/sharedpkg/', { accept: 'text/html' })
+      const href = /href="([^"#]+)#sha256=/.exec(page.toString())?.[1]
       if (href === undefined) throw new Error('no file link')
-      const res = await send(n.url, { path: href })
-      expect(res.status).toBe(200)
-      return res.body
-    }
-    expect(await viaIndex(a)).toEqual(wheel.data)
-    await until(async () => (await selfStats(a)).cache?.blobs === 1, 20_000, 'wheel cached on a')
-    const fileRequests = pypi.seen.filter(s => s.listener === 'files').length
-    expect(await viaIndex(b)).toEqual(wheel.data)
-    expect(pypi.seen.filter(s => s.listener === 'files').length).toBe(fileRequests)
-    expect((await selfStats(b)).bytes_from_peers).toBeGreaterThanOrEqual(wheel.data.length)
+      return await ok(n, href)
+    }, wheel.data, () => pypi.seen.filter(s => s.listener === 'files').length)
   }, 60_000)
 
   it('an npm tarball (named by its sha512 integrity) got through one node comes to the next from it', async () => {
     const tarball = npm.tarballs.get('shared-js@2.0.0')
     if (tarball === undefined) throw new Error('no tarball')
-    const viaPackument = async (n: TestNode): Promise<Buffer> => {
-      const doc = await send(n.url, { path: '/npm/shared-js', headers: { accept: 'application/vnd.npm.install-v1+json' } })
-      expect(doc.status).toBe(200)
-      const dist = (JSON.parse(doc.body.toString()) as { versions: Record<string, { dist: { tarball: string, integrity: string } }> }).versions['2.0.0']?.dist
+    await expectShared(async (n) => {
+      const doc = await ok(n, '/npm/shared-js', { accept: 'application/vnd.npm.install-v1+json' })
+      const dist = (JSON.parse(doc.toString()) as { versions: Record<string, { dist: { tarball: string, integrity: string } }> }).versions['2.0.0']?.dist
       expect(dist?.integrity).toBe(tarball.integrity)
-      const res = await send(n.url, { path: new URL(dist?.tarball ?? '').pathname })
-      expect(res.status).toBe(200)
-      return res.body
-    }
-    const before = (await selfStats(b)).bytes_from_peers ?? 0
-    const held = (await selfStats(a)).cache?.blobs ?? 0
-    expect(await viaPackument(a)).toEqual(tarball.data)
-    await until(async () => (await selfStats(a)).cache?.blobs === held + 1, 20_000, 'tarball cached on a')
-    const tarballRequests = npm.seen.filter(s => s.url.includes('/-/')).length
-    expect(await viaPackument(b)).toEqual(tarball.data)
-    expect(npm.seen.filter(s => s.url.includes('/-/')).length).toBe(tarballRequests)
-    expect((await selfStats(b)).bytes_from_peers ?? 0).toBeGreaterThanOrEqual(before + tarball.data.length)
+      return await ok(n, new URL(dist?.tarball ?? '').pathname)
+    }, tarball.data, () => npm.seen.filter(s => s.url.includes('/-/')).length)
   }, 60_000)
 })

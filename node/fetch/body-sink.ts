@@ -25,8 +25,10 @@ export interface SinkHost {
  * cache. Smaller chunks (socket reads from an upstream) cost less written at once than handed over.
  */
 export const WRITE_BEHIND_MIN = 256 << 10
-/** Thread-pool writes of one body at once; the body is paused at this many. */
+/** Thread-pool writes of one body at once; the body is paused at this many… */
 const WRITES_BEHIND = 2
+/** …or when this many bytes wait to land (small chunks written at once behind a pending large one). */
+const MAX_WAITING = 4 << 20
 
 /** Copies of volatile chunks that outlive their 'data' event, shared by every download. */
 const copies = new BufferPool({ maxIdleBytes: 8 << 20 })
@@ -55,6 +57,7 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
   // Where the next byte taken goes (a.pos trails it by the bytes still being written).
   let next = a.pos
   const taken: Taken[] = []
+  let waiting = 0
   let pending = 0
   await new Promise<void>((resolve, reject) => {
     // How it ends, once decided; it settles when no write is pending.
@@ -94,6 +97,7 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
     const land = (): boolean => {
       while (taken.length > 0 && (taken[0] as Taken).written) {
         const t = taken.shift() as Taken
+        waiting -= t.chunk.length
         // Bytes past an end that moved while they were written: the new owner of that range lands them.
         const chunk = t.at + t.chunk.length > a.end ? t.chunk.subarray(0, Math.max(0, a.end - t.at)) : t.chunk
         if (t.at === a.pos && chunk.length > 0 && !host.settled()) {
@@ -136,6 +140,7 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
       next += chunk.length
       off += chunk.length
       taken.push(t)
+      waiting += chunk.length
       let now: boolean
       try {
         now = host.writer.write(chunk, t.at, (err) => {
@@ -144,20 +149,21 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
           if (err !== null) { finish(writeError(err)); discardBody(body); settle(); return }
           t.written = true
           if (land() || outcome !== null) { settle(); return }
-          if (ended) { if (pending === 0) finish() } else if (pending < WRITES_BEHIND) body.resume()
+          if (ended) { if (pending === 0) finish() } else if (pending < WRITES_BEHIND && waiting < MAX_WAITING) body.resume()
         }, { behind })
       } catch (err) {
         taken.pop()
+        waiting -= chunk.length
         finish(writeError(err))
         discardBody(body)
         return
       }
-      if (now) {
+      if (!now) pending++
+      else {
         t.written = true
-        land()
-      } else if (++pending >= WRITES_BEHIND) {
-        body.pause()
+        if (land()) return
       }
+      if (pending >= WRITES_BEHIND || waiting >= MAX_WAITING) body.pause()
     }
     const onEnd = (): void => {
       if (pending > 0) ended = true

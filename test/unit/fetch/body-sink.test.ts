@@ -110,6 +110,33 @@ describe('drainBody', () => {
     })
   })
 
+  it('small chunks written at once behind a pending large one wait in memory up to a bound: the body is paused there', async () => {
+    await withFile(async (fh, path) => {
+      const small = 64 << 10
+      const sizes = [WRITE_BEHIND_MIN, ...Array.from({ length: 128 }, () => small)]
+      const total = sizes.reduce((n, x) => n + x, 0)
+      const data = Buffer.alloc(total)
+      for (let i = 0; i < total; i++) data[i] = (i * 7 + 3) & 0xff
+      const body = new ScribblingBody(data, sizes)
+      const { res, a } = ranged(body, 0, total, { volatile: true })
+      let landedBytes = 0
+      let mostWaiting = 0
+      body.onEmit = (sent) => { mostWaiting = Math.max(mostWaiting, sent - landedBytes) }
+      await drainBody(res, a, {
+        writer: new LaggingWriter(fh.fd, { delayMs: 300 }) as unknown as FileWriter,
+        settled: () => false,
+        enough: () => a.pos >= a.end,
+        received: () => {},
+        landed: (_at, chunk) => { landedBytes += chunk.length }
+      })
+      // 8 MiB of small chunks came while the first write was pending; at most 4 MiB (and a chunk) waited.
+      expect(mostWaiting).toBeGreaterThan(2 << 20)
+      expect(mostWaiting).toBeLessThanOrEqual((4 << 20) + small)
+      expect(a.pos).toBe(total)
+      expect((await readFile(path)).equals(data)).toBe(true)
+    })
+  })
+
   it('a write on the thread pool that finds the disk full fails the body as a full disk, once no write of it is pending', async () => {
     await withFile(async (fh) => {
       const sizes = [WRITE_BEHIND_MIN, WRITE_BEHIND_MIN, WRITE_BEHIND_MIN]
@@ -152,6 +179,8 @@ class ScribblingBody extends EventEmitter {
   private readonly shared: Buffer
   private index = 0
   private sent = 0
+  /** Called after each chunk with the bytes sent so far. */
+  onEmit: (sent: number) => void = () => {}
   private paused = true
   private scheduled = false
 
@@ -185,6 +214,7 @@ class ScribblingBody extends EventEmitter {
       this.data.copy(this.shared, 0, this.sent, this.sent + n)
       this.sent += n
       this.emit('data', this.shared.subarray(0, n))
+      this.onEmit(this.sent)
       this.shared.fill(0xee)
     }
     if (this.index === this.sizes.length && !this.paused) this.emit('end')
@@ -205,10 +235,13 @@ class LaggingWriter {
   private readonly fd: number
   /** The write asked behind with this index fails with ENOSPC. */
   private readonly failAt: number
+  /** Every write asked behind takes this long, when set. */
+  private readonly delayMs: number | null
 
-  constructor (fd: number, options: { failAt?: number } = {}) {
+  constructor (fd: number, options: { failAt?: number, delayMs?: number } = {}) {
     this.fd = fd
     this.failAt = options.failAt ?? -1
+    this.delayMs = options.delayMs ?? null
   }
 
   write (buf: Buffer, position: number, cb: (err: Error | null) => void, options: { behind?: boolean } = {}): boolean {
@@ -219,7 +252,7 @@ class LaggingWriter {
     }
     const copy = Buffer.from(buf)
     const index = this.behind++
-    const delay = index % 2 === 0 ? 40 : 5
+    const delay = this.delayMs ?? (index % 2 === 0 ? 40 : 5)
     this.maxPending = Math.max(this.maxPending, ++this.pending)
     setTimeout(() => {
       const fails = index === this.failAt

@@ -176,12 +176,16 @@ export class SwarmSource implements Source {
    * the cluster off.
    */
   maxAutoPiece (): number | undefined {
-    return this.view.members('complete').length + this.view.members('partial').length > 0 ? SHARE_UNIT : undefined
+    return this.sharedByMembers() ? SHARE_UNIT : undefined
   }
 
   /** Members hold or download the blob: ranges keep to the units a peer verifies whole. */
   alignment (): number | undefined {
-    return this.view.members('complete').length + this.view.members('partial').length > 0 ? PIECE_HASH_UNIT : undefined
+    return this.sharedByMembers() ? PIECE_HASH_UNIT : undefined
+  }
+
+  private sharedByMembers (): boolean {
+    return this.view.members('complete').length + this.view.members('partial').length > 0
   }
 
   /**

@@ -1,11 +1,11 @@
-import type { Hash } from 'node:crypto'
 import type { FileHandle } from 'node:fs/promises'
 import { readSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { deadline } from '../abort.ts'
 import type { ChunkCursor } from './blob-chunks.ts'
 import type { Download } from './download.ts'
-import { digestGated } from './passthrough.ts'
+import { hashFileRange } from './file-hash.ts'
+import { gatedIfWhole } from './passthrough.ts'
 
 /**
  * Read size: fresh buffers fault in far fewer pages at 128 KiB than at 1 MiB, and a client at the
@@ -137,29 +137,12 @@ export class DownloadCursor implements ChunkCursor {
   private passThrough (end: number): void {
     const d = this.download
     const rest = d.openUpstream(this.pos, end)
-    const expected = d.expected
-    const size = d.totalSize
-    let stream = rest
-    if (this.start === 0 && expected !== null && size !== null && end === size) {
-      const given = this.pos
-      stream = digestGated(rest, expected, size, async (hash) => {
-        await hashFile(this.fh, given, hash)
-        this.releaseFile()
-      })
-    } else {
+    const given = this.pos
+    const stream = gatedIfWhole(rest, { start: this.start, end, size: d.totalSize, expected: d.expected }, async (hash) => {
+      if (await hashFileRange(this.fh, 0, given, hash) < given) throw new Error('short read from download file')
       this.releaseFile()
-    }
+    })
+    if (stream === rest) this.releaseFile()
     this.upstream = { stream, chunks: (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]() }
-  }
-}
-
-/** Feeds the first `length` bytes of `fh` to `hash`. */
-async function hashFile (fh: FileHandle, length: number, hash: Hash): Promise<void> {
-  const buf = Buffer.allocUnsafe(Math.min(length, 1 << 20))
-  for (let at = 0; at < length;) {
-    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, length - at), at)
-    if (bytesRead <= 0) throw new Error('short read from download file')
-    hash.update(buf.subarray(0, bytesRead))
-    at += bytesRead
   }
 }

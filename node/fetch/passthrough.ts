@@ -42,10 +42,7 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
       const shown: PassingThrough = { key: init.key, url: init.url, size: init.meta.size, received: 0, written: 0, connections: parallel?.connections ?? 1, startedAt: Date.now(), state: 'passthrough' }
       init.passing.add(shown)
       const onBytes = (n: number): void => { shown.received += n; init.onBytes(n) }
-      const size = init.meta.size
-      const expected = init.expected ?? null
-      const whole = openPassthrough(init.source, first, start, end, onBytes, parallel)
-      const stream = expected !== null && size !== null && start === 0 && end === size ? digestGated(whole, expected, size) : whole
+      const stream = gatedIfWhole(openPassthrough(init.source, first, start, end, onBytes, parallel), { start, end, size: init.meta.size, expected: init.expected ?? null })
       stream.once('close', () => { init.passing.delete(shown) })
       return stream
     },
@@ -200,12 +197,23 @@ function vouched (res: SourceResponse): boolean {
 }
 
 /**
+ * `stream`, the bytes [start, end) of a blob a client reads, digest-gated when that is the whole blob
+ * and its digest is known (see digestGated); as it is otherwise (a range has no digest to check, as
+ * with any Range request). `before` hashes the bytes the client had before `stream`, when that is only
+ * the rest of the blob.
+ */
+export function gatedIfWhole (stream: Readable, read: { start: number, end: number, size: number | null, expected: ExpectedDigest | null }, before?: (hash: Hash) => Promise<void>): Readable {
+  const { start, end, size, expected } = read
+  return expected !== null && size !== null && start === 0 && end === size ? digestGated(stream, expected, size, before) : stream
+}
+
+/**
  * The whole blob, hashed in order as it streams, its last chunk held back until the digest matched: on
  * a mismatch the stream fails before it, so the client sees a failed transfer, never a complete
  * response with wrong bytes (the same guarantee as a download streamed while it runs). `before`, when
  * `whole` is only the rest of the blob, hashes the bytes the client was given before it.
  */
-export function digestGated (whole: Readable, expected: ExpectedDigest, size: number, before?: (hash: Hash) => Promise<void>): Readable {
+function digestGated (whole: Readable, expected: ExpectedDigest, size: number, before?: (hash: Hash) => Promise<void>): Readable {
   async function * gen (): AsyncGenerator<Buffer> {
     const hash = createDigest(expected.algorithm, size)
     let held: Buffer | null = null

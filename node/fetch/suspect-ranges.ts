@@ -1,21 +1,15 @@
 import { createHash } from 'node:crypto'
 import type { FileHandle } from 'node:fs/promises'
+import { hashFileRange } from './file-hash.ts'
 import type { SuspectRange } from './upstream-source.ts'
-
-const READ = 1 << 20
 
 /** sha256 of the bytes of each range in the file. */
 async function rangeHashes (fh: FileHandle, ranges: readonly SuspectRange[]): Promise<string[]> {
-  const buf = Buffer.allocUnsafe(READ)
+  const buf = Buffer.allocUnsafe(1 << 20)
   const out: string[] = []
   for (const r of ranges) {
     const hash = createHash('sha256')
-    for (let at = r.start; at < r.end;) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(READ, r.end - at), at)
-      if (bytesRead <= 0) break
-      hash.update(buf.subarray(0, bytesRead))
-      at += bytesRead
-    }
+    await hashFileRange(fh, r.start, r.end, hash, buf)
     out.push(hash.digest('hex'))
   }
   return out

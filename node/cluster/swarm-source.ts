@@ -15,6 +15,7 @@ import { SwarmView } from './swarm-view.ts'
 import { UpstreamSteps, YOUNG_MS } from './upstream-steps.ts'
 import type { SwarmViewComponents, SwarmViewInit } from './swarm-view.ts'
 import { PeerCorruptError } from './verifying-body.ts'
+import { MemberLiveness } from './member-liveness.ts'
 import { PeerLeftError, PeerReads } from './peer-reads.ts'
 
 export { PeerLeftError } from './peer-reads.ts'
@@ -47,10 +48,6 @@ const HOLDER_CONNECTIONS = 8
 /** Ranges in flight beyond the rule's concurrency for each member downloading the same blob. */
 const DOWNLOADER_CONNECTIONS = 8
 
-/** A downloader's reads quiet for this long: the next range for it first checks it is still there. */
-const QUIET_MS = 2000
-/** How long a peer found gone is left out of the download before it is considered again. */
-const GONE_MS = 10_000
 /** What fromDownloader answers when the peer it chose turned out gone: route the range again. */
 const GONE = Symbol('gone')
 
@@ -78,8 +75,8 @@ export class SwarmSource implements Source {
   private readonly byUrl: boolean
   private readonly version: ContentVersion
   /** Units whose read from a downloader failed, and from whom: they go upstream while that peer is a member. */
-  private readonly failedUnits = new Map<number, string>()
   private readonly reads = new PeerReads()
+  private readonly liveness: MemberLiveness
   private readonly blame: SwarmBlame
   private readonly upstream: UpstreamSteps
   /** The blob's piece-hash list, made as the download hashes it (see InFlightList). */
@@ -89,6 +86,7 @@ export class SwarmSource implements Source {
     this.c = components
     this.init = init
     this.view = new SwarmView(components, init)
+    this.liveness = new MemberLiveness(this.view, this.reads, components.logger, init.name)
     this.upstream = new UpstreamSteps(init.upstream)
     this.blame = new SwarmBlame(components, init.name, peer => { this.view.exclude(peer) })
     if (init.started === true) this.responses = 1
@@ -216,7 +214,7 @@ export class SwarmSource implements Source {
       const peer = holders[(this.next++) % holders.length] as string
       if (!this.view.usable(peer)) continue
       // A holder whose reads went quiet may have frozen: a ping says whether to ask it again.
-      if (this.reads.quiet(peer, QUIET_MS) && await this.isGone(peer)) continue
+      if (await this.liveness.quietAndGone(peer)) continue
       const { read, asked } = this.reads.start(peer, range.start, range.end + 1, signal)
       try {
         const ticket = await this.c.peers.ticket(peer, this.init.name, { signal: asked })
@@ -238,7 +236,7 @@ export class SwarmSource implements Source {
         return this.responses === 0 ? withMeta(res, ticket) : this.version.stamp(res, ticket)
       } catch (err) {
         this.reads.drop(read)
-        if (signal?.aborted !== true && (read.cut.signal.aborted || await this.isGone(peer))) continue
+        if (signal?.aborted !== true && (read.cut.signal.aborted || await this.liveness.isGone(peer))) continue
         this.view.peerFailed(peer, err, signal)
       }
     }
@@ -252,7 +250,7 @@ export class SwarmSource implements Source {
    */
   private async fromDownloaders (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
     for (;;) {
-      // Ends: every GONE leaves a peer out (for GONE_MS), and fewer peers are left to route to.
+      // Ends: every GONE leaves a peer out for a while (MemberLiveness), and fewer peers are left to route to.
       const res = await this.fromDownloader(range, options)
       if (res !== GONE) return res
     }
@@ -269,20 +267,18 @@ export class SwarmSource implements Source {
     // earlier), serves it, whoever owns the unit; otherwise the unit's owner does. A unit whose read
     // failed here goes upstream, unless another downloader has the range (a node back from a freeze
     // fails its first reads while the others hold the units they took over from it).
-    const failed = this.failedUnits.get(unit)
+    const failed = this.liveness.failedOn(unit)
     const has = this.view.downloaderWith(failed === undefined ? downloaders : downloaders.filter(p => p !== failed), range.start, end)
-    if (has === null && await this.failedHere(unit)) return null
+    if (has === null && await this.liveness.failedHere(unit)) return null
     // A duplicate of a read that went quiet: the peer is asked whether it is still there first (frozen,
     // its units get other owners and the range is routed again); a live one just lost this range.
     const stalled = this.reads.stalled(range.start, range.end + 1, this.init.stallMs ?? 4000, peer => this.view.usable(peer))
-    if (stalled !== null) return await this.isGone(stalled) ? GONE : null
+    if (stalled !== null) return await this.liveness.isGone(stalled) ? GONE : null
     if (has !== null) end = has.end
     // A pass-through (verified bytes only) is no download: this node owns no units then.
     const owner = has?.peer ?? ownerOf(unit, verifiedOnly ? downloaders : [this.c.self, ...downloaders])
     if (owner === null || owner === this.c.self) return null
-    // A frozen or dead peer keeps the reads from it silent until the membership drops it (seconds):
-    // once they are quiet, a ping tells that apart from an owner still fetching those bytes.
-    if (this.reads.quiet(owner, QUIET_MS) && await this.isGone(owner)) return GONE
+    if (await this.liveness.quietAndGone(owner)) return GONE
     const { read, asked } = this.reads.start(owner, range.start, end + 1, signal)
     let delivered = 0
     let ticket: PeerTicket
@@ -310,8 +306,8 @@ export class SwarmSource implements Source {
         this.view.forget(owner)
         return GONE
       }
-      if (signal?.aborted !== true && (read.cut.signal.aborted || await this.isGone(owner))) return GONE
-      this.failedUnits.set(unit, owner)
+      if (signal?.aborted !== true && (read.cut.signal.aborted || await this.liveness.isGone(owner))) return GONE
+      this.liveness.failed(unit, owner)
       // A loaded owner may answer late or drop a connection: that unit goes upstream, but the owner
       // keeps the rest of its share (a member that died leaves the membership). Dropping it at the first
       // timeout sent every member's whole share of a busy owner upstream (1.2–1.4 × the blob).
@@ -334,7 +330,7 @@ export class SwarmSource implements Source {
     // What it sent unverified, in order from the range's start: judged if the blob fails its digest.
     if (res.unverified === true) res.body.once('close', () => { if (delivered > 0) this.blame.delivered(owner, range.start, range.start + delivered) })
     res.body.once('error', (err: unknown) => {
-      if (!(err instanceof PeerLeftError)) this.failedUnits.set(unit, owner)
+      if (!(err instanceof PeerLeftError)) this.liveness.failed(unit, owner)
       // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.
       if (err instanceof PeerCorruptError) this.blame.ban(owner, null, err.piece)
     })
@@ -359,48 +355,12 @@ export class SwarmSource implements Source {
     }
   }
 
-  /**
-   * A member left the cluster (its process died or froze, and its connection was dropped): the reads
-   * from it are cut at once rather than at their read timeout, and their ranges are asked again, of the
-   * units' new owners among the members still downloading (every member computes the same ones), not
-   * each of the upstream.
-   */
+  /** See MemberLiveness. */
   memberLeft (peer: string): void {
-    // Not suspended: it is no member now, and usable again as soon as it is one.
-    this.view.lost()
-    this.reads.cut(peer)
+    this.liveness.memberLeft(peer)
   }
 
-  /** A member (re)joined: one found gone may be back from a freeze, or this node from its own. */
   memberJoined (peer: string): void {
-    this.view.unsuspend(peer)
-  }
-
-  private peerGone (peer: string): void {
-    // For a while, not for good: a frozen process may come back (and it sees every member leave and
-    // return), and what they hold is then worth reading again.
-    this.view.suspend(peer, GONE_MS)
-    this.reads.cut(peer)
-  }
-
-  /** Whether `peer` stopped answering (a ping failed): it leaves the download and its reads are cut. */
-  private async isGone (peer: string): Promise<boolean> {
-    if (!this.view.usable(peer)) return true
-    if (await this.view.alive(peer)) return false
-    this.c.logger.debug({ name: this.init.name, peer }, 'swarm: a downloader stopped answering; its units get other owners')
-    this.peerGone(peer)
-    return true
-  }
-
-  /**
-   * Whether a unit goes upstream because a read of it failed here: only while the peer it failed on is
-   * still there. Once it left, the unit has a new owner, the same for every member.
-   */
-  private async failedHere (unit: number): Promise<boolean> {
-    const peer = this.failedUnits.get(unit)
-    if (peer === undefined) return false
-    if (!(await this.isGone(peer))) return true
-    this.failedUnits.delete(unit)
-    return false
+    this.liveness.memberJoined(peer)
   }
 }

@@ -4,6 +4,7 @@ import { HELP, UsageError, parseCliArgs } from './args.ts'
 import type { CliArgs } from './args.ts'
 import { configToYaml, loadConfig } from '../config/load.ts'
 import { ConfigError } from '../config/errors.ts'
+import { AimirrorError } from '../node/errors.ts'
 
 // Commands load the node (libp2p, fastify, level…) only when they need it: `--help` and
 // `config check` stay instant.
@@ -56,6 +57,10 @@ async function main (): Promise<void> {
     } else if (err instanceof UsageError) {
       process.stderr.write(`aimirror: ${err.message}\n`)
       process.exitCode = 2
+    } else if (err instanceof AimirrorError) {
+      // A known failure (a port taken, a cache directory in use): its message says what to change.
+      process.stderr.write(`aimirror: ${err.message}\n`)
+      process.exitCode = 1
     } else {
       process.stderr.write(`aimirror: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
       process.exitCode = 1

@@ -67,11 +67,14 @@ export const UpstreamDeniedError = defineError('UpstreamDeniedError', 'ERR_UPSTR
 /** The cluster cannot start: its key file is missing or malformed, or its peer identity cannot be kept. */
 export const ClusterSetupError = defineError('ClusterSetupError', 'ERR_CLUSTER_SETUP', 'The LAN cluster cannot start')
 
+/** The node cannot start: a port it must listen on is taken or not allowed, or the cache directory is unusable. */
+export const StartError = defineError('StartError', 'ERR_START', 'The node cannot start')
+
 export const ERROR_CODES: readonly string[] = [
   'ERR_BAD_REQUEST', 'ERR_NO_ROUTE', 'ERR_UPSTREAM_UNREACHABLE', 'ERR_UPSTREAM_TIMEOUT', 'ERR_UPSTREAM_PROTOCOL',
   'ERR_DIGEST_MISMATCH', 'ERR_RANGE_NOT_SATISFIABLE', 'ERR_OVERLOADED', 'ERR_DISK_FULL', 'ERR_ABORTED',
   'ERR_SHUTTING_DOWN', 'ERR_CORRUPT_BLOB', 'ERR_METHOD_NOT_ALLOWED', 'ERR_UPSTREAM_DENIED',
-  'ERR_CLUSTER_SETUP'
+  'ERR_CLUSTER_SETUP', 'ERR_START'
 ]
 
 export function isAimirrorError (err: unknown): err is AimirrorError {

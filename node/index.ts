@@ -30,6 +30,7 @@ import type { RewritePlan } from './rewrite/rules.ts'
 import { createRouter } from './router/router.ts'
 import type { Router } from './router/router.ts'
 import { createUpstreamDispatcher } from './upstream/dispatcher.ts'
+import { startStep } from './start-errors.ts'
 
 /** Listening sockets on the API port. */
 const API_ACCEPTORS = 8
@@ -148,10 +149,12 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
 
   /** Clients' new connections are accepted several per event-loop turn, also while the node is busy (see listenShared). */
   async function listen (): Promise<void> {
-    acceptors = await listenShared(config.server.host, config.server.port, API_ACCEPTORS, async options => {
-      await http.listen(options)
-      return http.server
-    })
+    const { host, port } = config.server
+    acceptors = await startStep(`cannot listen on ${host.includes(':') ? `[${host}]` : host}:${port}`, 'server.host, server.port', async () =>
+      await listenShared(host, port, API_ACCEPTORS, async options => {
+        await http.listen(options)
+        return http.server
+      }))
   }
 
   async function stopOnce (deadlineMs: number): Promise<void> {
@@ -186,10 +189,20 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     components,
     async start () {
       if (stopping !== null) throw new Error('node was stopped')
-      starting ??= (engine?.start() ?? Promise.resolve()).then(startCluster).then(async () => await metadata.start()).then(listen).then(() => {
+      const startEngine = async (): Promise<void> => {
+        if (engine !== null) await startStep(`cannot use the cache directory ${config.cache.dir}`, 'cache.dir', async () => { await engine.start() })
+      }
+      starting ??= startEngine().then(startCluster).then(async () => await metadata.start()).then(listen).then(() => {
         logger.info({ address: http.server.address() }, 'aimirror node listening')
       })
-      await starting
+      try {
+        await starting
+      } catch (err) {
+        // What did start (the cluster, the index) must not keep the process alive without its API.
+        stopping ??= stopOnce(2000)
+        await stopping.catch(() => {})
+        throw err
+      }
     },
     async stop (options = {}) {
       stopping ??= stopOnce(options.deadlineMs ?? config.server.shutdown_timeout_s * 1000)

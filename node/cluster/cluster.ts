@@ -31,6 +31,7 @@ import { PieceLists } from './piece-lists.ts'
 import { ContentRouter } from './routing.ts'
 import { PauseWatch } from './pause-watch.ts'
 import { answersPing } from './ping-check.ts'
+import { startStep } from '../start-errors.ts'
 import { StaticPeers } from './static-peers.ts'
 import { SwarmSource } from './swarm-source.ts'
 
@@ -148,7 +149,7 @@ export class Cluster implements SourceProvider {
         else stream.abort(new WireError('NOT_MEMBER', 'not a member of this cluster'))
       }, (err: unknown) => stream.abort(err instanceof Error ? err : new Error(String(err))))
     })
-    await data.start()
+    await startStep(`cannot open the peer data port ${cfg.data_host}:${cfg.data_port}`, 'cluster.data_host, cluster.data_port', async () => { await data.start() })
     try {
       await membership.start()
       await control.start({
@@ -160,7 +161,7 @@ export class Cluster implements SourceProvider {
         stats: async () => this.localStats(),
         corrupt: async (k, peer) => await answers.recheck(k, peer)
       })
-      await libp2p.start()
+      await startStep(`cannot listen for cluster peers on ${cfg.listen.join(', ')}`, 'cluster.listen', async () => { await libp2p.start() })
     } catch (err) {
       // A half-started cluster leaves nothing listening.
       await control.stop().catch(() => {})

@@ -3,6 +3,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { uptime } from 'node:os'
 import { dirname } from 'node:path'
 import type { Logger } from '../log.ts'
+import { StartError } from '../errors.ts'
 import { BlobCheck } from './blob-check.ts'
 import { planEviction } from './eviction.ts'
 import type { EvictionBudget } from './eviction.ts'
@@ -139,7 +140,7 @@ export class BlobStore {
       await this.records.sweep()
     } catch (err) {
       // Another process holding the index is not damage.
-      if (isLocked(err)) throw new Error(`cache dir ${dirname(this.layout.indexDir)} is in use by another aimirror node (its index is locked)`, { cause: err })
+      if (isLocked(err)) throw new StartError(`the cache directory ${dirname(this.layout.indexDir)} (cache.dir) is in use by another aimirror node: its index is locked`, { cause: err })
       // A damaged index (a disk that lost its files, a crash mid-compaction) costs the cache, not the node.
       this.log.warn({ err }, 'cache index could not be read; it was reset and the cache starts empty')
       this.blobs.clear()

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import type { AddressInfo, Server } from 'node:net'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -86,6 +88,53 @@ describe('aimirror CLI', { timeout: 120_000 }, () => {
     expect(run.code).toBe(2)
     expect(run.stderr.trim().split('\n')).toHaveLength(1)
     expect(run.stderr).toContain('--port')
+  })
+
+  describe('a port or cache directory it cannot use', () => {
+    let taken: Server
+    let takenPort: number
+    beforeEach(async () => {
+      taken = createServer()
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+      takenPort = (taken.address() as AddressInfo).port
+    })
+    afterEach(async () => { await new Promise((resolve) => taken.close(resolve)) })
+
+    async function startWith (config: string, clusterEnv: Record<string, string> = {}): Promise<Run> {
+      const file = join(dir, 'node.yaml')
+      await writeFile(file, config)
+      // The deadline is the point: a node that failed to start must exit, not linger with half its parts.
+      return await runCli(['start', '--config', file], { ...env, ...clusterEnv }, 45_000)
+    }
+    const cluster = (listenPort: number | string): string => [
+      'cluster:', '  enabled: true', '  mdns: false', `  listen: ["/ip4/127.0.0.1/tcp/${listenPort}"]`, '  data_host: 127.0.0.1', '  data_port: 0', ''
+    ].join('\n')
+    function expectOneLine (run: Run, ...parts: string[]): void {
+      expect(run.code, run.stderr).toBe(1)
+      const lines = run.stderr.trim().split('\n').filter(l => !l.startsWith('{')) // JSON log lines aside
+      expect(lines, run.stderr).toHaveLength(1)
+      for (const part of parts) expect(lines[0]).toContain(part)
+    }
+
+    it('an API port in use: names server.port and exits, also with the cluster already started', async () => {
+      const run = await startWith([
+        `server: { host: 127.0.0.1, port: ${takenPort} }`, `cache: { dir: ${join(dir, 'cache')} }`, cluster(0)
+      ].join('\n'))
+      expectOneLine(run, `127.0.0.1:${takenPort}`, 'server.port', 'already in use')
+    })
+
+    it('a cluster port in use: names cluster.listen', async () => {
+      const run = await startWith([
+        'server: { host: 127.0.0.1, port: 0 }', `cache: { dir: ${join(dir, 'cache')} }`, cluster(takenPort)
+      ].join('\n'))
+      expectOneLine(run, 'cluster.listen', 'already in use')
+    })
+
+    it('a cache directory below a file: names cache.dir', async () => {
+      await writeFile(join(dir, 'a-file'), 'x')
+      const run = await startWith(['server: { host: 127.0.0.1, port: 0 }', `cache: { dir: ${join(dir, 'a-file', 'cache')} }`, ''].join('\n'))
+      expectOneLine(run, 'cache.dir', 'not a directory')
+    })
   })
 
   it('starts on the defaults, prints client settings, serves /health and stops on SIGTERM', async () => {

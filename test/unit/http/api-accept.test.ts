@@ -23,6 +23,9 @@ describe('API port: accepting connections on a busy node', () => {
   })
 
   it('a port another node holds is refused, not shared', async () => {
-    await expect(startTestNode({ rules: [], server: { port: node.node.address().port } })).rejects.toMatchObject({ code: 'EADDRINUSE' })
+    const port = node.node.address().port
+    const refused = await startTestNode({ rules: [], server: { port } }).then(() => null, (err: unknown) => err as Error)
+    expect(refused).toMatchObject({ code: 'ERR_START', cause: { code: 'EADDRINUSE' } })
+    expect(refused?.message).toContain(`:${port} (server.host, server.port): the address is already in use`)
   })
 })

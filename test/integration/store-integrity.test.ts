@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, open, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -165,6 +165,26 @@ describe('verification and integrity', () => {
     const { r, url, digest } = await cachedFile('/c.bin', 3)
     await scribble(r.store.layout.blobPath(digest))
     await expectRefetched(r, url, digest)
+  })
+
+  it('a blob file cut short is dropped and fetched again', async () => {
+    const { r, url, digest } = await cachedFile('/s.bin', 14)
+    await truncate(r.store.layout.blobPath(digest), SIZE - 1)
+    await expectRefetched(r, url, digest)
+  })
+
+  it('a blob whose file was only touched is hashed again and stays a hit, its new times kept', async () => {
+    const { r, url, digest } = await cachedFile('/u.bin', 15)
+    const path = r.store.layout.blobPath(digest)
+    const later = new Date(Date.now() + 60_000)
+    await utimes(path, later, later)
+    const hit = await blob(r, url)
+    expect(hit.from).toBe('cache')
+    expect((await sha256Of(hit.open(0, SIZE))).hex).toBe(digest)
+    hit.release()
+    // Kept: the next check finds the file as recorded and does not hash it again.
+    const now = await stat(path)
+    expect(await r.store.index.getBlob(digest)).toMatchObject({ mtimeMs: now.mtimeMs, ino: now.ino, ctimeMs: now.ctimeMs })
   })
 
   it('a blob rewritten in place with its times put back is never served either: its change time tells', async () => {

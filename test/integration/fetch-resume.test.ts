@@ -52,6 +52,37 @@ describe('resume, redirects, odd upstreams', () => {
     expect(await rig.store.getPartial(key)).toBeUndefined()
   })
 
+  for (const change of [{ name: 'shrank (the resumed range is past its end: 416)', size: MiB + 5 }, { name: 'grew (the resumed range is of another version)', size: 5 * MiB + 3 }]) {
+    it(`a download stopped midway whose file ${change.name} upstream meanwhile gets the new file whole`, async () => {
+      const SIZE = 4 * MiB
+      const PIECE = 256 * 1024
+      const opts = { chunkSize: PIECE, concurrency: 4 }
+      server = track(await startFileServer({
+        files: { '/g.bin': { size: SIZE, seed: 3, lastModified: new Date(Date.UTC(2026, 0, 1)) } },
+        perConnectionBps: 2 * MiB
+      }))
+      rig = track(await makeRig())
+      const url = new URL(server.url + '/g.bin')
+      const key = urlIdentity(url).key
+      const h = await blob(rig, url, opts)
+      // Pieces past the new end are on disk, so a resumed download starts beyond it.
+      await until(async () => {
+        const p = await rig?.store.getPartial(key)
+        return p !== undefined && PieceBitmap.fromBase64(SIZE / PIECE, p.bitmap).done >= 8
+      })
+      h.release()
+      await rig.restart()
+      server.setFile('/g.bin', { size: change.size, seed: 4, lastModified: new Date(Date.UTC(2026, 1, 1)) })
+      const again = await blob(rig, url, opts)
+      // The file as it is now, whole, for the very next client: no old byte kept, no failed transfer.
+      expect(again.meta.size).toBe(change.size)
+      expect((await sha256Of(again.open(0, change.size))).hex).toBe(generatedSha256(change.size, 4))
+      again.release()
+      await until(() => rig?.store.stats().file_count === 1)
+      expect((await rig.store.lookup(key))?.entry.digest).toBe(generatedSha256(change.size, 4))
+    })
+  }
+
   it('keyed by final URL (the default), a restarted download goes on at its first missing byte, and a hit asks little', async () => {
     const SIZE = 8 * MiB
     const PIECE = MiB

@@ -92,6 +92,27 @@ describe('registry mirror: tag freshness and upstream outages', () => {
     expect(JSON.parse(unknown.body.toString('utf8'))).toMatchObject({ error: 'ERR_UPSTREAM_UNREACHABLE', errors: [{ code: 'UNAVAILABLE' }] })
   }
 
+  it('resolves a tag with GET and its hash when the registry gives no digest on HEAD, then serves it from the cache', async () => {
+    const content = new RegistryContent()
+    content.digestOnHead = false
+    const image = buildImage({ seed: 'nohead', layers: [300] })
+    content.add('library/app', '1.0', image)
+    reg = await startOciRegistry({ content })
+    node = await startMirror(reg.url)
+    const c = new PullClient(node.url)
+    const head = await c.get('/v2/library/app/manifests/1.0', { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(head.headers['docker-content-digest']).toBe(image.top.digest)
+    expect(head.headers['content-length']).toBe(String(image.top.bytes.length))
+    expect(reg.stats.count('GET', '/v2/library/app/manifests/1.0')).toBe(1)
+    const get = await c.get('/v2/library/app/manifests/1.0')
+    expect(get.body.equals(image.top.bytes)).toBe(true)
+    expect(get.headers['docker-content-digest']).toBe(image.top.digest)
+    // Fresh within its TTL: neither answer asked the registry again.
+    expect(reg.stats.count('GET', '/v2/library/app/manifests/1.0')).toBe(1)
+    expect(reg.stats.count('HEAD', '/v2/library/app/manifests/1.0')).toBe(1)
+  })
+
   it('relays an upstream 404 for a tag, and does not answer it stale', async () => {
     const content = new RegistryContent()
     content.add('library/app', '1.0', buildImage({ seed: 'x', layers: [100] }))

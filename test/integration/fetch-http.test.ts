@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
@@ -129,5 +132,46 @@ describe('parallel strategy over HTTP', () => {
   it('relays upstream 404 as 404', async () => {
     const res = await send(node.url, { path: '/f/missing.bin' })
     expect(res.status).toBe(404)
+  })
+})
+
+describe('parallel strategy, an upstream that sends neither a length nor Range (chunked)', () => {
+  const body = new GeneratedContent(2 * 1024 * 1024 + 7, 9)
+  let upstream: Server
+  let node: EngineNode
+  let requests = 0
+
+  beforeAll(async () => {
+    upstream = createServer((req, res) => {
+      requests++
+      res.writeHead(200, { 'content-type': 'application/octet-stream' })
+      if (req.method === 'HEAD') { res.end(); return }
+      ;(async () => {
+        for (const c of body.chunks(0, body.size - 1, 65536)) res.write(Buffer.from(await c))
+        res.end()
+      })().catch(() => res.destroy())
+    })
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+    node = await startEngineNode({ rules: [{ name: 'c', path_prefix: '/c/', upstream: url, strategy: 'parallel', min_size: 1, concurrency: 4 }] })
+  })
+  afterAll(async () => {
+    await node.stop()
+    await new Promise((resolve) => upstream.close(resolve))
+  })
+
+  it('one GET: the first client streams it, the file is cached with its length, a range is cut from the cache', async () => {
+    const want = generatedSha256(body.size, 9)
+    const cold = await send(node.url, { path: '/c/x.bin' })
+    expect(cold.status).toBe(200)
+    expect(sha(cold.body)).toBe(want)
+    await until(async () => (json(await send(node.url, { path: '/stats' })).cache as { file_count: number }).file_count === 1)
+    const hit = await send(node.url, { path: '/c/x.bin' })
+    expect(hit.headers['content-length']).toBe(String(body.size))
+    expect(sha(hit.body)).toBe(want)
+    const range = await send(node.url, { path: '/c/x.bin', headers: { range: 'bytes=-5' } })
+    expect(range.status).toBe(206)
+    expect(range.headers['content-range']).toBe(`bytes ${body.size - 5}-${body.size - 1}/${body.size}`)
+    expect(requests).toBe(1)
   })
 })

@@ -134,4 +134,28 @@ describe('HF API with the hub down', () => {
       await hub.close()
     }
   })
+
+  it('serves them stale as well when the hub answers 5xx, and relays the error for what it never answered', async () => {
+    const hub = await startFakeHub({ repos: repos(), treePageSize: 4 })
+    const node = await startHfNode(hub.url, { rule: { metadata_ttl_s: 0 } })
+    try {
+      const tree = `/api/models/acme/tiny/tree/${C1}?recursive=true&expand=false`
+      const post = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ paths: ['shard-0.bin'] }) }
+      const asks = async (): Promise<Array<{ status: number, text: string, headers: Headers }>> =>
+        await Promise.all([call(node, '/api/models/acme/tiny/revision/main'), call(node, tree), call(node, `/api/models/acme/tiny/paths-info/${C1}`, post)])
+      const fresh = await asks()
+      expect(fresh.map(r => r.status)).toEqual([200, 200, 200])
+      hub.failWith(500)
+      const stale = await asks()
+      expect(stale.map(r => r.status)).toEqual([200, 200, 200])
+      expect(stale.map(r => r.headers.get('x-aimirror-stale'))).toEqual(['1', '1', '1'])
+      expect(stale.map(r => r.text)).toEqual(fresh.map(r => r.text))
+      const other = await call(node, `/api/models/acme/tiny/paths-info/${C1}`, { ...post, body: JSON.stringify({ paths: ['config.json'] }) })
+      expect(other.status).toBeGreaterThanOrEqual(500)
+      expect(other.headers.get('x-aimirror-stale')).toBeNull()
+    } finally {
+      await node.stop()
+      await hub.close()
+    }
+  })
 })

@@ -19,67 +19,63 @@ async function blob (r: Rig, url: URL, opts: object): Promise<BlobHandle> {
   return a
 }
 
+const STOPPED_SIZE = 4 * MiB
+const STOPPED_PIECE = 256 * 1024
+const stoppedOpts = { chunkSize: STOPPED_PIECE, concurrency: 4 }
+
+/** A 4 MiB download of `path` left once `pieces` pieces were on disk, and the node restarted. */
+async function stoppedMidway (path: string, seed: number, pieces: number): Promise<{ r: Rig, s: FileServer, url: URL, key: string }> {
+  const s = server = track(await startFileServer({
+    files: { [path]: { size: STOPPED_SIZE, seed, lastModified: new Date(Date.UTC(2026, 0, 1)) } },
+    perConnectionBps: 2 * MiB
+  }))
+  const r = rig = track(await makeRig())
+  const url = new URL(s.url + path)
+  const key = urlIdentity(url).key
+  const h = await blob(r, url, stoppedOpts)
+  await until(async () => {
+    const p = await r.store.getPartial(key)
+    return p !== undefined && PieceBitmap.fromBase64(STOPPED_SIZE / STOPPED_PIECE, p.bitmap).done >= pieces
+  })
+  h.release()
+  await r.restart()
+  return { r, s, url, key }
+}
+
 describe('resume, redirects, odd upstreams', () => {
   it('a download stopped midway resumes after a restart, refetching only unfinished pieces', async () => {
-    const SIZE = 4 * MiB
-    const PIECE = 256 * 1024
-    const opts = { chunkSize: PIECE, concurrency: 4 }
-    server = track(await startFileServer({ files: { '/r.bin': { size: SIZE, seed: 1 } }, perConnectionBps: 2 * MiB }))
-    rig = track(await makeRig())
-    const url = new URL(server.url + '/r.bin')
-    const key = urlIdentity(url).key
-    const h = await blob(rig, url, opts)
-    await until(async () => {
-      const p = await rig?.store.getPartial(key)
-      return p !== undefined && PieceBitmap.fromBase64(SIZE / PIECE, p.bitmap).done >= 6
-    })
-    h.release()
-    await rig.restart()
-    const partial = await rig.store.getPartial(key)
+    const SIZE = STOPPED_SIZE
+    const PIECE = STOPPED_PIECE
+    const { r, s: upstream, url, key } = await stoppedMidway('/r.bin', 1, 6)
+    const partial = await r.store.getPartial(key)
     expect(partial).toBeDefined()
     // Stopped cleanly: the file was synced before the entry said so (it survives a reboot).
     expect(partial?.synced).toBe(true)
     const done = PieceBitmap.fromBase64(SIZE / PIECE, partial?.bitmap ?? '').done
     expect(done).toBeGreaterThanOrEqual(6)
-    const before = server.stats.bytesSent
-    const again = await blob(rig, url, opts)
+    const before = upstream.stats.bytesSent
+    const again = await blob(r, url, stoppedOpts)
     expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 1))
     again.release()
-    const refetched = server.stats.bytesSent - before
+    const refetched = upstream.stats.bytesSent - before
     // Only the pieces not marked done come again (plus a little in-flight slack).
     expect(refetched).toBeLessThanOrEqual(SIZE - done * PIECE + 4 * PIECE)
-    await until(() => rig?.store.stats().file_count === 1)
-    expect(await rig.store.getPartial(key)).toBeUndefined()
+    await until(() => r.store.stats().file_count === 1)
+    expect(await r.store.getPartial(key)).toBeUndefined()
   })
 
   for (const change of [{ name: 'shrank (the resumed range is past its end: 416)', size: MiB + 5 }, { name: 'grew (the resumed range is of another version)', size: 5 * MiB + 3 }]) {
     it(`a download stopped midway whose file ${change.name} upstream meanwhile gets the new file whole`, async () => {
-      const SIZE = 4 * MiB
-      const PIECE = 256 * 1024
-      const opts = { chunkSize: PIECE, concurrency: 4 }
-      server = track(await startFileServer({
-        files: { '/g.bin': { size: SIZE, seed: 3, lastModified: new Date(Date.UTC(2026, 0, 1)) } },
-        perConnectionBps: 2 * MiB
-      }))
-      rig = track(await makeRig())
-      const url = new URL(server.url + '/g.bin')
-      const key = urlIdentity(url).key
-      const h = await blob(rig, url, opts)
       // Pieces past the new end are on disk, so a resumed download starts beyond it.
-      await until(async () => {
-        const p = await rig?.store.getPartial(key)
-        return p !== undefined && PieceBitmap.fromBase64(SIZE / PIECE, p.bitmap).done >= 8
-      })
-      h.release()
-      await rig.restart()
-      server.setFile('/g.bin', { size: change.size, seed: 4, lastModified: new Date(Date.UTC(2026, 1, 1)) })
-      const again = await blob(rig, url, opts)
+      const { r, s: upstream, url, key } = await stoppedMidway('/g.bin', 3, 8)
+      upstream.setFile('/g.bin', { size: change.size, seed: 4, lastModified: new Date(Date.UTC(2026, 1, 1)) })
+      const again = await blob(r, url, stoppedOpts)
       // The file as it is now, whole, for the very next client: no old byte kept, no failed transfer.
       expect(again.meta.size).toBe(change.size)
       expect((await sha256Of(again.open(0, change.size))).hex).toBe(generatedSha256(change.size, 4))
       again.release()
-      await until(() => rig?.store.stats().file_count === 1)
-      expect((await rig.store.lookup(key))?.entry.digest).toBe(generatedSha256(change.size, 4))
+      await until(() => r.store.stats().file_count === 1)
+      expect((await r.store.lookup(key))?.entry.digest).toBe(generatedSha256(change.size, 4))
     })
   }
 

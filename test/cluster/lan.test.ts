@@ -249,6 +249,7 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
     // Once a verified MiB came from b (its only holder), the transfer is under way: b goes down hard.
     const atKill = await client.peerBytesAtLeast(c.ns, peerBytes + MiB)
     const finishedBeforeKill = finished
+    const upstreamAtKill = await sent()
     const exited = new Promise(resolve => b.process?.once('exit', (_code, signal) => resolve(signal)))
     expect(await lan.killAll(b.ns)).toBeGreaterThanOrEqual(1)
     expect(await exited).toBe('SIGKILL')
@@ -256,10 +257,12 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
     expect(await download).toEqual({ status: 200, bytes: K.size, sha256: K.digest })
     expect(finishedBeforeKill).toBe(false)
     expect(atKill - peerBytes).toBeLessThan(K.size)
-    // The rest came from upstream, resumed where b stopped rather than started over.
-    const fromUpstream = await sent() - before
-    expect(fromUpstream).toBeGreaterThan(0)
-    expect(fromUpstream).toBeLessThan(K.size)
+    // The rest came from upstream, going on from what c had rather than starting over. (On a loaded
+    // machine the upstream may also have sent b's ranges before the kill: c's lookup can outlast its
+    // budget, and the last range of a slow source is duplicated onto a free connection.)
+    const afterKill = await sent() - upstreamAtKill
+    expect(await sent() - before).toBeGreaterThan(0)
+    expect(afterKill).toBeLessThan(K.size)
     expect(((await selfStats(c)).bytes_from_peers ?? 0) - peerBytes).toBeGreaterThanOrEqual(MiB)
   }, 60_000)
 })

@@ -1,11 +1,9 @@
 import { createSecretKey, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import type { ConnectionGater } from '@libp2p/interface'
+import type { ConnectionGater, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Agent } from 'undici'
 import type { ClusterConfig } from '../../config/types.ts'
-import { WireError } from '../../protocol/errors.ts'
-import { kadProtocol } from '../../protocol/ids.ts'
 import type { NodeStats } from '../../protocol/messages.ts'
 import { isWireUrlName, OTHER_DIGEST_NAME, wireKey } from '../../protocol/names.ts'
 import type { BlobName } from '../../protocol/names.ts'
@@ -113,7 +111,9 @@ export class Cluster implements SourceProvider {
     let membership: Membership | null = null
     const refused = (peer: { toString: () => string }): boolean => membership?.isRefused(peer.toString()) ?? false
     const gater: ConnectionGater = { denyDialPeer: refused, denyInboundEncryptedConnection: refused }
-    const libp2p = await createLibp2pNode({ privateKey, cluster: cfg, connectionGater: gater, version: this.init.version ?? '0' })
+    // The DHT answers and asks members only: a node without the cluster key cannot read or write records.
+    const dhtAdmission = async (peer: PeerId): Promise<boolean> => await (membership?.ensure(peer) ?? Promise.resolve(false))
+    const libp2p = await createLibp2pNode({ privateKey, cluster: cfg, connectionGater: gater, version: this.init.version ?? '0', dhtAdmission })
     membership = new Membership({ libp2p, logger: this.log }, { cluster: cfg.name, key })
     const control = new ControlService({ libp2p, membership, logger: this.log }, { cluster: cfg.name })
     const routing = new ContentRouter({
@@ -142,13 +142,6 @@ export class Cluster implements SourceProvider {
     const staticPeers = new StaticPeers({ libp2p, logger: this.log }, { peers: cfg.peers })
     const m = membership
     const discovery = new DiscoveryDialer({ libp2p, logger: this.log }, { refused: peer => m.isRefused(peer) })
-    // The DHT answers and asks members only: a node without the cluster key cannot read or write records.
-    libp2p.use(kadProtocol(cfg.name), (stream, connection, next) => {
-      m.ensure(connection.remotePeer).then(ok => {
-        if (ok) next(stream, connection)
-        else stream.abort(new WireError('NOT_MEMBER', 'not a member of this cluster'))
-      }, (err: unknown) => stream.abort(err instanceof Error ? err : new Error(String(err))))
-    })
     await startStep(`cannot open the peer data port ${cfg.data_host}:${cfg.data_port}`, 'cluster.data_host, cluster.data_port', async () => { await data.start() })
     try {
       await membership.start()
@@ -203,7 +196,6 @@ export class Cluster implements SourceProvider {
     this.pieceLists.stop()
     await p.control.stop()
     await p.membership.stop()
-    p.libp2p.unuse(kadProtocol(this.init.config.name))
     await p.libp2p.stop()
     await p.data.stop()
     await p.peerPool.close()

@@ -4,7 +4,7 @@ import { identify } from '@libp2p/identify'
 import type { Identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PeerInfo, PrivateKey } from '@libp2p/interface'
 import { kadDHT } from '@libp2p/kad-dht'
-import type { KadDHT } from '@libp2p/kad-dht'
+import type { KadDHT, KadDHTComponents } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import type { Ping } from '@libp2p/ping'
@@ -13,6 +13,8 @@ import { isPrivate } from '@libp2p/utils'
 import { createLibp2p } from 'libp2p'
 import type { ClusterConfig } from '../../config/types.ts'
 import { kadProtocol, MDNS_SERVICE_TAG } from '../../protocol/ids.ts'
+import { gatedDhtComponents } from './dht-gate.ts'
+import type { DhtAdmission } from './dht-gate.ts'
 
 export interface ClusterServices {
   identify: Identify
@@ -42,6 +44,8 @@ export interface Libp2pNodeInit {
   cluster: ClusterConfig
   connectionGater: ConnectionGater
   version: string
+  /** Who may use the cluster DHT, both ways (see gatedDhtComponents); everyone when absent. */
+  dhtAdmission?: DhtAdmission
 }
 
 /**
@@ -51,6 +55,15 @@ export interface Libp2pNodeInit {
  */
 export async function createLibp2pNode (init: Libp2pNodeInit): Promise<ClusterLibp2p> {
   const c = init.cluster
+  const dht = kadDHT({
+    protocol: kadProtocol(c.name),
+    clientMode: false,
+    peerInfoMapper: lanAddressMapper,
+    logPrefix: 'libp2p:aimirror-dht',
+    datastorePrefix: '/aimirror-dht',
+    metricsPrefix: 'aimirror_dht',
+    allowQueryWithZeroPeers: true
+  })
   return await createLibp2p<ClusterServices>({
     start: false,
     privateKey: init.privateKey,
@@ -67,15 +80,7 @@ export async function createLibp2pNode (init: Libp2pNodeInit): Promise<ClusterLi
       // Downloads sharing a blob ask whether a quiet member is still there (node/cluster/swarm-source.ts),
       // next to libp2p's own connection monitor: more than ping's default one stream at a time.
       ping: ping({ maxInboundStreams: 16, maxOutboundStreams: 8 }),
-      dht: kadDHT({
-        protocol: kadProtocol(c.name),
-        clientMode: false,
-        peerInfoMapper: lanAddressMapper,
-        logPrefix: 'libp2p:aimirror-dht',
-        datastorePrefix: '/aimirror-dht',
-        metricsPrefix: 'aimirror_dht',
-        allowQueryWithZeroPeers: true
-      })
+      dht: (components: KadDHTComponents) => dht(init.dhtAdmission === undefined ? components : gatedDhtComponents(components, init.dhtAdmission))
     }
   })
 }

@@ -45,20 +45,27 @@ export interface RoutingInit {
   sweepMs?: number
   /** Every provider record is renewed this often. */
   reprovideMs?: number
+  /** How long a new record waits before it goes out (see provide). Default 1 s. */
+  provideDelayMs?: number
 }
 
 /**
  * Content routing: every blob held and every sha256-keyed download in flight is provided to the
  * cluster DHT (CID v1 raw of its sha256). A lookup asks every member directly (one control round trip
- * on the LAN) and the DHT at once (for holders reached only through other nodes), and settles at the
- * first complete holder (after a moment for the other members' answers), when every member and the DHT query have answered, or at the time budget,
- * whichever comes first, so a cold miss never waits on a silent peer.
+ * on the LAN) and settles at the first complete holder (after a moment for the other members' answers),
+ * when every member has answered, or at the time budget, whichever comes first, so a cold miss never
+ * waits on a silent peer. Without a complete holder among them, the DHT is asked next, in the
+ * background (holders reached only through other nodes).
  */
 export class ContentRouter {
   private readonly c: RoutingComponents
   private readonly sweepMs: number
   private readonly reprovideMs: number
   private readonly provided = new Map<string, number>()
+  /** Names to provide at the next flush (see provide). */
+  private readonly pending = new Set<BlobName>()
+  private flushTimer: NodeJS.Timeout | null = null
+  private readonly provideDelayMs: number
   private timer: NodeJS.Timeout | null = null
   private sweeping = false
   private readonly abort = new AbortController()
@@ -67,6 +74,7 @@ export class ContentRouter {
     this.c = components
     this.sweepMs = init.sweepMs ?? 15_000
     this.reprovideMs = init.reprovideMs ?? 12 * 3600_000
+    this.provideDelayMs = init.provideDelayMs ?? 1000
   }
 
   start (): void {
@@ -79,20 +87,40 @@ export class ContentRouter {
   stop (): void {
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer)
+    this.flushTimer = null
+    this.pending.clear()
     this.abort.abort()
   }
 
-  /** Provides one blob now (a download just started, a blob was just committed): a sha256 or a key name. */
+  /**
+   * Provides one blob (a download just started, a blob was just committed): a sha256 or a key name.
+   * The record goes out a moment later: a DHT provide is a query through the cluster, and a download's
+   * first moments belong to its lookup and its first bytes (members are asked directly anyway).
+   */
   provide (name: BlobName): void {
     const now = Date.now()
     const last = this.provided.get(name)
     if (last !== undefined && now - last < this.reprovideMs) return
     this.provided.set(name, now)
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(30_000)])
-    this.c.libp2p.contentRouting.provide(cidFromSha256(nameId(name)), { signal }).catch((err: unknown) => {
-      this.c.logger.debug({ name, err: (err as Error).message }, 'provide failed; retried on the next sweep')
-      this.provided.delete(name)
-    })
+    this.pending.add(name)
+    if (this.flushTimer === null) {
+      this.flushTimer = setTimeout(() => { this.announce() }, this.provideDelayMs)
+      this.flushTimer.unref()
+    }
+  }
+
+  private announce (): void {
+    this.flushTimer = null
+    const names = [...this.pending]
+    this.pending.clear()
+    for (const name of names) {
+      const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(30_000)])
+      this.c.libp2p.contentRouting.provide(cidFromSha256(nameId(name)), { signal }).catch((err: unknown) => {
+        this.c.logger.debug({ name, err: (err as Error).message }, 'provide failed; retried on the next sweep')
+        this.provided.delete(name)
+      })
+    }
   }
 
   /** Provides what is new since the last sweep (held blobs and downloads in flight). */
@@ -115,8 +143,8 @@ export class ContentRouter {
   /**
    * Peers holding the blob `name` (complete first). Settles HOLDER_GRACE_MS after the first complete holder,
    * when every member has answered, or at `budgetMs`, whichever comes first, so a cold miss never waits on a silent peer
-   * or on the DHT. The DHT query (for holders reached only through other nodes) goes on in the
-   * background for up to `backgroundMs`, and holders found later are handed to `onHolder`.
+   * or on the DHT. Without a complete holder by then, the DHT (holders reached only through other nodes)
+   * is asked in the background for up to `backgroundMs`; holders found later are handed to `onHolder`.
    */
   async lookup (name: BlobName, options: LookupOptions): Promise<Holder[]> {
     const key = wireKey(name)
@@ -150,17 +178,21 @@ export class ContentRouter {
         if (outstanding === 0) resolveEarly()
       })
     }
-    for (const peer of this.c.membership.memberIds()) ask(peer, true)
+    const members = this.c.membership.memberIds()
+    for (const peer of members) ask(peer, true)
     if (outstanding === 0) resolveEarly()
-    if (options.dht !== false && this.c.membership.memberIds().length > 0) {
-      (async () => {
-        for await (const provider of this.c.libp2p.contentRouting.findProviders(cidFromSha256(nameId(name)), { signal: background })) ask(provider.id.toString(), false)
-      })().catch(() => {})
-    }
     early.signal.addEventListener('abort', resolveEarly, { once: true })
     await done
     early.signal.removeEventListener('abort', resolveEarly)
     early.clear()
+    // The DHT is for holders that are not members (reached through other nodes): it is asked once the
+    // members answered (or the budget ran out) without a complete holder, so its queries do not compete
+    // with their answers on a busy machine. What it finds goes to onHolder.
+    if (options.dht !== false && members.length > 0 && !found.some(h => h.answer.state === 'complete')) {
+      (async () => {
+        for await (const provider of this.c.libp2p.contentRouting.findProviders(cidFromSha256(nameId(name)), { signal: background })) ask(provider.id.toString(), false)
+      })().catch(() => {})
+    }
     return found.sort((a, b) => Number(b.answer.state === 'complete') - Number(a.answer.state === 'complete'))
   }
 }

@@ -32,7 +32,13 @@ export async function startTestNode (doc: Doc, overrides: NodeOverrides = {}): P
     cluster: { listen: ['/ip4/127.0.0.1/tcp/0'], data_host: '127.0.0.1', data_port: 0, ...(doc.cluster as Record<string, unknown> | undefined), mdns: false }
   }, { env: {} })
   const node = createNode(config, overrides)
-  await node.start()
+  try {
+    await node.start()
+  } catch (err) {
+    // A node that failed to start has stopped what it started; its cache dir goes too.
+    await rm(cacheDir, { recursive: true, force: true })
+    throw err
+  }
   return {
     node,
     config,

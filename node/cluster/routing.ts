@@ -13,6 +13,8 @@ import type { Membership } from './membership.ts'
 
 /** How long a lookup that found a complete holder waits for the other members' answers. */
 const HOLDER_GRACE_MS = 100
+/** Provider records sent at once (see ContentRouter.announce). */
+const PROVIDES_AT_ONCE = 4
 
 export interface Holder {
   readonly peer: string
@@ -62,8 +64,9 @@ export class ContentRouter {
   private readonly sweepMs: number
   private readonly reprovideMs: number
   private readonly provided = new Map<string, number>()
-  /** Names to provide at the next flush (see provide). */
-  private readonly pending = new Set<BlobName>()
+  /** Names to provide at the next flush (see provide), and how many provides are under way. */
+  private readonly pending: BlobName[] = []
+  private announcing = 0
   private flushTimer: NodeJS.Timeout | null = null
   private readonly provideDelayMs: number
   private timer: NodeJS.Timeout | null = null
@@ -89,7 +92,7 @@ export class ContentRouter {
     this.timer = null
     if (this.flushTimer !== null) clearTimeout(this.flushTimer)
     this.flushTimer = null
-    this.pending.clear()
+    this.pending.length = 0
     this.abort.abort()
   }
 
@@ -103,22 +106,29 @@ export class ContentRouter {
     const last = this.provided.get(name)
     if (last !== undefined && now - last < this.reprovideMs) return
     this.provided.set(name, now)
-    this.pending.add(name)
-    if (this.flushTimer === null) {
+    this.pending.push(name)
+    if (this.flushTimer === null && this.announcing === 0) {
       this.flushTimer = setTimeout(() => { this.announce() }, this.provideDelayMs)
       this.flushTimer.unref()
     }
   }
 
+  /**
+   * Sends the pending records, a few at a time: each is a walk through the DHT, and the first sweep of a
+   * node with a large cache would otherwise start one per blob at once.
+   */
   private announce (): void {
     this.flushTimer = null
-    const names = [...this.pending]
-    this.pending.clear()
-    for (const name of names) {
+    while (this.announcing < PROVIDES_AT_ONCE && this.pending.length > 0 && !this.abort.signal.aborted) {
+      const name = this.pending.shift() as BlobName
+      this.announcing++
       const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(30_000)])
       this.c.libp2p.contentRouting.provide(cidFromSha256(nameId(name)), { signal }).catch((err: unknown) => {
         this.c.logger.debug({ name, err: (err as Error).message }, 'provide failed; retried on the next sweep')
         this.provided.delete(name)
+      }).finally(() => {
+        this.announcing--
+        this.announce()
       })
     }
   }

@@ -51,3 +51,42 @@ describe('lookup', () => {
     expect(Date.now() - started).toBeLessThan(1000)
   })
 })
+
+describe('provider records', () => {
+  it('go out a moment after they are asked for, a few at a time, every one of them', async () => {
+    let running = 0
+    let most = 0
+    const sent: string[] = []
+    const components = {
+      membership: { memberIds: () => ['m'] },
+      logger: pino({ level: 'silent' }),
+      libp2p: {
+        peerId: { toString: () => 'self' },
+        contentRouting: {
+          provide: async (cid: { toString: () => string }) => {
+            running++
+            most = Math.max(most, running)
+            await sleep(5)
+            sent.push(cid.toString())
+            running--
+          }
+        }
+      }
+    } as unknown as RoutingComponents
+    const r = new ContentRouter(components, { provideDelayMs: 30 })
+    try {
+      for (let i = 0; i < 20; i++) r.provide(i.toString(16).padStart(64, '0'))
+      r.provide('0'.repeat(64)) // asked again: one record
+      await sleep(10)
+      expect(sent).toHaveLength(0)
+      const started = Date.now()
+      while (sent.length < 20 && Date.now() - started < 5000) await sleep(5)
+      expect(sent).toHaveLength(20)
+      expect(new Set(sent).size).toBe(20)
+      expect(most).toBeLessThanOrEqual(4)
+      expect(most).toBeGreaterThan(1)
+    } finally {
+      r.stop()
+    }
+  })
+})

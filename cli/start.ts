@@ -2,6 +2,7 @@ import type { Config } from '../config/types.ts'
 import { createNode } from '../node/index.ts'
 import { clientBaseUrl, clientSettings } from './client-settings.ts'
 import { createRouter } from '../node/router/router.ts'
+import { hostPort } from '../node/http/host-port.ts'
 
 /** Runs the node until SIGINT/SIGTERM, then stops it gracefully within the configured deadline. */
 export async function runStart (config: Config): Promise<number> {
@@ -11,7 +12,7 @@ export async function runStart (config: Config): Promise<number> {
   const base = clientBaseUrl(config, port)
   const router = createRouter(config.rules)
   process.stdout.write(
-    `aimirror listening on http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}` +
+    `aimirror listening on http://${hostPort(config.server.host, port)}` +
     ` (cache ${config.cache.dir}, ${config.rules.length} rules)\n\n` +
     `Point your clients at it:\n${clientSettings(config, base, (path) => router.match(path)?.rule ?? null)}\n\n`)
 

@@ -31,6 +31,7 @@ import { createRouter } from './router/router.ts'
 import type { Router } from './router/router.ts'
 import { createUpstreamDispatcher } from './upstream/dispatcher.ts'
 import { startStep } from './start-errors.ts'
+import { hostPort } from './http/host-port.ts'
 
 /** Listening sockets on the API port. */
 const API_ACCEPTORS = 8
@@ -150,7 +151,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   /** Clients' new connections are accepted several per event-loop turn, also while the node is busy (see listenShared). */
   async function listen (): Promise<void> {
     const { host, port } = config.server
-    acceptors = await startStep(`cannot listen on ${host.includes(':') ? `[${host}]` : host}:${port}`, 'server.host, server.port', async () =>
+    acceptors = await startStep(`cannot listen on ${hostPort(host, port)}`, 'server.host, server.port', async () =>
       await listenShared(host, port, API_ACCEPTORS, async options => {
         await http.listen(options)
         return http.server

@@ -10,6 +10,7 @@ import { registerAdminRoutes } from './admin.ts'
 import { dirStats } from './dir-stats.ts'
 import { handleError } from './error-handler.ts'
 import { mirrorBaseFor, publicBase } from './mirror-base.ts'
+import { hostPort } from './host-port.ts'
 import type { CacheStatsProvider, DownloadsProvider } from './providers.ts'
 import type { Strategies, StrategyContext } from './strategy.ts'
 
@@ -56,7 +57,7 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
   const localHost = (request: FastifyRequest): string => {
     const address = request.socket?.localAddress ?? config.server.host
     const port = request.socket?.localPort ?? config.server.port
-    return `${address.includes(':') ? `[${address}]` : address}:${port}`
+    return hostPort(address, port)
   }
 
   const app = fastify({

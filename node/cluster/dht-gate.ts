@@ -9,6 +9,17 @@ function isPeerId (value: unknown): value is PeerId {
   return typeof value === 'object' && value !== null && 'toMultihash' in value && typeof (value as PeerId).toString === 'function'
 }
 
+/** `target` with some properties replaced; its own methods keep `target` as `this`. */
+function overriding<T extends object> (target: T, overrides: Partial<T>): T {
+  return new Proxy(target, {
+    get (t, prop) {
+      if (Object.hasOwn(overrides, prop)) return overrides[prop as keyof T]
+      const value: unknown = Reflect.get(t, prop, t)
+      return typeof value === 'function' ? value.bind(t) : value
+    }
+  })
+}
+
 /**
  * The DHT's components with both directions of its protocol kept to members: its stream handler
  * answers only peers `admit` lets in, and it opens streams only to them. Done here rather than with
@@ -17,51 +28,29 @@ function isPeerId (value: unknown): value is PeerId {
  * handlers and the DHT's own queries hang (js-libp2p PR #3534, not released).
  */
 export function gatedDhtComponents (components: KadDHTComponents, admit: DhtAdmission): KadDHTComponents {
-  const registrar = components.registrar
-  const connections = components.connectionManager
-  const gatedRegistrar = new Proxy(registrar, {
-    get (target, prop) {
-      if (prop === 'handle') {
-        const handle: typeof registrar.handle = async (protocol, handler, options) => {
-          await target.handle(protocol, async (stream, connection) => {
-            let ok: boolean
-            try {
-              ok = await admit(connection.remotePeer)
-            } catch (err) {
-              stream.abort(err instanceof Error ? err : new Error(String(err)))
-              return
-            }
-            if (!ok) {
-              stream.abort(new WireError('NOT_MEMBER', 'not a member of this cluster'))
-              return
-            }
-            await handler(stream, connection)
-          }, options)
-        }
-        return handle
+  const { registrar, connectionManager } = components
+  const handle: typeof registrar.handle = async (protocol, handler, options) => {
+    await registrar.handle(protocol, async (stream, connection) => {
+      let ok: boolean
+      try {
+        ok = await admit(connection.remotePeer)
+      } catch (err) {
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+        return
       }
-      const value: unknown = Reflect.get(target, prop, target)
-      return typeof value === 'function' ? value.bind(target) : value
-    }
-  })
-  const gatedConnections = new Proxy(connections, {
-    get (target, prop) {
-      if (prop === 'openStream') {
-        const openStream: typeof connections.openStream = async (peer, protocol, options) => {
-          if (isPeerId(peer) && !await admit(peer)) throw new WireError('NOT_MEMBER', 'not a member of this cluster')
-          return await target.openStream(peer, protocol, options)
-        }
-        return openStream
+      if (!ok) {
+        stream.abort(new WireError('NOT_MEMBER', 'not a member of this cluster'))
+        return
       }
-      const value: unknown = Reflect.get(target, prop, target)
-      return typeof value === 'function' ? value.bind(target) : value
-    }
-  })
-  return new Proxy(components, {
-    get (target, prop) {
-      if (prop === 'registrar') return gatedRegistrar
-      if (prop === 'connectionManager') return gatedConnections
-      return Reflect.get(target, prop, target)
-    }
+      await handler(stream, connection)
+    }, options)
+  }
+  const openStream: typeof connectionManager.openStream = async (peer, protocol, options) => {
+    if (isPeerId(peer) && !await admit(peer)) throw new WireError('NOT_MEMBER', 'not a member of this cluster')
+    return await connectionManager.openStream(peer, protocol, options)
+  }
+  return overriding(components, {
+    registrar: overriding(registrar, { handle }),
+    connectionManager: overriding(connectionManager, { openStream })
   })
 }

@@ -112,7 +112,7 @@ export class Cluster implements SourceProvider {
     const refused = (peer: { toString: () => string }): boolean => membership?.isRefused(peer.toString()) ?? false
     const gater: ConnectionGater = { denyDialPeer: refused, denyInboundEncryptedConnection: refused }
     // The DHT answers and asks members only: a node without the cluster key cannot read or write records.
-    const dhtAdmission = async (peer: PeerId): Promise<boolean> => await (membership?.ensure(peer) ?? Promise.resolve(false))
+    const dhtAdmission = async (peer: PeerId): Promise<boolean> => await membership?.ensure(peer) ?? false
     const libp2p = await createLibp2pNode({ privateKey, cluster: cfg, connectionGater: gater, version: this.init.version ?? '0', dhtAdmission })
     membership = new Membership({ libp2p, logger: this.log }, { cluster: cfg.name, key })
     const control = new ControlService({ libp2p, membership, logger: this.log }, { cluster: cfg.name })

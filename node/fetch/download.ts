@@ -75,6 +75,8 @@ export class Download {
   /** The peers whose unverified bytes were fetched again, judged once the blob matched. */
   private trial: SuspectTrial | null = null
   private rangeSupported = true
+  /** How long the first response took (sizes a pass-through's ranges). */
+  private firstLatencyMs: number | undefined
   private size: number | null = null
   private reserved = 0
   private wants = 0
@@ -201,12 +203,12 @@ export class Download {
   }
 
   openUpstream (start: number, end: number): Readable {
-    return openPassthrough(this.init.source, null, start, end, n => this.store.addBytesFromUpstream(n), this.passthroughPlan())
+    return openPassthrough(this.init.source, null, start, end, n => { this.store.addBytesFromUpstream(n); this.pacer.moved(n) }, this.passthroughPlan())
   }
 
   /** Passed through over several connections when the upstream takes ranges of a known size. */
   private passthroughPlan (): ParallelPassthrough | null {
-    return passthroughPlan(this.rangeSupported && this.size !== null, this.init.concurrency)
+    return passthroughPlan(this.rangeSupported && this.size !== null, this.init.concurrency, this.firstLatencyMs, this.init.source.alignment?.())
   }
 
   /** When a connection fetching towards `offset` last landed bytes (ms since the epoch), or 0. */
@@ -256,6 +258,7 @@ export class Download {
     }
     const meta = metaFromResponse(first, this.init.identity, this.init.replayHeaders)
     this.rangeSupported = first.status === 206 || first.status === 416
+    this.firstLatencyMs = first.latencyMs
     this.size = meta.size
     this.meta = meta
     const size = meta.size

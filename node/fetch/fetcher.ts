@@ -345,7 +345,8 @@ export class Fetcher {
         meta: ready.meta,
         source: d.shareable ? ready.source : source,
         first: starter ? ready.first : null,
-        onBytes: n => { this.store.addBytesFromUpstream(n) },
+        // Each range's socket reads are fresh buffers, dead once passed on: collected as they pile up.
+        onBytes: n => { this.store.addBytesFromUpstream(n); this.pacer.moved(n) },
         passing: this.passing,
         parallel: ready.parallel,
         expected: ready.expected

@@ -318,6 +318,20 @@ describe('verification and integrity', () => {
     expect(rig.store.stats().file_count).toBe(0)
   })
 
+  it('a file larger than the cache from a nearby upstream uses all of a wide rule\'s connections, in smaller ranges', async () => {
+    const size = 24 * MiB + 7
+    server = track(await startFileServer({ files: { '/wider.bin': { size, seed: 14 } }, perConnectionBps: 8 * MiB }))
+    rig = track(await makeRig({ maxBytes: MiB }))
+    const url = new URL(server.url + '/wider.bin')
+    const h = await blob(rig, url, urlIdentity(url), { chunkSize: 256 * 1024, concurrency: 32 })
+    expect(h.from).toBe('passthrough')
+    expect((await sha256Of(h.open(0, size))).hex).toBe(generatedSha256(size, 14))
+    h.release()
+    // 32 ranges at once (16 MiB ahead of the reader at most: 512 KiB each), not 16 of 1 MiB.
+    expect(server.stats.peakResponses).toBe(32)
+    expect(server.stats.bytesSent).toBeLessThanOrEqual(size * 1.02)
+  })
+
   it('a blob larger than the cache whose bytes do not match its digest: the whole stream fails before its last bytes', async () => {
     const size = 3 * MiB + 17
     server = track(await startFileServer({ files: { '/wrong.bin': { size, seed: 13 } } }))

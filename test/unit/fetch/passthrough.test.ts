@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { openPassthrough } from '../../../node/fetch/passthrough.ts'
+import { openPassthrough, passthroughPlan } from '../../../node/fetch/passthrough.ts'
 import type { Source, SourceFetchOptions, SourceResponse } from '../../../node/fetch/upstream-source.ts'
 
 const data = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz')
@@ -58,5 +58,31 @@ describe('pass-through: no unvouched byte reaches the client (nothing checks the
     const stream = openPassthrough(src, null, 5, data.length, () => {})
     await expect((async () => { for await (const c of stream) got.push(c as Buffer) })()).rejects.toThrow(/unverified/)
     expect(got).toEqual([])
+  })
+})
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+describe('passthroughPlan: connections and range size of a file passed through uncached', () => {
+  it('one connection from an upstream without Range support', () => {
+    expect(passthroughPlan(false, 64, 1)).toBeNull()
+  })
+
+  it('a nearby upstream: every connection of the rule, ranges shrunk to keep 16 MiB ahead of the reader at most', () => {
+    expect(passthroughPlan(true, 64, 2)).toEqual({ connections: 64, pieceSize: 256 * KiB })
+    expect(passthroughPlan(true, 20, 2)).toEqual({ connections: 20, pieceSize: 768 * KiB })
+    expect(passthroughPlan(true, 4, 2)).toEqual({ connections: 4, pieceSize: MiB })
+  })
+
+  it('a distant upstream keeps ranges large enough that a request\'s wait stays small: fewer connections', () => {
+    expect(passthroughPlan(true, 64, 35)).toEqual({ connections: 32, pieceSize: 512 * KiB })
+    expect(passthroughPlan(true, 64, 120)).toEqual({ connections: 16, pieceSize: MiB })
+    expect(passthroughPlan(true, 64, undefined)).toEqual({ connections: 16, pieceSize: MiB })
+  })
+
+  it('ranges are whole units of the source\'s alignment (a peer verifies whole units)', () => {
+    expect(passthroughPlan(true, 64, 2, MiB)).toEqual({ connections: 16, pieceSize: MiB })
+    expect(passthroughPlan(true, 64, 2, 4 * MiB)).toEqual({ connections: 4, pieceSize: 4 * MiB })
   })
 })

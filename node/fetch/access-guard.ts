@@ -44,6 +44,7 @@ export class AccessGuard {
     if (res.status === 200 || res.status === 206 || res.status === 416) {
       discardBody(res.body)
       this.allowed.set(asked, true)
+      if (who === 'anonymous') got.onPublic?.()
       return got
     }
     got.release()

@@ -52,6 +52,8 @@ export interface BlobHandle {
    * the upstream let it have the file too (see AccessGuard).
    */
   readonly fetchedFor?: string
+  /** The upstream let an anonymous client have it: it is public (a blob whose index entry was rebuilt). */
+  readonly onPublic?: () => void
   /** Must be called once the handle's streams are done. Idempotent. */
   release: () => void
 }

@@ -19,6 +19,7 @@ export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, poo
   let digest: string
   let confirmedAt: number | undefined
   let fetchedFor: string | undefined
+  let onPublic: (() => void) | undefined
   if (stored !== undefined) {
     const e = stored.entry
     digest = e.digest
@@ -29,6 +30,11 @@ export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, poo
     digest = identity.sha256
     const size = store.blobSize(digest) ?? 0
     meta = { size, etag: `"${digest}"`, lastModified: null, contentType: null, headers: {}, validator: { etag: null, lastModified: null } }
+    // Taken back into a rebuilt index: it may have been fetched with someone's credentials.
+    if (store.isAdopted(digest)) {
+      fetchedFor = 'unknown'
+      onPublic = () => { store.adoptedIsPublic(digest) }
+    }
   } else {
     return null
   }
@@ -51,6 +57,7 @@ export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, poo
     meta,
     confirmedAt,
     fetchedFor,
+    onPublic,
     open: (start, end) => end <= start ? Readable.from([]) : new CursorReader(cursor(start, end), buffers.pacer, FILE_CHUNK),
     chunks: (start, end) => pooledChunks(cursor(start, end), buffers.pool, FILE_CHUNK),
     release

@@ -4,6 +4,7 @@ import { uptime } from 'node:os'
 import { dirname } from 'node:path'
 import type { Logger } from '../log.ts'
 import { StartError } from '../errors.ts'
+import { adoptBlobFiles } from './adopt-blobs.ts'
 import { BlobCheck } from './blob-check.ts'
 import { planEviction } from './eviction.ts'
 import type { EvictionBudget } from './eviction.ts'
@@ -134,27 +135,28 @@ export class BlobStore {
     await mkdir(this.layout.blobsDir, { recursive: true })
     await mkdir(this.layout.tmpDir, { recursive: true })
     await mkdir(this.layout.indexDir, { recursive: true })
-    let reset: boolean
+    let created: boolean
     try {
-      reset = await this.loadIndex()
+      created = await this.loadIndex()
       await this.records.sweep()
     } catch (err) {
       // Another process holding the index is not damage.
       if (isLocked(err)) throw new StartError(`the cache directory ${dirname(this.layout.indexDir)} (cache.dir) is in use by another aimirror node: its index is locked`, { cause: err })
-      // A damaged index (a disk that lost its files, a crash mid-compaction) costs the cache, not the node.
-      this.log.warn({ err }, 'cache index could not be read; it was reset and the cache starts empty')
+      // A damaged index (a disk that lost its files, a crash mid-compaction) costs its entries, not the node.
+      this.log.warn({ err }, 'cache index could not be read; it was made anew')
       this.blobs.clear()
       this.usedBytes = 0
       await this.index.destroy()
       await mkdir(this.layout.indexDir, { recursive: true })
       await this.loadIndex()
-      reset = true
+      created = true
     }
-    // Blob files the index no longer knows would fill the disk unaccounted for.
-    if (reset) {
-      await rm(this.layout.blobsDir, { recursive: true, force: true })
-      await mkdir(this.layout.blobsDir, { recursive: true })
+    // A new index (another format version, damaged, or deleted) does not know the blob files on disk:
+    // they are taken back, since fetching them all again would cost more than hashing them.
+    if (created) {
+      await this.adoptBlobFiles()
       await this.records.sweep()
+      await this.index.markComplete()
     }
     this.started = true
     if (this.lruEnabled) {
@@ -164,15 +166,28 @@ export class BlobStore {
     }
   }
 
-  /** Opens the index and loads its blob entries; true when it was reset (another format version). */
+  /** Opens the index and loads its blob entries; true when the index is new (or was reset: another format version). */
   private async loadIndex (): Promise<boolean> {
-    const { reset } = await this.index.open()
-    if (reset) this.log.warn('cache index had another format version; it was reset')
+    const { reset, created } = await this.index.open()
+    if (reset) this.log.warn('cache index had another format version; it was made anew')
     for await (const [digest, entry] of this.index.blobs()) {
       this.blobs.set(digest, entry)
       this.usedBytes += entry.size
     }
-    return reset
+    return created
+  }
+
+  private async adoptBlobFiles (): Promise<void> {
+    let count = 0
+    for await (const [digest, entry] of adoptBlobFiles(this.layout.blobsDir)) {
+      // Taken back by a start cut short before the index was complete.
+      if (this.blobs.has(digest)) continue
+      await this.index.putBlob(digest, entry)
+      this.blobs.set(digest, entry)
+      this.usedBytes += entry.size
+      count++
+    }
+    if (count > 0) this.log.warn({ blobs: count, bytes: this.usedBytes }, 'blob files taken back into the new index; each is hashed before its first use')
   }
 
   async stop (): Promise<void> {
@@ -181,6 +196,8 @@ export class BlobStore {
     if (this.sweeper !== null) clearInterval(this.sweeper)
     this.sweeper = null
     await this.sweeping
+    // Entry writes not awaited by their callers (access times, an adopted blob found public) land first.
+    await this.blobWrites.idle()
     await this.index.close()
     this.blobs.clear()
     this.usedBytes = 0
@@ -210,6 +227,19 @@ export class BlobStore {
    */
   async hasDigest (digest: string, o: { forPeer?: boolean } = {}): Promise<boolean> {
     return this.blobs.has(digest) && await this.checkBlob(digest, o.forPeer !== true)
+  }
+
+  /** Taken back into a rebuilt index and not yet known to be public (see BlobEntry.adopted). */
+  isAdopted (digest: string): boolean {
+    return this.blobs.get(digest)?.adopted === true
+  }
+
+  /** The upstream gave the adopted blob to an anonymous client: any client may have it by its digest. */
+  adoptedIsPublic (digest: string): void {
+    const entry = this.blobs.get(digest)
+    if (entry?.adopted !== true) return
+    delete entry.adopted
+    this.blobWrites.run(digest, () => this.index.putBlob(digest, entry)).catch(() => {})
   }
 
   blobSize (digest: string): number | undefined {

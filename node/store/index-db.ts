@@ -47,6 +47,12 @@ export interface BlobEntry {
    * moves it again). Absent in entries of earlier versions (taken at the next check).
    */
   ctimeMs?: number
+  /**
+   * Found on disk when the index was rebuilt (see adoptBlobFiles): who it was fetched for is unknown,
+   * so a client gets it by its digest alone only once the upstream let that client have it, until an
+   * anonymous client was let.
+   */
+  adopted?: boolean
 }
 
 export interface PartialEntry {
@@ -99,16 +105,24 @@ export class IndexDb {
     return this.opened
   }
 
-  /** Opens the index; an index of another format version is cleared (blobs are re-fetched). */
-  async open (): Promise<{ reset: boolean }> {
+  /**
+   * Opens the index; an index of another format version is cleared. `created`: it is new or was cleared
+   * (the blob files on disk, if any, are not in it) and carries no version until `markComplete`: a
+   * start cut short before that finds it `created` again.
+   */
+  async open (): Promise<{ reset: boolean, created: boolean }> {
     this.opened ??= new Level<string, unknown>(this.path, { valueEncoding: 'json' })
     await this.db.open()
     const version = await this.db.get('meta!version')
-    if (version === STORE_FORMAT_VERSION) return { reset: false }
+    if (version === STORE_FORMAT_VERSION) return { reset: false, created: false }
     const reset = version !== undefined
     if (reset) await this.db.clear()
+    return { reset, created: true }
+  }
+
+  /** A created index holds every blob on disk now (see open). */
+  async markComplete (): Promise<void> {
     await this.db.put('meta!version', STORE_FORMAT_VERSION)
-    return { reset }
   }
 
   async close (): Promise<void> {

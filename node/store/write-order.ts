@@ -16,6 +16,11 @@ export class WriteOrder {
     return run
   }
 
+  /** Resolves once every write issued so far has landed or failed. */
+  async idle (): Promise<void> {
+    await Promise.all(this.tails.values())
+  }
+
   /** Resolves once the writes issued for `id` so far have landed or failed. */
   async settled (id: string): Promise<void> {
     await this.tails.get(id)

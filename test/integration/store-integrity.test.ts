@@ -220,27 +220,6 @@ describe('verification and integrity', () => {
     reading.release()
   })
 
-  it('a damaged index does not stop the store from starting: it is reset and the cache starts empty', async () => {
-    server = track(await startFileServer({ files: { '/x.bin': { size: SIZE, seed: 11 } } }))
-    rig = track(await makeRig())
-    const url = new URL(server.url + '/x.bin')
-    const h = await blob(rig, url)
-    await sha256Of(h.open(0, SIZE))
-    h.release()
-    await until(() => rig?.store.stats().file_count === 1)
-    await rig.fetcher.stop()
-    await rig.store.stop()
-    const indexDir = rig.store.layout.indexDir
-    for (const name of await readdir(indexDir)) if (name.startsWith('MANIFEST')) await writeFile(join(indexDir, name), Buffer.alloc(300, 7))
-    await rig.restart()
-    expect(rig.store.stats().file_count).toBe(0)
-    expect(await files(join(rig.dir, 'blobs'))).toEqual([])
-    const again = await blob(rig, url)
-    expect(again.from).toBe('download')
-    expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 11))
-    again.release()
-  })
-
   it('an index another store holds open is not taken for damage: the second store refuses to start, the cache stays', async () => {
     server = track(await startFileServer({ files: { '/y.bin': { size: SIZE, seed: 12 } } }))
     rig = track(await makeRig())

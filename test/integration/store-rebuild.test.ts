@@ -1,0 +1,160 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { describe, expect, it } from 'vitest'
+import type { Acquired, BlobHandle } from '../../node/fetch/acquire-types.ts'
+import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
+import type { BlobIdentity } from '../../node/fetch/identity.ts'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import type { FileServer } from '../fixtures/upstreams/file-server.ts'
+import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
+import type { Rig } from './fetch-helpers.ts'
+
+const MiB = 1 << 20
+const SIZE = 2 * MiB + 11
+const OPTS = { chunkSize: 512 * 1024, concurrency: 4 }
+const track = closedAfterEach()
+
+function byDigest (seed: number): BlobIdentity {
+  return digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, seed) })
+}
+
+async function acquire (r: Rig, url: URL, id: BlobIdentity, authorization?: string): Promise<Acquired> {
+  return await r.fetcher.acquire(id, { url, headers: authorization === undefined ? {} : { authorization } }, OPTS)
+}
+
+async function blobOf (got: Acquired): Promise<BlobHandle> {
+  if (got.kind !== 'blob') throw new Error(`expected a blob, got ${got.kind} ${got.status}`)
+  return got
+}
+
+/** Fetches `path` into the cache as `id`, read whole. */
+async function cache (r: Rig, server: FileServer, path: string, id: BlobIdentity, authorization?: string): Promise<void> {
+  const h = await blobOf(await acquire(r, new URL(server.url + path), id, authorization))
+  await sha256Of(h.open(0, SIZE))
+  h.release()
+  await until(async () => (await r.store.index.getKey(id.key)) !== undefined)
+}
+
+/** Stops the rig's store and makes its index unreadable, as a disk losing the index's files would. */
+async function damageIndex (r: Rig): Promise<void> {
+  await r.fetcher.stop()
+  await r.store.stop()
+  const dir = r.store.layout.indexDir
+  for (const name of await readdir(dir)) if (name.startsWith('MANIFEST')) await writeFile(join(dir, name), Buffer.alloc(300, 7))
+}
+
+async function files (dir: string): Promise<string[]> {
+  const out: string[] = []
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(join(e.parentPath, e.name))
+  return out.sort()
+}
+
+/** An upstream that serves every file only with `Authorization: Bearer good` while `locked`, counting requests. */
+function gate (state: { locked: boolean, requests: number }) {
+  return (req: IncomingMessage, res: ServerResponse): boolean => {
+    state.requests++
+    if (!state.locked || req.headers.authorization === 'Bearer good') return false
+    res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' })
+    res.end('{"error":"login required"}')
+    return true
+  }
+}
+
+describe('an index made anew keeps the blob files on disk', () => {
+  it('a damaged index: the blobs are taken back, each hashed before its first use; a corrupt one and stray files go', async () => {
+    const state = { locked: false, requests: 0 }
+    const server = track(await startFileServer({ files: { '/a.bin': { size: SIZE, seed: 1 }, '/b.bin': { size: SIZE, seed: 2 } }, onRequest: gate(state) }))
+    const rig = track(await makeRig())
+    await cache(rig, server, '/a.bin', byDigest(1))
+    await cache(rig, server, '/b.bin', byDigest(2))
+    const blobs = rig.store.layout.blobsDir
+    const kept = await files(blobs)
+    expect(kept).toHaveLength(2)
+    await damageIndex(rig)
+    // b rots on disk (same size, same name); a stray file and a misplaced blob name lie in the tree.
+    const fh = await open(rig.store.layout.blobPath(generatedSha256(SIZE, 2)), 'r+')
+    await fh.write(Buffer.from('rotten'), 0, 6, 4096)
+    await fh.close()
+    await writeFile(join(blobs, 'stray.tmp'), 'x')
+    await mkdir(join(blobs, 'ff'), { recursive: true })
+    await writeFile(join(blobs, 'ff', 'ab'.repeat(32)), 'y')
+
+    await rig.restart()
+    expect(await files(blobs)).toEqual(kept)
+    expect(rig.store.stats()).toMatchObject({ file_count: 2, total_size_bytes: 2 * SIZE })
+
+    // a: served from the cache, its right bytes; only the one-byte access check went upstream.
+    state.requests = 0
+    server.stats.reset()
+    const a = await blobOf(await acquire(rig, new URL(server.url + '/a.bin'), byDigest(1)))
+    expect(a.from).toBe('cache')
+    expect((await sha256Of(a.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 1))
+    a.release()
+    expect(state.requests).toBe(1)
+    expect(server.stats.bytesSent).toBeLessThan(1024)
+    // An anonymous client was let have it: it is public now, served with the upstream gone too (also
+    // after a restart, which forgets the upstream's answers).
+    await rig.restart()
+    server.configure({ status: { '/a.bin': 503 } })
+    const again = await blobOf(await acquire(rig, new URL(server.url + '/a.bin'), byDigest(1)))
+    expect(again.from).toBe('cache')
+    again.release()
+    expect(state.requests).toBe(1)
+
+    // b does not match its name: dropped at its first use and fetched again.
+    const b = await blobOf(await acquire(rig, new URL(server.url + '/b.bin'), byDigest(2)))
+    expect(b.from).toBe('download')
+    expect((await sha256Of(b.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 2))
+    b.release()
+  })
+
+  it('a blob taken back is given by its digest only to clients the upstream lets have it', async () => {
+    const state = { locked: true, requests: 0 }
+    const server = track(await startFileServer({ files: { '/p.bin': { size: SIZE, seed: 3 } }, onRequest: gate(state) }))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/p.bin')
+    await cache(rig, server, '/p.bin', byDigest(3), 'Bearer good')
+    await damageIndex(rig)
+    await rig.restart()
+
+    for (const who of [undefined, 'Bearer bad']) {
+      const other = await acquire(rig, url, byDigest(3), who)
+      expect(other.kind === 'upstream-response' && other.status).toBe(401)
+    }
+    const owner = await blobOf(await acquire(rig, url, byDigest(3), 'Bearer good'))
+    expect(owner.from).toBe('cache')
+    expect((await sha256Of(owner.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 3))
+    owner.release()
+    // Its owner's access says nothing of anyone else's.
+    const anonymous = await acquire(rig, url, byDigest(3))
+    expect(anonymous.kind === 'upstream-response' && anonymous.status).toBe(401)
+  })
+
+  it('an index of another format version, or deleted, is made anew with the blobs on disk', async () => {
+    const server = track(await startFileServer({ files: { '/v.bin': { size: SIZE, seed: 4 }, '/u.bin': { size: SIZE, seed: 5 } } }))
+    const rig = track(await makeRig())
+    await cache(rig, server, '/v.bin', byDigest(4))
+    await rig.fetcher.stop()
+    await rig.store.stop()
+    const raw = new Level<string, unknown>(rig.store.layout.indexDir, { valueEncoding: 'json' })
+    await raw.put('meta!version', 999)
+    await raw.close()
+    await rig.restart()
+    expect(rig.store.stats().file_count).toBe(1)
+    const v = await blobOf(await acquire(rig, new URL(server.url + '/v.bin'), byDigest(4)))
+    expect(v.from).toBe('cache')
+    v.release()
+
+    // A file known by its URL only: its key went with the index, its bytes are still counted and shared by digest.
+    const url = new URL(server.url + '/u.bin')
+    await cache(rig, server, '/u.bin', urlIdentity(url))
+    await rig.fetcher.stop()
+    await rig.store.stop()
+    await rm(rig.store.layout.indexDir, { recursive: true })
+    await rig.restart()
+    expect(rig.store.stats()).toMatchObject({ file_count: 2, total_size_bytes: 2 * SIZE })
+    expect(await rig.store.hasDigest(generatedSha256(SIZE, 5))).toBe(true)
+  })
+})

@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Config, HandlerName } from '../config/types.ts'
 import type { Cluster } from './cluster/cluster.ts'
-import { registerClusterRoutes } from './cluster/routes.ts'
+import { nodeStatsOf, registerClusterRoutes } from './cluster/routes.ts'
+import { registerMetricsRoute } from './http/metrics.ts'
 import { createFetchEngine } from './fetch/engine.ts'
 import { createHfHandler } from './handlers/hf/handler.ts'
 import { createOciAuth } from './handlers/oci/auth.ts'
@@ -136,12 +137,14 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     // Downloads with a published sha256 take peers as sources beside the upstream.
     engine.fetcher.useSources(cluster)
   }
-  registerClusterRoutes(http, {
+  const statsViews = {
     cluster: () => cluster,
     cacheStats: overrides.cacheStats ?? engine?.cacheStats,
     activeDownloads: () => (overrides.downloads ?? engine?.downloads)?.list().length ?? 0,
     maxBytes: () => engine?.store.maxBytes ?? 0
-  })
+  }
+  registerClusterRoutes(http, statsViews)
+  registerMetricsRoute(http, { stats: nodeStatsOf(statsViews) })
   const components: NodeComponents = { ...base, http, get cluster () { return cluster } }
 
   let starting: Promise<void> | null = null

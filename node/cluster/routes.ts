@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { registerReadOnly } from '../http/admin.ts'
 import type { CacheStatsProvider } from '../http/providers.ts'
+import type { NodeStats } from '../../protocol/messages.ts'
 import type { Cluster } from './cluster.ts'
 import { clusterStats, clusterTotals, peersView } from './view.ts'
 import type { ClusterStatsView, NodeView, PeersView } from './view.ts'
@@ -20,19 +21,12 @@ export interface ClusterRoutesComponents {
  * win over rules.
  */
 export function registerClusterRoutes (app: FastifyInstance, components: ClusterRoutesComponents): void {
-  const startedAt = Date.now()
+  const selfStats = nodeStatsOf(components)
   registerReadOnly(app, '/cluster/stats', async (_request, reply): Promise<ClusterStatsView> => {
     reply.header('cache-control', 'no-store')
     const cluster = components.cluster()
     if (cluster !== null) return await clusterStats(cluster)
-    const s = await components.cacheStats?.()
-    const self: NodeView = {
-      peer_id: '', self: true, reachable: true, uptime_s: Math.floor((Date.now() - startedAt) / 1000),
-      cache: { size_bytes: Number(s?.total_size_bytes ?? 0), blobs: Number(s?.file_count ?? 0), max_bytes: components.maxBytes?.() ?? 0 },
-      hits: Number(s?.hits ?? 0), misses: Number(s?.misses ?? 0), bytes_from_cache: Number(s?.bytes_from_cache ?? 0),
-      bytes_from_peers: 0, bytes_from_upstream: Number(s?.bytes_from_upstream ?? 0), bytes_to_peers: 0, peers: 0,
-      active_downloads: components.activeDownloads?.() ?? 0, peer_bans: 0
-    }
+    const self: NodeView = { ...await selfStats(), self: true, reachable: true }
     return { enabled: false, cluster: '', mode: 'open', nodes: [self], totals: clusterTotals([self]) }
   })
   registerReadOnly(app, '/peers', async (_request, reply): Promise<PeersView> => {
@@ -41,4 +35,21 @@ export function registerClusterRoutes (app: FastifyInstance, components: Cluster
     if (cluster === null) return { enabled: false, self: null, peers: [] }
     return peersView(cluster)
   })
+}
+
+/** This node's numbers: the cluster's own when it runs, else the cache's with no peers. */
+export function nodeStatsOf (components: ClusterRoutesComponents): () => Promise<NodeStats> {
+  const startedAt = Date.now()
+  return async () => {
+    const cluster = components.cluster()
+    if (cluster !== null) return cluster.localStats()
+    const s = await components.cacheStats?.()
+    return {
+      peer_id: '', cluster: '', uptime_s: Math.floor((Date.now() - startedAt) / 1000),
+      cache: { size_bytes: Number(s?.total_size_bytes ?? 0), blobs: Number(s?.file_count ?? 0), max_bytes: components.maxBytes?.() ?? 0 },
+      hits: Number(s?.hits ?? 0), misses: Number(s?.misses ?? 0), bytes_from_cache: Number(s?.bytes_from_cache ?? 0),
+      bytes_from_peers: 0, bytes_from_upstream: Number(s?.bytes_from_upstream ?? 0), bytes_to_peers: 0, peers: 0,
+      active_downloads: components.activeDownloads?.() ?? 0, peer_bans: 0
+    }
+  }
 }

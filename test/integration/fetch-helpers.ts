@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -90,5 +91,19 @@ export function closedAfterEach (): <T extends { close: () => Promise<void> }>(t
   return (thing) => {
     open.push(thing)
     return thing
+  }
+}
+
+/**
+ * An upstream request hook that serves only requests with `Authorization: Bearer good` while
+ * `state.locked` (401 otherwise), counting every request.
+ */
+export function credentialGate (state: { locked: boolean, requests: number }) {
+  return (req: IncomingMessage, res: ServerResponse): boolean => {
+    state.requests++
+    if (!state.locked || req.headers.authorization === 'Bearer good') return false
+    res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' })
+    res.end('{"error":"login required"}')
+    return true
   }
 }

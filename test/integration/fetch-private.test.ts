@@ -1,28 +1,16 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { urlIdentity } from '../../node/fetch/identity.ts'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
-import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
+import { closedAfterEach, credentialGate, makeRig, sha256Of, until } from './fetch-helpers.ts'
 
 const MiB = 1 << 20
 const SIZE = 2 * MiB + 3
 const track = closedAfterEach()
 
-/** An upstream that serves /p.bin only with `Authorization: Bearer good` while `locked`. */
-function gate (state: { locked: boolean, requests: number }) {
-  return (req: IncomingMessage, res: ServerResponse): boolean => {
-    state.requests++
-    if (!state.locked || req.headers.authorization === 'Bearer good') return false
-    res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' })
-    res.end('{"error":"login required"}')
-    return true
-  }
-}
-
 describe('a file fetched with a client\'s credentials', () => {
   it('is given to other clients only when the upstream lets them have it', async () => {
     const state = { locked: true, requests: 0 }
-    const server = track(await startFileServer({ files: { '/p.bin': { size: SIZE, seed: 5 } }, onRequest: gate(state) }))
+    const server = track(await startFileServer({ files: { '/p.bin': { size: SIZE, seed: 5 } }, onRequest: credentialGate(state) }))
     const rig = track(await makeRig())
     const url = new URL(server.url + '/p.bin')
     const as = async (authorization?: string) => await rig.fetcher.acquire(urlIdentity(url), { url, headers: authorization === undefined ? {} : { authorization } }, { chunkSize: 512 * 1024, concurrency: 2 })
@@ -53,7 +41,7 @@ describe('a file fetched with a client\'s credentials', () => {
 
   it('joining its download in flight is checked the same way', async () => {
     const state = { locked: true, requests: 0 }
-    const server = track(await startFileServer({ files: { '/p.bin': { size: SIZE, seed: 6 } }, perConnectionBps: MiB, onRequest: gate(state) }))
+    const server = track(await startFileServer({ files: { '/p.bin': { size: SIZE, seed: 6 } }, perConnectionBps: MiB, onRequest: credentialGate(state) }))
     const rig = track(await makeRig())
     const url = new URL(server.url + '/p.bin')
     const owner = await rig.fetcher.acquire(urlIdentity(url), { url, headers: { authorization: 'Bearer good' } }, { chunkSize: 512 * 1024, concurrency: 2 })

@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
@@ -8,7 +7,7 @@ import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
 import type { BlobIdentity } from '../../node/fetch/identity.ts'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
-import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
+import { closedAfterEach, credentialGate, makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
 
 const MiB = 1 << 20
@@ -51,21 +50,10 @@ async function files (dir: string): Promise<string[]> {
   return out.sort()
 }
 
-/** An upstream that serves every file only with `Authorization: Bearer good` while `locked`, counting requests. */
-function gate (state: { locked: boolean, requests: number }) {
-  return (req: IncomingMessage, res: ServerResponse): boolean => {
-    state.requests++
-    if (!state.locked || req.headers.authorization === 'Bearer good') return false
-    res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' })
-    res.end('{"error":"login required"}')
-    return true
-  }
-}
-
 describe('an index made anew keeps the blob files on disk', () => {
   it('a damaged index: the blobs are taken back, each hashed before its first use; a corrupt one and stray files go', async () => {
     const state = { locked: false, requests: 0 }
-    const server = track(await startFileServer({ files: { '/a.bin': { size: SIZE, seed: 1 }, '/b.bin': { size: SIZE, seed: 2 } }, onRequest: gate(state) }))
+    const server = track(await startFileServer({ files: { '/a.bin': { size: SIZE, seed: 1 }, '/b.bin': { size: SIZE, seed: 2 } }, onRequest: credentialGate(state) }))
     const rig = track(await makeRig())
     await cache(rig, server, '/a.bin', byDigest(1))
     await cache(rig, server, '/b.bin', byDigest(2))
@@ -112,7 +100,7 @@ describe('an index made anew keeps the blob files on disk', () => {
 
   it('a blob taken back is given by its digest only to clients the upstream lets have it', async () => {
     const state = { locked: true, requests: 0 }
-    const server = track(await startFileServer({ files: { '/p.bin': { size: SIZE, seed: 3 } }, onRequest: gate(state) }))
+    const server = track(await startFileServer({ files: { '/p.bin': { size: SIZE, seed: 3 } }, onRequest: credentialGate(state) }))
     const rig = track(await makeRig())
     const url = new URL(server.url + '/p.bin')
     await cache(rig, server, '/p.bin', byDigest(3), 'Bearer good')

@@ -1,9 +1,11 @@
 import type { Hash } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { DigestMismatchError, UpstreamProtocolError } from '../errors.ts'
+import { DigestMismatchError } from '../errors.ts'
 import { digestLabel } from './identity.ts'
 import type { ExpectedDigest } from './identity.ts'
 import { createDigest } from './ordered-hasher.ts'
+import { passthroughChunks } from './passthrough-chunks.ts'
+import { bytesBefore, fillRange, RANGE_RETRIES, usableFirst } from './passthrough-range.ts'
 import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import type { ActiveDownload, BlobHandle } from './acquire-types.ts'
@@ -31,21 +33,41 @@ export interface PassThroughInit {
 /** A handle on a file passed through uncached: each open streams from the upstream (see openPassthrough). */
 export function passThroughHandle (init: PassThroughInit): BlobHandle {
   let firstLeft = init.first
+  const parallel = init.parallel ?? null
+  /** A stream starts: it takes the first response (once), and is listed until `done`. */
+  const begin = (): { first: SourceResponse | null, onBytes: (n: number) => void, done: () => void } => {
+    const first = firstLeft
+    firstLeft = null
+    const shown: PassingThrough = { key: init.key, url: init.url, size: init.meta.size, received: 0, written: 0, connections: parallel?.connections ?? 1, startedAt: Date.now(), state: 'passthrough' }
+    init.passing.add(shown)
+    return { first, onBytes: n => { shown.received += n; init.onBytes(n) }, done: () => { init.passing.delete(shown) } }
+  }
   return {
     kind: 'blob',
     from: 'passthrough',
     meta: init.meta,
     open: (start, end) => {
-      const first = firstLeft
-      firstLeft = null
-      const parallel = init.parallel ?? null
-      const shown: PassingThrough = { key: init.key, url: init.url, size: init.meta.size, received: 0, written: 0, connections: parallel?.connections ?? 1, startedAt: Date.now(), state: 'passthrough' }
-      init.passing.add(shown)
-      const onBytes = (n: number): void => { shown.received += n; init.onBytes(n) }
+      const { first, onBytes, done } = begin()
       const stream = gatedIfWhole(openPassthrough(init.source, first, start, end, onBytes, parallel), { start, end, size: init.meta.size, expected: init.expected ?? null })
-      stream.once('close', () => { init.passing.delete(shown) })
+      stream.once('close', done)
       return stream
     },
+    // Several connections: the ranges ahead wait in recycled buffers (see passthroughChunks).
+    chunks: parallel === null || init.meta.size === null
+      ? undefined
+      : (start, end) => {
+          const { first, onBytes, done } = begin()
+          const chunks = passthroughChunks({
+            start,
+            end: Math.min(end, init.meta.size ?? end),
+            headEnd: headEndOf(first, start, Math.min(end, init.meta.size ?? end), parallel.pieceSize),
+            pieceSize: parallel.pieceSize,
+            connections: parallel.connections,
+            fillRange: async (into, isFirst, signal) => { await fillRange(init.source, isFirst ? first : null, into, onBytes, signal) },
+            gate: init.expected == null ? null : { expected: init.expected, size: init.meta.size ?? -1 }
+          })
+          return { ...chunks, close: () => { chunks.close(); done() } }
+        },
     release: () => {
       if (firstLeft !== null) discardBody(firstLeft.body)
       firstLeft = null
@@ -71,8 +93,7 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
     let pos = start
     // A first response only a digest check could vouch for (an open cluster's member) is not passed on:
     // none comes before the last byte here. The range is asked again, for verified bytes only.
-    let res: SourceResponse | null = first !== null && vouched(first) && (first.contentRange?.start ?? 0) === start ? first : null
-    if (res === null && first !== null) discardBody(first.body)
+    let res = usableFirst(first, start)
     let failures = 0
     try {
       while (pos < end) {
@@ -80,16 +101,7 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
         let skip = 0
         if (res === null) {
           res = await source.fetch({ start: pos, end: end - 1 }, { signal: ac.signal, verifiedOnly: true })
-          if (!vouched(res)) {
-            discardBody(res.body)
-            throw new UpstreamProtocolError('A source answered a pass-through with unverified bytes')
-          }
-          if (res.status === 200) {
-            skip = pos
-          } else if (res.status !== 206 || res.contentRange?.start !== pos) {
-            discardBody(res.body)
-            throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
-          }
+          skip = bytesBefore(res, pos)
         }
         const before = pos
         try {
@@ -108,7 +120,7 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
             if (pos >= end) break
           }
         } catch (err) {
-          if (pos === before && ++failures > 3) throw err
+          if (pos === before && ++failures > RANGE_RETRIES) throw err
         } finally {
           discardBody(res.body)
           res = null
@@ -124,17 +136,17 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
 
 /**
  * A file passed through uncached holds the ranges ahead of its reader in memory, never the file: at most
- * this much. Within it, more connections beat larger ranges against an upstream that throttles each
- * connection, so ranges shrink to let the rule's connections all run, down to a size that keeps one
- * request's wait a small part of a range (a range of 256 KiB at 4 MB/s takes 65 ms).
+ * this much. Against an upstream that throttles each connection more connections beat larger ranges,
+ * so ranges are as small as is worth a request (one request's wait stays a small part of a range: a
+ * range of 128 KiB at 4 MB/s takes 31 ms) and as many run as the rule allows within this.
  */
 const PASSTHROUGH_MEMORY = 16 << 20
-const MAX_PASSTHROUGH_PIECE = 1 << 20
+const MAX_PASSTHROUGH_CONNECTIONS = 64
 
 /** The smallest range worth a request to an upstream whose first response took `latencyMs`. */
 function smallestPassthroughPiece (latencyMs: number | undefined): number {
-  if (latencyMs === undefined || latencyMs > 50) return MAX_PASSTHROUGH_PIECE
-  return latencyMs <= 20 ? 256 << 10 : 512 << 10
+  if (latencyMs === undefined || latencyMs > 50) return 1 << 20
+  return latencyMs <= 20 ? 128 << 10 : 512 << 10
 }
 
 /**
@@ -144,10 +156,8 @@ function smallestPassthroughPiece (latencyMs: number | undefined): number {
  */
 export function passthroughPlan (rangeSupported: boolean, concurrency: number, latencyMs?: number, alignment = 1): ParallelPassthrough | null {
   if (!rangeSupported) return null
-  const smallest = Math.max(smallestPassthroughPiece(latencyMs), alignment)
-  const connections = Math.max(1, Math.min(concurrency, Math.floor(PASSTHROUGH_MEMORY / smallest)))
-  const step = Math.max(64 << 10, alignment)
-  const pieceSize = Math.max(smallest, Math.min(MAX_PASSTHROUGH_PIECE, Math.floor(PASSTHROUGH_MEMORY / connections / step) * step))
+  const pieceSize = Math.max(smallestPassthroughPiece(latencyMs), alignment)
+  const connections = Math.max(1, Math.min(concurrency, MAX_PASSTHROUGH_CONNECTIONS, Math.floor(PASSTHROUGH_MEMORY / pieceSize)))
   return { connections, pieceSize }
 }
 
@@ -166,8 +176,7 @@ export interface ParallelPassthrough {
  * of `pieceSize`, then passed on in order. Each range resumes at its last byte if its connection breaks.
  */
 function openParallel (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, plan: ParallelPassthrough): Readable {
-  const firstEnd = first !== null && first.contentRange?.start === start ? first.contentRange.end + 1 : null
-  const headEnd = Math.min(end, firstEnd ?? start + plan.pieceSize)
+  const headEnd = headEndOf(first, start, end, plan.pieceSize)
   const streams = new Set<Readable>()
   const open = (s: number, e: number, res: SourceResponse | null): Readable => {
     const r = openOne(source, res, s, e, onBytes)
@@ -208,10 +217,17 @@ function openParallel (source: Source, first: SourceResponse | null, start: numb
   return Readable.from(gen(), { objectMode: false })
 }
 
-/** Bytes a client may have with no digest check before their last one. */
-function vouched (res: SourceResponse): boolean {
-  return res.unverified !== true && res.needsDigest !== true
+/**
+ * Where the first range of a parallel pass-through ends: the first response's end when it starts
+ * there (it is read whole rather than cut), at most HEAD_MAX past the start (a larger one is cut:
+ * held ranges are in memory); else one piece.
+ */
+function headEndOf (first: SourceResponse | null, start: number, end: number, pieceSize: number): number {
+  const firstEnd = first !== null && first.contentRange?.start === start ? first.contentRange.end + 1 : null
+  return Math.min(end, firstEnd === null ? start + pieceSize : Math.min(firstEnd, start + Math.max(pieceSize, HEAD_MAX)))
 }
+const HEAD_MAX = 8 << 20
+
 
 /**
  * `stream`, the bytes [start, end) of a blob a client reads, digest-gated when that is the whole blob

@@ -69,13 +69,13 @@ describe('passthroughPlan: connections and range size of a file passed through u
     expect(passthroughPlan(false, 64, 1)).toBeNull()
   })
 
-  it('a nearby upstream: every connection of the rule, ranges shrunk to keep 16 MiB ahead of the reader at most', () => {
-    expect(passthroughPlan(true, 64, 2)).toEqual({ connections: 64, pieceSize: 256 * KiB })
-    expect(passthroughPlan(true, 20, 2)).toEqual({ connections: 20, pieceSize: 768 * KiB })
-    expect(passthroughPlan(true, 4, 2)).toEqual({ connections: 4, pieceSize: MiB })
+  it('a nearby upstream: every connection of the rule (64 at most), in small ranges', () => {
+    expect(passthroughPlan(true, 64, 2)).toEqual({ connections: 64, pieceSize: 128 * KiB })
+    expect(passthroughPlan(true, 200, 2)).toEqual({ connections: 64, pieceSize: 128 * KiB })
+    expect(passthroughPlan(true, 4, 2)).toEqual({ connections: 4, pieceSize: 128 * KiB })
   })
 
-  it('a distant upstream keeps ranges large enough that a request\'s wait stays small: fewer connections', () => {
+  it('a distant upstream keeps ranges large enough that a request\'s wait stays small: fewer connections, 16 MiB ahead at most', () => {
     expect(passthroughPlan(true, 64, 35)).toEqual({ connections: 32, pieceSize: 512 * KiB })
     expect(passthroughPlan(true, 64, 120)).toEqual({ connections: 16, pieceSize: MiB })
     expect(passthroughPlan(true, 64, undefined)).toEqual({ connections: 16, pieceSize: MiB })

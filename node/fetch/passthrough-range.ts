@@ -1,0 +1,116 @@
+import { UpstreamProtocolError } from '../errors.ts'
+import { discardBody } from './upstream-source.ts'
+import type { Source, SourceResponse } from './upstream-source.ts'
+
+/** Breaks in a row with no byte between them after which a pass-through range gives up. */
+export const RANGE_RETRIES = 3
+
+/** Bytes a client may have with no digest check before their last one. */
+export function vouched (res: SourceResponse): boolean {
+  return res.unverified !== true && res.needsDigest !== true
+}
+
+/**
+ * The first response, when a pass-through range starting at `start` may use it (it starts there and
+ * nobody has to vouch for its bytes later); else it is discarded and null (the range is asked again,
+ * for verified bytes only).
+ */
+export function usableFirst (first: SourceResponse | null, start: number): SourceResponse | null {
+  if (first === null) return null
+  if (vouched(first) && (first.contentRange?.start ?? 0) === start) return first
+  discardBody(first.body)
+  return null
+}
+
+/**
+ * Checks a source's answer to a pass-through's request for the bytes from `pos`; returns how many
+ * bytes of its body come before `pos` (an upstream without Range support sends the whole file).
+ */
+export function bytesBefore (res: SourceResponse, pos: number): number {
+  if (!vouched(res)) {
+    discardBody(res.body)
+    throw new UpstreamProtocolError('A source answered a pass-through with unverified bytes')
+  }
+  if (res.status === 200) return pos
+  if (res.status !== 206 || res.contentRange?.start !== pos) {
+    discardBody(res.body)
+    throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
+  }
+  return 0
+}
+
+export interface RangeTarget {
+  readonly start: number
+  readonly buf: Buffer
+  /** Bytes landed in `buf` so far. */
+  filled: number
+  /** Called as bytes land. */
+  landed: () => void
+}
+
+/**
+ * Fills `into.buf` with the file's bytes from `into.start`, asking again from the last byte when a
+ * connection breaks (up to RANGE_RETRIES times in a row without progress). Bodies may be volatile: each
+ * chunk is copied in its 'data' event, so a socket read allocates nothing that outlives it.
+ */
+export async function fillRange (source: Source, first: SourceResponse | null, into: RangeTarget, onBytes: (n: number) => void, signal: AbortSignal): Promise<void> {
+  const end = into.start + into.buf.length
+  let res = usableFirst(first, into.start)
+  let failures = 0
+  while (into.start + into.filled < end) {
+    const pos = into.start + into.filled
+    res ??= await source.fetch({ start: pos, end: end - 1 }, { signal, verifiedOnly: true, takesVolatile: true })
+    const before = into.filled
+    try {
+      await drainInto(res, bytesBefore(res, pos), into, onBytes)
+    } catch (err) {
+      if (signal.aborted || (into.filled === before && ++failures > RANGE_RETRIES)) throw err
+    } finally {
+      discardBody(res.body)
+      res = null
+    }
+    if (into.filled > before) failures = 0
+  }
+}
+
+/** Copies a body into `into` from its `skip`th byte until `into` is full or the body ends. */
+async function drainInto (res: SourceResponse, skip: number, into: RangeTarget, onBytes: (n: number) => void): Promise<void> {
+  const body = res.body
+  let left = skip
+  await new Promise<void>((resolve, reject) => {
+    const stop = (err?: unknown): void => {
+      body.off('data', onData)
+      body.off('end', onEnd)
+      body.off('error', stop)
+      body.off('close', onClose)
+      // A body left before its end errors once destroyed; nobody needs that.
+      body.on('error', () => {})
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onData = (raw: Buffer): void => {
+      onBytes(raw.length)
+      let chunk = raw
+      if (left > 0) {
+        const dropped = Math.min(left, chunk.length)
+        left -= dropped
+        chunk = chunk.subarray(dropped)
+      }
+      const n = Math.min(chunk.length, into.buf.length - into.filled)
+      if (n > 0) {
+        chunk.copy(into.buf, into.filled, 0, n)
+        into.filled += n
+        into.landed()
+      }
+      // Full: the rest of a longer body (a 200, a first response past this range) is not needed.
+      if (into.filled === into.buf.length && res.contentRange?.end !== into.start + into.filled - 1) stop()
+    }
+    // A body that delivered all it announced ends on 'end' (its connection is free for the next request then).
+    const onEnd = (): void => { stop(into.filled === into.buf.length ? undefined : new UpstreamProtocolError('Upstream body ended early')) }
+    const onClose = (): void => { stop(new UpstreamProtocolError('Upstream body ended early')) }
+    body.on('data', onData)
+    body.once('end', onEnd)
+    body.once('error', stop)
+    body.once('close', onClose)
+  })
+}

@@ -39,6 +39,11 @@ export function bytesBefore (res: SourceResponse, pos: number): number {
   return 0
 }
 
+/** `chunk` without its first `skip` bytes (those before the range, in a 200's body). */
+export function dropHead (chunk: Buffer, skip: number): Buffer {
+  return skip > 0 ? chunk.subarray(Math.min(skip, chunk.length)) : chunk
+}
+
 export interface RangeTarget {
   readonly start: number
   readonly buf: Buffer
@@ -90,12 +95,8 @@ async function drainInto (res: SourceResponse, skip: number, into: RangeTarget, 
     }
     const onData = (raw: Buffer): void => {
       onBytes(raw.length)
-      let chunk = raw
-      if (left > 0) {
-        const dropped = Math.min(left, chunk.length)
-        left -= dropped
-        chunk = chunk.subarray(dropped)
-      }
+      const chunk = dropHead(raw, left)
+      left -= raw.length - chunk.length
       const n = Math.min(chunk.length, into.buf.length - into.filled)
       if (n > 0) {
         chunk.copy(into.buf, into.filled, 0, n)

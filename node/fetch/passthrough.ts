@@ -5,7 +5,7 @@ import { digestLabel } from './identity.ts'
 import type { ExpectedDigest } from './identity.ts'
 import { createDigest } from './ordered-hasher.ts'
 import { passthroughChunks } from './passthrough-chunks.ts'
-import { bytesBefore, fillRange, RANGE_RETRIES, usableFirst } from './passthrough-range.ts'
+import { bytesBefore, dropHead, fillRange, RANGE_RETRIES, usableFirst } from './passthrough-range.ts'
 import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import type { ActiveDownload, BlobHandle } from './acquire-types.ts'
@@ -107,13 +107,9 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
         try {
           for await (const body of res.body as AsyncIterable<Buffer>) {
             onBytes(body.length)
-            let chunk = body
-            if (skip > 0) {
-              const dropped = Math.min(skip, chunk.length)
-              skip -= dropped
-              chunk = chunk.subarray(dropped)
-              if (chunk.length === 0) continue
-            }
+            const chunk = dropHead(body, skip)
+            skip -= body.length - chunk.length
+            if (chunk.length === 0) continue
             const take = Math.min(chunk.length, end - pos)
             pos += take
             yield take === chunk.length ? chunk : chunk.subarray(0, take)

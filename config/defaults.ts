@@ -23,6 +23,7 @@ cache:
   chunk_ttl_hours: 24          # partial downloads untouched this long are dropped
   min_free_gb: 5
   finish_abandoned: true       # a download nobody waits for still finishes into the cache
+  verify_every_days: 7         # every blob is hashed again in the background this often (0: never)
 
 # First match wins. Order matters where path shapes overlap:
 #  1. OCI (/v2/) and the HF API (/api/) own their roots outright.

@@ -287,7 +287,8 @@ export const cacheShape = {
   lru_enabled: bool,
   chunk_ttl_hours: numberAtLeast(0, true),
   min_free_gb: numberAtLeast(0),
-  finish_abandoned: bool
+  finish_abandoned: bool,
+  verify_every_days: numberAtLeast(0)
 }
 
 export const loggingShape = {

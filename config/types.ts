@@ -92,6 +92,8 @@ export interface CacheConfig {
   readonly min_free_gb: number
   /** A download nobody wants any more still finishes so the cache gains it. */
   readonly finish_abandoned: boolean
+  /** Every cached blob is hashed again in the background this often; 0: never. */
+  readonly verify_every_days: number
 }
 
 export interface LoggingConfig {

@@ -32,7 +32,8 @@ export function createFetchEngine (config: Config, components: { dispatcher: Dis
     maxBytes: Math.floor(config.cache.max_size_gb * GiB),
     minFreeBytes: Math.floor(config.cache.min_free_gb * GiB),
     lruEnabled: config.cache.lru_enabled,
-    partialTtlMs: config.cache.chunk_ttl_hours * 3600_000
+    partialTtlMs: config.cache.chunk_ttl_hours * 3600_000,
+    verifyEveryMs: config.cache.verify_every_days * 86_400_000
   })
   const proxied = config.server.upstream_proxy !== null && config.server.upstream_proxy !== ''
   const sockets = proxied

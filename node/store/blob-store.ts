@@ -7,6 +7,7 @@ import { StartError } from '../errors.ts'
 import { adoptBlobFiles } from './adopt-blobs.ts'
 import { BlobCheck } from './blob-check.ts'
 import { planEviction } from './eviction.ts'
+import { BlobScrub } from './scrub.ts'
 import type { EvictionBudget } from './eviction.ts'
 import { IndexDb } from './index-db.ts'
 import type { BlobEntry, FinalKey, KeyEntry, PartialEntry } from './index-db.ts'
@@ -41,6 +42,11 @@ export interface BlobStoreInit {
    * room (a lowered `max_size_gb`, other programs filling the disk); also once at start. Default 60 s.
    */
   sweepEveryMs?: number
+  /** Every blob is hashed again in the background once its last check is this old (0: never; see BlobScrub). */
+  verifyEveryMs?: number
+  /** BlobScrub's read rate and how often it looks for blobs due (tests). */
+  verifyBytesPerSecond?: number
+  verifyLookEveryMs?: number
 }
 
 export interface StoredBlob {
@@ -101,6 +107,7 @@ export class BlobStore {
   /** Writes to a blob's entry (access times, drops), in the order issued. */
   private readonly blobWrites = new WriteOrder()
   private readonly check: BlobCheck
+  readonly scrub: BlobScrub | null
 
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
     this.log = components.logger.child({ component: 'store' })
@@ -124,6 +131,14 @@ export class BlobStore {
       save: async (digest, entry) => { await this.blobWrites.run(digest, () => this.index.putBlob(digest, entry)) },
       drop: async (digest, reason) => { await this.drop(digest, reason) }
     })
+    this.scrub = (init.verifyEveryMs ?? 0) > 0
+      ? new BlobScrub({
+        blobs: () => [...this.blobs],
+        entry: digest => this.blobs.get(digest),
+        busy: () => this.reservedBytes > 0,
+        verify: async (digest, entry, options) => await this.check.verify(digest, entry, options)
+      }, this.log, { everyMs: init.verifyEveryMs ?? 0, bytesPerSecond: init.verifyBytesPerSecond, lookEveryMs: init.verifyLookEveryMs })
+      : null
   }
 
   get maxBytes (): number {
@@ -159,6 +174,7 @@ export class BlobStore {
       await this.index.markComplete()
     }
     this.started = true
+    this.scrub?.start()
     if (this.lruEnabled) {
       this.sweep()
       this.sweeper = setInterval(() => { this.sweep() }, this.sweepEveryMs)
@@ -195,6 +211,7 @@ export class BlobStore {
     this.started = false
     if (this.sweeper !== null) clearInterval(this.sweeper)
     this.sweeper = null
+    await this.scrub?.stop()
     await this.sweeping
     // Entry writes not awaited by their callers (access times, an adopted blob found public) land first.
     await this.blobWrites.idle()
@@ -308,7 +325,7 @@ export class BlobStore {
       await syncDir(dirname(path))
     }
     const st = await stat(path)
-    const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs }
+    const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs, verifiedAt: Date.now() }
     // The batch deletes the key's progress entry: after any save of it still under way.
     await this.blobWrites.run(entry.digest, () => this.records.afterPartialWrites(key, () => this.index.commit(key, entry, blob)))
     if (!this.blobs.has(entry.digest)) this.usedBytes += entry.size

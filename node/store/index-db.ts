@@ -53,6 +53,8 @@ export interface BlobEntry {
    * anonymous client was let.
    */
   adopted?: boolean
+  /** When its bytes were last hashed and matched (ms since the epoch); absent: at its commit (its mtime). */
+  verifiedAt?: number
 }
 
 export interface PartialEntry {

@@ -51,7 +51,8 @@ export function makeConfig (parts: ConfigParts): Config {
       lru_enabled: true,
       chunk_ttl_hours: 24,
       min_free_gb: 0,
-      finish_abandoned: false
+      finish_abandoned: false,
+      verify_every_days: 0
     },
     rules: parts.rules,
     content_rewrite: {

@@ -146,3 +146,47 @@ describe('an index made anew keeps the blob files on disk', () => {
     expect(await rig.store.hasDigest(generatedSha256(SIZE, 5))).toBe(true)
   })
 })
+
+describe('the background check of every blob', () => {
+  it('drops a blob whose bytes went bad on disk before any client asks, and keeps the good ones checked', async () => {
+    const server = track(await startFileServer({ files: { '/g.bin': { size: SIZE, seed: 6 }, '/h.bin': { size: SIZE, seed: 7 } } }))
+    const rig = track(await makeRig({ verifyEveryMs: 200, verifyLookEveryMs: 50, verifyBytesPerSecond: 64 << 20 }))
+    await cache(rig, server, '/g.bin', byDigest(6))
+    await cache(rig, server, '/h.bin', byDigest(7))
+    const good = generatedSha256(SIZE, 6)
+    const bad = generatedSha256(SIZE, 7)
+    const committedAt = (await rig.store.index.getBlob(good))?.verifiedAt ?? 0
+    expect(committedAt).toBeGreaterThan(0)
+    const fh = await open(rig.store.layout.blobPath(bad), 'r+')
+    await fh.write(Buffer.from('bit rot'), 0, 7, 123_456)
+    await fh.close()
+
+    // No request: the check finds it, removes the file, and the next client gets a new download.
+    await until(() => rig.store.scrub?.counts.dropped === 1, 10_000)
+    expect(rig.store.stats().file_count).toBe(1)
+    expect(await files(rig.store.layout.blobsDir)).toEqual([rig.store.layout.blobPath(good)])
+    await until(async () => ((await rig.store.index.getBlob(good))?.verifiedAt ?? 0) > committedAt, 10_000)
+    const again = await blobOf(await acquire(rig, new URL(server.url + '/h.bin'), byDigest(7)))
+    expect(again.from).toBe('download')
+    expect((await sha256Of(again.open(0, SIZE))).hex).toBe(bad)
+    again.release()
+  })
+
+  it('waits while downloads are under way', async () => {
+    const server = track(await startFileServer({ files: { '/s.bin': { size: SIZE, seed: 8 }, '/t.bin': { size: SIZE, seed: 9 } }, perConnectionBps: 256 << 10 }))
+    const rig = track(await makeRig({ verifyEveryMs: 1, verifyLookEveryMs: 50 }))
+    await cache(rig, server, '/s.bin', byDigest(8))
+    await until(() => (rig.store.scrub?.counts.checked ?? 0) > 1, 10_000)
+    // A download of about 2 s (256 KiB/s per connection, four connections): no check begins meanwhile
+    // (one already under way ends within a few dozen ms).
+    const slow = await blobOf(await acquire(rig, new URL(server.url + '/t.bin'), byDigest(9)))
+    const reading = sha256Of(slow.open(0, SIZE))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    const checked = rig.store.scrub?.counts.checked ?? 0
+    await new Promise(resolve => setTimeout(resolve, 500))
+    expect(rig.store.scrub?.counts.checked).toBe(checked)
+    await reading
+    slow.release()
+    await until(() => (rig.store.scrub?.counts.checked ?? 0) > checked, 10_000)
+  })
+})

@@ -24,7 +24,8 @@ describe('embedded defaults', () => {
       lru_enabled: true,
       chunk_ttl_hours: 24,
       min_free_gb: 5,
-      finish_abandoned: true
+      finish_abandoned: true,
+      verify_every_days: 7
     })
     expect(config.logging).toEqual({ level: 'info', file: null })
     expect(config.content_rewrite).toEqual({

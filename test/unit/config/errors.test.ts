@@ -51,6 +51,7 @@ describe('field problems name the path, what was expected and what was found', (
     [{ cache: { chunk_ttl_hours: 0 } }, 'cache.chunk_ttl_hours', '0'],
     [{ cache: { min_free_gb: [] } }, 'cache.min_free_gb', 'a list'],
     [{ cache: { finish_abandoned: 1 } }, 'cache.finish_abandoned', '1'],
+    [{ cache: { verify_every_days: -1 } }, 'cache.verify_every_days', '-1'],
     [{ cache: { dir: '' } }, 'cache.dir', '""'],
     [{ logging: { level: 'LOUD' } }, 'logging.level', '"LOUD"'],
     [{ logging: { file: 5 } }, 'logging.file', '5'],

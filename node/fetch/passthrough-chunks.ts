@@ -39,12 +39,12 @@ export interface PassthroughChunksInit {
 }
 
 /**
- * A pass-through over several connections as BlobChunks: each range lands in a buffer of a pool of the
- * stream's own, and the HTTP layer gives each view back once the socket wrote it. The ranges ahead of
- * the reader wait in those buffers, reused range after range, instead of in the socket reads' own
- * buffers: these live for microseconds (young garbage a scavenge frees), where buffers held for the
- * reader outlived young collections, filled the old generation and cost a full collection every dozen
- * MiB. The range the reader is at is handed out as it lands.
+ * A pass-through over several connections as BlobChunks: each range lands in a buffer of rangeBuffers,
+ * and the HTTP layer gives each view back once the socket wrote it. The ranges ahead of the reader wait
+ * in those buffers, reused range after range, instead of in the socket reads' own buffers (which now
+ * live for microseconds: young garbage a scavenge frees): buffers held for the reader outlived young
+ * collections, filled the old generation and cost a full collection every dozen MiB. The range the
+ * reader is at is handed out as it lands; a range that failed fails the stream at its turn.
  */
 export function passthroughChunks (init: PassthroughChunksInit): BlobChunks {
   const { start, end, pieceSize } = init

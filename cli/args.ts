@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 
 export interface CliArgs {
-  command: 'start' | 'config-check' | 'config-print' | 'env' | 'help' | 'version' | 'stats' | 'peers' | 'keygen'
+  command: 'start' | 'config-check' | 'config-print' | 'env' | 'help' | 'version' | 'stats' | 'peers' | 'keygen' | 'prefetch'
   config: string | undefined
   flags: { port?: number; host?: string; cacheDir?: string; logLevel?: string }
   /** stats/peers: ask the whole cluster, print JSON, the node's URL; keygen: the file to write. */
@@ -9,6 +9,9 @@ export interface CliArgs {
   json?: boolean
   url?: string
   file?: string
+  /** prefetch: what to fetch, and how many at once. */
+  targets?: string[]
+  jobs?: number
 }
 
 /** A mistake on the command line: one clear line, no stack trace. */
@@ -29,6 +32,7 @@ const OPTIONS = {
   cluster: { type: 'boolean' },
   json: { type: 'boolean' },
   url: { type: 'string' },
+  jobs: { type: 'string', short: 'j' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' }
 } as const
@@ -56,6 +60,12 @@ export function parseCliArgs (argv: readonly string[]): CliArgs {
   if (values.version === true) return { command: 'version', ...base }
 
   const [first, second, ...rest] = positionals
+  if (first === 'prefetch') {
+    const jobs = values.jobs === undefined ? undefined : Number(values.jobs)
+    if (jobs !== undefined && (!/^\d+$/.test(values.jobs ?? '') || jobs < 1 || jobs > 64)) throw new UsageError(`--jobs: expected an integer from 1 to 64, got "${values.jobs ?? ''}"`)
+    if (second === undefined) throw new UsageError('prefetch: name at least one URL or path to fetch')
+    return { command: 'prefetch', ...base, url: values.url, targets: positionals.slice(1), jobs }
+  }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`)
   if (first === undefined || first === 'start') {
     if (second !== undefined) throw new UsageError(`unexpected argument "${second}"`)
@@ -87,6 +97,8 @@ Usage:
   aimirror stats [--cluster] [--json]   this node's cache numbers, or every cluster node's and totals
   aimirror peers [--json]        the cluster peers this node is connected to
   aimirror keygen [FILE]         write a new cluster key (to FILE, never overwriting, or to stdout)
+  aimirror prefetch [-j N] URL|PATH...   fetch files through the node so the cache has them before anyone
+                                 asks: upstream URLs (a release asset, a wheel, a model file) or mirror paths
   aimirror --help | --version
 
 Options:
@@ -95,7 +107,8 @@ Options:
       --host ADDR       listen address (AIMIRROR_HOST), default 127.0.0.1
       --cache-dir DIR   cache directory (AIMIRROR_CACHE_DIR), default $XDG_CACHE_HOME/aimirror
       --log-level L     trace|debug|info|warn|error (AIMIRROR_LOG_LEVEL)
-      --url URL         stats/peers: the node to ask (default: the configured listen address)
+      --url URL         stats/peers/prefetch: the node to ask (default: the configured listen address)
+  -j, --jobs N          prefetch: files fetched at once (default 4)
 
 Cluster: AIMIRROR_CLUSTER=1 joins the LAN cluster, AIMIRROR_MDNS=0 turns multicast discovery off.
 `

@@ -44,6 +44,8 @@ async function run (args: CliArgs): Promise<number> {
       return await (await import('./cluster-commands.ts')).runPeers(loadConfig({ file: args.config, flags: args.flags }), args)
     case 'keygen':
       return await (await import('./cluster-commands.ts')).runKeygen(args.file)
+    case 'prefetch':
+      return await (await import('./prefetch.ts')).runPrefetch(loadConfig({ file: args.config, flags: args.flags }), args)
   }
 }
 

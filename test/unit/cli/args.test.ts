@@ -22,6 +22,13 @@ describe('parseCliArgs', () => {
     expect(args.flags).toEqual({ port: 9000, host: '0.0.0.0', cacheDir: '/tmp/c', logLevel: 'debug' })
   })
 
+  it('prefetch takes any number of targets, the node and how many at once', () => {
+    expect(parseCliArgs(['prefetch', '/a', 'https://x.example/b', '--url', 'http://n:1', '-j', '8'])).toMatchObject({
+      command: 'prefetch', targets: ['/a', 'https://x.example/b'], url: 'http://n:1', jobs: 8
+    })
+    expect(parseCliArgs(['prefetch', '/a']).jobs).toBeUndefined()
+  })
+
   it.each([
     [['--port', '80a']],
     [['--port', '70000']],
@@ -29,7 +36,10 @@ describe('parseCliArgs', () => {
     [['frobnicate']],
     [['config']],
     [['config', 'lint']],
-    [['start', 'extra']]
+    [['start', 'extra']],
+    [['prefetch']],
+    [['prefetch', '-j', '0', '/x']],
+    [['prefetch', '--jobs', 'many', '/x']]
   ])('rejects %j with a usage error', (argv) => {
     let caught: unknown
     try { parseCliArgs(argv) } catch (err) { caught = err }

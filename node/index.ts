@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici'
 import type { Config, HandlerName } from '../config/types.ts'
 import type { Cluster } from './cluster/cluster.ts'
 import { nodeStatsOf, registerClusterRoutes } from './cluster/routes.ts'
+import { registerDashboard } from './http/dashboard.ts'
 import { registerMetricsRoute } from './http/metrics.ts'
 import { createFetchEngine } from './fetch/engine.ts'
 import { createHfHandler } from './handlers/hf/handler.ts'
@@ -145,6 +146,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   }
   registerClusterRoutes(http, statsViews)
   registerMetricsRoute(http, { stats: nodeStatsOf(statsViews) })
+  registerDashboard(http)
   const components: NodeComponents = { ...base, http, get cluster () { return cluster } }
 
   let starting: Promise<void> | null = null

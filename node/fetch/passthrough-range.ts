@@ -81,6 +81,8 @@ export async function fillRange (source: Source, first: SourceResponse | null, i
 /** Copies a body into `into` from its `skip`th byte until `into` is full or the body ends. */
 async function drainInto (res: SourceResponse, skip: number, into: RangeTarget, onBytes: (n: number) => void): Promise<void> {
   const body = res.body
+  // A body already gone (a first response given up meanwhile) would never end: the range is asked again.
+  if (body.destroyed) throw body.errored ?? new UpstreamProtocolError('Upstream body ended early')
   let left = skip
   await new Promise<void>((resolve, reject) => {
     const stop = (err?: unknown): void => {

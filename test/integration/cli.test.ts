@@ -163,6 +163,9 @@ describe('aimirror CLI', { timeout: 120_000 }, () => {
       expect(stdout).toContain('HF_ENDPOINT=')
       expect(stdout).toContain('/simple/')
       expect(stdout).toContain('registry-mirrors')
+      const page = /What it is doing: (http:\/\/\S+\/dashboard)/.exec(stdout)?.[1]
+      expect(page).toBeDefined()
+      expect((await fetch(page as string)).headers.get('content-type')).toBe('text/html; charset=utf-8')
     } finally {
       child.kill('SIGTERM')
     }

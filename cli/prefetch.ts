@@ -18,7 +18,7 @@ export function mirrorPathOf (target: string, base: string, router: Router): str
   }
   if (!URL.canParse(target)) throw new UsageError(`not a URL or a path on the mirror: ${target}`)
   const url = new URL(target)
-  if (url.origin === new URL(base).origin) return mirrorPathOf(url.pathname + url.search, base, router)
+  if (sameNode(url, new URL(base))) return mirrorPathOf(url.pathname + url.search, base, router)
   for (const c of router.rules) {
     const under = url.origin === c.upstreamOrigin && (c.upstreamPath === '' || url.pathname === c.upstreamPath || url.pathname.startsWith(c.upstreamPath + '/'))
     if (!under) continue
@@ -29,6 +29,14 @@ export function mirrorPathOf (target: string, base: string, router: Router): str
     }
   }
   throw new UsageError(`no rule sends a request upstream to ${target}`)
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
+
+/** The node itself: its origin, or another name of this machine's loopback on its port. */
+function sameNode (url: URL, base: URL): boolean {
+  if (url.origin === base.origin) return true
+  return url.protocol === base.protocol && url.port === base.port && LOOPBACK.test(url.hostname) && LOOPBACK.test(base.hostname)
 }
 
 interface Outcome { path: string, ok: boolean, bytes: number, seconds: number, reason?: string }

@@ -30,6 +30,8 @@ describe('mirrorPathOf: the mirror path that fetches an upstream URL', () => {
   it('takes mirror paths and the node\'s own URLs as they are', () => {
     expect(mirrorPathOf('/assets/a.bin', base, router)).toBe('/assets/a.bin')
     expect(mirrorPathOf('http://127.0.0.1:8081/assets/a.bin', base, router)).toBe('/assets/a.bin')
+    expect(mirrorPathOf('http://localhost:8081/assets/a.bin?x=1', base, router)).toBe('/assets/a.bin?x=1')
+    expect(() => mirrorPathOf('http://localhost:9999/assets/a.bin', base, router)).toThrow(/no rule sends/)
   })
 
   it('refuses what no rule fetches, by name', () => {

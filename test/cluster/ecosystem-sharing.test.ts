@@ -41,8 +41,11 @@ describe('open cluster: ecosystem artifacts are shared between nodes', () => {
   beforeAll(async () => {
     pypi = await startPypiIndex({ packages: [{ name: 'sharedpkg', version: '1.0', padBytes: 3 << 20 }] })
     npm = await startNpmRegistry([{ name: 'shared-js', version: '2.0.0', padBytes: 2 << 20 }])
-    a = await startTestNode({ content_rewrite: { targets: [pypi.filesUrl] }, rules: rules(), cluster: { enabled: true } })
-    b = await startTestNode({ content_rewrite: { targets: [pypi.filesUrl] }, rules: rules(), cluster: { enabled: true, peers: [p2pAddr(a)] } })
+    // A generous lookup budget: the full suite keeps both cores busy, and a member's answer can take
+    // longer than the default 50 ms; past the budget a node rightly goes upstream, and this asks whether
+    // the artifacts are shared at all (the budget itself: test/unit/cluster/lookup.test.ts, routing.test.ts).
+    a = await startTestNode({ content_rewrite: { targets: [pypi.filesUrl] }, rules: rules(), cluster: { enabled: true, lookup_ms: 1000 } })
+    b = await startTestNode({ content_rewrite: { targets: [pypi.filesUrl] }, rules: rules(), cluster: { enabled: true, lookup_ms: 1000, peers: [p2pAddr(a)] } })
     await until(async () => (await (await fetch(`${b.url}/cluster/stats`)).json() as ClusterStatsView).totals.reachable === 2, 20_000, 'two reachable nodes')
   }, 60_000)
 

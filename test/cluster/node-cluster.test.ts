@@ -44,6 +44,12 @@ describe('cluster inside the node: /cluster/stats and /peers', () => {
     expect(view.totals).toMatchObject({ nodes: 2, reachable: 2, bytes_saved_upstream: 0 })
   })
 
+  it('/metrics counts the member it is connected to', async () => {
+    let text = ''
+    await until(async () => /^aimirror_cluster_members 1$/m.test(text = await (await fetch(`${a.url}/metrics`)).text()), 20_000, 'one member in /metrics')
+    expect(text).toMatch(/^aimirror_bytes_to_peers_total 0$/m)
+  })
+
   it('/peers lists the connected member', async () => {
     const view = await (await fetch(`${a.url}/peers`)).json() as PeersView
     const bId = b.node.components.cluster?.running?.libp2p.peerId.toString()

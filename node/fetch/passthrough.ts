@@ -5,6 +5,8 @@ import { digestLabel } from './identity.ts'
 import type { ExpectedDigest } from './identity.ts'
 import { createDigest } from './ordered-hasher.ts'
 import { passthroughChunks } from './passthrough-chunks.ts'
+import type { PassthroughChunksInit } from './passthrough-chunks.ts'
+import type { BlobChunks } from './blob-chunks.ts'
 import { bytesBefore, dropHead, fillRange, RANGE_RETRIES, usableFirst } from './passthrough-range.ts'
 import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
@@ -48,7 +50,8 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
     meta: init.meta,
     open: (start, end) => {
       const { first, onBytes, done } = begin()
-      const stream = gatedIfWhole(openPassthrough(init.source, first, start, end, onBytes, parallel), { start, end, size: init.meta.size, expected: init.expected ?? null })
+      const to = init.meta.size === null ? end : Math.min(end, init.meta.size)
+      const stream = gatedIfWhole(openPassthrough(init.source, first, start, to, onBytes, parallel), { start, end: to, size: init.meta.size, expected: init.expected ?? null })
       stream.once('close', done)
       return stream
     },
@@ -57,15 +60,9 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
       ? undefined
       : (start, end) => {
           const { first, onBytes, done } = begin()
-          const chunks = passthroughChunks({
-            start,
-            end: Math.min(end, init.meta.size ?? end),
-            headEnd: headEndOf(first, start, Math.min(end, init.meta.size ?? end), parallel.pieceSize),
-            pieceSize: parallel.pieceSize,
-            connections: parallel.connections,
-            fillRange: async (into, isFirst, signal) => { await fillRange(init.source, isFirst ? first : null, into, onBytes, signal) },
-            gate: init.expected == null ? null : { expected: init.expected, size: init.meta.size ?? -1 }
-          })
+          const size = init.meta.size ?? end
+          const gate = init.expected == null ? null : { expected: init.expected, size }
+          const chunks = parallelChunks(init.source, first, start, Math.min(end, size), onBytes, parallel, gate)
           return { ...chunks, close: () => { chunks.close(); done() } }
         },
     release: () => {
@@ -158,56 +155,42 @@ export function passthroughPlan (rangeSupported: boolean, concurrency: number, l
 }
 
 export interface ParallelPassthrough {
-  /** Ranges fetched at once (the head streams, the ones after it are held in memory until their turn). */
+  /** Ranges fetched at once (the one the reader is at is handed out as it lands, the others wait their turn). */
   connections: number
   /** Bytes per range: the memory held is at most connections × pieceSize. */
   pieceSize: number
 }
 
 /**
- * Several connections (`plan`), like openOne each: an upstream that
- * throttles each connection would otherwise give a file larger than the cache one connection's speed.
- * The first range streams to the reader as it arrives (from the first response when it starts at
- * `start`); the next ones are fetched at the same time and held in memory, at most `connections` ranges
- * of `pieceSize`, then passed on in order. Each range resumes at its last byte if its connection breaks.
+ * [start, end) over several connections (`plan`) as recycled chunks (see passthroughChunks): an
+ * upstream that throttles each connection would otherwise give a file larger than the cache one
+ * connection's speed. The first range takes the first response when it starts at `start`; each range
+ * resumes at its last byte if its connection breaks.
  */
+function parallelChunks (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, plan: ParallelPassthrough, gate: PassthroughChunksInit['gate'] = null): BlobChunks {
+  return passthroughChunks({
+    start,
+    end,
+    headEnd: headEndOf(first, start, end, plan.pieceSize),
+    pieceSize: plan.pieceSize,
+    connections: plan.connections,
+    fillRange: async (into, isFirst, signal) => { await fillRange(source, isFirst ? first : null, into, onBytes, signal) },
+    gate
+  })
+}
+
+/** The same as a stream, for readers that keep what they are given: each chunk is copied out and its buffer given back at once. */
 function openParallel (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, plan: ParallelPassthrough): Readable {
-  const headEnd = headEndOf(first, start, end, plan.pieceSize)
-  const streams = new Set<Readable>()
-  const open = (s: number, e: number, res: SourceResponse | null): Readable => {
-    const r = openOne(source, res, s, e, onBytes)
-    streams.add(r)
-    r.once('close', () => { streams.delete(r) })
-    return r
-  }
-  const held = async (s: number, e: number): Promise<Buffer[]> => {
-    const chunks: Buffer[] = []
-    for await (const chunk of open(s, e, null)) chunks.push(chunk as Buffer)
-    return chunks
-  }
+  const chunks = parallelChunks(source, first, start, end, onBytes, plan)
   async function * gen (): AsyncGenerator<Buffer> {
-    const ahead: Array<Promise<Buffer[]>> = []
-    let next = headEnd
-    const fill = (): void => {
-      while (ahead.length < plan.connections - 1 && next < end) {
-        const p = held(next, Math.min(end, next + plan.pieceSize))
-        // Failures surface when the range's turn comes (or never, if the reader left first).
-        p.catch(() => {})
-        ahead.push(p)
-        next = Math.min(end, next + plan.pieceSize)
-      }
-    }
     try {
-      const head = open(start, headEnd, first)
-      fill()
-      for await (const chunk of head) yield chunk as Buffer
-      while (ahead.length > 0) {
-        const chunks = await (ahead.shift() as Promise<Buffer[]>)
-        fill()
-        for (const chunk of chunks) yield chunk
+      for (let view = await chunks.next(); view !== null; view = await chunks.next()) {
+        const copy = Buffer.from(view)
+        chunks.recycle(view)
+        yield copy
       }
     } finally {
-      for (const r of streams) r.destroy()
+      chunks.close()
     }
   }
   return Readable.from(gen(), { objectMode: false })

@@ -3,8 +3,6 @@ import type { FileHandle } from 'node:fs/promises'
 import { uptime } from 'node:os'
 import { dirname } from 'node:path'
 import type { Logger } from '../log.ts'
-import { StartError } from '../errors.ts'
-import { adoptBlobFiles } from './adopt-blobs.ts'
 import { BlobCheck } from './blob-check.ts'
 import { planEviction } from './eviction.ts'
 import { BlobScrub } from './scrub.ts'
@@ -15,7 +13,7 @@ import { createLayout } from './layout.ts'
 import type { StoreLayout } from './layout.ts'
 import { WriteOrder } from './write-order.ts'
 import { DownloadRecords } from './download-records.ts'
-import { isLocked } from './level-errors.ts'
+import { openIndex } from './open-index.ts'
 
 export interface BlobStoreComponents {
   logger: Logger
@@ -150,28 +148,9 @@ export class BlobStore {
     await mkdir(this.layout.blobsDir, { recursive: true })
     await mkdir(this.layout.tmpDir, { recursive: true })
     await mkdir(this.layout.indexDir, { recursive: true })
-    let created: boolean
-    try {
-      created = await this.loadIndex()
-      await this.records.sweep()
-    } catch (err) {
-      // Another process holding the index is not damage.
-      if (isLocked(err)) throw new StartError(`the cache directory ${dirname(this.layout.indexDir)} (cache.dir) is in use by another aimirror node: its index is locked`, { cause: err })
-      // A damaged index (a disk that lost its files, a crash mid-compaction) costs its entries, not the node.
-      this.log.warn({ err }, 'cache index could not be read; it was made anew')
-      this.blobs.clear()
-      this.usedBytes = 0
-      await this.index.destroy()
-      await mkdir(this.layout.indexDir, { recursive: true })
-      await this.loadIndex()
-      created = true
-    }
-    // A new index (another format version, damaged, or deleted) does not know the blob files on disk:
-    // they are taken back, since fetching them all again would cost more than hashing them.
-    if (created) {
-      await this.adoptBlobFiles()
-      await this.records.sweep()
-      await this.index.markComplete()
+    for (const [digest, entry] of await openIndex(this.index, this.layout, this.records, this.log)) {
+      this.blobs.set(digest, entry)
+      this.usedBytes += entry.size
     }
     this.started = true
     this.scrub?.start()
@@ -180,30 +159,6 @@ export class BlobStore {
       this.sweeper = setInterval(() => { this.sweep() }, this.sweepEveryMs)
       this.sweeper.unref()
     }
-  }
-
-  /** Opens the index and loads its blob entries; true when the index is new (or was reset: another format version). */
-  private async loadIndex (): Promise<boolean> {
-    const { reset, created } = await this.index.open()
-    if (reset) this.log.warn('cache index had another format version; it was made anew')
-    for await (const [digest, entry] of this.index.blobs()) {
-      this.blobs.set(digest, entry)
-      this.usedBytes += entry.size
-    }
-    return created
-  }
-
-  private async adoptBlobFiles (): Promise<void> {
-    let count = 0
-    for await (const [digest, entry] of adoptBlobFiles(this.layout.blobsDir)) {
-      // Taken back by a start cut short before the index was complete.
-      if (this.blobs.has(digest)) continue
-      await this.index.putBlob(digest, entry)
-      this.blobs.set(digest, entry)
-      this.usedBytes += entry.size
-      count++
-    }
-    if (count > 0) this.log.warn({ blobs: count, bytes: this.usedBytes }, 'blob files taken back into the new index; each is hashed before its first use')
   }
 
   async stop (): Promise<void> {

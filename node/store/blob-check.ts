@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
+import type { Stats } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { BlobEntry } from './index-db.ts'
@@ -47,11 +48,8 @@ export class BlobCheck {
 
   async check (digest: string, entry: BlobEntry, strict: boolean): Promise<boolean> {
     const path = this.host.path(digest)
-    let st
-    try { st = await stat(path) } catch {
-      await this.host.drop(digest, 'missing')
-      return false
-    }
+    const st = await this.statOrDrop(digest, path)
+    if (st === null) return false
     if (st.size !== entry.size) {
       await this.host.drop(digest, 'corrupt')
       return false
@@ -65,7 +63,8 @@ export class BlobCheck {
       if (!strict || st.ctimeMs === entry.ctimeMs) return true
     }
     // Written since it was verified: hashed again before it is served, also while others read it (what
-    // they were given is gone, the next client must not get it too).
+    // they were given is gone, the next client must not get it too). One hash for all who ask meanwhile;
+    // a background check under way is not joined: it reads at its own slow rate.
     let check = this.rehashing.get(digest)
     if (check === undefined) {
       check = this.rehash(digest, entry, path, st).finally(() => this.rehashing.delete(digest))
@@ -76,21 +75,25 @@ export class BlobCheck {
 
   /**
    * Hashes the blob's file whatever its stat says (a disk may return bad bytes under unchanged times):
-   * dropped unless it matches. At most `bytesPerSecond`: a background check, not a client's wait.
+   * dropped unless it matches. At most `bytesPerSecond`: a background check, not a client's wait (it
+   * joins a client's hash under way rather than reading the file twice).
    */
   async verify (digest: string, entry: BlobEntry, options: { signal?: AbortSignal, bytesPerSecond?: number } = {}): Promise<boolean> {
+    const running = this.rehashing.get(digest)
+    if (running !== undefined) return await running
     const path = this.host.path(digest)
-    let check = this.rehashing.get(digest)
-    if (check === undefined) {
-      let st
-      try { st = await stat(path) } catch {
-        await this.host.drop(digest, 'missing')
-        return false
-      }
-      check = this.rehash(digest, entry, path, st, options).finally(() => this.rehashing.delete(digest))
-      this.rehashing.set(digest, check)
+    const st = await this.statOrDrop(digest, path)
+    return st !== null && await this.rehash(digest, entry, path, st, options)
+  }
+
+  /** The file's stat, or null once a missing file was dropped. */
+  private async statOrDrop (digest: string, path: string): Promise<Stats | null> {
+    try {
+      return await stat(path)
+    } catch {
+      await this.host.drop(digest, 'missing')
+      return null
     }
-    return await check
   }
 
   private async rehash (digest: string, entry: BlobEntry, path: string, st: { mtimeMs: number, ino: number, ctimeMs: number }, options: { signal?: AbortSignal, bytesPerSecond?: number } = {}): Promise<boolean> {

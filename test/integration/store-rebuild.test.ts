@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, open, readdir, rm, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { describe, expect, it } from 'vitest'
@@ -170,6 +170,22 @@ describe('the background check of every blob', () => {
     expect(again.from).toBe('download')
     expect((await sha256Of(again.open(0, SIZE))).hex).toBe(bad)
     again.release()
+  })
+
+  it('a client never waits on the slow background hash of its blob', async () => {
+    const server = track(await startFileServer({ files: { '/c.bin': { size: SIZE, seed: 10 } } }))
+    // About 4 s to hash the blob in the background.
+    const rig = track(await makeRig({ verifyEveryMs: 1, verifyLookEveryMs: 20, verifyBytesPerSecond: 512 << 10 }))
+    await cache(rig, server, '/c.bin', byDigest(10))
+    await until(() => (rig.store.scrub?.counts.checked ?? 0) >= 1)
+    // Touched meanwhile: the next hit is hashed again first, at full speed.
+    const path = rig.store.layout.blobPath(generatedSha256(SIZE, 10))
+    await utimes(path, new Date(), new Date())
+    const t0 = performance.now()
+    const hit = await blobOf(await acquire(rig, new URL(server.url + '/c.bin'), byDigest(10)))
+    expect(hit.from).toBe('cache')
+    hit.release()
+    expect(performance.now() - t0).toBeLessThan(2000)
   })
 
   it('waits while downloads are under way', async () => {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Limiter } from './limiter.ts'
 import type { Assignment, Scheduler } from './pieces.ts'
 import type { SourceResponse } from './upstream-source.ts'
@@ -103,8 +104,16 @@ export class ConnectionPool {
       let scheduler = this.host.scheduler()
       while (!this.host.settled() && scheduler !== null) {
         const wanted = this.host.wanted()
-        const a = scheduler.next(wanted.urgent, Date.now(), STALL_MS, wanted.patient)
-        if (a === null) break
+        const now = Date.now()
+        const a = scheduler.next(wanted.urgent, now, STALL_MS, wanted.patient)
+        if (a === null) {
+          // A range too young to judge may turn out worth sharing: ask again once it has shown its rate.
+          const at = extra ? null : scheduler.stealableAt(now)
+          if (at === null) break
+          await sleep(Math.max(1, at - now))
+          scheduler = this.host.scheduler()
+          continue
+        }
         a.lastProgress = Date.now()
         try {
           await this.host.fetch(a)

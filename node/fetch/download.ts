@@ -242,7 +242,7 @@ export class Download {
     } else {
       const start = first.contentRange !== null && first.contentRange.start >= 0 ? first.contentRange.start : 0
       const end = !this.rangeSupported ? (this.size ?? Number.POSITIVE_INFINITY) : Math.min(first.contentRange?.end ?? 0, (this.size ?? 1) - 1) + 1
-      const a = this.scheduler?.claim(start, end) ?? { id: 0, start, pos: start, end, duplicate: false, duplicated: false, lastProgress: 0 }
+      const a = this.scheduler?.claim(start, end, Date.now()) ?? { id: 0, start, pos: start, end, duplicate: false, duplicated: false, lastProgress: 0, startedAt: 0 }
       this.pool.startWith(release, { a, response: first })
     }
     if (this.rangeSupported) this.pool.fill()

@@ -34,6 +34,17 @@ export const MIN_STEAL = 256 << 10
  * sent, waiting in the socket buffers of a busy node, which the thief would fetch again.
  */
 export const STEAL_MARGIN = 1 << 20
+/**
+ * A range younger than this has not shown its rate yet: it is not robbed of its tail until it has. The
+ * first response of a small file from a fast upstream is often on its way whole by then, and a cut
+ * makes the upstream's bytes already sent past it count twice.
+ */
+export const STEAL_PROBE_MS = 50
+/**
+ * A range that will finish within this long at its rate so far keeps its tail: a new request's answer
+ * would come hardly sooner, and the bytes already sent past the cut are fetched again.
+ */
+export const STEAL_WORTH_MS = 100
 /** A reader is "being served" when a connection will reach its offset within this many bytes. */
 export const NEAR_BYTES = 1 << 20
 
@@ -81,6 +92,8 @@ export interface Assignment {
   duplicated: boolean
   /** Time of the last byte written (ms); a duplicate is only worth it for a stalled connection. */
   lastProgress: number
+  /** When it was handed out (ms; 0: unknown), for its rate. */
+  readonly startedAt: number
   /** A stalled range and its duplicate race for the same bytes: the first to land one stops the other. */
   twin?: Assignment | null
 }
@@ -121,9 +134,9 @@ export class Scheduler {
     return this.active.size
   }
 
-  /** Registers a range that is already being fetched (the first response). */
-  claim (start: number, end: number): Assignment {
-    return this.add(start, end, false)
+  /** Registers a range that is already being fetched (the first response), since `now` (ms). */
+  claim (start: number, end: number, now = 0): Assignment {
+    return this.add(start, end, false, now)
   }
 
   release (a: Assignment): void {
@@ -144,7 +157,7 @@ export class Scheduler {
     const free = this.freeRanges()
     const urgent = this.urgentOffset(wanted, patient)
     if (urgent !== null) {
-      const a = this.takeAt(urgent, free)
+      const a = this.takeAt(urgent, free, now)
       if (a !== null) return a
     }
     const first = free[0]
@@ -153,9 +166,9 @@ export class Scheduler {
       for (const [s, e] of free) total += e - s
       const len = Math.max(MIN_STEAL, Math.ceil(total / this.connections))
       const unit = Math.max(1, this.alignment())
-      return this.add(first[0], Math.min(first[1], this.pieceEnd(first[0]), Math.ceil((first[0] + len) / unit) * unit), false)
+      return this.add(first[0], Math.min(first[1], this.pieceEnd(first[0]), Math.ceil((first[0] + len) / unit) * unit), false, now)
     }
-    const stolen = this.steal()
+    const stolen = this.steal(now)
     if (stolen !== null) return stolen
     return this.duplicateTail(now, stallMs)
   }
@@ -196,27 +209,59 @@ export class Scheduler {
     return best
   }
 
-  private takeAt (w: number, free: Array<[number, number]>): Assignment | null {
+  /**
+   * When a range now too young to be judged may be robbed of its tail (ms), or null when none is: a
+   * connection that found no work may ask again then instead of leaving.
+   */
+  stealableAt (now: number): number | null {
+    let at: number | null = null
+    for (const a of this.active) {
+      if (!this.stealable(a) || a.startedAt <= 0 || now - a.startedAt >= STEAL_PROBE_MS) continue
+      const t = a.startedAt + STEAL_PROBE_MS
+      if (at === null || t < at) at = t
+    }
+    return at
+  }
+
+  private takeAt (w: number, free: Array<[number, number]>, now: number): Assignment | null {
     for (const [s, e] of free) {
-      if (s <= w && w < e) return this.add(w, Math.min(e, this.pieceEnd(w)), false)
+      if (s <= w && w < e) return this.add(w, Math.min(e, this.pieceEnd(w)), false, now)
     }
     for (const a of this.active) {
       if (a.pos <= w && w < a.end) {
         const end = a.end
         a.end = w
-        return this.add(w, end, false)
+        return this.add(w, end, false, now)
       }
     }
     return null
   }
 
-  private steal (): Assignment | null {
+  /** Whether `a` is long enough to be split at all. */
+  private stealable (a: Assignment): boolean {
+    return !a.duplicate && !a.duplicated && a.end - a.pos >= 2 * MIN_STEAL + STEAL_MARGIN
+  }
+
+  /**
+   * Whether cutting `a`'s tail would pay: its rate so far says it needs longer than a new request's
+   * answer would take. Unknown times (0) leave it to the size rule alone.
+   */
+  private worthStealing (a: Assignment, now: number): boolean {
+    if (now <= 0 || a.startedAt <= 0) return true
+    const elapsed = now - a.startedAt
+    if (elapsed < STEAL_PROBE_MS) return false
+    const done = a.pos - a.start
+    if (done <= 0) return true
+    return (a.end - a.pos) * elapsed / done > STEAL_WORTH_MS
+  }
+
+  private steal (now: number): Assignment | null {
     let victim: Assignment | null = null
     for (const a of this.active) {
-      if (a.duplicate || a.duplicated) continue
+      if (!this.stealable(a) || !this.worthStealing(a, now)) continue
       if (victim === null || a.end - a.pos > victim.end - victim.pos) victim = a
     }
-    if (victim === null || victim.end - victim.pos < 2 * MIN_STEAL + STEAL_MARGIN) return null
+    if (victim === null) return null
     const unit = Math.max(65536, this.alignment())
     const mid = victim.end - Math.floor((victim.end - victim.pos - STEAL_MARGIN) / 2 / 65536) * 65536
     // On a boundary of the source's units when one lies in the stolen half, else not at all.
@@ -224,7 +269,7 @@ export class Scheduler {
     if (cut - victim.pos < MIN_STEAL + STEAL_MARGIN || victim.end - cut < MIN_STEAL) return null
     const end = victim.end
     victim.end = cut
-    return this.add(cut, end, false)
+    return this.add(cut, end, false, now)
   }
 
   private duplicateTail (now: number, stallMs: number): Assignment | null {
@@ -242,7 +287,7 @@ export class Scheduler {
   }
 
   private add (start: number, end: number, duplicate: boolean, now = 0): Assignment {
-    const a: Assignment = { id: this.nextId++, start, pos: start, end, duplicate, duplicated: false, lastProgress: now }
+    const a: Assignment = { id: this.nextId++, start, pos: start, end, duplicate, duplicated: false, lastProgress: now, startedAt: now }
     this.active.add(a)
     return a
   }

@@ -69,3 +69,37 @@ describe('auto piece size (chunk_size 0)', () => {
     expect(Math.max(...asked)).toBeLessThanOrEqual(4 * MiB)
   })
 })
+
+describe('work stealing', () => {
+  it('leaves a fast response its tail: a small file from a nearby upstream is sent once', async () => {
+    // The first response asks for 4 MiB: a smaller file comes whole in it, and an unthrottled upstream
+    // has written it into the socket before any idle connection could take a part (1.2-1.6 × when cut).
+    const sizes = [2 * MiB, 3 * MiB, 4 * MiB - 1]
+    const files = Object.fromEntries(sizes.map((size, i) => [`/s${i}.bin`, { size, seed: 40 + i }]))
+    const server = track(await startFileServer({ files }))
+    const rig = track(await makeRig())
+    for (const [i, size] of sizes.entries()) {
+      const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 40 + i) }), { url: new URL(`${server.url}/s${i}.bin`) }, { chunkSize: 0, concurrency: 8 })
+      if (got.kind !== 'blob') throw new Error('expected a blob')
+      let bytes = 0
+      for await (const chunk of got.open(0, size)) bytes += (chunk as Buffer).length
+      got.release()
+      expect(bytes).toBe(size)
+    }
+    const total = sizes.reduce((a, b) => a + b, 0)
+    expect(server.stats.bytesSent / total).toBeLessThanOrEqual(1.02)
+  })
+
+  it('still splits a slow response among idle connections', async () => {
+    const size = 3 * MiB
+    const server = track(await startFileServer({ files: { '/slow.bin': { size, seed: 44 } }, perConnectionBps: 2e6 }))
+    const rig = track(await makeRig())
+    const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 44) }), { url: new URL(`${server.url}/slow.bin`) }, { chunkSize: 0, concurrency: 8 })
+    if (got.kind !== 'blob') throw new Error('expected a blob')
+    let bytes = 0
+    for await (const chunk of got.open(0, size)) bytes += (chunk as Buffer).length
+    got.release()
+    expect(bytes).toBe(size)
+    expect(server.stats.requests).toBeGreaterThan(1)
+  })
+})

@@ -39,7 +39,7 @@ function ranged (body: unknown, start: number, end: number, flags: { volatile?: 
     url: new URL('http://source/f'),
     contentRange: { start, end: end - 1, total: end }
   }
-  return { res, a: { id: 1, start, pos: start, end, duplicate: false, duplicated: false, lastProgress: 0 } }
+  return { res, a: { id: 1, start, pos: start, end, duplicate: false, duplicated: false, lastProgress: 0, startedAt: 0 } }
 }
 
 describe('drainBody', () => {

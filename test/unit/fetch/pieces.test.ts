@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { ByteRanges } from '../../../node/fetch/byte-ranges.ts'
-import { autoPieceFor, MIN_STEAL, Scheduler, planPieces, piecesCoveredIn, raceWon, STEAL_MARGIN, uncovered } from '../../../node/fetch/pieces.ts'
+import { autoPieceFor, MIN_STEAL, Scheduler, planPieces, piecesCoveredIn, raceWon, STEAL_MARGIN, STEAL_PROBE_MS, uncovered } from '../../../node/fetch/pieces.ts'
 import type { Assignment } from '../../../node/fetch/pieces.ts'
 
 const MiB = 1 << 20
@@ -139,6 +139,29 @@ describe('Scheduler', () => {
     expect(b?.start).toBe(STEAL_MARGIN + (8 * MiB - STEAL_MARGIN) / 2)
     expect(a?.end).toBe(b?.start)
     expect(b?.end).toBe(8 * MiB)
+  })
+  it('judges a range by its rate before taking its tail: not while it is young, not when it is about to finish', () => {
+    const T = 1_000_000
+    const written = new ByteRanges()
+    const s = new Scheduler(planPieces(3 * MiB, 1 * MiB, 8), written, 8)
+    const first = s.claim(0, 3 * MiB, T)
+    // Too young to judge: nothing now, but a time to ask again.
+    expect(s.next([], T + 10)).toBeNull()
+    expect(s.stealableAt(T + 10)).toBe(T + STEAL_PROBE_MS)
+    // Fast (2 MiB in 50 ms: the last MiB comes in 25 ms): it keeps its tail, and nobody needs to ask again.
+    first.pos = 2 * MiB
+    written.add(0, 2 * MiB)
+    expect(s.next([], T + STEAL_PROBE_MS)).toBeNull()
+    expect(s.stealableAt(T + STEAL_PROBE_MS)).toBeNull()
+    // Slow (64 KiB in 50 ms: seconds to go): its tail is taken.
+    const slowWritten = new ByteRanges()
+    const slow = new Scheduler(planPieces(3 * MiB, 1 * MiB, 8), slowWritten, 8)
+    const a = slow.claim(0, 3 * MiB, T)
+    a.pos = 64 << 10
+    slowWritten.add(0, 64 << 10)
+    const b = slow.next([], T + STEAL_PROBE_MS)
+    expect(b?.end).toBe(3 * MiB)
+    expect(a.end).toBe(b?.start)
   })
   it('keeps new ranges to the boundaries of a source\'s units: a split of what is free, and a steal', () => {
     const size = 3 * MiB + 17

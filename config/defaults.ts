@@ -277,7 +277,7 @@ cluster:
   data_host: "0.0.0.0"         # peer data port: pieces over HTTP Range, for ticket holders only
   data_port: 4002
   data_tls: false              # HTTPS between nodes (certificate pinned from tickets): bytes private on the LAN, more CPU
-  lookup_ms: 50                # a cold download waits at most this long for the cluster before going upstream
+  lookup_ms: 200               # a cold download waits at most this long for the cluster before going upstream
 `
 
 /** The defaults as a plain object (a fresh copy on every call: callers may merge into it). */

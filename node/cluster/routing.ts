@@ -72,6 +72,12 @@ export class ContentRouter {
   private timer: NodeJS.Timeout | null = null
   private sweeping = false
   private readonly abort = new AbortController()
+  /**
+   * Members with a direct ask unanswered, since when (ms). One still silent past a lookup's budget is
+   * asked by the next lookups but not waited for: a frozen member (a laptop asleep, a stopped process
+   * whose connection looks alive) costs one budget, not one per cold miss until it is found gone.
+   */
+  private readonly unanswered = new Map<string, number>()
 
   constructor (components: RoutingComponents, init: RoutingInit = {}) {
     this.c = components
@@ -152,8 +158,8 @@ export class ContentRouter {
 
   /**
    * Peers holding the blob `name` (complete first). Settles HOLDER_GRACE_MS after the first complete holder,
-   * when every member has answered, or at `budgetMs`, whichever comes first, so a cold miss never waits on a silent peer
-   * or on the DHT. Without a complete holder by then, the DHT (holders reached only through other nodes)
+   * when every member has answered (but those still silent from an earlier ask past its budget), or at
+   * `budgetMs`, whichever comes first, so a cold miss never waits on a silent peer or on the DHT. Without a complete holder by then, the DHT (holders reached only through other nodes)
    * is asked in the background for up to `backgroundMs`; holders found later are handed to `onHolder`.
    */
   async lookup (name: BlobName, options: LookupOptions): Promise<Holder[]> {
@@ -172,8 +178,13 @@ export class ContentRouter {
     const ask = (peer: string, direct: boolean): void => {
       if (peer === me || asked.has(peer) || this.c.bans.isBanned(peer)) return
       asked.add(peer)
-      if (direct) outstanding++
+      const now = Date.now()
+      const since = this.unanswered.get(peer)
+      const awaited = direct && (since === undefined || now - since <= options.budgetMs)
+      if (since === undefined) this.unanswered.set(peer, now)
+      if (awaited) outstanding++
       this.c.control.have(peer, key, { signal: background }).then(answer => {
+        this.unanswered.delete(peer)
         if (answer.state === 'none') return
         const holder = { peer, answer }
         if (settled) options.onHolder?.(holder)
@@ -182,8 +193,11 @@ export class ContentRouter {
         // first ranges spreads them, and has another to turn to when one sends bad bytes.
         // (When they all have, the lookup settles at once: see below.)
         if (answer.state === 'complete') setTimeout(resolveEarly, HOLDER_GRACE_MS).unref()
-      }, () => {}).finally(() => {
-        if (!direct) return
+      }, () => {
+        // Failed or given up: the next lookup waits for it again (a member gone leaves the membership).
+        if (this.unanswered.get(peer) === now) this.unanswered.delete(peer)
+      }).finally(() => {
+        if (!awaited) return
         outstanding--
         if (outstanding === 0) resolveEarly()
       })

@@ -6,14 +6,18 @@ import { ContentRouter } from '../../../node/cluster/routing.ts'
 import type { RoutingComponents } from '../../../node/cluster/routing.ts'
 import type { HaveAnswer } from '../../../protocol/messages.ts'
 
-/** A router over fake members: each answers "have" after its delay (never, when null). */
-function router (members: Record<string, { delayMs: number | null, answer: HaveAnswer }>): ContentRouter {
+/** A router over fake members: each answers "have" after its delay (never, when null), or once its `gate` opens. */
+function router (members: Record<string, { delayMs: number | null, answer: HaveAnswer, gate?: Promise<void> }>): ContentRouter {
   const components = {
     membership: { memberIds: () => Object.keys(members) },
     control: {
       have: async (peer: string, _key: string, options: { signal?: AbortSignal }) => {
         const m = members[peer]
         if (m === undefined) throw new Error('not a member')
+        if (m.gate !== undefined) {
+          await m.gate
+          return m.answer
+        }
         if (m.delayMs === null) return await new Promise<never>((_resolve, reject) => options.signal?.addEventListener('abort', () => { reject(new Error('aborted')) }))
         await sleep(m.delayMs)
         return m.answer
@@ -42,6 +46,28 @@ describe('lookup', () => {
     const holders = await r.lookup('ab'.repeat(32), { budgetMs: 5000, dht: false, backgroundMs: 5000 })
     expect(holders.map(h => h.peer)).toEqual(['fast'])
     expect(Date.now() - started).toBeLessThan(1000)
+  })
+
+  it('a member silent past a budget is still asked but not waited for, until it answers again', async () => {
+    let wake!: () => void
+    const frozen = { delayMs: null, answer: complete, gate: new Promise<void>(resolve => { wake = resolve }) }
+    const r = router({ quick: { delayMs: 0, answer: none }, frozen })
+    const timed = async (): Promise<{ ms: number, peers: string[] }> => {
+      const started = Date.now()
+      const holders = await r.lookup('ab'.repeat(32), { budgetMs: 300, dht: false, backgroundMs: 5000 })
+      return { ms: Date.now() - started, peers: holders.map(h => h.peer) }
+    }
+    // The first lookup waits the budget for it; the next ones do not.
+    expect((await timed()).ms).toBeGreaterThanOrEqual(290)
+    expect((await timed()).ms).toBeLessThan(150)
+    expect((await timed()).ms).toBeLessThan(150)
+    // It wakes up and answers what it was asked: the lookups wait for it again.
+    wake()
+    await sleep(10)
+    frozen.gate = sleep(100)
+    const woken = await timed()
+    expect(woken.peers).toEqual(['frozen'])
+    expect(woken.ms).toBeGreaterThanOrEqual(90)
   })
 
   it('settles as soon as every member said no', async () => {

@@ -1,4 +1,4 @@
-import type { Config } from '../config/types.ts'
+import type { Config, Rule } from '../config/types.ts'
 import { createRouter } from '../node/router/router.ts'
 import type { Router } from '../node/router/router.ts'
 import type { CliArgs } from './args.ts'
@@ -22,13 +22,23 @@ export function mirrorPathOf (target: string, base: string, router: Router): str
   for (const c of router.rules) {
     const under = url.origin === c.upstreamOrigin && (c.upstreamPath === '' || url.pathname === c.upstreamPath || url.pathname.startsWith(c.upstreamPath + '/'))
     if (!under) continue
-    const rest = url.pathname.slice(c.upstreamPath.length) + url.search
-    const candidates = c.prefix !== null && c.rule.strip_prefix ? [c.prefix.replace(/\/$/, '') + rest, rest] : [rest]
+    const upstreamRest = url.pathname.slice(c.upstreamPath.length)
+    const rests = new Set([unrewrite(upstreamRest, c.rule.path_rewrite), upstreamRest].map(r => r + url.search))
+    const candidates = [...rests].flatMap(rest => c.prefix !== null && c.rule.strip_prefix ? [c.prefix.replace(/\/$/, '') + rest, rest] : [rest])
     for (const path of candidates) {
       if (router.match(path)?.upstreamUrl.href === url.href) return path
     }
   }
   throw new UsageError(`no rule sends a request upstream to ${target}`)
+}
+
+/** A path before the rule's `path_rewrite` (each replacement undone, last first); the router confirms it. */
+function unrewrite (path: string, rewrites: Rule['path_rewrite']): string {
+  let out = path
+  for (const { search, replace } of [...rewrites].reverse()) {
+    if (search !== '' && replace !== '') out = out.split(replace).join(search)
+  }
+  return out
 }
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/

@@ -16,7 +16,8 @@ describe('mirrorPathOf: the mirror path that fetches an upstream URL', () => {
     rules: [
       { name: 'assets', path_prefix: '/assets/', strip_prefix: true, upstream: 'https://dl.example.com/store', strategy: 'parallel' },
       { name: 'wheels', path_prefix: '/packages/', upstream: 'https://files.example.org', strategy: 'parallel' },
-      { name: 'models', pattern: '^/[^/]+/[^/]+/resolve/', upstream: 'https://hub.example.net', strategy: 'parallel' }
+      { name: 'models', pattern: '^/[^/]+/[^/]+/resolve/', upstream: 'https://hub.example.net', strategy: 'parallel' },
+      { name: 'weights', path_prefix: '/weights/', strip_prefix: true, upstream: 'https://store.example.org', strategy: 'parallel', path_rewrite: [{ search: '/models/', replace: '/api/models/' }] }
     ]
   }, { env: {} }).rules)
   const base = 'http://127.0.0.1:8081'
@@ -25,6 +26,11 @@ describe('mirrorPathOf: the mirror path that fetches an upstream URL', () => {
     expect(mirrorPathOf('https://dl.example.com/store/v1/tool.tar.gz', base, router)).toBe('/assets/v1/tool.tar.gz')
     expect(mirrorPathOf('https://files.example.org/packages/ab/cd/x-1.0-py3-none-any.whl', base, router)).toBe('/packages/ab/cd/x-1.0-py3-none-any.whl')
     expect(mirrorPathOf('https://hub.example.net/org/model/resolve/main/w.safetensors?download=1', base, router)).toBe('/org/model/resolve/main/w.safetensors?download=1')
+  })
+
+  it('undoes a rule\'s path_rewrite', () => {
+    // Without undoing it, /weights/api/models/… would be sent to …/api/api/models/….
+    expect(mirrorPathOf('https://store.example.org/api/models/llama/w.bin', base, router)).toBe('/weights/models/llama/w.bin')
   })
 
   it('takes mirror paths and the node\'s own URLs as they are', () => {

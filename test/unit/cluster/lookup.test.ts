@@ -54,20 +54,19 @@ describe('lookup', () => {
     const r = router({ quick: { delayMs: 0, answer: none }, frozen })
     const timed = async (): Promise<{ ms: number, peers: string[] }> => {
       const started = Date.now()
-      const holders = await r.lookup('ab'.repeat(32), { budgetMs: 300, dht: false, backgroundMs: 5000 })
+      const holders = await r.lookup('ab'.repeat(32), { budgetMs: 1000, dht: false, backgroundMs: 10_000 })
       return { ms: Date.now() - started, peers: holders.map(h => h.peer) }
     }
-    // The first lookup waits the budget for it; the next ones do not.
-    expect((await timed()).ms).toBeGreaterThanOrEqual(290)
-    expect((await timed()).ms).toBeLessThan(150)
-    expect((await timed()).ms).toBeLessThan(150)
-    // It wakes up and answers what it was asked: the lookups wait for it again.
+    // The first lookup waits the budget for it; the next ones do not (far less, even on a busy machine).
+    expect((await timed()).ms).toBeGreaterThanOrEqual(990)
+    expect((await timed()).ms).toBeLessThan(500)
+    expect((await timed()).ms).toBeLessThan(500)
+    // It wakes up and answers what it was asked: the lookups wait for it again (it answers 100 ms after
+    // the quick member; not waited for, it would be missing from the holders).
     wake()
     await sleep(10)
     frozen.gate = sleep(100)
-    const woken = await timed()
-    expect(woken.peers).toEqual(['frozen'])
-    expect(woken.ms).toBeGreaterThanOrEqual(90)
+    expect((await timed()).peers).toEqual(['frozen'])
   })
 
   it('settles as soon as every member said no', async () => {

@@ -87,7 +87,9 @@ describe('work stealing', () => {
       expect(bytes).toBe(size)
     }
     const total = sizes.reduce((a, b) => a + b, 0)
-    expect(server.stats.bytesSent / total).toBeLessThanOrEqual(1.02)
+    // 1.5 × when every such response is cut; a node starved of CPU may misjudge one (1.04 seen with
+    // three busy loops on two cores).
+    expect(server.stats.bytesSent / total).toBeLessThanOrEqual(1.1)
   })
 
   it('still splits a slow response among idle connections', async () => {

@@ -46,6 +46,13 @@ export class PeerReads {
     this.reads.delete(read)
   }
 
+  /** Reads from `peer` under way (asked, or their bodies still open). */
+  inFlight (peer: string): number {
+    let n = 0
+    for (const r of this.reads) if (r.peer === peer) n++
+    return n
+  }
+
   /** Ends every read from `peer`. */
   cut (peer: string): void {
     for (const r of this.reads) {

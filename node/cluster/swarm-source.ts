@@ -210,8 +210,13 @@ export class SwarmSource implements Source {
   private async fromHolders (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
     const { signal } = options
     const holders = this.view.members('complete')
-    for (let tries = 0; tries < holders.length; tries++) {
-      const peer = holders[(this.next++) % holders.length] as string
+    // The holder with the fewest reads under way first (in turn among equals): a faster one finishes
+    // its reads sooner and so takes more of them; one on a slow link or a busy machine keeps few.
+    const turn = this.next++
+    const ordered = holders.map((_, i) => holders[(turn + i) % holders.length] as string)
+      .map(peer => ({ peer, load: this.reads.inFlight(peer) }))
+      .sort((x, y) => x.load - y.load)
+    for (const { peer } of ordered) {
       if (!this.view.usable(peer)) continue
       // A holder whose reads went quiet may have frozen: a ping says whether to ask it again.
       if (await this.liveness.quietAndGone(peer)) continue

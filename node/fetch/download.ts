@@ -13,7 +13,7 @@ import type { Limiter } from './limiter.ts'
 import { OrderedHasher } from './ordered-hasher.ts'
 import { openPassthrough, passthroughPlan } from './passthrough.ts'
 import type { ParallelPassthrough } from './passthrough.ts'
-import { autoPieceFor, Scheduler } from './pieces.ts'
+import { autoPieceFor, MIN_STEAL, Scheduler } from './pieces.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { ReaderView } from './reader-view.ts'
@@ -282,7 +282,7 @@ export class Download {
     }
     this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(fh.fd, { synchronous: this.init.syncWrites, onIdle: () => { this.file?.closeIfIdle() } })
     const plan = this.disk.plan
-    if (plan !== null) this.scheduler = new Scheduler(plan, this.written, this.targetWorkers(), () => this.init.source.alignment?.() ?? 1)
+    if (plan !== null) this.scheduler = new Scheduler(plan, this.written, this.targetWorkers(), () => this.init.source.alignment?.() ?? 1, first.latencyMs ?? 0)
     this.hasher = this.makeHasher(fh, true)
     this.state = 'running'
     if (this.rangeSupported) this.record.save()
@@ -341,7 +341,10 @@ export class Download {
   private targetWorkers (): number {
     if (!this.rangeSupported || (this.size ?? 0) < this.init.minSize) return 1
     const wanted = this.init.source.rangesInFlight?.(this.init.concurrency) ?? this.init.concurrency
-    return Math.max(1, Math.min(wanted, this.disk.plan?.count ?? 1))
+    // More connections than pieces only take parts of slow ranges (see Scheduler.steal): a small file
+    // from an upstream that throttles each connection is shared among them too.
+    const parts = Math.max(this.disk.plan?.count ?? 1, Math.ceil((this.size ?? 0) / MIN_STEAL))
+    return Math.max(1, Math.min(wanted, parts))
   }
 
   /** What each connection's range fetch reads and reports (built once, in the constructor). */

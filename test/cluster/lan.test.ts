@@ -33,6 +33,8 @@ const W = blob(2 * MiB + 17, 41)
 const K = blob(24 * MiB, 53)
 /** Fetched as a plain file (keyed by URL). */
 const U = blob(4 * MiB + 99, 77)
+/** Held by two members, one of them on a slow link. */
+const S = blob(16 * MiB, 97)
 
 const skip = PrivateLan.unavailable()
 
@@ -85,7 +87,7 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
       upstream = `http://${registry.ip}:9000`
       client.warm(...lan.hosts.map(h => h.ns))
       const reg = lan.spawn(registry.ns, [process.execPath, join(here, 'registry-main.ts'), registry.ip, '9000',
-        ...[X, Y, W, K, U].map(x => `${x.size}:${x.seed}`)], process.env)
+        ...[X, Y, W, K, U, S].map(x => `${x.size}:${x.seed}`)], process.env)
       await new Promise<void>((resolve, reject) => {
         reg.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('registry ready')) resolve() })
         reg.once('exit', code => reject(new Error(`registry exited with ${String(code)}`)))
@@ -156,6 +158,29 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
     expect(await sent() - before).toBeLessThanOrEqual(MiB)
     expect(((await selfStats(c)).bytes_from_peers ?? 0) - fromPeers).toBeGreaterThanOrEqual(U.size - MiB)
   }, 40_000)
+
+  it('of two holders, the one on a slow link serves less: the other takes the ranges it is not busy with', async (ctx) => {
+    await hold(a, S)
+    await hold(b, S)
+    try {
+      await lan.throttle(b.ns, '16mbit')
+    } catch (err) {
+      ctx.skip(`no tbf qdisc to slow a holder's link: ${(err as Error).message}`)
+    }
+    try {
+      const served = async (n: LanNode): Promise<number> => (await selfStats(n)).bytes_to_peers ?? 0
+      const [a0, b0] = [await served(a), await served(b)]
+      expect(await client.get(c.ns, url(S))).toEqual({ status: 200, bytes: S.size, sha256: S.digest })
+      const fromA = await served(a) - a0
+      const fromB = await served(b) - b0
+      // Taken in turn, b (2 MB/s) sent half of the bytes (0.50, 0.52 of them in two runs; 0.20 now).
+      // (Counted as sent: bytes of a range cut for another connection count on both holders.)
+      expect(fromA + fromB).toBeGreaterThanOrEqual(S.size)
+      expect(fromA / (fromA + fromB)).toBeGreaterThan(0.65)
+    } finally {
+      await lan.unthrottle(b.ns)
+    }
+  }, 60_000)
 
   it('a node without the cluster key, or with another key, gets nothing from the cluster', async () => {
     await hold(a, X)

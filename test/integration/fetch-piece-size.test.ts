@@ -92,6 +92,23 @@ describe('work stealing', () => {
     expect(server.stats.bytesSent / total).toBeLessThanOrEqual(1.1)
   })
 
+  it('splits a slow first response down to small parts: every connection works until the end', async () => {
+    // 2 MB at 100 KB/s per connection, 8 connections: 2.5 s when shared. A robbed connection that kept a
+    // megabyte past its position took 13 s or more.
+    const size = 2_000_000
+    const server = track(await startFileServer({ files: { '/slower.bin': { size, seed: 45 } }, perConnectionBps: 100e3 }))
+    const rig = track(await makeRig())
+    const t0 = performance.now()
+    const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 45) }), { url: new URL(`${server.url}/slower.bin`) }, { chunkSize: 0, concurrency: 8 })
+    if (got.kind !== 'blob') throw new Error('expected a blob')
+    let bytes = 0
+    for await (const chunk of got.open(0, size)) bytes += (chunk as Buffer).length
+    got.release()
+    expect(bytes).toBe(size)
+    expect(performance.now() - t0).toBeLessThan(8000)
+    expect(server.stats.bytesSent / size).toBeLessThanOrEqual(1.02)
+  }, 30_000)
+
   it('still splits a slow response among idle connections', async () => {
     const size = 3 * MiB
     const server = track(await startFileServer({ files: { '/slow.bin': { size, seed: 44 } }, perConnectionBps: 2e6 }))

@@ -76,6 +76,11 @@ export class PrivateLan {
     await run('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'replace', 'dev', 'eth0', 'root', 'tbf', 'rate', rate, 'burst', '32kbit', 'latency', '400ms'])
   }
 
+  /** Lifts `throttle`. */
+  async unthrottle (ns: string): Promise<void> {
+    await run('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'del', 'dev', 'eth0', 'root'])
+  }
+
   /** kill -9 of everything running in a host namespace (a machine losing power, as its peers see it). */
   async killAll (ns: string): Promise<number> {
     const pids = await run('ip', ['netns', 'pids', ns]).then(r => r.stdout.split(/\s+/).filter(Boolean), () => [])

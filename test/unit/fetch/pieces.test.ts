@@ -163,6 +163,20 @@ describe('Scheduler', () => {
     expect(b?.end).toBe(3 * MiB)
     expect(a.end).toBe(b?.start)
   })
+  it('a slow connection robbed of its tail keeps only what its rate brings in a moment, so it can be split down small', () => {
+    const T = 1_000_000
+    const written = new ByteRanges()
+    const s = new Scheduler(planPieces(4 * MiB, 1 * MiB, 8), written, 8)
+    const slow = s.claim(0, 4 * MiB, T)
+    // 64 KiB in 500 ms (128 KB/s): it keeps 64 KiB past its position as the margin, not a MiB.
+    slow.pos = 64 << 10
+    written.add(0, 64 << 10)
+    s.next([], T + 500)
+    expect(slow.end - slow.pos).toBeLessThanOrEqual(2 * MiB)
+    // Idle connections keep taking halves of it (the thieves, too young to judge, are left alone).
+    for (let i = 0; i < 8; i++) s.next([], T + 500)
+    expect(slow.end - slow.pos).toBeLessThan(2 * MIN_STEAL + (64 << 10))
+  })
   it('keeps new ranges to the boundaries of a source\'s units: a split of what is free, and a steal', () => {
     const size = 3 * MiB + 17
     const plain = new Scheduler(planPieces(size, 4 * MiB, 4), new ByteRanges(), 8)

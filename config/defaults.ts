@@ -11,7 +11,7 @@ server:
   port: 8081
   upstream_proxy: null         # http(s)://[user:pass@]host:port of a forward proxy; null = direct
   public_host: null            # host[:port] or base URL clients use; null = each request's Host
-  max_concurrent_downloads: 64 # global cap on upstream downloads; the rest queue
+  max_concurrent_downloads: 64 # global cap on upstream downloads (the rest queue); their further connections share as many
   connect_timeout_s: 10
   read_timeout_s: 30
   shutdown_timeout_s: 10

@@ -48,7 +48,7 @@ export class ConnectionPool {
   /** The first connection, with its limiter slot and, unless it was not usable, the response that learned the blob. */
   startWith (release: () => void, first?: { a: Assignment, response: SourceResponse }): void {
     this.count++
-    this.run(release, first).catch(() => {})
+    this.run(release, first, false, true).catch(() => {})
   }
 
   /** Opens connections up to the target (and starts the stall watchdog). */
@@ -94,7 +94,13 @@ export class ConnectionPool {
     }).catch(() => {})
   }
 
-  private async run (release: () => void, first?: { a: Assignment, response: SourceResponse }, extra = false): Promise<void> {
+  /**
+   * One connection's loop. `own`: it holds the download's own slot (the first connection); the others
+   * hold connection slots, and give theirs up between ranges while other connections wait for one, so
+   * downloads started later get their share instead of waiting for these to end.
+   */
+  private async run (release: () => void, first?: { a: Assignment, response: SourceResponse }, extra = false, own = false): Promise<void> {
+    let holding = true
     try {
       if (first !== undefined) {
         first.a.lastProgress = Date.now()
@@ -123,12 +129,20 @@ export class ConnectionPool {
         // Fewer ranges wanted now (a LAN holder turned up): this connection retires. Extras do not count:
         // they leave after their one range, and a connection retiring for them left nobody to finish.
         if (extra || this.count - this.extras > this.host.target()) break
+        if (!own && this.host.limiter.waiting > 0) {
+          release()
+          holding = false
+          const again = await this.host.limiter.acquire({ signal: this.host.signal }).catch(() => null)
+          if (again === null) break
+          release = again
+          holding = true
+        }
         scheduler = this.host.scheduler()
       }
     } catch (err) {
       this.host.fail(err)
     } finally {
-      release()
+      if (holding) release()
       this.count--
       if (extra) this.extras--
       if (this.count === 0) this.host.drained()

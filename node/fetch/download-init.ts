@@ -12,7 +12,10 @@ import type { ParallelPassthrough } from './passthrough.ts'
 
 export interface DownloadComponents {
   store: BlobStore
+  /** Slots for downloads' further connections. */
   limiter: Limiter
+  /** Slots for downloads (their first connection); `limiter` when not given. */
+  downloads?: Limiter
   logger: Logger
   pacer?: GcPacer
 }

@@ -57,6 +57,7 @@ export class Download {
   readonly pacer: GcPacer
   private readonly store: BlobStore
   private readonly limiter: Limiter
+  private readonly downloads: Limiter
   private readonly log: Logger
   private readonly init: DownloadInit
   private readonly abort = new AbortController()
@@ -93,6 +94,7 @@ export class Download {
     this.store = components.store
     this.pacer = components.pacer ?? new GcPacer()
     this.limiter = components.limiter
+    this.downloads = components.downloads ?? components.limiter
     this.log = components.logger
     this.record = new ProgressRecord({
       disk: this.disk,
@@ -222,7 +224,7 @@ export class Download {
 
   private async run (): Promise<void> {
     const pre = this.init.first
-    const release = pre?.release ?? await this.limiter.acquire({ signal: this.abort.signal, urgent: true })
+    const release = pre?.release ?? await this.downloads.acquire({ signal: this.abort.signal })
     let first: SourceResponse
     let begun = false
     try {

@@ -62,7 +62,13 @@ const DEFAULT_CHUNK = 8 << 20
  * instance (single flight).
  */
 export class Fetcher {
+  /** Downloads' further connections (server.max_concurrent_downloads of them). */
   readonly limiter: Limiter
+  /**
+   * Downloads at once (server.max_concurrent_downloads): each holds one for its first connection, so a
+   * new download never waits behind the further connections of others.
+   */
+  readonly downloads: Limiter
   private readonly store: BlobStore
   private readonly dispatcher: Dispatcher
   private readonly sockets: RangeSockets | null
@@ -100,6 +106,7 @@ export class Fetcher {
       openWriter: init.openWriter
     }
     this.limiter = new Limiter(this.init.maxConcurrentDownloads)
+    this.downloads = new Limiter(this.init.maxConcurrentDownloads)
     this.pacer = new GcPacer({ gc: init.gc })
     this.revalidator = new Revalidator({ store: this.store, logger: this.log, source: upstream => this.source(upstream) })
     this.access = new AccessGuard(upstream => this.source(upstream))
@@ -235,7 +242,7 @@ export class Fetcher {
     known.catch(() => {})
     this.resolving.set(identity.key, known)
     try {
-      const release = await this.limiter.acquire({ signal: options.signal, urgent: true })
+      const release = await this.downloads.acquire({ signal: options.signal })
       const source = this.source(upstream)
       // With peers as sources, the first range only learns where the URL leads: the rest may come from members.
       const withPeers = this.sources !== null && !hasCredentials(upstream)
@@ -287,7 +294,7 @@ export class Fetcher {
     this.store.recordMiss()
     const shareable = !hasCredentials(upstream)
     const credential = credentialOf(upstream)
-    const d = new Download({ store: this.store, limiter: this.limiter, logger: this.log, pacer: this.pacer }, {
+    const d = new Download({ store: this.store, limiter: this.limiter, downloads: this.downloads, logger: this.log, pacer: this.pacer }, {
       identity,
       // (A download that began with the caller's first response has that range: the rest may come from peers.)
       source: this.sources?.sourceFor(identity, source, { shareable, started: first !== undefined, etag: first?.response.headers.etag, lastModified: first?.response.headers['last-modified'] }) ?? source,

@@ -1,8 +1,9 @@
 import { AbortedError } from '../errors.ts'
 
 /**
- * Global cap on concurrent upstream connections (server.max_concurrent_downloads). Excess work
- * waits in a queue (urgent waiters first), never rejected.
+ * A cap on things running at once, with a queue (urgent waiters first); never refuses. The fetcher has
+ * two, both of server.max_concurrent_downloads: downloads (each holds one slot for its first
+ * connection) and the further connections of the downloads under way.
  */
 export class Limiter {
   readonly max: number

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, LogLevel } from 'fastify'
 import { MethodNotAllowedError } from '../errors.ts'
 import type { CacheStatsProvider, DownloadsProvider } from './providers.ts'
 
@@ -37,9 +37,17 @@ export function registerReadOnly (app: FastifyInstance, url: string, handler: (r
   app.route({
     method: METHODS,
     url,
+    // Polled (the dashboard every 2 s, health checks, Prometheus): two lines per request would drown the
+    // info log; they are logged at debug.
+    logLevel: quieter(app.log.level),
     handler: async (request, reply) => {
       if (request.method !== 'GET' && request.method !== 'HEAD') throw new MethodNotAllowedError(undefined, { detail: { allow: 'GET, HEAD' } })
       return await handler(request, reply)
     }
   })
+}
+
+/** The node's log level, but warn for info (the parent's level may be any of pino's). */
+function quieter (level: string): LogLevel {
+  return (level === 'info' ? 'warn' : level) as LogLevel
 }

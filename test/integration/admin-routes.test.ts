@@ -1,4 +1,5 @@
 import { connect } from 'node:net'
+import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
@@ -70,5 +71,24 @@ describe('the node\'s own paths', () => {
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'ERR_METHOD_NOT_ALLOWED', reason: 'connect_not_supported' })
     // The node goes on serving.
     expect((await fetch(`${node.url}/health`)).status).toBe(200)
+  })
+})
+
+describe('the node\'s polled paths in the log', () => {
+  it('are not logged at info (a dashboard polls them every 2 s), the mirror\'s requests are', async () => {
+    const lines: Array<{ msg?: string, req?: { url?: string }, res?: { statusCode?: number } }> = []
+    const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as typeof lines[number]) } })
+    const files = await startFileServer({ files: { '/files/a.bin': { size: 1000, seed: 2 } } })
+    const node = await startTestNode({ rules: [{ name: 'all', path_prefix: '/files/', upstream: files.url, strategy: 'proxy' }] }, { logger })
+    try {
+      for (const path of ['/health', '/stats', '/metrics', '/cluster/stats', '/peers', '/dashboard']) expect((await fetch(node.url + path)).status).toBe(200)
+      expect((await fetch(node.url + '/files/a.bin')).status).toBe(200)
+    } finally {
+      await node.stop()
+      await files.close()
+    }
+    const urls = lines.map(l => l.req?.url).filter(u => u !== undefined)
+    expect(urls).toContain('/files/a.bin')
+    expect(urls.filter(u => u !== '/files/a.bin')).toEqual([])
   })
 })

@@ -11,11 +11,8 @@ import { formatBytes, nodeUrl } from './cluster-commands.ts'
  * that the router sends back to exactly that URL (with its prefix, when the rule strips it).
  */
 export function mirrorPathOf (target: string, base: string, router: Router): string {
-  const served = (path: string): boolean => router.match(path) !== null
-  if (target.startsWith('/')) {
-    if (!served(target)) throw new UsageError(`no rule serves ${target}`)
-    return target
-  }
+  // A path is the node's to judge (`--url` may name a node with another config than this one's).
+  if (target.startsWith('/')) return target
   if (!URL.canParse(target)) throw new UsageError(`not a URL or a path on the mirror: ${target}`)
   const url = new URL(target)
   if (sameNode(url, new URL(base))) return mirrorPathOf(url.pathname + url.search, base, router)
@@ -89,7 +86,22 @@ export async function runPrefetch (config: Config, args: CliArgs): Promise<numbe
   const base = nodeUrl(config, args.url)
   const targets = args.targets ?? []
   const router = createRouter(config.rules)
-  const paths = targets.map(t => mirrorPathOf(t, base, router))
+  // A target that maps to no path fails on its own line; the others are fetched all the same.
+  const jobs = targets.map((target): { path: string } | { target: string, reason: string } => {
+    try {
+      return { path: mirrorPathOf(target, base, router) }
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err
+      return { target, reason: err.message }
+    }
+  })
+  const paths = jobs.flatMap(j => 'path' in j ? [j.path] : [])
+  const outcomes: Outcome[] = []
+  for (const j of jobs) {
+    if ('path' in j) continue
+    outcomes.push({ path: j.target, ok: false, bytes: 0, seconds: 0, reason: j.reason })
+    process.stdout.write(`fail  ${j.target}: ${j.reason}\n`)
+  }
   const progress = { bytes: 0 }
   const t0 = performance.now()
   let finished = 0
@@ -99,7 +111,6 @@ export async function runPrefetch (config: Config, args: CliArgs): Promise<numbe
       process.stderr.write(`\r${finished}/${paths.length} done, ${formatBytes(progress.bytes)}, ${(progress.bytes / 1e6 / s).toFixed(1)} MB/s   `)
     }, 1000)
     : null
-  const outcomes: Outcome[] = []
   let next = 0
   const worker = async (): Promise<void> => {
     while (next < paths.length) {

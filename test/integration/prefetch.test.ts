@@ -33,8 +33,9 @@ describe('mirrorPathOf: the mirror path that fetches an upstream URL', () => {
     expect(mirrorPathOf('https://store.example.org/api/models/llama/w.bin', base, router)).toBe('/weights/models/llama/w.bin')
   })
 
-  it('takes mirror paths and the node\'s own URLs as they are', () => {
+  it('takes mirror paths and the node\'s own URLs as they are (the node judges a path: --url may name another)', () => {
     expect(mirrorPathOf('/assets/a.bin', base, router)).toBe('/assets/a.bin')
+    expect(mirrorPathOf('/nothing/here', base, router)).toBe('/nothing/here')
     expect(mirrorPathOf('http://127.0.0.1:8081/assets/a.bin', base, router)).toBe('/assets/a.bin')
     expect(mirrorPathOf('http://localhost:8081/assets/a.bin?x=1', base, router)).toBe('/assets/a.bin?x=1')
     expect(() => mirrorPathOf('http://localhost:9999/assets/a.bin', base, router)).toThrow(/no rule sends/)
@@ -43,7 +44,6 @@ describe('mirrorPathOf: the mirror path that fetches an upstream URL', () => {
   it('refuses what no rule fetches, by name', () => {
     expect(() => mirrorPathOf('https://dl.example.com/elsewhere/x', base, router)).toThrow('no rule sends a request upstream to https://dl.example.com/elsewhere/x')
     expect(() => mirrorPathOf('https://files.example.org/simple/x/', base, router)).toThrow(/no rule sends/)
-    expect(() => mirrorPathOf('/nothing/here', base, router)).toThrow('no rule serves /nothing/here')
     expect(() => mirrorPathOf('ftp:/x', base, router)).toThrow(/no rule sends/)
     expect(() => mirrorPathOf('nonsense', base, router)).toThrow(/not a URL or a path/)
   })
@@ -67,7 +67,7 @@ describe('aimirror prefetch', () => {
     const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
     let code: number
     try {
-      code = await runPrefetch(node.config, { command: 'prefetch', config: undefined, flags: {}, url: node.url, targets: [`${files.url}/a.bin`, '/f/b.bin', '/f/missing.bin'], jobs: 2 })
+      code = await runPrefetch(node.config, { command: 'prefetch', config: undefined, flags: {}, url: node.url, targets: [`${files.url}/a.bin`, 'https://unknown.example/x.bin', '/f/b.bin', '/f/missing.bin', '/elsewhere/c.bin'], jobs: 2 })
     } finally {
       write.mockRestore()
       err.mockRestore()
@@ -76,6 +76,9 @@ describe('aimirror prefetch', () => {
     expect(out.join('')).toMatch(/^ok .* \/f\/a\.bin$/m)
     expect(out.join('')).toMatch(/^ok .* \/f\/b\.bin$/m)
     expect(out.join('')).toMatch(/^fail {2}\/f\/missing\.bin: 404/m)
+    // A target no rule maps fails on its own line; the node says it serves no such path.
+    expect(out.join('')).toMatch(/^fail {2}https:\/\/unknown\.example\/x\.bin: no rule sends a request upstream to https:\/\/unknown\.example\/x\.bin$/m)
+    expect(out.join('')).toMatch(/^fail {2}\/elsewhere\/c\.bin: 404/m)
     // Each is committed once its last byte went out.
     await until(async () => (json(await send(node.url, { path: '/stats' })).cache as { file_count: number }).file_count === 2)
     // Fetched from the upstream once (the two at once share one download each).

@@ -6,5 +6,11 @@ import { createRouter } from '../node/router/router.ts'
 export function printEnv (config: Config, port: number = config.server.port): void {
   const router = createRouter(config.rules)
   const base = clientBaseUrl(config, port)
-  process.stdout.write(`${clientSettings(config, base, (path) => router.match(path)?.rule ?? null)}\n`)
+  const settings = clientSettings(config, base, (path) => router.match(path)?.rule ?? null)
+  if (settings.trim() === '') {
+    // Nothing to print is not nothing to say: the rules serve none of the clients it knows.
+    process.stderr.write('aimirror: no rule serves a client this command knows (pip, uv, conda, npm, R, huggingface_hub, docker/containerd); generic rules are used by their URLs as they are\n')
+    return
+  }
+  process.stdout.write(`${settings}\n`)
 }

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { clientBaseUrl, clientSettings } from '../../../cli/client-settings.ts'
+import { printEnv } from '../../../cli/env.ts'
 import { parseConfig } from '../../../config/load.ts'
 import { createRouter } from '../../../node/router/router.ts'
 import type { Config } from '../../../config/types.ts'
@@ -59,5 +60,22 @@ describe('clientSettings', () => {
     expect(text).not.toContain('registry-mirrors')
     expect(text).not.toContain('CRAN')
     expect(text).not.toContain('releases/download')
+  })
+})
+
+describe('aimirror env', () => {
+  it('says why it prints nothing when no rule serves a client it knows', () => {
+    const out: string[] = []
+    const err: string[] = []
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => { out.push(String(c)); return true })
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => { err.push(String(c)); return true })
+    try {
+      printEnv(parseConfig({ rules: [{ name: 'art', path_prefix: '/art/', upstream: 'https://example.com', strategy: 'parallel' }] }, { env: { HOME: '/h' } }))
+    } finally {
+      o.mockRestore()
+      e.mockRestore()
+    }
+    expect(out).toEqual([])
+    expect(err.join('')).toMatch(/no rule serves a client this command knows/)
   })
 })

@@ -7,7 +7,7 @@ import type { BlobIdentity } from './identity.ts'
 import { fileOf } from './response-meta.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 
-/** What the upstream says about a file cached by its URL: the same, changed, or nothing usable. */
+/** What the upstream says about a file cached by its URL: the same, changed (or gone), or nothing usable. */
 export type Verdict = 'same' | 'changed' | 'unknown'
 
 /** A validator as it compares: a weak ETag (W/"x") names the same file as the strong one. */
@@ -19,9 +19,11 @@ function etagOf (value: string | null | undefined): string | null {
 /**
  * Compares a cached file (its size and the upstream's validator when it was fetched) with an upstream
  * answer for the same URL (a 200, or a 206 with its Content-Range total). ETags decide when both have
- * one, else Last-Modified; a different size is always a change. Anything but a 200/206 says nothing.
+ * one, else Last-Modified; a different size is always a change. A 404 or 410 says the URL serves it no
+ * more (its answer is then the client's); any other status says nothing (down, busy, not for this client).
  */
 export function compareWithCached (cached: { size: number | null, validator: Validator }, res: SourceResponse): Verdict {
+  if (res.status === 404 || res.status === 410) return 'changed'
   if (res.status !== 200 && res.status !== 206) return 'unknown'
   const { size, validator } = fileOf(res)
   if (size !== null && cached.size !== null && size !== cached.size) return 'changed'
@@ -120,7 +122,7 @@ export class Revalidator {
       this.hush(key)
     } else {
       this.silent.delete(key)
-      this.c.logger.info({ key }, 'cached file changed upstream; fetching it again')
+      this.c.logger.info({ key }, 'cached file changed upstream (or is gone); asking the upstream again')
     }
     return verdict
   }

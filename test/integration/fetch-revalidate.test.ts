@@ -64,6 +64,13 @@ describe('files cached by their URL are checked with the upstream once their con
     expect(after.sha256).toBe(generatedSha256(SIZE, 2))
   })
 
+  it('gone upstream (404): the client gets the upstream\'s answer, not the cached copy', async () => {
+    const { server, rig, url } = await cachedFile('/old.bin')
+    server.deleteFile('/old.bin')
+    const got = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 1 << 20, concurrency: 4, revalidateAfterMs: 0 })
+    expect(got).toMatchObject({ kind: 'upstream-response', status: 404 })
+  })
+
   it('not asked while the confirmation is recent, nor ever without a limit', async () => {
     const { server, rig, url } = await cachedFile('/f.bin')
     server.setFile('/f.bin', { size: SIZE, seed: 3 })
@@ -136,7 +143,11 @@ describe('comparing an upstream answer with the cached file', () => {
     expect(compareWithCached(cached, res(200, { 'content-length': '10', 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT' }))).toBe('same')
     expect(compareWithCached(cached, res(200, { 'content-length': '10', 'last-modified': 'Tue, 02 Jan 2024 00:00:00 GMT' }))).toBe('changed')
     expect(compareWithCached({ size: 10, validator: { etag: null, lastModified: null } }, res(206, {}, 10))).toBe('same')
-    expect(compareWithCached(cached, res(404, {}))).toBe('unknown')
+    // Gone is a change; a status that is no answer about the file says nothing.
+    expect(compareWithCached(cached, res(404, {}))).toBe('changed')
+    expect(compareWithCached(cached, res(410, {}))).toBe('changed')
+    expect(compareWithCached(cached, res(503, {}))).toBe('unknown')
+    expect(compareWithCached(cached, res(403, {}))).toBe('unknown')
     expect(compareWithCached(cached, res(200, {}))).toBe('unknown')
   })
 })

@@ -73,11 +73,11 @@ export class ContentRouter {
   private sweeping = false
   private readonly abort = new AbortController()
   /**
-   * Members with a direct ask unanswered, since when (ms). One still silent past a lookup's budget is
-   * asked by the next lookups but not waited for: a frozen member (a laptop asleep, a stopped process
-   * whose connection looks alive) costs one budget, not one per cold miss until it is found gone.
+   * Members whose ask was still unanswered when a lookup's budget ran out. Asked by the next lookups but
+   * not waited for until they answer: a frozen member (a laptop asleep, a stopped process whose
+   * connection looks alive) costs one budget, not one per cold miss until it is found gone.
    */
-  private readonly unanswered = new Map<string, number>()
+  private readonly overdue = new Set<string>()
 
   constructor (components: RoutingComponents, init: RoutingInit = {}) {
     this.c = components
@@ -175,16 +175,18 @@ export class ContentRouter {
     let resolveEarly!: () => void
     const done = new Promise<void>(resolve => { resolveEarly = () => { settled = true; resolve() } })
     let outstanding = 0
+    /** Members this lookup waits for that have not answered yet. */
+    const waiting = new Set<string>()
     const ask = (peer: string, direct: boolean): void => {
       if (peer === me || asked.has(peer) || this.c.bans.isBanned(peer)) return
       asked.add(peer)
-      const now = Date.now()
-      const since = this.unanswered.get(peer)
-      const awaited = direct && (since === undefined || now - since <= options.budgetMs)
-      if (since === undefined) this.unanswered.set(peer, now)
-      if (awaited) outstanding++
+      const awaited = direct && !this.overdue.has(peer)
+      if (awaited) {
+        outstanding++
+        waiting.add(peer)
+      }
       this.c.control.have(peer, key, { signal: background }).then(answer => {
-        this.unanswered.delete(peer)
+        this.overdue.delete(peer)
         if (answer.state === 'none') return
         const holder = { peer, answer }
         if (settled) options.onHolder?.(holder)
@@ -195,9 +197,10 @@ export class ContentRouter {
         if (answer.state === 'complete') setTimeout(resolveEarly, HOLDER_GRACE_MS).unref()
       }, () => {
         // Failed or given up: the next lookup waits for it again (a member gone leaves the membership).
-        if (this.unanswered.get(peer) === now) this.unanswered.delete(peer)
+        this.overdue.delete(peer)
       }).finally(() => {
         if (!awaited) return
+        waiting.delete(peer)
         outstanding--
         if (outstanding === 0) resolveEarly()
       })
@@ -205,9 +208,13 @@ export class ContentRouter {
     const members = this.c.membership.memberIds()
     for (const peer of members) ask(peer, true)
     if (outstanding === 0) resolveEarly()
-    early.signal.addEventListener('abort', resolveEarly, { once: true })
+    const outOfTime = (): void => {
+      for (const peer of waiting) this.overdue.add(peer)
+      resolveEarly()
+    }
+    early.signal.addEventListener('abort', outOfTime, { once: true })
     await done
-    early.signal.removeEventListener('abort', resolveEarly)
+    early.signal.removeEventListener('abort', outOfTime)
     early.clear()
     // The DHT is for holders that are not members (reached through other nodes): it is asked once the
     // members answered (or the budget ran out) without a complete holder, so its queries do not compete

@@ -1,3 +1,4 @@
+import { ensureDir } from './ensure-dir.ts'
 import { mkdir, open, rename, rm, stat, statfs, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { uptime } from 'node:os'
@@ -145,6 +146,7 @@ export class BlobStore {
 
   async start (): Promise<void> {
     if (this.started) return
+    await ensureDir(this.layout.dir)
     await mkdir(this.layout.blobsDir, { recursive: true })
     await mkdir(this.layout.tmpDir, { recursive: true })
     await mkdir(this.layout.indexDir, { recursive: true })

@@ -1,4 +1,5 @@
 import type { ByteRanges } from './byte-ranges.ts'
+import { judgedAt, marginOf, MIN_STEAL, minPartOf, stealable, worthStealing } from './steal-policy.ts'
 
 /**
  * Piece plan and scheduler for one blob's download. Pure: no I/O, no timers. The download asks
@@ -27,36 +28,6 @@ export function autoPieceFor (latencyMs: number | undefined): number {
   if (latencyMs <= 100) return 2 * MIN_AUTO_PIECE
   return MAX_AUTO_PIECE
 }
-/**
- * An assignment smaller than twice this is not split for work stealing; on a connection whose rate is
- * known, twice what it brings in a second (at least 64 KiB): a request is worth a second of a slow one.
- */
-export const MIN_STEAL = 256 << 10
-const MIN_STEAL_MS = 1000
-const MIN_STEAL_FLOOR = 64 << 10
-/**
- * A connection robbed of its tail keeps this much past its position: bytes the upstream may already have
- * sent, waiting in the socket buffers of a busy node, which the thief would fetch again.
- */
-export const STEAL_MARGIN = 1 << 20
-/**
- * A connection whose rate is known keeps what it brings in this long instead (at least 64 KiB): a slow
- * one has little in its socket buffers, and a megabyte at 200 KB/s would hold the file back 5 s.
- */
-export const STEAL_MARGIN_MS = 250
-const MIN_STEAL_MARGIN = 64 << 10
-/**
- * A range younger than this has not shown its rate yet: it is not robbed of its tail until it has. The
- * first response of a small file from a fast upstream is often on its way whole by then, and a cut
- * makes the upstream's bytes already sent past it count twice.
- */
-export const STEAL_PROBE_MS = 50
-/**
- * A range that will finish within this long (or twice a request's wait, if longer) at its rate so far
- * keeps its tail: a new request's answer would come hardly sooner, and the bytes already sent past the
- * cut are fetched again.
- */
-export const STEAL_WORTH_MS = 100
 /** A reader is "being served" when a connection will reach its offset within this many bytes. */
 export const NEAR_BYTES = 1 << 20
 
@@ -232,10 +203,8 @@ export class Scheduler {
   stealableAt (now: number): number | null {
     let at: number | null = null
     for (const a of this.active) {
-      // Its margin is known only with its rate: the smallest one says whether it may be split then.
-      if (a.duplicate || a.duplicated || a.end - a.pos < 2 * MIN_STEAL_FLOOR + MIN_STEAL_MARGIN) continue
-      if (a.startedAt <= 0 || now - a.startedAt >= STEAL_PROBE_MS) continue
-      const t = a.startedAt + STEAL_PROBE_MS
+      const t = judgedAt(a, now)
+      if (t === null) continue
       if (at === null || t < at) at = t
     }
     return at
@@ -255,59 +224,19 @@ export class Scheduler {
     return null
   }
 
-  /** Whether `a` is long enough to be split at all. */
-  private stealable (a: Assignment, now: number): boolean {
-    return !a.duplicate && !a.duplicated && a.end - a.pos >= 2 * this.minPartOf(a, now) + this.marginOf(a, now)
-  }
-
-  /** `a`'s rate so far, bytes per ms, or null when not known yet. */
-  private rateOf (a: Assignment, now: number): number | null {
-    const elapsed = now - a.startedAt
-    const done = a.pos - a.start
-    return now <= 0 || a.startedAt <= 0 || elapsed <= 0 || done <= 0 ? null : done / elapsed
-  }
-
-  /** The smallest part of `a` a steal leaves or takes (see MIN_STEAL), in 64 KiB steps. */
-  private minPartOf (a: Assignment, now: number): number {
-    const rate = this.rateOf(a, now)
-    if (rate === null) return MIN_STEAL
-    return Math.min(MIN_STEAL, Math.max(MIN_STEAL_FLOOR, Math.ceil(rate * MIN_STEAL_MS / 65536) * 65536))
-  }
-
-  /** What `a` keeps past its position when robbed (see STEAL_MARGIN, STEAL_MARGIN_MS), in 64 KiB steps. */
-  private marginOf (a: Assignment, now: number): number {
-    const rate = this.rateOf(a, now)
-    if (rate === null) return STEAL_MARGIN
-    const margin = Math.ceil(rate * STEAL_MARGIN_MS / 65536) * 65536
-    return Math.min(STEAL_MARGIN, Math.max(MIN_STEAL_MARGIN, margin))
-  }
-
-  /**
-   * Whether cutting `a`'s tail would pay: its rate so far says it needs longer than a new request's
-   * answer would take. Unknown times (0) leave it to the size rule alone.
-   */
-  private worthStealing (a: Assignment, now: number): boolean {
-    if (now <= 0 || a.startedAt <= 0) return true
-    const elapsed = now - a.startedAt
-    if (elapsed < STEAL_PROBE_MS) return false
-    const done = a.pos - a.start
-    if (done <= 0) return true
-    return (a.end - a.pos) * elapsed / done > Math.max(STEAL_WORTH_MS, 2 * this.requestMs)
-  }
-
   private steal (now: number): Assignment | null {
     let victim: Assignment | null = null
     for (const a of this.active) {
-      if (!this.stealable(a, now) || !this.worthStealing(a, now)) continue
+      if (!stealable(a, now) || !worthStealing(a, now, this.requestMs)) continue
       if (victim === null || a.end - a.pos > victim.end - victim.pos) victim = a
     }
     if (victim === null) return null
-    const margin = this.marginOf(victim, now)
+    const margin = marginOf(victim, now)
     const unit = Math.max(65536, this.alignment())
     const mid = victim.end - Math.floor((victim.end - victim.pos - margin) / 2 / 65536) * 65536
     // On a boundary of the source's units when one lies in the stolen half, else not at all.
     const cut = unit === 65536 ? mid : Math.ceil(mid / unit) * unit
-    const part = this.minPartOf(victim, now)
+    const part = minPartOf(victim, now)
     if (cut - victim.pos < part + margin || victim.end - cut < part) return null
     const end = victim.end
     victim.end = cut

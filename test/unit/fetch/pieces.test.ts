@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ByteRanges } from '../../../node/fetch/byte-ranges.ts'
-import { autoPieceFor, MIN_STEAL, Scheduler, planPieces, piecesCoveredIn, raceWon, STEAL_MARGIN, STEAL_PROBE_MS, uncovered } from '../../../node/fetch/pieces.ts'
+import { autoPieceFor, Scheduler, planPieces, piecesCoveredIn, raceWon, uncovered } from '../../../node/fetch/pieces.ts'
+import { MIN_STEAL, STEAL_MARGIN, STEAL_PROBE_MS } from '../../../node/fetch/steal-policy.ts'
 import type { Assignment } from '../../../node/fetch/pieces.ts'
 
 const MiB = 1 << 20

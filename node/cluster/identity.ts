@@ -40,11 +40,12 @@ export async function loadClusterKey (path: string | null): Promise<Uint8Array |
   try {
     text = await readFile(path, 'utf8')
   } catch (err) {
-    throw new ClusterSetupError(`cannot read the cluster key file ${path} (create one with "aimirror keygen")`, { cause: err })
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as NodeJS.ErrnoException).code === 'EISDIR' ? 'a directory' : (err as Error).message
+    throw new ClusterSetupError(`cannot read the cluster key file ${path} (cluster.key_file): ${why}; create one with "aimirror keygen ${path}"`, { cause: err })
   }
   try {
     return parseClusterKey(text)
   } catch (err) {
-    throw new ClusterSetupError(`${path} is not a cluster key: ${(err as Error).message}`, { cause: err })
+    throw new ClusterSetupError(`${path} is not a cluster key (cluster.key_file): ${(err as Error).message}`, { cause: err })
   }
 }

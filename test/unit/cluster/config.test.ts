@@ -52,6 +52,15 @@ describe('cluster config', () => {
     expect(found.some((p) => p.startsWith(where))).toBe(true)
   })
 
+  it('a node\'s own ports clash: named at the cluster field, only when the cluster is on', () => {
+    expect(problems(() => parseConfig({ server: { port: 8081 }, cluster: { enabled: true, data_port: 8081 } }, { env }))
+      .some((p) => p.startsWith('cluster.data_port') && p.includes('server.port'))).toBe(true)
+    expect(problems(() => parseConfig({ cluster: { enabled: true, listen: ['/ip4/0.0.0.0/tcp/4002'] } }, { env }))
+      .some((p) => p.startsWith('cluster.listen[0]') && p.includes('cluster.data_port'))).toBe(true)
+    expect(parseConfig({ server: { port: 4002 }, cluster: { enabled: false } }, { env }).server.port).toBe(4002)
+    expect(parseConfig({ cluster: { enabled: true } }, { env }).cluster.data_port).toBe(4002)
+  })
+
   it('a bad AIMIRROR_MDNS is reported by its name', () => {
     const found = problems(() => loadConfig({ env: { ...env, AIMIRROR_MDNS: 'perhaps' } }))
     expect(found.some((p) => p.startsWith('AIMIRROR_MDNS'))).toBe(true)

@@ -26,6 +26,8 @@ export interface ConnectionPoolHost {
   fail: (err: unknown) => void
   /** Called when the last connection ended. */
   drained: () => void
+  /** A range sent nothing for STALL_MS (the watchdog duplicates it). */
+  stalled?: () => void
 }
 
 /**
@@ -56,7 +58,10 @@ export class ConnectionPool {
     if (this.host.scheduler() === null) return
     if (this.watchdog === null) {
       this.watchdog = setInterval(() => {
-        if (this.host.running() && this.host.scheduler()?.hasStalled(Date.now(), STALL_MS) === true) this.extra()
+        if (this.host.running() && this.host.scheduler()?.hasStalled(Date.now(), STALL_MS) === true) {
+          this.host.stalled?.()
+          this.extra()
+        }
         // The source may have found more to share the work with since (peers downloading it too).
         if (this.host.running()) this.fill()
       }, STALL_MS / 2)

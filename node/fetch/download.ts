@@ -41,6 +41,9 @@ const ERROR_BODY_LIMIT = 1 << 20
  * follows in byte order, and readers are woken as bytes land. Final bytes are released to readers
  * only after the digest checks out.
  */
+/** Stalled ranges after which a download says its upstream stalls. */
+const STALLS_WARNED = 3
+
 export class Download {
   readonly key: string
   readonly url: string
@@ -89,6 +92,8 @@ export class Download {
   private readonly pool: ConnectionPool
   private readonly settledCallbacks: Array<() => void> = []
   finishAbandoned = true
+  /** Ranges found stalled so far (see ConnectionPoolHost.stalled). */
+  private stalls = 0
 
   constructor (components: DownloadComponents, init: DownloadInit) {
     this.written = this.disk.written
@@ -129,6 +134,11 @@ export class Download {
       settled: () => this.settled,
       fetch: async (a, first) => { await fetchAssignment(a, first, this.rangeHost) },
       fail: err => this.fail(err, true),
+      stalled: () => {
+        // Said once per download where an admin looks: ranges stalling again and again is an upstream
+        // that stalls, which the duplicates and retries otherwise hide (the download crawls on).
+        if (++this.stalls === STALLS_WARNED) this.log.warn({ key: this.key, source: this.init.source.name, stalls: this.stalls }, 'download stalls: its ranges keep sending nothing for seconds (upstream or peers too slow or hung); duplicated onto new connections')
+      },
       drained: () => {
         if (!this.settled && this.hasher !== null && this.size !== null && !this.written.covers(0, this.size)) {
           this.fail(new UpstreamProtocolError('Download stalled with missing bytes'), true)

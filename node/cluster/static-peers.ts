@@ -15,6 +15,9 @@ export function staticPeerAddress (entry: string): Multiaddr {
   return multiaddr(`/${kind}/${host}/tcp/${m[3] as string}`)
 }
 
+/** Failed dials (about 7 s of tries, with the backoff) after which a static peer is reported at warn. */
+const FAILURES_WARNED = 3
+
 interface Target {
   readonly addr: Multiaddr
   peer: PeerId | null
@@ -68,7 +71,10 @@ export class StaticPeers {
         } catch (err) {
           t.failures++
           t.nextAt = Date.now() + Math.min(60_000, 1000 * 2 ** (t.failures - 1))
-          if (t.failures === 1 || t.failures % 10 === 0) this.log.debug({ addr: t.addr.toString(), err: (err as Error).message }, 'static peer not reachable')
+          // Said once at warn (after a few seconds of tries): with mDNS off, static peers are all the
+          // discovery there is, and a wrong address or peer id would otherwise go unnoticed.
+          if (t.failures === FAILURES_WARNED) this.log.warn({ addr: t.addr.toString(), err: (err as Error).message }, 'static peer not reachable (cluster.peers); still trying')
+          else if (t.failures === 1 || t.failures % 10 === 0) this.log.debug({ addr: t.addr.toString(), err: (err as Error).message }, 'static peer not reachable')
         }
       }))
     } finally {

@@ -8,7 +8,8 @@ export function blobData (size: number, seed: number): Buffer {
     x ^= x << 13; x >>>= 0
     x ^= x >>> 17
     x ^= x << 5; x >>>= 0
-    out.writeUInt32LE(x, i - (i + 4 > size ? i + 4 - size : 0))
+    if (i + 4 <= size) out.writeUInt32LE(x, i)
+    else for (let k = 0; i + k < size; k++) out[i + k] = (x >>> (8 * k)) & 0xff
   }
   return out
 }

@@ -3,6 +3,7 @@ import { digestIdentity } from '../../node/fetch/identity.ts'
 import type { Source, SourceResponse } from '../../node/fetch/upstream-source.ts'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import { closedAfterEach, makeRig } from './fetch-helpers.ts'
+import type { Rig } from './fetch-helpers.ts'
 
 const MiB = 1 << 20
 const SIZE = 16 * MiB
@@ -70,6 +71,16 @@ describe('auto piece size (chunk_size 0)', () => {
   })
 })
 
+/** Fetches a generated file (sha256-named) through the rig with 8 connections; the bytes it read. */
+async function fetchWhole (rig: Rig, url: string, size: number, seed: number): Promise<number> {
+  const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, seed) }), { url: new URL(url) }, { chunkSize: 0, concurrency: 8 })
+  if (got.kind !== 'blob') throw new Error('expected a blob')
+  let bytes = 0
+  for await (const chunk of got.open(0, size)) bytes += (chunk as Buffer).length
+  got.release()
+  return bytes
+}
+
 describe('work stealing', () => {
   it('leaves a fast response its tail: a small file from a nearby upstream is sent once', async () => {
     // The first response asks for 4 MiB: a smaller file comes whole in it, and an unthrottled upstream
@@ -78,14 +89,7 @@ describe('work stealing', () => {
     const files = Object.fromEntries(sizes.map((size, i) => [`/s${i}.bin`, { size, seed: 40 + i }]))
     const server = track(await startFileServer({ files }))
     const rig = track(await makeRig())
-    for (const [i, size] of sizes.entries()) {
-      const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 40 + i) }), { url: new URL(`${server.url}/s${i}.bin`) }, { chunkSize: 0, concurrency: 8 })
-      if (got.kind !== 'blob') throw new Error('expected a blob')
-      let bytes = 0
-      for await (const chunk of got.open(0, size)) bytes += (chunk as Buffer).length
-      got.release()
-      expect(bytes).toBe(size)
-    }
+    for (const [i, size] of sizes.entries()) expect(await fetchWhole(rig, `${server.url}/s${i}.bin`, size, 40 + i)).toBe(size)
     const total = sizes.reduce((a, b) => a + b, 0)
     // 1.5 × when every such response is cut; a node starved of CPU may misjudge one (1.04 seen with
     // three busy loops on two cores).
@@ -99,12 +103,7 @@ describe('work stealing', () => {
     const server = track(await startFileServer({ files: { '/slower.bin': { size, seed: 45 } }, perConnectionBps: 100e3 }))
     const rig = track(await makeRig())
     const t0 = performance.now()
-    const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 45) }), { url: new URL(`${server.url}/slower.bin`) }, { chunkSize: 0, concurrency: 8 })
-    if (got.kind !== 'blob') throw new Error('expected a blob')
-    let bytes = 0
-    for await (const chunk of got.open(0, size)) bytes += (chunk as Buffer).length
-    got.release()
-    expect(bytes).toBe(size)
+    expect(await fetchWhole(rig, `${server.url}/slower.bin`, size, 45)).toBe(size)
     expect(performance.now() - t0).toBeLessThan(8000)
     expect(server.stats.bytesSent / size).toBeLessThanOrEqual(1.02)
   }, 30_000)
@@ -113,12 +112,7 @@ describe('work stealing', () => {
     const size = 3 * MiB
     const server = track(await startFileServer({ files: { '/slow.bin': { size, seed: 44 } }, perConnectionBps: 2e6 }))
     const rig = track(await makeRig())
-    const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 44) }), { url: new URL(`${server.url}/slow.bin`) }, { chunkSize: 0, concurrency: 8 })
-    if (got.kind !== 'blob') throw new Error('expected a blob')
-    let bytes = 0
-    for await (const chunk of got.open(0, size)) bytes += (chunk as Buffer).length
-    got.release()
-    expect(bytes).toBe(size)
+    expect(await fetchWhole(rig, `${server.url}/slow.bin`, size, 44)).toBe(size)
     expect(server.stats.requests).toBeGreaterThan(1)
   })
 })

@@ -50,17 +50,38 @@ function shortId (id: string): string {
   return id.length > 16 ? `${id.slice(0, 6)}…${id.slice(-6)}` : id
 }
 
-export function renderClusterStats (v: ClusterStatsView): string {
+/**
+ * Where each node is, by peer id, from a `/peers` answer: the first address that is not loopback (a
+ * peer id alone tells an admin nothing about which machine it is).
+ */
+export function addressesOf (v: PeersView): Map<string, string> {
+  const out = new Map<string, string>()
+  const hostOf = (addrs: readonly string[]): string | undefined => addrs
+    .map(a => /^\/(?:ip4|ip6|dns4|dns6|dns)\/([^/]+)/.exec(a)?.[1])
+    .find((h): h is string => h !== undefined && !/^(127\.|::1$|localhost$)/.test(h))
+  if (v.self !== null) {
+    const self = hostOf(v.self.addresses)
+    if (self !== undefined) out.set(v.self.peer_id, self)
+  }
+  for (const p of v.peers) {
+    const host = hostOf(p.addresses)
+    if (host !== undefined) out.set(p.peer_id, host)
+  }
+  return out
+}
+
+export function renderClusterStats (v: ClusterStatsView, addresses: ReadonlyMap<string, string> = new Map()): string {
+  const where = (n: { peer_id: string }): string => addresses.get(n.peer_id) ?? '-'
   const rows = v.nodes.map(n => n.reachable
-    ? [`${shortId(n.peer_id === '' ? 'this node' : n.peer_id)}${n.self ? ' *' : ''}`, formatBytes(n.cache?.size_bytes ?? 0), String(n.cache?.blobs ?? 0),
+    ? [`${shortId(n.peer_id === '' ? 'this node' : n.peer_id)}${n.self ? ' *' : ''}`, where(n), formatBytes(n.cache?.size_bytes ?? 0), String(n.cache?.blobs ?? 0),
         String(n.hits ?? 0), String(n.misses ?? 0), formatBytes(n.bytes_from_cache ?? 0), formatBytes(n.bytes_from_peers ?? 0),
         formatBytes(n.bytes_from_upstream ?? 0), formatBytes(n.bytes_to_peers ?? 0), String(n.active_downloads ?? 0), String(n.peer_bans ?? 0)]
-    : [shortId(n.peer_id), `unreachable (${n.error ?? '?'})`, '-', '-', '-', '-', '-', '-', '-', '-', '-'])
+    : [shortId(n.peer_id), where(n), `unreachable (${n.error ?? '?'})`, '-', '-', '-', '-', '-', '-', '-', '-', '-'])
   const t = v.totals
-  rows.push(['total', formatBytes(t.cache_size_bytes), String(t.blobs), String(t.hits), String(t.misses), formatBytes(t.bytes_from_cache),
+  rows.push(['total', '', formatBytes(t.cache_size_bytes), String(t.blobs), String(t.hits), String(t.misses), formatBytes(t.bytes_from_cache),
     formatBytes(t.bytes_from_peers), formatBytes(t.bytes_from_upstream), formatBytes(t.bytes_to_peers), String(t.active_downloads), String(t.peer_bans)])
   const head = v.enabled ? `cluster "${v.cluster}" (${v.mode}), ${t.reachable} of ${t.nodes} nodes reachable` : 'cluster off: this node only'
-  return `${head}\n\n${table(['node', 'cache', 'blobs', 'hits', 'misses', 'from cache', 'from peers', 'from upstream', 'to peers', 'downloads', 'bans'], rows)}` +
+  return `${head}\n\n${table(['node', 'address', 'cache', 'blobs', 'hits', 'misses', 'from cache', 'from peers', 'from upstream', 'to peers', 'downloads', 'bans'], rows)}` +
     `\nhit rate ${(t.hit_rate * 100).toFixed(1)}%, upstream spared ${formatBytes(t.bytes_saved_upstream)}\n`
 }
 
@@ -75,7 +96,13 @@ export async function runStats (config: Config, args: CliArgs): Promise<number> 
   const base = nodeUrl(config, args.url)
   if (args.cluster === true) {
     const view = await getJson<ClusterStatsView>(`${base}/cluster/stats`, 'nodes')
-    process.stdout.write(args.json === true ? `${JSON.stringify(view, null, 2)}\n` : renderClusterStats(view))
+    if (args.json === true) {
+      process.stdout.write(`${JSON.stringify(view, null, 2)}\n`)
+      return 0
+    }
+    // The addresses are a help, not the answer: a node whose /peers fails still gets its table.
+    const peers = view.enabled ? await getJson<PeersView>(`${base}/peers`, 'peers').catch(() => null) : null
+    process.stdout.write(renderClusterStats(view, peers === null ? undefined : addressesOf(peers)))
     return 0
   }
   const stats = await getJson<{ cache: Record<string, unknown> }>(`${base}/stats`, 'cache')

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseCliArgs, UsageError } from '../../../cli/args.ts'
-import { formatBytes, nodeUrl, renderClusterStats, renderPeers, runKeygen, runPeers, runStats } from '../../../cli/cluster-commands.ts'
+import { addressesOf, formatBytes, nodeUrl, renderClusterStats, renderPeers, runKeygen, runPeers, runStats } from '../../../cli/cluster-commands.ts'
 import { parseConfig } from '../../../config/load.ts'
 import { clusterTotals } from '../../../node/cluster/view.ts'
 import type { NodeView } from '../../../node/cluster/view.ts'
@@ -56,6 +56,17 @@ describe('cluster commands', () => {
     expect(out).toMatch(/total(\s+\S+)+\s+2\n/)
     expect(out).toContain('hit rate 75.0%, upstream spared 3.0 MiB')
     expect(renderPeers({ enabled: false, self: null, peers: [] })).toContain('cluster off')
+    // Each node's machine, from /peers: the first address that is not loopback.
+    const addresses = addressesOf({
+      enabled: true,
+      self: { peer_id: '12D3KooWAAAAAAAAAAAAAAAAAAAA', addresses: ['/ip4/127.0.0.1/tcp/4001/p2p/x', '/ip4/10.0.0.5/tcp/4001/p2p/x'], data_port: 4002 },
+      peers: [{ peer_id: '12D3KooWBBBBBBBBBBBBBBBBBBBB', member: true, banned: false, addresses: ['/ip4/10.0.0.6/tcp/4001'], since: null }]
+    })
+    expect([...addresses]).toEqual([['12D3KooWAAAAAAAAAAAAAAAAAAAA', '10.0.0.5'], ['12D3KooWBBBBBBBBBBBBBBBBBBBB', '10.0.0.6']])
+    const placed = renderClusterStats({ enabled: true, cluster: 'office', mode: 'keyed', nodes, totals: clusterTotals(nodes) }, addresses)
+    expect(placed).toMatch(/^node\s+address\s+cache/m)
+    expect(placed).toMatch(/12D3Ko…AAAAAA \*\s+10\.0\.0\.5\s+3\.0 MiB/)
+    expect(placed).toMatch(/12D3Ko…BBBBBB\s+10\.0\.0\.6\s+unreachable/)
     expect(formatBytes(1536)).toBe('1.5 KiB')
   })
 

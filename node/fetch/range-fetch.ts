@@ -97,7 +97,6 @@ function missing (a: Assignment, host: RangeFetchHost): boolean {
 async function fillAssignment (a: Assignment, first: SourceResponse | undefined, host: RangeFetchHost): Promise<void> {
   let res = first
   let failures = 0
-  let timeouts = 0
   while (!host.settled() && missing(a, host)) {
     const before = a.pos
     try {
@@ -122,10 +121,6 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
       if (failures > host.maxRetries) throw mapped
       // The cause's own words: a peer that left says so, not "upstream unreachable".
       host.log.debug({ key: host.key, pos: a.pos, failures, err: (err as Error).message ?? mapped.message }, 'piece interrupted; resuming')
-      // A range whose reads keep timing out is an upstream that stalls (each retry may bring a few bytes
-      // first, so it never fails): said where an admin looks.
-      timeouts = isAimirrorError(mapped) && mapped.code === 'ERR_UPSTREAM_TIMEOUT' ? timeouts + 1 : 0
-      if (timeouts === 2) host.log.warn({ key: host.key, pos: a.pos, err: mapped.message }, 'upstream stalls: a range timed out twice in a row; still retrying')
       // A connection that brought bytes before it broke resumes at once; backoff is for failures without progress.
       if (a.pos === before) await sleep(host.retryBaseMs * 2 ** (failures - 1), undefined, { signal: host.signal })
     }

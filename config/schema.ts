@@ -9,6 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import type { Config, HandlerName, LogLevel } from './types.ts'
 import { compileRulePattern, translatePythonRegex } from './pattern.ts'
+import { checkOwnPorts } from './own-ports.ts'
 
 const NUMERIC = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?\s*$/i
 
@@ -356,30 +357,7 @@ export const configShape = {
   cluster: mapping(clusterShape, 'cluster settings')
 }
 
-/** The TCP port of a multiaddr, 0 when it has none or is not one. */
-function tcpPortOf (addr: string): number {
-  try {
-    return Number(multiaddr(addr).getComponents().find((c) => c.name === 'tcp')?.value ?? 0)
-  } catch {
-    return 0
-  }
-}
-
-export const configSchema = mapping(configShape, 'the sections server, cache, rules, content_rewrite, logging, oci, cluster').superRefine((config, ctx) => {
-  // One node's own ports must differ, or its start fails on whichever listens second (blaming that one).
-  const cluster = config.cluster
-  if (cluster?.enabled !== true) return
-  const httpPort = config.server?.port ?? 0
-  const dataPort = cluster.data_port ?? 0
-  if (dataPort !== 0 && dataPort === httpPort) {
-    ctx.addIssue({ code: 'custom', path: ['cluster', 'data_port'], message: `the same port as server.port (${httpPort}): give the peer data port its own` })
-  }
-  for (const [i, addr] of (cluster.listen ?? []).entries()) {
-    const port = tcpPortOf(addr)
-    const clash = port === 0 ? null : port === httpPort ? 'server.port' : port === dataPort ? 'cluster.data_port' : null
-    if (clash !== null) ctx.addIssue({ code: 'custom', path: ['cluster', 'listen', i], message: `port ${port} is also ${clash}: give the cluster's libp2p listener its own` })
-  }
-})
+export const configSchema = mapping(configShape, 'the sections server, cache, rules, content_rewrite, logging, oci, cluster').superRefine(checkOwnPorts)
 
 export type ParsedConfig = z.output<typeof configSchema>
 

@@ -177,9 +177,27 @@ export class SwarmSource implements Source {
     return this.sharedByMembers() ? SHARE_UNIT : undefined
   }
 
-  /** Members hold or download the blob: ranges keep to the units a peer verifies whole. */
-  alignment (): number | undefined {
-    return this.sharedByMembers() ? PIECE_HASH_UNIT : undefined
+  /**
+   * Members hold or download the blob: ranges keep to the units a peer verifies whole. A range cut in
+   * a unit this node fetches from the upstream itself may be cut anywhere: an upstream that throttles
+   * each connection brings a MiB in seconds, and its owner's readers wait for all of it (an 8 MiB blob
+   * shared by 3 nodes took twice as long as one node alone, each unit on at most 4 connections).
+   */
+  alignment (offset?: number): number | undefined {
+    if (!this.sharedByMembers()) return undefined
+    return offset !== undefined && this.fromUpstreamHere(offset) ? undefined : PIECE_HASH_UNIT
+  }
+
+  /**
+   * Whether the bytes at `offset` come from the upstream to this node: a range fetched from it now (a
+   * short step taken before the split was known), or one of the units it owns (see fromDownloader).
+   */
+  private fromUpstreamHere (offset: number): boolean {
+    if (this.upstream.fetching(offset)) return true
+    if (this.view.members('complete').length > 0) return false
+    const downloaders = this.view.members('partial')
+    if (this.view.downloaderWith(downloaders, offset, offset) !== null) return false
+    return ownerOf(Math.floor(offset / SHARE_UNIT), [this.c.self, ...downloaders]) === this.c.self
   }
 
   private sharedByMembers (): boolean {

@@ -64,4 +64,10 @@ export class UpstreamSteps {
   reads (): Array<[number, number]> {
     return [...this.active].slice(0, 1024).map(r => [r.start, r.end])
   }
+
+  /** Whether the byte at `offset` is in a range being fetched from the upstream right now. */
+  fetching (offset: number): boolean {
+    for (const r of this.active) if (r.start <= offset && offset < r.end) return true
+    return false
+  }
 }

@@ -295,7 +295,7 @@ export class Download {
     }
     this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(fh.fd, { synchronous: this.init.syncWrites, onIdle: () => { this.file?.closeIfIdle() } })
     const plan = this.disk.plan
-    if (plan !== null) this.scheduler = new Scheduler(plan, this.written, this.targetWorkers(), () => this.init.source.alignment?.() ?? 1, first.latencyMs ?? 0)
+    if (plan !== null) this.scheduler = new Scheduler(plan, this.written, this.targetWorkers(), offset => this.init.source.alignment?.(offset) ?? 1, first.latencyMs ?? 0)
     this.hasher = this.makeHasher(fh, true)
     this.state = 'running'
     if (this.rangeSupported) this.record.save()

@@ -103,13 +103,13 @@ export class Scheduler {
   /** Connections expected to share the work; near the end assignments shrink so they finish together. */
   private readonly connections: number
 
-  /** The boundaries new ranges keep to where they can (see Source.alignment). */
-  private readonly alignment: () => number
+  /** The boundaries new ranges cut at an offset keep to where they can (see Source.alignment). */
+  private readonly alignment: (offset: number) => number
 
   /** How long a new request takes to bring its first byte (the first response's wait), ms. */
   private readonly requestMs: number
 
-  constructor (plan: PiecePlan, written: ByteRanges, connections = 1, alignment: () => number = () => 1, requestMs = 0) {
+  constructor (plan: PiecePlan, written: ByteRanges, connections = 1, alignment: (offset: number) => number = () => 1, requestMs = 0) {
     this.plan = plan
     this.written = written
     this.connections = Math.max(1, connections)
@@ -148,13 +148,7 @@ export class Scheduler {
       if (a !== null) return a
     }
     const first = free[0]
-    if (first !== undefined) {
-      let total = 0
-      for (const [s, e] of free) total += e - s
-      const len = Math.max(MIN_STEAL, Math.ceil(total / this.connections))
-      const unit = Math.max(1, this.alignment())
-      return this.add(first[0], Math.min(first[1], this.pieceEnd(first[0]), Math.ceil((first[0] + len) / unit) * unit), false, now)
-    }
+    if (first !== undefined) return this.add(first[0], this.freeEnd(first[0], first[1], free), false, now)
     const stolen = this.steal(now)
     if (stolen !== null) return stolen
     return this.duplicateTail(now, stallMs)
@@ -210,9 +204,22 @@ export class Scheduler {
     return at
   }
 
+  /**
+   * Where a new range from `start` in the free range [start, end) ends: the connections' share of what
+   * is free (a reader's offset in a large free range must not take it all onto one connection), within
+   * the piece, on a boundary of the source's units.
+   */
+  private freeEnd (start: number, end: number, free: ReadonlyArray<readonly [number, number]>): number {
+    let total = 0
+    for (const [s, e] of free) total += e - s
+    const len = Math.max(MIN_STEAL, Math.ceil(total / this.connections))
+    const unit = Math.max(1, this.alignment(start))
+    return Math.min(end, this.pieceEnd(start), Math.ceil((start + len) / unit) * unit)
+  }
+
   private takeAt (w: number, free: Array<[number, number]>, now: number): Assignment | null {
     for (const [s, e] of free) {
-      if (s <= w && w < e) return this.add(w, Math.min(e, this.pieceEnd(w)), false, now)
+      if (s <= w && w < e) return this.add(w, this.freeEnd(w, e, free), false, now)
     }
     for (const a of this.active) {
       if (a.pos <= w && w < a.end) {
@@ -232,8 +239,8 @@ export class Scheduler {
     }
     if (victim === null) return null
     const margin = marginOf(victim, now)
-    const unit = Math.max(65536, this.alignment())
     const mid = victim.end - Math.floor((victim.end - victim.pos - margin) / 2 / 65536) * 65536
+    const unit = Math.max(65536, this.alignment(mid))
     // On a boundary of the source's units when one lies in the stolen half, else not at all.
     const cut = unit === 65536 ? mid : Math.ceil(mid / unit) * unit
     const part = minPartOf(victim, now)

@@ -34,9 +34,10 @@ export interface Source {
   /**
    * Bytes this source serves in whole multiples of (a peer verifies and sends 1 MiB units: a range that
    * starts or ends inside one costs the whole unit). New ranges then start and end on such boundaries
-   * where they can. Re-read as the download goes; default 1.
+   * where they can. With `offset`, for a range cut there (a source may serve parts of the blob from
+   * elsewhere, in no units); without, for the download as a whole. Re-read as the download goes; default 1.
    */
-  alignment?: () => number | undefined
+  alignment?: (offset?: number) => number | undefined
   /**
    * Takes the blob's bytes in order as the download hashes them, and hears when they matched the
    * digest (before the commit): a cluster makes the blob's piece-hash list that way instead of reading

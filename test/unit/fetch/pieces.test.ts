@@ -132,6 +132,20 @@ describe('Scheduler', () => {
     const b = s.next()
     expect(b?.start).toBe(0)
   })
+  it('gives a reader\'s offset in a large free range the connections\' share of it, not the whole piece', () => {
+    // Peers reading along ask for a few offsets of a unit: each taken to the piece's end (4 MiB, cut to
+    // 1 MiB steps while a shared download is young) put a slow upstream's unit on 3 connections.
+    const s = new Scheduler(planPieces(16 * MiB, 8 * MiB, 2), new ByteRanges(), 16)
+    const a = s.next([5 * MiB])
+    expect([a?.start, a?.end]).toEqual([5 * MiB, 6 * MiB])
+  })
+  it('keeps to a source\'s units only where it asks to, offset by offset', () => {
+    // Units up to 4 MiB (read from peers), none past it (fetched from the upstream by this node).
+    const s = new Scheduler(planPieces(8 * MiB, 8 * MiB, 1), new ByteRanges(), 16, offset => offset < 4 * MiB ? MiB : 1)
+    const got: Array<[number, number]> = []
+    for (let a = s.next(); a !== null && a.start < 5 * MiB; a = s.next()) got.push([a.start, a.end])
+    expect(got.slice(0, 5)).toEqual([[0, MiB], [MiB, 2 * MiB], [2 * MiB, 3 * MiB], [3 * MiB, 4 * MiB], [4 * MiB, 4 * MiB + (256 << 10)]])
+  })
   it('steals half of the largest active range when nothing is free, past a margin its connection keeps', () => {
     const s = new Scheduler(planPieces(8 * MiB, 8 * MiB, 1), new ByteRanges(), 1)
     const a = s.next()

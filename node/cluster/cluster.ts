@@ -172,6 +172,7 @@ export class Cluster implements SourceProvider {
     this.stopWarming = this.c.store.onCommitted(digest => { this.pieceLists.warm(digest) })
     membership.onChange((peer, joined) => {
       if (!joined) peers.forget(peer)
+      else discovery.explore(peer)
       for (const swarm of this.swarms.values()) {
         const s = swarm.deref()
         if (joined) s?.memberJoined(peer)

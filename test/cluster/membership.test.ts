@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WireError } from '../../protocol/errors.ts'
+import { freePort } from '../fixtures/upstreams/oci-distribution.ts'
 import { startClusterNode, until, writeKeyFile } from './helpers.ts'
 import type { ClusterTestNode } from './helpers.ts'
 
@@ -46,6 +47,21 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
     const refused = await stranger.cluster.running?.control.stats(a.peerId).then(() => null, (err: unknown) => err)
     expect(refused).toBeInstanceOf(Error)
     if (refused instanceof WireError) expect(refused.code).toBe('NOT_MEMBER')
+  }, 60_000)
+
+  it('nodes chained by their configs (each names the one before) are all members of each other within moments', async () => {
+    // c names b, which is not up yet: c's first look at the DHT finds nobody, and once c reaches b
+    // only a new look learns of a (the DHT's own next one is 5 minutes away).
+    const port = await freePort()
+    const a = await node({ key_file: keyFile })
+    const c = await node({ key_file: keyFile, peers: [`/ip4/127.0.0.1/tcp/${port}`] })
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    const b = await node({ key_file: keyFile, listen: [`/ip4/127.0.0.1/tcp/${port}`], peers: [a.addr] })
+    const members = (n: ClusterTestNode): string[] => n.cluster.running?.membership.memberIds() ?? []
+    await until(() => members(c).includes(b.peerId) && members(b).includes(a.peerId), 20_000, 'c and a members of b')
+    const t0 = performance.now()
+    await until(() => members(a).includes(c.peerId) && members(c).includes(a.peerId), 20_000, 'a and c members of each other')
+    expect(performance.now() - t0).toBeLessThan(3000)
   }, 60_000)
 
   it('the peer identity survives a restart', async () => {

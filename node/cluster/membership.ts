@@ -1,6 +1,6 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { WireError } from '../../protocol/errors.ts'
-import { membershipProtocol } from '../../protocol/ids.ts'
+import { membershipProtocol, PROTOCOL_VERSION } from '../../protocol/ids.ts'
 import { checkProof, membershipSecret, newNonce, proofFor } from '../../protocol/membership.ts'
 import type { Transcript } from '../../protocol/membership.ts'
 import { memberMessage } from '../../protocol/messages.ts'
@@ -8,6 +8,11 @@ import type { MemberMessage } from '../../protocol/messages.ts'
 import type { Logger } from '../log.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
 import { MessageStream, withinStreamDeadline } from './streams.ts'
+
+/** The member protocol of any cluster name and version (see protocol/ids.ts). */
+const MEMBER_PROTOCOL = /^\/aimirror\/(.+)\/member\/([^/]+)$/
+/** Strangers remembered as reported, at most (then forgotten all at once). */
+const MAX_STRANGERS = 1024
 
 export interface MembershipComponents {
   libp2p: ClusterLibp2p
@@ -40,6 +45,8 @@ export class Membership {
   private readonly refused = new Map<string, number>()
   private readonly pending = new Map<string, Promise<boolean>>()
   private readonly listeners = new Set<(peer: string, joined: boolean) => void>()
+  /** aimirror nodes of other clusters or versions already reported (see noteStranger). */
+  private readonly strangers = new Set<string>()
   private started = false
 
   constructor (components: MembershipComponents, init: MembershipInit) {
@@ -110,8 +117,30 @@ export class Membership {
   }
 
   private onIdentify (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void {
-    if (!evt.detail.protocols.includes(this.protocol)) return
-    this.ensure(evt.detail.peerId).catch(() => {})
+    if (evt.detail.protocols.includes(this.protocol)) {
+      this.ensure(evt.detail.peerId).catch(() => {})
+      return
+    }
+    this.noteStranger(evt.detail.peerId, evt.detail.protocols)
+  }
+
+  /**
+   * An aimirror node of another cluster name (a typo in one node's config looks exactly like this) or of
+   * another protocol version (a node not upgraded yet) is no member: said once per peer, with what it
+   * speaks, since nothing else would show why it never joins.
+   */
+  private noteStranger (peer: PeerId, protocols: readonly string[]): void {
+    const theirs = protocols.map(p => MEMBER_PROTOCOL.exec(p)).find(m => m !== null)
+    if (theirs == null || this.strangers.has(peer.toString())) return
+    if (this.strangers.size >= MAX_STRANGERS) this.strangers.clear()
+    this.strangers.add(peer.toString())
+    const [, cluster, version] = theirs
+    const why = cluster === this.cluster ? `it speaks version ${String(version)} of the member protocol, this node ${PROTOCOL_VERSION}` : `it is in cluster "${String(cluster).slice(0, 64)}", this node in "${this.cluster}" (cluster.name)`
+    this.log.info({ peer: peer.toString(), addr: this.addressOf(peer), why }, 'aimirror node seen that is not in this cluster')
+  }
+
+  private addressOf (peer: PeerId): string | undefined {
+    return this.libp2p.getConnections(peer)[0]?.remoteAddr.toString()
   }
 
   private onDisconnect (evt: CustomEvent<PeerId>): void {
@@ -130,7 +159,7 @@ export class Membership {
 
   private refuse (peer: PeerId, why: string): void {
     this.refused.set(peer.toString(), Date.now() + this.rejectMs)
-    this.log.warn({ peer: peer.toString(), why }, 'peer refused: not a member of this cluster')
+    this.log.warn({ peer: peer.toString(), addr: this.addressOf(peer), why }, 'peer refused: not a member of this cluster')
     // Hang up a moment later: the other side may be reading our error on this connection (or running
     // its own challenge at the same time), and it must get to refuse us too.
     setTimeout(() => { this.libp2p.hangUp(peer).catch(() => {}) }, 250).unref()

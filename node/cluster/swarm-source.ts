@@ -357,7 +357,8 @@ export class SwarmSource implements Source {
       // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.
       if (err instanceof PeerCorruptError) this.blame.ban(owner, null, err.piece)
     })
-    return this.responses === 0 ? withMeta(res, ticket) : this.version.stamp(res, ticket)
+    const along = { ...res, readAlong: true }
+    return this.responses === 0 ? withMeta(along, ticket) : this.version.stamp(along, ticket)
   }
 
   /**

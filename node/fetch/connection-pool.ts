@@ -26,7 +26,7 @@ export interface ConnectionPoolHost {
   fail: (err: unknown) => void
   /** Called when the last connection ended. */
   drained: () => void
-  /** A range sent nothing for STALL_MS (the watchdog duplicates it). */
+  /** A range of its own (not a peer's download read along) sent nothing for STALL_MS; the watchdog duplicates either. */
   stalled?: () => void
 }
 
@@ -58,8 +58,9 @@ export class ConnectionPool {
     if (this.host.scheduler() === null) return
     if (this.watchdog === null) {
       this.watchdog = setInterval(() => {
-        if (this.host.running() && this.host.scheduler()?.hasStalled(Date.now(), STALL_MS) === true) {
-          this.host.stalled?.()
+        const stalled = this.host.running() ? this.host.scheduler()?.stalled(Date.now(), STALL_MS) : undefined
+        if (stalled?.any === true) {
+          if (stalled.own) this.host.stalled?.()
           this.extra()
         }
         // The source may have found more to share the work with since (peers downloading it too).

@@ -79,6 +79,8 @@ export interface Assignment {
   readonly startedAt: number
   /** A stalled range and its duplicate race for the same bytes: the first to land one stops the other. */
   twin?: Assignment | null
+  /** Its bytes come from a peer's download in flight (see SourceResponse.readAlong). */
+  readAlong?: boolean
 }
 
 /**
@@ -154,12 +156,18 @@ export class Scheduler {
     return this.duplicateTail(now, stallMs)
   }
 
-  /** True when some active range has made no progress for stallMs and could use a duplicate. */
-  hasStalled (now: number, stallMs: number): boolean {
+  /**
+   * Whether some active range has made no progress for stallMs and could use a duplicate, and whether
+   * one of those is its own (not a peer's download read along, which goes at that download's pace).
+   */
+  stalled (now: number, stallMs: number): { any: boolean, own: boolean } {
+    const out = { any: false, own: false }
     for (const a of this.active) {
-      if (!a.duplicate && !a.duplicated && a.end > a.pos && now - a.lastProgress >= stallMs) return true
+      if (a.duplicate || a.duplicated || a.end <= a.pos || now - a.lastProgress < stallMs) continue
+      out.any = true
+      if (a.readAlong !== true) out.own = true
     }
-    return false
+    return out
   }
 
   /** When the connection on its way to `offset` last landed bytes (ms), or 0 when none is. */

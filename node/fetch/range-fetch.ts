@@ -110,6 +110,7 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
       }
       const body = res
       res = undefined
+      a.readAlong = body.readAlong === true
       await consume(body, a, host)
     } catch (err) {
       if (res !== undefined) discardBody(res.body)

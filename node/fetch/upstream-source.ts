@@ -91,6 +91,11 @@ export interface SourceResponse {
    * last byte; a reader without that check (a pass-through) must not.
    */
   readonly needsDigest?: boolean
+  /**
+   * Bytes of a peer's download still in flight: they come at that download's pace, and a wait for them
+   * is no stall of this one's (it is still duplicated, in case the peer froze, but not reported).
+   */
+  readonly readAlong?: boolean
   /** Milliseconds from the request to its response headers (the last hop's, when redirected). */
   readonly latencyMs?: number
 }

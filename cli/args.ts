@@ -66,6 +66,7 @@ export function parseCliArgs (argv: readonly string[]): CliArgs {
     if (second === undefined) throw new UsageError('prefetch: name at least one URL or path to fetch')
     return { command: 'prefetch', ...base, url: values.url, targets: positionals.slice(1), jobs }
   }
+  if (first === 'config') return configCommand(second, rest, base)
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`)
   if (first === undefined || first === 'start') {
     if (second !== undefined) throw new UsageError(`unexpected argument "${second}"`)
@@ -78,12 +79,16 @@ export function parseCliArgs (argv: readonly string[]): CliArgs {
     return { command: first, ...base, cluster: values.cluster === true, json: values.json === true, url: values.url }
   }
   if (first === 'keygen') return { command: 'keygen', ...base, file: second }
-  if (first === 'config') {
-    if (second === 'check') return { command: 'config-check', ...base }
-    if (second === 'print') return { command: 'config-print', ...base }
-    throw new UsageError(`config: expected "check" or "print", got ${second === undefined ? 'nothing' : `"${second}"`}`)
-  }
   throw new UsageError(`unknown command "${first}" (try "aimirror --help")`)
+}
+
+/** `config check|print [FILE]`: a file named after the subcommand is the config file, as with -c. */
+function configCommand (sub: string | undefined, files: string[], base: { config: string | undefined, flags: CliArgs['flags'] }): CliArgs {
+  if (sub !== 'check' && sub !== 'print') throw new UsageError(`config: expected "check" or "print", got ${sub === undefined ? 'nothing' : `"${sub}"`}`)
+  if (files.length > 1) throw new UsageError(`config ${sub}: one file at most, got ${files.length}`)
+  const file = files[0]
+  if (file !== undefined && base.config !== undefined && base.config !== file) throw new UsageError(`config ${sub}: two files named ("${file}" and -c "${base.config}")`)
+  return { command: sub === 'check' ? 'config-check' : 'config-print', ...base, config: file ?? base.config }
 }
 
 export const HELP = `aimirror — download mirror and accelerator for PyPI, OCI registries, HuggingFace, CRAN, conda, npm
@@ -91,8 +96,8 @@ and any HTTP download.
 
 Usage:
   aimirror [start] [options]     run the node (default command)
-  aimirror config check          validate the configuration and exit
-  aimirror config print          print the effective configuration as YAML
+  aimirror config check [FILE]   validate the configuration (FILE, or -c) and exit
+  aimirror config print [FILE]   print the effective configuration as YAML
   aimirror env                   print the settings that point each client at this node
   aimirror stats [--cluster] [--json]   this node's cache numbers, or every cluster node's and totals
   aimirror peers [--json]        the cluster peers this node is connected to

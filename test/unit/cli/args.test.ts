@@ -22,6 +22,15 @@ describe('parseCliArgs', () => {
     expect(args.flags).toEqual({ port: 9000, host: '0.0.0.0', cacheDir: '/tmp/c', logLevel: 'debug' })
   })
 
+  it('config check and print take the file after them, as -c does', () => {
+    expect(parseCliArgs(['config', 'check', 'n1.yaml'])).toMatchObject({ command: 'config-check', config: 'n1.yaml' })
+    expect(parseCliArgs(['config', 'print', '/etc/aimirror.yaml'])).toMatchObject({ command: 'config-print', config: '/etc/aimirror.yaml' })
+    expect(parseCliArgs(['config', 'check', '-c', 'a.yaml', 'a.yaml']).config).toBe('a.yaml')
+    expect(parseCliArgs(['config', 'check', '-c', 'a.yaml']).config).toBe('a.yaml')
+    expect(() => parseCliArgs(['config', 'check', '-c', 'a.yaml', 'b.yaml'])).toThrow(/two files named \("b\.yaml" and -c "a\.yaml"\)/)
+    expect(() => parseCliArgs(['config', 'check', 'a.yaml', 'b.yaml'])).toThrow(/one file at most/)
+  })
+
   it('prefetch takes any number of targets, the node and how many at once', () => {
     expect(parseCliArgs(['prefetch', '/a', 'https://x.example/b', '--url', 'http://n:1', '-j', '8'])).toMatchObject({
       command: 'prefetch', targets: ['/a', 'https://x.example/b'], url: 'http://n:1', jobs: 8

@@ -70,13 +70,21 @@ export function addressesOf (v: PeersView): Map<string, string> {
   return out
 }
 
+/** How long ago an ISO time was, in whole seconds, minutes or hours. */
+function ago (iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000))
+  if (s < 60) return `${s} s ago`
+  if (s < 3600) return `${Math.round(s / 60)} min ago`
+  return `${Math.round(s / 3600)} h ago`
+}
+
 export function renderClusterStats (v: ClusterStatsView, addresses: ReadonlyMap<string, string> = new Map()): string {
   const where = (n: { peer_id: string }): string => addresses.get(n.peer_id) ?? '-'
   const rows = v.nodes.map(n => n.reachable
     ? [`${shortId(n.peer_id === '' ? 'this node' : n.peer_id)}${n.self ? ' *' : ''}`, where(n), formatBytes(n.cache?.size_bytes ?? 0), String(n.cache?.blobs ?? 0),
         String(n.hits ?? 0), String(n.misses ?? 0), formatBytes(n.bytes_from_cache ?? 0), formatBytes(n.bytes_from_peers ?? 0),
         formatBytes(n.bytes_from_upstream ?? 0), formatBytes(n.bytes_to_peers ?? 0), String(n.active_downloads ?? 0), String(n.peer_bans ?? 0)]
-    : [shortId(n.peer_id), where(n), `unreachable (${n.error ?? '?'})`, '-', '-', '-', '-', '-', '-', '-', '-', '-'])
+    : [shortId(n.peer_id), where(n), `unreachable (${n.left_at === undefined ? n.error ?? '?' : `left ${ago(n.left_at)}`})`, '-', '-', '-', '-', '-', '-', '-', '-', '-'])
   const t = v.totals
   rows.push(['total', '', formatBytes(t.cache_size_bytes), String(t.blobs), String(t.hits), String(t.misses), formatBytes(t.bytes_from_cache),
     formatBytes(t.bytes_from_peers), formatBytes(t.bytes_from_upstream), formatBytes(t.bytes_to_peers), String(t.active_downloads), String(t.peer_bans)])

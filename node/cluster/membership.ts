@@ -11,6 +11,9 @@ import { MessageStream, withinStreamDeadline } from './streams.ts'
 
 /** The member protocol of any cluster name and version (see protocol/ids.ts). */
 const MEMBER_PROTOCOL = /^\/aimirror\/(.+)\/member\/([^/]+)$/
+/** How long a member that left is listed as unreachable, and how many are, at most. */
+const DEPARTED_LISTED_MS = 60 * 60_000
+const MAX_DEPARTED = 256
 /** Strangers remembered as reported, at most (then forgotten all at once). */
 const MAX_STRANGERS = 1024
 
@@ -45,6 +48,8 @@ export class Membership {
   private readonly refused = new Map<string, number>()
   private readonly pending = new Map<string, Promise<boolean>>()
   private readonly listeners = new Set<(peer: string, joined: boolean) => void>()
+  /** Members that left (disconnected), and when: views list them as unreachable for a while. */
+  private readonly departed = new Map<string, number>()
   /** aimirror nodes of other clusters or versions already reported (see noteStranger). */
   private readonly strangers = new Set<string>()
   private started = false
@@ -98,6 +103,20 @@ export class Membership {
     return [...this.members.keys()]
   }
 
+  /**
+   * Members that left within `withinMs` and have not come back, with when (ms): a node that crashed or
+   * was switched off shows as unreachable in the cluster's views, not as never there.
+   */
+  departedIds (withinMs = DEPARTED_LISTED_MS): Array<{ peer: string, at: number }> {
+    const since = Date.now() - withinMs
+    const out: Array<{ peer: string, at: number }> = []
+    for (const [peer, at] of this.departed) {
+      if (at < since) this.departed.delete(peer)
+      else out.push({ peer, at })
+    }
+    return out
+  }
+
   onChange (listener: (peer: string, joined: boolean) => void): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
@@ -146,6 +165,9 @@ export class Membership {
   private onDisconnect (evt: CustomEvent<PeerId>): void {
     const id = evt.detail.toString()
     if (!this.members.delete(id)) return
+    this.departed.delete(id)
+    this.departed.set(id, Date.now())
+    if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value as string)
     this.log.info({ peer: id }, 'cluster peer left')
     this.emit(id, false)
   }
@@ -153,6 +175,7 @@ export class Membership {
   private admit (id: string): void {
     if (this.members.has(id)) return
     this.members.set(id, { since: Date.now() })
+    this.departed.delete(id)
     this.log.info({ peer: id }, 'cluster peer joined')
     this.emit(id, true)
   }

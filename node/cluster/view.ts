@@ -6,6 +6,8 @@ export interface NodeView extends Partial<NodeStats> {
   readonly self: boolean
   readonly reachable: boolean
   readonly error?: string
+  /** A member that left (its connection closed) within the last hour: when (ISO time). */
+  readonly left_at?: string
 }
 
 export interface ClusterTotals {
@@ -75,7 +77,10 @@ export function clusterTotals (nodes: readonly NodeView[]): ClusterTotals {
   return t
 }
 
-/** Every reachable member's stats (asked in parallel, `timeoutMs` each), this node first. */
+/**
+ * Every member's stats (asked in parallel, `timeoutMs` each), this node first; then the members that left
+ * in the last hour, unreachable.
+ */
 export async function clusterStats (cluster: Cluster, options: { timeoutMs?: number } = {}): Promise<ClusterStatsView> {
   const p = cluster.running
   const self: NodeView = { ...cluster.localStats(), self: true, reachable: true }
@@ -90,6 +95,9 @@ export async function clusterStats (cluster: Cluster, options: { timeoutMs?: num
       }
     }))
     nodes.push(...others.sort((a, b) => a.peer_id.localeCompare(b.peer_id)))
+    for (const { peer, at } of p.membership.departedIds().sort((a, b) => a.peer.localeCompare(b.peer))) {
+      nodes.push({ peer_id: peer, self: false, reachable: false, error: 'left', left_at: new Date(at).toISOString() })
+    }
   }
   return { enabled: true, cluster: cluster.config.name, mode: cluster.config.key_file === null ? 'open' : 'keyed', nodes, totals: clusterTotals(nodes) }
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WireError } from '../../protocol/errors.ts'
 import { freePort } from '../fixtures/upstreams/oci-distribution.ts'
+import { clusterStats } from '../../node/cluster/view.ts'
 import { startClusterNode, until, writeKeyFile } from './helpers.ts'
 import type { ClusterTestNode } from './helpers.ts'
 
@@ -62,6 +63,30 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
     const t0 = performance.now()
     await until(() => members(a).includes(c.peerId) && members(c).includes(a.peerId), 20_000, 'a and c members of each other')
     expect(performance.now() - t0).toBeLessThan(3000)
+  }, 60_000)
+
+  it('a member that left is listed by the cluster view as unreachable, until it comes back', async () => {
+    const a = await node({ key_file: keyFile })
+    const b = await startClusterNode({ key_file: keyFile, peers: [a.addr] })
+    await until(() => a.cluster.running?.membership.isMember(b.peerId) === true, 20_000, 'b a member')
+    expect((await clusterStats(a.cluster)).nodes.find(n => n.peer_id === b.peerId)?.reachable).toBe(true)
+    try {
+      await b.cluster.stop()
+      await until(() => a.cluster.running?.membership.isMember(b.peerId) === false, 20_000, 'b gone')
+      const view = await clusterStats(a.cluster)
+      const gone = view.nodes.find(n => n.peer_id === b.peerId)
+      expect(gone).toMatchObject({ reachable: false, error: 'left' })
+      expect(Date.parse(gone?.left_at ?? '')).toBeGreaterThan(Date.now() - 20_000)
+      expect(view.totals.nodes - view.totals.reachable).toBeGreaterThanOrEqual(1)
+      // Back (same identity): listed once, reachable.
+      await b.cluster.start()
+      await until(() => a.cluster.running?.membership.isMember(b.peerId) === true, 20_000, 'b back')
+      const back = (await clusterStats(a.cluster)).nodes.filter(n => n.peer_id === b.peerId)
+      expect(back).toHaveLength(1)
+      expect(back[0]?.reachable).toBe(true)
+    } finally {
+      await b.stop()
+    }
   }, 60_000)
 
   it('the peer identity survives a restart', async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import { fastify } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -60,8 +61,13 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
     return hostPort(address, port)
   }
 
+  // Request ids carry a tag of this run: a log file appended to across restarts would otherwise repeat
+  // req-1, req-2… and lines of two runs could be taken for one request's.
+  const run = randomBytes(3).toString('hex')
+  let requests = 0
   const app = fastify({
     loggerInstance: components.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    genReqId: () => `${run}-${++requests}`,
     exposeHeadRoutes: false,
     requestTimeout: 0,
     return503OnClosing: true,

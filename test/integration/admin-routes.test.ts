@@ -92,3 +92,28 @@ describe('the node\'s polled paths in the log', () => {
     expect(urls.filter(u => u !== '/files/a.bin')).toEqual([])
   })
 })
+
+describe('request ids in the log', () => {
+  it('differ between two runs of a node, so lines of runs appended to one file are told apart', async () => {
+    const ids: string[] = []
+    const logger = pino({ level: 'info' }, { write: (line: string) => { const id = (JSON.parse(line) as { reqId?: string }).reqId; if (id !== undefined) ids.push(id) } })
+    const files = await startFileServer({ files: { '/files/a.bin': { size: 1000, seed: 2 } } })
+    try {
+      for (let run = 0; run < 2; run++) {
+        const node = await startTestNode({ rules: [{ name: 'all', path_prefix: '/files/', upstream: files.url, strategy: 'proxy' }] }, { logger })
+        try {
+          expect((await fetch(node.url + '/files/a.bin')).status).toBe(200)
+        } finally {
+          await node.stop()
+        }
+      }
+    } finally {
+      await files.close()
+    }
+    const firsts = [...new Set(ids)]
+    expect(firsts).toHaveLength(2)
+    expect(firsts[0]).toMatch(/^[0-9a-f]{6}-1$/)
+    expect(firsts[1]).toMatch(/^[0-9a-f]{6}-1$/)
+    expect(firsts[0]).not.toBe(firsts[1])
+  })
+})

@@ -26,7 +26,7 @@ export async function runStart (config: Config): Promise<number> {
         process.exit(1)
       }
       stopping = true
-      process.stderr.write(`aimirror: ${signal}, stopping (up to ${config.server.shutdown_timeout_s}s)\n`)
+      process.stderr.write(`aimirror: ${signal}, stopping: requests in flight get up to ${config.server.shutdown_timeout_s}s (server.shutdown_timeout_s)\n`)
       node.stop({ deadlineMs: config.server.shutdown_timeout_s * 1000 }).then(() => {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)

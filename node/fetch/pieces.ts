@@ -149,6 +149,10 @@ export class Scheduler {
       const a = this.takeAt(urgent, free, now)
       if (a !== null) return a
     }
+    // A reader waiting behind a slow connection is helped before ranges further on are started: they
+    // would be fetched anyway, and the reader meanwhile gets its bytes at one connection's rate.
+    const front = this.stealAhead(wanted, now)
+    if (front !== null) return front
     const first = free[0]
     if (first !== undefined) return this.add(first[0], this.freeEnd(first[0], first[1], free), false, now)
     const stolen = this.steal(now)
@@ -245,7 +249,21 @@ export class Scheduler {
       if (!stealable(a, now) || !worthStealing(a, now, this.requestMs)) continue
       if (victim === null || a.end - a.pos > victim.end - victim.pos) victim = a
     }
-    if (victim === null) return null
+    return victim === null ? null : this.cut(victim, now)
+  }
+
+  /** The tail of the range the lowest waiting client reader gets its bytes from, when worth cutting. */
+  private stealAhead (wanted: readonly number[], now: number): Assignment | null {
+    let w = Number.POSITIVE_INFINITY
+    for (const o of wanted) if (o < w) w = o
+    for (const a of this.active) {
+      if (a.pos <= w && w < a.end) return stealable(a, now) && worthStealing(a, now, this.requestMs) ? this.cut(a, now) : null
+    }
+    return null
+  }
+
+  /** Half of `victim`'s remaining bytes past its margin, to a new assignment (null when too small). */
+  private cut (victim: Assignment, now: number): Assignment | null {
     const margin = marginOf(victim, now)
     const mid = victim.end - Math.floor((victim.end - victim.pos - margin) / 2 / 65536) * 65536
     const unit = Math.max(65536, this.alignment(mid))

@@ -155,6 +155,27 @@ describe('Scheduler', () => {
     expect(a?.end).toBe(b?.start)
     expect(b?.end).toBe(8 * MiB)
   })
+  it('splits the slow range a client waits on before starting ranges further on', () => {
+    // Many connections sharing one aggregate limit each bring little: the client's next bytes came at
+    // one connection's rate while free connections started ranges ahead of it (3 MB of 200 in 3 s).
+    const T = 1_000_000
+    const written = new ByteRanges()
+    const s = new Scheduler(planPieces(64 * MiB, 4 * MiB, 16), written, 16)
+    const front = s.claim(0, 4 * MiB, T)
+    front.pos = 128 << 10
+    written.add(0, 128 << 10)
+    const helper = s.next([128 << 10], T + 500)
+    expect(helper?.start).toBeGreaterThan(front.pos)
+    expect(helper?.end).toBe(4 * MiB)
+    expect(front.end).toBe(helper?.start)
+    // With no client waiting, the next free range comes first, as before.
+    const plainWritten = new ByteRanges()
+    const plain = new Scheduler(planPieces(64 * MiB, 4 * MiB, 16), plainWritten, 16)
+    const other = plain.claim(0, 4 * MiB, T)
+    other.pos = 128 << 10
+    plainWritten.add(0, 128 << 10)
+    expect(plain.next([], T + 500)?.start).toBe(4 * MiB)
+  })
   it('judges a range by its rate before taking its tail: not while it is young, not when it is about to finish', () => {
     const T = 1_000_000
     const written = new ByteRanges()

@@ -16,6 +16,8 @@ import { UpstreamSource } from '../../node/fetch/upstream-source.ts'
 import type { Source } from '../../node/fetch/upstream-source.ts'
 import { BlobStore } from '../../node/store/blob-store.ts'
 import { formatClusterKey } from '../../protocol/membership.ts'
+import { startTestNode } from '../helpers/node.ts'
+import type { Doc, TestNode } from '../helpers/node.ts'
 
 export const silent = pino({ level: 'silent' })
 
@@ -251,4 +253,19 @@ export async function startKeyedCluster (n: number, options: { lookup_ms?: numbe
     throw err
   }
   return { nodes: [...nodes], stop }
+}
+
+/**
+ * `n` nodes in this process from one config document (its `cluster` section on), each naming the ones
+ * started before it as static peers; resolves once every node is a member of all the others. Each node
+ * is pushed to `into` as it starts (the caller stops them, also when this throws).
+ */
+export async function startNodeCluster (n: number, doc: Doc, into: TestNode[] = []): Promise<TestNode[]> {
+  const addrOf = (t: TestNode): string => t.node.components.cluster?.running?.libp2p.getMultiaddrs().map(String).find(x => x.startsWith('/ip4/127.0.0.1/')) as string
+  const cluster = doc.cluster as Record<string, unknown> | undefined
+  const first = into.length
+  for (let i = 0; i < n; i++) into.push(await startTestNode({ ...doc, cluster: { enabled: true, ...cluster, peers: into.slice(first).map(addrOf) } }))
+  const nodes = into.slice(first)
+  for (const t of nodes) await until(() => t.node.components.cluster?.running?.membership.memberIds().length === n - 1, 20_000, 'membership')
+  return nodes
 }

@@ -3,9 +3,8 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStatsView } from '../../node/cluster/view.ts'
-import { startTestNode } from '../helpers/node.ts'
 import type { TestNode } from '../helpers/node.ts'
-import { until } from './helpers.ts'
+import { startNodeCluster, until } from './helpers.ts'
 import { blobData, sha256Hex } from './lan/blob-data.ts'
 import { blobRegistry, registryGet, throttled } from './lan/registry.ts'
 import type { BlobRegistry } from './lan/registry.ts'
@@ -33,11 +32,7 @@ describe('swarm download: pieces still downloading are shared', () => {
       { name: 'oci-blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream, handler: 'oci', strategy: 'parallel', cache_key_source: 'original', min_size: 0, concurrency: 4, chunk_size: 1 << 20 },
       { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' }
     ]
-    const addrOf = (t: TestNode): string => t.node.components.cluster?.running?.libp2p.getMultiaddrs().map(String).find(x => x.startsWith('/ip4/127.0.0.1/')) as string
-    nodes.push(await startTestNode({ rules, cluster: { enabled: true, lookup_ms: 1000 } }))
-    nodes.push(await startTestNode({ rules, cluster: { enabled: true, lookup_ms: 1000, peers: [addrOf(nodes[0] as TestNode)] } }))
-    nodes.push(await startTestNode({ rules, cluster: { enabled: true, lookup_ms: 1000, peers: nodes.map(addrOf) } }))
-    for (const n of nodes) await until(() => n.node.components.cluster?.running?.membership.memberIds().length === 2, 20_000, 'membership')
+    await startNodeCluster(3, { rules, cluster: { enabled: true, lookup_ms: 1000 } }, nodes)
   }, 60_000)
 
   afterAll(async () => {

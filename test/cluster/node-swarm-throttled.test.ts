@@ -2,9 +2,8 @@ import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestNode } from '../helpers/node.ts'
 import type { TestNode } from '../helpers/node.ts'
-import { until } from './helpers.ts'
+import { startNodeCluster } from './helpers.ts'
 import { blobData, sha256Hex } from './lan/blob-data.ts'
 import { blobRegistry, registryGet, throttled } from './lan/registry.ts'
 import type { BlobRegistry } from './lan/registry.ts'
@@ -33,11 +32,7 @@ describe('swarm download from an upstream that throttles each connection', () =>
       { name: 'oci-blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream, handler: 'oci', strategy: 'parallel', cache_key_source: 'original' },
       { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' }
     ]
-    const addrOf = (t: TestNode): string => t.node.components.cluster?.running?.libp2p.getMultiaddrs().map(String).find(x => x.startsWith('/ip4/127.0.0.1/')) as string
-    nodes.push(await startTestNode({ rules, cluster: { enabled: true } }))
-    nodes.push(await startTestNode({ rules, cluster: { enabled: true, peers: [addrOf(nodes[0] as TestNode)] } }))
-    nodes.push(await startTestNode({ rules, cluster: { enabled: true, peers: nodes.map(addrOf) } }))
-    for (const n of nodes) await until(() => n.node.components.cluster?.running?.membership.memberIds().length === 2, 20_000, 'membership')
+    await startNodeCluster(3, { rules, cluster: { enabled: true } }, nodes)
   }, 60_000)
 
   afterAll(async () => {

@@ -5,9 +5,8 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestNode } from '../helpers/node.ts'
 import type { TestNode } from '../helpers/node.ts'
-import { until, writeKeyFile } from './helpers.ts'
+import { startNodeCluster, until, writeKeyFile } from './helpers.ts'
 import { blobData, sha256Hex } from './lan/blob-data.ts'
 import { blobRegistry, throttled } from './lan/registry.ts'
 import type { BlobRegistry } from './lan/registry.ts'
@@ -28,11 +27,7 @@ async function startCluster (n: number, key: string | null, upstream: string): P
     { name: 'final', path_prefix: '/final/', strip_prefix: true, upstream, cache_key_source: 'final', ...files }
   ]
   const cluster = { enabled: true, lookup_ms: 1000, ...(key === null ? {} : { key_file: key }) }
-  const addrOf = (t: TestNode): string => t.node.components.cluster?.running?.libp2p.getMultiaddrs().map(String).find(x => x.startsWith('/ip4/127.0.0.1/')) as string
-  const nodes: TestNode[] = []
-  for (let i = 0; i < n; i++) nodes.push(await startTestNode({ rules, cluster: { ...cluster, peers: nodes.map(addrOf) } }))
-  for (const t of nodes) await until(() => t.node.components.cluster?.running?.membership.memberIds().length === n - 1, 20_000, 'membership')
-  return nodes
+  return await startNodeCluster(n, { rules, cluster })
 }
 
 interface Scenario { server: Server, nodes: TestNode[], stop: () => Promise<void> }

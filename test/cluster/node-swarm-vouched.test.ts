@@ -9,9 +9,8 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStatsView } from '../../node/cluster/view.ts'
-import { startTestNode } from '../helpers/node.ts'
 import type { TestNode } from '../helpers/node.ts'
-import { until, writeKeyFile } from './helpers.ts'
+import { startNodeCluster, until, writeKeyFile } from './helpers.ts'
 import { blobData, sha256Hex } from './lan/blob-data.ts'
 import { blobRegistry, registryGet } from './lan/registry.ts'
 import type { BlobRegistry } from './lan/registry.ts'
@@ -87,10 +86,7 @@ describe.each([
       { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' }
     ]
     const server_ = { read_timeout_s: 30 }
-    const addrOf = (t: TestNode): string => t.node.components.cluster?.running?.libp2p.getMultiaddrs().map(String).find(x => x.startsWith('/ip4/127.0.0.1/')) as string
-    nodes.push(await startTestNode({ server: server_, rules, cluster: { enabled: true, lookup_ms: 1000, ...key } }))
-    nodes.push(await startTestNode({ server: server_, rules, cluster: { enabled: true, lookup_ms: 1000, ...key, peers: [addrOf(nodes[0] as TestNode)] } }))
-    for (const n of nodes) await until(() => n.node.components.cluster?.running?.membership.memberIds().length === 1, 20_000, 'membership')
+    await startNodeCluster(2, { server: server_, rules, cluster: { enabled: true, lookup_ms: 1000, ...key } }, nodes)
   }, 60_000)
 
   afterAll(async () => {

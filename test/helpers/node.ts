@@ -15,7 +15,7 @@ export interface TestNode {
   stop: () => Promise<void>
 }
 
-type Doc = Record<string, unknown> & { server?: Record<string, unknown>, rules: unknown[] }
+export type Doc = Record<string, unknown> & { server?: Record<string, unknown>, rules: unknown[] }
 
 /**
  * Starts a node on 127.0.0.1:0 from a config document (as a user would write it, validated by the real

@@ -115,6 +115,16 @@ describe('uncovered', () => {
   })
 })
 
+/** A scheduler whose first range, [0, end), was claimed at `t` and has brought `pos` bytes. */
+function claimedAt (size: number, piece: number, connections: number, end: number, pos: number, t: number): { s: Scheduler, a: Assignment } {
+  const written = new ByteRanges()
+  const s = new Scheduler(planPieces(size, piece, connections), written, connections)
+  const a = s.claim(0, end, t)
+  a.pos = pos
+  written.add(0, pos)
+  return { s, a }
+}
+
 describe('Scheduler', () => {
   it('hands out pieces in file order, skipping what is written', () => {
     const w = new ByteRanges()
@@ -159,22 +169,13 @@ describe('Scheduler', () => {
     // Many connections sharing one aggregate limit each bring little: the client's next bytes came at
     // one connection's rate while free connections started ranges ahead of it (3 MB of 200 in 3 s).
     const T = 1_000_000
-    const written = new ByteRanges()
-    const s = new Scheduler(planPieces(64 * MiB, 4 * MiB, 16), written, 16)
-    const front = s.claim(0, 4 * MiB, T)
-    front.pos = 128 << 10
-    written.add(0, 128 << 10)
+    const { s, a: front } = claimedAt(64 * MiB, 4 * MiB, 16, 4 * MiB, 128 << 10, T)
     const helper = s.next([128 << 10], T + 500)
     expect(helper?.start).toBeGreaterThan(front.pos)
     expect(helper?.end).toBe(4 * MiB)
     expect(front.end).toBe(helper?.start)
     // With no client waiting, the next free range comes first, as before.
-    const plainWritten = new ByteRanges()
-    const plain = new Scheduler(planPieces(64 * MiB, 4 * MiB, 16), plainWritten, 16)
-    const other = plain.claim(0, 4 * MiB, T)
-    other.pos = 128 << 10
-    plainWritten.add(0, 128 << 10)
-    expect(plain.next([], T + 500)?.start).toBe(4 * MiB)
+    expect(claimedAt(64 * MiB, 4 * MiB, 16, 4 * MiB, 128 << 10, T).s.next([], T + 500)?.start).toBe(4 * MiB)
   })
   it('judges a range by its rate before taking its tail: not while it is young, not when it is about to finish', () => {
     const T = 1_000_000
@@ -201,12 +202,8 @@ describe('Scheduler', () => {
   })
   it('a slow connection robbed of its tail keeps only what its rate brings in a moment, so it can be split down small', () => {
     const T = 1_000_000
-    const written = new ByteRanges()
-    const s = new Scheduler(planPieces(4 * MiB, 1 * MiB, 8), written, 8)
-    const slow = s.claim(0, 4 * MiB, T)
     // 64 KiB in 500 ms (128 KB/s): it keeps 64 KiB past its position as the margin, not a MiB.
-    slow.pos = 64 << 10
-    written.add(0, 64 << 10)
+    const { s, a: slow } = claimedAt(4 * MiB, 1 * MiB, 8, 4 * MiB, 64 << 10, T)
     s.next([], T + 500)
     expect(slow.end - slow.pos).toBeLessThanOrEqual(2 * MiB)
     // Idle connections keep taking halves of it (the thieves, too young to judge, are left alone).

@@ -54,11 +54,15 @@ function shortId (id: string): string {
  * Where each node is, by peer id, from a `/peers` answer: the first address that is not loopback (a
  * peer id alone tells an admin nothing about which machine it is).
  */
-export function addressesOf (v: PeersView): Map<string, string> {
-  const out = new Map<string, string>()
-  const hostOf = (addrs: readonly string[]): string | undefined => addrs
+/** The first host of `addrs` (multiaddrs) that is not loopback. */
+function hostOf (addrs: readonly string[]): string | undefined {
+  return addrs
     .map(a => /^\/(?:ip4|ip6|dns4|dns6|dns)\/([^/]+)/.exec(a)?.[1])
     .find((h): h is string => h !== undefined && !/^(127\.|::1$|localhost$)/.test(h))
+}
+
+export function addressesOf (v: PeersView): Map<string, string> {
+  const out = new Map<string, string>()
   if (v.self !== null) {
     const self = hostOf(v.self.addresses)
     if (self !== undefined) out.set(v.self.peer_id, self)
@@ -79,7 +83,7 @@ function ago (iso: string, now = Date.now()): string {
 }
 
 export function renderClusterStats (v: ClusterStatsView, addresses: ReadonlyMap<string, string> = new Map()): string {
-  const where = (n: { peer_id: string }): string => addresses.get(n.peer_id) ?? '-'
+  const where = (n: { peer_id: string, address?: string }): string => addresses.get(n.peer_id) ?? hostOf(n.address === undefined ? [] : [n.address]) ?? '-'
   const rows = v.nodes.map(n => n.reachable
     ? [`${shortId(n.peer_id === '' ? 'this node' : n.peer_id)}${n.self ? ' *' : ''}`, where(n), formatBytes(n.cache?.size_bytes ?? 0), String(n.cache?.blobs ?? 0),
         String(n.hits ?? 0), String(n.misses ?? 0), formatBytes(n.bytes_from_cache ?? 0), formatBytes(n.bytes_from_peers ?? 0),

@@ -44,12 +44,12 @@ export class Membership {
   private readonly secret: Uint8Array
   private readonly rejectMs: number
   private readonly protocol: string
-  private readonly members = new Map<string, { since: number }>()
+  private readonly members = new Map<string, { since: number, addr?: string }>()
   private readonly refused = new Map<string, number>()
   private readonly pending = new Map<string, Promise<boolean>>()
   private readonly listeners = new Set<(peer: string, joined: boolean) => void>()
   /** Members that left (disconnected), and when: views list them as unreachable for a while. */
-  private readonly departed = new Map<string, number>()
+  private readonly departed = new Map<string, { at: number, addr?: string }>()
   /** aimirror nodes of other clusters or versions already reported (see noteStranger). */
   private readonly strangers = new Set<string>()
   private started = false
@@ -107,12 +107,12 @@ export class Membership {
    * Members that left within `withinMs` and have not come back, with when (ms): a node that crashed or
    * was switched off shows as unreachable in the cluster's views, not as never there.
    */
-  departedIds (withinMs = DEPARTED_LISTED_MS): Array<{ peer: string, at: number }> {
+  departedIds (withinMs = DEPARTED_LISTED_MS): Array<{ peer: string, at: number, addr?: string }> {
     const since = Date.now() - withinMs
-    const out: Array<{ peer: string, at: number }> = []
-    for (const [peer, at] of this.departed) {
-      if (at < since) this.departed.delete(peer)
-      else out.push({ peer, at })
+    const out: Array<{ peer: string, at: number, addr?: string }> = []
+    for (const [peer, left] of this.departed) {
+      if (left.at < since) this.departed.delete(peer)
+      else out.push({ peer, ...left })
     }
     return out
   }
@@ -164,17 +164,20 @@ export class Membership {
 
   private onDisconnect (evt: CustomEvent<PeerId>): void {
     const id = evt.detail.toString()
-    if (!this.members.delete(id)) return
+    const member = this.members.get(id)
+    if (member === undefined) return
+    this.members.delete(id)
     this.departed.delete(id)
-    this.departed.set(id, Date.now())
+    this.departed.set(id, { at: Date.now(), addr: member.addr })
     if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value as string)
     this.log.info({ peer: id }, 'cluster peer left')
     this.emit(id, false)
   }
 
-  private admit (id: string): void {
+  private admit (peer: PeerId): void {
+    const id = peer.toString()
     if (this.members.has(id)) return
-    this.members.set(id, { since: Date.now() })
+    this.members.set(id, { since: Date.now(), addr: this.addressOf(peer) })
     this.departed.delete(id)
     this.log.info({ peer: id }, 'cluster peer joined')
     this.emit(id, true)
@@ -225,7 +228,7 @@ export class Membership {
       if (welcome.t === 'error') throw new WireError(welcome.code, welcome.message)
       if (welcome.t !== 'welcome') throw new WireError('BAD_MESSAGE', 'expected welcome')
       await ms.close({ signal })
-      this.admit(peer.toString())
+      this.admit(peer)
       return true
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
@@ -276,7 +279,7 @@ export class Membership {
         this.refuse(peer, 'its proof does not match our cluster key')
         return
       }
-      this.admit(peer.toString())
+      this.admit(peer)
       await ms.write({ t: 'welcome' }, { signal })
       await ms.close({ signal })
     } catch (err) {

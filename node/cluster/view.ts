@@ -6,8 +6,9 @@ export interface NodeView extends Partial<NodeStats> {
   readonly self: boolean
   readonly reachable: boolean
   readonly error?: string
-  /** A member that left (its connection closed) within the last hour: when (ISO time). */
+  /** A member that left (its connection closed) within the last hour: when (ISO time), and where it was. */
   readonly left_at?: string
+  readonly address?: string
 }
 
 export interface ClusterTotals {
@@ -95,8 +96,8 @@ export async function clusterStats (cluster: Cluster, options: { timeoutMs?: num
       }
     }))
     nodes.push(...others.sort((a, b) => a.peer_id.localeCompare(b.peer_id)))
-    for (const { peer, at } of p.membership.departedIds().sort((a, b) => a.peer.localeCompare(b.peer))) {
-      nodes.push({ peer_id: peer, self: false, reachable: false, error: 'left', left_at: new Date(at).toISOString() })
+    for (const { peer, at, addr } of p.membership.departedIds().sort((a, b) => a.peer.localeCompare(b.peer))) {
+      nodes.push({ peer_id: peer, self: false, reachable: false, error: 'left', left_at: new Date(at).toISOString(), ...(addr === undefined ? {} : { address: addr }) })
     }
   }
   return { enabled: true, cluster: cluster.config.name, mode: cluster.config.key_file === null ? 'open' : 'keyed', nodes, totals: clusterTotals(nodes) }

@@ -77,6 +77,7 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
       const gone = view.nodes.find(n => n.peer_id === b.peerId)
       expect(gone).toMatchObject({ reachable: false, error: 'left' })
       expect(Date.parse(gone?.left_at ?? '')).toBeGreaterThan(Date.now() - 20_000)
+      expect(gone?.address).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+/)
       expect(view.totals.nodes - view.totals.reachable).toBeGreaterThanOrEqual(1)
       // Back (same identity): listed once, reachable.
       await b.cluster.start()

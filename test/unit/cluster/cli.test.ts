@@ -46,11 +46,12 @@ describe('cluster commands', () => {
     const nodes: NodeView[] = [
       { peer_id: '12D3KooWAAAAAAAAAAAAAAAAAAAA', self: true, reachable: true, cache: { size_bytes: 3 << 20, blobs: 2, max_bytes: 0 }, hits: 3, misses: 1, bytes_from_cache: 1 << 20, bytes_from_peers: 2 << 20, bytes_from_upstream: 5, bytes_to_peers: 0, active_downloads: 0, peer_bans: 2 },
       { peer_id: '12D3KooWBBBBBBBBBBBBBBBBBBBB', self: false, reachable: false, error: 'NOT_MEMBER' },
-      { peer_id: '12D3KooWCCCCCCCCCCCCCCCCCCCC', self: false, reachable: false, error: 'left', left_at: new Date(Date.now() - 5 * 60_000).toISOString() }
+      { peer_id: '12D3KooWCCCCCCCCCCCCCCCCCCCC', self: false, reachable: false, error: 'left', left_at: new Date(Date.now() - 5 * 60_000).toISOString(), address: '/ip4/10.0.0.7/tcp/4001' }
     ]
     const out = renderClusterStats({ enabled: true, cluster: 'office', mode: 'keyed', nodes, totals: clusterTotals(nodes) })
     expect(out).toContain('cluster "office" (keyed), 1 of 3 nodes reachable')
-    expect(out).toMatch(/12D3Ko…CCCCCC\s+-\s+unreachable \(left 5 min ago\)/)
+    // A member that left keeps the address it was connected from.
+    expect(out).toMatch(/12D3Ko…CCCCCC\s+10\.0\.0\.7\s+unreachable \(left 5 min ago\)/)
     expect(out).toMatch(/total\s+3\.0 MiB\s+2\s+3\s+1/)
     expect(out).toContain('unreachable (NOT_MEMBER)')
     // The last column is the bans, per node and in total.

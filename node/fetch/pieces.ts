@@ -138,9 +138,10 @@ export class Scheduler {
   }
 
   /**
-   * Work for a free connection: a waiting reader's offset first, then the first free range in file
-   * order, then half of the largest active range (work stealing), then a duplicate of the slowest
-   * tail (endgame). Null when there is nothing useful left to do.
+   * Work for a free connection: a waiting reader's offset no connection will reach soon first, then
+   * half of the slow range a waiting client's bytes come from, then the first free range in file order,
+   * then half of the largest active range (work stealing), then a duplicate of the slowest tail
+   * (endgame). Null when there is nothing useful left to do.
    */
   next (wanted: readonly number[] = [], now = 0, stallMs = Number.POSITIVE_INFINITY, patient: readonly number[] = []): Assignment | null {
     const free = this.freeRanges()

@@ -24,7 +24,7 @@ import { DiskPieces } from './disk-pieces.ts'
 import { ProgressRecord } from './progress-record.ts'
 import { ConnectionPool } from './connection-pool.ts'
 import { fetchAssignment, plannableFirst } from './range-fetch.ts'
-import { SuspectTrial } from './suspect-ranges.ts'
+import { UnverifiedRetry } from './unverified-retry.ts'
 import type { RangeFetchHost } from './range-fetch.ts'
 import type { SourceResponse } from './upstream-source.ts'
 import { committedEntry, metaFromResponse } from './response-meta.ts'
@@ -34,6 +34,8 @@ import type { DownloadComponents, DownloadInit, ReadyResult } from './download-i
 type State = 'starting' | 'running' | 'verified' | 'done' | 'failed'
 
 const ERROR_BODY_LIMIT = 1 << 20
+/** Stalled ranges after which a download says its upstream stalls. */
+const STALLS_WARNED = 3
 
 /**
  * One blob's download: the first response learns size/validator/Range support and delivers the
@@ -41,9 +43,6 @@ const ERROR_BODY_LIMIT = 1 << 20
  * follows in byte order, and readers are woken as bytes land. Final bytes are released to readers
  * only after the digest checks out.
  */
-/** Stalled ranges after which a download says its upstream stalls. */
-const STALLS_WARNED = 3
-
 export class Download {
   readonly key: string
   readonly url: string
@@ -75,10 +74,8 @@ export class Download {
   private readonly disk = new DiskPieces()
   private scheduler: Scheduler | null = null
   private hasher: OrderedHasher | null = null
-  /** Unverified ranges were fetched again after a digest mismatch (see refetchUnverified). */
-  private refetched = false
-  /** The peers whose unverified bytes were fetched again, judged once the blob matched. */
-  private trial: SuspectTrial | null = null
+  /** Peers' unvouched bytes fetched again after a digest mismatch. */
+  private readonly retry: UnverifiedRetry
   private rangeSupported = true
   /** How long the first response took (sizes a pass-through's ranges). */
   private firstLatencyMs: number | undefined
@@ -144,6 +141,26 @@ export class Download {
           this.fail(new UpstreamProtocolError('Download stalled with missing bytes'), true)
         }
       }
+    })
+    this.retry = new UnverifiedRetry({
+      key: this.key,
+      log: this.log,
+      source: init.source,
+      view: this.view,
+      disk: this.disk,
+      record: this.record,
+      file: () => this.file?.handle ?? null,
+      rangeSupported: () => this.rangeSupported,
+      running: () => this.state === 'running',
+      stopHashing: () => { this.hasher = null },
+      restart: fh => {
+        this.hasher = this.makeHasher(fh, false)
+        this.hasher.pump()
+        this.pool.fill()
+      },
+      fail: err => this.fail(err, false),
+      retainFile: () => this.retainFile(),
+      releaseFile: () => { this.releaseFile() }
     })
   }
 
@@ -314,43 +331,6 @@ export class Download {
     })
   }
 
-  /**
-   * The blob failed its digest and some of its bytes came from peers that could not vouch for them (an
-   * open cluster). The source has banned those peers; their ranges are fetched again, from elsewhere,
-   * and the whole file is hashed again. Clients were never given those bytes (they wait for the
-   * digest), so they go on as if nothing happened. Once per download.
-   */
-  private refetchUnverified (trial: SuspectTrial): boolean {
-    const unverified = this.view.unverified.list()
-    const fh = this.file?.handle ?? null
-    if (this.refetched || unverified.length === 0 || fh === null || this.disk.plan === null || !this.rangeSupported) return false
-    this.refetched = true
-    this.trial = trial
-    // No hashing until the refetch starts with a new hasher: the old one must not judge the blob again.
-    this.hasher = null
-    // What each peer sent is hashed before it is overwritten (see SuspectTrial).
-    trial.record(fh).then(() => { if (this.state === 'running') this.refetch(fh, unverified) }, (err: unknown) => this.fail(err, false))
-    return true
-  }
-
-  private refetch (fh: FileHandle, unverified: Array<[number, number]>): void {
-    this.disk.drop(unverified)
-    this.view.unverified.clear()
-    this.record.save()
-    this.log.warn({ key: this.key, bytes: unverified.reduce((n, [s, e]) => n + e - s, 0) }, 'blob failed its digest with bytes peers sent; fetching those again')
-    this.hasher = this.makeHasher(fh, false)
-    this.hasher.pump()
-    this.pool.fill()
-  }
-
-  /** Convicts the senders whose bytes were not the blob's (read from the file while it is held). */
-  private judge (trial: SuspectTrial): void {
-    const fh = this.retainFile()
-    trial.guilty(fh).catch(() => trial.peers).then(peers => {
-      if (peers.size > 0) this.init.source.convict?.(peers)
-    }).finally(() => { this.releaseFile() }).catch(() => {})
-  }
-
   private targetWorkers (): number {
     if (!this.rangeSupported || (this.size ?? 0) < this.init.minSize) return 1
     const wanted = this.init.source.rangesInFlight?.(this.init.concurrency) ?? this.init.concurrency
@@ -408,19 +388,15 @@ export class Download {
     const sha256 = digests.sha256 as string
     const expected = this.init.identity.expected
     if (expected !== null && digests[expected.algorithm] !== expected.hex) {
-      const trial = new SuspectTrial(this.init.source.onDigestMismatch?.() ?? [])
-      if (this.refetchUnverified(trial)) return
-      // Not told apart: every sender of bytes nobody vouched for (in the first pass, or this one).
-      const peers = new Set([...trial.peers, ...(this.trial?.peers ?? [])])
-      if (peers.size > 0) this.init.source.convict?.(peers)
+      if (this.retry.mismatch()) return
       this.fail(new DigestMismatchError(undefined, { detail: { expected: digestLabel(expected) } }), false)
       return
     }
-    if (this.trial !== null) this.judge(this.trial)
+    this.retry.matched()
     this.digest = sha256
     this.state = 'verified'
     // A list made from bytes that were fetched again is not the blob's: made later by reading it back.
-    if (!this.refetched) this.init.source.inOrder?.verified(sha256)
+    if (!this.retry.refetched) this.init.source.inOrder?.verified(sha256)
     // Stops stragglers (endgame duplicates), but only after the current event: the body that brought
     // the last byte is ending too, and aborting it now would close a reusable connection.
     setImmediate(() => { this.abort.abort() })

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { UpstreamTimeoutError } from '../errors.ts'
 import type { Limiter } from './limiter.ts'
 import type { Assignment, Scheduler } from './pieces.ts'
 import type { SourceResponse } from './upstream-source.ts'
@@ -28,6 +29,10 @@ export interface ConnectionPoolHost {
   drained: () => void
   /** A range of its own (not a peer's download read along) sent nothing for STALL_MS; the watchdog duplicates either. */
   stalled?: () => void
+  /** When the last byte arrived, from any source (ms; 0: none yet). */
+  lastByteAt: () => number
+  /** Ranges in flight with no byte arriving on any for this long fail the download (0: never). */
+  quietLimitMs: number
 }
 
 /**
@@ -41,6 +46,8 @@ export class ConnectionPool {
   count = 0
   private extras = 0
   private watchdog: NodeJS.Timeout | null = null
+  /** Since when ranges have been in flight without a pause (watchdog ticks). */
+  private activeSince = 0
   private readonly host: ConnectionPoolHost
 
   constructor (host: ConnectionPoolHost) {
@@ -57,12 +64,14 @@ export class ConnectionPool {
   fill (): void {
     if (this.host.scheduler() === null) return
     if (this.watchdog === null) {
+      this.activeSince = Date.now()
       this.watchdog = setInterval(() => {
         const stalled = this.host.running() ? this.host.scheduler()?.stalled(Date.now(), STALL_MS) : undefined
         if (stalled?.any === true) {
           if (stalled.own) this.host.stalled?.()
           this.extra()
         }
+        this.checkQuiet(Date.now())
         // The source may have found more to share the work with since (peers downloading it too).
         if (this.host.running()) this.fill()
       }, STALL_MS / 2)
@@ -87,6 +96,22 @@ export class ConnectionPool {
   stop (): void {
     if (this.watchdog !== null) clearInterval(this.watchdog)
     this.watchdog = null
+  }
+
+  /**
+   * Fails the download once ranges were in flight for quietLimitMs and not one byte came: every
+   * connection and its retries hung (a proxy that holds bodies), which would otherwise keep the client
+   * waiting through each connection's retries (minutes) for nothing. Time spent waiting for a
+   * connection slot, or with nothing in flight, does not count.
+   */
+  private checkQuiet (now: number): void {
+    const limit = this.host.quietLimitMs
+    if (limit <= 0 || !this.host.running() || (this.host.scheduler()?.activeCount ?? 0) === 0) {
+      this.activeSince = now
+      return
+    }
+    if (now - Math.max(this.activeSince, this.host.lastByteAt()) < limit) return
+    this.host.fail(new UpstreamTimeoutError(`No byte arrived on any connection for ${Math.round(limit / 100) / 10} s (twice server.read_timeout_s)`))
   }
 
   /** A short-lived connection beyond the target for one urgent or stalled range. */

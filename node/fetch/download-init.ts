@@ -36,6 +36,8 @@ export interface DownloadInit {
   hint: number
   maxRetries: number
   retryBaseMs: number
+  /** The download fails when its connections bring no byte at all for this long (0: never). */
+  quietLimitMs?: number
   /** Start with synchronous page-cache writes (default true). */
   syncWrites?: boolean
   /** Makes the temp file's writer (a seam for tests: a disk that fills up). */

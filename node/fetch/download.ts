@@ -54,6 +54,7 @@ export class Download {
   error: Error | null = null
   digest: string | null = null
   receivedBytes = 0
+  private lastByteAt = 0
   readonly startedAt = Date.now()
 
   /** Counts bytes moved through fresh buffers (socket reads here, file reads in readers). */
@@ -131,6 +132,8 @@ export class Download {
       settled: () => this.settled,
       fetch: async (a, first) => { await fetchAssignment(a, first, this.rangeHost) },
       fail: err => this.fail(err, true),
+      lastByteAt: () => this.lastByteAt,
+      quietLimitMs: init.quietLimitMs ?? 0,
       stalled: () => {
         // Said once per download where an admin looks: ranges stalling again and again is an upstream
         // that stalls, which the duplicates and retries otherwise hide (the download crawls on).
@@ -357,6 +360,7 @@ export class Download {
       validator: () => this.meta?.validator,
       received: (n, allocated) => {
         this.receivedBytes += n
+        this.lastByteAt = Date.now()
         this.store.addBytesFromUpstream(n)
         // Only buffers allocated per read wait for a collection; a reused one does not.
         if (allocated) this.pacer.moved(n)

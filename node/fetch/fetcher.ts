@@ -46,6 +46,12 @@ export interface FetcherInit {
   retryBaseMs?: number
   headersTimeoutMs?: number
   bodyTimeoutMs?: number
+  /**
+   * A download whose connections all bring nothing for this long fails (default: twice bodyTimeoutMs).
+   * Each connection retries a body that went quiet; nothing arriving on any of them across two of those
+   * timeouts is a hung source, while one that sends a little on each retry is only slow.
+   */
+  quietLimitMs?: number
   /** Write downloads synchronously to the page cache until a write blocks (default true). */
   syncWrites?: boolean
   /** Makes a download's temp-file writer (tests simulate a full disk with it). */
@@ -102,6 +108,7 @@ export class Fetcher {
       retryBaseMs: init.retryBaseMs ?? 200,
       headersTimeoutMs: init.headersTimeoutMs ?? 30_000,
       bodyTimeoutMs: init.bodyTimeoutMs ?? 30_000,
+      quietLimitMs: init.quietLimitMs ?? 2 * (init.bodyTimeoutMs ?? 30_000),
       syncWrites: init.syncWrites ?? true,
       openWriter: init.openWriter
     }
@@ -309,6 +316,7 @@ export class Fetcher {
       hint: Math.max(0, options.hint ?? 0),
       maxRetries: this.init.maxRetries,
       retryBaseMs: this.init.retryBaseMs,
+      quietLimitMs: this.init.quietLimitMs,
       syncWrites: this.init.syncWrites,
       openWriter: this.init.openWriter,
       first

@@ -10,6 +10,7 @@ import { createFetchEngine } from './fetch/engine.ts'
 import { createHfHandler } from './handlers/hf/handler.ts'
 import { createOciAuth } from './handlers/oci/auth.ts'
 import { createOciHandler } from './handlers/oci/handler.ts'
+import { TOKEN_PATH } from './handlers/oci/api-path.ts'
 import { createCondaHandler } from './handlers/conda/handler.ts'
 import { createCranHandler } from './handlers/cran/handler.ts'
 import { createNpmHandler } from './handlers/npm/handler.ts'
@@ -98,7 +99,7 @@ export interface AimirrorNode {
 export function createNode (config: Config, overrides: NodeOverrides = {}): AimirrorNode {
   const logger = overrides.logger ?? createLogger(config.logging)
   const dispatcher = overrides.dispatcher ?? createUpstreamDispatcher(config.server)
-  const router = createRouter(config.rules)
+  const router = createRouter(config.rules, [{ path: TOKEN_PATH, handler: 'oci' }])
   const rewritePlan = createRewritePlan(config.content_rewrite, router.rules)
   // Registry downloads renew their upstream tokens as they go: the engine's requests pass the OCI auth interceptor
   // (so do the metadata cache's: registry tag lists; requests without the OCI marker pass untouched).

@@ -45,9 +45,23 @@ function buildUpstreamUrl (compiled: CompiledRule, pathname: string, search: str
   return url
 }
 
+/**
+ * A path the mirror itself sends clients to (a handler's endpoint named in its own replies, such as the
+ * registry token realm), served by the first rule of `handler` when no rule's pattern covers it.
+ */
+export interface OwnPath {
+  readonly path: string
+  readonly handler: string
+}
+
 /** Compiles the rules once; `match` tries them in order and the first match wins (seed semantics). */
-export function createRouter (rules: readonly Rule[]): Router {
+export function createRouter (rules: readonly Rule[], ownPaths: readonly OwnPath[] = []): Router {
   const compiled = rules.map(compileRule)
+  const fallbacks = new Map<string, CompiledRule>()
+  for (const own of ownPaths) {
+    const c = compiled.find(c => c.rule.handler === own.handler)
+    if (c !== undefined) fallbacks.set(own.path, c)
+  }
   return {
     rules: compiled,
     match (target: string): RouteMatch | null {
@@ -56,6 +70,9 @@ export function createRouter (rules: readonly Rule[]): Router {
         if (!matches(c, pathname)) continue
         return { rule: c.rule, compiled: c, upstreamUrl: buildUpstreamUrl(c, pathname, search), pathname }
       }
+      // A rule for registry blobs alone still issues challenges that point at the token realm.
+      const c = fallbacks.get(pathname)
+      if (c !== undefined) return { rule: c.rule, compiled: c, upstreamUrl: buildUpstreamUrl(c, pathname, search), pathname }
       return null
     }
   }

@@ -74,3 +74,21 @@ describe('router.match', () => {
     expect(r.match('/pkg/file?x=1')?.upstreamUrl.href).toBe('https://up.example/mirror/pkg/file?x=1')
   })
 })
+
+describe('paths the mirror names itself', () => {
+  const blobsOnly = [makeRule({ name: 'blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream: 'https://registry-1.docker.io', handler: 'oci' })]
+
+  it('go to the first rule of their handler when no rule covers them', () => {
+    const r = createRouter(blobsOnly, [{ path: '/v2/token', handler: 'oci' }])
+    expect(r.match('/v2/token?service=docker.io&scope=repository:library/x:pull')?.rule.name).toBe('blobs')
+    expect(r.match('/v2/tokens')).toBeNull()
+    expect(r.match('/v2/')).toBeNull()
+  })
+
+  it('are left to the rules that cover them, and unmatched without a rule of their handler', () => {
+    const covered = createRouter([makeRule({ name: 'all', pattern: '.*', upstream: 'https://pypi.org' }), ...blobsOnly], [{ path: '/v2/token', handler: 'oci' }])
+    expect(covered.match('/v2/token')?.rule.name).toBe('all')
+    const none = createRouter([makeRule({ name: 'files', path_prefix: '/files/', upstream: 'https://files.example' })], [{ path: '/v2/token', handler: 'oci' }])
+    expect(none.match('/v2/token')).toBeNull()
+  })
+})

@@ -16,6 +16,8 @@ const DEPARTED_LISTED_MS = 60 * 60_000
 const MAX_DEPARTED = 256
 /** Strangers remembered as reported, at most (then forgotten all at once). */
 const MAX_STRANGERS = 1024
+/** A refused peer is dialled again (mDNS, the DHT, its own config) every minute or so: said at warn once an hour. */
+const REFUSAL_SAID_MS = 3_600_000
 
 export interface MembershipComponents {
   libp2p: ClusterLibp2p
@@ -46,6 +48,8 @@ export class Membership {
   private readonly protocol: string
   private readonly members = new Map<string, { since: number, addr?: string }>()
   private readonly refused = new Map<string, number>()
+  /** When each refused peer was last said at warn (see refuse). */
+  private readonly refusalsSaid = new Map<string, number>()
   private readonly pending = new Map<string, Promise<boolean>>()
   private readonly listeners = new Set<(peer: string, joined: boolean) => void>()
   /** Members that left (disconnected), and when: views list them as unreachable for a while. */
@@ -184,8 +188,16 @@ export class Membership {
   }
 
   private refuse (peer: PeerId, why: string): void {
-    this.refused.set(peer.toString(), Date.now() + this.rejectMs)
-    this.log.warn({ peer: peer.toString(), addr: this.addressOf(peer), why }, 'peer refused: not a member of this cluster')
+    const id = peer.toString()
+    const now = Date.now()
+    this.refused.set(id, now + this.rejectMs)
+    const said = this.refusalsSaid.get(id)
+    const news = said === undefined || now - said >= REFUSAL_SAID_MS
+    if (news) {
+      if (this.refusalsSaid.size >= MAX_STRANGERS) this.refusalsSaid.clear()
+      this.refusalsSaid.set(id, now)
+    }
+    this.log[news ? 'warn' : 'debug']({ peer: id, addr: this.addressOf(peer), why }, 'peer refused: not a member of this cluster')
     // Hang up a moment later: the other side may be reading our error on this connection (or running
     // its own challenge at the same time), and it must get to refuse us too.
     setTimeout(() => { this.libp2p.hangUp(peer).catch(() => {}) }, 250).unref()
@@ -220,7 +232,7 @@ export class Membership {
       if (t.responderNonce.length !== 32 || !checkProof(this.secret, 'responder', t, Buffer.from(challenge.proof, 'base64'))) {
         await ms.write({ t: 'error', code: 'NOT_MEMBER', message: 'wrong proof' }, { signal }).catch(() => {})
         await ms.close({ signal })
-        this.refuse(peer, 'its proof does not match our cluster key')
+        this.refuse(peer, 'its proof does not match this node\'s cluster key')
         return false
       }
       await ms.write({ t: 'proof', proof: Buffer.from(proofFor(this.secret, 'initiator', t)).toString('base64') }, { signal })
@@ -232,7 +244,8 @@ export class Membership {
       return true
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
-      if (err instanceof WireError && (err.code === 'NOT_MEMBER' || err.code === 'WRONG_CLUSTER')) this.refuse(peer, err.code)
+      if (err instanceof WireError && err.code === 'WRONG_CLUSTER') this.refuse(peer, `${err.message.slice(0, 100)}, this node in the ${this.mode} cluster "${this.cluster}"`)
+      else if (err instanceof WireError && err.code === 'NOT_MEMBER') this.refuse(peer, 'it rejected our proof: its cluster key differs')
       else this.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'membership challenge failed')
       return false
     }
@@ -250,9 +263,9 @@ export class Membership {
       const hello: MemberMessage = await ms.read(memberMessage, { signal })
       if (hello.t !== 'hello') throw new WireError('BAD_MESSAGE', 'expected hello')
       if (hello.cluster !== this.cluster || hello.mode !== this.mode) {
-        await ms.write({ t: 'error', code: 'WRONG_CLUSTER', message: `this node is in the ${this.mode} cluster "${this.cluster}"` }, { signal })
+        await ms.write({ t: 'error', code: 'WRONG_CLUSTER', message: `it is in the ${this.mode} cluster "${this.cluster}"` }, { signal })
         await ms.close({ signal })
-        this.refuse(peer, `it is in the ${hello.mode} cluster "${hello.cluster.slice(0, 64)}"`)
+        this.refuse(peer, `it is in the ${hello.mode} cluster "${hello.cluster.slice(0, 64)}", this node in the ${this.mode} cluster "${this.cluster}"`)
         return
       }
       const t: Transcript = {
@@ -269,14 +282,14 @@ export class Membership {
         // The initiator could not verify our proof: it holds another key (or none), so it is no member
         // either. Both sides may challenge at once; whichever fails first must still refuse the other.
         await ms.close({ signal })
-        this.refuse(peer, `it rejected our proof (${proof.code})`)
+        this.refuse(peer, 'it rejected our proof: its cluster key differs')
         return
       }
       if (proof.t !== 'proof') throw new WireError('BAD_MESSAGE', 'expected a proof')
       if (!checkProof(this.secret, 'initiator', t, Buffer.from(proof.proof, 'base64'))) {
         await ms.write({ t: 'error', code: 'NOT_MEMBER', message: 'wrong proof' }, { signal })
         await ms.close({ signal })
-        this.refuse(peer, 'its proof does not match our cluster key')
+        this.refuse(peer, 'its proof does not match this node\'s cluster key')
         return
       }
       this.admit(peer)

@@ -14,6 +14,7 @@ import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
 import type { BlobIdentity } from '../../node/fetch/identity.ts'
 import { UpstreamSource } from '../../node/fetch/upstream-source.ts'
 import type { Source } from '../../node/fetch/upstream-source.ts'
+import type { Logger } from '../../node/log.ts'
 import { BlobStore } from '../../node/store/blob-store.ts'
 import { formatClusterKey } from '../../protocol/membership.ts'
 import { startTestNode } from '../helpers/node.ts'
@@ -43,7 +44,7 @@ export async function writeKeyFile (dir: string, key?: Uint8Array): Promise<stri
  * A blob store, a fetcher and a cluster on 127.0.0.1 (libp2p and data port on port 0), mDNS off, static
  * peers only: several of these in one process make a cluster without multicast.
  */
-export async function startClusterNode (cluster: Partial<ClusterConfig> = {}): Promise<ClusterTestNode> {
+export async function startClusterNode (cluster: Partial<ClusterConfig> = {}, logger: Logger = silent): Promise<ClusterTestNode> {
   const dir = await mkdtemp(join(tmpdir(), 'aimirror-cluster-'))
   const store = new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30 })
   const agent = new Agent({ connections: 32 })
@@ -54,7 +55,7 @@ export async function startClusterNode (cluster: Partial<ClusterConfig> = {}): P
     enabled: true, name: 'test', listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], peers: [], key_file: null,
     data_host: '127.0.0.1', data_port: 0, data_tls: false, lookup_ms: 500, ...cluster, mdns: false
   }
-  const c = new Cluster({ store, fetcher, logger: silent }, { config, dataDir: dir })
+  const c = new Cluster({ store, fetcher, logger }, { config, dataDir: dir })
   await c.start()
   const libp2p = c.running?.libp2p
   if (libp2p === undefined) throw new Error('cluster did not start')

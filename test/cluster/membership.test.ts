@@ -2,11 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { pino } from 'pino'
 import { WireError } from '../../protocol/errors.ts'
 import { freePort } from '../fixtures/upstreams/oci-distribution.ts'
 import { clusterStats } from '../../node/cluster/view.ts'
 import { startClusterNode, until, writeKeyFile } from './helpers.ts'
 import type { ClusterTestNode } from './helpers.ts'
+import type { Logger } from '../../node/log.ts'
 
 describe('cluster membership (static peers on 127.0.0.1)', () => {
   let keys: string
@@ -23,14 +25,15 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
     await rm(keys, { recursive: true, force: true })
   })
 
-  async function node (extra: Parameters<typeof startClusterNode>[0]): Promise<ClusterTestNode> {
-    const n = await startClusterNode(extra)
+  async function node (extra: Parameters<typeof startClusterNode>[0], logger?: Logger): Promise<ClusterTestNode> {
+    const n = await startClusterNode(extra, logger)
     nodes.push(n)
     return n
   }
 
   it('nodes holding the key join; others are refused and get nothing', async () => {
-    const a = await node({ key_file: keyFile })
+    const lines: Array<{ level: number, msg: string, peer?: string, why?: string }> = []
+    const a = await node({ key_file: keyFile }, pino({ level: 'debug' }, { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } }))
     const b = await node({ key_file: keyFile, peers: [a.addr] })
     const c = await node({ key_file: keyFile, peers: [a.addr.replace(/\/p2p\/.*$/, '')] })
     const members = (n: ClusterTestNode): string[] => n.cluster.running?.membership.memberIds() ?? []
@@ -48,6 +51,12 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
     const refused = await stranger.cluster.running?.control.stats(a.peerId).then(() => null, (err: unknown) => err)
     expect(refused).toBeInstanceOf(Error)
     if (refused instanceof WireError) expect(refused.code).toBe('NOT_MEMBER')
+    // Each said once at warn, in words (both sides challenge each other: the second refusal is no news).
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    const warned = lines.filter(l => l.level === 40 && l.msg === 'peer refused: not a member of this cluster')
+    expect(warned.map(l => l.peer).sort()).toEqual([stranger.peerId, open.peerId].sort())
+    expect(warned.find(l => l.peer === open.peerId)?.why).toMatch(/open cluster "test", this node in the keyed cluster "test"/)
+    expect(warned.find(l => l.peer === stranger.peerId)?.why).toMatch(/cluster key/)
   }, 60_000)
 
   it('nodes chained by their configs (each names the one before) are all members of each other within moments', async () => {

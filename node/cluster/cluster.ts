@@ -19,7 +19,7 @@ import { ControlService } from './control.ts'
 import { DataServer } from './data-server.ts'
 import { createDataCert, pinnedAgent, pinnedSockets } from './data-tls.ts'
 import { DiscoveryDialer } from './discovery-dialer.ts'
-import { loadClusterKey, loadPeerKey } from './identity.ts'
+import { keyFileExposure, loadClusterKey, loadPeerKey } from './identity.ts'
 import { createLibp2pNode } from './libp2p-node.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
 import { Membership } from './membership.ts'
@@ -107,6 +107,8 @@ export class Cluster implements SourceProvider {
   private async startOnce (): Promise<void> {
     const cfg = this.init.config
     const key = await loadClusterKey(cfg.key_file)
+    const exposure = await keyFileExposure(cfg.key_file)
+    if (exposure !== null) this.log.warn(exposure)
     const privateKey = await loadPeerKey(join(this.init.dataDir, 'cluster', 'peer.key'))
     let membership: Membership | null = null
     const refused = (peer: { toString: () => string }): boolean => membership?.isRefused(peer.toString()) ?? false

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { parseClusterKey } from '../../protocol/membership.ts'
@@ -40,7 +40,11 @@ export async function loadClusterKey (path: string | null): Promise<Uint8Array |
   try {
     text = await readFile(path, 'utf8')
   } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as NodeJS.ErrnoException).code === 'EISDIR' ? 'a directory' : (err as Error).message
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EISDIR') {
+      throw new ClusterSetupError(`the cluster key file ${path} (cluster.key_file) is a directory; name a file in it, made with "aimirror keygen ${join(path, 'cluster.key')}"`, { cause: err })
+    }
+    const why = code === 'ENOENT' ? 'no such file' : (err as Error).message
     throw new ClusterSetupError(`cannot read the cluster key file ${path} (cluster.key_file): ${why}; create one with "aimirror keygen ${path}"`, { cause: err })
   }
   try {
@@ -48,4 +52,15 @@ export async function loadClusterKey (path: string | null): Promise<Uint8Array |
   } catch (err) {
     throw new ClusterSetupError(`${path} is not a cluster key (cluster.key_file): ${(err as Error).message}`, { cause: err })
   }
+}
+
+/**
+ * Why the key file is open to more than its owner, or null. Whoever reads the key joins the cluster and
+ * gets every blob: "aimirror keygen" writes it 0600, but a copy (scp, a volume) often lands 0644.
+ */
+export async function keyFileExposure (path: string | null): Promise<string | null> {
+  if (path === null || process.platform === 'win32') return null
+  const mode = (await stat(path)).mode & 0o777
+  if ((mode & 0o077) === 0) return null
+  return `the cluster key file ${path} (cluster.key_file) is readable by others (mode ${mode.toString(8).padStart(4, '0')}): whoever reads it joins the cluster; chmod 600 ${path}`
 }

@@ -71,5 +71,15 @@ export function clientSettings (config: Config, base: string, lookup: RuleLookup
   if (releases !== null && new URL(releases.upstream).hostname === 'github.com') {
     out.push('GitHub releases:', `  ${base}/<owner>/<repo>/releases/download/<tag>/<file>`)
   }
+  // Generic rules are used by their URLs as they are: each prefix and where it leads.
+  const generic = config.rules.filter(rule => (rule.handler ?? 'generic') === 'generic' && rule.path_prefix !== null && new URL(rule.upstream).hostname !== 'github.com')
+  if (generic.length > 0) {
+    out.push('other downloads (generic rules):')
+    for (const rule of generic) {
+      const prefix = (rule.path_prefix ?? '').replace(/\/+$/, '')
+      const upstream = rule.upstream.replace(/\/+$/, '') + (rule.strip_prefix ? '' : prefix)
+      out.push(`  ${base}${prefix}/<path>  (${upstream}/<path>)`)
+    }
+  }
   return out.join('\n')
 }

@@ -14,7 +14,7 @@ export async function runStart (config: Config): Promise<number> {
   process.stdout.write(
     `aimirror listening on http://${hostPort(config.server.host, port)}` +
     ` (cache ${config.cache.dir}, ${config.rules.length} rules)\n\n` +
-    `Point your clients at it:\n${clientSettings(config, base, (path) => router.match(path)?.rule ?? null)}\n\n` +
+    `Point your clients at it:\n${clientSettings(config, base, (path) => router.match(path)?.rule ?? null) || '  (no rule serves a client aimirror knows; requests go to the rule their path matches)'}\n\n` +
     `What it is doing: ${base}/dashboard (Prometheus: ${base}/metrics)\n\n`)
 
   return await new Promise<number>((resolve) => {

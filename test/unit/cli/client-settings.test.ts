@@ -61,6 +61,19 @@ describe('clientSettings', () => {
     expect(text).not.toContain('CRAN')
     expect(text).not.toContain('releases/download')
   })
+
+  it('lists each generic prefix rule with where it leads', () => {
+    const config = parseConfig({
+      rules: [
+        { name: 'art', path_prefix: '/art/', upstream: 'https://art.example.com/repo', strip_prefix: true, strategy: 'parallel' },
+        { name: 'files', path_prefix: '/files/', upstream: 'https://files.example.com', strategy: 'parallel' }
+      ]
+    }, { env: { HOME: '/h' } })
+    const text = settings(config)
+    expect(text).toContain('other downloads (generic rules):')
+    expect(text).toContain('http://127.0.0.1:8081/art/<path>  (https://art.example.com/repo/<path>)')
+    expect(text).toContain('http://127.0.0.1:8081/files/<path>  (https://files.example.com/files/<path>)')
+  })
 })
 
 describe('aimirror env', () => {
@@ -70,7 +83,7 @@ describe('aimirror env', () => {
     const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => { out.push(String(c)); return true })
     const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => { err.push(String(c)); return true })
     try {
-      printEnv(parseConfig({ rules: [{ name: 'art', path_prefix: '/art/', upstream: 'https://example.com', strategy: 'parallel' }] }, { env: { HOME: '/h' } }))
+      printEnv(parseConfig({ rules: [{ name: 'blobs', pattern: '\\.bin$', upstream: 'https://example.com', strategy: 'parallel' }] }, { env: { HOME: '/h' } }))
     } finally {
       o.mockRestore()
       e.mockRestore()

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
 import { isKeyName, isUrlName } from '../../protocol/names.ts'
 import { PIECE_HASH_UNIT } from '../../protocol/pieces.ts'
+import { LEARNING_RANGE } from '../fetch/final-keys.ts'
 import { discardBody } from '../fetch/upstream-source.ts'
 import type { Source, SourceFetchOptions, SourceResponse, SuspectRange } from '../fetch/upstream-source.ts'
 import { ContentVersion, withMeta } from './content-version.ts'
@@ -41,7 +42,7 @@ export interface SwarmSourceInit extends SwarmViewInit {
 }
 
 /** The first range of a blob named by its URL, which learns the upstream's version of it. */
-const URL_FIRST = 128 << 10
+export const URL_FIRST = LEARNING_RANGE
 
 /** Ranges in flight at once when a peer holding the whole blob serves it. */
 const HOLDER_CONNECTIONS = 8

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { urlIdentity } from '../../node/fetch/identity.ts'
 import { fetchBlob, fetchFromHolder, startFileUpstream, startKeyedCluster } from './helpers.ts'
 import type { ClusterTestNode, KeyedCluster } from './helpers.ts'
+import { URL_FIRST } from '../../node/cluster/swarm-source.ts'
 
 const MiB = 1 << 20
 const U = MiB
@@ -26,7 +27,7 @@ describe('keyed cluster: blobs of every awkward size reach a member from a holde
       const r = await fetchFromHolder(a, b, data, by)
       expect(r.got.equals(data)).toBe(true)
       // A URL's first range comes from the upstream: it tells which version the URL names now.
-      expect(r.upstreamBytes).toBe(by === 'url' ? Math.min(size, 128 << 10) : 0)
+      expect(r.upstreamBytes).toBe(by === 'url' ? Math.min(size, URL_FIRST) : 0)
       expect(r.peerBytes).toBe(size - r.upstreamBytes)
     }, 30_000)
   }

@@ -10,6 +10,7 @@ import { startNodeCluster, until, writeKeyFile } from './helpers.ts'
 import { blobData, sha256Hex } from './lan/blob-data.ts'
 import { blobRegistry, throttled } from './lan/registry.ts'
 import type { BlobRegistry } from './lan/registry.ts'
+import { URL_FIRST } from '../../node/cluster/swarm-source.ts'
 
 const MiB = 1 << 20
 
@@ -110,8 +111,8 @@ describe('keyed cluster: downloads named only by their URL are shared', () => {
     const r = await heldThenAsked(registry.paths[1] as string)
     expect(sha256Hex(r.first)).toBe(sha256Hex(late))
     expect(sha256Hex(r.got)).toBe(sha256Hex(late))
-    expect(r.upstream).toBeLessThanOrEqual(128 << 10)
-    expect(r.peers).toBeGreaterThanOrEqual(late.length - (128 << 10))
+    expect(r.upstream).toBeLessThanOrEqual(URL_FIRST)
+    expect(r.peers).toBeGreaterThanOrEqual(late.length - URL_FIRST)
   }, 60_000)
 
   it('keyed by the URL a request ends at, only a small first range (which learns that URL) comes from the upstream', async () => {
@@ -119,8 +120,8 @@ describe('keyed cluster: downloads named only by their URL are shared', () => {
     expect(sha256Hex(r.first)).toBe(sha256Hex(viaFinal))
     expect(sha256Hex(r.got)).toBe(sha256Hex(viaFinal))
     // The first range is kept small when peers may have the rest (the rule's chunk_size is 1 MiB).
-    expect(r.upstream).toBeLessThanOrEqual(128 << 10)
-    expect(r.peers).toBeGreaterThanOrEqual(viaFinal.length - (128 << 10))
+    expect(r.upstream).toBeLessThanOrEqual(URL_FIRST)
+    expect(r.peers).toBeGreaterThanOrEqual(viaFinal.length - URL_FIRST)
   }, 60_000)
 
   it('what a client fetched with credentials is not given to members, and a request with credentials takes nothing from them', async () => {
@@ -238,7 +239,7 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
       expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(l1))
       const before = peerBytes(b)
       expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(l1))
-      expect(peerBytes(b) - before).toBeGreaterThanOrEqual(l1.length - (128 << 10))
+      expect(peerBytes(b) - before).toBeGreaterThanOrEqual(l1.length - URL_FIRST)
       await newVersionFromUpstream(c, path, l2)
     } finally {
       withEtag = true
@@ -254,8 +255,8 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
     const upstreamBefore = sent
     expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(o1))
     // The same version: only the first range from the upstream, the rest from the member.
-    expect(sent - upstreamBefore).toBeLessThanOrEqual(128 << 10)
-    expect(peerBytes(b) - before).toBeGreaterThanOrEqual(o1.length - (128 << 10))
+    expect(sent - upstreamBefore).toBeLessThanOrEqual(URL_FIRST)
+    expect(peerBytes(b) - before).toBeGreaterThanOrEqual(o1.length - URL_FIRST)
 
     await newVersionFromUpstream(c, path, o2)
   }, 60_000)

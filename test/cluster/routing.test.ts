@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cidFromSha256 } from '../../protocol/cid.ts'
 import { fetchFromHolder, putBlob, startClusterNode, startKeyedCluster, until, writeKeyFile } from './helpers.ts'
 import type { ClusterTestNode, KeyedCluster } from './helpers.ts'
+import { URL_FIRST } from '../../node/cluster/swarm-source.ts'
 
 const MiB = 1 << 20
 
@@ -109,7 +110,7 @@ describe('the same shape in a keyed cluster (A ← B ← C by static peers): C f
       const r = await fetchFromHolder(a, c, data, by)
       expect(r.got.equals(data)).toBe(true)
       // A URL's first range comes from the upstream: it tells which version the URL names now.
-      expect(r.upstreamBytes).toBe(by === 'url' ? Math.min(data.length, 128 << 10) : 0)
+      expect(r.upstreamBytes).toBe(by === 'url' ? Math.min(data.length, URL_FIRST) : 0)
       expect(r.peerBytes).toBe(data.length - r.upstreamBytes)
     }, 30_000)
   }

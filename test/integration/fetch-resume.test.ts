@@ -6,6 +6,7 @@ import { urlIdentity } from '../../node/fetch/identity.ts'
 import { PieceBitmap } from '../../node/store/partial.ts'
 import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
+import { LEARNING_RANGE } from '../../node/fetch/final-keys.ts'
 
 const MiB = 1 << 20
 let server: FileServer | undefined
@@ -120,7 +121,7 @@ describe('resume, redirects, odd upstreams', () => {
     const hit = await rig.fetcher.acquire(urlIdentity(url), { url }, opts)
     if (hit.kind !== 'blob') throw new Error(`expected a blob, got ${hit.kind}`)
     hit.release()
-    expect(ranges).toEqual(['bytes=0-131071'])
+    expect(ranges).toEqual([`bytes=0-${LEARNING_RANGE - 1}`])
   })
 
   it('follows redirects to signed URLs, re-resolves them when they expire, and keys by the original URL', async () => {

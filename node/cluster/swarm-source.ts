@@ -148,7 +148,13 @@ export class SwarmSource implements Source {
   private async fromMembers (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
     if (options.verifiedOnly === true && !this.c.peers.vouched) return null
     await this.view.ready(this.responses)
-    return await this.fromHolders(range, options) ?? await this.fromDownloaders(range, options)
+    for (;;) {
+      const held = await this.fromHolders(range, options)
+      if (held !== null) return held
+      // Ends: every GONE leaves a peer out for a while (MemberLiveness), and fewer peers are left to route to.
+      const res = await this.fromDownloader(range, options)
+      if (res !== GONE) return res
+    }
   }
 
   /** A member asked whether this node has the blob: it is downloading it too (see SwarmView.heardFrom). */
@@ -269,17 +275,10 @@ export class SwarmSource implements Source {
 
   /**
    * The range's unit from its owner among the nodes downloading this blob, if that is not us. An owner
-   * found gone (it died or froze) leaves the download and the range is routed again: its units now have
-   * other owners, the same on every member, so one of them fetches each from the upstream, not all.
+   * found gone (it died or froze) leaves the download (GONE) and the range is routed again: its units now
+   * have other owners, the same on every member, so one of them fetches each from the upstream, not all;
+   * and the others may have committed the blob meanwhile, so holders are asked first again.
    */
-  private async fromDownloaders (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
-    for (;;) {
-      // Ends: every GONE leaves a peer out for a while (MemberLiveness), and fewer peers are left to route to.
-      const res = await this.fromDownloader(range, options)
-      if (res !== GONE) return res
-    }
-  }
-
   private async fromDownloader (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null | typeof GONE> {
     const { signal } = options
     const verifiedOnly = options.verifiedOnly === true

@@ -340,6 +340,27 @@ describe('swarm source: a downloader that died or froze', () => {
     expect(asked).toEqual([`p1 ${unit.start}-${unit.end}`, `p1 ${unit.start + MiB}-${unit.end}`])
   })
 
+  it('the others that finished meanwhile serve its unit as holders, not the upstream', async () => {
+    const alive = new Set(['p1', 'p2'])
+    let p2: HaveAnswer = partial
+    const s: ReturnType<typeof swarm> = swarm({ p1: partial, p2: partial }, {
+      fetchInFlight: async (t: PeerTicket, start: number, end: number) => {
+        s.asked.push(`${t.peer} ${start}-${end}`)
+        if (t.peer !== 'p1') return response(start, end, t.peer)
+        // p1 died as p2 committed the blob; the view's next look (while this read fails) sees p2 whole.
+        alive.delete('p1')
+        p2 = { t: 'have', state: 'complete', size: SIZE }
+        await new Promise(resolve => setTimeout(resolve, 1200))
+        throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+      },
+      ticket: async (peer: string): Promise<PeerTicket> => ticketOf(peer, peer === 'p2' && p2.state === 'complete')
+    }, { alive: async peer => alive.has(peer) }, new Bans(), () => p2)
+    await s.source.fetch({ start: 0, end: MiB - 1 })
+    s.asked.length = 0
+    await s.source.fetch(unit)
+    expect(s.asked).toEqual([`p1 ${unit.start}-${unit.end}`, `holder p2 ${unit.start}-${unit.end}`])
+  })
+
   it('a frozen owner (its reads went quiet and it misses a ping) loses its units to the others', async () => {
     const alive = new Set(['p1', 'p2'])
     const asked: string[] = []

@@ -53,8 +53,13 @@ export function describeError (error: unknown): { status: number, body: ErrorBod
  */
 export function handleError (err: Error, request: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = describeError(err)
-  const log = status >= 500 && status !== 502 && status !== 504 && status !== 503 ? 'error' : 'warn'
-  request.log[log]({ err, code: body.error, url: request.url }, 'request failed')
+  if (status < 500) {
+    // The client's mistake (or the upstream's no): said in a line, no stack; the client got the reason.
+    request.log.info({ code: body.error, status, reason: body.message, url: request.url }, 'request refused')
+  } else {
+    const log = status !== 502 && status !== 504 && status !== 503 ? 'error' : 'warn'
+    request.log[log]({ err, code: body.error, url: request.url }, 'request failed')
+  }
   if (reply.raw.headersSent || reply.sent) {
     reply.raw.destroy()
     return

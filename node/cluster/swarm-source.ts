@@ -379,6 +379,11 @@ export class SwarmSource implements Source {
     }
   }
 
+  /** Its download ended: the members need not be looked at any more. */
+  finished (): void {
+    this.view.stop()
+  }
+
   /** See MemberLiveness. */
   memberLeft (peer: string): void {
     this.liveness.memberLeft(peer)

@@ -100,10 +100,19 @@ export class SwarmView {
   private lostAt = 0
   /** When the download first asked for a range. */
   startedAt = 0
+  /** The download ended: no more looks. */
+  private stopped = false
 
   constructor (components: SwarmViewComponents, init: SwarmViewInit) {
     this.c = components
     this.init = init
+  }
+
+  /** The download ended: its periodic looks stop at once, not IDLE_STOP_MS after its last range. */
+  stop (): void {
+    this.stopped = true
+    if (this.refresher !== null) clearInterval(this.refresher)
+    this.refresher = null
   }
 
   /**
@@ -130,6 +139,7 @@ export class SwarmView {
       this.secondLookup ??= this.lookup(sharing ? Math.max(this.init.lookupMs, SHARED_LOOKUP_MS) : this.init.lookupMs, false, 2000)
       await this.secondLookup
     }
+    if (this.stopped) return
     this.refresh()
     // Ranges are asked for in bursts (every connection at the start, then as ranges complete, seconds
     // later): the view is kept fresh in between, so the next burst already knows the split.

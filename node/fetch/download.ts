@@ -440,6 +440,7 @@ export class Download {
   private settle (state: 'done' | 'failed'): void {
     this.state = state
     this.pool.stop()
+    this.init.source.finished?.()
     this.store.unreserve(this.reserved)
     this.reserved = 0
     this.view.waiters.wakeAll()

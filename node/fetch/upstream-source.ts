@@ -44,6 +44,8 @@ export interface Source {
    * the blob back after it.
    */
   inOrder?: InOrderSink
+  /** The download ended (done or failed): work the source keeps up for it in the background stops. */
+  finished?: () => void
 }
 
 /** Bytes [start, end) of a download that a peer sent and nobody vouched for. */

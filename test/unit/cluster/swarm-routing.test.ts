@@ -697,3 +697,26 @@ describe('swarm source: a pass-through takes only bytes someone vouched for', ()
     expect(asked).toEqual([`${owner} ${mine}-${mine + SHARE_UNIT - 1}`])
   })
 })
+
+describe('swarm source: its download ended', () => {
+  it('stops looking at the members at once', { timeout: 10_000 }, async () => {
+    const partial: HaveAnswer = { t: 'have', state: 'partial', size: SIZE, pieceSize: 16 * MiB, bitmap: Buffer.alloc(1).toString('base64') }
+    let looks = 0
+    const counted = (): ReturnType<typeof swarm> => swarm({ p1: partial }, {}, { answering: () => { looks++; return true } })
+    const ended = counted()
+    await ended.source.fetch({ start: 0, end: MiB - 1 })
+    await ended.source.fetch({ start: MiB, end: 2 * MiB - 1 })
+    ended.source.finished()
+    const atEnd = looks
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    expect(looks).toBe(atEnd)
+    // Still going, the view is kept fresh between bursts of ranges.
+    const going = counted()
+    await going.source.fetch({ start: 0, end: MiB - 1 })
+    await going.source.fetch({ start: MiB, end: 2 * MiB - 1 })
+    const before = looks
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    expect(looks).toBeGreaterThan(before)
+    going.source.finished()
+  })
+})

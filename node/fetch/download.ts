@@ -55,6 +55,8 @@ export class Download {
   digest: string | null = null
   receivedBytes = 0
   private lastByteAt = 0
+  /** The source went to a pass-through with the first response (the blob is not cached). */
+  private sourceHandedOn = false
   readonly startedAt = Date.now()
 
   /** Counts bytes moved through fresh buffers (socket reads here, file reads in readers). */
@@ -297,6 +299,7 @@ export class Download {
     const size = meta.size
     const tooBig = size !== null && this.init.maxSize !== null && size > this.init.maxSize
     if (tooBig || (size !== null && !(await this.store.reserve(size)))) {
+      this.sourceHandedOn = true
       this.resolveReady({ kind: 'passthrough', meta, first, parallel: this.passthroughPlan(), source: this.init.source, expected: this.init.identity.expected })
       this.settle('failed')
       return false
@@ -440,7 +443,8 @@ export class Download {
   private settle (state: 'done' | 'failed'): void {
     this.state = state
     this.pool.stop()
-    this.init.source.finished?.()
+    // A pass-through reads on through the source after the download ended.
+    if (!this.sourceHandedOn) this.init.source.finished?.()
     this.store.unreserve(this.reserved)
     this.reserved = 0
     this.view.waiters.wakeAll()

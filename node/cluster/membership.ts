@@ -187,7 +187,8 @@ export class Membership {
     this.emit(id, true)
   }
 
-  private refuse (peer: PeerId, why: string): void {
+  /** `addr`: where the refused connection came from (it may be closed by the time this is said). */
+  private refuse (peer: PeerId, why: string, addr?: string): void {
     const id = peer.toString()
     const now = Date.now()
     this.refused.set(id, now + this.rejectMs)
@@ -197,7 +198,7 @@ export class Membership {
       if (this.refusalsSaid.size >= MAX_STRANGERS) this.refusalsSaid.clear()
       this.refusalsSaid.set(id, now)
     }
-    this.log[news ? 'warn' : 'debug']({ peer: id, addr: this.addressOf(peer), why }, 'peer refused: not a member of this cluster')
+    this.log[news ? 'warn' : 'debug']({ peer: id, addr: addr ?? this.addressOf(peer), why }, 'peer refused: not a member of this cluster')
     // Hang up a moment later: the other side may be reading our error on this connection (or running
     // its own challenge at the same time), and it must get to refuse us too.
     setTimeout(() => { this.libp2p.hangUp(peer).catch(() => {}) }, 250).unref()
@@ -259,13 +260,14 @@ export class Membership {
   private async respondWithin (stream: Stream, connection: Connection, signal: AbortSignal): Promise<void> {
     const ms = new MessageStream(stream)
     const peer = connection.remotePeer
+    const from = connection.remoteAddr.toString()
     try {
       const hello: MemberMessage = await ms.read(memberMessage, { signal })
       if (hello.t !== 'hello') throw new WireError('BAD_MESSAGE', 'expected hello')
       if (hello.cluster !== this.cluster || hello.mode !== this.mode) {
         await ms.write({ t: 'error', code: 'WRONG_CLUSTER', message: `it is in the ${this.mode} cluster "${this.cluster}"` }, { signal })
         await ms.close({ signal })
-        this.refuse(peer, `it is in the ${hello.mode} cluster "${hello.cluster.slice(0, 64)}", this node in the ${this.mode} cluster "${this.cluster}"`)
+        this.refuse(peer, `it is in the ${hello.mode} cluster "${hello.cluster.slice(0, 64)}", this node in the ${this.mode} cluster "${this.cluster}"`, from)
         return
       }
       const t: Transcript = {
@@ -282,14 +284,14 @@ export class Membership {
         // The initiator could not verify our proof: it holds another key (or none), so it is no member
         // either. Both sides may challenge at once; whichever fails first must still refuse the other.
         await ms.close({ signal })
-        this.refuse(peer, 'it rejected our proof: its cluster key differs')
+        this.refuse(peer, 'it rejected our proof: its cluster key differs', from)
         return
       }
       if (proof.t !== 'proof') throw new WireError('BAD_MESSAGE', 'expected a proof')
       if (!checkProof(this.secret, 'initiator', t, Buffer.from(proof.proof, 'base64'))) {
         await ms.write({ t: 'error', code: 'NOT_MEMBER', message: 'wrong proof' }, { signal })
         await ms.close({ signal })
-        this.refuse(peer, 'its proof does not match this node\'s cluster key')
+        this.refuse(peer, 'its proof does not match this node\'s cluster key', from)
         return
       }
       this.admit(peer)

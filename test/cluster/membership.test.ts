@@ -32,7 +32,7 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
   }
 
   it('nodes holding the key join; others are refused and get nothing', async () => {
-    const lines: Array<{ level: number, msg: string, peer?: string, why?: string }> = []
+    const lines: Array<{ level: number, msg: string, peer?: string, why?: string, addr?: string }> = []
     const a = await node({ key_file: keyFile }, pino({ level: 'debug' }, { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } }))
     const b = await node({ key_file: keyFile, peers: [a.addr] })
     const c = await node({ key_file: keyFile, peers: [a.addr.replace(/\/p2p\/.*$/, '')] })
@@ -57,6 +57,7 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
     expect(warned.map(l => l.peer).sort()).toEqual([stranger.peerId, open.peerId].sort())
     expect(warned.find(l => l.peer === open.peerId)?.why).toMatch(/open cluster "test", this node in the keyed cluster "test"/)
     expect(warned.find(l => l.peer === stranger.peerId)?.why).toMatch(/cluster key/)
+    for (const l of warned) expect(l.addr).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+/)
   }, 60_000)
 
   it('nodes chained by their configs (each names the one before) are all members of each other within moments', async () => {

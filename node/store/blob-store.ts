@@ -258,7 +258,7 @@ export class BlobStore {
     }
     const fits = plan.fits && (this.lruEnabled || plan.evict.length === 0)
     if (!fits) {
-      this.log.warn({ bytes, free, used: this.usedBytes }, 'no room in the cache; passing the file through uncached')
+      this.log.warn({ bytes, free, used: this.usedBytes, reserved: this.reservedBytes, max: this.budget.maxBytes }, 'no room in the cache (cache.max_size_gb, less what downloads under way reserved, and cache.min_free_gb); passing the file through uncached')
       return false
     }
     this.reservedBytes += bytes

@@ -1,6 +1,7 @@
 import { UpstreamProtocolError } from '../errors.ts'
 import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
+import { realProgress } from './progress.ts'
 
 /** Breaks in a row with no byte between them after which a pass-through range gives up. */
 export const RANGE_RETRIES = 3
@@ -55,7 +56,7 @@ export interface RangeTarget {
 
 /**
  * Fills `into.buf` with the file's bytes from `into.start`, asking again from the last byte when a
- * connection breaks (up to RANGE_RETRIES times in a row without progress). Bodies may be volatile: each
+ * connection breaks (up to RANGE_RETRIES times in a row without real progress). Bodies may be volatile: each
  * chunk is copied in its 'data' event, so a socket read allocates nothing that outlives it.
  */
 export async function fillRange (source: Source, first: SourceResponse | null, into: RangeTarget, onBytes: (n: number) => void, signal: AbortSignal): Promise<void> {
@@ -69,12 +70,12 @@ export async function fillRange (source: Source, first: SourceResponse | null, i
     try {
       await drainInto(res, bytesBefore(res, pos), into, onBytes)
     } catch (err) {
-      if (signal.aborted || (into.filled === before && ++failures > RANGE_RETRIES)) throw err
+      if (signal.aborted || (!realProgress(before, into.filled) && ++failures > RANGE_RETRIES)) throw err
     } finally {
       discardBody(res.body)
       res = null
     }
-    if (into.filled > before) failures = 0
+    if (realProgress(before, into.filled)) failures = 0
   }
 }
 

@@ -12,6 +12,7 @@ import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import type { ActiveDownload, BlobHandle } from './acquire-types.ts'
 import type { BlobMeta } from './response-meta.ts'
+import { realProgress } from './progress.ts'
 
 /** A pass-through as /health lists it while it streams. */
 export type PassingThrough = Omit<ActiveDownload, 'started_at'> & { startedAt: number }
@@ -113,12 +114,12 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
             if (pos >= end) break
           }
         } catch (err) {
-          if (pos === before && ++failures > RANGE_RETRIES) throw err
+          if (!realProgress(before, pos) && ++failures > RANGE_RETRIES) throw err
         } finally {
           discardBody(res.body)
           res = null
         }
-        if (pos > before) failures = 0
+        if (realProgress(before, pos)) failures = 0
       }
     } finally {
       ac.abort()

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { isAimirrorError, UpstreamProtocolError } from '../errors.ts'
+import { isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { drainBody } from './body-sink.ts'
 import type { ByteRanges } from './byte-ranges.ts'
@@ -8,6 +8,7 @@ import type { Validator } from '../store/index-db.ts'
 import type { Assignment } from './pieces.ts'
 import { discardBody, mapUpstreamError } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
+import { REAL_PROGRESS, realProgress } from './progress.ts'
 
 /** What one download lends the connection filling one of its assignments. */
 export interface RangeFetchHost {
@@ -117,17 +118,24 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
       res = undefined
       const mapped = mapUpstreamError(err, host.signal)
       if (host.settled() || (isAimirrorError(mapped) && (mapped.code === 'ERR_ABORTED' || mapped.code === 'ERR_DISK_FULL'))) throw mapped
-      if (a.pos > before) failures = 0
+      const progress = realProgress(before, a.pos)
+      if (progress) failures = 0
       failures++
-      if (failures > host.maxRetries) throw mapped
+      if (failures > host.maxRetries) throw a.pos > before ? keepsStalling(mapped, failures, a.pos) : mapped
       // The cause's own words: a peer that left says so, not "upstream unreachable".
       host.log.debug({ key: host.key, pos: a.pos, failures, err: (err as Error).message ?? mapped.message }, 'piece interrupted; resuming')
       // A connection that brought bytes before it broke resumes at once; backoff is for failures without progress.
-      if (a.pos === before) await sleep(host.retryBaseMs * 2 ** (failures - 1), undefined, { signal: host.signal })
+      if (!progress) await sleep(host.retryBaseMs * 2 ** (failures - 1), undefined, { signal: host.signal })
     }
   }
   // A first response for bytes already on disk (a resumed download) is not needed.
   if (res !== undefined) discardBody(res.body)
+}
+
+/** The last of several attempts in a row that each brought a little and then broke or went quiet. */
+function keepsStalling (err: Error, attempts: number, pos: number): Error {
+  if (!isAimirrorError(err) || err.code !== 'ERR_UPSTREAM_TIMEOUT') return err
+  return new UpstreamTimeoutError(`Upstream keeps stalling: ${attempts} attempts in a row at byte ${pos} each brought under ${REAL_PROGRESS >> 10} KiB, then nothing`, { cause: err })
 }
 
 function checkResponse (res: SourceResponse, pos: number, host: RangeFetchHost): void {

@@ -30,3 +30,27 @@ it('an upstream that sends headers and then nothing on every connection fails th
   // Nothing half-made is served as the blob afterwards.
   expect(await rig.store.lookup(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 5) }).key)).toBeUndefined()
 }, 30_000)
+
+it('an upstream that sends a few KiB of every response and then holds the body fails the download after the retries, not hours later', async () => {
+  const size = 8 << 20
+  const server = track(await startFileServer({ files: { '/t.bin': { size, seed: 6 } }, faults: { stallAfterBytes: 4096 } }))
+  // Plain undici connections: each range's body timeout is the fetcher's.
+  const rig = track(await makeRig({}, {}, { sockets: false }))
+  await rig.fetcher.stop()
+  rig.fetcher = new Fetcher({ store: rig.store, dispatcher: rig.agent, logger: silent }, { retryBaseMs: 20, bodyTimeoutMs: 300, headersTimeoutMs: 1000, maxRetries: 3, quietLimitMs: 10_000 })
+  const started = Date.now()
+  const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 6) }), { url: new URL(`${server.url}/t.bin`) }, { chunkSize: 1 << 20, concurrency: 2 })
+  if (got.kind !== 'blob') throw new Error('expected a blob')
+  let error: unknown = null
+  try {
+    for await (const chunk of got.open(0, size)) void chunk
+  } catch (err) {
+    error = err
+  } finally {
+    got.release()
+  }
+  // At 4 KiB per 300 ms it would have crawled on for about ten minutes.
+  expect((error as { code?: string } | null)?.code).toBe('ERR_UPSTREAM_TIMEOUT')
+  expect((error as Error).message).toMatch(/Upstream keeps stalling: 4 attempts in a row at byte \d+ each brought under 64 KiB/)
+  expect(Date.now() - started).toBeLessThan(15_000)
+}, 30_000)

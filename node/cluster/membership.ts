@@ -6,6 +6,7 @@ import type { Transcript } from '../../protocol/membership.ts'
 import { memberMessage } from '../../protocol/messages.ts'
 import type { MemberMessage } from '../../protocol/messages.ts'
 import type { Logger } from '../log.ts'
+import { lruCache } from '../lru.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
 import { MessageStream, withinStreamDeadline } from './streams.ts'
 
@@ -14,7 +15,7 @@ const MEMBER_PROTOCOL = /^\/aimirror\/(.+)\/member\/([^/]+)$/
 /** How long a member that left is listed as unreachable, and how many are, at most. */
 const DEPARTED_LISTED_MS = 60 * 60_000
 const MAX_DEPARTED = 256
-/** Strangers remembered as reported, at most (then forgotten all at once). */
+/** Strangers and refused peers remembered as reported, at most (the least recent are forgotten). */
 const MAX_STRANGERS = 1024
 /** A refused peer is dialled again (mDNS, the DHT, its own config) every minute or so: said at warn once an hour. */
 const REFUSAL_SAID_MS = 3_600_000
@@ -48,14 +49,14 @@ export class Membership {
   private readonly protocol: string
   private readonly members = new Map<string, { since: number, addr?: string }>()
   private readonly refused = new Map<string, number>()
-  /** When each refused peer was last said at warn (see refuse). */
-  private readonly refusalsSaid = new Map<string, number>()
+  /** Refused peers said at warn within the last REFUSAL_SAID_MS (see refuse). */
+  private readonly refusalsSaid = lruCache<string, true>(MAX_STRANGERS, { ttl: REFUSAL_SAID_MS })
   private readonly pending = new Map<string, Promise<boolean>>()
   private readonly listeners = new Set<(peer: string, joined: boolean) => void>()
   /** Members that left (disconnected), and when: views list them as unreachable for a while. */
-  private readonly departed = new Map<string, { at: number, addr?: string }>()
+  private readonly departed = lruCache<string, { at: number, addr?: string }>(MAX_DEPARTED, { ttl: DEPARTED_LISTED_MS })
   /** aimirror nodes of other clusters or versions already reported (see noteStranger). */
-  private readonly strangers = new Set<string>()
+  private readonly strangers = lruCache<string, true>(MAX_STRANGERS)
   private started = false
 
   constructor (components: MembershipComponents, init: MembershipInit) {
@@ -108,17 +109,11 @@ export class Membership {
   }
 
   /**
-   * Members that left within `withinMs` and have not come back, with when (ms): a node that crashed or
-   * was switched off shows as unreachable in the cluster's views, not as never there.
+   * Members that left within DEPARTED_LISTED_MS and have not come back, with when (ms): a node that
+   * crashed or was switched off shows as unreachable in the cluster's views, not as never there.
    */
-  departedIds (withinMs = DEPARTED_LISTED_MS): Array<{ peer: string, at: number, addr?: string }> {
-    const since = Date.now() - withinMs
-    const out: Array<{ peer: string, at: number, addr?: string }> = []
-    for (const [peer, left] of this.departed) {
-      if (left.at < since) this.departed.delete(peer)
-      else out.push({ peer, ...left })
-    }
-    return out
+  departedIds (): Array<{ peer: string, at: number, addr?: string }> {
+    return [...this.departed.entries()].map(([peer, left]) => ({ peer, ...left }))
   }
 
   onChange (listener: (peer: string, joined: boolean) => void): () => void {
@@ -155,8 +150,7 @@ export class Membership {
   private noteStranger (peer: PeerId, protocols: readonly string[]): void {
     const theirs = protocols.map(p => MEMBER_PROTOCOL.exec(p)).find(m => m !== null)
     if (theirs == null || this.strangers.has(peer.toString())) return
-    if (this.strangers.size >= MAX_STRANGERS) this.strangers.clear()
-    this.strangers.add(peer.toString())
+    this.strangers.set(peer.toString(), true)
     const [, cluster, version] = theirs
     const why = cluster === this.cluster ? `it speaks version ${String(version)} of the member protocol, this node ${PROTOCOL_VERSION}` : `it is in cluster "${String(cluster).slice(0, 64)}", this node in "${this.cluster}" (cluster.name)`
     this.log.info({ peer: peer.toString(), addr: this.addressOf(peer), why }, 'aimirror node seen that is not in this cluster')
@@ -171,9 +165,7 @@ export class Membership {
     const member = this.members.get(id)
     if (member === undefined) return
     this.members.delete(id)
-    this.departed.delete(id)
     this.departed.set(id, { at: Date.now(), addr: member.addr })
-    if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value as string)
     this.log.info({ peer: id }, 'cluster peer left')
     this.emit(id, false)
   }
@@ -190,14 +182,9 @@ export class Membership {
   /** `addr`: where the refused connection came from (it may be closed by the time this is said). */
   private refuse (peer: PeerId, why: string, addr?: string): void {
     const id = peer.toString()
-    const now = Date.now()
-    this.refused.set(id, now + this.rejectMs)
-    const said = this.refusalsSaid.get(id)
-    const news = said === undefined || now - said >= REFUSAL_SAID_MS
-    if (news) {
-      if (this.refusalsSaid.size >= MAX_STRANGERS) this.refusalsSaid.clear()
-      this.refusalsSaid.set(id, now)
-    }
+    this.refused.set(id, Date.now() + this.rejectMs)
+    const news = !this.refusalsSaid.has(id)
+    if (news) this.refusalsSaid.set(id, true)
     this.log[news ? 'warn' : 'debug']({ peer: id, addr: addr ?? this.addressOf(peer), why }, 'peer refused: not a member of this cluster')
     // Hang up a moment later: the other side may be reading our error on this connection (or running
     // its own challenge at the same time), and it must get to refuse us too.

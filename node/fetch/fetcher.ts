@@ -20,45 +20,15 @@ import { pooledChunks } from './blob-chunks.ts'
 import { DOWNLOAD_CHUNK, DownloadCursor } from './download-cursor.ts'
 import { GcPacer } from './gc-pacer.ts'
 import { Revalidator } from './revalidate.ts'
-import type { GcFunction } from './gc-pacer.ts'
 import { waitFor } from '../abort.ts'
 import { credentialOf, hasCredentials } from './acquire-types.ts'
 import { AccessGuard } from './access-guard.ts'
 import type { Acquired, AcquireOptions, ActiveDownload, BlobHandle, InFlightBlob, SourceProvider, UpstreamRequest } from './acquire-types.ts'
+import type { FetcherComponents, FetcherInit } from './fetcher-init.ts'
 
 export type { Acquired, AcquireOptions, ActiveDownload, BlobHandle, InFlightBlob, SourceProvider, UpstreamRequest, UpstreamResponse } from './acquire-types.ts'
 
-export interface FetcherComponents {
-  store: BlobStore
-  /** Upstream connections go through this dispatcher (keep-alive pools, proxy, timeouts). */
-  dispatcher: Dispatcher
-  /** Lighter connections for range pieces (none behind an upstream proxy: those go through the dispatcher). */
-  sockets?: RangeSockets | null
-  logger: Logger
-}
-
-export interface FetcherInit {
-  /** Global cap on upstream connections; excess waits. */
-  maxConcurrentDownloads?: number
-  /** A download nobody wants any more still finishes (the cache gains it). */
-  finishAbandoned?: boolean
-  maxRetries?: number
-  retryBaseMs?: number
-  headersTimeoutMs?: number
-  bodyTimeoutMs?: number
-  /**
-   * A download whose connections all bring nothing for this long fails (default: twice bodyTimeoutMs).
-   * Each connection retries a body that went quiet; nothing arriving on any of them across two of those
-   * timeouts is a hung source, while one that sends a little on each retry is only slow.
-   */
-  quietLimitMs?: number
-  /** Write downloads synchronously to the page cache until a write blocks (default true). */
-  syncWrites?: boolean
-  /** Makes a download's temp-file writer (tests simulate a full disk with it). */
-  openWriter?: DownloadInit['openWriter']
-  /** `globalThis.gc` (Node started with --expose-gc): frees dead I/O buffers between full collections. */
-  gc?: GcFunction | null
-}
+export type { FetcherComponents, FetcherInit } from './fetcher-init.ts'
 
 const DEFAULT_CHUNK = 8 << 20
 

@@ -1,10 +1,24 @@
 import { expect, it } from 'vitest'
 import { Fetcher } from '../../node/fetch/fetcher.ts'
+import type { Acquired } from '../../node/fetch/fetcher.ts'
 import { digestIdentity } from '../../node/fetch/identity.ts'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import { closedAfterEach, makeRig, silent } from './fetch-helpers.ts'
 
 const track = closedAfterEach()
+
+/** Reads the whole blob; what reading it threw (null: it did not). */
+async function readingFails (got: Acquired, size: number): Promise<unknown> {
+  if (got.kind !== 'blob') throw new Error('expected a blob')
+  try {
+    for await (const chunk of got.open(0, size)) void chunk
+    return null
+  } catch (err) {
+    return err
+  } finally {
+    got.release()
+  }
+}
 
 it('an upstream that sends headers and then nothing on every connection fails the download after two read timeouts, not after every connection\'s retries', async () => {
   const size = 8 << 20
@@ -15,15 +29,7 @@ it('an upstream that sends headers and then nothing on every connection fails th
   rig.fetcher = new Fetcher({ store: rig.store, dispatcher: rig.agent, sockets: rig.sockets ?? undefined, logger: silent }, { retryBaseMs: 200, bodyTimeoutMs: 1000, headersTimeoutMs: 1000, maxRetries: 5 })
   const started = Date.now()
   const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 5) }), { url: new URL(`${server.url}/h.bin`) }, { chunkSize: 1 << 20, concurrency: 4 })
-  if (got.kind !== 'blob') throw new Error('expected a blob')
-  let error: unknown = null
-  try {
-    for await (const chunk of got.open(0, size)) void chunk
-  } catch (err) {
-    error = err
-  } finally {
-    got.release()
-  }
+  const error = await readingFails(got, size)
   expect((error as { code?: string } | null)?.code).toBe('ERR_UPSTREAM_TIMEOUT')
   expect((error as Error).message).toMatch(/No byte arrived on any connection for 2 s/)
   expect(Date.now() - started).toBeLessThan(6000)
@@ -40,15 +46,7 @@ it('an upstream that sends a few KiB of every response and then holds the body f
   rig.fetcher = new Fetcher({ store: rig.store, dispatcher: rig.agent, logger: silent }, { retryBaseMs: 20, bodyTimeoutMs: 300, headersTimeoutMs: 1000, maxRetries: 3, quietLimitMs: 10_000 })
   const started = Date.now()
   const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 6) }), { url: new URL(`${server.url}/t.bin`) }, { chunkSize: 1 << 20, concurrency: 2 })
-  if (got.kind !== 'blob') throw new Error('expected a blob')
-  let error: unknown = null
-  try {
-    for await (const chunk of got.open(0, size)) void chunk
-  } catch (err) {
-    error = err
-  } finally {
-    got.release()
-  }
+  const error = await readingFails(got, size)
   // At 4 KiB per 300 ms it would have crawled on for about ten minutes.
   expect((error as { code?: string } | null)?.code).toBe('ERR_UPSTREAM_TIMEOUT')
   expect((error as Error).message).toMatch(/Upstream keeps stalling: 4 attempts in a row at byte \d+ each brought under 64 KiB/)

@@ -5,6 +5,7 @@ import { isAimirrorError } from '../errors.ts'
 import { waitFor } from '../abort.ts'
 import type { Logger } from '../log.ts'
 import type { Bans } from './bans.ts'
+import { coveredTo } from './have-answer.ts'
 import type { PeerClient } from './peer-client.ts'
 import type { Holder, LookupOptions } from './routing.ts'
 
@@ -270,20 +271,8 @@ export class SwarmView {
    */
   downloaderWith (downloaders: string[], start: number, end: number): { peer: string, end: number } | null {
     for (const peer of downloaders) {
-      const a = this.answers.get(peer)
-      if (a?.bitmap !== undefined && a.pieceSize !== undefined && a.pieceSize > 0) {
-        const bits = Buffer.from(a.bitmap, 'base64')
-        let all = true
-        for (let i = Math.floor(start / a.pieceSize); i <= Math.floor(end / a.pieceSize) && all; i++) {
-          all = ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0
-        }
-        if (all) return { peer, end }
-      }
-      for (const ranges of [a?.written, a?.active]) {
-        for (const [s, e] of ranges ?? []) {
-          if (s <= start && start < e) return { peer, end: Math.min(end, e - 1) }
-        }
-      }
+      const to = coveredTo(this.answers.get(peer), start, end)
+      if (to !== null) return { peer, end: to }
     }
     return null
   }

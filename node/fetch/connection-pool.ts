@@ -46,8 +46,9 @@ export class ConnectionPool {
   count = 0
   private extras = 0
   private watchdog: NodeJS.Timeout | null = null
-  /** Since when ranges have been in flight without a pause (watchdog ticks). */
-  private activeSince = 0
+  /** How long ranges have been in flight with no byte arriving, as the watchdog's ticks add it up. */
+  private quietMs = 0
+  private lastTickAt = 0
   private readonly host: ConnectionPoolHost
 
   constructor (host: ConnectionPoolHost) {
@@ -64,7 +65,8 @@ export class ConnectionPool {
   fill (): void {
     if (this.host.scheduler() === null) return
     if (this.watchdog === null) {
-      this.activeSince = Date.now()
+      this.lastTickAt = Date.now()
+      this.quietMs = 0
       this.watchdog = setInterval(() => {
         const stalled = this.host.running() ? this.host.scheduler()?.stalled(Date.now(), STALL_MS) : undefined
         if (stalled?.any === true) {
@@ -102,15 +104,20 @@ export class ConnectionPool {
    * Fails the download once ranges were in flight for quietLimitMs and not one byte came: every
    * connection and its retries hung (a proxy that holds bodies), which would otherwise keep the client
    * waiting through each connection's retries (minutes) for nothing. Time spent waiting for a
-   * connection slot, or with nothing in flight, does not count.
+   * connection slot, or with nothing in flight, does not count; nor does a tick that came late: this
+   * process was busy (2000 clients reading one download), and the bytes that arrived meanwhile are
+   * handled only after this timer.
    */
   private checkQuiet (now: number): void {
+    const elapsed = now - this.lastTickAt
+    this.lastTickAt = now
     const limit = this.host.quietLimitMs
-    if (limit <= 0 || !this.host.running() || (this.host.scheduler()?.activeCount ?? 0) === 0) {
-      this.activeSince = now
+    if (limit <= 0 || !this.host.running() || (this.host.scheduler()?.activeCount ?? 0) === 0 || this.host.lastByteAt() >= now - elapsed) {
+      this.quietMs = 0
       return
     }
-    if (now - Math.max(this.activeSince, this.host.lastByteAt()) < limit) return
+    this.quietMs += Math.min(elapsed, STALL_MS / 2)
+    if (this.quietMs < limit) return
     this.host.fail(new UpstreamTimeoutError(`No byte arrived on any connection for ${Math.round(limit / 100) / 10} s (twice server.read_timeout_s)`))
   }
 

@@ -1,4 +1,5 @@
 import { expect, it } from 'vitest'
+import { createHash } from 'node:crypto'
 import { Fetcher } from '../../node/fetch/fetcher.ts'
 import type { Acquired } from '../../node/fetch/fetcher.ts'
 import { digestIdentity } from '../../node/fetch/identity.ts'
@@ -51,4 +52,32 @@ it('an upstream that sends a few KiB of every response and then holds the body f
   expect((error as { code?: string } | null)?.code).toBe('ERR_UPSTREAM_TIMEOUT')
   expect((error as Error).message).toMatch(/Upstream keeps stalling: 4 attempts in a row at byte \d+ each brought under 64 KiB/)
   expect(Date.now() - started).toBeLessThan(15_000)
+}, 30_000)
+
+it('a download is not failed as quiet while this process was too busy to read its connections', async () => {
+  const size = 8 << 20
+  // 2 MB/s per connection: the download takes about a second, with bytes arriving all along.
+  const server = track(await startFileServer({ files: { '/b.bin': { size, seed: 7 } }, perConnectionBps: 2_000_000 }))
+  const rig = track(await makeRig())
+  await rig.fetcher.stop()
+  rig.fetcher = new Fetcher({ store: rig.store, dispatcher: rig.agent, sockets: rig.sockets ?? undefined, logger: silent }, { bodyTimeoutMs: 30_000, quietLimitMs: 2000 })
+  const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 7) }), { url: new URL(`${server.url}/b.bin`) }, { chunkSize: 1 << 20, concurrency: 4 })
+  if (got.kind !== 'blob') throw new Error('expected a blob')
+  const hash = createHash('sha256')
+  try {
+    let blocked = false
+    for await (const chunk of got.open(0, size)) {
+      hash.update(chunk)
+      if (!blocked) {
+        // Thousands of clients served at once keep the event loop from the sockets for seconds: the
+        // watchdog's tick then comes late, before the bytes that arrived meanwhile are read.
+        blocked = true
+        const until = Date.now() + 3500
+        while (Date.now() < until) { /* busy */ }
+      }
+    }
+  } finally {
+    got.release()
+  }
+  expect(hash.digest('hex')).toBe(generatedSha256(size, 7))
 }, 30_000)

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { BlobChunks, ChunkCursor } from './blob-chunks.ts'
+import { signatureParams } from './identity.ts'
 import type { BlobIdentity } from './identity.ts'
 import type { BlobMeta } from './response-meta.ts'
 import type { Source } from './upstream-source.ts'
@@ -108,13 +109,28 @@ export interface SourceProvider {
 /** Request headers that carry a client's credentials. */
 const CREDENTIALS = new Set(['authorization', 'cookie', 'proxy-authorization'])
 
+/**
+ * What in a request is a client's credentials: its credential headers, and the signature of a signed
+ * URL the client sent itself (signature parameters are left out of cache keys, so without this anyone
+ * asking the bare URL would get what only the signature allowed).
+ */
+function credentialParts (upstream: UpstreamRequest): string[] {
+  const parts = Object.entries(upstream.headers ?? {}).filter(([h]) => CREDENTIALS.has(h.toLowerCase())).map(([h, v]) => `${h.toLowerCase()}: ${v}`)
+  const query = upstream.url.searchParams
+  if (query.size > 0) {
+    const signing = signatureParams(query.keys())
+    for (const [k, v] of query) if (signing.has(k.toLowerCase())) parts.push(`?${k.toLowerCase()}=${v}`)
+  }
+  return parts
+}
+
 /** Whether the request carries a client's credentials (what it fetches is then kept from peers). */
 export function hasCredentials (upstream: UpstreamRequest): boolean {
-  return Object.keys(upstream.headers ?? {}).some(h => CREDENTIALS.has(h.toLowerCase()))
+  return credentialParts(upstream).length > 0
 }
 
 /** A short hash naming the request's credentials (null without any): whom a private blob was fetched for. */
 export function credentialOf (upstream: UpstreamRequest): string | null {
-  const parts = Object.entries(upstream.headers ?? {}).filter(([h]) => CREDENTIALS.has(h.toLowerCase())).map(([h, v]) => `${h.toLowerCase()}: ${v}`).sort()
+  const parts = credentialParts(upstream).sort()
   return parts.length === 0 ? null : createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 32)
 }

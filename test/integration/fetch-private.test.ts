@@ -53,4 +53,40 @@ describe('a file fetched with a client\'s credentials', () => {
     expect((await sha256Of(owner.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 6))
     owner.release()
   })
+
+  it('counts a signature in the URL the client sent as its credentials: the bare URL gets the upstream\'s answer', async () => {
+    let requests = 0
+    const server = track(await startFileServer({
+      files: { '/s.bin': { size: SIZE, seed: 7 } },
+      onRequest: (req, res) => {
+        requests++
+        // A presigned URL: only a valid signature gets the object.
+        if (new URL(req.url ?? '/', 'http://x').searchParams.get('X-Amz-Signature') === 'good') return false
+        res.writeHead(403, { 'content-type': 'application/xml' })
+        res.end('<Error><Code>AccessDenied</Code></Error>')
+        return true
+      }
+    }))
+    const rig = track(await makeRig())
+    const signed = (signature: string, date: string): URL => new URL(`${server.url}/s.bin?X-Amz-Date=${date}&X-Amz-Expires=300&X-Amz-Signature=${signature}`)
+    const as = async (url: URL) => await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 512 * 1024, concurrency: 2 })
+
+    const owner = await as(signed('good', '1'))
+    if (owner.kind !== 'blob') throw new Error(`expected a blob, got ${owner.kind}`)
+    expect((await sha256Of(owner.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 7))
+    owner.release()
+    await until(() => rig.store.stats().file_count === 1)
+
+    for (const url of [new URL(`${server.url}/s.bin`), signed('bad', '2')]) {
+      const other = await as(url)
+      expect(other.kind).toBe('upstream-response')
+      if (other.kind === 'upstream-response') expect(other.status).toBe(403)
+    }
+    // Another valid signature: the upstream says yes to one byte, the rest comes from the cache.
+    const before = requests
+    const renewed = await as(signed('good', '3'))
+    expect(renewed.kind === 'blob' && renewed.from).toBe('cache')
+    if (renewed.kind === 'blob') renewed.release()
+    expect(requests).toBe(before + 1)
+  })
 })

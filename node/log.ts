@@ -3,8 +3,18 @@ import { dirname } from 'node:path'
 import { pino } from 'pino'
 import type { Logger } from 'pino'
 import type { LoggingConfig } from '../config/types.ts'
+import { redactSignature } from './signed-url.ts'
 
 export type { Logger }
+
+/** What the request line of the log shows of an incoming request. */
+interface LoggedRequest {
+  method: string
+  url: string
+  host?: string
+  ip?: string
+  socket?: { remotePort?: number }
+}
 
 /**
  * The node's root logger: JSON lines on stdout, and also to `logging.file` when set.
@@ -13,7 +23,13 @@ export type { Logger }
 export function createLogger (logging: LoggingConfig, destination?: NodeJS.WritableStream): Logger {
   const options = {
     level: logging.level,
-    redact: { paths: ['req.headers.authorization', 'headers.authorization', 'authorization'], censor: '[redacted]' }
+    redact: { paths: ['req.headers.authorization', 'headers.authorization', 'authorization'], censor: '[redacted]' },
+    // A signed URL's signature is a credential: logged URLs keep their signing parameters' names only.
+    // (`req` replaces the HTTP server's own serializer, which logs the URL as it came.)
+    serializers: {
+      url: (url: unknown) => typeof url === 'string' ? redactSignature(url) : url,
+      req: (req: LoggedRequest) => ({ method: req.method, url: redactSignature(req.url), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort })
+    }
   }
   if (destination !== undefined) return pino(options, destination)
   if (logging.file === null) return pino(options)

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { BlobChunks, ChunkCursor } from './blob-chunks.ts'
-import { signatureParams } from './identity.ts'
+import { signatureParams } from '../signed-url.ts'
 import type { BlobIdentity } from './identity.ts'
 import type { BlobMeta } from './response-meta.ts'
 import type { Source } from './upstream-source.ts'

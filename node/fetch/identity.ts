@@ -4,6 +4,8 @@
  * upstream URL, with signature and expiry query parameters stripped so a signed URL maps to a stable key.
  */
 
+import { signatureParams } from '../signed-url.ts'
+
 export interface ExpectedDigest {
   /**
    * `git-sha1`: git's blob id, sha1 of `blob <size>\0` + bytes (needs a download of known length).
@@ -21,37 +23,6 @@ export interface BlobIdentity {
   readonly sha256: string | null
   /** Digest the downloaded bytes must match; a mismatch discards the download. */
   readonly expected: ExpectedDigest | null
-}
-
-/**
- * Query parameters that sign or expire a URL rather than name a resource (lower-case), by scheme. A
- * scheme's parameters are dropped from a key only when the URL carries its signature (`signedBy`), so
- * `?exp=2` or `?st=3` on a URL that is not signed still name different files.
- */
-const SIGNING_SCHEMES: ReadonlyArray<{ signedBy: readonly string[], params: (name: string) => boolean }> = [
-  { signedBy: ['x-amz-signature'], params: n => n.startsWith('x-amz-') },
-  { signedBy: ['x-goog-signature'], params: n => n.startsWith('x-goog-') },
-  { signedBy: ['signature'], params: n => ['signature', 'expires', 'key-pair-id', 'policy', 'awsaccesskeyid'].includes(n) },
-  {
-    signedBy: ['sig'],
-    params: n => ['sv', 'ss', 'srt', 'sp', 'se', 'st', 'spr', 'sig', 'sr', 'skoid', 'sktid', 'skt', 'ske', 'sks', 'skv', 'exp', 'expires', 'expiry'].includes(n)
-  },
-  // A bare token may select content; one that expires is a credential.
-  { signedBy: ['token', 'jwt'], params: n => ['token', 'jwt', 'exp', 'expires', 'expiry'].includes(n) }
-]
-
-/** The names (lower-case) among `names` that sign the URL rather than name what it serves. */
-export function signatureParams (names: Iterable<string>): Set<string> {
-  const lower = new Set([...names].map(n => n.toLowerCase()))
-  const out = new Set<string>()
-  for (const scheme of SIGNING_SCHEMES) {
-    if (!scheme.signedBy.some(n => lower.has(n))) continue
-    const dropped = [...lower].filter(scheme.params)
-    // A token scheme without an expiry is not one.
-    if (scheme.signedBy[0] === 'token' && !dropped.some(n => n.startsWith('exp'))) continue
-    for (const n of dropped) out.add(n)
-  }
-  return out
 }
 
 /** Canonical form of a URL for keying: lower-case host, no default port, no fragment, signature params removed, params sorted by name. */

@@ -1,8 +1,11 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createLogger } from '../../../node/log.ts'
+import { redactSignature } from '../../../node/signed-url.ts'
 
 describe('logging.file', () => {
   const dirs: string[] = []
@@ -33,5 +36,30 @@ describe('logging.file', () => {
     logger.info('to the file')
     await new Promise<void>(resolve => { logger.flush(() => resolve()) })
     await vi.waitFor(async () => { expect(await readFile(file, 'utf8')).toContain('to the file') })
+  })
+})
+
+describe('signed URLs in the log', () => {
+  it('keep their signing parameters\' names, not their values, in the request line and in any url field', async () => {
+    const lines: string[] = []
+    const sink = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
+    const logger = createLogger({ level: 'info', file: null }, sink)
+    const app = Fastify({ loggerInstance: logger })
+    app.get('/f/*', async () => 'ok')
+    const res = await app.inject({ url: '/f/obj.bin?v=2&X-Amz-Credential=AKIA%2F1&X-Amz-Signature=s3cr3t' })
+    expect(res.statusCode).toBe(200)
+    logger.warn({ url: 'https://cdn.example/o?se=2030&sig=s3cr3t&sv=1' }, 'a warning')
+    await app.close()
+    const text = lines.join('')
+    expect(text).toContain('"url":"/f/obj.bin?v=2&X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]"')
+    expect(text).toContain('"url":"https://cdn.example/o?se=[redacted]&sig=[redacted]&sv=[redacted]"')
+    expect(text).not.toContain('s3cr3t')
+    expect(text).not.toContain('AKIA')
+  })
+
+  it('leave a URL that is not signed as it is', () => {
+    expect(redactSignature('/a?exp=2&st=3')).toBe('/a?exp=2&st=3')
+    expect(redactSignature('/a?token=abc')).toBe('/a?token=abc')
+    expect(redactSignature('/a?token=abc&expires=9#x')).toBe('/a?token=[redacted]&expires=[redacted]#x')
   })
 })

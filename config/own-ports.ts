@@ -1,10 +1,12 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { z } from 'zod'
 
-/** The part of a parsed config whose ports one node listens on. */
+/** The part of a parsed config whose ports one node listens on, and the upstreams it asks. */
 interface Ports {
-  server?: { port?: number }
+  server?: { host?: string, port?: number, upstream_proxy?: string | null }
   cluster?: { enabled?: boolean, data_port?: number, listen?: readonly string[] }
+  rules?: ReadonlyArray<{ upstream?: string }>
+  oci?: { registries?: Readonly<Record<string, string>> }
 }
 
 /** The TCP port of a multiaddr, 0 when it has none or is not one. */
@@ -32,5 +34,39 @@ export function checkOwnPorts (config: Ports, ctx: z.RefinementCtx): void {
     const port = tcpPortOf(addr)
     const clash = port === 0 ? null : port === httpPort ? 'server.port' : port === dataPort ? 'cluster.data_port' : null
     if (clash !== null) ctx.addIssue({ code: 'custom', path: ['cluster', 'listen', i], message: `port ${port} is also ${clash}: give the cluster's libp2p listener its own` })
+  }
+}
+
+/** Hosts that name this machine whatever its addresses. */
+const THIS_MACHINE = /^(?:localhost|127(?:\.\d{1,3}){3}|0\.0\.0\.0|\[::1?\]|\[::ffff:127(?:\.\d{1,3}){3}\])$/i
+
+/** Whether `upstream` is the node's own HTTP listener (a request there would come back, again and again). */
+function isThisNode (upstream: string, server: Ports['server']): boolean {
+  let url: URL
+  try {
+    url = new URL(upstream)
+  } catch {
+    return false
+  }
+  const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80
+  if (port !== (server?.port ?? 0)) return false
+  const listen = server?.host ?? ''
+  return THIS_MACHINE.test(url.hostname) || url.hostname === listen || url.hostname === `[${listen}]`
+}
+
+/** An upstream (or upstream proxy) that is the node itself loops: named at its field. */
+export function checkSelfUpstreams (config: Ports, ctx: z.RefinementCtx): void {
+  const server = config.server
+  const port = server?.port ?? 0
+  const said = (what: string): string => `${what} is this node itself (server.port ${port}): its requests would come back to it without end`
+  for (const [i, rule] of (config.rules ?? []).entries()) {
+    if (rule.upstream !== undefined && isThisNode(rule.upstream, server)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'upstream'], message: said(rule.upstream) })
+  }
+  for (const [host, upstream] of Object.entries(config.oci?.registries ?? {})) {
+    if (isThisNode(upstream, server)) ctx.addIssue({ code: 'custom', path: ['oci', 'registries', host], message: said(upstream) })
+  }
+  const proxy = server?.upstream_proxy
+  if (proxy !== undefined && proxy !== null && proxy !== '' && isThisNode(proxy, server)) {
+    ctx.addIssue({ code: 'custom', path: ['server', 'upstream_proxy'], message: said(proxy) })
   }
 }

@@ -9,7 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import type { Config, HandlerName, LogLevel } from './types.ts'
 import { compileRulePattern, translatePythonRegex } from './pattern.ts'
-import { checkOwnPorts } from './own-ports.ts'
+import { checkOwnPorts, checkSelfUpstreams } from './own-ports.ts'
 
 const NUMERIC = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?\s*$/i
 
@@ -357,7 +357,10 @@ export const configShape = {
   cluster: mapping(clusterShape, 'cluster settings')
 }
 
-export const configSchema = mapping(configShape, 'the sections server, cache, rules, content_rewrite, logging, oci, cluster').superRefine(checkOwnPorts)
+export const configSchema = mapping(configShape, 'the sections server, cache, rules, content_rewrite, logging, oci, cluster').superRefine((config, ctx) => {
+  checkOwnPorts(config, ctx)
+  checkSelfUpstreams(config, ctx)
+})
 
 export type ParsedConfig = z.output<typeof configSchema>
 

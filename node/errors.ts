@@ -37,6 +37,8 @@ function defineError (name: string, code: string, defaultMessage: string): new (
 export const BadRequestError = defineError('BadRequestError', 'ERR_BAD_REQUEST', 'Malformed request')
 /** No rule matches the path. */
 export const NoRouteError = defineError('NoRouteError', 'ERR_NO_ROUTE', 'No rule matches this path')
+/** A request this node sent upstream came back to it (an upstream that leads to the node itself). */
+export const RequestLoopError = defineError('RequestLoopError', 'ERR_REQUEST_LOOP', 'This request came back to the node that sent it upstream: a rule\'s upstream (or the upstream proxy) leads to this node')
 /** The upstream could not be reached (DNS, refused, reset before headers). */
 export const UpstreamUnreachableError = defineError('UpstreamUnreachableError', 'ERR_UPSTREAM_UNREACHABLE', 'Upstream is unreachable')
 /** The upstream did not answer in time. */
@@ -74,7 +76,7 @@ export const ERROR_CODES: readonly string[] = [
   'ERR_BAD_REQUEST', 'ERR_NO_ROUTE', 'ERR_UPSTREAM_UNREACHABLE', 'ERR_UPSTREAM_TIMEOUT', 'ERR_UPSTREAM_PROTOCOL',
   'ERR_DIGEST_MISMATCH', 'ERR_RANGE_NOT_SATISFIABLE', 'ERR_OVERLOADED', 'ERR_DISK_FULL', 'ERR_ABORTED',
   'ERR_SHUTTING_DOWN', 'ERR_CORRUPT_BLOB', 'ERR_METHOD_NOT_ALLOWED', 'ERR_UPSTREAM_DENIED',
-  'ERR_CLUSTER_SETUP', 'ERR_START'
+  'ERR_CLUSTER_SETUP', 'ERR_START', 'ERR_REQUEST_LOOP'
 ]
 
 export function isAimirrorError (err: unknown): err is AimirrorError {

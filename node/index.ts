@@ -33,6 +33,7 @@ import type { RewritePlan } from './rewrite/rules.ts'
 import { createRouter } from './router/router.ts'
 import type { Router } from './router/router.ts'
 import { createUpstreamDispatcher } from './upstream/dispatcher.ts'
+import { sendingOwnVia } from './upstream/via.ts'
 import { startStep } from './start-errors.ts'
 import { hostPort } from './http/host-port.ts'
 
@@ -98,7 +99,8 @@ export interface AimirrorNode {
 /** The one place that wires a node: logger, upstream pool, router, rewriting, handlers, strategies, HTTP. */
 export function createNode (config: Config, overrides: NodeOverrides = {}): AimirrorNode {
   const logger = overrides.logger ?? createLogger(config.logging)
-  const dispatcher = overrides.dispatcher ?? createUpstreamDispatcher(config.server)
+  // Every upstream request says it came through this node: one that comes back is refused (see via.ts).
+  const dispatcher = sendingOwnVia(overrides.dispatcher ?? createUpstreamDispatcher(config.server))
   const router = createRouter(config.rules, [{ path: TOKEN_PATH, handler: 'oci' }])
   const rewritePlan = createRewritePlan(config.content_rewrite, router.rules)
   // Registry downloads renew their upstream tokens as they go: the engine's requests pass the OCI auth interceptor

@@ -17,7 +17,8 @@ const STATUS: Readonly<Record<string, number>> = {
   ERR_SHUTTING_DOWN: 503,
   ERR_DISK_FULL: 503,
   ERR_ABORTED: 503,
-  ERR_CORRUPT_BLOB: 500
+  ERR_CORRUPT_BLOB: 500,
+  ERR_REQUEST_LOOP: 508
 }
 
 export function statusForCode (code: string): number {

@@ -3,10 +3,11 @@ import type { Duplex } from 'node:stream'
 import { fastify } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config/types.ts'
-import { AbortedError, BadRequestError, NoRouteError, ShuttingDownError } from '../errors.ts'
+import { AbortedError, BadRequestError, NoRouteError, RequestLoopError, ShuttingDownError } from '../errors.ts'
 import type { HandlerRegistry } from '../handlers/registry.ts'
 import type { Logger } from '../log.ts'
 import type { Router } from '../router/router.ts'
+import { cameBack } from '../upstream/via.ts'
 import { registerAdminRoutes } from './admin.ts'
 import { dirStats } from './dir-stats.ts'
 import { handleError } from './error-handler.ts'
@@ -103,6 +104,7 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
   registerAdminRoutes(app, { downloads: components.downloads, cacheStats })
 
   async function serve (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    if (cameBack(request.headers.via)) throw new RequestLoopError()
     const match = router.match(request.raw.url ?? '')
     if (match === null) throw new NoRouteError(undefined, { detail: { path: request.raw.url?.split('?')[0] } })
     const ctx: StrategyContext = {

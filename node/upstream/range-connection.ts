@@ -6,6 +6,7 @@ import { AbortedError, UpstreamProtocolError, UpstreamTimeoutError } from '../er
 import { parseResponseHead } from './response-head.ts'
 import type { ResponseHead } from './response-head.ts'
 import { VolatileBody } from './volatile-body.ts'
+import { OWN_VIA } from './via.ts'
 
 /** Registries and CDNs send long heads (Link, signed Set-Cookie); beyond this is not a response to read here. */
 const MAX_HEAD = 64 << 10
@@ -113,6 +114,7 @@ export class Connection {
       }
       let text = `GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`
       for (const [k, v] of Object.entries(headers)) if (k !== 'host') text += `${k}: ${v}\r\n`
+      text += `via: ${OWN_VIA}\r\n`
       this.socket.setTimeout(this.settings.readTimeoutMs)
       if (this.verified) this.socket.write(`${text}\r\n`, 'latin1')
       else this.held = `${text}\r\n`

@@ -144,6 +144,22 @@ describe('unknown keys', () => {
   })
 })
 
+describe('an upstream that is the node itself', () => {
+  it.each([
+    [{ server: { port: 8081 }, rules: [{ ...RULE, upstream: 'http://127.0.0.1:8081/b' }] }, 'rules[0].upstream'],
+    [{ server: { port: 8081 }, rules: [{ ...RULE, upstream: 'http://localhost:8081' }] }, 'rules[0].upstream'],
+    [{ server: { host: '10.0.0.5', port: 80 }, rules: [RULE, { ...RULE, name: 's', upstream: 'http://10.0.0.5/' }] }, 'rules[1].upstream'],
+    [{ server: { port: 8081, upstream_proxy: 'http://[::1]:8081' }, rules: [RULE] }, 'server.upstream_proxy'],
+    [{ server: { port: 8081 }, rules: [RULE], oci: { registries: { 'ghcr.io': 'http://0.0.0.0:8081' } } }, 'oci.registries.ghcr.io']
+  ])('is refused at its field: %j', (doc, field) => {
+    expect(problemAt(problemsOf(() => parse(doc)), field)).toContain('is this node itself (server.port')
+  })
+
+  it('on another port or host is fine', () => {
+    expect(() => parse({ server: { port: 8081 }, rules: [{ ...RULE, upstream: 'http://127.0.0.1:8082' }, { ...RULE, name: 's', upstream: 'http://other:8081' }] })).not.toThrow()
+  })
+})
+
 describe('every problem is reported, not just the first', () => {
   it('across sections and rules', () => {
     const problems = problemsOf(() => loadConfig({ file: fixture('bad-many.yaml'), env }))

@@ -119,7 +119,7 @@ describe('RangeSockets', () => {
       expect(got).toEqual({ sha: sha(bytes(start, end)), n: end - start })
     }
     expect(server.connections).toBe(1)
-    expect(server.requests[0]).toMatch(/^GET \/f HTTP\/1\.1\r\nhost: 127\.0\.0\.1:\d+\r\nrange: bytes=0-3145727$/)
+    expect(server.requests[0]).toMatch(/^GET \/f HTTP\/1\.1\r\nhost: 127\.0\.0\.1:\d+\r\nrange: bytes=0-3145727\r\nvia: 1\.1 aimirror-[0-9a-f]{12}$/)
   })
 
   it('keeps the bytes of connections read at the same time apart (they share one read buffer)', async () => {

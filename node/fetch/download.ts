@@ -355,6 +355,7 @@ export class Download {
       written: this.written,
       maxRetries: this.init.maxRetries,
       retryBaseMs: this.init.retryBaseMs,
+      outageMs: this.init.quietLimitMs ?? 0,
       log: this.log,
       key: this.key,
       settled: () => this.settled,

@@ -20,6 +20,11 @@ export interface RangeFetchHost {
   readonly written: ByteRanges
   readonly maxRetries: number
   readonly retryBaseMs: number
+  /**
+   * An upstream that is away (refuses connections, answers 5xx or 429) is asked again, past maxRetries,
+   * until this long after the piece's last progress: a restart or a proxy's blip mid-download is ridden out.
+   */
+  readonly outageMs: number
   readonly log: Logger
   readonly key: string
   settled: () => boolean
@@ -98,6 +103,7 @@ function missing (a: Assignment, host: RangeFetchHost): boolean {
 async function fillAssignment (a: Assignment, first: SourceResponse | undefined, host: RangeFetchHost): Promise<void> {
   let res = first
   let failures = 0
+  let progressAt = Date.now()
   while (!host.settled() && missing(a, host)) {
     const before = a.pos
     try {
@@ -119,17 +125,37 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
       const mapped = mapUpstreamError(err, host.signal)
       if (host.settled() || (isAimirrorError(mapped) && (mapped.code === 'ERR_ABORTED' || mapped.code === 'ERR_DISK_FULL'))) throw mapped
       const progress = realProgress(before, a.pos)
-      if (progress) failures = 0
+      if (progress) {
+        failures = 0
+        progressAt = Date.now()
+      }
       failures++
-      if (failures > host.maxRetries) throw a.pos > before ? keepsStalling(mapped, failures, a.pos) : mapped
+      if (failures > host.maxRetries && !(isOutage(mapped, a.pos === before) && Date.now() - progressAt < host.outageMs)) {
+        throw a.pos > before ? keepsStalling(mapped, failures, a.pos) : mapped
+      }
       // The cause's own words: a peer that left says so, not "upstream unreachable".
       host.log.debug({ key: host.key, pos: a.pos, failures, err: (err as Error).message ?? mapped.message }, 'piece interrupted; resuming')
       // A connection that brought bytes before it broke resumes at once; backoff is for failures without progress.
-      if (!progress) await sleep(host.retryBaseMs * 2 ** (failures - 1), undefined, { signal: host.signal })
+      if (!progress) await sleep(Math.min(host.retryBaseMs * 2 ** (failures - 1), MAX_BACKOFF_MS), undefined, { signal: host.signal })
     }
   }
   // A first response for bytes already on disk (a resumed download) is not needed.
   if (res !== undefined) discardBody(res.body)
+}
+
+/** Longest wait between two tries of a piece. */
+const MAX_BACKOFF_MS = 4000
+
+/**
+ * A failure that says the upstream is away for now (down, restarting, a proxy in between failing), not
+ * that the file cannot be had: refused, closed before it answered (`broughtNothing`), or 5xx / 429.
+ */
+function isOutage (err: Error, broughtNothing: boolean): boolean {
+  if (!isAimirrorError(err)) return false
+  if (err.code === 'ERR_UPSTREAM_UNREACHABLE') return true
+  if (err.code !== 'ERR_UPSTREAM_PROTOCOL') return false
+  const status = err.detail?.status
+  return typeof status === 'number' ? status >= 500 || status === 429 : broughtNothing
 }
 
 /** The last of several attempts in a row that each brought a little and then broke or went quiet. */

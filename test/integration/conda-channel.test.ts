@@ -20,8 +20,8 @@ const PACKAGES = [
   { name: 'tinyc', version: '1.0', depends: ['tinyd >=1.0'] }
 ]
 
-async function setup (baseUrl = false, ttl = 300): Promise<{ chan: CondaChannel, node: TestNode }> {
-  chan = await startCondaChannel({ channel: 'conda-forge', packages: PACKAGES, baseUrl })
+async function setup (baseUrl = false, ttl = 300, authorization?: string): Promise<{ chan: CondaChannel, node: TestNode }> {
+  chan = await startCondaChannel({ channel: 'conda-forge', packages: PACKAGES, baseUrl, authorization })
   node = await startTestNode({
     content_rewrite: { targets: [chan.cdnUrl] },
     rules: [
@@ -53,6 +53,18 @@ describe('conda channels', () => {
     expect(again.status).toBe(304)
     const channeldata = await send(node.url, { path: '/conda-forge/channeldata.json' })
     expect(json(channeldata).channeldata_version).toBe(1)
+  })
+
+  it('asks a private channel with the client\'s credentials, and keeps what they got from other clients', async () => {
+    const authorization = `Basic ${Buffer.from('cuser:cpass').toString('base64')}`
+    const { chan, node } = await setup(false, 300, authorization)
+    for (const path of ['/conda-forge/noarch/repodata.json', '/conda-forge/noarch/repodata.json.zst', '/conda-forge/noarch/tinyd-1.0-0.conda']) {
+      const mine = await send(node.url, { path, headers: { authorization } })
+      expect(mine.status).toBe(200)
+      expect((await send(node.url, { path })).status).toBe(401)
+      expect((await send(node.url, { path, headers: { authorization: 'Basic d3Jvbmc6d3Jvbmc=' } })).status).toBe(401)
+    }
+    expect((await send(node.url, { path: '/conda-forge/noarch/tinyd-1.0-0.conda', headers: { authorization } })).body.equals(pkg(chan, 'tinyd-1.0-0.conda'))).toBe(true)
   })
 
   it('verifies packages by the repodata sha256; before repodata they are keyed by URL', async () => {

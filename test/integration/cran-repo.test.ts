@@ -75,4 +75,22 @@ describe('CRAN repositories', () => {
     expect((await send(node.url, { path: '/src/contrib/tinyr_1.0.0.tar.gz' })).status).toBe(200)
     expect((await send(node.url, { path: '/src/contrib/PACKAGES' })).status).toBe(502)
   })
+
+  it('asks a private repository with the client\'s credentials, and keeps what they got from other clients', async () => {
+    const authorization = `Basic ${Buffer.from('ruser:rpass').toString('base64')}`
+    const files = new Map(repo.files)
+    await node.stop()
+    await repo.close()
+    repo = await startCranRepo(files, { authorization })
+    node = await startTestNode({ rules: cranRules(repo.url, 300) })
+    for (const path of ['/src/contrib/PACKAGES', '/cran/src/contrib/tinyr_1.0.0.tar.gz']) {
+      const mine = await send(node.url, { path, headers: { authorization } })
+      expect(mine.status).toBe(200)
+      expect(mine.body.equals(files.get(path.replace('/cran/', '/')) ?? Buffer.alloc(0))).toBe(true)
+      const anonymous = await send(node.url, { path })
+      expect(anonymous.status).toBe(401)
+      const wrong = await send(node.url, { path, headers: { authorization: 'Basic d3Jvbmc6d3Jvbmc=' } })
+      expect(wrong.status).toBe(401)
+    }
+  })
 })

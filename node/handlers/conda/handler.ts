@@ -4,6 +4,7 @@ import type { StrategyContext } from '../../http/strategy.ts'
 import type { Logger } from '../../log.ts'
 import type { MetadataCache } from '../../metadata/cache.ts'
 import { clientRevalidates } from '../../metadata/client-revalidate.ts'
+import { credentialScope } from '../../metadata/credential-scope.ts'
 import { sendMetadata } from '../../metadata/serve.ts'
 import type { MetadataResult } from '../../metadata/types.ts'
 import type { RewritePlan } from '../../rewrite/rules.ts'
@@ -125,11 +126,14 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
       const repodata = path.kind === 'metadata' ? path.repodata : null
       const shardName = path.kind === 'metadata' ? SHARD.exec(ctx.upstreamUrl.pathname)?.[1] : undefined
       const plainJson = repodata === 'json' || ctx.upstreamUrl.pathname.endsWith('.json')
+      // Compressed variants are fetched as they are, so their bytes stay exactly upstream's.
+      const headers: Record<string, string> = { 'accept-encoding': plainJson ? 'gzip' : 'identity' }
+      const authorization = ctx.request.headers.authorization
+      if (authorization !== undefined) headers.authorization = authorization
       const result = await metadata.fetch({
-        key: `conda:${canonicalUrl(ctx.upstreamUrl)}`,
+        key: `conda:${canonicalUrl(ctx.upstreamUrl)}${credentialScope(authorization)}`,
         url: ctx.upstreamUrl,
-        // Compressed variants are fetched as they are, so their bytes stay exactly upstream's.
-        headers: { 'accept-encoding': plainJson ? 'gzip' : 'identity' },
+        headers,
         ttlMs: shardName !== undefined ? SHARD_TTL_MS : ctx.rule.metadata_ttl_s * 1000,
         revalidate: clientRevalidates(ctx.request.headers),
         signal: ctx.signal

@@ -5,6 +5,7 @@ import type { StrategyContext } from '../../http/strategy.ts'
 import type { Logger } from '../../log.ts'
 import type { MetadataCache } from '../../metadata/cache.ts'
 import { clientRevalidates } from '../../metadata/client-revalidate.ts'
+import { credentialScope } from '../../metadata/credential-scope.ts'
 import { sendMetadata } from '../../metadata/serve.ts'
 import { acquireArtifact, sendAcquired, serveArtifact } from '../artifact.ts'
 import type { Handler } from '../types.ts'
@@ -54,8 +55,10 @@ export function createCranHandler (components: CranComponents): Handler {
         const headers: Record<string, string> = { 'accept-encoding': 'identity' }
         const ua = header(ctx, 'user-agent')
         if (ua !== undefined) headers['user-agent'] = ua
+        const authorization = header(ctx, 'authorization')
+        if (authorization !== undefined) headers.authorization = authorization
         const result = await metadata.fetch({
-          key: `cran:${canonicalUrl(ctx.upstreamUrl)}${scope}`,
+          key: `cran:${canonicalUrl(ctx.upstreamUrl)}${scope}${credentialScope(authorization)}`,
           url: ctx.upstreamUrl,
           headers,
           ttlMs: ctx.rule.metadata_ttl_s * 1000,

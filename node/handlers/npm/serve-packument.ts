@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto'
 import type { StrategyContext } from '../../http/strategy.ts'
 import { clientHasCopy, clientRevalidates } from '../../metadata/client-revalidate.ts'
+import { credentialScope } from '../../metadata/credential-scope.ts'
 import { sendMetadata } from '../../metadata/serve.ts'
 import type { MetadataResult } from '../../metadata/types.ts'
 import { choosePackumentFormat, UPSTREAM_ACCEPT } from './paths.ts'
@@ -52,7 +52,7 @@ async function loadPackument (ctx: StrategyContext, components: NpmComponents, n
   if (authorization !== undefined) headers.authorization = authorization
   const npmSession = header(ctx, 'npm-session')
   if (npmSession !== undefined) headers['npm-session'] = npmSession
-  const scope = authorization === undefined ? '' : `:auth=${createHash('sha256').update(authorization).digest('hex').slice(0, 24)}`
+  const scope = credentialScope(authorization)
   // `@scope%2fname` and `@scope/name` are one document.
   const tail = url.pathname.replace(/%2[fF]/, '/')
   const result = await metadata.fetch({

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto'
 import { canonicalUrl } from '../../fetch/identity.ts'
 import type { StrategyContext } from '../../http/strategy.ts'
 import { clientRevalidates } from '../../metadata/client-revalidate.ts'
+import { credentialScope } from '../../metadata/credential-scope.ts'
 import { sendMetadata } from '../../metadata/serve.ts'
 import type { MetadataResult } from '../../metadata/types.ts'
 import type { RuleRewriting } from '../../rewrite/rules.ts'
@@ -22,10 +22,6 @@ function linkMap (rewriting: RuleRewriting, prefix: string): LinkMap {
     if (mapped === null) return null
     return { href: prefix + mapped, path: decodePath(new URL(mapped, 'http://mirror.invalid').pathname) }
   }
-}
-
-function credentialScope (authorization: string | undefined): string {
-  return authorization === undefined ? '' : `:auth=${createHash('sha256').update(authorization).digest('hex').slice(0, 24)}`
 }
 
 /** Upstream redirects (renamed projects, missing slashes) keep the client on the mirror. */

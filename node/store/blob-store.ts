@@ -16,6 +16,9 @@ import { WriteOrder } from './write-order.ts'
 import { DownloadRecords } from './download-records.ts'
 import { openIndex } from './open-index.ts'
 
+/** How often a file too large for the whole cache is warned about (debug in between). */
+const TOO_LARGE_SAID_EVERY_MS = 3600_000
+
 export interface BlobStoreComponents {
   logger: Logger
 }
@@ -106,6 +109,7 @@ export class BlobStore {
   /** Writes to a blob's entry (access times, drops), in the order issued. */
   private readonly blobWrites = new WriteOrder()
   private readonly check: BlobCheck
+  private saidTooLargeAt = Number.NEGATIVE_INFINITY
   readonly scrub: BlobScrub | null
 
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
@@ -244,7 +248,14 @@ export class BlobStore {
    * caller passes it through instead.
    */
   async reserve (bytes: number): Promise<boolean> {
-    if (bytes > this.budget.maxBytes) return false
+    if (bytes > this.budget.maxBytes) {
+      // Said where an admin looks, once an hour: every request for such a file downloads it again.
+      const now = Date.now()
+      const warn = now - this.saidTooLargeAt >= TOO_LARGE_SAID_EVERY_MS
+      if (warn) this.saidTooLargeAt = now
+      this.log[warn ? 'warn' : 'debug']({ bytes, max: this.budget.maxBytes }, 'a file larger than the whole cache (cache.max_size_gb) is passed through uncached: every request for it downloads it again')
+      return false
+    }
     return await this.spacePlans.run(SPACE, async () => await this.reserveNow(bytes))
   }
 

@@ -38,6 +38,13 @@ function numberAtLeast (min: number, exclusive = false): z.ZodType<number, unkno
   return z.preprocess(numeric, exclusive ? n.gt(min, e) : n.min(min, e))
 }
 
+/** A timeout in seconds: above 0, at most a day (Node's timers cannot hold much more, and cut it to 1 ms). */
+function timeoutSeconds (zeroAllowed = false): z.ZodType<number, unknown> {
+  const e = { error: `expected seconds ${zeroAllowed ? '>=' : '>'} 0 and at most 86400 (a day)` }
+  const n = z.number(e).refine((v) => Number.isFinite(v), e).max(86_400, e)
+  return z.preprocess(numeric, zeroAllowed ? n.min(0, e) : n.gt(0, e))
+}
+
 const bool = z.boolean({ error: 'expected true or false' })
 
 function text (expected = 'expected a non-empty string'): z.ZodType<string, unknown> {
@@ -277,9 +284,9 @@ export const serverShape = {
   upstream_proxy: optionalText(baseUrl('expected an http(s) proxy URL like "http://proxy.example:3128"')),
   public_host: optionalText(publicHost),
   max_concurrent_downloads: intIn(1, 100_000),
-  connect_timeout_s: numberAtLeast(0, true),
-  read_timeout_s: numberAtLeast(0, true),
-  shutdown_timeout_s: numberAtLeast(0)
+  connect_timeout_s: timeoutSeconds(),
+  read_timeout_s: timeoutSeconds(),
+  shutdown_timeout_s: timeoutSeconds(true)
 }
 
 export const cacheShape = {

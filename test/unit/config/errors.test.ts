@@ -45,6 +45,8 @@ describe('field problems name the path, what was expected and what was found', (
     [{ server: { max_concurrent_downloads: 0 } }, 'server.max_concurrent_downloads', '0'],
     [{ server: { connect_timeout_s: 0 } }, 'server.connect_timeout_s', '0'],
     [{ server: { read_timeout_s: 'soon' } }, 'server.read_timeout_s', '"soon"'],
+    [{ server: { read_timeout_s: 3000000 } }, 'server.read_timeout_s', '3000000'],
+    [{ server: { connect_timeout_s: 1e9 } }, 'server.connect_timeout_s', '1000000000'],
     [{ server: { shutdown_timeout_s: -1 } }, 'server.shutdown_timeout_s', '-1'],
     [{ cache: { max_size_gb: -1 } }, 'cache.max_size_gb', '-1'],
     [{ cache: { lru_enabled: 'maybe' } }, 'cache.lru_enabled', '"maybe"'],

@@ -47,6 +47,22 @@ describe('registry mirror: credentials, private content, token renewal', () => {
     expect(sha256(layer.body)).toBe(secret.amd64Layers[0])
   })
 
+  it('with the registry away, answers a logged-in client\'s public tag from what an anonymous client resolved', async () => {
+    const { pub } = await setup()
+    expect((await new PullClient(node!.url).get('/v2/library/pub/manifests/1.0')).status).toBe(200)
+    const alice = new PullClient(node!.url, { user: 'alice', password: USERS.alice })
+    expect((await alice.get('/v2/alice/secret/manifests/1.0')).status).toBe(200)
+    await reg!.close()
+    reg = undefined
+    const tag = await alice.get('/v2/library/pub/manifests/1.0')
+    expect(tag.status).toBe(200)
+    expect(tag.headers['x-aimirror-stale']).toBe('1')
+    expect(tag.body.equals(pub.top.bytes)).toBe(true)
+    // A private tag has no anonymous answer: nobody else gets alice's.
+    const bob = new PullClient(node!.url, { user: 'bob', password: USERS.bob })
+    expect((await bob.get('/v2/alice/secret/manifests/1.0')).status).not.toBe(200)
+  })
+
   it('serves cached private content only to clients upstream accepts for it', async () => {
     const { secret } = await setup()
     const layer = secret.amd64Layers[0] as string

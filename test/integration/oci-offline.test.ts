@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createNode } from '../../node/index.ts'
 import type { TestNode } from '../helpers/node.ts'
 import { RegistryContent } from '../fixtures/upstreams/oci-content.ts'
-import { buildImage, sha256 } from '../fixtures/upstreams/oci-image.ts'
+import { buildImage, MEDIA, sha256 } from '../fixtures/upstreams/oci-image.ts'
 import type { BuiltImage } from '../fixtures/upstreams/oci-image.ts'
 import { startOciRegistry } from '../fixtures/upstreams/oci-registry.ts'
 import type { OciRegistry } from '../fixtures/upstreams/oci-registry.ts'
@@ -85,6 +85,13 @@ describe('registry mirror: tag freshness and upstream outages', () => {
     expect(tag.headers.warning).toBe('110 - "Response is Stale"')
     expect(tag.headers['x-aimirror-stale']).toBe('1')
     expect(tag.headers['docker-content-digest']).toBe(img?.top.digest)
+    // Another client's Accept set (containerd's, say) is answered from the anonymous record when it takes
+    // the recorded manifest's type; one that takes none of what was recorded is not.
+    const other = await client.get('/v2/library/tiny/manifests/1.0', { method: 'HEAD', accept: [MEDIA.ociIndex, MEDIA.dockerList] })
+    expect(other.status).toBe(200)
+    expect(other.headers['docker-content-digest']).toBe(img?.top.digest)
+    expect(other.headers['x-aimirror-stale']).toBe('1')
+    expect((await client.get('/v2/library/tiny/manifests/1.0', { method: 'HEAD', accept: [MEDIA.dockerManifest] })).status).toBe(502)
     // Something never seen is an upstream failure, not a 404.
     const unknown = await client.get('/v2/library/tiny/manifests/2.0')
     expect(unknown.status).toBe(502)

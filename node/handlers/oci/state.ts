@@ -39,11 +39,13 @@ export class OciState {
   private readonly log: Logger
   private readonly publicKnown = new Set<string>()
   private readonly tags: LRUCache<string, TagRecord>
+  private readonly variants: LRUCache<string, Record<string, TagRecord>>
 
   constructor (components: { logger: Logger }, init: OciStateInit) {
     this.dir = init.dir
     this.log = components.logger
     this.tags = lruCache(init.maxTags ?? 10_000)
+    this.variants = lruCache(init.maxTags ?? 10_000)
   }
 
   async isPublic (digest: string): Promise<boolean> {
@@ -81,6 +83,33 @@ export class OciState {
   async putTag (key: string, rec: TagRecord, persist: boolean): Promise<void> {
     this.tags.set(key, rec)
     if (persist) await this.write(this.tagPath(key), JSON.stringify({ key, ...rec }))
+  }
+
+  /**
+   * A tag's anonymous records by Accept variant (`name`: upstream, repository and tag): what any client
+   * may be answered from while the registry is away, whatever it sent as Accept or credentials.
+   */
+  async publicVariants (name: string): Promise<Record<string, TagRecord>> {
+    const mem = this.variants.get(name)
+    if (mem !== undefined) return mem
+    try {
+      const doc = JSON.parse(await readFile(this.tagPath(`variants\n${name}`), 'utf8')) as { name?: string, variants?: Record<string, TagRecord> }
+      if (doc.name !== name || typeof doc.variants !== 'object' || doc.variants === null) return {}
+      const out: Record<string, TagRecord> = {}
+      for (const [variant, r] of Object.entries(doc.variants)) {
+        if (typeof r.digest === 'string' && DIGEST.test(r.digest)) out[variant] = { digest: r.digest, contentType: String(r.contentType), size: Number(r.size), checkedAt: Number(r.checkedAt) }
+      }
+      this.variants.set(name, out)
+      return out
+    } catch {
+      return {}
+    }
+  }
+
+  async putPublicVariant (name: string, variant: string, rec: TagRecord): Promise<void> {
+    const all = { ...await this.publicVariants(name), [variant]: rec }
+    this.variants.set(name, all)
+    await this.write(this.tagPath(`variants\n${name}`), JSON.stringify({ name, variants: all }))
   }
 
   private publicPath (digest: string): string | null {

@@ -25,6 +25,13 @@ export interface TagResolverInit {
 export const MANIFEST_LIMIT = 4 << 20
 const RELAYED = ['www-authenticate', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'docker-ratelimit-source']
 
+const SINGLE_MANIFESTS = new Set(['application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.oci.image.manifest.v1+json'])
+
+/** A tag's name across Accept variants and credentials. */
+function tagName (scope: TokenScope, tag: string): string {
+  return [scope.upstream, scope.repo, tag].join('\n')
+}
+
 /** Upstream trouble rather than an answer about the tag: a recorded resolution is served instead. */
 function troubled (status: number): boolean {
   return status >= 500 || status === 429 || status === 408
@@ -85,23 +92,28 @@ export class TagResolver {
           size: Number.isFinite(size) ? size : -1,
           checkedAt: this.now()
         }
-        return await this.keep(key, scope, who, fresh)
+        return await this.keep(key, scope, who, fresh, { tag, accept })
       }
-      if (res.status >= 200 && res.status < 300) return await this.viaGet(key, scope, who, path, accept)
-      if (troubled(res.status) && record !== undefined) return this.stale(scope, tag, record, `status ${res.status}`)
+      if (res.status >= 200 && res.status < 300) return await this.viaGet(key, scope, who, tag, accept)
+      if (troubled(res.status)) {
+        const known = record ?? await this.publicAnswer(scope, tag, accept)
+        if (known !== undefined) return this.stale(scope, tag, known, `status ${res.status}`)
+      }
       const headers: Record<string, string> = {}
       for (const name of RELAYED) if (res.headers[name] !== undefined) headers[name] = res.headers[name] as string
       return { kind: 'refused', status: res.status, headers }
     } catch (err) {
       const code = isAimirrorError(err) ? err.code : ''
       const unavailable = code === 'ERR_UPSTREAM_UNREACHABLE' || code === 'ERR_UPSTREAM_TIMEOUT' || code === 'ERR_UPSTREAM_PROTOCOL' || code === 'ERR_ABORTED'
-      if (unavailable && record !== undefined) return this.stale(scope, tag, record, code)
+      const known = unavailable ? record ?? await this.publicAnswer(scope, tag, accept) : undefined
+      if (known !== undefined) return this.stale(scope, tag, known, code)
       throw err
     }
   }
 
   /** A registry that gives no digest on HEAD: GET the manifest (a pull) and hash it. */
-  private async viaGet (key: string, scope: TokenScope, who: Principal, path: string, accept: readonly string[]): Promise<TagOutcome> {
+  private async viaGet (key: string, scope: TokenScope, who: Principal, tag: string, accept: readonly string[]): Promise<TagOutcome> {
+    const path = `/v2/${scope.repo}/manifests/${tag}`
     const res = await this.client.request({ scope, cred: who.cred, method: 'GET', path, headers: accept })
     if (res.status < 200 || res.status >= 300) {
       discardBody(res.body)
@@ -114,14 +126,31 @@ export class TagResolver {
       size: bytes.length,
       checkedAt: this.now()
     }
-    const out = await this.keep(key, scope, who, fresh)
+    const out = await this.keep(key, scope, who, fresh, { tag, accept })
     return { ...out, bytes }
   }
 
-  private async keep (key: string, scope: TokenScope, who: Principal, record: TagRecord): Promise<TagOutcome & { kind: 'record' }> {
+  private async keep (key: string, scope: TokenScope, who: Principal, record: TagRecord, asked: { tag: string, accept: readonly string[] }): Promise<TagOutcome & { kind: 'record' }> {
     await this.access.confirm(scope, who, record.digest)
     await this.state.putTag(key, record, who.cred === null)
+    if (who.cred === null) await this.state.putPublicVariant(tagName(scope, asked.tag), acceptVariant(asked.accept), record)
     return { kind: 'record', record, stale: false }
+  }
+
+  /**
+   * With the registry away and no answer for this client's Accept and credentials: an anonymous answer
+   * (the tag is public) of a manifest this client accepts, the newest such. Another client's record, so a
+   * logged-in docker or a containerd beside docker still pulls from the cache.
+   */
+  private async publicAnswer (scope: TokenScope, tag: string, accept: readonly string[]): Promise<TagRecord | undefined> {
+    const takes = new Set(acceptVariant(accept).split(',').filter(t => t !== ''))
+    let best: TagRecord | undefined
+    for (const r of Object.values(await this.state.publicVariants(tagName(scope, tag)))) {
+      // A client that names no type gets what registries give it then: a single image's manifest.
+      const fits = takes.size === 0 ? SINGLE_MANIFESTS.has(r.contentType) : takes.has(r.contentType.split(';')[0]?.trim().toLowerCase() ?? '')
+      if (fits && (best === undefined || r.checkedAt > best.checkedAt)) best = r
+    }
+    return best
   }
 
   private stale (scope: TokenScope, tag: string, record: TagRecord, why: string): TagOutcome {

@@ -136,15 +136,28 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
       // The cause's own words: a peer that left says so, not "upstream unreachable".
       host.log.debug({ key: host.key, pos: a.pos, failures, err: (err as Error).message ?? mapped.message }, 'piece interrupted; resuming')
       // A connection that brought bytes before it broke resumes at once; backoff is for failures without progress.
-      if (!progress) await sleep(Math.min(host.retryBaseMs * 2 ** (failures - 1), MAX_BACKOFF_MS), undefined, { signal: host.signal })
+      // An upstream that says when to come back (429, 503 with Retry-After) is asked no sooner.
+      const told = isAimirrorError(mapped) && typeof mapped.detail?.retryAfterMs === 'number' ? mapped.detail.retryAfterMs : 0
+      if (!progress) await sleep(Math.max(Math.min(host.retryBaseMs * 2 ** (failures - 1), MAX_BACKOFF_MS), told), undefined, { signal: host.signal })
     }
   }
   // A first response for bytes already on disk (a resumed download) is not needed.
   if (res !== undefined) discardBody(res.body)
 }
 
-/** Longest wait between two tries of a piece. */
+/** Longest wait between two tries of a piece (unless the upstream's Retry-After says more). */
 const MAX_BACKOFF_MS = 4000
+/** Longest Retry-After heeded: a longer one is an outage the download does not wait out. */
+const MAX_RETRY_AFTER_MS = 60_000
+
+/** A 429's or 503's Retry-After in ms (seconds or an HTTP date), or null. */
+function retryAfterOf (res: SourceResponse): number | null {
+  if (res.status !== 429 && res.status !== 503) return null
+  const v = res.headers['retry-after']?.trim()
+  if (v === undefined || v === '') return null
+  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - Date.now()
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS) : null
+}
 
 /**
  * A failure that says the upstream is away for now (down, restarting, a proxy in between failing), not
@@ -177,7 +190,8 @@ function checkResponse (res: SourceResponse, pos: number, host: RangeFetchHost):
   }
   if (!fits) {
     discardBody(res.body)
-    throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
+    const retryAfterMs = retryAfterOf(res)
+    throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: retryAfterMs === null ? { status: res.status } : { status: res.status, retryAfterMs } })
   }
   if (!sameVersion(res.headers, host.validator())) {
     discardBody(res.body)

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto'
 import { expect, it } from 'vitest'
 import { Fetcher } from '../../node/fetch/fetcher.ts'
 import { digestIdentity } from '../../node/fetch/identity.ts'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
-import { closedAfterEach, makeRig, silent } from './fetch-helpers.ts'
+import { closedAfterEach, makeRig, sha256Of, silent } from './fetch-helpers.ts'
 
 const track = closedAfterEach()
 
@@ -31,13 +30,8 @@ it('an upstream that refuses every connection for a while mid-download is waited
   if (got.kind !== 'blob') throw new Error('expected a blob')
   setTimeout(() => { state.down = true }, 300)
   setTimeout(() => { state.down = false }, 9_300)
-  const hash = createHash('sha256')
-  try {
-    for await (const chunk of got.open(0, size)) hash.update(chunk)
-  } finally {
-    got.release()
-  }
-  expect(hash.digest('hex')).toBe(generatedSha256(size, 8))
+  const sha = await sha256Of(got.open(0, size)).finally(() => { got.release() })
+  expect(sha.hex).toBe(generatedSha256(size, 8))
   expect(state.refused).toBeGreaterThan(4)
 }, 40_000)
 
@@ -66,13 +60,8 @@ it('an upstream that answers 429 with Retry-After is asked again no sooner than 
   rig.fetcher = new Fetcher({ store: rig.store, dispatcher: rig.agent, sockets: rig.sockets ?? undefined, logger: silent }, { retryBaseMs: 20, maxRetries: 5, quietLimitMs: 20_000 })
   const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 9) }), { url: new URL(`${server.url}/r.bin`) }, { chunkSize: 1 << 20, concurrency: 4 })
   if (got.kind !== 'blob') throw new Error('expected a blob')
-  const hash = createHash('sha256')
-  try {
-    for await (const chunk of got.open(0, size)) hash.update(chunk)
-  } finally {
-    got.release()
-  }
-  expect(hash.digest('hex')).toBe(generatedSha256(size, 9))
+  const sha = await sha256Of(got.open(0, size)).finally(() => { got.release() })
+  expect(sha.hex).toBe(generatedSha256(size, 9))
   expect(state.refused).toBeGreaterThan(0)
   // Each connection (4, and the short-lived extras a waiting reader and the stall watchdog add) was
   // refused once: 8 here, where backoff alone asked 48 times.

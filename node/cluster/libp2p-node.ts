@@ -15,6 +15,7 @@ import type { ClusterConfig } from '../../config/types.ts'
 import { kadProtocol, MDNS_SERVICE_TAG } from '../../protocol/ids.ts'
 import { gatedDhtComponents } from './dht-gate.ts'
 import type { DhtAdmission } from './dht-gate.ts'
+import { CompactDatastore } from './compact-datastore.ts'
 
 export interface ClusterServices {
   identify: Identify
@@ -39,6 +40,9 @@ export function lanAddressMapper (peer: PeerInfo): PeerInfo {
   }
 }
 
+/** How long a provider record stays valid on the members that keep it (renewed halfway by its provider). */
+const PROVIDER_VALIDITY_MS = 6 * 3600_000
+
 export interface Libp2pNodeInit {
   privateKey: PrivateKey
   cluster: ClusterConfig
@@ -62,7 +66,10 @@ export async function createLibp2pNode (init: Libp2pNodeInit): Promise<ClusterLi
     logPrefix: 'libp2p:aimirror-dht',
     datastorePrefix: '/aimirror-dht',
     metricsPrefix: 'aimirror_dht',
-    allowQueryWithZeroPeers: true
+    allowQueryWithZeroPeers: true,
+    // Records of blobs evicted here are withdrawn (routing.ts), but the copies other members keep live
+    // out their validity: hours, not the default two days, on a LAN where members renew what they hold.
+    reprovide: { validity: PROVIDER_VALIDITY_MS, threshold: PROVIDER_VALIDITY_MS / 2, interval: PROVIDER_VALIDITY_MS / 6 }
   })
   return await createLibp2p<ClusterServices>({
     start: false,
@@ -73,6 +80,7 @@ export async function createLibp2pNode (init: Libp2pNodeInit): Promise<ClusterLi
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: init.connectionGater,
+    datastore: new CompactDatastore(),
     connectionManager: { maxConnections: 200 },
     peerDiscovery: c.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 10_000 })] : [],
     services: {

@@ -1,6 +1,6 @@
 import { cidFromSha256 } from '../../protocol/cid.ts'
 import type { HaveAnswer } from '../../protocol/messages.ts'
-import { nameId, wireKey } from '../../protocol/names.ts'
+import { isKeyName, nameId, nameOfKey, wireKey } from '../../protocol/names.ts'
 import type { BlobName } from '../../protocol/names.ts'
 import { deadline } from '../abort.ts'
 import type { ActiveDownload } from '../fetch/fetcher.ts'
@@ -64,6 +64,8 @@ export class ContentRouter {
   private readonly sweepMs: number
   private readonly reprovideMs: number
   private readonly provided = new Map<string, number>()
+  /** Names whose provide is under way (not withdrawn meanwhile: the record would come back after). */
+  private readonly going = new Set<BlobName>()
   /** Names to provide at the next flush (see provide), and how many provides are under way. */
   private readonly pending: BlobName[] = []
   private announcing = 0
@@ -127,12 +129,16 @@ export class ContentRouter {
     this.flushTimer = null
     while (this.announcing < PROVIDES_AT_ONCE && this.pending.length > 0 && !this.abort.signal.aborted) {
       const name = this.pending.shift() as BlobName
+      // Withdrawn while it waited (see withdraw).
+      if (!this.provided.has(name)) continue
       this.announcing++
+      this.going.add(name)
       const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(30_000)])
       this.c.libp2p.contentRouting.provide(cidFromSha256(nameId(name)), { signal }).catch((err: unknown) => {
         this.c.logger.debug({ name, err: (err as Error).message }, 'provide failed; retried on the next sweep')
         this.provided.delete(name)
       }).finally(() => {
+        this.going.delete(name)
         this.announcing--
         this.announce()
       })
@@ -143,16 +149,38 @@ export class ContentRouter {
   async sweep (): Promise<void> {
     if (this.sweeping || this.c.membership.memberIds().length === 0) return
     this.sweeping = true
+    const startedAt = Date.now()
+    const live = new Set<BlobName>()
     try {
-      for (const d of this.c.downloads()) if (d.key.startsWith('sha256:')) this.provide(d.key.slice(7))
+      for (const d of this.c.downloads()) {
+        const name = nameOfKey(d.key)
+        live.add(name)
+        if (!isKeyName(name)) this.provide(name)
+      }
       for await (const [digest] of this.c.store.index.blobs()) {
-        if (this.abort.signal.aborted) break
+        if (this.abort.signal.aborted) return
+        live.add(digest)
         this.provide(digest)
       }
+      this.withdraw(live, startedAt)
     } catch {
       // The index closed under us (stopping): the next sweep runs after start.
     } finally {
       this.sweeping = false
+    }
+  }
+
+  /**
+   * Withdraws what this node provided and no longer holds nor downloads (evicted, failed, or a URL
+   * name whose download ended: members ask each other by URL directly, the blob stays provided by its
+   * digest). The DHT's reprovider would otherwise renew those records for ever, and every member keep
+   * them: one per blob ever cached. Names provided since the sweep began are left for the next one.
+   */
+  private withdraw (live: ReadonlySet<BlobName>, before: number): void {
+    for (const [name, at] of this.provided) {
+      if (live.has(name) || at >= before || this.going.has(name)) continue
+      this.provided.delete(name)
+      this.c.libp2p.contentRouting.cancelReprovide(cidFromSha256(nameId(name))).catch(() => {})
     }
   }
 

@@ -44,6 +44,8 @@ export interface BlobStoreInit {
    * room (a lowered `max_size_gb`, other programs filling the disk); also once at start. Default 60 s.
    */
   sweepEveryMs?: number
+  /** How often stale partial downloads are looked for while running. Default a quarter of partialTtlMs, at most an hour. */
+  partialSweepEveryMs?: number
   /** Every blob is hashed again in the background once its last check is this old (0: never; see BlobScrub). */
   verifyEveryMs?: number
   /** BlobScrub's read rate and how often it looks for blobs due (tests). */
@@ -92,6 +94,9 @@ export class BlobStore {
   private started = false
   /** The periodic eviction sweep (see start) and the pass under way, if any. */
   private sweeper: NodeJS.Timeout | null = null
+  private partialSweeper: NodeJS.Timeout | null = null
+  private sweepingPartials: Promise<void> | null = null
+  private readonly partialSweepEveryMs: number
   private sweeping: Promise<void> | null = null
   private readonly sweepEveryMs: number
   private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0 }
@@ -129,6 +134,7 @@ export class BlobStore {
     })
     this.freeBytesOf = init.freeBytes ?? defaultFreeBytes
     this.sweepEveryMs = init.sweepEveryMs ?? 60_000
+    this.partialSweepEveryMs = init.partialSweepEveryMs ?? Math.max(1000, Math.min((init.partialTtlMs ?? 24 * 3600_000) / 4, 3600_000))
     this.check = new BlobCheck({
       path: digest => this.layout.blobPath(digest),
       save: async (digest, entry) => { await this.blobWrites.run(digest, () => this.index.putBlob(digest, entry)) },
@@ -160,6 +166,8 @@ export class BlobStore {
     }
     this.started = true
     this.scrub?.start()
+    this.partialSweeper = setInterval(() => { this.sweepPartials() }, this.partialSweepEveryMs)
+    this.partialSweeper.unref()
     if (this.lruEnabled) {
       this.sweep()
       this.sweeper = setInterval(() => { this.sweep() }, this.sweepEveryMs)
@@ -172,8 +180,11 @@ export class BlobStore {
     this.started = false
     if (this.sweeper !== null) clearInterval(this.sweeper)
     this.sweeper = null
+    if (this.partialSweeper !== null) clearInterval(this.partialSweeper)
+    this.partialSweeper = null
     await this.scrub?.stop()
     await this.sweeping
+    await this.sweepingPartials
     // Entry writes not awaited by their callers (access times, an adopted blob found public) land first.
     await this.blobWrites.idle()
     await this.index.close()
@@ -326,6 +337,16 @@ export class BlobStore {
     await this.blobWrites.run(digest, () => this.index.delBlob(digest))
     await rm(this.layout.blobPath(digest), { force: true })
     this.log.info({ digest, reason }, 'blob dropped')
+  }
+
+  /** Drops partial downloads left untouched for cache.chunk_ttl_hours (see DownloadRecords.sweepStale). */
+  private sweepPartials (): void {
+    if (this.sweepingPartials !== null || !this.started) return
+    this.sweepingPartials = this.records.sweepStale().then(n => {
+      if (n > 0) this.log.info({ dropped: n }, 'partial downloads untouched for cache.chunk_ttl_hours removed')
+    }, (err: unknown) => {
+      this.log.warn({ err }, 'partial download sweep failed')
+    }).finally(() => { this.sweepingPartials = null })
   }
 
   /** One eviction pass, unless one is under way or the store stopped. */

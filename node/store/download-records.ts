@@ -5,7 +5,7 @@ import type { StoreLayout } from './layout.ts'
 import { WriteOrder } from './write-order.ts'
 
 export interface DownloadRecordsInit {
-  /** Progress entries untouched this long are dropped at start. */
+  /** Progress entries untouched this long are dropped (at start, and by sweepStale while running). */
   partialTtlMs: number
   /** When the machine last booted (ms since the epoch). */
   bootTime: number
@@ -82,5 +82,32 @@ export class DownloadRecords {
       const path = join(this.layout.tmpDir, name)
       if (!keep.has(path)) await rm(path, { force: true })
     }
+  }
+
+  /**
+   * While the node runs: drops progress entries and temp files untouched for the TTL (downloads that
+   * failed and were not asked for again), which would otherwise stay until the next start. A download
+   * under way writes its file all along: its file's time keeps it. How many went.
+   */
+  async sweepStale (): Promise<number> {
+    const now = Date.now()
+    const ttl = this.init.partialTtlMs
+    const old = async (path: string): Promise<boolean> => await stat(path).then(s => now - s.mtimeMs >= ttl, () => true)
+    const known = new Set<string>()
+    let dropped = 0
+    for await (const [key, p] of this.index.partials()) {
+      const path = this.layout.tempPath(key)
+      known.add(path)
+      if (now - p.updatedAt < ttl || !await old(path)) continue
+      await this.discardPartial(key)
+      dropped++
+    }
+    for (const name of await readdir(this.layout.tmpDir)) {
+      const path = join(this.layout.tmpDir, name)
+      if (known.has(path) || !await old(path)) continue
+      await rm(path, { force: true })
+      dropped++
+    }
+    return dropped
   }
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher } from 'undici'
 import type { RangeSockets } from '../upstream/range-sockets.ts'
 import { AbortedError, isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.ts'
@@ -142,6 +143,9 @@ function flatHeaders (raw: Record<string, string | string[] | undefined>): Recor
 /** Headers meant for the node's own dispatcher interceptors (OCI registry auth), never sent as they are. */
 const INTERCEPTOR_HEADER = /^x-aimirror-/i
 
+/** Pause before the one more try of a request cut before any answer. */
+const AGAIN_AFTER_MS = 250
+
 /**
  * Range GETs against the upstream through the injected dispatcher, following redirects server-side.
  * With `sockets`, a range a caller takes synchronously goes over the lighter keep-alive connections of
@@ -178,7 +182,15 @@ export class UpstreamSource implements Source {
       const quick = await this.overSockets(this.sockets, this.resolved, range, options.signal)
       if (quick !== null) return quick
     }
-    const first = await this.follow(this.resolved, range, options.signal)
+    let first: SourceResponse
+    try {
+      first = await this.follow(this.resolved, range, options.signal)
+    } catch (err) {
+      if (!isAimirrorError(err) || err.code !== 'ERR_UPSTREAM_UNREACHABLE' || options.signal?.aborted === true) throw err
+      // Refused or cut before any answer (a proxy's hiccup, a server restarting): asked once more.
+      await sleep(AGAIN_AFTER_MS, undefined, { signal: options.signal })
+      first = await this.follow(this.resolved, range, options.signal)
+    }
     if (!EXPIRED.has(first.status) || this.resolved.href === this.original.href) return first
     // The signed URL expired: resolve the original URL again and carry on from the same range.
     await first.body.dump().catch(() => {})
@@ -254,12 +266,13 @@ export class UpstreamSource implements Source {
         bodyTimeout: this.bodyTimeout
       })
     } catch (err) {
-      throw mapUpstreamError(err, signal)
+      throw mapUpstreamError(err, signal, true)
     }
   }
 }
 
-export function mapUpstreamError (err: unknown, signal?: AbortSignal): Error {
+/** `beforeAnswer`: the error came before any response head: a connection closed then is an upstream not reached. */
+export function mapUpstreamError (err: unknown, signal?: AbortSignal, beforeAnswer = false): Error {
   if (isAimirrorError(err)) return err
   if (signal?.aborted === true) return new AbortedError(undefined, { cause: err })
   const code = (err as { code?: string } | null)?.code
@@ -267,7 +280,9 @@ export function mapUpstreamError (err: unknown, signal?: AbortSignal): Error {
     return new UpstreamTimeoutError(undefined, { cause: err })
   }
   if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED' || code === 'ECONNRESET') {
-    return new UpstreamProtocolError('Upstream closed the connection', { cause: err })
+    return beforeAnswer
+      ? new UpstreamUnreachableError('Upstream closed the connection before answering', { cause: err })
+      : new UpstreamProtocolError('Upstream closed the connection', { cause: err })
   }
   return new UpstreamUnreachableError(undefined, { cause: err })
 }

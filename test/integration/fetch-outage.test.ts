@@ -67,3 +67,23 @@ it('an upstream that answers 429 with Retry-After is asked again no sooner than 
   // refused once: 8 here, where backoff alone asked 48 times.
   expect(state.refused).toBeLessThanOrEqual(12)
 }, 30_000)
+
+it('a first request cut before any answer is asked once more, not answered 502', async () => {
+  const size = 1 << 20
+  let cut = 0
+  const server = track(await startFileServer({
+    files: { '/c.bin': { size, seed: 10 } },
+    onRequest: (req) => {
+      if (cut > 0) return false
+      cut++
+      req.socket.destroy()
+      return true
+    }
+  }))
+  const rig = track(await makeRig())
+  const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(size, 10) }), { url: new URL(`${server.url}/c.bin`) }, { chunkSize: 1 << 20, concurrency: 2 })
+  if (got.kind !== 'blob') throw new Error('expected a blob')
+  const sha = await sha256Of(got.open(0, size)).finally(() => { got.release() })
+  expect(sha.hex).toBe(generatedSha256(size, 10))
+  expect(cut).toBe(1)
+})

@@ -339,14 +339,53 @@ export class BlobStore {
     this.log.info({ digest, reason }, 'blob dropped')
   }
 
-  /** Drops partial downloads left untouched for cache.chunk_ttl_hours (see DownloadRecords.sweepStale). */
+  /**
+   * Drops partial downloads left untouched for cache.chunk_ttl_hours (see DownloadRecords.sweepStale),
+   * and the index entries of blobs no longer held (see pruneKeys).
+   */
   private sweepPartials (): void {
     if (this.sweepingPartials !== null || !this.started) return
-    this.sweepingPartials = this.records.sweepStale().then(n => {
-      if (n > 0) this.log.info({ dropped: n }, 'partial downloads untouched for cache.chunk_ttl_hours removed')
-    }, (err: unknown) => {
+    this.sweepingPartials = (async () => {
+      const partials = await this.records.sweepStale()
+      if (partials > 0) this.log.info({ dropped: partials }, 'partial downloads untouched for cache.chunk_ttl_hours removed')
+      const keys = await this.pruneKeys()
+      if (keys > 0) this.log.debug({ dropped: keys }, 'index entries of evicted blobs removed')
+    })().catch((err: unknown) => {
       this.log.warn({ err }, 'partial download sweep failed')
     }).finally(() => { this.sweepingPartials = null })
+  }
+
+  /**
+   * Removes key entries whose blob is gone (eviction drops the blob's entry only; a key's went when it was
+   * next asked, so every URL ever cached kept one), then where-a-URL-led entries older than an hour whose
+   * key has no entry left. Each key's check runs in its blob's write order: a commit of it meanwhile stays.
+   */
+  private async pruneKeys (): Promise<number> {
+    let dropped = 0
+    for await (const [key, entry] of this.index.keys()) {
+      if (!this.started) return dropped
+      if (this.blobs.has(entry.digest)) continue
+      await this.blobWrites.run(entry.digest, async () => {
+        if (await this.index.getBlob(entry.digest) !== undefined) return
+        const now = await this.index.getKey(key)
+        if (now?.digest !== entry.digest) return
+        await this.index.delKey(key)
+        dropped++
+      })
+    }
+    const hourAgo = Date.now() - 3600_000
+    for await (const [key, final] of this.index.finals()) {
+      if (!this.started) return dropped
+      if (final.at > hourAgo || await this.index.getKey(final.key) !== undefined) continue
+      await this.records.afterFinalWrites(key, async () => {
+        const now = await this.index.getFinal(key)
+        if (now !== undefined && now.at <= hourAgo && await this.index.getKey(now.key) === undefined) {
+          await this.index.delFinal(key)
+          dropped++
+        }
+      })
+    }
+    return dropped
   }
 
   /** One eviction pass, unless one is under way or the store stopped. */

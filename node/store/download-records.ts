@@ -63,6 +63,11 @@ export class DownloadRecords {
     await this.finalWrites.run(key, () => this.index.putFinal(key, final))
   }
 
+  /** Runs `write` after the writes to the key's final entry under way. */
+  afterFinalWrites<T> (key: string, write: () => Promise<T>): Promise<T> {
+    return this.finalWrites.run(key, write)
+  }
+
   /** Removes temp files without a partial entry and partial entries that are too old or lost their file. */
   async sweep (): Promise<void> {
     const keep = new Set<string>()

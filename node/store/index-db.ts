@@ -195,6 +195,18 @@ export class IndexDb {
     for await (const [k, v] of this.db.iterator({ gte: B, lt: B + '\xff' })) yield [k.slice(B.length), v as BlobEntry]
   }
 
+  async * keys (): AsyncGenerator<[string, KeyEntry]> {
+    for await (const [k, v] of this.db.iterator({ gte: K, lt: K + '\xff' })) yield [k.slice(K.length), v as KeyEntry]
+  }
+
+  async * finals (): AsyncGenerator<[string, FinalKey]> {
+    for await (const [k, v] of this.db.iterator({ gte: F, lt: F + '\xff' })) yield [k.slice(F.length), v as FinalKey]
+  }
+
+  async delFinal (key: string): Promise<void> {
+    await this.db.del(F + key)
+  }
+
   async * partials (): AsyncGenerator<[string, PartialEntry]> {
     for await (const [k, v] of this.db.iterator({ gte: P, lt: P + '\xff' })) yield [k.slice(P.length), v as PartialEntry]
   }

@@ -421,6 +421,28 @@ describe('verification and integrity', () => {
     expect(await rig.store.lookup(urlIdentity(new URL(`${server.url}/e3.bin`)).key)).toBeDefined()
   })
 
+  it('the index entries of evicted blobs go too, not only when their key is asked again', async () => {
+    const fs: Record<string, { size: number, seed: number }> = {}
+    for (let i = 0; i < 4; i++) fs[`/k${i}.bin`] = { size: MiB, seed: 20 + i }
+    server = track(await startFileServer({ files: fs }))
+    rig = track(await makeRig({ maxBytes: 3 * MiB, partialSweepEveryMs: 100 }))
+    for (let i = 0; i < 4; i++) {
+      const h = await blob(rig, new URL(`${server.url}/k${i}.bin`))
+      await sha256Of(h.open(0, MiB))
+      h.release()
+      await until(() => rig?.fetcher.activeDownloads().length === 0)
+    }
+    const key = (i: number): string => urlIdentity(new URL(`${server?.url ?? ''}/k${i}.bin`)).key
+    // Where two URLs led: one long ago to a file no longer cached, one just now (its download may be under way).
+    await rig.store.putFinal('url:http://gone.example/old', { key: 'url:http://gone.example/old-final', at: Date.now() - 7_200_000 })
+    await rig.store.putFinal('url:http://gone.example/new', { key: 'url:http://gone.example/new-final', at: Date.now() })
+    // Read from the index itself: a lookup would drop the entry on its way.
+    await until(async () => await rig?.store.index.getKey(key(0)) === undefined && await rig?.store.getFinal('url:http://gone.example/old') === undefined)
+    expect(await rig.store.index.getKey(key(3))).toBeDefined()
+    expect(await rig.store.lookup(key(3))).toBeDefined()
+    expect(await rig.store.getFinal('url:http://gone.example/new')).toBeDefined()
+  })
+
   it('downloads starting together stay within the budget together, and evict no more than they need', async () => {
     const fs: Record<string, { size: number, seed: number }> = {}
     for (let i = 0; i < 4; i++) fs[`/old${i}.bin`] = { size: MiB, seed: 20 + i }

@@ -14,6 +14,7 @@ import { createLayout } from './layout.ts'
 import type { StoreLayout } from './layout.ts'
 import { WriteOrder } from './write-order.ts'
 import { DownloadRecords } from './download-records.ts'
+import { IndexTidy } from './index-tidy.ts'
 import { openIndex } from './open-index.ts'
 
 /** How often a file too large for the whole cache is warned about (debug in between). */
@@ -94,9 +95,7 @@ export class BlobStore {
   private started = false
   /** The periodic eviction sweep (see start) and the pass under way, if any. */
   private sweeper: NodeJS.Timeout | null = null
-  private partialSweeper: NodeJS.Timeout | null = null
-  private sweepingPartials: Promise<void> | null = null
-  private readonly partialSweepEveryMs: number
+  private readonly tidy: IndexTidy
   private sweeping: Promise<void> | null = null
   private readonly sweepEveryMs: number
   private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0 }
@@ -132,9 +131,11 @@ export class BlobStore {
       partialTtlMs: init.partialTtlMs ?? 24 * 3600_000,
       bootTime: init.bootTime ?? Date.now() - uptime() * 1000
     })
+    this.tidy = new IndexTidy({ index: this.index, records: this.records, holds: digest => this.blobs.has(digest), blobWrites: this.blobWrites, logger: this.log }, {
+      everyMs: init.partialSweepEveryMs ?? Math.max(1000, Math.min((init.partialTtlMs ?? 24 * 3600_000) / 4, 3600_000))
+    })
     this.freeBytesOf = init.freeBytes ?? defaultFreeBytes
     this.sweepEveryMs = init.sweepEveryMs ?? 60_000
-    this.partialSweepEveryMs = init.partialSweepEveryMs ?? Math.max(1000, Math.min((init.partialTtlMs ?? 24 * 3600_000) / 4, 3600_000))
     this.check = new BlobCheck({
       path: digest => this.layout.blobPath(digest),
       save: async (digest, entry) => { await this.blobWrites.run(digest, () => this.index.putBlob(digest, entry)) },
@@ -166,8 +167,7 @@ export class BlobStore {
     }
     this.started = true
     this.scrub?.start()
-    this.partialSweeper = setInterval(() => { this.sweepPartials() }, this.partialSweepEveryMs)
-    this.partialSweeper.unref()
+    this.tidy.start()
     if (this.lruEnabled) {
       this.sweep()
       this.sweeper = setInterval(() => { this.sweep() }, this.sweepEveryMs)
@@ -180,11 +180,9 @@ export class BlobStore {
     this.started = false
     if (this.sweeper !== null) clearInterval(this.sweeper)
     this.sweeper = null
-    if (this.partialSweeper !== null) clearInterval(this.partialSweeper)
-    this.partialSweeper = null
     await this.scrub?.stop()
     await this.sweeping
-    await this.sweepingPartials
+    await this.tidy.stop()
     // Entry writes not awaited by their callers (access times, an adopted blob found public) land first.
     await this.blobWrites.idle()
     await this.index.close()
@@ -337,55 +335,6 @@ export class BlobStore {
     await this.blobWrites.run(digest, () => this.index.delBlob(digest))
     await rm(this.layout.blobPath(digest), { force: true })
     this.log.info({ digest, reason }, 'blob dropped')
-  }
-
-  /**
-   * Drops partial downloads left untouched for cache.chunk_ttl_hours (see DownloadRecords.sweepStale),
-   * and the index entries of blobs no longer held (see pruneKeys).
-   */
-  private sweepPartials (): void {
-    if (this.sweepingPartials !== null || !this.started) return
-    this.sweepingPartials = (async () => {
-      const partials = await this.records.sweepStale()
-      if (partials > 0) this.log.info({ dropped: partials }, 'partial downloads untouched for cache.chunk_ttl_hours removed')
-      const keys = await this.pruneKeys()
-      if (keys > 0) this.log.debug({ dropped: keys }, 'index entries of evicted blobs removed')
-    })().catch((err: unknown) => {
-      this.log.warn({ err }, 'partial download sweep failed')
-    }).finally(() => { this.sweepingPartials = null })
-  }
-
-  /**
-   * Removes key entries whose blob is gone (eviction drops the blob's entry only; a key's went when it was
-   * next asked, so every URL ever cached kept one), then where-a-URL-led entries older than an hour whose
-   * key has no entry left. Each key's check runs in its blob's write order: a commit of it meanwhile stays.
-   */
-  private async pruneKeys (): Promise<number> {
-    let dropped = 0
-    for await (const [key, entry] of this.index.keys()) {
-      if (!this.started) return dropped
-      if (this.blobs.has(entry.digest)) continue
-      await this.blobWrites.run(entry.digest, async () => {
-        if (await this.index.getBlob(entry.digest) !== undefined) return
-        const now = await this.index.getKey(key)
-        if (now?.digest !== entry.digest) return
-        await this.index.delKey(key)
-        dropped++
-      })
-    }
-    const hourAgo = Date.now() - 3600_000
-    for await (const [key, final] of this.index.finals()) {
-      if (!this.started) return dropped
-      if (final.at > hourAgo || await this.index.getKey(final.key) !== undefined) continue
-      await this.records.afterFinalWrites(key, async () => {
-        const now = await this.index.getFinal(key)
-        if (now !== undefined && now.at <= hourAgo && await this.index.getKey(now.key) === undefined) {
-          await this.index.delFinal(key)
-          dropped++
-        }
-      })
-    }
-    return dropped
   }
 
   /** One eviction pass, unless one is under way or the store stopped. */

@@ -70,9 +70,8 @@ export class OciState {
     if (mem !== undefined) return mem
     try {
       const doc = JSON.parse(await readFile(this.tagPath(key), 'utf8')) as TagRecord & { key?: string }
-      if (doc.key !== key || typeof doc.digest !== 'string' || !DIGEST.test(doc.digest)) return undefined
-      const rec: TagRecord = { digest: doc.digest, contentType: String(doc.contentType), size: Number(doc.size), checkedAt: Number(doc.checkedAt) }
-      this.tags.set(key, rec)
+      const rec = doc.key === key ? tagRecordOf(doc) : undefined
+      if (rec !== undefined) this.tags.set(key, rec)
       return rec
     } catch {
       return undefined
@@ -97,7 +96,8 @@ export class OciState {
       if (doc.name !== name || typeof doc.variants !== 'object' || doc.variants === null) return {}
       const out: Record<string, TagRecord> = {}
       for (const [variant, r] of Object.entries(doc.variants)) {
-        if (typeof r.digest === 'string' && DIGEST.test(r.digest)) out[variant] = { digest: r.digest, contentType: String(r.contentType), size: Number(r.size), checkedAt: Number(r.checkedAt) }
+        const rec = tagRecordOf(r)
+        if (rec !== undefined) out[variant] = rec
       }
       this.variants.set(name, out)
       return out
@@ -136,4 +136,10 @@ export class OciState {
       await rm(tmp, { force: true }).catch(() => {})
     }
   }
+}
+
+/** A tag record read back from disk, or undefined when it is not one (a damaged or foreign file). */
+function tagRecordOf (doc: Partial<TagRecord>): TagRecord | undefined {
+  if (typeof doc.digest !== 'string' || !DIGEST.test(doc.digest)) return undefined
+  return { digest: doc.digest, contentType: String(doc.contentType), size: Number(doc.size), checkedAt: Number(doc.checkedAt) }
 }

@@ -1,3 +1,4 @@
+import { isLoopbackHost } from '../config/loopback.ts'
 import type { Config, HandlerName, Rule } from '../config/types.ts'
 
 /** Finds the rule that would serve a path (the node's router, injected to keep one matching logic). */
@@ -26,7 +27,8 @@ function prefixesFor (config: Config, handler: HandlerName): string[] {
  * an ecosystem whose paths no rule serves is left out rather than advertised wrongly.
  */
 export function clientSettings (config: Config, base: string, lookup: RuleLookup): string {
-  const host = new URL(base).host
+  const baseUrl = new URL(base)
+  const host = baseUrl.host
   const out: string[] = []
   // A catch-all rule (the seed's `default`) matches everything: only a rule of the right kind counts.
   const serves = (path: string, handler: HandlerName): boolean => lookup(path)?.handler === handler
@@ -36,7 +38,7 @@ export function clientSettings (config: Config, base: string, lookup: RuleLookup
       `  pip config set global.index-url ${base}/simple/`,
       `  export PIP_INDEX_URL=${base}/simple/  UV_DEFAULT_INDEX=${base}/simple/`)
     // pip trusts plain HTTP only to this machine itself: localhost, 127.0.0.0/8, ::1 (not localhost.example.com).
-    if (!/^http:\/\/(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?(\/|$)/.test(base)) out.push(`  pip config set global.trusted-host ${host}`)
+    if (!(baseUrl.protocol === 'http:' && isLoopbackHost(baseUrl.hostname))) out.push(`  pip config set global.trusted-host ${host}`)
     for (const prefix of prefixesFor(config, 'pypi')) {
       if (prefix === '/simple' || prefix === '/packages' || prefix === '/pypi') continue
       out.push(`  extra index: --extra-index-url ${base}${prefix}/${prefix === '/pytorch' ? 'whl/cu124  (any whl/<variant>)' : ''}`)

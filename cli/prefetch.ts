@@ -1,3 +1,4 @@
+import { isLoopbackHost } from '../config/loopback.ts'
 import type { Config, Rule } from '../config/types.ts'
 import { createRouter } from '../node/router/router.ts'
 import type { Router } from '../node/router/router.ts'
@@ -38,12 +39,10 @@ function unrewrite (path: string, rewrites: Rule['path_rewrite']): string {
   return out
 }
 
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
-
 /** The node itself: its origin, or another name of this machine's loopback on its port. */
 function sameNode (url: URL, base: URL): boolean {
   if (url.origin === base.origin) return true
-  return url.protocol === base.protocol && url.port === base.port && LOOPBACK.test(url.hostname) && LOOPBACK.test(base.hostname)
+  return url.protocol === base.protocol && url.port === base.port && isLoopbackHost(url.hostname) && isLoopbackHost(base.hostname)
 }
 
 interface Outcome { path: string, ok: boolean, bytes: number, seconds: number, reason?: string }

@@ -1,5 +1,6 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { z } from 'zod'
+import { isThisMachine } from './loopback.ts'
 
 /** The part of a parsed config whose ports one node listens on, and the upstreams it asks. */
 interface Ports {
@@ -37,9 +38,6 @@ export function checkOwnPorts (config: Ports, ctx: z.RefinementCtx): void {
   }
 }
 
-/** Hosts that name this machine whatever its addresses. */
-const THIS_MACHINE = /^(?:localhost|127(?:\.\d{1,3}){3}|0\.0\.0\.0|\[::1?\]|\[::ffff:127(?:\.\d{1,3}){3}\])$/i
-
 /** Whether `upstream` is the node's own HTTP listener (a request there would come back, again and again). */
 function isThisNode (upstream: string, server: Ports['server']): boolean {
   let url: URL
@@ -51,7 +49,7 @@ function isThisNode (upstream: string, server: Ports['server']): boolean {
   const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80
   if (port !== (server?.port ?? 0)) return false
   const listen = server?.host ?? ''
-  return THIS_MACHINE.test(url.hostname) || url.hostname === listen || url.hostname === `[${listen}]`
+  return isThisMachine(url.hostname) || url.hostname === listen || url.hostname === `[${listen}]`
 }
 
 /** An upstream (or upstream proxy) that is the node itself loops: named at its field. */

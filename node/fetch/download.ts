@@ -94,10 +94,13 @@ export class Download {
   finishAbandoned = true
   /** Ranges found stalled so far (see ConnectionPoolHost.stalled). */
   private stalls = 0
+  /** Keeps the key's partial download from eviction while this download may use it. */
+  private readonly releasePartial: () => void
 
   constructor (components: DownloadComponents, init: DownloadInit) {
     this.written = this.disk.written
     this.store = components.store
+    this.releasePartial = this.store.holdPartial(init.identity.key)
     this.pacer = components.pacer ?? new GcPacer()
     this.limiter = components.limiter
     this.downloads = components.downloads ?? components.limiter
@@ -451,6 +454,8 @@ export class Download {
     this.view.waiters.wakeAll()
     // The download's own reference to its file (readers hold theirs).
     this.file?.release()
+    // A partial kept for a resume becomes evictable once its entry is written.
+    this.record.written.then(this.releasePartial, this.releasePartial)
     for (const cb of this.settledCallbacks.splice(0)) cb()
   }
 

@@ -7,7 +7,7 @@ import { BlobCheck } from './blob-check.ts'
 import { ensureDir } from './ensure-dir.ts'
 import { planEviction } from './eviction.ts'
 import { BlobScrub } from './scrub.ts'
-import type { EvictionBudget } from './eviction.ts'
+import type { EvictionBudget, EvictionEntry } from './eviction.ts'
 import { IndexDb } from './index-db.ts'
 import type { BlobEntry, FinalKey, KeyEntry, PartialEntry } from './index-db.ts'
 import { createLayout } from './layout.ts'
@@ -16,6 +16,7 @@ import { WriteOrder } from './write-order.ts'
 import { DownloadRecords } from './download-records.ts'
 import { IndexTidy } from './index-tidy.ts'
 import { openIndex } from './open-index.ts'
+import { PartialSpace } from './partial-space.ts'
 
 /** How often a file too large for the whole cache is warned about (debug in between). */
 const TOO_LARGE_SAID_EVERY_MS = 3600_000
@@ -271,14 +272,14 @@ export class BlobStore {
   private async reserveNow (bytes: number): Promise<boolean> {
     const free = await this.freeBytes()
     const plan = planEviction(this.evictionEntries(), this.budget, {
-      usedBytes: this.usedBytes + this.reservedBytes, freeBytes: free, incomingBytes: bytes
+      usedBytes: this.spentBytes(), freeBytes: free, incomingBytes: bytes
     })
     if (plan.evict.length > 0 && this.lruEnabled) {
-      for (const digest of plan.evict) await this.drop(digest, 'evicted')
+      for (const id of plan.evict) await this.evictOne(id)
     }
     const fits = plan.fits && (this.lruEnabled || plan.evict.length === 0)
     if (!fits) {
-      this.log.warn({ bytes, free, used: this.usedBytes, reserved: this.reservedBytes, max: this.budget.maxBytes }, 'no room in the cache (cache.max_size_gb, less what downloads under way reserved, and cache.min_free_gb); passing the file through uncached')
+      this.log.warn({ bytes, free, used: this.usedBytes, reserved: this.reservedBytes, partial: this.records.space.idleBytes(), max: this.budget.maxBytes }, 'no room in the cache (cache.max_size_gb, less what downloads under way reserved, and cache.min_free_gb); passing the file through uncached')
       return false
     }
     this.reservedBytes += bytes
@@ -287,6 +288,31 @@ export class BlobStore {
 
   unreserve (bytes: number): void {
     this.reservedBytes = Math.max(0, this.reservedBytes - bytes)
+  }
+
+  /**
+   * A download of `key` runs: its partial download (temp file and progress entry) is not evicted nor
+   * swept until the returned function is called.
+   */
+  holdPartial (key: string): () => void {
+    return this.records.space.hold(key)
+  }
+
+  /** Bytes the budget counts: blobs, what downloads under way reserved, and stopped partial downloads. */
+  private spentBytes (): number {
+    return this.usedBytes + this.reservedBytes + this.records.space.idleBytes()
+  }
+
+  /** Evicts a blob, or a partial download (see PartialSpace) unless a download took it up meanwhile. */
+  private async evictOne (id: string): Promise<void> {
+    const key = PartialSpace.keyOf(id)
+    if (key === null) {
+      await this.drop(id, 'evicted')
+      return
+    }
+    if (this.records.space.held(key)) return
+    await this.records.discardPartial(key)
+    this.log.info({ key }, 'partial download evicted')
   }
 
   /** Makes a finished, verified temp file a blob. The handle stays open (readers may still use it). */
@@ -304,7 +330,7 @@ export class BlobStore {
     const st = await stat(path)
     const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs, verifiedAt: Date.now() }
     // The batch deletes the key's progress entry: after any save of it still under way.
-    await this.blobWrites.run(entry.digest, () => this.records.afterPartialWrites(key, () => this.index.commit(key, entry, blob)))
+    await this.blobWrites.run(entry.digest, () => this.records.committing(key, () => this.index.commit(key, entry, blob)))
     if (!this.blobs.has(entry.digest)) this.usedBytes += entry.size
     this.blobs.set(entry.digest, blob)
     for (const listener of this.committedListeners) listener(entry.digest, entry.size)
@@ -354,8 +380,8 @@ export class BlobStore {
 
   private async evictNow (): Promise<number> {
     const free = await this.freeBytes()
-    const plan = planEviction(this.evictionEntries(), this.budget, { usedBytes: this.usedBytes + this.reservedBytes, freeBytes: free, incomingBytes: 0 })
-    for (const digest of plan.evict) await this.drop(digest, 'evicted')
+    const plan = planEviction(this.evictionEntries(), this.budget, { usedBytes: this.spentBytes(), freeBytes: free, incomingBytes: 0 })
+    for (const id of plan.evict) await this.evictOne(id)
     return plan.evict.length
   }
 
@@ -391,8 +417,8 @@ export class BlobStore {
     return entry !== undefined && await this.check.check(digest, entry, strict)
   }
 
-  private evictionEntries (): Array<{ digest: string, size: number, lastAccess: number, inUse: boolean, pinned: boolean }> {
-    const out = []
+  private evictionEntries (): EvictionEntry[] {
+    const out = this.records.space.evictionEntries()
     for (const [digest, e] of this.blobs) {
       out.push({ digest, size: e.size, lastAccess: e.lastAccess, inUse: this.inUse.has(digest), pinned: e.pins > 0 })
     }

@@ -2,6 +2,7 @@ import { readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FinalKey, IndexDb, PartialEntry } from './index-db.ts'
 import type { StoreLayout } from './layout.ts'
+import { PartialSpace } from './partial-space.ts'
 import { WriteOrder } from './write-order.ts'
 
 export interface DownloadRecordsInit {
@@ -21,6 +22,8 @@ export class DownloadRecords {
   private readonly init: DownloadRecordsInit
   private readonly partialWrites = new WriteOrder()
   private readonly finalWrites = new WriteOrder()
+  /** The space the progress entries' temp files take (kept in step with every write of them). */
+  readonly space = new PartialSpace()
 
   constructor (index: IndexDb, layout: StoreLayout, init: DownloadRecordsInit) {
     this.index = index
@@ -39,19 +42,27 @@ export class DownloadRecords {
   }
 
   putPartial (key: string, entry: PartialEntry): Promise<void> {
-    return this.partialWrites.run(key, () => this.index.putPartial(key, entry))
+    return this.partialWrites.run(key, async () => {
+      await this.index.putPartial(key, entry)
+      this.space.saved(key, entry)
+    })
   }
 
   async discardPartial (key: string): Promise<void> {
     await this.partialWrites.run(key, async () => {
+      this.space.gone(key)
       await this.index.delPartial(key)
       await rm(this.layout.tempPath(key), { force: true })
     })
   }
 
-  /** Runs `write` (one that deletes the key's progress entry, like a commit) after the saves of it under way. */
-  afterPartialWrites<T> (key: string, write: () => Promise<T>): Promise<T> {
-    return this.partialWrites.run(key, write)
+  /** Runs `commit` (a batch that deletes the key's progress entry) after the saves of it under way. */
+  committing<T> (key: string, commit: () => Promise<T>): Promise<T> {
+    return this.partialWrites.run(key, async () => {
+      const out = await commit()
+      this.space.gone(key)
+      return out
+    })
   }
 
   /** Where the URL keyed `key` led last (see Fetcher's keyByFinalUrl), kept across restarts. */
@@ -80,8 +91,10 @@ export class DownloadRecords {
       // from the page cache (a power loss). Nothing would catch that in a file known only by its URL; a
       // digest would.
       const trusted = p.expectedDigest !== null || p.updatedAt >= this.init.bootTime || p.synced === true
-      if (fresh && present && trusted) keep.add(path)
-      else await this.discardPartial(key)
+      if (fresh && present && trusted) {
+        keep.add(path)
+        this.space.saved(key, p)
+      } else await this.discardPartial(key)
     }
     for (const name of await readdir(this.layout.tmpDir)) {
       const path = join(this.layout.tmpDir, name)
@@ -103,7 +116,7 @@ export class DownloadRecords {
     for await (const [key, p] of this.index.partials()) {
       const path = this.layout.tempPath(key)
       known.add(path)
-      if (now - p.updatedAt < ttl || !await old(path)) continue
+      if (this.space.held(key) || now - p.updatedAt < ttl || !await old(path)) continue
       await this.discardPartial(key)
       dropped++
     }

@@ -52,6 +52,10 @@ async function buildRegistry (): Promise<(s: NodeStats) => Registry> {
   const counters = COUNTERS.map(([name, help, read]) => ({ m: new Counter({ name, help, registers: [registry] }), read }))
   const gauges = GAUGES.map(([name, help, read]) => ({ m: new Gauge({ name, help, registers: [registry] }), read }))
   const rss = new Gauge({ name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', registers: [registry] })
+  // prom-client's default names: JS heap and memory held outside it (Buffers), a leak's first sign.
+  const heapUsed = new Gauge({ name: 'nodejs_heap_size_used_bytes', help: 'Process heap size used from Node.js in bytes.', registers: [registry] })
+  const heapTotal = new Gauge({ name: 'nodejs_heap_size_total_bytes', help: 'Process heap size from Node.js in bytes.', registers: [registry] })
+  const external = new Gauge({ name: 'nodejs_external_memory_bytes', help: 'Node.js external memory size in bytes.', registers: [registry] })
   const cpu = new Counter({ name: 'process_cpu_seconds_total', help: 'User and system CPU time spent in seconds.', registers: [registry] })
   new Gauge({ name: 'process_start_time_seconds', help: 'Start time of the process since the epoch, in seconds.', registers: [registry] })
     .set(Math.round(performance.timeOrigin / 1000))
@@ -59,7 +63,11 @@ async function buildRegistry (): Promise<(s: NodeStats) => Registry> {
     // The totals are kept by the node; each scrape sets the counters to them.
     for (const { m, read } of counters) { m.reset(); m.inc(read(s)) }
     for (const { m, read } of gauges) m.set(read(s))
-    rss.set(process.memoryUsage.rss())
+    const memory = process.memoryUsage()
+    rss.set(memory.rss)
+    heapUsed.set(memory.heapUsed)
+    heapTotal.set(memory.heapTotal)
+    external.set(memory.external)
     const used = process.cpuUsage()
     cpu.reset()
     cpu.inc((used.user + used.system) / 1e6)

@@ -45,6 +45,10 @@ describe('/metrics', () => {
     expect(before.get('aimirror_bytes_from_upstream_total')).toBe(0)
     expect(before.get('aimirror_cluster_members')).toBe(0)
     expect(before.get('process_resident_memory_bytes')).toBeGreaterThan(10 << 20)
+    const heapUsed = before.get('nodejs_heap_size_used_bytes') ?? 0
+    expect(heapUsed).toBeGreaterThan(1 << 20)
+    expect(heapUsed).toBeLessThanOrEqual(before.get('nodejs_heap_size_total_bytes') ?? 0)
+    expect(before.get('nodejs_external_memory_bytes')).toBeGreaterThan(0)
     expect(first.body.toString()).toContain('# TYPE aimirror_cache_hits_total counter')
 
     const scrape = async (): Promise<Map<string, number>> => samples((await send(node.url, { path: '/metrics' })).body.toString())

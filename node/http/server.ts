@@ -73,6 +73,8 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
     requestTimeout: 0,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Node's own check answers a bare 400 with no body: the hook below says why, as every error does.
+    http: { requireHostHeader: false },
     routerOptions: { ignoreDuplicateSlashes: false, ignoreTrailingSlash: false },
     frameworkErrors: (err, request, reply) => {
       handleError(new BadRequestError(err.message, { cause: err, detail: { reason: 'bad_url' } }), request, reply)
@@ -99,6 +101,11 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
   app.setErrorHandler(handleError)
+  // HTTP/1.1 requires Host (RFC 9112 §3.2); links the node writes back name it.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) done(new BadRequestError('HTTP/1.1 request without a Host header', { detail: { reason: 'missing_host' } }))
+    else done()
+  })
 
   const cacheStats = components.cacheStats ?? (async () => await dirStats(config.cache.dir))
   registerAdminRoutes(app, { downloads: components.downloads, cacheStats })

@@ -64,6 +64,13 @@ describe('the node\'s own paths', () => {
     expect(big).toMatch(/^HTTP\/1\.1 431 /)
     expect(JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'ERR_BAD_REQUEST' })
   })
+  it('an HTTP/1.1 request without a Host header gets the catalogue\'s JSON 400 with its reason; HTTP/1.0 needs none', async () => {
+    const answer = await raw('GET /health HTTP/1.1\r\nConnection: close\r\n\r\n')
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /)
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'ERR_BAD_REQUEST', reason: 'missing_host' })
+    const old = await raw('GET /health HTTP/1.0\r\n\r\n')
+    expect(old).toMatch(/^HTTP\/1\.1 200 /)
+  })
   it('CONNECT (a client told to use the node as an HTTPS proxy) gets a 405 that says what the node is', async () => {
     const answer = await raw('CONNECT pypi.org:443 HTTP/1.1\r\nHost: pypi.org:443\r\n\r\n')
     expect(answer).toMatch(/^HTTP\/1\.1 405 /)

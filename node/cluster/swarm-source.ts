@@ -17,6 +17,7 @@ import { UpstreamSteps, YOUNG_MS } from './upstream-steps.ts'
 import type { SwarmViewComponents, SwarmViewInit } from './swarm-view.ts'
 import { PeerCorruptError } from './verifying-body.ts'
 import { MemberLiveness } from './member-liveness.ts'
+import { HolderPace } from './holder-pace.ts'
 import { PeerLeftError, PeerReads } from './peer-reads.ts'
 
 export { PeerLeftError } from './peer-reads.ts'
@@ -80,6 +81,8 @@ export class SwarmSource implements Source {
   private readonly liveness: MemberLiveness
   private readonly blame: SwarmBlame
   private readonly upstream: UpstreamSteps
+  private readonly pace = new HolderPace()
+  private saidSlow = false
   /** The blob's piece-hash list, made as the download hashes it (see InFlightList). */
   readonly inOrder: InFlightList | undefined
 
@@ -148,6 +151,8 @@ export class SwarmSource implements Source {
   private async fromMembers (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
     if (options.verifiedOnly === true && !this.c.peers.vouched) return null
     await this.view.ready(this.responses)
+    // Slow holders keep their reads; the ranges beyond them go to the upstream.
+    if (this.responses > 0 && this.pace.slowRate !== null && this.holderReads() >= HOLDER_CONNECTIONS) return null
     for (;;) {
       const held = await this.fromHolders(range, options)
       if (held !== null) return held
@@ -219,8 +224,26 @@ export class SwarmSource implements Source {
    * askers giving up on them).
    */
   rangesInFlight (concurrency: number): number {
-    if (this.view.members('complete').length > 0) return HOLDER_CONNECTIONS
+    if (this.view.members('complete').length > 0) return this.holdersSlow() ? HOLDER_CONNECTIONS + concurrency : HOLDER_CONNECTIONS
     return concurrency + Math.min(this.view.members('partial').length, 7) * DOWNLOADER_CONNECTIONS
+  }
+
+  /** Reads under way at the members holding the blob. */
+  private holderReads (): number {
+    return this.view.members('complete').reduce((n, peer) => n + this.reads.inFlight(peer), 0)
+  }
+
+  /**
+   * Whether the holders serve this download slowly (see HolderPace): then the upstream takes the ranges
+   * beyond theirs on the rule's connections, and the faster source gets more of the work.
+   */
+  private holdersSlow (): boolean {
+    const slow = this.pace.judge(this.holderReads() >= HOLDER_CONNECTIONS / 2)
+    if (slow && !this.saidSlow) {
+      this.saidSlow = true
+      this.c.logger.info({ name: this.init.name, holders: this.view.members('complete'), bytesPerSecond: Math.round(this.pace.slowRate ?? 0) }, 'members holding the blob serve it slowly: the upstream takes part')
+    }
+    return slow
   }
 
   /** See SwarmBlame.onDigestMismatch. */
@@ -238,6 +261,7 @@ export class SwarmSource implements Source {
     // The holder with the fewest reads under way first (in turn among equals): a faster one finishes
     // its reads sooner and so takes more of them; one on a slow link or a busy machine keeps few.
     const turn = this.next++
+    this.pace.asked()
     const ordered = holders.map((_, i) => holders[(turn + i) % holders.length] as string)
       .map(peer => ({ peer, load: this.reads.inFlight(peer) }))
       .sort((x, y) => x.load - y.load)
@@ -256,6 +280,7 @@ export class SwarmSource implements Source {
           takesVolatile: options.takesVolatile,
           onUnit: (i, hash) => {
             read.lastByteAt = Date.now()
+            this.pace.delivered(PIECE_HASH_UNIT, read.lastByteAt)
             this.inOrder?.known(i, hash)
           }
         })

@@ -1,0 +1,28 @@
+import { expect, it } from 'vitest'
+import { HolderPace, PACE_WINDOW_MS, SLOW_HOLDERS_BPS } from '../../../node/cluster/holder-pace.ts'
+
+const MiB = 1 << 20
+
+it('judges the holders slow only after a whole window of asking, and only while they are busy', () => {
+  const pace = new HolderPace()
+  const t0 = 1_000_000
+  pace.asked(t0)
+  for (let t = 0; t < PACE_WINDOW_MS; t += 500) pace.delivered(MiB, t0 + t)
+  // 6 MiB in 3 s: slow, but not judged before the window passed, nor while few reads are under way.
+  expect(pace.judge(true, t0 + PACE_WINDOW_MS - 1)).toBe(false)
+  expect(pace.judge(false, t0 + PACE_WINDOW_MS)).toBe(false)
+  expect(pace.judge(true, t0 + PACE_WINDOW_MS)).toBe(true)
+  expect(pace.slowRate).toBeCloseTo(6 * MiB / 3, -3)
+})
+
+it('holders at LAN speed are not slow, and a judgement is taken again a window later', () => {
+  const pace = new HolderPace()
+  const t0 = 1_000_000
+  pace.asked(t0)
+  const perWindow = SLOW_HOLDERS_BPS * PACE_WINDOW_MS / 1000
+  pace.delivered(2 * perWindow, t0 + PACE_WINDOW_MS - 10)
+  expect(pace.judge(true, t0 + PACE_WINDOW_MS)).toBe(false)
+  // Then they stall: judged slow at the next window, not before.
+  expect(pace.judge(true, t0 + PACE_WINDOW_MS + 1000)).toBe(false)
+  expect(pace.judge(true, t0 + 2 * PACE_WINDOW_MS)).toBe(true)
+})

@@ -16,14 +16,21 @@ function etagOf (value: string | null | undefined): string | null {
   return value.startsWith('W/') ? value.slice(2) : value
 }
 
+/** A 401/403 that says "too many requests" (GitHub's rate limit): no word about the file. */
+function rateLimited (res: SourceResponse): boolean {
+  return res.headers['retry-after'] !== undefined || res.headers['x-ratelimit-remaining'] === '0'
+}
+
 /**
  * Compares a cached file (its size and the upstream's validator when it was fetched) with an upstream
  * answer for the same URL (a 200, or a 206 with its Content-Range total). ETags decide when both have
  * one, else Last-Modified; a different size is always a change. A 404 or 410 says the URL serves it no
- * more (its answer is then the client's); any other status says nothing (down, busy, not for this client).
+ * more, a 401 or 403 that it is not for this client (any more: a file made private): its answer is then
+ * the client's. Any other status says nothing (down, busy, rate-limited).
  */
 export function compareWithCached (cached: { size: number | null, validator: Validator }, res: SourceResponse): Verdict {
   if (res.status === 404 || res.status === 410) return 'changed'
+  if ((res.status === 401 || res.status === 403) && !rateLimited(res)) return 'changed'
   if (res.status !== 200 && res.status !== 206) return 'unknown'
   const { size, validator } = fileOf(res)
   if (size !== null && cached.size !== null && size !== cached.size) return 'changed'
@@ -122,7 +129,7 @@ export class Revalidator {
       this.hush(key)
     } else {
       this.silent.delete(key)
-      this.c.logger.info({ key }, 'cached file changed upstream (or is gone); asking the upstream again')
+      this.c.logger.info({ key }, 'cached file changed upstream (or is gone, or refused to this client); asking the upstream again')
     }
     return verdict
   }

@@ -71,6 +71,17 @@ describe('files cached by their URL are checked with the upstream once their con
     expect(got).toMatchObject({ kind: 'upstream-response', status: 404 })
   })
 
+  it('made private upstream (403 to this client): the client gets the upstream\'s answer, and the cached copy again once it is public again', async () => {
+    const { server, rig, url } = await cachedFile('/private.bin')
+    server.configure({ status: { '/private.bin': 403 } })
+    const got = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 1 << 20, concurrency: 4, revalidateAfterMs: 0 })
+    expect(got).toMatchObject({ kind: 'upstream-response', status: 403 })
+    server.configure({ status: {} })
+    const sent = server.stats.bytesSent
+    expect(await fetchOnce(rig, url, { revalidateAfterMs: 0 })).toMatchObject({ from: 'cache', sha256: generatedSha256(SIZE, 1) })
+    expect(server.stats.bytesSent - sent).toBe(1)
+  })
+
   it('not asked while the confirmation is recent, nor ever without a limit', async () => {
     const { server, rig, url } = await cachedFile('/f.bin')
     server.setFile('/f.bin', { size: SIZE, seed: 3 })
@@ -147,7 +158,12 @@ describe('comparing an upstream answer with the cached file', () => {
     expect(compareWithCached(cached, res(404, {}))).toBe('changed')
     expect(compareWithCached(cached, res(410, {}))).toBe('changed')
     expect(compareWithCached(cached, res(503, {}))).toBe('unknown')
-    expect(compareWithCached(cached, res(403, {}))).toBe('unknown')
+    // Refused: the file is not for this client (any more); a rate limit says nothing about it.
+    expect(compareWithCached(cached, res(403, {}))).toBe('changed')
+    expect(compareWithCached(cached, res(401, {}))).toBe('changed')
+    expect(compareWithCached(cached, res(403, { 'x-ratelimit-remaining': '0' }))).toBe('unknown')
+    expect(compareWithCached(cached, res(403, { 'retry-after': '60' }))).toBe('unknown')
+    expect(compareWithCached(cached, res(429, {}))).toBe('unknown')
     expect(compareWithCached(cached, res(200, {}))).toBe('unknown')
   })
 })

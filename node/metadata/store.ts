@@ -7,7 +7,8 @@ import { pipeline } from 'node:stream/promises'
 import { Level } from 'level'
 import type { Logger } from '../log.ts'
 import { WriteOrder } from '../store/write-order.ts'
-import { isLocked } from '../store/level-errors.ts'
+import { StartError } from '../errors.ts'
+import { diskRefusal, isLocked } from '../store/level-errors.ts'
 
 /**
  * Disk side of the metadata cache. Layout under `dir` (format FORMAT_VERSION):
@@ -83,6 +84,8 @@ export class MetadataStore {
       version = await this.db.get('meta!version')
     } catch (err) {
       if (isLocked(err)) throw err
+      const refused = diskRefusal(err)
+      if (refused !== null) throw new StartError(`the metadata cache ${this.dir} cannot be written (${refused}): free some space there or fix its permissions; its index is left as it is`, { cause: err })
       // A damaged index costs the cached documents, not the node.
       this.log.warn({ err }, 'metadata cache index could not be read; it was reset')
       await this.opened?.close().catch(() => {})

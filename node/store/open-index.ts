@@ -5,7 +5,7 @@ import type { Logger } from '../log.ts'
 import { adoptBlobFiles } from './adopt-blobs.ts'
 import type { DownloadRecords } from './download-records.ts'
 import type { BlobEntry, IndexDb } from './index-db.ts'
-import { isLocked } from './level-errors.ts'
+import { diskRefusal, isLocked } from './level-errors.ts'
 import type { StoreLayout } from './layout.ts'
 
 /**
@@ -22,6 +22,9 @@ export async function openIndex (index: IndexDb, layout: StoreLayout, records: D
   } catch (err) {
     // Another process holding the index is not damage.
     if (isLocked(err)) throw new StartError(`the cache directory ${dirname(layout.indexDir)} (cache.dir) is in use by another aimirror node: its index is locked`, { cause: err })
+    // Nor is a disk that refuses writes: LevelDB cannot open an index without writing to it.
+    const refused = diskRefusal(err)
+    if (refused !== null) throw new StartError(`the cache directory ${dirname(layout.indexDir)} (cache.dir) cannot be written (${refused}): free some space there or fix its permissions; its index is left as it is`, { cause: err })
     log.warn({ err }, 'cache index could not be read; it was made anew')
     await index.destroy()
     await mkdir(layout.indexDir, { recursive: true })

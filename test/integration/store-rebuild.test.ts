@@ -1,9 +1,10 @@
 import { mkdir, open, readdir, rm, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { Acquired, BlobHandle } from '../../node/fetch/acquire-types.ts'
 import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
+import { IndexDb } from '../../node/store/index-db.ts'
 import type { BlobIdentity } from '../../node/fetch/identity.ts'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
@@ -145,6 +146,28 @@ describe('an index made anew keeps the blob files on disk', () => {
     expect(rig.store.stats()).toMatchObject({ file_count: 2, total_size_bytes: 2 * SIZE })
     expect(await rig.store.hasDigest(generatedSha256(SIZE, 5))).toBe(true)
   })
+})
+
+describe('a disk that refuses writes at start', () => {
+  // LevelDB writes when it opens (its log becomes a table): on a full or read-only disk it fails to open.
+  for (const [what, message] of [['full', 'IO error: index/000005.ldb: No space left on device'], ['read-only', 'IO error: index/LOCK: Read-only file system']]) {
+    it(`(${what}) stops the start with a reason and leaves the index as it is, keys and all`, async () => {
+      const server = track(await startFileServer({ files: { '/k.bin': { size: SIZE, seed: 6 } } }))
+      const rig = track(await makeRig())
+      const url = new URL(server.url + '/k.bin')
+      await cache(rig, server, '/k.bin', urlIdentity(url))
+      const refused = Object.assign(new Error('Database failed to open'), { code: 'LEVEL_DATABASE_NOT_OPEN', cause: Object.assign(new Error(message), { code: 'LEVEL_IO_ERROR' }) })
+      const opening = vi.spyOn(IndexDb.prototype, 'open').mockRejectedValueOnce(refused)
+      try {
+        await expect(rig.restart()).rejects.toThrow(/cannot be written \((no space left on device|read-only file system)\): free some space/)
+      } finally {
+        opening.mockRestore()
+      }
+      // Space back: the same index, with the key a file known only by its URL had.
+      await rig.restart()
+      expect((await rig.store.lookup(urlIdentity(url).key))?.entry.digest).toBe(generatedSha256(SIZE, 6))
+    })
+  }
 })
 
 describe('the background check of every blob', () => {

@@ -53,6 +53,29 @@ export const RangeNotSatisfiableError = defineError('RangeNotSatisfiableError', 
 export const OverloadedError = defineError('OverloadedError', 'ERR_OVERLOADED', 'Node is overloaded')
 /** The disk is full or the cache budget cannot hold the file; the node passes it through instead. */
 export const DiskFullError = defineError('DiskFullError', 'ERR_DISK_FULL', 'No disk space for the cache')
+/** The cache's disk refused a write for another reason (read-only, not permitted, an I/O error); passed through instead. */
+export const CacheDiskError = defineError('CacheDiskError', 'ERR_CACHE_DISK', 'The cache disk refused a write')
+
+/** Codes of the file-system errors that mean the cache cannot take a file now (see cacheDiskError). */
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT'])
+const DISK_REFUSED_CODES = new Set(['EROFS', 'EACCES', 'EPERM', 'EIO'])
+
+/**
+ * A file-system error of the cache's disk as the catalogue's error (DiskFullError, CacheDiskError), or
+ * null when it is none of those.
+ */
+export function cacheDiskError (err: unknown): AimirrorError | null {
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code !== 'string') return null
+  if (DISK_FULL_CODES.has(code)) return new DiskFullError(undefined, { cause: err })
+  if (DISK_REFUSED_CODES.has(code)) return new CacheDiskError(`The cache disk refused a write (${code})`, { cause: err })
+  return null
+}
+
+/** Whether the error says the cache's disk cannot take the file (the file is passed through instead). */
+export function isCacheDiskFailure (err: unknown): boolean {
+  return isAimirrorError(err) && (err.code === 'ERR_DISK_FULL' || err.code === 'ERR_CACHE_DISK')
+}
 /** The operation was cancelled because nobody wants its result any more. */
 export const AbortedError = defineError('AbortedError', 'ERR_ABORTED', 'Operation aborted')
 /** The node is shutting down. */

@@ -1,4 +1,4 @@
-import { DiskFullError, UpstreamProtocolError } from '../errors.ts'
+import { cacheDiskError, UpstreamProtocolError } from '../errors.ts'
 import { BufferPool } from './buffer-pool.ts'
 import type { FileWriter } from './file-writer.ts'
 import { raceWon } from './pieces.ts'
@@ -177,8 +177,7 @@ export async function drainBody (res: SourceResponse, a: Assignment, host: SinkH
   return { off, bodyEnd }
 }
 
-/** ENOSPC/EDQUOT from a write: the disk is full (no retry; readers fall back to the upstream). */
+/** A write the disk refused (full, read-only, an I/O error): no retry; readers fall back to the upstream. */
 function writeError (err: unknown): unknown {
-  const code = (err as { code?: string } | null)?.code
-  return code === 'ENOSPC' || code === 'EDQUOT' ? new DiskFullError(undefined, { cause: err }) : err
+  return cacheDiskError(err) ?? err
 }

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
-import { AbortedError, DigestMismatchError, isAimirrorError, UpstreamProtocolError } from '../errors.ts'
+import { AbortedError, cacheDiskError, DigestMismatchError, isAimirrorError, isCacheDiskFailure, UpstreamProtocolError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { PartialEntry } from '../store/index-db.ts'
@@ -231,7 +231,7 @@ export class Download {
    * where they are (true when the size is known and the upstream takes ranges).
    */
   get passThroughOnFailure (): boolean {
-    return this.state === 'failed' && isAimirrorError(this.error) && this.error.code === 'ERR_DISK_FULL' &&
+    return this.state === 'failed' && isCacheDiskFailure(this.error) &&
       this.rangeSupported && this.size !== null
   }
 
@@ -301,17 +301,22 @@ export class Download {
     this.meta = meta
     const size = meta.size
     const tooBig = size !== null && this.init.maxSize !== null && size > this.init.maxSize
-    if (tooBig || (size !== null && !(await this.store.reserve(size)))) {
-      this.sourceHandedOn = true
-      this.resolveReady({ kind: 'passthrough', meta, first, parallel: this.passthroughPlan(), source: this.init.source, expected: this.init.identity.expected })
-      this.settle('failed')
-      return false
-    }
+    if (tooBig || (size !== null && !(await this.store.reserve(size)))) return this.passThrough(meta, first)
     this.reserved = size ?? 0
     this.tempPath = this.store.layout.tempPath(this.key)
     const resumable = partial !== undefined && this.rangeSupported && resumes(partial, size, meta.validator)
     if (partial !== undefined && !resumable) await this.store.discardPartial(this.key)
-    const { fh, resumed } = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.disk, { ...this.init, maxAutoPiece: this.init.source.maxAutoPiece?.() ?? autoPieceFor(first.latencyMs) })
+    let opened
+    try {
+      opened = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.disk, { ...this.init, maxAutoPiece: this.init.source.maxAutoPiece?.() ?? autoPieceFor(first.latencyMs) })
+    } catch (err) {
+      // A disk that takes no file now (read-only, not permitted, out of inodes) costs the cache, not the client.
+      const refused = cacheDiskError(err)
+      if (refused === null) throw err
+      this.log.warn({ key: this.key, err: refused.message }, 'the cache disk refused a download\'s file; passing the file through uncached')
+      return this.passThrough(meta, first)
+    }
+    const { fh, resumed } = opened
     // Not closed under a write still on the thread pool: its descriptor could be another file's by then.
     this.file = new SharedFile(fh, () => !this.record.busy && (this.writer?.idle ?? true))
     if (resumed && partial !== undefined) {
@@ -329,6 +334,14 @@ export class Download {
     this.hasher.pump()
     if (size === 0) this.onHashAdvance()
     return true
+  }
+
+  /** The file goes to its clients uncached: they read on through the source (false: no workers). */
+  private passThrough (meta: BlobMeta, first: SourceResponse): false {
+    this.sourceHandedOn = true
+    this.resolveReady({ kind: 'passthrough', meta, first, parallel: this.passthroughPlan(), source: this.init.source, expected: this.init.identity.expected })
+    this.settle('failed')
+    return false
   }
 
   /** The in-order hasher; `inOrder`: the source's list of piece hashes takes the bytes too. */

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError } from '../errors.ts'
+import { isAimirrorError, isCacheDiskFailure, UpstreamProtocolError, UpstreamTimeoutError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { drainBody } from './body-sink.ts'
 import type { ByteRanges } from './byte-ranges.ts'
@@ -123,7 +123,7 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
       if (res !== undefined) discardBody(res.body)
       res = undefined
       const mapped = mapUpstreamError(err, host.signal)
-      if (host.settled() || (isAimirrorError(mapped) && (mapped.code === 'ERR_ABORTED' || mapped.code === 'ERR_DISK_FULL'))) throw mapped
+      if (host.settled() || isCacheDiskFailure(mapped) || (isAimirrorError(mapped) && mapped.code === 'ERR_ABORTED')) throw mapped
       const progress = realProgress(before, a.pos)
       if (progress) {
         failures = 0

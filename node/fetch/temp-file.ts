@@ -3,7 +3,7 @@ import { dirname } from 'node:path'
 import type { FileHandle } from 'node:fs/promises'
 import type { PartialEntry, Validator } from '../store/index-db.ts'
 import { PieceBitmap } from '../store/partial.ts'
-import { isAimirrorError } from '../errors.ts'
+import { isCacheDiskFailure } from '../errors.ts'
 import { DiskPieces } from './disk-pieces.ts'
 import { planPieces } from './pieces.ts'
 import { firstRange } from './response-meta.ts'
@@ -70,7 +70,8 @@ export function resumes (partial: PartialEntry, size: number | null, validator: 
 
 /** Whether a download that failed this way keeps its progress entry and temp file for a later resume. */
 export function keepsPartial (error: Error | null): boolean {
-  // Wrong content is worthless; after a full disk its space is what others need now.
+  // Wrong content is worthless; after a full disk its space is what others need now (and a disk that
+  // refuses writes may have lost some).
   if (error?.name === 'DigestMismatchError') return false
-  return !(isAimirrorError(error) && error.code === 'ERR_DISK_FULL')
+  return !isCacheDiskFailure(error)
 }

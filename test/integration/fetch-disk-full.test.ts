@@ -17,15 +17,15 @@ let rig: Rig | undefined
 
 const track = closedAfterEach()
 
-/** A temp-file writer on a disk that fills up after `room` bytes. */
-function fillingDisk (room: number): (fd: number, init: { synchronous?: boolean }) => FileWriter {
+/** A temp-file writer on a disk that fills up (or fails with `code`) after `room` bytes. */
+function fillingDisk (room: number, code = 'ENOSPC'): (fd: number, init: { synchronous?: boolean }) => FileWriter {
   let used = 0
   return (fd, init) => {
     const real = new FileWriter(fd, init)
     const w = Object.create(real) as FileWriter
     w.write = (buf, position, cb, options) => {
       used += buf.length
-      if (used > room) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
+      if (used > room) throw Object.assign(new Error(`${code}: write failed`), { code })
       return real.write(buf, position, cb, options)
     }
     return w
@@ -39,9 +39,10 @@ async function sliceSha (start: number, end: number, seed = 9): Promise<string> 
 }
 
 describe('disk full in the middle of a download', () => {
-  it('readers carry on from the upstream, uncached, and the partial is dropped', async () => {
+  // Full, or gone read-only (ext4 after an error), or failing (an I/O error).
+  it.each(['ENOSPC', 'EROFS', 'EIO'])('(%s) readers carry on from the upstream, uncached, and the partial is dropped', async (code) => {
     server = track(await startFileServer({ files: { '/d.bin': { size: SIZE, seed: 9 } }, perConnectionBps: 8 * MiB }))
-    rig = track(await makeRig({}, { openWriter: fillingDisk(1.5 * MiB) }))
+    rig = track(await makeRig({}, { openWriter: fillingDisk(1.5 * MiB, code) }))
     const url = new URL(server.url + '/d.bin')
     const a = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 256 * 1024, concurrency: 2 })
     if (a.kind !== 'blob') throw new Error('expected blob')

@@ -120,7 +120,7 @@ export class BlobStore {
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
     this.log = components.logger.child({ component: 'store' })
     this.layout = createLayout(init.dir)
-    this.index = new IndexDb(this.layout.indexDir)
+    this.index = new IndexDb(this.layout.indexDir, { freeBytes: async () => await this.freeBytes(), logger: this.log })
     this.budget = {
       maxBytes: init.maxBytes,
       minFreeBytes: init.minFreeBytes ?? 0,
@@ -330,7 +330,13 @@ export class BlobStore {
     const st = await stat(path)
     const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs, verifiedAt: Date.now() }
     // The batch deletes the key's progress entry: after any save of it still under way.
-    await this.blobWrites.run(entry.digest, () => this.records.committing(key, () => this.index.commit(key, entry, blob)))
+    try {
+      await this.blobWrites.run(entry.digest, () => this.records.committing(key, () => this.index.commit(key, entry, blob)))
+    } catch (err) {
+      // Not in the index, so not counted: the file would fill the disk unaccounted for.
+      if (existing === undefined) await rm(path, { force: true })
+      throw err
+    }
     if (!this.blobs.has(entry.digest)) this.usedBytes += entry.size
     this.blobs.set(entry.digest, blob)
     for (const listener of this.committedListeners) listener(entry.digest, entry.size)
@@ -358,8 +364,12 @@ export class BlobStore {
       this.blobs.delete(digest)
       this.usedBytes -= entry.size
     }
-    await this.blobWrites.run(digest, () => this.index.delBlob(digest))
+    // The file first: an index that cannot write now (a full disk) must not keep its space taken. An
+    // entry left without its file is dropped when next looked at.
     await rm(this.layout.blobPath(digest), { force: true })
+    await this.blobWrites.run(digest, () => this.index.delBlob(digest)).catch((err: unknown) => {
+      this.log.warn({ err, digest }, 'could not remove a dropped blob\'s index entry')
+    })
     this.log.info({ digest, reason }, 'blob dropped')
   }
 

@@ -1,6 +1,19 @@
 import { rm } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Level } from 'level'
+import type { Logger } from '../log.ts'
 import { STORE_FORMAT_VERSION } from './layout.ts'
+import { diskRefusal } from './level-errors.ts'
+
+/** Free space a reopen waits for: LevelDB writes its memtable (up to 4 MiB) out as a table first. */
+const REOPEN_ROOM = 8 << 20
+const REOPEN_LOOK_EVERY_MS = 2000
+
+export interface IndexDbInit {
+  /** Free bytes on the index's disk (a reopen after a full disk waits for room). */
+  freeBytes?: () => Promise<number>
+  logger?: Logger
+}
 
 /**
  * The LevelDB index. Key layout (format version STORE_FORMAT_VERSION):
@@ -97,9 +110,53 @@ export class IndexDb {
   // Created in open(): a Level instance opens itself on the next microtask, and an index opened by a
   // constructor nobody closes holds its directory (and its lock) after stop.
   private opened: Level<string, unknown> | null = null
+  private readonly init: IndexDbInit
+  /** The reopen waiting for room after a full disk stopped the index's writes (see stuck). */
+  private recovering: Promise<void> | null = null
+  private closing = false
 
-  constructor (path: string) {
+  constructor (path: string, init: IndexDbInit = {}) {
     this.path = path
+    this.init = init
+  }
+
+  /** A write; one that failed for lack of space may have stopped every later write (see stuck). */
+  private async write (op: (db: Level<string, unknown>) => Promise<void>): Promise<void> {
+    try {
+      await op(this.db)
+    } catch (err) {
+      this.stuck(err)
+      throw err
+    }
+  }
+
+  /**
+   * LevelDB keeps the error of a table it failed to write (a full disk) and refuses every write after
+   * it until it is reopened, long after the disk has room again: commits, progress and access times
+   * all fail. Reopened once there is room.
+   */
+  private stuck (err: unknown): void {
+    if (this.recovering !== null || this.opened === null || this.closing) return
+    if ((err as { code?: unknown } | null)?.code !== 'LEVEL_IO_ERROR' || diskRefusal(err) !== 'no space left on device') return
+    this.init.logger?.warn({ err }, 'the cache index could not write (its disk is full); it is reopened once there is room')
+    this.recovering = this.reopenWhenRoom().finally(() => { this.recovering = null })
+  }
+
+  private async reopenWhenRoom (): Promise<void> {
+    for (;;) {
+      await sleep(REOPEN_LOOK_EVERY_MS, undefined, { ref: false })
+      const db = this.opened
+      if (this.closing || db === null) return
+      if (this.init.freeBytes !== undefined && await this.init.freeBytes().catch(() => 0) < REOPEN_ROOM) continue
+      try {
+        await db.close()
+        await db.open()
+        this.init.logger?.info('the cache index was reopened: it writes again')
+        return
+      } catch (err) {
+        this.init.logger?.warn({ err }, 'the cache index could not be reopened; trying again')
+      }
+    }
   }
 
   private get db (): Level<string, unknown> {
@@ -114,6 +171,7 @@ export class IndexDb {
    */
   async open (): Promise<{ reset: boolean, created: boolean }> {
     this.opened ??= new Level<string, unknown>(this.path, { valueEncoding: 'json' })
+    this.closing = false
     await this.db.open()
     const version = await this.db.get('meta!version')
     if (version === STORE_FORMAT_VERSION) return { reset: false, created: false }
@@ -128,6 +186,7 @@ export class IndexDb {
   }
 
   async close (): Promise<void> {
+    this.closing = true
     await this.opened?.close()
   }
 
@@ -151,11 +210,11 @@ export class IndexDb {
   }
 
   async putPartial (key: string, entry: PartialEntry): Promise<void> {
-    await this.db.put(P + key, entry)
+    await this.write(async db => { await db.put(P + key, entry) })
   }
 
   async delPartial (key: string): Promise<void> {
-    await this.db.del(P + key)
+    await this.write(async db => { await db.del(P + key) })
   }
 
   async getFinal (key: string): Promise<FinalKey | undefined> {
@@ -163,32 +222,34 @@ export class IndexDb {
   }
 
   async putFinal (key: string, final: FinalKey): Promise<void> {
-    await this.db.put(F + key, final)
+    await this.write(async db => { await db.put(F + key, final) })
   }
 
   async putBlob (digest: string, entry: BlobEntry): Promise<void> {
-    await this.db.put(B + digest, entry)
+    await this.write(async db => { await db.put(B + digest, entry) })
   }
 
   async putKey (key: string, entry: KeyEntry): Promise<void> {
-    await this.db.put(K + key, entry)
+    await this.write(async db => { await db.put(K + key, entry) })
   }
 
   async delKey (key: string): Promise<void> {
-    await this.db.del(K + key)
+    await this.write(async db => { await db.del(K + key) })
   }
 
   /** Commit: key and blob entries written and the partial entry removed in one batch. */
   async commit (key: string, entry: KeyEntry, blob: BlobEntry): Promise<void> {
-    await this.db.batch([
-      { type: 'put', key: K + key, value: entry },
-      { type: 'put', key: B + entry.digest, value: blob },
-      { type: 'del', key: P + key }
-    ])
+    await this.write(async db => {
+      await db.batch([
+        { type: 'put', key: K + key, value: entry },
+        { type: 'put', key: B + entry.digest, value: blob },
+        { type: 'del', key: P + key }
+      ])
+    })
   }
 
   async delBlob (digest: string): Promise<void> {
-    await this.db.del(B + digest)
+    await this.write(async db => { await db.del(B + digest) })
   }
 
   async * blobs (): AsyncGenerator<[string, BlobEntry]> {
@@ -204,7 +265,7 @@ export class IndexDb {
   }
 
   async delFinal (key: string): Promise<void> {
-    await this.db.del(F + key)
+    await this.write(async db => { await db.del(F + key) })
   }
 
   async * partials (): AsyncGenerator<[string, PartialEntry]> {

@@ -31,9 +31,13 @@ export async function openIndex (index: IndexDb, layout: StoreLayout, records: D
     loaded = { blobs: (await load(index, log)).blobs, created: true }
   }
   if (loaded.created) {
-    await adopt(index, layout, loaded.blobs, log)
+    await adopt(index, layout, loaded.blobs, log, 'blob files taken back into the new index; each is hashed before its first use')
     await records.sweep()
     await index.markComplete()
+  } else {
+    // Files a commit renamed in but whose index write never landed (a crash between the two, a disk
+    // that refused the write): counted again instead of filling the disk unaccounted for.
+    await adopt(index, layout, loaded.blobs, log, 'blob files the index did not know were taken back; each is hashed before its first use')
   }
   return loaded.blobs
 }
@@ -46,7 +50,7 @@ async function load (index: IndexDb, log: Logger): Promise<{ blobs: Map<string, 
   return { blobs, created }
 }
 
-async function adopt (index: IndexDb, layout: StoreLayout, blobs: Map<string, BlobEntry>, log: Logger): Promise<void> {
+async function adopt (index: IndexDb, layout: StoreLayout, blobs: Map<string, BlobEntry>, log: Logger, said: string): Promise<void> {
   let count = 0
   let bytes = 0
   for await (const [digest, entry] of adoptBlobFiles(layout.blobsDir)) {
@@ -57,5 +61,5 @@ async function adopt (index: IndexDb, layout: StoreLayout, blobs: Map<string, Bl
     bytes += entry.size
     count++
   }
-  if (count > 0) log.warn({ blobs: count, bytes }, 'blob files taken back into the new index; each is hashed before its first use')
+  if (count > 0) log.warn({ blobs: count, bytes }, said)
 }

@@ -94,6 +94,8 @@ export class Download {
   finishAbandoned = true
   /** Ranges found stalled so far (see ConnectionPoolHost.stalled). */
   private stalls = 0
+  /** Bytes of the file on disk so far (its reservation's part the disk already holds). */
+  private readonly writtenBytes = (): number => this.written.total()
   /** Keeps the key's partial download from eviction while this download may use it. */
   private readonly releasePartial: () => void
 
@@ -301,7 +303,7 @@ export class Download {
     this.meta = meta
     const size = meta.size
     const tooBig = size !== null && this.init.maxSize !== null && size > this.init.maxSize
-    if (tooBig || (size !== null && !(await this.store.reserve(size)))) return this.passThrough(meta, first)
+    if (tooBig || (size !== null && !(await this.store.reserve(size, this.writtenBytes)))) return this.passThrough(meta, first)
     this.reserved = size ?? 0
     this.tempPath = this.store.layout.tempPath(this.key)
     const resumable = partial !== undefined && this.rangeSupported && resumes(partial, size, meta.validator)
@@ -462,7 +464,7 @@ export class Download {
     this.pool.stop()
     // A pass-through reads on through the source after the download ended.
     if (!this.sourceHandedOn) this.init.source.finished?.()
-    this.store.unreserve(this.reserved)
+    this.store.unreserve(this.reserved, this.writtenBytes)
     this.reserved = 0
     this.view.waiters.wakeAll()
     // The download's own reference to its file (readers hold theirs).

@@ -93,6 +93,8 @@ export class BlobStore {
   private readonly inUse = new Map<string, number>()
   private usedBytes = 0
   private reservedBytes = 0
+  /** Reservations' written bytes (temp files are sparse: what is not written yet is not taken from the disk yet). */
+  private readonly reservations = new Map<() => number, number>()
   private started = false
   /** The periodic eviction sweep (see start) and the pass under way, if any. */
   private sweeper: NodeJS.Timeout | null = null
@@ -257,7 +259,7 @@ export class BlobStore {
    * False when the file cannot be cached (larger than the budget, or the disk is too full): the
    * caller passes it through instead.
    */
-  async reserve (bytes: number): Promise<boolean> {
+  async reserve (bytes: number, written?: () => number): Promise<boolean> {
     if (bytes > this.budget.maxBytes) {
       // Said where an admin looks, once an hour: every request for such a file downloads it again.
       const now = Date.now()
@@ -266,11 +268,11 @@ export class BlobStore {
       this.log[warn ? 'warn' : 'debug']({ bytes, max: this.budget.maxBytes }, 'a file larger than the whole cache (cache.max_size_gb) is passed through uncached: every request for it downloads it again')
       return false
     }
-    return await this.spacePlans.run(SPACE, async () => await this.reserveNow(bytes))
+    return await this.spacePlans.run(SPACE, async () => await this.reserveNow(bytes, written))
   }
 
-  private async reserveNow (bytes: number): Promise<boolean> {
-    const free = await this.freeBytes()
+  private async reserveNow (bytes: number, written: (() => number) | undefined): Promise<boolean> {
+    const free = await this.freeForPlans()
     const plan = planEviction(this.evictionEntries(), this.budget, {
       usedBytes: this.spentBytes(), freeBytes: free, incomingBytes: bytes
     })
@@ -279,15 +281,29 @@ export class BlobStore {
     }
     const fits = plan.fits && (this.lruEnabled || plan.evict.length === 0)
     if (!fits) {
-      this.log.warn({ bytes, free, used: this.usedBytes, reserved: this.reservedBytes, partial: this.records.space.idleBytes(), max: this.budget.maxBytes }, 'no room in the cache (cache.max_size_gb, less what downloads under way reserved, and cache.min_free_gb); passing the file through uncached')
+      this.log.warn({ bytes, free, minFree: this.budget.minFreeBytes, used: this.usedBytes, reserved: this.reservedBytes, partial: this.records.space.idleBytes(), max: this.budget.maxBytes }, 'no room in the cache (cache.max_size_gb, less what downloads under way reserved, and cache.min_free_gb); passing the file through uncached')
       return false
     }
     this.reservedBytes += bytes
+    if (written !== undefined) this.reservations.set(written, bytes)
     return true
   }
 
-  unreserve (bytes: number): void {
+  /** Ends a reservation (`written`: the one given to reserve). */
+  unreserve (bytes: number, written?: () => number): void {
     this.reservedBytes = Math.max(0, this.reservedBytes - bytes)
+    if (written !== undefined) this.reservations.delete(written)
+  }
+
+  /**
+   * The disk's free bytes less what reservations will still write: downloads starting together each
+   * saw the space the others had reserved as free (their temp files fill as they go), and together
+   * took the disk below cache.min_free_gb, then to full.
+   */
+  private async freeForPlans (): Promise<number> {
+    let unwritten = 0
+    for (const [written, bytes] of this.reservations) unwritten += Math.max(0, bytes - written())
+    return await this.freeBytes() - unwritten
   }
 
   /**
@@ -389,7 +405,7 @@ export class BlobStore {
   }
 
   private async evictNow (): Promise<number> {
-    const free = await this.freeBytes()
+    const free = await this.freeForPlans()
     const plan = planEviction(this.evictionEntries(), this.budget, { usedBytes: this.spentBytes(), freeBytes: free, incomingBytes: 0 })
     for (const id of plan.evict) await this.evictOne(id)
     return plan.evict.length

@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import type { BlobStore } from '../store/blob-store.ts'
 import { FILE_CHUNK, FileCursor, pooledChunks } from './blob-chunks.ts'
@@ -38,8 +39,15 @@ export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, poo
   } else {
     return null
   }
-  store.recordHit()
   const path = store.layout.blobPath(digest)
+  // A file present but unreadable (permissions, a failing disk) would fail every request for it: the
+  // blob goes, and the file is fetched again.
+  const unreadable = await open(path, 'r').then(async fh => { await fh.close() }, (err: unknown) => err)
+  if (unreadable !== undefined) {
+    await store.drop(digest, `unreadable: ${(unreadable as { code?: string }).code ?? String(unreadable)}`).catch(() => {})
+    return null
+  }
+  store.recordHit()
   const release = store.use(digest)
   // Each stream keeps the blob in use until it closes, and counts what it read.
   const cursor = (start: number, end: number): FileCursor => {

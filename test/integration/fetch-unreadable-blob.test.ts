@@ -1,0 +1,53 @@
+import type * as Fs from 'node:fs'
+import type * as FsPromises from 'node:fs/promises'
+import { expect, it, vi } from 'vitest'
+import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
+import { urlIdentity } from '../../node/fetch/identity.ts'
+import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
+
+/** The one path whose opening fails (EIO: a failing disk), by either of Node's file APIs. */
+const failing = vi.hoisted(() => ({ path: '' }))
+const eio = (path: string): Error => Object.assign(new Error(`EIO: i/o error, open '${path}'`), { code: 'EIO' })
+
+vi.mock('node:fs/promises', async (original) => {
+  const real = await original<typeof FsPromises>()
+  const open: typeof real.open = async (path, ...rest) => { if (path === failing.path) throw eio(String(path)); return await real.open(path, ...rest) }
+  return { ...real, open, default: { ...real, open } }
+})
+vi.mock('node:fs', async (original) => {
+  const real = await original<typeof Fs>()
+  const open = ((path: string, flags: string, cb: (err: Error | null, fd: number) => void) => {
+    if (path === failing.path) { process.nextTick(cb, eio(path), -1); return }
+    real.open(path, flags, cb)
+  }) as typeof real.open
+  return { ...real, open, default: { ...real, open } }
+})
+
+const SIZE = 2 * (1 << 20) + 9
+const track = closedAfterEach()
+
+it('a cached blob file that cannot be opened (a failing disk) is dropped and fetched again, not a failure for every client', async () => {
+  const server = track(await startFileServer({ files: { '/u.bin': { size: SIZE, seed: 13 } } }))
+  const rig = track(await makeRig())
+  const url = new URL(server.url + '/u.bin')
+  const fetchWhole = async (): Promise<string> => {
+    const got = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 1 << 20, concurrency: 4 })
+    if (got.kind !== 'blob') throw new Error(`expected the file, got ${got.kind}`)
+    try {
+      expect((await sha256Of(got.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 13))
+      return got.from
+    } finally {
+      got.release()
+    }
+  }
+  expect(await fetchWhole()).toBe('download')
+  await until(() => rig.store.stats().file_count === 1)
+  failing.path = rig.store.layout.blobPath(generatedSha256(SIZE, 13))
+  try {
+    expect(await fetchWhole()).toBe('download')
+  } finally {
+    failing.path = ''
+  }
+  await until(() => rig.store.stats().file_count === 1)
+  expect(await fetchWhole()).toBe('cache')
+})

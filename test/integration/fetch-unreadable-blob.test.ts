@@ -3,7 +3,8 @@ import type * as FsPromises from 'node:fs/promises'
 import { expect, it, vi } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import { urlIdentity } from '../../node/fetch/identity.ts'
-import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
+import { closedAfterEach, sha256Of, until } from './fetch-helpers.ts'
+import type * as Helpers from './fetch-helpers.ts'
 
 /** The one path whose opening fails (EIO: a failing disk), by either of Node's file APIs. */
 const failing = vi.hoisted(() => ({ path: '' }))
@@ -26,9 +27,19 @@ vi.mock('node:fs', async (original) => {
 const SIZE = 2 * (1 << 20) + 9
 const track = closedAfterEach()
 
+/**
+ * The store and fetch engine loaded afresh, with the mocks above: test files share workers (and their
+ * module cache), so modules loaded by an earlier file would keep Node's own file functions.
+ */
+async function freshRig (): Promise<Helpers.Rig> {
+  vi.resetModules()
+  const { makeRig } = await import('./fetch-helpers.ts')
+  return await makeRig()
+}
+
 it('a cached blob file that cannot be opened (a failing disk) is dropped and fetched again, not a failure for every client', async () => {
   const server = track(await startFileServer({ files: { '/u.bin': { size: SIZE, seed: 13 } } }))
-  const rig = track(await makeRig())
+  const rig = track(await freshRig())
   const url = new URL(server.url + '/u.bin')
   const fetchWhole = async (): Promise<string> => {
     const got = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 1 << 20, concurrency: 4 })

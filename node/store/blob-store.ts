@@ -20,6 +20,8 @@ import { PartialSpace } from './partial-space.ts'
 
 /** How often a file too large for the whole cache is warned about (debug in between). */
 const TOO_LARGE_SAID_EVERY_MS = 3600_000
+/** How often "no room in the cache" is warned about (debug in between, counted in the next warning's `also`). */
+const NO_ROOM_SAID_EVERY_MS = 60_000
 
 export interface BlobStoreComponents {
   logger: Logger
@@ -117,6 +119,9 @@ export class BlobStore {
   private readonly blobWrites = new WriteOrder()
   private readonly check: BlobCheck
   private saidTooLargeAt = Number.NEGATIVE_INFINITY
+  /** When "no room" was last said at warn level, and how many were said at debug since. */
+  private saidNoRoomAt = Number.NEGATIVE_INFINITY
+  private noRoomSince = 0
   readonly scrub: BlobScrub | null
 
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
@@ -281,7 +286,13 @@ export class BlobStore {
     }
     const fits = plan.fits && (this.lruEnabled || plan.evict.length === 0)
     if (!fits) {
-      this.log.warn({ bytes, free, minFree: this.budget.minFreeBytes, used: this.usedBytes, reserved: this.reservedBytes, partial: this.records.space.idleBytes(), max: this.budget.maxBytes }, 'no room in the cache (cache.max_size_gb, less what downloads under way reserved, and cache.min_free_gb); passing the file through uncached')
+      // Said where an admin looks once a minute: a cache.min_free_gb larger than the disk holds says it
+      // at every request otherwise.
+      const now = Date.now()
+      const warn = now - this.saidNoRoomAt >= NO_ROOM_SAID_EVERY_MS
+      if (warn) this.saidNoRoomAt = now
+      this.log[warn ? 'warn' : 'debug']({ also: warn ? this.noRoomSince : undefined, bytes, free, minFree: this.budget.minFreeBytes, used: this.usedBytes, reserved: this.reservedBytes, partial: this.records.space.idleBytes(), max: this.budget.maxBytes }, 'no room in the cache (cache.max_size_gb, less what downloads under way reserved, and cache.min_free_gb); passing the file through uncached')
+      this.noRoomSince = warn ? 0 : this.noRoomSince + 1
       return false
     }
     this.reservedBytes += bytes

@@ -24,3 +24,19 @@ it('a file larger than the whole cache is not reserved for, and the log says why
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+it('a disk with no room for the cache (cache.min_free_gb above what it has) is warned about once a minute, not at every request', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'aimirror-store-'))
+  const lines: Array<{ level: number, msg: string, also?: number, minFree?: number }> = []
+  const logger = pino({ level: 'debug' }, new Writable({ write (chunk, _enc, cb) { lines.push(JSON.parse(String(chunk))); cb() } }))
+  const store = new BlobStore({ logger }, { dir, maxBytes: 1 << 30, minFreeBytes: 5000, freeBytes: async () => 4000 })
+  try {
+    await store.start()
+    for (let i = 0; i < 3; i++) expect(await store.reserve(100)).toBe(false)
+    const said = lines.filter(l => l.msg.startsWith('no room in the cache'))
+    expect(said.map(l => [l.level, l.minFree])).toEqual([[40, 5000], [20, 5000], [20, 5000]])
+  } finally {
+    await store.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+})

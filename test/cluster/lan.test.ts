@@ -163,7 +163,9 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
     await hold(a, S)
     await hold(b, S)
     try {
-      await lan.throttle(b.ns, '16mbit')
+      // 4 MB/s: 6 MiB come in under 2 s, before c judges b a slow holder (3 s in) and the upstream
+      // takes part.
+      await lan.throttle(b.ns, '32mbit')
     } catch (err) {
       ctx.skip(`no tbf qdisc to slow a holder's link: ${(err as Error).message}`)
     }
@@ -263,7 +265,9 @@ describe.skipIf(skip !== null)(`LAN cluster in network namespaces${skip === null
   it('a holder killed (-9) mid-transfer does not break the download', async (ctx) => {
     await hold(b, K)
     try {
-      await lan.throttle(b.ns, '16mbit')
+      // 4 MB/s: 6 MiB come in under 2 s, before c judges b a slow holder (3 s in) and the upstream
+      // takes part.
+      await lan.throttle(b.ns, '32mbit')
     } catch (err) {
       ctx.skip(`no tbf qdisc to slow the holder's link: ${(err as Error).message}`)
     }

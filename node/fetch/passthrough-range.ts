@@ -1,10 +1,52 @@
-import { UpstreamProtocolError } from '../errors.ts'
-import { discardBody } from './upstream-source.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { isAimirrorError, UpstreamProtocolError } from '../errors.ts'
+import { discardBody, mapUpstreamError } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { realProgress } from './progress.ts'
+import { isOutage, MAX_BACKOFF_MS, retryAfterOf, toldToWaitMs } from './outage.ts'
 
-/** Breaks in a row with no byte between them after which a pass-through range gives up. */
+/** Breaks in a row with no byte between them after which a pass-through range gives up (outages aside). */
 export const RANGE_RETRIES = 3
+/** An upstream away this long since a range's last progress (twice the default read_timeout_s) fails it. */
+export const DEFAULT_OUTAGE_MS = 60_000
+const RETRY_BASE_MS = 100
+/** Why a source's answer was refused when it brought bytes nobody vouched for (no outage: not waited out). */
+const UNVERIFIED = 'unverified'
+
+/**
+ * When a pass-through range asks again after a failed attempt. A break after real progress resumes at
+ * once; one without waits (100 ms doubling to 4 s, or the upstream's Retry-After) and gives up after
+ * RANGE_RETRIES in a row, unless the upstream is away (refused, reset before answering, 5xx, 429): that
+ * is waited out until `outageMs` after the last progress, as a download does (a proxy's blip of a few
+ * seconds cut a client's pass-through stream).
+ */
+export class RangeRetries {
+  private failures = 0
+  private progressAt = Date.now()
+  private readonly outageMs: number
+  private readonly signal: AbortSignal
+
+  constructor (outageMs: number, signal: AbortSignal) {
+    this.outageMs = outageMs
+    this.signal = signal
+  }
+
+  /** After an attempt that moved the range from `before` to `after` and then failed with `err`: resolves when to ask again, or throws. */
+  async again (err: unknown, before: number, after: number): Promise<void> {
+    if (this.signal.aborted) throw err
+    if (realProgress(before, after)) {
+      this.failures = 0
+      this.progressAt = Date.now()
+      return
+    }
+    this.failures++
+    const mapped = mapUpstreamError(err, this.signal)
+    const refused = isAimirrorError(mapped) && mapped.detail?.reason === UNVERIFIED
+    const away = !refused && isOutage(mapped, after === before) && Date.now() - this.progressAt < this.outageMs
+    if (this.failures > RANGE_RETRIES && !away) throw err
+    await sleep(Math.max(Math.min(RETRY_BASE_MS * 2 ** (this.failures - 1), MAX_BACKOFF_MS), toldToWaitMs(mapped)), undefined, { signal: this.signal })
+  }
+}
 
 /** Bytes a client may have with no digest check before their last one. */
 export function vouched (res: SourceResponse): boolean {
@@ -30,12 +72,13 @@ export function usableFirst (first: SourceResponse | null, start: number): Sourc
 export function bytesBefore (res: SourceResponse, pos: number): number {
   if (!vouched(res)) {
     discardBody(res.body)
-    throw new UpstreamProtocolError('A source answered a pass-through with unverified bytes')
+    throw new UpstreamProtocolError('A source answered a pass-through with unverified bytes', { detail: { reason: UNVERIFIED } })
   }
   if (res.status === 200) return pos
   if (res.status !== 206 || res.contentRange?.start !== pos) {
     discardBody(res.body)
-    throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: { status: res.status } })
+    const retryAfterMs = retryAfterOf(res)
+    throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: retryAfterMs === null ? { status: res.status } : { status: res.status, retryAfterMs } })
   }
   return 0
 }
@@ -56,26 +99,27 @@ export interface RangeTarget {
 
 /**
  * Fills `into.buf` with the file's bytes from `into.start`, asking again from the last byte when a
- * connection breaks (up to RANGE_RETRIES times in a row without real progress). Bodies may be volatile: each
- * chunk is copied in its 'data' event, so a socket read allocates nothing that outlives it.
+ * request fails or a connection breaks (see RangeRetries). Bodies may be volatile: each chunk is copied
+ * in its 'data' event, so a socket read allocates nothing that outlives it.
  */
-export async function fillRange (source: Source, first: SourceResponse | null, into: RangeTarget, onBytes: (n: number) => void, signal: AbortSignal): Promise<void> {
+export async function fillRange (source: Source, first: SourceResponse | null, into: RangeTarget, onBytes: (n: number) => void, signal: AbortSignal, outageMs = DEFAULT_OUTAGE_MS): Promise<void> {
   const end = into.start + into.buf.length
   let res = usableFirst(first, into.start)
-  let failures = 0
+  const retries = new RangeRetries(outageMs, signal)
   while (into.start + into.filled < end) {
     const pos = into.start + into.filled
-    res ??= await source.fetch({ start: pos, end: end - 1 }, { signal, verifiedOnly: true, takesVolatile: true })
     const before = into.filled
     try {
+      res ??= await source.fetch({ start: pos, end: end - 1 }, { signal, verifiedOnly: true, takesVolatile: true })
       await drainInto(res, bytesBefore(res, pos), into, onBytes)
     } catch (err) {
-      if (signal.aborted || (!realProgress(before, into.filled) && ++failures > RANGE_RETRIES)) throw err
+      if (res !== null) discardBody(res.body)
+      res = null
+      await retries.again(err, before, into.filled)
     } finally {
-      discardBody(res.body)
+      if (res !== null) discardBody(res.body)
       res = null
     }
-    if (realProgress(before, into.filled)) failures = 0
   }
 }
 

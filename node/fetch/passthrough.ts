@@ -7,12 +7,11 @@ import { createDigest } from './ordered-hasher.ts'
 import { passthroughChunks } from './passthrough-chunks.ts'
 import type { PassthroughChunksInit } from './passthrough-chunks.ts'
 import type { BlobChunks } from './blob-chunks.ts'
-import { bytesBefore, dropHead, fillRange, RANGE_RETRIES, usableFirst } from './passthrough-range.ts'
+import { bytesBefore, DEFAULT_OUTAGE_MS, dropHead, fillRange, RangeRetries, usableFirst } from './passthrough-range.ts'
 import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import type { ActiveDownload, BlobHandle } from './acquire-types.ts'
 import type { BlobMeta } from './response-meta.ts'
-import { realProgress } from './progress.ts'
 
 /** A pass-through as /health lists it while it streams. */
 export type PassingThrough = Omit<ActiveDownload, 'started_at'> & { startedAt: number }
@@ -78,31 +77,31 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
  * no room on disk): over several connections with a `parallel` plan (see openParallel), else one.
  */
 export function openPassthrough (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, parallel: ParallelPassthrough | null = null): Readable {
-  return parallel === null ? openOne(source, first, start, end, onBytes) : openParallel(source, first, start, end, onBytes, parallel)
+  return parallel === null ? openOne(source, first, start, end, onBytes, DEFAULT_OUTAGE_MS) : openParallel(source, first, start, end, onBytes, parallel)
 }
 
 /**
  * One connection: the first response when it starts at `start`, then one Range GET for the rest,
  * resuming at the last byte if the connection breaks. Backpressure flows to the upstream socket.
  */
-function openOne (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void): Readable {
+function openOne (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, outageMs: number): Readable {
   const ac = new AbortController()
   async function * gen (): AsyncGenerator<Buffer> {
     let pos = start
     // A first response only a digest check could vouch for (an open cluster's member) is not passed on:
     // none comes before the last byte here. The range is asked again, for verified bytes only.
     let res = usableFirst(first, start)
-    let failures = 0
+    const retries = new RangeRetries(outageMs, ac.signal)
     try {
       while (pos < end) {
-        /** Bytes of the body before `pos` (an upstream without Range support sends the whole file). */
-        let skip = 0
-        if (res === null) {
-          res = await source.fetch({ start: pos, end: end - 1 }, { signal: ac.signal, verifiedOnly: true })
-          skip = bytesBefore(res, pos)
-        }
         const before = pos
         try {
+          /** Bytes of the body before `pos` (an upstream without Range support sends the whole file). */
+          let skip = 0
+          if (res === null) {
+            res = await source.fetch({ start: pos, end: end - 1 }, { signal: ac.signal, verifiedOnly: true })
+            skip = bytesBefore(res, pos)
+          }
           for await (const body of res.body as AsyncIterable<Buffer>) {
             onBytes(body.length)
             const chunk = dropHead(body, skip)
@@ -114,12 +113,13 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
             if (pos >= end) break
           }
         } catch (err) {
-          if (!realProgress(before, pos) && ++failures > RANGE_RETRIES) throw err
+          if (res !== null) discardBody(res.body)
+          res = null
+          await retries.again(err, before, pos)
         } finally {
-          discardBody(res.body)
+          if (res !== null) discardBody(res.body)
           res = null
         }
-        if (realProgress(before, pos)) failures = 0
       }
     } finally {
       ac.abort()
@@ -160,6 +160,8 @@ export interface ParallelPassthrough {
   connections: number
   /** Bytes per range: the memory held is at most connections × pieceSize. */
   pieceSize: number
+  /** How long an upstream away since a range's last progress is waited for (see RangeRetries; default DEFAULT_OUTAGE_MS). */
+  outageMs?: number
 }
 
 /**
@@ -175,7 +177,7 @@ function parallelChunks (source: Source, first: SourceResponse | null, start: nu
     headEnd: headEndOf(first, start, end, plan.pieceSize),
     pieceSize: plan.pieceSize,
     connections: plan.connections,
-    fillRange: async (into, isFirst, signal) => { await fillRange(source, isFirst ? first : null, into, onBytes, signal) },
+    fillRange: async (into, isFirst, signal) => { await fillRange(source, isFirst ? first : null, into, onBytes, signal, plan.outageMs) },
     gate
   })
 }

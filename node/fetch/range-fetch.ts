@@ -9,6 +9,7 @@ import type { Assignment } from './pieces.ts'
 import { discardBody, mapUpstreamError } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { REAL_PROGRESS, realProgress } from './progress.ts'
+import { isOutage, MAX_BACKOFF_MS, retryAfterOf, toldToWaitMs } from './outage.ts'
 
 /** What one download lends the connection filling one of its assignments. */
 export interface RangeFetchHost {
@@ -137,7 +138,7 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
       host.log.debug({ key: host.key, pos: a.pos, failures, err: (err as Error).message ?? mapped.message }, 'piece interrupted; resuming')
       // A connection that brought bytes before it broke resumes at once; backoff is for failures without progress.
       // An upstream that says when to come back (429, 503 with Retry-After) is asked no sooner.
-      const told = isAimirrorError(mapped) && typeof mapped.detail?.retryAfterMs === 'number' ? mapped.detail.retryAfterMs : 0
+      const told = toldToWaitMs(mapped)
       if (!progress) await sleep(Math.max(Math.min(host.retryBaseMs * 2 ** (failures - 1), MAX_BACKOFF_MS), told), undefined, { signal: host.signal })
     }
   }
@@ -145,31 +146,7 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
   if (res !== undefined) discardBody(res.body)
 }
 
-/** Longest wait between two tries of a piece (unless the upstream's Retry-After says more). */
-const MAX_BACKOFF_MS = 4000
-/** Longest Retry-After heeded: a longer one is an outage the download does not wait out. */
-const MAX_RETRY_AFTER_MS = 60_000
 
-/** A 429's or 503's Retry-After in ms (seconds or an HTTP date), or null. */
-function retryAfterOf (res: SourceResponse): number | null {
-  if (res.status !== 429 && res.status !== 503) return null
-  const v = res.headers['retry-after']?.trim()
-  if (v === undefined || v === '') return null
-  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - Date.now()
-  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS) : null
-}
-
-/**
- * A failure that says the upstream is away for now (down, restarting, a proxy in between failing), not
- * that the file cannot be had: refused, closed before it answered (`broughtNothing`), or 5xx / 429.
- */
-function isOutage (err: Error, broughtNothing: boolean): boolean {
-  if (!isAimirrorError(err)) return false
-  if (err.code === 'ERR_UPSTREAM_UNREACHABLE') return true
-  if (err.code !== 'ERR_UPSTREAM_PROTOCOL') return false
-  const status = err.detail?.status
-  return typeof status === 'number' ? status >= 500 || status === 429 : broughtNothing
-}
 
 /** The last of several attempts in a row that each brought a little and then broke or went quiet. */
 function keepsStalling (err: Error, attempts: number, pos: number): Error {

@@ -33,6 +33,19 @@ function target (start: number, length: number): RangeTarget & { landings: numbe
 }
 
 describe('fillRange: one range of a pass-through into its buffer', () => {
+  it('waits out an upstream that is away (refused, reset before answering, 5xx) past its retries, backing off', async () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })
+    let n = 0
+    const src: Source = { name: 'test', fetch: async (range) => { if (++n <= 6) throw refused; return ranged(range?.start ?? 0, range?.end ?? data.length - 1) } }
+    const into = target(0, 1000)
+    const t0 = Date.now()
+    await fillRange(src, null, into, () => {}, new AbortController().signal, 10_000)
+    expect(into.buf.equals(data.subarray(0, 1000))).toBe(true)
+    expect(n).toBe(7)
+    // 100, 200, 400, 800, 1600, 3200 ms between the tries.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(6000)
+  })
+
   it('goes on from the last byte when a connection breaks', async () => {
     const { src, asks } = source((ask, n) => ranged(ask.start, ask.end, {}, n === 1 ? 1400 : undefined))
     const into = target(1000, 3000)
@@ -68,9 +81,9 @@ describe('fillRange: one range of a pass-through into its buffer', () => {
     expect(again.buf.equals(data.subarray(0, 2000))).toBe(true)
   })
 
-  it('gives up after repeated breaks with no progress, and on bytes nobody vouched for', async () => {
+  it('gives up after repeated breaks with no progress (an upstream away for longer than it waits), and on bytes nobody vouched for', async () => {
     const broken = source(ask => ranged(ask.start, ask.end, {}, 0))
-    await expect(fillRange(broken.src, null, target(0, 1000), () => {}, new AbortController().signal)).rejects.toThrow('connection reset')
+    await expect(fillRange(broken.src, null, target(0, 1000), () => {}, new AbortController().signal, 0)).rejects.toThrow('connection reset')
     expect(broken.asks).toHaveLength(4)
     const unvouched = source(ask => ranged(ask.start, ask.end, { needsDigest: true }))
     await expect(fillRange(unvouched.src, null, target(0, 1000), () => {}, new AbortController().signal)).rejects.toThrow(/unverified/)

@@ -29,7 +29,7 @@ export interface BlobCheckHost {
   /** Keeps an entry's new file identity (after a re-hash, or a change time taken for the first time). */
   save: (digest: string, entry: BlobEntry) => Promise<void>
   /** The file is gone or not the blob any more: dropped from the store. */
-  drop: (digest: string, reason: 'missing' | 'corrupt') => Promise<void>
+  drop: (digest: string, reason: string) => Promise<void>
 }
 
 /**
@@ -97,7 +97,16 @@ export class BlobCheck {
   }
 
   private async rehash (digest: string, entry: BlobEntry, path: string, st: { mtimeMs: number, ino: number, ctimeMs: number }, options: { signal?: AbortSignal, bytesPerSecond?: number } = {}): Promise<boolean> {
-    if (await hashFile(path, options) !== digest) {
+    let hex: string
+    try {
+      hex = await hashFile(path, options)
+    } catch (err) {
+      if (options.signal?.aborted === true) throw err
+      // Unreadable (permissions, a failing disk): every request for it would fail. Fetched again instead.
+      await this.host.drop(digest, `unreadable: ${(err as { code?: string }).code ?? String(err)}`)
+      return false
+    }
+    if (hex !== digest) {
       await this.host.drop(digest, 'corrupt')
       return false
     }

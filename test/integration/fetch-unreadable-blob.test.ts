@@ -1,5 +1,7 @@
 import type * as Fs from 'node:fs'
 import type * as FsPromises from 'node:fs/promises'
+import { chmod } from 'node:fs/promises'
+import { Readable } from 'node:stream'
 import { expect, it, vi } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import { urlIdentity } from '../../node/fetch/identity.ts'
@@ -21,7 +23,11 @@ vi.mock('node:fs', async (original) => {
     if (path === failing.path) { process.nextTick(cb, eio(path), -1); return }
     real.open(path, flags, cb)
   }) as typeof real.open
-  return { ...real, open, default: { ...real, open } }
+  const createReadStream = ((path: string, options?: object) => {
+    if (path !== failing.path) return real.createReadStream(path, options as Parameters<typeof real.createReadStream>[1])
+    return new Readable({ read () { this.destroy(eio(path)) } })
+  }) as typeof real.createReadStream
+  return { ...real, open, createReadStream, default: { ...real, open, createReadStream } }
 })
 
 const SIZE = 2 * (1 << 20) + 9
@@ -54,6 +60,19 @@ it('a cached blob file that cannot be opened (a failing disk) is dropped and fet
   expect(await fetchWhole()).toBe('download')
   await until(() => rig.store.stats().file_count === 1)
   failing.path = rig.store.layout.blobPath(generatedSha256(SIZE, 13))
+  try {
+    expect(await fetchWhole()).toBe('download')
+  } finally {
+    failing.path = ''
+  }
+  await until(() => rig.store.stats().file_count === 1)
+  expect(await fetchWhole()).toBe('cache')
+
+  // Its permissions changed (its change time moved: it is hashed again before it is served) and it
+  // cannot be read: dropped and fetched again too.
+  const again = rig.store.layout.blobPath(generatedSha256(SIZE, 13))
+  await chmod(again, 0o644)
+  failing.path = again
   try {
     expect(await fetchWhole()).toBe('download')
   } finally {

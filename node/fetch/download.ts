@@ -437,6 +437,11 @@ export class Download {
   private async commit (sha256: string): Promise<void> {
     const entry = committedEntry(this.meta as BlobMeta, sha256, this.size as number, this.init.shareable === true ? null : this.credential)
     await this.store.commit(this.key, { path: this.tempPath, fh: this.file?.handle as FileHandle }, entry)
+    // Readers may still be streaming it from this file: in use until they are done (evicting it now
+    // would free nothing while the file is open, and the next plan would evict more).
+    const unuse = this.store.use(sha256)
+    if (this.file === null) unuse()
+    else this.file.whenClosed(unuse)
     this.log.info({ key: this.key, size: this.size, digest: sha256, ms: Date.now() - this.startedAt }, 'download committed')
   }
 

@@ -10,6 +10,7 @@ export class SharedFile {
   /** The download's own reference counts from the start. */
   private refs = 1
   private readonly canClose: () => boolean
+  private readonly closedCallbacks: Array<() => void> = []
 
   constructor (fh: FileHandle, canClose: () => boolean) {
     this.fh = fh
@@ -37,5 +38,12 @@ export class SharedFile {
     const fh = this.fh
     this.fh = null
     fh.close().catch(() => {})
+    for (const cb of this.closedCallbacks.splice(0)) cb()
+  }
+
+  /** Calls `cb` once the file is closed (at once if it is). */
+  whenClosed (cb: () => void): void {
+    if (this.fh === null) cb()
+    else this.closedCallbacks.push(cb)
   }
 }

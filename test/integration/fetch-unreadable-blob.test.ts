@@ -57,27 +57,23 @@ it('a cached blob file that cannot be opened (a failing disk) is dropped and fet
       got.release()
     }
   }
+  const blobFile = rig.store.layout.blobPath(generatedSha256(SIZE, 13))
+  /** Asked while its blob file fails to open: fetched again, then served from the cache once it opens. */
+  const refetchedWhileFailing = async (): Promise<void> => {
+    failing.path = blobFile
+    try {
+      expect(await fetchWhole()).toBe('download')
+    } finally {
+      failing.path = ''
+    }
+    await until(() => rig.store.stats().file_count === 1)
+    expect(await fetchWhole()).toBe('cache')
+  }
   expect(await fetchWhole()).toBe('download')
   await until(() => rig.store.stats().file_count === 1)
-  failing.path = rig.store.layout.blobPath(generatedSha256(SIZE, 13))
-  try {
-    expect(await fetchWhole()).toBe('download')
-  } finally {
-    failing.path = ''
-  }
-  await until(() => rig.store.stats().file_count === 1)
-  expect(await fetchWhole()).toBe('cache')
-
+  await refetchedWhileFailing()
   // Its permissions changed (its change time moved: it is hashed again before it is served) and it
   // cannot be read: dropped and fetched again too.
-  const again = rig.store.layout.blobPath(generatedSha256(SIZE, 13))
-  await chmod(again, 0o644)
-  failing.path = again
-  try {
-    expect(await fetchWhole()).toBe('download')
-  } finally {
-    failing.path = ''
-  }
-  await until(() => rig.store.stats().file_count === 1)
-  expect(await fetchWhole()).toBe('cache')
+  await chmod(blobFile, 0o644)
+  await refetchedWhileFailing()
 })

@@ -38,6 +38,8 @@ export interface DownloadInit {
   retryBaseMs: number
   /** The download fails when its connections bring no byte at all for this long (0: never). */
   quietLimitMs?: number
+  /** The read timeout: the longest a pass-through request may send nothing (see StallWatch). */
+  readTimeoutMs?: number
   /** Start with synchronous page-cache writes (default true). */
   syncWrites?: boolean
   /** Makes the temp file's writer (a seam for tests: a disk that fills up). */

@@ -287,6 +287,7 @@ export class Fetcher {
       maxRetries: this.init.maxRetries,
       retryBaseMs: this.init.retryBaseMs,
       quietLimitMs: this.init.quietLimitMs,
+      readTimeoutMs: this.init.bodyTimeoutMs,
       syncWrites: this.init.syncWrites,
       openWriter: this.init.openWriter,
       first

@@ -4,6 +4,7 @@ import { discardBody, mapUpstreamError } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { realProgress } from './progress.ts'
 import { isOutage, MAX_BACKOFF_MS, retryAfterOf, toldToWaitMs } from './outage.ts'
+import { StallWatch } from './stall-watch.ts'
 
 /** Breaks in a row with no byte between them after which a pass-through range gives up (outages aside). */
 export const RANGE_RETRIES = 3
@@ -13,22 +14,30 @@ const RETRY_BASE_MS = 100
 /** Why a source's answer was refused when it brought bytes nobody vouched for (no outage: not waited out). */
 const UNVERIFIED = 'unverified'
 
+/** The read timeout a pass-through's stalls grow to when none was given (the default read_timeout_s). */
+export const DEFAULT_STALL_CAP_MS = 30_000
+
 /**
  * When a pass-through range asks again after a failed attempt. A break after real progress resumes at
  * once; one without waits (100 ms doubling to 4 s, or the upstream's Retry-After) and gives up after
  * RANGE_RETRIES in a row, unless the upstream is away (refused, reset before answering, 5xx, 429): that
  * is waited out until `outageMs` after the last progress, as a download does (a proxy's blip of a few
- * seconds cut a client's pass-through stream).
+ * seconds cut a client's pass-through stream). A request given up for sending nothing (see StallWatch)
+ * is asked again at once and counts only once its wait reached the read timeout.
  */
 export class RangeRetries {
+  /** Requests of this range in a row given up for sending nothing: the next one waits longer. */
+  stalls = 0
   private failures = 0
   private progressAt = Date.now()
   private readonly outageMs: number
   private readonly signal: AbortSignal
+  readonly watch: StallWatch
 
-  constructor (outageMs: number, signal: AbortSignal) {
+  constructor (outageMs: number, signal: AbortSignal, watch = new StallWatch(DEFAULT_STALL_CAP_MS)) {
     this.outageMs = outageMs
     this.signal = signal
+    this.watch = watch
   }
 
   /** After an attempt that moved the range from `before` to `after` and then failed with `err`: resolves when to ask again, or throws. */
@@ -36,11 +45,17 @@ export class RangeRetries {
     if (this.signal.aborted) throw err
     if (realProgress(before, after)) {
       this.failures = 0
+      this.stalls = 0
       this.progressAt = Date.now()
       return
     }
-    this.failures++
     const mapped = mapUpstreamError(err, this.signal)
+    const stalledMs = isAimirrorError(mapped) ? mapped.detail?.stalledMs : undefined
+    if (typeof stalledMs === 'number' && !this.watch.atCap(stalledMs)) {
+      this.stalls++
+      return
+    }
+    this.failures++
     const refused = isAimirrorError(mapped) && mapped.detail?.reason === UNVERIFIED
     const away = !refused && isOutage(mapped, after === before) && Date.now() - this.progressAt < this.outageMs
     if (this.failures > RANGE_RETRIES && !away) throw err
@@ -102,21 +117,29 @@ export interface RangeTarget {
  * request fails or a connection breaks (see RangeRetries). Bodies may be volatile: each chunk is copied
  * in its 'data' event, so a socket read allocates nothing that outlives it.
  */
-export async function fillRange (source: Source, first: SourceResponse | null, into: RangeTarget, onBytes: (n: number) => void, signal: AbortSignal, outageMs = DEFAULT_OUTAGE_MS): Promise<void> {
+export async function fillRange (source: Source, first: SourceResponse | null, into: RangeTarget, onBytes: (n: number) => void, signal: AbortSignal, outageMs = DEFAULT_OUTAGE_MS, watch?: StallWatch): Promise<void> {
   const end = into.start + into.buf.length
   let res = usableFirst(first, into.start)
-  const retries = new RangeRetries(outageMs, signal)
+  const retries = new RangeRetries(outageMs, signal, watch)
   while (into.start + into.filled < end) {
     const pos = into.start + into.filled
     const before = into.filled
+    const attempt = retries.watch.attempt(signal, retries.stalls)
     try {
-      res ??= await source.fetch({ start: pos, end: end - 1 }, { signal, verifiedOnly: true, takesVolatile: true })
-      await drainInto(res, bytesBefore(res, pos), into, onBytes)
+      if (res === null) {
+        res = await source.fetch({ start: pos, end: end - 1 }, { signal: attempt.signal, verifiedOnly: true, takesVolatile: true })
+        attempt.touch()
+      } else {
+        // The first response was asked with the stream's own signal: a stall is stopped here.
+        attempt.signal.addEventListener('abort', () => { if (res !== null) discardBody(res.body) }, { once: true })
+      }
+      await drainInto(res, bytesBefore(res, pos), into, n => { attempt.touch(); onBytes(n) })
     } catch (err) {
       if (res !== null) discardBody(res.body)
       res = null
-      await retries.again(err, before, into.filled)
+      await retries.again(attempt.failure(err), before, into.filled)
     } finally {
+      attempt.done()
       if (res !== null) discardBody(res.body)
       res = null
     }

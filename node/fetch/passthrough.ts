@@ -7,7 +7,8 @@ import { createDigest } from './ordered-hasher.ts'
 import { passthroughChunks } from './passthrough-chunks.ts'
 import type { PassthroughChunksInit } from './passthrough-chunks.ts'
 import type { BlobChunks } from './blob-chunks.ts'
-import { bytesBefore, DEFAULT_OUTAGE_MS, dropHead, fillRange, RangeRetries, usableFirst } from './passthrough-range.ts'
+import { bytesBefore, DEFAULT_OUTAGE_MS, DEFAULT_STALL_CAP_MS, dropHead, fillRange, RangeRetries, usableFirst } from './passthrough-range.ts'
+import { StallWatch } from './stall-watch.ts'
 import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import type { ActiveDownload, BlobHandle } from './acquire-types.ts'
@@ -77,46 +78,57 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
  * no room on disk): over several connections with a `parallel` plan (see openParallel), else one.
  */
 export function openPassthrough (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, parallel: ParallelPassthrough | null = null): Readable {
-  return parallel === null ? openOne(source, first, start, end, onBytes, DEFAULT_OUTAGE_MS) : openParallel(source, first, start, end, onBytes, parallel)
+  return parallel === null ? openOne(source, first, start, end, onBytes, DEFAULT_OUTAGE_MS, DEFAULT_STALL_CAP_MS) : openParallel(source, first, start, end, onBytes, parallel)
 }
 
 /**
  * One connection: the first response when it starts at `start`, then one Range GET for the rest,
  * resuming at the last byte if the connection breaks. Backpressure flows to the upstream socket.
  */
-function openOne (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, outageMs: number): Readable {
+function openOne (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, outageMs: number, stallCapMs: number): Readable {
   const ac = new AbortController()
   async function * gen (): AsyncGenerator<Buffer> {
     let pos = start
     // A first response only a digest check could vouch for (an open cluster's member) is not passed on:
     // none comes before the last byte here. The range is asked again, for verified bytes only.
     let res = usableFirst(first, start)
-    const retries = new RangeRetries(outageMs, ac.signal)
+    const retries = new RangeRetries(outageMs, ac.signal, new StallWatch(stallCapMs))
     try {
       while (pos < end) {
         const before = pos
+        const attempt = retries.watch.attempt(ac.signal, retries.stalls)
         try {
           /** Bytes of the body before `pos` (an upstream without Range support sends the whole file). */
           let skip = 0
           if (res === null) {
-            res = await source.fetch({ start: pos, end: end - 1 }, { signal: ac.signal, verifiedOnly: true })
+            res = await source.fetch({ start: pos, end: end - 1 }, { signal: attempt.signal, verifiedOnly: true })
+            attempt.touch()
             skip = bytesBefore(res, pos)
+          } else {
+            // The first response was asked with the stream's own signal: a stall is stopped here.
+            const body = res.body
+            attempt.signal.addEventListener('abort', () => { discardBody(body) }, { once: true })
           }
           for await (const body of res.body as AsyncIterable<Buffer>) {
+            attempt.touch()
             onBytes(body.length)
             const chunk = dropHead(body, skip)
             skip -= body.length - chunk.length
             if (chunk.length === 0) continue
             const take = Math.min(chunk.length, end - pos)
             pos += take
+            // A reader that takes its time is not a stalled upstream.
+            attempt.hold(true)
             yield take === chunk.length ? chunk : chunk.subarray(0, take)
+            attempt.hold(false)
             if (pos >= end) break
           }
         } catch (err) {
           if (res !== null) discardBody(res.body)
           res = null
-          await retries.again(err, before, pos)
+          await retries.again(attempt.failure(err), before, pos)
         } finally {
+          attempt.done()
           if (res !== null) discardBody(res.body)
           res = null
         }
@@ -162,6 +174,8 @@ export interface ParallelPassthrough {
   pieceSize: number
   /** How long an upstream away since a range's last progress is waited for (see RangeRetries; default DEFAULT_OUTAGE_MS). */
   outageMs?: number
+  /** The read timeout: the longest a request may send nothing (see StallWatch; default DEFAULT_STALL_CAP_MS). */
+  stallCapMs?: number
 }
 
 /**
@@ -171,13 +185,14 @@ export interface ParallelPassthrough {
  * resumes at its last byte if its connection breaks.
  */
 function parallelChunks (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, plan: ParallelPassthrough, gate: PassthroughChunksInit['gate'] = null): BlobChunks {
+  const watch = new StallWatch(plan.stallCapMs ?? DEFAULT_STALL_CAP_MS)
   return passthroughChunks({
     start,
     end,
     headEnd: headEndOf(first, start, end, plan.pieceSize),
     pieceSize: plan.pieceSize,
     connections: plan.connections,
-    fillRange: async (into, isFirst, signal) => { await fillRange(source, isFirst ? first : null, into, onBytes, signal, plan.outageMs) },
+    fillRange: async (into, isFirst, signal) => { await fillRange(source, isFirst ? first : null, into, onBytes, signal, plan.outageMs, watch) },
     gate
   })
 }

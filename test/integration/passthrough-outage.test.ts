@@ -49,3 +49,21 @@ it('a file passed through uncached waits out a 503 with Retry-After instead of f
   expect(got.troubled).toBeGreaterThan(0)
   expect(got).toMatchObject({ bytes: SIZE, hex: generatedSha256(SIZE, 21) })
 })
+
+// Each request is held for 1.5 s, far below the read timeout (30 s here): a request given up only at the
+// read timeout kept the client waiting that long.
+it.each([
+  ['never answered', (): void => {}],
+  ['answered with headers and then nothing', (req: IncomingMessage, res: ServerResponse): void => {
+    const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '')
+    if (m === null) return
+    res.writeHead(206, { 'content-range': `bytes ${m[1]}-${m[2]}/${SIZE}`, 'content-length': String(Number(m[2]) - Number(m[1]) + 1) })
+    res.flushHeaders()
+  }]
+])('a pass-through request %s is asked again long before the read timeout', async (_name, trouble) => {
+  const t0 = performance.now()
+  const got = await passThroughWhile(1500, trouble)
+  expect(got.troubled).toBeGreaterThan(0)
+  expect(got).toMatchObject({ bytes: SIZE, hex: generatedSha256(SIZE, 21) })
+  expect(performance.now() - t0).toBeLessThan(20_000)
+}, 60_000)

@@ -52,7 +52,7 @@ export const RangeNotSatisfiableError = defineError('RangeNotSatisfiableError', 
 /** Too much work queued; the client should retry later. */
 export const OverloadedError = defineError('OverloadedError', 'ERR_OVERLOADED', 'Node is overloaded')
 /** The disk is full or the cache budget cannot hold the file; the node passes it through instead. */
-export const DiskFullError = defineError('DiskFullError', 'ERR_DISK_FULL', 'No disk space for the cache')
+export const DiskFullError = defineError('DiskFullError', 'ERR_DISK_FULL', 'No disk space (or no free inodes) for the cache')
 /** The cache's disk refused a write for another reason (read-only, not permitted, an I/O error); passed through instead. */
 export const CacheDiskError = defineError('CacheDiskError', 'ERR_CACHE_DISK', 'The cache disk refused a write')
 

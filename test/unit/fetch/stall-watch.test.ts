@@ -79,6 +79,7 @@ describe('fillRange with a request that hangs', () => {
     await done
     expect(into.buf.equals(data)).toBe(true)
     expect(asks).toHaveLength(2)
-    expect(asks[1] - asks[0]).toBeGreaterThanOrEqual(FIRST_STALL_MS)
+    const [first, second] = asks as [number, number]
+    expect(second - first).toBeGreaterThanOrEqual(FIRST_STALL_MS)
   })
 })

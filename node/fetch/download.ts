@@ -243,7 +243,8 @@ export class Download {
   }
 
   openUpstream (start: number, end: number): Readable {
-    return openPassthrough(this.init.source, null, start, end, n => { this.store.addBytesFromUpstream(n); this.pacer.moved(n) }, this.passthroughPlan())
+    const version = this.meta === null ? null : { validator: this.meta.validator, size: this.meta.size }
+    return openPassthrough({ source: this.init.source, onBytes: n => { this.store.addBytesFromUpstream(n); this.pacer.moved(n) }, version }, null, start, end, this.passthroughPlan())
   }
 
   /** Passed through over several connections when the upstream takes ranges of a known size. */

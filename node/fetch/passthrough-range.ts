@@ -5,6 +5,8 @@ import type { Source, SourceResponse } from './upstream-source.ts'
 import { realProgress } from './progress.ts'
 import { isOutage, MAX_BACKOFF_MS, retryAfterOf, toldToWaitMs } from './outage.ts'
 import { StallWatch } from './stall-watch.ts'
+import { CHANGED_IN_A_ROW, contentChanged, isContentChanged, sameVersion } from './version.ts'
+import type { Validator } from '../store/index-db.ts'
 
 /** Breaks in a row with no byte between them after which a pass-through range gives up (outages aside). */
 export const RANGE_RETRIES = 3
@@ -29,6 +31,7 @@ export class RangeRetries {
   /** Requests of this range in a row given up for sending nothing: the next one waits longer. */
   stalls = 0
   private failures = 0
+  private changed = 0
   private progressAt = Date.now()
   private readonly outageMs: number
   private readonly signal: AbortSignal
@@ -46,10 +49,17 @@ export class RangeRetries {
     if (realProgress(before, after)) {
       this.failures = 0
       this.stalls = 0
+      this.changed = 0
       this.progressAt = Date.now()
       return
     }
     const mapped = mapUpstreamError(err, this.signal)
+    // Another version of the file: asked again at once (one CDN edge behind), then the stream fails,
+    // never stitched from two versions.
+    if (isContentChanged(mapped)) {
+      if (++this.changed >= CHANGED_IN_A_ROW) throw mapped
+      return
+    }
     const stalledMs = isAimirrorError(mapped) ? mapped.detail?.stalledMs : undefined
     if (typeof stalledMs === 'number' && !this.watch.atCap(stalledMs)) {
       this.stalls++
@@ -80,14 +90,25 @@ export function usableFirst (first: SourceResponse | null, start: number): Sourc
   return null
 }
 
+/** The version of the file a pass-through began with: each later answer must be of it. */
+export interface PassthroughVersion {
+  validator: Validator
+  size: number | null
+}
+
 /**
  * Checks a source's answer to a pass-through's request for the bytes from `pos`; returns how many
- * bytes of its body come before `pos` (an upstream without Range support sends the whole file).
+ * bytes of its body come before `pos` (an upstream without Range support sends the whole file). An
+ * answer of another `version` (its validator or its size) is refused.
  */
-export function bytesBefore (res: SourceResponse, pos: number): number {
+export function bytesBefore (res: SourceResponse, pos: number, version: PassthroughVersion | null = null): number {
   if (!vouched(res)) {
     discardBody(res.body)
     throw new UpstreamProtocolError('A source answered a pass-through with unverified bytes', { detail: { reason: UNVERIFIED } })
+  }
+  if (version !== null && (res.status === 200 || res.status === 206) && !ofVersion(res, version)) {
+    discardBody(res.body)
+    throw contentChanged(res.status)
   }
   if (res.status === 200) return pos
   if (res.status !== 206 || res.contentRange?.start !== pos) {
@@ -96,6 +117,13 @@ export function bytesBefore (res: SourceResponse, pos: number): number {
     throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: retryAfterMs === null ? { status: res.status } : { status: res.status, retryAfterMs } })
   }
   return 0
+}
+
+function ofVersion (res: SourceResponse, version: PassthroughVersion): boolean {
+  if (!sameVersion(res.headers, version.validator)) return false
+  if (version.size === null) return true
+  const size = res.status === 206 ? res.contentRange?.total : Number(res.headers['content-length'] ?? Number.NaN)
+  return size === undefined || size === null || Number.isNaN(size) || size === version.size
 }
 
 /** `chunk` without its first `skip` bytes (those before the range, in a 200's body). */
@@ -117,10 +145,18 @@ export interface RangeTarget {
  * request fails or a connection breaks (see RangeRetries). Bodies may be volatile: each chunk is copied
  * in its 'data' event, so a socket read allocates nothing that outlives it.
  */
-export async function fillRange (source: Source, first: SourceResponse | null, into: RangeTarget, onBytes: (n: number) => void, signal: AbortSignal, outageMs = DEFAULT_OUTAGE_MS, watch?: StallWatch): Promise<void> {
+export interface FillOptions {
+  /** See RangeRetries (default DEFAULT_OUTAGE_MS). */
+  outageMs?: number
+  /** The pass-through's, shared by its ranges (default: one of this range's own). */
+  watch?: StallWatch
+  version?: PassthroughVersion | null
+}
+
+export async function fillRange (source: Source, first: SourceResponse | null, into: RangeTarget, onBytes: (n: number) => void, signal: AbortSignal, options: FillOptions = {}): Promise<void> {
   const end = into.start + into.buf.length
   let res = usableFirst(first, into.start)
-  const retries = new RangeRetries(outageMs, signal, watch)
+  const retries = new RangeRetries(options.outageMs ?? DEFAULT_OUTAGE_MS, signal, options.watch)
   while (into.start + into.filled < end) {
     const pos = into.start + into.filled
     const before = into.filled
@@ -133,7 +169,7 @@ export async function fillRange (source: Source, first: SourceResponse | null, i
         // The first response was asked with the stream's own signal: a stall is stopped here.
         attempt.signal.addEventListener('abort', () => { if (res !== null) discardBody(res.body) }, { once: true })
       }
-      await drainInto(res, bytesBefore(res, pos), into, n => { attempt.touch(); onBytes(n) })
+      await drainInto(res, bytesBefore(res, pos, options.version ?? null), into, n => { attempt.touch(); onBytes(n) })
     } catch (err) {
       if (res !== null) discardBody(res.body)
       res = null

@@ -8,6 +8,7 @@ import { passthroughChunks } from './passthrough-chunks.ts'
 import type { PassthroughChunksInit } from './passthrough-chunks.ts'
 import type { BlobChunks } from './blob-chunks.ts'
 import { bytesBefore, DEFAULT_OUTAGE_MS, DEFAULT_STALL_CAP_MS, dropHead, fillRange, RangeRetries, usableFirst } from './passthrough-range.ts'
+import type { PassthroughVersion } from './passthrough-range.ts'
 import { StallWatch } from './stall-watch.ts'
 import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
@@ -37,6 +38,7 @@ export interface PassThroughInit {
 export function passThroughHandle (init: PassThroughInit): BlobHandle {
   let firstLeft = init.first
   const parallel = init.parallel ?? null
+  const version = { validator: init.meta.validator, size: init.meta.size }
   /** A stream starts: it takes the first response (once), and is listed until `done`. */
   const begin = (): { first: SourceResponse | null, onBytes: (n: number) => void, done: () => void } => {
     const first = firstLeft
@@ -52,7 +54,7 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
     open: (start, end) => {
       const { first, onBytes, done } = begin()
       const to = init.meta.size === null ? end : Math.min(end, init.meta.size)
-      const stream = gatedIfWhole(openPassthrough(init.source, first, start, to, onBytes, parallel), { start, end: to, size: init.meta.size, expected: init.expected ?? null })
+      const stream = gatedIfWhole(openPassthrough({ source: init.source, onBytes, version }, first, start, to, parallel), { start, end: to, size: init.meta.size, expected: init.expected ?? null })
       stream.once('close', done)
       return stream
     },
@@ -63,7 +65,7 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
           const { first, onBytes, done } = begin()
           const size = init.meta.size ?? end
           const gate = init.expected == null ? null : { expected: init.expected, size }
-          const chunks = parallelChunks(init.source, first, start, Math.min(end, size), onBytes, parallel, gate)
+          const chunks = parallelChunks({ source: init.source, onBytes, version }, first, start, Math.min(end, size), parallel, gate)
           return { ...chunks, close: () => { chunks.close(); done() } }
         },
     release: () => {
@@ -77,22 +79,32 @@ export function passThroughHandle (init: PassThroughInit): BlobHandle {
  * Streams [start, end) straight from the upstream without caching (a file larger than the cache, or
  * no room on disk): over several connections with a `parallel` plan (see openParallel), else one.
  */
-export function openPassthrough (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, parallel: ParallelPassthrough | null = null): Readable {
-  return parallel === null ? openOne(source, first, start, end, onBytes, DEFAULT_OUTAGE_MS, DEFAULT_STALL_CAP_MS) : openParallel(source, first, start, end, onBytes, parallel)
+export function openPassthrough (from: PassthroughFrom, first: SourceResponse | null, start: number, end: number, parallel: ParallelPassthrough | null = null): Readable {
+  return parallel === null ? openOne(from, first, start, end) : openParallel(from, first, start, end, parallel)
+}
+
+/** Where a pass-through's bytes come from. */
+export interface PassthroughFrom {
+  source: Source
+  /** Counts bytes as they arrive. */
+  onBytes: (n: number) => void
+  /** The version of the file the client was told of (its first response's): other answers fail the stream. */
+  version: PassthroughVersion | null
 }
 
 /**
  * One connection: the first response when it starts at `start`, then one Range GET for the rest,
  * resuming at the last byte if the connection breaks. Backpressure flows to the upstream socket.
  */
-function openOne (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, outageMs: number, stallCapMs: number): Readable {
+function openOne (from: PassthroughFrom, first: SourceResponse | null, start: number, end: number): Readable {
+  const { source, onBytes, version } = from
   const ac = new AbortController()
   async function * gen (): AsyncGenerator<Buffer> {
     let pos = start
     // A first response only a digest check could vouch for (an open cluster's member) is not passed on:
     // none comes before the last byte here. The range is asked again, for verified bytes only.
     let res = usableFirst(first, start)
-    const retries = new RangeRetries(outageMs, ac.signal, new StallWatch(stallCapMs))
+    const retries = new RangeRetries(DEFAULT_OUTAGE_MS, ac.signal, new StallWatch(DEFAULT_STALL_CAP_MS))
     try {
       while (pos < end) {
         const before = pos
@@ -103,7 +115,7 @@ function openOne (source: Source, first: SourceResponse | null, start: number, e
           if (res === null) {
             res = await source.fetch({ start: pos, end: end - 1 }, { signal: attempt.signal, verifiedOnly: true })
             attempt.touch()
-            skip = bytesBefore(res, pos)
+            skip = bytesBefore(res, pos, version)
           } else {
             // The first response was asked with the stream's own signal: a stall is stopped here.
             const body = res.body
@@ -184,7 +196,8 @@ export interface ParallelPassthrough {
  * connection's speed. The first range takes the first response when it starts at `start`; each range
  * resumes at its last byte if its connection breaks.
  */
-function parallelChunks (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, plan: ParallelPassthrough, gate: PassthroughChunksInit['gate'] = null): BlobChunks {
+function parallelChunks (from: PassthroughFrom, first: SourceResponse | null, start: number, end: number, plan: ParallelPassthrough, gate: PassthroughChunksInit['gate'] = null): BlobChunks {
+  const { source, onBytes, version } = from
   const watch = new StallWatch(plan.stallCapMs ?? DEFAULT_STALL_CAP_MS)
   return passthroughChunks({
     start,
@@ -192,14 +205,14 @@ function parallelChunks (source: Source, first: SourceResponse | null, start: nu
     headEnd: headEndOf(first, start, end, plan.pieceSize),
     pieceSize: plan.pieceSize,
     connections: plan.connections,
-    fillRange: async (into, isFirst, signal) => { await fillRange(source, isFirst ? first : null, into, onBytes, signal, plan.outageMs, watch) },
+    fillRange: async (into, isFirst, signal) => { await fillRange(source, isFirst ? first : null, into, onBytes, signal, { outageMs: plan.outageMs, watch, version }) },
     gate
   })
 }
 
 /** The same as a stream, for readers that keep what they are given: each chunk is copied out and its buffer given back at once. */
-function openParallel (source: Source, first: SourceResponse | null, start: number, end: number, onBytes: (n: number) => void, plan: ParallelPassthrough): Readable {
-  const chunks = parallelChunks(source, first, start, end, onBytes, plan)
+function openParallel (from: PassthroughFrom, first: SourceResponse | null, start: number, end: number, plan: ParallelPassthrough): Readable {
+  const chunks = parallelChunks(from, first, start, end, plan)
   async function * gen (): AsyncGenerator<Buffer> {
     try {
       for (let view = await chunks.next(); view !== null; view = await chunks.next()) {

@@ -10,6 +10,7 @@ import { discardBody, mapUpstreamError } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { REAL_PROGRESS, realProgress } from './progress.ts'
 import { isOutage, MAX_BACKOFF_MS, retryAfterOf, toldToWaitMs } from './outage.ts'
+import { CHANGED_IN_A_ROW, contentChanged, isContentChanged, sameVersion } from './version.ts'
 
 /** What one download lends the connection filling one of its assignments. */
 export interface RangeFetchHost {
@@ -104,6 +105,7 @@ function missing (a: Assignment, host: RangeFetchHost): boolean {
 async function fillAssignment (a: Assignment, first: SourceResponse | undefined, host: RangeFetchHost): Promise<void> {
   let res = first
   let failures = 0
+  let changed = 0
   let progressAt = Date.now()
   while (!host.settled() && missing(a, host)) {
     const before = a.pos
@@ -128,7 +130,12 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
       const progress = realProgress(before, a.pos)
       if (progress) {
         failures = 0
+        changed = 0
         progressAt = Date.now()
+      }
+      if (isContentChanged(mapped)) {
+        if (++changed >= CHANGED_IN_A_ROW) throw mapped
+        continue
       }
       failures++
       if (failures > host.maxRetries && !(isOutage(mapped, a.pos === before) && Date.now() - progressAt < host.outageMs)) {
@@ -172,21 +179,8 @@ function checkResponse (res: SourceResponse, pos: number, host: RangeFetchHost):
   }
   if (!sameVersion(res.headers, host.validator())) {
     discardBody(res.body)
-    throw new UpstreamProtocolError('Upstream content changed during download', { detail: { status: res.status } })
+    throw contentChanged(res.status)
   }
-}
-
-/**
- * Whether a response is of the version the download began with: the same ETag, or, when the upstream
- * gives none, the same Last-Modified. A response that carries neither is taken (nothing to compare).
- */
-export function sameVersion (headers: Readonly<Record<string, string>>, known: Validator | undefined): boolean {
-  if (known === undefined) return true
-  const etag = headers.etag
-  if (etag !== undefined && known.etag !== null) return etag === known.etag
-  const lastModified = headers['last-modified']
-  if (known.etag === null && known.lastModified !== null && lastModified !== undefined) return lastModified === known.lastModified
-  return true
 }
 
 /** Streams a response body into the temp file (see drainBody), then checks how it ended. */

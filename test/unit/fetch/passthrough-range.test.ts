@@ -39,7 +39,7 @@ describe('fillRange: one range of a pass-through into its buffer', () => {
     const src: Source = { name: 'test', fetch: async (range) => { if (++n <= 6) throw refused; return ranged(range?.start ?? 0, range?.end ?? data.length - 1) } }
     const into = target(0, 1000)
     const t0 = Date.now()
-    await fillRange(src, null, into, () => {}, new AbortController().signal, 10_000)
+    await fillRange(src, null, into, () => {}, new AbortController().signal, { outageMs: 10_000 })
     expect(into.buf.equals(data.subarray(0, 1000))).toBe(true)
     expect(n).toBe(7)
     // 100, 200, 400, 800, 1600, 3200 ms between the tries.
@@ -83,7 +83,7 @@ describe('fillRange: one range of a pass-through into its buffer', () => {
 
   it('gives up after repeated breaks with no progress (an upstream away for longer than it waits), and on bytes nobody vouched for', async () => {
     const broken = source(ask => ranged(ask.start, ask.end, {}, 0))
-    await expect(fillRange(broken.src, null, target(0, 1000), () => {}, new AbortController().signal, 0)).rejects.toThrow('connection reset')
+    await expect(fillRange(broken.src, null, target(0, 1000), () => {}, new AbortController().signal, { outageMs: 0 })).rejects.toThrow('connection reset')
     expect(broken.asks).toHaveLength(4)
     const unvouched = source(ask => ranged(ask.start, ask.end, { needsDigest: true }))
     await expect(fillRange(unvouched.src, null, target(0, 1000), () => {}, new AbortController().signal)).rejects.toThrow(/unverified/)

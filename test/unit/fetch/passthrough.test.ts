@@ -41,21 +41,21 @@ async function text (stream: Readable): Promise<string> {
 describe('pass-through: no unvouched byte reaches the client (nothing checks the digest before the last one)', () => {
   it('asks its sources for verified bytes only, and drops a first response nobody vouched for', async () => {
     const { src, asks } = source(true)
-    expect(await text(openPassthrough(src, response(0, 9, true), 0, data.length, () => {}))).toBe(data.toString())
+    expect(await text(openPassthrough({ source: src, onBytes: () => {}, version: null }, response(0, 9, true), 0, data.length))).toBe(data.toString())
     expect(asks).toEqual([{ start: 0, verifiedOnly: true }])
   })
 
   it('drops a first response checked only against its sender\'s own word (an open cluster\'s member)', async () => {
     const { src, asks } = source(true)
     const first = { ...response(0, 9), needsDigest: true }
-    expect(await text(openPassthrough(src, first, 0, data.length, () => {}))).toBe(data.toString())
+    expect(await text(openPassthrough({ source: src, onBytes: () => {}, version: null }, first, 0, data.length))).toBe(data.toString())
     expect(asks).toEqual([{ start: 0, verifiedOnly: true }])
   })
 
   it('a source that answers with unverified bytes anyway fails the stream before passing any of them', async () => {
     const { src } = source(false)
     const got: Buffer[] = []
-    const stream = openPassthrough(src, null, 5, data.length, () => {})
+    const stream = openPassthrough({ source: src, onBytes: () => {}, version: null }, null, 5, data.length)
     await expect((async () => { for await (const c of stream) got.push(c as Buffer) })()).rejects.toThrow(/unverified/)
     expect(got).toEqual([])
   })

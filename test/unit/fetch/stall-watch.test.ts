@@ -74,7 +74,7 @@ describe('fillRange with a request that hangs', () => {
       }
     }
     const into = { start: 0, buf: Buffer.alloc(3000), filled: 0, landed: () => {} }
-    const done = fillRange(src, null, into, () => {}, new AbortController().signal, 60_000, new StallWatch(30_000))
+    const done = fillRange(src, null, into, () => {}, new AbortController().signal, { outageMs: 60_000, watch: new StallWatch(30_000) })
     await vi.advanceTimersByTimeAsync(FIRST_STALL_MS + 10)
     await done
     expect(into.buf.equals(data)).toBe(true)

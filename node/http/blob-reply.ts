@@ -43,8 +43,8 @@ export async function sendUpstreamAnswer (ctx: StrategyContext, res: UpstreamRes
 export async function sendBlob (ctx: StrategyContext, handle: BlobHandle, meta: BlobMeta = handle.meta): Promise<void> {
   const reply = ctx.reply
   const answer = answerBlobRequest(meta, blobRequestHeaders(ctx))
-  reply.code(answer.status).headers(answer.headers)
   if (ctx.request.method === 'HEAD' || !('start' in answer) || answer.end === 0) {
+    reply.code(answer.status).headers(answer.headers)
     handle.release()
     await reply.send()
     return
@@ -52,9 +52,12 @@ export async function sendBlob (ctx: StrategyContext, handle: BlobHandle, meta: 
   const end = answer.end ?? Number.POSITIVE_INFINITY
   const chunks = handle.chunks?.(answer.start, end)
   if (chunks !== undefined) {
-    await sendChunks(reply, chunks, () => { handle.release() })
+    // The head goes with the first bytes: a failure before them leaves the reply as it was (an error
+    // answer, or another try, has none of this one's headers).
+    await sendChunks(reply, chunks, () => { handle.release() }, () => { reply.code(answer.status).headers(answer.headers) })
     return
   }
+  reply.code(answer.status).headers(answer.headers)
   const stream = handle.open(answer.start, end)
   reply.raw.once('close', () => {
     stream.destroy()

@@ -7,12 +7,13 @@ const IN_FLIGHT = 4
 
 /**
  * Answers a fastify request with a blob range from recycled buffers (see writeChunks). The head is the
- * reply's status and headers, sent with the first bytes; a failure before them is thrown (the error
- * handler answers it). `done` runs once, when the response is over either way.
+ * reply's status and headers (`setHead` sets them), sent with the first bytes; a failure before them
+ * is thrown (the error handler answers it). `done` runs once, when the response is over either way.
  */
-export async function sendChunks (reply: FastifyReply, chunks: BlobChunks, done: () => void): Promise<void> {
+export async function sendChunks (reply: FastifyReply, chunks: BlobChunks, done: () => void, setHead?: () => void): Promise<void> {
   await writeChunks(reply.raw, chunks, {
     head: () => {
+      setHead?.()
       reply.hijack()
       reply.raw.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
     },

@@ -1,5 +1,6 @@
 import type { Fetcher } from '../fetch/fetcher.ts'
 import { urlIdentity } from '../fetch/identity.ts'
+import { isContentChanged } from '../fetch/version.ts'
 import type { Logger } from '../log.ts'
 import { sendBlob, sendUpstreamAnswer } from './blob-reply.ts'
 import { rangeStartHint } from './blob-response.ts'
@@ -36,18 +37,26 @@ export function createParallelStrategy (components: ParallelComponents): Strateg
       const v = header(ctx, name)
       if (v !== undefined) forward[name] = v
     }
-    const acquired = await fetcher.acquire(urlIdentity(ctx.upstreamUrl), { url: ctx.upstreamUrl, headers: forward }, {
-      signal: ctx.signal,
-      hint: rangeStartHint(header(ctx, 'range')),
-      chunkSize: rule.chunk_size,
-      concurrency: rule.concurrency,
-      minSize: rule.min_size,
-      maxSize: rule.max_size,
-      replayHeaders: rule.head_meta_headers,
-      keyByFinalUrl: rule.cache_key_source === 'final',
-      revalidateAfterMs: rule.revalidate_s === null ? undefined : rule.revalidate_s * 1000
-    })
-    if (acquired.kind === 'upstream-response') return await sendUpstreamAnswer(ctx, acquired)
-    await sendBlob(ctx, acquired)
+    for (let again = false; ; again = true) {
+      const acquired = await fetcher.acquire(urlIdentity(ctx.upstreamUrl), { url: ctx.upstreamUrl, headers: forward }, {
+        signal: ctx.signal,
+        hint: rangeStartHint(header(ctx, 'range')),
+        chunkSize: rule.chunk_size,
+        concurrency: rule.concurrency,
+        minSize: rule.min_size,
+        maxSize: rule.max_size,
+        replayHeaders: rule.head_meta_headers,
+        keyByFinalUrl: rule.cache_key_source === 'final',
+        revalidateAfterMs: rule.revalidate_s === null ? undefined : rule.revalidate_s * 1000
+      })
+      if (acquired.kind === 'upstream-response') return await sendUpstreamAnswer(ctx, acquired)
+      try {
+        await sendBlob(ctx, acquired)
+        return
+      } catch (err) {
+        // Replaced upstream while this client waited for its first byte: it gets the new version (once).
+        if (again || !isContentChanged(err) || ctx.reply.raw.headersSent) throw err
+      }
+    }
   }
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { expect, it } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
-import { urlIdentity } from '../../node/fetch/identity.ts'
+import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
 import { closedAfterEach, makeRig, sha256Of } from './fetch-helpers.ts'
 
 const MiB = 1 << 20
@@ -51,4 +51,16 @@ it('a pass-through whose file changed before its first range is all of the new v
   if (got.kind !== 'blob') throw new Error(`expected the file, got ${got.kind}`)
   const read = await sha256Of(got.open(0, SIZE)).finally(() => { got.release() })
   expect(read).toEqual({ hex: generatedSha256(SIZE, 3), bytes: SIZE })
+})
+
+it('a blob of known digest is not failed by an ETag that differs between requests (CDN edges): its digest is the check', async () => {
+  const server = track(await startFileServer({ files: { '/b.bin': { size: SIZE, seed: 4 } }, perConnectionBps: 2 * MiB }))
+  const rig = track(await makeRig())
+  const url = new URL(server.url + '/b.bin')
+  const got = await rig.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex: generatedSha256(SIZE, 4) }), { url }, { chunkSize: MiB, concurrency: 4 })
+  if (got.kind !== 'blob') throw new Error(`expected the file, got ${got.kind}`)
+  const read = sha256Of(got.open(0, SIZE)).finally(() => { got.release() })
+  await sleep(500)
+  server.setFile('/b.bin', { size: SIZE, seed: 4, etag: '"another-edge"' })
+  expect(await read).toEqual({ hex: generatedSha256(SIZE, 4), bytes: SIZE })
 })

@@ -9,6 +9,7 @@ import { isWireUrlName, OTHER_DIGEST_NAME, wireKey } from '../../protocol/names.
 import type { BlobName } from '../../protocol/names.ts'
 import { vouchKey } from '../../protocol/vouch.ts'
 import type { Fetcher, SourceProvider } from '../fetch/fetcher.ts'
+import type { SourceForOptions } from '../fetch/acquire-types.ts'
 import type { BlobIdentity } from '../fetch/identity.ts'
 import type { Source } from '../fetch/upstream-source.ts'
 import type { Logger } from '../log.ts'
@@ -210,7 +211,7 @@ export class Cluster implements SourceProvider {
    * a digest from upstream metadata always; in a keyed cluster also those named only by their URL,
    * when asked without a client's credentials (`shareable`).
    */
-  sourceFor (identity: BlobIdentity, upstream: Source, options: { shareable?: boolean, started?: boolean, etag?: string, lastModified?: string } = {}): Source {
+  sourceFor (identity: BlobIdentity, upstream: Source, options: SourceForOptions = {}): Source {
     const p = this.parts
     const name = p === null ? null : blobName(identity, p.keyed && options.shareable === true)
     if (p === null || name === null) return upstream
@@ -227,7 +228,7 @@ export class Cluster implements SourceProvider {
       reportCorrupt: (peer, digest) => { p.control.corrupt(peer, `sha256:${digest}`).catch(() => {}) },
       onBan: () => { this.counters.peer_bans++ },
       saveList: (digest, list) => { this.pieceLists.put(digest, list) }
-    }, { name, upstream, lookupMs: this.init.config.lookup_ms, started: options.started, etag: options.etag, lastModified: options.lastModified })
+    }, { name, upstream, lookupMs: this.init.config.lookup_ms, started: options.started, etag: options.etag, lastModified: options.lastModified, upstreamDown: options.upstreamDown })
     // Downloads' sources, so "have" can say which ranges they are fetching from the upstream right now.
     const active = new Set(this.c.fetcher.activeDownloads().map(d => d.key))
     for (const key of this.swarms.keys()) if (!active.has(key)) this.swarms.delete(key)

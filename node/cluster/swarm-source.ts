@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
+import { UpstreamUnreachableError } from '../errors.ts'
 import { isKeyName, isUrlName } from '../../protocol/names.ts'
 import { PIECE_HASH_UNIT } from '../../protocol/pieces.ts'
 import { LEARNING_RANGE } from '../fetch/final-keys.ts'
@@ -40,6 +41,11 @@ export interface SwarmSourceInit extends SwarmViewInit {
   lastModified?: string
   /** A peer range without a new byte for this long is taken as stalled: an overlapping ask goes upstream. */
   stallMs?: number
+  /**
+   * The upstream just failed to answer this URL (unreachable, 5xx): the first range is asked of the
+   * members, and fails with the upstream's error when none holds the file (not asked of the upstream again).
+   */
+  upstreamDown?: boolean
 }
 
 /** The first range of a blob named by its URL, which learns the upstream's version of it. */
@@ -105,7 +111,10 @@ export class SwarmSource implements Source {
   async fetch (range: { start: number, end: number } | null, options: SourceFetchOptions = {}): Promise<SourceResponse> {
     const first = this.responses === 0
     let res: SourceResponse | null = null
-    if (range !== null && first && this.byUrl) {
+    if (range !== null && first && this.byUrl && this.init.upstreamDown === true) {
+      res = await this.fromMembers(range, { signal: options.signal, verifiedOnly: options.verifiedOnly })
+      if (res === null) throw new UpstreamUnreachableError('Upstream unreachable, and no member holds the file')
+    } else if (range !== null && first && this.byUrl) {
       res = await this.learnVersion(range, options)
     } else if (range !== null) {
       res = await this.fromMembers(range, options)

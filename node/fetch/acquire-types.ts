@@ -97,13 +97,16 @@ export interface InFlightBlob {
   readonly shareable: boolean
 }
 
+export interface SourceForOptions { shareable?: boolean, started?: boolean, etag?: string, lastModified?: string, upstreamDown?: boolean }
+
 /** Extra sources for new downloads (the LAN cluster): wraps a download's upstream source. */
 export interface SourceProvider {
   /**
    * `shareable`: asked without a client's credentials (may be shared by its URL key, not only by digest).
    * `started`: the download's first response came from the upstream already (keying by final URL), with `etag`.
+   * `upstreamDown`: the upstream just failed to answer the URL (unreachable, 5xx): members are asked first.
    */
-  sourceFor: (identity: BlobIdentity, upstream: Source, options?: { shareable?: boolean, started?: boolean, etag?: string, lastModified?: string }) => Source
+  sourceFor: (identity: BlobIdentity, upstream: Source, options?: SourceForOptions) => Source
 }
 
 /** Request headers that carry a client's credentials. */

@@ -195,15 +195,35 @@ export class Fetcher {
         hit.release()
       }
     }
+    let got: Acquired
     try {
-      return await this.resolveFinal(identity, upstream, options, plain)
+      got = await this.resolveFinal(identity, upstream, options, plain)
     } catch (err) {
-      // Upstream unreachable: what the URL led to last time (also before a restart) is still served from the cache.
       if (isAimirrorError(err) && err.code === 'ERR_ABORTED') throw err
-      const last = known ?? await this.finalKeys.last(identity.key)
-      const hit = last === undefined ? null : await this.hit({ key: last.key, sha256: null, expected: null })
-      if (hit === null) throw err
-      return hit
+      const instead = await this.insteadOfUpstream(identity, upstream, plain, known)
+      if (instead === null) throw err
+      return instead
+    }
+    if (got.kind !== 'upstream-response' || got.status < 500) return got
+    return await this.insteadOfUpstream(identity, upstream, plain, known) ?? got
+  }
+
+  /**
+   * The upstream could not say where a URL leads (unreachable, 5xx): what it led to last time (also
+   * before a restart) is served from the cache; else, in a cluster, the URL's file from the members
+   * that hold it by the URL itself (its first range asked of them, not of the upstream again). Null:
+   * neither has it.
+   */
+  private async insteadOfUpstream (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, known: { key: string } | undefined): Promise<Acquired | null> {
+    const last = known ?? await this.finalKeys.last(identity.key)
+    const hit = last === undefined ? null : await this.hit({ key: last.key, sha256: null, expected: null })
+    if (hit !== null) return hit
+    if (this.sources === null || hasCredentials(upstream)) return null
+    try {
+      return await this.download(identity, upstream, options, this.source(upstream), undefined, { upstreamDown: true })
+    } catch (err) {
+      if (isAimirrorError(err) && err.code === 'ERR_ABORTED') throw err
+      return null
     }
   }
 
@@ -256,7 +276,7 @@ export class Fetcher {
     }
   }
 
-  private async download (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, source: UpstreamSource, first?: DownloadInit['first']): Promise<Acquired> {
+  private async download (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, source: UpstreamSource, first?: DownloadInit['first'], route: { upstreamDown?: boolean } = {}): Promise<Acquired> {
     // A caller that was looking up the cache when stop() ran: stop() did not see its download.
     if (this.stopping) {
       if (first !== undefined) { discardBody(first.response.body); first.release() }
@@ -274,7 +294,7 @@ export class Fetcher {
     const d = new Download({ store: this.store, limiter: this.limiter, downloads: this.downloads, logger: this.log, pacer: this.pacer }, {
       identity,
       // (A download that began with the caller's first response has that range: the rest may come from peers.)
-      source: this.sources?.sourceFor(identity, source, { shareable, started: first !== undefined, etag: first?.response.headers.etag, lastModified: first?.response.headers['last-modified'] }) ?? source,
+      source: this.sources?.sourceFor(identity, source, { shareable, started: first !== undefined, etag: first?.response.headers.etag, lastModified: first?.response.headers['last-modified'], upstreamDown: route.upstreamDown }) ?? source,
       shareable,
       credential,
       url: upstream.url.href,

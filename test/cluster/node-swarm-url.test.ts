@@ -173,6 +173,7 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
   const o2 = blobData(2 * MiB + 3, 34)
   const t1 = blobData(1 * MiB + 11, 35)
   const t2 = blobData(1 * MiB + 13, 36)
+  const t3 = blobData(1 * MiB + 17, 39)
   const l1 = blobData(2 * MiB + 9, 37)
   const l2 = blobData(2 * MiB + 9, 38)
   /** Off: the upstream gives Last-Modified and no ETag. */
@@ -192,7 +193,7 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
       if (refuse !== null) { res.writeHead(refuse, { 'content-length': 0 }); res.end(); return }
       const other = req.url?.endsWith('/other.bin') === true
       const lm = req.url?.endsWith('/lm.bin') === true
-      const data = req.url?.endsWith('/third.bin') === true ? t1 : req.url?.endsWith('/fourth.bin') === true ? t2 : lm ? (version === 1 ? l1 : l2) : version === 1 ? (other ? o1 : v1) : (other ? o2 : v2)
+      const data = req.url?.endsWith('/third.bin') === true ? t1 : req.url?.endsWith('/sixth.bin') === true ? t3 : req.url?.endsWith('/fourth.bin') === true ? t2 : lm ? (version === 1 ? l1 : l2) : version === 1 ? (other ? o1 : v1) : (other ? o2 : v2)
       const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
       const start = m === null ? 0 : Number(m[1])
       const end = m === null || m[2] === '' ? data.length : Math.min(data.length, Number(m[2]) + 1)
@@ -284,6 +285,26 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
       const res = await fetch(`${b.url}${fourth}`)
       expect(res.status).toBe(403)
       expect(peerBytes(b)).toBe(before)
+    } finally {
+      down = false
+      refuse = null
+    }
+  }, 60_000)
+
+  it('keyed by the final URL (the default), with the upstream unreachable or failing, a member\'s copy is served too', async () => {
+    const [a, b, c] = nodes as [TestNode, TestNode, TestNode]
+    const path = '/final/v2/library/demo/blobs/sixth.bin'
+    expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(t3))
+    try {
+      down = true
+      let before = peerBytes(b)
+      expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(t3))
+      expect(peerBytes(b) - before).toBe(t3.length)
+      down = false
+      refuse = 503
+      before = peerBytes(c)
+      expect(sha256Hex(await get(c, path))).toBe(sha256Hex(t3))
+      expect(peerBytes(c) - before).toBe(t3.length)
     } finally {
       down = false
       refuse = null

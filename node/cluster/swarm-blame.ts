@@ -75,8 +75,10 @@ export class SwarmBlame {
    * digest). `holding`: the sha256 of its complete copy, which it is told to check again.
    */
   ban (peer: string, holding: string | null, piece?: number): void {
-    if (holding !== null) this.c.reportCorrupt?.(peer, holding)
     this.exclude(peer)
+    // Reads in flight from one peer fail together: one offence, one ban (a second doubled it).
+    if (this.c.bans.isBanned(peer)) return
+    if (holding !== null) this.c.reportCorrupt?.(peer, holding)
     const ms = this.c.bans.ban(peer)
     this.c.peers.forget(peer)
     this.c.onBan?.(peer)

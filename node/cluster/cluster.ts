@@ -45,6 +45,8 @@ export interface ClusterInit {
   /** Where the peer identity and piece lists live (the cache dir). */
   dataDir: string
   version?: string
+  /** How long a peer that failed the membership challenge is refused (default 60 s). */
+  refusalMs?: number
 }
 
 /** Everything the cluster is made of, once started. */
@@ -117,7 +119,7 @@ export class Cluster implements SourceProvider {
     // The DHT answers and asks members only: a node without the cluster key cannot read or write records.
     const dhtAdmission = async (peer: PeerId): Promise<boolean> => await membership?.ensure(peer) ?? false
     const libp2p = await createLibp2pNode({ privateKey, cluster: cfg, connectionGater: gater, version: this.init.version ?? '0', dhtAdmission })
-    membership = new Membership({ libp2p, logger: this.log }, { cluster: cfg.name, key })
+    membership = new Membership({ libp2p, logger: this.log }, { cluster: cfg.name, key, rejectMs: this.init.refusalMs })
     const control = new ControlService({ libp2p, membership, logger: this.log }, { cluster: cfg.name })
     const routing = new ContentRouter({
       libp2p, membership, control, store: this.c.store, downloads: () => this.c.fetcher.activeDownloads(), bans: this.bans, logger: this.log
@@ -145,6 +147,7 @@ export class Cluster implements SourceProvider {
     const staticPeers = new StaticPeers({ libp2p, logger: this.log }, { peers: cfg.peers })
     const m = membership
     const discovery = new DiscoveryDialer({ libp2p, logger: this.log }, { refused: peer => m.isRefused(peer) })
+    membership.onRefusalOver = peer => { discovery.redial(peer) }
     await startStep(`cannot open the peer data port ${cfg.data_host}:${cfg.data_port}`, 'cluster.data_host, cluster.data_port', async () => { await data.start() })
     try {
       await membership.start()

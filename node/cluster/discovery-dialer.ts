@@ -1,4 +1,4 @@
-import type { PeerInfo } from '@libp2p/interface'
+import type { PeerId, PeerInfo } from '@libp2p/interface'
 import type { Logger } from '../log.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
 
@@ -93,8 +93,18 @@ export class DiscoveryDialer {
     }
   }
 
+  /** Dials a peer known from before (its addresses are in the peer store), unless connected or refused. */
+  redial (id: PeerId): void {
+    if (!this.started) return
+    this.dialPeer(id, [])
+  }
+
   private onDiscovery (evt: CustomEvent<PeerInfo>): void {
     const { id, multiaddrs } = evt.detail
+    this.dialPeer(id, multiaddrs)
+  }
+
+  private dialPeer (id: PeerId, multiaddrs: PeerInfo['multiaddrs']): void {
     const key = id.toString()
     if (id.equals(this.libp2p.peerId) || this.dialing.has(key) || this.refused(key)) return
     if (this.libp2p.getConnections(id).length > 0) return

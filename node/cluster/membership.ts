@@ -49,6 +49,13 @@ export class Membership {
   private readonly protocol: string
   private readonly members = new Map<string, { since: number, addr?: string }>()
   private readonly refused = new Map<string, number>()
+  /** When each refused peer is dialed again (see onRefusalOver). */
+  private readonly retries = new Map<string, NodeJS.Timeout>()
+  /**
+   * Dials a peer again when its refusal ended: nothing else would (libp2p reports a peer it already
+   * knows as discovered only once; a peer that changed its key, or this node, waited for minutes).
+   */
+  onRefusalOver: ((peer: PeerId) => void) | null = null
   /** Refused peers said at warn within the last REFUSAL_SAID_MS (see refuse). */
   private readonly refusalsSaid = lruCache<string, true>(MAX_STRANGERS, { ttl: REFUSAL_SAID_MS })
   private readonly pending = new Map<string, Promise<boolean>>()
@@ -89,6 +96,8 @@ export class Membership {
     await this.libp2p.unhandle(this.protocol)
     this.members.clear()
     this.listeners.clear()
+    for (const t of this.retries.values()) clearTimeout(t)
+    this.retries.clear()
   }
 
   isMember (peer: PeerId | string): boolean {
@@ -183,12 +192,26 @@ export class Membership {
   private refuse (peer: PeerId, why: string, addr?: string): void {
     const id = peer.toString()
     this.refused.set(id, Date.now() + this.rejectMs)
+    this.retryAfterRefusal(peer)
     const news = !this.refusalsSaid.has(id)
     if (news) this.refusalsSaid.set(id, true)
     this.log[news ? 'warn' : 'debug']({ peer: id, addr: addr ?? this.addressOf(peer), why }, 'peer refused: not a member of this cluster')
     // Hang up a moment later: the other side may be reading our error on this connection (or running
     // its own challenge at the same time), and it must get to refuse us too.
     setTimeout(() => { this.libp2p.hangUp(peer).catch(() => {}) }, 250).unref()
+  }
+
+  private retryAfterRefusal (peer: PeerId): void {
+    const id = peer.toString()
+    clearTimeout(this.retries.get(id))
+    if (this.retries.size >= MAX_STRANGERS) return
+    // A little after the refusal ends (the other side may have refused this node at the same moment).
+    const t = setTimeout(() => {
+      this.retries.delete(id)
+      if (this.started && !this.isRefused(id) && !this.members.has(id)) this.onRefusalOver?.(peer)
+    }, this.rejectMs + 1000 + Math.floor(Math.random() * 2000))
+    t.unref()
+    this.retries.set(id, t)
   }
 
   private emit (id: string, joined: boolean): void {

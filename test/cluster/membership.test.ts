@@ -25,8 +25,8 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
     await rm(keys, { recursive: true, force: true })
   })
 
-  async function node (extra: Parameters<typeof startClusterNode>[0], logger?: Logger): Promise<ClusterTestNode> {
-    const n = await startClusterNode(extra, logger)
+  async function node (extra: Parameters<typeof startClusterNode>[0], logger?: Logger, init?: Parameters<typeof startClusterNode>[2]): Promise<ClusterTestNode> {
+    const n = await startClusterNode(extra, logger, init)
     nodes.push(n)
     return n
   }
@@ -99,6 +99,19 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
       await b.stop()
     }
   }, 60_000)
+
+  it('a refused peer is dialed again once its refusal ends: one that came back with the cluster key joins', async () => {
+    const a = await node({ key_file: keyFile }, undefined, { refusalMs: 2000 })
+    // b, with another key, dials a (its static peer): each refuses the other.
+    const b = await node({ key_file: await writeKeyFile(keys), peers: [a.addr] }, undefined, { refusalMs: 2000 })
+    await until(() => a.cluster.running?.membership.isRefused(b.peerId) === true, 20_000, 'refused')
+    // b comes back with the key, on the same address and identity, and no static peers: nobody dials
+    // it but a, which knows it from before (mDNS would not report it again: libp2p knows it).
+    await b.cluster.stop()
+    Object.assign(b.cluster.config, { key_file: keyFile, peers: [], listen: [b.addr.replace(/\/p2p\/.*$/, '')] })
+    await b.cluster.start()
+    await until(() => a.cluster.running?.membership.isMember(b.peerId) === true, 20_000, 'b a member of a')
+  }, 40_000)
 
   it('the peer identity survives a restart', async () => {
     const a = await startClusterNode({})

@@ -227,7 +227,10 @@ export class Scheduler {
     for (const [s, e] of free) total += e - s
     const len = Math.max(MIN_STEAL, Math.ceil(total / this.connections))
     const unit = Math.max(1, this.alignment(start))
-    return Math.min(end, this.pieceEnd(start), Math.ceil((start + len) / unit) * unit)
+    // A piece end inside one of the source's units (pieces of size/concurrency) would have this range
+    // and the next one each ask for that whole unit: the range goes on to the unit's end.
+    const pieceEnd = Math.ceil(this.pieceEnd(start) / unit) * unit
+    return Math.min(end, pieceEnd, Math.ceil((start + len) / unit) * unit)
   }
 
   private takeAt (w: number, free: Array<[number, number]>, now: number): Assignment | null {

@@ -1,0 +1,52 @@
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { startTestNode } from '../helpers/node.ts'
+import type { TestNode } from '../helpers/node.ts'
+import { until } from './helpers.ts'
+import { blobData, sha256Hex } from './lan/blob-data.ts'
+import { blobRegistry, registryGet } from './lan/registry.ts'
+import type { BlobRegistry } from './lan/registry.ts'
+
+/**
+ * A blob whose pieces (the rule's chunk_size 0: size / concurrency) do not fall on the 1 MiB units
+ * a holder verifies and sends: each range must still ask for every unit once.
+ */
+const data = blobData(25_000_000, 42)
+let registry: BlobRegistry
+let server: Server
+let a: TestNode
+let b: TestNode
+beforeAll(async () => {
+  registry = blobRegistry(data)
+  server = createServer((req, res) => registry.handle(req, res))
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const rules = [
+    { name: 'oci-blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream, handler: 'oci', strategy: 'parallel', chunk_size: 0, min_size: 0 },
+    { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' }
+  ]
+  a = await startTestNode({ rules, cluster: { enabled: true } })
+  const addr = a.node.components.cluster?.running?.libp2p.getMultiaddrs().map(String).find(x => x.startsWith('/ip4/127.0.0.1/')) as string
+  b = await startTestNode({ rules, cluster: { enabled: true, peers: [addr], lookup_ms: 200 } })
+  await until(() => b.node.components.cluster?.running?.membership.memberIds().length === 1, 20_000, 'membership')
+}, 60_000)
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()])
+  server?.closeAllConnections()
+  server?.close()
+})
+
+it('a blob read from the member that holds it crosses the LAN once: every unit asked for once', async () => {
+  const first = await registryGet(`${a.url}${registry.path}`)
+  expect(sha256Hex(Buffer.from(await first.arrayBuffer()))).toBe(registry.digest)
+  await until(async () => ((await (await fetch(`${a.url}/stats`)).json()) as { cache: { file_count: number } }).cache.file_count === 1, 20_000, 'commit')
+  const second = await registryGet(`${b.url}${registry.path}`)
+  expect(sha256Hex(Buffer.from(await second.arrayBuffer()))).toBe(registry.digest)
+  const sent = (): number => a.node.components.cluster?.localStats().bytes_to_peers ?? 0
+  await until(() => sent() >= data.length, 10_000, 'bytes counted')
+  // Ranges that each ended inside a unit had both neighbours ask for it: 13 MiB more than the blob.
+  expect(sent()).toBe(data.length)
+  expect(b.node.components.cluster?.localStats()).toMatchObject({ bytes_from_peers: data.length, bytes_from_upstream: 0 })
+}, 60_000)

@@ -35,9 +35,12 @@ export class HolderPace {
   /**
    * Judges the holders again once a window passed since they were first asked (and since the last
    * judgement), if they are busy now (`busy`: reads under way at them fill what they are given).
-   * Whether they are slow.
+   * Whether they are slow. `returnedAt`: when this node last came back from a pause (0: never): a
+   * window it was away in says nothing of the holders (their bytes waited for it), and judged them
+   * slow at its return, sending the rest of a blob they hold to the upstream.
    */
-  judge (busy: boolean, now = Date.now()): boolean {
+  judge (busy: boolean, now = Date.now(), returnedAt = 0): boolean {
+    if (now - returnedAt < PACE_WINDOW_MS) return this.slowRate !== null
     if (busy && this.firstAskAt !== 0 && now - this.firstAskAt >= PACE_WINDOW_MS && now - this.judgedAt >= PACE_WINDOW_MS) {
       this.prune(now)
       this.rate = this.units.reduce((n, u) => n + u.bytes, 0) / (PACE_WINDOW_MS / 1000)

@@ -247,7 +247,7 @@ export class SwarmSource implements Source {
    * beyond theirs on the rule's connections, and the faster source gets more of the work.
    */
   private holdersSlow (): boolean {
-    const slow = this.pace.judge(this.holderReads() >= HOLDER_CONNECTIONS / 2)
+    const slow = this.pace.judge(this.holderReads() >= HOLDER_CONNECTIONS / 2, Date.now(), this.c.returnedAt?.() ?? 0)
     if (slow && !this.saidSlow) {
       this.saidSlow = true
       this.c.logger.info({ name: this.init.name, holders: this.view.members('complete'), bytesPerSecond: Math.round(this.pace.slowRate ?? 0) }, 'members holding the blob serve it slowly: the upstream takes part')

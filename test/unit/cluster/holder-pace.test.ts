@@ -26,3 +26,20 @@ it('holders at LAN speed are not slow, and a judgement is taken again a window l
   expect(pace.judge(true, t0 + PACE_WINDOW_MS + 1000)).toBe(false)
   expect(pace.judge(true, t0 + 2 * PACE_WINDOW_MS)).toBe(true)
 })
+
+it('a window this node was away in (stopped, starved) says nothing of the holders: judged a window after its return', () => {
+  const pace = new HolderPace()
+  const t0 = 1_000_000
+  pace.asked(t0)
+  const perWindow = SLOW_HOLDERS_BPS * PACE_WINDOW_MS / 1000
+  pace.delivered(2 * perWindow, t0 + PACE_WINDOW_MS - 10)
+  expect(pace.judge(true, t0 + PACE_WINDOW_MS)).toBe(false)
+  // Stopped for 15 s: nothing was read meanwhile.
+  const back = t0 + PACE_WINDOW_MS + 15_000
+  expect(pace.judge(true, back, back)).toBe(false)
+  expect(pace.judge(true, back + PACE_WINDOW_MS - 1, back)).toBe(false)
+  pace.delivered(2 * perWindow, back + 1000)
+  expect(pace.judge(true, back + PACE_WINDOW_MS, back)).toBe(false)
+  // And holders really slow after the return are judged so.
+  expect(pace.judge(true, back + 2 * PACE_WINDOW_MS + 100, back)).toBe(true)
+})

@@ -210,7 +210,8 @@ export class UpstreamSource implements Source {
         return { status: res.statusCode, headers, body: res.body, url, contentRange: parseContentRange(headers['content-range']), latencyMs: performance.now() - sent }
       }
       await res.body.dump().catch(() => {})
-      if (hop >= this.maxRedirects) throw new UpstreamProtocolError('Too many redirects', { detail: { url: this.original.origin } })
+      // The URL without its query: a signed URL's signature stays out of errors and logs.
+      if (hop >= this.maxRedirects) throw new UpstreamProtocolError('Too many redirects', { detail: { url: this.original.origin + this.original.pathname } })
       url = new URL(Array.isArray(location) ? String(location[0]) : location, url)
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UpstreamProtocolError('Redirect to an unsupported scheme')
     }

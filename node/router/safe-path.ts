@@ -22,7 +22,11 @@ const FORBIDDEN_DECODED = /[\u0000-\u001f\u007f]/
  * backslashes and control characters.
  */
 export function parseRequestTarget (target: string): RequestTarget {
-  if (!target.startsWith('/')) throw new BadRequestError('Request target must be a path', { detail: { reason: 'absolute_form' } })
+  if (!target.startsWith('/')) {
+    // `OPTIONS *` asks about the server itself: the mirror only serves paths.
+    const reason = target === '*' ? 'asterisk_form' : 'absolute_form'
+    throw new BadRequestError('Request target must be a path', { detail: { reason } })
+  }
   const q = target.indexOf('?')
   const pathname = q === -1 ? target : target.slice(0, q)
   const search = q === -1 ? '' : target.slice(q + 1)

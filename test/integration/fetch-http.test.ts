@@ -175,3 +175,33 @@ describe('parallel strategy, an upstream that sends neither a length nor Range (
     expect(requests).toBe(1)
   })
 })
+
+describe('parallel strategy, an upstream that redirects in a loop', () => {
+  let upstream: Server
+  let node: EngineNode
+  let hops = 0
+
+  beforeAll(async () => {
+    upstream = createServer((req, res) => {
+      hops++
+      res.writeHead(302, { location: req.url === '/loop/a.bin' ? '/loop/b.bin?sig=secret' : '/loop/a.bin', 'content-length': '0' }).end()
+    })
+    await new Promise<void>(resolve => upstream.listen(0, '127.0.0.1', resolve))
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+    node = await startEngineNode({ rules: [{ name: 'loop', path_prefix: '/loop/', upstream: url + '/loop/', strip_prefix: true, strategy: 'parallel', min_size: 0 }] })
+  })
+  afterAll(async () => {
+    await node.stop()
+    upstream.closeAllConnections()
+    await new Promise<void>(resolve => upstream.close(() => resolve()))
+  })
+
+  it('answers 502 with a reason naming the URL asked for (not its query), after a bounded number of hops', async () => {
+    const res = await send(node.url, { path: '/loop/a.bin' })
+    expect(res.status).toBe(502)
+    const body = json(res)
+    expect(body.message).toBe('Too many redirects')
+    expect(body.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/loop\/a\.bin$/)
+    expect(hops).toBeLessThan(50)
+  })
+})

@@ -47,6 +47,7 @@ describe('router.match', () => {
   it.each([
     ['http://evil.example/x', 'absolute_form'],
     ['evil.example:443', 'absolute_form'],
+    ['*', 'asterisk_form'],
     ['//evil.example/x', 'authority_in_path'],
     ['/%2F%2Fevil.example/x', 'authority_in_path'],
     ['/npm/../etc/passwd', 'dot_segment'],

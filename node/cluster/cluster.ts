@@ -214,6 +214,11 @@ export class Cluster implements SourceProvider {
    * a digest from upstream metadata always; in a keyed cluster also those named only by their URL,
    * when asked without a client's credentials (`shareable`).
    */
+  shares (identity: BlobIdentity, shareable: boolean): boolean {
+    const p = this.parts
+    return p !== null && blobName(identity, p.keyed && shareable) !== null
+  }
+
   sourceFor (identity: BlobIdentity, upstream: Source, options: SourceForOptions = {}): Source {
     const p = this.parts
     const name = p === null ? null : blobName(identity, p.keyed && options.shareable === true)

@@ -107,6 +107,8 @@ export interface SourceProvider {
    * `upstreamDown`: the upstream just failed to answer the URL (unreachable, 5xx): members are asked first.
    */
   sourceFor: (identity: BlobIdentity, upstream: Source, options?: SourceForOptions) => Source
+  /** Whether peers would be a source for this blob (`shareable`: asked without credentials). */
+  shares?: (identity: BlobIdentity, shareable: boolean) => boolean
 }
 
 /** Request headers that carry a client's credentials. */

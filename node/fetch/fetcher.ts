@@ -218,7 +218,8 @@ export class Fetcher {
     const last = known ?? await this.finalKeys.last(identity.key)
     const hit = last === undefined ? null : await this.hit({ key: last.key, sha256: null, expected: null })
     if (hit !== null) return hit
-    if (this.sources === null || hasCredentials(upstream)) return null
+    // (Where peers could not take part, the download would only ask the upstream again.)
+    if (this.sources === null || hasCredentials(upstream) || this.sources.shares?.(identity, true) !== true) return null
     try {
       return await this.download(identity, upstream, options, this.source(upstream), undefined, { upstreamDown: true })
     } catch (err) {

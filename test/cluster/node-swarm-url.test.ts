@@ -262,26 +262,31 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
     await newVersionFromUpstream(c, path, o2)
   }, 60_000)
 
-  it('with the upstream unreachable or failing (5xx), a member\'s copy is served; a 4xx is the upstream\'s word', async () => {
+  /** `a` holds `path` (`data`); then with the upstream unreachable `b`, and with it answering 503 `c`, get it all from members. */
+  async function fromMembersWhileAway (path: string, data: Buffer): Promise<void> {
     const [a, b, c] = nodes as [TestNode, TestNode, TestNode]
-    const path = '/v2/library/demo/blobs/third.bin'
-    expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(t1))
+    expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(data))
+    down = true
+    let before = peerBytes(b)
+    expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(data))
+    expect(peerBytes(b) - before).toBe(data.length)
+    down = false
+    refuse = 503
+    before = peerBytes(c)
+    expect(sha256Hex(await get(c, path))).toBe(sha256Hex(data))
+    expect(peerBytes(c) - before).toBe(data.length)
+  }
+
+  it('with the upstream unreachable or failing (5xx), a member\'s copy is served; a 4xx is the upstream\'s word', async () => {
+    const [a, b] = nodes as [TestNode, TestNode, TestNode]
     try {
-      down = true
-      let before = peerBytes(b)
-      expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(t1))
-      expect(peerBytes(b) - before).toBe(t1.length)
-      down = false
-      refuse = 503
-      before = peerBytes(c)
-      expect(sha256Hex(await get(c, path))).toBe(sha256Hex(t1))
-      expect(peerBytes(c) - before).toBe(t1.length)
+      await fromMembersWhileAway('/v2/library/demo/blobs/third.bin', t1)
       // Refused (the file is gone, or not for this client): members' copies are not handed out instead.
       refuse = null
       const fourth = '/v2/library/demo/blobs/fourth.bin'
       expect(sha256Hex(await hold(a, fourth))).toBe(sha256Hex(t2))
       refuse = 403
-      before = peerBytes(b)
+      const before = peerBytes(b)
       const res = await fetch(`${b.url}${fourth}`)
       expect(res.status).toBe(403)
       expect(peerBytes(b)).toBe(before)
@@ -292,19 +297,8 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
   }, 60_000)
 
   it('keyed by the final URL (the default), with the upstream unreachable or failing, a member\'s copy is served too', async () => {
-    const [a, b, c] = nodes as [TestNode, TestNode, TestNode]
-    const path = '/final/v2/library/demo/blobs/sixth.bin'
-    expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(t3))
     try {
-      down = true
-      let before = peerBytes(b)
-      expect(sha256Hex(await hold(b, path))).toBe(sha256Hex(t3))
-      expect(peerBytes(b) - before).toBe(t3.length)
-      down = false
-      refuse = 503
-      before = peerBytes(c)
-      expect(sha256Hex(await get(c, path))).toBe(sha256Hex(t3))
-      expect(peerBytes(c) - before).toBe(t3.length)
+      await fromMembersWhileAway('/final/v2/library/demo/blobs/sixth.bin', t3)
     } finally {
       down = false
       refuse = null

@@ -1,7 +1,5 @@
 import { existsSync } from 'node:fs'
-import { createServer } from 'node:http'
 import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStatsView } from '../../node/cluster/view.ts'
@@ -9,7 +7,7 @@ import { startTestNode } from '../helpers/node.ts'
 import type { TestNode } from '../helpers/node.ts'
 import { until } from './helpers.ts'
 import { blobData, sha256Hex } from './lan/blob-data.ts'
-import { blobRegistry, registryGet } from './lan/registry.ts'
+import { blobRegistry, registryGet, serveRegistry } from './lan/registry.ts'
 import type { BlobRegistry } from './lan/registry.ts'
 
 /** Two nodes in one process, registry on 127.0.0.1: the second node pulls a layer the first has, from it. */
@@ -22,13 +20,8 @@ describe('swarm download through the node', () => {
 
   beforeAll(async () => {
     registry = blobRegistry(data)
-    server = createServer((req, res) => registry.handle(req, res))
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-    const rules = [
-      { name: 'oci-blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream, handler: 'oci', strategy: 'parallel', cache_key_source: 'original', min_size: 0, concurrency: 4, chunk_size: 1 << 20 },
-      { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' }
-    ]
+    let rules: Array<Record<string, unknown>>
+    ;({ server, rules } = await serveRegistry(registry, { cache_key_source: 'original', concurrency: 4, chunk_size: 1 << 20 }))
     a = await startTestNode({ rules, cluster: { enabled: true } })
     const addr = a.node.components.cluster?.running?.libp2p.getMultiaddrs().map(String).find(x => x.startsWith('/ip4/127.0.0.1/')) as string
     b = await startTestNode({ rules, cluster: { enabled: true, peers: [addr], lookup_ms: 1000 } })

@@ -1,11 +1,9 @@
-import { createServer } from 'node:http'
 import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { TestNode } from '../helpers/node.ts'
 import { startNodeCluster, until } from './helpers.ts'
 import { blobData, sha256Hex } from './lan/blob-data.ts'
-import { blobRegistry, registryGet } from './lan/registry.ts'
+import { blobRegistry, registryGet, serveRegistry } from './lan/registry.ts'
 import type { BlobRegistry } from './lan/registry.ts'
 
 /**
@@ -19,13 +17,8 @@ let a: TestNode
 let b: TestNode
 beforeAll(async () => {
   registry = blobRegistry(data)
-  server = createServer((req, res) => registry.handle(req, res))
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const rules = [
-    { name: 'oci-blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream, handler: 'oci', strategy: 'parallel', chunk_size: 0, min_size: 0 },
-    { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' }
-  ]
+  let rules: Array<Record<string, unknown>>
+  ;({ server, rules } = await serveRegistry(registry, { chunk_size: 0 }))
   ;[a, b] = await startNodeCluster(2, { rules, cluster: { lookup_ms: 200 } }) as [TestNode, TestNode]
 }, 60_000)
 afterAll(async () => {

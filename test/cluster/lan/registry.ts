@@ -1,4 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sha256Hex } from './blob-data.ts'
 
@@ -86,4 +88,16 @@ export function throttled (registry: BlobRegistry, bytesPerSec: number): (req: I
     }) as typeof res.end
     registry.handle(req, res)
   }
+}
+
+/** `registry` served on 127.0.0.1, and the node rules that mirror it (`blobs`: more of the blob rule's settings). */
+export async function serveRegistry (registry: BlobRegistry, blobs: Record<string, unknown> = {}): Promise<{ server: Server, rules: Array<Record<string, unknown>> }> {
+  const server = createServer((req, res) => registry.handle(req, res))
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const rules = [
+    { name: 'oci-blobs', pattern: '^/v2/.+/blobs/sha256:[a-f0-9]{64}$', upstream, handler: 'oci', strategy: 'parallel', min_size: 0, ...blobs },
+    { name: 'oci-registry', path_prefix: '/v2/', upstream, handler: 'oci', strategy: 'proxy' }
+  ]
+  return { server, rules }
 }

@@ -139,7 +139,16 @@ export class BlobStore {
       partialTtlMs: init.partialTtlMs ?? 24 * 3600_000,
       bootTime: init.bootTime ?? Date.now() - uptime() * 1000
     })
-    this.tidy = new IndexTidy({ index: this.index, records: this.records, holds: digest => this.blobs.has(digest), blobWrites: this.blobWrites, logger: this.log }, {
+    this.tidy = new IndexTidy({
+      index: this.index,
+      records: this.records,
+      holds: digest => this.blobs.has(digest),
+      blobWrites: this.blobWrites,
+      blobs: this.blobs,
+      blobPath: digest => this.layout.blobPath(digest),
+      drop: async (digest, reason) => { await this.drop(digest, reason) },
+      logger: this.log
+    }, {
       everyMs: init.partialSweepEveryMs ?? Math.max(1000, Math.min((init.partialTtlMs ?? 24 * 3600_000) / 4, 3600_000))
     })
     this.freeBytesOf = init.freeBytes ?? defaultFreeBytes

@@ -1,3 +1,4 @@
+import { access } from 'node:fs/promises'
 import type { Logger } from '../log.ts'
 import type { DownloadRecords } from './download-records.ts'
 import type { IndexDb } from './index-db.ts'
@@ -10,12 +11,18 @@ export interface IndexTidyComponents {
   holds: (digest: string) => boolean
   /** The store's per-blob write order (commits and drops run in it). */
   blobWrites: WriteOrder
+  /** The blobs the store holds now, by digest (an entry is replaced when the blob is committed again). */
+  blobs: ReadonlyMap<string, unknown>
+  blobPath: (digest: string) => string
+  /** Drops a blob from the store (its file, its entry, its bytes in the budget). */
+  drop: (digest: string, reason: string) => Promise<void>
   logger: Logger
 }
 
 /**
  * What the running store tidies now and then besides its budget: partial downloads left untouched for
- * cache.chunk_ttl_hours (see DownloadRecords.sweepStale), and the index entries of blobs no longer held.
+ * cache.chunk_ttl_hours (see DownloadRecords.sweepStale), blobs whose files were deleted by hand, and
+ * the index entries of blobs no longer held.
  */
 export class IndexTidy {
   private readonly c: IndexTidyComponents
@@ -47,11 +54,30 @@ export class IndexTidy {
     this.running = (async () => {
       const partials = await this.c.records.sweepStale()
       if (partials > 0) this.c.logger.info({ dropped: partials }, 'partial downloads untouched for cache.chunk_ttl_hours removed')
+      const missing = await this.dropMissing()
+      if (missing > 0) this.c.logger.info({ dropped: missing }, 'blobs whose files are gone from the cache directory dropped')
       const keys = await this.pruneKeys()
       if (keys > 0) this.c.logger.debug({ dropped: keys }, 'index entries of evicted blobs removed')
     })().catch((err: unknown) => {
       this.c.logger.warn({ err }, 'partial download sweep failed')
     }).finally(() => { this.running = null })
+  }
+
+  /**
+   * Drops the blobs whose files are gone (deleted by hand to make room): they were counted in the budget
+   * until a client asked for them, and evicted other blobs meanwhile. A blob committed again while its
+   * file was looked at (a new entry) is left alone.
+   */
+  private async dropMissing (): Promise<number> {
+    let dropped = 0
+    for (const [digest, entry] of [...this.c.blobs]) {
+      if (this.stopped) break
+      const gone = await access(this.c.blobPath(digest)).then(() => false, (err: unknown) => (err as { code?: string }).code === 'ENOENT')
+      if (!gone || this.c.blobs.get(digest) !== entry) continue
+      await this.c.drop(digest, 'missing')
+      dropped++
+    }
+    return dropped
   }
 
   /**

@@ -69,8 +69,8 @@ export function rewriteHtmlPage (text: string, pageUrl: URL, map: LinkMap): Rewr
     if (mapped === null) return whole
     // Mapped hrefs are ASCII (URL serialisation percent-encodes the rest), so latin1 output is exact.
     const value = `${h[1] as string}${quote}${escapeAttr(mapped.href, quote)}${quote}`
-    const start = (h.index) + 1 + tag.length
-    return whole.slice(0, start) + attrs.slice(0, h.index) + value + attrs.slice(h.index + h[0].length) + '>'
+    // `<` and the tag's name as written, then its attributes with only the href's value replaced.
+    return whole.slice(0, 1 + tag.length) + attrs.slice(0, h.index) + value + attrs.slice(h.index + h[0].length) + '>'
   })
   return { text: out, files: files.filter(f => f.sha256 !== null || f.metadataSha256 !== null) }
 }

@@ -25,6 +25,14 @@ describe('HTML simple pages', () => {
     expect(page.files).toEqual([{ path: '/packages/x/a-1.0-py3-none-any.whl', sha256: A, size: null, metadataSha256: M }])
   })
 
+  it('keeps the attributes before an href once, whatever its quoting and case', () => {
+    const html = '<a data-requires-python="&gt;=3" data-yanked="" href=https://files.example/packages/dd/a5.tar.gz>a5</a>' +
+      '<A class=x HREF="https://files.example/packages/b.whl">b</A>' +
+      '<base target="_self" href="https://files.example/packages/">'
+    const page = rewriteHtmlPage(html, new URL('https://pypi.example/simple/a5/'), map)
+    expect(page.text).toBe(html.replaceAll('https://files.example/packages', '/packages'))
+  })
+
   it('gives root-relative links of an extra index their mount prefix and resolves against <base>', () => {
     const html = `<a href="/whl/cu121/torch-2.1.0%2Bcu121-cp311-cp311-linux_x86_64.whl#sha256=${A}">t</a>` +
       '<a href="rel/x-1.whl?a=1&amp;b=2">r</a>'

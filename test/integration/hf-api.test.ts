@@ -89,6 +89,14 @@ describe('HF API through the mirror', () => {
     expect((JSON.parse(form.text) as Array<{ path: string }>).map(e => e.path)).toEqual(['shard-2.bin'])
   })
 
+  it('answers a paths-info body over its limit with a JSON 400, not a reset connection', async () => {
+    const res = await call(node, `/api/models/acme/tiny/paths-info/${C1}`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ paths: ['x'.repeat(1_100_000)] })
+    })
+    expect(res.status).toBe(400)
+    expect(JSON.parse(res.text)).toMatchObject({ error: 'ERR_BAD_REQUEST', message: 'Request body too large' })
+  })
+
   it('passes hub errors on exactly and keeps gated API answers per credential', async () => {
     const missing = await call(node, '/api/models/acme/nothing/revision/main')
     expect(missing.status).toBe(401)

@@ -42,6 +42,34 @@ async function readAll (body: Readable, limit: number, tooBig: () => Error): Pro
   return Buffer.concat(parts, n)
 }
 
+/**
+ * A client's request body, at most `limit` bytes; null when it is longer. The rest is left unread (a
+ * request destroyed mid-body reset the connection before the client had any answer).
+ */
+async function readRequest (req: Readable, limit: number): Promise<Buffer | null> {
+  return await new Promise((resolve, reject) => {
+    const parts: Buffer[] = []
+    let n = 0
+    const settle = (): void => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+    }
+    const onData = (chunk: Buffer): void => {
+      n += chunk.length
+      if (n <= limit) { parts.push(chunk); return }
+      settle()
+      req.pause()
+      resolve(null)
+    }
+    const onEnd = (): void => { settle(); resolve(Buffer.concat(parts, n)) }
+    const onError = (err: Error): void => { settle(); reject(err) }
+    req.on('data', onData)
+    req.once('end', onEnd)
+    req.once('error', onError)
+  })
+}
+
 function header (ctx: StrategyContext, name: string): string | undefined {
   const v = ctx.request.headers[name]
   return Array.isArray(v) ? v[0] : v
@@ -67,7 +95,12 @@ export function createPathsInfoServer (components: PathsInfoComponents): (ctx: S
   }
 
   return async function servePathsInfo (ctx: StrategyContext, api: ApiRef): Promise<void> {
-    const body = await readAll(ctx.request.raw, REQUEST_LIMIT, () => new BadRequestError('Request body too large', { detail: { limit: REQUEST_LIMIT } }))
+    const body = await readRequest(ctx.request.raw, REQUEST_LIMIT)
+    if (body === null) {
+      // The rest of the body is not read: the connection closes after the answer.
+      ctx.reply.header('connection', 'close')
+      throw new BadRequestError('Request body too large', { detail: { limit: REQUEST_LIMIT } })
+    }
     const forward = apiForwardHeaders(ctx)
     const contentType = header(ctx, 'content-type')
     if (contentType !== undefined) forward['content-type'] = contentType

@@ -148,7 +148,11 @@ export class MetadataCache {
     const cached = await this.lookup(req.key)
     if (cached !== undefined && this.fresh(cached, req)) return this.fromEntry(cached, false, true)
     const flight = this.inflight.get(req.key) ?? this.startFlight(req, cached)
-    if (cached === undefined) return this.settle(await waitFor(flight, req.signal), req, undefined)
+    if (cached === undefined) {
+      const outcome = await waitFor(flight, req.signal)
+      const unanswered = outcome.kind === 'failed' || (outcome.kind === 'live' && troubled(outcome.status))
+      return this.settle(outcome, req, unanswered ? await this.alternate(req) : undefined)
+    }
     let timer: NodeJS.Timeout | undefined
     const slow = new Promise<'slow'>(resolve => { timer = setTimeout(() => resolve('slow'), this.staleGraceMs) })
     try {
@@ -258,6 +262,15 @@ export class MetadataCache {
     }
     if (cached !== undefined) return this.stale(cached, req, (outcome.error as { code?: string } | null)?.code ?? 'upstream failed')
     throw outcome.error
+  }
+
+  /** A cached document of another representation the client takes (see MetadataRequest.alternates). */
+  private async alternate (req: MetadataRequest): Promise<StoredEntry | undefined> {
+    for (const key of req.alternates ?? []) {
+      const entry = await this.lookup(key)
+      if (entry !== undefined && entry.status === 200) return entry
+    }
+    return undefined
   }
 
   private stale (entry: StoredEntry, req: MetadataRequest, reason: string): MetadataResult {

@@ -36,6 +36,11 @@ export interface MetadataRequest {
   readonly revalidate?: boolean
   /** Aborts this caller's wait only; a shared upstream request continues for the other callers. */
   readonly signal?: AbortSignal
+  /**
+   * Keys of other representations this client also takes (another format its Accept allows): with
+   * nothing cached under `key` and the upstream unreachable or failing, one of theirs is served stale.
+   */
+  readonly alternates?: readonly string[]
 }
 
 /** What is known about a cached body without reading it. */

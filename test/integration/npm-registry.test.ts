@@ -81,6 +81,16 @@ describe('npm packuments', () => {
       expect(stale.headers['x-aimirror-stale']).toBe('1')
       expect(stale.body.equals(ok.body)).toBe(true)
       expect((await send(short.url, { path: '/npm/nope' })).status).toBe(404)
+      // Only the full document cached (`npm view`): an install's abbreviated ask takes it (npm accepts
+      // application/json); a full ask never gets the abbreviated one.
+      const install = await send(short.url, { path: '/npm/tiny-b', headers: { accept: CORGI_ACCEPT } })
+      expect(install.status).toBe(200)
+      expect(install.headers['x-aimirror-stale']).toBe('1')
+      expect(install.body.equals(ok.body)).toBe(true)
+      reg.settings.status = null
+      await send(short.url, { path: '/npm/tiny-a', headers: { accept: CORGI_ACCEPT } })
+      reg.settings.status = 500
+      expect((await send(short.url, { path: '/npm/tiny-a', headers: { accept: 'application/json' } })).status).toBe(500)
     } finally {
       await short.stop()
     }

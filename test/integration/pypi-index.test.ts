@@ -91,7 +91,16 @@ describe('PyPI index pages', () => {
     try {
       expect((await send(fresh0.url, { path: '/simple/nothere/' })).status).toBe(404)
       const ok = await send(fresh0.url, { path: '/simple/tinya/' })
+      const okJson = await send(fresh0.url, { path: '/simple/tinyb/', headers: { accept: JSON_ACCEPT } })
       pypi.settings.status = 503
+      // Only the other format cached: served when the client takes it too (pip takes HTML at q=0.01, a
+      // bare client no JSON at all).
+      const asHtml = await send(fresh0.url, { path: '/simple/tinya/', headers: { accept: JSON_ACCEPT } })
+      expect(asHtml.status).toBe(200)
+      expect(asHtml.headers['content-type']).toMatch(/html/)
+      expect(asHtml.body.equals(ok.body)).toBe(true)
+      expect((await send(fresh0.url, { path: '/simple/tinyb/' })).status).toBe(503)
+      expect(okJson.headers['content-type']).toMatch(/json/)
       const stale = await send(fresh0.url, { path: '/simple/tinya/' })
       expect(stale.status).toBe(200)
       expect(stale.headers['x-aimirror-stale']).toBe('1')

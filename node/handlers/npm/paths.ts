@@ -39,6 +39,17 @@ export const UPSTREAM_ACCEPT: Readonly<Record<PackumentFormat, string>> = {
   full: 'application/json'
 }
 
+/** Whether a client with this `Accept` takes the format at all (none given: any; npm sends one). */
+export function acceptsPackument (accept: string | undefined, format: PackumentFormat): boolean {
+  if (accept === undefined) return true
+  return accept.split(',').some(part => {
+    const [type = '', ...params] = part.trim().toLowerCase().split(';')
+    const q = params.map(p => p.trim()).find(p => p.startsWith('q='))
+    const t = type.trim()
+    return (t === '*/*' || t === 'application/*' || t === (format === 'corgi' ? CORGI : 'application/json')) && (q === undefined || Number(q.slice(2)) > 0)
+  })
+}
+
 /** The abbreviated ("corgi") document when the client rates it at least as high as full JSON. */
 export function choosePackumentFormat (accept: string | undefined): PackumentFormat {
   if (accept === undefined) return 'full'

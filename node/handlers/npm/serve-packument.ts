@@ -3,7 +3,7 @@ import { clientHasCopy, clientRevalidates } from '../../metadata/client-revalida
 import { credentialScope } from '../../metadata/credential-scope.ts'
 import { sendMetadata } from '../../metadata/serve.ts'
 import type { MetadataResult } from '../../metadata/types.ts'
-import { choosePackumentFormat, UPSTREAM_ACCEPT } from './paths.ts'
+import { acceptsPackument, choosePackumentFormat, UPSTREAM_ACCEPT } from './paths.ts'
 import type { PackumentFormat } from './paths.ts'
 import { rewritePackument } from './packument.ts'
 import type { NpmComponents } from './types.ts'
@@ -55,8 +55,12 @@ async function loadPackument (ctx: StrategyContext, components: NpmComponents, n
   const scope = credentialScope(authorization)
   // `@scope%2fname` and `@scope/name` are one document.
   const tail = url.pathname.replace(/%2[fF]/, '/')
+  const keyOf = (f: PackumentFormat): string => `npm:${f}:${url.origin}${decodeURIComponent(tail)}${url.search}${scope}`
+  const other: PackumentFormat = format === 'corgi' ? 'full' : 'corgi'
   const result = await metadata.fetch({
-    key: `npm:${format}:${url.origin}${decodeURIComponent(tail)}${url.search}${scope}`,
+    key: keyOf(format),
+    // The other document, when the client takes it too: served if only it is cached and the registry is away.
+    alternates: acceptsPackument(header(ctx, 'accept'), other) ? [keyOf(other)] : [],
     url,
     headers,
     ttlMs: ctx.rule.metadata_ttl_s * 1000,

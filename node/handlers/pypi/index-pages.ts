@@ -10,7 +10,7 @@ import type { LinkMap, RewrittenPage } from './file-facts.ts'
 import { rewriteHtmlPage } from './html-page.ts'
 import { rewriteJsonPage } from './json-page.ts'
 import { canonicalProjectPath } from './names.ts'
-import { chooseFormat, UPSTREAM_ACCEPT } from './negotiate.ts'
+import { acceptsFormat, chooseFormat, UPSTREAM_ACCEPT } from './negotiate.ts'
 import type { SimpleFormat } from './negotiate.ts'
 import { basePath, decodePath, firstHeader, requestPathname, requestSearch } from './request-path.ts'
 import type { PypiComponents } from './types.ts'
@@ -53,8 +53,12 @@ export async function serveIndex (ctx: StrategyContext, components: PypiComponen
   const headers: Record<string, string> = { accept: format === 'api' ? 'application/json' : UPSTREAM_ACCEPT[format] }
   const authorization = firstHeader(ctx, 'authorization')
   if (authorization !== undefined) headers.authorization = authorization
+  const keyOf = (f: SimpleFormat | 'api'): string => `pypi:${f}:${canonicalUrl(ctx.upstreamUrl)}${credentialScope(authorization)}`
+  // The other format, when this client takes it too: served if only it is cached and the upstream is away.
+  const other: SimpleFormat | null = format === 'api' ? null : format === 'json' ? 'html' : 'json'
   const result = await metadata.fetch({
-    key: `pypi:${format}:${canonicalUrl(ctx.upstreamUrl)}${credentialScope(authorization)}`,
+    key: keyOf(format),
+    alternates: other !== null && acceptsFormat(firstHeader(ctx, 'accept'), other) ? [keyOf(other)] : [],
     url: ctx.upstreamUrl,
     headers,
     ttlMs: rule.metadata_ttl_s * 1000,

@@ -36,3 +36,13 @@ export function chooseFormat (accept: string | undefined): SimpleFormat {
     q.get('text/html') ?? 0, q.get('text/*') ?? 0, q.get('*/*') ?? 0)
   return json >= html ? 'json' : 'html'
 }
+
+/** Whether a client with this `Accept` takes the format at all (no Accept: HTML only, as old clients). */
+export function acceptsFormat (accept: string | undefined, format: SimpleFormat): boolean {
+  if (accept === undefined) return format === 'html'
+  const q = qualities(accept)
+  const any = q.get('*/*') ?? 0
+  if (format === 'json') return Math.max(q.get(SIMPLE_JSON) ?? 0, q.get('application/vnd.pypi.simple.latest+json') ?? 0, any) > 0
+  return Math.max(q.get('application/vnd.pypi.simple.v1+html') ?? 0, q.get('application/vnd.pypi.simple.latest+html') ?? 0,
+    q.get('text/html') ?? 0, q.get('text/*') ?? 0, any) > 0
+}

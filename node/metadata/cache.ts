@@ -169,6 +169,9 @@ export class MetadataCache {
    * are returned unchanged (logged). Uncached (live) answers are rewritten in memory.
    */
   async rewrite (result: MetadataResult, rewrite: MetadataRewrite): Promise<MetadataResult> {
+    // A body in a coding the node does not know is kept as received, with its header: its bytes are not text.
+    const coding = result.headers['content-encoding']
+    if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') return result
     const origin = originOf(result)
     if (origin === undefined || result.info === null) {
       const body = await result.body.read()

@@ -199,6 +199,16 @@ describe('metadata cache', () => {
     expect(gz?.body.size).toBeLessThan(two.body.size)
   })
 
+  it('keeps a body in a coding it does not know as received: not rewritten, its header kept', async () => {
+    const up = await upstream({ status: 200, body: 'see https://up.example/x', headers: { 'content-encoding': 'x-weird' } })
+    const c = await cache()
+    const base = await c.fetch(req(up.url + '/doc'))
+    expect(base.headers['content-encoding']).toBe('x-weird')
+    const out = await c.rewrite(base, { id: 'up->mirror', apply: (b: Buffer) => Buffer.from(b.toString().replaceAll('https://up.example', '/m')) })
+    expect(await text(out)).toBe('see https://up.example/x')
+    expect(out.headers['content-encoding']).toBe('x-weird')
+  })
+
   it('keeps entries across a restart', async () => {
     const up = await upstream({ status: 200, body: 'persist' })
     const a = await cache()

@@ -250,7 +250,7 @@ export class Download {
   /** Passed through over several connections when the upstream takes ranges of a known size. */
   private passthroughPlan (): ParallelPassthrough | null {
     const plan = passthroughPlan(this.rangeSupported && this.size !== null, this.init.concurrency, this.firstLatencyMs, this.init.source.alignment?.())
-    return plan === null ? null : { ...plan, outageMs: this.init.quietLimitMs, stallCapMs: this.init.readTimeoutMs }
+    return plan === null ? null : { ...plan, outageMs: this.init.quietLimitMs, stallCapMs: this.init.readTimeoutMs, answeredInMs: this.firstLatencyMs }
   }
 
   /** When a connection fetching towards `offset` last landed bytes (ms since the epoch), or 0. */

@@ -188,6 +188,8 @@ export interface ParallelPassthrough {
   outageMs?: number
   /** The read timeout: the longest a request may send nothing (see StallWatch; default DEFAULT_STALL_CAP_MS). */
   stallCapMs?: number
+  /** How long the file's first response took: later requests may take as long (see StallWatch). */
+  answeredInMs?: number
 }
 
 /**
@@ -198,7 +200,7 @@ export interface ParallelPassthrough {
  */
 function parallelChunks (from: PassthroughFrom, first: SourceResponse | null, start: number, end: number, plan: ParallelPassthrough, gate: PassthroughChunksInit['gate'] = null): BlobChunks {
   const { source, onBytes, version } = from
-  const watch = new StallWatch(plan.stallCapMs ?? DEFAULT_STALL_CAP_MS)
+  const watch = new StallWatch(plan.stallCapMs ?? DEFAULT_STALL_CAP_MS, plan.answeredInMs)
   return passthroughChunks({
     start,
     end,

@@ -14,8 +14,10 @@ export class StallWatch {
   private readonly capMs: number
   private slowestMs = 0
 
-  constructor (capMs: number) {
+  /** `answeredInMs`: how long the file's first response took (a wait the upstream is known for). */
+  constructor (capMs: number, answeredInMs = 0) {
     this.capMs = capMs
+    this.slowestMs = answeredInMs
   }
 
   /** How long a request may send nothing after `stalls` requests of its range in a row were given up. */

@@ -67,3 +67,19 @@ it.each([
   expect(got).toMatchObject({ bytes: SIZE, hex: generatedSha256(SIZE, 21) })
   expect(performance.now() - t0).toBeLessThan(20_000)
 }, 60_000)
+
+it('an upstream slow to answer every request (6 s, beyond the first stall limit) still passes files through: its wait is learnt', async () => {
+  const size = 6 * MiB
+  const server = track(await startFileServer({ files: { '/slow.bin': { size, seed: 5 } }, latencyMs: 6000 }))
+  const rig = track(await makeRig({ maxBytes: MiB }))
+  const url = new URL(server.url + '/slow.bin')
+  const got = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: MiB, concurrency: 4 })
+  if (got.kind !== 'blob') throw new Error(`expected the file, got ${got.kind}`)
+  expect(got.from).toBe('passthrough')
+  const t0 = performance.now()
+  const read = await sha256Of(got.open(0, size)).finally(() => { got.release() })
+  expect(read).toEqual({ hex: generatedSha256(size, 5), bytes: size })
+  // The 5 ranges after the first, 4 at a time, each wait 6 s: 12 s. The first response's wait is known,
+  // so none is given up at the first limit (5 s) and asked again (17 s and more).
+  expect(performance.now() - t0).toBeLessThan(15_000)
+}, 90_000)

@@ -5,6 +5,7 @@ import type { Source, SourceResponse } from './upstream-source.ts'
 import { realProgress } from './progress.ts'
 import { isOutage, MAX_BACKOFF_MS, retryAfterOf, toldToWaitMs } from './outage.ts'
 import { StallWatch } from './stall-watch.ts'
+import type { StallAttempt } from './stall-watch.ts'
 import { CHANGED_IN_A_ROW, contentChanged, isContentChanged, sameVersion } from './version.ts'
 import type { Validator } from '../store/index-db.ts'
 
@@ -153,6 +154,22 @@ export interface FillOptions {
   version?: PassthroughVersion | null
 }
 
+/**
+ * The answer for the bytes [pos, end) under `attempt`: `first` when there is one (it was asked with the
+ * stream's own signal, so a stall stops it here), else a new request; checked by bytesBefore.
+ */
+export async function askRange (source: Source, first: SourceResponse | null, range: { pos: number, end: number }, attempt: StallAttempt, o: { version: PassthroughVersion | null, takesVolatile?: boolean }): Promise<{ res: SourceResponse, skip: number }> {
+  let res = first
+  if (res === null) {
+    res = await source.fetch({ start: range.pos, end: range.end - 1 }, { signal: attempt.signal, verifiedOnly: true, takesVolatile: o.takesVolatile })
+    attempt.touch()
+  } else {
+    const body = res.body
+    attempt.signal.addEventListener('abort', () => { discardBody(body) }, { once: true })
+  }
+  return { res, skip: bytesBefore(res, range.pos, o.version) }
+}
+
 export async function fillRange (source: Source, first: SourceResponse | null, into: RangeTarget, onBytes: (n: number) => void, signal: AbortSignal, options: FillOptions = {}): Promise<void> {
   const end = into.start + into.buf.length
   let res = usableFirst(first, into.start)
@@ -162,14 +179,9 @@ export async function fillRange (source: Source, first: SourceResponse | null, i
     const before = into.filled
     const attempt = retries.watch.attempt(signal, retries.stalls)
     try {
-      if (res === null) {
-        res = await source.fetch({ start: pos, end: end - 1 }, { signal: attempt.signal, verifiedOnly: true, takesVolatile: true })
-        attempt.touch()
-      } else {
-        // The first response was asked with the stream's own signal: a stall is stopped here.
-        attempt.signal.addEventListener('abort', () => { if (res !== null) discardBody(res.body) }, { once: true })
-      }
-      await drainInto(res, bytesBefore(res, pos, options.version ?? null), into, n => { attempt.touch(); onBytes(n) })
+      const asked = await askRange(source, res, { pos, end }, attempt, { version: options.version ?? null, takesVolatile: true })
+      res = asked.res
+      await drainInto(res, asked.skip, into, n => { attempt.touch(); onBytes(n) })
     } catch (err) {
       if (res !== null) discardBody(res.body)
       res = null

@@ -7,7 +7,7 @@ import { createDigest } from './ordered-hasher.ts'
 import { passthroughChunks } from './passthrough-chunks.ts'
 import type { PassthroughChunksInit } from './passthrough-chunks.ts'
 import type { BlobChunks } from './blob-chunks.ts'
-import { bytesBefore, DEFAULT_OUTAGE_MS, DEFAULT_STALL_CAP_MS, dropHead, fillRange, RangeRetries, usableFirst } from './passthrough-range.ts'
+import { askRange, DEFAULT_OUTAGE_MS, DEFAULT_STALL_CAP_MS, dropHead, fillRange, RangeRetries, usableFirst } from './passthrough-range.ts'
 import type { PassthroughVersion } from './passthrough-range.ts'
 import { StallWatch } from './stall-watch.ts'
 import { discardBody } from './upstream-source.ts'
@@ -110,17 +110,10 @@ function openOne (from: PassthroughFrom, first: SourceResponse | null, start: nu
         const before = pos
         const attempt = retries.watch.attempt(ac.signal, retries.stalls)
         try {
+          const asked = await askRange(source, res, { pos, end }, attempt, { version })
+          res = asked.res
           /** Bytes of the body before `pos` (an upstream without Range support sends the whole file). */
-          let skip = 0
-          if (res === null) {
-            res = await source.fetch({ start: pos, end: end - 1 }, { signal: attempt.signal, verifiedOnly: true })
-            attempt.touch()
-            skip = bytesBefore(res, pos, version)
-          } else {
-            // The first response was asked with the stream's own signal: a stall is stopped here.
-            const body = res.body
-            attempt.signal.addEventListener('abort', () => { discardBody(body) }, { once: true })
-          }
+          let skip = asked.skip
           for await (const body of res.body as AsyncIterable<Buffer>) {
             attempt.touch()
             onBytes(body.length)

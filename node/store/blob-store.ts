@@ -142,7 +142,6 @@ export class BlobStore {
     this.tidy = new IndexTidy({
       index: this.index,
       records: this.records,
-      holds: digest => this.blobs.has(digest),
       blobWrites: this.blobWrites,
       blobs: this.blobs,
       blobPath: digest => this.layout.blobPath(digest),

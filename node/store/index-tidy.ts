@@ -7,8 +7,6 @@ import type { WriteOrder } from './write-order.ts'
 export interface IndexTidyComponents {
   index: IndexDb
   records: DownloadRecords
-  /** Whether the store holds this blob now. */
-  holds: (digest: string) => boolean
   /** The store's per-blob write order (commits and drops run in it). */
   blobWrites: WriteOrder
   /** The blobs the store holds now, by digest (an entry is replaced when the blob is committed again). */
@@ -90,7 +88,7 @@ export class IndexTidy {
     let dropped = 0
     for await (const [key, entry] of index.keys()) {
       if (this.stopped) return dropped
-      if (this.c.holds(entry.digest)) continue
+      if (this.c.blobs.has(entry.digest)) continue
       await blobWrites.run(entry.digest, async () => {
         if (await index.getBlob(entry.digest) !== undefined) return
         const now = await index.getKey(key)

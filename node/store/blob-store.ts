@@ -5,9 +5,9 @@ import { dirname } from 'node:path'
 import type { Logger } from '../log.ts'
 import { BlobCheck } from './blob-check.ts'
 import { ensureDir } from './ensure-dir.ts'
-import { planEviction } from './eviction.ts'
 import { BlobScrub } from './scrub.ts'
-import type { EvictionBudget, EvictionEntry } from './eviction.ts'
+import type { EvictionEntry } from './eviction.ts'
+import { CacheSpace } from './cache-space.ts'
 import { IndexDb } from './index-db.ts'
 import type { BlobEntry, FinalKey, KeyEntry, PartialEntry } from './index-db.ts'
 import { createLayout } from './layout.ts'
@@ -18,17 +18,10 @@ import { IndexTidy } from './index-tidy.ts'
 import { openIndex } from './open-index.ts'
 import { PartialSpace } from './partial-space.ts'
 
-/** How often a file too large for the whole cache is warned about (debug in between). */
-const TOO_LARGE_SAID_EVERY_MS = 3600_000
-/** How often "no room in the cache" is warned about (debug in between, counted in the next warning's `also`). */
-const NO_ROOM_SAID_EVERY_MS = 60_000
 
 export interface BlobStoreComponents {
   logger: Logger
 }
-
-/** The one queue space plans wait in (see spacePlans). */
-const SPACE = 'space'
 
 export interface BlobStoreInit {
   dir: string
@@ -88,15 +81,12 @@ export class BlobStore {
   readonly layout: StoreLayout
   readonly index: IndexDb
   private readonly log: Logger
-  private readonly budget: EvictionBudget
+  private readonly space: CacheSpace
   private readonly lruEnabled: boolean
   private readonly freeBytesOf: (dir: string) => Promise<number>
   private readonly blobs = new Map<string, BlobEntry>()
   private readonly inUse = new Map<string, number>()
   private usedBytes = 0
-  private reservedBytes = 0
-  /** Reservations' written bytes (temp files are sparse: what is not written yet is not taken from the disk yet). */
-  private readonly reservations = new Map<() => number, number>()
   private started = false
   /** The periodic eviction sweep (see start) and the pass under way, if any. */
   private sweeper: NodeJS.Timeout | null = null
@@ -107,33 +97,17 @@ export class BlobStore {
   /** Every byte downloads received, from whichever source; the peers' share of it. */
   private received = 0
   private fromPeers = 0
-  /**
-   * Space is planned one reservation (or sweep) at a time: plans made side by side from the same state
-   * each evicted for themselves and each counted the same victims' bytes as freed, so downloads starting
-   * together overshot the budget (and evicted more than needed).
-   */
-  private readonly spacePlans = new WriteOrder()
   private readonly committedListeners = new Set<(digest: string, size: number) => void>()
   private readonly records: DownloadRecords
   /** Writes to a blob's entry (access times, drops), in the order issued. */
   private readonly blobWrites = new WriteOrder()
   private readonly check: BlobCheck
-  private saidTooLargeAt = Number.NEGATIVE_INFINITY
-  /** When "no room" was last said at warn level, and how many were said at debug since. */
-  private saidNoRoomAt = Number.NEGATIVE_INFINITY
-  private noRoomSince = 0
   readonly scrub: BlobScrub | null
 
   constructor (components: BlobStoreComponents, init: BlobStoreInit) {
     this.log = components.logger.child({ component: 'store' })
     this.layout = createLayout(init.dir)
     this.index = new IndexDb(this.layout.indexDir, { freeBytes: async () => await this.freeBytes(), logger: this.log })
-    this.budget = {
-      maxBytes: init.maxBytes,
-      minFreeBytes: init.minFreeBytes ?? 0,
-      highWatermark: init.highWatermark ?? 0.95,
-      lowWatermark: init.lowWatermark ?? 0.85
-    }
     this.lruEnabled = init.lruEnabled ?? true
     this.records = new DownloadRecords(this.index, this.layout, {
       partialTtlMs: init.partialTtlMs ?? 24 * 3600_000,
@@ -151,6 +125,17 @@ export class BlobStore {
       everyMs: init.partialSweepEveryMs ?? Math.max(1000, Math.min((init.partialTtlMs ?? 24 * 3600_000) / 4, 3600_000))
     })
     this.freeBytesOf = init.freeBytes ?? defaultFreeBytes
+    this.space = new CacheSpace({
+      logger: this.log,
+      freeBytes: async () => await this.freeBytes(),
+      usedBytes: () => this.usedBytes,
+      idlePartialBytes: () => this.records.space.idleBytes(),
+      entries: () => this.evictionEntries(),
+      evictOne: async (id) => { await this.evictOne(id) }
+    }, {
+      budget: { maxBytes: init.maxBytes, minFreeBytes: init.minFreeBytes ?? 0, highWatermark: init.highWatermark ?? 0.95, lowWatermark: init.lowWatermark ?? 0.85 },
+      lruEnabled: this.lruEnabled
+    })
     this.sweepEveryMs = init.sweepEveryMs ?? 60_000
     this.check = new BlobCheck({
       path: digest => this.layout.blobPath(digest),
@@ -161,14 +146,14 @@ export class BlobStore {
       ? new BlobScrub({
         blobs: () => [...this.blobs],
         entry: digest => this.blobs.get(digest),
-        busy: () => this.reservedBytes > 0,
+        busy: () => this.space.busy,
         verify: async (digest, entry, options) => await this.check.verify(digest, entry, options)
       }, this.log, { everyMs: init.verifyEveryMs ?? 0, bytesPerSecond: init.verifyBytesPerSecond, lookEveryMs: init.verifyLookEveryMs })
       : null
   }
 
   get maxBytes (): number {
-    return this.budget.maxBytes
+    return this.space.budget.maxBytes
   }
 
   async start (): Promise<void> {
@@ -268,61 +253,16 @@ export class BlobStore {
   }
 
   /**
-   * Reserves space for a download of `bytes`, evicting least recently used blobs when needed.
-   * False when the file cannot be cached (larger than the budget, or the disk is too full): the
-   * caller passes it through instead.
+   * Reserves space for a download of `bytes` (see CacheSpace.reserve); false: pass the file through.
+   * `written` says how much of it the download has written so far.
    */
   async reserve (bytes: number, written?: () => number): Promise<boolean> {
-    if (bytes > this.budget.maxBytes) {
-      // Said where an admin looks, once an hour: every request for such a file downloads it again.
-      const now = Date.now()
-      const warn = now - this.saidTooLargeAt >= TOO_LARGE_SAID_EVERY_MS
-      if (warn) this.saidTooLargeAt = now
-      this.log[warn ? 'warn' : 'debug']({ bytes, max: this.budget.maxBytes }, 'a file larger than the whole cache (cache.max_size_gb) is passed through uncached: every request for it downloads it again')
-      return false
-    }
-    return await this.spacePlans.run(SPACE, async () => await this.reserveNow(bytes, written))
-  }
-
-  private async reserveNow (bytes: number, written: (() => number) | undefined): Promise<boolean> {
-    const free = await this.freeForPlans()
-    const plan = planEviction(this.evictionEntries(), this.budget, {
-      usedBytes: this.spentBytes(), freeBytes: free, incomingBytes: bytes
-    })
-    if (plan.evict.length > 0 && this.lruEnabled) {
-      for (const id of plan.evict) await this.evictOne(id)
-    }
-    const fits = plan.fits && (this.lruEnabled || plan.evict.length === 0)
-    if (!fits) {
-      // Said where an admin looks once a minute: a cache.min_free_gb larger than the disk holds says it
-      // at every request otherwise.
-      const now = Date.now()
-      const warn = now - this.saidNoRoomAt >= NO_ROOM_SAID_EVERY_MS
-      if (warn) this.saidNoRoomAt = now
-      this.log[warn ? 'warn' : 'debug']({ also: warn ? this.noRoomSince : undefined, bytes, free, minFree: this.budget.minFreeBytes, used: this.usedBytes, reserved: this.reservedBytes, partial: this.records.space.idleBytes(), max: this.budget.maxBytes }, 'no room in the cache (cache.max_size_gb, less what downloads under way reserved, and cache.min_free_gb); passing the file through uncached')
-      this.noRoomSince = warn ? 0 : this.noRoomSince + 1
-      return false
-    }
-    this.reservedBytes += bytes
-    if (written !== undefined) this.reservations.set(written, bytes)
-    return true
+    return await this.space.reserve(bytes, written)
   }
 
   /** Ends a reservation (`written`: the one given to reserve). */
   unreserve (bytes: number, written?: () => number): void {
-    this.reservedBytes = Math.max(0, this.reservedBytes - bytes)
-    if (written !== undefined) this.reservations.delete(written)
-  }
-
-  /**
-   * The disk's free bytes less what reservations will still write: downloads starting together each
-   * saw the space the others had reserved as free (their temp files fill as they go), and together
-   * took the disk below cache.min_free_gb, then to full.
-   */
-  private async freeForPlans (): Promise<number> {
-    let unwritten = 0
-    for (const [written, bytes] of this.reservations) unwritten += Math.max(0, bytes - written())
-    return await this.freeBytes() - unwritten
+    this.space.unreserve(bytes, written)
   }
 
   /**
@@ -331,11 +271,6 @@ export class BlobStore {
    */
   holdPartial (key: string): () => void {
     return this.records.space.hold(key)
-  }
-
-  /** Bytes the budget counts: blobs, what downloads under way reserved, and stopped partial downloads. */
-  private spentBytes (): number {
-    return this.usedBytes + this.reservedBytes + this.records.space.idleBytes()
   }
 
   /** Evicts a blob, or a partial download (see PartialSpace) unless a download took it up meanwhile. */
@@ -424,14 +359,7 @@ export class BlobStore {
 
   /** Brings the cache back under its high watermark and free-disk floor; how many blobs went. */
   async evict (): Promise<number> {
-    return await this.spacePlans.run(SPACE, async () => await this.evictNow())
-  }
-
-  private async evictNow (): Promise<number> {
-    const free = await this.freeForPlans()
-    const plan = planEviction(this.evictionEntries(), this.budget, { usedBytes: this.spentBytes(), freeBytes: free, incomingBytes: 0 })
-    for (const id of plan.evict) await this.evictOne(id)
-    return plan.evict.length
+    return await this.space.evict()
   }
 
   private async freeBytes (): Promise<number> {

@@ -25,7 +25,7 @@ export interface MetadataCacheInit {
   staleGraceMs?: number
   /** Upper bound of one upstream exchange (all bytes; stalls are cut sooner by the pool read timeout). Default 10 min. */
   requestTimeoutMs?: number
-  /** Largest body rewritten (held in memory); bigger ones are served unrewritten. Default 64 MiB. */
+  /** Largest body a whole-body rewrite reads into memory; bigger ones are served unrewritten. Default 64 MiB. */
   maxRewriteBytes?: number
   /** How long a replaced body stays readable. Default 60 s. */
   bodyGraceMs?: number
@@ -51,6 +51,12 @@ function bufferBody (data: Buffer): MetadataBody {
   }
 }
 
+async function applyInMemory (rewrite: MetadataRewrite, body: MetadataBody, info: MetadataInfo): Promise<Buffer> {
+  if (!('stream' in rewrite)) return await rewrite.apply(await body.read(), info)
+  const chunks: Buffer[] = []
+  for await (const chunk of rewrite.stream(body, info)) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
 
 /** Where a cached result's bytes live: a body generation and the variant of it. */
 interface Origin { entry: StoredEntry, variant: string }
@@ -165,8 +171,9 @@ export class MetadataCache {
   }
 
   /**
-   * `result` with `rewrite` applied, as a cached variant with its own ETag. Bodies over the rewrite cap
-   * are returned unchanged (logged). Uncached (live) answers are rewritten in memory.
+   * `result` with `rewrite` applied, as a cached variant with its own ETag. Streaming rewrites take any
+   * size; whole-body ones skip bodies over the rewrite cap (logged). Uncached (live) answers, small
+   * error pages, are rewritten in memory.
    */
   async rewrite (result: MetadataResult, rewrite: MetadataRewrite): Promise<MetadataResult> {
     // A body in a coding the node does not know is kept as received, with its header: its bytes are not text.
@@ -176,17 +183,22 @@ export class MetadataCache {
     if (origin === undefined || result.info === null) {
       const body = await result.body.read()
       const info = { url: '', status: result.status, headers: result.headers, upstream: { etag: null, lastModified: null }, sha256: '', size: body.length, fetchedAt: Date.now() }
-      const out: WithOrigin = { ...result, body: bufferBody(await rewrite.apply(body, info)) }
+      const out: WithOrigin = { ...result, body: bufferBody(await applyInMemory(rewrite, bufferBody(body), info)) }
       delete out[ORIGIN]
       return out
     }
-    if (result.body.size > this.maxRewriteBytes) {
+    const info = result.info
+    let produce: () => Promise<Buffer | Readable>
+    if ('stream' in rewrite) {
+      produce = async () => Readable.from(rewrite.stream(result.body, info))
+    } else if (result.body.size > this.maxRewriteBytes) {
       this.log.warn({ url: origin.entry.url, size: result.body.size, limit: this.maxRewriteBytes }, 'metadata body over the rewrite limit, served unrewritten')
       return result
+    } else {
+      produce = async () => await rewrite.apply(await result.body.read(), info)
     }
-    const info = result.info
     const variant = origin.variant === '' ? rewrite.id : `${origin.variant}\n${rewrite.id}`
-    const path = await this.derive(origin.entry, variant, async () => await rewrite.apply(await result.body.read(), info))
+    const path = await this.derive(origin.entry, variant, produce)
     return await this.variantResult(result, origin.entry, variant, path)
   }
 

@@ -89,12 +89,17 @@ export interface MetadataResult {
   readonly info: MetadataInfo | null
 }
 
-/** A body rewrite applied before serving; its output is cached on disk beside the body it came from. */
-export interface MetadataRewrite {
-  /**
-   * Names the transformation and every input it depends on besides the body (e.g. the mirror base URL),
-   * so equal ids always give equal output.
-   */
+/**
+ * A body rewrite applied before serving; its output is cached on disk beside the body it came from. `id`
+ * names the transformation and every input it depends on besides the body (e.g. the mirror base URL),
+ * so equal ids always give equal output.
+ */
+export type MetadataRewrite = {
   readonly id: string
+  /** Whole-body form, held in memory: for documents known to be small (bigger ones are served unrewritten). */
   readonly apply: (body: Buffer, info: MetadataInfo) => Buffer | Promise<Buffer>
+} | {
+  readonly id: string
+  /** Streaming form, for any size: reads the body (as often as it needs) and yields the new bytes. */
+  readonly stream: (body: MetadataBody, info: MetadataInfo) => AsyncIterable<Buffer>
 }

@@ -1,4 +1,6 @@
-import { zstdCompressSync, zstdDecompressSync } from 'node:zlib'
+import { Readable } from 'node:stream'
+import type { Transform } from 'node:stream'
+import zlib from 'node:zlib'
 import type { RepodataCoding } from './paths.ts'
 
 /**
@@ -21,14 +23,45 @@ export function findBaseUrl (head: string): string | null {
   return ANY_BASE_URL.exec(head)?.[1] ?? null
 }
 
-export function decodeRepodata (body: Buffer, coding: RepodataCoding): Buffer | null {
-  if (coding === 'json') return body
-  if (coding === 'zst') return zstdDecompressSync(body)
-  return null
+/**
+ * The repodata (plain or zstd) with its first absolute base_url replaced by `map(url)`, streamed: the base
+ * is looked for in the first `headBytes` decoded bytes only (the `info` block, which writers put first),
+ * the rest passes through, so a document of any size is rewritten in the memory of its head.
+ */
+export async function * rewriteRepodataBaseUrl (source: Readable, coding: Exclude<RepodataCoding, 'bz2'>, map: (url: string) => string | null,
+  headBytes: number): AsyncGenerator<Buffer> {
+  const decoder = coding === 'zst' ? zlib.createZstdDecompress() : null
+  const encoder = coding === 'zst' ? zlib.createZstdCompress() : null
+  const decoded: Readable = decoder === null ? source : forward(source, decoder)
+  async function * text (): AsyncGenerator<Buffer> {
+    let head: Buffer[] = []
+    let size = 0
+    for await (const chunk of decoded as AsyncIterable<Buffer>) {
+      if (head.length === 0 && size >= headBytes) {
+        yield chunk
+        continue
+      }
+      head.push(chunk)
+      size += chunk.length
+      if (size < headBytes) continue
+      yield Buffer.from(rewriteBaseUrl(Buffer.concat(head).toString('latin1'), map), 'latin1')
+      head = []
+    }
+    if (head.length > 0) yield Buffer.from(rewriteBaseUrl(Buffer.concat(head).toString('latin1'), map), 'latin1')
+  }
+  try {
+    yield * (encoder === null ? text() : forward(Readable.from(text()), encoder)) as AsyncIterable<Buffer>
+  } finally {
+    source.destroy()
+    decoder?.destroy()
+    encoder?.destroy()
+  }
 }
 
-export function encodeRepodata (text: Buffer, coding: RepodataCoding): Buffer {
-  return coding === 'zst' ? zstdCompressSync(text) : text
+/** `from` piped into `to`, with `from`'s failure failing `to` (pipe alone would leave `to` waiting). */
+function forward (from: Readable, to: Transform): Transform {
+  from.on('error', (err) => to.destroy(err))
+  return from.pipe(to)
 }
 
 /** Replaces the first absolute base_url with `map(url)` (kept when map returns null). */

@@ -10,7 +10,7 @@ import type { MetadataResult } from '../../metadata/types.ts'
 import type { RewritePlan } from '../../rewrite/rules.ts'
 import { serveArtifact } from '../artifact.ts'
 import type { Handler } from '../types.ts'
-import { decodeRepodata, encodeRepodata, findAbsoluteBaseUrl, rewriteBaseUrl } from './base-url.ts'
+import { findAbsoluteBaseUrl, rewriteRepodataBaseUrl } from './base-url.ts'
 import { decodedHead } from './decoded-head.ts'
 import { RepodataIndexer } from './indexer.ts'
 import { classifyCondaPath } from './paths.ts'
@@ -55,18 +55,13 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
     return (url: string): string | null => links.rewriteUrl(url, ctx.upstreamUrl, ctx.mirrorBase)
   }
 
-  async function withMirrorBaseUrl (ctx: StrategyContext, result: MetadataResult, coding: RepodataCoding): Promise<MetadataResult> {
+  async function withMirrorBaseUrl (ctx: StrategyContext, result: MetadataResult, coding: Exclude<RepodataCoding, 'bz2'>): Promise<MetadataResult> {
     const map = mapper(ctx)
     const base = findAbsoluteBaseUrl(await decodedHead(result, coding, HEAD_BYTES))
     if (base === null || map(base) === null) return result
     return await metadata.rewrite(result, {
       id: `conda:base_url:${ctx.rule.name}:${ctx.mirrorBase}`,
-      apply: (body) => {
-        const text = decodeRepodata(body, coding)
-        if (text === null) return body
-        const out = rewriteBaseUrl(text.toString('latin1'), map)
-        return encodeRepodata(Buffer.from(out, 'latin1'), coding)
-      }
+      stream: (body) => rewriteRepodataBaseUrl(body.open(), coding, map, HEAD_BYTES)
     })
   }
 

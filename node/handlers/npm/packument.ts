@@ -1,47 +1,73 @@
 import { canonicalUrl } from '../../fetch/identity.ts'
+import { jsonString, scanJson } from '../../metadata/json-scan.ts'
+import type { JsonPath, JsonVisitor } from '../../metadata/json-scan.ts'
+import { learnAlong } from '../../metadata/learn-along.ts'
 import { formatHint, parseDigests, verifiable } from './integrity.ts'
 
 /**
  * Packument rewriting: every `"tarball"` URL that maps to the mirror becomes an absolute mirror URL
  * (npm needs absolute ones); integrity, shasum, signatures and all other bytes stay as upstream wrote
- * them. Returns the hints (canonical upstream tarball URL → digest) learned on the way.
+ * them. Hints (canonical upstream tarball URL → digest) are learnt on the way. Streamed: a packument of
+ * any size is rewritten in the memory of one `dist` object.
  */
 
-const TARBALL_VALUE = /("tarball"\s*:\s*)"((?:[^"\\]|\\.)*)"/g
+/** Canonical upstream tarball URL → `<algorithm>:<hex>`. */
+export type TarballHint = readonly [string, string]
 
-type Json = Record<string, unknown>
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
+const DIST_FIELDS: ReadonlySet<string | number | undefined> = new Set(['tarball', 'integrity', 'shasum'])
 
-export interface RewrittenPackument {
-  readonly text: string
-  readonly hints: Array<readonly [string, string]>
-  /** Tarballs whose only published digest is sha1 (verified by it, keyed with their URL). */
-  readonly sha1Only: number
+/** `versions.<v>.dist`, or `dist` of a single-version document. */
+function isDist (path: JsonPath, length = path.length): boolean {
+  if (path[length - 1] !== 'dist') return false
+  return length === 1 || (length === 3 && path[0] === 'versions')
 }
 
-export function rewritePackument (text: string, docUrl: URL, map: (absolute: URL) => string | null): RewrittenPackument {
-  const hints: Array<readonly [string, string]> = []
-  let sha1Only = 0
-  let doc: unknown = null
-  try { doc = JSON.parse(text) } catch { /* not JSON: nothing to learn, nothing to rewrite */ }
-  if (!isObject(doc)) return { text, hints, sha1Only }
-  const versions = isObject(doc.versions) ? Object.values(doc.versions) : [doc]
-  for (const v of versions) {
-    if (!isObject(v) || !isObject(v.dist) || typeof v.dist.tarball !== 'string') continue
-    let url: URL
-    try { url = new URL(v.dist.tarball, docUrl) } catch { continue }
-    const digest = verifiable(parseDigests(v.dist.integrity, v.dist.shasum))
-    if (digest?.algorithm === 'sha1') sha1Only++
-    if (digest !== null) hints.push([`npm:${canonicalUrl(url)}`, formatHint(digest)])
+class PackumentVisitor implements JsonVisitor {
+  readonly hints: TarballHint[] = []
+  private dist = new Map<string, string>()
+  private readonly docUrl: URL
+  private readonly map: (absolute: URL) => string | null
+
+  constructor (docUrl: URL, map: (absolute: URL) => string | null) {
+    this.docUrl = docUrl
+    this.map = map
   }
-  const out = text.replace(TARBALL_VALUE, (whole, key: string, raw: string) => {
-    let value: unknown
-    try { value = JSON.parse(`"${raw}"`) } catch { return whole }
-    if (typeof value !== 'string') return whole
-    let url: URL
-    try { url = new URL(value, docUrl) } catch { return whole }
-    const mapped = map(url)
-    return mapped === null ? whole : `${key}${JSON.stringify(mapped)}`
-  })
-  return { text: out, hints, sha1Only }
+
+  readonly wants = (path: JsonPath): boolean => {
+    const key = path.at(-1)
+    return key === 'tarball' || (DIST_FIELDS.has(key) && isDist(path, path.length - 1))
+  }
+
+  readonly value = (path: JsonPath, raw: string): string | undefined => {
+    const value = jsonString(raw)
+    if (value === null) return undefined
+    const key = path.at(-1) as string
+    if (isDist(path, path.length - 1)) this.dist.set(key, value)
+    if (key !== 'tarball') return undefined
+    const url = this.absolute(value)
+    const mapped = url === null ? null : this.map(url)
+    return mapped === null ? undefined : JSON.stringify(mapped)
+  }
+
+  readonly close = (path: JsonPath): void => {
+    if (!isDist(path)) return
+    const dist = this.dist
+    this.dist = new Map()
+    const tarball = dist.get('tarball')
+    const url = tarball === undefined ? null : this.absolute(tarball)
+    if (url === null) return
+    const digest = verifiable(parseDigests(dist.get('integrity'), dist.get('shasum')))
+    if (digest !== null) this.hints.push([`npm:${canonicalUrl(url)}`, formatHint(digest)])
+  }
+
+  private absolute (url: string): URL | null {
+    try { return new URL(url, this.docUrl) } catch { return null }
+  }
+}
+
+/** The packument with its tarballs on the mirror; `learn` gets the tarballs' published digests as they are read. */
+export async function * rewritePackument (source: AsyncIterable<Buffer>, docUrl: URL, map: (absolute: URL) => string | null,
+  learn: (hints: TarballHint[]) => Promise<void>): AsyncGenerator<Buffer> {
+  const visitor = new PackumentVisitor(docUrl, map)
+  yield * learnAlong(scanJson(source, visitor), visitor.hints, learn)
 }

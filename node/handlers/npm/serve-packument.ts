@@ -72,12 +72,11 @@ async function loadPackument (ctx: StrategyContext, components: NpmComponents, n
     return await metadata.rewrite(result, {
       // v2: sha1-only tarballs became hints too; a new id re-reads packuments cached before.
       id: `npm-v2:${ctx.rule.name}:${ctx.mirrorBase}`,
-      apply: async (body) => {
-        const doc = rewritePackument(body.toString('utf8'), url, u => links.rewriteUrl(u.href, u, ctx.mirrorBase))
-        await metadata.remember(doc.hints)
-        if (doc.sha1Only > 0) log.debug({ name, tarballs: doc.sha1Only }, 'tarballs with only a sha1 shasum are verified by it')
-        return Buffer.from(doc.text, 'utf8')
-      }
+      stream: (body) => rewritePackument(body.open(), url, u => links.rewriteUrl(u.href, u, ctx.mirrorBase), async (hints) => {
+        await metadata.remember(hints)
+        const sha1Only = hints.filter(([, digest]) => digest.startsWith('sha1:')).length
+        if (sha1Only > 0) log.debug({ name, tarballs: sha1Only }, 'tarballs with only a sha1 shasum are verified by it')
+      })
     })
   }
   if (result.headers.location !== undefined) {

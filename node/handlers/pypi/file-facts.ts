@@ -20,11 +20,6 @@ export interface FileFacts {
   readonly metadataSha256: string | null
 }
 
-export interface RewrittenPage {
-  readonly text: string
-  readonly files: FileFacts[]
-}
-
 /** Hint names and values stored in the metadata cache for file requests. */
 export function factHints (files: readonly FileFacts[]): Array<readonly [string, string]> {
   const out: Array<readonly [string, string]> = []

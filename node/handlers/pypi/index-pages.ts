@@ -6,7 +6,7 @@ import { sendMetadata } from '../../metadata/serve.ts'
 import type { MetadataResult } from '../../metadata/types.ts'
 import type { RuleRewriting } from '../../rewrite/rules.ts'
 import { factHints } from './file-facts.ts'
-import type { LinkMap, RewrittenPage } from './file-facts.ts'
+import type { FileFacts, LinkMap } from './file-facts.ts'
 import { rewriteHtmlPage } from './html-page.ts'
 import { rewriteJsonPage } from './json-page.ts'
 import { canonicalProjectPath } from './names.ts'
@@ -73,15 +73,12 @@ export async function serveIndex (ctx: StrategyContext, components: PypiComponen
     // The JSON API's consumers expect absolute URLs; simple pages get host-agnostic path-absolute ones.
     const map = linkMap(rewriting, format === 'api' ? ctx.mirrorBase : prefix)
     const pageUrl = ctx.upstreamUrl
+    const learn = async (files: FileFacts[]): Promise<void> => { await metadata.remember(factHints(files)) }
     shown = await metadata.rewrite(result, {
       id: `pypi:${kind}:${rule.name}:${format === 'api' ? ctx.mirrorBase : prefix}`,
-      apply: async (body) => {
-        const page: RewrittenPage = kind === 'json'
-          ? rewriteJsonPage(body.toString('utf8'), pageUrl, map)
-          : rewriteHtmlPage(body.toString('latin1'), pageUrl, map)
-        await metadata.remember(factHints(page.files))
-        return Buffer.from(page.text, kind === 'json' ? 'utf8' : 'latin1')
-      }
+      stream: (body) => kind === 'json'
+        ? rewriteJsonPage(body.open(), pageUrl, map, learn)
+        : rewriteHtmlPage(() => body.open(), pageUrl, map, learn)
     })
   }
   await sendMetadata(metadata, request, reply, shown, { vary: format === 'api' ? [] : ['Accept'] })

@@ -1,59 +1,110 @@
-import type { FileFacts, LinkMap, RewrittenPage } from './file-facts.ts'
+import { jsonString, scanJson } from '../../metadata/json-scan.ts'
+import type { JsonPath, JsonVisitor } from '../../metadata/json-scan.ts'
+import type { FileFacts, LinkMap } from './file-facts.ts'
+import { learnAlong } from '../../metadata/learn-along.ts'
 import { sha256FromFragment } from './names.ts'
 
 /**
  * PEP 691 JSON pages (`files[].url`) and the legacy JSON API (`urls[].url`, `releases.*[].url`): only the
  * `"url"` string values change; hashes, unknown keys, key order and formatting stay as upstream wrote them.
+ * Streamed: a page of any size is rewritten in the memory of one file entry.
  */
 
-const URL_VALUE = /("url"\s*:\s*)"((?:[^"\\]|\\.)*)"/g
+/** Objects whose sha256 a file entry publishes, in the order they are trusted. */
+const FILE_DIGESTS = ['hashes', 'digests'] as const
+const METADATA_DIGESTS = ['core-metadata', 'dist-info-metadata'] as const
+const DIGEST_HOLDERS: ReadonlySet<string | number | undefined> = new Set([...FILE_DIGESTS, ...METADATA_DIGESTS])
 
-type Json = Record<string, unknown>
-
-function isObject (v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
+/** Length of the file entry's own path when `path` starts with one (`files[i]`, `urls[i]`, `releases.v[i]`), else 0. */
+function fileEntryDepth (path: JsonPath): number {
+  const first = path[0]
+  if ((first === 'files' || first === 'urls') && typeof path[1] === 'number') return 2
+  if (first === 'releases' && typeof path[1] === 'string' && typeof path[2] === 'number') return 3
+  return 0
 }
 
-function sha256Of (v: unknown): string | null {
-  if (!isObject(v)) return null
-  const s = v.sha256
-  return typeof s === 'string' && /^[0-9a-fA-F]{64}$/.test(s) ? s.toLowerCase() : null
+const sha256Hex = (v: string | undefined): string | null => v !== undefined && /^[0-9a-fA-F]{64}$/.test(v) ? v.toLowerCase() : null
+
+/** What one file entry said so far. */
+interface EntryFields {
+  url?: string
+  size?: number
+  digests: Map<string, string>
 }
 
-/** The file entries of either document shape. */
-function fileEntries (doc: Json): Json[] {
-  const out: Json[] = []
-  const add = (list: unknown): void => { if (Array.isArray(list)) for (const f of list) if (isObject(f)) out.push(f) }
-  add(doc.files)
-  add(doc.urls)
-  if (isObject(doc.releases)) for (const list of Object.values(doc.releases)) add(list)
-  return out
-}
+class PageVisitor implements JsonVisitor {
+  readonly files: FileFacts[] = []
+  private entry: EntryFields = { digests: new Map() }
+  private readonly pageUrl: URL
+  private readonly map: LinkMap
 
-export function rewriteJsonPage (text: string, pageUrl: URL, map: LinkMap): RewrittenPage {
-  let doc: unknown
-  try { doc = JSON.parse(text) } catch { return { text, files: [] } }
-  if (!isObject(doc)) return { text, files: [] }
-  const files: FileFacts[] = []
-  for (const f of fileEntries(doc)) {
-    if (typeof f.url !== 'string') continue
-    let absolute: URL
-    try { absolute = new URL(f.url, pageUrl) } catch { continue }
-    const mapped = map(absolute)
-    if (mapped === null) continue
-    const sha256 = sha256Of(f.hashes) ?? sha256Of(f.digests) ?? sha256FromFragment(absolute.hash)
-    const metadataSha256 = sha256Of(f['core-metadata']) ?? sha256Of(f['dist-info-metadata'])
-    if (sha256 === null && metadataSha256 === null) continue
-    files.push({ path: mapped.path, sha256, size: typeof f.size === 'number' ? f.size : null, metadataSha256 })
+  constructor (pageUrl: URL, map: LinkMap) {
+    this.pageUrl = pageUrl
+    this.map = map
   }
-  const out = text.replace(URL_VALUE, (whole, key: string, raw: string) => {
-    let value: unknown
-    try { value = JSON.parse(`"${raw}"`) } catch { return whole }
-    if (typeof value !== 'string') return whole
-    let absolute: URL
-    try { absolute = new URL(value, pageUrl) } catch { return whole }
-    const mapped = map(absolute)
-    return mapped === null ? whole : `${key}${JSON.stringify(mapped.href)}`
-  })
-  return { text: out, files }
+
+  readonly wants = (path: JsonPath): boolean => {
+    const key = path.at(-1)
+    if (key === 'url') return true
+    const depth = fileEntryDepth(path)
+    if (depth === 0) return false
+    if (path.length === depth + 1) return key === 'size'
+    return path.length === depth + 2 && key === 'sha256' && DIGEST_HOLDERS.has(path[depth])
+  }
+
+  readonly value = (path: JsonPath, raw: string): string | undefined => {
+    const depth = fileEntryDepth(path)
+    const key = path.at(-1)
+    if (depth > 0 && path.length === depth + 1 && key === 'size') {
+      const size = Number(raw)
+      if (Number.isSafeInteger(size) && size >= 0) this.entry.size = size
+      return undefined
+    }
+    const text = jsonString(raw)
+    if (text === null) return undefined
+    if (key === 'sha256') {
+      if (depth > 0) this.entry.digests.set(path[depth] as string, text)
+      return undefined
+    }
+    if (depth > 0 && path.length === depth + 1) this.entry.url = text
+    const mapped = this.mapped(text)
+    return mapped === null ? undefined : JSON.stringify(mapped.href)
+  }
+
+  readonly close = (path: JsonPath): void => {
+    if (path.length === 0 || fileEntryDepth(path) !== path.length) return
+    const entry = this.entry
+    this.entry = { digests: new Map() }
+    if (entry.url === undefined) return
+    const absolute = this.absolute(entry.url)
+    const mapped = absolute === null ? null : this.map(absolute)
+    if (absolute === null || mapped === null) return
+    const first = (holders: readonly string[]): string | null => {
+      for (const h of holders) {
+        const hex = sha256Hex(entry.digests.get(h))
+        if (hex !== null) return hex
+      }
+      return null
+    }
+    const sha256 = first(FILE_DIGESTS) ?? sha256FromFragment(absolute.hash)
+    const metadataSha256 = first(METADATA_DIGESTS)
+    if (sha256 === null && metadataSha256 === null) return
+    this.files.push({ path: mapped.path, sha256, size: entry.size ?? null, metadataSha256 })
+  }
+
+  private absolute (url: string): URL | null {
+    try { return new URL(url, this.pageUrl) } catch { return null }
+  }
+
+  private mapped (url: string): ReturnType<LinkMap> {
+    const absolute = this.absolute(url)
+    return absolute === null ? null : this.map(absolute)
+  }
+}
+
+/** The page with its file links on the mirror; `learn` gets the files' published digests as they are read. */
+export async function * rewriteJsonPage (source: AsyncIterable<Buffer>, pageUrl: URL, map: LinkMap,
+  learn: (files: FileFacts[]) => Promise<void>): AsyncGenerator<Buffer> {
+  const visitor = new PageVisitor(pageUrl, map)
+  yield * learnAlong(scanJson(source, visitor), visitor.files, learn)
 }

@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream'
+import { zstdCompressSync, zstdDecompressSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
-import { findAbsoluteBaseUrl, rewriteBaseUrl } from '../../../../node/handlers/conda/base-url.ts'
+import { findAbsoluteBaseUrl, rewriteBaseUrl, rewriteRepodataBaseUrl } from '../../../../node/handlers/conda/base-url.ts'
+import { chunksOf, collect } from '../../../helpers/chunks.ts'
 import { classifyCondaPath } from '../../../../node/handlers/conda/paths.ts'
 import { scanRecords } from '../../../../node/handlers/conda/repodata-index.ts'
 import { packagesDir } from '../../../../node/handlers/conda/indexer.ts'
@@ -53,6 +55,23 @@ describe('base_url', () => {
     expect(findAbsoluteBaseUrl('{"info": {"base_url": "./"}}')).toBeNull()
     expect(rewriteBaseUrl(text, () => 'http://mirror/chan/noarch/')).toBe(text.replace('https://cdn.example/chan/noarch/', 'http://mirror/chan/noarch/'))
     expect(rewriteBaseUrl(text, () => null)).toBe(text)
+  })
+
+  it('streams a repodata of any size, plain or zstd, changing only the base_url in its head', async () => {
+    const packages = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`p${i}-1.0-0.conda`, { sha256: A, base_url: 'https://cdn.example/not-this/' }]))
+    const text = JSON.stringify({ info: { subdir: 'noarch', base_url: 'https://cdn.example/chan/noarch/' }, packages })
+    const expected = text.replace('https://cdn.example/chan/noarch/', 'http://mirror/chan/noarch/')
+    const map = (url: string): string | null => url.startsWith('https://cdn.example/chan/') ? 'http://mirror/chan/noarch/' : null
+    for (const size of [1, 7, 4096]) {
+      const plain = Readable.from(chunksOf(Buffer.from(text), size))
+      expect((await collect(rewriteRepodataBaseUrl(plain, 'json', map, 64 * 1024))).toString()).toBe(expected)
+    }
+    const zst = Readable.from(chunksOf(zstdCompressSync(Buffer.from(text)), 999))
+    expect(zstdDecompressSync(await collect(rewriteRepodataBaseUrl(zst, 'zst', map, 64 * 1024))).toString()).toBe(expected)
+    const unmapped = await collect(rewriteRepodataBaseUrl(Readable.from([Buffer.from(text)]), 'json', () => null, 64 * 1024))
+    expect(unmapped.toString()).toBe(text)
+    const broken = rewriteRepodataBaseUrl(Readable.from([Buffer.from('not zstd')]), 'zst', map, 64 * 1024)
+    await expect(collect(broken)).rejects.toThrow()
   })
 })
 

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { parseDigests, parseHint, tarballIdentity, verifiable, formatHint } from '../../../../node/handlers/npm/integrity.ts'
 import { rewritePackument } from '../../../../node/handlers/npm/packument.ts'
+import type { TarballHint } from '../../../../node/handlers/npm/packument.ts'
+import { chunksOf, collect, CUTS } from '../../../helpers/chunks.ts'
 import { choosePackumentFormat, classifyNpmPath } from '../../../../node/handlers/npm/paths.ts'
 
 describe('npm paths', () => {
@@ -54,12 +56,17 @@ describe('npm digests', () => {
     expect(parseHint(`sha256:${sha1}`)).toBeNull()
   })
 
-  it('rewrites tarball URLs only and learns their digests', () => {
-    const doc = `{"name":"a","versions":{"1.0.0":{"dist":{"integrity":"${sri512}","shasum":"${sha1}","tarball":"https://registry.example/a/-/a-1.0.0.tgz"}},"0.1.0":{"dist":{"shasum":"${sha1}","tarball":"https://registry.example/a/-/a-0.1.0.tgz"}}},"homepage":"https://registry.example/a"}`
-    const out = rewritePackument(doc, new URL('https://registry.example/a'), u => u.origin === 'https://registry.example' ? 'http://mirror:8081/npm' + u.pathname : null)
-    expect(out.text).toBe(doc.replaceAll('"tarball":"https://registry.example/', '"tarball":"http://mirror:8081/npm/'))
-    expect(out.hints).toEqual([['npm:https://registry.example/a/-/a-1.0.0.tgz', `sha512:${hex512}`], ['npm:https://registry.example/a/-/a-0.1.0.tgz', `sha1:${sha1}`]])
-    expect(out.sha1Only).toBe(1)
+  it('rewrites tarball URLs only and learns their digests, however the packument is cut', async () => {
+    const doc = `{"name":"a","versions":{"1.0.0":{"dist":{"integrity":"${sri512}","shasum":"${sha1}","tarball":"https://registry.example/a/-/a-1.0.0.tgz"}},"0.1.0":{"dist":{"tarball":"https:\\/\\/registry.example\\/a\\/-\\/a-0.1.0.tgz","shasum":"${sha1}"}}},"homepage":"https://registry.example/a","readme":"\\"tarball\\": \\"https://registry.example/x.tgz\\""}`
+    const map = (u: URL): string | null => u.origin === 'https://registry.example' ? 'http://mirror:8081/npm' + u.pathname : null
+    for (const size of CUTS) {
+      const hints: TarballHint[] = []
+      const out = await collect(rewritePackument(chunksOf(Buffer.from(doc), size), new URL('https://registry.example/a'), map, async (batch) => { hints.push(...batch) }))
+      expect(out.toString()).toBe(doc
+        .replace('"tarball":"https://registry.example/', '"tarball":"http://mirror:8081/npm/')
+        .replace('"tarball":"https:\\/\\/registry.example\\/a\\/-\\/a-0.1.0.tgz"', '"tarball":"http://mirror:8081/npm/a/-/a-0.1.0.tgz"'))
+      expect(hints).toEqual([['npm:https://registry.example/a/-/a-1.0.0.tgz', `sha512:${hex512}`], ['npm:https://registry.example/a/-/a-0.1.0.tgz', `sha1:${sha1}`]])
+    }
   })
 
   it('keys sha512 tarballs by content, sha1 ones by digest and URL', () => {

@@ -85,15 +85,15 @@ function ago (iso: string, now = Date.now()): string {
 export function renderClusterStats (v: ClusterStatsView, addresses: ReadonlyMap<string, string> = new Map()): string {
   const where = (n: { peer_id: string, address?: string }): string => addresses.get(n.peer_id) ?? hostOf(n.address === undefined ? [] : [n.address]) ?? '-'
   const rows = v.nodes.map(n => n.reachable
-    ? [`${shortId(n.peer_id === '' ? 'this node' : n.peer_id)}${n.self ? ' *' : ''}`, where(n), formatBytes(n.cache?.size_bytes ?? 0), String(n.cache?.blobs ?? 0),
+    ? [`${shortId(n.peer_id === '' ? 'this node' : n.peer_id)}${n.self ? ' *' : ''}`, n.host ?? '-', where(n), formatBytes(n.cache?.size_bytes ?? 0), String(n.cache?.blobs ?? 0),
         String(n.hits ?? 0), String(n.misses ?? 0), formatBytes(n.bytes_from_cache ?? 0), formatBytes(n.bytes_from_peers ?? 0),
         formatBytes(n.bytes_from_upstream ?? 0), formatBytes(n.bytes_to_peers ?? 0), String(n.active_downloads ?? 0), String(n.peer_bans ?? 0)]
-    : [shortId(n.peer_id), where(n), `unreachable (${n.left_at === undefined ? n.error ?? '?' : `left ${ago(n.left_at)}`})`, '-', '-', '-', '-', '-', '-', '-', '-', '-'])
+    : [shortId(n.peer_id), '-', where(n), `unreachable (${n.left_at === undefined ? n.error ?? '?' : `left ${ago(n.left_at)}`})`, '-', '-', '-', '-', '-', '-', '-', '-', '-'])
   const t = v.totals
-  rows.push(['total', '', formatBytes(t.cache_size_bytes), String(t.blobs), String(t.hits), String(t.misses), formatBytes(t.bytes_from_cache),
+  rows.push(['total', '', '', formatBytes(t.cache_size_bytes), String(t.blobs), String(t.hits), String(t.misses), formatBytes(t.bytes_from_cache),
     formatBytes(t.bytes_from_peers), formatBytes(t.bytes_from_upstream), formatBytes(t.bytes_to_peers), String(t.active_downloads), String(t.peer_bans)])
   const head = v.enabled ? `cluster "${v.cluster}" (${v.mode}), ${t.reachable} of ${t.nodes} nodes reachable` : 'cluster off: this node only'
-  return `${head}\n\n${table(['node', 'address', 'cache', 'blobs', 'hits', 'misses', 'from cache', 'from peers', 'from upstream', 'to peers', 'downloads', 'bans'], rows)}` +
+  return `${head}\n\n${table(['node', 'host', 'address', 'cache', 'blobs', 'hits', 'misses', 'from cache', 'from peers', 'from upstream', 'to peers', 'downloads', 'bans'], rows)}` +
     `\nhit rate ${(t.hit_rate * 100).toFixed(1)}%, upstream spared ${formatBytes(t.bytes_saved_upstream)}\n`
 }
 

@@ -87,6 +87,8 @@ export type TicketAnswer = z.infer<typeof ticketAnswer>
 
 export const nodeStats = z.strictObject({
   peer_id: shortText,
+  /** The machine's host name, so people can tell the nodes apart. */
+  host: shortText.optional(),
   cluster: shortText,
   uptime_s: count,
   cache: z.strictObject({ size_bytes: count, blobs: count, max_bytes: count }),

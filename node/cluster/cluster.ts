@@ -1,4 +1,5 @@
 import { createSecretKey, randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -249,6 +250,7 @@ export class Cluster implements SourceProvider {
     const s = this.c.store.stats()
     return {
       peer_id: this.parts?.libp2p.peerId.toString() ?? '',
+      host: hostname(),
       cluster: this.init.config.name,
       uptime_s: Math.floor((Date.now() - this.startedAt) / 1000),
       cache: { size_bytes: s.total_size_bytes, blobs: s.file_count, max_bytes: this.c.store.maxBytes },

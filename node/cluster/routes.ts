@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import type { FastifyInstance } from 'fastify'
 import { registerReadOnly } from '../http/admin.ts'
 import type { CacheStatsProvider } from '../http/providers.ts'
@@ -45,7 +46,7 @@ export function nodeStatsOf (components: ClusterRoutesComponents): () => Promise
     if (cluster !== null) return cluster.localStats()
     const s = await components.cacheStats?.()
     return {
-      peer_id: '', cluster: '', uptime_s: Math.floor((Date.now() - startedAt) / 1000),
+      peer_id: '', host: hostname(), cluster: '', uptime_s: Math.floor((Date.now() - startedAt) / 1000),
       cache: { size_bytes: Number(s?.total_size_bytes ?? 0), blobs: Number(s?.file_count ?? 0), max_bytes: components.maxBytes?.() ?? 0 },
       hits: Number(s?.hits ?? 0), misses: Number(s?.misses ?? 0), bytes_from_cache: Number(s?.bytes_from_cache ?? 0),
       bytes_from_peers: 0, bytes_from_upstream: Number(s?.bytes_from_upstream ?? 0), bytes_to_peers: 0, peers: 0,

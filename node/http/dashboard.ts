@@ -64,7 +64,7 @@ async function refresh () {
       return [d.url || d.key, p, bytes(d.received) + (d.size ? ' of ' + bytes(d.size) : ''), d.connections, d.state]
     }))
     fill('nodes', ['node', 'cache', 'blobs', 'hits', 'misses', 'from cache', 'from peers', 'from upstream', 'to peers', 'downloads'], stats.nodes.map(n => n.reachable
-      ? [(n.self ? '* ' : '') + (n.peer_id || 'this node'), bytes(n.cache.size_bytes), n.cache.blobs, n.hits, n.misses, bytes(n.bytes_from_cache), bytes(n.bytes_from_peers), bytes(n.bytes_from_upstream), bytes(n.bytes_to_peers), n.active_downloads]
+      ? [(n.self ? '* ' : '') + (n.host ? n.host + ' ' : '') + (n.peer_id || 'this node'), bytes(n.cache.size_bytes), n.cache.blobs, n.hits, n.misses, bytes(n.bytes_from_cache), bytes(n.bytes_from_peers), bytes(n.bytes_from_upstream), bytes(n.bytes_to_peers), n.active_downloads]
       : [n.peer_id, 'unreachable: ' + (n.error || '?'), '', '', '', '', '', '', '', '']))
     fill('peers', ['peer', 'member', 'banned', 'addresses', 'since'], peers.peers.map(p => [p.peer_id, p.member ? 'yes' : 'no', p.banned ? 'yes' : 'no', p.addresses.join(' '), p.since || '']))
     document.getElementById('error').textContent = ''

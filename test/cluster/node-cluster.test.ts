@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStatsView, PeersView } from '../../node/cluster/view.ts'
 import { startTestNode } from '../helpers/node.ts'
@@ -42,6 +43,8 @@ describe('cluster inside the node: /cluster/stats and /peers', () => {
     expect(view.nodes[0]?.self).toBe(true)
     expect(view.nodes.map(n => n.peer_id).sort()).toEqual([a, b].map(n => n.node.components.cluster?.running?.libp2p.peerId.toString()).sort())
     expect(view.totals).toMatchObject({ nodes: 2, reachable: 2, bytes_saved_upstream: 0 })
+    // Each node names its machine, the remote one too (through the stats request).
+    expect(view.nodes.map(n => n.host)).toEqual([hostname(), hostname()])
   })
 
   it('/metrics counts the member it is connected to', async () => {

@@ -44,14 +44,14 @@ describe('cluster commands', () => {
 
   it('renders a readable table with totals', () => {
     const nodes: NodeView[] = [
-      { peer_id: '12D3KooWAAAAAAAAAAAAAAAAAAAA', self: true, reachable: true, cache: { size_bytes: 3 << 20, blobs: 2, max_bytes: 0 }, hits: 3, misses: 1, bytes_from_cache: 1 << 20, bytes_from_peers: 2 << 20, bytes_from_upstream: 5, bytes_to_peers: 0, active_downloads: 0, peer_bans: 2 },
+      { peer_id: '12D3KooWAAAAAAAAAAAAAAAAAAAA', host: 'gpu-box-1', self: true, reachable: true, cache: { size_bytes: 3 << 20, blobs: 2, max_bytes: 0 }, hits: 3, misses: 1, bytes_from_cache: 1 << 20, bytes_from_peers: 2 << 20, bytes_from_upstream: 5, bytes_to_peers: 0, active_downloads: 0, peer_bans: 2 },
       { peer_id: '12D3KooWBBBBBBBBBBBBBBBBBBBB', self: false, reachable: false, error: 'NOT_MEMBER' },
       { peer_id: '12D3KooWCCCCCCCCCCCCCCCCCCCC', self: false, reachable: false, error: 'left', left_at: new Date(Date.now() - 5 * 60_000).toISOString(), address: '/ip4/10.0.0.7/tcp/4001' }
     ]
     const out = renderClusterStats({ enabled: true, cluster: 'office', mode: 'keyed', nodes, totals: clusterTotals(nodes) })
     expect(out).toContain('cluster "office" (keyed), 1 of 3 nodes reachable')
     // A member that left keeps the address it was connected from.
-    expect(out).toMatch(/12D3Ko…CCCCCC\s+10\.0\.0\.7\s+unreachable \(left 5 min ago\)/)
+    expect(out).toMatch(/12D3Ko…CCCCCC\s+-\s+10\.0\.0\.7\s+unreachable \(left 5 min ago\)/)
     expect(out).toMatch(/total\s+3\.0 MiB\s+2\s+3\s+1/)
     expect(out).toContain('unreachable (NOT_MEMBER)')
     // The last column is the bans, per node and in total.
@@ -67,9 +67,9 @@ describe('cluster commands', () => {
     })
     expect([...addresses]).toEqual([['12D3KooWAAAAAAAAAAAAAAAAAAAA', '10.0.0.5'], ['12D3KooWBBBBBBBBBBBBBBBBBBBB', '10.0.0.6']])
     const placed = renderClusterStats({ enabled: true, cluster: 'office', mode: 'keyed', nodes, totals: clusterTotals(nodes) }, addresses)
-    expect(placed).toMatch(/^node\s+address\s+cache/m)
-    expect(placed).toMatch(/12D3Ko…AAAAAA \*\s+10\.0\.0\.5\s+3\.0 MiB/)
-    expect(placed).toMatch(/12D3Ko…BBBBBB\s+10\.0\.0\.6\s+unreachable/)
+    expect(placed).toMatch(/^node\s+host\s+address\s+cache/m)
+    expect(placed).toMatch(/12D3Ko…AAAAAA \*\s+gpu-box-1\s+10\.0\.0\.5\s+3\.0 MiB/)
+    expect(placed).toMatch(/12D3Ko…BBBBBB\s+-\s+10\.0\.0\.6\s+unreachable/)
     expect(formatBytes(1536)).toBe('1.5 KiB')
   })
 

@@ -124,6 +124,41 @@ describe('metadata cache', () => {
     expect(await text(down)).toBe('hello')
   })
 
+  it('does not wait again for an upstream that just failed to answer, until it answers', async () => {
+    const doc: Doc = { status: 200, body: 'hello', etag: '"a"' }
+    const up = await upstream(doc)
+    const c = await cache({ staleGraceMs: 500, awayMs: 60_000 })
+    for (const key of ['a', 'b', 'c']) await c.fetch(req(`${up.url}/${key}`, 0, key))
+    // Hung: every exchange times out (headers timeout 2 s).
+    doc.delayMs = 60_000
+    const timed = async (key: string): Promise<{ ms: number, stale: boolean }> => {
+      const t0 = Date.now()
+      const r = await c.fetch(req(`${up.url}/${key}`, 0, key))
+      return { ms: Date.now() - t0, stale: r.stale }
+    }
+    const first = await timed('a')
+    expect(first.stale).toBe(true)
+    expect(first.ms).toBeGreaterThanOrEqual(450)
+    // Once that exchange has timed out, the other documents come at once, stale.
+    await new Promise(resolve => setTimeout(resolve, 2000))
+    const second = await timed('b')
+    expect(second).toMatchObject({ stale: true })
+    expect(second.ms).toBeLessThan(300)
+    // Asked again in the background all the same: an answer ends the away time.
+    doc.delayMs = 0
+    const third = await timed('c')
+    expect(third).toMatchObject({ stale: true })
+    expect(third.ms).toBeLessThan(300)
+    let fresh = false
+    for (let i = 0; i < 50 && !fresh; i++) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      fresh = !(await timed('c')).stale
+    }
+    expect(fresh).toBe(true)
+    const after = await timed('a')
+    expect(after.stale).toBe(false)
+  })
+
   it('remembers a real 404 and replays it while upstream is down', async () => {
     const up = await upstream({ status: 404, body: 'not here' })
     const c = await cache()

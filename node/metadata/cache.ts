@@ -12,10 +12,13 @@ import type { MetadataBody, MetadataInfo, MetadataRequest, MetadataResult, Metad
 import { exchange, infoOf } from './upstream-fetch.ts'
 import type { UpstreamOutcome } from './upstream-fetch.ts'
 import { waitFor } from '../abort.ts'
+import { AwayOrigins } from '../upstream/away.ts'
 
 export interface MetadataCacheComponents {
   dispatcher: Dispatcher
   logger: Logger
+  /** Origins that just failed to answer: their cached documents are served without the grace wait. */
+  away?: AwayOrigins
 }
 
 export interface MetadataCacheInit {
@@ -29,11 +32,6 @@ export interface MetadataCacheInit {
   maxRewriteBytes?: number
   /** How long a replaced body stays readable. Default 60 s. */
   bodyGraceMs?: number
-  /**
-   * After an upstream could not be reached or timed out, how long its cached documents are served stale
-   * at once (without the grace wait) while each request still asks it in the background. Default 30 s.
-   */
-  awayMs?: number
 }
 
 export const STALE_HEADERS: Readonly<Record<string, string>> = { warning: '110 - "Response is Stale"', 'x-aimirror-stale': '1' }
@@ -97,9 +95,8 @@ export class MetadataCache {
   private readonly staleGraceMs: number
   private readonly requestTimeoutMs: number
   private readonly maxRewriteBytes: number
-  private readonly awayMs: number
-  /** Upstream origin → until when it is taken as away (its last exchange could not reach it). */
-  private readonly away = new Map<string, number>()
+  /** Upstream origins that just failed to answer; shared with the handlers that keep their own records. */
+  readonly away: AwayOrigins
   private readonly inflight = new Map<string, Promise<UpstreamOutcome>>()
   private readonly deriving = new Map<string, Promise<string>>()
   private stopper = new AbortController()
@@ -113,7 +110,7 @@ export class MetadataCache {
     this.staleGraceMs = init.staleGraceMs ?? 5000
     this.requestTimeoutMs = init.requestTimeoutMs ?? 600_000
     this.maxRewriteBytes = init.maxRewriteBytes ?? 64 << 20
-    this.awayMs = init.awayMs ?? 30_000
+    this.away = components.away ?? new AwayOrigins({ logger: this.log })
   }
 
   /** Idempotent. The disk side opens on first use, so a node that serves no metadata never touches it. */
@@ -169,7 +166,7 @@ export class MetadataCache {
       return this.settle(outcome, req, unanswered ? await this.alternate(req) : undefined)
     }
     // An upstream that just failed to answer is not waited for again: the copy now, the answer next time.
-    if (this.isAway(req.url.origin)) return this.stale(cached, req, 'upstream away')
+    if (this.away.isAway(req.url.origin)) return this.stale(cached, req, 'upstream away')
     let timer: NodeJS.Timeout | undefined
     const slow = new Promise<'slow'>(resolve => { timer = setTimeout(() => resolve('slow'), this.staleGraceMs) })
     try {
@@ -257,7 +254,8 @@ export class MetadataCache {
     const signal = AbortSignal.any([this.stopper.signal, AbortSignal.timeout(this.requestTimeoutMs)])
     const flight = (async (): Promise<UpstreamOutcome> => {
       const outcome = await exchange({ dispatcher: this.dispatcher, store: this.store }, req, cached, signal)
-      this.noteReach(req.url.origin, outcome)
+      if (outcome.kind !== 'failed') this.away.answered(req.url.origin)
+      else if (!this.stopper.signal.aborted) this.away.failed(req.url.origin, outcome.error)
       if (outcome.kind !== 'stored') return outcome
       try {
         await this.store.put(req.key, outcome.entry, cached)
@@ -270,27 +268,6 @@ export class MetadataCache {
     })().finally(() => this.inflight.delete(req.key))
     this.inflight.set(req.key, flight)
     return flight
-  }
-
-  private isAway (origin: string): boolean {
-    const until = this.away.get(origin)
-    if (until === undefined) return false
-    if (until > Date.now()) return true
-    this.away.delete(origin)
-    return false
-  }
-
-  /** Any answer clears an origin's away mark; not reaching it (refused, unresolved, timed out) sets it. */
-  private noteReach (origin: string, outcome: UpstreamOutcome): void {
-    if (outcome.kind !== 'failed') {
-      this.away.delete(origin)
-      return
-    }
-    const code = (outcome.error as { code?: unknown } | null)?.code
-    if ((code === 'ERR_UPSTREAM_UNREACHABLE' || code === 'ERR_UPSTREAM_TIMEOUT') && !this.stopper.signal.aborted) {
-      if (!this.away.has(origin)) this.log.warn({ origin, for_s: this.awayMs / 1000 }, 'upstream away: cached documents are served at once while it is asked again')
-      this.away.set(origin, Date.now() + this.awayMs)
-    }
   }
 
   private settle (outcome: UpstreamOutcome, req: MetadataRequest, cached: StoredEntry | undefined): MetadataResult {

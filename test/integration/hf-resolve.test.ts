@@ -280,6 +280,34 @@ describe('HF /resolve revisions, restarts and upstream outages', () => {
     hub.setLatency(0)
   }, 20_000)
 
+  it('once the hub failed to answer, answers what it knows at once until the hub answers again', async () => {
+    hub = await startFakeHub({ repos: repos() })
+    const mirror = node = await startHfNode(hub.url, { rule: { metadata_ttl_s: 0 }, server: { read_timeout_s: 1 } })
+    for (const path of ['config.json', 'sub/vocab.txt']) expect((await get(mirror, `/acme/tiny/resolve/main/${path}`)).status).toBe(200)
+    const timed = async (path: string): Promise<{ ms: number, stale: string | null }> => {
+      const t0 = Date.now()
+      const r = await get(mirror, `/acme/tiny/resolve/main/${path}`, { method: 'HEAD' })
+      expect(r.status).toBe(200)
+      return { ms: Date.now() - t0, stale: r.headers.get('x-aimirror-stale') }
+    }
+    // Hung: the HEAD upstream times out after the read timeout (1 s), and the last answer is served.
+    hub.setLatency(30_000)
+    expect(await timed('config.json')).toMatchObject({ stale: '1' })
+    // The hub did not answer: the next file is not waited for.
+    const next = await timed('sub/vocab.txt')
+    expect(next.stale).toBe('1')
+    expect(next.ms).toBeLessThan(500)
+    // Still asked in the background: its first answer ends that.
+    hub.setLatency(0)
+    await timed('config.json')
+    let fresh = false
+    for (let i = 0; i < 50 && !fresh; i++) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      fresh = (await timed('config.json')).stale === null
+    }
+    expect(fresh).toBe(true)
+  }, 20_000)
+
   it('re-resolves an expired signed CDN URL in the middle of a download and finishes it', async () => {
     const big = { size: 3 << 20, seed: 5 }
     hub = await startFakeHub({

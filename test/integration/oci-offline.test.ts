@@ -99,6 +99,39 @@ describe('registry mirror: tag freshness and upstream outages', () => {
     expect(JSON.parse(unknown.body.toString('utf8'))).toMatchObject({ error: 'ERR_UPSTREAM_UNREACHABLE', errors: [{ code: 'UNAVAILABLE' }] })
   }
 
+  it('once the registry did not answer a tag in time, answers the other tags it knows at once until it answers again', async () => {
+    const content = new RegistryContent()
+    const a = buildImage({ seed: 'away-a', layers: [1000] })
+    const b = buildImage({ seed: 'away-b', layers: [1000] })
+    content.add('library/a', '1', a)
+    content.add('library/b', '1', b)
+    reg = await startOciRegistry({ content })
+    node = await startMirror(reg.url, { ttlS: 0 })
+    const c = new PullClient(node.url)
+    for (const repo of ['a', 'b']) expect((await c.get(`/v2/library/${repo}/manifests/1`)).status).toBe(200)
+    const timed = async (repo: string): Promise<{ ms: number, stale: string | undefined, digest: string | undefined }> => {
+      const t0 = Date.now()
+      const r = await c.get(`/v2/library/${repo}/manifests/1`)
+      expect(r.status).toBe(200)
+      return { ms: Date.now() - t0, stale: r.headers['x-aimirror-stale'], digest: r.headers['docker-content-digest'] }
+    }
+    reg.configure({ latencyMs: 60_000 })
+    // The first tag waits (the read timeout, or the 10 s grace time), then is answered as last known.
+    expect(await timed('a')).toMatchObject({ stale: '1', digest: a.top.digest })
+    // The registry did not answer: the next tag is not waited for.
+    const next = await timed('b')
+    expect(next).toMatchObject({ stale: '1', digest: b.top.digest })
+    expect(next.ms).toBeLessThan(1000)
+    // Still asked in the background: its first answer ends that.
+    reg.configure({ latencyMs: 0 })
+    let fresh = false
+    for (let i = 0; i < 50 && !fresh; i++) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      fresh = (await timed('a')).stale === undefined
+    }
+    expect(fresh).toBe(true)
+  }, 30_000)
+
   it('resolves a tag with GET and its hash when the registry gives no digest on HEAD, then serves it from the cache', async () => {
     const content = new RegistryContent()
     content.digestOnHead = false

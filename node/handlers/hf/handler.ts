@@ -59,7 +59,7 @@ function blobLinkFile (ctx: StrategyContext, file: FileRef): FileRef {
 export function createHfHandler (components: HfHandlerComponents, init: HfHandlerInit): Handler {
   const records = new HfRecords({ dir: init.dir })
   const access = new AccessMemory({ ttlMs: init.accessTtlMs })
-  const serveResolve = createResolveServer({ ...components, records, access }, { staleGraceMs: init.staleGraceMs })
+  const serveResolve = createResolveServer({ ...components, records, access, away: components.metadata.away }, { staleGraceMs: init.staleGraceMs })
   const serveApi = createApiServer({ ...components, records })
   const servePathsInfo = createPathsInfoServer({ ...components, records })
 

@@ -8,6 +8,7 @@ import { blobRequestHeaders, sendBlob, sendUpstreamAnswer } from '../../http/blo
 import { answerBlobRequest, rangeStartHint } from '../../http/blob-response.ts'
 import { endToEndHeaders, groupHeaders } from '../../http/headers.ts'
 import type { StrategyContext } from '../../http/strategy.ts'
+import { AwayOrigins } from '../../upstream/away.ts'
 import type { Logger } from '../../log.ts'
 import type { AccessMemory } from './access.ts'
 import { credentialScope } from './access.ts'
@@ -27,6 +28,8 @@ export interface ResolveComponents {
   records: HfRecords
   access: AccessMemory
   logger: Logger
+  /** Origins that just failed to answer: the last known answer is served without the grace wait. */
+  away?: AwayOrigins
 }
 
 export interface ResolveInit {
@@ -88,6 +91,7 @@ function upstreamDown (err: unknown): boolean {
  */
 export function createResolveServer (components: ResolveComponents, init: ResolveInit = {}): (ctx: StrategyContext, file: FileRef) => Promise<void> {
   const { fetcher, dispatcher, records, access } = components
+  const away = components.away ?? new AwayOrigins({ logger: components.logger })
   const staleGraceMs = init.staleGraceMs ?? 5000
   const probes = new Map<string, Promise<ProbeResult>>()
   const log = components.logger.child({ component: 'hf' })
@@ -179,7 +183,7 @@ export function createResolveServer (components: ResolveComponents, init: Resolv
     let flight = probes.get(key)
     if (flight === undefined) {
       flight = probeResolve(dispatcher, url, { headers: forward, withErrorBody }).finally(() => probes.delete(key))
-      flight.catch(() => {})
+      flight.then(() => away.answered(url.origin), (err: unknown) => away.failed(url.origin, err))
       probes.set(key, flight)
     }
     return flight
@@ -233,9 +237,10 @@ export function createResolveServer (components: ResolveComponents, init: Resolv
     let result: ProbeResult
     // With something to fall back on, a slow upstream is not waited for longer than clients wait (10 s).
     const fallback = known ?? (staleCommit === null ? undefined : await records.getFile(file.repo, staleCommit, file.path))
-    const slow = fallback?.scope === 'public' ? AbortSignal.timeout(staleGraceMs) : null
+    const url = upstreamFileUrl(ctx.rule.upstream, file, commit ?? file.revision)
+    // A hub that just failed to answer is still asked (its answer ends that), but not waited for.
+    const slow = fallback?.scope === 'public' ? AbortSignal.timeout(away.isAway(url.origin) ? 0 : staleGraceMs) : null
     try {
-      const url = upstreamFileUrl(ctx.rule.upstream, file, commit ?? file.revision)
       result = await waitFor(sharedProbe(url, forward, scope, ctx.request.method === 'GET'), slow === null ? ctx.signal : AbortSignal.any([ctx.signal, slow]))
     } catch (err) {
       const timedOut = slow?.aborted === true && !ctx.signal.aborted

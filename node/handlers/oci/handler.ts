@@ -55,7 +55,7 @@ export function createOciHandler (components: OciHandlerComponents, init: OciHan
   const client = new RegistryClient({ dispatcher, tokens: auth.tokens })
   const state = new OciState({ logger: log }, { dir: init.dir })
   const access = new AccessControl({ state, client }, { rememberMs: oci.access_check_ttl_s * 1000 })
-  const tags = new TagResolver({ client, state, access, logger: log })
+  const tags = new TagResolver({ client, state, access, logger: log, away: components.metadata.away })
   const manifests = new ManifestServer({ fetcher, access, tags })
   const blobs = new BlobServer({ fetcher, store, client, access, dispatcher })
   const token = createTokenEndpoint({ registries, tokens: auth.tokens, clientTokens, vault: auth.vault, logger: log })

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
-import { isAimirrorError } from '../../errors.ts'
+import { isAimirrorError, UpstreamTimeoutError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
+import { AwayOrigins } from '../../upstream/away.ts'
 import { discardBody } from '../../upstream/request.ts'
 import type { AccessControl, Principal } from './access.ts'
 import { acceptVariant } from './accept.ts'
@@ -52,9 +53,11 @@ export class TagResolver {
   private readonly staleGraceMs: number
   private readonly now: () => number
   private readonly flights = new Map<string, Promise<TagOutcome>>()
+  private readonly away: AwayOrigins
 
-  constructor (components: { client: RegistryClient, state: OciState, access: AccessControl, logger: Logger }, init: TagResolverInit = {}) {
+  constructor (components: { client: RegistryClient, state: OciState, access: AccessControl, logger: Logger, away?: AwayOrigins }, init: TagResolverInit = {}) {
     this.client = components.client
+    this.away = components.away ?? new AwayOrigins({ logger: components.logger })
     this.state = components.state
     this.access = components.access
     this.log = components.logger
@@ -71,8 +74,11 @@ export class TagResolver {
     if (flight === undefined) {
       // Shared by everyone asking the same thing; not tied to one client's signal.
       flight = this.revalidate(key, scope, who, tag, accept, record).finally(() => this.flights.delete(key))
+      flight.catch(() => {})
       this.flights.set(key, flight)
     }
+    // A registry that just failed to answer is still asked (its answer ends that), but not waited for.
+    if (record !== undefined && this.away.isAway(new URL(scope.upstream).origin)) return this.stale(scope, tag, record, 'upstream away')
     return await waitFor(flight, options.signal)
   }
 
@@ -80,8 +86,10 @@ export class TagResolver {
     record: TagRecord | undefined): Promise<TagOutcome> {
     const signal = record === undefined ? undefined : deadline(this.staleGraceMs)
     const path = `/v2/${scope.repo}/manifests/${tag}`
+    const origin = new URL(scope.upstream).origin
     try {
       const res = await this.client.request({ scope, cred: who.cred, method: 'HEAD', path, headers: accept, signal })
+      this.away.answered(origin)
       discardBody(res.body)
       const digest = parseDigest(res.headers['docker-content-digest'] ?? '')
       if (res.status >= 200 && res.status < 300 && digest !== null) {
@@ -103,6 +111,8 @@ export class TagResolver {
       for (const name of RELAYED) if (res.headers[name] !== undefined) headers[name] = res.headers[name] as string
       return { kind: 'refused', status: res.status, headers }
     } catch (err) {
+      // Not answering within the grace time is the registry being away for its clients too.
+      this.away.failed(origin, signal?.aborted === true ? new UpstreamTimeoutError(undefined, { cause: err }) : err)
       const code = isAimirrorError(err) ? err.code : ''
       const unavailable = code === 'ERR_UPSTREAM_UNREACHABLE' || code === 'ERR_UPSTREAM_TIMEOUT' || code === 'ERR_UPSTREAM_PROTOCOL' || code === 'ERR_ABORTED'
       const known = unavailable ? record ?? await this.publicAnswer(scope, tag, accept) : undefined

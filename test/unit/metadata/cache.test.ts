@@ -127,7 +127,7 @@ describe('metadata cache', () => {
   it('does not wait again for an upstream that just failed to answer, until it answers', async () => {
     const doc: Doc = { status: 200, body: 'hello', etag: '"a"' }
     const up = await upstream(doc)
-    const c = await cache({ staleGraceMs: 500, awayMs: 60_000 })
+    const c = await cache({ staleGraceMs: 500 })
     for (const key of ['a', 'b', 'c']) await c.fetch(req(`${up.url}/${key}`, 0, key))
     // Hung: every exchange times out (headers timeout 2 s).
     doc.delayMs = 60_000

@@ -28,6 +28,7 @@ import { createLogger } from './log.ts'
 import { createMetadataCache } from './metadata/cache.ts'
 import type { MetadataCache } from './metadata/cache.ts'
 import type { Logger } from './log.ts'
+import { AwayOrigins } from './upstream/away.ts'
 import { createRewritePlan } from './rewrite/rules.ts'
 import type { RewritePlan } from './rewrite/rules.ts'
 import { createRouter } from './router/router.ts'
@@ -106,9 +107,11 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   // Registry downloads renew their upstream tokens as they go: the engine's requests pass the OCI auth interceptor
   // (so do the metadata cache's: registry tag lists; requests without the OCI marker pass untouched).
   const ociAuth = createOciAuth({ dispatcher, logger })
-  const metadata = createMetadataCache({ dispatcher: dispatcher.compose(ociAuth.interceptor), logger }, { cacheDir: config.cache.dir })
+  // Upstreams that just failed to answer: every part serving copies it holds stops waiting for them.
+  const away = new AwayOrigins({ logger })
+  const metadata = createMetadataCache({ dispatcher: dispatcher.compose(ociAuth.interceptor), logger, away }, { cacheDir: config.cache.dir })
   // The fetch engine (blob store + fetcher) backs `parallel` rules unless a test supplies its own.
-  const engine = overrides.parallel === undefined ? createFetchEngine(config, { dispatcher: dispatcher.compose(ociAuth.interceptor), logger }) : null
+  const engine = overrides.parallel === undefined ? createFetchEngine(config, { dispatcher: dispatcher.compose(ociAuth.interceptor), logger, away }) : null
   const handlers = createHandlerRegistry({
     hf: engine === null ? undefined : createHfHandler({ fetcher: engine.fetcher, dispatcher, metadata, rewritePlan, logger }, { dir: join(config.cache.dir, 'hf') }),
     pypi: createPypiHandler({ metadata, fetcher: engine?.fetcher, rewritePlan, logger }),

@@ -3,6 +3,7 @@ import type { Config } from '../../config/types.ts'
 import { createParallelStrategy } from '../http/parallel.ts'
 import type { CacheStats } from '../http/providers.ts'
 import type { Strategy } from '../http/strategy.ts'
+import type { AwayOrigins } from '../upstream/away.ts'
 import type { Logger } from '../log.ts'
 import { BlobStore } from '../store/blob-store.ts'
 import { RangeSockets } from '../upstream/range-sockets.ts'
@@ -26,7 +27,7 @@ export interface FetchEngine {
 const GiB = 1024 ** 3
 
 /** Builds the blob store and the fetcher from config around the node's upstream dispatcher. */
-export function createFetchEngine (config: Config, components: { dispatcher: Dispatcher, logger: Logger }): FetchEngine {
+export function createFetchEngine (config: Config, components: { dispatcher: Dispatcher, logger: Logger, away?: AwayOrigins }): FetchEngine {
   const store = new BlobStore({ logger: components.logger }, {
     dir: config.cache.dir,
     maxBytes: Math.floor(config.cache.max_size_gb * GiB),
@@ -42,7 +43,7 @@ export function createFetchEngine (config: Config, components: { dispatcher: Dis
       connectTimeoutMs: config.server.connect_timeout_s * 1000,
       readTimeoutMs: config.server.read_timeout_s * 1000
     })
-  const fetcher = new Fetcher({ store, dispatcher: components.dispatcher, sockets, logger: components.logger }, {
+  const fetcher = new Fetcher({ store, dispatcher: components.dispatcher, sockets, logger: components.logger, away: components.away }, {
     maxConcurrentDownloads: config.server.max_concurrent_downloads,
     finishAbandoned: config.cache.finish_abandoned,
     headersTimeoutMs: config.server.read_timeout_s * 1000,

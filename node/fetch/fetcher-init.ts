@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import type { AwayOrigins } from '../upstream/away.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { RangeSockets } from '../upstream/range-sockets.ts'
@@ -13,6 +14,8 @@ export interface FetcherComponents {
   /** Lighter connections for range pieces (none behind an upstream proxy: those go through the dispatcher). */
   sockets?: RangeSockets | null
   logger: Logger
+  /** Origins that just failed to answer: a URL's last known file is served without asking them again. */
+  away?: AwayOrigins
 }
 
 export interface FetcherInit {

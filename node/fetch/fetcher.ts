@@ -21,6 +21,7 @@ import { DOWNLOAD_CHUNK, DownloadCursor } from './download-cursor.ts'
 import { GcPacer } from './gc-pacer.ts'
 import { Revalidator } from './revalidate.ts'
 import { waitFor } from '../abort.ts'
+import { AwayOrigins } from '../upstream/away.ts'
 import { credentialOf, hasCredentials } from './acquire-types.ts'
 import { AccessGuard } from './access-guard.ts'
 import type { Acquired, AcquireOptions, ActiveDownload, BlobHandle, InFlightBlob, SourceProvider, UpstreamRequest } from './acquire-types.ts'
@@ -65,11 +66,13 @@ export class Fetcher {
   private readonly revalidator: Revalidator
   private readonly access: AccessGuard
   private sources: SourceProvider | null = null
+  private readonly away: AwayOrigins
 
   constructor (components: FetcherComponents, init: FetcherInit = {}) {
     this.store = components.store
     this.dispatcher = components.dispatcher
     this.sockets = components.sockets ?? null
+    this.away = components.away ?? new AwayOrigins({ logger: components.logger })
     this.log = components.logger.child({ component: 'fetch' })
     this.init = {
       maxConcurrentDownloads: init.maxConcurrentDownloads ?? 100,
@@ -195,11 +198,19 @@ export class Fetcher {
         hit.release()
       }
     }
+    const origin = upstream.url.origin
+    if (this.away.isAway(origin)) {
+      // An upstream that just failed to answer is not waited for again when the URL's last file is here.
+      const last = await this.lastFinalHit(identity, known)
+      if (last !== null) return last
+    }
     let got: Acquired
     try {
       got = await this.resolveFinal(identity, upstream, options, plain)
+      this.away.answered(origin)
     } catch (err) {
       if (isAimirrorError(err) && err.code === 'ERR_ABORTED') throw err
+      this.away.failed(origin, err)
       const instead = await this.insteadOfUpstream(identity, upstream, plain, known)
       if (instead === null) throw err
       return instead
@@ -215,8 +226,7 @@ export class Fetcher {
    * neither has it.
    */
   private async insteadOfUpstream (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, known: { key: string } | undefined): Promise<Acquired | null> {
-    const last = known ?? await this.finalKeys.last(identity.key)
-    const hit = last === undefined ? null : await this.hit({ key: last.key, sha256: null, expected: null })
+    const hit = await this.lastFinalHit(identity, known)
     if (hit !== null) return hit
     // (Where peers could not take part, the download would only ask the upstream again.)
     if (this.sources === null || hasCredentials(upstream) || this.sources.shares?.(identity, true) !== true) return null
@@ -226,6 +236,12 @@ export class Fetcher {
       if (isAimirrorError(err) && err.code === 'ERR_ABORTED') throw err
       return null
     }
+  }
+
+  /** The cached file the URL led to last (also before a restart), if it is still here. */
+  private async lastFinalHit (identity: BlobIdentity, known: { key: string } | undefined): Promise<BlobHandle | null> {
+    const last = known ?? await this.finalKeys.last(identity.key)
+    return last === undefined ? null : await this.hit({ key: last.key, sha256: null, expected: null })
   }
 
   private async resolveFinal (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, plain: AcquireOptions): Promise<Acquired> {

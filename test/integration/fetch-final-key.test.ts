@@ -114,6 +114,42 @@ describe('cache_key_source: final', () => {
     again.release()
   })
 
+  it('once the upstream failed to answer, a URL whose last file is cached is served without waiting again', async () => {
+    let hung = false
+    server = track(await startFileServer({
+      files: { '/a.bin': { size: SIZE, seed: 1 }, '/b.bin': { size: SIZE, seed: 2 }, '/c.bin': { size: SIZE, seed: 3 } },
+      onRequest: () => hung
+    }))
+    rig = track(await makeRig())
+    const url = (name: string): URL => new URL(`${server?.url ?? ''}/${name}.bin`)
+    for (const name of ['a', 'b']) blob(await rig.fetcher.acquire(urlIdentity(url(name)), { url: url(name) }, OPTS)).release()
+    await until(() => rig?.store.stats().file_count === 2)
+    // After a restart nothing is fresh: each URL would be asked where it leads now.
+    await rig.restart({ retryBaseMs: 20, headersTimeoutMs: 1000 })
+    hung = true
+    const timed = async (name: string): Promise<{ ms: number, got: BlobHandle }> => {
+      const t0 = Date.now()
+      const got = blob(await (rig as Rig).fetcher.acquire(urlIdentity(url(name)), { url: url(name) }, OPTS))
+      return { ms: Date.now() - t0, got }
+    }
+    const first = await timed('a')
+    expect(first.ms).toBeGreaterThanOrEqual(900)
+    expect((await sha256Of(first.got.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 1))
+    first.got.release()
+    const second = await timed('b')
+    expect(second.ms).toBeLessThan(500)
+    expect((await sha256Of(second.got.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 2))
+    second.got.release()
+    // A URL with nothing cached still asks the upstream, and its answer ends the away time.
+    hung = false
+    const third = await timed('c')
+    expect((await sha256Of(third.got.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 3))
+    third.got.release()
+    const before = server.stats.requests
+    blob(await rig.fetcher.acquire(urlIdentity(url('b')), { url: url('b') }, OPTS)).release()
+    expect(server.stats.requests).toBeGreaterThan(before)
+  })
+
   it('an empty file is cached like any other: hits ask nothing upstream and survive it going down', async () => {
     server = track(await startFileServer({ files: { '/empty.bin': { size: 0, seed: 1 } }, redirect: { ttlMs: 60_000 } }))
     rig = track(await makeRig())

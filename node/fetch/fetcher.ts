@@ -205,12 +205,13 @@ export class Fetcher {
       if (last !== null) return last
     }
     let got: Acquired
+    const askedAt = Date.now()
     try {
       got = await this.resolveFinal(identity, upstream, options, plain)
       this.away.answered(origin)
     } catch (err) {
       if (isAimirrorError(err) && err.code === 'ERR_ABORTED') throw err
-      this.away.failed(origin, err)
+      this.away.failed(origin, err, askedAt)
       const instead = await this.insteadOfUpstream(identity, upstream, plain, known)
       if (instead === null) throw err
       return instead

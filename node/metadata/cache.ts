@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { createGzip } from 'node:zlib'
 import type { Dispatcher } from 'undici'
-import { ShuttingDownError } from '../errors.ts'
+import { ShuttingDownError, UpstreamTimeoutError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { MetadataStore } from './store.ts'
 import type { StoredEntry } from './store.ts'
@@ -171,7 +171,12 @@ export class MetadataCache {
     const slow = new Promise<'slow'>(resolve => { timer = setTimeout(() => resolve('slow'), this.staleGraceMs) })
     try {
       const outcome = await waitFor(Promise.race([flight, slow]), req.signal)
-      if (outcome === 'slow') return this.stale(cached, req, 'upstream slow')
+      if (outcome === 'slow') {
+        // Not answering within the grace time is being away for clients too (a line that is down takes
+        // the connect timeout to say so); the exchange's answer, when it comes, ends that.
+        this.away.failed(req.url.origin, new UpstreamTimeoutError('No answer within the stale grace time'), Date.now() - this.staleGraceMs)
+        return this.stale(cached, req, 'upstream slow')
+      }
       return this.settle(outcome, req, cached)
     } finally {
       clearTimeout(timer)
@@ -252,10 +257,11 @@ export class MetadataCache {
 
   private startFlight (req: MetadataRequest, cached: StoredEntry | undefined): Promise<UpstreamOutcome> {
     const signal = AbortSignal.any([this.stopper.signal, AbortSignal.timeout(this.requestTimeoutMs)])
+    const askedAt = Date.now()
     const flight = (async (): Promise<UpstreamOutcome> => {
       const outcome = await exchange({ dispatcher: this.dispatcher, store: this.store }, req, cached, signal)
       if (outcome.kind !== 'failed') this.away.answered(req.url.origin)
-      else if (!this.stopper.signal.aborted) this.away.failed(req.url.origin, outcome.error)
+      else if (!this.stopper.signal.aborted) this.away.failed(req.url.origin, outcome.error, askedAt)
       if (outcome.kind !== 'stored') return outcome
       try {
         await this.store.put(req.key, outcome.entry, cached)

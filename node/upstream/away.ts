@@ -16,6 +16,8 @@ export class AwayOrigins {
   private readonly awayMs: number
   private readonly log: Logger
   private readonly until = new Map<string, number>()
+  /** Origin → when it last answered: a failure of an exchange asked before that says nothing new. */
+  private readonly answeredAt = new Map<string, number>()
 
   constructor (components: { logger: Logger }, init: AwayOriginsInit = {}) {
     this.awayMs = init.awayMs ?? 30_000
@@ -31,12 +33,17 @@ export class AwayOrigins {
   }
 
   answered (origin: string): void {
+    this.answeredAt.set(origin, Date.now())
     if (this.until.delete(origin)) this.log.info({ origin }, 'upstream answers again')
   }
 
-  /** Notes a failed exchange: only not reaching the origin (refused, unresolved, timed out) makes it away. */
-  failed (origin: string, err: unknown): void {
+  /**
+   * Notes a failed exchange, asked at `askedAt`: only not reaching the origin (refused, unresolved, timed
+   * out) makes it away, and only when it has not answered since the exchange was asked.
+   */
+  failed (origin: string, err: unknown, askedAt = Date.now()): void {
     if (!isAimirrorError(err) || (err.code !== 'ERR_UPSTREAM_UNREACHABLE' && err.code !== 'ERR_UPSTREAM_TIMEOUT')) return
+    if (askedAt < (this.answeredAt.get(origin) ?? -Infinity)) return
     if (!this.isAway(origin)) this.log.warn({ origin, for_s: this.awayMs / 1000 }, 'upstream away: copies at hand are served at once while it is asked again')
     this.until.set(origin, Date.now() + this.awayMs)
   }

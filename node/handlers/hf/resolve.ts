@@ -182,8 +182,9 @@ export function createResolveServer (components: ResolveComponents, init: Resolv
     const key = `${url.href}\n${scope ?? ''}\n${withErrorBody ? 'body' : 'head'}`
     let flight = probes.get(key)
     if (flight === undefined) {
+      const askedAt = Date.now()
       flight = probeResolve(dispatcher, url, { headers: forward, withErrorBody }).finally(() => probes.delete(key))
-      flight.then(() => away.answered(url.origin), (err: unknown) => away.failed(url.origin, err))
+      flight.then(() => away.answered(url.origin), (err: unknown) => away.failed(url.origin, err, askedAt))
       probes.set(key, flight)
     }
     return flight
@@ -244,6 +245,8 @@ export function createResolveServer (components: ResolveComponents, init: Resolv
       result = await waitFor(sharedProbe(url, forward, scope, ctx.request.method === 'GET'), slow === null ? ctx.signal : AbortSignal.any([ctx.signal, slow]))
     } catch (err) {
       const timedOut = slow?.aborted === true && !ctx.signal.aborted
+      // As for clients, not answering within the grace time is being away; the probe's answer ends that.
+      if (timedOut && !away.isAway(url.origin)) away.failed(url.origin, new UpstreamTimeoutError('No answer within the stale grace time'), Date.now() - staleGraceMs)
       if (!timedOut && !upstreamDown(err)) throw err
       const why = timedOut ? 'upstream slow' : (err as { code?: string }).code ?? 'unknown'
       if (await serveLastKnown(ctx, file, known, commit ?? staleCommit, forward, why)) return

@@ -87,6 +87,7 @@ export class TagResolver {
     const signal = record === undefined ? undefined : deadline(this.staleGraceMs)
     const path = `/v2/${scope.repo}/manifests/${tag}`
     const origin = new URL(scope.upstream).origin
+    const askedAt = Date.now()
     try {
       const res = await this.client.request({ scope, cred: who.cred, method: 'HEAD', path, headers: accept, signal })
       this.away.answered(origin)
@@ -112,7 +113,7 @@ export class TagResolver {
       return { kind: 'refused', status: res.status, headers }
     } catch (err) {
       // Not answering within the grace time is the registry being away for its clients too.
-      this.away.failed(origin, signal?.aborted === true ? new UpstreamTimeoutError(undefined, { cause: err }) : err)
+      this.away.failed(origin, signal?.aborted === true ? new UpstreamTimeoutError(undefined, { cause: err }) : err, askedAt)
       const code = isAimirrorError(err) ? err.code : ''
       const unavailable = code === 'ERR_UPSTREAM_UNREACHABLE' || code === 'ERR_UPSTREAM_TIMEOUT' || code === 'ERR_UPSTREAM_PROTOCOL' || code === 'ERR_ABORTED'
       const known = unavailable ? record ?? await this.publicAnswer(scope, tag, accept) : undefined

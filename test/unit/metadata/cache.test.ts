@@ -129,7 +129,7 @@ describe('metadata cache', () => {
     const up = await upstream(doc)
     const c = await cache({ staleGraceMs: 500 })
     for (const key of ['a', 'b', 'c']) await c.fetch(req(`${up.url}/${key}`, 0, key))
-    // Hung: every exchange times out (headers timeout 2 s).
+    // Hung: every exchange times out (headers timeout 2 s, give or take undici's coarse timers).
     doc.delayMs = 60_000
     const timed = async (key: string): Promise<{ ms: number, stale: boolean }> => {
       const t0 = Date.now()
@@ -139,9 +139,7 @@ describe('metadata cache', () => {
     const first = await timed('a')
     expect(first.stale).toBe(true)
     expect(first.ms).toBeGreaterThanOrEqual(450)
-    // Once that exchange has timed out (headers timeout 2 s, give or take undici's coarse timers), the
-    // other documents come at once, stale.
-    for (let i = 0; i < 100 && !c.away.isAway(new URL(up.url).origin); i++) await new Promise(resolve => setTimeout(resolve, 50))
+    // It let the grace time pass: the other documents come at once, stale.
     expect(c.away.isAway(new URL(up.url).origin)).toBe(true)
     const second = await timed('b')
     expect(second).toMatchObject({ stale: true })
@@ -157,8 +155,9 @@ describe('metadata cache', () => {
       fresh = !(await timed('c')).stale
     }
     expect(fresh).toBe(true)
-    const after = await timed('a')
-    expect(after.stale).toBe(false)
+    // The hung exchanges asked before that answer end later, timed out: they do not make it away again.
+    await new Promise(resolve => setTimeout(resolve, 3500))
+    expect(c.away.isAway(new URL(up.url).origin)).toBe(false)
   })
 
   it('remembers a real 404 and replays it while upstream is down', async () => {

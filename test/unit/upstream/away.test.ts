@@ -23,5 +23,13 @@ describe('upstream origins away', () => {
     expect(away.isAway(a)).toBe(true)
     vi.advanceTimersByTime(1_001)
     expect(away.isAway(a)).toBe(false)
+    // An exchange asked before the origin's last answer says nothing new when it fails later.
+    const askedAt = Date.now()
+    vi.advanceTimersByTime(10)
+    away.answered(a)
+    away.failed(a, new UpstreamTimeoutError(), askedAt)
+    expect(away.isAway(a)).toBe(false)
+    away.failed(a, new UpstreamTimeoutError(), Date.now())
+    expect(away.isAway(a)).toBe(true)
   })
 })

@@ -1,21 +1,17 @@
-import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
-import { createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
-import { until } from './fetch-helpers.ts'
+import { startCliNode } from './cli-node.ts'
+import { freePort } from '../fixtures/upstreams/oci-distribution.ts'
 
-const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url))
 const MiB = 1 << 20
 const SIZE = 12 * MiB
 const PIECE = 256 * 1024
@@ -35,32 +31,6 @@ afterEach(async () => {
   server = undefined
   if (dir !== '') await rm(dir, { recursive: true, force: true })
 })
-
-async function freePort (): Promise<number> {
-  const srv = createServer()
-  srv.listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const { port } = srv.address() as AddressInfo
-  await new Promise(resolve => srv.close(resolve))
-  return port
-}
-
-/** The real CLI as a child process; resolves once /health answers. */
-async function startCli (config: string, url: string): Promise<ChildProcess> {
-  const c = spawn(process.execPath, [MAIN, 'start', '--config', config], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, AIMIRROR_CLUSTER: '0', AIMIRROR_CONFIG: '', AIMIRROR_PORT: '', AIMIRROR_HOST: '' }
-  })
-  let stderr = ''
-  c.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  await until(async () => {
-    if (c.exitCode !== null) throw new Error(`node exited: ${stderr}`)
-    return await new Promise<boolean>(resolve => {
-      request(`${url}/health`, res => { res.resume(); resolve(res.statusCode === 200) }).on('error', () => { resolve(false) }).end()
-    })
-  }, 20_000)
-  return c
-}
 
 /** GET through the node: sha256 and byte count of what arrived, or where it broke. */
 async function get (url: string, onBytes: (n: number) => void = () => {}): Promise<{ sha256: string, bytes: number, status: number, error: string | null }> {
@@ -101,7 +71,7 @@ async function configure (fs: FileServer, chunkSize: number): Promise<{ url: str
 
 /** Starts the node, asks for the file and kills it (SIGKILL) once the upstream sent `killAt` bytes. */
 async function killMidway (fs: FileServer, url: string, config: string, killAt: number): Promise<void> {
-  child = await startCli(config, url)
+  child = await startCliNode(config, url)
   const killed = child
   const first = await get(`${url}/files/k.bin`, () => {
     if (fs.stats.bytesSent >= killAt && killed.exitCode === null && killed.signalCode === null) killed.kill('SIGKILL')
@@ -116,7 +86,7 @@ async function killMidway (fs: FileServer, url: string, config: string, killAt: 
 
 /** Restarts the node and asks again: the whole file, right bytes. */
 async function resumeAndCheck (url: string, config: string): Promise<void> {
-  child = await startCli(config, url)
+  child = await startCliNode(config, url)
   const second = await get(`${url}/files/k.bin`)
   expect(second.error).toBeNull()
   expect(second.status).toBe(200)

@@ -1,21 +1,18 @@
-import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
 import type { ServerResponse } from 'node:http'
-import { createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { startUpstream } from '../helpers/upstream.ts'
-import { until } from './fetch-helpers.ts'
+import { startCliNode } from './cli-node.ts'
+import { freePort } from '../fixtures/upstreams/oci-distribution.ts'
 
 /**
  * Index documents far bigger than any small-page assumption (npm packuments of packages with tens of
@@ -24,7 +21,6 @@ import { until } from './fetch-helpers.ts'
  * its peak resident memory (VmHWM) is its own.
  */
 
-const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url))
 const MiB = 1 << 20
 
 let child: ChildProcess | undefined
@@ -42,15 +38,6 @@ afterEach(async () => {
   dir = ''
 })
 
-async function freePort (): Promise<number> {
-  const srv = createServer()
-  srv.listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const { port } = srv.address() as AddressInfo
-  await new Promise(resolve => srv.close(resolve))
-  return port
-}
-
 /** A node process with these rules; resolves with its URL once /health answers. */
 async function startNodeProcess (doc: Record<string, unknown>): Promise<string> {
   dir = await mkdtemp(join(tmpdir(), 'aimirror-large-meta-'))
@@ -65,18 +52,7 @@ async function startNodeProcess (doc: Record<string, unknown>): Promise<string> 
   }))
   const url = `http://127.0.0.1:${port}`
   // With the V8 and malloc settings `aimirror start` gives the node (bin/aimirror.js).
-  const c = child = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=2', '--heap-growing-percent=40', MAIN, 'start', '--config', config], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, MALLOC_ARENA_MAX: '2', AIMIRROR_CLUSTER: '0', AIMIRROR_CONFIG: '', AIMIRROR_PORT: '', AIMIRROR_HOST: '' }
-  })
-  let stderr = ''
-  c.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  await until(async () => {
-    if (c.exitCode !== null) throw new Error(`node exited: ${stderr}`)
-    return await new Promise<boolean>(resolve => {
-      httpRequest(`${url}/health`, res => { res.resume(); resolve(res.statusCode === 200) }).on('error', () => { resolve(false) }).end()
-    })
-  }, 20_000)
+  child = await startCliNode(config, url, ['--expose-gc', '--max-semi-space-size=2', '--heap-growing-percent=40'], { MALLOC_ARENA_MAX: '2' })
   return url
 }
 

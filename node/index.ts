@@ -132,7 +132,8 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     handlers,
     strategies: parallel === undefined ? { proxy } : { proxy, parallel },
     downloads: overrides.downloads ?? engine?.downloads,
-    cacheStats: overrides.cacheStats ?? engine?.cacheStats
+    cacheStats: overrides.cacheStats ?? engine?.cacheStats,
+    upstreamsAway: () => away.list()
   }, { stopSignal: hardStop.signal })
   // The libp2p stack is loaded only when the cluster is on (it costs seconds of start-up on a busy machine).
   let cluster: Cluster | null = null

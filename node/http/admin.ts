@@ -5,10 +5,13 @@ import type { CacheStatsProvider, DownloadsProvider } from './providers.ts'
 export interface AdminComponents {
   downloads?: DownloadsProvider
   cacheStats: CacheStatsProvider
+  /** Upstream origins taken as away now (their cached answers served at once). */
+  upstreamsAway?: () => Array<{ origin: string, until: string }>
 }
 
 /**
- * `/health` → `{"status":"ok","active_downloads":N,"downloads":[cache keys],"progress":[...]}` and
+ * `/health` → `{"status":"ok","active_downloads":N,"downloads":[cache keys],"progress":[...],
+ * "upstreams_away":[{origin, until}]}` and
  * `/stats` → `{"cache":{"total_size_mb":..,"file_count":..}}` (seed shapes). Registered as exact routes,
  * so they win over the catch-all for every method; only GET and HEAD are allowed.
  */
@@ -19,7 +22,7 @@ export function registerAdminRoutes (app: FastifyInstance, components: AdminComp
     // The seed's shape: `downloads` is the list of cache keys; each one's progress is in `progress`.
     const downloads = list.map(d => typeof d === 'string' ? d : String((d as { key?: unknown }).key))
     const progress = list.filter(d => typeof d !== 'string')
-    return { status: 'ok', active_downloads: list.length, downloads, progress }
+    return { status: 'ok', active_downloads: list.length, downloads, progress, upstreams_away: components.upstreamsAway?.() ?? [] }
   })
   registerReadOnly(app, '/stats', async (_request, reply) => {
     reply.header('cache-control', 'no-store')

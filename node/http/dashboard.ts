@@ -67,7 +67,8 @@ async function refresh () {
       ? [(n.self ? '* ' : '') + (n.host ? n.host + ' ' : '') + (n.peer_id || 'this node'), bytes(n.cache.size_bytes), n.cache.blobs, n.hits, n.misses, bytes(n.bytes_from_cache), bytes(n.bytes_from_peers), bytes(n.bytes_from_upstream), bytes(n.bytes_to_peers), n.active_downloads]
       : [n.peer_id, 'unreachable: ' + (n.error || '?'), '', '', '', '', '', '', '', '']))
     fill('peers', ['peer', 'member', 'banned', 'addresses', 'since'], peers.peers.map(p => [p.peer_id, p.member ? 'yes' : 'no', p.banned ? 'yes' : 'no', p.addresses.join(' '), p.since || '']))
-    document.getElementById('error').textContent = ''
+    const away = health.upstreams_away || []
+    document.getElementById('error').textContent = away.length === 0 ? '' : 'upstream away (cached answers served at once): ' + away.map(a => a.origin).join(', ')
   } catch (err) {
     document.getElementById('error').textContent = 'cannot reach the node: ' + err.message
   }

@@ -24,6 +24,7 @@ export interface HttpServerComponents {
   strategies: Strategies
   downloads?: DownloadsProvider
   cacheStats?: CacheStatsProvider
+  upstreamsAway?: () => Array<{ origin: string, until: string }>
 }
 
 export interface HttpServerInit {
@@ -108,7 +109,7 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
   })
 
   const cacheStats = components.cacheStats ?? (async () => await dirStats(config.cache.dir))
-  registerAdminRoutes(app, { downloads: components.downloads, cacheStats })
+  registerAdminRoutes(app, { downloads: components.downloads, cacheStats, upstreamsAway: components.upstreamsAway })
 
   async function serve (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     if (cameBack(request.headers.via)) throw new RequestLoopError()

@@ -32,6 +32,11 @@ export class AwayOrigins {
     return false
   }
 
+  /** The origins away now, each with when that ends unless it answers sooner. */
+  list (): Array<{ origin: string, until: string }> {
+    return [...this.until.keys()].filter(o => this.isAway(o)).map(o => ({ origin: o, until: new Date(this.until.get(o) as number).toISOString() }))
+  }
+
   answered (origin: string): void {
     this.answeredAt.set(origin, Date.now())
     if (this.until.delete(origin)) this.log.info({ origin }, 'upstream answers again')

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 import { startTestNode } from '../helpers/node.ts'
+import { deadPort } from '../helpers/upstream.ts'
 import type { TestNode } from '../helpers/node.ts'
 
 /** The node's own paths behind a catch-all rule (the seed config has one), with the cluster off. */
@@ -44,6 +45,21 @@ describe('the node\'s own paths', () => {
     expect(cluster.totals.active_downloads).toBe(1)
     expect(cluster.nodes[0]?.cache.max_bytes).toBeGreaterThan(0)
     ac.abort()
+  })
+
+  it('/health names the upstreams taken as away', async () => {
+    const up = `http://127.0.0.1:${await deadPort()}`
+    const mirror = await startTestNode({ rules: [{ name: 'pypi', path_prefix: '/simple/', upstream: up, handler: 'pypi', strategy: 'proxy' }] })
+    try {
+      const before = await (await fetch(mirror.url + '/health')).json() as { upstreams_away: unknown[] }
+      expect(before.upstreams_away).toEqual([])
+      expect((await fetch(mirror.url + '/simple/x/')).status).toBe(502)
+      const after = await (await fetch(mirror.url + '/health')).json() as { upstreams_away: Array<{ origin: string, until: string }> }
+      expect(after.upstreams_away.map(a => a.origin)).toEqual([up])
+      expect(Date.parse(after.upstreams_away[0]?.until ?? '')).toBeGreaterThan(Date.now())
+    } finally {
+      await mirror.stop()
+    }
   })
 
   /** What the node answers to bytes sent as they are, until it closes the connection. */

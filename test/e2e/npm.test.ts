@@ -87,6 +87,44 @@ describe('npm through the mirror', () => {
   }, 90_000)
 })
 
+// An office whose line is down: the registry takes connections and never answers. The mirror waits 5 s
+// for the first packument, then serves what it has at once.
+describe('npm through the mirror, the registry away', () => {
+  it('installs from cached packuments without waiting on each of them', async () => {
+    reg = await startNpmRegistry([
+      { name: 'tiny-a', version: '1.0.0', dependencies: { 'tiny-b': '^1.0.0', '@acme/tiny-c': '^2.0.0' } },
+      { name: 'tiny-b', version: '1.0.0' },
+      { name: '@acme/tiny-c', version: '2.0.0' },
+      ...['d', 'e', 'f'].map(n => ({ name: `tiny-${n}`, version: '1.0.0' }))
+    ])
+    const upstream = reg.url
+    node = await startTestNode({
+      rules: [
+        { name: 'npm-tarballs', path_prefix: '/npm/', pattern: '/-/[^/]+\\.tgz$', strip_prefix: true, upstream, handler: 'npm', strategy: 'parallel' },
+        { name: 'npm', path_prefix: '/npm/', strip_prefix: true, upstream, handler: 'npm', strategy: 'proxy', metadata_ttl_s: 0 }
+      ]
+    })
+    const registry = `${node.url}/npm/`
+    await writeFile(join(work, 'npmrc'), '')
+    const app = join(work, 'app')
+    await mkdir(app)
+    await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+    const specs = ['tiny-a', 'tiny-d', 'tiny-e', 'tiny-f']
+    await npm(app, registry, join(work, 'cache1'), 'install', ...specs)
+    reg.settings.hang = true
+    await rm(join(app, 'node_modules'), { recursive: true })
+    await rm(join(app, 'package-lock.json'))
+    await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+    const t0 = Date.now()
+    await npm(app, registry, join(work, 'cache2'), 'install', ...specs)
+    const seconds = (Date.now() - t0) / 1000
+    expect(await installed(app, '@acme/tiny-c')).toContain('@acme/tiny-c@2.0.0')
+    expect(await installed(app, 'tiny-f')).toContain('tiny-f@1.0.0')
+    // Six packuments: waiting 5 s on each would take 30 s.
+    expect(seconds).toBeLessThan(18)
+  }, 120_000)
+})
+
 // npm revalidates with a bare conditional request (--prefer-online): a version published upstream after
 // the mirror cached the packument is seen although the mirror's copy is within its TTL.
 async function npmView (registry: string, ...flags: string[]): Promise<string> {

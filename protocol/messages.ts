@@ -85,13 +85,17 @@ export const ticketAnswer = z.strictObject({
 })
 export type TicketAnswer = z.infer<typeof ticketAnswer>
 
-export const nodeStats = z.strictObject({
+/**
+ * A node's numbers. Unknown fields are dropped, not refused: a newer node's stats (a field added, as
+ * `host` and `peer_bans` were) stay readable to an older one.
+ */
+export const nodeStats = z.object({
   peer_id: shortText,
   /** The machine's host name, so people can tell the nodes apart. */
   host: shortText.optional(),
   cluster: shortText,
   uptime_s: count,
-  cache: z.strictObject({ size_bytes: count, blobs: count, max_bytes: count }),
+  cache: z.object({ size_bytes: count, blobs: count, max_bytes: count }),
   hits: count,
   misses: count,
   bytes_from_cache: count,

@@ -58,6 +58,13 @@ describe('messages', () => {
 })
 
 describe('blob names', () => {
+  it('reads stats with fields it does not know (a newer node\'s), without them', () => {
+    const stats = { peer_id: 'p', cluster: 'c', uptime_s: 1, cache: { size_bytes: 1, blobs: 1, max_bytes: 2 }, hits: 0, misses: 0, bytes_from_cache: 0, bytes_from_peers: 0, bytes_from_upstream: 0, bytes_to_peers: 0, active_downloads: 0, peers: 1 }
+    const answer = decodeMessage(controlAnswer, encodeMessage({ t: 'stats', stats: { ...stats, host: 'gpu-1', from_the_future: [1, 2] } }))
+    expect(answer).toEqual({ t: 'stats', stats: { ...stats, host: 'gpu-1' } })
+    expect(wireCode(() => decodeMessage(controlAnswer, encodeMessage({ t: 'stats', stats: { ...stats, hits: -1 } })))).toBe('BAD_MESSAGE')
+  })
+
   it('a digest is its own id and travels as sha256:<hex>', () => {
     expect(nameId(HEX)).toBe(HEX)
     expect(wireKey(HEX)).toBe(`sha256:${HEX}`)

@@ -43,6 +43,26 @@ async function npm (cwd: string, registry: string, cache: string, ...args: strin
 const installed = async (dir: string, name: string): Promise<string> =>
   await readFile(join(dir, 'node_modules', ...name.split('/'), 'index.js'), 'utf8')
 
+/** A node with the npm rules (tarballs also at the registry root, as lockfiles ask), packuments always revalidated. */
+async function npmMirror (upstream: string): Promise<TestNode> {
+  return await startTestNode({
+    rules: [
+      { name: 'npm-tarballs-root', pattern: '^/(?:@[\\w.-]+/)?[\\w.-]+/-/[^/]+\\.tgz$', upstream, handler: 'npm', strategy: 'parallel' },
+      { name: 'npm-tarballs', path_prefix: '/npm/', pattern: '/-/[^/]+\\.tgz$', strip_prefix: true, upstream, handler: 'npm', strategy: 'parallel' },
+      { name: 'npm', path_prefix: '/npm/', strip_prefix: true, upstream, handler: 'npm', strategy: 'proxy', metadata_ttl_s: 0 }
+    ]
+  })
+}
+
+/** An empty private package to install into, with an empty npmrc. */
+async function newApp (): Promise<string> {
+  await writeFile(join(work, 'npmrc'), '')
+  const app = join(work, 'app')
+  await mkdir(app)
+  await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+  return app
+}
+
 describe('npm through the mirror', () => {
   it('npm install, npm ci, then npm ci with the registry stopped', async () => {
     reg = await startNpmRegistry([
@@ -51,19 +71,9 @@ describe('npm through the mirror', () => {
       { name: 'tiny-b', version: '1.1.0' },
       { name: '@acme/tiny-c', version: '2.0.0', padBytes: 50_000 }
     ])
-    const upstream = reg.url
-    node = await startTestNode({
-      rules: [
-        { name: 'npm-tarballs-root', pattern: '^/(?:@[\\w.-]+/)?[\\w.-]+/-/[^/]+\\.tgz$', upstream, handler: 'npm', strategy: 'parallel' },
-        { name: 'npm-tarballs', path_prefix: '/npm/', pattern: '/-/[^/]+\\.tgz$', strip_prefix: true, upstream, handler: 'npm', strategy: 'parallel' },
-        { name: 'npm', path_prefix: '/npm/', strip_prefix: true, upstream, handler: 'npm', strategy: 'proxy', metadata_ttl_s: 0 }
-      ]
-    })
+    node = await npmMirror(reg.url)
     const registry = `${node.url}/npm/`
-    await writeFile(join(work, 'npmrc'), '')
-    const app = join(work, 'app')
-    await mkdir(app)
-    await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+    const app = await newApp()
     await npm(app, registry, join(work, 'cache1'), 'install', 'tiny-a')
     expect(await installed(app, 'tiny-a')).toContain('tiny-a@1.0.0')
     expect(await installed(app, 'tiny-b')).toContain('tiny-b@1.1.0')
@@ -97,18 +107,9 @@ describe('npm through the mirror, the registry away', () => {
       { name: '@acme/tiny-c', version: '2.0.0' },
       ...['d', 'e', 'f'].map(n => ({ name: `tiny-${n}`, version: '1.0.0' }))
     ])
-    const upstream = reg.url
-    node = await startTestNode({
-      rules: [
-        { name: 'npm-tarballs', path_prefix: '/npm/', pattern: '/-/[^/]+\\.tgz$', strip_prefix: true, upstream, handler: 'npm', strategy: 'parallel' },
-        { name: 'npm', path_prefix: '/npm/', strip_prefix: true, upstream, handler: 'npm', strategy: 'proxy', metadata_ttl_s: 0 }
-      ]
-    })
+    node = await npmMirror(reg.url)
     const registry = `${node.url}/npm/`
-    await writeFile(join(work, 'npmrc'), '')
-    const app = join(work, 'app')
-    await mkdir(app)
-    await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+    const app = await newApp()
     const specs = ['tiny-a', 'tiny-d', 'tiny-e', 'tiny-f']
     await npm(app, registry, join(work, 'cache1'), 'install', ...specs)
     reg.settings.hang = true

@@ -136,11 +136,11 @@ describe('createHttpServer', () => {
   it('serves /health from the downloads provider', async () => {
     const app = server({ downloads: { list: () => ['key-a', 'key-b'] } })
     const res = await app.inject({ url: '/health' })
-    expect(res.json()).toEqual({ status: 'ok', active_downloads: 2, downloads: ['key-a', 'key-b'], progress: [] })
-    expect((await server().inject({ url: '/health' })).json()).toEqual({ status: 'ok', active_downloads: 0, downloads: [], progress: [] })
+    expect(res.json()).toEqual({ status: 'ok', active_downloads: 2, downloads: ['key-a', 'key-b'], progress: [], upstreams_away: [] })
+    expect((await server().inject({ url: '/health' })).json()).toEqual({ status: 'ok', active_downloads: 0, downloads: [], progress: [], upstreams_away: [] })
     // Downloads with progress: their keys in `downloads` (the seed's list of cache keys), the rest in `progress`.
     const withProgress = server({ downloads: { list: () => [{ key: 'url:http://u/f', received: 5 }] } })
-    expect((await withProgress.inject({ url: '/health' })).json()).toEqual({ status: 'ok', active_downloads: 1, downloads: ['url:http://u/f'], progress: [{ key: 'url:http://u/f', received: 5 }] })
+    expect((await withProgress.inject({ url: '/health' })).json()).toEqual({ status: 'ok', active_downloads: 1, downloads: ['url:http://u/f'], progress: [{ key: 'url:http://u/f', received: 5 }], upstreams_away: [] })
   })
 
   it('serves /stats from the provider, else by walking the cache dir', async () => {

@@ -34,9 +34,9 @@ export type { FetcherComponents, FetcherInit } from './fetcher-init.ts'
 const DEFAULT_CHUNK = 8 << 20
 
 /**
- * Fetch engine entry point: local hit → join an in-flight download → new download (the upstream is
- * the only source for now; peer sources plug in through `Source`). One download per cache key per
- * instance (single flight).
+ * Fetch engine entry point: local hit → join an in-flight download → new download, from the upstream
+ * and, in a cluster, the members (`useSources`). One download per cache key per instance (single
+ * flight).
  */
 export class Fetcher {
   /** Downloads' further connections (server.max_concurrent_downloads of them). */

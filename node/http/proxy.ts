@@ -18,7 +18,7 @@ export interface ProxyComponents {
 }
 
 export interface ProxyInit {
-  /** Largest link-bearing page rewritten in memory (raw or decoded); bigger ones pass through untouched. */
+  /** Largest link-bearing page rewritten in memory (raw or decoded); bigger ones are rewritten as they stream. Default 8 MiB. */
   maxRewriteBytes?: number
 }
 
@@ -59,12 +59,13 @@ function rewriteHeaderLinks (raw: RawHeaders, ctx: StrategyContext, rewriting: R
  * The `proxy` strategy: one upstream request per client request, bytes streamed both ways with
  * backpressure (request bodies of PUT/POST/PATCH included), every end-to-end header forwarded with its
  * repeats in order, hop-by-hop headers dropped, status passed through (3xx, 206, 416, 404 alike).
- * Link-bearing pages (by Content-Type) are buffered up to a cap, decoded and rewritten to the mirror.
+ * Link-bearing pages (by Content-Type) are decoded and rewritten to the mirror: in memory up to a cap,
+ * as they stream beyond it.
  */
 export function createProxyStrategy (components: ProxyComponents, init: ProxyInit = {}): Strategy {
   const { dispatcher, rewritePlan } = components
   const log = components.logger.child({ component: 'proxy' })
-  const maxRewriteBytes = init.maxRewriteBytes ?? 64 * 1024 * 1024
+  const maxRewriteBytes = init.maxRewriteBytes ?? 8 * 1024 * 1024
 
   return async function proxy (ctx: StrategyContext): Promise<void> {
     const { request, upstreamUrl, signal } = ctx

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
-import { Readable } from 'node:stream'
+import { pipeline, Readable } from 'node:stream'
+import { createGzip } from 'node:zlib'
 import type { Logger } from '../log.ts'
-import { acceptsGzip, canDecode, decodeBody, gzipBody, parseContentEncoding } from '../rewrite/codec.ts'
+import { acceptsGzip, canDecode, decodeBody, decoderFor, gzipBody, parseContentEncoding } from '../rewrite/codec.ts'
 import type { RuleRewriting } from '../rewrite/rules.ts'
 import { discardBody, headerValue } from '../upstream/request.ts'
 import type { RawHeaders, UpstreamResponse } from '../upstream/request.ts'
@@ -71,26 +72,29 @@ function mergeVary (headers: string[], name: string): void {
 }
 
 /**
- * Sends a link-bearing page with its links pointing at the mirror: buffered (the only place a body is
- * held whole, capped), decoded from gzip/br/deflate/zstd, rewritten, re-gzipped only for clients that
- * accept gzip, with a fresh Content-Length and a weak ETag for this variant (If-None-Match → 304).
- * Pages without links to rewrite, over the cap, in an unknown coding or that fail to decode are passed
- * through untouched (upstream bytes and validators).
+ * Sends a link-bearing page with its links pointing at the mirror. Up to the cap it is buffered, decoded
+ * from gzip/br/deflate/zstd, rewritten, re-gzipped only for clients that accept gzip, with a fresh
+ * Content-Length and a weak ETag for this variant (If-None-Match → 304); pages without links to rewrite,
+ * in an unknown coding or that fail to decode are passed through untouched (upstream bytes and
+ * validators). Bigger pages are rewritten as they stream (`sendStreamed`).
  */
 export async function sendRewritten (ctx: StrategyContext, page: UpstreamResponse, headers: RawHeaders,
   rewriting: RuleRewriting, opts: RewriteOptions): Promise<void> {
   const { request, reply } = ctx
   const codings = parseContentEncoding(headerValue(page.rawHeaders, 'content-encoding'))
   const declared = Number(headerValue(page.rawHeaders, 'content-length') ?? 0)
-  if (!canDecode(codings) || declared > opts.maxBytes) {
-    opts.log.warn({ url: request.url, codings, declared }, 'link-bearing page not rewritten (too large or unknown coding)')
+  if (!canDecode(codings)) {
+    opts.log.warn({ url: request.url, codings }, 'link-bearing page in a coding the node cannot undo, passed through')
     sendUntouched(ctx, page.statusCode, headers, [], page.body)
+    return
+  }
+  if (declared > opts.maxBytes) {
+    sendStreamed(ctx, page, headers, rewriting, codings, [], page.body, opts.log)
     return
   }
   const prefix = await readUpTo(page.body, opts.maxBytes)
   if (!prefix.ended) {
-    opts.log.warn({ url: request.url, limit: opts.maxBytes }, 'link-bearing page over the rewrite limit, passed through')
-    sendUntouched(ctx, page.statusCode, headers, prefix.chunks, page.body)
+    sendStreamed(ctx, page, headers, rewriting, codings, prefix.chunks, page.body, opts.log)
     return
   }
   const raw = Buffer.concat(prefix.chunks, prefix.size)
@@ -98,6 +102,10 @@ export async function sendRewritten (ctx: StrategyContext, page: UpstreamRespons
   try {
     decoded = await decodeBody(raw, codings, opts.maxBytes)
   } catch (err) {
+    if (tooLarge(err)) {
+      sendStreamed(ctx, page, headers, rewriting, codings, [raw], null, opts.log)
+      return
+    }
     opts.log.warn({ url: request.url, err }, 'link-bearing page could not be decoded, passed through')
     sendUntouched(ctx, page.statusCode, headers, [raw], null)
     return
@@ -126,4 +134,61 @@ export async function sendRewritten (ctx: StrategyContext, page: UpstreamRespons
   sendHeaders.push('content-length', String(payload.length))
   reply.code(page.statusCode).headers(groupHeaders(sendHeaders))
   void reply.send(request.method === 'HEAD' ? undefined : payload)
+}
+
+/** zlib's refusal to give more than `maxOutputLength`. */
+function tooLarge (err: unknown): boolean {
+  return err instanceof RangeError || (err as { code?: unknown } | null)?.code === 'ERR_BUFFER_TOO_LARGE'
+}
+
+/**
+ * A page bigger than the in-memory limit, rewritten as it streams: decoded, its links mapped piece by
+ * piece (`textRuns`), re-gzipped for clients that take gzip. Its length is unknown ahead (chunked); its
+ * weak ETag comes from the upstream's (none without one), so If-None-Match is answered before any byte
+ * is read. "deflate" (zlib or raw, known only from the bytes) is passed through untouched.
+ */
+function sendStreamed (ctx: StrategyContext, page: UpstreamResponse, headers: RawHeaders, rewriting: RuleRewriting,
+  codings: readonly string[], prefix: Buffer[], rest: Readable | null, log: Logger): void {
+  const { request, reply } = ctx
+  if (codings.includes('deflate')) {
+    log.warn({ url: request.url }, 'large deflate-coded link-bearing page passed through')
+    sendUntouched(ctx, page.statusCode, headers, prefix, rest)
+    return
+  }
+  const upstreamEtag = headerValue(page.rawHeaders, 'etag')
+  const etag = upstreamEtag === undefined
+    ? null
+    : `W/"rs-${createHash('sha256').update(`${upstreamEtag}\n${ctx.rule.name}\n${ctx.mirrorBase}`).digest('base64url').slice(0, 32)}"`
+  const sendHeaders = endToEndHeaders(headers, REPRESENTATION)
+  mergeVary(sendHeaders, 'Accept-Encoding')
+  if (etag !== null) sendHeaders.push('etag', etag)
+  if (etag !== null && etagMatches(request.headers['if-none-match'], etag)) {
+    if (rest !== null) discardBody(rest)
+    reply.code(304).headers(groupHeaders(sendHeaders))
+    void reply.send()
+    return
+  }
+  const gzip = acceptsGzip(request.headers['accept-encoding'])
+  if (gzip) sendHeaders.push('content-encoding', 'gzip')
+  reply.code(page.statusCode).headers(groupHeaders(sendHeaders))
+  if (request.method === 'HEAD') {
+    if (rest !== null) discardBody(rest)
+    void reply.send()
+    return
+  }
+  const runs = rewriting.links.textRuns(ctx.mirrorBase)
+  let body: Readable = Readable.from((async function * () {
+    yield * prefix
+    if (rest !== null) yield * rest
+  })(), { objectMode: false })
+  for (const coding of [...codings].reverse()) body = pipeline(body, decoderFor(coding), () => {})
+  const text = Readable.from((async function * () {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      const out = runs.push(chunk.toString('latin1'))
+      if (out !== '') yield Buffer.from(out, 'latin1')
+    }
+    const last = runs.end()
+    if (last !== '') yield Buffer.from(last, 'latin1')
+  })(), { objectMode: false })
+  void reply.send(gzip ? pipeline(text, createGzip(), () => {}) : text)
 }

@@ -1,4 +1,5 @@
 import { promisify } from 'node:util'
+import type { Transform as TransformStream } from 'node:stream'
 import * as zlib from 'node:zlib'
 
 type Transform = (buf: Buffer, options: zlib.ZlibOptions & zlib.BrotliOptions) => Promise<Buffer>
@@ -40,6 +41,14 @@ export async function decodeBody (body: Buffer, codings: readonly string[], maxO
     } else throw new Error(`unsupported content-coding ${coding}`)
   }
   return out
+}
+
+/** A stream that undoes one coding (gzip, br, zstd; not deflate, whose form only its bytes tell). */
+export function decoderFor (coding: string): TransformStream {
+  if (coding === 'gzip' || coding === 'x-gzip') return zlib.createGunzip()
+  if (coding === 'br') return zlib.createBrotliDecompress()
+  if (coding === 'zstd' && typeof zlib.createZstdDecompress === 'function') return zlib.createZstdDecompress()
+  throw new Error(`no streaming decoder for content-coding ${coding}`)
 }
 
 export async function gzipBody (body: Buffer): Promise<Buffer> {

@@ -55,6 +55,15 @@ export interface LinkRewriter {
   rewriteUrl: (href: string, relativeTo: URL, base: string) => string | null
   /** Rewrites each `<uri-reference>` of a `Link` header that maps to the mirror. */
   rewriteLinkHeader: (value: string, relativeTo: URL, base: string) => string
+  /** `rewriteText` for a text that arrives in pieces: the pieces' outputs join to `rewriteText` of the whole. */
+  textRuns: (base: string) => TextRuns
+}
+
+export interface TextRuns {
+  /** The next piece; returns the text rewritten so far (a URL that may go on in the next piece is held). */
+  push: (piece: string) => string
+  /** The end of the text: what was held, rewritten. */
+  end: () => string
 }
 
 export function createLinkRewriter (mappings: readonly LinkMapping[]): LinkRewriter {
@@ -69,6 +78,15 @@ export function createLinkRewriter (mappings: readonly LinkMapping[]): LinkRewri
   const re = forms.length === 0
     ? null
     : new RegExp(`(?:${forms.map((f) => escapeRegExp(f.text)).join('|')})(?![\\w.~%:@-])`, 'g')
+
+  // A match may start this close to the end of what has arrived and still go on (its lookahead included).
+  const reach = Math.max(0, ...forms.map(f => f.text.length)) + 1
+  const replacement = (match: string, base: string): string => {
+    const form = lookup.get(match)
+    if (form === undefined) return match
+    const to = base + form.mirrorPath
+    return form.escaped ? to.replace(/\//g, '\\/') : to
+  }
 
   const rewriteUrl = (href: string, relativeTo: URL, base: string): string | null => {
     let url: URL
@@ -86,12 +104,33 @@ export function createLinkRewriter (mappings: readonly LinkMapping[]): LinkRewri
     mappings,
     rewriteText (text, base) {
       if (re === null) return text
-      return text.replace(re, (match) => {
-        const form = lookup.get(match)
-        if (form === undefined) return match
-        const to = base + form.mirrorPath
-        return form.escaped ? to.replace(/\//g, '\\/') : to
-      })
+      return text.replace(re, (match) => replacement(match, base))
+    },
+    textRuns (base) {
+      let held = ''
+      return {
+        push (piece) {
+          const text = held + piece
+          if (re === null) { held = ''; return text }
+          // Matches starting before `cut` are decided by what is here; later ones wait for more.
+          const cut = Math.max(0, text.length - reach)
+          let out = ''
+          let at = 0
+          re.lastIndex = 0
+          for (let m = re.exec(text); m !== null && m.index < cut; m = re.exec(text)) {
+            out += text.slice(at, m.index) + replacement(m[0], base)
+            at = m.index + m[0].length
+          }
+          const emitTo = Math.max(at, cut)
+          held = text.slice(emitTo)
+          return out + text.slice(at, emitTo)
+        },
+        end () {
+          const text = held
+          held = ''
+          return re === null ? text : text.replace(re, (match) => replacement(match, base))
+        }
+      }
     },
     rewriteUrl,
     rewriteLinkHeader (value, relativeTo, base) {

@@ -32,6 +32,11 @@ function simplePage (accept: string, self: string): { type: string, body: string
   }
 }
 
+/** A page of 400 links under `base`, about 40 KB. */
+function bigLinks (base: string): string {
+  return Array.from({ length: 400 }, (_, i) => `<a href="${base}/${i}/f-${i}.whl">f-${i}</a><br/>\n`).join('')
+}
+
 describe('link rewriting', () => {
   let pypi: FakeUpstream
   let npm: FakeUpstream
@@ -95,6 +100,13 @@ describe('link rewriting', () => {
       if (url === '/big/page') {
         res.writeHead(200, { 'content-type': 'text/html' })
         res.end(`<a href="${FILES}/x">x</a>` + 'y'.repeat(5000))
+        return
+      }
+      if (url === '/big/gzipped') {
+        // Small on the wire, over the cap once decoded.
+        const body = gzipSync(bigLinks(`${FILES}/packages`))
+        res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': 'gzip', 'content-length': body.length, etag: '"big-1"' })
+        res.end(req.method === 'HEAD' ? undefined : body)
         return
       }
       res.writeHead(404, { 'content-type': 'text/plain' })
@@ -217,11 +229,30 @@ describe('link rewriting', () => {
     expect(res.body.equals(gzipSync('{"id":"gpt2","sha":"abc"}'))).toBe(true)
   })
 
-  it('passes pages over the size cap through untouched', async () => {
+  it('rewrites pages over the in-memory cap as they stream, without a length', async () => {
     const res = await send(node.url, { path: '/big/page' })
     expect(res.status).toBe(200)
-    expect(res.body.toString()).toContain(`href="${FILES}/x"`)
-    expect(res.body.length).toBe(`<a href="${FILES}/x">x</a>`.length + 5000)
+    expect(res.body.toString()).toBe(`<a href="${node.url}/x">x</a>` + 'y'.repeat(5000))
+    expect(res.headers['content-length']).toBeUndefined()
+    expect(res.headers.etag).toBeUndefined()
+  })
+
+  it('streams a page that is over the cap only once decoded: gzip for who takes it, its ETag from the upstream\'s', async () => {
+    const expected = bigLinks(`${node.url}/packages`)
+    const plain = await send(node.url, { path: '/big/gzipped' })
+    expect(plain.headers['content-encoding']).toBeUndefined()
+    expect(plain.body.toString()).toBe(expected)
+    const gz = await send(node.url, { path: '/big/gzipped', headers: { 'accept-encoding': 'gzip' } })
+    expect(gz.headers['content-encoding']).toBe('gzip')
+    expect(gunzipSync(gz.body).toString()).toBe(expected)
+    const etag = String(gz.headers.etag)
+    expect(etag).toMatch(/^W\/"rs-/)
+    expect(plain.headers.etag).toBe(etag)
+    expect(plain.headers.vary).toContain('Accept-Encoding')
+    expect((await send(node.url, { path: '/big/gzipped', headers: { 'if-none-match': etag } })).status).toBe(304)
+    const head = await send(node.url, { path: '/big/gzipped', method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(head.body.length).toBe(0)
   })
 })
 

@@ -93,3 +93,21 @@ describe('createLinkRewriter', () => {
     expect(createLinkRewriter([]).rewriteText('https://a.example', BASE)).toBe('https://a.example')
   })
 })
+
+describe('textRuns', () => {
+  it('rewrites a text that arrives in pieces exactly as the whole, wherever it is cut', () => {
+    const rewriter = createLinkRewriter(linkMappings(rules, byName('conda-json'), []))
+    const text = 'see https://conda.anaconda.org/conda-forge/x and https:\\/\\/conda.anaconda.org\\/y, ' +
+      'not https://conda.anaconda.org.evil/z nor https://conda.anaconda.org/conda-forge2/w; https://api.example'
+    const whole = rewriter.rewriteText(text, BASE)
+    expect(whole).toContain(`${BASE}/conda-forge/x`)
+    for (let size = 1; size <= text.length; size++) {
+      const runs = rewriter.textRuns(BASE)
+      let out = ''
+      for (let at = 0; at < text.length; at += size) out += runs.push(text.slice(at, at + size))
+      expect(out + runs.end()).toBe(whole)
+    }
+    const two = rewriter.textRuns(BASE)
+    expect(two.push(text.slice(0, 40)) + two.push(text.slice(40)) + two.end()).toBe(whole)
+  })
+})

@@ -181,4 +181,27 @@ describe('large index documents', () => {
     // Rewritten whole, this page took the node 400 MiB more.
     expect(got.peakGrowth).toBeLessThan(96 * MiB)
   })
+
+  it('rewrites a 70 MB page of a generic proxy rule as it streams, with flat memory', async () => {
+    const FILES = 260_000
+    const files = await startUpstream((_req, res) => { res.writeHead(404).end() })
+    closers.push(async () => await files.close())
+    const site = await startUpstream(async (req, res) => {
+      if (req.url === '/big.html') await serve(res, 'text/html', simplePage(FILES, files.url))
+      else if (req.url === '/small.html') await serve(res, 'text/html', simplePage(10, files.url))
+      else res.writeHead(404).end()
+    })
+    closers.push(async () => await site.close())
+    const node = await startNodeProcess({
+      content_rewrite: { targets: [files.url] },
+      rules: [{ name: 'site', pattern: '.*', upstream: site.url, strategy: 'proxy' }]
+    })
+    const got = await fetchWatched(node, '/big.html', '/small.html')
+    const expected = sizeAndSha256(simplePage(FILES, node))
+    expect(got.status).toBe(200)
+    // Over the old whole-page limit (64 MiB), which passed it through with the upstream's links.
+    expect(expected.size).toBeGreaterThan(64 * MiB)
+    expect(got).toMatchObject(expected)
+    expect(got.peakGrowth).toBeLessThan(96 * MiB)
+  })
 })

@@ -152,7 +152,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     maxBytes: () => engine?.store.maxBytes ?? 0
   }
   registerClusterRoutes(http, statsViews)
-  registerMetricsRoute(http, { stats: nodeStatsOf(statsViews) })
+  registerMetricsRoute(http, { stats: nodeStatsOf(statsViews), upstreamsAway: () => away.list() })
   registerDashboard(http)
   const components: NodeComponents = { ...base, http, get cluster () { return cluster } }
 

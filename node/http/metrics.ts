@@ -6,6 +6,8 @@ import { registerReadOnly } from './admin.ts'
 export interface MetricsComponents {
   /** This node's numbers, as /cluster/stats shows them (the cluster's are 0 with the cluster off). */
   stats: () => Promise<NodeStats>
+  /** Upstream origins taken as away now (as /health lists them). */
+  upstreamsAway?: () => ReadonlyArray<{ origin: string }>
 }
 
 type Read = (s: NodeStats) => number
@@ -35,18 +37,18 @@ const GAUGES: Array<[string, string, Read]> = [
  * prom-client is loaded at the first scrape: a node nobody scrapes does not carry it.
  */
 export function registerMetricsRoute (app: FastifyInstance, components: MetricsComponents): void {
-  let registry: Promise<(s: NodeStats) => Registry> | null = null
+  let registry: Promise<(s: NodeStats, away: ReadonlyArray<{ origin: string }>) => Registry> | null = null
   registerReadOnly(app, '/metrics', async (_request, reply) => {
     registry ??= buildRegistry()
     const fill = await registry
-    const r = fill(await components.stats())
+    const r = fill(await components.stats(), components.upstreamsAway?.() ?? [])
     reply.header('content-type', r.contentType)
     reply.header('cache-control', 'no-store')
     return await r.metrics()
   })
 }
 
-async function buildRegistry (): Promise<(s: NodeStats) => Registry> {
+async function buildRegistry (): Promise<(s: NodeStats, away: ReadonlyArray<{ origin: string }>) => Registry> {
   const { Counter, Gauge, Registry } = await import('prom-client')
   const registry = new Registry()
   const counters = COUNTERS.map(([name, help, read]) => ({ m: new Counter({ name, help, registers: [registry] }), read }))
@@ -56,13 +58,17 @@ async function buildRegistry (): Promise<(s: NodeStats) => Registry> {
   const heapUsed = new Gauge({ name: 'nodejs_heap_size_used_bytes', help: 'Process heap size used from Node.js in bytes.', registers: [registry] })
   const heapTotal = new Gauge({ name: 'nodejs_heap_size_total_bytes', help: 'Process heap size from Node.js in bytes.', registers: [registry] })
   const external = new Gauge({ name: 'nodejs_external_memory_bytes', help: 'Node.js external memory size in bytes.', registers: [registry] })
+  // One series per origin while it is away: what an alert on a line or an upstream that is down watches.
+  const upstreamAway = new Gauge({ name: 'aimirror_upstream_away', help: 'Upstream origins taken as away (1), their cached answers served at once.', labelNames: ['origin'], registers: [registry] })
   const cpu = new Counter({ name: 'process_cpu_seconds_total', help: 'User and system CPU time spent in seconds.', registers: [registry] })
   new Gauge({ name: 'process_start_time_seconds', help: 'Start time of the process since the epoch, in seconds.', registers: [registry] })
     .set(Math.round(performance.timeOrigin / 1000))
-  return (s) => {
+  return (s, away) => {
     // The totals are kept by the node; each scrape sets the counters to them.
     for (const { m, read } of counters) { m.reset(); m.inc(read(s)) }
     for (const { m, read } of gauges) m.set(read(s))
+    upstreamAway.reset()
+    for (const { origin } of away) upstreamAway.set({ origin }, 1)
     const memory = process.memoryUsage()
     rss.set(memory.rss)
     heapUsed.set(memory.heapUsed)

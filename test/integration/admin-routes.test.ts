@@ -47,7 +47,7 @@ describe('the node\'s own paths', () => {
     ac.abort()
   })
 
-  it('/health names the upstreams taken as away', async () => {
+  it('/health and /metrics name the upstreams taken as away', async () => {
     const up = `http://127.0.0.1:${await deadPort()}`
     const mirror = await startTestNode({ rules: [{ name: 'pypi', path_prefix: '/simple/', upstream: up, handler: 'pypi', strategy: 'proxy' }] })
     try {
@@ -57,6 +57,8 @@ describe('the node\'s own paths', () => {
       const after = await (await fetch(mirror.url + '/health')).json() as { upstreams_away: Array<{ origin: string, until: string }> }
       expect(after.upstreams_away.map(a => a.origin)).toEqual([up])
       expect(Date.parse(after.upstreams_away[0]?.until ?? '')).toBeGreaterThan(Date.now())
+      // And for Prometheus, one series per origin away.
+      expect(await (await fetch(mirror.url + '/metrics')).text()).toContain(`aimirror_upstream_away{origin="${up}"} 1`)
     } finally {
       await mirror.stop()
     }

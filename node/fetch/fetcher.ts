@@ -88,7 +88,7 @@ export class Fetcher {
     this.limiter = new Limiter(this.init.maxConcurrentDownloads)
     this.downloads = new Limiter(this.init.maxConcurrentDownloads)
     this.pacer = new GcPacer({ gc: init.gc })
-    this.revalidator = new Revalidator({ store: this.store, logger: this.log, source: upstream => this.source(upstream) })
+    this.revalidator = new Revalidator({ store: this.store, logger: this.log, source: upstream => this.source(upstream), away: this.away })
     this.access = new AccessGuard(upstream => this.source(upstream))
     this.finalKeys = new FinalKeys(this.store, this.log)
   }

@@ -1,7 +1,9 @@
 import { deadline } from '../abort.ts'
+import { UpstreamTimeoutError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { Validator } from '../store/index-db.ts'
+import type { AwayOrigins } from '../upstream/away.ts'
 import type { BlobHandle, UpstreamRequest } from './acquire-types.ts'
 import type { BlobIdentity } from './identity.ts'
 import { fileOf } from './response-meta.ts'
@@ -52,6 +54,8 @@ const SILENT_MAX = 10_000
 export interface RevalidatorComponents {
   store: BlobStore
   logger: Logger
+  /** Upstream origins taken as away: their cached files are served without a check meanwhile. */
+  away?: AwayOrigins
   /** A source for the upstream request (redirects followed, signed URLs renewed). */
   source: (upstream: UpstreamRequest) => Source
 }
@@ -79,6 +83,7 @@ export class Revalidator {
     if (afterMs === undefined || identity.expected !== null || !identity.key.startsWith('url:') || hit.confirmedAt === undefined) return true
     const now = Date.now()
     if (now - hit.confirmedAt < afterMs || this.quiet(identity.key, now) || this.quiet(upstream.url.origin, now)) return true
+    if (this.c.away?.isAway(upstream.url.origin) === true) return true
     let check = this.checking.get(identity.key)
     if (check === undefined) {
       check = this.check(identity.key, hit, upstream).finally(() => this.checking.delete(identity.key))
@@ -110,14 +115,19 @@ export class Revalidator {
 
   private async check (key: string, hit: BlobHandle, upstream: UpstreamRequest): Promise<Verdict> {
     const d = deadline(CHECK_TIMEOUT_MS)
+    const origin = upstream.url.origin
+    const askedAt = Date.now()
     let verdict: Verdict
     try {
       const res = await this.c.source(upstream).fetch({ start: 0, end: 0 }, { signal: d.signal })
+      this.c.away?.answered(origin)
       await res.body.dump().catch(() => {})
       verdict = compareWithCached({ size: hit.meta.size, validator: hit.meta.validator }, res)
     } catch (err) {
       this.c.logger.debug({ err, key }, 'could not check a cached file with the upstream; serving the cached copy')
-      this.hush(upstream.url.origin)
+      this.hush(origin)
+      // No answer within the check's time is the upstream being away for clients too.
+      this.c.away?.failed(origin, d.signal.aborted ? new UpstreamTimeoutError('No answer to a check within its time') : err, askedAt)
       return 'unknown'
     } finally {
       d.clear()

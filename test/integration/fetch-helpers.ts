@@ -12,6 +12,7 @@ import type { BlobStoreInit } from '../../node/store/blob-store.ts'
 import { Fetcher } from '../../node/fetch/fetcher.ts'
 import type { FetcherInit } from '../../node/fetch/fetcher.ts'
 import { RangeSockets } from '../../node/upstream/range-sockets.ts'
+import { AwayOrigins } from '../../node/upstream/away.ts'
 
 export const silent = pino({ level: 'silent' })
 
@@ -22,6 +23,8 @@ export interface Rig {
   agent: Agent
   /** The range connections pieces use (as the node's engine has them), or null. */
   sockets: RangeSockets | null
+  /** The upstreams the fetcher takes as away (kept across restarts, as the node's is). */
+  away: AwayOrigins
   restart: (fetcherInit?: FetcherInit) => Promise<void>
   close: () => Promise<void>
 }
@@ -38,6 +41,7 @@ export async function makeRig (storeInit: Partial<BlobStoreInit> = {}, fetcherIn
     dir,
     agent,
     sockets,
+    away: new AwayOrigins({ logger: silent }),
     store: new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30, ...storeInit }),
     fetcher: null as unknown as Fetcher,
     async restart (next: FetcherInit = fetcherInit) {
@@ -45,7 +49,7 @@ export async function makeRig (storeInit: Partial<BlobStoreInit> = {}, fetcherIn
       await rig.store.stop()
       rig.store = new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30, ...storeInit })
       await rig.store.start()
-      rig.fetcher = new Fetcher({ store: rig.store, dispatcher: agent, sockets, logger: silent }, { retryBaseMs: 20, ...next })
+      rig.fetcher = new Fetcher({ store: rig.store, dispatcher: agent, sockets, logger: silent, away: rig.away }, { retryBaseMs: 20, ...next })
     },
     async close () {
       await rig.fetcher.stop()
@@ -56,7 +60,7 @@ export async function makeRig (storeInit: Partial<BlobStoreInit> = {}, fetcherIn
     }
   }
   await rig.store.start()
-  rig.fetcher = new Fetcher({ store: rig.store, dispatcher: agent, sockets, logger: silent }, { retryBaseMs: 20, ...fetcherInit })
+  rig.fetcher = new Fetcher({ store: rig.store, dispatcher: agent, sockets, logger: silent, away: rig.away }, { retryBaseMs: 20, ...fetcherInit })
   return rig
 }
 

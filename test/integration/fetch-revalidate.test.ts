@@ -6,6 +6,7 @@ import type { FileServer, FileServerOptions } from '../fixtures/upstreams/file-s
 import { urlIdentity } from '../../node/fetch/identity.ts'
 import type { Acquired, AcquireOptions, BlobHandle } from '../../node/fetch/fetcher.ts'
 import { compareWithCached } from '../../node/fetch/revalidate.ts'
+import { UpstreamUnreachableError } from '../../node/errors.ts'
 import type { SourceResponse } from '../../node/fetch/upstream-source.ts'
 import { closedAfterEach, makeRig, sha256Of, until } from './fetch-helpers.ts'
 import type { Rig } from './fetch-helpers.ts'
@@ -121,6 +122,26 @@ describe('files cached by their URL are checked with the upstream once their con
     expect(tried).toBeGreaterThan(0)
     expect(await fetchOnce(rig, b, { revalidateAfterMs: 0 })).toMatchObject({ from: 'cache', sha256: generatedSha256(SIZE, 2) })
     expect(connections).toBe(tried)
+  })
+
+  it('an upstream taken as away (by any part of the node) is not asked about its cached files meanwhile', async () => {
+    const { server, rig, url } = await cachedFile('/f.bin')
+    rig.away.failed(url.origin, new UpstreamUnreachableError())
+    const requests = server.stats.requests
+    expect(await fetchOnce(rig, url, { revalidateAfterMs: 0 })).toMatchObject({ from: 'cache', sha256: generatedSha256(SIZE, 1) })
+    expect(server.stats.requests).toBe(requests)
+    // Once it answers again, the check is made.
+    rig.away.answered(url.origin)
+    expect((await fetchOnce(rig, url, { revalidateAfterMs: 0 })).from).toBe('cache')
+    expect(server.stats.requests).toBe(requests + 1)
+  })
+
+  it('a check the upstream does not answer in time takes it as away', async () => {
+    const { server, rig, url } = await cachedFile('/f.bin')
+    // Connections are taken and never answered.
+    server.configure({ onRequest: () => true })
+    expect((await fetchOnce(rig, url, { revalidateAfterMs: 0 })).from).toBe('cache')
+    expect(rig.away.isAway(url.origin)).toBe(true)
   })
 
   it('keyed by the final URL, the first range in hand decides: a changed file there is fetched again', async () => {

@@ -135,17 +135,33 @@ async function fetchWatched (base: string, path: string, warmPath: string): Prom
   return { ...got, peakGrowth: await peakRss() - before }
 }
 
+/**
+ * An upstream serving what `page(entries, its URL)` makes: `big` entries at `paths[0]`, 10 at `paths[1]`;
+ * closed after the test.
+ */
+async function pagesUpstream (type: string, paths: readonly [string, string], big: number, page: (entries: number, self: string) => Iterable<string>): Promise<string> {
+  const up = await startUpstream(async (req, res) => {
+    if (req.url === paths[0]) await serve(res, type, page(big, up.url))
+    else if (req.url === paths[1]) await serve(res, type, page(10, up.url))
+    else res.writeHead(404).end()
+  })
+  closers.push(async () => await up.close())
+  return up.url
+}
+
+/** A file host the pages link to (it is never asked: only the links are rewritten). */
+async function fileHost (): Promise<string> {
+  const files = await startUpstream((_req, res) => { res.writeHead(404).end() })
+  closers.push(async () => await files.close())
+  return files.url
+}
+
 describe('large index documents', () => {
   it('rewrites a 70 MB npm packument with flat memory', async () => {
     const VERSIONS = 60_000
-    const registry = await startUpstream(async (req, res) => {
-      if (req.url === '/big') await serve(res, 'application/json', packument(VERSIONS, registry.url))
-      else if (req.url === '/small') await serve(res, 'application/json', packument(10, registry.url))
-      else res.writeHead(404).end()
-    })
-    closers.push(async () => await registry.close())
+    const registry = await pagesUpstream('application/json', ['/big', '/small'], VERSIONS, packument)
     const node = await startNodeProcess({
-      rules: [{ name: 'npm', path_prefix: '/npm/', strip_prefix: true, upstream: registry.url, handler: 'npm', strategy: 'proxy' }]
+      rules: [{ name: 'npm', path_prefix: '/npm/', strip_prefix: true, upstream: registry, handler: 'npm', strategy: 'proxy' }]
     })
     const got = await fetchWatched(node, '/npm/big', '/npm/small')
     const expected = sizeAndSha256(packument(VERSIONS, `${node}/npm`))
@@ -160,19 +176,13 @@ describe('large index documents', () => {
 
   it('rewrites a 40 MB PyPI page with flat memory', async () => {
     const FILES = 150_000
-    const files = await startUpstream((_req, res) => { res.writeHead(404).end() })
-    closers.push(async () => await files.close())
-    const index = await startUpstream(async (req, res) => {
-      if (req.url === '/simple/big/') await serve(res, 'text/html', simplePage(FILES, files.url))
-      else if (req.url === '/simple/small/') await serve(res, 'text/html', simplePage(10, files.url))
-      else res.writeHead(404).end()
-    })
-    closers.push(async () => await index.close())
+    const files = await fileHost()
+    const index = await pagesUpstream('text/html', ['/simple/big/', '/simple/small/'], FILES, n => simplePage(n, files))
     const node = await startNodeProcess({
-      content_rewrite: { targets: [files.url] },
+      content_rewrite: { targets: [files] },
       rules: [
-        { name: 'pypi-files', path_prefix: '/packages/', upstream: files.url, handler: 'pypi', strategy: 'parallel', min_size: 0 },
-        { name: 'pypi-simple', path_prefix: '/simple/', upstream: index.url, handler: 'pypi', strategy: 'proxy' }
+        { name: 'pypi-files', path_prefix: '/packages/', upstream: files, handler: 'pypi', strategy: 'parallel', min_size: 0 },
+        { name: 'pypi-simple', path_prefix: '/simple/', upstream: index, handler: 'pypi', strategy: 'proxy' }
       ]
     })
     const got = await fetchWatched(node, '/simple/big/', '/simple/small/')
@@ -184,19 +194,13 @@ describe('large index documents', () => {
 
   it('rewrites a 70 MB page of a generic proxy rule as it streams, with flat memory', async () => {
     const FILES = 260_000
-    const files = await startUpstream((_req, res) => { res.writeHead(404).end() })
-    closers.push(async () => await files.close())
-    const site = await startUpstream(async (req, res) => {
-      if (req.url === '/big.html') await serve(res, 'text/html', simplePage(FILES, files.url))
-      else if (req.url === '/small.html') await serve(res, 'text/html', simplePage(10, files.url))
-      else res.writeHead(404).end()
-    })
-    closers.push(async () => await site.close())
+    const files = await fileHost()
+    const site = await pagesUpstream('text/html', ['/big', '/small'], FILES, n => simplePage(n, files))
     const node = await startNodeProcess({
-      content_rewrite: { targets: [files.url] },
-      rules: [{ name: 'site', pattern: '.*', upstream: site.url, strategy: 'proxy' }]
+      content_rewrite: { targets: [files] },
+      rules: [{ name: 'site', pattern: '.*', upstream: site, strategy: 'proxy' }]
     })
-    const got = await fetchWatched(node, '/big.html', '/small.html')
+    const got = await fetchWatched(node, '/big', '/small')
     const expected = sizeAndSha256(simplePage(FILES, node))
     expect(got.status).toBe(200)
     // Over the old whole-page limit (64 MiB), which passed it through with the upstream's links.

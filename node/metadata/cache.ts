@@ -161,6 +161,9 @@ export class MetadataCache {
     if (cached !== undefined && this.fresh(cached, req)) return this.fromEntry(cached, false, true)
     const flight = this.inflight.get(req.key) ?? this.startFlight(req, cached)
     if (cached === undefined) {
+      // Away: another representation the client takes, at once; the exchange goes on for this one.
+      const instead = this.away.isAway(req.url.origin) ? await this.alternate(req) : undefined
+      if (instead !== undefined) return this.stale(instead, req, 'upstream away')
       const outcome = await waitFor(flight, req.signal)
       const unanswered = outcome.kind === 'failed' || (outcome.kind === 'live' && troubled(outcome.status))
       return this.settle(outcome, req, unanswered ? await this.alternate(req) : undefined)

@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib'
 import { pino } from 'pino'
 import { Agent } from 'undici'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { UpstreamUnreachableError } from '../../../node/errors.ts'
 import { MetadataCache } from '../../../node/metadata/cache.ts'
 import type { MetadataCacheInit } from '../../../node/metadata/cache.ts'
 import type { MetadataResult } from '../../../node/metadata/types.ts'
@@ -159,6 +160,20 @@ describe('metadata cache', () => {
     // The hung exchanges asked before that answer end later, timed out: they do not make it away again.
     await new Promise(resolve => setTimeout(resolve, 3500))
     expect(c.away.isAway(new URL(up.url).origin)).toBe(false)
+  })
+
+  it('serves another representation the client takes at once while the upstream is away', async () => {
+    const doc: Doc = { status: 200, body: '<html>', etag: '"h"' }
+    const up = await upstream(doc)
+    const c = await cache({ staleGraceMs: 500 })
+    await c.fetch(req(`${up.url}/p`, 60_000, 'html'))
+    doc.delayMs = 60_000
+    c.away.failed(new URL(up.url).origin, new UpstreamUnreachableError())
+    const t0 = Date.now()
+    const r = await c.fetch({ ...req(`${up.url}/p`, 60_000, 'json'), alternates: ['html'] })
+    expect(Date.now() - t0).toBeLessThan(300)
+    expect(r.stale).toBe(true)
+    expect(await text(r)).toBe('<html>')
   })
 
   it('remembers a real 404 and replays it while upstream is down', async () => {

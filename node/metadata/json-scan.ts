@@ -22,6 +22,8 @@ export interface JsonVisitor {
 
 /** Keys and chosen values longer than this are passed through unread (a URL or digest never is). */
 const MAX_HELD = 1 << 20
+/** Containers nested deeper than this are passed through unread (no document has a reason to). */
+const MAX_DEPTH = 1000
 /** A key that was too long to read: no path through it is chosen. */
 const UNREAD_KEY = '\u0000unread'
 
@@ -54,6 +56,8 @@ export class JsonScanner {
   /** Out of the current chunk, bytes before this index are passed on or held. */
   private doneTo = 0
   private out: Buffer[] = []
+  /** Containers open beyond MAX_DEPTH: nothing inside them is read. */
+  private tooDeep = 0
 
   constructor (visitor: JsonVisitor) {
     this.visitor = visitor
@@ -122,12 +126,21 @@ export class JsonScanner {
   }
 
   private open (array: boolean): void {
+    if (this.tooDeep > 0 || this.path.length >= MAX_DEPTH) {
+      this.tooDeep++
+      return
+    }
     this.path.push(array ? 0 : '')
     this.isArray.push(array)
     this.expectKey = !array
   }
 
   private close (): void {
+    if (this.tooDeep > 0) {
+      this.tooDeep--
+      this.expectKey = false
+      return
+    }
     if (this.path.length === 0) return
     this.path.pop()
     this.isArray.pop()
@@ -136,6 +149,7 @@ export class JsonScanner {
   }
 
   private next (): void {
+    if (this.tooDeep > 0) return
     const top = this.path.length - 1
     if (top < 0) return
     if (this.isArray[top] === true) this.path[top] = (this.path[top] as number) + 1
@@ -143,7 +157,7 @@ export class JsonScanner {
   }
 
   private startValue (chunk: Buffer, at: number, key: boolean): void {
-    if (!key && !this.visitor.wants(this.path)) return
+    if (this.tooDeep > 0 || (!key && !this.visitor.wants(this.path))) return
     this.out.push(chunk.subarray(this.doneTo, at))
     this.doneTo = at
     this.holding = true

@@ -69,6 +69,15 @@ describe('JSON scanner', () => {
     expect(seen.every(raw => raw === '"y"')).toBe(true)
   })
 
+  it('passes containers nested past 1000 levels through unread, and reads on after them', async () => {
+    const deep = '['.repeat(5000) + '{"url": "in-deep"}' + ']'.repeat(5000)
+    const doc = `{"a": ${deep}, "url": "top", "b": [{"url": "below"}]}`
+    const seen: Array<[JsonPath, string]> = []
+    const out = await scanned(doc, () => ({ wants: (path) => path.at(-1) === 'url', value: (path, raw) => { seen.push([[...path], raw]); return '"X"' } }), [7, 4096, 1 << 20])
+    expect(out).toBe(doc.replace('"top"', '"X"').replace('"below"', '"X"'))
+    expect(seen.slice(0, 2)).toEqual([[['url'], '"top"'], [['b', 0, 'url'], '"below"']])
+  })
+
   it('passes malformed input through without throwing', async () => {
     for (const doc of ['{"a":[1,2,}', '"unterminated', '}}]]{"url"', '{"url":"x', '{"k\\', 'nul', '']) {
       expect(await scanned(doc, () => ({ wants: () => true, value: () => undefined }))).toBe(doc)

@@ -85,7 +85,8 @@ describe.skipIf(!haveWheelhouse)('huggingface_hub through the mirror (needs the 
       python = await hfPython(version, wheelhouse)
       work = await mkdtemp(join(tmpdir(), 'aimirror-hf-e2e-'))
       hub = await startFakeHub({ repos: repos(), tokens: [TOKEN], treePageSize: 2 })
-      node = await startHfNode(hub.url)
+      // Branches are asked about every time (metadata_ttl_s 0): the hung hub's case below sees every wait.
+      node = await startHfNode(hub.url, { rule: { metadata_ttl_s: 0 } })
     }, 240_000)
     afterAll(async () => {
       await node?.stop()
@@ -128,6 +129,17 @@ describe.skipIf(!haveWheelhouse)('huggingface_hub through the mirror (needs the 
       expect(sha(await readFile(join(dir, 'model.safetensors')))).toBe(expectedModel['model.safetensors'])
       expect((await readdir(join(dir, 'sub')))).toEqual(['vocab.txt'])
     }, 60_000)
+
+    it('a fresh client gets everything from the cache at once with the hub hung, not a wait per file', async () => {
+      hub.setLatency(120_000)
+      const t0 = Date.now()
+      const out = await pyJson(python, [SCRIPT, 'suite'], env(node.url, 'hung'))
+      const seconds = (Date.now() - t0) / 1000
+      expect(out.model).toEqual(expectedModel)
+      expect(out.dataset).toEqual(expectedDataset)
+      // About 15 answers by branch (file HEADs, API pages): with 5 s of grace on each, over a minute.
+      expect(seconds).toBeLessThan(30)
+    }, 90_000)
 
     it('a fresh client gets everything again from the cache with the hub stopped', async () => {
       await hub.close()

@@ -280,6 +280,20 @@ describe('HF /resolve revisions, restarts and upstream outages', () => {
     hub.setLatency(0)
   }, 20_000)
 
+  it('does not keep a client waiting on a slow hub for a file it knows is not there: the remembered 404', async () => {
+    hub = await startFakeHub({ repos: repos() })
+    const mirror = node = await startHfNode(hub.url, { rule: { metadata_ttl_s: 0 } })
+    expect((await get(mirror, '/acme/tiny/resolve/main/nope.txt', { method: 'HEAD' })).status).toBe(404)
+    hub.setLatency(15_000)
+    const t0 = Date.now()
+    const r = await get(mirror, '/acme/tiny/resolve/main/nope.txt', { method: 'HEAD' })
+    // The grace time (5 s), not the read timeout (10 s).
+    expect(Date.now() - t0).toBeLessThan(8000)
+    expect(r.status).toBe(404)
+    expect(r.headers.get('x-aimirror-stale')).toBe('1')
+    hub.setLatency(0)
+  }, 20_000)
+
   it('once the hub failed to answer, answers what it knows at once until the hub answers again', async () => {
     hub = await startFakeHub({ repos: repos() })
     const mirror = node = await startHfNode(hub.url, { rule: { metadata_ttl_s: 0 }, server: { read_timeout_s: 1 } })

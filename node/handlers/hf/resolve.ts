@@ -239,8 +239,12 @@ export function createResolveServer (components: ResolveComponents, init: Resolv
     // With something to fall back on, a slow upstream is not waited for longer than clients wait (10 s).
     const fallback = known ?? (staleCommit === null ? undefined : await records.getFile(file.repo, staleCommit, file.path))
     const url = upstreamFileUrl(ctx.rule.upstream, file, commit ?? file.revision)
+    // The file as last known, or the hub's remembered "not found" for it, is something to fall back on.
+    const lastCommit = commit ?? staleCommit
+    const answerable = fallback?.scope === 'public' ||
+      (fallback === undefined && lastCommit !== null && await records.getAnswer(notFoundKey(file, lastCommit)) !== undefined)
     // A hub that just failed to answer is still asked (its answer ends that), but not waited for.
-    const slow = fallback?.scope === 'public' ? AbortSignal.timeout(away.isAway(url.origin) ? 0 : staleGraceMs) : null
+    const slow = answerable ? AbortSignal.timeout(away.isAway(url.origin) ? 0 : staleGraceMs) : null
     try {
       result = await waitFor(sharedProbe(url, forward, scope, ctx.request.method === 'GET'), slow === null ? ctx.signal : AbortSignal.any([ctx.signal, slow]))
     } catch (err) {

@@ -1,5 +1,4 @@
 import { deadline } from '../abort.ts'
-import { UpstreamTimeoutError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { Validator } from '../store/index-db.ts'
@@ -127,7 +126,8 @@ export class Revalidator {
       this.c.logger.debug({ err, key }, 'could not check a cached file with the upstream; serving the cached copy')
       this.hush(origin)
       // No answer within the check's time is the upstream being away for clients too.
-      this.c.away?.failed(origin, d.signal.aborted ? new UpstreamTimeoutError('No answer to a check within its time') : err, askedAt)
+      if (d.signal.aborted) this.c.away?.noAnswer(origin, askedAt)
+      else this.c.away?.failed(origin, err, askedAt)
       return 'unknown'
     } finally {
       d.clear()

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { createGzip } from 'node:zlib'
 import type { Dispatcher } from 'undici'
-import { ShuttingDownError, UpstreamTimeoutError } from '../errors.ts'
+import { ShuttingDownError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { MetadataStore } from './store.ts'
 import type { StoredEntry } from './store.ts'
@@ -177,7 +177,7 @@ export class MetadataCache {
       if (outcome === 'slow') {
         // Not answering within the grace time is being away for clients too (a line that is down takes
         // the connect timeout to say so); the exchange's answer, when it comes, ends that.
-        this.away.failed(req.url.origin, new UpstreamTimeoutError('No answer within the stale grace time'), Date.now() - this.staleGraceMs)
+        this.away.noAnswer(req.url.origin, Date.now() - this.staleGraceMs)
         return this.stale(cached, req, 'upstream slow')
       }
       return this.settle(outcome, req, cached)

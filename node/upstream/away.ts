@@ -48,6 +48,14 @@ export class AwayOrigins {
    */
   failed (origin: string, err: unknown, askedAt = Date.now()): void {
     if (!isAimirrorError(err) || (err.code !== 'ERR_UPSTREAM_UNREACHABLE' && err.code !== 'ERR_UPSTREAM_TIMEOUT')) return
+    this.noAnswer(origin, askedAt)
+  }
+
+  /**
+   * Notes an exchange, asked at `askedAt`, that a caller stopped waiting for (its grace time passed, or
+   * its deadline): for the clients, the origin did not answer.
+   */
+  noAnswer (origin: string, askedAt: number): void {
     if (askedAt < (this.answeredAt.get(origin) ?? -Infinity)) return
     if (!this.isAway(origin)) this.log.warn({ origin, for_s: this.awayMs / 1000 }, 'upstream away: copies at hand are served at once while it is asked again')
     this.until.set(origin, Date.now() + this.awayMs)

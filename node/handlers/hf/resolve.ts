@@ -250,7 +250,7 @@ export function createResolveServer (components: ResolveComponents, init: Resolv
     } catch (err) {
       const timedOut = slow?.aborted === true && !ctx.signal.aborted
       // As for clients, not answering within the grace time is being away; the probe's answer ends that.
-      if (timedOut && !away.isAway(url.origin)) away.failed(url.origin, new UpstreamTimeoutError('No answer within the stale grace time'), Date.now() - staleGraceMs)
+      if (timedOut && !away.isAway(url.origin)) away.noAnswer(url.origin, Date.now() - staleGraceMs)
       if (!timedOut && !upstreamDown(err)) throw err
       const why = timedOut ? 'upstream slow' : (err as { code?: string }).code ?? 'unknown'
       if (await serveLastKnown(ctx, file, known, commit ?? staleCommit, forward, why)) return

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { isAimirrorError, UpstreamTimeoutError } from '../../errors.ts'
+import { isAimirrorError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
 import { AwayOrigins } from '../../upstream/away.ts'
 import { discardBody } from '../../upstream/request.ts'
@@ -113,7 +113,8 @@ export class TagResolver {
       return { kind: 'refused', status: res.status, headers }
     } catch (err) {
       // Not answering within the grace time is the registry being away for its clients too.
-      this.away.failed(origin, signal?.aborted === true ? new UpstreamTimeoutError(undefined, { cause: err }) : err, askedAt)
+      if (signal?.aborted === true) this.away.noAnswer(origin, askedAt)
+      else this.away.failed(origin, err, askedAt)
       const code = isAimirrorError(err) ? err.code : ''
       const unavailable = code === 'ERR_UPSTREAM_UNREACHABLE' || code === 'ERR_UPSTREAM_TIMEOUT' || code === 'ERR_UPSTREAM_PROTOCOL' || code === 'ERR_ABORTED'
       const known = unavailable ? record ?? await this.publicAnswer(scope, tag, accept) : undefined

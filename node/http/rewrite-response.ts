@@ -181,7 +181,12 @@ function sendStreamed (ctx: StrategyContext, page: UpstreamResponse, headers: Ra
     yield * prefix
     if (rest !== null) yield * rest
   })(), { objectMode: false })
-  for (const coding of [...codings].reverse()) body = pipeline(body, decoderFor(coding), () => {})
+  for (const coding of [...codings].reverse()) {
+    const decoder = decoderFor(coding)
+    // canDecode let only codings through that have one.
+    if (decoder === undefined) throw new Error(`no decoder for content-coding ${coding}`)
+    body = pipeline(body, decoder, () => {})
+  }
   const text = Readable.from((async function * () {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       const out = runs.push(chunk.toString('latin1'))

@@ -1,7 +1,7 @@
-import type { Readable } from 'node:stream'
-import * as zlib from 'node:zlib'
+import type { Readable, Transform } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { UpstreamProtocolError } from '../errors.ts'
+import { decoderFor } from '../rewrite/codec.ts'
 import { toUpstreamError } from '../upstream/errors.ts'
 import { discardBody, requestUpstream } from '../upstream/request.ts'
 import type { RawHeaders } from '../upstream/request.ts'
@@ -45,13 +45,10 @@ function rawValue (raw: RawHeaders, name: string): string | undefined {
 }
 
 /** A streaming decoder for a Content-Encoding, null when none is needed, undefined when unknown. */
-function decoderFor (encoding: string | undefined): zlib.Gunzip | zlib.Unzip | zlib.BrotliDecompress | null | undefined {
+function decoderOf (encoding: string | undefined): Transform | null | undefined {
   const c = (encoding ?? '').trim().toLowerCase()
   if (c === '' || c === 'identity') return null
-  if (c === 'gzip' || c === 'x-gzip' || c === 'deflate') return zlib.createUnzip()
-  if (c === 'br') return zlib.createBrotliDecompress()
-  if (c === 'zstd' && typeof zlib.createZstdDecompress === 'function') return zlib.createZstdDecompress() as unknown as zlib.Unzip
-  return undefined
+  return decoderFor(c)
 }
 
 async function readSmall (body: Readable): Promise<Buffer> {
@@ -127,7 +124,7 @@ export async function exchange (components: ExchangeComponents, req: MetadataReq
         }
       }
     }
-    const decoder = decoderFor(rawValue(res.rawHeaders, 'content-encoding'))
+    const decoder = decoderOf(rawValue(res.rawHeaders, 'content-encoding'))
     const source = decoder === null || decoder === undefined ? res.body : res.body.pipe(decoder)
     if (decoder !== null && decoder !== undefined) res.body.once('error', (err) => decoder.destroy(err))
     if (!CACHED_STATUSES.has(res.statusCode)) {

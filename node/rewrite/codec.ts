@@ -43,12 +43,15 @@ export async function decodeBody (body: Buffer, codings: readonly string[], maxO
   return out
 }
 
-/** A stream that undoes one coding (gzip, br, zstd; not deflate, whose form only its bytes tell). */
-export function decoderFor (coding: string): TransformStream {
-  if (coding === 'gzip' || coding === 'x-gzip') return zlib.createGunzip()
+/**
+ * A stream that undoes one content coding (lower case), undefined for one it cannot. gzip and "deflate"
+ * share zlib's Unzip, which reads gzip and zlib-wrapped deflate alike; raw deflate it does not read.
+ */
+export function decoderFor (coding: string): TransformStream | undefined {
+  if (coding === 'gzip' || coding === 'x-gzip' || coding === 'deflate') return zlib.createUnzip()
   if (coding === 'br') return zlib.createBrotliDecompress()
   if (coding === 'zstd' && typeof zlib.createZstdDecompress === 'function') return zlib.createZstdDecompress()
-  throw new Error(`no streaming decoder for content-coding ${coding}`)
+  return undefined
 }
 
 export async function gzipBody (body: Buffer): Promise<Buffer> {

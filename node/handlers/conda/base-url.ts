@@ -1,7 +1,7 @@
-import { Readable } from 'node:stream'
-import type { Transform } from 'node:stream'
+import { pipeline, Readable } from 'node:stream'
 import zlib from 'node:zlib'
 import type { RepodataCoding } from './paths.ts'
+import { decoderFor } from './repodata-index.ts'
 
 /**
  * Repodata v2 (CEP-15) may name where packages live with an absolute `info.base_url`; one that points
@@ -30,9 +30,10 @@ export function findBaseUrl (head: string): string | null {
  */
 export async function * rewriteRepodataBaseUrl (source: Readable, coding: Exclude<RepodataCoding, 'bz2'>, map: (url: string) => string | null,
   headBytes: number): AsyncGenerator<Buffer> {
-  const decoder = coding === 'zst' ? zlib.createZstdDecompress() : null
+  const decoder = decoderFor(coding)
+  if (decoder === undefined) throw new Error(`repodata coding ${coding} cannot be decoded here`)
   const encoder = coding === 'zst' ? zlib.createZstdCompress() : null
-  const decoded: Readable = decoder === null ? source : forward(source, decoder)
+  const decoded: Readable = decoder === null ? source : pipeline(source, decoder, () => {})
   async function * text (): AsyncGenerator<Buffer> {
     let head: Buffer[] = []
     let size = 0
@@ -50,18 +51,12 @@ export async function * rewriteRepodataBaseUrl (source: Readable, coding: Exclud
     if (head.length > 0) yield Buffer.from(rewriteBaseUrl(Buffer.concat(head).toString('latin1'), map), 'latin1')
   }
   try {
-    yield * (encoder === null ? text() : forward(Readable.from(text()), encoder)) as AsyncIterable<Buffer>
+    yield * (encoder === null ? text() : pipeline(Readable.from(text()), encoder, () => {})) as AsyncIterable<Buffer>
   } finally {
     source.destroy()
     decoder?.destroy()
     encoder?.destroy()
   }
-}
-
-/** `from` piped into `to`, with `from`'s failure failing `to` (pipe alone would leave `to` waiting). */
-function forward (from: Readable, to: Transform): Transform {
-  from.on('error', (err) => to.destroy(err))
-  return from.pipe(to)
 }
 
 /** Replaces the first absolute base_url with `map(url)` (kept when map returns null). */

@@ -44,7 +44,7 @@ class PackumentVisitor implements JsonVisitor {
     const key = path.at(-1) as string
     if (isDist(path, path.length - 1)) this.dist.set(key, value)
     if (key !== 'tarball') return undefined
-    const url = this.absolute(value)
+    const url = URL.parse(value, this.docUrl.href)
     const mapped = url === null ? null : this.map(url)
     return mapped === null ? undefined : JSON.stringify(mapped)
   }
@@ -54,15 +54,12 @@ class PackumentVisitor implements JsonVisitor {
     const dist = this.dist
     this.dist = new Map()
     const tarball = dist.get('tarball')
-    const url = tarball === undefined ? null : this.absolute(tarball)
+    const url = tarball === undefined ? null : URL.parse(tarball, this.docUrl.href)
     if (url === null) return
     const digest = verifiable(parseDigests(dist.get('integrity'), dist.get('shasum')))
     if (digest !== null) this.hints.push([`npm:${canonicalUrl(url)}`, formatHint(digest)])
   }
 
-  private absolute (url: string): URL | null {
-    try { return new URL(url, this.docUrl) } catch { return null }
-  }
 }
 
 /** The packument with its tarballs on the mirror; `learn` gets the tarballs' published digests as they are read. */

@@ -76,7 +76,7 @@ class PageVisitor implements JsonVisitor {
     const entry = this.entry
     this.entry = { digests: new Map() }
     if (entry.url === undefined) return
-    const absolute = this.absolute(entry.url)
+    const absolute = URL.parse(entry.url, this.pageUrl.href)
     const mapped = absolute === null ? null : this.map(absolute)
     if (absolute === null || mapped === null) return
     const first = (holders: readonly string[]): string | null => {
@@ -92,12 +92,9 @@ class PageVisitor implements JsonVisitor {
     this.files.push({ path: mapped.path, sha256, size: entry.size ?? null, metadataSha256 })
   }
 
-  private absolute (url: string): URL | null {
-    try { return new URL(url, this.pageUrl) } catch { return null }
-  }
 
   private mapped (url: string): ReturnType<LinkMap> {
-    const absolute = this.absolute(url)
+    const absolute = URL.parse(url, this.pageUrl.href)
     return absolute === null ? null : this.map(absolute)
   }
 }

@@ -2,6 +2,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { readSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { deadline } from '../abort.ts'
+import type { InFlightBlob } from './acquire-types.ts'
 import type { ChunkCursor } from './blob-chunks.ts'
 import type { Download } from './download.ts'
 import { hashFileRange } from './file-hash.ts'
@@ -144,5 +145,29 @@ export class DownloadCursor implements ChunkCursor {
     })
     if (stream === rest) this.releaseFile()
     this.upstream = { stream, chunks: (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]() }
+  }
+}
+
+/**
+ * What peers see of a download in flight, once its size is known and its bytes go to a file: its
+ * pieces, what is on disk, and cursors that read along (null before then, and once it settled).
+ */
+export function inFlightView (d: Download): InFlightBlob | null {
+  const meta = d.meta
+  if (meta === null || meta.size === null || (d.state !== 'running' && d.state !== 'verified')) return null
+  return {
+    size: meta.size,
+    meta,
+    cursor: (start, end, idleMs) => {
+      if (d.settled) return null
+      try {
+        return new DownloadCursor(d, start, end, { peer: { idleMs } })
+      } catch {
+        return null
+      }
+    },
+    pieces: () => d.pieces(),
+    written: max => d.written.list(max),
+    shareable: d.shareable
   }
 }

@@ -17,7 +17,7 @@ import { discardBody, UpstreamSource } from './upstream-source.ts'
 import type { SourceResponse } from './upstream-source.ts'
 import { BufferPool } from './buffer-pool.ts'
 import { pooledChunks } from './blob-chunks.ts'
-import { DOWNLOAD_CHUNK, DownloadCursor } from './download-cursor.ts'
+import { DOWNLOAD_CHUNK, DownloadCursor, inFlightView } from './download-cursor.ts'
 import { GcPacer } from './gc-pacer.ts'
 import { Revalidator } from './revalidate.ts'
 import { waitFor } from '../abort.ts'
@@ -130,23 +130,7 @@ export class Fetcher {
   /** The download in flight for `key`, once its size is known and its bytes go to a file; else null. */
   inFlight (key: string): InFlightBlob | null {
     const d = this.inflight.get(key)
-    const meta = d?.meta ?? null
-    if (d === undefined || meta === null || meta.size === null || (d.state !== 'running' && d.state !== 'verified')) return null
-    return {
-      size: meta.size,
-      meta,
-      cursor: (start, end, idleMs) => {
-        if (d.settled) return null
-        try {
-          return new DownloadCursor(d, start, end, { peer: { idleMs } })
-        } catch {
-          return null
-        }
-      },
-      pieces: () => d.pieces(),
-      written: max => d.written.list(max),
-      shareable: d.shareable
-    }
+    return d === undefined ? null : inFlightView(d)
   }
 
   async acquire (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions = {}): Promise<Acquired> {

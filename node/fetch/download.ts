@@ -1,11 +1,10 @@
 import type { FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
-import { AbortedError, cacheDiskError, DigestMismatchError, isAimirrorError, isCacheDiskFailure, UpstreamProtocolError } from '../errors.ts'
+import { AbortedError, DigestMismatchError, isAimirrorError, isCacheDiskFailure, UpstreamProtocolError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { PartialEntry } from '../store/index-db.ts'
 import type { ByteRanges } from './byte-ranges.ts'
-import { FileWriter } from './file-writer.ts'
 import { GcPacer } from './gc-pacer.ts'
 import { digestLabel, hashAlgorithms } from './identity.ts'
 import type { ExpectedDigest } from './identity.ts'
@@ -18,8 +17,8 @@ import { MIN_STEAL } from './steal-policy.ts'
 import { discardBody } from './upstream-source.ts'
 import { readLimited } from '../upstream/request.ts'
 import { ReaderView } from './reader-view.ts'
-import { firstAsk, keepsPartial, openTempFile, resumes } from './temp-file.ts'
-import { SharedFile } from './shared-file.ts'
+import { firstAsk, keepsPartial, resumes } from './temp-file.ts'
+import { DownloadFile } from './download-file.ts'
 import { DiskPieces } from './disk-pieces.ts'
 import { ProgressRecord } from './progress-record.ts'
 import { ConnectionPool } from './connection-pool.ts'
@@ -71,9 +70,8 @@ export class Download {
   readonly view: ReaderView
   private resolveReady!: (r: ReadyResult) => void
   private rejectReady!: (err: unknown) => void
-  private file: SharedFile | null = null
-  private writer: FileWriter | null = null
-  private tempPath = ''
+  /** Set once the blob is to be cached (its file may not be open yet). */
+  private file: DownloadFile | null = null
   private readonly disk = new DiskPieces()
   private scheduler: Scheduler | null = null
   private hasher: OrderedHasher | null = null
@@ -307,31 +305,19 @@ export class Download {
     const tooBig = size !== null && this.init.maxSize !== null && size > this.init.maxSize
     if (tooBig || (size !== null && !(await this.store.reserve(size, this.writtenBytes)))) return this.passThrough(meta, first)
     this.reserved = size ?? 0
-    this.tempPath = this.store.layout.tempPath(this.key)
     const resumable = partial !== undefined && this.rangeSupported && resumes(partial, size, meta.validator)
     if (partial !== undefined && !resumable) await this.store.discardPartial(this.key)
-    let opened
-    try {
-      opened = await openTempFile(this.tempPath, resumable ? partial : undefined, size, this.disk, { ...this.init, maxAutoPiece: this.init.source.maxAutoPiece?.() ?? autoPieceFor(first.latencyMs) })
-    } catch (err) {
-      // A disk that takes no file now (read-only, not permitted, out of inodes) costs the cache, not the client.
-      const refused = cacheDiskError(err)
-      if (refused === null) throw err
-      this.log.warn({ key: this.key, err: refused.message }, 'the cache disk refused a download\'s file; passing the file through uncached')
-      return this.passThrough(meta, first)
-    }
-    const { fh, resumed } = opened
-    // Not closed under a write still on the thread pool: its descriptor could be another file's by then.
-    this.file = new SharedFile(fh, () => !this.record.busy && (this.writer?.idle ?? true))
-    if (resumed && partial !== undefined) {
+    this.file = new DownloadFile({ store: this.store, key: this.key, log: this.log, disk: this.disk, recordIdle: () => !this.record.busy, openWriter: this.init.openWriter, syncWrites: this.init.syncWrites })
+    const opened = await this.file.open(resumable ? partial : undefined, size, { ...this.init, maxAutoPiece: this.init.source.maxAutoPiece?.() ?? autoPieceFor(first.latencyMs) })
+    if (opened === null) return this.passThrough(meta, first)
+    if (opened.resumed && partial !== undefined) {
       this.partialStartedAt = partial.startedAt
       meta.etag = partial.etag
       this.log.info({ key: this.key, pieces: this.disk.done, of: this.disk.plan?.count }, 'resuming download')
     }
-    this.writer = (this.init.openWriter ?? ((fd, o) => new FileWriter(fd, o)))(fh.fd, { synchronous: this.init.syncWrites, onIdle: () => { this.file?.closeIfIdle() } })
     const plan = this.disk.plan
     if (plan !== null) this.scheduler = new Scheduler(plan, this.written, this.targetWorkers(), offset => this.init.source.alignment?.(offset) ?? 1, first.latencyMs ?? 0)
-    this.hasher = this.makeHasher(fh, true)
+    this.hasher = this.makeHasher(opened.fh, true)
     this.state = 'running'
     if (this.rangeSupported) this.record.save()
     this.resolveReady({ kind: 'download', meta })
@@ -371,7 +357,7 @@ export class Download {
     return {
       source: this.init.source,
       signal: this.abort.signal,
-      writer: () => this.writer as FileWriter,
+      writer: () => (this.file as DownloadFile).writer,
       written: this.written,
       maxRetries: this.init.maxRetries,
       retryBaseMs: this.init.retryBaseMs,
@@ -438,12 +424,7 @@ export class Download {
 
   private async commit (sha256: string): Promise<void> {
     const entry = committedEntry(this.meta as BlobMeta, sha256, this.size as number, this.init.shareable === true ? null : this.credential)
-    await this.store.commit(this.key, { path: this.tempPath, fh: this.file?.handle as FileHandle }, entry)
-    // Readers may still be streaming it from this file: in use until they are done (evicting it now
-    // would free nothing while the file is open, and the next plan would evict more).
-    const unuse = this.store.use(sha256)
-    if (this.file === null) unuse()
-    else this.file.whenClosed(unuse)
+    await (this.file as DownloadFile).commit(entry)
     this.log.info({ key: this.key, size: this.size, digest: sha256, ms: Date.now() - this.startedAt }, 'download committed')
   }
 
@@ -456,7 +437,7 @@ export class Download {
     this.abort.abort(error)
     this.rejectReady(error)
     const resumable = keepPartial && this.rangeSupported && this.disk.plan !== null && keepsPartial(error)
-    if (!resumable && this.tempPath !== '') this.store.discardPartial(this.key).catch(() => {})
+    if (!resumable && this.file !== null) this.store.discardPartial(this.key).catch(() => {})
     else if (resumable) this.record.keep(this.file)
     if (!isAimirrorError(error) || error.code !== 'ERR_ABORTED') this.log.warn({ key: this.key, err: error.message, code: (error as { code?: string }).code }, 'download failed')
     this.settle('failed')

@@ -72,7 +72,7 @@ export class ProgressRecord {
    * it counts are on disk (they then survive a reboot: see BlobStore's start). The file is held open
    * until then.
    */
-  keep (file: SharedFile | null): void {
+  keep (file: Pick<SharedFile, 'handle' | 'retain' | 'release'> | null): void {
     this.kept = (async () => {
       const fh = file !== null && file.handle !== null ? file.retain() : null
       if (fh !== null) {

@@ -58,8 +58,8 @@ rules:
     strategy: parallel
     cache_key_source: original
     head_meta_headers: [x-repo-commit, x-linked-etag, x-linked-size, etag]
-  - name: hf-api
-    pattern: "^/api/(?:models|datasets|spaces)/"
+  - name: hf-api             # every other Hub call (whoami, search, repo creation) is passed through
+    path_prefix: "/api/"
     upstream: "https://huggingface.co"
     handler: hf
     strategy: proxy

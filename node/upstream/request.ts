@@ -9,8 +9,8 @@ export interface UpstreamRequest {
   readonly url: URL
   readonly method: string
   readonly headers: RawHeaders
-  /** Streamed upstream with backpressure; null for no body. */
-  readonly body?: Readable | null
+  /** Streamed upstream with backpressure, or bytes at hand (sent with their length); null for no body. */
+  readonly body?: Readable | Buffer | null
   readonly signal?: AbortSignal
 }
 

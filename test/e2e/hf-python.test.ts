@@ -115,6 +115,9 @@ describe.skipIf(!haveWheelhouse)('huggingface_hub through the mirror (needs the 
       expect(out.missing).toBe('RemoteEntryNotFoundError')
       expect(out.gated_anon).toBe('GatedRepoError')
       expect(out.gated_token).toBe(lfsSha256(5000, 4))
+      expect(out.whoami).toBe('alice')
+      expect(out.whoami_bad).toBe('HfHubHTTPError')
+      expect(out.models).toEqual(['acme/gated', 'acme/tiny'])
       expect(xetTraffic(hub) - before).toBe(0)
       // The tree was paginated (2 entries a page) and every page went through the mirror.
       expect(hub.count(q => q.path.includes('/tree/') && q.path.includes('cursor='))).toBeGreaterThan(0)

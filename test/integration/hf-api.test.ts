@@ -87,6 +87,9 @@ describe('HF API through the mirror', () => {
       method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'paths=shard-2.bin&expand=false'
     })
     expect((JSON.parse(form.text) as Array<{ path: string }>).map(e => e.path)).toEqual(['shard-2.bin'])
+    // Sent with its length, as clients send it: servers that read no chunked body would answer `[]`.
+    const posts = hub.requests.filter(q => q.method === 'POST' && q.path.includes('/paths-info/'))
+    expect(posts.slice(-2).map(q => q.length)).toEqual([String(Buffer.byteLength(JSON.stringify({ paths: ['shard-1.bin', 'config.json'], expand: true }))), '30'])
   })
 
   it('answers a paths-info body over its limit with a JSON 400, not a reset connection', async () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { BadRequestError, isAimirrorError, UpstreamProtocolError } from '../../errors.ts'
 import { endToEndHeaders } from '../../http/headers.ts'
@@ -117,7 +117,7 @@ export function createPathsInfoServer (components: PathsInfoComponents): (ctx: S
     let answer: Buffer
     try {
       const res = await requestUpstream(dispatcher, {
-        url: ctx.upstreamUrl, method: 'POST', headers: Object.entries(forward).flat(), body: bodyStream(body), signal: ctx.signal
+        url: ctx.upstreamUrl, method: 'POST', headers: Object.entries(forward).flat(), body: body.length === 0 ? null : body, signal: ctx.signal
       })
       status = res.statusCode
       rawHeaders = res.rawHeaders
@@ -151,8 +151,4 @@ export function createPathsInfoServer (components: PathsInfoComponents): (ctx: S
     const passed: Record<string, string> = lowerHeaders(endToEndHeaders(rawHeaders, ['content-length']))
     await send(ctx, { status, headers: passed, body: answer })
   }
-}
-
-function bodyStream (body: Buffer): Readable | null {
-  return body.length === 0 ? null : Readable.from([body])
 }

@@ -51,6 +51,10 @@ def suite(argv):
         token = argv[argv.index("--gated") + 1]
         result["gated_anon"] = error_name(lambda: hf_hub_download("acme/gated", "weights.bin", token=False))
         result["gated_token"] = sha256(hf_hub_download("acme/gated", "weights.bin", token=token))
+        # Hub calls beyond files and repository info (login checks, search) go through the mirror too.
+        result["whoami"] = hub.HfApi().whoami(token=token)["name"]
+        result["whoami_bad"] = error_name(lambda: hub.HfApi().whoami(token="hf_wrong"))
+        result["models"] = sorted(m.id for m in hub.list_models(author="acme", token=False))
     return result
 
 

@@ -133,12 +133,15 @@ describe('default routes', () => {
     ['/src/contrib/PACKAGES.rds', 'cran-src'],
     ['/bin/windows/contrib/4.4/PACKAGES', 'cran-bin'],
     ['/bin/macosx/big-sur-arm64/contrib/4.4/PACKAGES.gz', 'cran-bin'],
-    ['/cran/src/contrib/PACKAGES', 'cran']
+    ['/cran/src/contrib/PACKAGES', 'cran'],
+    // Hub calls besides files and repository info (login checks, search) pass through.
+    ['/api/whoami-v2', 'hf-api'],
+    ['/api/models', 'hf-api']
   ])('%s → %s', (path, rule) => {
     expect(routeOf(path)).toBe(rule)
   })
 
-  it.each(['/', '/favicon.ico', '/index.html', '/bin/sh', '/api/whoami-v2', '/owner/repo', '/owner/repo/tree/main'])('%s has no route', (path) => {
+  it.each(['/', '/favicon.ico', '/index.html', '/bin/sh', '/owner/repo', '/owner/repo/tree/main'])('%s has no route', (path) => {
     expect(routeOf(path)).toBeNull()
   })
 

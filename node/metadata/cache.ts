@@ -37,6 +37,13 @@ export interface MetadataCacheInit {
 export const STALE_HEADERS: Readonly<Record<string, string>> = { warning: '110 - "Response is Stale"', 'x-aimirror-stale': '1' }
 
 /** Statuses after which a cached copy is served instead (upstream trouble, not an answer about the document). */
+/**
+ * How long a 404/410 is answered without asking again: a package published a moment after a miss must
+ * be installable at once (npm sends no Cache-Control with an empty cache), while a burst of clients
+ * asking together still costs one exchange. It is replayed longer while the upstream is away.
+ */
+const NEGATIVE_TTL_MS = 5_000
+
 function troubled (status: number): boolean {
   return status >= 500 || status === 429 || status === 408
 }
@@ -254,7 +261,7 @@ export class MetadataCache {
 
   private fresh (entry: StoredEntry, req: MetadataRequest): boolean {
     if (req.revalidate === true) return false
-    const ttl = entry.status === 200 ? req.ttlMs : (req.negativeTtlMs ?? Math.min(req.ttlMs, 60_000))
+    const ttl = entry.status === 200 ? req.ttlMs : (req.negativeTtlMs ?? Math.min(req.ttlMs, NEGATIVE_TTL_MS))
     return Date.now() - entry.fetchedAt < ttl
   }
 

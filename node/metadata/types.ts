@@ -21,7 +21,7 @@ export interface MetadataRequest {
   readonly headers?: Readonly<Record<string, string>>
   /** Freshness: a cached answer younger than this is served without asking upstream. */
   readonly ttlMs: number
-  /** Freshness of a remembered 404/410 (default min(ttlMs, 60 s)). */
+  /** Freshness of a remembered 404/410 (default min(ttlMs, 5 s)). */
   readonly negativeTtlMs?: number
   /**
    * Cheap revalidation (OCI tags): when stale, HEAD the URL first; if this returns true for the HEAD's

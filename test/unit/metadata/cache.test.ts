@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { pino } from 'pino'
 import { Agent } from 'undici'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { UpstreamUnreachableError } from '../../../node/errors.ts'
 import { MetadataCache } from '../../../node/metadata/cache.ts'
 import type { MetadataCacheInit } from '../../../node/metadata/cache.ts'
@@ -187,6 +187,26 @@ describe('metadata cache', () => {
     expect(replay.status).toBe(404)
     expect(replay.stale).toBe(true)
     expect(await text(replay)).toBe('not here')
+  })
+
+  it('asks again about a 404 after a few seconds, whatever the TTL: a package published after a miss is found', async () => {
+    const doc: Doc = { status: 404, body: 'not yet' }
+    const up = await upstream(doc)
+    const c = await cache()
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      expect((await c.fetch(req(up.url + '/fresh-pkg'))).status).toBe(404)
+      Object.assign(doc, { status: 200, body: 'published' })
+      // A burst right after the miss is answered from memory.
+      expect((await c.fetch(req(up.url + '/fresh-pkg'))).status).toBe(404)
+      expect(up.seen).toHaveLength(1)
+      vi.setSystemTime(Date.now() + 5_500)
+      const found = await c.fetch(req(up.url + '/fresh-pkg'))
+      expect(found.status).toBe(200)
+      expect(await text(found)).toBe('published')
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('never invents a 404: nothing cached and upstream down is an upstream error', async () => {

@@ -22,7 +22,7 @@ import { DownloadFile } from './download-file.ts'
 import { DiskPieces } from './disk-pieces.ts'
 import { ProgressRecord } from './progress-record.ts'
 import { ConnectionPool } from './connection-pool.ts'
-import { fetchAssignment, plannableFirst } from './range-fetch.ts'
+import { fetchAssignment, plannableFirst, wholeIfUnversioned } from './range-fetch.ts'
 import { UnverifiedRetry } from './unverified-retry.ts'
 import type { RangeFetchHost } from './range-fetch.ts'
 import type { SourceResponse } from './upstream-source.ts'
@@ -269,6 +269,7 @@ export class Download {
       const partial = await this.store.getPartial(this.key)
       const ask = pre?.ask ?? firstAsk(partial, this.init.chunkSize, this.init.hint)
       first = await plannableFirst(this.init.source, pre?.response ?? await this.init.source.fetch(ask, { signal: this.abort.signal }), ask, this.abort.signal)
+      first = await wholeIfUnversioned(this.init.source, first, this.init.identity.expected !== null, this.abort.signal)
       begun = true
       if (!(await this.begin(first, partial))) { release(); return }
     } catch (err) {

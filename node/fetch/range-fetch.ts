@@ -10,7 +10,8 @@ import { discardBody, mapUpstreamError } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { REAL_PROGRESS, realProgress } from './progress.ts'
 import { isOutage, MAX_BACKOFF_MS, retryAfterOf, toldToWaitMs } from './outage.ts'
-import { CHANGED_IN_A_ROW, contentChanged, isContentChanged, sameVersion } from './version.ts'
+import { CHANGED_IN_A_ROW, cannotResume, contentChanged, isContentChanged, isUnresumable, sameVersion, unversioned } from './version.ts'
+import { fileOf } from './response-meta.ts'
 
 /** What one download lends the connection filling one of its assignments. */
 export interface RangeFetchHost {
@@ -83,6 +84,16 @@ export async function plannableFirst (source: Source, first: SourceResponse, ask
   return res
 }
 
+/**
+ * A file the upstream gives no ETag and no Last-Modified, whose digest is not known either, comes in one
+ * whole-file GET: nothing would tell ranges of two versions apart, so a file replaced while it downloads
+ * would be stitched from both.
+ */
+export async function wholeIfUnversioned (source: Source, res: SourceResponse, digestKnown: boolean, signal: AbortSignal): Promise<SourceResponse> {
+  if (res.status !== 206 || digestKnown || !unversioned(fileOf(res).validator)) return res
+  return await wholeFile(source, res, signal)
+}
+
 function otherRange (res: SourceResponse, asked: { start: number }): boolean {
   return res.status === 206 && res.contentRange !== null && res.contentRange.start !== asked.start
 }
@@ -107,10 +118,14 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
   let failures = 0
   let changed = 0
   let progressAt = Date.now()
+  /** Where the last whole-file body that brought bytes broke off (-1: none did). */
+  let cutAt = -1
   while (!host.settled() && missing(a, host)) {
     const before = a.pos
+    const tally = { bytes: 0 }
     try {
       if (res === undefined) {
+        if (!host.rangeSupported() && a.pos > 0 && unversioned(host.validator())) throw cannotResume(a.pos)
         const range = host.rangeSupported() ? { start: a.pos, end: a.end - 1 } : null
         // undici frees the previous response's connection a moment after its body ended; asking
         // in the same turn would open another connection.
@@ -121,17 +136,23 @@ async function fillAssignment (a: Assignment, first: SourceResponse | undefined,
       const body = res
       res = undefined
       a.readAlong = body.readAlong === true
-      await consume(body, a, host)
+      await consume(body, a, host, tally)
     } catch (err) {
       if (res !== undefined) discardBody(res.body)
       res = undefined
       const mapped = mapUpstreamError(err, host.signal)
-      if (host.settled() || isCacheDiskFailure(mapped) || (isAimirrorError(mapped) && mapped.code === 'ERR_ABORTED')) throw mapped
+      if (host.settled() || isCacheDiskFailure(mapped) || isUnresumable(mapped) || (isAimirrorError(mapped) && mapped.code === 'ERR_ABORTED')) throw mapped
       const progress = realProgress(before, a.pos)
       if (progress) {
         failures = 0
         changed = 0
         progressAt = Date.now()
+      }
+      if (!host.rangeSupported() && tally.bytes > 0) {
+        // The whole file again, cut at the same byte: its Content-Length is wrong, not the line (and
+        // each try costs the file's bytes up to there).
+        if (a.pos === cutAt) throw new UpstreamProtocolError(`Upstream body ends at byte ${a.pos} on every request, short of its Content-Length`, { detail: { pos: a.pos } })
+        cutAt = a.pos
       }
       if (isContentChanged(mapped)) {
         if (++changed >= CHANGED_IN_A_ROW) throw mapped
@@ -184,14 +205,17 @@ function checkResponse (res: SourceResponse, pos: number, host: RangeFetchHost):
 }
 
 /** Streams a response body into the temp file (see drainBody), then checks how it ended. */
-async function consume (res: SourceResponse, a: Assignment, host: RangeFetchHost): Promise<void> {
+async function consume (res: SourceResponse, a: Assignment, host: RangeFetchHost, tally: { bytes: number }): Promise<void> {
   const writer = host.writer()
   const { off, bodyEnd } = await drainBody(res, a, {
     writer,
     settled: host.settled,
     enough: () => host.settled() || a.pos >= a.end || (host.size() !== null && !missing(a, host)),
     // A volatile chunk allocated nothing (drainBody's copies of them are pooled).
-    received: (n) => { host.received(n, res.volatile !== true) },
+    received: (n) => {
+      tally.bytes += n
+      host.received(n, res.volatile !== true)
+    },
     landed: (at, chunk) => { host.landed(at, chunk, res.unverified === true) }
   })
   if (host.settled()) return

@@ -1,4 +1,6 @@
+import type { Readable } from 'node:stream'
 import { deadline } from '../abort.ts'
+import { readLimited } from '../upstream/request.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { Validator } from '../store/index-db.ts'
@@ -43,6 +45,12 @@ export function compareWithCached (cached: { size: number | null, validator: Val
   // No validator on one side: the size is all there is to go by.
   return size !== null && size === cached.size ? 'same' : 'unknown'
 }
+
+/**
+ * The end of a file without ETag or Last-Modified, compared byte for byte when it is checked: where a
+ * format keeps a checksum of the whole (a gzip's trailer, a zip's central directory), it is at the end.
+ */
+const TAIL_BYTES = 64 * 1024
 
 /** How long a check may take before the cached copy is served as it is (the upstream may be down). */
 const CHECK_TIMEOUT_MS = 3_000
@@ -116,12 +124,15 @@ export class Revalidator {
     const d = deadline(CHECK_TIMEOUT_MS)
     const origin = upstream.url.origin
     const askedAt = Date.now()
+    const size = hit.meta.size ?? 0
+    const tail = hit.meta.validator.etag === null && hit.meta.validator.lastModified === null ? Math.min(size, TAIL_BYTES) : 0
     let verdict: Verdict
     try {
-      const res = await this.c.source(upstream).fetch({ start: 0, end: 0 }, { signal: d.signal })
+      const res = await this.c.source(upstream).fetch(tail > 0 ? { start: size - tail, end: size - 1 } : { start: 0, end: 0 }, { signal: d.signal })
       this.c.away?.answered(origin)
-      await res.body.dump().catch(() => {})
       verdict = compareWithCached({ size: hit.meta.size, validator: hit.meta.validator }, res)
+      if (verdict === 'same' && tail > 0) verdict = await compareTail(res, hit, size - tail, tail)
+      else await res.body.dump().catch(() => {})
     } catch (err) {
       this.c.logger.debug({ err, key }, 'could not check a cached file with the upstream; serving the cached copy')
       this.hush(origin)
@@ -143,4 +154,23 @@ export class Revalidator {
     }
     return verdict
   }
+}
+
+/** Whether a 206 for the cached file's last `length` bytes (from `start`) brings the bytes cached. */
+async function compareTail (res: SourceResponse, hit: BlobHandle, start: number, length: number): Promise<Verdict> {
+  if (res.status !== 206 || res.contentRange?.start !== start) {
+    await res.body.dump().catch(() => {})
+    // No range to compare (a whole-file answer): the size is all there is to go by.
+    return 'same'
+  }
+  const [upstream, cached] = await Promise.all([readLimited(res.body, length), readAll(hit.open(start, start + length))])
+  // A body cut short says nothing.
+  if (upstream.length !== length) return 'unknown'
+  return upstream.equals(cached) ? 'same' : 'changed'
+}
+
+async function readAll (stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const chunk of stream as AsyncIterable<Buffer>) parts.push(chunk)
+  return Buffer.concat(parts)
 }

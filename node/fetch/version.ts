@@ -31,3 +31,22 @@ export function isContentChanged (err: unknown): boolean {
  * only delayed the failure by seconds and sent the same ranges again and again.
  */
 export const CHANGED_IN_A_ROW = 2
+
+const UNRESUMABLE = 'unresumable'
+
+/**
+ * Whether a download's version has nothing to tell it by: no ETag, no Last-Modified, and no digest
+ * known (`known` undefined means the digest decides).
+ */
+export function unversioned (known: Validator | undefined): boolean {
+  return known !== undefined && known.etag === null && known.lastModified === null
+}
+
+/** A whole-file stream of a file without a validator broke: asking again could give another version's rest. */
+export function cannotResume (pos: number): Error {
+  return new UpstreamProtocolError('Upstream gives the file no ETag or Last-Modified, so its broken transfer cannot be resumed safely', { detail: { pos, reason: UNRESUMABLE } })
+}
+
+export function isUnresumable (err: unknown): boolean {
+  return isAimirrorError(err) && err.detail?.reason === UNRESUMABLE
+}

@@ -43,7 +43,8 @@ export function blobRegistry (...blobs: Buffer[]): BlobRegistry {
       const end = m === null || m[2] === '' ? data.length : Math.min(data.length, Number(m[2]) + 1)
       if (start >= data.length) { res.writeHead(416, { 'content-range': `bytes */${data.length}` }); res.end(); return }
       const digest = sha256Hex(data)
-      const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': end - start, 'docker-content-digest': `sha256:${digest}` }
+      // As distribution answers a blob: its digest as the ETag too.
+      const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': end - start, 'docker-content-digest': `sha256:${digest}`, etag: `"sha256:${digest}"` }
       if (m !== null) headers['content-range'] = `bytes ${start}-${end - 1}/${data.length}`
       res.writeHead(m === null ? 200 : 206, headers)
       if (req.method === 'HEAD') { res.end(); return }

@@ -38,6 +38,27 @@ function noXet (headers: Headers): void {
   expect(headers.get('link')).toBeNull()
 }
 
+describe('HF /resolve from a Hub-compatible server that keeps LFS files on its own host', () => {
+  it('serves the file with the hub headers of the redirect, HEAD and GET', async () => {
+    const hub = await startFakeHub({ repos: repos(), sameHostCdn: true })
+    const node = await startHfNode(hub.url)
+    try {
+      const head = await get(node, '/acme/tiny/resolve/main/weights.bin', { method: 'HEAD' })
+      expect(head.status).toBe(200)
+      expect(head.headers.get('x-repo-commit')).toBe(C1)
+      expect(head.headers.get('x-linked-size')).toBe(String(WEIGHTS.size))
+      expect(head.headers.get('etag')).toBe(`"${SHA}"`)
+      const r = await get(node, '/acme/tiny/resolve/main/weights.bin')
+      expect(r.status).toBe(200)
+      expect(sha256(r.body)).toBe(SHA)
+      expect(hub.count(q => q.path.startsWith('/cdn-lfs/') && q.method === 'GET')).toBeGreaterThan(0)
+    } finally {
+      await node.stop()
+      await hub.close()
+    }
+  })
+})
+
 describe('HF /resolve through the mirror', () => {
   let hub: FakeHub
   let node: HfNode

@@ -19,6 +19,8 @@ export interface ProbeOptions {
 }
 
 const REDIRECT = new Set([301, 302, 303, 307, 308])
+/** What the hub says about a file on its `/resolve` answer, kept from a redirect its target does not repeat. */
+const HUB_HEADERS = ['x-repo-commit', 'x-linked-etag', 'x-linked-size'] as const
 const MAX_HOPS = 5
 const ERROR_BODY_LIMIT = 1 << 20
 
@@ -35,11 +37,13 @@ export function lowerHeaders (raw: RawHeaders): Record<string, string> {
 /**
  * HEAD on a `/resolve` URL the way huggingface_hub does it: redirects on the same host (the hub's
  * relative `/api/resolve-cache/...` redirect for files kept in git) are followed, a redirect to another
- * host (the LFS CDN's signed URL) is not, and the file's metadata is read from that answer.
+ * host (the LFS CDN's signed URL) is not, and the file's metadata is read from that answer, with the
+ * hub's headers of the redirects before it where it has none.
  */
 export async function probeResolve (dispatcher: Dispatcher, url: URL, options: ProbeOptions): Promise<ProbeResult> {
   const headers = { ...options.headers, 'accept-encoding': 'identity' }
   let current = url
+  const hub: Record<string, string> = {}
   for (let hop = 0; ; hop++) {
     const res = await requestUpstream(dispatcher, { url: current, method: 'HEAD', headers: Object.entries(headers).flat(), signal: options.signal })
     discardBody(res.body)
@@ -50,11 +54,14 @@ export async function probeResolve (dispatcher: Dispatcher, url: URL, options: P
       try { target = new URL(location, current) } catch { throw new UpstreamProtocolError('Bad redirect from upstream') }
       if (target.origin !== current.origin) return { kind: 'file', status: res.statusCode, headers: h, redirect: true, url: current }
       if (hop >= MAX_HOPS) throw new UpstreamProtocolError('Too many redirects', { detail: { url: url.origin } })
+      // A server that keeps its LFS storage on its own host redirects there, and the storage's answer
+      // lacks the hub's headers.
+      for (const name of HUB_HEADERS) if (h[name] !== undefined) hub[name] = h[name]
       // Like huggingface_hub: the redirect's path is followed, its query (a cache-busting etag) kept.
       current = target
       continue
     }
-    if (res.statusCode >= 200 && res.statusCode < 300) return { kind: 'file', status: res.statusCode, headers: h, redirect: false, url: current }
+    if (res.statusCode >= 200 && res.statusCode < 300) return { kind: 'file', status: res.statusCode, headers: { ...hub, ...h }, redirect: false, url: current }
     if (options.withErrorBody !== true) return { kind: 'refused', status: res.statusCode, rawHeaders: res.rawHeaders, url: current, body: Buffer.alloc(0) }
     // The client asked with GET: repeat the refused request as a GET so its body is passed on too.
     const again = await requestUpstream(dispatcher, { url: current, method: 'GET', headers: Object.entries(headers).flat(), signal: options.signal })

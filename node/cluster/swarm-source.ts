@@ -1,25 +1,20 @@
-import { setTimeout as sleep } from 'node:timers/promises'
-import { WireError } from '../../protocol/errors.ts'
 import { UpstreamUnreachableError } from '../errors.ts'
 import { isKeyName, isUrlName } from '../../protocol/names.ts'
 import { PIECE_HASH_UNIT } from '../../protocol/pieces.ts'
 import { LEARNING_RANGE } from '../fetch/final-keys.ts'
-import { discardBody } from '../fetch/upstream-source.ts'
 import type { Source, SourceFetchOptions, SourceResponse, SuspectRange } from '../fetch/upstream-source.ts'
-import { ContentVersion, withMeta } from './content-version.ts'
+import { ContentVersion } from './content-version.ts'
 import { ownerOf, SHARE_UNIT } from './ownership.ts'
-import { isSlowPeer } from './peer-client.ts'
-import type { PeerTicket } from './peer-client.ts'
 import { InFlightList } from './in-flight-list.ts'
 import { SwarmBlame } from './swarm-blame.ts'
 import type { SwarmBlameComponents } from './swarm-blame.ts'
 import { SwarmView } from './swarm-view.ts'
 import { UpstreamSteps, YOUNG_MS } from './upstream-steps.ts'
 import type { SwarmViewComponents, SwarmViewInit } from './swarm-view.ts'
-import { PeerCorruptError } from './verifying-body.ts'
 import { MemberLiveness } from './member-liveness.ts'
 import { HolderPace } from './holder-pace.ts'
-import { PeerLeftError, PeerReads } from './peer-reads.ts'
+import { PeerReads } from './peer-reads.ts'
+import { GONE, MemberRanges } from './member-ranges.ts'
 
 export { PeerLeftError } from './peer-reads.ts'
 
@@ -56,8 +51,6 @@ const HOLDER_CONNECTIONS = 8
 /** Ranges in flight beyond the rule's concurrency for each member downloading the same blob. */
 const DOWNLOADER_CONNECTIONS = 8
 
-/** What fromDownloader answers when the peer it chose turned out gone: route the range again. */
-const GONE = Symbol('gone')
 
 /**
  * A download's source when the cluster is on.
@@ -78,8 +71,8 @@ export class SwarmSource implements Source {
   private readonly c: SwarmSourceComponents
   private readonly init: SwarmSourceInit
   private readonly view: SwarmView
-  private next = 0
   private responses = 0
+  private readonly members: MemberRanges
   private readonly byUrl: boolean
   private readonly version: ContentVersion
   /** Units whose read from a downloader failed, and from whom: they go upstream while that peer is a member. */
@@ -106,6 +99,19 @@ export class SwarmSource implements Source {
     this.inOrder = save === undefined
       ? undefined
       : new InFlightList({ digest: isKeyName(init.name) ? null : init.name, save, shared: () => this.view.shared() })
+    this.members = new MemberRanges({
+      c: components,
+      name: init.name,
+      stallMs: init.stallMs,
+      view: this.view,
+      reads: this.reads,
+      liveness: this.liveness,
+      blame: this.blame,
+      version: this.version,
+      pace: this.pace,
+      inOrder: this.inOrder,
+      responses: () => this.responses
+    })
   }
 
   async fetch (range: { start: number, end: number } | null, options: SourceFetchOptions = {}): Promise<SourceResponse> {
@@ -163,10 +169,10 @@ export class SwarmSource implements Source {
     // Slow holders keep their reads; the ranges beyond them go to the upstream.
     if (this.responses > 0 && this.pace.slowRate !== null && this.holderReads() >= HOLDER_CONNECTIONS) return null
     for (;;) {
-      const held = await this.fromHolders(range, options)
+      const held = await this.members.fromHolders(range, options)
       if (held !== null) return held
       // Ends: every GONE leaves a peer out for a while (MemberLiveness), and fewer peers are left to route to.
-      const res = await this.fromDownloader(range, options)
+      const res = await this.members.fromDownloader(range, options)
       if (res !== GONE) return res
     }
   }
@@ -211,7 +217,7 @@ export class SwarmSource implements Source {
 
   /**
    * Whether the bytes at `offset` come from the upstream to this node: a range fetched from it now (a
-   * short step taken before the split was known), or one of the units it owns (see fromDownloader).
+   * short step taken before the split was known), or one of the units it owns (see MemberRanges.fromDownloader).
    */
   private fromUpstreamHere (offset: number): boolean {
     if (this.upstream.fetching(offset)) return true
@@ -262,155 +268,6 @@ export class SwarmSource implements Source {
 
   convict (peers: ReadonlySet<string>): void {
     this.blame.convict(peers)
-  }
-
-  private async fromHolders (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
-    const { signal } = options
-    const holders = this.view.members('complete')
-    // The holder with the fewest reads under way first (in turn among equals): a faster one finishes
-    // its reads sooner and so takes more of them; one on a slow link or a busy machine keeps few.
-    const turn = this.next++
-    this.pace.asked()
-    const ordered = holders.map((_, i) => holders[(turn + i) % holders.length] as string)
-      .map(peer => ({ peer, load: this.reads.inFlight(peer) }))
-      .sort((x, y) => x.load - y.load)
-    for (const { peer } of ordered) {
-      if (!this.view.usable(peer)) continue
-      // A holder whose reads went quiet may have frozen: a ping says whether to ask it again.
-      if (await this.liveness.quietAndGone(peer)) continue
-      const { read, asked } = this.reads.start(peer, range.start, range.end + 1, signal)
-      try {
-        const ticket = await this.c.peers.ticket(peer, this.init.name, { signal: asked })
-        if (!this.version.matches(ticket, this.responses > 0)) { this.view.exclude(peer); this.reads.drop(read); continue }
-        if (range.start >= ticket.size) { this.reads.drop(read); return null }
-        const list = await this.c.peers.pieceList(ticket, { signal: asked })
-        const res = await this.c.peers.fetchRange(ticket, list, range.start, range.end, {
-          signal: asked,
-          takesVolatile: options.takesVolatile,
-          onUnit: (i, hash) => {
-            read.lastByteAt = Date.now()
-            this.pace.delivered(PIECE_HASH_UNIT, read.lastByteAt)
-            this.inOrder?.known(i, hash)
-          }
-        })
-        this.reads.answered(read, res)
-        res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.blame.ban(peer, ticket.digest, err.piece) })
-        this.view.succeeded(peer)
-        this.blame.holder(peer, ticket.digest)
-        return this.responses === 0 ? withMeta(res, ticket) : this.version.stamp(res, ticket)
-      } catch (err) {
-        this.reads.drop(read)
-        if (signal?.aborted !== true && (read.cut.signal.aborted || await this.liveness.isGone(peer))) continue
-        this.view.peerFailed(peer, err, signal)
-      }
-    }
-    return null
-  }
-
-  /**
-   * The range's unit from its owner among the nodes downloading this blob, if that is not us. An owner
-   * found gone (it died or froze) leaves the download (GONE) and the range is routed again: its units now
-   * have other owners, the same on every member, so one of them fetches each from the upstream, not all;
-   * and the others may have committed the blob meanwhile, so holders are asked first again.
-   */
-  private async fromDownloader (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null | typeof GONE> {
-    const { signal } = options
-    const verifiedOnly = options.verifiedOnly === true
-    const downloaders = this.view.members('partial')
-    if (downloaders.length === 0) return null
-    const unit = Math.floor(range.start / SHARE_UNIT)
-    let end = Math.min(range.end, (unit + 1) * SHARE_UNIT - 1)
-    // A downloader that has the range, or is fetching it from its upstream right now (it started
-    // earlier), serves it, whoever owns the unit; otherwise the unit's owner does. A unit whose read
-    // failed here goes upstream, unless another downloader has the range (a node back from a freeze
-    // fails its first reads while the others hold the units they took over from it).
-    const failed = this.liveness.failedOn(unit)
-    const has = this.view.downloaderWith(failed === undefined ? downloaders : downloaders.filter(p => p !== failed), range.start, end)
-    if (has === null && await this.liveness.failedHere(unit)) return null
-    // A duplicate of a read that went quiet: the peer is asked whether it is still there first (frozen,
-    // its units get other owners and the range is routed again); a live one just lost this range.
-    const stalled = this.reads.stalled(range.start, range.end + 1, this.init.stallMs ?? 4000, peer => this.view.usable(peer))
-    if (stalled !== null) return await this.liveness.isGone(stalled) ? GONE : null
-    if (has !== null) end = has.end
-    // A pass-through (verified bytes only) is no download: this node owns no units then.
-    const owner = has?.peer ?? ownerOf(unit, verifiedOnly ? downloaders : [this.c.self, ...downloaders])
-    if (owner === null || owner === this.c.self) return null
-    if (await this.liveness.quietAndGone(owner)) return GONE
-    const { read, asked } = this.reads.start(owner, range.start, end + 1, signal)
-    let delivered = 0
-    let ticket: PeerTicket
-    let res: SourceResponse
-    try {
-      // The first range (a client's first byte) never waits for a peer that is just starting.
-      ticket = await this.ticketFrom(owner, asked, this.responses > 0 ? 1000 : 0)
-      if (!this.version.matches(ticket, this.responses > 0)) { this.view.exclude(owner); this.reads.drop(read); return null }
-      if (range.start >= ticket.size) { this.reads.drop(read); return null }
-      res = await this.c.peers.fetchInFlight(ticket, range.start, end, {
-        signal: asked,
-        takesVolatile: options.takesVolatile,
-        onProgress: () => { read.lastByteAt = Date.now() },
-        onUnverified: n => { delivered += n }
-      })
-    } catch (err) {
-      this.reads.drop(read)
-      // The owner has no download of the blob (it has just started one, or its own went no further: a
-      // cache too small for the blob): it is left out until a look shows it downloading, and the range
-      // goes to the unit's owner among the others, the same on every member (the upstream, if this node).
-      if (err instanceof WireError && err.code === 'NOT_FOUND' && signal?.aborted !== true) {
-        // An owner that had the size was downloading the blob: most likely it is committing it now (every
-        // member's last ranges would otherwise go to the upstream at once). Read it as a holder then.
-        if (this.view.answer(owner)?.size !== undefined && await this.view.becameHolder(owner, signal)) return await this.fromHolders(range, { signal })
-        this.view.forget(owner)
-        return GONE
-      }
-      if (signal?.aborted !== true && (read.cut.signal.aborted || await this.liveness.isGone(owner))) return GONE
-      this.liveness.failed(unit, owner)
-      // A loaded owner may answer late or drop a connection: that unit goes upstream, but the owner
-      // keeps the rest of its share (a member that died leaves the membership). Dropping it at the first
-      // timeout sent every member's whole share of a busy owner upstream (1.2–1.4 × the blob).
-      if (isSlowPeer(err) && signal?.aborted !== true) {
-        this.c.logger.debug({ peer: owner, err: (err as Error).message, unit, start: range.start, end: end + 1 }, 'peer read failed; this unit goes upstream')
-        return null
-      }
-      this.view.peerFailed(owner, err, signal)
-      return null
-    }
-    this.view.succeeded(owner)
-    if (verifiedOnly && res.unverified === true) {
-      // Its download could not vouch for these bytes (no tags on them): the caller cannot wait for the digest.
-      this.reads.drop(read)
-      discardBody(res.body)
-      return null
-    }
-    this.blame.downloader(owner)
-    this.reads.answered(read, res)
-    // What it sent unverified, in order from the range's start: judged if the blob fails its digest.
-    if (res.unverified === true) res.body.once('close', () => { if (delivered > 0) this.blame.delivered(owner, range.start, range.start + delivered) })
-    res.body.once('error', (err: unknown) => {
-      if (!(err instanceof PeerLeftError)) this.liveness.failed(unit, owner)
-      // A frame whose tag did not match: the owner has no finished copy to re-check, only a ban.
-      if (err instanceof PeerCorruptError) this.blame.ban(owner, null, err.piece)
-    })
-    const along = { ...res, readAlong: true }
-    return this.responses === 0 ? withMeta(along, ticket) : this.version.stamp(along, ticket)
-  }
-
-  /**
-   * A ticket from a downloader. One that has just started (no size yet: its first response is on the
-   * way) is asked again for up to a second rather than given up at once: taking its units from the
-   * upstream meanwhile would fetch them twice.
-   */
-  private async ticketFrom (peer: string, signal: AbortSignal | undefined, patienceMs: number): Promise<PeerTicket> {
-    const until = Date.now() + patienceMs
-    for (;;) {
-      try {
-        return await this.c.peers.ticket(peer, this.init.name, { signal })
-      } catch (err) {
-        const starting = this.view.answer(peer)?.size === undefined
-        if (!(err instanceof WireError && err.code === 'NOT_FOUND') || !starting || Date.now() > until) throw err
-        await sleep(50, undefined, { signal })
-      }
-    }
   }
 
   /** Its download ended: the members need not be looked at any more. */

@@ -142,7 +142,7 @@ export class Cluster implements SourceProvider {
     const peerSockets = new RangeSockets({ connectTimeoutMs: 5_000, readTimeoutMs: 10_000, maxPerOrigin: 32, ...pinnedSockets(pins) })
     const peers = new PeerClient({ libp2p, control, dispatcher: peerPool, pins }, {
       vouchKey: vouch,
-      onBytes: (_peer, n) => { this.c.store.addBytesFromPeers(n) },
+      onBytes: (_peer, n) => { this.c.store.traffic.receivedFromPeers(n) },
       sockets: { sockets: peerSockets, pool: this.c.fetcher.pool }
     })
     const staticPeers = new StaticPeers({ libp2p, logger: this.log }, { peers: cfg.peers })

@@ -47,14 +47,14 @@ export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, poo
     await store.drop(digest, `unreadable: ${(unreadable as { code?: string }).code ?? String(unreadable)}`).catch(() => {})
     return null
   }
-  store.recordHit()
+  store.traffic.hit()
   const release = store.use(digest)
   // Each stream keeps the blob in use until it closes, and counts what it read.
   const cursor = (start: number, end: number): FileCursor => {
     const unuse = store.use(digest)
     return new FileCursor(path, start, end, {
       onClose: (n) => {
-        store.addBytesFromCache(n)
+        store.traffic.servedFromCache(n)
         unuse()
       }
     })

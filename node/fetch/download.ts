@@ -242,7 +242,7 @@ export class Download {
 
   openUpstream (start: number, end: number): Readable {
     const version = this.meta === null ? null : { validator: this.meta.validator, size: this.meta.size }
-    return openPassthrough({ source: this.init.source, onBytes: n => { this.store.addBytesFromUpstream(n); this.pacer.moved(n) }, version }, null, start, end, this.passthroughPlan())
+    return openPassthrough({ source: this.init.source, onBytes: n => { this.store.traffic.receivedByDownload(n); this.pacer.moved(n) }, version }, null, start, end, this.passthroughPlan())
   }
 
   /** Passed through over several connections when the upstream takes ranges of a known size. */
@@ -373,7 +373,7 @@ export class Download {
       received: (n, allocated) => {
         this.receivedBytes += n
         this.lastByteAt = Date.now()
-        this.store.addBytesFromUpstream(n)
+        this.store.traffic.receivedByDownload(n)
         // Only buffers allocated per read wait for a collection; a reused one does not.
         if (allocated) this.pacer.moved(n)
       },

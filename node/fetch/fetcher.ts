@@ -290,7 +290,7 @@ export class Fetcher {
       if (first !== undefined) { discardBody(first.response.body); first.release() }
       return await this.join(running, upstream, options)
     }
-    this.store.recordMiss()
+    this.store.traffic.miss()
     const shareable = !hasCredentials(upstream)
     const credential = credentialOf(upstream)
     const d = new Download({ store: this.store, limiter: this.limiter, downloads: this.downloads, logger: this.log, pacer: this.pacer }, {
@@ -323,7 +323,7 @@ export class Fetcher {
   }
 
   private async join (d: Download, upstream: UpstreamRequest, options: AcquireOptions): Promise<Acquired> {
-    this.store.recordMiss()
+    this.store.traffic.miss()
     return await this.attach(d, d.want(), options.signal, this.source(upstream), false)
   }
 
@@ -354,7 +354,7 @@ export class Fetcher {
         source: d.shareable ? ready.source : source,
         first: starter ? ready.first : null,
         // Each range's socket reads are fresh buffers, dead once passed on: collected as they pile up.
-        onBytes: n => { this.store.addBytesFromUpstream(n); this.pacer.moved(n) },
+        onBytes: n => { this.store.traffic.receivedByDownload(n); this.pacer.moved(n) },
         passing: this.passing,
         parallel: ready.parallel,
         expected: ready.expected

@@ -13,6 +13,7 @@ import type { BlobEntry, FinalKey, KeyEntry, PartialEntry } from './index-db.ts'
 import { createLayout } from './layout.ts'
 import type { StoreLayout } from './layout.ts'
 import { WriteOrder } from './write-order.ts'
+import { Traffic } from './traffic.ts'
 import { DownloadRecords } from './download-records.ts'
 import { IndexTidy } from './index-tidy.ts'
 import { openIndex } from './open-index.ts'
@@ -93,10 +94,8 @@ export class BlobStore {
   private readonly tidy: IndexTidy
   private sweeping: Promise<void> | null = null
   private readonly sweepEveryMs: number
-  private readonly counters = { hits: 0, misses: 0, bytes_from_cache: 0 }
-  /** Every byte downloads received, from whichever source; the peers' share of it. */
-  private received = 0
-  private fromPeers = 0
+  /** Hits, misses and bytes moved, for `/stats`. */
+  readonly traffic = new Traffic()
   private readonly committedListeners = new Set<(digest: string, size: number) => void>()
   private readonly records: DownloadRecords
   /** Writes to a blob's entry (access times, drops), in the order issued. */
@@ -370,21 +369,11 @@ export class BlobStore {
     }
   }
 
-  recordHit (): void { this.counters.hits++ }
-  recordMiss (): void { this.counters.misses++ }
-  addBytesFromCache (n: number): void { this.counters.bytes_from_cache += n }
-  /** Bytes a download received (the engine does not tell its sources apart: see addBytesFromPeers). */
-  addBytesFromUpstream (n: number): void { this.received += n }
-  /** Bytes of those that came from cluster peers (counted by the cluster as they arrive). */
-  addBytesFromPeers (n: number): void { this.fromPeers += n }
-
   stats (): StoreStats {
     return {
       total_size_bytes: this.usedBytes,
       file_count: this.blobs.size,
-      ...this.counters,
-      bytes_from_upstream: Math.max(0, this.received - this.fromPeers),
-      bytes_from_peers: this.fromPeers
+      ...this.traffic.counts()
     }
   }
 

@@ -60,6 +60,10 @@ export class Fetcher {
   private readonly passing = new Set<PassingThrough>()
   /** Original-URL key → final key, while its first request resolves (later callers wait for it). */
   private readonly resolving = new Map<string, Promise<string>>()
+  /** Their URLs and start times (for /health: a first request may wait long on a slow upstream). */
+  private readonly resolvingUrls = new Map<string, { url: string, startedAt: number }>()
+  /** Aborted by stop(): a URL's first request, made before its download exists, ends with it. */
+  private halt = new AbortController()
   /** Original-URL key → final key last learnt (a hit within FINAL_KEY_TTL_MS skips upstream). */
   private readonly finalKeys: FinalKeys
   private stopping = false
@@ -95,12 +99,14 @@ export class Fetcher {
 
   async start (): Promise<void> {
     this.stopping = false
+    this.halt = new AbortController()
     this.pacer.start()
   }
 
   /** Stops every download (their progress stays on disk for resume) and waits for them. */
   async stop (): Promise<void> {
     this.stopping = true
+    this.halt.abort(new AbortedError('Node is stopping'))
     this.pacer.stop()
     const all = [...this.inflight.values()]
     await Promise.all(all.map(async d => {
@@ -124,7 +130,11 @@ export class Fetcher {
         connections: p.connections, started_at: new Date(d.startedAt).toISOString(), state: d.state
       }
     })
-    return [...downloads, ...[...this.passing].map(({ startedAt, ...p }) => ({ ...p, started_at: new Date(startedAt).toISOString() }))]
+    // A URL whose first request is still out: no download yet, but an upstream exchange under way.
+    const resolving = [...this.resolvingUrls].map(([key, r]) => ({
+      key, url: r.url, size: null, received: 0, written: 0, connections: 1, started_at: new Date(r.startedAt).toISOString(), state: 'asking'
+    }))
+    return [...downloads, ...resolving, ...[...this.passing].map(({ startedAt, ...p }) => ({ ...p, started_at: new Date(startedAt).toISOString() }))]
   }
 
   /** The download in flight for `key`, once its size is known and its bytes go to a file; else null. */
@@ -247,13 +257,16 @@ export class Fetcher {
       const withPeers = this.sources !== null && !hasCredentials(upstream)
       const ask = await this.finalKeys.firstAsk(identity, options, options.chunkSize ?? DEFAULT_CHUNK, withPeers)
       let first: SourceResponse
+      this.resolvingUrls.set(identity.key, { url: upstream.url.href, startedAt: Date.now() })
       try {
         // Not the caller's signal: this response becomes the download's first, which others may join
         // and which goes on when its first caller leaves.
-        first = await source.fetch(ask)
+        first = await source.fetch(ask, { signal: this.halt.signal })
       } catch (err) {
         release()
         throw err
+      } finally {
+        this.resolvingUrls.delete(identity.key)
       }
       const final: BlobIdentity = { key: 'url:' + canonicalUrl(first.url), sha256: null, expected: null }
       if (first.status < 300 || (first.status === 416 && first.contentRange?.total === 0)) this.finalKeys.remember(identity.key, final.key)

@@ -91,4 +91,30 @@ describe('createNode lifecycle', () => {
     expect(await refused(port)).toBe(true)
     await t.stop()
   })
+
+  it('stops at its deadline while a parallel file\'s first request waits on an upstream that never answers', async () => {
+    let asked = 0
+    let closed = 0
+    const up = await startUpstream((_req, res) => {
+      asked++
+      res.on('close', () => { closed++ })
+    })
+    cleanups.push(up.close)
+    const t = await startTestNode({
+      server: { read_timeout_s: 30 },
+      rules: [{ name: 'x', pattern: '.*', upstream: up.url, strategy: 'parallel', cache_key_source: 'final' }]
+    })
+    const client = httpRequest({ host: '127.0.0.1', port: t.node.address().port, path: '/big.bin', agent: false })
+    client.on('error', () => {})
+    client.end()
+    await expect.poll(() => asked, { timeout: 2000 }).toBe(1)
+    // Not a download yet, but an upstream exchange under way: /health says so.
+    const health = JSON.parse((await send(t.url, { path: '/health' })).body.toString()) as { progress: Array<{ url: string, state: string }> }
+    expect(health.progress.map(p => [p.url, p.state])).toEqual([[`${up.url}/big.bin`, 'asking']])
+    const started = Date.now()
+    await t.node.stop({ deadlineMs: 200 })
+    expect(Date.now() - started).toBeLessThan(3000)
+    await expect.poll(() => closed, { timeout: 2000 }).toBe(1)
+    await t.stop()
+  })
 })

@@ -64,6 +64,7 @@ export class CacheSpace {
   private readonly plans = new WriteOrder()
   private readonly tooLarge = new WarnEvery(TOO_LARGE_SAID_EVERY_MS)
   private readonly noRoom = new WarnEvery(NO_ROOM_SAID_EVERY_MS)
+  private readonly floorOutOfReach = new WarnEvery(TOO_LARGE_SAID_EVERY_MS)
 
   constructor (host: CacheSpaceHost, init: { budget: EvictionBudget, lruEnabled: boolean }) {
     this.host = host
@@ -101,6 +102,10 @@ export class CacheSpace {
     return await this.plans.run(SPACE, async () => {
       const free = await this.freeForPlans()
       const plan = planEviction(this.host.entries(), this.budget, { usedBytes: this.spentBytes(), freeBytes: free, incomingBytes: 0 })
+      if (plan.floorUnreachable) {
+        // Said at start (the first sweep) and once an hour: the cache is kept, but nothing new fits.
+        this.floorOutOfReach.say(this.host.logger, { free, minFree: this.budget.minFreeBytes, used: this.host.usedBytes() }, 'the disk cannot give cache.min_free_gb even with the cache emptied: the cache is kept as it is, and new files are passed through uncached until the disk has room')
+      }
       for (const id of plan.evict) await this.host.evictOne(id)
       return plan.evict.length
     })

@@ -38,27 +38,33 @@ export interface EvictionPlan {
   readonly freedBytes: number
   /** False when even evicting every evictable blob cannot make room for incomingBytes. */
   readonly fits: boolean
+  /**
+   * Evicting every evictable blob would not bring the free disk up to its floor (other files fill the
+   * disk): no blob is evicted for the floor then, only for the byte budget.
+   */
+  readonly floorUnreachable: boolean
 }
 
 export function planEviction (entries: readonly EvictionEntry[], budget: EvictionBudget, state: EvictionState): EvictionPlan {
   const high = budget.maxBytes * budget.highWatermark
   const low = budget.maxBytes * budget.lowWatermark
-  const over = (freed: number, target: number): boolean =>
-    state.usedBytes - freed + state.incomingBytes > target ||
-    state.freeBytes + freed - state.incomingBytes < budget.minFreeBytes
-  const mustFit = (freed: number): boolean =>
-    state.usedBytes - freed + state.incomingBytes <= budget.maxBytes &&
-    state.freeBytes + freed - state.incomingBytes >= budget.minFreeBytes
-
-  if (!over(0, high)) return { evict: [], freedBytes: 0, fits: true }
   const candidates = entries
     .filter(e => !e.inUse && !e.pinned)
     .sort((a, b) => a.lastAccess - b.lastAccess || (a.digest < b.digest ? -1 : 1))
+  const evictable = candidates.reduce((n, e) => n + e.size, 0)
+  const floorUnreachable = state.freeBytes + evictable - state.incomingBytes < budget.minFreeBytes
+  const belowFloor = (freed: number): boolean => state.freeBytes + freed - state.incomingBytes < budget.minFreeBytes
+  // A floor no eviction reaches does not empty the cache for nothing: only the byte budget evicts then.
+  const over = (freed: number, target: number): boolean =>
+    state.usedBytes - freed + state.incomingBytes > target || (!floorUnreachable && belowFloor(freed))
+  const mustFit = (freed: number): boolean =>
+    state.usedBytes - freed + state.incomingBytes <= budget.maxBytes && !belowFloor(freed)
+
   if (state.incomingBytes > 0) {
     // Evicting cannot make room for this file: keep the cache as it is (the file is passed through).
-    const evictable = candidates.reduce((n, e) => n + e.size, 0)
-    if (state.incomingBytes > budget.maxBytes || !mustFit(evictable)) return { evict: [], freedBytes: 0, fits: false }
+    if (state.incomingBytes > budget.maxBytes || !mustFit(evictable)) return { evict: [], freedBytes: 0, fits: false, floorUnreachable }
   }
+  if (!over(0, high)) return { evict: [], freedBytes: 0, fits: mustFit(0), floorUnreachable }
   const evict: string[] = []
   let freed = 0
   for (const e of candidates) {
@@ -66,5 +72,5 @@ export function planEviction (entries: readonly EvictionEntry[], budget: Evictio
     evict.push(e.digest)
     freed += e.size
   }
-  return { evict, freedBytes: freed, fits: mustFit(freed) }
+  return { evict, freedBytes: freed, fits: mustFit(freed), floorUnreachable }
 }

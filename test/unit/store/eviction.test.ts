@@ -27,3 +27,19 @@ describe('planEviction', () => {
     })
   }
 })
+
+describe('planEviction under a free-disk floor', () => {
+  const floor = (minFreeBytes: number): typeof budget => ({ ...budget, minFreeBytes })
+  it('keeps the cache when emptying it would not reach the floor (other files fill the disk)', () => {
+    const plan = planEviction(entries, floor(5000), { usedBytes: 900, freeBytes: 10, incomingBytes: 0 })
+    expect(plan).toMatchObject({ evict: [], fits: false, floorUnreachable: true })
+  })
+  it('still evicts for the byte budget then', () => {
+    const plan = planEviction(entries, floor(5000), { usedBytes: 950, freeBytes: 10, incomingBytes: 0 })
+    expect(plan).toMatchObject({ evict: ['a'], fits: false, floorUnreachable: true })
+  })
+  it('evicts up to a floor it can reach', () => {
+    const plan = planEviction(entries, floor(500), { usedBytes: 900, freeBytes: 300, incomingBytes: 0 })
+    expect(plan).toMatchObject({ evict: ['a'], fits: true, floorUnreachable: false })
+  })
+})

@@ -98,7 +98,7 @@ export class DownloadRecords {
     }
     for (const name of await readdir(this.layout.tmpDir)) {
       const path = join(this.layout.tmpDir, name)
-      if (!keep.has(path)) await rm(path, { force: true })
+      if (this.layout.isTempName(name) && !keep.has(path)) await rm(path, { force: true })
     }
   }
 
@@ -122,7 +122,7 @@ export class DownloadRecords {
     }
     for (const name of await readdir(this.layout.tmpDir)) {
       const path = join(this.layout.tmpDir, name)
-      if (known.has(path) || !await old(path)) continue
+      if (!this.layout.isTempName(name) || known.has(path) || !await old(path)) continue
       await rm(path, { force: true })
       dropped++
     }

@@ -18,9 +18,12 @@ export interface StoreLayout {
   readonly indexDir: string
   blobPath: (digestHex: string) => string
   tempPath: (key: string) => string
+  /** Whether a name in tmpDir is one of the store's temp files (anything else there is not ours to remove). */
+  isTempName: (name: string) => boolean
 }
 
 const HEX64 = /^[0-9a-f]{64}$/
+const TEMP_NAME = /^[0-9a-f]{40}\.part$/
 
 export function createLayout (dir: string): StoreLayout {
   const blobsDir = join(dir, 'blobs', 'sha256')
@@ -38,6 +41,9 @@ export function createLayout (dir: string): StoreLayout {
     },
     tempPath (key: string): string {
       return join(tmpDir, createHash('sha256').update(key).digest('hex').slice(0, 40) + '.part')
+    },
+    isTempName (name: string): boolean {
+      return TEMP_NAME.test(name)
     }
   }
 }

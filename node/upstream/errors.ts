@@ -8,6 +8,8 @@ const UNREACHABLE = new Set([
   'UND_ERR_PRX_CONN', 'UND_ERR_PRX_TLS', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN'
 ])
+/** A connect the local network refused: a blackhole or prohibit route, a firewall's OUTPUT rule. */
+const CONNECT_REFUSED_HERE = new Set(['EINVAL', 'EPERM', 'EACCES'])
 const TIMEOUT = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 const PROTOCOL = new Set(['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_INFO', 'UND_ERR_RESPONSE'])
 
@@ -15,6 +17,14 @@ function codeOf (err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined
   const code = (err as { code?: unknown }).code
   return typeof code === 'string' ? code : undefined
+}
+
+function syscallOf (...errs: unknown[]): string | undefined {
+  for (const e of errs) {
+    const syscall = (e as { syscall?: unknown, cause?: { syscall?: unknown } } | null)?.syscall ?? (e as { cause?: { syscall?: unknown } } | null)?.cause?.syscall
+    if (typeof syscall === 'string') return syscall
+  }
+  return undefined
 }
 
 /**
@@ -37,6 +47,7 @@ export function toUpstreamError (err: unknown, origin?: string): unknown {
     return new UpstreamTimeoutError(undefined, { cause: err, detail })
   }
   if (code !== undefined && UNREACHABLE.has(code)) return new UpstreamUnreachableError(undefined, { cause: err, detail })
+  if (code !== undefined && CONNECT_REFUSED_HERE.has(code) && syscallOf(err, inner) === 'connect') return new UpstreamUnreachableError(undefined, { cause: err, detail })
   if (code !== undefined && (PROTOCOL.has(code) || code.startsWith('HPE_'))) {
     return new UpstreamProtocolError(undefined, { cause: err, detail })
   }

@@ -22,7 +22,10 @@ describe('toUpstreamError', () => {
     [new undiciErrors.RequestAbortedError(), 'ERR_ABORTED'],
     [new DOMException('a', 'AbortError'), 'ERR_ABORTED'],
     [new undiciErrors.ResponseContentLengthMismatchError(), 'ERR_UPSTREAM_PROTOCOL'],
-    [withCode('HPE_INVALID_CONSTANT'), 'ERR_UPSTREAM_PROTOCOL']
+    [withCode('HPE_INVALID_CONSTANT'), 'ERR_UPSTREAM_PROTOCOL'],
+    // A blackhole route (EINVAL) or a firewall's OUTPUT rule (EPERM) refuses the connect on this machine.
+    [Object.assign(withCode('EINVAL'), { syscall: 'connect' }), 'ERR_UPSTREAM_UNREACHABLE'],
+    [new AggregateError([Object.assign(withCode('EPERM'), { syscall: 'connect' })]), 'ERR_UPSTREAM_UNREACHABLE']
   ])('%s → %s', (err, code) => {
     const mapped = toUpstreamError(err, 'https://up.example')
     expect(codeOf(mapped)).toBe(code)
@@ -39,5 +42,7 @@ describe('toUpstreamError', () => {
     expect(toUpstreamError(own)).toBe(own)
     const bug = new TypeError('x is not a function')
     expect(toUpstreamError(bug)).toBe(bug)
+    const elsewhere = Object.assign(withCode('EINVAL'), { syscall: 'write' })
+    expect(toUpstreamError(elsewhere)).toBe(elsewhere)
   })
 })

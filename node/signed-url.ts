@@ -34,7 +34,13 @@ export function signatureParams (names: Iterable<string>): Set<string> {
   return out
 }
 
-/** `url` (a path with its query, or a whole URL) with the values of its signing parameters replaced: for logs. */
+/**
+ * Parameters whose values are credentials wherever they appear (GitLab's private_token, OAuth's
+ * access_token, API keys, a bare token): kept in keys (they may select content), never shown in logs.
+ */
+const LOGGED_SECRETS = new Set(['token', 'access_token', 'private_token', 'api_key', 'apikey', 'api-key', 'key', 'password', 'passwd', 'secret', 'client_secret', 'auth'])
+
+/** `url` (a path with its query, or a whole URL) with the values of its signing and secret parameters replaced: for logs. */
 export function redactSignature (url: string): string {
   const q = url.indexOf('?')
   if (q < 0) return url
@@ -42,6 +48,7 @@ export function redactSignature (url: string): string {
   const pairs = url.slice(q + 1, hash < 0 ? undefined : hash).split('&')
   const names = pairs.map(p => nameOf(p.split('=')[0] ?? ''))
   const signing = signatureParams(names)
+  for (const n of names) if (LOGGED_SECRETS.has(n.toLowerCase())) signing.add(n.toLowerCase())
   if (signing.size === 0) return url
   const redacted = pairs.map((p, i) => signing.has((names[i] ?? '').toLowerCase()) ? `${p.split('=')[0] ?? ''}=[redacted]` : p)
   return `${url.slice(0, q + 1)}${redacted.join('&')}${hash < 0 ? '' : url.slice(hash)}`

@@ -59,7 +59,13 @@ describe('signed URLs in the log', () => {
 
   it('leave a URL that is not signed as it is', () => {
     expect(redactSignature('/a?exp=2&st=3')).toBe('/a?exp=2&st=3')
-    expect(redactSignature('/a?token=abc')).toBe('/a?token=abc')
+    expect(redactSignature('/a?v=1&name=x')).toBe('/a?v=1&name=x')
     expect(redactSignature('/a?token=abc&expires=9#x')).toBe('/a?token=[redacted]&expires=[redacted]#x')
+  })
+
+  it('hide the values of credentials in a query, signed or not', () => {
+    expect(redactSignature('/a?token=abc')).toBe('/a?token=[redacted]')
+    expect(redactSignature('/p/x.bin?v=2&access_token=ATOK&Private_Token=P')).toBe('/p/x.bin?v=2&access_token=[redacted]&Private_Token=[redacted]')
+    expect(redactSignature('https://h/x?api_key=K&page=2')).toBe('https://h/x?api_key=[redacted]&page=2')
   })
 })

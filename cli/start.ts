@@ -3,8 +3,12 @@ import { createNode } from '../node/index.ts'
 import { clientBaseUrl, clientSettings } from './client-settings.ts'
 import { createRouter } from '../node/router/router.ts'
 import { hostPort } from '../node/http/host-port.ts'
+import { reopenLogFiles } from '../node/log.ts'
 
-/** Runs the node until SIGINT/SIGTERM, then stops it gracefully within the configured deadline. */
+/**
+ * Runs the node until SIGINT/SIGTERM, then stops it gracefully within the configured deadline. SIGHUP
+ * reopens `logging.file` (log rotation), instead of ending the process as it does by default.
+ */
 export async function runStart (config: Config): Promise<number> {
   const node = createNode(config)
   await node.start()
@@ -17,6 +21,11 @@ export async function runStart (config: Config): Promise<number> {
     `Point your clients at it:\n${clientSettings(config, base, (path) => router.match(path)?.rule ?? null) || '  (no rule serves a client aimirror knows; requests go to the rule their path matches)'}\n\n` +
     `What it is doing: ${base}/dashboard (Prometheus: ${base}/metrics)\n\n`)
 
+  const onHangup = (): void => {
+    const n = reopenLogFiles()
+    process.stderr.write(`aimirror: SIGHUP, ${n === 0 ? 'no logging.file to reopen' : 'logging.file reopened'}\n`)
+  }
+  process.on('SIGHUP', onHangup)
   return await new Promise<number>((resolve) => {
     let stopping = false
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -30,6 +39,7 @@ export async function runStart (config: Config): Promise<number> {
       node.stop({ deadlineMs: config.server.shutdown_timeout_s * 1000 }).then(() => {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
+        process.off('SIGHUP', onHangup)
         resolve(0)
       }, (err: unknown) => {
         process.stderr.write(`aimirror: stop failed: ${String(err)}\n`)

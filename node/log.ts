@@ -43,10 +43,29 @@ export function createLogger (logging: LoggingConfig, destination?: NodeJS.Writa
   const file = pino.destination({ dest: logging.file, mkdir: true, sync: false })
   // A log file that fails later (disk full, removed mount) must not take the node down.
   file.on('error', () => {})
+  logFiles.add(file)
   return pino(options, pino.multistream([
     { stream: process.stdout, level: logging.level === 'silent' ? 'fatal' : logging.level },
     { stream: file, level: logging.level === 'silent' ? 'fatal' : logging.level }
   ]))
+}
+
+/** The `logging.file` destinations open in this process (reopened after a log rotation). */
+const logFiles = new Set<{ reopen: () => void }>()
+
+/**
+ * Reopens every `logging.file` by its path: after logrotate moved the file away (its `postrotate` sends
+ * SIGHUP), lines go to the new file instead of the rotated one. How many were reopened.
+ */
+export function reopenLogFiles (): number {
+  for (const file of logFiles) {
+    try {
+      file.reopen()
+    } catch {
+      // The path cannot be opened now (its directory went): lines keep going to the old file.
+    }
+  }
+  return logFiles.size
 }
 
 /** Why `path` cannot be appended to (its directory made first), or null. */

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { AddressInfo, Server } from 'node:net'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -137,21 +138,44 @@ describe('aimirror CLI', { timeout: 120_000 }, () => {
     })
   })
 
-  it('starts on the defaults, prints client settings, serves /health and stops on SIGTERM', async () => {
-    const child = spawn(process.execPath, [MAIN, '--port', '0', '--cache-dir', join(dir, 'cache'), '--log-level', 'warn'], {
-      env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe']
-    })
+  /** Starts the node as a process; resolves with its address once it printed it. */
+  async function startProcess (args: string[]): Promise<{ child: ChildProcess, url: string, out: () => string, exited: Promise<number | null> }> {
+    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stdout?.on('data', (d: Buffer) => { stdout += d.toString() })
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-    try {
-      const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no address printed: ${stdout}`)), 60_000)
-        child.stdout.on('data', () => {
-          const m = /listening on (http:\/\/[^\s]+)/.exec(stdout)
-          if (m?.[1] !== undefined) { clearTimeout(timer); resolve(m[1]) }
-        })
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no address printed: ${stdout}`)) }, 60_000)
+      child.stdout?.on('data', () => {
+        const m = /listening on (http:\/\/[^\s]+)/.exec(stdout)
+        if (m?.[1] !== undefined) { clearTimeout(timer); resolve(m[1]) }
       })
+    })
+    return { child, url, out: () => stdout, exited }
+  }
+
+  it('on SIGHUP reopens logging.file (log rotation) and goes on serving', async () => {
+    const log = join(dir, 'node.log')
+    const config = join(dir, 'config.yaml')
+    await writeFile(config, `server: { host: 127.0.0.1, port: 0 }\ncache: { dir: ${join(dir, 'cache')} }\nlogging: { level: info, file: ${log} }\n`)
+    const { child, url, exited } = await startProcess(['--config', config])
+    try {
+      await rename(log, `${log}.1`)
+      child.kill('SIGHUP')
+      await new Promise(resolve => setTimeout(resolve, 300))
+      // (Admin routes are not logged; a request for no rule is.)
+      expect((await fetch(`${url}/after-rotation`)).status).toBe(404)
+      await expect.poll(async () => await readFile(log, 'utf8').catch(() => ''), { timeout: 5000 }).toContain('/after-rotation')
+    } finally {
+      child.kill('SIGTERM')
+    }
+    expect(await exited).toBe(0)
+  })
+
+  it('starts on the defaults, prints client settings, serves /health and stops on SIGTERM', async () => {
+    const { child, url, out, exited } = await startProcess(['--port', '0', '--cache-dir', join(dir, 'cache'), '--log-level', 'warn'])
+    const stdout = (): string => out()
+    try {
       const health = await fetch(`${url}/health`)
       expect(health.status).toBe(200)
       expect(await health.json()).toMatchObject({ status: 'ok', active_downloads: 0, downloads: [] })
@@ -160,10 +184,10 @@ describe('aimirror CLI', { timeout: 120_000 }, () => {
       expect(body.cache).toHaveProperty('file_count')
       expect(body.cache).toHaveProperty('total_size_mb')
       await new Promise((r) => setTimeout(r, 100))
-      expect(stdout).toContain('HF_ENDPOINT=')
-      expect(stdout).toContain('/simple/')
-      expect(stdout).toContain('registry-mirrors')
-      const page = /What it is doing: (http:\/\/\S+\/dashboard)/.exec(stdout)?.[1]
+      expect(stdout()).toContain('HF_ENDPOINT=')
+      expect(stdout()).toContain('/simple/')
+      expect(stdout()).toContain('registry-mirrors')
+      const page = /What it is doing: (http:\/\/\S+\/dashboard)/.exec(stdout())?.[1]
       expect(page).toBeDefined()
       expect((await fetch(page as string)).headers.get('content-type')).toBe('text/html; charset=utf-8')
     } finally {

@@ -16,6 +16,7 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { dirname, join } from 'node:path'
+import { NEEDS, tooOld } from './node-version.js'
 
 const TUNED = 'AIMIRROR_TUNED'
 const ARENAS = 'MALLOC_ARENA_MAX'
@@ -48,6 +49,11 @@ async function retune () {
   } catch {
     // Not allowed here (sandbox, odd platform): run untuned.
   }
+}
+
+if (tooOld(process.versions.node)) {
+  process.stderr.write(`aimirror: needs Node.js ${NEEDS} or later; this is ${process.versions.node} (${process.execPath})\n`)
+  process.exit(1)
 }
 
 await retune()

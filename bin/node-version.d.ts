@@ -1,0 +1,2 @@
+export declare const NEEDS: string
+export declare function tooOld (version: string): boolean

@@ -66,11 +66,18 @@ function parseHttpUrl (value: string): URL | null {
 }
 
 /** An absolute http(s) URL usable as a base: no query, no fragment; trailing slashes stripped. */
-function baseUrl (expected = 'expected an absolute http(s) URL without query or fragment'): z.ZodType<string, unknown> {
+/** Why an upstream URL may not carry a user and password (a forward proxy's may). */
+const NO_URL_CREDENTIALS = 'expected no user or password in the URL: they would be shown in logs, /health and the banner, and are not sent; let clients send their credentials (pip index-url https://user:token@mirror/..., npm _auth, docker login), which the mirror forwards to the upstream'
+
+function baseUrl (expected = 'expected an absolute http(s) URL without query or fragment', credentials = false): z.ZodType<string, unknown> {
   return z.string({ error: expected }).trim().transform((value, ctx) => {
     const url = parseHttpUrl(value)
     if (url === null || url.search !== '' || url.hash !== '' || url.hostname === '') {
       ctx.addIssue({ code: 'custom', message: expected, input: value })
+      return z.NEVER
+    }
+    if (!credentials && (url.username !== '' || url.password !== '')) {
+      ctx.addIssue({ code: 'custom', message: NO_URL_CREDENTIALS, input: value.replace(/\/\/[^@/]*@/, '//[credentials]@') })
       return z.NEVER
     }
     return value.replace(/\/+$/, '')
@@ -281,7 +288,7 @@ export const serverShape = {
     .refine((v) => !/[[\]]/.test(v), { error: 'expected an IPv6 listen address without brackets (e.g. "::1")' })
     .refine((v) => !v.includes('%'), { error: 'expected a listen address without an IPv6 zone id (%): the address alone, or "::"' }),
   port: intIn(0, 65535),
-  upstream_proxy: optionalText(baseUrl('expected an http(s) proxy URL like "http://proxy.example:3128"')),
+  upstream_proxy: optionalText(baseUrl('expected an http(s) proxy URL like "http://proxy.example:3128"', true)),
   public_host: optionalText(publicHost),
   max_concurrent_downloads: intIn(1, 100_000),
   connect_timeout_s: timeoutSeconds(),

@@ -65,6 +65,8 @@ describe('field problems name the path, what was expected and what was found', (
     [{ rules: [{ ...RULE, upstream: 'ftp://example.com' }] }, 'rules[0].upstream', '"ftp://example.com"'],
     [{ rules: [{ ...RULE, upstream: 'example.com' }] }, 'rules[0].upstream', '"example.com"'],
     [{ rules: [{ ...RULE, upstream: 'https://example.com/?a=1' }] }, 'rules[0].upstream', '"https://example.com/?a=1"'],
+    // Named, never shown: the password stays out of the message.
+    [{ rules: [{ ...RULE, upstream: 'https://art:s3cret@repo.example/pypi' }] }, 'rules[0].upstream', '"https://[credentials]@repo.example/pypi"'],
     [{ rules: [{ ...RULE, pattern: '(unclosed' }] }, 'rules[0].pattern', '"(unclosed"'],
     [{ rules: [{ ...RULE, path_prefix: 'npm/' }] }, 'rules[0].path_prefix', '"npm/"'],
     [{ rules: [{ ...RULE, concurrency: 0 }] }, 'rules[0].concurrency', '0'],

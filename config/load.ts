@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { isAbsolute, join, resolve } from 'node:path'
 import { parseDocument, stringify } from 'yaml'
+import type { ScalarTag, Tags } from 'yaml'
 import { ConfigError } from './errors.ts'
 import { configSchema } from './schema.ts'
 import type { ParsedConfig } from './schema.ts'
@@ -39,6 +40,21 @@ export interface ParseOptions {
 /** YAML 1.1, as PyYAML read the seed project's files (`yes`/`no` booleans, `1_000`, `0o755`). */
 const YAML_VERSION = '1.1'
 
+/**
+ * PyYAML's booleans: YAML 1.1 without `y`/`n`, which PyYAML reads as strings (a rule named `y`). (A key
+ * given twice stays an error with its line, though PyYAML took the last: it is a mistake to show.)
+ */
+const BOOL = 'tag:yaml.org,2002:bool'
+const boolTag = (value: boolean, test: RegExp): ScalarTag => ({ identify: v => v === value, default: true, tag: BOOL, test, resolve: () => value })
+const PYYAML = {
+  version: YAML_VERSION,
+  customTags: (tags: Tags): Tags => [
+    ...tags.filter(t => (t as { tag?: string }).tag !== BOOL),
+    boolTag(true, /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/),
+    boolTag(false, /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/)
+  ]
+} as const
+
 function readYamlFile (file: string): RawDocument {
   let text: string
   try {
@@ -48,7 +64,7 @@ function readYamlFile (file: string): RawDocument {
     const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory, expected a YAML file' : code === 'EACCES' ? 'permission denied' : `cannot read (${code ?? String(err)})`
     throw new ConfigError([`${file}: ${why}`], { source: file, cause: err })
   }
-  const doc = parseDocument(text, { version: YAML_VERSION })
+  const doc = parseDocument(text, PYYAML)
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => {
       const pos = e.linePos?.[0]

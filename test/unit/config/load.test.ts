@@ -86,6 +86,22 @@ describe('layering: defaults ← file ← env ← flags', () => {
   })
 })
 
+describe('YAML as PyYAML read the seed\'s files', () => {
+  it('y and n are strings, yes/no/on/off booleans', () => {
+    const file = writeYaml('pyyaml.yaml', [
+      'server:', '  port: 9001',
+      'cache:', '  lru_enabled: off', '  finish_abandoned: yes',
+      'rules:', '  - name: y', '    path_prefix: /y/', '    upstream: https://y.example', '    strip_prefix: on',
+      '  - name: n', '    path_prefix: /n/', '    upstream: https://n.example', ''
+    ].join('\n'))
+    const config = loadConfig({ file, env })
+    expect(config.server.port).toBe(9001)
+    expect(config.cache.lru_enabled).toBe(false)
+    expect(config.cache.finish_abandoned).toBe(true)
+    expect(config.rules.map(r => [r.name, r.strip_prefix])).toEqual([['y', true], ['n', false]])
+  })
+})
+
 describe('normalised values', () => {
   it('relative and ~ paths become absolute', () => {
     const config = parseConfig({ cache: { dir: 'cache' }, logging: { file: '~/logs/aimirror.log' } }, { env, cwd: '/srv/mirror' })

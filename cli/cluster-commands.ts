@@ -50,17 +50,16 @@ function shortId (id: string): string {
   return id.length > 16 ? `${id.slice(0, 6)}…${id.slice(-6)}` : id
 }
 
+/** The first host of `addrs` (multiaddrs) that is not loopback; loopback when there is no other (nodes on one machine). */
+function hostOf (addrs: readonly string[]): string | undefined {
+  const hosts = addrs.map(a => /^\/(?:ip4|ip6|dns4|dns6|dns)\/([^/]+)/.exec(a)?.[1]).filter((h): h is string => h !== undefined)
+  return hosts.find(h => !/^(127\.|::1$|localhost$)/.test(h)) ?? hosts[0]
+}
+
 /**
  * Where each node is, by peer id, from a `/peers` answer: the first address that is not loopback (a
  * peer id alone tells an admin nothing about which machine it is).
  */
-/** The first host of `addrs` (multiaddrs) that is not loopback. */
-function hostOf (addrs: readonly string[]): string | undefined {
-  return addrs
-    .map(a => /^\/(?:ip4|ip6|dns4|dns6|dns)\/([^/]+)/.exec(a)?.[1])
-    .find((h): h is string => h !== undefined && !/^(127\.|::1$|localhost$)/.test(h))
-}
-
 export function addressesOf (v: PeersView): Map<string, string> {
   const out = new Map<string, string>()
   if (v.self !== null) {

@@ -66,6 +66,9 @@ describe('cluster commands', () => {
       peers: [{ peer_id: '12D3KooWBBBBBBBBBBBBBBBBBBBB', member: true, banned: false, addresses: ['/ip4/10.0.0.6/tcp/4001'], since: null }]
     })
     expect([...addresses]).toEqual([['12D3KooWAAAAAAAAAAAAAAAAAAAA', '10.0.0.5'], ['12D3KooWBBBBBBBBBBBBBBBBBBBB', '10.0.0.6']])
+    // Nodes on one machine (static peers on 127.0.0.1): loopback is all there is, and says so.
+    const oneMachine = addressesOf({ enabled: true, self: null, peers: [{ peer_id: 'p', member: true, banned: false, addresses: ['/ip4/127.0.0.1/tcp/4101'], since: null }] })
+    expect([...oneMachine]).toEqual([['p', '127.0.0.1']])
     const placed = renderClusterStats({ enabled: true, cluster: 'office', mode: 'keyed', nodes, totals: clusterTotals(nodes) }, addresses)
     expect(placed).toMatch(/^node\s+host\s+address\s+cache/m)
     expect(placed).toMatch(/12D3Ko…AAAAAA \*\s+gpu-box-1\s+10\.0\.0\.5\s+3\.0 MiB/)

@@ -60,6 +60,9 @@ export function parseCliArgs (argv: readonly string[]): CliArgs {
   if (values.version === true) return { command: 'version', ...base }
 
   const [first, second, ...rest] = positionals
+  // Flags a command would ignore are refused: a script asking for JSON must not get a table.
+  if (values.json === true && first !== 'stats' && first !== 'peers') throw new UsageError('--json: only "stats" and "peers" print JSON')
+  if (values.cluster === true && first !== 'stats') throw new UsageError('--cluster: only "stats" takes it')
   if (first === 'prefetch') {
     const jobs = values.jobs === undefined ? undefined : Number(values.jobs)
     if (jobs !== undefined && (!/^\d+$/.test(values.jobs ?? '') || jobs < 1 || jobs > 64)) throw new UsageError(`--jobs: expected an integer from 1 to 64, got "${values.jobs ?? ''}"`)

@@ -48,7 +48,11 @@ describe('parseCliArgs', () => {
     [['start', 'extra']],
     [['prefetch']],
     [['prefetch', '-j', '0', '/x']],
-    [['prefetch', '--jobs', 'many', '/x']]
+    [['prefetch', '--jobs', 'many', '/x']],
+    // A flag the command would ignore: a script asking for JSON must not get a table.
+    [['prefetch', '--json', '/x']],
+    [['env', '--json']],
+    [['peers', '--cluster']]
   ])('rejects %j with a usage error', (argv) => {
     let caught: unknown
     try { parseCliArgs(argv) } catch (err) { caught = err }

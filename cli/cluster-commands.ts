@@ -1,4 +1,5 @@
-import { writeFile } from 'node:fs/promises'
+import { stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Config } from '../config/types.ts'
 import type { ClusterStatsView, PeersView } from '../node/cluster/view.ts'
 import { formatClusterKey } from '../protocol/membership.ts'
@@ -139,7 +140,13 @@ export async function runKeygen (file: string | undefined): Promise<number> {
     await writeFile(file, text, { mode: 0o600, flag: 'wx' })
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    throw new UsageError(code === 'EEXIST' ? `${file} exists; not overwriting a cluster key` : `cannot write ${file} (${code ?? String(err)})`)
+    const isDir = code === 'EEXIST' && await stat(file).then(s => s.isDirectory(), () => false)
+    const why = isDir
+      ? `${file} is a directory; name the key file to write (e.g. ${join(file, 'cluster.key')})`
+      : code === 'EEXIST'
+        ? `${file} exists; not overwriting a cluster key`
+        : code === 'ENOENT' ? `cannot write ${file}: its directory does not exist` : `cannot write ${file} (${code ?? String(err)})`
+    throw new UsageError(why)
   }
   process.stderr.write(`cluster key written to ${file}; give every node a copy and set cluster.key_file to it\n`)
   return 0

@@ -91,6 +91,9 @@ describe('cluster commands', () => {
       expect((await stat(file)).mode & 0o777).toBe(0o600)
       const again = await runKeygen(file).then(() => null, (err: unknown) => err)
       expect(again).toBeInstanceOf(UsageError)
+      // A directory, or a file in one that does not exist: said as it is.
+      await expect(runKeygen(dir)).rejects.toThrow(`${dir} is a directory; name the key file to write`)
+      await expect(runKeygen(join(dir, 'no', 'k.key'))).rejects.toThrow('its directory does not exist')
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

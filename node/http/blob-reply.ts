@@ -43,6 +43,8 @@ export async function sendUpstreamAnswer (ctx: StrategyContext, res: UpstreamRes
 export async function sendBlob (ctx: StrategyContext, handle: BlobHandle, meta: BlobMeta = handle.meta): Promise<void> {
   const reply = ctx.reply
   const answer = answerBlobRequest(meta, blobRequestHeaders(ctx))
+  // Whether the bytes were already here (also in the request's log line).
+  answer.headers['x-cache'] = handle.from === 'cache' ? 'HIT' : 'MISS'
   if (ctx.request.method === 'HEAD' || !('start' in answer) || answer.end === 0) {
     reply.code(answer.status).headers(answer.headers)
     handle.release()

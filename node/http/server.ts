@@ -15,6 +15,7 @@ import { mirrorBaseFor, publicBase } from './mirror-base.ts'
 import { hostPort } from './host-port.ts'
 import type { CacheStatsProvider, DownloadsProvider } from './providers.ts'
 import type { Strategies, StrategyContext } from './strategy.ts'
+import { logRequests, OneLinePerRequest } from './request-log.ts'
 
 export interface HttpServerComponents {
   config: Config
@@ -70,6 +71,8 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
   const app = fastify({
     loggerInstance: components.logger.child({ component: 'http' }) as FastifyBaseLogger,
     genReqId: () => `${run}-${++requests}`,
+    // One line per request, written when it ends (see logRequests): Fastify's two said less.
+    logController: new OneLinePerRequest(),
     exposeHeadRoutes: false,
     requestTimeout: 0,
     return503OnClosing: true,
@@ -107,6 +110,8 @@ export function createHttpServer (components: HttpServerComponents, init: HttpSe
     if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) done(new BadRequestError('HTTP/1.1 request without a Host header', { detail: { reason: 'missing_host' } }))
     else done()
   })
+
+  logRequests(app)
 
   const cacheStats = components.cacheStats ?? (async () => await dirStats(config.cache.dir))
   registerAdminRoutes(app, { downloads: components.downloads, cacheStats, upstreamsAway: components.upstreamsAway })

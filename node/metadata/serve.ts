@@ -37,7 +37,7 @@ function mergeVary (headers: Record<string, string>, names: readonly string[]): 
 export async function sendMetadata (cache: MetadataCache, request: FastifyRequest, reply: FastifyReply,
   result: MetadataResult, options: SendMetadataOptions = {}): Promise<void> {
   const head = request.method === 'HEAD'
-  const headers: Record<string, string> = { ...result.headers, ...options.headers }
+  const headers: Record<string, string> = { ...result.headers, ...options.headers, 'x-cache': result.fromCache ? 'HIT' : 'MISS' }
   const vary = [...(options.vary ?? [])]
   let answer = result
   const type = headers['content-type'] ?? ''

@@ -1,23 +1,52 @@
-import { pino } from 'pino'
+import { Writable } from 'node:stream'
+import { createLogger } from '../../node/log.ts'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startTestNode } from '../helpers/node.ts'
 import type { TestNode } from '../helpers/node.ts'
 import { startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 
-const lines: Array<{ level: number, msg: string, code?: string, reason?: string, err?: { stack?: string } }> = []
+interface Line { level: number, msg: string, code?: string, reason?: string, err?: { stack?: string }, method?: string, url?: string, status?: number, cache?: string, bytes?: number, ms?: number }
+const lines: Line[] = []
 let node: TestNode
 let server: FileServer
 
 beforeAll(async () => {
   server = await startFileServer({ files: { '/files/f.bin': { size: 1000, seed: 1 } } })
-  const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } })
+  // The node's own logger (its serializers redact credentials in URLs).
+  const sink = new Writable({ write (chunk: Buffer, _encoding, cb) { for (const line of String(chunk).split('\n')) if (line !== '') lines.push(JSON.parse(line) as Line); cb() } })
+  const logger = createLogger({ level: 'info', file: null }, sink)
   node = await startTestNode({ rules: [{ name: 'files', path_prefix: '/files/', upstream: server.url, strategy: 'parallel' }] }, { logger })
 })
 
 afterAll(async () => {
   await node?.stop()
   await server?.close()
+})
+
+it('each request is one line when it ends, with its status, bytes, time and whether the cache had it (X-Cache)', async () => {
+  await fetch(`${node.url}/health`)
+  const first = await fetch(`${node.url}/files/f.bin?token=s3cret`)
+  expect(first.headers.get('x-cache')).toBe('MISS')
+  await first.arrayBuffer()
+  await expect.poll(async () => ((await (await fetch(`${node.url}/stats`)).json()) as { cache: { file_count: number } }).cache.file_count).toBe(1)
+  const again = await fetch(`${node.url}/files/f.bin?token=s3cret`)
+  expect(again.headers.get('x-cache')).toBe('HIT')
+  await again.arrayBuffer()
+  await new Promise(resolve => setTimeout(resolve, 50))
+  const requests = lines.filter(l => l.msg === 'request' && l.url?.startsWith('/files/f.bin') === true)
+  expect(requests.map(l => [l.method, l.url, l.status, l.cache])).toEqual([
+    ['GET', '/files/f.bin?token=[redacted]', 200, 'MISS'],
+    ['GET', '/files/f.bin?token=[redacted]', 200, 'HIT']
+  ])
+  for (const l of requests) {
+    expect(l.bytes).toBeGreaterThan(1000)
+    expect(l.ms).toBeGreaterThanOrEqual(0)
+  }
+  // Polled by dashboards: not logged.
+  expect(lines.some(l => l.url === '/health')).toBe(false)
+  // Fastify's own pair of lines is gone.
+  expect(lines.some(l => l.msg === 'incoming request' || l.msg === 'request completed')).toBe(false)
 })
 
 it('a client\'s bad request is one info line with its reason, no stack; an upstream failure stays a warning', async () => {

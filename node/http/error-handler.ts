@@ -58,9 +58,14 @@ export function handleError (err: Error, request: FastifyRequest, reply: Fastify
   if (status < 500) {
     // The client's mistake (or the upstream's no): said in a line, no stack; the client got the reason.
     request.log.info({ code: body.error, status, reason: body.message, url: request.url }, 'request refused')
+  } else if (status === 502 || status === 503 || status === 504) {
+    // The upstream's trouble (or a stop), routine for a mirror: what and why, without a stack.
+    const cause = (err as { cause?: { code?: unknown, message?: unknown } }).cause
+    const why = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : undefined
+    request.log.warn({ code: body.error, status, reason: body.message, ...(why === undefined ? {} : { cause: why }), url: request.url }, 'request failed')
   } else {
-    const log = status !== 502 && status !== 504 && status !== 503 ? 'error' : 'warn'
-    request.log[log]({ err, code: body.error, url: request.url }, 'request failed')
+    // Unexpected: the stack says where.
+    request.log.error({ err, code: body.error, url: request.url }, 'request failed')
   }
   if (reply.raw.headersSent || reply.sent) {
     reply.raw.destroy()

@@ -6,7 +6,7 @@ import type { TestNode } from '../helpers/node.ts'
 import { startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
 
-interface Line { level: number, msg: string, code?: string, reason?: string, err?: { stack?: string }, method?: string, url?: string, status?: number, cache?: string, bytes?: number, ms?: number }
+interface Line { level: number, msg: string, code?: string, cause?: string, reason?: string, err?: { stack?: string }, method?: string, url?: string, status?: number, cache?: string, bytes?: number, ms?: number }
 const lines: Line[] = []
 let node: TestNode
 let server: FileServer
@@ -60,5 +60,9 @@ it('a client\'s bad request is one info line with its reason, no stack; an upstr
 
   await server.close()
   expect((await fetch(`${node.url}/files/other.bin`)).status).toBe(502)
-  expect(lines.some(l => l.level === 40 && l.msg === 'request failed' && l.code === 'ERR_UPSTREAM_UNREACHABLE')).toBe(true)
+  const failed = lines.filter(l => l.level === 40 && l.msg === 'request failed' && l.code === 'ERR_UPSTREAM_UNREACHABLE')
+  expect(failed).toHaveLength(1)
+  // Routine for a mirror: the reason and its cause, no stack.
+  expect(failed[0]).toMatchObject({ status: 502, cause: 'ECONNREFUSED' })
+  expect(failed[0]?.err).toBeUndefined()
 })

@@ -61,7 +61,7 @@ export class Fetcher {
   /** Original-URL key → final key, while its first request resolves (later callers wait for it). */
   private readonly resolving = new Map<string, Promise<string>>()
   /** Their URLs and start times (for /health: a first request may wait long on a slow upstream). */
-  private readonly resolvingUrls = new Map<string, { url: string, startedAt: number }>()
+  private readonly resolvingUrls = new Map<string, { url: string, startedAt: number, state: 'queued' | 'asking' }>()
   /** Aborted by stop(): a URL's first request, made before its download exists, ends with it. */
   private halt = new AbortController()
   /** Original-URL key → final key last learnt (a hit within FINAL_KEY_TTL_MS skips upstream). */
@@ -132,7 +132,7 @@ export class Fetcher {
     })
     // A URL whose first request is still out: no download yet, but an upstream exchange under way.
     const resolving = [...this.resolvingUrls].map(([key, r]) => ({
-      key, url: r.url, size: null, received: 0, written: 0, connections: 1, started_at: new Date(r.startedAt).toISOString(), state: 'asking'
+      key, url: r.url, size: null, received: 0, written: 0, connections: r.state === 'asking' ? 1 : 0, started_at: new Date(r.startedAt).toISOString(), state: r.state
     }))
     return [...downloads, ...resolving, ...[...this.passing].map(({ startedAt, ...p }) => ({ ...p, started_at: new Date(startedAt).toISOString() }))]
   }
@@ -250,14 +250,17 @@ export class Fetcher {
     const known = resolved.then(key => key ?? Promise.reject(new AbortedError('not resolved')))
     known.catch(() => {})
     this.resolving.set(identity.key, known)
+    // Waiting for a slot (server.max_concurrent_downloads), then for the first answer: both on /health.
+    const shown = { url: upstream.url.href, startedAt: Date.now(), state: 'queued' as 'queued' | 'asking' }
+    this.resolvingUrls.set(identity.key, shown)
     try {
       const release = await this.downloads.acquire({ signal: options.signal })
+      shown.state = 'asking'
       const source = this.source(upstream)
       // With peers as sources, the first range only learns where the URL leads: the rest may come from members.
       const withPeers = this.sources !== null && !hasCredentials(upstream)
       const ask = await this.finalKeys.firstAsk(identity, options, options.chunkSize ?? DEFAULT_CHUNK, withPeers)
       let first: SourceResponse
-      this.resolvingUrls.set(identity.key, { url: upstream.url.href, startedAt: Date.now() })
       try {
         // Not the caller's signal: this response becomes the download's first, which others may join
         // and which goes on when its first caller leaves.
@@ -266,6 +269,7 @@ export class Fetcher {
         release()
         throw err
       } finally {
+        // From here the download (or the file joined) is listed itself.
         this.resolvingUrls.delete(identity.key)
       }
       const final: BlobIdentity = { key: 'url:' + canonicalUrl(first.url), sha256: null, expected: null }
@@ -286,6 +290,8 @@ export class Fetcher {
       settle(final.key)
       return await acquired
     } finally {
+      // A wait for a slot or a first ask that failed.
+      if (this.resolvingUrls.get(identity.key) === shown) this.resolvingUrls.delete(identity.key)
       settle(null)
       if (this.resolving.get(identity.key) === known) this.resolving.delete(identity.key)
     }

@@ -101,20 +101,23 @@ describe('createNode lifecycle', () => {
     })
     cleanups.push(up.close)
     const t = await startTestNode({
-      server: { read_timeout_s: 30 },
+      server: { read_timeout_s: 30, max_concurrent_downloads: 1 },
       rules: [{ name: 'x', pattern: '.*', upstream: up.url, strategy: 'parallel', cache_key_source: 'final' }]
     })
-    const client = httpRequest({ host: '127.0.0.1', port: t.node.address().port, path: '/big.bin', agent: false })
-    client.on('error', () => {})
-    client.end()
-    await expect.poll(() => asked, { timeout: 2000 }).toBe(1)
-    // Not a download yet, but an upstream exchange under way: /health says so.
-    const health = JSON.parse((await send(t.url, { path: '/health' })).body.toString()) as { progress: Array<{ url: string, state: string }> }
-    expect(health.progress.map(p => [p.url, p.state])).toEqual([[`${up.url}/big.bin`, 'asking']])
+    for (const path of ['/big.bin', '/next.bin']) {
+      const client = httpRequest({ host: '127.0.0.1', port: t.node.address().port, path, agent: false })
+      client.on('error', () => {})
+      client.end()
+      await expect.poll(() => asked, { timeout: 2000 }).toBe(1)
+    }
+    // Not downloads yet, but an upstream exchange under way and one waiting for its slot: /health says so.
+    await expect.poll(async () => (JSON.parse((await send(t.url, { path: '/health' })).body.toString()) as { progress: Array<{ url: string, state: string }> })
+      .progress.map(p => [p.url, p.state])).toEqual([[`${up.url}/big.bin`, 'asking'], [`${up.url}/next.bin`, 'queued']])
     const started = Date.now()
     await t.node.stop({ deadlineMs: 200 })
     expect(Date.now() - started).toBeLessThan(3000)
     await expect.poll(() => closed, { timeout: 2000 }).toBe(1)
+    expect(asked).toBe(1)
     await t.stop()
   })
 })

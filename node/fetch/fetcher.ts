@@ -4,6 +4,8 @@ import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import { cacheHit } from './cache-hit.ts'
 import { Download } from './download.ts'
+import { activeList } from './active-list.ts'
+import type { Asking } from './active-list.ts'
 import type { DownloadInit } from './download-init.ts'
 import { canonicalUrl } from './identity.ts'
 import type { BlobIdentity } from './identity.ts'
@@ -61,7 +63,7 @@ export class Fetcher {
   /** Original-URL key → final key, while its first request resolves (later callers wait for it). */
   private readonly resolving = new Map<string, Promise<string>>()
   /** Their URLs and start times (for /health: a first request may wait long on a slow upstream). */
-  private readonly resolvingUrls = new Map<string, { url: string, startedAt: number, state: 'queued' | 'asking' }>()
+  private readonly resolvingUrls = new Map<string, Asking>()
   /** Aborted by stop(): a URL's first request, made before its download exists, ends with it. */
   private halt = new AbortController()
   /** Original-URL key → final key last learnt (a hit within FINAL_KEY_TTL_MS skips upstream). */
@@ -123,18 +125,7 @@ export class Fetcher {
   }
 
   activeDownloads (): ActiveDownload[] {
-    const downloads = [...this.inflight.values()].map(d => {
-      const p = d.progress()
-      return {
-        key: d.key, url: d.url, size: p.size, received: p.received, written: p.written,
-        connections: p.connections, started_at: new Date(d.startedAt).toISOString(), state: d.state
-      }
-    })
-    // A URL whose first request is still out: no download yet, but an upstream exchange under way.
-    const resolving = [...this.resolvingUrls].map(([key, r]) => ({
-      key, url: r.url, size: null, received: 0, written: 0, connections: r.state === 'asking' ? 1 : 0, started_at: new Date(r.startedAt).toISOString(), state: r.state
-    }))
-    return [...downloads, ...resolving, ...[...this.passing].map(({ startedAt, ...p }) => ({ ...p, started_at: new Date(startedAt).toISOString() }))]
+    return activeList(this.inflight.values(), this.resolvingUrls, this.passing)
   }
 
   /** The download in flight for `key`, once its size is known and its bytes go to a file; else null. */
@@ -251,7 +242,7 @@ export class Fetcher {
     known.catch(() => {})
     this.resolving.set(identity.key, known)
     // Waiting for a slot (server.max_concurrent_downloads), then for the first answer: both on /health.
-    const shown = { url: upstream.url.href, startedAt: Date.now(), state: 'queued' as 'queued' | 'asking' }
+    const shown: Asking = { url: upstream.url.href, startedAt: Date.now(), state: 'queued' }
     this.resolvingUrls.set(identity.key, shown)
     try {
       const release = await this.downloads.acquire({ signal: options.signal })

@@ -162,7 +162,7 @@ export class Membership {
     this.strangers.set(peer.toString(), true)
     const [, cluster, version] = theirs
     const why = cluster === this.cluster ? `it speaks version ${String(version)} of the member protocol, this node ${PROTOCOL_VERSION}` : `it is in cluster "${String(cluster).slice(0, 64)}", this node in "${this.cluster}" (cluster.name)`
-    this.log.info({ peer: peer.toString(), addr: this.addressOf(peer), why }, 'aimirror node seen that is not in this cluster')
+    this.log.warn({ peer: peer.toString(), addr: this.addressOf(peer), why }, 'aimirror node seen that is not in this cluster')
   }
 
   private addressOf (peer: PeerId): string | undefined {

@@ -25,10 +25,15 @@ export interface BlobIdentity {
   readonly expected: ExpectedDigest | null
 }
 
-/** Canonical form of a URL for keying: lower-case host, no default port, no fragment, signature params removed, params sorted by name. */
+/**
+ * Canonical form of a URL for keying: lower-case host, no default port, no fragment, percent-escapes of
+ * the path in upper case (RFC 3986 §6.2.2.1: `%c3%a9` is `%C3%A9`), signature params removed, params
+ * sorted by name.
+ */
 export function canonicalUrl (input: URL | string): string {
   const url = new URL(String(input))
   url.hash = ''
+  url.pathname = url.pathname.replace(/%[0-9a-f]{2}/gi, escape => escape.toUpperCase())
   const kept: Array<[string, string]> = []
   const signing = signatureParams(url.searchParams.keys())
   for (const [k, v] of url.searchParams) if (!signing.has(k.toLowerCase())) kept.push([k, v])

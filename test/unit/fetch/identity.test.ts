@@ -14,7 +14,10 @@ describe('cache identity', () => {
     ['https://h/dl?st=2&sp=r', 'https://h/dl?sp=r&st=2'],
     ['https://h/dl?token=B', 'https://h/dl?token=B'],
     ['https://h/dl?Expires=1&policy=p', 'https://h/dl?Expires=1&policy=p'],
-    ['https://h/x?X-Amz-Date=1&v=2', 'https://h/x?X-Amz-Date=1&v=2']
+    ['https://h/x?X-Amz-Date=1&v=2', 'https://h/x?X-Amz-Date=1&v=2'],
+    // One file however its escapes are written.
+    ['https://h/uni-%c3%a9.bin', 'https://h/uni-%C3%A9.bin'],
+    ['https://h/uni-é.bin', 'https://h/uni-%C3%A9.bin']
   ]
   for (const [input, out] of cases) {
     it(`canonical ${input}`, () => { expect(canonicalUrl(input)).toBe(out) })

@@ -65,10 +65,10 @@ function parseHttpUrl (value: string): URL | null {
   try { return new URL(value) } catch { return null }
 }
 
-/** An absolute http(s) URL usable as a base: no query, no fragment; trailing slashes stripped. */
 /** Why an upstream URL may not carry a user and password (a forward proxy's may). */
 const NO_URL_CREDENTIALS = 'expected no user or password in the URL: they would be shown in logs, /health and the banner, and are not sent; let clients send their credentials (pip index-url https://user:token@mirror/..., npm _auth, docker login), which the mirror forwards to the upstream'
 
+/** An absolute http(s) URL usable as a base: no query, no fragment; trailing slashes stripped (`credentials`: user:password@ allowed). */
 function baseUrl (expected = 'expected an absolute http(s) URL without query or fragment', credentials = false): z.ZodType<string, unknown> {
   return z.string({ error: expected }).trim().transform((value, ctx) => {
     const url = parseHttpUrl(value)

@@ -36,7 +36,6 @@ export interface MetadataCacheInit {
 
 export const STALE_HEADERS: Readonly<Record<string, string>> = { warning: '110 - "Response is Stale"', 'x-aimirror-stale': '1' }
 
-/** Statuses after which a cached copy is served instead (upstream trouble, not an answer about the document). */
 /**
  * How long a 404/410 is answered without asking again: a package published a moment after a miss must
  * be installable at once (npm sends no Cache-Control with an empty cache), while a burst of clients
@@ -44,6 +43,7 @@ export const STALE_HEADERS: Readonly<Record<string, string>> = { warning: '110 -
  */
 const NEGATIVE_TTL_MS = 5_000
 
+/** Statuses after which a cached copy is served instead (upstream trouble, not an answer about the document). */
 function troubled (status: number): boolean {
   return status >= 500 || status === 429 || status === 408
 }

@@ -3,8 +3,8 @@ import { planEviction } from './eviction.ts'
 import type { EvictionBudget, EvictionEntry } from './eviction.ts'
 import { WriteOrder } from './write-order.ts'
 
-/** How often a file too large for the whole cache is warned about (debug in between). */
-const TOO_LARGE_SAID_EVERY_MS = 3600_000
+/** How often a file too large for the whole cache, or a free-disk floor out of reach, is warned about (debug in between). */
+const SAID_HOURLY_MS = 3600_000
 /** How often "no room in the cache" is warned about (debug in between, counted in the next warning's `also`). */
 const NO_ROOM_SAID_EVERY_MS = 60_000
 /** The one queue space plans wait in. */
@@ -62,9 +62,9 @@ export class CacheSpace {
    * together overshot the budget (and evicted more than needed).
    */
   private readonly plans = new WriteOrder()
-  private readonly tooLarge = new WarnEvery(TOO_LARGE_SAID_EVERY_MS)
+  private readonly tooLarge = new WarnEvery(SAID_HOURLY_MS)
   private readonly noRoom = new WarnEvery(NO_ROOM_SAID_EVERY_MS)
-  private readonly floorOutOfReach = new WarnEvery(TOO_LARGE_SAID_EVERY_MS)
+  private readonly floorOutOfReach = new WarnEvery(SAID_HOURLY_MS)
 
   constructor (host: CacheSpaceHost, init: { budget: EvictionBudget, lruEnabled: boolean }) {
     this.host = host

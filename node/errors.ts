@@ -105,3 +105,8 @@ export const ERROR_CODES: readonly string[] = [
 export function isAimirrorError (err: unknown): err is AimirrorError {
   return err instanceof AimirrorError
 }
+
+/** Whether `err` is a catalogue error its maker marked with `detail.reason` (a kind the code acts on). */
+export function hasReason (err: unknown, reason: string): boolean {
+  return isAimirrorError(err) && err.detail?.reason === reason
+}

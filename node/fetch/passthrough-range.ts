@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { isAimirrorError, UpstreamProtocolError } from '../errors.ts'
+import { hasReason, isAimirrorError, UpstreamProtocolError } from '../errors.ts'
 import { discardBody, mapUpstreamError } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { realProgress } from './progress.ts'
@@ -67,7 +67,7 @@ export class RangeRetries {
       return
     }
     this.failures++
-    const refused = isAimirrorError(mapped) && mapped.detail?.reason === UNVERIFIED
+    const refused = hasReason(mapped, UNVERIFIED)
     const away = !refused && isOutage(mapped, after === before) && Date.now() - this.progressAt < this.outageMs
     if (this.failures > RANGE_RETRIES && !away) throw err
     await sleep(Math.max(Math.min(RETRY_BASE_MS * 2 ** (this.failures - 1), MAX_BACKOFF_MS), toldToWaitMs(mapped)), undefined, { signal: this.signal })

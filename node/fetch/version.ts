@@ -1,4 +1,4 @@
-import { isAimirrorError, UpstreamProtocolError } from '../errors.ts'
+import { hasReason, UpstreamProtocolError } from '../errors.ts'
 import type { Validator } from '../store/index-db.ts'
 
 /**
@@ -22,7 +22,7 @@ export function contentChanged (status: number): Error {
 }
 
 export function isContentChanged (err: unknown): boolean {
-  return isAimirrorError(err) && err.detail?.reason === CHANGED
+  return hasReason(err, CHANGED)
 }
 
 /**
@@ -48,5 +48,5 @@ export function cannotResume (pos: number): Error {
 }
 
 export function isUnresumable (err: unknown): boolean {
-  return isAimirrorError(err) && err.detail?.reason === UNRESUMABLE
+  return hasReason(err, UNRESUMABLE)
 }

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream'
 import { deadline } from '../abort.ts'
 import { readLimited } from '../upstream/request.ts'
 import type { Logger } from '../log.ts'
@@ -163,14 +162,8 @@ async function compareTail (res: SourceResponse, hit: BlobHandle, start: number,
     // No range to compare (a whole-file answer): the size is all there is to go by.
     return 'same'
   }
-  const [upstream, cached] = await Promise.all([readLimited(res.body, length), readAll(hit.open(start, start + length))])
+  const [upstream, cached] = await Promise.all([readLimited(res.body, length), readLimited(hit.open(start, start + length), length)])
   // A body cut short says nothing.
   if (upstream.length !== length) return 'unknown'
   return upstream.equals(cached) ? 'same' : 'changed'
-}
-
-async function readAll (stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = []
-  for await (const chunk of stream as AsyncIterable<Buffer>) parts.push(chunk)
-  return Buffer.concat(parts)
 }

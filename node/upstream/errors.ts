@@ -13,18 +13,11 @@ const CONNECT_REFUSED_HERE = new Set(['EINVAL', 'EPERM', 'EACCES'])
 const TIMEOUT = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 const PROTOCOL = new Set(['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_HEADERS_OVERFLOW', 'UND_ERR_INFO', 'UND_ERR_RESPONSE'])
 
-function codeOf (err: unknown): string | undefined {
+/** A string field (`code`, `syscall`) of an error, if it has one. */
+function fieldOf (err: unknown, name: 'code' | 'syscall'): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined
-  const code = (err as { code?: unknown }).code
-  return typeof code === 'string' ? code : undefined
-}
-
-function syscallOf (...errs: unknown[]): string | undefined {
-  for (const e of errs) {
-    const syscall = (e as { syscall?: unknown, cause?: { syscall?: unknown } } | null)?.syscall ?? (e as { cause?: { syscall?: unknown } } | null)?.cause?.syscall
-    if (typeof syscall === 'string') return syscall
-  }
-  return undefined
+  const value = (err as Record<string, unknown>)[name]
+  return typeof value === 'string' ? value : undefined
 }
 
 /**
@@ -38,7 +31,8 @@ export function toUpstreamError (err: unknown, origin?: string): unknown {
   const detail = origin === undefined ? undefined : { upstream: origin }
   // AggregateError (happy-eyeballs tried several addresses) carries the interesting code on its members.
   const inner = err instanceof AggregateError && err.errors.length > 0 ? err.errors[0] : err
-  const code = codeOf(err) ?? codeOf(inner) ?? codeOf((err as { cause?: unknown } | null)?.cause)
+  const cause = (err as { cause?: unknown } | null)?.cause
+  const code = fieldOf(err, 'code') ?? fieldOf(inner, 'code') ?? fieldOf(cause, 'code')
   const name = (err as { name?: unknown } | null)?.name
   if (code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR' || name === 'AbortError') {
     return new AbortedError(undefined, { cause: err })
@@ -47,7 +41,8 @@ export function toUpstreamError (err: unknown, origin?: string): unknown {
     return new UpstreamTimeoutError(undefined, { cause: err, detail })
   }
   if (code !== undefined && UNREACHABLE.has(code)) return new UpstreamUnreachableError(undefined, { cause: err, detail })
-  if (code !== undefined && CONNECT_REFUSED_HERE.has(code) && syscallOf(err, inner) === 'connect') return new UpstreamUnreachableError(undefined, { cause: err, detail })
+  const syscall = fieldOf(err, 'syscall') ?? fieldOf(inner, 'syscall') ?? fieldOf(cause, 'syscall')
+  if (code !== undefined && CONNECT_REFUSED_HERE.has(code) && syscall === 'connect') return new UpstreamUnreachableError(undefined, { cause: err, detail })
   if (code !== undefined && (PROTOCOL.has(code) || code.startsWith('HPE_'))) {
     return new UpstreamProtocolError(undefined, { cause: err, detail })
   }

@@ -14,6 +14,7 @@ import { createLayout } from './layout.ts'
 import type { StoreLayout } from './layout.ts'
 import { WriteOrder } from './write-order.ts'
 import { Traffic } from './traffic.ts'
+import type { TrafficCounts } from './traffic.ts'
 import { DownloadRecords } from './download-records.ts'
 import { IndexTidy } from './index-tidy.ts'
 import { openIndex } from './open-index.ts'
@@ -57,15 +58,9 @@ export interface StoredBlob {
   readonly path: string
 }
 
-export interface StoreStats {
+export interface StoreStats extends TrafficCounts {
   total_size_bytes: number
   file_count: number
-  hits: number
-  misses: number
-  bytes_from_cache: number
-  bytes_from_upstream: number
-  /** Bytes downloads took from cluster peers (0 with the cluster off). */
-  bytes_from_peers: number
 }
 
 async function defaultFreeBytes (dir: string): Promise<number> {

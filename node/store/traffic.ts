@@ -1,3 +1,13 @@
+/** The counters as `/stats` shows them. */
+export interface TrafficCounts {
+  hits: number
+  misses: number
+  bytes_from_cache: number
+  bytes_from_upstream: number
+  /** Bytes downloads took from cluster peers (0 with the cluster off). */
+  bytes_from_peers: number
+}
+
 /** What the store's clients and downloads moved since the node started: counters for `/stats`. */
 export class Traffic {
   private hits = 0
@@ -15,7 +25,7 @@ export class Traffic {
   /** Bytes of those that came from cluster peers (counted by the cluster as they arrive). */
   receivedFromPeers (n: number): void { this.fromPeers += n }
 
-  counts (): { hits: number, misses: number, bytes_from_cache: number, bytes_from_upstream: number, bytes_from_peers: number } {
+  counts (): TrafficCounts {
     return {
       hits: this.hits,
       misses: this.misses,

@@ -60,10 +60,11 @@ export class Fetcher {
   private readonly inflight = new Map<string, Download>()
   /** Files passed through uncached, while they stream (for /health). */
   private readonly passing = new Set<PassingThrough>()
-  /** Original-URL key → final key, while its first request resolves (later callers wait for it). */
-  private readonly resolving = new Map<string, Promise<string>>()
-  /** Their URLs and start times (for /health: a first request may wait long on a slow upstream). */
-  private readonly resolvingUrls = new Map<string, Asking>()
+  /**
+   * Original-URL key → its final key (`known`), while its first request resolves: later callers wait for
+   * it, and /health lists it until it is answered (a first request may wait long on a slow upstream).
+   */
+  private readonly resolving = new Map<string, Asking & { known: Promise<string> }>()
   /** Aborted by stop(): a URL's first request, made before its download exists, ends with it. */
   private halt = new AbortController()
   /** Original-URL key → final key last learnt (a hit within FINAL_KEY_TTL_MS skips upstream). */
@@ -125,7 +126,7 @@ export class Fetcher {
   }
 
   activeDownloads (): ActiveDownload[] {
-    return activeList(this.inflight.values(), this.resolvingUrls, this.passing)
+    return activeList(this.inflight.values(), this.resolving, this.passing)
   }
 
   /** The download in flight for `key`, once its size is known and its bytes go to a file; else null. */
@@ -233,20 +234,18 @@ export class Fetcher {
   private async resolveFinal (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, plain: AcquireOptions): Promise<Acquired> {
     const pending = this.resolving.get(identity.key)
     if (pending !== undefined) {
-      const key = await waitFor(pending, options.signal).catch(() => null)
+      const key = await waitFor(pending.known, options.signal).catch(() => null)
       if (key !== null) return await this.acquire({ key, sha256: null, expected: null }, upstream, plain)
     }
-    let settle!: (key: string | null) => void
-    const resolved = new Promise<string | null>(resolve => { settle = resolve })
+    const { promise: resolved, resolve: settle } = Promise.withResolvers<string | null>()
     const known = resolved.then(key => key ?? Promise.reject(new AbortedError('not resolved')))
     known.catch(() => {})
-    this.resolving.set(identity.key, known)
-    // Waiting for a slot (server.max_concurrent_downloads), then for the first answer: both on /health.
-    const shown: Asking = { url: upstream.url.href, startedAt: Date.now(), state: 'queued' }
-    this.resolvingUrls.set(identity.key, shown)
+    // Waiting for a slot (server.max_concurrent_downloads), then for the first answer.
+    const entry = { known, url: upstream.url.href, startedAt: Date.now(), state: 'queued' as Asking['state'] }
+    this.resolving.set(identity.key, entry)
     try {
       const release = await this.downloads.acquire({ signal: options.signal })
-      shown.state = 'asking'
+      entry.state = 'asking'
       const source = this.source(upstream)
       // With peers as sources, the first range only learns where the URL leads: the rest may come from members.
       const withPeers = this.sources !== null && !hasCredentials(upstream)
@@ -260,8 +259,7 @@ export class Fetcher {
         release()
         throw err
       } finally {
-        // From here the download (or the file joined) is listed itself.
-        this.resolvingUrls.delete(identity.key)
+        entry.state = 'answered'
       }
       const final: BlobIdentity = { key: 'url:' + canonicalUrl(first.url), sha256: null, expected: null }
       if (first.status < 300 || (first.status === 416 && first.contentRange?.total === 0)) this.finalKeys.remember(identity.key, final.key)
@@ -281,10 +279,8 @@ export class Fetcher {
       settle(final.key)
       return await acquired
     } finally {
-      // A wait for a slot or a first ask that failed.
-      if (this.resolvingUrls.get(identity.key) === shown) this.resolvingUrls.delete(identity.key)
       settle(null)
-      if (this.resolving.get(identity.key) === known) this.resolving.delete(identity.key)
+      if (this.resolving.get(identity.key) === entry) this.resolving.delete(identity.key)
     }
   }
 

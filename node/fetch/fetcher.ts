@@ -18,6 +18,7 @@ import type { RangeSockets } from '../upstream/range-sockets.ts'
 import { discardBody, UpstreamSource } from './upstream-source.ts'
 import type { SourceResponse } from './upstream-source.ts'
 import { BufferPool } from './buffer-pool.ts'
+import { BrokenRanges } from './broken-ranges.ts'
 import { pooledChunks } from './blob-chunks.ts'
 import { DOWNLOAD_CHUNK, DownloadCursor, inFlightView } from './download-cursor.ts'
 import { GcPacer } from './gc-pacer.ts'
@@ -51,6 +52,7 @@ export class Fetcher {
   private readonly store: BlobStore
   private readonly dispatcher: Dispatcher
   private readonly sockets: RangeSockets | null
+  private readonly brokenRanges = new BrokenRanges()
   private readonly log: Logger
   private readonly init: Required<Omit<FetcherInit, 'gc' | 'openWriter'>> & Pick<FetcherInit, 'openWriter'>
   /** Paces young-generation collections by bytes moved; shared with the node's other byte paths. */
@@ -156,7 +158,7 @@ export class Fetcher {
   }
 
   private source (upstream: UpstreamRequest): UpstreamSource {
-    return new UpstreamSource({ dispatcher: this.dispatcher, sockets: this.sockets }, {
+    return new UpstreamSource({ dispatcher: this.dispatcher, sockets: this.sockets, brokenRanges: this.brokenRanges }, {
       url: upstream.url,
       headers: upstream.headers,
       headersTimeoutMs: this.init.headersTimeoutMs,

@@ -6,11 +6,11 @@ import type { ByteRanges } from './byte-ranges.ts'
 import type { FileWriter } from './file-writer.ts'
 import type { Validator } from '../store/index-db.ts'
 import type { Assignment } from './pieces.ts'
-import { discardBody, mapUpstreamError } from './upstream-source.ts'
+import { discardBody, framingContradicts, mapUpstreamError } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 import { REAL_PROGRESS, realProgress } from './progress.ts'
 import { isOutage, MAX_BACKOFF_MS, retryAfterOf, toldToWaitMs } from './outage.ts'
-import { CHANGED_IN_A_ROW, cannotResume, contentChanged, isContentChanged, isUnresumable, sameVersion, unversioned } from './version.ts'
+import { CHANGED_IN_A_ROW, cannotResume, contentChanged, isContentChanged, isUnresumable, rangesContradict, sameVersion, unversioned } from './version.ts'
 import { fileOf } from './response-meta.ts'
 
 /** What one download lends the connection filling one of its assignments. */
@@ -62,8 +62,8 @@ export async function fetchAssignment (a: Assignment, first: SourceResponse | un
 /**
  * A download's first response, asked again when it cannot start a plan: a 416 for a resumed range past
  * the end (the file shrank) is asked from byte 0; a 206 for other bytes than asked is asked again, then
- * like a 206 that does not say the file's size (`bytes a-b/*`, no Content-Range) replaced by the whole
- * file in one GET.
+ * like a 206 that does not say the file's size (`bytes a-b/*`, no Content-Range) or whose Content-Length
+ * contradicts its Content-Range replaced by the whole file in one GET.
  */
 export async function plannableFirst (source: Source, first: SourceResponse, ask: { start: number, end: number }, signal: AbortSignal): Promise<SourceResponse> {
   let res = first
@@ -80,7 +80,7 @@ export async function plannableFirst (source: Source, first: SourceResponse, ask
     res = await source.fetch(asked, { signal })
     if (otherRange(res, asked)) return await wholeFile(source, res, signal)
   }
-  if (res.status === 206 && (res.contentRange === null || res.contentRange.total === null)) return await wholeFile(source, res, signal)
+  if (res.status === 206 && (res.contentRange === null || res.contentRange.total === null || framingContradicts(res))) return await wholeFile(source, res, signal)
   return res
 }
 
@@ -197,6 +197,10 @@ function checkResponse (res: SourceResponse, pos: number, host: RangeFetchHost):
     discardBody(res.body)
     const retryAfterMs = retryAfterOf(res)
     throw new UpstreamProtocolError('Unexpected upstream response to a range request', { detail: retryAfterMs === null ? { status: res.status } : { status: res.status, retryAfterMs } })
+  }
+  if (framingContradicts(res)) {
+    discardBody(res.body)
+    throw rangesContradict(res.status)
   }
   if (!sameVersion(res.headers, host.validator())) {
     discardBody(res.body)

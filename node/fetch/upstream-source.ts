@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher } from 'undici'
 import type { RangeSockets } from '../upstream/range-sockets.ts'
+import type { BrokenRanges } from './broken-ranges.ts'
 import { AbortedError, isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.ts'
 
 /**
@@ -131,6 +132,16 @@ export function parseContentRange (value: string | undefined): SourceResponse['c
   return { start: Number(m[1]), end: Number(m[2]), total }
 }
 
+/**
+ * A 206 whose Content-Length is not its Content-Range's length: which of the two frames the body is
+ * unknown, and the bytes left over on a keep-alive connection would be read as the next answer.
+ */
+export function framingContradicts (res: SourceResponse): boolean {
+  if (res.status !== 206 || res.contentRange === null || res.contentRange.start < 0) return false
+  const length = res.headers['content-length']
+  return length !== undefined && /^\d+$/.test(length) && Number(length) !== res.contentRange.end - res.contentRange.start + 1
+}
+
 function flatHeaders (raw: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(raw)) {
@@ -159,6 +170,7 @@ export class UpstreamSource implements Source {
   resolved: URL
   private readonly dispatcher: Dispatcher
   private readonly sockets: RangeSockets | null
+  private readonly brokenRanges: BrokenRanges | null
   /** Set once the upstream answered a range in a way RangeSockets does not read (chunked, no length). */
   private socketsOff = false
   private readonly headers: Record<string, string>
@@ -166,9 +178,10 @@ export class UpstreamSource implements Source {
   private readonly headersTimeout: number
   private readonly bodyTimeout: number
 
-  constructor (components: { dispatcher: Dispatcher, sockets?: RangeSockets | null }, init: UpstreamSourceInit) {
+  constructor (components: { dispatcher: Dispatcher, sockets?: RangeSockets | null, brokenRanges?: BrokenRanges }, init: UpstreamSourceInit) {
     this.dispatcher = components.dispatcher
     this.sockets = components.sockets ?? null
+    this.brokenRanges = components.brokenRanges ?? null
     this.original = init.url
     this.resolved = init.url
     this.headers = init.headers ?? {}
@@ -177,7 +190,9 @@ export class UpstreamSource implements Source {
     this.bodyTimeout = init.bodyTimeoutMs ?? 30_000
   }
 
-  async fetch (range: { start: number, end: number } | null, options: SourceFetchOptions = {}): Promise<SourceResponse> {
+  async fetch (asked: { start: number, end: number } | null, options: SourceFetchOptions = {}): Promise<SourceResponse> {
+    // A 200 for the whole file is what a download of such an origin plans from (it is not ranged).
+    const range = asked !== null && this.brokenRanges?.has(this.original) === true ? null : asked
     if (range !== null && options.takesVolatile === true && this.sockets !== null && !this.socketsOff) {
       const quick = await this.overSockets(this.sockets, this.resolved, range, options.signal)
       if (quick !== null) return quick
@@ -207,7 +222,7 @@ export class UpstreamSource implements Source {
       if (!REDIRECT.has(res.statusCode) || location === undefined) {
         const headers = flatHeaders(res.headers)
         if (res.statusCode < 300) this.resolved = url
-        return { status: res.statusCode, headers, body: res.body, url, contentRange: parseContentRange(headers['content-range']), latencyMs: performance.now() - sent }
+        return this.noted({ status: res.statusCode, headers, body: res.body, url, contentRange: parseContentRange(headers['content-range']), latencyMs: performance.now() - sent })
       }
       await res.body.dump().catch(() => {})
       // The URL without its query: a signed URL's signature stays out of errors and logs.
@@ -240,7 +255,12 @@ export class UpstreamSource implements Source {
     // Handed only to a caller that takes volatile chunks (drainBody), which uses no more of a body than
     // a VolatileBody has: 'data' / 'end' / 'error' / 'close', pause, resume, destroy, dump.
     const body = res.body as unknown as Dispatcher.ResponseData['body']
-    return { status: 206, headers: h, body, volatile: true, url, contentRange: parseContentRange(h['content-range']) }
+    return this.noted({ status: 206, headers: h, body, volatile: true, url, contentRange: parseContentRange(h['content-range']) })
+  }
+
+  private noted (res: SourceResponse): SourceResponse {
+    if (framingContradicts(res)) this.brokenRanges?.mark(this.original)
+    return res
   }
 
   /** The request headers for `url`: credentials only for the original origin. */

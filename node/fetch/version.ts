@@ -47,6 +47,11 @@ export function cannotResume (pos: number): Error {
   return new UpstreamProtocolError('Upstream gives the file no ETag or Last-Modified, so its broken transfer cannot be resumed safely', { detail: { pos, reason: UNRESUMABLE } })
 }
 
+/** Range answers that contradict themselves (see framingContradicts): the file is not to be had by ranges. */
+export function rangesContradict (status: number): Error {
+  return new UpstreamProtocolError('Upstream answers ranges with a Content-Length other than their Content-Range', { detail: { status, reason: UNRESUMABLE } })
+}
+
 export function isUnresumable (err: unknown): boolean {
   return hasReason(err, UNRESUMABLE)
 }

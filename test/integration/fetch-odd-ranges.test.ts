@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { GeneratedContent, generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import { urlIdentity } from '../../node/fetch/identity.ts'
@@ -77,4 +79,68 @@ describe('an upstream whose range answer names other bytes than asked', () => {
       }, 20_000)
     }
   }
+})
+
+/**
+ * A keep-alive upstream whose 206 answers past byte 0 say a Content-Length 1000 bytes short of their
+ * Content-Range and then send the range's every byte: the rest lands where the next answer is read.
+ * Raw sockets, as a well-behaved HTTP server refuses to write such an answer.
+ */
+async function startMisframingServer (content: GeneratedContent): Promise<{ url: string, wholeRequests: () => number, close: () => Promise<void> }> {
+  let wholeRequests = 0
+  const sockets = new Set<Socket>()
+  const server = createServer(sock => {
+    sockets.add(sock)
+    sock.on('close', () => sockets.delete(sock))
+    sock.on('error', () => {})
+    let pending = ''
+    sock.on('data', d => {
+      pending += d.toString('latin1')
+      for (let i = pending.indexOf('\r\n\r\n'); i >= 0; i = pending.indexOf('\r\n\r\n')) {
+        const head = pending.slice(0, i)
+        pending = pending.slice(i + 4)
+        const range = /\r\nrange:\s*bytes=(\d+)-(\d*)/i.exec(head)
+        if (range === null) wholeRequests++
+        const s = range === null ? 0 : Number(range[1])
+        const e = range === null || range[2] === '' ? content.size - 1 : Math.min(Number(range[2]), content.size - 1)
+        const body = content.read(s, e - s + 1)
+        const length = range !== null && s > 0 ? body.length - 1000 : body.length
+        const status = range === null ? '200 OK' : `206 Partial Content\r\nContent-Range: bytes ${s}-${e}/${content.size}`
+        sock.write(`HTTP/1.1 ${status}\r\nETag: "misframed"\r\nAccept-Ranges: bytes\r\nContent-Length: ${length}\r\n\r\n`)
+        sock.write(body)
+      }
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    wholeRequests: () => wholeRequests,
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+    }
+  }
+}
+
+describe('an upstream whose range answers carry a Content-Length other than their Content-Range', () => {
+  it('fails the first download at once, then serves the file whole in one GET', async () => {
+    const content = new GeneratedContent(SIZE, 62)
+    const server = track(await startMisframingServer(content))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/misframed.bin')
+    const began = Date.now()
+    const first = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 1 << 20, concurrency: 4 })
+    if (first.kind !== 'blob') throw new Error(`expected a blob, got ${first.kind}`)
+    await expect(sha256Of(first.open(0, SIZE))).rejects.toThrow(/Content-Length other than their Content-Range/)
+    first.release()
+    // Retried for a minute before, asking for the same few bytes again and again.
+    expect(Date.now() - began).toBeLessThan(10_000)
+    expect(server.wholeRequests()).toBe(0)
+    const again = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 1 << 20, concurrency: 4 })
+    if (again.kind !== 'blob') throw new Error(`expected a blob, got ${again.kind}`)
+    expect((await sha256Of(again.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 62))
+    again.release()
+    expect(server.wholeRequests()).toBe(1)
+  }, 30_000)
 })

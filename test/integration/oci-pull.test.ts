@@ -16,6 +16,7 @@ describe('registry mirror: pulls through the token flow', () => {
   let multi: BuiltImage
   let dockerList: BuiltImage
   let other: BuiltImage
+  let solo: BuiltImage
 
   beforeAll(async () => {
     const hubContent = new RegistryContent()
@@ -24,6 +25,8 @@ describe('registry mirror: pulls through the token flow', () => {
     hubContent.add('library/tiny', '1.0', multi)
     hubContent.add('library/tiny', 'docker', dockerList)
     hubContent.add('team/copy', '1.0', multi)
+    solo = buildImage({ seed: 'solo', layers: [4000] })
+    hubContent.add('library/solo', '1.0', solo)
     const ghcrContent = new RegistryContent()
     other = buildImage({ seed: 'ghcr', layers: [5000] })
     ghcrContent.add('owner/img', '2.0', other)
@@ -116,6 +119,28 @@ describe('registry mirror: pulls through the token flow', () => {
     const head = await c.get(`/v2/library/tiny/blobs/${layer}`, { method: 'HEAD' })
     expect(head.headers['content-length']).toBe(String(bytes.body.length))
     expect(hub.stats.requests).toEqual([])
+  })
+
+  it('asks for a cold blob beside its access check, not after it', async () => {
+    const c = new PullClient(node.url)
+    const layer = solo.amd64Layers[0] as string
+    const path = `/v2/library/solo/blobs/${layer}`
+    hub.stats.reset()
+    hub.configure({ latencyMs: 300 })
+    try {
+      const bytes = await c.get(path)
+      expect(bytes.status).toBe(200)
+      expect(sha256(bytes.body)).toBe(layer)
+    } finally {
+      hub.configure({ latencyMs: 0 })
+    }
+    const check = hub.stats.requests.find(r => r.method === 'HEAD' && r.path === path)
+    const fetch = hub.stats.arrivals.find(r => r.method === 'GET' && r.path === path)
+    // 307: this registry sends HEADs to its storage too, which the check takes as a yes.
+    expect(check?.status).toBe(307)
+    expect(fetch).toBeDefined()
+    // The registry answers each request 300 ms after it came: asked after the check, the GET came later.
+    expect(fetch?.at).toBeLessThan(check?.doneAt ?? 0)
   })
 
   it('sizes an uncached blob from a Range 0-0 GET when the registry redirects HEAD to a signed URL', async () => {

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import type { Acquired } from '../../fetch/acquire-types.ts'
 import type { Fetcher } from '../../fetch/fetcher.ts'
 import { digestIdentity } from '../../fetch/identity.ts'
 import type { BlobMeta } from '../../fetch/response-meta.ts'
@@ -49,13 +50,34 @@ export class BlobServer {
 
   async serve (req: OciRequest, digest: Digest, options: BlobFetchOptions): Promise<Served> {
     const { ctx, scope, who } = req
-    const verdict = await this.c.access.check(scope, who, 'blobs', digest.value, { signal: ctx.signal })
-    if (!verdict.ok) return { status: verdict.status, headers: verdict.headers, what: 'blob' }
+    const checking = this.c.access.check(scope, who, 'blobs', digest.value, { signal: ctx.signal })
     const extra = { ...API_VERSION_HEADER, 'docker-content-digest': digest.value }
-    if (req.head) return await this.head(req, digest, extra)
+    if (req.head) {
+      const verdict = await checking
+      if (!verdict.ok) return { status: verdict.status, headers: verdict.headers, what: 'blob' }
+      return await this.head(req, digest, extra)
+    }
+    // The download starts beside the access check, so a cold blob waits one upstream round trip less;
+    // nothing of it reaches the client before the check's yes.
+    const [verdict, acquired] = await Promise.allSettled([checking, this.acquire(req, digest, options)])
+    const refused = verdict.status === 'rejected' || !verdict.value.ok
+    if (refused && acquired.status === 'fulfilled' && acquired.value.kind === 'blob') acquired.value.release()
+    if (verdict.status === 'rejected') throw verdict.reason
+    if (!verdict.value.ok) return { status: verdict.value.status, headers: verdict.value.headers, what: 'blob' }
+    if (acquired.status === 'rejected') throw acquired.reason
+    const got = acquired.value
+    if (got.kind === 'upstream-response') {
+      return { status: got.status, headers: got.headers, body: got.body, contentType: got.headers['content-type'], what: 'blob' }
+    }
+    await sendBlob(ctx, got, blobMeta(got.meta, digest, extra))
+    return null
+  }
+
+  private async acquire (req: OciRequest, digest: Digest, options: BlobFetchOptions): Promise<Acquired> {
+    const { ctx, scope, who } = req
     const url = new URL(`${scope.upstream}/v2/${scope.repo}/blobs/${digest.value}`)
     const range = ctx.request.headers.range
-    const got = await this.c.fetcher.acquire(digestIdentity({ algorithm: digest.algorithm, hex: digest.hex }), {
+    return await this.c.fetcher.acquire(digestIdentity({ algorithm: digest.algorithm, hex: digest.hex }), {
       url, headers: { [AUTH_MARKER]: authMarker(scope, who.cred) }
     }, {
       signal: ctx.signal,
@@ -65,11 +87,6 @@ export class BlobServer {
       minSize: options.minSize,
       maxSize: options.maxSize
     })
-    if (got.kind === 'upstream-response') {
-      return { status: got.status, headers: got.headers, body: got.body, contentType: got.headers['content-type'], what: 'blob' }
-    }
-    await sendBlob(ctx, got, blobMeta(got.meta, digest, extra))
-    return null
   }
 
   private async head (req: OciRequest, digest: Digest, extra: Record<string, string>): Promise<Served> {

@@ -121,27 +121,29 @@ describe('registry mirror: pulls through the token flow', () => {
     expect(hub.stats.requests).toEqual([])
   })
 
-  it('asks for a cold blob beside its access check, not after it', async () => {
-    const c = new PullClient(node.url)
-    const layer = solo.amd64Layers[0] as string
-    const path = `/v2/library/solo/blobs/${layer}`
-    hub.stats.reset()
-    hub.configure({ latencyMs: 300 })
-    try {
-      const bytes = await c.get(path)
-      expect(bytes.status).toBe(200)
-      expect(sha256(bytes.body)).toBe(layer)
-    } finally {
-      hub.configure({ latencyMs: 0 })
-    }
-    const check = hub.stats.requests.find(r => r.method === 'HEAD' && r.path === path)
-    const fetch = hub.stats.arrivals.find(r => r.method === 'GET' && r.path === path)
-    // 307: this registry sends HEADs to its storage too, which the check takes as a yes.
-    expect(check?.status).toBe(307)
-    expect(fetch).toBeDefined()
-    // The registry answers each request 300 ms after it came: asked after the check, the GET came later.
-    expect(fetch?.at).toBeLessThan(check?.doneAt ?? 0)
-  })
+  for (const kind of ['blobs', 'manifests'] as const) {
+    it(`asks for a cold ${kind === 'blobs' ? 'blob' : 'manifest by digest'} beside its access check, not after it`, async () => {
+      const c = new PullClient(node.url)
+      const digest = kind === 'blobs' ? solo.amd64Layers[0] as string : solo.top.digest
+      const path = `/v2/library/solo/${kind}/${digest}`
+      hub.stats.reset()
+      hub.configure({ latencyMs: 300 })
+      try {
+        const bytes = await c.get(path, { accept: [solo.top.mediaType] })
+        expect(bytes.status).toBe(200)
+        expect(sha256(bytes.body)).toBe(digest)
+      } finally {
+        hub.configure({ latencyMs: 0 })
+      }
+      const check = hub.stats.requests.find(r => r.method === 'HEAD' && r.path === path)
+      const fetch = hub.stats.arrivals.find(r => r.method === 'GET' && r.path === path)
+      // 307: this registry sends blob HEADs to its storage too, which the check takes as a yes.
+      expect(check?.status).toBe(kind === 'blobs' ? 307 : 200)
+      expect(fetch).toBeDefined()
+      // The registry answers each request 300 ms after it came: asked after the check, the GET came later.
+      expect(fetch?.at).toBeLessThan(check?.doneAt ?? 0)
+    })
+  }
 
   it('sizes an uncached blob from a Range 0-0 GET when the registry redirects HEAD to a signed URL', async () => {
     const c = new PullClient(node.url)

@@ -44,6 +44,8 @@ export interface BlobHandle {
   readonly meta: BlobMeta
   /** A cache hit by its key entry: when the upstream last served or confirmed the file (ms since the epoch). */
   readonly confirmedAt?: number
+  /** Its recheck with the upstream was due and the upstream could not tell (away, or an error): served stale. */
+  readonly stale?: boolean
   /** Streams bytes [start, end). */
   open: (start: number, end: number) => Readable
   /** Bytes [start, end) in recycled buffers, for a consumer that writes each before the next (a client's response). */

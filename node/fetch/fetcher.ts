@@ -148,17 +148,34 @@ export class Fetcher {
     }
     const joined = this.inflight.get(identity.key)
     if (joined !== undefined) return await this.join(joined, upstream, options)
-    const hit = await this.hit(identity)
-    if (hit !== null) {
-      if (await this.revalidator.current(identity, hit, upstream, options.revalidateAfterMs)) return hit
-      hit.release()
-    }
+    const hit = await this.checked(identity, await this.hit(identity), upstream, options)
+    if (hit !== null) return hit
     // (A download of the key started while the cache was looked up is joined there.)
     return await this.download(identity, upstream, options, this.source(upstream))
   }
 
+  /**
+   * A cache hit as it may be served now: null when the upstream says the file changed, marked `stale`
+   * when its check was due and the upstream could not tell.
+   */
+  private async checked (identity: BlobIdentity, hit: BlobHandle | null, upstream: UpstreamRequest, options: AcquireOptions): Promise<BlobHandle | null> {
+    if (hit === null) return null
+    const freshness = await this.revalidator.current(identity, hit, upstream, options.revalidateAfterMs)
+    if (freshness === 'changed') {
+      hit.release()
+      return null
+    }
+    return freshness === 'unconfirmed' ? { ...hit, stale: true } : hit
+  }
+
+  /** A hit served without asking the upstream (it is away, or failed): stale once its recheck is due. */
+  private unconfirmed (hit: BlobHandle, options: AcquireOptions): BlobHandle {
+    const due = options.revalidateAfterMs !== undefined && hit.confirmedAt !== undefined && Date.now() - hit.confirmedAt >= options.revalidateAfterMs
+    return due ? { ...hit, stale: true } : hit
+  }
+
   private source (upstream: UpstreamRequest): UpstreamSource {
-    return new UpstreamSource({ dispatcher: this.dispatcher, sockets: this.sockets, brokenRanges: this.brokenRanges }, {
+    return new UpstreamSource({ dispatcher: this.dispatcher, sockets: this.sockets, brokenRanges: this.brokenRanges, away: this.away }, {
       url: upstream.url,
       headers: upstream.headers,
       headersTimeoutMs: this.init.headersTimeoutMs,
@@ -180,17 +197,14 @@ export class Fetcher {
       const running = this.inflight.get(known.key)
       if (running !== undefined) return await this.join(running, upstream, options)
       const final = { key: known.key, sha256: null, expected: null }
-      const hit = await this.hit(final)
-      if (hit !== null) {
-        if (await this.revalidator.current(final, hit, upstream, options.revalidateAfterMs)) return hit
-        hit.release()
-      }
+      const hit = await this.checked(final, await this.hit(final), upstream, options)
+      if (hit !== null) return hit
     }
     const origin = upstream.url.origin
     if (this.away.isAway(origin)) {
       // An upstream that just failed to answer is not waited for again when the URL's last file is here.
       const last = await this.lastFinalHit(identity, known)
-      if (last !== null) return last
+      if (last !== null) return this.unconfirmed(last, options)
     }
     let got: Acquired
     const askedAt = Date.now()
@@ -216,7 +230,7 @@ export class Fetcher {
    */
   private async insteadOfUpstream (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, known: { key: string } | undefined): Promise<Acquired | null> {
     const hit = await this.lastFinalHit(identity, known)
-    if (hit !== null) return hit
+    if (hit !== null) return this.unconfirmed(hit, options)
     // (Where peers could not take part, the download would only ask the upstream again.)
     if (this.sources === null || hasCredentials(upstream) || this.sources.shares?.(identity, true) !== true) return null
     try {

@@ -1,4 +1,5 @@
 import { deadline } from '../abort.ts'
+import { isAimirrorError } from '../errors.ts'
 import { readLimited } from '../upstream/request.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
@@ -6,6 +7,7 @@ import type { Validator } from '../store/index-db.ts'
 import type { AwayOrigins } from '../upstream/away.ts'
 import type { BlobHandle, UpstreamRequest } from './acquire-types.ts'
 import type { BlobIdentity } from './identity.ts'
+import { retryAfterOf } from './outage.ts'
 import { fileOf } from './response-meta.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 
@@ -46,15 +48,17 @@ export function compareWithCached (cached: { size: number | null, validator: Val
 }
 
 /**
- * The end of a file without ETag or Last-Modified, compared byte for byte when it is checked: where a
- * format keeps a checksum of the whole (a gzip's trailer, a zip's central directory), it is at the end.
+ * What of a file without ETag or Last-Modified is compared byte for byte when it is checked: all of a
+ * small one; the first and last 64 KiB of a larger one (where formats keep their headers and a checksum
+ * of the whole: a gzip's trailer, a zip's central directory). A same-size change elsewhere goes unseen.
  */
-const TAIL_BYTES = 64 * 1024
+const SPAN_BYTES = 64 * 1024
+const WHOLE_MAX = 4 * SPAN_BYTES
 
-/** How long a check may take before the cached copy is served as it is (the upstream may be down). */
+/** How long a check may take to answer before the cached copy is served as it is (the upstream may be down). */
 const CHECK_TIMEOUT_MS = 3_000
-/** After a check that said nothing, the cached copy is served without asking for this long. */
-const RETRY_AFTER_MS = 60_000
+/** After an answer that said nothing (an error status), the file is served without asking for this long, or its Retry-After. */
+const QUIET_MS = 10_000
 const SILENT_MAX = 10_000
 
 export interface RevalidatorComponents {
@@ -70,32 +74,36 @@ export interface RevalidatorComponents {
  * Checks files cached under URL keys with the upstream once their confirmation is older than the
  * caller's limit: a 1-byte range request (following redirects, so a `latest` link that now leads to
  * another file is seen), compared with the cached size and validator. One check per key at a time.
- * When the upstream cannot tell, the cached copy is served and the check waits RETRY_AFTER_MS: for that
- * key after an answer that says nothing (an error status), for the whole origin when it did not answer
- * (down or slow: no hit waits on it again meanwhile).
+ * When the upstream cannot tell, the cached copy is served, unconfirmed: an origin that did not answer
+ * is away (AwayOrigins: no hit waits on it until it answers again); after an answer that said nothing
+ * (an error status) that key is not asked again for QUIET_MS.
  */
 export class Revalidator {
   private readonly c: RevalidatorComponents
   private readonly checking = new Map<string, Promise<Verdict>>()
-  /** Key or origin → when its last check said nothing. */
+  /** Key → until when it is not asked again (its last check said nothing). */
   private readonly silent = new Map<string, number>()
 
   constructor (components: RevalidatorComponents) {
     this.c = components
   }
 
-  /** Whether `hit` may be served for `identity`: false only when the upstream says the file changed. */
-  async current (identity: BlobIdentity, hit: BlobHandle, upstream: UpstreamRequest, afterMs: number | undefined): Promise<boolean> {
-    if (afterMs === undefined || identity.expected !== null || !identity.key.startsWith('url:') || hit.confirmedAt === undefined) return true
+  /**
+   * Whether `hit` may be served for `identity`: `current` (confirmed recently enough, or now), `unconfirmed`
+   * (its check is due but the upstream could not tell: served stale), or `changed`.
+   */
+  async current (identity: BlobIdentity, hit: BlobHandle, upstream: UpstreamRequest, afterMs: number | undefined): Promise<'current' | 'unconfirmed' | 'changed'> {
+    if (afterMs === undefined || identity.expected !== null || !identity.key.startsWith('url:') || hit.confirmedAt === undefined) return 'current'
     const now = Date.now()
-    if (now - hit.confirmedAt < afterMs || this.quiet(identity.key, now) || this.quiet(upstream.url.origin, now)) return true
-    if (this.c.away?.isAway(upstream.url.origin) === true) return true
+    if (now - hit.confirmedAt < afterMs) return 'current'
+    if ((this.silent.get(identity.key) ?? 0) > now || this.c.away?.isAway(upstream.url.origin) === true) return 'unconfirmed'
     let check = this.checking.get(identity.key)
     if (check === undefined) {
       check = this.check(identity.key, hit, upstream).finally(() => this.checking.delete(identity.key))
       this.checking.set(identity.key, check)
     }
-    return await check !== 'changed'
+    const verdict = await check
+    return verdict === 'same' ? 'current' : verdict === 'changed' ? 'changed' : 'unconfirmed'
   }
 
   /**
@@ -109,35 +117,40 @@ export class Revalidator {
     return verdict
   }
 
-  private quiet (what: string, now: number): boolean {
-    const since = this.silent.get(what)
-    return since !== undefined && now - since < RETRY_AFTER_MS
-  }
-
-  private hush (what: string): void {
+  private hush (key: string, ms: number): void {
     if (this.silent.size >= SILENT_MAX) this.silent.clear()
-    this.silent.set(what, Date.now())
+    this.silent.set(key, Date.now() + ms)
   }
 
   private async check (key: string, hit: BlobHandle, upstream: UpstreamRequest): Promise<Verdict> {
     const d = deadline(CHECK_TIMEOUT_MS)
     const origin = upstream.url.origin
     const askedAt = Date.now()
-    const size = hit.meta.size ?? 0
-    const tail = hit.meta.validator.etag === null && hit.meta.validator.lastModified === null ? Math.min(size, TAIL_BYTES) : 0
+    const spans = comparedSpans(hit)
+    let answered = false
+    let quietMs: number
     let verdict: Verdict
     try {
-      const res = await this.c.source(upstream).fetch(tail > 0 ? { start: size - tail, end: size - 1 } : { start: 0, end: 0 }, { signal: d.signal })
+      const source = this.c.source(upstream)
+      const res = await source.fetch(spans[0] ?? { start: 0, end: 0 }, { signal: d.signal })
+      answered = true
       this.c.away?.answered(origin)
+      quietMs = retryAfterOf(res) ?? QUIET_MS
       verdict = compareWithCached({ size: hit.meta.size, validator: hit.meta.validator }, res)
-      if (verdict === 'same' && tail > 0) verdict = await compareTail(res, hit, size - tail, tail)
-      else await res.body.dump().catch(() => {})
+      if (verdict !== 'same' || spans[0] === undefined) await res.body.dump().catch(() => {})
+      else verdict = await compareSpan(res, hit, spans[0])
+      for (const span of spans.slice(1)) {
+        if (verdict !== 'same') break
+        verdict = await compareSpan(await source.fetch(span, { signal: d.signal }), hit, span)
+      }
     } catch (err) {
       this.c.logger.debug({ err, key }, 'could not check a cached file with the upstream; serving the cached copy')
-      this.hush(origin)
-      // No answer within the check's time is the upstream being away for clients too.
-      if (d.signal.aborted) this.c.away?.noAnswer(origin, askedAt)
-      else this.c.away?.failed(origin, err, askedAt)
+      // No answer (within the check's time) is the upstream being away for clients too, which its next
+      // answer ends; anything else holds this file's next check back for a while.
+      const away = this.c.away !== undefined && !answered && (d.signal.aborted || isUnreachable(err))
+      if (away && d.signal.aborted) this.c.away?.noAnswer(origin, askedAt)
+      else if (away) this.c.away?.failed(origin, err, askedAt)
+      else this.hush(key, QUIET_MS)
       return 'unknown'
     } finally {
       d.clear()
@@ -146,7 +159,7 @@ export class Revalidator {
       this.silent.delete(key)
       await this.c.store.confirmKey(key).catch((err: unknown) => { this.c.logger.warn({ err, key }, 'could not record a confirmation') })
     } else if (verdict === 'unknown') {
-      this.hush(key)
+      this.hush(key, quietMs)
     } else {
       this.silent.delete(key)
       this.c.logger.info({ key }, 'cached file changed upstream (or is gone, or refused to this client); asking the upstream again')
@@ -155,14 +168,31 @@ export class Revalidator {
   }
 }
 
-/** Whether a 206 for the cached file's last `length` bytes (from `start`) brings the bytes cached. */
-async function compareTail (res: SourceResponse, hit: BlobHandle, start: number, length: number): Promise<Verdict> {
-  if (res.status !== 206 || res.contentRange?.start !== start) {
+function isUnreachable (err: unknown): boolean {
+  return isAimirrorError(err) && (err.code === 'ERR_UPSTREAM_UNREACHABLE' || err.code === 'ERR_UPSTREAM_TIMEOUT')
+}
+
+/** The inclusive byte spans of `hit` compared with the upstream's (none when a validator decides). */
+function comparedSpans (hit: BlobHandle): Array<{ start: number, end: number }> {
+  const size = hit.meta.size ?? 0
+  if (size === 0 || hit.meta.validator.etag !== null || hit.meta.validator.lastModified !== null) return []
+  if (size <= WHOLE_MAX) return [{ start: 0, end: size - 1 }]
+  return [{ start: 0, end: SPAN_BYTES - 1 }, { start: size - SPAN_BYTES, end: size - 1 }]
+}
+
+/** Whether a 206 for `span` of the cached file brings the bytes cached. */
+async function compareSpan (res: SourceResponse, hit: BlobHandle, span: { start: number, end: number }): Promise<Verdict> {
+  if (res.status === 200) {
     await res.body.dump().catch(() => {})
-    // No range to compare (a whole-file answer): the size is all there is to go by.
+    // No range to compare (a whole-file answer): its size, compared already, is all there is to go by.
     return 'same'
   }
-  const [upstream, cached] = await Promise.all([readLimited(res.body, length), readLimited(hit.open(start, start + length), length)])
+  if (res.status !== 206 || res.contentRange?.start !== span.start) {
+    await res.body.dump().catch(() => {})
+    return 'unknown'
+  }
+  const length = span.end - span.start + 1
+  const [upstream, cached] = await Promise.all([readLimited(res.body, length), readLimited(hit.open(span.start, span.end + 1), length)])
   // A body cut short says nothing.
   if (upstream.length !== length) return 'unknown'
   return upstream.equals(cached) ? 'same' : 'changed'

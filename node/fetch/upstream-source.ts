@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher } from 'undici'
 import type { RangeSockets } from '../upstream/range-sockets.ts'
+import type { AwayOrigins } from '../upstream/away.ts'
 import type { BrokenRanges } from './broken-ranges.ts'
 import { AbortedError, isAimirrorError, UpstreamProtocolError, UpstreamTimeoutError, UpstreamUnreachableError } from '../errors.ts'
 
@@ -171,6 +172,7 @@ export class UpstreamSource implements Source {
   private readonly dispatcher: Dispatcher
   private readonly sockets: RangeSockets | null
   private readonly brokenRanges: BrokenRanges | null
+  private readonly away: AwayOrigins | null
   /** Set once the upstream answered a range in a way RangeSockets does not read (chunked, no length). */
   private socketsOff = false
   private readonly headers: Record<string, string>
@@ -178,10 +180,11 @@ export class UpstreamSource implements Source {
   private readonly headersTimeout: number
   private readonly bodyTimeout: number
 
-  constructor (components: { dispatcher: Dispatcher, sockets?: RangeSockets | null, brokenRanges?: BrokenRanges }, init: UpstreamSourceInit) {
+  constructor (components: { dispatcher: Dispatcher, sockets?: RangeSockets | null, brokenRanges?: BrokenRanges, away?: AwayOrigins }, init: UpstreamSourceInit) {
     this.dispatcher = components.dispatcher
     this.sockets = components.sockets ?? null
     this.brokenRanges = components.brokenRanges ?? null
+    this.away = components.away ?? null
     this.original = init.url
     this.resolved = init.url
     this.headers = init.headers ?? {}
@@ -258,7 +261,9 @@ export class UpstreamSource implements Source {
     return this.noted({ status: 206, headers: h, body, volatile: true, url, contentRange: parseContentRange(h['content-range']) })
   }
 
+  /** Notes what an answer tells of its upstream: that it answers (it is not away), how it frames ranges. */
   private noted (res: SourceResponse): SourceResponse {
+    if (res.status < 500) this.away?.answered(res.url.origin)
     if (framingContradicts(res)) this.brokenRanges?.mark(this.original)
     return res
   }

@@ -1,5 +1,6 @@
 import type { BlobHandle, UpstreamResponse } from '../fetch/fetcher.ts'
 import type { BlobMeta } from '../fetch/response-meta.ts'
+import { STALE_HEADERS } from '../metadata/cache.ts'
 import { answerBlobRequest } from './blob-response.ts'
 import { sendChunks } from './chunk-sender.ts'
 import type { BlobRequestHeaders } from './blob-response.ts'
@@ -45,6 +46,7 @@ export async function sendBlob (ctx: StrategyContext, handle: BlobHandle, meta: 
   const answer = answerBlobRequest(meta, blobRequestHeaders(ctx))
   // Whether the bytes were already here (also in the request's log line).
   answer.headers['x-cache'] = handle.from === 'cache' ? 'HIT' : 'MISS'
+  if (handle.stale === true) Object.assign(answer.headers, STALE_HEADERS)
   if (ctx.request.method === 'HEAD' || !('start' in answer) || answer.end === 0) {
     reply.code(answer.status).headers(answer.headers)
     handle.release()

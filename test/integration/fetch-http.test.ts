@@ -24,7 +24,7 @@ describe('parallel strategy over HTTP', () => {
 
   beforeAll(async () => {
     files = await startFileServer({
-      files: { '/f/a.bin': { size: SIZE, seed: 5 }, '/f/b.bin': { size: SIZE, seed: 6 }, '/f/c.bin': { size: 1000, seed: 7 }, '/g/latest.bin': { size: SIZE, seed: 8 } },
+      files: { '/f/a.bin': { size: SIZE, seed: 5 }, '/f/b.bin': { size: SIZE, seed: 6 }, '/f/c.bin': { size: 1000, seed: 7 }, '/g/latest.bin': { size: SIZE, seed: 8 }, '/g/busy.bin': { size: SIZE, seed: 11 } },
       perConnectionBps: 8 * 1024 * 1024
     })
     node = await startEngineNode({
@@ -127,6 +127,22 @@ describe('parallel strategy over HTTP', () => {
     const again = await send(node.url, { path: '/g/latest.bin' })
     expect(sha(again.body)).toBe(generatedSha256(SIZE, 9))
     expect(again.headers.etag).not.toBe(first.headers.etag)
+  })
+
+  it('a cached file whose due recheck the upstream answers with an error is served marked stale', async () => {
+    const first = await send(node.url, { path: '/g/busy.bin' })
+    expect(first.headers['x-cache']).toBe('MISS')
+    await until(async () => (await send(node.url, { path: '/g/busy.bin', method: 'HEAD' })).headers['x-cache'] === 'HIT', 10_000)
+    files.configure({ status: { '/g/busy.bin': 503 } })
+    try {
+      const stale = await send(node.url, { path: '/g/busy.bin' })
+      expect(stale.status).toBe(200)
+      expect(stale.headers['x-cache']).toBe('HIT')
+      expect(stale.headers.warning).toBe('110 - "Response is Stale"')
+      expect(sha(stale.body)).toBe(sha(first.body))
+    } finally {
+      files.configure({ status: {} })
+    }
   })
 
   it('relays upstream 404 as 404', async () => {

@@ -20,11 +20,11 @@ function blob (a: Acquired): BlobHandle {
 }
 
 /** Acquires the file, reads it whole; its source and sha256. */
-async function fetchOnce (rig: Rig, url: URL, options: AcquireOptions): Promise<{ from: string, sha256: string, confirmedAt: number | undefined }> {
+async function fetchOnce (rig: Rig, url: URL, options: AcquireOptions): Promise<{ from: string, sha256: string, confirmedAt: number | undefined, stale: boolean }> {
   const b = blob(await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 1 << 20, concurrency: 4, ...options }))
   try {
     const got = await sha256Of(b.open(0, b.meta.size as number))
-    return { from: b.from, sha256: got.hex, confirmedAt: b.confirmedAt }
+    return { from: b.from, sha256: got.hex, confirmedAt: b.confirmedAt, stale: b.stale === true }
   } finally {
     b.release()
   }
@@ -134,6 +134,31 @@ describe('files cached by their URL are checked with the upstream once their con
     rig.away.answered(url.origin)
     expect((await fetchOnce(rig, url, { revalidateAfterMs: 0 })).from).toBe('cache')
     expect(server.stats.requests).toBe(requests + 1)
+  })
+
+  it('a check that got no answer holds no later check once the upstream answers again', async () => {
+    const server = track(await startFileServer({ files: { '/f.bin': { size: SIZE, seed: 1 }, '/g.bin': { size: SIZE, seed: 3 } } }))
+    const rig = track(await makeRig())
+    const f = new URL(server.url + '/f.bin')
+    await fetchOnce(rig, f, {})
+    await until(() => rig.store.stats().file_count === 1)
+    // Every request's connection is dropped before an answer (kept-alive ones too).
+    server.configure({ onRequest: (_req, res) => { res.socket?.destroy(); return true } })
+    expect(await fetchOnce(rig, f, { revalidateAfterMs: 0 })).toMatchObject({ from: 'cache', stale: true, sha256: generatedSha256(SIZE, 1) })
+    expect(rig.away.isAway(f.origin)).toBe(true)
+    server.configure({ onRequest: undefined })
+    // Another file of that origin downloads: the upstream answers again.
+    expect(await fetchOnce(rig, new URL(server.url + '/g.bin'), {})).toMatchObject({ from: 'download', sha256: generatedSha256(SIZE, 3) })
+    expect(rig.away.isAway(f.origin)).toBe(false)
+    server.setFile('/f.bin', { size: SIZE, seed: 2 })
+    expect(await fetchOnce(rig, f, { revalidateAfterMs: 0 })).toMatchObject({ from: 'download', sha256: generatedSha256(SIZE, 2) })
+  })
+
+  it('a check answered with an error serves the cached copy marked stale; one not yet due is not marked', async () => {
+    const { server, rig, url } = await cachedFile('/busy.bin')
+    server.configure({ status: { '/busy.bin': 503 } })
+    expect(await fetchOnce(rig, url, { revalidateAfterMs: 0 })).toMatchObject({ from: 'cache', stale: true, sha256: generatedSha256(SIZE, 1) })
+    expect(await fetchOnce(rig, url, { revalidateAfterMs: 60_000 })).toMatchObject({ from: 'cache', stale: false })
   })
 
   it('a check the upstream does not answer in time takes it as away', async () => {

@@ -1,6 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer } from 'node:net'
 import type { AddressInfo, Server } from 'node:net'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
 import type { FileServer } from '../fixtures/upstreams/file-server.ts'
@@ -47,7 +51,7 @@ describe('a file the upstream gives no ETag and no Last-Modified', () => {
     expect(server.stats.requests).toBe(4)
   })
 
-  it('cached, it is checked by its last bytes: a new version of the same size is fetched again', async () => {
+  it('cached, it is checked by its bytes: a new version of the same size is fetched again', async () => {
     const server: FileServer = track(await startFileServer({ files: { '/g.bin': { size: SIZE, seed: 1 } }, onRequest: unversioned }))
     const rig = track(await makeRig())
     const url = new URL(server.url + '/g.bin')
@@ -66,6 +70,39 @@ describe('a file the upstream gives no ETag and no Last-Modified', () => {
     server.setFile('/g.bin', { size: SIZE, seed: 2 })
     expect(await get()).toBe(generatedSha256(SIZE, 2))
   })
+})
+
+describe('a cached file without ETag or Last-Modified, changed upstream at the same size', () => {
+  // A small file is compared whole; a larger one by its first and last 64 KiB.
+  for (const [what, size, at] of [['small file, in its middle', 200_000, 100_000], ['large file, in its first bytes', SIZE, 0]] as const) {
+    it(`is fetched again when 16 bytes change: ${what}`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'aimirror-unversioned-'))
+      track({ close: async () => { await rm(dir, { recursive: true, force: true }) } })
+      const path = join(dir, 'h.bin')
+      const original = randomBytes(size)
+      await writeFile(path, original)
+      const server: FileServer = track(await startFileServer({ files: { '/h.bin': { file: path } }, onRequest: unversioned }))
+      const rig = track(await makeRig())
+      const url = new URL(server.url + '/h.bin')
+      const get = async (): Promise<{ from: string, hex: string }> => {
+        const got = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: MiB, concurrency: 4, revalidateAfterMs: 0 })
+        if (got.kind !== 'blob') throw new Error(`expected a blob, got ${got.kind}`)
+        try {
+          return { from: got.from, hex: (await sha256Of(got.open(0, size))).hex }
+        } finally {
+          got.release()
+          await until(() => rig.fetcher.activeDownloads().length === 0)
+        }
+      }
+      const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+      expect(await get()).toEqual({ from: 'download', hex: sha(original) })
+      expect(await get()).toEqual({ from: 'cache', hex: sha(original) })
+      const changed = Buffer.from(original)
+      randomBytes(16).copy(changed, at)
+      await writeFile(path, changed)
+      expect(await get()).toEqual({ from: 'download', hex: sha(changed) })
+    })
+  }
 })
 
 describe('an upstream without Range whose Content-Length is longer than the body it sends', () => {

@@ -7,7 +7,8 @@ import { reopenLogFiles } from '../node/log.ts'
 
 /**
  * Runs the node until SIGINT/SIGTERM, then stops it gracefully within the configured deadline. SIGHUP
- * reopens `logging.file` (log rotation), instead of ending the process as it does by default.
+ * reopens `logging.file` (log rotation), instead of ending the process as it does by default. A cache
+ * index removed under the running node (the cache cleared by hand) makes the process start itself again.
  */
 export async function runStart (config: Config): Promise<number> {
   const node = createNode(config)
@@ -48,5 +49,18 @@ export async function runStart (config: Config): Promise<number> {
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+    node.cacheLost.then((reason) => {
+      if (stopping) return
+      stopping = true
+      node.components.logger.error({ dir: config.cache.dir }, `${reason} while the node ran; starting again on the cache directory as it is now`)
+      node.stop({ deadlineMs: config.server.shutdown_timeout_s * 1000 }).then(() => {
+        // The same process (pid, stdout, supervisor) starts afresh: the index is opened (and locked) anew.
+        if (process.execve === undefined) throw new Error('this platform cannot restart a process in place; start the node again')
+        process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], process.env)
+      }).catch((err: unknown) => {
+        process.stderr.write(`aimirror: could not start again: ${String(err)}\n`)
+        resolve(1)
+      })
+    }, () => {})
   })
 }

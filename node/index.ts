@@ -37,6 +37,7 @@ import { createUpstreamDispatcher } from './upstream/dispatcher.ts'
 import { sendingOwnVia } from './upstream/via.ts'
 import { startStep } from './start-errors.ts'
 import { hostPort } from './http/host-port.ts'
+import { watchDirectory } from './store/dir-watch.ts'
 
 /** Listening sockets on the API port. */
 const API_ACCEPTORS = 8
@@ -95,6 +96,11 @@ export interface AimirrorNode {
   stop: (options?: { deadlineMs?: number }) => Promise<void>
   /** Where the node listens; throws when it is not listening. */
   address: () => NodeAddress
+  /**
+   * Settles with the reason when the cache's index is removed or replaced while the node runs: the node
+   * should then be stopped and started again (`aimirror start` does so itself).
+   */
+  readonly cacheLost: Promise<string>
 }
 
 /** The one place that wires a node: logger, upstream pool, router, rewriting, handlers, strategies, HTTP. */
@@ -159,6 +165,8 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   let starting: Promise<void> | null = null
   let stopping: Promise<void> | null = null
   let acceptors: Acceptors | null = null
+  const { promise: cacheLost, resolve: loseCache } = Promise.withResolvers<string>()
+  let cacheWatch: { stop: () => void } | null = null
 
   /** Clients' new connections are accepted several per event-loop turn, also while the node is busy (see listenShared). */
   async function listen (): Promise<void> {
@@ -172,6 +180,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
 
   async function stopOnce (deadlineMs: number): Promise<void> {
     if (starting !== null) await starting.catch(() => {})
+    cacheWatch?.stop()
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<'deadline'>((resolve) => { timer = setTimeout(() => resolve('deadline'), deadlineMs) })
     // fastify.close stops accepting, closes idle keep-alive sockets and waits for in-flight requests.
@@ -203,7 +212,11 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
     async start () {
       if (stopping !== null) throw new Error('node was stopped')
       const startEngine = async (): Promise<void> => {
-        if (engine !== null) await startStep(`cannot use the cache directory ${config.cache.dir}`, 'cache.dir', async () => { await engine.start() })
+        if (engine === null) return
+        await startStep(`cannot use the cache directory ${config.cache.dir}`, 'cache.dir', async () => { await engine.start() })
+        const watch = watchDirectory(engine.store.layout.indexDir)
+        cacheWatch = watch
+        watch.lost.then(loseCache, () => {})
       }
       starting ??= startEngine().then(startCluster).then(async () => await metadata.start()).then(listen).then(() => {
         logger.info({ address: http.server.address() }, 'aimirror node listening')
@@ -221,6 +234,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
       stopping ??= stopOnce(options.deadlineMs ?? config.server.shutdown_timeout_s * 1000)
       await stopping
     },
+    cacheLost,
     address () {
       const addr = http.server.address()
       if (addr === null || typeof addr === 'string') throw new Error('node is not listening')

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { AddressInfo, Server } from 'node:net'
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -166,6 +166,27 @@ describe('aimirror CLI', { timeout: 120_000 }, () => {
       // (Admin routes are not logged; a request for no rule is.)
       expect((await fetch(`${url}/after-rotation`)).status).toBe(404)
       await expect.poll(async () => await readFile(log, 'utf8').catch(() => ''), { timeout: 5000 }).toContain('/after-rotation')
+    } finally {
+      child.kill('SIGTERM')
+    }
+    expect(await exited).toBe(0)
+  })
+
+  it('starts itself again, in the same process, when its cache index is removed under it', async () => {
+    const cache = join(dir, 'cache')
+    const { child, out, exited } = await startProcess(['--port', '0', '--cache-dir', cache, '--log-level', 'warn'])
+    try {
+      await rm(cache, { recursive: true, force: true })
+      // It prints its address again once started again (port 0: another port).
+      await expect.poll(() => [...out().matchAll(/listening on (http:\/\/\S+)/g)].length, { timeout: 20_000 }).toBe(2)
+      expect(out()).toContain('was removed while the node ran')
+      const again = [...out().matchAll(/listening on (http:\/\/\S+)/g)][1]?.[1] as string
+      expect((await fetch(`${again}/health`)).status).toBe(200)
+      // The index is there again, and locked: a second node on the directory is refused.
+      expect((await stat(join(cache, 'index'))).isDirectory()).toBe(true)
+      const second = await runCli(['start', '--port', '0', '--cache-dir', cache])
+      expect(second.code).toBe(1)
+      expect(child.exitCode).toBe(null)
     } finally {
       child.kill('SIGTERM')
     }

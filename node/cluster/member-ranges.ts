@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WireError } from '../../protocol/errors.ts'
 import { PIECE_HASH_UNIT } from '../../protocol/pieces.ts'
+import { STALL_MS } from '../fetch/connection-pool.ts'
 import { discardBody } from '../fetch/upstream-source.ts'
 import type { SourceFetchOptions, SourceResponse } from '../fetch/upstream-source.ts'
 import { withMeta } from './content-version.ts'
@@ -16,6 +17,9 @@ import type { PeerReads } from './peer-reads.ts'
 import type { SwarmBlame } from './swarm-blame.ts'
 import type { SwarmView, SwarmViewComponents } from './swarm-view.ts'
 import { PeerCorruptError } from './verifying-body.ts'
+
+/** Reads a holder may break before the download leaves it out. */
+const HOLDER_STRIKES = 2
 
 /** What fromDownloader answers when the peer it chose turned out gone: route the range again. */
 export const GONE = Symbol('gone')
@@ -45,6 +49,8 @@ export interface MemberRangesParts {
 export class MemberRanges {
   private readonly p: MemberRangesParts
   private next = 0
+  /** Reads each holder broke off or let go quiet (see strike). */
+  private readonly strikes = new Map<string, number>()
 
   constructor (parts: MemberRangesParts) {
     this.p = parts
@@ -53,6 +59,14 @@ export class MemberRanges {
   async fromHolders (range: { start: number, end: number }, options: SourceFetchOptions): Promise<SourceResponse | null> {
     const { signal } = options
     const holders = this.p.view.members('complete')
+    // A duplicate of a read gone quiet at a holder (the download duplicates a range after STALL_MS
+    // without a byte; a holder on the LAN brings a unit in a small part of that): from elsewhere. A holder
+    // that still answers a ping has a strike against it (a frozen disk, a stuck handler).
+    const stuck = this.p.reads.stalled(range.start, range.end + 1, STALL_MS / 2, peer => holders.includes(peer) && this.p.view.usable(peer))
+    if (stuck !== null) {
+      if (!(await this.p.liveness.isGone(stuck))) this.strike(stuck, new Error('a read went quiet'))
+      return null
+    }
     // The holder with the fewest reads under way first (in turn among equals): a faster one finishes
     // its reads sooner and so takes more of them; one on a slow link or a busy machine keeps few.
     const turn = this.next++
@@ -80,7 +94,10 @@ export class MemberRanges {
           }
         })
         this.p.reads.answered(read, res)
-        res.body.once('error', (err: unknown) => { if (err instanceof PeerCorruptError) this.p.blame.ban(peer, ticket.digest, err.piece) })
+        res.body.once('error', (err: unknown) => {
+          if (err instanceof PeerCorruptError) this.p.blame.ban(peer, ticket.digest, err.piece)
+          else if (!(err instanceof PeerLeftError) && signal?.aborted !== true && !read.cut.signal.aborted) this.strike(peer, err)
+        })
         this.p.view.succeeded(peer)
         this.p.blame.holder(peer, ticket.digest)
         return this.p.responses() === 0 ? withMeta(res, ticket) : this.p.version.stamp(res, ticket)
@@ -91,6 +108,21 @@ export class MemberRanges {
       }
     }
     return null
+  }
+
+  /**
+   * A holder broke off a read or let it go quiet while it stays in the cluster. Once is a hiccup (its
+   * range is asked again); twice leaves it out of the rest of the download, whose ranges then go to
+   * other holders or the upstream (a holder that broke every read held a client for 20 s, then failed it).
+   */
+  private strike (peer: string, err: unknown): void {
+    const n = (this.strikes.get(peer) ?? 0) + 1
+    this.strikes.set(peer, n)
+    if (n < HOLDER_STRIKES) return
+    this.p.view.exclude(peer)
+    // Its reads still open are asked again elsewhere now, not at their read timeout.
+    this.p.reads.cut(peer)
+    this.p.c.logger.info({ peer, name: this.p.name, err: (err as Error).message }, 'a member holding the blob broke off its reads; the rest of this download comes from elsewhere')
   }
 
   /**

@@ -65,17 +65,20 @@ export class BlobAnswers {
     return await this.c.store.hasDigest(entry.digest, { forPeer: true }) ? entry.digest : null
   }
 
-  /** The download in flight `key` names here, if members may read it (a URL name: keyed, and shareable). */
+  /**
+   * The download in flight `key` names here, if members may read it: asked without a client's
+   * credentials, and (a URL name) in a keyed cluster.
+   */
   private flying (key: string): InFlightBlob | null {
     const f = this.c.fetcher.inFlight(key)
-    if (f === null || !isUrlName(key)) return f
-    return this.init.keyed && f.shareable ? f : null
+    if (f === null || !f.shareable) return null
+    return !isUrlName(key) || this.init.keyed ? f : null
   }
 
   /** The data port's way to a download in flight: `sha256:<id>`, the id of a digest or a key name (see ticket). */
   inFlightById (key: string): InFlightBlob | null {
     const named = this.keyNames.get(nameOfKey(key))
-    return named === undefined ? this.c.fetcher.inFlight(key) : this.flying(named)
+    return this.flying(named ?? key)
   }
 
   async have (key: string): Promise<HaveAnswer> {
@@ -94,7 +97,7 @@ export class BlobAnswers {
     }
     // Just started (size not known yet): still a downloader the asker splits the work with.
     // (A URL name's download says nothing before it is known to be shareable.)
-    if (flying !== null || (!isUrlName(key) && this.c.fetcher.activeDownloads().some(d => d.key === key))) return { t: 'have', state: 'partial' }
+    if (flying !== null || (!isUrlName(key) && this.c.fetcher.activeDownloads().some(d => d.key === key) && this.c.fetcher.inFlight(key)?.shareable !== false)) return { t: 'have', state: 'partial' }
     return { t: 'have', state: 'none' }
   }
 

@@ -167,6 +167,8 @@ export class ContentRouter {
       }
       for await (const [digest] of this.c.store.index.blobs()) {
         if (this.abort.signal.aborted) return
+        // Private (fetched with a client's credentials) until known public: not offered.
+        if (!this.c.store.isPublic(digest)) continue
         live.add(digest)
         this.provide(digest)
       }

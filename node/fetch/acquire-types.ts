@@ -12,6 +12,11 @@ export interface UpstreamRequest {
   url: URL
   /** Headers for the upstream (e.g. authorization); never sent across origins on redirect. */
   headers?: Record<string, string>
+  /**
+   * A name for the client credentials the request is made with when they are not in its headers (a
+   * registry token the node fetches for that client): what it fetches is that client's, as with headers.
+   */
+  credential?: string
 }
 
 export interface AcquireOptions {
@@ -123,6 +128,7 @@ const CREDENTIALS = new Set(['authorization', 'cookie', 'proxy-authorization'])
  */
 function credentialParts (upstream: UpstreamRequest): string[] {
   const parts = Object.entries(upstream.headers ?? {}).filter(([h]) => CREDENTIALS.has(h.toLowerCase())).map(([h, v]) => `${h.toLowerCase()}: ${v}`)
+  if (upstream.credential !== undefined) parts.push(`credential: ${upstream.credential}`)
   const query = upstream.url.searchParams
   if (query.size > 0) {
     const signing = signatureParams(query.keys())

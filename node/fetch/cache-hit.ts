@@ -26,15 +26,16 @@ export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, poo
     digest = e.digest
     confirmedAt = e.fetchedAt
     if (e.shareable === false) fetchedFor = e.credential ?? 'unknown'
+    if (!store.isPublic(digest)) onPublic = () => { store.knownPublic(digest) }
     meta = { size: e.size, etag: e.etag, lastModified: e.validator.lastModified, contentType: e.contentType, headers: e.headers, validator: e.validator }
   } else if (identity.sha256 !== null && await store.hasDigest(identity.sha256)) {
     digest = identity.sha256
     const size = store.blobSize(digest) ?? 0
     meta = { size, etag: `"${digest}"`, lastModified: null, contentType: null, headers: {}, validator: { etag: null, lastModified: null } }
-    // Taken back into a rebuilt index: it may have been fetched with someone's credentials.
-    if (store.isAdopted(digest)) {
+    // Fetched with someone's credentials (or taken back into a rebuilt index: it may have been).
+    if (!store.isPublic(digest)) {
       fetchedFor = 'unknown'
-      onPublic = () => { store.adoptedIsPublic(digest) }
+      onPublic = () => { store.knownPublic(digest) }
     }
   } else {
     return null

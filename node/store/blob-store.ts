@@ -208,19 +208,23 @@ export class BlobStore {
    * or by reading the blob back through its digest): a change time alone does not cost a re-hash then.
    */
   async hasDigest (digest: string, o: { forPeer?: boolean } = {}): Promise<boolean> {
+    // A member gets only what any client may have (see BlobEntry.private, BlobEntry.adopted).
+    if (o.forPeer === true && !this.isPublic(digest)) return false
     return this.blobs.has(digest) && await this.checkBlob(digest, o.forPeer !== true)
   }
 
-  /** Taken back into a rebuilt index and not yet known to be public (see BlobEntry.adopted). */
-  isAdopted (digest: string): boolean {
-    return this.blobs.get(digest)?.adopted === true
+  /** Neither fetched with a client's credentials nor of unknown origin, or known public since. */
+  isPublic (digest: string): boolean {
+    const entry = this.blobs.get(digest)
+    return entry !== undefined && entry.adopted !== true && entry.private !== true
   }
 
-  /** The upstream gave the adopted blob to an anonymous client: any client may have it by its digest. */
-  adoptedIsPublic (digest: string): void {
+  /** The upstream gave the blob to a client without credentials: any client, and any member, may have it. */
+  knownPublic (digest: string): void {
     const entry = this.blobs.get(digest)
-    if (entry?.adopted !== true) return
+    if (entry === undefined || (entry.adopted !== true && entry.private !== true)) return
     delete entry.adopted
+    delete entry.private
     this.blobWrites.run(digest, () => this.index.putBlob(digest, entry)).catch(() => {})
   }
 
@@ -293,6 +297,8 @@ export class BlobStore {
     }
     const st = await stat(path)
     const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs, verifiedAt: Date.now() }
+    // Fetched with credentials, it stays private unless it was known public already.
+    if (entry.shareable === false && !(existing !== undefined && existing.adopted !== true && existing.private !== true)) blob.private = true
     // The batch deletes the key's progress entry: after any save of it still under way.
     try {
       await this.blobWrites.run(entry.digest, () => this.records.committing(key, () => this.index.commit(key, entry, blob)))

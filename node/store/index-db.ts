@@ -66,6 +66,11 @@ export interface BlobEntry {
    * anonymous client was let.
    */
   adopted?: boolean
+  /**
+   * Fetched with a client's credentials, and no client without them was let have it since: given to
+   * cluster members only once it is known public (see BlobStore.knownPublic).
+   */
+  private?: boolean
   /** When its bytes were last hashed and matched (ms since the epoch); absent: at its commit (its mtime). */
   verifiedAt?: number
 }

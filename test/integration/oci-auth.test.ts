@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { TestNode } from '../helpers/node.ts'
 import { RegistryContent } from '../fixtures/upstreams/oci-content.ts'
@@ -90,6 +92,19 @@ describe('registry mirror: credentials, private content, token renewal', () => {
     expect(sha256(again.body)).toBe(layer)
     expect(reg!.cdn.stats.cdnRequests).toBe(cdnAfterAlice)
     expect(reg!.stats.requests.filter(r => r.path.includes('/blobs/'))).toEqual([])
+  })
+
+  it('a logged-in client\'s public layer is fetched as public (members may share it); a private one is not', async () => {
+    const { secret, pub } = await setup()
+    const alice = new PullClient(node!.url, { user: 'alice', password: USERS.alice })
+    const publicLayer = pub.amd64Layers[0] as string
+    const privateLayer = secret.amd64Layers[0] as string
+    expect(sha256((await alice.get(`/v2/library/pub/blobs/${publicLayer}`)).body)).toBe(publicLayer)
+    expect(sha256((await alice.get(`/v2/alice/secret/blobs/${privateLayer}`)).body)).toBe(privateLayer)
+    // The registry state's mark of what any client may have (see OciState).
+    const marked = (digest: string): boolean => existsSync(join(node!.cacheDir, 'oci', 'public', digest.slice(7, 9), digest.replace(':', '-')))
+    expect(marked(publicLayer)).toBe(true)
+    expect(marked(privateLayer)).toBe(false)
   })
 
   it('rejects wrong credentials at its token endpoint, and accepts the OAuth password grant', async () => {

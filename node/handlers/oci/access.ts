@@ -24,6 +24,8 @@ export interface AccessControlInit {
   now?: () => number
 }
 
+const ANONYMOUS: Principal = { cred: null }
+
 /** Upstream headers worth relaying with a refusal. */
 const RELAYED = ['www-authenticate', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'docker-ratelimit-source']
 
@@ -42,12 +44,15 @@ export class AccessControl {
   // Until when each confirmation stands, by `now`: lru-cache's ttl takes a clock reading of 0 for
   // "never expires" and reads its clock at most once a millisecond, which an injected `now` does not suit.
   private readonly confirmed: LRUCache<string, number>
+  /** Until when an anonymous check's no stands (see isPublic). */
+  private readonly notPublic: LRUCache<string, number>
 
   constructor (components: { state: OciState, client: RegistryClient }, init: AccessControlInit) {
     this.state = components.state
     this.client = components.client
     this.rememberMs = init.rememberMs
     this.confirmed = lruCache(init.max ?? 50_000)
+    this.notPublic = lruCache(init.max ?? 50_000)
     this.now = init.now ?? Date.now
   }
 
@@ -70,6 +75,26 @@ export class AccessControl {
     const headers: Record<string, string> = {}
     for (const name of RELAYED) if (res.headers[name] !== undefined) headers[name] = res.headers[name] as string
     return { ok: false, status: res.status, headers }
+  }
+
+  /** Whether `digest` is known to be anyone's (upstream served it to an anonymous client). */
+  async knownPublic (digest: string): Promise<boolean> {
+    return await this.state.isPublic(digest)
+  }
+
+  /**
+   * Whether anyone may have `digest` (from that repository): known so, or upstream's yes to an anonymous
+   * check now. Not when upstream cannot be asked.
+   */
+  async isPublic (scope: TokenScope, kind: 'blobs' | 'manifests', digest: string, signal?: AbortSignal): Promise<boolean> {
+    if (await this.knownPublic(digest)) return true
+    const key = memoKey(scope, ANONYMOUS, digest)
+    const until = this.notPublic.get(key)
+    if (until !== undefined && until > this.now()) return false
+    const ok = await this.check(scope, ANONYMOUS, kind, digest, { signal }).then(v => v.ok, () => false)
+    // A no is remembered as long as a yes to a credential is: each pull of a private image would ask again.
+    if (!ok) this.notPublic.set(key, this.now() + this.rememberMs)
+    return ok
   }
 
   /** Upstream just served `digest` from that repository to this principal (e.g. a tag HEAD answered with it). */

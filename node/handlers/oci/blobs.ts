@@ -8,7 +8,7 @@ import { rangeStartHint } from '../../http/blob-response.ts'
 import { answerBlobRequest } from '../../http/blob-response.ts'
 import type { BlobStore } from '../../store/blob-store.ts'
 import { discardBody, requestUpstream } from '../../upstream/request.ts'
-import type { AccessControl } from './access.ts'
+import type { AccessControl, Verdict } from './access.ts'
 import type { Digest } from './api-path.ts'
 import { authMarker, AUTH_MARKER } from './auth-interceptor.ts'
 import { deadline, headerMap } from './io.ts'
@@ -51,15 +51,20 @@ export class BlobServer {
   async serve (req: OciRequest, digest: Digest, options: BlobFetchOptions): Promise<Served> {
     const { ctx, scope, who } = req
     const checking = this.c.access.check(scope, who, 'blobs', digest.value, { signal: ctx.signal })
+    checking.catch(() => {})
     const extra = { ...API_VERSION_HEADER, 'docker-content-digest': digest.value }
     if (req.head) {
       const verdict = await checking
       if (!verdict.ok) return { status: verdict.status, headers: verdict.headers, what: 'blob' }
       return await this.head(req, digest, extra)
     }
+    // A logged-in client's blob that anyone may have is fetched as anyone's (members share it); one that
+    // only its credential opens stays that credential's (see UpstreamRequest.credential).
+    const open = who.cred === null || await this.c.access.isPublic(scope, 'blobs', digest.value, ctx.signal)
+    const allowed: Promise<Verdict> = who.cred !== null && open ? Promise.resolve({ ok: true }) : checking
     // The download starts beside the access check, so a cold blob waits one upstream round trip less;
     // nothing of it reaches the client before the check's yes.
-    const [verdict, acquired] = await Promise.allSettled([checking, this.acquire(req, digest, options)])
+    const [verdict, acquired] = await Promise.allSettled([allowed, this.acquire(req, digest, options, open)])
     const refused = verdict.status === 'rejected' || !verdict.value.ok
     if (refused && acquired.status === 'fulfilled' && acquired.value.kind === 'blob') acquired.value.release()
     if (verdict.status === 'rejected') throw verdict.reason
@@ -73,12 +78,12 @@ export class BlobServer {
     return null
   }
 
-  private async acquire (req: OciRequest, digest: Digest, options: BlobFetchOptions): Promise<Acquired> {
+  private async acquire (req: OciRequest, digest: Digest, options: BlobFetchOptions, open: boolean): Promise<Acquired> {
     const { ctx, scope, who } = req
     const url = new URL(`${scope.upstream}/v2/${scope.repo}/blobs/${digest.value}`)
     const range = ctx.request.headers.range
     return await this.c.fetcher.acquire(digestIdentity({ algorithm: digest.algorithm, hex: digest.hex }), {
-      url, headers: { [AUTH_MARKER]: authMarker(scope, who.cred) }
+      url, headers: { [AUTH_MARKER]: authMarker(scope, who.cred) }, ...(open || who.cred === null ? {} : { credential: who.cred.key })
     }, {
       signal: ctx.signal,
       hint: rangeStartHint(Array.isArray(range) ? range[0] : range),

@@ -89,7 +89,9 @@ export class ManifestServer {
     const accept = joinedAccept(req.accept)
     if (accept !== undefined) headers.accept = accept
     const url = new URL(`${scope.upstream}/v2/${scope.repo}/manifests/${digest.value}`)
-    const got = await this.fetcher.acquire(manifestIdentity(digest), { url, headers }, {
+    // Not known public: that client's, kept from members (see UpstreamRequest.credential).
+    const credential = who.cred !== null && !(await this.access.knownPublic(digest.value)) ? { credential: who.cred.key } : {}
+    const got = await this.fetcher.acquire(manifestIdentity(digest), { url, headers, ...credential }, {
       signal: req.ctx.signal, minSize: 0, maxSize: MANIFEST_LIMIT, concurrency: 1, chunkSize: 0
     })
     if (got.kind === 'upstream-response') {

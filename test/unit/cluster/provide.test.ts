@@ -11,13 +11,16 @@ import { nameId } from '../../../protocol/names.ts'
 
 const hex = (c: string): string => c.repeat(64)
 
-/** A router over a fake store (`held` digests) and downloads (`downloading` keys), recording provides and withdrawals. */
-function router (held: Set<string>, downloading: Set<string>): { r: ContentRouter, provided: string[], withdrawn: string[] } {
+/**
+ * A router over a fake store (`held` digests, of which `secret` were fetched with credentials) and
+ * downloads (`downloading` keys), recording provides and withdrawals.
+ */
+function router (held: Set<string>, downloading: Set<string>, secret = new Set<string>()): { r: ContentRouter, provided: string[], withdrawn: string[] } {
   const provided: string[] = []
   const withdrawn: string[] = []
   const components = {
     membership: { memberIds: () => ['peer'] },
-    store: { index: { blobs: async function * () { for (const d of [...held]) yield [d, {}] } } },
+    store: { index: { blobs: async function * () { for (const d of [...held]) yield [d, {}] } }, isPublic: (d: string) => !secret.has(d) },
     downloads: () => [...downloading].map(key => ({ key })),
     bans: new Bans(),
     logger: pino({ level: 'silent' }),
@@ -66,4 +69,12 @@ it('keeps each DHT record in a buffer of its own size, not a view holding the bu
   const kept = await store.get(new Key('/aimirror-dht/provider/x/y'))
   expect(kept.buffer.byteLength).toBe(8)
   expect([...kept]).toEqual([7, 7, 7, 7, 7, 7, 7, 7])
+})
+
+it('does not provide a blob fetched with a client\'s credentials', async () => {
+  const { r, provided } = router(new Set([hex('a'), hex('d')]), new Set(), new Set([hex('d')]))
+  await r.sweep()
+  await sleep(20)
+  expect(provided).toEqual([cid(hex('a'))])
+  r.stop()
 })

@@ -48,6 +48,8 @@ export interface ClusterInit {
   version?: string
   /** How long a peer that failed the membership challenge is refused (default 60 s). */
   refusalMs?: number
+  /** How long a connected peer may stay without becoming a member (default 15 s). */
+  strangerGraceMs?: number
 }
 
 /** Everything the cluster is made of, once started. */
@@ -120,7 +122,7 @@ export class Cluster implements SourceProvider {
     // The DHT answers and asks members only: a node without the cluster key cannot read or write records.
     const dhtAdmission = async (peer: PeerId): Promise<boolean> => await membership?.ensure(peer) ?? false
     const libp2p = await createLibp2pNode({ privateKey, cluster: cfg, connectionGater: gater, version: this.init.version ?? '0', dhtAdmission })
-    membership = new Membership({ libp2p, logger: this.log }, { cluster: cfg.name, key, rejectMs: this.init.refusalMs })
+    membership = new Membership({ libp2p, logger: this.log }, { cluster: cfg.name, key, rejectMs: this.init.refusalMs, strangerGraceMs: this.init.strangerGraceMs })
     const control = new ControlService({ libp2p, membership, logger: this.log }, { cluster: cfg.name })
     const routing = new ContentRouter({
       libp2p, membership, control, store: this.c.store, downloads: () => this.c.fetcher.activeDownloads(), bans: this.bans, logger: this.log

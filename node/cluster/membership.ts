@@ -19,6 +19,12 @@ const MAX_DEPARTED = 256
 const MAX_STRANGERS = 1024
 /** A refused peer is dialled again (mDNS, the DHT, its own config) every minute or so: said at warn once an hour. */
 const REFUSAL_SAID_MS = 3_600_000
+/**
+ * A connected peer that is no member this long after it connected is hung up on: bare libp2p peers (no
+ * member protocol, so never challenged) held 198 of the 200 connections a node takes, and members that
+ * joined then were refused.
+ */
+const STRANGER_GRACE_MS = 15_000
 
 export interface MembershipComponents {
   libp2p: ClusterLibp2p
@@ -31,6 +37,8 @@ export interface MembershipInit {
   key: Uint8Array | null
   /** How long a peer that failed the challenge is refused. */
   rejectMs?: number
+  /** See STRANGER_GRACE_MS. */
+  strangerGraceMs?: number
 }
 
 /**
@@ -46,9 +54,10 @@ export class Membership {
   private readonly mode: 'open' | 'keyed'
   private readonly secret: Uint8Array
   private readonly rejectMs: number
+  private readonly strangerGraceMs: number
   private readonly protocol: string
   private readonly members = new Map<string, { since: number, addr?: string }>()
-  private readonly refused = new Map<string, number>()
+  private readonly refused = lruCache<string, number>(MAX_STRANGERS)
   /** When each refused peer is dialed again (see onRefusalOver). */
   private readonly retries = new Map<string, NodeJS.Timeout>()
   /**
@@ -73,9 +82,11 @@ export class Membership {
     this.mode = init.key === null ? 'open' : 'keyed'
     this.secret = membershipSecret(init.cluster, init.key)
     this.rejectMs = init.rejectMs ?? 60_000
+    this.strangerGraceMs = init.strangerGraceMs ?? STRANGER_GRACE_MS
     this.protocol = membershipProtocol(init.cluster)
     this.onIdentify = this.onIdentify.bind(this)
     this.onDisconnect = this.onDisconnect.bind(this)
+    this.onConnect = this.onConnect.bind(this)
   }
 
   async start (): Promise<void> {
@@ -86,6 +97,7 @@ export class Membership {
     })
     this.libp2p.addEventListener('peer:identify', this.onIdentify)
     this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
+    this.libp2p.addEventListener('peer:connect', this.onConnect)
   }
 
   async stop (): Promise<void> {
@@ -93,11 +105,21 @@ export class Membership {
     this.started = false
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
     this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
+    this.libp2p.removeEventListener('peer:connect', this.onConnect)
     await this.libp2p.unhandle(this.protocol)
     this.members.clear()
     this.listeners.clear()
     for (const t of this.retries.values()) clearTimeout(t)
     this.retries.clear()
+  }
+
+  /** See STRANGER_GRACE_MS. */
+  private onConnect (evt: CustomEvent<PeerId>): void {
+    const peer = evt.detail
+    setTimeout(() => {
+      if (!this.started || this.members.has(peer.toString())) return
+      this.libp2p.hangUp(peer).catch(() => {})
+    }, this.strangerGraceMs).unref()
   }
 
   isMember (peer: PeerId | string): boolean {

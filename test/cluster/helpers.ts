@@ -44,7 +44,7 @@ export async function writeKeyFile (dir: string, key?: Uint8Array): Promise<stri
  * A blob store, a fetcher and a cluster on 127.0.0.1 (libp2p and data port on port 0), mDNS off, static
  * peers only: several of these in one process make a cluster without multicast.
  */
-export async function startClusterNode (cluster: Partial<ClusterConfig> = {}, logger: Logger = silent, init: { refusalMs?: number } = {}): Promise<ClusterTestNode> {
+export async function startClusterNode (cluster: Partial<ClusterConfig> = {}, logger: Logger = silent, init: { refusalMs?: number, strangerGraceMs?: number } = {}): Promise<ClusterTestNode> {
   const dir = await mkdtemp(join(tmpdir(), 'aimirror-cluster-'))
   const store = new BlobStore({ logger: silent }, { dir, maxBytes: 1 << 30 })
   const agent = new Agent({ connections: 32 })
@@ -55,7 +55,7 @@ export async function startClusterNode (cluster: Partial<ClusterConfig> = {}, lo
     enabled: true, name: 'test', listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], peers: [], key_file: null,
     data_host: '127.0.0.1', data_port: 0, data_tls: false, lookup_ms: 500, ...cluster, mdns: false
   }
-  const c = new Cluster({ store, fetcher, logger }, { config, dataDir: dir, refusalMs: init.refusalMs })
+  const c = new Cluster({ store, fetcher, logger }, { config, dataDir: dir, refusalMs: init.refusalMs, strangerGraceMs: init.strangerGraceMs })
   await c.start()
   const libp2p = c.running?.libp2p
   if (libp2p === undefined) throw new Error('cluster did not start')

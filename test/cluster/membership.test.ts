@@ -3,6 +3,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pino } from 'pino'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
 import { WireError } from '../../protocol/errors.ts'
 import { freePort } from '../fixtures/upstreams/oci-distribution.ts'
 import { clusterStats } from '../../node/cluster/view.ts'
@@ -112,6 +117,18 @@ describe('cluster membership (static peers on 127.0.0.1)', () => {
     await b.cluster.start()
     await until(() => a.cluster.running?.membership.isMember(b.peerId) === true, 20_000, 'b a member of a')
   }, 40_000)
+
+  it('a bare libp2p peer that never becomes a member is hung up on', async () => {
+    const a = await node({ key_file: keyFile }, undefined, { strangerGraceMs: 500 })
+    const bare = await createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+    try {
+      await bare.dial(multiaddr(a.addr))
+      expect(bare.getConnections().length).toBe(1)
+      await until(() => bare.getConnections().length === 0, 10_000, 'hung up')
+    } finally {
+      await bare.stop()
+    }
+  }, 30_000)
 
   it('the peer identity survives a restart', async () => {
     const a = await startClusterNode({})

@@ -88,7 +88,9 @@ export class DataServer {
         else res.destroy()
       })
     }
-    const options = { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 30_000 }
+    // Timeouts are checked every second, not every 30 s (Node's default): a slow-headers flood held
+    // 700 connections for up to 40 s past the headers timeout.
+    const options = { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 30_000, connectionsCheckingInterval: 1000 }
     const tls = this.init.tls
     const server: Server = tls === undefined ? createHttpServer(options, handler) : createHttpsServer({ ...options, key: tls.key, cert: tls.cert }, handler)
     server.maxConnections = 512

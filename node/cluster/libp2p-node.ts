@@ -81,7 +81,10 @@ export async function createLibp2pNode (init: Libp2pNodeInit): Promise<ClusterLi
     streamMuxers: [yamux()],
     connectionGater: init.connectionGater,
     datastore: new CompactDatastore(),
-    connectionManager: { maxConnections: 200 },
+    // A connection that has not finished its handshake in 3 s is dropped (a LAN handshake takes
+    // milliseconds), with room for 64 of them: 40 raw TCP connections held open from one address filled
+    // libp2p's default 10 slots for 10 s each, and members could not join meanwhile.
+    connectionManager: { maxConnections: 200, inboundUpgradeTimeout: 3000, maxIncomingPendingConnections: 64 },
     peerDiscovery: c.mdns ? [mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 10_000 })] : [],
     services: {
       identify: identify(),

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream'
 import { readLimited } from '../upstream/request.ts'
-import { credentialOf } from './acquire-types.ts'
+import { credentialOf, withoutCredentials } from './acquire-types.ts'
 import type { Acquired, UpstreamRequest } from './acquire-types.ts'
 import { discardBody } from './upstream-source.ts'
 import type { Source } from './upstream-source.ts'
@@ -25,6 +25,23 @@ export class AccessGuard {
 
   constructor (source: (upstream: UpstreamRequest) => Source) {
     this.source = source
+  }
+
+  /**
+   * Whether the upstream gives the file of `upstream` (fetched with a client's credentials) to a request
+   * without them: then it is anyone's (a public model fetched by a logged-in client), and members may
+   * have it. False when the credentials cannot be taken off the request.
+   */
+  async givenWithoutCredentials (upstream: UpstreamRequest, signal?: AbortSignal): Promise<boolean> {
+    const bare = withoutCredentials(upstream)
+    if (bare === null) return false
+    try {
+      const res = await this.source(bare).fetch({ start: 0, end: 0 }, { signal })
+      discardBody(res.body)
+      return res.status === 200 || res.status === 206 || res.status === 416
+    } catch {
+      return false
+    }
   }
 
   async check (key: string, upstream: UpstreamRequest, got: Acquired, signal?: AbortSignal): Promise<Acquired> {

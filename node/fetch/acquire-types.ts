@@ -137,6 +137,17 @@ function credentialParts (upstream: UpstreamRequest): string[] {
   return parts
 }
 
+/**
+ * The request without the client's credential headers, or null when its credentials cannot be taken
+ * off (a signed URL's signature, a registry login held by the node).
+ */
+export function withoutCredentials (upstream: UpstreamRequest): UpstreamRequest | null {
+  if (upstream.credential !== undefined) return null
+  const headers = Object.fromEntries(Object.entries(upstream.headers ?? {}).filter(([h]) => !CREDENTIALS.has(h.toLowerCase())))
+  const bare = { url: upstream.url, headers }
+  return hasCredentials(bare) ? null : bare
+}
+
 /** Whether the request carries a client's credentials (what it fetches is then kept from peers). */
 export function hasCredentials (upstream: UpstreamRequest): boolean {
   return credentialParts(upstream).length > 0

@@ -35,6 +35,8 @@ export type { Acquired, AcquireOptions, ActiveDownload, BlobHandle, InFlightBlob
 export type { FetcherComponents, FetcherInit } from './fetcher-init.ts'
 
 const DEFAULT_CHUNK = 8 << 20
+/** How long the check whether a file fetched with credentials is public may take. */
+const PUBLIC_PROBE_MS = 10_000
 
 /**
  * Fetch engine entry point: local hit → join an in-flight download → new download, from the upstream
@@ -166,6 +168,14 @@ export class Fetcher {
       return null
     }
     return freshness === 'unconfirmed' ? { ...hit, stale: true } : hit
+  }
+
+  /** A blob just fetched with a client's credentials: known public (see BlobStore.knownPublic) when the upstream gives it without them too. */
+  private learnPublic (upstream: UpstreamRequest, digest: string): void {
+    if (this.stopping) return
+    this.access.givenWithoutCredentials(upstream, AbortSignal.timeout(PUBLIC_PROBE_MS)).then((open) => {
+      if (open) this.store.knownPublic(digest)
+    }, () => {})
   }
 
   /** A hit served without asking the upstream (it is away, or failed): stale once its recheck is due. */
@@ -338,7 +348,10 @@ export class Fetcher {
     })
     d.finishAbandoned = this.init.finishAbandoned
     this.inflight.set(identity.key, d)
-    d.onSettled(() => { if (this.inflight.get(identity.key) === d) this.inflight.delete(identity.key) })
+    d.onSettled(() => {
+      if (this.inflight.get(identity.key) === d) this.inflight.delete(identity.key)
+      if (!shareable && d.digest !== null) this.learnPublic(upstream, d.digest)
+    })
     const unwant = d.want()
     d.start()
     return await this.attach(d, unwant, options.signal, source, true)

@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { digestIdentity } from '../../node/fetch/identity.ts'
 import type { UpstreamRequest } from '../../node/fetch/acquire-types.ts'
 import { startClusterNode, startFileUpstream, until } from './helpers.ts'
-import type { ClusterTestNode, CountingUpstream } from './helpers.ts'
+import type { ClusterTestNode } from './helpers.ts'
 import { blobData } from './lan/blob-data.ts'
 
 const MiB = 1 << 20
@@ -20,15 +23,35 @@ async function fetchWith (node: ClusterTestNode, hex: string, upstream: Upstream
   }
 }
 
+/** An upstream that serves `data` (with Range) only to `Authorization: Bearer alice`; 401 otherwise. */
+async function gatedUpstream (data: Buffer): Promise<{ url: string, close: () => Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    if (req.headers.authorization !== 'Bearer alice') { res.writeHead(401, { 'content-length': 0 }); res.end(); return }
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
+    const start = m === null ? 0 : Number(m[1])
+    const end = m === null || m[2] === '' ? data.length : Math.min(data.length, Number(m[2]) + 1)
+    const headers = { 'content-length': end - start, etag: '"gated"', 'accept-ranges': 'bytes' }
+    if (m === null) res.writeHead(200, headers)
+    else res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end - 1}/${data.length}` })
+    res.end(data.subarray(start, end))
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/gated.bin`,
+    close: async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) }
+  }
+}
+
 /**
- * A blob fetched with a client's credentials (its headers, or a registry credential the node holds for
- * it) is that client's: no member gets a ticket for it, nor its download in flight, until a client
- * without credentials was let have it by the upstream.
+ * A blob fetched with a client's credentials (its headers, or a registry login the node holds for it)
+ * is that client's: no member gets a ticket for it until the upstream gave it to a request without them
+ * (asked at once when the credentials are headers it can leave out; else when a client without
+ * credentials asks).
  */
 describe('blobs fetched with credentials, in an open cluster', () => {
   let a: ClusterTestNode
   let b: ClusterTestNode
-  const upstreams: CountingUpstream[] = []
+  const closing: Array<{ close: () => Promise<void> }> = []
 
   beforeAll(async () => {
     a = await startClusterNode()
@@ -39,28 +62,48 @@ describe('blobs fetched with credentials, in an open cluster', () => {
   afterAll(async () => {
     await b?.stop()
     await a?.stop()
-    for (const u of upstreams) await u.close()
+    for (const c of closing) await c.close()
   })
 
-  const cases: Array<[string, (url: URL) => UpstreamRequest]> = [
-    ['an Authorization header', url => ({ url, headers: { authorization: 'Bearer alice' } })],
-    ['a registry credential the node holds for the client', url => ({ url, credential: 'alice-key' })]
-  ]
-  for (const [i, [what, request]] of cases.entries()) {
-    it(`with ${what}: no ticket for a member until an anonymous client was let have it`, async () => {
-      const data = blobData(2 * MiB + 7, 90 + i)
-      const hex = createHash('sha256').update(data).digest('hex')
-      const upstream = await startFileUpstream(data)
-      upstreams.push(upstream)
-      const url = new URL(upstream.url)
-      expect(await fetchWith(a, hex, request(url))).toBe(hex)
-      await until(async () => await a.store.hasDigest(hex), 20_000, 'commit')
-      const peers = b.cluster.running?.peers
-      if (peers === undefined) throw new Error('no cluster')
-      await expect(peers.ticket(a.peerId, hex)).rejects.toThrow()
-      // An anonymous client of a: the upstream lets it have the file, so anyone may.
-      expect(await fetchWith(a, hex, { url })).toBe(hex)
-      expect((await peers.ticket(a.peerId, hex)).size).toBe(data.length)
-    }, 60_000)
+  const ticketFor = async (hex: string): Promise<number> => {
+    const peers = b.cluster.running?.peers
+    if (peers === undefined) throw new Error('no cluster')
+    return (await peers.ticket(a.peerId, hex)).size
   }
+
+  it('private upstream: no member gets it', async () => {
+    const data = blobData(2 * MiB + 7, 90)
+    const hex = createHash('sha256').update(data).digest('hex')
+    const upstream = await gatedUpstream(data)
+    closing.push(upstream)
+    expect(await fetchWith(a, hex, { url: new URL(upstream.url), headers: { authorization: 'Bearer alice' } })).toBe(hex)
+    await until(async () => await a.store.hasDigest(hex), 20_000, 'commit')
+    // Long enough for the check without credentials to have come back (with a 401).
+    await new Promise(resolve => setTimeout(resolve, 500))
+    await expect(ticketFor(hex)).rejects.toThrow()
+  }, 60_000)
+
+  it('public upstream fetched with an Authorization header: members get it once the upstream gave it without', async () => {
+    const data = blobData(2 * MiB + 8, 91)
+    const hex = createHash('sha256').update(data).digest('hex')
+    const upstream = await startFileUpstream(data)
+    closing.push(upstream)
+    expect(await fetchWith(a, hex, { url: new URL(upstream.url), headers: { authorization: 'Bearer alice' } })).toBe(hex)
+    await until(async () => await ticketFor(hex).then(() => true, () => false), 10_000, 'shared')
+    expect(await ticketFor(hex)).toBe(data.length)
+  }, 60_000)
+
+  it('a registry login held by the node: no member gets it until a client without credentials was let have it', async () => {
+    const data = blobData(2 * MiB + 9, 92)
+    const hex = createHash('sha256').update(data).digest('hex')
+    const upstream = await startFileUpstream(data)
+    closing.push(upstream)
+    const url = new URL(upstream.url)
+    expect(await fetchWith(a, hex, { url, credential: 'alice-key' })).toBe(hex)
+    await until(async () => await a.store.hasDigest(hex), 20_000, 'commit')
+    await new Promise(resolve => setTimeout(resolve, 500))
+    await expect(ticketFor(hex)).rejects.toThrow()
+    expect(await fetchWith(a, hex, { url })).toBe(hex)
+    expect(await ticketFor(hex)).toBe(data.length)
+  }, 60_000)
 })

@@ -20,8 +20,8 @@ const PACKAGES = [
   { name: 'tinyc', version: '1.0', depends: ['tinyd >=1.0'] }
 ]
 
-async function setup (baseUrl = false, ttl = 300, authorization?: string): Promise<{ chan: CondaChannel, node: TestNode }> {
-  chan = await startCondaChannel({ channel: 'conda-forge', packages: PACKAGES, baseUrl, authorization })
+async function setup (baseUrl = false, ttl = 300, authorization?: string, bz2 = false): Promise<{ chan: CondaChannel, node: TestNode }> {
+  chan = await startCondaChannel({ channel: 'conda-forge', packages: PACKAGES, baseUrl, authorization, bz2 })
   node = await startTestNode({
     content_rewrite: { targets: [chan.cdnUrl] },
     rules: [
@@ -77,6 +77,20 @@ describe('conda channels', () => {
     const bad = await send(node.url, { path: '/conda-forge/noarch/tinyc-1.0-0.conda' }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
     if (!(bad instanceof Error)) expect(bad.status).not.toBe(200)
     expect((await send(node.url, { path: '/conda-forge/noarch/nothere-1.0-0.conda' })).status).toBe(404)
+  })
+
+  it('a client of repodata.json.bz2 gets packages verified by the sha256 of the same repodata in zstd', async () => {
+    const { chan, node } = await setup(false, 300, undefined, true)
+    const bz2 = await send(node.url, { path: '/conda-forge/noarch/repodata.json.bz2' })
+    expect(bz2.status).toBe(200)
+    expect(bz2.body.subarray(0, 3).toString()).toBe('BZh')
+    chan.corrupt('noarch/tinyc-1.0-0.conda')
+    // Keyed by URL, the corrupt bytes were served as they came.
+    const bad = await send(node.url, { path: '/conda-forge/noarch/tinyc-1.0-0.conda' }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
+    if (!(bad instanceof Error)) expect(bad.status).not.toBe(200)
+    const good = await send(node.url, { path: '/conda-forge/noarch/tinyd-1.0-0.conda' })
+    expect(good.body.equals(pkg(chan, 'tinyd-1.0-0.conda'))).toBe(true)
+    expect(chan.seen.some(s => s.url.endsWith('/noarch/repodata.json.zst'))).toBe(true)
   })
 
   it('points an absolute base_url at the mirror in .json and .zst, and serves the packages there', async () => {

@@ -97,6 +97,20 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
     return verdict
   }
 
+  /** The zstd (else plain) repodata beside a `.json.bz2` one, through the metadata cache; null when neither is there. */
+  async function readableSibling (ctx: StrategyContext, authorization: string | undefined): Promise<{ url: URL, coding: RepodataCoding, result: MetadataResult } | null> {
+    for (const [suffix, coding] of [['.zst', 'zst'], ['', 'json']] as const) {
+      const url = new URL(ctx.upstreamUrl.href.replace(/\.bz2$/, suffix))
+      const headers: Record<string, string> = { 'accept-encoding': coding === 'json' ? 'gzip' : 'identity' }
+      if (authorization !== undefined) headers.authorization = authorization
+      const result = await metadata.fetch({
+        key: `conda:${canonicalUrl(url)}${credentialScope(authorization)}`, url, headers, ttlMs: ctx.rule.metadata_ttl_s * 1000, revalidate: false
+      })
+      if (result.status === 200) return { url, coding, result }
+    }
+    return null
+  }
+
   async function notServed (ctx: StrategyContext): Promise<void> {
     const body = Buffer.from('{"error": "not served by this mirror: use repodata.json or repodata.json.zst"}\n')
     ctx.reply.code(404).headers({ 'content-type': 'application/json', 'content-length': String(body.length) })
@@ -141,7 +155,9 @@ export function createCondaHandler (components: CondaComponents): Handler & { in
         if (result.info !== null && result.info.sha256 !== shardName) log.warn({ url: ctx.upstreamUrl.href, sha256: result.info.sha256 }, 'shard bytes do not match its name')
         else indexer.ensureShard(ctx.upstreamUrl, result)
       } else if (result.status === 200 && repodata !== null) {
-        indexer.ensure(ctx.upstreamUrl, repodata, result)
+        if (repodata !== 'bz2') indexer.ensure(ctx.upstreamUrl, repodata, result)
+        // Its packages' digests come from the same repodata in a coding read here.
+        else indexer.ensureFrom(ctx.upstreamUrl, async () => await readableSibling(ctx, authorization))
         if (repodata !== 'bz2') shown = await withMirrorBaseUrl(ctx, result, repodata)
         else if (await bz2NeedsRewrite(ctx, result)) {
           await notServed(ctx)

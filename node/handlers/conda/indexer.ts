@@ -52,32 +52,54 @@ export class RepodataIndexer {
 
   /** Starts reading `result` (the repodata at `url`) unless that body was read already. */
   ensure (url: URL, coding: RepodataCoding, result: MetadataResult): void {
-    const info = result.info
-    if (info === null || result.status !== 200) return
+    if (result.info === null || result.status !== 200) return
     const dir = subdirKey(url)
     if (this.jobs.has(dir)) return
     if (decoderFor(coding) === undefined) {
       this.log.debug({ url: url.href }, 'repodata in a coding that cannot be read here; its packages are keyed by URL')
       return
     }
-    const marker = `conda:indexed:${canonicalUrl(url)}`
-    const job = (async () => {
-      if (await this.metadata.recall(marker) === info.sha256) return
-      const decoder = decoderFor(coding)
-      const raw = result.body.open()
-      const text = decoder === null || decoder === undefined ? raw : raw.pipe(decoder)
-      if (decoder !== null && decoder !== undefined) raw.once('error', (err) => decoder.destroy(err))
-      // Repodata v2 may put its packages elsewhere (`info.base_url`): their digests are kept under that directory.
-      let packages = dir
-      const count = await scanRecords(text, async (batch) => {
-        await this.metadata.remember(batch.map(([file, sha]) => [`conda:${packages}|${file}`, sha] as const))
-      }, { onHead: (head) => { packages = packagesDir(head, url) ?? dir } })
-      await this.metadata.remember([[marker, info.sha256]])
-      this.log.debug({ url: url.href, packages: count }, 'repodata read for package digests')
-    })().catch((err: unknown) => {
+    this.start(dir, url, async () => { await this.read(url, coding, result, dir) })
+  }
+
+  /**
+   * Reads the repodata `sibling` gets for the subdir of `url` (repodata a client was served in a coding
+   * not read here: bzip2, whose decoder would hold the event loop for seconds), if it gets one.
+   */
+  ensureFrom (url: URL, sibling: () => Promise<{ url: URL, coding: RepodataCoding, result: MetadataResult } | null>): void {
+    const dir = subdirKey(url)
+    if (this.jobs.has(dir)) return
+    this.start(dir, url, async () => {
+      const got = await sibling()
+      if (got === null || got.result.info === null || got.result.status !== 200) return
+      await this.read(got.url, got.coding, got.result, dir)
+    })
+  }
+
+  private start (dir: string, url: URL, work: () => Promise<void>): void {
+    const job = work().catch((err: unknown) => {
       this.log.warn({ err, url: url.href }, 'could not read package digests from repodata')
     }).finally(() => this.jobs.delete(dir))
     this.jobs.set(dir, job)
+  }
+
+  /** Remembers `file → sha256` of every package record in `result`, once per repodata body. */
+  private async read (url: URL, coding: RepodataCoding, result: MetadataResult, dir: string): Promise<void> {
+    const info = result.info
+    const decoder = decoderFor(coding)
+    if (info === null || decoder === undefined) return
+    const marker = `conda:indexed:${canonicalUrl(url)}`
+    if (await this.metadata.recall(marker) === info.sha256) return
+    const raw = result.body.open()
+    const text = decoder === null ? raw : raw.pipe(decoder)
+    if (decoder !== null) raw.once('error', (err) => decoder.destroy(err))
+    // Repodata v2 may put its packages elsewhere (`info.base_url`): their digests are kept under that directory.
+    let packages = dir
+    const count = await scanRecords(text, async (batch) => {
+      await this.metadata.remember(batch.map(([file, sha]) => [`conda:${packages}|${file}`, sha] as const))
+    }, { onHead: (head) => { packages = packagesDir(head, url) ?? dir } })
+    await this.metadata.remember([[marker, info.sha256]])
+    this.log.debug({ url: url.href, packages: count }, 'repodata read for package digests')
   }
 
   /** Remembers, from a sharded index at `url`, which package directory the shards under its shards base describe. */

@@ -107,6 +107,11 @@ export function isAimirrorError (err: unknown): err is AimirrorError {
 }
 
 /** Whether `err` is a catalogue error its maker marked with `detail.reason` (a kind the code acts on). */
+/** The upstream did not answer: it could not be reached, or timed out (not an answer it gave). */
+export function isNoAnswer (err: unknown): boolean {
+  return isAimirrorError(err) && (err.code === 'ERR_UPSTREAM_UNREACHABLE' || err.code === 'ERR_UPSTREAM_TIMEOUT')
+}
+
 export function hasReason (err: unknown, reason: string): boolean {
   return isAimirrorError(err) && err.detail?.reason === reason
 }

@@ -1,5 +1,5 @@
 import { deadline } from '../abort.ts'
-import { isAimirrorError } from '../errors.ts'
+import { isNoAnswer } from '../errors.ts'
 import { readLimited } from '../upstream/request.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
@@ -147,7 +147,7 @@ export class Revalidator {
       this.c.logger.debug({ err, key }, 'could not check a cached file with the upstream; serving the cached copy')
       // No answer (within the check's time) is the upstream being away for clients too, which its next
       // answer ends; anything else holds this file's next check back for a while.
-      const away = this.c.away !== undefined && !answered && (d.signal.aborted || isUnreachable(err))
+      const away = this.c.away !== undefined && !answered && (d.signal.aborted || isNoAnswer(err))
       if (away && d.signal.aborted) this.c.away?.noAnswer(origin, askedAt)
       else if (away) this.c.away?.failed(origin, err, askedAt)
       else this.hush(key, QUIET_MS)
@@ -166,10 +166,6 @@ export class Revalidator {
     }
     return verdict
   }
-}
-
-function isUnreachable (err: unknown): boolean {
-  return isAimirrorError(err) && (err.code === 'ERR_UPSTREAM_UNREACHABLE' || err.code === 'ERR_UPSTREAM_TIMEOUT')
 }
 
 /** The inclusive byte spans of `hit` compared with the upstream's (none when a validator decides). */

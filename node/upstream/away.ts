@@ -1,4 +1,4 @@
-import { isAimirrorError } from '../errors.ts'
+import { isNoAnswer } from '../errors.ts'
 import type { Logger } from '../log.ts'
 
 export interface AwayOriginsInit {
@@ -47,7 +47,7 @@ export class AwayOrigins {
    * out) makes it away, and only when it has not answered since the exchange was asked.
    */
   failed (origin: string, err: unknown, askedAt = Date.now()): void {
-    if (!isAimirrorError(err) || (err.code !== 'ERR_UPSTREAM_UNREACHABLE' && err.code !== 'ERR_UPSTREAM_TIMEOUT')) return
+    if (!isNoAnswer(err)) return
     this.noAnswer(origin, askedAt)
   }
 

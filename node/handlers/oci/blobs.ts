@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { isNoAnswer } from '../../errors.ts'
 import type { Acquired } from '../../fetch/acquire-types.ts'
 import type { Fetcher } from '../../fetch/fetcher.ts'
 import { digestIdentity } from '../../fetch/identity.ts'
@@ -65,10 +66,14 @@ export class BlobServer {
     // The download starts beside the access check, so a cold blob waits one upstream round trip less;
     // nothing of it reaches the client before the check's yes.
     const [verdict, acquired] = await Promise.allSettled([allowed, this.acquire(req, digest, options, open)])
-    const refused = verdict.status === 'rejected' || !verdict.value.ok
+    // The registry cannot be asked: bytes fetched without credentials (here or by a member, which gives
+    // only those) are anyone's, and an anonymous client may have them meanwhile.
+    const meanwhile = verdict.status === 'rejected' && who.cred === null && isNoAnswer(verdict.reason) &&
+      acquired.status === 'fulfilled' && acquired.value.kind === 'blob' && acquired.value.fetchedFor === undefined
+    const refused = !meanwhile && (verdict.status === 'rejected' || !verdict.value.ok)
     if (refused && acquired.status === 'fulfilled' && acquired.value.kind === 'blob') acquired.value.release()
-    if (verdict.status === 'rejected') throw verdict.reason
-    if (!verdict.value.ok) return { status: verdict.value.status, headers: verdict.value.headers, what: 'blob' }
+    if (verdict.status === 'rejected' && !meanwhile) throw verdict.reason
+    if (verdict.status === 'fulfilled' && !verdict.value.ok) return { status: verdict.value.status, headers: verdict.value.headers, what: 'blob' }
     if (acquired.status === 'rejected') throw acquired.reason
     const got = acquired.value
     if (got.kind === 'upstream-response') {

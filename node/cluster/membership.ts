@@ -25,6 +25,12 @@ const REFUSAL_SAID_MS = 3_600_000
  * joined then were refused.
  */
 const STRANGER_GRACE_MS = 15_000
+/**
+ * With more connections than this a stranger gets 2 s: an attacker re-dialling from several addresses
+ * kept 196 of the 200 slots taken at 15 s each, and new members took 10–16 s to join.
+ */
+const BUSY_CONNECTIONS = 100
+const BUSY_GRACE_MS = 2_000
 
 export interface MembershipComponents {
   libp2p: ClusterLibp2p
@@ -116,10 +122,11 @@ export class Membership {
   /** See STRANGER_GRACE_MS. */
   private onConnect (evt: CustomEvent<PeerId>): void {
     const peer = evt.detail
+    const busy = this.libp2p.getConnections().length > BUSY_CONNECTIONS
     setTimeout(() => {
       if (!this.started || this.members.has(peer.toString())) return
       this.libp2p.hangUp(peer).catch(() => {})
-    }, this.strangerGraceMs).unref()
+    }, busy ? Math.min(BUSY_GRACE_MS, this.strangerGraceMs) : this.strangerGraceMs).unref()
   }
 
   isMember (peer: PeerId | string): boolean {

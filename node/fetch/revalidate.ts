@@ -7,8 +7,10 @@ import type { Validator } from '../store/index-db.ts'
 import type { AwayOrigins } from '../upstream/away.ts'
 import type { BlobHandle, UpstreamRequest } from './acquire-types.ts'
 import type { BlobIdentity } from './identity.ts'
+import { lruCache } from '../lru.ts'
 import { retryAfterOf } from './outage.ts'
 import { fileOf } from './response-meta.ts'
+import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 
 /** What the upstream says about a file cached by its URL: the same, changed (or gone), or nothing usable. */
@@ -55,8 +57,16 @@ export function compareWithCached (cached: { size: number | null, validator: Val
 const SPAN_BYTES = 64 * 1024
 const WHOLE_MAX = 4 * SPAN_BYTES
 
-/** How long a check may take to answer before the cached copy is served as it is (the upstream may be down). */
-const CHECK_TIMEOUT_MS = 3_000
+/**
+ * How long a request waits for its file's check before the cached copy is served as it is (the upstream
+ * may be down, or slow); an upstream that has not answered by then is taken as away until it does.
+ */
+const CHECK_WAIT_MS = 3_000
+/**
+ * How long the check itself may go on: its answer, however late, holds for the next request (a slow
+ * upstream's changed file was otherwise never fetched again).
+ */
+const CHECK_TIMEOUT_MS = 30_000
 /** After an answer that said nothing (an error status), the file is served without asking for this long, or its Retry-After. */
 const QUIET_MS = 10_000
 const SILENT_MAX = 10_000
@@ -83,6 +93,8 @@ export class Revalidator {
   private readonly checking = new Map<string, Promise<Verdict>>()
   /** Key → until when it is not asked again (its last check said nothing). */
   private readonly silent = new Map<string, number>()
+  /** Key → what its last check said, and when: a check that ended after its request was served. */
+  private readonly said = lruCache<string, { verdict: 'same' | 'changed', at: number }>(SILENT_MAX)
 
   constructor (components: RevalidatorComponents) {
     this.c = components
@@ -96,13 +108,25 @@ export class Revalidator {
     if (afterMs === undefined || identity.expected !== null || !identity.key.startsWith('url:') || hit.confirmedAt === undefined) return 'current'
     const now = Date.now()
     if (now - hit.confirmedAt < afterMs) return 'current'
-    if ((this.silent.get(identity.key) ?? 0) > now || this.c.away?.isAway(upstream.url.origin) === true) return 'unconfirmed'
+    const said = this.said.get(identity.key)
+    if (said !== undefined && said.at > hit.confirmedAt) {
+      if (said.verdict === 'changed') {
+        this.said.delete(identity.key)
+        return 'changed'
+      }
+      if (now - said.at < afterMs) return 'current'
+    }
     let check = this.checking.get(identity.key)
     if (check === undefined) {
+      if ((this.silent.get(identity.key) ?? 0) > now || this.c.away?.isAway(upstream.url.origin) === true) return 'unconfirmed'
       check = this.check(identity.key, hit, upstream).finally(() => this.checking.delete(identity.key))
       this.checking.set(identity.key, check)
     }
-    const verdict = await check
+    const wait = deadline(CHECK_WAIT_MS)
+    const verdict = await Promise.race([check, new Promise<'late'>(resolve => { wait.signal.addEventListener('abort', () => resolve('late'), { once: true }) })])
+    wait.clear()
+    if (verdict === 'late') return 'unconfirmed'
+    if (verdict === 'changed') this.said.delete(identity.key)
     return verdict === 'same' ? 'current' : verdict === 'changed' ? 'changed' : 'unconfirmed'
   }
 
@@ -128,6 +152,9 @@ export class Revalidator {
     const askedAt = Date.now()
     const spans = comparedSpans(hit)
     let answered = false
+    // No answer while a request waits for it is the upstream being away for clients too (its answer,
+    // if it comes, ends that).
+    const awayTimer = setTimeout(() => { if (!answered) this.c.away?.noAnswer(origin, askedAt) }, CHECK_WAIT_MS)
     let quietMs: number
     let verdict: Verdict
     try {
@@ -139,22 +166,26 @@ export class Revalidator {
       verdict = compareWithCached({ size: hit.meta.size, validator: hit.meta.validator }, res)
       if (verdict !== 'same' || spans[0] === undefined) await res.body.dump().catch(() => {})
       else verdict = await compareSpan(res, hit, spans[0])
-      for (const span of spans.slice(1)) {
+      // An upstream without Range answered the whole file: its first bytes were compared, and asking
+      // again would download it again.
+      for (const span of res.status === 206 ? spans.slice(1) : []) {
         if (verdict !== 'same') break
         verdict = await compareSpan(await source.fetch(span, { signal: d.signal }), hit, span)
       }
     } catch (err) {
       this.c.logger.debug({ err, key }, 'could not check a cached file with the upstream; serving the cached copy')
-      // No answer (within the check's time) is the upstream being away for clients too, which its next
-      // answer ends; anything else holds this file's next check back for a while.
+      // No answer at all: the upstream is away for clients too, which its next answer ends; anything
+      // else holds this file's next check back for a while.
       const away = this.c.away !== undefined && !answered && (d.signal.aborted || isNoAnswer(err))
       if (away && d.signal.aborted) this.c.away?.noAnswer(origin, askedAt)
       else if (away) this.c.away?.failed(origin, err, askedAt)
       else this.hush(key, QUIET_MS)
       return 'unknown'
     } finally {
+      clearTimeout(awayTimer)
       d.clear()
     }
+    if (verdict === 'same' || verdict === 'changed') this.said.set(key, { verdict, at: Date.now() })
     if (verdict === 'same') {
       this.silent.delete(key)
       await this.c.store.confirmKey(key).catch((err: unknown) => { this.c.logger.warn({ err, key }, 'could not record a confirmation') })
@@ -176,20 +207,41 @@ function comparedSpans (hit: BlobHandle): Array<{ start: number, end: number }> 
   return [{ start: 0, end: SPAN_BYTES - 1 }, { start: size - SPAN_BYTES, end: size - 1 }]
 }
 
-/** Whether a 206 for `span` of the cached file brings the bytes cached. */
+/**
+ * Whether a 206 for `span` of the cached file brings the bytes cached; of a whole-file answer (an
+ * upstream without Range), its first bytes are compared when the span is the file's start.
+ */
 async function compareSpan (res: SourceResponse, hit: BlobHandle, span: { start: number, end: number }): Promise<Verdict> {
-  if (res.status === 200) {
+  if (res.status === 200 && span.start !== 0) {
     await res.body.dump().catch(() => {})
-    // No range to compare (a whole-file answer): its size, compared already, is all there is to go by.
+    // No range to compare: its size, compared already, is all there is to go by.
     return 'same'
   }
-  if (res.status !== 206 || res.contentRange?.start !== span.start) {
+  if (res.status !== 200 && (res.status !== 206 || res.contentRange?.start !== span.start)) {
     await res.body.dump().catch(() => {})
     return 'unknown'
   }
   const length = span.end - span.start + 1
-  const [upstream, cached] = await Promise.all([readLimited(res.body, length), readLimited(hit.open(span.start, span.end + 1), length)])
+  const [upstream, cached] = await Promise.all([readPrefix(res.body, length), readLimited(hit.open(span.start, span.end + 1), length)])
   // A body cut short says nothing.
   if (upstream.length !== length) return 'unknown'
   return upstream.equals(cached) ? 'same' : 'changed'
+}
+
+/** The first `n` bytes of a body (fewer when it ends or breaks first); the rest is not read. */
+async function readPrefix (body: SourceResponse['body'], n: number): Promise<Buffer> {
+  const parts: Buffer[] = []
+  let got = 0
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      parts.push(chunk)
+      got += chunk.length
+      if (got >= n) break
+    }
+  } catch {
+    // Cut short: what came is compared as it is (and is too short to say anything).
+  } finally {
+    discardBody(body)
+  }
+  return Buffer.concat(parts).subarray(0, n)
 }

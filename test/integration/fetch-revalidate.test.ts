@@ -161,6 +161,19 @@ describe('files cached by their URL are checked with the upstream once their con
     expect(await fetchOnce(rig, url, { revalidateAfterMs: 60_000 })).toMatchObject({ from: 'cache', stale: false })
   })
 
+  it('a slow upstream: the request is served the cached copy after 3 s, and the check\'s late answer holds for the next one', async () => {
+    const { server, rig, url } = await cachedFile('/slow.bin')
+    server.setFile('/slow.bin', { size: SIZE, seed: 2 })
+    server.configure({ latencyMs: 4500 })
+    const began = Date.now()
+    expect(await fetchOnce(rig, url, { revalidateAfterMs: 0 })).toMatchObject({ from: 'cache', stale: true, sha256: generatedSha256(SIZE, 1) })
+    expect(Date.now() - began).toBeLessThan(4500)
+    // The check's answer came after all (and ended the away time it began).
+    await until(() => !rig.away.isAway(url.origin), 10_000)
+    server.configure({ latencyMs: 0 })
+    expect(await fetchOnce(rig, url, { revalidateAfterMs: 0 })).toMatchObject({ from: 'download', sha256: generatedSha256(SIZE, 2) })
+  })
+
   it('a check the upstream does not answer in time takes it as away', async () => {
     const { server, rig, url } = await cachedFile('/f.bin')
     // Connections are taken and never answered.

@@ -74,14 +74,15 @@ describe('a file the upstream gives no ETag and no Last-Modified', () => {
 
 describe('a cached file without ETag or Last-Modified, changed upstream at the same size', () => {
   // A small file is compared whole; a larger one by its first and last 64 KiB.
-  for (const [what, size, at] of [['small file, in its middle', 200_000, 100_000], ['large file, in its first bytes', SIZE, 0]] as const) {
+  const cases = [['small file, in its middle', 200_000, 100_000, true], ['large file, in its first bytes', SIZE, 0, true], ['large file from an upstream without Range, in its first bytes', SIZE, 0, false]] as const
+  for (const [what, size, at, ranges] of cases) {
     it(`is fetched again when 16 bytes change: ${what}`, async () => {
       const dir = await mkdtemp(join(tmpdir(), 'aimirror-unversioned-'))
       track({ close: async () => { await rm(dir, { recursive: true, force: true }) } })
       const path = join(dir, 'h.bin')
       const original = randomBytes(size)
       await writeFile(path, original)
-      const server: FileServer = track(await startFileServer({ files: { '/h.bin': { file: path } }, onRequest: unversioned }))
+      const server: FileServer = track(await startFileServer({ files: { '/h.bin': { file: path } }, onRequest: unversioned, ranges }))
       const rig = track(await makeRig())
       const url = new URL(server.url + '/h.bin')
       const get = async (): Promise<{ from: string, hex: string }> => {

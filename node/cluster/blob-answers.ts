@@ -97,7 +97,7 @@ export class BlobAnswers {
     }
     // Just started (size not known yet): still a downloader the asker splits the work with.
     // (A URL name's download says nothing before it is known to be shareable.)
-    if (flying !== null || (!isUrlName(key) && this.c.fetcher.activeDownloads().some(d => d.key === key) && this.c.fetcher.inFlight(key)?.shareable !== false)) return { t: 'have', state: 'partial' }
+    if (flying !== null || (!isUrlName(key) && this.c.fetcher.downloadsShareable(key))) return { t: 'have', state: 'partial' }
     return { t: 'have', state: 'none' }
   }
 

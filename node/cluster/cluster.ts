@@ -125,7 +125,7 @@ export class Cluster implements SourceProvider {
     membership = new Membership({ libp2p, logger: this.log }, { cluster: cfg.name, key, rejectMs: this.init.refusalMs, strangerGraceMs: this.init.strangerGraceMs })
     const control = new ControlService({ libp2p, membership, logger: this.log }, { cluster: cfg.name })
     const routing = new ContentRouter({
-      libp2p, membership, control, store: this.c.store, downloads: () => this.c.fetcher.activeDownloads(), bans: this.bans, logger: this.log
+      libp2p, membership, control, store: this.c.store, downloads: () => this.c.fetcher.activeDownloads().filter(d => this.c.fetcher.downloadsShareable(d.key)), bans: this.bans, logger: this.log
     })
     // Keyed clusters vouch for bytes of downloads in flight, so clients get them as they arrive;
     // open clusters hold them back until the whole blob verified.

@@ -139,6 +139,11 @@ export class Fetcher {
     return d === undefined ? null : inFlightView(d)
   }
 
+  /** Whether a download of `key` is under way that was asked without a client's credentials (also before its first answer). */
+  downloadsShareable (key: string): boolean {
+    return this.inflight.get(key)?.shareable === true
+  }
+
   async acquire (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions = {}): Promise<Acquired> {
     return await this.access.check(identity.key, upstream, await this.acquireAny(identity, upstream, options), options.signal)
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { createServer } from 'node:http'
-import type { Server } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { digestIdentity } from '../../node/fetch/identity.ts'
@@ -23,10 +23,16 @@ async function fetchWith (node: ClusterTestNode, hex: string, upstream: Upstream
   }
 }
 
-/** An upstream that serves `data` (with Range) only to `Authorization: Bearer alice`; 401 otherwise. */
-async function gatedUpstream (data: Buffer): Promise<{ url: string, close: () => Promise<void> }> {
+/**
+ * An upstream that serves `data` (with Range) only to `Authorization: Bearer alice`, each answer after
+ * `latencyMs`; 401 otherwise.
+ */
+async function gatedUpstream (data: Buffer, latencyMs = 0): Promise<{ url: string, close: () => Promise<void> }> {
   const server: Server = createServer((req, res) => {
     if (req.headers.authorization !== 'Bearer alice') { res.writeHead(401, { 'content-length': 0 }); res.end(); return }
+    setTimeout(() => { answer(req, res) }, latencyMs)
+  })
+  const answer = (req: IncomingMessage, res: ServerResponse): void => {
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
     const start = m === null ? 0 : Number(m[1])
     const end = m === null || m[2] === '' ? data.length : Math.min(data.length, Number(m[2]) + 1)
@@ -34,7 +40,7 @@ async function gatedUpstream (data: Buffer): Promise<{ url: string, close: () =>
     if (m === null) res.writeHead(200, headers)
     else res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end - 1}/${data.length}` })
     res.end(data.subarray(start, end))
-  })
+  }
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/gated.bin`,
@@ -81,6 +87,19 @@ describe('blobs fetched with credentials, in an open cluster', () => {
     // Long enough for the check without credentials to have come back (with a 401).
     await new Promise(resolve => setTimeout(resolve, 500))
     await expect(ticketFor(hex)).rejects.toThrow()
+  }, 60_000)
+
+  it('private upstream, still downloading: a member asking is told nothing of it', async () => {
+    const data = blobData(2 * MiB + 10, 93)
+    const hex = createHash('sha256').update(data).digest('hex')
+    const upstream = await gatedUpstream(data, 1500)
+    closing.push(upstream)
+    const fetching = fetchWith(a, hex, { url: new URL(upstream.url), headers: { authorization: 'Bearer alice' } })
+    await until(() => a.fetcher.activeDownloads().some(d => d.key === `sha256:${hex}`), 5_000, 'download under way')
+    const control = b.cluster.running?.control
+    if (control === undefined) throw new Error('no cluster')
+    expect((await control.have(a.peerId, `sha256:${hex}`)).state).toBe('none')
+    expect(await fetching).toBe(hex)
   }, 60_000)
 
   it('public upstream fetched with an Authorization header: members get it once the upstream gave it without', async () => {

@@ -225,9 +225,10 @@ export class Cluster implements SourceProvider {
   sourceFor (identity: BlobIdentity, upstream: Source, options: SourceForOptions = {}): Source {
     const p = this.parts
     const name = p === null ? null : blobName(identity, p.keyed && options.shareable === true)
-    // Asked with a client's credentials: its bytes neither come from members nor are offered to them.
-    if (p === null || name === null || options.shareable === false) return upstream
-    p.routing.provide(name)
+    if (p === null || name === null) return upstream
+    // Asked with a client's credentials: bytes checked against the digest may come from members (what
+    // they give is anyone's), but nothing of it is offered to them.
+    if (options.shareable !== false) p.routing.provide(name)
     const source = new SwarmSource({
       peers: p.peers,
       bans: this.bans,

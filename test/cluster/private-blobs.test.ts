@@ -63,6 +63,8 @@ describe('blobs fetched with credentials, in an open cluster', () => {
     a = await startClusterNode()
     b = await startClusterNode({ peers: [a.addr] })
     await until(() => b.cluster.running?.membership.memberIds().length === 1, 20_000, 'membership')
+    // b's downloads take members as sources (a's stay upstream only: what it holds is what is asked of it).
+    b.fetcher.useSources(b.cluster)
   }, 60_000)
 
   afterAll(async () => {
@@ -110,6 +112,18 @@ describe('blobs fetched with credentials, in an open cluster', () => {
     expect(await fetchWith(a, hex, { url: new URL(upstream.url), headers: { authorization: 'Bearer alice' } })).toBe(hex)
     await until(async () => await ticketFor(hex).then(() => true, () => false), 10_000, 'shared')
     expect(await ticketFor(hex)).toBe(data.length)
+  }, 60_000)
+
+  it('a request with credentials takes a public blob from a member (checked against its digest)', async () => {
+    const data = blobData(2 * MiB + 11, 94)
+    const hex = createHash('sha256').update(data).digest('hex')
+    const upstream = await startFileUpstream(data)
+    closing.push(upstream)
+    expect(await fetchWith(a, hex, { url: new URL(upstream.url) })).toBe(hex)
+    await until(async () => await a.store.hasDigest(hex), 20_000, 'commit')
+    const before = b.store.stats().bytes_from_peers
+    expect(await fetchWith(b, hex, { url: new URL(upstream.url), headers: { authorization: 'Bearer bob' } })).toBe(hex)
+    expect(b.store.stats().bytes_from_peers - before).toBeGreaterThanOrEqual(data.length - 256 * 1024)
   }, 60_000)
 
   it('a registry login held by the node: no member gets it until a client without credentials was let have it', async () => {

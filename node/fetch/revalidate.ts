@@ -86,7 +86,8 @@ export interface RevalidatorComponents {
  * another file is seen), compared with the cached size and validator. One check per key at a time.
  * When the upstream cannot tell, the cached copy is served, unconfirmed: an origin that did not answer
  * is away (AwayOrigins: no hit waits on it until it answers again); after an answer that said nothing
- * (an error status) that key is not asked again for QUIET_MS.
+ * (an error status) that key is not asked again for QUIET_MS. A request waits for its check at most
+ * CHECK_WAIT_MS; the check goes on, and what it says holds for the next request.
  */
 export class Revalidator {
   private readonly c: RevalidatorComponents

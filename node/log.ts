@@ -28,6 +28,9 @@ export function createLogger (logging: LoggingConfig, destination?: NodeJS.Writa
     // (`req` replaces the HTTP server's own serializer, which logs the URL as it came.)
     serializers: {
       url: (url: unknown) => typeof url === 'string' ? redactSignature(url) : url,
+      // Cache keys and blob names of URL-keyed files are URLs too.
+      key: (key: unknown) => typeof key === 'string' ? redactSignature(key) : key,
+      name: (name: unknown) => typeof name === 'string' ? redactSignature(name) : name,
       req: (req: LoggedRequest) => ({ method: req.method, url: redactSignature(req.url), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort })
     }
   }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, LogLevel } from 'fastify'
 import { MethodNotAllowedError } from '../errors.ts'
+import { redactSignature } from '../signed-url.ts'
 import type { CacheStatsProvider, DownloadsProvider } from './providers.ts'
 
 export interface AdminComponents {
@@ -20,14 +21,24 @@ export function registerAdminRoutes (app: FastifyInstance, components: AdminComp
     const list = components.downloads?.list() ?? []
     reply.header('cache-control', 'no-store')
     // The seed's shape: `downloads` is the list of cache keys; each one's progress is in `progress`.
-    const downloads = list.map(d => typeof d === 'string' ? d : String((d as { key?: unknown }).key))
-    const progress = list.filter(d => typeof d !== 'string')
+    // Keys and URLs keep a query's names, not its secrets (`?access_token=`): /health is not behind a login.
+    const downloads = list.map(d => redactSignature(typeof d === 'string' ? d : String((d as { key?: unknown }).key)))
+    const progress = list.filter(d => typeof d !== 'string').map(redactedProgress)
     return { status: 'ok', active_downloads: list.length, downloads, progress, upstreams_away: components.upstreamsAway?.() ?? [] }
   })
   registerReadOnly(app, '/stats', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
     return { cache: await components.cacheStats() }
   })
+}
+
+function redactedProgress (entry: unknown): unknown {
+  const e = entry as { key?: unknown, url?: unknown }
+  return {
+    ...e,
+    ...(typeof e.key === 'string' ? { key: redactSignature(e.key) } : {}),
+    ...(typeof e.url === 'string' ? { url: redactSignature(e.url) } : {})
+  }
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']

@@ -33,14 +33,17 @@ describe('the node\'s own paths', () => {
     expect(files.stats.requests).toBe(0)
   })
 
-  it('/health lists the cache keys downloading, /cluster/stats counts them the same way', async () => {
+  it('/health lists the cache keys downloading (a query\'s credentials redacted), /cluster/stats counts them the same way', async () => {
     const ac = new AbortController()
-    const res = await fetch(node.url + '/slow.bin', { signal: ac.signal })
+    const res = await fetch(node.url + '/slow.bin?access_token=SEKRET', { signal: ac.signal })
     await (res.body as ReadableStream<Uint8Array>).getReader().read()
-    const health = await (await fetch(node.url + '/health')).json() as { active_downloads: number, downloads: unknown[], progress: Array<{ key: string }> }
+    const text = await (await fetch(node.url + '/health')).text()
+    expect(text).not.toContain('SEKRET')
+    const health = JSON.parse(text) as { active_downloads: number, downloads: unknown[], progress: Array<{ key: string, url: string }> }
     expect(health.active_downloads).toBe(1)
     expect(health.downloads).toEqual([health.progress[0]?.key])
     expect(typeof health.downloads[0]).toBe('string')
+    expect(health.progress[0]?.url).toMatch(/\/slow\.bin\?access_token=\[redacted\]$/)
     const cluster = await (await fetch(node.url + '/cluster/stats')).json() as { totals: { active_downloads: number }, nodes: Array<{ cache: { max_bytes: number } }> }
     expect(cluster.totals.active_downloads).toBe(1)
     expect(cluster.nodes[0]?.cache.max_bytes).toBeGreaterThan(0)

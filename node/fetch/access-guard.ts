@@ -3,7 +3,9 @@ import { readLimited } from '../upstream/request.ts'
 import { credentialOf, withoutCredentials } from './acquire-types.ts'
 import type { Acquired, UpstreamRequest } from './acquire-types.ts'
 import { discardBody } from './upstream-source.ts'
-import type { Source } from './upstream-source.ts'
+import type { Source, SourceResponse } from './upstream-source.ts'
+import type { BlobMeta } from './response-meta.ts'
+import { compareWithCached } from './revalidate.ts'
 import { lruCache } from '../lru.ts'
 
 /** How long an upstream's yes to a client for a blob fetched with someone else's credentials stands. */
@@ -32,13 +34,13 @@ export class AccessGuard {
    * without them: then it is anyone's (a public model fetched by a logged-in client), and members may
    * have it. False when the credentials cannot be taken off the request.
    */
-  async givenWithoutCredentials (upstream: UpstreamRequest, signal?: AbortSignal): Promise<boolean> {
+  async givenWithoutCredentials (upstream: UpstreamRequest, file: FileFacts, signal?: AbortSignal): Promise<boolean> {
     const bare = withoutCredentials(upstream)
     if (bare === null) return false
     try {
       const res = await this.source(bare).fetch({ start: 0, end: 0 }, { signal })
       discardBody(res.body)
-      return res.status === 200 || res.status === 206 || res.status === 416
+      return sameFile(res, file)
     } catch {
       return false
     }
@@ -57,8 +59,7 @@ export class AccessGuard {
       got.release()
       throw err
     }
-    // 416: the file is empty, and the upstream served it.
-    if (res.status === 200 || res.status === 206 || res.status === 416) {
+    if (sameFile(res, got.meta)) {
       discardBody(res.body)
       this.allowed.set(asked, true)
       if (who === 'anonymous') got.onPublic?.()
@@ -68,4 +69,18 @@ export class AccessGuard {
     const body = await readLimited(res.body as unknown as Readable, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0))
     return { kind: 'upstream-response', status: res.status, headers: res.headers, body }
   }
+}
+
+/** What a cached file is known by: its size and the upstream's validator. */
+export type FileFacts = Pick<BlobMeta, 'size' | 'validator'>
+
+/**
+ * Whether an upstream answer to a 1-byte request is the cached file: its size (and ETag or Last-Modified
+ * when both sides have one), not just a success. A sign-in page a redirect led to is a refusal (it was
+ * taken as a yes, and a private file went to whoever asked).
+ */
+function sameFile (res: SourceResponse, file: FileFacts): boolean {
+  // 416: the file is empty, and the upstream served it.
+  if (res.status === 416) return file.size === 0 && res.contentRange?.total === 0
+  return compareWithCached(file, res) === 'same'
 }

@@ -27,6 +27,7 @@ import { waitFor } from '../abort.ts'
 import { AwayOrigins } from '../upstream/away.ts'
 import { credentialOf, hasCredentials } from './acquire-types.ts'
 import { AccessGuard } from './access-guard.ts'
+import type { FileFacts } from './access-guard.ts'
 import type { Acquired, AcquireOptions, ActiveDownload, BlobHandle, InFlightBlob, SourceProvider, UpstreamRequest } from './acquire-types.ts'
 import type { FetcherComponents, FetcherInit } from './fetcher-init.ts'
 
@@ -176,11 +177,14 @@ export class Fetcher {
   }
 
   /** A blob just fetched with a client's credentials: known public (see BlobStore.knownPublic) when the upstream gives it without them too. */
-  private learnPublic (upstream: UpstreamRequest, digest: string): void {
+  private learnPublic (key: string, upstream: UpstreamRequest, digest: string, file: FileFacts): void {
     if (this.stopping) return
-    this.access.givenWithoutCredentials(upstream, AbortSignal.timeout(PUBLIC_PROBE_MS)).then((open) => {
-      if (open) this.store.knownPublic(digest)
-    }, () => {})
+    this.access.givenWithoutCredentials(upstream, file, AbortSignal.timeout(PUBLIC_PROBE_MS)).then(async (open) => {
+      if (!open) return
+      this.store.knownPublic(digest)
+      // Its key too (a file named by its URL is then offered by it, and other clients need no check).
+      await this.store.shareKey(key)
+    }).catch(() => {})
   }
 
   /** A hit served without asking the upstream (it is away, or failed): stale once its recheck is due. */
@@ -355,7 +359,7 @@ export class Fetcher {
     this.inflight.set(identity.key, d)
     d.onSettled(() => {
       if (this.inflight.get(identity.key) === d) this.inflight.delete(identity.key)
-      if (!shareable && d.digest !== null) this.learnPublic(upstream, d.digest)
+      if (!shareable && d.digest !== null && d.meta !== null) this.learnPublic(identity.key, upstream, d.digest, d.meta)
     })
     const unwant = d.want()
     d.start()

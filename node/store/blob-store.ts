@@ -197,6 +197,14 @@ export class BlobStore {
   }
 
   /** The upstream confirmed that the file behind `key` did not change: its entry's `fetchedAt` becomes now. */
+  /** The upstream gives the file of `key` to requests without credentials: its entry is anyone's. */
+  async shareKey (key: string): Promise<void> {
+    const entry = await this.index.getKey(key)
+    if (entry === undefined || entry.shareable !== false) return
+    const { credential: _credential, ...rest } = entry
+    await this.index.putKey(key, { ...rest, shareable: true })
+  }
+
   async confirmKey (key: string): Promise<void> {
     const entry = await this.index.getKey(key)
     if (entry !== undefined) await this.index.putKey(key, { ...entry, fetchedAt: Date.now() })

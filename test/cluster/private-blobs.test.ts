@@ -3,9 +3,12 @@ import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { digestIdentity } from '../../node/fetch/identity.ts'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
 import type { UpstreamRequest } from '../../node/fetch/acquire-types.ts'
-import { startClusterNode, startFileUpstream, until } from './helpers.ts'
+import { startClusterNode, startFileUpstream, until, writeKeyFile } from './helpers.ts'
 import type { ClusterTestNode } from './helpers.ts'
 import { blobData } from './lan/blob-data.ts'
 
@@ -138,5 +141,69 @@ describe('blobs fetched with credentials, in an open cluster', () => {
     await expect(ticketFor(hex)).rejects.toThrow()
     expect(await fetchWith(a, hex, { url })).toBe(hex)
     expect(await ticketFor(hex)).toBe(data.length)
+  }, 60_000)
+})
+
+/**
+ * A keyed cluster shares files named by their URL. One fetched with credentials is offered by that URL
+ * once the upstream gave the same file (its size) to a request without them.
+ */
+describe('a file named by its URL, fetched with credentials, in a keyed cluster', () => {
+  let dir: string
+  let a: ClusterTestNode
+  let b: ClusterTestNode
+  const closing: Array<{ close: () => Promise<void> }> = []
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'aimirror-keys-'))
+    const key = await writeKeyFile(dir)
+    a = await startClusterNode({ key_file: key })
+    b = await startClusterNode({ key_file: key, peers: [a.addr], lookup_ms: 2000 })
+    await until(() => b.cluster.running?.membership.memberIds().length === 1, 20_000, 'membership')
+    b.fetcher.useSources(b.cluster)
+  }, 60_000)
+
+  afterAll(async () => {
+    await b?.stop()
+    await a?.stop()
+    for (const c of closing) await c.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  async function fetchUrl (node: ClusterTestNode, url: URL, headers: Record<string, string>): Promise<string> {
+    const got = await node.fetcher.acquire(urlIdentity(url), { url, headers }, { chunkSize: MiB, concurrency: 4 })
+    if (got.kind !== 'blob') throw new Error(`expected a blob, got ${got.kind}`)
+    try {
+      const hash = createHash('sha256')
+      for await (const chunk of got.open(0, got.meta.size as number)) hash.update(chunk as Buffer)
+      return hash.digest('hex')
+    } finally {
+      got.release()
+    }
+  }
+
+  it('public upstream: offered by its URL once the upstream gave it without credentials', async () => {
+    const data = blobData(3 * MiB + 1, 95)
+    const hex = createHash('sha256').update(data).digest('hex')
+    const upstream = await startFileUpstream(data)
+    closing.push(upstream)
+    const url = new URL(upstream.url)
+    expect(await fetchUrl(a, url, { authorization: 'Bearer alice' })).toBe(hex)
+    await until(async () => (await a.store.index.getKey(urlIdentity(url).key))?.shareable === true, 10_000, 'shared by its key')
+    const before = b.store.stats().bytes_from_peers
+    expect(await fetchUrl(b, url, {})).toBe(hex)
+    expect(b.store.stats().bytes_from_peers - before).toBeGreaterThan(2 * MiB)
+  }, 60_000)
+
+  it('private upstream: its key stays the client\'s', async () => {
+    const data = blobData(2 * MiB + 2, 96)
+    const hex = createHash('sha256').update(data).digest('hex')
+    const upstream = await gatedUpstream(data)
+    closing.push(upstream)
+    const url = new URL(upstream.url)
+    expect(await fetchUrl(a, url, { authorization: 'Bearer alice' })).toBe(hex)
+    await until(async () => await a.store.hasDigest(hex), 20_000, 'commit')
+    await new Promise(resolve => setTimeout(resolve, 500))
+    expect((await a.store.index.getKey(urlIdentity(url).key))?.shareable).toBe(false)
   }, 60_000)
 })

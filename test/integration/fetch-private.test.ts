@@ -39,6 +39,33 @@ describe('a file fetched with a client\'s credentials', () => {
     if (open.kind === 'blob') open.release()
   })
 
+  it('an upstream that sends other clients to a sign-in page (a 302 to a 200 page) keeps it from them', async () => {
+    const server = track(await startFileServer({
+      files: { '/sso/p.bin': { size: SIZE, seed: 6 } },
+      // Single sign-on in front of the files: without credentials, a redirect to a page that answers 200.
+      onRequest: (req, res) => {
+        if (req.url === '/login') { res.writeHead(200, { 'content-type': 'text/html', 'content-length': 22 }); res.end('<html>sign in</html>\n\n'); return true }
+        if (req.headers.authorization === 'Bearer good') return false
+        res.writeHead(302, { location: '/login', 'content-length': 0 })
+        res.end()
+        return true
+      }
+    }))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/sso/p.bin')
+    const as = async (authorization?: string) => await rig.fetcher.acquire(urlIdentity(url), { url, headers: authorization === undefined ? {} : { authorization } }, { chunkSize: 512 * 1024, concurrency: 2 })
+    const owner = await as('Bearer good')
+    if (owner.kind !== 'blob') throw new Error(`expected a blob, got ${owner.kind}`)
+    expect((await sha256Of(owner.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 6))
+    owner.release()
+    await until(() => rig.store.stats().file_count === 1)
+    // (The node's own check without credentials, right after the download, was led to the page too.)
+    await new Promise(resolve => setTimeout(resolve, 300))
+    const other = await as()
+    expect(other.kind).toBe('upstream-response')
+    if (other.kind === 'upstream-response') expect(other.body.toString()).toContain('sign in')
+  })
+
   it('joining its download in flight is checked the same way', async () => {
     const state = { locked: true, requests: 0 }
     const server = track(await startFileServer({ files: { '/p.bin': { size: SIZE, seed: 6 } }, perConnectionBps: MiB, onRequest: credentialGate(state) }))

@@ -210,7 +210,9 @@ export class Fetcher {
    */
   private async acquireByFinalUrl (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions): Promise<Acquired> {
     const plain = { ...options, keyByFinalUrl: false }
-    const known = this.finalKeys.fresh(identity.key)
+    // Where a URL leads may depend on who asks (a sign-in page for others): a request with credentials
+    // learns it for itself.
+    const known = hasCredentials(upstream) ? undefined : this.finalKeys.fresh(identity.key)
     if (known !== undefined) {
       // Where the URL led a moment ago: join that download or serve that blob without asking again.
       const running = this.inflight.get(known.key)
@@ -267,7 +269,7 @@ export class Fetcher {
   }
 
   private async resolveFinal (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, plain: AcquireOptions): Promise<Acquired> {
-    const pending = this.resolving.get(identity.key)
+    const pending = hasCredentials(upstream) ? undefined : this.resolving.get(identity.key)
     if (pending !== undefined) {
       const key = await waitFor(pending.known, options.signal).catch(() => null)
       if (key !== null) return await this.acquire({ key, sha256: null, expected: null }, upstream, plain)

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { urlIdentity } from '../../node/fetch/identity.ts'
 import { generatedSha256, startFileServer } from '../fixtures/upstreams/file-server.ts'
@@ -39,18 +40,17 @@ describe('a file fetched with a client\'s credentials', () => {
     if (open.kind === 'blob') open.release()
   })
 
+  /** Single sign-on in front of the files: without credentials, a redirect to a page that answers 200. */
+  const signIn = (req: IncomingMessage, res: ServerResponse): boolean => {
+    if (req.url === '/login') { res.writeHead(200, { 'content-type': 'text/html', 'content-length': 22 }); res.end('<html>sign in</html>\n\n'); return true }
+    if (req.headers.authorization === 'Bearer good') return false
+    res.writeHead(302, { location: '/login', 'content-length': 0 })
+    res.end()
+    return true
+  }
+
   it('an upstream that sends other clients to a sign-in page (a 302 to a 200 page) keeps it from them', async () => {
-    const server = track(await startFileServer({
-      files: { '/sso/p.bin': { size: SIZE, seed: 6 } },
-      // Single sign-on in front of the files: without credentials, a redirect to a page that answers 200.
-      onRequest: (req, res) => {
-        if (req.url === '/login') { res.writeHead(200, { 'content-type': 'text/html', 'content-length': 22 }); res.end('<html>sign in</html>\n\n'); return true }
-        if (req.headers.authorization === 'Bearer good') return false
-        res.writeHead(302, { location: '/login', 'content-length': 0 })
-        res.end()
-        return true
-      }
-    }))
+    const server = track(await startFileServer({ files: { '/sso/p.bin': { size: SIZE, seed: 6 } }, onRequest: signIn }))
     const rig = track(await makeRig())
     const url = new URL(server.url + '/sso/p.bin')
     const as = async (authorization?: string) => await rig.fetcher.acquire(urlIdentity(url), { url, headers: authorization === undefined ? {} : { authorization } }, { chunkSize: 512 * 1024, concurrency: 2 })
@@ -64,6 +64,22 @@ describe('a file fetched with a client\'s credentials', () => {
     const other = await as()
     expect(other.kind).toBe('upstream-response')
     if (other.kind === 'upstream-response') expect(other.body.toString()).toContain('sign in')
+  })
+
+  it('keyed by the URL it ends at: where it led a client without credentials is not where it leads one with them', async () => {
+    const server = track(await startFileServer({ files: { '/sso/q.bin': { size: SIZE, seed: 7 } }, onRequest: signIn }))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/sso/q.bin')
+    const as = async (authorization?: string) => await rig.fetcher.acquire(urlIdentity(url), { url, headers: authorization === undefined ? {} : { authorization } }, { chunkSize: 512 * 1024, concurrency: 2, keyByFinalUrl: true })
+    const page = await as()
+    if (page.kind !== 'blob') throw new Error(`expected a blob, got ${page.kind}`)
+    expect(page.meta.size).toBe(22)
+    page.release()
+    await until(() => rig.store.stats().file_count === 1)
+    const owner = await as('Bearer good')
+    if (owner.kind !== 'blob') throw new Error(`expected a blob, got ${owner.kind}`)
+    expect((await sha256Of(owner.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 7))
+    owner.release()
   })
 
   it('joining its download in flight is checked the same way', async () => {

@@ -7,13 +7,7 @@ import { startNpmRegistry } from '../fixtures/upstreams/npm-registry.ts'
 import type { NpmRegistry } from '../fixtures/upstreams/npm-registry.ts'
 import { startPypiIndex } from '../fixtures/upstreams/pypi-index.ts'
 import type { PypiIndex } from '../fixtures/upstreams/pypi-index.ts'
-import { until } from './helpers.ts'
-
-function p2pAddr (n: TestNode): string {
-  const libp2p = n.node.components.cluster?.running?.libp2p
-  if (libp2p === undefined) throw new Error('cluster not running')
-  return libp2p.getMultiaddrs().map(String).find(a => a.startsWith('/ip4/127.0.0.1/')) as string
-}
+import { p2pAddr, until } from './helpers.ts'
 
 async function selfStats (n: TestNode): Promise<ClusterStatsView['nodes'][number]> {
   const view = await (await fetch(`${n.url}/cluster/stats`)).json() as ClusterStatsView

@@ -270,3 +270,10 @@ export async function startNodeCluster (n: number, doc: Doc, into: TestNode[] = 
   for (const t of nodes) await until(() => t.node.components.cluster?.running?.membership.memberIds().length === n - 1, 20_000, 'membership')
   return nodes
 }
+
+/** The loopback libp2p address of a whole node's cluster (for another node's `cluster.peers`). */
+export function p2pAddr (n: TestNode): string {
+  const libp2p = n.node.components.cluster?.running?.libp2p
+  if (libp2p === undefined) throw new Error('cluster not running')
+  return libp2p.getMultiaddrs().map(String).find(a => a.startsWith('/ip4/127.0.0.1/')) as string
+}

@@ -3,13 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStatsView, PeersView } from '../../node/cluster/view.ts'
 import { startTestNode } from '../helpers/node.ts'
 import type { TestNode } from '../helpers/node.ts'
-import { until } from './helpers.ts'
-
-function p2pAddr (n: TestNode): string {
-  const libp2p = n.node.components.cluster?.running?.libp2p
-  if (libp2p === undefined) throw new Error('cluster not running')
-  return libp2p.getMultiaddrs().map(String).find(a => a.startsWith('/ip4/127.0.0.1/')) as string
-}
+import { p2pAddr, until } from './helpers.ts'
 
 describe('cluster inside the node: /cluster/stats and /peers', () => {
   let a: TestNode

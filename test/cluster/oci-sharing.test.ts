@@ -8,13 +8,7 @@ import type { BuiltImage } from '../fixtures/upstreams/oci-image.ts'
 import { startOciRegistry } from '../fixtures/upstreams/oci-registry.ts'
 import type { OciRegistry } from '../fixtures/upstreams/oci-registry.ts'
 import { PullClient } from '../integration/oci-helpers.ts'
-import { until } from './helpers.ts'
-
-function p2pAddr (n: TestNode): string {
-  const libp2p = n.node.components.cluster?.running?.libp2p
-  if (libp2p === undefined) throw new Error('cluster not running')
-  return libp2p.getMultiaddrs().map(String).find(a => a.startsWith('/ip4/127.0.0.1/')) as string
-}
+import { p2pAddr, until } from './helpers.ts'
 
 async function peerBytes (n: TestNode): Promise<number> {
   const view = await (await fetch(`${n.url}/cluster/stats`)).json() as ClusterStatsView

@@ -8,14 +8,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { digestIdentity, urlIdentity } from '../../node/fetch/identity.ts'
 import type { UpstreamRequest } from '../../node/fetch/acquire-types.ts'
+import type { BlobIdentity } from '../../node/fetch/identity.ts'
+import type { ClusterConfig } from '../../config/types.ts'
 import { startClusterNode, startFileUpstream, until, writeKeyFile } from './helpers.ts'
 import type { ClusterTestNode } from './helpers.ts'
 import { blobData } from './lan/blob-data.ts'
 
 const MiB = 1 << 20
 
-async function fetchWith (node: ClusterTestNode, hex: string, upstream: UpstreamRequest): Promise<string> {
-  const got = await node.fetcher.acquire(digestIdentity({ algorithm: 'sha256', hex }), upstream, { chunkSize: MiB, concurrency: 4 })
+/** What `node` gets for `identity` with `upstream` (credentials and all): its sha256. */
+async function fetchAs (node: ClusterTestNode, identity: BlobIdentity, upstream: UpstreamRequest): Promise<string> {
+  const got = await node.fetcher.acquire(identity, upstream, { chunkSize: MiB, concurrency: 4 })
   if (got.kind !== 'blob') throw new Error(`expected a blob, got ${got.kind}`)
   try {
     const hash = createHash('sha256')
@@ -24,6 +27,19 @@ async function fetchWith (node: ClusterTestNode, hex: string, upstream: Upstream
   } finally {
     got.release()
   }
+}
+
+async function fetchWith (node: ClusterTestNode, hex: string, upstream: UpstreamRequest): Promise<string> {
+  return await fetchAs(node, digestIdentity({ algorithm: 'sha256', hex }), upstream)
+}
+
+/** Members a and b (b's downloads take members as sources; a's stay upstream only: what it holds is what is asked of it). */
+async function startPair (cluster: Partial<ClusterConfig> = {}): Promise<[ClusterTestNode, ClusterTestNode]> {
+  const a = await startClusterNode(cluster)
+  const b = await startClusterNode({ ...cluster, peers: [a.addr], lookup_ms: 2000 })
+  await until(() => b.cluster.running?.membership.memberIds().length === 1, 20_000, 'membership')
+  b.fetcher.useSources(b.cluster)
+  return [a, b]
 }
 
 /**
@@ -51,6 +67,14 @@ async function gatedUpstream (data: Buffer, latencyMs = 0): Promise<{ url: strin
   }
 }
 
+/** A blob made of `size` bytes (`seed`) behind a new upstream, `gated` or open, closed with `closing`. */
+async function served (closing: Array<{ close: () => Promise<void> }>, gated: boolean, size: number, seed: number, latencyMs = 0): Promise<{ data: Buffer, hex: string, upstream: { url: string } }> {
+  const data = blobData(size, seed)
+  const upstream = gated ? await gatedUpstream(data, latencyMs) : await startFileUpstream(data)
+  closing.push(upstream)
+  return { data, hex: createHash('sha256').update(data).digest('hex'), upstream }
+}
+
 /**
  * A blob fetched with a client's credentials (its headers, or a registry login the node holds for it)
  * is that client's: no member gets a ticket for it until the upstream gave it to a request without them
@@ -63,11 +87,7 @@ describe('blobs fetched with credentials, in an open cluster', () => {
   const closing: Array<{ close: () => Promise<void> }> = []
 
   beforeAll(async () => {
-    a = await startClusterNode()
-    b = await startClusterNode({ peers: [a.addr] })
-    await until(() => b.cluster.running?.membership.memberIds().length === 1, 20_000, 'membership')
-    // b's downloads take members as sources (a's stay upstream only: what it holds is what is asked of it).
-    b.fetcher.useSources(b.cluster)
+    [a, b] = await startPair()
   }, 60_000)
 
   afterAll(async () => {
@@ -83,10 +103,7 @@ describe('blobs fetched with credentials, in an open cluster', () => {
   }
 
   it('private upstream: no member gets it', async () => {
-    const data = blobData(2 * MiB + 7, 90)
-    const hex = createHash('sha256').update(data).digest('hex')
-    const upstream = await gatedUpstream(data)
-    closing.push(upstream)
+    const { hex, upstream } = await served(closing, true, 2 * MiB + 7, 90)
     expect(await fetchWith(a, hex, { url: new URL(upstream.url), headers: { authorization: 'Bearer alice' } })).toBe(hex)
     await until(async () => await a.store.hasDigest(hex), 20_000, 'commit')
     // Long enough for the check without credentials to have come back (with a 401).
@@ -95,10 +112,7 @@ describe('blobs fetched with credentials, in an open cluster', () => {
   }, 60_000)
 
   it('private upstream, still downloading: a member asking is told nothing of it', async () => {
-    const data = blobData(2 * MiB + 10, 93)
-    const hex = createHash('sha256').update(data).digest('hex')
-    const upstream = await gatedUpstream(data, 1500)
-    closing.push(upstream)
+    const { hex, upstream } = await served(closing, true, 2 * MiB + 10, 93, 1500)
     const fetching = fetchWith(a, hex, { url: new URL(upstream.url), headers: { authorization: 'Bearer alice' } })
     await until(() => a.fetcher.activeDownloads().some(d => d.key === `sha256:${hex}`), 5_000, 'download under way')
     const control = b.cluster.running?.control
@@ -108,20 +122,14 @@ describe('blobs fetched with credentials, in an open cluster', () => {
   }, 60_000)
 
   it('public upstream fetched with an Authorization header: members get it once the upstream gave it without', async () => {
-    const data = blobData(2 * MiB + 8, 91)
-    const hex = createHash('sha256').update(data).digest('hex')
-    const upstream = await startFileUpstream(data)
-    closing.push(upstream)
+    const { data, hex, upstream } = await served(closing, false, 2 * MiB + 8, 91)
     expect(await fetchWith(a, hex, { url: new URL(upstream.url), headers: { authorization: 'Bearer alice' } })).toBe(hex)
     await until(async () => await ticketFor(hex).then(() => true, () => false), 10_000, 'shared')
     expect(await ticketFor(hex)).toBe(data.length)
   }, 60_000)
 
   it('a request with credentials takes a public blob from a member (checked against its digest)', async () => {
-    const data = blobData(2 * MiB + 11, 94)
-    const hex = createHash('sha256').update(data).digest('hex')
-    const upstream = await startFileUpstream(data)
-    closing.push(upstream)
+    const { data, hex, upstream } = await served(closing, false, 2 * MiB + 11, 94)
     expect(await fetchWith(a, hex, { url: new URL(upstream.url) })).toBe(hex)
     await until(async () => await a.store.hasDigest(hex), 20_000, 'commit')
     const before = b.store.stats().bytes_from_peers
@@ -130,10 +138,7 @@ describe('blobs fetched with credentials, in an open cluster', () => {
   }, 60_000)
 
   it('a registry login held by the node: no member gets it until a client without credentials was let have it', async () => {
-    const data = blobData(2 * MiB + 9, 92)
-    const hex = createHash('sha256').update(data).digest('hex')
-    const upstream = await startFileUpstream(data)
-    closing.push(upstream)
+    const { data, hex, upstream } = await served(closing, false, 2 * MiB + 9, 92)
     const url = new URL(upstream.url)
     expect(await fetchWith(a, hex, { url, credential: 'alice-key' })).toBe(hex)
     await until(async () => await a.store.hasDigest(hex), 20_000, 'commit')
@@ -156,11 +161,7 @@ describe('a file named by its URL, fetched with credentials, in a keyed cluster'
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'aimirror-keys-'))
-    const key = await writeKeyFile(dir)
-    a = await startClusterNode({ key_file: key })
-    b = await startClusterNode({ key_file: key, peers: [a.addr], lookup_ms: 2000 })
-    await until(() => b.cluster.running?.membership.memberIds().length === 1, 20_000, 'membership')
-    b.fetcher.useSources(b.cluster)
+    ;[a, b] = await startPair({ key_file: await writeKeyFile(dir) })
   }, 60_000)
 
   afterAll(async () => {
@@ -170,23 +171,10 @@ describe('a file named by its URL, fetched with credentials, in a keyed cluster'
     await rm(dir, { recursive: true, force: true })
   })
 
-  async function fetchUrl (node: ClusterTestNode, url: URL, headers: Record<string, string>): Promise<string> {
-    const got = await node.fetcher.acquire(urlIdentity(url), { url, headers }, { chunkSize: MiB, concurrency: 4 })
-    if (got.kind !== 'blob') throw new Error(`expected a blob, got ${got.kind}`)
-    try {
-      const hash = createHash('sha256')
-      for await (const chunk of got.open(0, got.meta.size as number)) hash.update(chunk as Buffer)
-      return hash.digest('hex')
-    } finally {
-      got.release()
-    }
-  }
+  const fetchUrl = async (node: ClusterTestNode, url: URL, headers: Record<string, string>): Promise<string> => await fetchAs(node, urlIdentity(url), { url, headers })
 
   it('public upstream: offered by its URL once the upstream gave it without credentials', async () => {
-    const data = blobData(3 * MiB + 1, 95)
-    const hex = createHash('sha256').update(data).digest('hex')
-    const upstream = await startFileUpstream(data)
-    closing.push(upstream)
+    const { hex, upstream } = await served(closing, false, 3 * MiB + 1, 95)
     const url = new URL(upstream.url)
     expect(await fetchUrl(a, url, { authorization: 'Bearer alice' })).toBe(hex)
     await until(async () => (await a.store.index.getKey(urlIdentity(url).key))?.shareable === true, 10_000, 'shared by its key')
@@ -196,10 +184,7 @@ describe('a file named by its URL, fetched with credentials, in a keyed cluster'
   }, 60_000)
 
   it('private upstream: its key stays the client\'s', async () => {
-    const data = blobData(2 * MiB + 2, 96)
-    const hex = createHash('sha256').update(data).digest('hex')
-    const upstream = await gatedUpstream(data)
-    closing.push(upstream)
+    const { hex, upstream } = await served(closing, true, 2 * MiB + 2, 96)
     const url = new URL(upstream.url)
     expect(await fetchUrl(a, url, { authorization: 'Bearer alice' })).toBe(hex)
     await until(async () => await a.store.hasDigest(hex), 20_000, 'commit')

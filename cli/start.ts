@@ -13,21 +13,12 @@ import { reopenLogFiles } from '../node/log.ts'
 export async function runStart (config: Config): Promise<number> {
   const node = createNode(config)
   await node.start()
-  const { port } = node.address()
-  const base = clientBaseUrl(config, port)
-  const router = createRouter(config.rules)
-  process.stdout.write(
-    `aimirror listening on http://${hostPort(config.server.host, port)}` +
-    ` (cache ${config.cache.dir}, ${config.rules.length} rules)\n\n` +
-    `Point your clients at it:\n${clientSettings(config, base, (path) => router.match(path)?.rule ?? null) || '  (no rule serves a client aimirror knows; requests go to the rule their path matches)'}\n\n` +
-    `What it is doing: ${base}/dashboard (Prometheus: ${base}/metrics)\n\n`)
-
   const onHangup = (): void => {
     const n = reopenLogFiles()
     process.stderr.write(`aimirror: SIGHUP, ${n === 0 ? 'no logging.file to reopen' : 'logging.file reopened'}\n`)
   }
   process.on('SIGHUP', onHangup)
-  return await new Promise<number>((resolve) => {
+  const stopped = new Promise<number>((resolve) => {
     let stopping = false
     const onSignal = (signal: NodeJS.Signals): void => {
       if (stopping) {
@@ -63,4 +54,14 @@ export async function runStart (config: Config): Promise<number> {
       })
     }, () => {})
   })
+  // Said once the signals are handled: whoever reads it (a supervisor, a test) may signal at once.
+  const { port } = node.address()
+  const base = clientBaseUrl(config, port)
+  const router = createRouter(config.rules)
+  process.stdout.write(
+    `aimirror listening on http://${hostPort(config.server.host, port)}` +
+    ` (cache ${config.cache.dir}, ${config.rules.length} rules)\n\n` +
+    `Point your clients at it:\n${clientSettings(config, base, (path) => router.match(path)?.rule ?? null) || '  (no rule serves a client aimirror knows; requests go to the rule their path matches)'}\n\n` +
+    `What it is doing: ${base}/dashboard (Prometheus: ${base}/metrics)\n\n`)
+  return await stopped
 }

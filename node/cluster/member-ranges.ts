@@ -49,7 +49,7 @@ export interface MemberRangesParts {
 export class MemberRanges {
   private readonly p: MemberRangesParts
   private next = 0
-  /** Reads each holder broke off or let go quiet (see strike). */
+  /** Reads each holder broke off (see strike). */
   private readonly strikes = new Map<string, number>()
 
   constructor (parts: MemberRangesParts) {
@@ -113,7 +113,7 @@ export class MemberRanges {
   }
 
   /**
-   * A holder broke off a read or let it go quiet while it stays in the cluster. Once is a hiccup (its
+   * A holder broke off a read (or it timed out) while it stays in the cluster. Once is a hiccup (its
    * range is asked again); twice leaves it out of the rest of the download, whose ranges then go to
    * other holders or the upstream (a holder that broke every read held a client for 20 s, then failed it).
    */

@@ -84,7 +84,9 @@ describe('registry mirror: credentials, private content, token renewal', () => {
     const bob = new PullClient(node!.url, { user: 'bob', password: USERS.bob })
     const denied = await bob.get(`/v2/alice/secret/blobs/${layer}`)
     expect(denied.status).toBe(403)
-    expect((JSON.parse(denied.body.toString()) as { errors: Array<{ code: string }> }).errors[0]?.code).toBe('DENIED')
+    const error = (JSON.parse(denied.body.toString()) as { errors: Array<{ code: string, message: string }> }).errors[0]
+    expect(error?.code).toBe('DENIED')
+    expect(error?.message).toMatch(/refused these credentials.*401/)
 
     // Alice again: from the cache (the access check is remembered, the CDN is not asked).
     reg!.stats.reset()

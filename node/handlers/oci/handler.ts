@@ -110,7 +110,9 @@ export function createOciHandler (components: OciHandlerComponents, init: OciHan
       return await sendChallenge(reply, head, { ...challenge, error: 'insufficient_scope' })
     }
     if (served.status === 401) log.info({ registry: target.registry, repo: target.repo }, 'upstream refused a client credential')
-    await sendRefusal(reply, head, served.status === 401 ? { ...served, status: 403, body: undefined } : served)
+    // A 401 to a logged-in client is the registry refusing its credentials for this repository: a 403 here,
+    // or the client would log in again and again.
+    await sendRefusal(reply, head, served.status === 401 ? { ...served, status: 403, body: undefined, message: 'the registry refused these credentials for this repository (it answered 401)' } : served)
   }
 
   return {

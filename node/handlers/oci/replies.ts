@@ -55,6 +55,8 @@ export interface Refusal {
   readonly body?: Buffer
   readonly contentType?: string
   readonly what: 'manifest' | 'blob' | 'repository'
+  /** What the client is told when upstream sent no error document (default: upstream's status). */
+  readonly message?: string
 }
 
 const UNKNOWN_CODE = { manifest: 'MANIFEST_UNKNOWN', blob: 'BLOB_UNKNOWN', repository: 'NAME_UNKNOWN' } as const
@@ -76,7 +78,7 @@ export async function sendRefusal (reply: FastifyReply, head: boolean, r: Refusa
   const code: OciErrorCode = r.status === 404
     ? UNKNOWN_CODE[r.what]
     : r.status === 401 ? 'UNAUTHORIZED' : r.status === 403 ? 'DENIED' : r.status === 429 ? 'TOOMANYREQUESTS' : 'UNKNOWN'
-  await sendOciError(reply, head, r.status, code, `upstream answered ${r.status}`, headers)
+  await sendOciError(reply, head, r.status, code, r.message ?? `upstream answered ${r.status}`, headers)
 }
 
 export function pullScope (name: string): string {

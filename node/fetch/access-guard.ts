@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream'
+import type { BlobStore } from '../store/blob-store.ts'
 import { readLimited } from '../upstream/request.ts'
 import { credentialOf, withoutCredentials } from './acquire-types.ts'
 import type { Acquired, UpstreamRequest } from './acquire-types.ts'
@@ -13,6 +14,8 @@ const ALLOWED_MS = 60_000
 /** Answers remembered at most (the oldest go first). */
 const REMEMBERED = 10_000
 const ERROR_BODY_LIMIT = 64 << 10
+/** How long the check whether a file fetched with credentials is public may take. */
+const PUBLIC_PROBE_MS = 10_000
 
 /**
  * A blob fetched with a client's credentials (a private wheel, tarball or release asset) is content
@@ -23,10 +26,25 @@ const ERROR_BODY_LIMIT = 64 << 10
  */
 export class AccessGuard {
   private readonly source: (upstream: UpstreamRequest) => Source
+  private readonly store: BlobStore
   private readonly allowed = lruCache<string, true>(REMEMBERED, { ttl: ALLOWED_MS })
 
-  constructor (source: (upstream: UpstreamRequest) => Source) {
+  constructor (source: (upstream: UpstreamRequest) => Source, store: BlobStore) {
     this.source = source
+    this.store = store
+  }
+
+  /**
+   * A blob just fetched with a client's credentials (under `key`): known public (see
+   * BlobStore.knownPublic), and its key anyone's, when the upstream gives it without them too.
+   */
+  learnPublic (key: string, upstream: UpstreamRequest, digest: string, file: FileFacts): void {
+    this.givenWithoutCredentials(upstream, file, AbortSignal.timeout(PUBLIC_PROBE_MS)).then(async (open) => {
+      if (!open) return
+      this.store.knownPublic(digest)
+      // Its key too (a file named by its URL is then offered by it, and other clients need no check).
+      await this.store.shareKey(key)
+    }).catch(() => {})
   }
 
   /**

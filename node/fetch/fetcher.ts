@@ -27,7 +27,6 @@ import { waitFor } from '../abort.ts'
 import { AwayOrigins } from '../upstream/away.ts'
 import { credentialOf, hasCredentials } from './acquire-types.ts'
 import { AccessGuard } from './access-guard.ts'
-import type { FileFacts } from './access-guard.ts'
 import type { Acquired, AcquireOptions, ActiveDownload, BlobHandle, InFlightBlob, SourceProvider, UpstreamRequest } from './acquire-types.ts'
 import type { FetcherComponents, FetcherInit } from './fetcher-init.ts'
 
@@ -36,8 +35,6 @@ export type { Acquired, AcquireOptions, ActiveDownload, BlobHandle, InFlightBlob
 export type { FetcherComponents, FetcherInit } from './fetcher-init.ts'
 
 const DEFAULT_CHUNK = 8 << 20
-/** How long the check whether a file fetched with credentials is public may take. */
-const PUBLIC_PROBE_MS = 10_000
 
 /**
  * Fetch engine entry point: local hit → join an in-flight download → new download, from the upstream
@@ -101,7 +98,7 @@ export class Fetcher {
     this.downloads = new Limiter(this.init.maxConcurrentDownloads)
     this.pacer = new GcPacer({ gc: init.gc })
     this.revalidator = new Revalidator({ store: this.store, logger: this.log, source: upstream => this.source(upstream), away: this.away })
-    this.access = new AccessGuard(upstream => this.source(upstream))
+    this.access = new AccessGuard(upstream => this.source(upstream), this.store)
     this.finalKeys = new FinalKeys(this.store, this.log)
   }
 
@@ -156,41 +153,10 @@ export class Fetcher {
     }
     const joined = this.inflight.get(identity.key)
     if (joined !== undefined) return await this.join(joined, upstream, options)
-    const hit = await this.checked(identity, await this.hit(identity), upstream, options)
+    const hit = await this.revalidator.served(identity, await this.hit(identity), upstream, options.revalidateAfterMs)
     if (hit !== null) return hit
     // (A download of the key started while the cache was looked up is joined there.)
     return await this.download(identity, upstream, options, this.source(upstream))
-  }
-
-  /**
-   * A cache hit as it may be served now: null when the upstream says the file changed, marked `stale`
-   * when its check was due and the upstream could not tell.
-   */
-  private async checked (identity: BlobIdentity, hit: BlobHandle | null, upstream: UpstreamRequest, options: AcquireOptions): Promise<BlobHandle | null> {
-    if (hit === null) return null
-    const freshness = await this.revalidator.current(identity, hit, upstream, options.revalidateAfterMs)
-    if (freshness === 'changed') {
-      hit.release()
-      return null
-    }
-    return freshness === 'unconfirmed' ? { ...hit, stale: true } : hit
-  }
-
-  /** A blob just fetched with a client's credentials: known public (see BlobStore.knownPublic) when the upstream gives it without them too. */
-  private learnPublic (key: string, upstream: UpstreamRequest, digest: string, file: FileFacts): void {
-    if (this.stopping) return
-    this.access.givenWithoutCredentials(upstream, file, AbortSignal.timeout(PUBLIC_PROBE_MS)).then(async (open) => {
-      if (!open) return
-      this.store.knownPublic(digest)
-      // Its key too (a file named by its URL is then offered by it, and other clients need no check).
-      await this.store.shareKey(key)
-    }).catch(() => {})
-  }
-
-  /** A hit served without asking the upstream (it is away, or failed): stale once its recheck is due. */
-  private unconfirmed (hit: BlobHandle, options: AcquireOptions): BlobHandle {
-    const due = options.revalidateAfterMs !== undefined && hit.confirmedAt !== undefined && Date.now() - hit.confirmedAt >= options.revalidateAfterMs
-    return due ? { ...hit, stale: true } : hit
   }
 
   private source (upstream: UpstreamRequest): UpstreamSource {
@@ -218,14 +184,14 @@ export class Fetcher {
       const running = this.inflight.get(known.key)
       if (running !== undefined) return await this.join(running, upstream, options)
       const final = { key: known.key, sha256: null, expected: null }
-      const hit = await this.checked(final, await this.hit(final), upstream, options)
+      const hit = await this.revalidator.served(final, await this.hit(final), upstream, options.revalidateAfterMs)
       if (hit !== null) return hit
     }
     const origin = upstream.url.origin
     if (this.away.isAway(origin)) {
       // An upstream that just failed to answer is not waited for again when the URL's last file is here.
       const last = await this.lastFinalHit(identity, known)
-      if (last !== null) return this.unconfirmed(last, options)
+      if (last !== null) return this.revalidator.unconfirmed(last, options.revalidateAfterMs)
     }
     let got: Acquired
     const askedAt = Date.now()
@@ -251,7 +217,7 @@ export class Fetcher {
    */
   private async insteadOfUpstream (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, known: { key: string } | undefined): Promise<Acquired | null> {
     const hit = await this.lastFinalHit(identity, known)
-    if (hit !== null) return this.unconfirmed(hit, options)
+    if (hit !== null) return this.revalidator.unconfirmed(hit, options.revalidateAfterMs)
     // (Where peers could not take part, the download would only ask the upstream again.)
     if (this.sources === null || hasCredentials(upstream) || this.sources.shares?.(identity, true) !== true) return null
     try {
@@ -361,7 +327,7 @@ export class Fetcher {
     this.inflight.set(identity.key, d)
     d.onSettled(() => {
       if (this.inflight.get(identity.key) === d) this.inflight.delete(identity.key)
-      if (!shareable && d.digest !== null && d.meta !== null) this.learnPublic(identity.key, upstream, d.digest, d.meta)
+      if (!shareable && d.digest !== null && d.meta !== null && !this.stopping) this.access.learnPublic(identity.key, upstream, d.digest, d.meta)
     })
     const unwant = d.want()
     d.start()

@@ -1,6 +1,6 @@
 import { deadline } from '../abort.ts'
 import { isNoAnswer } from '../errors.ts'
-import { readLimited } from '../upstream/request.ts'
+import { readLimited, readPrefix } from '../upstream/request.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../store/blob-store.ts'
 import type { Validator } from '../store/index-db.ts'
@@ -10,7 +10,6 @@ import type { BlobIdentity } from './identity.ts'
 import { lruCache } from '../lru.ts'
 import { retryAfterOf } from './outage.ts'
 import { fileOf } from './response-meta.ts'
-import { discardBody } from './upstream-source.ts'
 import type { Source, SourceResponse } from './upstream-source.ts'
 
 /** What the upstream says about a file cached by its URL: the same, changed (or gone), or nothing usable. */
@@ -132,6 +131,26 @@ export class Revalidator {
   }
 
   /**
+   * A cache hit as it may be served now: null when the upstream says the file changed (the hit is
+   * released), marked `stale` when its check was due and the upstream could not tell.
+   */
+  async served (identity: BlobIdentity, hit: BlobHandle | null, upstream: UpstreamRequest, afterMs: number | undefined): Promise<BlobHandle | null> {
+    if (hit === null) return null
+    const freshness = await this.current(identity, hit, upstream, afterMs)
+    if (freshness === 'changed') {
+      hit.release()
+      return null
+    }
+    return freshness === 'unconfirmed' ? { ...hit, stale: true } : hit
+  }
+
+  /** A hit served without asking the upstream (it is away, or failed): stale once its recheck is due. */
+  unconfirmed (hit: BlobHandle, afterMs: number | undefined): BlobHandle {
+    const due = afterMs !== undefined && hit.confirmedAt !== undefined && Date.now() - hit.confirmedAt >= afterMs
+    return due ? { ...hit, stale: true } : hit
+  }
+
+  /**
    * What an upstream answer already in hand (a download's first range) says about a cached hit under
    * `key`; the same file renews the hit's confirmation.
    */
@@ -223,26 +242,8 @@ async function compareSpan (res: SourceResponse, hit: BlobHandle, span: { start:
     return 'unknown'
   }
   const length = span.end - span.start + 1
-  const [upstream, cached] = await Promise.all([readPrefix(res.body, length), readLimited(hit.open(span.start, span.end + 1), length)])
-  // A body cut short says nothing.
+  const [upstream, cached] = await Promise.all([readPrefix(res.body, length).catch(() => Buffer.alloc(0)), readLimited(hit.open(span.start, span.end + 1), length)])
+  // A body cut short (or broken) says nothing.
   if (upstream.length !== length) return 'unknown'
   return upstream.equals(cached) ? 'same' : 'changed'
-}
-
-/** The first `n` bytes of a body (fewer when it ends or breaks first); the rest is not read. */
-async function readPrefix (body: SourceResponse['body'], n: number): Promise<Buffer> {
-  const parts: Buffer[] = []
-  let got = 0
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      parts.push(chunk)
-      got += chunk.length
-      if (got >= n) break
-    }
-  } catch {
-    // Cut short: what came is compared as it is (and is too short to say anything).
-  } finally {
-    discardBody(body)
-  }
-  return Buffer.concat(parts).subarray(0, n)
 }

@@ -80,6 +80,22 @@ export async function readLimited (body: Readable, limit: number): Promise<Buffe
   return Buffer.concat(parts)
 }
 
+/** The first `n` bytes of a stream (fewer when it ends first); the rest is not read. Rejects when it breaks. */
+export async function readPrefix (body: Readable, n: number): Promise<Buffer> {
+  const parts: Buffer[] = []
+  let got = 0
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      parts.push(chunk)
+      got += chunk.length
+      if (got >= n) break
+    }
+  } finally {
+    discardBody(body)
+  }
+  return Buffer.concat(parts).subarray(0, n)
+}
+
 /** All values of header `name` (case-insensitive) in order. */
 export function headerValues (raw: RawHeaders, name: string): string[] {
   const out: string[] = []

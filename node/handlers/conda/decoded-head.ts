@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream'
 import bunzip2 from 'unbzip2-stream'
 import type { MetadataResult } from '../../metadata/types.ts'
 import type { RepodataCoding } from './paths.ts'
+import { readPrefix } from '../../upstream/request.ts'
 import { decoderFor } from './repodata-index.ts'
 
 /**
@@ -22,19 +23,7 @@ export async function decodedHead (result: MetadataResult, coding: RepodataCodin
 async function streamHead (raw: Readable, coding: RepodataCoding, n: number): Promise<Buffer> {
   const decoder = decoderFor(coding)
   if (decoder === undefined) return Buffer.alloc(0)
-  const stream = decoder === null ? raw : raw.pipe(decoder)
-  const chunks: Buffer[] = []
-  let size = 0
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      chunks.push(chunk)
-      size += chunk.length
-      if (size >= n) break
-    }
-  } finally {
-    stream.destroy()
-  }
-  return Buffer.concat(chunks)
+  return await readPrefix(decoder === null ? raw : raw.pipe(decoder), n)
 }
 
 /** unbzip2-stream is a classic (through) stream: read it by its events until `n` bytes came out. */

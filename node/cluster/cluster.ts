@@ -141,7 +141,7 @@ export class Cluster implements SourceProvider {
     const peerPool = pinnedAgent(pins, { connections: 32, keepAliveTimeout: 30_000 })
     // At most 32 connections to each member, as the pool above: a member serving many downloaders at once
     // (an office pulling one image) is not flooded past its data port's connection limit.
-    const peerSockets = new RangeSockets({ connectTimeoutMs: 5_000, readTimeoutMs: 10_000, maxPerOrigin: 32, ...pinnedSockets(pins) })
+    const peerSockets = new RangeSockets({ party: 'Peer', connectTimeoutMs: 5_000, readTimeoutMs: 10_000, maxPerOrigin: 32, ...pinnedSockets(pins) })
     const peers = new PeerClient({ libp2p, control, dispatcher: peerPool, pins }, {
       vouchKey: vouch,
       onBytes: (_peer, n) => { this.c.store.traffic.receivedFromPeers(n) },

@@ -27,6 +27,7 @@ export interface RangeSocketsRequest {
 /** What every connection of a RangeSockets pool is opened with. */
 export interface ConnectionSettings {
   connectTimeoutMs: number
+  party: string
   readTimeoutMs: number
   keepAliveMs: number
   tls: ConnectionOptions
@@ -82,7 +83,7 @@ export class Connection {
       ? tlsConnect({ ...settings.tls, host, port, servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'], session: hooks.session, onread } as ConnectionOptions)
       : netConnect({ host, port, onread, noDelay: true })
     if (https) this.socket.on('session', (session: Buffer) => { hooks.newSession(session) })
-    this.connectTimer = setTimeout(() => { this.close(new UpstreamTimeoutError('Upstream connect timed out')) }, settings.connectTimeoutMs)
+    this.connectTimer = setTimeout(() => { this.close(new UpstreamTimeoutError(`${settings.party} connect timed out`)) }, settings.connectTimeoutMs)
     this.verified = !https || settings.verify === undefined
     this.socket.once(https ? 'secureConnect' : 'connect', () => {
       this.clearConnectTimer()
@@ -94,7 +95,7 @@ export class Connection {
       this.held = null
     })
     this.socket.on('timeout', () => {
-      this.close(this.state === 'idle' ? undefined : new UpstreamTimeoutError())
+      this.close(this.state === 'idle' ? undefined : new UpstreamTimeoutError(`${settings.party} timed out`))
     })
     this.socket.on('error', (err) => { this.close(err) })
     this.socket.on('end', () => { this.close() })
@@ -103,7 +104,7 @@ export class Connection {
 
   request (url: URL, headers: Readonly<Record<string, string>>, req: RangeSocketsRequest): Promise<RangeSocketsResponse> {
     return new Promise<RangeSocketsResponse>((resolve, reject) => {
-      if (this.state !== 'idle') { reject(new UpstreamProtocolError('Upstream closed the connection')); return }
+      if (this.state !== 'idle') { reject(new UpstreamProtocolError(`${this.settings.party} closed the connection`)); return }
       this.waiter = { resolve, reject, accept: req.accept }
       this.state = 'head'
       this.answered = false
@@ -128,13 +129,13 @@ export class Connection {
     this.socket.destroy()
     this.forgetSignal()
     this.hooks.closed(this)
-    const reason = err ?? new UpstreamProtocolError('Upstream closed the connection')
+    const reason = err ?? new UpstreamProtocolError(`${this.settings.party} closed the connection`)
     const w = this.waiter
     this.waiter = null
     w?.reject(reason)
     const b = this.body
     this.body = null
-    b?.fail(reason instanceof Error ? reason : new UpstreamProtocolError('Upstream connection failed'))
+    b?.fail(reason instanceof Error ? reason : new UpstreamProtocolError(`${this.settings.party} connection failed`))
   }
 
   private clearConnectTimer (): void {

@@ -20,6 +20,8 @@ const HEADER_SAFE = /^[^\r\n]*$/
 
 export interface RangeSocketsInit {
   connectTimeoutMs?: number
+  /** Who answers, as errors name it: `Upstream` (default) or `Peer`. */
+  party?: string
   /** Longest silence while waiting for the head or between body bytes. */
   readTimeoutMs?: number
   /** Idle connections close after this long (or sooner if the server's Keep-Alive says so). */
@@ -60,6 +62,7 @@ export class RangeSockets {
   constructor (init: RangeSocketsInit = {}) {
     this.settings = {
       connectTimeoutMs: init.connectTimeoutMs ?? 10_000,
+      party: init.party ?? 'Upstream',
       readTimeoutMs: init.readTimeoutMs ?? 30_000,
       keepAliveMs: init.keepAliveMs ?? 30_000,
       maxPerOrigin: init.maxPerOrigin ?? Number.POSITIVE_INFINITY,

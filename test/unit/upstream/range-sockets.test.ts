@@ -205,6 +205,20 @@ describe('RangeSockets', () => {
     expect(sockets.size).toBe(0)
   })
 
+  it('names who broke off in its errors: a pool reading from peers says "Peer"', async () => {
+    const server = track(await scripted((head, socket) => {
+      const [start, end] = rangeOf(head)
+      socket.write(`HTTP/1.1 206 Partial Content\r\ncontent-length: ${end - start}\r\n\r\n`)
+      socket.write(bytes(start, start + 10), () => socket.end())
+    }))
+    const url = new URL(server.url + '/f')
+    for (const [init, said] of [[{}, 'Upstream closed the connection'], [{ party: 'Peer' }, 'Peer closed the connection']] as const) {
+      const sockets = track(new RangeSockets(init))
+      const res = await sockets.get(url, { range: 'bytes=0-99' }, accept206)
+      await expect(drain(res.body as VolatileBody)).rejects.toThrow(said)
+    }
+  })
+
   it('times out a silent upstream and aborts on the signal, mid-head or mid-body', async () => {
     const server = track(await scripted((head, socket, n) => {
       if (n === 1) return // never answers

@@ -7,6 +7,7 @@ import type { WireErrorCode } from '../../protocol/errors.ts'
 import { normaliseIp, readTicket } from '../../protocol/ticket.ts'
 import { LIST_MAC_HEADER, listMac, newVouchNonce, responseKey, VOUCH_HEADER, vouchedLength } from '../../protocol/vouch.ts'
 import { listen, listenShared } from '../http/acceptors.ts'
+import { gateConnections } from '../http/connection-gate.ts'
 import type { Acceptors } from '../http/acceptors.ts'
 import type { Logger } from '../log.ts'
 import type { InFlightBlob } from '../fetch/fetcher.ts'
@@ -44,6 +45,11 @@ export interface DataServerInit {
 
 /** Listening sockets on the data port (see listenShared). */
 const ACCEPTORS = 8
+/**
+ * Connections at once: in all, and from one address (a member reads a blob over at most 32, see
+ * Cluster's peer sockets; twice that leaves room for connections still closing).
+ */
+const CONNECTION_LIMITS = { total: 512, perAddress: 64 }
 
 const BLOB = /^\/v1\/blobs\/([0-9a-f]{64})(\/pieces)?$/
 const STATUS: Record<WireErrorCode, number> = {
@@ -93,7 +99,7 @@ export class DataServer {
     const options = { requestTimeout: 60_000, headersTimeout: 10_000, keepAliveTimeout: 30_000, connectionsCheckingInterval: 1000 }
     const tls = this.init.tls
     const server: Server = tls === undefined ? createHttpServer(options, handler) : createHttpsServer({ ...options, key: tls.key, cert: tls.cert }, handler)
-    server.maxConnections = 512
+    gateConnections(server, CONNECTION_LIMITS)
     // A member's burst of new connections (every read that was cut needs one) is accepted many per
     // event-loop turn, not one: see listenShared.
     this.acceptors = await listenShared(this.init.host, this.init.port, ACCEPTORS, async options => { await listen(server, options); return server })

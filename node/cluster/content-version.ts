@@ -1,4 +1,5 @@
 import type { SourceResponse } from '../fetch/upstream-source.ts'
+import { isWeakEtag } from '../fetch/version.ts'
 import type { PeerTicket } from './peer-client.ts'
 
 /**
@@ -28,14 +29,19 @@ export class ContentVersion {
 
   /**
    * Whether a member's copy is the one this download fetches: a digest name always; a URL name when its
-   * ETag is the download's, or, when the upstream gives none, its Last-Modified (one side without what
+   * strong ETag is the download's, or, when the upstream gives none (or a weak one, which must agree
+   * too), its Last-Modified (one side without what
    * the other has is another version). Before any response (`responded` false: the upstream could not be
    * reached) the first member's copy sets the version.
    */
   matches (t: PeerTicket, responded: boolean): boolean {
     if (!this.byUrl || !responded) return true
     // (A member's ETag is the one its clients see: the upstream's, or one it made when the upstream gave none.)
-    if (this.etag !== null) return t.meta.etag === this.etag
+    if (this.etag !== null) {
+      if (t.meta.etag !== this.etag) return false
+      // A weak ETag may stay while the bytes change: the Last-Modified must agree too.
+      if (!isWeakEtag(this.etag)) return true
+    }
     if (this.lastModified !== null || t.meta.lastModified !== null) return t.meta.lastModified === this.lastModified
     // An upstream that gives no validator at all: nothing tells versions apart, on either side.
     return true

@@ -7,6 +7,7 @@ import { isCacheDiskFailure } from '../errors.ts'
 import { DiskPieces } from './disk-pieces.ts'
 import { planPieces } from './pieces.ts'
 import { firstRange } from './response-meta.ts'
+import { isWeakEtag, unversioned } from './version.ts'
 
 /**
  * Opens a download's temp file: the one an earlier run left when `resume` is its (matching) progress
@@ -62,9 +63,12 @@ export function firstAsk (partial: PartialEntry | undefined, chunkSize: number, 
 /** Whether an earlier run's progress entry belongs to the same file as the upstream serves now. */
 export function resumes (partial: PartialEntry, size: number | null, validator: Validator): boolean {
   if (partial.size !== size) return false
-  // Nothing tells two versions apart (no ETag, no Last-Modified): only a digest could, at the end.
-  if (partial.validator.etag === null && partial.validator.lastModified === null && partial.expectedDigest === null) return false
-  if (partial.validator.etag !== null && validator.etag !== null) return partial.validator.etag === validator.etag
+  // Nothing tells two versions apart (no strong ETag, no Last-Modified): only a digest could, at the end.
+  if (unversioned(partial.validator) && partial.expectedDigest === null) return false
+  if (partial.validator.etag !== null && validator.etag !== null) {
+    if (partial.validator.etag !== validator.etag) return false
+    if (!isWeakEtag(validator.etag)) return true
+  }
   return partial.validator.lastModified === validator.lastModified
 }
 

@@ -2,16 +2,32 @@ import { hasReason, UpstreamProtocolError } from '../errors.ts'
 import type { Validator } from '../store/index-db.ts'
 
 /**
- * Whether a response is of the version a download began with: the same ETag, or, when the upstream
- * gives none, the same Last-Modified. A response that carries neither is taken (nothing to compare).
+ * A weak ETag (`W/"…"`) says two responses are equivalent, not that their bytes are the same: parts of
+ * a file may be joined only under a strong one (RFC 9110, 13.1.1), or with the Last-Modified beside it.
+ */
+export function isWeakEtag (etag: string | null | undefined): boolean {
+  return etag?.startsWith('W/') === true
+}
+
+/**
+ * Whether a response is of the version a download began with: the same strong ETag; else the same
+ * Last-Modified (and the same weak ETag, when there is one). A response that carries neither is taken
+ * (nothing to compare).
  */
 export function sameVersion (headers: Readonly<Record<string, string>>, known: Validator | undefined): boolean {
   if (known === undefined) return true
   const etag = headers.etag
-  if (etag !== undefined && known.etag !== null) return etag === known.etag
+  if (etag !== undefined && known.etag !== null) {
+    if (etag !== known.etag) return false
+    if (!isWeakEtag(etag)) return true
+  }
   const lastModified = headers['last-modified']
-  if (known.etag === null && known.lastModified !== null && lastModified !== undefined) return lastModified === known.lastModified
+  if (!hasStrongEtag(known) && known.lastModified !== null && lastModified !== undefined) return lastModified === known.lastModified
   return true
+}
+
+function hasStrongEtag (v: Validator): boolean {
+  return v.etag !== null && !isWeakEtag(v.etag)
 }
 
 const CHANGED = 'changed'
@@ -35,11 +51,12 @@ export const CHANGED_IN_A_ROW = 2
 const UNRESUMABLE = 'unresumable'
 
 /**
- * Whether a download's version has nothing to tell it by: no ETag, no Last-Modified, and no digest
- * known (`known` undefined means the digest decides).
+ * Whether a download's version has nothing to tell it by: no strong ETag, no Last-Modified, and no
+ * digest known (`known` undefined means the digest decides). A weak ETag alone does not: an upstream
+ * may keep it (`W/"<size>"`) while the bytes change.
  */
 export function unversioned (known: Validator | undefined): boolean {
-  return known !== undefined && known.etag === null && known.lastModified === null
+  return known !== undefined && !hasStrongEtag(known) && known.lastModified === null
 }
 
 /** A whole-file stream of a file without a validator broke: asking again could give another version's rest. */

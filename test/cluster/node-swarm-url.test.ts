@@ -180,6 +180,8 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
   const t3 = blobData(1 * MiB + 17, 39)
   const l1 = blobData(2 * MiB + 9, 37)
   const l2 = blobData(2 * MiB + 9, 38)
+  const w1 = blobData(2 * MiB + 21, 40)
+  const w2 = blobData(2 * MiB + 21, 41)
   /** Off: the upstream gives Last-Modified and no ETag. */
   let withEtag = true
   let down = false
@@ -197,11 +199,15 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
       if (refuse !== null) { res.writeHead(refuse, { 'content-length': 0 }); res.end(); return }
       const other = req.url?.endsWith('/other.bin') === true
       const lm = req.url?.endsWith('/lm.bin') === true
-      const data = req.url?.endsWith('/third.bin') === true ? t1 : req.url?.endsWith('/sixth.bin') === true ? t3 : req.url?.endsWith('/fourth.bin') === true ? t2 : lm ? (version === 1 ? l1 : l2) : version === 1 ? (other ? o1 : v1) : (other ? o2 : v2)
+      // A weak ETag made of the size alone, the same for both versions, as some file servers send.
+      const weak = req.url?.endsWith('/weak.bin') === true
+      const data = weak ? (version === 1 ? w1 : w2) : req.url?.endsWith('/third.bin') === true ? t1 : req.url?.endsWith('/sixth.bin') === true ? t3 : req.url?.endsWith('/fourth.bin') === true ? t2 : lm ? (version === 1 ? l1 : l2) : version === 1 ? (other ? o1 : v1) : (other ? o2 : v2)
       const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
       const start = m === null ? 0 : Number(m[1])
       const end = m === null || m[2] === '' ? data.length : Math.min(data.length, Number(m[2]) + 1)
-      const headers: Record<string, string | number> = withEtag
+      const headers: Record<string, string | number> = weak
+        ? { etag: `W/"${data.length}"`, 'content-length': end - start, 'accept-ranges': 'bytes' }
+        : withEtag
         ? { etag: `"v${version}"`, 'content-length': end - start, 'accept-ranges': 'bytes' }
         : { 'last-modified': new Date(Date.UTC(2026, 0, version)).toUTCString(), 'content-length': end - start, 'accept-ranges': 'bytes' }
       if (m !== null) headers['content-range'] = `bytes ${start}-${end - 1}/${data.length}`
@@ -249,6 +255,14 @@ describe('keyed cluster: a member\'s copy of a URL whose content changed upstrea
     } finally {
       withEtag = true
     }
+  }, 60_000)
+
+  it('a weak ETag that stays while the bytes change is no version: the member\'s older copy is not read, nor joined to the new one', async () => {
+    const [a, c] = [nodes[0], nodes[2]] as [TestNode, TestNode]
+    const path = '/v2/library/demo/blobs/weak.bin'
+    version = 1
+    expect(sha256Hex(await hold(a, path))).toBe(sha256Hex(w1))
+    await newVersionFromUpstream(c, path, w2)
   }, 60_000)
 
   it('keyed by the URL asked for, the upstream\'s first range tells the version: a member holding an older one is not read', async () => {

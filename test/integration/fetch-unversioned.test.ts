@@ -72,6 +72,31 @@ describe('a file the upstream gives no ETag and no Last-Modified', () => {
   })
 })
 
+describe('a file the upstream gives only a weak ETag', () => {
+  /** `W/"<size>"` and no Last-Modified: a weak ETag says equivalent, not the same bytes. */
+  function weakOnly (_req: IncomingMessage, res: ServerResponse): undefined {
+    const writeHead = res.writeHead.bind(res) as (status: number, headers?: Record<string, string>) => ServerResponse
+    res.writeHead = ((status: number, headers?: Record<string, string>) => {
+      if (headers !== undefined) { headers.ETag = `W/"${SIZE}"`; delete headers['Last-Modified'] }
+      return writeHead(status, headers)
+    }) as typeof res.writeHead
+  }
+
+  it('comes in one stream after the first range, like a file without validators: ranges are not joined under it', async () => {
+    const server = track(await startFileServer({ files: { '/w.bin': { size: SIZE, seed: 3 } }, onRequest: weakOnly }))
+    const rig = track(await makeRig())
+    const url = new URL(server.url + '/w.bin')
+    const got = await rig.fetcher.acquire(urlIdentity(url), { url }, { chunkSize: 256 * 1024, concurrency: 8 })
+    if (got.kind !== 'blob') throw new Error(`expected a blob, got ${got.kind}`)
+    expect((await sha256Of(got.open(0, SIZE))).hex).toBe(generatedSha256(SIZE, 3))
+    got.release()
+    await until(() => rig.fetcher.activeDownloads().length === 0)
+    // The first range, then the whole file in one GET.
+    expect(server.stats.requests).toBe(2)
+    expect(server.stats.rangeRequests).toBe(1)
+  })
+})
+
 describe('a cached file without ETag or Last-Modified, changed upstream at the same size', () => {
   // A small file is compared whole; a larger one by its first and last 64 KiB.
   const cases = [['small file, in its middle', 200_000, 100_000, true], ['large file, in its first bytes', SIZE, 0, true], ['large file from an upstream without Range, in its first bytes', SIZE, 0, false]] as const

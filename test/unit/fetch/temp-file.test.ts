@@ -19,4 +19,12 @@ describe('whether a progress entry belongs to the file the upstream serves now',
     expect(resumes(entry({ etag: null, lastModified: null }), 10, { etag: null, lastModified: null })).toBe(false)
     expect(resumes(entry({ etag: null, lastModified: null }, 'ab'.repeat(32)), 10, { etag: null, lastModified: null })).toBe(true)
   })
+
+  it('a weak ETag alone tells nothing (it may stay while the bytes change); beside a Last-Modified both must agree', () => {
+    expect(resumes(entry({ etag: 'W/"10"', lastModified: null }), 10, { etag: 'W/"10"', lastModified: null })).toBe(false)
+    expect(resumes(entry({ etag: 'W/"10"', lastModified: null }, 'ab'.repeat(32)), 10, { etag: 'W/"10"', lastModified: null })).toBe(true)
+    expect(resumes(entry({ etag: 'W/"10"', lastModified: 'Mon' }), 10, { etag: 'W/"10"', lastModified: 'Mon' })).toBe(true)
+    expect(resumes(entry({ etag: 'W/"10"', lastModified: 'Mon' }), 10, { etag: 'W/"10"', lastModified: 'Tue' })).toBe(false)
+    expect(resumes(entry({ etag: 'W/"10"', lastModified: 'Mon' }), 10, { etag: 'W/"11"', lastModified: 'Mon' })).toBe(false)
+  })
 })

@@ -13,6 +13,7 @@ export class ContentVersion {
   private readonly byUrl: boolean
   private etag: string | null
   private lastModified: string | null
+  private holderDigest: string | null = null
 
   /** `first`: the validators of a first response the download already had (keyed by its final URL). */
   constructor (byUrl: boolean, first: { etag?: string, lastModified?: string } = {}) {
@@ -35,7 +36,9 @@ export class ContentVersion {
    * reached) the first member's copy sets the version.
    */
   matches (t: PeerTicket, responded: boolean): boolean {
-    if (!this.byUrl || !responded) return true
+    if (!this.byUrl) return true
+    if (!this.sameBytesAsHolders(t)) return false
+    if (!responded) return true
     // (A member's ETag is the one its clients see: the upstream's, or one it made when the upstream gave none.)
     if (this.etag !== null) {
       if (t.meta.etag !== this.etag) return false
@@ -45,6 +48,18 @@ export class ContentVersion {
     if (this.lastModified !== null || t.meta.lastModified !== null) return t.meta.lastModified === this.lastModified
     // An upstream that gives no validator at all: nothing tells versions apart, on either side.
     return true
+  }
+
+  /**
+   * Members that hold a URL name complete must hold the same bytes: the first one's sha256 is the one
+   * read. Each unit checks out against its own holder's piece list, so units of two holders whose copies
+   * differ (one fetched before the upstream replaced the file under the same ETag) would make a file
+   * neither has.
+   */
+  private sameBytesAsHolders (t: PeerTicket): boolean {
+    if (!t.complete || t.digest === undefined) return true
+    this.holderDigest ??= t.digest
+    return t.digest === this.holderDigest
   }
 
   /**

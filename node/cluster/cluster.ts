@@ -21,6 +21,7 @@ import { ControlService } from './control.ts'
 import { DataServer } from './data-server.ts'
 import { createDataCert, pinnedAgent, pinnedSockets } from './data-tls.ts'
 import { DiscoveryDialer } from './discovery-dialer.ts'
+import { IdentityClash } from './identity-clash.ts'
 import { keyFileExposure, loadClusterKey, loadPeerKey } from './identity.ts'
 import { createLibp2pNode } from './libp2p-node.ts'
 import type { ClusterLibp2p } from './libp2p-node.ts'
@@ -60,6 +61,7 @@ interface Parts {
   routing: ContentRouter
   staticPeers: StaticPeers
   discovery: DiscoveryDialer
+  clash: IdentityClash
   data: DataServer
   peers: PeerClient
   peerPool: Agent
@@ -175,6 +177,8 @@ export class Cluster implements SourceProvider {
       throw err
     }
     discovery.start()
+    const clash = new IdentityClash({ libp2p, logger: this.log })
+    clash.start()
     this.pauses.start()
     staticPeers.start()
     routing.start()
@@ -188,7 +192,7 @@ export class Cluster implements SourceProvider {
         else s?.memberLeft(peer)
       }
     })
-    this.parts = { libp2p, membership, control, routing, staticPeers, discovery, data, peers, peerPool, peerSockets, keyed: key !== null }
+    this.parts = { libp2p, membership, control, routing, staticPeers, discovery, clash, data, peers, peerPool, peerSockets, keyed: key !== null }
     this.log.info({ peerId: libp2p.peerId.toString(), addresses: libp2p.getMultiaddrs().map(String), dataPort: data.port, cluster: cfg.name, mode: key === null ? 'open' : 'keyed', mdns: cfg.mdns }, 'cluster started')
   }
 
@@ -201,6 +205,7 @@ export class Cluster implements SourceProvider {
     this.pauses.stop()
     p.staticPeers.stop()
     p.discovery.stop()
+    p.clash.stop()
     p.routing.stop()
     this.stopWarming()
     this.pieceLists.stop()

@@ -15,6 +15,7 @@ import type { ClusterConfig } from '../../config/types.ts'
 import { kadProtocol, MDNS_SERVICE_TAG } from '../../protocol/ids.ts'
 import { gatedDhtComponents } from './dht-gate.ts'
 import type { DhtAdmission } from './dht-gate.ts'
+import { userAgent } from './identity-clash.ts'
 import { CompactDatastore } from './compact-datastore.ts'
 
 export interface ClusterServices {
@@ -74,7 +75,7 @@ export async function createLibp2pNode (init: Libp2pNodeInit): Promise<ClusterLi
   return await createLibp2p<ClusterServices>({
     start: false,
     privateKey: init.privateKey,
-    nodeInfo: { name: 'aimirror', version: init.version },
+    nodeInfo: { name: 'aimirror', version: init.version, userAgent: userAgent(init.version) },
     addresses: { listen: [...c.listen], announce: [...c.announce] },
     transports: [tcp()],
     connectionEncrypters: [noise()],

@@ -46,10 +46,10 @@ export interface DataServerInit {
 /** Listening sockets on the data port (see listenShared). */
 const ACCEPTORS = 8
 /**
- * Connections at once: in all, and from one address (a member reads a blob over at most 32, see
- * Cluster's peer sockets; twice that leaves room for connections still closing).
+ * Connections at once: in all, and from one address (a member keeps at most 32 in its pool and 32 for
+ * the fetch engine's reads, see Cluster; twice that leaves room for connections still closing).
  */
-const CONNECTION_LIMITS = { total: 512, perAddress: 64 }
+const CONNECTION_LIMITS = { total: 512, perAddress: 128 }
 
 const BLOB = /^\/v1\/blobs\/([0-9a-f]{64})(\/pieces)?$/
 const STATUS: Record<WireErrorCode, number> = {

@@ -41,15 +41,22 @@ export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, poo
     return null
   }
   const path = store.layout.blobPath(digest)
+  // In use before anything is awaited again, so eviction leaves it alone from here; one evicted since the
+  // lookup is a miss.
+  const release = store.use(digest)
+  if (store.blobSize(digest) === undefined) {
+    release()
+    return null
+  }
   // A file present but unreadable (permissions, a failing disk) would fail every request for it: the
   // blob goes, and the file is fetched again.
   const unreadable = await open(path, 'r').then(async fh => { await fh.close() }, (err: unknown) => err)
   if (unreadable !== undefined) {
+    release()
     await store.drop(digest, `unreadable: ${(unreadable as { code?: string }).code ?? String(unreadable)}`).catch(() => {})
     return null
   }
   store.traffic.hit()
-  const release = store.use(digest)
   // Each stream keeps the blob in use until it closes, and counts what it read.
   const cursor = (start: number, end: number): FileCursor => {
     const unuse = store.use(digest)

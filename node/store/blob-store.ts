@@ -125,7 +125,7 @@ export class BlobStore {
       usedBytes: () => this.usedBytes,
       idlePartialBytes: () => this.records.space.idleBytes(),
       entries: () => this.evictionEntries(),
-      evictOne: async (id) => { await this.evictOne(id) }
+      evictOne: async (id) => await this.evictOne(id)
     }, {
       budget: { maxBytes: init.maxBytes, minFreeBytes: init.minFreeBytes ?? 0, highWatermark: init.highWatermark ?? 0.95, lowWatermark: init.lowWatermark ?? 0.85 },
       lruEnabled: this.lruEnabled
@@ -279,16 +279,22 @@ export class BlobStore {
     return this.records.space.hold(key)
   }
 
-  /** Evicts a blob, or a partial download (see PartialSpace) unless a download took it up meanwhile. */
-  private async evictOne (id: string): Promise<void> {
+  /**
+   * Evicts a blob, or a partial download (see PartialSpace), unless it came into use since the plan was
+   * made (a cache hit between the plan and this turn: its reader would find the file gone); false then.
+   */
+  private async evictOne (id: string): Promise<boolean> {
     const key = PartialSpace.keyOf(id)
     if (key === null) {
+      if (this.inUse.has(id)) return false
+      // drop() takes the blob out of the map before its first await: a hit after this finds it gone.
       await this.drop(id, 'evicted')
-      return
+      return true
     }
-    if (this.records.space.held(key)) return
+    if (this.records.space.held(key)) return false
     await this.records.discardPartial(key)
     this.log.info({ key }, 'partial download evicted')
+    return true
   }
 
   /** Makes a finished, verified temp file a blob. The handle stays open (readers may still use it). */

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.ts'
 import { planEviction } from './eviction.ts'
-import type { EvictionBudget, EvictionEntry } from './eviction.ts'
+import type { EvictionBudget, EvictionEntry, EvictionPlan } from './eviction.ts'
 import { WriteOrder } from './write-order.ts'
 
 /** How often a file too large for the whole cache, or a free-disk floor out of reach, is warned about (debug in between). */
@@ -9,6 +9,8 @@ const SAID_HOURLY_MS = 3600_000
 const NO_ROOM_SAID_EVERY_MS = 60_000
 /** The one queue space plans wait in. */
 const SPACE = 'space'
+/** Plans made for one reservation at most (see reserveNow). */
+const PLAN_ROUNDS = 3
 
 /** What the cache's space is made of, as the store holds it. */
 export interface CacheSpaceHost {
@@ -21,8 +23,8 @@ export interface CacheSpaceHost {
   idlePartialBytes: () => number
   /** Blobs and partial downloads, as eviction weighs them. */
   entries: () => EvictionEntry[]
-  /** Evicts one of `entries` by its id. */
-  evictOne: (id: string) => Promise<void>
+  /** Evicts one of `entries` by its id. False when the entry came into use (or was taken up) since the plan: it stays. */
+  evictOne: (id: string) => Promise<boolean>
 }
 
 /** Says a message at warn level at most once per `everyMs` (debug in between), counting those in between. */
@@ -106,18 +108,24 @@ export class CacheSpace {
         // Said at start (the first sweep) and once an hour: the cache is kept, but nothing new fits.
         this.floorOutOfReach.say(this.host.logger, { free, minFree: this.budget.minFreeBytes, used: this.host.usedBytes() }, 'the disk cannot give cache.min_free_gb even with the cache emptied: the cache is kept as it is, and new files are passed through uncached until the disk has room')
       }
-      for (const id of plan.evict) await this.host.evictOne(id)
-      return plan.evict.length
+      let evicted = 0
+      for (const id of plan.evict) if (await this.host.evictOne(id)) evicted++
+      return evicted
     })
   }
 
   private async reserveNow (bytes: number, written: (() => number) | undefined): Promise<boolean> {
-    const free = await this.freeForPlans()
-    const plan = planEviction(this.host.entries(), this.budget, {
-      usedBytes: this.spentBytes(), freeBytes: free, incomingBytes: bytes
-    })
-    if (plan.evict.length > 0 && this.lruEnabled) {
-      for (const id of plan.evict) await this.host.evictOne(id)
+    let plan: EvictionPlan
+    let free: number
+    // A victim that came into use while the plan was carried out stays; the plan is made again from
+    // what is there now (a few times at most: each round evicts what it can).
+    for (let round = 1; ; round++) {
+      free = await this.freeForPlans()
+      plan = planEviction(this.host.entries(), this.budget, { usedBytes: this.spentBytes(), freeBytes: free, incomingBytes: bytes })
+      if (plan.evict.length === 0 || !this.lruEnabled) break
+      let kept = false
+      for (const id of plan.evict) if (!await this.host.evictOne(id)) kept = true
+      if (!kept || round === PLAN_ROUNDS) break
     }
     const fits = plan.fits && (this.lruEnabled || plan.evict.length === 0)
     if (!fits) {

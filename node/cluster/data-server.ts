@@ -140,9 +140,13 @@ export class DataServer {
     }
     if (m[2] !== undefined) { await this.servePieces(digest, req, res); return }
     if (!(await this.store.hasDigest(digest, { forPeer: true }))) { await this.serveInFlight(digest, req, res); return }
-    const size = this.store.blobSize(digest) as number
+    // In use from here, so no eviction takes the file from under the read; one evicted just now is gone.
+    const release = this.store.use(digest)
+    const size = this.store.blobSize(digest)
+    if (size === undefined) { release(); this.fail(res, 'NOT_FOUND'); return }
     const range = parseRange(req.headers.range, size)
     if (range === 'bad') {
+      release()
       res.writeHead(416, { 'content-range': `bytes */${size}` })
       res.end()
       return
@@ -151,8 +155,7 @@ export class DataServer {
     const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': end - start, 'accept-ranges': 'bytes' }
     if (range !== null) headers['content-range'] = `bytes ${start}-${end - 1}/${size}`
     res.writeHead(range === null ? 200 : 206, headers)
-    if (req.method === 'HEAD' || end === start) { res.end(); return }
-    const release = this.store.use(digest)
+    if (req.method === 'HEAD' || end === start) { release(); res.end(); return }
     const file = new FileCursor(this.store.layout.blobPath(digest), start, end, {
       onClose: (n) => {
         release()

@@ -32,6 +32,8 @@ export interface MetadataCacheInit {
   maxRewriteBytes?: number
   /** How long a replaced body stays readable. Default 60 s. */
   bodyGraceMs?: number
+  /** Bytes of documents kept at most (least recently used go first). Default: no bound. */
+  maxBytes?: number
 }
 
 export const STALE_HEADERS: Readonly<Record<string, string>> = { warning: '110 - "Response is Stale"', 'x-aimirror-stale': '1' }
@@ -113,7 +115,7 @@ export class MetadataCache {
   constructor (components: MetadataCacheComponents, init: MetadataCacheInit) {
     this.dispatcher = components.dispatcher
     this.log = components.logger.child({ component: 'metadata' })
-    this.store = new MetadataStore({ logger: this.log }, { dir: init.dir, graceMs: init.bodyGraceMs })
+    this.store = new MetadataStore({ logger: this.log }, { dir: init.dir, graceMs: init.bodyGraceMs, maxBytes: init.maxBytes })
     this.staleGraceMs = init.staleGraceMs ?? 5000
     this.requestTimeoutMs = init.requestTimeoutMs ?? 600_000
     this.maxRewriteBytes = init.maxRewriteBytes ?? 64 << 20

@@ -9,6 +9,7 @@ import type { Logger } from '../log.ts'
 import { WriteOrder } from '../store/write-order.ts'
 import { StartError } from '../errors.ts'
 import { diskRefusal, isLocked } from '../store/level-errors.ts'
+import { MetadataSpace } from './space.ts'
 
 /**
  * Disk side of the metadata cache. Layout under `dir` (format FORMAT_VERSION):
@@ -43,6 +44,8 @@ export interface MetadataStoreInit {
   dir: string
   /** How long a replaced body stays readable. Default 60 s. */
   graceMs?: number
+  /** Bytes of bodies (and their variants) kept at most; the least recently used entries go. Default: no bound. */
+  maxBytes?: number
 }
 
 const E = 'e!'
@@ -60,11 +63,13 @@ export class MetadataStore {
   /** Puts and deletes of one key land in the order issued (LevelDB may run them out of order). */
   private readonly writes = new WriteOrder()
   private started = false
+  readonly space: MetadataSpace
 
   constructor (components: { logger: Logger }, init: MetadataStoreInit) {
     this.dir = init.dir
     this.log = components.logger
     this.graceMs = init.graceMs ?? 60_000
+    this.space = new MetadataSpace(init.maxBytes ?? Number.POSITIVE_INFINITY)
   }
 
   private get db (): Level<string, unknown> {
@@ -114,16 +119,29 @@ export class MetadataStore {
   }
 
   async get (key: string): Promise<StoredEntry | undefined> {
-    return await this.db.get(E + key) as StoredEntry | undefined
+    const entry = await this.db.get(E + key) as StoredEntry | undefined
+    if (entry !== undefined) this.space.used(key)
+    return entry
   }
 
-  /** Stores `entry` under `key`; the generation it replaces is removed after the grace period. */
+  /**
+   * Stores `entry` under `key`; the generation it replaces is removed after the grace period. Past the
+   * byte bound, the least recently used entries go the same way.
+   */
   async put (key: string, entry: StoredEntry, previous: StoredEntry | undefined): Promise<void> {
+    this.space.indexed(key, entry.gen)
     await this.writes.run(key, () => this.db.put(E + key, entry))
     if (previous !== undefined && previous.gen !== entry.gen) this.retire(previous.gen)
+    const victims = this.space.victims(key)
+    for (const [victim, gen] of victims) {
+      await this.writes.run(victim, () => this.db.del(E + victim))
+      this.retire(gen)
+    }
+    if (victims.length > 0) this.log.debug({ dropped: victims.length, bytes: this.space.bytes }, 'least recently used metadata dropped (the metadata cache\'s bound)')
   }
 
   async delete (key: string, previous: StoredEntry | undefined): Promise<void> {
+    this.space.removed(key)
     await this.writes.run(key, () => this.db.del(E + key))
     if (previous !== undefined) this.retire(previous.gen)
   }
@@ -164,6 +182,7 @@ export class MetadataStore {
       await rm(tmp, { force: true })
       throw err
     }
+    this.space.added(gen, size)
     return { gen, size, sha256: hash.digest('hex') }
   }
 
@@ -173,8 +192,10 @@ export class MetadataStore {
     const tmp = this.tempPath()
     try {
       const input = Buffer.isBuffer(source) ? [source] : source
-      await pipeline(input, createWriteStream(tmp, { flush: true }))
+      const out = createWriteStream(tmp, { flush: true })
+      await pipeline(input, out)
       await rename(tmp, path)
+      this.space.added(gen, out.bytesWritten, true)
     } catch (err) {
       await rm(tmp, { force: true })
       throw err
@@ -193,6 +214,7 @@ export class MetadataStore {
 
   /** Removes a generation nobody references (a body written but never indexed). */
   async discard (gen: string): Promise<void> {
+    this.space.retired(gen)
     await this.removeGen(gen)
   }
 
@@ -206,6 +228,7 @@ export class MetadataStore {
   }
 
   private retire (gen: string): void {
+    this.space.retired(gen)
     if (this.pending.has(gen)) return
     const t = setTimeout(() => {
       this.pending.delete(gen)
@@ -221,14 +244,29 @@ export class MetadataStore {
     })
   }
 
+  /** Removes body directories no entry references, and takes the account of the others (MetadataSpace). */
   private async sweepOrphans (): Promise<void> {
-    const live = new Set<string>()
-    for await (const [, v] of this.db.iterator({ gte: E, lt: E + '\xff' })) live.add((v as StoredEntry).gen)
+    const entries: Array<{ key: string, gen: string, at: number }> = []
+    for await (const [k, v] of this.db.iterator({ gte: E, lt: E + '\xff' })) {
+      const e = v as StoredEntry
+      entries.push({ key: k.slice(E.length), gen: e.gen, at: e.fetchedAt })
+    }
+    const live = new Set(entries.map(e => e.gen))
+    // Least recently used first: the last fetch (or refresh) stands for the last use after a restart.
+    for (const e of entries.sort((a, b) => a.at - b.at)) this.space.indexed(e.key, e.gen)
     const root = join(this.dir, 'bodies')
     for (const shard of await readdir(root)) {
       for (const gen of await readdir(join(root, shard)).catch(() => [] as string[])) {
         if (!live.has(gen)) await rm(join(root, shard, gen), { recursive: true, force: true })
+        else this.space.added(gen, await dirBytes(join(root, shard, gen)))
       }
     }
   }
+}
+
+/** Bytes of the files in a body generation's directory. */
+async function dirBytes (dir: string): Promise<number> {
+  let bytes = 0
+  for (const name of await readdir(dir).catch(() => [] as string[])) bytes += await stat(join(dir, name)).then(s => s.size, () => 0)
+  return bytes
 }

@@ -1,0 +1,70 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { pino } from 'pino'
+import { describe, expect, it } from 'vitest'
+import { metadataBudget, MetadataSpace } from '../../../node/metadata/space.ts'
+import { MetadataStore } from '../../../node/metadata/store.ts'
+import type { StoredEntry } from '../../../node/metadata/store.ts'
+
+const silent = pino({ level: 'silent' })
+
+describe('the metadata cache\'s bound', () => {
+  it('past its bytes, drops the least recently used entries down to 85 %, never the one just stored', () => {
+    const space = new MetadataSpace(1000)
+    for (const k of ['a', 'b', 'c', 'd']) {
+      space.added(`g${k}`, 240)
+      space.indexed(k, `g${k}`)
+    }
+    expect(space.victims('d')).toEqual([])
+    space.used('a')
+    space.added('ge', 240)
+    space.indexed('e', 'ge')
+    // 1200 bytes: b and c (least recently used) go, down to 720; a was used since.
+    expect(space.victims('e')).toEqual([['b', 'gb'], ['c', 'gc']])
+    expect(space.bytes).toBe(720)
+    // A variant of a live body counts; of one already gone, not.
+    space.added('ga', 100, true)
+    space.added('gb', 100, true)
+    expect(space.bytes).toBe(820)
+    expect(metadataBudget(0.5)).toBe(64 << 20)
+    expect(metadataBudget(100)).toBe(10 * 2 ** 30)
+  })
+
+  it('a store keeps within it, dropping documents not asked for lately, and takes its account again at start', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'aimirror-metadata-space-'))
+    const entry = (gen: string, size: number, at: number): StoredEntry => ({ url: 'https://x.test/', status: 200, headers: {}, validator: { etag: null, lastModified: null }, gen, size, sha256: '0'.repeat(64), fetchedAt: at })
+    const put = async (store: MetadataStore, key: string, at: number): Promise<void> => {
+      const body = await store.writeBody(Readable.from([Buffer.alloc(3000, 1)]))
+      await store.writeVariant(body.gen, 'gzip', Buffer.alloc(1000, 2))
+      await store.put(key, entry(body.gen, body.size, at), undefined)
+    }
+    try {
+      const store = new MetadataStore({ logger: silent }, { dir, maxBytes: 10_000, graceMs: 0 })
+      await store.start()
+      await put(store, 'one', 1)
+      await put(store, 'two', 2)
+      expect(store.space.bytes).toBe(8000)
+      await store.get('one')
+      // 12 000 bytes: 'two' goes (not asked for since it was stored), 'one' stays.
+      await put(store, 'three', 3)
+      expect(await store.get('two')).toBeUndefined()
+      expect(await store.get('one')).toBeDefined()
+      expect(await store.get('three')).toBeDefined()
+      expect(store.space.bytes).toBe(8000)
+      await new Promise(resolve => setTimeout(resolve, 50))
+      await store.stop()
+      const again = new MetadataStore({ logger: silent }, { dir, maxBytes: 10_000 })
+      await again.start()
+      expect(again.space.bytes).toBe(8000)
+      expect(again.space.entries).toBe(2)
+      let gens = 0
+      for (const shard of await readdir(join(dir, 'bodies'))) gens += (await readdir(join(dir, 'bodies', shard))).length
+      expect(gens).toBe(2)
+      await again.stop()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -26,7 +26,7 @@ import { createHttpServer } from './http/server.ts'
 import type { Strategy } from './http/strategy.ts'
 import { createLogger } from './log.ts'
 import { createMetadataCache } from './metadata/cache.ts'
-import { metadataBudget } from './metadata/space.ts'
+import { hintBudget, metadataBudget } from './metadata/space.ts'
 import type { MetadataCache } from './metadata/cache.ts'
 import type { Logger } from './log.ts'
 import { AwayOrigins } from './upstream/away.ts'
@@ -116,7 +116,7 @@ export function createNode (config: Config, overrides: NodeOverrides = {}): Aimi
   const ociAuth = createOciAuth({ dispatcher, logger })
   // Upstreams that just failed to answer: every part serving copies it holds stops waiting for them.
   const away = new AwayOrigins({ logger })
-  const metadata = createMetadataCache({ dispatcher: dispatcher.compose(ociAuth.interceptor), logger, away }, { cacheDir: config.cache.dir, maxBytes: metadataBudget(config.cache.max_size_gb) })
+  const metadata = createMetadataCache({ dispatcher: dispatcher.compose(ociAuth.interceptor), logger, away }, { cacheDir: config.cache.dir, maxBytes: metadataBudget(config.cache.max_size_gb), maxHints: hintBudget(config.cache.max_size_gb) })
   // The fetch engine (blob store + fetcher) backs `parallel` rules unless a test supplies its own.
   const engine = overrides.parallel === undefined ? createFetchEngine(config, { dispatcher: dispatcher.compose(ociAuth.interceptor), logger, away }) : null
   const handlers = createHandlerRegistry({

@@ -34,6 +34,8 @@ export interface MetadataCacheInit {
   bodyGraceMs?: number
   /** Bytes of documents kept at most (least recently used go first). Default: no bound. */
   maxBytes?: number
+  /** Hints kept at most (cleared past it, and learned again). Default: no bound. */
+  maxHints?: number
 }
 
 export const STALE_HEADERS: Readonly<Record<string, string>> = { warning: '110 - "Response is Stale"', 'x-aimirror-stale': '1' }
@@ -115,7 +117,7 @@ export class MetadataCache {
   constructor (components: MetadataCacheComponents, init: MetadataCacheInit) {
     this.dispatcher = components.dispatcher
     this.log = components.logger.child({ component: 'metadata' })
-    this.store = new MetadataStore({ logger: this.log }, { dir: init.dir, graceMs: init.bodyGraceMs, maxBytes: init.maxBytes })
+    this.store = new MetadataStore({ logger: this.log }, { dir: init.dir, graceMs: init.bodyGraceMs, maxBytes: init.maxBytes, maxHints: init.maxHints })
     this.staleGraceMs = init.staleGraceMs ?? 5000
     this.requestTimeoutMs = init.requestTimeoutMs ?? 600_000
     this.maxRewriteBytes = init.maxRewriteBytes ?? 64 << 20
@@ -222,7 +224,9 @@ export class MetadataCache {
     } else {
       produce = async () => await rewrite.apply(await result.body.read(), info)
     }
-    const variant = origin.variant === '' ? rewrite.id : `${origin.variant}\n${rewrite.id}`
+    // A rewrite learns the document's hints: derived again once they were cleared (MetadataStore.putHints).
+    const id = `${rewrite.id}#${this.store.hintEpoch}`
+    const variant = origin.variant === '' ? id : `${origin.variant}\n${id}`
     const path = await this.derive(origin.entry, variant, produce)
     return await this.variantResult(result, origin.entry, variant, path)
   }

@@ -82,3 +82,8 @@ export class MetadataSpace {
 export function metadataBudget (maxSizeGb: number): number {
   return Math.max(64 << 20, Math.floor(maxSizeGb * 2 ** 30 / 10))
 }
+
+/** Hints (file → digest) kept: about 130 bytes of index each, within the same tenth; at least 500 000. */
+export function hintBudget (maxSizeGb: number): number {
+  return Math.max(500_000, Math.floor(metadataBudget(maxSizeGb) / 130))
+}

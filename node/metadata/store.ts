@@ -13,7 +13,8 @@ import { MetadataSpace } from './space.ts'
 
 /**
  * Disk side of the metadata cache. Layout under `dir` (format FORMAT_VERSION):
- *   index/                      LevelDB: `e!<cache key>` -> StoredEntry, `h!<name>` -> hint, `meta!version`
+ *   index/                      LevelDB: `e!<cache key>` -> StoredEntry, `h!<name>` -> hint, `meta!version`,
+ *                               `meta!hints` (hints written), `meta!hintEpoch` (see putHints)
  *   bodies/<gg>/<gen>/body      a body as stored (decoded), one directory per generation
  *   bodies/<gg>/<gen>/v-<hash>  derived variants of that body (rewritten, gzip)
  *   tmp/                        bodies being written (renamed into place once complete and fsync'd)
@@ -46,6 +47,8 @@ export interface MetadataStoreInit {
   graceMs?: number
   /** Bytes of bodies (and their variants) kept at most; the least recently used entries go. Default: no bound. */
   maxBytes?: number
+  /** Hints kept at most (see putHints). Default: no bound. */
+  maxHints?: number
 }
 
 const E = 'e!'
@@ -64,12 +67,25 @@ export class MetadataStore {
   private readonly writes = new WriteOrder()
   private started = false
   readonly space: MetadataSpace
+  private readonly maxHints: number
+  /** Hints written since the last clear (a hint written again counts again: see putHints). */
+  private hintsWritten = 0
+  private epoch = 0
 
   constructor (components: { logger: Logger }, init: MetadataStoreInit) {
     this.dir = init.dir
     this.log = components.logger
     this.graceMs = init.graceMs ?? 60_000
     this.space = new MetadataSpace(init.maxBytes ?? Number.POSITIVE_INFINITY)
+    this.maxHints = init.maxHints ?? Number.POSITIVE_INFINITY
+  }
+
+  /**
+   * Changes each time the hints are cleared: documents derived (and hints learned from them) before are
+   * derived again, so what clients ask for next brings its hints back.
+   */
+  get hintEpoch (): number {
+    return this.epoch
   }
 
   private get db (): Level<string, unknown> {
@@ -105,6 +121,8 @@ export class MetadataStore {
       await this.db.put('meta!version', FORMAT_VERSION)
     }
     await this.sweepOrphans()
+    this.hintsWritten = await this.counter('meta!hints')
+    this.epoch = await this.counter('meta!hintEpoch')
     this.started = true
   }
 
@@ -146,10 +164,31 @@ export class MetadataStore {
     if (previous !== undefined) this.retire(previous.gen)
   }
 
-  /** Small facts learned from documents (e.g. file path -> published digest), kept across restarts. */
+  /**
+   * Small facts learned from documents (e.g. file path -> published digest), kept across restarts. A
+   * document's hints are written when it is derived (once per body), so writes count the hints well
+   * enough: past `maxHints` they are all cleared and the epoch moves on, so each document is derived,
+   * and its hints learned, again when next asked for (clients ask for an index before its files).
+   */
   async putHints (pairs: ReadonlyArray<readonly [string, string]>): Promise<void> {
     if (pairs.length === 0) return
-    await this.db.batch(pairs.map(([k, v]) => ({ type: 'put' as const, key: H + k, value: v })))
+    this.hintsWritten += pairs.length
+    if (this.hintsWritten > this.maxHints) {
+      this.log.info({ hints: this.hintsWritten, max: this.maxHints }, 'metadata hints cleared (their bound); documents asked for again learn theirs again')
+      this.hintsWritten = pairs.length
+      this.epoch++
+      await this.db.clear({ gte: H, lt: H + '\xff' })
+      await this.db.put('meta!hintEpoch', this.epoch)
+    }
+    await this.db.batch([
+      ...pairs.map(([k, v]) => ({ type: 'put' as const, key: H + k, value: v })),
+      { type: 'put' as const, key: 'meta!hints', value: this.hintsWritten }
+    ])
+  }
+
+  private async counter (key: string): Promise<number> {
+    const v = await this.db.get(key)
+    return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0
   }
 
   async getHint (name: string): Promise<string | undefined> {

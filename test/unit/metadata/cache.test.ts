@@ -271,6 +271,24 @@ describe('metadata cache', () => {
     expect(gz?.body.size).toBeLessThan(two.body.size)
   })
 
+  it('derives a rewritten variant again once the hints were cleared, so the document\'s hints are learned again', async () => {
+    const up = await upstream({ status: 200, body: 'see https://up.example/x' })
+    const c = await cache({ maxHints: 2 })
+    let calls = 0
+    const rw = { id: 'learns', apply: async (b: Buffer) => { calls++; await c.remember([[`h${calls}a`, '1'], [`h${calls}b`, '2']]); return b } }
+    const one = await c.rewrite(await c.fetch(req(up.url + '/doc')), rw)
+    await c.rewrite(await c.fetch(req(up.url + '/doc')), rw)
+    expect(calls).toBe(1)
+    expect(await c.recall('h1a')).toBe('1')
+    // Another document's two hints pass the bound: all are cleared.
+    await c.remember([['other1', 'x'], ['other2', 'y']])
+    expect(await c.recall('h1a')).toBeUndefined()
+    const again = await c.rewrite(await c.fetch(req(up.url + '/doc')), rw)
+    expect(calls).toBe(2)
+    expect(await c.recall('h2a')).toBe('1')
+    expect(again.etag).not.toBe(one.etag)
+  })
+
   it('keeps a body in a coding it does not know as received: not rewritten, its header kept', async () => {
     const up = await upstream({ status: 200, body: 'see https://up.example/x', headers: { 'content-encoding': 'x-weird' } })
     const c = await cache()

@@ -68,3 +68,34 @@ describe('the metadata cache\'s bound', () => {
     }
   })
 })
+
+describe('the hints\' bound', () => {
+  it('past it, all hints are cleared and the epoch moves on (documents are derived again, and learn theirs again); both outlive a restart', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'aimirror-metadata-hints-'))
+    try {
+      const store = new MetadataStore({ logger: silent }, { dir, maxHints: 5 })
+      await store.start()
+      expect(store.hintEpoch).toBe(0)
+      await store.putHints([['a', '1'], ['b', '2'], ['c', '3']])
+      expect(await store.getHint('a')).toBe('1')
+      await store.putHints([['d', '4'], ['e', '5'], ['f', '6']])
+      expect(store.hintEpoch).toBe(1)
+      expect(await store.getHint('a')).toBeUndefined()
+      expect(await store.getHint('f')).toBe('6')
+      await store.stop()
+      const again = new MetadataStore({ logger: silent }, { dir, maxHints: 5 })
+      await again.start()
+      expect(again.hintEpoch).toBe(1)
+      expect(await again.getHint('d')).toBe('4')
+      // 3 written since the clear: 2 more fit, a third does not.
+      await again.putHints([['g', '7'], ['h', '8']])
+      expect(again.hintEpoch).toBe(1)
+      await again.putHints([['i', '9']])
+      expect(again.hintEpoch).toBe(2)
+      expect(await again.getHint('d')).toBeUndefined()
+      await again.stop()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -12,7 +12,8 @@ import type { BlobMeta } from './response-meta.ts'
 /**
  * The committed blob for `identity`, as a handle serving it from disk: by its key entry (the
  * upstream's headers replayed), or by its digest alone (a blob another key or another registry brought
- * in). Null on a miss. Counts the hit, keeps the blob in use until released.
+ * in). Null on a miss. Keeps the blob in use until released; the caller counts the hit once it serves it
+ * (a copy found changed upstream is a miss).
  */
 export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, pool: BufferPool }, identity: BlobIdentity): Promise<BlobHandle | null> {
   const stored = await store.lookup(identity.key)
@@ -56,7 +57,6 @@ export async function cacheHit (store: BlobStore, buffers: { pacer: GcPacer, poo
     await store.drop(digest, `unreadable: ${(unreadable as { code?: string }).code ?? String(unreadable)}`).catch(() => {})
     return null
   }
-  store.traffic.hit()
   // Each stream keeps the blob in use until it closes, and counts what it read.
   const cursor = (start: number, end: number): FileCursor => {
     const unuse = store.use(digest)

@@ -154,7 +154,7 @@ export class Fetcher {
     const joined = this.inflight.get(identity.key)
     if (joined !== undefined) return await this.join(joined, upstream, options)
     const hit = await this.revalidator.served(identity, await this.hit(identity), upstream, options.revalidateAfterMs)
-    if (hit !== null) return hit
+    if (hit !== null) return this.counted(hit)
     // (A download of the key started while the cache was looked up is joined there.)
     return await this.download(identity, upstream, options, this.source(upstream))
   }
@@ -185,13 +185,13 @@ export class Fetcher {
       if (running !== undefined) return await this.join(running, upstream, options)
       const final = { key: known.key, sha256: null, expected: null }
       const hit = await this.revalidator.served(final, await this.hit(final), upstream, options.revalidateAfterMs)
-      if (hit !== null) return hit
+      if (hit !== null) return this.counted(hit)
     }
     const origin = upstream.url.origin
     if (this.away.isAway(origin)) {
       // An upstream that just failed to answer is not waited for again when the URL's last file is here.
       const last = await this.lastFinalHit(identity, known)
-      if (last !== null) return this.revalidator.unconfirmed(last, options.revalidateAfterMs)
+      if (last !== null) return this.counted(this.revalidator.unconfirmed(last, options.revalidateAfterMs))
     }
     let got: Acquired
     const askedAt = Date.now()
@@ -217,7 +217,7 @@ export class Fetcher {
    */
   private async insteadOfUpstream (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, known: { key: string } | undefined): Promise<Acquired | null> {
     const hit = await this.lastFinalHit(identity, known)
-    if (hit !== null) return this.revalidator.unconfirmed(hit, options.revalidateAfterMs)
+    if (hit !== null) return this.counted(this.revalidator.unconfirmed(hit, options.revalidateAfterMs))
     // (Where peers could not take part, the download would only ask the upstream again.)
     if (this.sources === null || hasCredentials(upstream) || this.sources.shares?.(identity, true) !== true) return null
     try {
@@ -276,7 +276,7 @@ export class Fetcher {
         discardBody(first.body)
         release()
         settle(final.key)
-        return joined instanceof Download ? await this.join(joined, upstream, options) : joined
+        return joined instanceof Download ? await this.join(joined, upstream, options) : this.counted(joined)
       }
       const acquired = this.download(final, upstream, plain, source, { response: first, release, ask })
       settle(final.key)
@@ -393,6 +393,12 @@ export class Fetcher {
   /** Whether the cache holds, or is downloading, the blob under this identity's key. */
   async holds (identity: BlobIdentity): Promise<boolean> {
     return this.inflight.has(identity.key) || (await this.store.lookup(identity.key)) !== undefined
+  }
+
+  /** A cached copy about to be served: a hit. */
+  private counted (hit: BlobHandle): BlobHandle {
+    this.store.traffic.hit()
+    return hit
   }
 
   private async hit (identity: BlobIdentity): Promise<BlobHandle | null> {

@@ -59,10 +59,13 @@ describe('files cached by their URL are checked with the upstream once their con
     const fresh = await fetchOnce(rig, url, { revalidateAfterMs: 0 })
     expect(fresh.from).toBe('download')
     expect(fresh.sha256).toBe(generatedSha256(SIZE, 2))
+    // The copy found changed was not served: a miss, not a hit as well.
+    expect(rig.store.stats()).toMatchObject({ hits: 0, misses: 2 })
     await until(() => rig.store.stats().file_count === 2)
     const after = await fetchOnce(rig, url, { revalidateAfterMs: 60_000 })
     expect(after.from).toBe('cache')
     expect(after.sha256).toBe(generatedSha256(SIZE, 2))
+    expect(rig.store.stats()).toMatchObject({ hits: 1, misses: 2 })
   })
 
   it('gone upstream (404): the client gets the upstream\'s answer, not the cached copy', async () => {

@@ -172,6 +172,11 @@ export class MetadataStore {
    */
   async putHints (pairs: ReadonlyArray<readonly [string, string]>): Promise<void> {
     if (pairs.length === 0) return
+    // One batch at a time: a batch landing while a clear runs would be cleared with the rest.
+    await this.writes.run(H, async () => await this.writeHints(pairs))
+  }
+
+  private async writeHints (pairs: ReadonlyArray<readonly [string, string]>): Promise<void> {
     this.hintsWritten += pairs.length
     if (this.hintsWritten > this.maxHints) {
       this.log.info({ hints: this.hintsWritten, max: this.maxHints }, 'metadata hints cleared (their bound); documents asked for again learn theirs again')

@@ -31,9 +31,9 @@ export class ContentVersion {
   /**
    * Whether a member's copy is the one this download fetches: a digest name always; a URL name when its
    * strong ETag is the download's, or, when the upstream gives none (or a weak one, which must agree
-   * too), its Last-Modified (one side without what
-   * the other has is another version). Before any response (`responded` false: the upstream could not be
-   * reached) the first member's copy sets the version.
+   * too), its Last-Modified (one side without what the other has is another version), and when it holds
+   * the same bytes as other complete holders. Before any response (`responded` false: the upstream could
+   * not be reached) the first member's copy sets the version.
    */
   matches (t: PeerTicket, responded: boolean): boolean {
     if (!this.byUrl) return true

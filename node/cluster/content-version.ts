@@ -14,10 +14,15 @@ export class ContentVersion {
   private etag: string | null
   private lastModified: string | null
   private holderDigest: string | null = null
+  private diverged = false
+
+  /** Told once when complete holders of a URL name hold different bytes (see sameBytesAsHolders). */
+  private readonly onDiverged: ((digests: [string, string], peer: string) => void) | undefined
 
   /** `first`: the validators of a first response the download already had (keyed by its final URL). */
-  constructor (byUrl: boolean, first: { etag?: string, lastModified?: string } = {}) {
+  constructor (byUrl: boolean, first: { etag?: string, lastModified?: string } = {}, onDiverged?: (digests: [string, string], peer: string) => void) {
     this.byUrl = byUrl
+    this.onDiverged = onDiverged
     this.etag = first.etag ?? null
     this.lastModified = first.lastModified ?? null
   }
@@ -59,7 +64,10 @@ export class ContentVersion {
   private sameBytesAsHolders (t: PeerTicket): boolean {
     if (!t.complete || t.digest === undefined) return true
     this.holderDigest ??= t.digest
-    return t.digest === this.holderDigest
+    if (t.digest === this.holderDigest) return true
+    if (!this.diverged) this.onDiverged?.([this.holderDigest, t.digest], t.peer)
+    this.diverged = true
+    return false
   }
 
   /**

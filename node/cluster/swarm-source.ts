@@ -94,7 +94,12 @@ export class SwarmSource implements Source {
     this.blame = new SwarmBlame(components, init.name, peer => { this.view.exclude(peer) })
     if (init.started === true) this.responses = 1
     this.byUrl = isUrlName(init.name)
-    this.version = new ContentVersion(this.byUrl, init)
+    // Members' copies of one URL at one version that differ: fetched before the upstream changed the file
+    // under the same validator, or a member that stored wrong bytes. Only one copy is read; said, as it
+    // will not mend itself until those copies are fetched again.
+    this.version = new ContentVersion(this.byUrl, init, (digests, peer) => {
+      components.logger.warn({ name: init.name, digests, peer }, 'members hold different copies of one URL at one version (ETag): only one of them is read')
+    })
     const save = components.saveList
     this.inOrder = save === undefined
       ? undefined

@@ -23,10 +23,14 @@ const B = 'b'.repeat(64)
 
 describe('which members\' copies of a URL a download reads', () => {
   it('complete holders must hold the same bytes: one whose sha256 differs from the first one read is not', () => {
-    const version = new ContentVersion(true, { etag: '"v1"' })
+    const told: Array<[string, string]> = []
+    const version = new ContentVersion(true, { etag: '"v1"' }, digests => { told.push(digests) })
     expect(version.matches(ticket({ complete: true, digest: A }), true)).toBe(true)
     expect(version.matches(ticket({ complete: true, digest: B }), true)).toBe(false)
     expect(version.matches(ticket({ complete: true, digest: A }), true)).toBe(true)
+    expect(version.matches(ticket({ complete: true, digest: B }), true)).toBe(false)
+    // Said once per download.
+    expect(told).toEqual([[A, B]])
     // Before the upstream answered too.
     const offline = new ContentVersion(true)
     expect(offline.matches(ticket({ complete: true, digest: B }), false)).toBe(true)

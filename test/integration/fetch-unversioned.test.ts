@@ -15,14 +15,19 @@ const MiB = 1 << 20
 const SIZE = 3 * MiB + 5
 const track = closedAfterEach()
 
-/** Answers with neither ETag nor Last-Modified, as some dynamic file endpoints do. */
-function unversioned (_req: IncomingMessage, res: ServerResponse): undefined {
-  const writeHead = res.writeHead.bind(res) as (status: number, headers?: Record<string, string>) => ServerResponse
-  res.writeHead = ((status: number, headers?: Record<string, string>) => {
-    if (headers !== undefined) { delete headers.ETag; delete headers['Last-Modified'] }
-    return writeHead(status, headers)
-  }) as typeof res.writeHead
+/** An `onRequest` hook that edits the file server's response headers before they go. */
+function editingHeaders (edit: (headers: Record<string, string>) => void): (req: IncomingMessage, res: ServerResponse) => undefined {
+  return (_req, res) => {
+    const writeHead = res.writeHead.bind(res) as (status: number, headers?: Record<string, string>) => ServerResponse
+    res.writeHead = ((status: number, headers?: Record<string, string>) => {
+      if (headers !== undefined) edit(headers)
+      return writeHead(status, headers)
+    }) as typeof res.writeHead
+  }
 }
+
+/** Answers with neither ETag nor Last-Modified, as some dynamic file endpoints do. */
+const unversioned = editingHeaders(headers => { delete headers.ETag; delete headers['Last-Modified'] })
 
 describe('a file the upstream gives no ETag and no Last-Modified', () => {
   it('comes in one stream (ranges of two versions could not be told apart), and a broken one is not resumed', async () => {
@@ -74,13 +79,7 @@ describe('a file the upstream gives no ETag and no Last-Modified', () => {
 
 describe('a file the upstream gives only a weak ETag', () => {
   /** `W/"<size>"` and no Last-Modified: a weak ETag says equivalent, not the same bytes. */
-  function weakOnly (_req: IncomingMessage, res: ServerResponse): undefined {
-    const writeHead = res.writeHead.bind(res) as (status: number, headers?: Record<string, string>) => ServerResponse
-    res.writeHead = ((status: number, headers?: Record<string, string>) => {
-      if (headers !== undefined) { headers.ETag = `W/"${SIZE}"`; delete headers['Last-Modified'] }
-      return writeHead(status, headers)
-    }) as typeof res.writeHead
-  }
+  const weakOnly = editingHeaders(headers => { headers.ETag = `W/"${SIZE}"`; delete headers['Last-Modified'] })
 
   it('comes in one stream after the first range, like a file without validators: ranges are not joined under it', async () => {
     const server = track(await startFileServer({ files: { '/w.bin': { size: SIZE, seed: 3 } }, onRequest: weakOnly }))

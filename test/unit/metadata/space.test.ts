@@ -69,6 +69,32 @@ describe('the metadata cache\'s bound', () => {
   })
 })
 
+describe('documents dropped for the bound', () => {
+  it('leave the disk within a second, not after the minute a replaced body is kept for its readers', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'aimirror-metadata-evicted-'))
+    const gens = async (): Promise<number> => {
+      let n = 0
+      for (const shard of await readdir(join(dir, 'bodies'))) n += (await readdir(join(dir, 'bodies', shard))).length
+      return n
+    }
+    try {
+      const store = new MetadataStore({ logger: silent }, { dir, maxBytes: 5000 })
+      await store.start()
+      for (const [i, key] of ['one', 'two', 'three'].entries()) {
+        const body = await store.writeBody(Readable.from([Buffer.alloc(2000, 1)]))
+        await store.put(key, { url: 'https://x.test/', status: 200, headers: {}, validator: { etag: null, lastModified: null }, gen: body.gen, size: body.size, sha256: '0'.repeat(64), fetchedAt: i }, undefined)
+      }
+      expect(await store.get('one')).toBeUndefined()
+      expect(await gens()).toBe(3)
+      await new Promise(resolve => setTimeout(resolve, 1300))
+      expect(await gens()).toBe(2)
+      await store.stop()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('the hints\' bound', () => {
   it('past it, all hints are cleared and the epoch moves on (documents are derived again, and learn theirs again); both outlive a restart', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'aimirror-metadata-hints-'))

@@ -117,17 +117,20 @@ export class CacheSpace {
   private async reserveNow (bytes: number, written: (() => number) | undefined): Promise<boolean> {
     let plan: EvictionPlan
     let free: number
+    let kept = false
     // A victim that came into use while the plan was carried out stays; the plan is made again from
     // what is there now (a few times at most: each round evicts what it can).
     for (let round = 1; ; round++) {
       free = await this.freeForPlans()
       plan = planEviction(this.host.entries(), this.budget, { usedBytes: this.spentBytes(), freeBytes: free, incomingBytes: bytes })
       if (plan.evict.length === 0 || !this.lruEnabled) break
-      let kept = false
+      kept = false
       for (const id of plan.evict) if (!await this.host.evictOne(id)) kept = true
       if (!kept || round === PLAN_ROUNDS) break
     }
-    const fits = plan.fits && (this.lruEnabled || plan.evict.length === 0)
+    // The last round's plan counted as freed what stayed: the file fits only if it does without more evictions.
+    if (kept) plan = planEviction(this.host.entries(), this.budget, { usedBytes: this.spentBytes(), freeBytes: free = await this.freeForPlans(), incomingBytes: bytes })
+    const fits = plan.fits && (plan.evict.length === 0 || (this.lruEnabled && !kept))
     if (!fits) {
       // Said where an admin looks once a minute: a cache.min_free_gb larger than the disk holds says it
       // at every request otherwise.

@@ -153,8 +153,8 @@ export class Fetcher {
     }
     const joined = this.inflight.get(identity.key)
     if (joined !== undefined) return await this.join(joined, upstream, options)
-    const hit = await this.revalidator.served(identity, await this.hit(identity), upstream, options.revalidateAfterMs)
-    if (hit !== null) return this.counted(hit)
+    const hit = await this.servedHit(identity, upstream, options)
+    if (hit !== null) return hit
     // (A download of the key started while the cache was looked up is joined there.)
     return await this.download(identity, upstream, options, this.source(upstream))
   }
@@ -183,15 +183,14 @@ export class Fetcher {
       // Where the URL led a moment ago: join that download or serve that blob without asking again.
       const running = this.inflight.get(known.key)
       if (running !== undefined) return await this.join(running, upstream, options)
-      const final = { key: known.key, sha256: null, expected: null }
-      const hit = await this.revalidator.served(final, await this.hit(final), upstream, options.revalidateAfterMs)
-      if (hit !== null) return this.counted(hit)
+      const hit = await this.servedHit({ key: known.key, sha256: null, expected: null }, upstream, options)
+      if (hit !== null) return hit
     }
     const origin = upstream.url.origin
     if (this.away.isAway(origin)) {
       // An upstream that just failed to answer is not waited for again when the URL's last file is here.
-      const last = await this.lastFinalHit(identity, known)
-      if (last !== null) return this.counted(this.revalidator.unconfirmed(last, options.revalidateAfterMs))
+      const last = await this.lastFinalHit(identity, known, options)
+      if (last !== null) return last
     }
     let got: Acquired
     const askedAt = Date.now()
@@ -216,8 +215,8 @@ export class Fetcher {
    * neither has it.
    */
   private async insteadOfUpstream (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, known: { key: string } | undefined): Promise<Acquired | null> {
-    const hit = await this.lastFinalHit(identity, known)
-    if (hit !== null) return this.counted(this.revalidator.unconfirmed(hit, options.revalidateAfterMs))
+    const hit = await this.lastFinalHit(identity, known, options)
+    if (hit !== null) return hit
     // (Where peers could not take part, the download would only ask the upstream again.)
     if (this.sources === null || hasCredentials(upstream) || this.sources.shares?.(identity, true) !== true) return null
     try {
@@ -228,10 +227,14 @@ export class Fetcher {
     }
   }
 
-  /** The cached file the URL led to last (also before a restart), if it is still here. */
-  private async lastFinalHit (identity: BlobIdentity, known: { key: string } | undefined): Promise<BlobHandle | null> {
+  /**
+   * The cached file the URL led to last (also before a restart), if it is still here, served without
+   * asking the upstream (it is away, or failed).
+   */
+  private async lastFinalHit (identity: BlobIdentity, known: { key: string } | undefined, options: AcquireOptions): Promise<BlobHandle | null> {
     const last = known ?? await this.finalKeys.last(identity.key)
-    return last === undefined ? null : await this.hit({ key: last.key, sha256: null, expected: null })
+    const hit = last === undefined ? null : await this.hit({ key: last.key, sha256: null, expected: null })
+    return hit === null ? null : this.counted(this.revalidator.unconfirmed(hit, options.revalidateAfterMs))
   }
 
   private async resolveFinal (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions, plain: AcquireOptions): Promise<Acquired> {
@@ -393,6 +396,12 @@ export class Fetcher {
   /** Whether the cache holds, or is downloading, the blob under this identity's key. */
   async holds (identity: BlobIdentity): Promise<boolean> {
     return this.inflight.has(identity.key) || (await this.store.lookup(identity.key)) !== undefined
+  }
+
+  /** The cached copy under `identity` as it may be served now (see Revalidator.served); null: a miss. */
+  private async servedHit (identity: BlobIdentity, upstream: UpstreamRequest, options: AcquireOptions): Promise<BlobHandle | null> {
+    const hit = await this.revalidator.served(identity, await this.hit(identity), upstream, options.revalidateAfterMs)
+    return hit === null ? null : this.counted(hit)
   }
 
   /** A cached copy about to be served: a hit. */

@@ -223,14 +223,13 @@ export class BlobStore {
 
   /** Neither fetched with a client's credentials nor of unknown origin, or known public since. */
   isPublic (digest: string): boolean {
-    const entry = this.blobs.get(digest)
-    return entry !== undefined && entry.adopted !== true && entry.private !== true
+    return isPublicEntry(this.blobs.get(digest))
   }
 
   /** The upstream gave the blob to a client without credentials: any client, and any member, may have it. */
   knownPublic (digest: string): void {
     const entry = this.blobs.get(digest)
-    if (entry === undefined || (entry.adopted !== true && entry.private !== true)) return
+    if (entry === undefined || isPublicEntry(entry)) return
     delete entry.adopted
     delete entry.private
     this.blobWrites.run(digest, () => this.index.putBlob(digest, entry)).catch(() => {})
@@ -312,7 +311,7 @@ export class BlobStore {
     const st = await stat(path)
     const blob: BlobEntry = { size: entry.size, lastAccess: Date.now(), pins: existing?.pins ?? 0, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs, verifiedAt: Date.now() }
     // Fetched with credentials, it stays private unless it was known public already.
-    if (entry.shareable === false && !(existing !== undefined && existing.adopted !== true && existing.private !== true)) blob.private = true
+    if (entry.shareable === false && !isPublicEntry(existing)) blob.private = true
     // The batch deletes the key's progress entry: after any save of it still under way.
     try {
       await this.blobWrites.run(entry.digest, () => this.records.committing(key, () => this.index.commit(key, entry, blob)))
@@ -417,4 +416,9 @@ async function syncDir (dir: string): Promise<void> {
   } finally {
     await fh?.close()
   }
+}
+
+/** Neither fetched with a client's credentials nor of unknown origin, or known public since. */
+function isPublicEntry (entry: BlobEntry | undefined): boolean {
+  return entry !== undefined && entry.adopted !== true && entry.private !== true
 }

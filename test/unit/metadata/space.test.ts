@@ -10,6 +10,21 @@ import type { StoredEntry } from '../../../node/metadata/store.ts'
 
 const silent = pino({ level: 'silent' })
 
+/** Stores a document of `bytes` under `key` (with a variant of `variant` bytes), fetched at `at`. */
+async function putDocument (store: MetadataStore, key: string, at: number, bytes: number, variant = 0): Promise<void> {
+  const body = await store.writeBody(Readable.from([Buffer.alloc(bytes, 1)]))
+  if (variant > 0) await store.writeVariant(body.gen, 'gzip', Buffer.alloc(variant, 2))
+  const entry: StoredEntry = { url: 'https://x.test/', status: 200, headers: {}, validator: { etag: null, lastModified: null }, gen: body.gen, size: body.size, sha256: '0'.repeat(64), fetchedAt: at }
+  await store.put(key, entry, undefined)
+}
+
+/** Body generations on disk under a metadata store's `dir`. */
+async function generations (dir: string): Promise<number> {
+  let n = 0
+  for (const shard of await readdir(join(dir, 'bodies'))) n += (await readdir(join(dir, 'bodies', shard))).length
+  return n
+}
+
 describe('the metadata cache\'s bound', () => {
   it('past its bytes, drops the least recently used entries down to 85 %, never the one just stored', () => {
     const space = new MetadataSpace(1000)
@@ -34,12 +49,7 @@ describe('the metadata cache\'s bound', () => {
 
   it('a store keeps within it, dropping documents not asked for lately, and takes its account again at start', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'aimirror-metadata-space-'))
-    const entry = (gen: string, size: number, at: number): StoredEntry => ({ url: 'https://x.test/', status: 200, headers: {}, validator: { etag: null, lastModified: null }, gen, size, sha256: '0'.repeat(64), fetchedAt: at })
-    const put = async (store: MetadataStore, key: string, at: number): Promise<void> => {
-      const body = await store.writeBody(Readable.from([Buffer.alloc(3000, 1)]))
-      await store.writeVariant(body.gen, 'gzip', Buffer.alloc(1000, 2))
-      await store.put(key, entry(body.gen, body.size, at), undefined)
-    }
+    const put = async (store: MetadataStore, key: string, at: number): Promise<void> => { await putDocument(store, key, at, 3000, 1000) }
     try {
       const store = new MetadataStore({ logger: silent }, { dir, maxBytes: 10_000, graceMs: 0 })
       await store.start()
@@ -59,9 +69,7 @@ describe('the metadata cache\'s bound', () => {
       await again.start()
       expect(again.space.bytes).toBe(8000)
       expect(again.space.entries).toBe(2)
-      let gens = 0
-      for (const shard of await readdir(join(dir, 'bodies'))) gens += (await readdir(join(dir, 'bodies', shard))).length
-      expect(gens).toBe(2)
+      expect(await generations(dir)).toBe(2)
       await again.stop()
     } finally {
       await rm(dir, { recursive: true, force: true })
@@ -72,22 +80,14 @@ describe('the metadata cache\'s bound', () => {
 describe('documents dropped for the bound', () => {
   it('leave the disk within a second, not after the minute a replaced body is kept for its readers', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'aimirror-metadata-evicted-'))
-    const gens = async (): Promise<number> => {
-      let n = 0
-      for (const shard of await readdir(join(dir, 'bodies'))) n += (await readdir(join(dir, 'bodies', shard))).length
-      return n
-    }
     try {
       const store = new MetadataStore({ logger: silent }, { dir, maxBytes: 5000 })
       await store.start()
-      for (const [i, key] of ['one', 'two', 'three'].entries()) {
-        const body = await store.writeBody(Readable.from([Buffer.alloc(2000, 1)]))
-        await store.put(key, { url: 'https://x.test/', status: 200, headers: {}, validator: { etag: null, lastModified: null }, gen: body.gen, size: body.size, sha256: '0'.repeat(64), fetchedAt: i }, undefined)
-      }
+      for (const [i, key] of ['one', 'two', 'three'].entries()) await putDocument(store, key, i, 2000)
       expect(await store.get('one')).toBeUndefined()
-      expect(await gens()).toBe(3)
+      expect(await generations(dir)).toBe(3)
       await new Promise(resolve => setTimeout(resolve, 1300))
-      expect(await gens()).toBe(2)
+      expect(await generations(dir)).toBe(2)
       await store.stop()
     } finally {
       await rm(dir, { recursive: true, force: true })

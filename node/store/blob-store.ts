@@ -196,7 +196,6 @@ export class BlobStore {
     return { key, entry, path: this.layout.blobPath(entry.digest) }
   }
 
-  /** The upstream confirmed that the file behind `key` did not change: its entry's `fetchedAt` becomes now. */
   /** The upstream gives the file of `key` to requests without credentials: its entry is anyone's. */
   async shareKey (key: string): Promise<void> {
     const entry = await this.index.getKey(key)
@@ -205,6 +204,7 @@ export class BlobStore {
     await this.index.putKey(key, { ...rest, shareable: true })
   }
 
+  /** The upstream confirmed that the file behind `key` did not change: its entry's `fetchedAt` becomes now. */
   async confirmKey (key: string): Promise<void> {
     const entry = await this.index.getKey(key)
     if (entry !== undefined) await this.index.putKey(key, { ...entry, fetchedAt: Date.now() })
